@@ -1,0 +1,247 @@
+// The HAProxy peers protocol v2.1 codec: bytes in, messages out. No I/O, no allocation per
+// message in steady state, no exceptions.
+//
+// Wire facts beyond HAProxy's doc/peers-v2.0.txt are listed in docs/protocol.md; the source of
+// truth is HAProxy's src/peers.c.
+//
+// Decoding: a Decoder holds the per-connection state the protocol needs (table definitions by
+// the sender's id, the 128-slot server_key dictionary, the last update id per table). Feed() is
+// given the bytes received so far that it has not consumed yet; it decodes every complete
+// message, reports each to a MessageHandler, and returns how many bytes it consumed. The caller
+// keeps the unconsumed tail and calls Feed() again once more bytes arrived: a message split at
+// any byte position decodes the same. Views passed to the handler are valid only during the
+// callback. A Decoder is used by one thread at a time.
+//
+// Encoding: free functions append one complete message to a std::string.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stickmeter::ingest {
+
+// ---- Wire constants. Never renumber: these are HAProxy's. ----
+
+enum class MessageClass : uint8_t {
+  kControl = 0,
+  kError = 1,
+  kStickTable = 10,
+  kReserved = 255,
+};
+
+enum class ControlType : uint8_t {
+  kResyncRequest = 0,
+  kResyncFinished = 1,
+  kResyncPartial = 2,
+  kResyncConfirm = 3,
+  kHeartbeat = 4,
+};
+
+enum class ErrorType : uint8_t {
+  kProtocol = 0,
+  kSizeLimit = 1,
+};
+
+enum class StickTableType : uint8_t {
+  kUpdate = 0x80,
+  kIncUpdate = 0x81,
+  kDefine = 0x82,
+  kSwitch = 0x83,
+  kAck = 0x84,
+  kUpdateTimed = 0x85,
+  kIncUpdateTimed = 0x86,
+};
+
+enum class KeyType : uint8_t {
+  kSignedInt = 2,
+  kIpv4 = 4,
+  kIpv6 = 5,
+  kString = 6,
+  kBinary = 7,
+};
+
+enum class DataType : uint8_t {
+  kServerId = 0,
+  kGpt0 = 1,
+  kGpc0 = 2,
+  kGpc0Rate = 3,
+  kConnCnt = 4,
+  kConnRate = 5,
+  kConnCur = 6,
+  kSessCnt = 7,
+  kSessRate = 8,
+  kHttpReqCnt = 9,
+  kHttpReqRate = 10,
+  kHttpErrCnt = 11,
+  kHttpErrRate = 12,
+  kBytesInCnt = 13,
+  kBytesInRate = 14,
+  kBytesOutCnt = 15,
+  kBytesOutRate = 16,
+  kGpc1 = 17,
+  kGpc1Rate = 18,
+  kServerKey = 19,
+  kHttpFailCnt = 20,
+  kHttpFailRate = 21,
+  kGpt = 22,
+  kGpc = 23,
+  kGpcRate = 24,
+  kGlitchCnt = 25,
+  kGlitchRate = 26,
+};
+inline constexpr int kDataTypeCount = 27;
+inline constexpr uint32_t kMaxArrayElements = 100;  // HAProxy's STKTABLE_MAX_DT_ARRAY_SIZE
+
+// HAProxy's name for a data type ("gpc0", "http_req_rate", "gpc", ...).
+std::string_view DataTypeName(DataType type);
+// "string", "ipv4", "ipv6", "integer", "binary".
+std::string_view KeyTypeName(KeyType type);
+// The name of one metric: the type name, or "gpc.3"/"gpt.0"/"gpc_rate.1" for an array element.
+// Points to static storage.
+std::string_view MetricName(DataType type, uint32_t index);
+
+// ---- Varint (HAProxy's encode_varint/decode_varint, 64-bit, up to 10 bytes). ----
+
+void AppendVarint(std::string& out, uint64_t value);
+// Decodes one varint at the start of `in`. Returns the bytes used, 0 if `in` ends inside the
+// varint, or -1 if it is longer than 10 bytes or overflows 64 bits.
+int DecodeVarint(std::span<const uint8_t> in, uint64_t& value);
+
+// ---- Decoded messages. ----
+
+struct TableDefinition {
+  uint64_t table_id = 0;  // the sender's id
+  std::string name;
+  KeyType key_type = KeyType::kString;
+  uint64_t key_size = 0;  // on the wire (string: configured len + 1)
+  uint64_t data_bitfield = 0;
+  uint64_t expire_ms = 0;  // 0 = never (or absent from an old DEFINE)
+  std::array<uint64_t, kDataTypeCount> period_ms{};  // frequency counters (and gpc_rate)
+  std::array<uint64_t, kDataTypeCount> nbelem{};     // arrays
+
+  bool Stores(DataType t) const { return (data_bitfield >> static_cast<int>(t)) & 1; }
+};
+
+struct FreqCounter {
+  uint64_t period_ms = 0;  // from the DEFINE
+  uint64_t curr_tick = 0;  // raw wire field: ms elapsed since the current period started
+  uint64_t curr_ctr = 0;
+  uint64_t prev_ctr = 0;
+};
+
+// One stored value of an update. For arrays, one DataValue per element.
+struct DataValue {
+  enum class Form : uint8_t { kUnsigned, kSigned, kFreq, kDict };
+  DataType type = DataType::kGpc0;
+  uint32_t index = 0;  // array element, 0 for scalars
+  Form form = Form::kUnsigned;
+  uint64_t u = 0;       // kUnsigned
+  int64_t s = 0;        // kSigned (server_id)
+  FreqCounter freq;     // kFreq
+  std::string_view dict_value;  // kDict (server_key): the server name, empty if none
+  uint64_t dict_id = 0;         // kDict: the dictionary slot used
+  bool dict_defined = false;    // kDict: this message (re)defined the slot
+};
+
+struct EntryUpdateView {
+  const TableDefinition* table = nullptr;
+  StickTableType message_type = StickTableType::kUpdate;
+  uint32_t update_id = 0;               // explicit, or previous + 1 for incremental updates
+  std::optional<uint32_t> expire_ms;    // timed updates only ("expires in N ms")
+  std::span<const uint8_t> key_bytes;   // the key as on the wire (string: without its length)
+  std::span<const DataValue> values;    // in data-type bit order
+};
+
+// Receives decoded messages. Default implementations ignore the message.
+class MessageHandler {
+ public:
+  virtual ~MessageHandler() = default;
+  virtual void OnControl(ControlType /*type*/) {}
+  virtual void OnPeerError(ErrorType /*type*/) {}
+  virtual void OnTableDefine(const TableDefinition& /*table*/) {}
+  virtual void OnTableSwitch(uint64_t /*table_id*/) {}
+  virtual void OnEntryUpdate(const EntryUpdateView& /*update*/) {}
+  virtual void OnAck(uint64_t /*table_id*/, uint32_t /*update_id*/) {}
+  // A message of a class or type this codec does not know; HAProxy ignores those too.
+  virtual void OnUnknown(uint8_t /*msg_class*/, uint8_t /*msg_type*/) {}
+};
+
+struct DecoderLimits {
+  // Largest payload accepted; HAProxy's default tune.bufsize is 16384. Default: 65536.
+  uint64_t max_message_size = 65536;
+};
+
+struct FeedResult {
+  size_t consumed = 0;  // bytes of complete messages decoded and reported
+  // Non-OK when the bytes at offset `consumed` are not a valid message; the connection must be
+  // closed. Messages before it were reported.
+  Status status;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(DecoderLimits limits = {});
+  FeedResult Feed(std::span<const uint8_t> bytes, MessageHandler& handler);
+
+  // The definition announced under this sender id, or nullptr.
+  const TableDefinition* Table(uint64_t table_id) const;
+
+ private:
+  struct Impl;
+  DecoderLimits limits_;
+  std::vector<TableDefinition> tables_;  // the implementation may restructure these members
+};
+
+// Renders a key as text (CONTRACT §1): string as is, ipv4 dotted, ipv6 RFC 5952, integer in
+// decimal (32-bit unsigned), binary as lowercase hex of all its bytes.
+std::string FormatKey(KeyType type, std::span<const uint8_t> key_bytes);
+
+// ---- Encoding (for our own messages, tests and the load generator). ----
+
+void AppendControl(std::string& out, ControlType type);
+void AppendPeerError(std::string& out, ErrorType type);
+void AppendAck(std::string& out, uint64_t table_id, uint32_t update_id);
+void AppendTableDefine(std::string& out, const TableDefinition& table);
+// `values` must hold one DataValue per stored type (per element for arrays), in bit order.
+void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTableType type,
+                       uint32_t update_id, std::optional<uint32_t> expire_ms,
+                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values);
+
+// ---- Handshake (text lines before any message). ----
+
+inline constexpr std::string_view kProtocolName = "HAProxyS";
+inline constexpr std::string_view kProtocolVersion = "2.1";
+
+enum class HandshakeStatus : int {
+  kSucceeded = 200,
+  kTryAgainLater = 300,
+  kProtocolError = 501,
+  kBadVersion = 502,
+  kLocalPeerMismatch = 503,  // line 2 is not our name
+  kUnknownPeer = 504,        // line 3's name is not allowed
+};
+
+struct Hello {
+  std::string version;      // "2.1"
+  std::string remote_name;  // line 2: the name the sender thinks we have
+  std::string sender_name;  // line 3, first word
+  std::string sender_pid;   // line 3, second word
+};
+
+// "HAProxyS 2.1\n<remote_name>\n<local_name> <pid> 1\n".
+std::string FormatHello(std::string_view remote_name, std::string_view local_name, int64_t pid);
+
+// Parses the three hello lines (CRLF or LF, without the terminators). On failure returns the
+// status code HAProxy would answer with (501 or 502) in `rejection`.
+Result<Hello> ParseHello(std::string_view line1, std::string_view line2, std::string_view line3,
+                         HandshakeStatus* rejection);
+
+}  // namespace stickmeter::ingest

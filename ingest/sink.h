@@ -1,0 +1,84 @@
+// The seam between ingest and storage.
+//
+// ingest decodes peer messages into UpdateBatch values (wire details gone: keys as text, values
+// as named counters and gauges) and hands them to an UpdateSink. tsdb implements the sink; tests
+// use a recording fake. This header depends on nothing but the standard library and Status, so
+// tsdb can implement it without knowing the protocol.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stickmeter::ingest {
+
+// How a value is counted (CONTRACT §2).
+enum class MetricKind : uint8_t {
+  kCounter32 = 0,  // unsigned, wraps at 2^32 in HAProxy (gpc0, http_req_cnt, ...)
+  kCounter64 = 1,  // unsigned 64-bit (bytes_in_cnt, bytes_out_cnt)
+  kGauge = 2,      // a sample, never summed (conn_cur, gpt0, rates, server_id); value is int64
+};
+
+struct MetricValue {
+  // HAProxy's data-type name, or `gpc.N`/`gpt.N`/`gpc_rate.N` for array elements. Points to
+  // static storage owned by ingest: valid for the life of the process.
+  std::string_view metric;
+  MetricKind kind = MetricKind::kCounter32;
+  // Counters: the absolute value. Gauges: the value as int64 stored in these 64 bits (a rate is
+  // HAProxy's own reading of its frequency counter over its period).
+  uint64_t value = 0;
+};
+
+// A table as its source announced it.
+struct TableInfo {
+  std::string name;                     // "/quota" or a backend name, as sent
+  std::string key_type;                 // "string" | "ipv4" | "ipv6" | "integer" | "binary"
+  uint32_t key_size = 0;                // on the wire (string: len + 1)
+  uint64_t expire_ms = 0;               // 0 = never expires
+  std::vector<std::string> data_types;  // HAProxy names, in bit order ("gpc0", "gpc", ...)
+};
+
+struct EntryUpdate {
+  std::string key;       // text form (CONTRACT §1)
+  int64_t received_ms;   // Unix ms when the TCP read that completed the message returned
+  std::vector<MetricValue> values;
+  std::string server_key;  // the server name when the table stores server_key, else empty
+};
+
+struct TableUpdates {
+  std::shared_ptr<const TableInfo> table;  // shared by every batch of the same DEFINE
+  std::vector<EntryUpdate> entries;        // in arrival order
+};
+
+// Everything one peer connection delivered since its previous batch, in arrival order.
+struct UpdateBatch {
+  std::string source;       // the HAProxy local peer name (hello line 3, or our --connect name)
+  uint64_t connection_id = 0;  // unique per connection, never reused, even across restarts
+  // True when the peer asked us for a full resync before the entries of this batch: its process
+  // holds no counts (CONTRACT §2 rule 1). Applies before `tables`.
+  bool source_restarted = false;
+  int64_t restart_ms = 0;  // when that request arrived
+  std::vector<TableUpdates> tables;
+};
+
+class UpdateSink {
+ public:
+  virtual ~UpdateSink() = default;
+
+  // Called exactly once per Submit, from any thread, after the batch is durably committed
+  // (status OK) or has definitely failed (the caller must then drop the connection without
+  // acknowledging, so the peer sends the values again).
+  using DoneCallback = std::function<void(Status)>;
+
+  // Thread-safe and non-blocking: queues the batch. Batches of one connection are committed in
+  // submission order and their callbacks run in that order. Returns Unavailable (without
+  // calling `done`) when the sink is shutting down or its queue is full.
+  virtual Status Submit(UpdateBatch batch, DoneCallback done) = 0;
+};
+
+}  // namespace stickmeter::ingest

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a passing test suite: installs what is missing, builds with
+# warnings as errors, runs every ctest test (unit, integration against real HAProxy, e2e, the
+# browser tests), then builds again with ASan+UBSan and runs the unit tests under them.
+#   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+jobs=$(nproc)
+
+cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTICKMETER_WERROR=ON >/dev/null
+cmake --build build/test -j "$jobs"
+(cd build/test && ctest --output-on-failure -j "$jobs" --timeout 600)
+
+if [[ "${SANITIZE:-1}" != "0" ]]; then
+  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTICKMETER_WERROR=ON \
+    -DSTICKMETER_SANITIZE=ON -DSTICKMETER_BUILD_BENCH=OFF >/dev/null
+  cmake --build build/asan -j "$jobs"
+  (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j "$jobs" -L unit --timeout 600)
+fi

@@ -1,0 +1,28 @@
+#include "common/status.h"
+
+#include <gtest/gtest.h>
+
+namespace stickmeter {
+namespace {
+
+TEST(StatusTest, OkAndErrorsRenderTheirCode) {
+  EXPECT_TRUE(Status::Ok().ok());
+  EXPECT_EQ("OK", Status::Ok().ToString());
+  Status s = Status::InvalidArgument("from: not a time");
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_EQ("invalid argument: from: not a time", s.ToString());
+  EXPECT_EQ("corruption: store: bad key", Status::Corruption("bad key").WithContext("store").ToString());
+}
+
+TEST(ResultTest, HoldsValueOrStatus) {
+  Result<int> good(7);
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(7, *good);
+  Result<int> bad(Status::NotFound("table /x"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.status().IsNotFound());
+}
+
+}  // namespace
+}  // namespace stickmeter

@@ -1,0 +1,133 @@
+// The read side of the store, as the HTTP API and the export CLI see it.
+//
+// tsdb implements QueryService; http depends only on this header (and tests http against a
+// fake). All times are Unix ms, ranges half-open [from_ms, to_ms). Totals are exact unsigned
+// integers. Every method is thread-safe and may be called concurrently with ingest. Failures:
+// InvalidArgument for a bad query (the message names the parameter), NotFound for an unknown
+// table or metric, IoError/Corruption from the store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stickmeter::tsdb {
+
+struct UsageQuery {
+  std::string table;
+  std::string metric;  // a counter metric ("gpc0", "gpc.1", "bytes_out_cnt", ...)
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  std::optional<std::string> key;     // only this key
+  std::optional<std::string> source;  // only this HAProxy node
+};
+
+struct UsageRow {
+  std::string key;
+  uint64_t total = 0;
+};
+
+struct SeriesQuery {
+  std::string table;
+  std::string metric;
+  std::string key;
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  int64_t step_ms = 0;  // 60000, 3600000, 86400000, or 0 for auto
+  std::optional<std::string> source;
+};
+
+struct SeriesPoint {
+  int64_t t_ms = 0;  // start of the step
+  // Counters: the sum of deltas in the step. Gauges: the maximum sample in the step (as int64
+  // bits).
+  uint64_t v = 0;
+};
+
+struct Series {
+  int64_t step_ms = 0;
+  bool gauge = false;
+  std::vector<SeriesPoint> points;  // ascending, steps with nothing stored are omitted
+};
+
+struct AuditQuery {
+  std::string table;
+  std::string key;
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  size_t limit = 1000;
+  std::optional<std::string> metric;
+  // Resume after this event (the `t_ms`/`seq` of the last event of the previous page).
+  std::optional<std::pair<int64_t, uint64_t>> after;
+};
+
+struct AuditEvent {
+  int64_t t_ms = 0;
+  uint64_t seq = 0;  // orders events with the same t_ms
+  std::string source;
+  std::string metric;
+  uint64_t value = 0;  // the absolute value received
+  uint64_t delta = 0;  // what it added to the total
+  std::string reason;  // restart | first | expired | increment | wrap | reset
+};
+
+struct TableSummary {
+  std::string name;
+  std::string key_type;
+  uint32_t key_size = 0;
+  uint64_t expire_ms = 0;
+  std::vector<std::string> data_types;
+  std::vector<std::string> counter_metrics;  // what usage/export accept ("gpc0", "gpc.0", ...)
+  std::vector<std::string> gauge_metrics;
+  std::vector<std::string> sources;
+};
+
+struct ExportQuery {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  std::optional<std::string> table;
+  std::optional<std::string> metric;
+  bool per_source = false;
+};
+
+struct ExportRow {
+  std::string table;
+  std::string key;
+  std::string metric;
+  std::string source;  // empty unless per_source
+  uint64_t total = 0;
+};
+
+struct StoreStats {
+  uint64_t live_series = 0;
+  uint64_t tables = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t deltas_written = 0;
+  uint64_t updates_received = 0;
+};
+
+class QueryService {
+ public:
+  virtual ~QueryService() = default;
+
+  // Totals per key over the range, sorted by key; keys with total 0 are omitted.
+  virtual Result<std::vector<UsageRow>> Usage(const UsageQuery& query) = 0;
+  virtual Result<Series> GetSeries(const SeriesQuery& query) = 0;
+  // Events in ascending (t_ms, seq) order, at most `limit`.
+  virtual Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) = 0;
+  virtual Result<std::vector<TableSummary>> Tables() = 0;
+  // Keys seen in a table, ascending, starting with `prefix`, at most `limit`.
+  virtual Result<std::vector<std::string>> Keys(const std::string& table,
+                                                const std::string& prefix, size_t limit) = 0;
+  // Streams non-zero totals sorted by (table, key, metric, source). `emit` returns false to stop
+  // early (then Export returns OK). Memory stays flat in the number of keys.
+  virtual Status Export(const ExportQuery& query,
+                        const std::function<bool(const ExportRow&)>& emit) = 0;
+  virtual Result<StoreStats> Stats() = 0;
+};
+
+}  // namespace stickmeter::tsdb
