@@ -1,0 +1,108 @@
+// `stickmeter decode`, `export` and `backup`.
+#include "app/commands.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "common/time.h"
+#include "http/export.h"
+#include "ingest/decode_json.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::app {
+namespace {
+
+int Fail(const std::string& reason) {
+  std::fprintf(stderr, "stickmeter: %s\n", reason.c_str());
+  return 1;
+}
+
+Result<std::unique_ptr<tsdb::Store>> OpenForReading(const std::string& data) {
+  if (!std::filesystem::exists(data)) {
+    return Status::NotFound("data directory " + data + " does not exist");
+  }
+  tsdb::StoreOptions options;
+  options.path = data;
+  auto store = tsdb::Store::OpenReadOnly(options);
+  if (!store.ok()) return store.status().WithContext("data directory " + data);
+  return store;
+}
+
+}  // namespace
+
+int RunDecodeCommand(const DecodeConfig& config) {
+  std::ios::sync_with_stdio(false);
+  if (config.input == "-") return ingest::RunDecode(std::cin, std::cout, config.summary);
+  std::ifstream in(config.input, std::ios::binary);
+  if (!in) return Fail("cannot read '" + config.input + "'");
+  return ingest::RunDecode(in, std::cout, config.summary);
+}
+
+int RunExport(const ExportConfig& config) {
+  auto store = OpenForReading(config.data);
+  if (!store.ok()) return Fail(store.status().message());
+
+  http::ExportRequest request;
+  request.period = config.period;
+  request.tz = config.tz;
+  if (config.from) {
+    auto from = http::ParseTime(*config.from);
+    if (!from.ok()) return Fail("--from: " + from.status().message());
+    request.from_ms = *from;
+  }
+  if (config.to) {
+    auto to = http::ParseTime(*config.to);
+    if (!to.ok()) return Fail("--to: " + to.status().message());
+    request.to_ms = *to;
+  }
+  request.table = config.table;
+  request.metric = config.metric;
+  request.format = config.format;
+  request.per_source = config.per_source;
+  request.now_ms = NowUnixMs();
+
+  std::ofstream file;
+  std::ostream* out = &std::cout;
+  const std::string partial_path = config.out + ".partial";
+  if (!config.out.empty()) {
+    file.open(partial_path, std::ios::binary | std::ios::trunc);
+    if (!file) return Fail("--out: cannot write '" + config.out + "'");
+    out = &file;
+  }
+  std::string sha256;
+  Status s = http::WriteExport(
+      **store, request, [out](std::string_view chunk) { out->write(chunk.data(), chunk.size()); },
+      &sha256);
+  if (!s.ok()) {
+    if (!config.out.empty()) std::filesystem::remove(partial_path);
+    return Fail(s.message());
+  }
+  out->flush();
+  if (!*out) return Fail("writing the export failed");
+  if (!config.out.empty()) {
+    file.close();
+    // Rename last, so a reader never sees half an export under the final name.
+    std::filesystem::rename(partial_path, config.out);
+    if (config.write_sha256) {
+      std::ofstream digest(config.out + ".sha256");
+      digest << sha256 << "  " << std::filesystem::path(config.out).filename().string() << "\n";
+      if (!digest) return Fail("cannot write '" + config.out + ".sha256'");
+    }
+  }
+  return 0;
+}
+
+int RunBackup(const BackupConfig& config) {
+  auto store = OpenForReading(config.data);
+  if (!store.ok()) return Fail(store.status().message());
+  if (std::filesystem::exists(config.target)) {
+    return Fail("backup target " + config.target + " already exists");
+  }
+  if (Status s = (*store)->Backup(config.target); !s.ok()) return Fail("backup: " + s.message());
+  std::printf("backup written to %s\n", config.target.c_str());
+  return 0;
+}
+
+}  // namespace stickmeter::app

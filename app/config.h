@@ -1,0 +1,89 @@
+// Command-line and config-file parsing for `stickmeter`.
+//
+// Only app/ parses flags. Every `serve` flag has a key of the same name (dashes as underscores)
+// in the JSON config file given by --config; flags win over the file. Parsing never exits the
+// process: errors come back as InvalidArgument with a one-line reason naming the flag or key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stickmeter::app {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct ConnectTarget {
+  std::string name;  // the HAProxy peer's name (its -L / localpeer)
+  HostPort address;
+};
+
+struct TlsConfig {
+  std::string cert;  // PEM certificate chain (may contain the key)
+  std::string key;   // PEM key; empty = in `cert`
+  std::string ca;    // CA bundle to verify the other side
+  bool verify = false;
+};
+
+struct ServeConfig {
+  std::string data = "./stickmeter-data";
+  std::string name = "stickmeter";
+  HostPort peers_listen{"127.0.0.1", 20001};
+  bool peers_listen_enabled = true;  // "--peers-listen off" disables the acceptor
+  std::vector<ConnectTarget> connect;
+  std::vector<std::string> allow_peer;
+  HostPort http{"127.0.0.1", 8080};
+  std::string token_file;
+  bool insecure_no_auth = false;
+  std::optional<TlsConfig> peers_tls;    // TLS on --peers-listen
+  std::optional<TlsConfig> connect_tls;  // TLS on --connect
+  bool sync_writes = true;
+  int64_t resync_interval_s = 3600;  // 0 = off
+  int64_t raw_retention_days = 90;
+  int64_t minute_retention_days = 90;
+  int64_t hour_retention_days = 3 * 366;
+  int64_t day_retention_days = 0;  // 0 = forever
+  int threads = 2;
+  std::string log_level = "info";
+};
+
+// Parses `serve`'s arguments (those after the word `serve`), reading --config first if given.
+Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args);
+
+// "host:port", "[v6]:port". Port 0 is allowed (any free port).
+Result<HostPort> ParseHostPort(const std::string& text);
+// "lb1@host:port".
+Result<ConnectTarget> ParseConnectTarget(const std::string& text);
+
+struct ExportConfig {
+  std::string data = "./stickmeter-data";
+  std::optional<std::string> period;  // YYYY-MM
+  std::string tz = "UTC";
+  std::optional<std::string> from, to;
+  std::optional<std::string> table, metric;
+  std::string format = "csv";
+  std::string out;  // empty = stdout
+  bool per_source = false;
+  bool write_sha256 = false;  // also write <out>.sha256
+};
+Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args);
+
+struct DecodeConfig {
+  bool summary = false;
+  std::string input = "-";
+};
+Result<DecodeConfig> ParseDecodeArgs(const std::vector<std::string>& args);
+
+struct BackupConfig {
+  std::string data = "./stickmeter-data";
+  std::string target;
+};
+Result<BackupConfig> ParseBackupArgs(const std::vector<std::string>& args);
+
+}  // namespace stickmeter::app

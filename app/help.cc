@@ -1,0 +1,83 @@
+#include <string>
+
+#include "app/commands.h"
+
+namespace stickmeter::app {
+
+const char* CommandHelp(const std::string& command) {
+  if (command == "serve") {
+    return R"(stickmeter serve: receive HAProxy stick-table updates, store exact deltas, serve the API and UI
+
+  --config FILE              JSON file with any of the keys below (dashes as underscores,
+                             e.g. {"peers_listen": "0.0.0.0:20001", "connect": ["lb1@10.0.0.1:10000"]});
+                             flags win over the file
+  --data DIR                 data directory (RocksDB); created if missing. Default: ./stickmeter-data
+  --name NAME                our peer name, as HAProxy's peers section calls us. Default: stickmeter
+  --peers-listen ADDR:PORT   accept HAProxy peer connections here, or `off`. Default: 127.0.0.1:20001
+  --connect PEER@HOST:PORT   also dial out to HAProxy peer PEER (its -L name); repeatable
+  --allow-peer NAME          accept incoming peers with this name only; repeatable. Default: any
+  --http ADDR:PORT           HTTP API and UI. Default: 127.0.0.1:8080
+  --token-file FILE          require `Authorization: Bearer <token>` (token = the file's first line)
+                             on every call but /api/v1/health
+  --insecure-no-auth         allow a non-loopback --http address without --token-file
+  --peers-tls-cert FILE      serve TLS on --peers-listen with this PEM certificate (and key)
+  --peers-tls-key FILE       PEM key, if not in the certificate file
+  --peers-tls-ca FILE        CA bundle to verify client certificates
+  --peers-tls-verify         require and verify a client certificate from every peer
+  --connect-tls-cert FILE    use TLS for --connect, presenting this client certificate
+  --connect-tls-key FILE     PEM key, if not in the certificate file
+  --connect-tls-ca FILE      CA bundle to verify HAProxy's certificate
+  --connect-tls-verify       verify HAProxy's certificate (needs --connect-tls-ca)
+  --sync-writes true|false   fsync every group commit. Default: true
+  --resync-interval SECONDS  ask every peer for a full resync this often to reconcile, and right
+                             after each month boundary (UTC); 0 = never. Default: 3600
+  --raw-retention-days N     keep audit events N days (0 = forever). Default: 90
+  --minute-retention-days N  keep 1-minute rollups N days. Default: 90
+  --hour-retention-days N    keep 1-hour rollups N days. Default: 1098
+  --day-retention-days N     keep 1-day rollups N days. Default: 0 (forever)
+  --threads N                I/O threads. Default: 2
+  --log-level LEVEL          debug, info, warn or error. Default: info
+
+SIGINT/SIGTERM stop accepting, flush, close the store and exit 0. A bad flag, an unusable data
+directory or a port that cannot be bound exits non-zero with a one-line reason.
+)";
+  }
+  if (command == "decode") {
+    return R"(stickmeter decode [--summary] [FILE|-]
+
+Decodes a captured HAProxy peers byte stream (the bytes a peer receives after `200\n`) and prints
+one JSON object per message, one per line. Reads standard input when FILE is - or absent.
+  --summary   print one JSON object with the number of messages of each type and of updates per
+              table instead
+Malformed input: prints {"type":"error","offset":N,"reason":"..."} for the first bad message and
+exits 1.
+)";
+  }
+  if (command == "export") {
+    return R"(stickmeter export: billing-period totals per key and metric, from a data directory
+
+  --data DIR          the data directory; works while `serve` runs. Default: ./stickmeter-data
+  --period YYYY-MM    a calendar month in --tz
+  --tz AREA/CITY      IANA time zone of the period and of the timestamps. Default: UTC
+  --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms)
+  --table T           only this table
+  --metric M          only this counter metric (all counters by default)
+  --format csv|json   Default: csv
+  --per-source        one row per HAProxy node as well (adds a `source` column)
+  --out FILE          write here instead of standard output
+  --sha256            also write FILE.sha256 (sha256sum format)
+The same request always produces the same bytes, identical to GET /api/v1/export.
+)";
+  }
+  if (command == "backup") {
+    return R"(stickmeter backup [--data DIR] TARGET_DIR
+
+Writes a consistent copy of the store (a RocksDB checkpoint) into TARGET_DIR, which must not
+exist. Works while `serve` runs. Start from a backup with `stickmeter serve --data TARGET_DIR`.
+)";
+  }
+  if (command == "version") return "stickmeter version: print the version\n";
+  return nullptr;
+}
+
+}  // namespace stickmeter::app

@@ -1,0 +1,172 @@
+// `stickmeter serve`: wires the store, the peer service and the HTTP server together.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/commands.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "ingest/peer_service.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::app {
+namespace {
+
+constexpr int64_t kDayMs = 86400000;
+// How long in-flight work may take to finish after SIGTERM before the loop is stopped anyway.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+int Fail(const std::string& reason) {
+  std::fprintf(stderr, "stickmeter: %s\n", reason.c_str());
+  return 1;
+}
+
+Result<std::string> ReadToken(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument("--token-file: cannot read '" + path + "'");
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) {
+    token.pop_back();
+  }
+  if (token.size() < 16) {
+    return Status::InvalidArgument("--token-file: the token in '" + path +
+                                   "' must be at least 16 characters");
+  }
+  return token;
+}
+
+ingest::TlsOptions ToTls(const std::optional<TlsConfig>& tls) {
+  ingest::TlsOptions out;
+  if (!tls) return out;
+  out.enabled = true;
+  out.cert_file = tls->cert;
+  out.key_file = tls->key.empty() ? tls->cert : tls->key;
+  out.ca_file = tls->ca;
+  out.verify_peer = tls->verify;
+  return out;
+}
+
+LogLevel ToLogLevel(const std::string& name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "warn") return LogLevel::kWarn;
+  if (name == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+std::vector<http::PeerInfo> ToPeerInfo(const std::vector<ingest::PeerStatus>& peers) {
+  std::vector<http::PeerInfo> out;
+  out.reserve(peers.size());
+  for (const auto& p : peers) {
+    out.push_back(http::PeerInfo{p.name, p.direction, p.address, p.connected, p.since_ms,
+                                 p.last_message_ms, p.updates, p.last_error});
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunServe(const ServeConfig& config) {
+  SetLogLevel(ToLogLevel(config.log_level));
+
+  http::ServerOptions http_options;
+  http_options.address = config.http.host;
+  http_options.port = config.http.port;
+  http_options.insecure_no_auth = config.insecure_no_auth;
+  if (!config.token_file.empty()) {
+    auto token = ReadToken(config.token_file);
+    if (!token.ok()) return Fail(token.status().message());
+    http_options.token = *token;
+  }
+  if (config.connect_tls && config.connect_tls->verify && config.connect_tls->ca.empty()) {
+    return Fail("--connect-tls-verify needs --connect-tls-ca");
+  }
+  if (config.peers_tls && config.peers_tls->cert.empty()) {
+    return Fail("--peers-tls-cert is required for TLS on --peers-listen");
+  }
+
+  tsdb::StoreOptions store_options;
+  store_options.path = config.data;
+  store_options.sync_writes = config.sync_writes;
+  store_options.raw_retention_ms = config.raw_retention_days * kDayMs;
+  store_options.minute_retention_ms = config.minute_retention_days * kDayMs;
+  store_options.hour_retention_ms = config.hour_retention_days * kDayMs;
+  store_options.day_retention_ms = config.day_retention_days * kDayMs;
+  auto store = tsdb::Store::Open(store_options);
+  if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
+
+  ingest::PeerServiceOptions peer_options;
+  peer_options.local_name = config.name;
+  peer_options.listen = config.peers_listen_enabled;
+  peer_options.listen_address = config.peers_listen.host;
+  peer_options.listen_port = config.peers_listen.port;
+  for (const auto& target : config.connect) {
+    peer_options.connect.push_back({target.name, target.address.host, target.address.port});
+  }
+  peer_options.allowed_peers = config.allow_peer;
+  peer_options.listen_tls = ToTls(config.peers_tls);
+  peer_options.connect_tls = ToTls(config.connect_tls);
+  peer_options.resync_interval_ms = config.resync_interval_s * 1000;
+
+  boost::asio::io_context io(config.threads);
+  ingest::PeerService peers(io, peer_options, **store);
+  http::ServerHooks hooks;
+  hooks.peers = [&peers] { return ToPeerInfo(peers.Snapshot()); };
+  http::Server server(io, http_options, **store, hooks);
+
+  if (Status s = server.Start(); !s.ok()) return Fail("--http: " + s.message());
+  if (Status s = peers.Start(); !s.ok()) {
+    server.Stop();
+    return Fail("--peers-listen: " + s.message());
+  }
+  LogInfo("serve", "stickmeter " STICKMETER_VERSION " as peer '" + config.name + "', data in " +
+                       config.data + ", HTTP on " + config.http.host + ":" +
+                       std::to_string(server.port()));
+
+  // After a signal the loop ends by itself once in-flight work is done; a watchdog stops it
+  // after kShutdownGrace if a client keeps it busy.
+  std::mutex shutdown_mutex;
+  std::condition_variable shutdown_cv;
+  bool loop_finished = false;
+  std::thread watchdog;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    LogInfo("serve", std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
+                         ", shutting down");
+    peers.Stop();
+    server.Stop();
+    watchdog = std::thread([&] {
+      std::unique_lock<std::mutex> lock(shutdown_mutex);
+      if (!shutdown_cv.wait_for(lock, kShutdownGrace, [&] { return loop_finished; })) io.stop();
+    });
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mutex);
+    loop_finished = true;
+  }
+  shutdown_cv.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+
+  if (Status s = (*store)->Close(); !s.ok()) return Fail("closing the store: " + s.message());
+  LogInfo("serve", "stopped cleanly");
+  return 0;
+}
+
+}  // namespace stickmeter::app

@@ -1,0 +1,151 @@
+#include "app/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace stickmeter::app {
+namespace {
+
+std::string Render(const ServeConfig& c) {
+  std::string out = "data=" + c.data + " name=" + c.name + " peers=" + c.peers_listen.host + ":" +
+                    std::to_string(c.peers_listen.port) + " http=" + c.http.host + ":" +
+                    std::to_string(c.http.port) + " connect=";
+  for (const auto& t : c.connect) {
+    out += t.name + "@" + t.address.host + ":" + std::to_string(t.address.port) + ",";
+  }
+  out += " allow=";
+  for (const auto& a : c.allow_peer) out += a + ",";
+  return out;
+}
+
+TEST(ServeConfigTest, DefaultsFollowTheContract) {
+  auto c = ParseServeArgs({});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(
+      "data=./stickmeter-data name=stickmeter peers=127.0.0.1:20001 http=127.0.0.1:8080 "
+      "connect= allow=",
+      Render(*c));
+  EXPECT_TRUE(c->sync_writes);
+  EXPECT_EQ(3600, c->resync_interval_s);
+}
+
+TEST(ServeConfigTest, FlagsInBothSpellings) {
+  auto c = ParseServeArgs({"--data", "/tmp/x", "--name=meter", "--peers-listen", "[::1]:0",
+                           "--connect", "lb1@127.0.0.1:10000", "--connect=lb2@localhost:10001",
+                           "--allow-peer", "lb1", "--http", "0.0.0.0:9000", "--insecure-no-auth"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(
+      "data=/tmp/x name=meter peers=::1:0 http=0.0.0.0:9000 "
+      "connect=lb1@127.0.0.1:10000,lb2@localhost:10001, allow=lb1,",
+      Render(*c));
+  EXPECT_TRUE(c->insecure_no_auth);
+  auto off = ParseServeArgs({"--sync-writes", "false", "--insecure-no-auth", "--name", "x"});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->sync_writes);
+  EXPECT_TRUE(off->insecure_no_auth);
+}
+
+TEST(ServeConfigTest, BadFlagsNameThemselves) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"--bogus"}, "unknown flag --bogus"},
+      {{"--http", "localhost"}, "--http: expected HOST:PORT, got 'localhost'"},
+      {{"--http", "127.0.0.1:70000"}, "--http: expected HOST:PORT with a port from 0 to 65535"},
+      {{"--connect", "127.0.0.1:1"}, "--connect: expected PEER@HOST:PORT"},
+      {{"--connect", "lb1@127.0.0.1:0"}, "--connect: port 0 cannot be dialed"},
+      {{"--threads", "0"}, "--threads: expected an integer from 1 to 256, got '0'"},
+      {{"--sync-writes=maybe"}, "--sync-writes: expected true or false"},
+      {{"--data"}, "--data needs a value"},
+      {{"--name", ""}, "--name: must not be empty"},
+      {{"stray"}, "unexpected argument 'stray'"},
+  };
+  for (const auto& tc : cases) {
+    auto c = ParseServeArgs(tc.args);
+    ASSERT_FALSE(c.ok()) << tc.args[0];
+    EXPECT_EQ(0u, c.status().message().find(tc.message)) << c.status().message();
+  }
+}
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::temp_directory_path() /
+            ("stickmeter-config-" + std::to_string(::getpid()) + ".json");
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  void Write(const std::string& text) { std::ofstream(path_) << text; }
+  std::filesystem::path path_;
+};
+
+TEST_F(ConfigFileTest, FileKeysApplyAndFlagsWin) {
+  Write(R"({"data": "/srv/meter", "name": "m1", "connect": ["lb1@10.0.0.1:10000"],
+            "http": "127.0.0.1:9999", "sync_writes": false, "resync_interval": 60})");
+  auto c = ParseServeArgs(
+      {"--config", path_.string(), "--http", "127.0.0.1:1234", "--connect", "lb9@127.0.0.1:5"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(
+      "data=/srv/meter name=m1 peers=127.0.0.1:20001 http=127.0.0.1:1234 "
+      "connect=lb9@127.0.0.1:5, allow=",
+      Render(*c));
+  EXPECT_FALSE(c->sync_writes);
+  EXPECT_EQ(60, c->resync_interval_s);
+}
+
+TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
+  Write(R"({"dta": "/x"})");
+  auto unknown = ParseServeArgs({"--config", path_.string()});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(std::string::npos, unknown.status().message().find("unknown key 'dta'"));
+
+  Write("{not json");
+  auto garbage = ParseServeArgs({"--config", path_.string()});
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(std::string::npos, garbage.status().message().find("is not a JSON object"));
+
+  Write(R"({"threads": "many"})");
+  auto wrong = ParseServeArgs({"--config", path_.string()});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(std::string::npos, wrong.status().message().find("key 'threads'"));
+
+  auto missing = ParseServeArgs({"--config", "/nonexistent/stickmeter.json"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(std::string::npos, missing.status().message().find("cannot read"));
+}
+
+TEST(ExportConfigTest, PeriodOrRange) {
+  auto month = ParseExportArgs({"--data", "d", "--period", "2026-10", "--tz", "Europe/Berlin"});
+  ASSERT_TRUE(month.ok()) << month.status().ToString();
+  EXPECT_EQ("2026-10", *month->period);
+  EXPECT_EQ("Europe/Berlin", month->tz);
+
+  auto range = ParseExportArgs({"--from", "0", "--to", "1000", "--format", "json"});
+  ASSERT_TRUE(range.ok());
+  EXPECT_EQ("json", range->format);
+
+  EXPECT_FALSE(ParseExportArgs({}).ok());
+  EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--from", "0"}).ok());
+  EXPECT_FALSE(ParseExportArgs({"--from", "0"}).ok());
+  EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--format", "xml"}).ok());
+  EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--sha256"}).ok());
+}
+
+TEST(DecodeConfigTest, FileOrStdin) {
+  auto plain = ParseDecodeArgs({});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ("-", plain->input);
+  auto summary = ParseDecodeArgs({"--summary", "stream.bin"});
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(summary->summary);
+  EXPECT_EQ("stream.bin", summary->input);
+  EXPECT_FALSE(ParseDecodeArgs({"a", "b"}).ok());
+  EXPECT_FALSE(ParseDecodeArgs({"--sumary"}).ok());
+}
+
+}  // namespace
+}  // namespace stickmeter::app
