@@ -1,36 +1,839 @@
 // Implementation of the peers protocol codec declared in codec.h.
+//
+// Grammar of what the decoder accepts (after the handshake), checked against HAProxy's
+// src/peers.c (v2.6 and the 3.x data types):
+//
+//   message     := class:u8 type:u8 [ length:varint payload:byte{length} ]   (length iff type &
+//   0x80) DEFINE      := table_id:varint name_len:varint name key_type:varint key_size:varint
+//                  data_bitfield:varint [ expire_ms:varint params ]
+//   params      := for each stored type, in bit order:
+//                    freq counter: type:varint period_ms:varint
+//                    array:        type:varint nbelem:varint [ period_ms:varint ] (gpc_rate)
+//   SWITCH      := table_id:varint
+//   ACK         := table_id:varint update_id:be32
+//   UPDATE      := [ update_id:be32 ] [ expire_ms:be32 ] key values      (0x80/0x85 carry the id,
+//                                                                        0x85/0x86 the expire)
+//   key         := string: len:varint bytes{len} | integer, ipv4: be32 | ipv6, binary: key_size
+//   values      := for each stored type, in bit order (arrays: nbelem values)
+//                    unsigned/signed: varint; freq counter: curr_tick curr_ctr prev_ctr varints
+//                    server_key: len:varint (0 = none) then in len bytes: id:varint [ vlen:varint
+//                    value{vlen} ]
+//
+// Like HAProxy, bytes after the last field of a payload are ignored (a newer sender may append),
+// and data types above glitch_rate are skipped: they come last in bit order.
 #include "ingest/codec.h"
 
+#include <algorithm>
+#include <cstring>
+#include <string>
+
 namespace stickmeter::ingest {
+namespace {
 
-std::string_view DataTypeName(DataType) { return "unknown"; }
-std::string_view KeyTypeName(KeyType) { return "unknown"; }
-std::string_view MetricName(DataType, uint32_t) { return "unknown"; }
+enum class StdType : uint8_t { kSint, kUint, kUll, kFreq, kDict };
 
-void AppendVarint(std::string&, uint64_t) {}
-int DecodeVarint(std::span<const uint8_t>, uint64_t&) { return -1; }
+struct TypeInfo {
+  std::string_view name;
+  StdType std_type;
+  bool is_array;
+};
+
+// HAProxy's stktable_data_types[] (src/stick_table.c): name, storage type, array flag.
+constexpr std::array<TypeInfo, kDataTypeCount> kTypes = {{
+    {"server_id", StdType::kSint, false},
+    {"gpt0", StdType::kUint, false},
+    {"gpc0", StdType::kUint, false},
+    {"gpc0_rate", StdType::kFreq, false},
+    {"conn_cnt", StdType::kUint, false},
+    {"conn_rate", StdType::kFreq, false},
+    {"conn_cur", StdType::kUint, false},
+    {"sess_cnt", StdType::kUint, false},
+    {"sess_rate", StdType::kFreq, false},
+    {"http_req_cnt", StdType::kUint, false},
+    {"http_req_rate", StdType::kFreq, false},
+    {"http_err_cnt", StdType::kUint, false},
+    {"http_err_rate", StdType::kFreq, false},
+    {"bytes_in_cnt", StdType::kUll, false},
+    {"bytes_in_rate", StdType::kFreq, false},
+    {"bytes_out_cnt", StdType::kUll, false},
+    {"bytes_out_rate", StdType::kFreq, false},
+    {"gpc1", StdType::kUint, false},
+    {"gpc1_rate", StdType::kFreq, false},
+    {"server_key", StdType::kDict, false},
+    {"http_fail_cnt", StdType::kUint, false},
+    {"http_fail_rate", StdType::kFreq, false},
+    {"gpt", StdType::kUint, true},
+    {"gpc", StdType::kUint, true},
+    {"gpc_rate", StdType::kFreq, true},
+    {"glitch_cnt", StdType::kUint, false},
+    {"glitch_rate", StdType::kFreq, false},
+}};
+
+constexpr uint64_t kKnownTypesMask = (uint64_t{1} << kDataTypeCount) - 1;
+// Larger keys are not something HAProxy can configure usefully; rejecting them keeps sizes sane.
+constexpr uint64_t kMaxKeySize = 1 << 20;
+
+constexpr uint8_t kLengthBit = 0x80;  // HAProxy's PEER_MSG_STKT_BIT_MASK
+
+bool IsKnownKeyType(uint64_t t) { return t == 2 || t == 4 || t == 5 || t == 6 || t == 7; }
+
+// Bounds-checked reading of one payload. Every read returns false when the payload is too short
+// or the varint is invalid; the caller turns that into a Corruption status naming the field.
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> data) : data_(data) {}
+
+  bool Varint(uint64_t& v) {
+    int n = DecodeVarint(data_.subspan(pos_), v);
+    if (n <= 0) return false;
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+  bool Be32(uint32_t& v) {
+    if (remaining() < 4) return false;
+    const uint8_t* p = data_.data() + pos_;
+    v = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+    pos_ += 4;
+    return true;
+  }
+  bool Bytes(uint64_t n, std::span<const uint8_t>& out) {
+    if (n > remaining()) return false;
+    out = data_.subspan(pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+  size_t remaining() const { return data_.size() - pos_; }
+  bool at_end() const { return pos_ == data_.size(); }
+
+ private:
+  std::span<const uint8_t> data_;
+  size_t pos_ = 0;
+};
+
+Status Malformed(std::string_view what, std::string_view detail) {
+  std::string m(what);
+  m += ": ";
+  m += detail;
+  return Status::Corruption(std::move(m));
+}
+
+void AppendBe32(std::string& out, uint32_t v) {
+  out.push_back(static_cast<char>(v >> 24));
+  out.push_back(static_cast<char>(v >> 16));
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v));
+}
+
+// Appends `class type length payload` where the payload is what `fill` appends.
+template <typename Fill>
+void AppendFramed(std::string& out, uint8_t msg_class, uint8_t msg_type, Fill&& fill) {
+  out.push_back(static_cast<char>(msg_class));
+  out.push_back(static_cast<char>(msg_type));
+  const size_t payload_start = out.size();
+  fill(out);
+  std::string length;
+  AppendVarint(length, out.size() - payload_start);
+  out.insert(payload_start, length);
+}
+
+std::string_view StickTableTypeName(uint8_t type) {
+  switch (type) {
+    case 0x80:
+      return "UPDATE";
+    case 0x81:
+      return "INCUPDATE";
+    case 0x85:
+      return "UPDATE_TIMED";
+    case 0x86:
+      return "INCUPDATE_TIMED";
+    default:
+      return "update";
+  }
+}
+
+}  // namespace
+
+// ---- Names. ----
+
+std::string_view DataTypeName(DataType type) {
+  auto i = static_cast<size_t>(type);
+  return i < kTypes.size() ? kTypes[i].name : std::string_view("unknown");
+}
+
+std::string_view KeyTypeName(KeyType type) {
+  switch (type) {
+    case KeyType::kSignedInt:
+      return "integer";
+    case KeyType::kIpv4:
+      return "ipv4";
+    case KeyType::kIpv6:
+      return "ipv6";
+    case KeyType::kString:
+      return "string";
+    case KeyType::kBinary:
+      return "binary";
+  }
+  return "unknown";
+}
+
+std::string_view MetricName(DataType type, uint32_t index) {
+  struct ArrayNames {
+    std::array<std::array<std::string, kMaxArrayElements>, kDataTypeCount> names;
+    ArrayNames() {
+      for (size_t t = 0; t < kTypes.size(); ++t) {
+        if (!kTypes[t].is_array) continue;
+        for (uint32_t i = 0; i < kMaxArrayElements; ++i) {
+          names[t][i] = std::string(kTypes[t].name) + "." + std::to_string(i);
+        }
+      }
+    }
+  };
+  static const ArrayNames kArrayNames;  // built once, thread-safe (magic static)
+  auto t = static_cast<size_t>(type);
+  if (t >= kTypes.size()) return "unknown";
+  if (!kTypes[t].is_array) return kTypes[t].name;
+  if (index >= kMaxArrayElements) return "unknown";
+  return kArrayNames.names[t][index];
+}
+
+// ---- Varint. ----
+
+void AppendVarint(std::string& out, uint64_t value) {
+  if (value < 240) {
+    out.push_back(static_cast<char>(value));
+    return;
+  }
+  out.push_back(static_cast<char>((value & 0xff) | 240));
+  value = (value - 240) >> 4;
+  while (value >= 128) {
+    out.push_back(static_cast<char>((value & 0xff) | 128));
+    value = (value - 128) >> 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+int DecodeVarint(std::span<const uint8_t> in, uint64_t& value) {
+  if (in.empty()) return 0;
+  uint64_t v = in[0];
+  if (v < 240) {
+    value = v;
+    return 1;
+  }
+  // HAProxy adds each further byte, stop bit included, shifted by 4, 11, 18, ... A 10-byte
+  // varint ends with a byte shifted by 60: only its low 4 bits fit in 64 bits.
+  int shift = 4;
+  for (size_t i = 1; i < 10; ++i) {
+    if (i >= in.size()) return 0;
+    const uint64_t b = in[i];
+    if (shift == 60 && b > 0x0f) return -1;  // the last byte must fit
+    const uint64_t add = b << shift;
+    if (v + add < v) return -1;  // overflows 64 bits
+    v += add;
+    if (b < 128) {
+      value = v;
+      return static_cast<int>(i + 1);
+    }
+    shift += 7;
+  }
+  return -1;  // longer than 10 bytes
+}
+
+// ---- Decoder. ----
 
 Decoder::Decoder(DecoderLimits limits) : limits_(limits) {}
-FeedResult Decoder::Feed(std::span<const uint8_t>, MessageHandler&) {
-  return {0, Status::Internal("decoder not implemented yet")};
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+Decoder::~Decoder() = default;
+
+const TableDefinition* Decoder::Table(uint64_t table_id) const {
+  const TableState* t = FindTable(table_id);
+  return t ? &t->def : nullptr;
 }
-const TableDefinition* Decoder::Table(uint64_t) const { return nullptr; }
 
-std::string FormatKey(KeyType, std::span<const uint8_t>) { return {}; }
+Decoder::TableState* Decoder::FindTable(uint64_t table_id) const {
+  for (const auto& t : tables_) {
+    if (t->def.table_id == table_id) return t.get();
+  }
+  return nullptr;
+}
 
-void AppendControl(std::string&, ControlType) {}
-void AppendPeerError(std::string&, ErrorType) {}
-void AppendAck(std::string&, uint64_t, uint32_t) {}
-void AppendTableDefine(std::string&, const TableDefinition&) {}
-void AppendEntryUpdate(std::string&, const TableDefinition&, StickTableType, uint32_t,
-                       std::optional<uint32_t>, std::span<const uint8_t>,
-                       std::span<const DataValue>) {}
+FeedResult Decoder::Feed(std::span<const uint8_t> bytes, MessageHandler& handler) {
+  FeedResult result;
+  size_t pos = 0;
+  auto fail = [&](Status status, ErrorType type) {
+    result.consumed = pos;
+    result.error_offset = stream_offset_;
+    result.error_type = type;
+    result.status = Status::Corruption(status.message() + " (at stream offset " +
+                                       std::to_string(stream_offset_) + ")");
+    return result;
+  };
+  while (pos < bytes.size()) {
+    const uint8_t msg_class = bytes[pos];
+    if (msg_class == static_cast<uint8_t>(MessageClass::kReserved)) {
+      return fail(Status::Corruption("reserved message class 255"), ErrorType::kProtocol);
+    }
+    if (bytes.size() - pos < 2) break;
+    const uint8_t msg_type = bytes[pos + 1];
+    size_t header = 2;
+    std::span<const uint8_t> payload;
+    if (msg_type & kLengthBit) {
+      uint64_t length = 0;
+      const int n = DecodeVarint(bytes.subspan(pos + 2), length);
+      if (n == 0) break;
+      if (n < 0) {
+        return fail(
+            Status::Corruption("invalid length varint (longer than 10 bytes or above 2^64)"),
+            ErrorType::kProtocol);
+      }
+      if (length > limits_.max_message_size) {
+        return fail(
+            Status::Corruption("message length " + std::to_string(length) +
+                               " exceeds the limit of " + std::to_string(limits_.max_message_size)),
+            ErrorType::kSizeLimit);
+      }
+      header += static_cast<size_t>(n);
+      if (bytes.size() - pos - header < length) break;
+      payload = bytes.subspan(pos + header, static_cast<size_t>(length));
+    }
+    Status s = DecodeMessage(msg_class, msg_type, payload, handler);
+    if (!s.ok()) return fail(std::move(s), ErrorType::kProtocol);
+    const size_t total = header + payload.size();
+    pos += total;
+    stream_offset_ += total;
+  }
+  result.consumed = pos;
+  return result;
+}
 
-std::string FormatHello(std::string_view, std::string_view, int64_t) { return {}; }
-Result<Hello> ParseHello(std::string_view, std::string_view, std::string_view,
+Status Decoder::DecodeMessage(uint8_t msg_class, uint8_t msg_type, std::span<const uint8_t> payload,
+                              MessageHandler& handler) {
+  switch (msg_class) {
+    case static_cast<uint8_t>(MessageClass::kControl):
+      if (msg_type <= static_cast<uint8_t>(ControlType::kHeartbeat)) {
+        handler.OnControl(static_cast<ControlType>(msg_type));
+        return Status::Ok();
+      }
+      break;
+    case static_cast<uint8_t>(MessageClass::kError):
+      if (msg_type <= static_cast<uint8_t>(ErrorType::kSizeLimit)) {
+        handler.OnPeerError(static_cast<ErrorType>(msg_type));
+        return Status::Ok();
+      }
+      break;
+    case static_cast<uint8_t>(MessageClass::kStickTable):
+      switch (static_cast<StickTableType>(msg_type)) {
+        case StickTableType::kDefine:
+          return DecodeDefine(payload, handler);
+        case StickTableType::kSwitch: {
+          Reader r(payload);
+          uint64_t id = 0;
+          if (!r.Varint(id)) return Malformed("SWITCH", "truncated or invalid table id");
+          current_ = FindTable(id);
+          current_id_ = id;
+          has_current_id_ = true;
+          handler.OnTableSwitch(id);
+          return Status::Ok();
+        }
+        case StickTableType::kAck: {
+          Reader r(payload);
+          uint64_t id = 0;
+          uint32_t update_id = 0;
+          if (!r.Varint(id)) return Malformed("ACK", "truncated or invalid table id");
+          if (!r.Be32(update_id)) return Malformed("ACK", "truncated update id");
+          handler.OnAck(id, update_id);
+          return Status::Ok();
+        }
+        case StickTableType::kUpdate:
+        case StickTableType::kIncUpdate:
+        case StickTableType::kUpdateTimed:
+        case StickTableType::kIncUpdateTimed:
+          return DecodeUpdate(static_cast<StickTableType>(msg_type), payload, handler);
+      }
+      break;
+    default:
+      break;
+  }
+  // HAProxy ignores what it does not know; the framing already skipped any payload.
+  handler.OnUnknown(msg_class, msg_type);
+  return Status::Ok();
+}
+
+Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& handler) {
+  Reader r(payload);
+  uint64_t id = 0, name_len = 0, key_type = 0, key_size = 0, bitfield = 0;
+  std::span<const uint8_t> name;
+  if (!r.Varint(id)) return Malformed("DEFINE", "truncated or invalid table id");
+  if (!r.Varint(name_len)) return Malformed("DEFINE", "truncated or invalid name length");
+  if (name_len == 0) return Malformed("DEFINE", "empty table name");
+  if (!r.Bytes(name_len, name)) return Malformed("DEFINE", "table name runs past the message");
+  if (!r.Varint(key_type)) return Malformed("DEFINE", "truncated or invalid key type");
+  if (!r.Varint(key_size)) return Malformed("DEFINE", "truncated or invalid key size");
+  if (!r.Varint(bitfield)) return Malformed("DEFINE", "truncated or invalid data bitfield");
+  if (!IsKnownKeyType(key_type)) {
+    return Malformed("DEFINE", "unknown key type " + std::to_string(key_type));
+  }
+  const auto kt = static_cast<KeyType>(key_type);
+  const bool fixed_ok = (kt == KeyType::kIpv4 || kt == KeyType::kSignedInt) ? key_size == 4
+                        : kt == KeyType::kIpv6                              ? key_size == 16
+                                               : key_size >= 1 && key_size <= kMaxKeySize;
+  if (!fixed_ok) {
+    return Malformed("DEFINE", "key size " + std::to_string(key_size) +
+                                   " is invalid for key type " + std::string(KeyTypeName(kt)));
+  }
+
+  TableDefinition def;
+  def.table_id = id;
+  def.name.assign(reinterpret_cast<const char*>(name.data()), name.size());
+  def.key_type = kt;
+  def.key_size = key_size;
+  def.data_bitfield = bitfield;
+  const uint64_t known = bitfield & kKnownTypesMask;
+  if (!r.at_end()) {
+    if (!r.Varint(def.expire_ms)) return Malformed("DEFINE", "invalid expire");
+    for (int t = 0; t < kDataTypeCount; ++t) {
+      if (!((known >> t) & 1)) continue;
+      const TypeInfo& info = kTypes[static_cast<size_t>(t)];
+      if (!info.is_array && info.std_type != StdType::kFreq) continue;
+      const std::string name_str(info.name);
+      uint64_t prefix = 0;
+      if (!r.Varint(prefix)) return Malformed("DEFINE", "missing parameters of " + name_str);
+      if (prefix != static_cast<uint64_t>(t)) {
+        return Malformed("DEFINE", "parameters of " + name_str + " are prefixed by type " +
+                                       std::to_string(prefix));
+      }
+      if (info.is_array) {
+        uint64_t nbelem = 0;
+        if (!r.Varint(nbelem)) return Malformed("DEFINE", "missing array size of " + name_str);
+        if (nbelem == 0 || nbelem > kMaxArrayElements) {
+          return Malformed("DEFINE", "array size " + std::to_string(nbelem) + " of " + name_str +
+                                         " is outside 1.." + std::to_string(kMaxArrayElements));
+        }
+        def.nbelem[static_cast<size_t>(t)] = nbelem;
+      }
+      if (info.std_type == StdType::kFreq) {
+        if (!r.Varint(def.period_ms[static_cast<size_t>(t)])) {
+          return Malformed("DEFINE", "missing period of " + name_str);
+        }
+      }
+    }
+  } else {
+    for (int t = 0; t < kDataTypeCount; ++t) {
+      if (((known >> t) & 1) && kTypes[static_cast<size_t>(t)].is_array) {
+        return Malformed("DEFINE", "no array size for " +
+                                       std::string(kTypes[static_cast<size_t>(t)].name) +
+                                       " (definition without parameters)");
+      }
+    }
+  }
+
+  size_t value_count = 0;
+  for (int t = 0; t < kDataTypeCount; ++t) {
+    if (!((known >> t) & 1)) continue;
+    value_count += kTypes[static_cast<size_t>(t)].is_array ? def.nbelem[static_cast<size_t>(t)] : 1;
+  }
+
+  TableState* state = FindTable(id);
+  if (state == nullptr) {
+    tables_.push_back(std::make_unique<TableState>());
+    state = tables_.back().get();
+  }
+  // A redefinition keeps last_update_id: HAProxy re-sends DEFINE at every table change and
+  // its INCUPDATEs continue from the previous id.
+  state->def = std::move(def);
+  state->value_count = value_count;
+  if (values_.capacity() < value_count) values_.reserve(value_count);
+  current_ = state;
+  current_id_ = id;
+  has_current_id_ = true;
+  handler.OnTableDefine(state->def);
+  return Status::Ok();
+}
+
+Status Decoder::DecodeUpdate(StickTableType type, std::span<const uint8_t> payload,
+                             MessageHandler& handler) {
+  const std::string_view what = StickTableTypeName(static_cast<uint8_t>(type));
+  if (current_ == nullptr) {
+    if (!has_current_id_) return Malformed(what, "no table was defined before it");
+    return Malformed(what, "for unknown table id " + std::to_string(current_id_));
+  }
+  TableState& table = *current_;
+  const TableDefinition& def = table.def;
+  Reader r(payload);
+
+  EntryUpdateView view;
+  view.table = &def;
+  view.message_type = type;
+  const bool has_id = type == StickTableType::kUpdate || type == StickTableType::kUpdateTimed;
+  const bool timed =
+      type == StickTableType::kUpdateTimed || type == StickTableType::kIncUpdateTimed;
+  uint32_t update_id = 0;
+  if (has_id) {
+    if (!r.Be32(update_id)) return Malformed(what, "truncated update id");
+  } else {
+    update_id = table.last_update_id + 1;
+  }
+  if (timed) {
+    uint32_t expire = 0;
+    if (!r.Be32(expire)) return Malformed(what, "truncated expire");
+    view.expire_ms = expire;
+  }
+
+  switch (def.key_type) {
+    case KeyType::kString: {
+      uint64_t len = 0;
+      if (!r.Varint(len)) return Malformed(what, "truncated or invalid key length");
+      std::span<const uint8_t> key;
+      if (!r.Bytes(len, key)) return Malformed(what, "key runs past the message");
+      // HAProxy stores at most key_size - 1 bytes of a string key.
+      view.key_bytes = key.first(std::min<size_t>(key.size(), def.key_size - 1));
+      break;
+    }
+    case KeyType::kSignedInt:
+    case KeyType::kIpv4:
+    case KeyType::kIpv6:
+    case KeyType::kBinary:
+      if (!r.Bytes(def.key_size, view.key_bytes)) return Malformed(what, "truncated key");
+      break;
+  }
+
+  values_.clear();
+  const uint64_t known = def.data_bitfield & kKnownTypesMask;
+  for (int t = 0; t < kDataTypeCount; ++t) {
+    if (!((known >> t) & 1)) continue;
+    const TypeInfo& info = kTypes[static_cast<size_t>(t)];
+    const uint64_t count = info.is_array ? def.nbelem[static_cast<size_t>(t)] : 1;
+    for (uint32_t i = 0; i < count; ++i) {
+      DataValue& v = values_.emplace_back();
+      v.type = static_cast<DataType>(t);
+      v.index = i;
+      switch (info.std_type) {
+        case StdType::kUint:
+        case StdType::kUll:
+          v.form = DataValue::Form::kUnsigned;
+          if (!r.Varint(v.u))
+            return Malformed(what, "truncated value of " + std::string(info.name));
+          break;
+        case StdType::kSint: {
+          v.form = DataValue::Form::kSigned;
+          if (!r.Varint(v.u))
+            return Malformed(what, "truncated value of " + std::string(info.name));
+          // HAProxy sends an int sign-extended to 64 bits and stores the low 32 bits back into
+          // an int; doing the same accepts both encodings of a negative value.
+          v.s = static_cast<int32_t>(static_cast<uint32_t>(v.u));
+          break;
+        }
+        case StdType::kFreq:
+          v.form = DataValue::Form::kFreq;
+          v.freq.period_ms = def.period_ms[static_cast<size_t>(t)];
+          if (!r.Varint(v.freq.curr_tick) || !r.Varint(v.freq.curr_ctr) ||
+              !r.Varint(v.freq.prev_ctr)) {
+            return Malformed(what, "truncated frequency counter " + std::string(info.name));
+          }
+          break;
+        case StdType::kDict: {
+          v.form = DataValue::Form::kDict;
+          uint64_t len = 0;
+          if (!r.Varint(len)) return Malformed(what, "truncated server_key length");
+          if (len == 0) break;  // no value
+          std::span<const uint8_t> entry;
+          if (!r.Bytes(len, entry)) return Malformed(what, "server_key runs past the message");
+          Reader d(entry);
+          uint64_t id = 0;
+          if (!d.Varint(id)) return Malformed(what, "truncated server_key dictionary id");
+          if (id == 0 || id > kDictionarySize) {
+            return Malformed(what, "server_key dictionary id " + std::to_string(id) +
+                                       " is outside 1.." + std::to_string(kDictionarySize));
+          }
+          const size_t slot = static_cast<size_t>(id - 1);
+          v.dict_id = id;
+          if (d.at_end()) {
+            if (!dictionary_defined_[slot]) {
+              return Malformed(
+                  what, "server_key refers to undefined dictionary id " + std::to_string(id));
+            }
+          } else {
+            uint64_t value_len = 0;
+            std::span<const uint8_t> value;
+            if (!d.Varint(value_len) || !d.Bytes(value_len, value)) {
+              return Malformed(what, "truncated server_key dictionary value");
+            }
+            if (!d.at_end()) return Malformed(what, "bytes after the server_key value");
+            dictionary_[slot].assign(reinterpret_cast<const char*>(value.data()), value.size());
+            dictionary_defined_[slot] = true;
+            v.dict_defined = true;
+          }
+          v.dict_value = dictionary_[slot];
+          break;
+        }
+      }
+    }
+  }
+
+  table.last_update_id = update_id;
+  view.update_id = update_id;
+  view.values = std::span<const DataValue>(values_.data(), values_.size());
+  handler.OnEntryUpdate(view);
+  return Status::Ok();
+}
+
+// ---- Keys. ----
+
+std::string FormatKey(KeyType type, std::span<const uint8_t> key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  switch (type) {
+    case KeyType::kString:
+      out.assign(reinterpret_cast<const char*>(key.data()), key.size());
+      return out;
+    case KeyType::kSignedInt:
+      if (key.size() == 4) {
+        const uint32_t v =
+            (uint32_t{key[0]} << 24) | (uint32_t{key[1]} << 16) | (uint32_t{key[2]} << 8) | key[3];
+        return std::to_string(v);
+      }
+      break;
+    case KeyType::kIpv4:
+      if (key.size() == 4) {
+        out = std::to_string(key[0]) + "." + std::to_string(key[1]) + "." + std::to_string(key[2]) +
+              "." + std::to_string(key[3]);
+        return out;
+      }
+      break;
+    case KeyType::kIpv6:
+      if (key.size() == 16) {
+        std::array<uint16_t, 8> w{};
+        for (size_t i = 0; i < 8; ++i)
+          w[i] = static_cast<uint16_t>((key[2 * i] << 8) | key[2 * i + 1]);
+        // IPv4-mapped (::ffff:a.b.c.d) keeps its dotted tail (RFC 5952 section 5).
+        if (w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0xffff) {
+          return "::ffff:" + FormatKey(KeyType::kIpv4, key.subspan(12, 4));
+        }
+        // The longest run of two or more zero groups becomes "::" (the first one on a tie).
+        int best_start = -1, best_len = 0;
+        for (int i = 0; i < 8;) {
+          if (w[static_cast<size_t>(i)] != 0) {
+            ++i;
+            continue;
+          }
+          int j = i;
+          while (j < 8 && w[static_cast<size_t>(j)] == 0) ++j;
+          if (j - i > best_len) {
+            best_start = i;
+            best_len = j - i;
+          }
+          i = j;
+        }
+        if (best_len < 2) best_start = -1;
+        for (int i = 0; i < 8; ++i) {
+          if (i == best_start) {
+            out += "::";
+            i += best_len - 1;
+            continue;
+          }
+          if (!out.empty() && out.back() != ':') out.push_back(':');
+          char buf[5];
+          int n = 0;
+          const uint16_t g = w[static_cast<size_t>(i)];
+          bool started = false;
+          for (int shift = 12; shift >= 0; shift -= 4) {
+            const int nibble = (g >> shift) & 0xf;
+            if (nibble == 0 && !started && shift != 0) continue;
+            started = true;
+            buf[n++] = kHex[nibble];
+          }
+          out.append(buf, static_cast<size_t>(n));
+        }
+        return out;
+      }
+      break;
+    case KeyType::kBinary:
+      break;
+  }
+  // Binary, or a key whose size does not fit its type: lowercase hex of every byte.
+  out.reserve(key.size() * 2);
+  for (uint8_t b : key) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return out;
+}
+
+// ---- Encoding. ----
+
+void AppendControl(std::string& out, ControlType type) {
+  out.push_back(static_cast<char>(MessageClass::kControl));
+  out.push_back(static_cast<char>(type));
+}
+
+void AppendPeerError(std::string& out, ErrorType type) {
+  out.push_back(static_cast<char>(MessageClass::kError));
+  out.push_back(static_cast<char>(type));
+}
+
+void AppendAck(std::string& out, uint64_t table_id, uint32_t update_id) {
+  AppendFramed(out, static_cast<uint8_t>(MessageClass::kStickTable),
+               static_cast<uint8_t>(StickTableType::kAck), [&](std::string& o) {
+                 AppendVarint(o, table_id);
+                 AppendBe32(o, update_id);
+               });
+}
+
+void AppendTableSwitch(std::string& out, uint64_t table_id) {
+  AppendFramed(out, static_cast<uint8_t>(MessageClass::kStickTable),
+               static_cast<uint8_t>(StickTableType::kSwitch),
+               [&](std::string& o) { AppendVarint(o, table_id); });
+}
+
+void AppendTableDefine(std::string& out, const TableDefinition& table) {
+  AppendFramed(out, static_cast<uint8_t>(MessageClass::kStickTable),
+               static_cast<uint8_t>(StickTableType::kDefine), [&](std::string& o) {
+                 AppendVarint(o, table.table_id);
+                 AppendVarint(o, table.name.size());
+                 o += table.name;
+                 AppendVarint(o, static_cast<uint64_t>(table.key_type));
+                 AppendVarint(o, table.key_size);
+                 AppendVarint(o, table.data_bitfield);
+                 AppendVarint(o, table.expire_ms);
+                 for (int t = 0; t < kDataTypeCount; ++t) {
+                   if (!table.Stores(static_cast<DataType>(t))) continue;
+                   const TypeInfo& info = kTypes[static_cast<size_t>(t)];
+                   if (!info.is_array && info.std_type != StdType::kFreq) continue;
+                   AppendVarint(o, static_cast<uint64_t>(t));
+                   if (info.is_array) AppendVarint(o, table.nbelem[static_cast<size_t>(t)]);
+                   if (info.std_type == StdType::kFreq) {
+                     AppendVarint(o, table.period_ms[static_cast<size_t>(t)]);
+                   }
+                 }
+               });
+}
+
+void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTableType type,
+                       uint32_t update_id, std::optional<uint32_t> expire_ms,
+                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values) {
+  AppendFramed(
+      out, static_cast<uint8_t>(MessageClass::kStickTable), static_cast<uint8_t>(type),
+      [&](std::string& o) {
+        if (type == StickTableType::kUpdate || type == StickTableType::kUpdateTimed) {
+          AppendBe32(o, update_id);
+        }
+        if (type == StickTableType::kUpdateTimed || type == StickTableType::kIncUpdateTimed) {
+          AppendBe32(o, expire_ms.value_or(0));
+        }
+        if (table.key_type == KeyType::kString) AppendVarint(o, key_bytes.size());
+        o.append(reinterpret_cast<const char*>(key_bytes.data()), key_bytes.size());
+        for (const DataValue& v : values) {
+          switch (v.form) {
+            case DataValue::Form::kUnsigned:
+              AppendVarint(o, v.u);
+              break;
+            case DataValue::Form::kSigned:
+              AppendVarint(o, static_cast<uint64_t>(v.s));
+              break;
+            case DataValue::Form::kFreq:
+              AppendVarint(o, v.freq.curr_tick);
+              AppendVarint(o, v.freq.curr_ctr);
+              AppendVarint(o, v.freq.prev_ctr);
+              break;
+            case DataValue::Form::kDict: {
+              if (v.dict_id == 0) {
+                AppendVarint(o, 0);
+                break;
+              }
+              std::string entry;
+              AppendVarint(entry, v.dict_id);
+              if (v.dict_defined) {
+                AppendVarint(entry, v.dict_value.size());
+                entry += v.dict_value;
+              }
+              AppendVarint(o, entry.size());
+              o += entry;
+              break;
+            }
+          }
+        }
+      });
+}
+
+// ---- Handshake. ----
+
+std::string FormatHello(std::string_view remote_name, std::string_view local_name, int64_t pid) {
+  std::string out;
+  out += kProtocolName;
+  out += ' ';
+  out += kProtocolVersion;
+  out += '\n';
+  out += remote_name;
+  out += '\n';
+  out += local_name;
+  out += ' ';
+  out += std::to_string(pid);
+  out += " 1\n";
+  return out;
+}
+
+namespace {
+
+std::string_view StripCr(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// HAProxy's read_uint: one or more digits. Returns false when there is none.
+bool ReadUint(std::string_view& s, uint64_t& v) {
+  size_t i = 0;
+  v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + static_cast<uint64_t>(s[i] - '0');
+    ++i;
+  }
+  if (i == 0) return false;
+  s.remove_prefix(i);
+  return true;
+}
+
+}  // namespace
+
+Result<Hello> ParseHello(std::string_view line1, std::string_view line2, std::string_view line3,
                          HandshakeStatus* rejection) {
-  if (rejection) *rejection = HandshakeStatus::kProtocolError;
-  return Status::Internal("not implemented yet");
+  auto reject = [&](HandshakeStatus code, std::string why) -> Result<Hello> {
+    if (rejection) *rejection = code;
+    return Status::InvalidArgument("peer hello rejected (" +
+                                   std::to_string(static_cast<int>(code)) + "): " + why);
+  };
+  line1 = StripCr(line1);
+  line2 = StripCr(line2);
+  line3 = StripCr(line3);
+  // Line 1: "HAProxyS <major>.<minor>", major 2, minor at most ours (peer_getline_version).
+  if (line1.size() <= kProtocolName.size() ||
+      line1.substr(0, kProtocolName.size()) != kProtocolName ||
+      line1[kProtocolName.size()] != ' ') {
+    return reject(HandshakeStatus::kProtocolError, "line 1 does not start with \"HAProxyS \"");
+  }
+  std::string_view version = line1.substr(kProtocolName.size() + 1);
+  std::string_view rest = version;
+  uint64_t major = 0, minor = 0;
+  if (!ReadUint(rest, major) || rest.empty() || rest.front() != '.') {
+    return reject(HandshakeStatus::kBadVersion, "bad version \"" + std::string(version) + "\"");
+  }
+  rest.remove_prefix(1);
+  if (!ReadUint(rest, minor) || !rest.empty() || major != 2 || minor > 1) {
+    return reject(HandshakeStatus::kBadVersion,
+                  "unsupported version \"" + std::string(version) + "\"");
+  }
+  // Line 3: "<name> <pid> <relative pid>"; HAProxy only needs the space after the name.
+  const size_t space = line3.find(' ');
+  if (space == std::string_view::npos) {
+    return reject(HandshakeStatus::kProtocolError, "line 3 has no space after the peer name");
+  }
+  Hello hello;
+  hello.version = std::string(version);
+  hello.remote_name = std::string(line2);
+  hello.sender_name = std::string(line3.substr(0, space));
+  std::string_view after = line3.substr(space + 1);
+  hello.sender_pid = std::string(after.substr(0, after.find(' ')));
+  return hello;
 }
 
 }  // namespace stickmeter::ingest

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -123,7 +124,7 @@ struct TableDefinition {
   KeyType key_type = KeyType::kString;
   uint64_t key_size = 0;  // on the wire (string: configured len + 1)
   uint64_t data_bitfield = 0;
-  uint64_t expire_ms = 0;  // 0 = never (or absent from an old DEFINE)
+  uint64_t expire_ms = 0;                            // 0 = never (or absent from an old DEFINE)
   std::array<uint64_t, kDataTypeCount> period_ms{};  // frequency counters (and gpc_rate)
   std::array<uint64_t, kDataTypeCount> nbelem{};     // arrays
 
@@ -143,9 +144,9 @@ struct DataValue {
   DataType type = DataType::kGpc0;
   uint32_t index = 0;  // array element, 0 for scalars
   Form form = Form::kUnsigned;
-  uint64_t u = 0;       // kUnsigned
-  int64_t s = 0;        // kSigned (server_id)
-  FreqCounter freq;     // kFreq
+  uint64_t u = 0;               // kUnsigned
+  int64_t s = 0;                // kSigned (server_id)
+  FreqCounter freq;             // kFreq
   std::string_view dict_value;  // kDict (server_key): the server name, empty if none
   uint64_t dict_id = 0;         // kDict: the dictionary slot used
   bool dict_defined = false;    // kDict: this message (re)defined the slot
@@ -154,10 +155,10 @@ struct DataValue {
 struct EntryUpdateView {
   const TableDefinition* table = nullptr;
   StickTableType message_type = StickTableType::kUpdate;
-  uint32_t update_id = 0;               // explicit, or previous + 1 for incremental updates
-  std::optional<uint32_t> expire_ms;    // timed updates only ("expires in N ms")
-  std::span<const uint8_t> key_bytes;   // the key as on the wire (string: without its length)
-  std::span<const DataValue> values;    // in data-type bit order
+  uint32_t update_id = 0;              // explicit, or previous + 1 for incremental updates
+  std::optional<uint32_t> expire_ms;   // timed updates only ("expires in N ms")
+  std::span<const uint8_t> key_bytes;  // the key as on the wire (string: without its length)
+  std::span<const DataValue> values;   // in data-type bit order
 };
 
 // Receives decoded messages. Default implementations ignore the message.
@@ -182,22 +183,61 @@ struct DecoderLimits {
 struct FeedResult {
   size_t consumed = 0;  // bytes of complete messages decoded and reported
   // Non-OK when the bytes at offset `consumed` are not a valid message; the connection must be
-  // closed. Messages before it were reported.
+  // closed. Messages before it were reported. The message names the problem and its offset in
+  // the whole stream.
   Status status;
+  // When `status` is non-OK: the offset of the bad message in the whole stream (every byte
+  // consumed by earlier Feed() calls counts), and the error HAProxy would answer with
+  // (kSizeLimit for a length above DecoderLimits::max_message_size, else kProtocol).
+  uint64_t error_offset = 0;
+  ErrorType error_type = ErrorType::kProtocol;
 };
+
+// HAProxy's server_key dictionary holds 128 entries per direction and connection.
+inline constexpr uint64_t kDictionarySize = 128;
 
 class Decoder {
  public:
   explicit Decoder(DecoderLimits limits = {});
+  Decoder(Decoder&&) noexcept;
+  Decoder& operator=(Decoder&&) noexcept;
+  ~Decoder();
+
+  // Decodes every complete message at the start of `bytes` (see the file comment). Never
+  // allocates per update once every table has been seen; never throws. After a non-OK result
+  // the decoder must not be fed again.
   FeedResult Feed(std::span<const uint8_t> bytes, MessageHandler& handler);
 
-  // The definition announced under this sender id, or nullptr.
+  // The definition announced under this sender id, or nullptr. The pointer stays valid for the
+  // life of the decoder; its contents change when the sender redefines that id.
   const TableDefinition* Table(uint64_t table_id) const;
 
+  // Bytes consumed by all Feed() calls so far: the stream offset of the next message.
+  uint64_t stream_offset() const { return stream_offset_; }
+
  private:
-  struct Impl;
+  struct TableState {
+    TableDefinition def;
+    uint32_t last_update_id = 0;  // for INCUPDATE: previous id + 1, per table
+    size_t value_count = 0;       // DataValues per update (array elements count one each)
+  };
+
+  Status DecodeMessage(uint8_t msg_class, uint8_t msg_type, std::span<const uint8_t> payload,
+                       MessageHandler& handler);
+  Status DecodeDefine(std::span<const uint8_t> payload, MessageHandler& handler);
+  Status DecodeUpdate(StickTableType type, std::span<const uint8_t> payload,
+                      MessageHandler& handler);
+  TableState* FindTable(uint64_t table_id) const;
+
   DecoderLimits limits_;
-  std::vector<TableDefinition> tables_;  // the implementation may restructure these members
+  std::vector<std::unique_ptr<TableState>> tables_;  // stable addresses, few entries
+  TableState* current_ = nullptr;                    // the table of the last DEFINE or SWITCH
+  uint64_t current_id_ = 0;  // the id of the last DEFINE or SWITCH (for error messages)
+  bool has_current_id_ = false;
+  std::vector<DataValue> values_;  // reused for every update: no allocation in steady state
+  std::array<std::string, kDictionarySize> dictionary_;
+  std::array<bool, kDictionarySize> dictionary_defined_{};
+  uint64_t stream_offset_ = 0;
 };
 
 // Renders a key as text (CONTRACT §1): string as is, ipv4 dotted, ipv6 RFC 5952, integer in
@@ -209,7 +249,10 @@ std::string FormatKey(KeyType type, std::span<const uint8_t> key_bytes);
 void AppendControl(std::string& out, ControlType type);
 void AppendPeerError(std::string& out, ErrorType type);
 void AppendAck(std::string& out, uint64_t table_id, uint32_t update_id);
+// The full DEFINE, expire and per-type parameters included (what HAProxy 2.6 sends).
 void AppendTableDefine(std::string& out, const TableDefinition& table);
+// HAProxy 2.6 never sends SWITCH, but accepts it.
+void AppendTableSwitch(std::string& out, uint64_t table_id);
 // `values` must hold one DataValue per stored type (per element for arrays), in bit order.
 void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTableType type,
                        uint32_t update_id, std::optional<uint32_t> expire_ms,
