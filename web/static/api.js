@@ -1,0 +1,100 @@
+// JSON API client: adds the bearer token kept in sessionStorage and, when the API answers 401,
+// asks for a token once (shared by every request waiting at that moment) and retries.
+const TOKEN_KEY = 'stickmeter.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let tokenPrompt = null;
+
+function token() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+function askToken(rejected) {
+  if (tokenPrompt) return tokenPrompt;
+  const dialog = document.getElementById('token-dialog');
+  const form = document.getElementById('token-form');
+  const input = document.getElementById('token-input');
+  document.getElementById('token-msg').textContent = rejected
+    ? 'The token was not accepted. Enter a valid token.'
+    : 'This stickmeter asks for a bearer token. It is kept in this browser tab only.';
+  tokenPrompt = new Promise((resolve) => {
+    const done = () => {
+      const value = input.value.trim();
+      if (!value) return;
+      try { sessionStorage.setItem(TOKEN_KEY, value); } catch { /* private mode: keep in memory */ }
+      memoryToken = value;
+      input.value = '';
+      form.removeEventListener('submit', done);
+      tokenPrompt = null;
+      resolve(value);
+    };
+    form.addEventListener('submit', done);
+    dialog.addEventListener('cancel', (e) => e.preventDefault(), { once: true });
+    dialog.showModal();
+    input.focus();
+  });
+  return tokenPrompt;
+}
+
+let memoryToken = '';
+
+function headers() {
+  const t = token() || memoryToken;
+  return t ? { Authorization: `Bearer ${t}` } : {};
+}
+
+// Fetches `path` (with `params` as query string) and returns the Response, prompting for a token
+// on 401. Throws ApiError for other non-2xx answers, with the API's error message when present.
+export async function request(path, params = {}, { accept } = {}) {
+  const url = buildUrl(path, params);
+  let rejected = false;
+  for (;;) {
+    const h = headers();
+    if (accept) h.Accept = accept;
+    const res = await fetch(url, { headers: h, cache: 'no-store' });
+    if (res.status === 401) {
+      await askToken(rejected || Boolean(h.Authorization));
+      rejected = true;
+      continue;
+    }
+    if (!res.ok) {
+      let code = `http_${res.status}`;
+      let message = `${res.status} ${res.statusText}`;
+      try {
+        const body = await res.json();
+        if (body && body.error) {
+          code = body.error.code || code;
+          message = body.error.message || message;
+        }
+      } catch { /* not JSON */ }
+      throw new ApiError(res.status, code, `${path}: ${message}`);
+    }
+    return res;
+  }
+}
+
+export async function getJson(path, params) {
+  const res = await request(path, params, { accept: 'application/json' });
+  return res.json();
+}
+
+export async function getText(path, params) {
+  const res = await request(path, params);
+  return res.text();
+}
+
+export function buildUrl(path, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}

@@ -1,0 +1,51 @@
+// A small hand-written SVG bar chart for a series {step_ms, points:[{t, v}]}.
+import * as fmt from './fmt.js';
+
+const NS = 'http://www.w3.org/2000/svg';
+
+function el(name, attrs = {}, text) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function niceMax(v) {
+  if (v <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+// Renders the bars of `points` over [from, to) into a new <svg>. Empty buckets are left blank.
+export function barChart({ points, stepMs, from, to, metric }) {
+  const W = 900, H = 240, L = 64, R = 10, T = 10, B = 26;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+  const total = points.reduce((a, p) => a + p.v, 0);
+  svg.setAttribute('aria-label', `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
+  const max = niceMax(Math.max(0, ...points.map((p) => p.v)));
+  const span = Math.max(1, to - from);
+  const x = (t) => L + ((t - from) / span) * (W - L - R);
+  const y = (v) => T + (1 - v / max) * (H - T - B);
+  const label = (v) => (fmt.isBytes(metric) ? fmt.bytes(v) : fmt.int(v));
+  for (let i = 0; i <= 4; i++) {
+    const v = (max * i) / 4;
+    svg.append(el('line', { class: 'axis', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+    svg.append(el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, label(v)));
+  }
+  const barW = Math.max(1, ((W - L - R) * stepMs) / span - (stepMs / span > 0.01 ? 2 : 0));
+  for (const p of points) {
+    if (p.t + stepMs <= from || p.t >= to) continue;
+    const r = el('rect', { class: 'bar', x: x(p.t), y: y(p.v), width: barW, height: Math.max(0, y(0) - y(p.v)) });
+    r.append(el('title', {}, `${fmt.time(p.t)}: ${fmt.amount(metric, p.v)}`));
+    svg.append(r);
+  }
+  const ticks = 4;
+  for (let i = 0; i <= ticks; i++) {
+    const t = from + (span * i) / ticks;
+    const anchor = i === 0 ? 'start' : i === ticks ? 'end' : 'middle';
+    svg.append(el('text', { x: x(t), y: H - 8, 'text-anchor': anchor },
+      span > 3 * 86400000 ? fmt.day(t) : fmt.short(t)));
+  }
+  return svg;
+}
