@@ -212,7 +212,8 @@ class Decoder {
   // life of the decoder; its contents change when the sender redefines that id.
   const TableDefinition* Table(uint64_t table_id) const;
 
-  // Bytes consumed by all Feed() calls so far: the stream offset of the next message.
+  // Bytes consumed by all Feed() calls so far: the stream offset of the next message. During a
+  // handler callback, the offset of the message being reported.
   uint64_t stream_offset() const { return stream_offset_; }
 
  private:
