@@ -1,0 +1,283 @@
+// End-to-end exactness: real HAProxy processes, real HTTP traffic, a real stickmeter; the totals
+// stickmeter reports must equal the requests sent, exactly, through reloads, restarts and
+// crashes of either side and hostile clients on the peers port.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/haproxy.h"
+#include "tests/support/process.h"
+
+namespace stickmeter::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Totals = std::map<std::string, uint64_t>;  // key -> total
+
+constexpr auto kConvergeTimeout = std::chrono::seconds(60);
+
+std::string Loopback(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+// One HAProxy node of the cluster: its peers section names itself and stickmeter.
+struct NodePorts {
+  uint16_t http = 0;
+  uint16_t peers = 0;
+};
+
+std::string NodeConfig(const fs::path& dir, const std::string& name, const NodePorts& ports,
+                       uint16_t stickmeter_peers_port, const std::string& expire) {
+  return HaproxyPreamble(dir, name) +
+         "peers billing\n    bind 127.0.0.1:" + std::to_string(ports.peers) + "\n    server " +
+         name + "\n    server stickmeter 127.0.0.1:" + std::to_string(stickmeter_peers_port) +
+         "\n    table quota type string len 64 size 100k expire " + expire +
+         " store gpc0,http_req_cnt,bytes_out_cnt\n\n"
+         "frontend fe\n    bind 127.0.0.1:" +
+         std::to_string(ports.http) +
+         "\n    http-request track-sc0 req.hdr(host) table billing/quota\n"
+         "    http-request sc-inc-gpc0(0) if { path_beg /billable }\n"
+         "    http-request return status 200 content-type text/plain string \"ok\\n\"\n";
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stickmeter_peers_port_ = FreePort();
+    stickmeter_http_port_ = FreePort();
+  }
+
+  void StartStickmeter() {
+    stickmeter_ = std::make_unique<Process>(
+        STICKMETER_BINARY,
+        std::vector<std::string>{"serve", "--data", (dir_.path() / "data").string(), "--name",
+                                 "stickmeter", "--peers-listen", Loopback(stickmeter_peers_port_),
+                                 "--http", Loopback(stickmeter_http_port_), "--resync-interval",
+                                 std::to_string(resync_interval_s_)},
+        dir_.path() / "stickmeter.log");
+    ASSERT_TRUE(Eventually(
+        [&] {
+          auto r = HttpRequest(stickmeter_http_port_, "GET", "/api/v1/health");
+          return r && r->status == 200;
+        },
+        std::chrono::seconds(20)))
+        << StickmeterLog();
+  }
+
+  std::string StickmeterLog() { return ReadFile(dir_.path() / "stickmeter.log"); }
+
+  HaproxyNode& AddNode(const std::string& name, const std::string& expire = "1h") {
+    NodePorts ports{FreePort(), FreePort()};
+    node_ports_.push_back(ports);
+    nodes_.push_back(std::make_unique<HaproxyNode>(
+        dir_.path() / name, name,
+        NodeConfig(dir_.path() / name, name, ports, stickmeter_peers_port_, expire)));
+    std::string error;
+    EXPECT_TRUE(nodes_.back()->Start(ports.http, &error)) << error;
+    return *nodes_.back();
+  }
+
+  // Sends `count` requests for `key` to node `i` and records them as expected.
+  void Send(size_t i, const std::string& key, int count, bool billable) {
+    int ok = SendRequests(node_ports_[i].http, key, billable ? "/billable" : "/free", count);
+    ASSERT_EQ(count, ok) << "HAProxy " << nodes_[i]->name() << " refused requests";
+    std::string source = nodes_[i]->name();
+    sent_req_[source][key] += count;
+    if (billable) sent_gpc0_[source][key] += count;
+  }
+
+  Totals Usage(const std::string& metric, const std::string& source = "") {
+    std::string target = "/api/v1/usage?table=/quota&metric=" + metric +
+                         "&from=0&to=4102444800000" + (source.empty() ? "" : "&source=" + source);
+    auto r = HttpRequest(stickmeter_http_port_, "GET", target);
+    Totals totals;
+    if (!r || r->status != 200) return totals;
+    auto doc = nlohmann::json::parse(r->body, nullptr, false);
+    if (doc.is_discarded()) return totals;
+    for (const auto& row : doc["rows"]) {
+      totals[row["key"].get<std::string>()] = row["total"].get<uint64_t>();
+    }
+    return totals;
+  }
+
+  static Totals Sum(const std::map<std::string, Totals>& per_source) {
+    Totals all;
+    for (const auto& [source, totals] : per_source) {
+      for (const auto& [key, n] : totals) all[key] += n;
+    }
+    return all;
+  }
+
+  // Waits until stickmeter's totals equal what was sent, overall and per source, for both
+  // http_req_cnt and gpc0; on timeout reports the first differences.
+  void ExpectExactTotals() {
+    Totals want_req = Sum(sent_req_);
+    Totals want_gpc0 = Sum(sent_gpc0_);
+    bool converged =
+        Eventually([&] { return Usage("http_req_cnt") == want_req && Usage("gpc0") == want_gpc0; },
+                   kConvergeTimeout);
+    if (!converged) {
+      Totals got = Usage("http_req_cnt");
+      int shown = 0;
+      for (const auto& [key, n] : want_req) {
+        if (got[key] != n && shown++ < 10) {
+          ADD_FAILURE() << "http_req_cnt for " << key << ": sent " << n << ", stickmeter says "
+                        << got[key];
+        }
+      }
+      FAIL() << "totals did not converge; got " << got.size() << " keys, want " << want_req.size()
+             << "\n"
+             << StickmeterLog().substr(0, 4000);
+    }
+    for (const auto& [source, want] : sent_req_) {
+      EXPECT_EQ(want, Usage("http_req_cnt", source)) << "per-source totals of " << source;
+    }
+  }
+
+  TempDir dir_{"stickmeter-e2e"};
+  uint16_t stickmeter_peers_port_ = 0;
+  uint16_t stickmeter_http_port_ = 0;
+  int resync_interval_s_ = 3600;
+  std::unique_ptr<Process> stickmeter_;
+  std::vector<std::unique_ptr<HaproxyNode>> nodes_;
+  std::vector<NodePorts> node_ports_;
+  std::map<std::string, Totals> sent_req_;   // source -> key -> requests
+  std::map<std::string, Totals> sent_gpc0_;  // source -> key -> billable requests
+};
+
+std::string CustomerKey(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "cust-%04d.example", i);
+  return buf;
+}
+
+TEST_F(ClusterTest, ThreeNodesFiveHundredKeysTotalsEqualRequestsSent) {
+  StartStickmeter();
+  for (const char* name : {"lb1", "lb2", "lb3"}) AddNode(name);
+  for (int k = 0; k < 520; ++k) {
+    for (size_t n = 0; n < nodes_.size(); ++n) {
+      int count = 1 + static_cast<int>((k + n) % 3);
+      Send(n, CustomerKey(k), count, (k + n) % 2 == 0);
+    }
+  }
+  ExpectExactTotals();
+}
+
+TEST_F(ClusterTest, SoftReloadInTheMiddleOfTrafficLosesNothing) {
+  StartStickmeter();
+  AddNode("lb1");
+  for (int k = 0; k < 50; ++k) Send(0, CustomerKey(k), 3, k % 2 == 0);
+  std::string error;
+  ASSERT_TRUE(nodes_[0]->Reload(node_ports_[0].http, &error)) << error;
+  for (int k = 0; k < 50; ++k) Send(0, CustomerKey(k), 2, true);
+  ExpectExactTotals();
+}
+
+TEST_F(ClusterTest, HardRestartOfANodeKeepsCountsFromBeforeAndAfter) {
+  StartStickmeter();
+  AddNode("lb1");
+  AddNode("lb2");
+  for (int k = 0; k < 40; ++k) {
+    Send(0, CustomerKey(k), 5, true);
+    Send(1, CustomerKey(k), 1, false);
+  }
+  // HAProxy loses what it did not push before a hard kill: wait for the push first.
+  ExpectExactTotals();
+  nodes_[0]->Kill();
+  std::string error;
+  ASSERT_TRUE(nodes_[0]->Start(node_ports_[0].http, &error)) << error;
+  for (int k = 0; k < 40; ++k) Send(0, CustomerKey(k), 2, true);
+  ExpectExactTotals();
+}
+
+TEST_F(ClusterTest, StickmeterKilledMidTrafficNeitherLosesNorDoubleCounts) {
+  StartStickmeter();
+  AddNode("lb1");
+  AddNode("lb2");
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < 60; ++k) {
+      Send(0, CustomerKey(k), 1, k % 3 == 0);
+      Send(1, CustomerKey(k + 30), 1, true);
+      if (round == 1 && k == 30) {
+        stickmeter_->Signal(SIGKILL);
+        stickmeter_->Wait();
+      }
+    }
+    if (round == 1) StartStickmeter();
+  }
+  ExpectExactTotals();
+}
+
+TEST_F(ClusterTest, ExpiredEntriesComingBackAreCountedInFull) {
+  StartStickmeter();
+  AddNode("lb1", "2s");
+  Send(0, "short-lived", 5, true);
+  ExpectExactTotals();
+  // Past expire (2 s) + stickmeter's safety margin (1 s): HAProxy dropped the entry, and the next
+  // request starts a new one at 0, which climbs above the old value.
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  Send(0, "short-lived", 7, true);
+  ExpectExactTotals();
+  auto audit = HttpRequest(stickmeter_http_port_, "GET",
+                           "/api/v1/audit?table=/quota&key=short-lived&from=0&to=4102444800000");
+  ASSERT_TRUE(audit && audit->status == 200);
+  EXPECT_NE(std::string::npos, audit->body.find("\"expired\"")) << audit->body;
+}
+
+// Opens a connection to the peers port and sends `bytes`; returns once the server closed it or
+// after 3 s.
+void SendRaw(uint16_t port, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    timeval tv{3, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    char buf[256];
+    while (::recv(fd, buf, sizeof buf, 0) > 0) {
+    }
+  }
+  ::close(fd);
+}
+
+TEST_F(ClusterTest, HostileClientsOnThePeersPortDoNotDisturbARealStream) {
+  StartStickmeter();
+  AddNode("lb1");
+  const std::string hello = "HAProxyS 2.1\nstickmeter\nintruder 1 1\n";
+  std::atomic<bool> stop{false};
+  std::thread hostile([&] {
+    const std::vector<std::string> attacks = {
+        "GET / HTTP/1.1\r\n\r\n",                                // not a peer at all
+        hello + std::string("\x0a\x80\xff\xff\xff\xff\x0f", 7),  // 4 GiB length prefix
+        hello + std::string("\x0a\x82\x20\x01", 4),              // truncated DEFINE
+        hello + std::string("\xff\x00", 2),                      // reserved class
+        hello + std::string(200000, '\x0a'),                     // flood of garbage
+        "HAProxyS 9.9\nstickmeter\nx 1 1\n",                     // bad version
+    };
+    for (int i = 0; !stop && i < 60; ++i)
+      SendRaw(stickmeter_peers_port_, attacks[i % attacks.size()]);
+  });
+  for (int k = 0; k < 200; ++k) Send(0, CustomerKey(k), 2, k % 2 == 1);
+  stop = true;
+  hostile.join();
+  ExpectExactTotals();
+  auto metrics = HttpRequest(stickmeter_http_port_, "GET", "/metrics");
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  EXPECT_NE(std::string::npos, metrics->body.find("stickmeter_peer_protocol_errors_total"));
+}
+
+}  // namespace
+}  // namespace stickmeter::testing
