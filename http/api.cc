@@ -1,0 +1,601 @@
+#include "http/api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/zlib/inflate_stream.hpp>
+#include <charconv>
+#include <exception>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/time.h"
+#include "http/json_util.h"
+#include "http/time_parse.h"
+
+#if STICKMETER_HAVE_WEB
+#include "web/assets.h"
+#endif
+
+namespace stickmeter::http {
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kJsonType = "application/json";
+
+// Thrown only inside this file and caught in Handle(): a parameter error becomes a 4xx.
+struct ApiError {
+  bhttp::status status;
+  std::string code;
+  std::string message;
+};
+
+[[noreturn]] void BadRequest(std::string message) {
+  throw ApiError{bhttp::status::bad_request, "bad_request", std::move(message)};
+}
+
+[[noreturn]] void Fail(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kInvalidArgument:
+      throw ApiError{bhttp::status::bad_request, "bad_request", s.message()};
+    case Status::Code::kNotFound:
+      throw ApiError{bhttp::status::not_found, "not_found", s.message()};
+    case Status::Code::kUnavailable:
+      throw ApiError{bhttp::status::service_unavailable, "unavailable", s.message()};
+    default:
+      throw ApiError{bhttp::status::internal_server_error, "internal", s.ToString()};
+  }
+}
+
+template <typename T>
+T Must(Result<T> r) {
+  if (!r.ok()) Fail(r.status());
+  return std::move(r).value();
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view in, std::string_view what) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '+') {
+      out += ' ';
+    } else if (c == '%') {
+      int hi = i + 2 < in.size() ? HexValue(in[i + 1]) : -1;
+      int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0) BadRequest(std::string(what) + ": bad percent-encoding");
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The query string as a map; duplicates and parameters the route does not know are errors, so
+// a typo such as `sorce=` can never silently widen a billing query.
+class Params {
+ public:
+  Params(std::string_view query, std::initializer_list<std::string_view> allowed) {
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view pair = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (pair.empty()) continue;
+      size_t eq = pair.find('=');
+      std::string name = PercentDecode(pair.substr(0, eq), "query");
+      std::string value =
+          eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), name);
+      bool known = false;
+      for (auto a : allowed) known |= a == name;
+      if (!known) BadRequest(name.substr(0, 64) + ": unknown parameter");
+      if (!values_.emplace(name, std::move(value)).second) {
+        BadRequest(name + ": given more than once");
+      }
+    }
+  }
+
+  std::optional<std::string> Get(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  std::string Required(const std::string& name) const {
+    auto v = Get(name);
+    if (!v) BadRequest(name + ": missing");
+    if (v->empty()) BadRequest(name + ": empty");
+    return *v;
+  }
+
+  std::optional<std::string> NonEmpty(const std::string& name) const {
+    auto v = Get(name);
+    if (v && v->empty()) BadRequest(name + ": empty");
+    return v;
+  }
+
+  int64_t Time(const std::string& name) const {
+    auto t = ParseTime(Required(name));
+    if (!t.ok()) BadRequest(name + ": " + t.status().message());
+    return *t;
+  }
+
+  std::optional<int64_t> OptionalTime(const std::string& name) const {
+    if (!Get(name)) return std::nullopt;
+    return Time(name);
+  }
+
+  // [from, to) with from < to.
+  std::pair<int64_t, int64_t> Range() const {
+    int64_t from = Time("from");
+    int64_t to = Time("to");
+    if (from >= to) BadRequest("from: must be before to (the range is [from, to))");
+    return {from, to};
+  }
+
+  size_t Limit(size_t def, size_t max) const {
+    auto v = Get("limit");
+    if (!v) return def;
+    size_t n = 0;
+    auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || ec != std::errc() || ptr != v->data() + v->size() || n == 0 || n > max) {
+      BadRequest("limit: \"" + v->substr(0, 32) + "\" is not an integer from 1 to " +
+                 std::to_string(max));
+    }
+    return n;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+Response JsonResponse(unsigned version, const json& body) {
+  Response res{bhttp::status::ok, version};
+  res.set(bhttp::field::content_type, kJsonType);
+  res.set(bhttp::field::cache_control, "no-store");
+  res.body() = DumpJson(body);
+  res.body() += '\n';
+  return res;
+}
+
+json TimeOrNull(int64_t ms) {
+  if (ms == 0) return nullptr;
+  return FormatRfc3339Utc(ms);
+}
+
+void Digest(std::string_view data, unsigned char* out) {
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
+}
+
+}  // namespace
+
+bool BearerMatches(std::string_view authorization, std::string_view token) {
+  authorization = TrimSpaces(authorization);
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
+  }
+  std::string_view given = TrimSpaces(authorization.substr(kScheme.size()));
+  // Comparing digests keeps the time independent of both the content and the length.
+  unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+  Digest(given, a);
+  Digest(token, b);
+  return CRYPTO_memcmp(a, b, 32) == 0;
+}
+
+bool AcceptsGzip(std::string_view header) {
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    std::string_view item = TrimSpaces(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    std::string_view name = TrimSpaces(item.substr(0, item.find(';')));
+    bool gzip = name.size() == 4 && (name == "gzip" || name == "GZIP" || name == "Gzip");
+    if (!gzip && name != "*") continue;
+    size_t q = item.find("q=");
+    if (q != std::string_view::npos) {
+      std::string_view qv = TrimSpaces(item.substr(q + 2));
+      if (qv == "0" || qv == "0." || qv == "0.0" || qv == "0.00" || qv == "0.000") return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::optional<std::string> Gunzip(std::string_view data) {
+  // RFC 1952 member header, then raw deflate data.
+  if (data.size() < 18 || static_cast<unsigned char>(data[0]) != 0x1f ||
+      static_cast<unsigned char>(data[1]) != 0x8b || data[2] != 8) {
+    return std::nullopt;
+  }
+  unsigned flags = static_cast<unsigned char>(data[3]);
+  size_t pos = 10;
+  if (flags & 4) {
+    if (pos + 2 > data.size()) return std::nullopt;
+    pos += 2 + (static_cast<unsigned char>(data[pos]) |
+                (static_cast<unsigned char>(data[pos + 1]) << 8));
+  }
+  for (unsigned bit : {8u, 16u}) {
+    if (flags & bit) {
+      while (pos < data.size() && data[pos] != '\0') ++pos;
+      ++pos;
+    }
+  }
+  if (flags & 2) pos += 2;
+  if (pos >= data.size()) return std::nullopt;
+  boost::beast::zlib::inflate_stream inflater;
+  boost::beast::zlib::z_params zs;
+  zs.next_in = data.data() + pos;
+  zs.avail_in = data.size() - pos;
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    zs.next_out = buf;
+    zs.avail_out = sizeof buf;
+    boost::system::error_code ec;
+    inflater.write(zs, boost::beast::zlib::Flush::sync, ec);
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (ec == boost::beast::zlib::error::end_of_stream) return out;
+    if (ec && ec != boost::beast::zlib::error::need_buffers) return std::nullopt;
+    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
+  }
+}
+
+Api::Api(const ServerOptions& options, tsdb::QueryService& store, const ServerHooks& hooks)
+    : options_(options), store_(store), hooks_(hooks) {}
+
+Response Api::Error(unsigned version, bhttp::status status, std::string_view code,
+                    std::string_view message) {
+  Response res{status, version};
+  res.set(bhttp::field::content_type, kJsonType);
+  res.set(bhttp::field::cache_control, "no-store");
+  json body = {{"error", {{"code", code}, {"message", message}}}};
+  res.body() = DumpJson(body);
+  res.body() += '\n';
+  return res;
+}
+
+ApiReply Api::Handle(const Request& request) const {
+  ApiReply reply;
+  try {
+    reply = Route(request);
+  } catch (const ApiError& e) {
+    reply.response = Error(request.version(), e.status, e.code, e.message);
+    if (reply.route.empty()) reply.route = "other";
+  } catch (const std::exception& e) {
+    reply.response = Error(request.version(), bhttp::status::internal_server_error, "internal",
+                           std::string("internal error: ") + e.what());
+    if (reply.route.empty()) reply.route = "other";
+  }
+  Response& res = reply.response;
+  if (res.result() == bhttp::status::unauthorized) {
+    res.set(bhttp::field::www_authenticate, "Bearer realm=\"stickmeter\"");
+  }
+  if (options_.cors) {
+    res.set(bhttp::field::access_control_allow_origin, "*");
+    res.set(bhttp::field::access_control_expose_headers,
+            "X-Stickmeter-Partial, X-Content-SHA256, Content-Disposition");
+  }
+  if (!reply.export_job) {
+    res.keep_alive(request.keep_alive());
+    res.prepare_payload();
+    if (request.method() == bhttp::verb::head) res.body().clear();  // keeps Content-Length
+  }
+  return reply;
+}
+
+ApiReply Api::Route(const Request& request) const {
+  ApiReply reply;
+  const unsigned version = request.version();
+  std::string_view target = request.target();
+  size_t qmark = target.find('?');
+  std::string_view path = target.substr(0, qmark);
+  std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
+  if (path.empty() || path.front() != '/') BadRequest("target: not an absolute path");
+
+  struct RouteInfo {
+    std::string_view path;
+    bool export_route;
+  };
+  static constexpr RouteInfo kRoutes[] = {
+      {"/api/v1/health", false}, {"/api/v1/peers", false}, {"/api/v1/tables", false},
+      {"/api/v1/keys", false},   {"/api/v1/usage", false}, {"/api/v1/series", false},
+      {"/api/v1/audit", false},  {"/api/v1/export", true}, {"/metrics", false},
+  };
+  const RouteInfo* route = nullptr;
+  for (const auto& r : kRoutes) {
+    if (r.path == path) route = &r;
+  }
+  bool ui = route == nullptr && !path.starts_with("/api/");
+  reply.route = route != nullptr ? std::string(route->path) : ui ? "ui" : "other";
+  if (route == nullptr && !ui) {
+    throw ApiError{bhttp::status::not_found, "not_found",
+                   "path: no such endpoint \"" + std::string(path.substr(0, 128)) + "\""};
+  }
+
+  // Methods: GET everywhere, HEAD except for exports, OPTIONS for CORS preflights.
+  const char* allow = (route != nullptr && route->export_route) ? "GET" : "GET, HEAD";
+  bhttp::verb method = request.method();
+  if (method == bhttp::verb::options && options_.cors) {
+    reply.response = Response{bhttp::status::no_content, version};
+    reply.response.set(bhttp::field::access_control_allow_methods, allow);
+    reply.response.set(bhttp::field::access_control_allow_headers, "Authorization");
+    reply.response.set(bhttp::field::access_control_max_age, "600");
+    reply.response.set(bhttp::field::allow, allow);
+    return reply;
+  }
+  bool allowed = method == bhttp::verb::get ||
+                 (method == bhttp::verb::head && !(route != nullptr && route->export_route));
+  if (!allowed) {
+    reply.response = Error(
+        version, bhttp::status::method_not_allowed, "method_not_allowed",
+        "method: " + std::string(request.method_string()) + " is not allowed here; use " + allow);
+    reply.response.set(bhttp::field::allow, allow);
+    return reply;
+  }
+
+  // Authentication: everything but health and the UI's static files (which hold no data and
+  // which a browser loads before it can send a token).
+  bool open = ui || (route != nullptr && route->path == "/api/v1/health");
+  if (options_.token && !open) {
+    auto it = request.find(bhttp::field::authorization);
+    bool good = it != request.end() && BearerMatches(it->value(), *options_.token);
+    if (!good) {
+      throw ApiError{bhttp::status::unauthorized, "unauthorized",
+                     it == request.end() ? "authorization: missing bearer token"
+                                         : "authorization: wrong bearer token"};
+    }
+  }
+
+  if (ui) {
+#if STICKMETER_HAVE_WEB
+    if (!query.empty()) {
+      // Query strings on UI files are ignored (cache busters), but never parsed.
+    }
+    const web::Asset* asset = web::FindAsset(path);
+    if (asset == nullptr) {
+      throw ApiError{bhttp::status::not_found, "not_found",
+                     "path: no such file \"" + std::string(path.substr(0, 128)) + "\""};
+    }
+    Response res{bhttp::status::ok, version};
+    res.set(bhttp::field::etag, asset->etag);
+    res.set(bhttp::field::cache_control, "no-cache");
+    res.set(bhttp::field::vary, "Accept-Encoding");
+    auto inm = request.find(bhttp::field::if_none_match);
+    if (inm != request.end() && !asset->etag.empty()) {
+      std::string_view v = inm->value();
+      if (v == "*" || v.find(asset->etag) != std::string_view::npos) {
+        res.result(bhttp::status::not_modified);
+        reply.response = std::move(res);
+        return reply;
+      }
+    }
+    res.set(bhttp::field::content_type, asset->content_type);
+    res.set("X-Content-Type-Options", "nosniff");
+    if (asset->gzipped) {
+      auto ae = request.find(bhttp::field::accept_encoding);
+      if (ae != request.end() && AcceptsGzip(ae->value())) {
+        res.set(bhttp::field::content_encoding, "gzip");
+        res.body() = std::string(asset->body);
+      } else {
+        auto plain = Gunzip(asset->body);
+        if (!plain) {
+          throw ApiError{bhttp::status::internal_server_error, "internal",
+                         "embedded asset is not valid gzip"};
+        }
+        res.body() = std::move(*plain);
+      }
+    } else {
+      res.body() = std::string(asset->body);
+    }
+    reply.response = std::move(res);
+    return reply;
+#else
+    throw ApiError{bhttp::status::not_found, "not_found",
+                   "path: the web UI is not built into this binary"};
+#endif
+  }
+
+  std::string_view p = route->path;
+  if (p == "/api/v1/health") {
+    Params params(query, {});
+    reply.response = JsonResponse(version, {{"status", "ok"}});
+  } else if (p == "/metrics") {
+    Params params(query, {});
+    Response res{bhttp::status::ok, version};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.set(bhttp::field::cache_control, "no-store");
+    res.body() = MetricsRegistry::Global().RenderPrometheus();
+    reply.response = std::move(res);
+  } else if (p == "/api/v1/peers") {
+    Params params(query, {});
+    json peers = json::array();
+    if (hooks_.peers) {
+      for (const PeerInfo& peer : hooks_.peers()) {
+        peers.push_back({{"name", peer.name},
+                         {"direction", peer.direction},
+                         {"address", peer.address},
+                         {"connected", peer.connected},
+                         {"since_ms", peer.since_ms},
+                         {"since", TimeOrNull(peer.since_ms)},
+                         {"last_message_ms", peer.last_message_ms},
+                         {"last_message", TimeOrNull(peer.last_message_ms)},
+                         {"updates", peer.updates},
+                         {"last_error", peer.last_error}});
+      }
+    }
+    reply.response = JsonResponse(version, {{"peers", std::move(peers)}});
+  } else if (p == "/api/v1/tables") {
+    Params params(query, {});
+    json tables = json::array();
+    for (const auto& t : Must(store_.Tables())) {
+      tables.push_back({{"name", t.name},
+                        {"key_type", t.key_type},
+                        {"key_size", t.key_size},
+                        {"expire_ms", t.expire_ms},
+                        {"data_types", t.data_types},
+                        {"counter_metrics", t.counter_metrics},
+                        {"gauge_metrics", t.gauge_metrics},
+                        {"sources", t.sources}});
+    }
+    reply.response = JsonResponse(version, {{"tables", std::move(tables)}});
+  } else if (p == "/api/v1/keys") {
+    Params params(query, {"table", "prefix", "limit"});
+    std::string table = params.Required("table");
+    std::string prefix = params.Get("prefix").value_or("");
+    size_t limit = params.Limit(kDefaultKeysLimit, kMaxKeysLimit);
+    auto keys = Must(store_.Keys(table, prefix, limit + 1));
+    bool truncated = keys.size() > limit;
+    if (truncated) keys.resize(limit);
+    reply.response =
+        JsonResponse(version, {{"table", table}, {"keys", keys}, {"truncated", truncated}});
+  } else if (p == "/api/v1/usage") {
+    Params params(query, {"table", "metric", "from", "to", "key", "source"});
+    tsdb::UsageQuery q;
+    q.table = params.Required("table");
+    q.metric = params.Required("metric");
+    std::tie(q.from_ms, q.to_ms) = params.Range();
+    q.key = params.Get("key");
+    q.source = params.NonEmpty("source");
+    json rows = json::array();
+    for (const auto& row : Must(store_.Usage(q))) {
+      rows.push_back({{"key", row.key}, {"total", row.total}});
+    }
+    reply.response = JsonResponse(version, {{"table", q.table},
+                                            {"metric", q.metric},
+                                            {"from_ms", q.from_ms},
+                                            {"to_ms", q.to_ms},
+                                            {"rows", std::move(rows)}});
+  } else if (p == "/api/v1/series") {
+    Params params(query, {"table", "metric", "key", "from", "to", "step", "source"});
+    tsdb::SeriesQuery q;
+    q.table = params.Required("table");
+    q.metric = params.Required("metric");
+    q.key = params.Get("key").value_or("");
+    if (!params.Get("key")) BadRequest("key: missing");
+    std::tie(q.from_ms, q.to_ms) = params.Range();
+    std::string step = params.Get("step").value_or("auto");
+    if (step == "1m") {
+      q.step_ms = 60'000;
+    } else if (step == "1h") {
+      q.step_ms = 3'600'000;
+    } else if (step == "1d") {
+      q.step_ms = 86'400'000;
+    } else if (step == "auto") {
+      q.step_ms = 0;
+    } else {
+      BadRequest("step: \"" + step.substr(0, 32) + "\" is not 1m, 1h, 1d or auto");
+    }
+    if (q.step_ms != 0) {
+      int64_t points = (q.to_ms - q.from_ms) / q.step_ms;
+      if (points > kMaxSeriesPoints) {
+        BadRequest("step: " + step + " over this range gives " + std::to_string(points) +
+                   " points (at most " + std::to_string(kMaxSeriesPoints) +
+                   "); use a coarser step or auto");
+      }
+    }
+    q.source = params.NonEmpty("source");
+    tsdb::Series series = Must(store_.GetSeries(q));
+    json points = json::array();
+    for (const auto& pt : series.points) {
+      if (series.gauge) {
+        points.push_back({{"t", pt.t_ms}, {"v", static_cast<int64_t>(pt.v)}});
+      } else {
+        points.push_back({{"t", pt.t_ms}, {"v", pt.v}});
+      }
+    }
+    reply.response = JsonResponse(
+        version,
+        {{"step_ms", series.step_ms}, {"gauge", series.gauge}, {"points", std::move(points)}});
+  } else if (p == "/api/v1/audit") {
+    Params params(query, {"table", "key", "from", "to", "limit", "metric", "after"});
+    tsdb::AuditQuery q;
+    q.table = params.Required("table");
+    if (!params.Get("key")) BadRequest("key: missing");
+    q.key = *params.Get("key");
+    std::tie(q.from_ms, q.to_ms) = params.Range();
+    q.limit = params.Limit(kDefaultAuditLimit, kMaxAuditLimit);
+    q.metric = params.NonEmpty("metric");
+    if (auto after = params.Get("after")) {
+      // The cursor is "<t_ms>:<seq>", as returned in `next`.
+      size_t colon = after->find(':');
+      int64_t t = 0;
+      uint64_t seq = 0;
+      bool ok = colon != std::string::npos && colon > 0;
+      if (ok) {
+        auto r1 = std::from_chars(after->data(), after->data() + colon, t);
+        auto r2 = std::from_chars(after->data() + colon + 1, after->data() + after->size(), seq);
+        ok = r1.ec == std::errc() && r1.ptr == after->data() + colon && r2.ec == std::errc() &&
+             r2.ptr == after->data() + after->size() && colon + 1 < after->size();
+      }
+      if (!ok) BadRequest("after: \"" + after->substr(0, 48) + "\" is not a cursor (t_ms:seq)");
+      q.after = std::make_pair(t, seq);
+    }
+    auto events = Must(store_.Audit(q));
+    json list = json::array();
+    for (const auto& e : events) {
+      list.push_back({{"t", e.t_ms},
+                      {"seq", e.seq},
+                      {"source", e.source},
+                      {"metric", e.metric},
+                      {"value", e.value},
+                      {"delta", e.delta},
+                      {"reason", e.reason}});
+    }
+    json next = nullptr;
+    if (events.size() == q.limit && !events.empty()) {
+      next = std::to_string(events.back().t_ms) + ":" + std::to_string(events.back().seq);
+    }
+    reply.response = JsonResponse(version, {{"events", std::move(list)}, {"next", next}});
+  } else if (p == "/api/v1/export") {
+    Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source"});
+    ExportRequest er;
+    er.period = params.NonEmpty("period");
+    er.tz = params.Get("tz").value_or("UTC");
+    er.from_ms = params.OptionalTime("from");
+    er.to_ms = params.OptionalTime("to");
+    er.table = params.NonEmpty("table");
+    er.metric = params.NonEmpty("metric");
+    er.format = params.Get("format").value_or("csv");
+    auto per_source = params.Get("per_source");
+    if (per_source && *per_source != "true" && *per_source != "false") {
+      BadRequest("per_source: \"" + per_source->substr(0, 32) + "\" is not true or false");
+    }
+    er.per_source = per_source && *per_source == "true";
+    er.now_ms = NowUnixMs();
+    if (!er.period && !er.from_ms && !er.to_ms) BadRequest("period: missing (or give from and to)");
+    ResolvedExport resolved = Must(ResolveExport(er));
+    Status s = CheckExportFilters(store_, resolved);
+    if (!s.ok()) Fail(s);
+    Response res{bhttp::status::ok, version};
+    res.set(bhttp::field::content_type, resolved.content_type());
+    res.set(bhttp::field::content_disposition,
+            "attachment; filename=\"" + resolved.file_name() + "\"");
+    res.set(bhttp::field::cache_control, "no-store");
+    res.set("X-Stickmeter-Partial", resolved.partial ? "true" : "false");
+    reply.response = std::move(res);
+    reply.export_job = std::move(resolved);
+  }
+  return reply;
+}
+
+}  // namespace stickmeter::http

@@ -1,0 +1,72 @@
+// Request routing and the JSON handlers of CONTRACT §3, independent of any socket.
+//
+// Api::Handle() maps one parsed request to one response: the JSON endpoints under /api/v1,
+// /metrics, and the web UI's files. An export answers with headers only and a ResolvedExport
+// for the server to stream (http/export.h). Every parameter is validated; errors are
+// `{"error":{"code":"...","message":"<parameter>: <why>"}}` with the status mapping documented in
+// docs/api.md. No exception escapes Handle().
+//
+// Thread-safety: Handle() is const and may run concurrently on every I/O thread. The store and
+// the hooks are borrowed and must outlive the Api.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/metrics.h"
+#include "http/export.h"
+#include "http/server.h"
+#include "tsdb/query.h"
+
+namespace stickmeter::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// Limits on query results.
+inline constexpr size_t kMaxKeysLimit = 100'000;  // keys?limit=
+inline constexpr size_t kDefaultKeysLimit = 1'000;
+inline constexpr size_t kMaxAuditLimit = 10'000;  // audit?limit=
+inline constexpr size_t kDefaultAuditLimit = 1'000;
+inline constexpr int64_t kMaxSeriesPoints = 100'000;  // (to - from) / step
+
+struct ApiReply {
+  Response response;
+  // When set, `response` holds the headers of a 200 whose body is this export, to be streamed
+  // by the caller; the caller adds the body framing and the X-Content-SHA256 trailer.
+  std::optional<ResolvedExport> export_job;
+  // Bounded label for the request metrics: the route ("/api/v1/usage"), "ui" or "other".
+  std::string route;
+};
+
+class Api {
+ public:
+  Api(const ServerOptions& options, tsdb::QueryService& store, const ServerHooks& hooks);
+
+  ApiReply Handle(const Request& request) const;
+
+  // A complete error response in the API's JSON shape.
+  static Response Error(unsigned version, boost::beast::http::status status, std::string_view code,
+                        std::string_view message);
+
+ private:
+  ApiReply Route(const Request& request) const;
+
+  const ServerOptions& options_;
+  tsdb::QueryService& store_;
+  const ServerHooks& hooks_;
+};
+
+// True when `header` (an Accept-Encoding value) accepts gzip.
+bool AcceptsGzip(std::string_view header);
+
+// Decompresses a gzip member. Returns nullopt on malformed input.
+std::optional<std::string> Gunzip(std::string_view data);
+
+// Constant-time check of an Authorization header against `Bearer <token>`.
+bool BearerMatches(std::string_view authorization, std::string_view token);
+
+}  // namespace stickmeter::http

@@ -1,0 +1,304 @@
+#include "http/export.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+
+#include "http/json_util.h"
+#include "http/time_parse.h"
+
+namespace stickmeter::http {
+namespace {
+
+// Hashes and buffers output, handing full chunks to the writer.
+class ChunkedSink {
+ public:
+  explicit ChunkedSink(const std::function<bool(std::string_view)>& write)
+      : write_(write), md_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+    EVP_DigestInit_ex(md_.get(), EVP_sha256(), nullptr);
+    buffer_.reserve(kExportChunkBytes + 1024);
+  }
+
+  std::string& buffer() { return buffer_; }
+
+  // Flushes when the buffer is full (or always with `force`). False when the reader gave up.
+  bool Flush(bool force) {
+    if (buffer_.empty() || (!force && buffer_.size() < kExportChunkBytes)) return true;
+    EVP_DigestUpdate(md_.get(), buffer_.data(), buffer_.size());
+    bool go_on = write_(buffer_);
+    buffer_.clear();
+    return go_on;
+  }
+
+  std::string HexDigest() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(md_.get(), digest, &len);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < len; ++i) {
+      hex += kHex[digest[i] >> 4];
+      hex += kHex[digest[i] & 15];
+    }
+    return hex;
+  }
+
+ private:
+  const std::function<bool(std::string_view)>& write_;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md_;
+  std::string buffer_;
+};
+
+// Caches the quoted form of a repeated string (table and metric names repeat row after row).
+class QuotedCache {
+ public:
+  template <typename Quote>
+  const std::string& Get(const std::string& raw, Quote quote) {
+    if (!valid_ || raw != raw_) {
+      raw_ = raw;
+      quoted_.clear();
+      quote(quoted_, raw);
+      valid_ = true;
+    }
+    return quoted_;
+  }
+
+ private:
+  bool valid_ = false;
+  std::string raw_, quoted_;
+};
+
+void AppendUint(std::string& out, uint64_t v) {
+  char buf[24];
+  char* end = buf + sizeof buf;
+  char* p = end;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, end);
+}
+
+}  // namespace
+
+std::string_view ResolvedExport::content_type() const {
+  return json ? "application/json" : "text/csv; charset=utf-8";
+}
+
+std::string ResolvedExport::file_name() const {
+  std::string name = "stickmeter-";
+  if (period) {
+    name += *period;
+  } else {
+    name += std::to_string(from_ms) + "-" + std::to_string(to_ms);
+  }
+  if (table) {
+    name += '-';
+    for (char c : *table) {
+      bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+      if (safe) name += c;
+    }
+  }
+  name += json ? ".json" : ".csv";
+  return name;
+}
+
+void AppendCsvField(std::string& out, std::string_view field) {
+  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out.append(field);
+    return;
+  }
+  out += '"';
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
+  ResolvedExport r;
+  if (request.format == "json") {
+    r.json = true;
+  } else if (request.format != "csv") {
+    return Status::InvalidArgument("format: \"" + request.format.substr(0, 32) +
+                                   "\" is not csv or json");
+  }
+  auto zone = LocateZone(request.tz);
+  if (!zone.ok()) return zone.status().WithContext("tz");
+  r.zone = *zone;
+  r.tz = request.tz;
+  if (request.period) {
+    if (request.from_ms || request.to_ms) {
+      return Status::InvalidArgument("period: give either period or from and to, not both");
+    }
+    auto month = ResolveMonth(*request.period, r.zone);
+    if (!month.ok()) return month.status().WithContext("period");
+    r.from_ms = month->start_ms;
+    r.to_ms = month->end_ms;
+    r.period = request.period;
+  } else {
+    if (!request.from_ms) return Status::InvalidArgument("from: missing (or give period)");
+    if (!request.to_ms) return Status::InvalidArgument("to: missing (or give period)");
+    r.from_ms = *request.from_ms;
+    r.to_ms = *request.to_ms;
+    if (r.from_ms >= r.to_ms) {
+      return Status::InvalidArgument("from: must be before to (the range is [from, to))");
+    }
+  }
+  if (request.table && request.table->empty()) return Status::InvalidArgument("table: empty");
+  if (request.metric && request.metric->empty()) return Status::InvalidArgument("metric: empty");
+  r.table = request.table;
+  r.metric = request.metric;
+  r.per_source = request.per_source;
+  r.period_start = FormatRfc3339InZone(r.from_ms, r.zone);
+  r.period_end = FormatRfc3339InZone(r.to_ms, r.zone);
+  r.partial = r.to_ms > request.now_ms;
+  return r;
+}
+
+Status CheckExportFilters(tsdb::QueryService& store, const ResolvedExport& resolved) {
+  if (!resolved.table && !resolved.metric) return Status::Ok();
+  auto tables = store.Tables();
+  if (!tables.ok()) return tables.status();
+  bool table_found = false, counter = false, gauge = false;
+  for (const auto& t : *tables) {
+    if (resolved.table && t.name != *resolved.table) continue;
+    table_found = true;
+    if (resolved.metric) {
+      for (const auto& m : t.counter_metrics) counter |= m == *resolved.metric;
+      for (const auto& m : t.gauge_metrics) gauge |= m == *resolved.metric;
+    }
+  }
+  if (resolved.table && !table_found) {
+    return Status::NotFound("table: no table named \"" + *resolved.table + "\"");
+  }
+  if (resolved.metric && !counter) {
+    if (gauge) {
+      return Status::InvalidArgument("metric: \"" + *resolved.metric +
+                                     "\" is a gauge; exports sum counters only");
+    }
+    return Status::NotFound("metric: no counter named \"" + *resolved.metric + "\"" +
+                            (resolved.table ? " in table \"" + *resolved.table + "\"" : ""));
+  }
+  return Status::Ok();
+}
+
+Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
+                    const std::function<bool(std::string_view)>& write, std::string* sha256_hex) {
+  ChunkedSink sink(write);
+  std::string& out = sink.buffer();
+  std::string csv_prefix;  // "period_start,period_end," shared by every CSV row
+  if (r.json) {
+    out += "{\"period\":";
+    if (r.period) {
+      AppendJsonString(out, *r.period);
+    } else {
+      out += "null";
+    }
+    out += ",\"tz\":";
+    AppendJsonString(out, r.tz);
+    out += ",\"period_start\":";
+    AppendJsonString(out, r.period_start);
+    out += ",\"period_end\":";
+    AppendJsonString(out, r.period_end);
+    out += ",\"from_ms\":" + std::to_string(r.from_ms) + ",\"to_ms\":" + std::to_string(r.to_ms);
+    out += ",\"table\":";
+    if (r.table) {
+      AppendJsonString(out, *r.table);
+    } else {
+      out += "null";
+    }
+    out += ",\"metric\":";
+    if (r.metric) {
+      AppendJsonString(out, *r.metric);
+    } else {
+      out += "null";
+    }
+    out += ",\"per_source\":";
+    out += r.per_source ? "true" : "false";
+    out += ",\"partial\":";
+    out += r.partial ? "true" : "false";
+    out += ",\"rows\":[";
+  } else {
+    out += "period_start,period_end,table,key,metric,total";
+    out += r.per_source ? ",source\r\n" : "\r\n";
+    AppendCsvField(csv_prefix, r.period_start);
+    csv_prefix += ',';
+    AppendCsvField(csv_prefix, r.period_end);
+    csv_prefix += ',';
+  }
+
+  tsdb::ExportQuery query;
+  query.from_ms = r.from_ms;
+  query.to_ms = r.to_ms;
+  query.table = r.table;
+  query.metric = r.metric;
+  query.per_source = r.per_source;
+
+  QuotedCache table_cache, metric_cache, source_cache;
+  bool first = true;
+  bool cancelled = false;
+  Status status = store.Export(query, [&](const tsdb::ExportRow& row) {
+    if (r.json) {
+      out += first ? "\n{\"table\":" : ",\n{\"table\":";
+      out += table_cache.Get(row.table, AppendJsonString);
+      out += ",\"key\":";
+      AppendJsonString(out, row.key);
+      out += ",\"metric\":";
+      out += metric_cache.Get(row.metric, AppendJsonString);
+      if (r.per_source) {
+        out += ",\"source\":";
+        out += source_cache.Get(row.source, AppendJsonString);
+      }
+      out += ",\"total\":";
+      AppendUint(out, row.total);
+      out += '}';
+    } else {
+      out += csv_prefix;
+      out += table_cache.Get(row.table, AppendCsvField);
+      out += ',';
+      AppendCsvField(out, row.key);
+      out += ',';
+      out += metric_cache.Get(row.metric, AppendCsvField);
+      out += ',';
+      AppendUint(out, row.total);
+      if (r.per_source) {
+        out += ',';
+        out += source_cache.Get(row.source, AppendCsvField);
+      }
+      out += "\r\n";
+    }
+    first = false;
+    if (!sink.Flush(false)) {
+      cancelled = true;
+      return false;
+    }
+    return true;
+  });
+  if (!status.ok()) return status.WithContext("export");
+  if (cancelled) return Status::Unavailable("export: abandoned by the reader");
+  if (r.json) out += first ? "]}\n" : "\n]}\n";
+  if (!sink.Flush(true)) return Status::Unavailable("export: abandoned by the reader");
+  if (sha256_hex != nullptr) *sha256_hex = sink.HexDigest();
+  return Status::Ok();
+}
+
+Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
+                   const std::function<void(std::string_view chunk)>& write,
+                   std::string* sha256_hex) {
+  auto resolved = ResolveExport(request);
+  if (!resolved.ok()) return resolved.status();
+  Status s = CheckExportFilters(store, *resolved);
+  if (!s.ok()) return s;
+  return StreamExport(
+      store, *resolved,
+      [&write](std::string_view chunk) {
+        write(chunk);
+        return true;
+      },
+      sha256_hex);
+}
+
+}  // namespace stickmeter::http

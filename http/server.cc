@@ -1,0 +1,532 @@
+#include "http/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/time.h"
+#include "http/api.h"
+
+namespace stickmeter::http {
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::string_view kComponent = "http";
+// At most this many export chunks (of kExportChunkBytes) wait for a slow reader.
+constexpr size_t kExportQueueChunks = 4;
+
+// An export runs on its own thread and hands chunks to the session through this queue; the
+// worker blocks while the queue is full, so memory stays bounded by the reader's speed.
+struct ExportPipe {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> chunks;  // GUARDED_BY(mu)
+  bool done = false;               // GUARDED_BY(mu)
+  bool cancelled = false;          // GUARDED_BY(mu)
+  Status status;                   // GUARDED_BY(mu)
+  std::string sha256;              // GUARDED_BY(mu)
+  std::function<void()> notify;    // wakes the session (posts to its strand)
+};
+
+}  // namespace
+
+class Session;
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(net::io_context& io_context, ServerOptions opts, tsdb::QueryService& store_ref,
+       ServerHooks hooks_in)
+      : io(io_context),
+        options(std::move(opts)),
+        store(store_ref),
+        hooks(std::move(hooks_in)),
+        api(options, store, hooks),
+        acceptor(net::make_strand(io_context)),
+        connections_active(MetricsRegistry::Global().GetGauge("stickmeter_http_connections",
+                                                              "Open HTTP connections")),
+        connections_rejected(MetricsRegistry::Global().GetCounter(
+            "stickmeter_http_connections_rejected_total",
+            "HTTP connections closed at once because max_connections were open")),
+        request_seconds(MetricsRegistry::Global().GetHistogram(
+            "stickmeter_http_request_duration_seconds", "Time to build an HTTP response")) {}
+
+  void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void CountRequest(const std::string& route, unsigned code) {
+    MetricsRegistry::Global()
+        .GetCounter("stickmeter_http_requests_total", "HTTP requests answered, by route and code",
+                    {{"code", std::to_string(code)}, {"route", route}})
+        .Inc();
+  }
+  // Starts a worker for `job`; false when max_concurrent_exports are running.
+  bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe);
+  void ReapExports(bool all);
+
+  net::io_context& io;
+  const ServerOptions options;
+  tsdb::QueryService& store;
+  const ServerHooks hooks;
+  const Api api;
+  tcp::acceptor acceptor;
+  std::atomic<uint16_t> bound_port{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> open_connections{0};
+  Gauge& connections_active;
+  Counter& connections_rejected;
+  Histogram& request_seconds;
+
+  std::mutex sessions_mu;
+  std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
+
+  struct ExportWorker {
+    std::thread thread;
+    std::shared_ptr<ExportPipe> pipe;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+  std::mutex exports_mu;
+  std::list<ExportWorker> exports;  // GUARDED_BY(exports_mu)
+};
+
+// One HTTP connection. Lives as long as an operation on it is pending (each handler holds a
+// shared_ptr); every handler runs on the socket's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {}
+
+  ~Session() {
+    CancelExport();
+    server_->open_connections.fetch_sub(1);
+    server_->connections_active.Add(-1);
+  }
+
+  void Run(std::list<std::weak_ptr<Session>>::iterator self_entry) {
+    self_entry_ = self_entry;
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
+  }
+
+  // Called on any thread by Server::Stop().
+  void Shutdown() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
+      // Only a connection waiting for a request that has not started is closed now; others
+      // close after their response.
+      if (self->waiting_ && self->buffer_.size() == 0) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream_.socket().close(ec);
+      }
+    });
+  }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
+    parser_->body_limit(server_->options.max_body_bytes);
+    int64_t timeout =
+        requests_ == 0 ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms;
+    stream_.expires_after(std::chrono::milliseconds(timeout));
+    waiting_ = true;
+    if (closing_ && buffer_.size() == 0) return Close();
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    waiting_ = false;
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof || ec == net::error::bad_descriptor) {
+      return Close();
+    }
+    if (ec) {
+      // A malformed or oversized request: answer once, then close (the stream is out of sync).
+      bhttp::status status = bhttp::status::bad_request;
+      std::string code = "bad_request", message = "request: malformed HTTP (" + ec.message() + ")";
+      if (ec == bhttp::error::header_limit) {
+        status = bhttp::status::request_header_fields_too_large;
+        code = "header_too_large";
+        message =
+            "headers: larger than " + std::to_string(server_->options.max_header_bytes) + " bytes";
+      } else if (ec == bhttp::error::body_limit) {
+        status = bhttp::status::payload_too_large;
+        code = "body_too_large";
+        message = "body: larger than " + std::to_string(server_->options.max_body_bytes) + " bytes";
+      }
+      auto res = std::make_shared<Response>(Api::Error(11, status, code, message));
+      res->keep_alive(false);
+      res->prepare_payload();
+      server_->CountRequest("other", res->result_int());
+      return Write(std::move(res), true);
+    }
+    ++requests_;
+    Request& req = parser_->get();
+    auto start = std::chrono::steady_clock::now();
+    ApiReply reply;
+    if (req.target().size() > server_->options.max_target_bytes) {
+      reply.response = Api::Error(req.version(), bhttp::status::uri_too_long, "uri_too_long",
+                                  "query: the request target is longer than " +
+                                      std::to_string(server_->options.max_target_bytes) + " bytes");
+      reply.response.keep_alive(req.keep_alive());
+      reply.response.prepare_payload();
+      reply.route = "other";
+    } else {
+      reply = server_->api.Handle(req);
+    }
+    server_->request_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    server_->CountRequest(reply.route, reply.response.result_int());
+    bool close = closing_ || !req.keep_alive();
+    if (reply.export_job) return StartExport(std::move(reply), req.version(), close);
+    if (close) reply.response.keep_alive(false);
+    Write(std::make_shared<Response>(std::move(reply.response)), !reply.response.keep_alive());
+  }
+
+  void Write(std::shared_ptr<Response> res, bool close) {
+    response_ = res;
+    stream_.expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                         self->response_.reset();
+                         if (ec) return self->Close();
+                         if (close || self->closing_) return self->Close();
+                         self->DoRead();
+                       });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  // --- Streaming an export ------------------------------------------------------------------
+
+  void StartExport(ApiReply reply, unsigned version, bool close) {
+    auto pipe = std::make_shared<ExportPipe>();
+    pipe->notify = [self = shared_from_this()] {
+      net::post(self->stream_.get_executor(), [self] { self->PumpExport(); });
+    };
+    if (!server_->StartExport(*reply.export_job, pipe)) {
+      pipe->notify = nullptr;
+      auto res = std::make_shared<Response>(
+          Api::Error(version, bhttp::status::service_unavailable, "unavailable",
+                     "export: too many exports running; retry shortly"));
+      res->set(bhttp::field::retry_after, "5");
+      res->keep_alive(!close);
+      res->prepare_payload();
+      return Write(std::move(res), close);
+    }
+    pipe_ = pipe;
+    export_close_ = close;
+    // HTTP/1.0 has no chunked encoding: stream the raw body and end it by closing.
+    export_raw_ = version < 11;
+    auto header =
+        std::make_shared<bhttp::response<bhttp::empty_body>>(reply.response.result(), version);
+    for (const auto& field : reply.response) header->set(field.name_string(), field.value());
+    if (export_raw_) {
+      export_close_ = true;
+      header->keep_alive(false);
+    } else {
+      header->chunked(true);
+      header->set(bhttp::field::trailer, "X-Content-SHA256");
+      header->keep_alive(!close);
+    }
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*header);
+    writing_ = true;
+    stream_.expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
+    bhttp::async_write_header(
+        stream_, *sr, [self = shared_from_this(), header, sr](beast::error_code ec, size_t) {
+          self->writing_ = false;
+          if (ec) {
+            self->CancelExport();
+            return self->Close();
+          }
+          self->PumpExport();
+        });
+  }
+
+  void PumpExport() {
+    if (writing_ || !pipe_) return;
+    std::shared_ptr<ExportPipe> pipe = pipe_;
+    bool done = false;
+    Status status;
+    std::string sha;
+    {
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      if (!pipe->chunks.empty()) {
+        chunk_ = std::move(pipe->chunks.front());
+        pipe->chunks.pop_front();
+        pipe->cv.notify_all();
+      } else if (pipe->done) {
+        done = true;
+        status = pipe->status;
+        sha = pipe->sha256;
+      } else {
+        return;  // the worker will notify
+      }
+    }
+    auto on_write = [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec) {
+        self->CancelExport();
+        return self->Close();
+      }
+      self->PumpExport();
+    };
+    stream_.expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
+    if (!done) {
+      writing_ = true;
+      if (export_raw_) return net::async_write(stream_, net::buffer(chunk_), on_write);
+      return net::async_write(stream_, bhttp::make_chunk(net::buffer(chunk_)), on_write);
+    }
+    // The worker finished: break the session <-> pipe cycle, then end the body.
+    pipe->notify = nullptr;
+    pipe_.reset();
+    if (!status.ok()) {
+      // Headers are out already: cut the body short so the client sees an incomplete transfer
+      // rather than a truncated file that looks whole.
+      LogWarn(kComponent, "export failed mid-stream: " + status.ToString());
+      return Close();
+    }
+    if (export_raw_) return Close();
+    trailer_.clear();
+    trailer_.set("X-Content-SHA256", sha);
+    writing_ = true;
+    net::async_write(stream_, bhttp::make_chunk_last(trailer_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec || self->export_close_ || self->closing_) return self->Close();
+                       self->DoRead();
+                     });
+  }
+
+  void CancelExport() {
+    if (!pipe_) return;
+    {
+      std::lock_guard<std::mutex> lock(pipe_->mu);
+      pipe_->cancelled = true;
+      pipe_->cv.notify_all();
+    }
+    pipe_.reset();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::shared_ptr<Response> response_;
+  std::shared_ptr<Server::Impl> server_;
+  std::list<std::weak_ptr<Session>>::iterator self_entry_;
+  uint64_t requests_ = 0;
+  bool waiting_ = false;  // an async_read for a new request is pending
+  bool closing_ = false;  // the server is stopping: close after the current response
+  // Export state.
+  std::shared_ptr<ExportPipe> pipe_;
+  std::string chunk_;
+  bhttp::fields trailer_;
+  bool writing_ = false;
+  bool export_raw_ = false;
+  bool export_close_ = false;
+
+ public:
+  std::list<std::weak_ptr<Session>>::iterator self_entry() const { return self_entry_; }
+};
+
+void Server::Impl::DoAccept() {
+  acceptor.async_accept(net::make_strand(io),
+                        beast::bind_front_handler(&Impl::OnAccept, shared_from_this()));
+}
+
+void Server::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping.load()) return;
+  if (ec) {
+    if (ec == net::error::operation_aborted) return;
+    // EMFILE and friends: keep accepting once descriptors free up.
+    LogWarn(kComponent, "accept: " + ec.message());
+    auto timer = std::make_shared<net::steady_timer>(acceptor.get_executor());
+    timer->expires_after(std::chrono::milliseconds(50));
+    timer->async_wait([self = shared_from_this(), timer](beast::error_code) {
+      if (!self->stopping.load()) self->DoAccept();
+    });
+    return;
+  }
+  if (open_connections.load() >= options.max_connections) {
+    // Over the limit: a best-effort 503 that fits in the socket buffer, then close. Never
+    // blocks and never queues.
+    connections_rejected.Inc();
+    static constexpr std::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 86\r\n\r\n"
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"server: too many open "
+        "connections\"}}\n";
+    beast::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::buffer(kBusy), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    CountRequest("other", 503);
+    return DoAccept();
+  }
+  open_connections.fetch_add(1);
+  connections_active.Add(1);
+  auto session = std::make_shared<Session>(std::move(socket), shared_from_this());
+  std::list<std::weak_ptr<Session>>::iterator entry;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    // Drop entries of sessions that are gone, so the list stays as long as the open ones.
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      it = it->expired() ? sessions.erase(it) : std::next(it);
+    }
+    entry = sessions.insert(sessions.end(), session);
+  }
+  session->Run(entry);
+  DoAccept();
+}
+
+bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe) {
+  std::lock_guard<std::mutex> lock(exports_mu);
+  for (auto it = exports.begin(); it != exports.end();) {
+    if (it->finished->load()) {
+      it->thread.join();
+      it = exports.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (exports.size() >= options.max_concurrent_exports) return false;
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  tsdb::QueryService* store_ptr = &store;
+  std::thread worker([store_ptr, job, pipe, finished] {
+    std::string sha;
+    Status status = StreamExport(
+        *store_ptr, job,
+        [&pipe](std::string_view chunk) {
+          std::unique_lock<std::mutex> lock(pipe->mu);
+          pipe->cv.wait(
+              lock, [&] { return pipe->cancelled || pipe->chunks.size() < kExportQueueChunks; });
+          if (pipe->cancelled) return false;
+          pipe->chunks.emplace_back(chunk);
+          std::function<void()> notify = pipe->notify;
+          lock.unlock();
+          if (notify) notify();
+          return true;
+        },
+        &sha);
+    std::function<void()> notify;
+    {
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      pipe->done = true;
+      pipe->status = status;
+      pipe->sha256 = sha;
+      notify = pipe->notify;
+    }
+    if (notify) notify();
+    finished->store(true);
+  });
+  exports.push_back(ExportWorker{std::move(worker), pipe, finished});
+  return true;
+}
+
+void Server::Impl::ReapExports(bool all) {
+  std::list<ExportWorker> to_join;
+  {
+    std::lock_guard<std::mutex> lock(exports_mu);
+    for (auto it = exports.begin(); it != exports.end();) {
+      if (all || it->finished->load()) {
+        if (all) {
+          std::lock_guard<std::mutex> pipe_lock(it->pipe->mu);
+          it->pipe->cancelled = true;
+          it->pipe->notify = nullptr;
+          it->pipe->cv.notify_all();
+        }
+        to_join.splice(to_join.end(), exports, it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : to_join) w.thread.join();
+}
+
+Server::Server(net::io_context& io, ServerOptions options, tsdb::QueryService& store,
+               ServerHooks hooks)
+    : impl_(std::make_shared<Impl>(io, std::move(options), store, std::move(hooks))) {}
+
+Server::~Server() {
+  Stop();
+  impl_->ReapExports(true);
+}
+
+Status Server::Start() {
+  const ServerOptions& o = impl_->options;
+  std::string host = o.address == "localhost" ? "127.0.0.1" : o.address;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  beast::error_code ec;
+  net::ip::address address = net::ip::make_address(host, ec);
+  if (ec) {
+    return Status::InvalidArgument("http: \"" + o.address + "\" is not an IP address");
+  }
+  std::string where = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
+                      ":" + std::to_string(o.port);
+  if (!address.is_loopback() && !o.token && !o.insecure_no_auth) {
+    return Status::InvalidArgument("http: refusing to serve " + where +
+                                   " (not loopback) without --token-file; add "
+                                   "--insecure-no-auth to allow it");
+  }
+  if (o.token && o.token->empty()) return Status::InvalidArgument("http: the token is empty");
+  tcp::endpoint endpoint(address, o.port);
+  tcp::acceptor& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(o.listen_backlog, ec);
+  if (ec) {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    return Status::IoError("http: cannot listen on " + where + ": " + ec.message());
+  }
+  impl_->bound_port = acceptor.local_endpoint(ec).port();
+  LogInfo(kComponent,
+          "listening on " +
+              (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+              std::to_string(impl_->bound_port.load()));
+  net::dispatch(acceptor.get_executor(), [impl = impl_] { impl->DoAccept(); });
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
+    for (auto& weak : impl_->sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Shutdown();
+}
+
+uint16_t Server::port() const { return impl_->bound_port.load(); }
+
+}  // namespace stickmeter::http

@@ -1,0 +1,108 @@
+// The HTTP/JSON API server (CONTRACT §3): an asynchronous Boost.Beast server on the caller's
+// io_context.
+//
+// Design (after Beast's http_server_async example): a Listener accepts connections and hands
+// each socket to a Session that owns it, its read buffer and its parser; each session runs on
+// its own strand, so the io_context may run on any number of threads. Requests are answered by
+// Api (http/api.h), which never sees the socket. Every read has a deadline and size limits;
+// the number of open connections is bounded (a connection over the limit is answered 503 and
+// closed at once). Exports stream from a worker thread through a bounded chunk queue, so a slow
+// reader holds neither an I/O thread nor memory.
+//
+// Thread-safety: Start() must be called once, before the io_context runs handlers for it;
+// Stop() and port() may be called from any thread. The Server, the QueryService and the hooks
+// must outlive every handler: destroy the Server only after its io_context has stopped
+// running (the destructor joins the export workers).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tsdb/query.h"
+
+namespace stickmeter::http {
+
+// What `GET /api/v1/peers` reports about one HAProxy peer connection (filled by ingest).
+struct PeerInfo {
+  std::string name;
+  std::string direction;  // "inbound" | "outbound"
+  std::string address;    // "host:port"
+  bool connected = false;
+  int64_t since_ms = 0;         // connected (or disconnected) since, Unix ms; 0 = never
+  int64_t last_message_ms = 0;  // 0 = none yet
+  uint64_t updates = 0;
+  std::string last_error;
+};
+
+struct ServerOptions {
+  // Default: "127.0.0.1". An IP address (v4 or v6) or "localhost".
+  std::string address = "127.0.0.1";
+  // Default: 8080. 0 picks a free port (see port()).
+  uint16_t port = 8080;
+  // Default: none. When set, every call but /api/v1/health and the UI's static files needs
+  // `Authorization: Bearer <token>`.
+  std::optional<std::string> token;
+  // Default: false. Allow a non-loopback address without a token.
+  bool insecure_no_auth = false;
+  // Default: false. Send CORS headers (Access-Control-Allow-Origin: *) and answer preflights.
+  bool cors = false;
+
+  // Default: 1024. Open connections beyond this are answered 503 and closed.
+  size_t max_connections = 1024;
+  // Default: 16 KiB. Request line plus headers; more is answered 431.
+  size_t max_header_bytes = 16 * 1024;
+  // Default: 8 KiB. Request target (path and query string); more is answered 414.
+  size_t max_target_bytes = 8 * 1024;
+  // Default: 64 KiB. Request body (the API takes none); more is answered 413.
+  size_t max_body_bytes = 64 * 1024;
+  // Default: 10 s. Time to receive a whole request on a new connection.
+  int64_t read_timeout_ms = 10'000;
+  // Default: 30 s. Time to receive the next whole request on a keep-alive connection.
+  int64_t idle_timeout_ms = 30'000;
+  // Default: 30 s. Time for each write to complete (a stalled reader is disconnected).
+  int64_t write_timeout_ms = 30'000;
+  // Default: 4. Concurrent exports; more are answered 503.
+  size_t max_concurrent_exports = 4;
+  // Default: 1024. Accept queue length (listen backlog).
+  int listen_backlog = 1024;
+};
+
+struct ServerHooks {
+  // Returns the peers to report; may be empty (then the list is empty). Called on I/O threads.
+  std::function<std::vector<PeerInfo>()> peers;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions options, tsdb::QueryService& store,
+         ServerHooks hooks);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting. InvalidArgument for a bad address or for a non-loopback
+  // address without a token (unless insecure_no_auth); IoError naming the address when it
+  // cannot be bound (e.g. the port is in use). Call once.
+  Status Start();
+
+  // Stops accepting, lets in-flight requests (and exports) finish, closes idle connections.
+  // Returns at once; the io_context runs out of work when the last connection closes. Any
+  // thread, idempotent.
+  void Stop();
+
+  // The bound port (useful with port 0), or 0 before Start() succeeded.
+  uint16_t port() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace stickmeter::http

@@ -1,0 +1,46 @@
+// Parsing and formatting of the times the HTTP API and the export CLI accept.
+//
+// A time is either RFC 3339 with any UTC offset (`2026-10-01T00:00:00+02:00`,
+// `2026-10-01T00:00:00.250Z`) or an integer number of Unix milliseconds (`1790812800000`).
+// Fractional seconds beyond milliseconds are truncated toward the past, so half-open ranges
+// [from, to) stay half-open. Zones are IANA names resolved through Howard Hinnant's date/tz
+// against the OS tzdb (/usr/share/zoneinfo); every conversion is DST-correct.
+//
+// All functions are pure and thread-safe (date/tz's database is loaded once, under its own
+// lock). Failures are InvalidArgument whose message names the offending text but not the
+// parameter; callers prefix the parameter name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace date {
+class time_zone;
+}
+
+namespace stickmeter::http {
+
+// Parses an RFC 3339 timestamp or integer Unix ms. Returns Unix ms, or InvalidArgument.
+Result<int64_t> ParseTime(std::string_view text);
+
+// Resolves an IANA zone name ("UTC", "Europe/Berlin"). Returns NotFound-free InvalidArgument
+// for unknown names. The pointer stays valid for the life of the process.
+Result<const date::time_zone*> LocateZone(std::string_view name);
+
+// Half-open Unix ms range [start, end) of the calendar month `yyyy_mm` ("2026-10") in `zone`:
+// from local midnight of the 1st to local midnight of the 1st of the next month. A local
+// midnight that does not exist (a DST jump at 00:00) resolves to the instant the day begins.
+struct MonthRange {
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+};
+Result<MonthRange> ResolveMonth(std::string_view yyyy_mm, const date::time_zone* zone);
+
+// RFC 3339 in `zone` with its offset at that instant: `2026-10-01T00:00:00+02:00`; UTC as
+// `Z`. Milliseconds are printed only when non-zero. `zone` == nullptr means UTC.
+std::string FormatRfc3339InZone(int64_t unix_ms, const date::time_zone* zone);
+
+}  // namespace stickmeter::http
