@@ -149,10 +149,10 @@ async function overviewPage(gen) {
       const r = before !== undefined && dt > 0 ? Math.max(0, (p.updates - before) / dt) : null;
       prev.peers.set(key, p.updates);
       return h('tr', {},
-        h('td', {}, h('span', { class: `dot ${p.connected ? 'on' : 'off'}`, title: p.connected ? 'connected' : 'disconnected' }),
+        h('td', { class: 'nowrap' }, h('span', { class: `dot ${p.connected ? 'on' : 'off'}`, title: p.connected ? 'connected' : 'disconnected' }),
           p.name),
         h('td', {}, p.direction || '–'),
-        h('td', {}, h('code', {}, p.address || '–')),
+        h('td', { class: 'nowrap' }, h('code', {}, p.address || '–')),
         h('td', { class: 'hide-sm', title: fmt.time(p.since_ms) }, p.connected ? fmt.ago(p.since_ms, now) : 'disconnected'),
         h('td', { title: fmt.time(p.last_message_ms) }, fmt.ago(p.last_message_ms, now)),
         h('td', { class: 'num' }, fmt.int(p.updates)),
@@ -305,7 +305,7 @@ async function usagePage(gen, params) {
 // ---------------------------------------------------------------------------------------------
 // Key detail: chart and audit trail of one key.
 
-const AUDIT_PAGE = 100;
+const AUDIT_PAGE = 50;
 
 async function keyPage(gen, params) {
   const table = params.get('table');
@@ -355,58 +355,45 @@ async function keyPage(gen, params) {
         : h('p', { class: 'muted' }, 'No deltas in this range.'));
     });
 
-  // The audit API pages by time: the next page starts at the last event's time, and events
-  // already shown (same seq, or same fields when seq is absent) are skipped.
+  // The audit trail is paged with the API's cursor: each answer names the `next` page's start.
   const events = [];
-  const seen = new Set();
-  let cursor = r.from;
-  let limit = AUDIT_PAGE;
+  let next = null;
   let complete = false;
-  const id = (e) => (e.seq !== undefined ? `s${e.seq}` : `${e.t}|${e.source}|${e.metric}|${e.value}|${e.delta}|${e.reason}`);
   const renderAudit = () => {
-    const mine = events.filter((e) => !metric || e.metric === metric);
-    const sum = mine.reduce((a, e) => a + e.delta, 0);
+    const sum = events.reduce((a, e) => a + e.delta, 0);
     auditBox.replaceChildren(events.length
       ? h('table', { id: 'audit-rows' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Source'), h('th', {}, 'Metric'),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Source'), h('th', { class: 'hide-sm' }, 'Metric'),
           h('th', { class: 'num' }, 'Value'), h('th', { class: 'num' }, 'Delta'), h('th', {}, 'Reason'))),
-        h('tbody', {}, events.map((e) => h('tr', { class: e.metric === metric ? '' : 'muted' },
-          h('td', {}, fmt.time(e.t)), h('td', {}, e.source), h('td', {}, e.metric),
+        h('tbody', {}, events.map((e) => h('tr', {},
+          h('td', {}, fmt.time(e.t)), h('td', {}, e.source), h('td', { class: 'hide-sm' }, e.metric),
           h('td', { class: 'num' }, fmt.int(e.value)), h('td', { class: 'num', dataset: { value: String(e.delta) } }, `+${fmt.int(e.delta)}`),
           h('td', {}, e.reason)))),
-        h('tfoot', {}, h('tr', {}, h('td', { colspan: 4 }, `Sum of ${metric} deltas shown (${fmt.int(mine.length)} events)`),
+        h('tfoot', {}, h('tr', {}, h('td', { colspan: 2 }, `Sum of the ${fmt.int(events.length)} deltas shown`),
+          h('td', { class: 'hide-sm' }), h('td', {}),
           h('td', { class: 'num', id: 'audit-sum', dataset: { value: String(sum) } }, fmt.int(sum)), h('td', {}))))
       : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No audit events in this range.'));
     more.hidden = complete;
     if (billed === null) reconcile.textContent = '';
     else if (complete && sum === billed) {
       reconcile.className = 'small ok';
-      reconcile.textContent = `✓ The ${fmt.int(mine.length)} deltas of ${metric} add up to the billed total, ${fmt.int(billed)}.`;
+      reconcile.textContent = `✓ The ${fmt.int(events.length)} deltas of ${metric} add up to the billed total, ${fmt.int(billed)}.`;
     } else if (complete) {
       reconcile.className = 'small bad';
       reconcile.textContent = `The deltas add up to ${fmt.int(sum)} but the billed total is ${fmt.int(billed)}.`;
     } else {
       reconcile.className = 'small muted';
-      reconcile.textContent = `Deltas loaded so far add up to ${fmt.int(sum)} of ${fmt.int(billed)}; load more to reconcile.`;
+      reconcile.textContent = `The deltas loaded so far add up to ${fmt.int(sum)} of ${fmt.int(billed)}; load more to reconcile.`;
     }
   };
   const loadMore = async () => {
     more.disabled = true;
     try {
-      const body = await getJson('/api/v1/audit', { table, key, from: cursor, to: r.to, limit });
+      const body = await getJson('/api/v1/audit', { table, key, metric, from: r.from, to: r.to, limit: AUDIT_PAGE, after: next });
       if (gen !== generation) return;
-      const page = body.events || [];
-      let added = 0;
-      for (const e of page) {
-        const k = id(e);
-        if (seen.has(k)) continue;
-        seen.add(k);
-        events.push(e);
-        added++;
-      }
-      if (page.length < limit) complete = true;
-      else if (added === 0) limit *= 2; // a page full of events at one millisecond: widen it
-      if (page.length) cursor = Math.max(cursor, page[page.length - 1].t);
+      events.push(...(body.events || []));
+      next = body.next || null;
+      complete = !next;
     } catch (err) {
       showError(err);
     } finally {
@@ -457,14 +444,19 @@ async function exportPage(gen, params) {
   if (gen !== generation) return;
   main.replaceChildren(h('h1', {}, 'Billing export'));
   if (!tbls.length) { main.append(h('p', { class: 'muted' }, 'No stick table has been announced yet.')); return; }
-  const tname = tbls.some((t) => t.name === params.get('table')) ? params.get('table') : tbls[0].name;
+  const tname = tbls.some((t) => t.name === params.get('table')) ? params.get('table') : '';
+  const metrics = [...new Set((tname ? tbls.filter((t) => t.name === tname) : tbls).flatMap(counterMetrics))].sort();
+  const mname = metrics.includes(params.get('metric')) ? params.get('metric') : '';
   const mode = params.get('mode') === 'range' ? 'range' : 'month';
   const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
   if (!zones.includes('UTC')) zones.unshift('UTC');
   const tz = params.get('tz') || fmt.zone;
   if (!zones.includes(tz)) zones.unshift(tz);
 
-  const tableSel = h('select', { id: 'x-table' }, tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
+  const tableSel = h('select', { id: 'x-table' }, h('option', { value: '' }, 'All tables'),
+    tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
+  const metricSel = h('select', { id: 'x-metric' }, h('option', { value: '' }, 'All counters'),
+    metrics.map((m) => h('option', { value: m, selected: m === mname }, m)));
   const modeSel = h('select', { id: 'x-mode' }, h('option', { value: 'month', selected: mode === 'month' }, 'Calendar month'),
     h('option', { value: 'range', selected: mode === 'range' }, 'From / to'));
   const month = h('input', { id: 'x-period', type: 'month', value: params.get('period') || previousMonth(), required: true });
@@ -475,7 +467,7 @@ async function exportPage(gen, params) {
   const monthFields = [field('x-period', 'Month', month), field('x-tz', 'Time zone', zoneSel)];
   const rangeFields = [field('x-from', `From (${fmt.zone})`, from), field('x-to', `To, exclusive (${fmt.zone})`, to)];
   const query = () => {
-    const q = { table: tableSel.value };
+    const q = { table: tableSel.value, metric: metricSel.value };
     if (modeSel.value === 'month') Object.assign(q, { period: month.value, tz: zoneSel.value });
     else Object.assign(q, { from: fmt.fromLocalInput(from.value), to: fmt.fromLocalInput(to.value) });
     return q;
@@ -484,7 +476,7 @@ async function exportPage(gen, params) {
     const q = query();
     go('export', { ...q, mode: modeSel.value });
   };
-  for (const c of [tableSel, modeSel, month, zoneSel, from, to]) c.addEventListener('change', navigate);
+  for (const c of [tableSel, metricSel, modeSel, month, zoneSel, from, to]) c.addEventListener('change', navigate);
   for (const f of mode === 'month' ? rangeFields : monthFields) f.hidden = true;
 
   const preview = h('div', { class: 'scroll', id: 'x-preview' }, h('p', { class: 'muted', style: 'padding:0 10px' }, 'Loading preview…'));
@@ -494,7 +486,9 @@ async function exportPage(gen, params) {
     try {
       const res = await request('/api/v1/export', { ...query(), format });
       const blob = await res.blob();
-      const name = `stickmeter-${tableSel.value.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '')}-${modeSel.value === 'month' ? month.value : `${from.value}_${to.value}`.replace(/:/g, '')}.${format}`;
+      // The server names the file (Content-Disposition); fall back to a name of our own.
+      const cd = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
+      const name = cd ? cd[1] : `stickmeter-export.${format}`;
       const url = URL.createObjectURL(blob);
       const a = h('a', { href: url, download: name, hidden: true });
       document.body.append(a);
@@ -509,7 +503,7 @@ async function exportPage(gen, params) {
   };
   const q = query();
   main.append(
-    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('x-table', 'Table', tableSel), field('x-mode', 'Period', modeSel), monthFields, rangeFields),
+    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('x-table', 'Table', tableSel), field('x-metric', 'Metric', metricSel), field('x-mode', 'Period', modeSel), monthFields, rangeFields),
     h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'primary', id: 'x-csv', onclick: () => download('csv') }, 'Download CSV'),
       h('button', { type: 'button', id: 'x-json', onclick: () => download('json') }, 'Download JSON'), status),
@@ -521,7 +515,12 @@ async function exportPage(gen, params) {
     return;
   }
   let text;
-  try { text = await getText('/api/v1/export', { ...q, format: 'csv' }); } catch (err) { if (gen === generation) showError(err); return; }
+  let partial = false;
+  try {
+    const res = await request('/api/v1/export', { ...q, format: 'csv' });
+    partial = res.headers.get('X-Stickmeter-Partial') === 'true';
+    text = await res.text();
+  } catch (err) { if (gen === generation) showError(err); return; }
   if (gen !== generation) return;
   const [header = [], ...rows] = parseCsv(text).filter((r) => r.length > 1 || r[0]);
   const totalCol = header.indexOf('total');
@@ -535,9 +534,12 @@ async function exportPage(gen, params) {
         class: i === totalCol ? 'num' : (header[i] || '').startsWith('period') ? 'hide-sm small' : '',
         dataset: i === totalCol ? { value: c } : undefined,
       }, i === totalCol ? fmt.int(Number(c)) : c))))),
-      h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {}, h('td', { colspan: header.length - 1 }, `Total ${m}`),
+      h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {},
+        header.filter((c) => c.startsWith('period')).map(() => h('td', { class: 'hide-sm' })),
+        h('td', { colspan: header.filter((c) => !c.startsWith('period')).length - 1 }, `Total ${m}`),
         h('td', { class: 'num' }, fmt.isBytes(m) ? `${fmt.int(s)} (${fmt.bytes(s)})` : fmt.int(s))))))
     : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No usage in this period.'));
+  if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
   if (rows.length > 500) preview.append(h('p', { class: 'muted small', style: 'padding:0 10px' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));
 }
 
