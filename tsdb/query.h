@@ -84,6 +84,9 @@ struct TableSummary {
   std::vector<std::string> counter_metrics;  // what usage/export accept ("gpc0", "gpc.0", ...)
   std::vector<std::string> gauge_metrics;
   std::vector<std::string> sources;
+  // Keys updated by more than one source: a topology warning (each source's counts are still
+  // summed, so a key fed by two nodes sharing a table may be counted twice).
+  uint64_t shared_keys = 0;
 };
 
 struct ExportQuery {
@@ -121,8 +124,8 @@ class QueryService {
   virtual Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) = 0;
   virtual Result<std::vector<TableSummary>> Tables() = 0;
   // Keys seen in a table, ascending, starting with `prefix`, at most `limit`.
-  virtual Result<std::vector<std::string>> Keys(const std::string& table,
-                                                const std::string& prefix, size_t limit) = 0;
+  virtual Result<std::vector<std::string>> Keys(const std::string& table, const std::string& prefix,
+                                                size_t limit) = 0;
   // Streams non-zero totals sorted by (table, key, metric, source). `emit` returns false to stop
   // early (then Export returns OK). Memory stays flat in the number of keys.
   virtual Status Export(const ExportQuery& query,

@@ -1,0 +1,288 @@
+#include "tsdb/format.h"
+
+#include <cstring>
+
+namespace stickmeter::tsdb::format {
+
+std::string_view ReasonName(Reason r) {
+  switch (r) {
+    case Reason::kRestart:
+      return "restart";
+    case Reason::kFirst:
+      return "first";
+    case Reason::kExpired:
+      return "expired";
+    case Reason::kIncrement:
+      return "increment";
+    case Reason::kWrap:
+      return "wrap";
+    case Reason::kReset:
+      return "reset";
+  }
+  return "unknown";
+}
+
+void PutU32BE(std::string& out, uint32_t v) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out.append(b, 4);
+}
+
+void PutU64BE(std::string& out, uint64_t v) {
+  PutU32BE(out, static_cast<uint32_t>(v >> 32));
+  PutU32BE(out, static_cast<uint32_t>(v));
+}
+
+void PutFixed32LE(std::string& out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 4);
+}
+
+void PutFixed64LE(std::string& out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 8);
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+uint32_t GetU32BE(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
+}
+
+uint64_t GetU64BE(const char* p) { return (uint64_t{GetU32BE(p)} << 32) | GetU32BE(p + 4); }
+
+uint32_t GetFixed32LE(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | u[i];
+  return v;
+}
+
+uint64_t GetFixed64LE(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | u[i];
+  return v;
+}
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    if (shift == 63 && byte > 1) return false;
+    result |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string FormatKey() { return std::string(1, kTagFormat); }
+std::string SeqKey() { return std::string(1, kTagSeq); }
+
+std::string NamePrefix(NameKind kind) {
+  std::string k(1, kTagName);
+  k.push_back(static_cast<char>(kind));
+  return k;
+}
+
+std::string NameKey(NameKind kind, std::string_view name) {
+  std::string k = NamePrefix(kind);
+  k.append(name);
+  return k;
+}
+
+std::string KeyName(uint32_t table_id, std::string_view key) {
+  std::string k;
+  k.reserve(4 + key.size());
+  PutU32BE(k, table_id);
+  k.append(key);
+  return k;
+}
+
+std::string TableKey(uint32_t table_id) {
+  std::string k(1, kTagTable);
+  PutU32BE(k, table_id);
+  return k;
+}
+
+std::string MetricKey(uint32_t table_id, uint32_t metric_id) {
+  std::string k(1, kTagMetric);
+  PutU32BE(k, table_id);
+  PutU32BE(k, metric_id);
+  return k;
+}
+
+std::string TableSourceKey(uint32_t table_id, uint32_t source_id) {
+  std::string k(1, kTagTableSource);
+  PutU32BE(k, table_id);
+  PutU32BE(k, source_id);
+  return k;
+}
+
+std::string EpochKey(uint32_t source_id) {
+  std::string k(1, kTagEpoch);
+  PutU32BE(k, source_id);
+  return k;
+}
+
+namespace {
+void PutString(std::string& out, std::string_view s) {
+  PutVarint(out, s.size());
+  out.append(s);
+}
+bool GetString(std::string_view* in, std::string* s) {
+  uint64_t n = 0;
+  if (!GetVarint(in, &n) || n > in->size()) return false;
+  s->assign(in->substr(0, n));
+  in->remove_prefix(n);
+  return true;
+}
+}  // namespace
+
+std::string EncodeTable(const TableValue& t) {
+  std::string out;
+  PutString(out, t.key_type);
+  PutVarint(out, t.key_size);
+  PutVarint(out, t.expire_ms);
+  PutVarint(out, t.data_types.size());
+  for (const auto& d : t.data_types) PutString(out, d);
+  return out;
+}
+
+std::optional<TableValue> DecodeTable(std::string_view in) {
+  TableValue t;
+  uint64_t key_size = 0, n = 0;
+  if (!GetString(&in, &t.key_type) || !GetVarint(&in, &key_size) || !GetVarint(&in, &t.expire_ms) ||
+      !GetVarint(&in, &n) || n > in.size()) {
+    return std::nullopt;
+  }
+  t.key_size = static_cast<uint32_t>(key_size);
+  t.data_types.resize(n);
+  for (auto& d : t.data_types) {
+    if (!GetString(&in, &d)) return std::nullopt;
+  }
+  if (!in.empty()) return std::nullopt;
+  return t;
+}
+
+std::string SeriesKey(const SeriesId& id) {
+  std::string k;
+  k.reserve(kSeriesKeySize);
+  PutU32BE(k, id.source);
+  PutU32BE(k, id.table);
+  PutU32BE(k, id.key);
+  PutU32BE(k, id.metric);
+  return k;
+}
+
+SeriesId DecodeSeriesKey(const char* p) {
+  return SeriesId{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
+}
+
+std::string EncodeSeries(const SeriesValue& v) {
+  std::string out;
+  out.reserve(kSeriesValueSize);
+  PutFixed64LE(out, v.last);
+  PutFixed64LE(out, static_cast<uint64_t>(v.last_ms));
+  PutFixed64LE(out, v.connection_id);
+  PutFixed32LE(out, v.epoch);
+  return out;
+}
+
+SeriesValue DecodeSeries(const char* p) {
+  SeriesValue v;
+  v.last = GetFixed64LE(p);
+  v.last_ms = static_cast<int64_t>(GetFixed64LE(p + 8));
+  v.connection_id = GetFixed64LE(p + 16);
+  v.epoch = GetFixed32LE(p + 24);
+  return v;
+}
+
+std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq) {
+  std::string k;
+  k.reserve(kRawKeySize);
+  PutU32BE(k, table_id);
+  PutU32BE(k, key_id);
+  PutU64BE(k, static_cast<uint64_t>(t_ms));
+  PutU64BE(k, seq);
+  return k;
+}
+
+std::string EncodeEvent(const EventValue& e) {
+  std::string out;
+  PutVarint(out, e.source);
+  PutVarint(out, e.metric);
+  PutVarint(out, e.value);
+  PutVarint(out, e.delta);
+  out.push_back(static_cast<char>(e.reason));
+  return out;
+}
+
+std::optional<EventValue> DecodeEvent(std::string_view in) {
+  EventValue e;
+  uint64_t source = 0, metric = 0;
+  if (!GetVarint(&in, &source) || !GetVarint(&in, &metric) || !GetVarint(&in, &e.value) ||
+      !GetVarint(&in, &e.delta) || in.size() != 1) {
+    return std::nullopt;
+  }
+  const auto r = static_cast<uint8_t>(in[0]);
+  if (r < 1 || r >= kReasonCount) return std::nullopt;
+  e.source = static_cast<uint32_t>(source);
+  e.metric = static_cast<uint32_t>(metric);
+  e.reason = static_cast<Reason>(r);
+  return e;
+}
+
+std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
+                      uint32_t source_id) {
+  std::string k;
+  k.reserve(kRollupKeySize);
+  PutU32BE(k, table_id);
+  PutU32BE(k, metric_id);
+  PutU32BE(k, key_id);
+  PutU32BE(k, bucket);
+  PutU32BE(k, source_id);
+  return k;
+}
+
+std::string RollupPrefix(uint32_t table_id, uint32_t metric_id, uint32_t key_id) {
+  std::string k;
+  PutU32BE(k, table_id);
+  PutU32BE(k, metric_id);
+  PutU32BE(k, key_id);
+  return k;
+}
+
+std::string RollupPrefix(uint32_t table_id, uint32_t metric_id) {
+  std::string k;
+  PutU32BE(k, table_id);
+  PutU32BE(k, metric_id);
+  return k;
+}
+
+RollupKeyParts DecodeRollupKey(const char* p) {
+  return RollupKeyParts{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12),
+                        GetU32BE(p + 16)};
+}
+
+std::string EncodeGauge(int64_t last, int64_t max) {
+  std::string out;
+  PutFixed64LE(out, static_cast<uint64_t>(last));
+  PutFixed64LE(out, static_cast<uint64_t>(max));
+  return out;
+}
+
+}  // namespace stickmeter::tsdb::format

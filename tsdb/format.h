@@ -1,0 +1,168 @@
+// The persisted format of a stickmeter store: every key layout and value encoding, in one place.
+//
+// Pure functions and constants, no state; thread-safe. Anything written here is on users' disks:
+// never renumber an enum, never reuse a tag byte, and bump kFormatVersion for any change that an
+// older build could misread.
+//
+// Grammar (all integers big-endian fixed width unless marked varint; `id` = u32 big-endian):
+//
+//   column family "default" (meta):
+//     "F"                                   -> u32 format version
+//     "Q"                                   -> u64 next audit sequence number
+//     "N" kind:u8 name:bytes                -> id            interned names (kind: NameKind)
+//         kind kKey: name = table_id:id key_text           so keys of a table sort by text
+//     "T" table_id:id                       -> TableValue    as the table was last announced
+//     "M" table_id:id metric_id:id          -> u8 MetricClass
+//     "S" table_id:id source_id:id          -> ""            sources seen for the table
+//     "E" source_id:id                      -> u32 restart epoch, i64 restart ms (fixed LE)
+//   column family "series" (delta-engine state, one row per counter series):
+//     source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
+//   column family "raw" (the audit trail, one row per non-zero delta):
+//     table_id:id key_id:id t_ms:u64 seq:u64         -> EventValue
+//   column families "r1m", "r1h", "r1d" (counter rollups, merge operator "stickmeter.u64add"):
+//     table_id:id metric_id:id key_id:id bucket:u32 source_id:id -> u64 (fixed LE)
+//     bucket = t_ms / resolution (minutes, hours, days since the Unix epoch, UTC)
+//   column family "gauge" (gauge samples per minute, merge operator "stickmeter.gauge"):
+//     table_id:id metric_id:id key_id:id minute:u32 source_id:id -> i64 last, i64 max (fixed LE)
+//
+//   TableValue  = varint len, key_type | varint key_size | varint expire_ms |
+//                 varint n, n x (varint len, data_type)
+//   SeriesValue = u64 last | i64 last_ms | u64 connection_id | u32 epoch  (fixed LE, 28 bytes)
+//   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
+//
+// Keys put the table (and for rollups the metric) first so that the usage of one table+metric
+// over a range is a bounded scan, and times are big-endian so that byte order is time order.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stickmeter::tsdb::format {
+
+// Version 1: the layout above.
+inline constexpr uint32_t kFormatVersion = 1;
+
+inline constexpr char kMetaCf[] = "default";
+inline constexpr char kSeriesCf[] = "series";
+inline constexpr char kRawCf[] = "raw";
+inline constexpr char kMinuteCf[] = "r1m";
+inline constexpr char kHourCf[] = "r1h";
+inline constexpr char kDayCf[] = "r1d";
+inline constexpr char kGaugeCf[] = "gauge";
+
+inline constexpr int64_t kMinuteMs = 60'000;
+inline constexpr int64_t kHourMs = 3'600'000;
+inline constexpr int64_t kDayMs = 86'400'000;
+
+// Meta key tags. Never reuse a letter.
+inline constexpr char kTagFormat = 'F';
+inline constexpr char kTagSeq = 'Q';
+inline constexpr char kTagName = 'N';
+inline constexpr char kTagTable = 'T';
+inline constexpr char kTagMetric = 'M';
+inline constexpr char kTagTableSource = 'S';
+inline constexpr char kTagEpoch = 'E';
+
+// Kinds of interned names. Never renumber.
+enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };
+
+// How a metric is stored. Never renumber.
+enum class MetricClass : uint8_t { kCounter32 = 1, kCounter64 = 2, kGauge = 3 };
+
+// Why a delta was recorded (CONTRACT §2 rules 1-6). Never renumber.
+enum class Reason : uint8_t {
+  kRestart = 1,
+  kFirst = 2,
+  kExpired = 3,
+  kIncrement = 4,
+  kWrap = 5,
+  kReset = 6,
+};
+inline constexpr int kReasonCount = 7;  // index 0 unused
+std::string_view ReasonName(Reason r);
+
+// ---- primitive encoders ----
+void PutU32BE(std::string& out, uint32_t v);
+void PutU64BE(std::string& out, uint64_t v);
+void PutFixed32LE(std::string& out, uint32_t v);
+void PutFixed64LE(std::string& out, uint64_t v);
+void PutVarint(std::string& out, uint64_t v);
+uint32_t GetU32BE(const char* p);
+uint64_t GetU64BE(const char* p);
+uint32_t GetFixed32LE(const char* p);
+uint64_t GetFixed64LE(const char* p);
+// Reads a varint at `*in`, advancing it. False on truncation or overflow.
+bool GetVarint(std::string_view* in, uint64_t* v);
+
+// ---- meta keys ----
+std::string FormatKey();
+std::string SeqKey();
+std::string NameKey(NameKind kind, std::string_view name);
+std::string NamePrefix(NameKind kind);
+// The interned text of a key: its table id then the key text.
+std::string KeyName(uint32_t table_id, std::string_view key);
+std::string TableKey(uint32_t table_id);
+std::string MetricKey(uint32_t table_id, uint32_t metric_id);
+std::string TableSourceKey(uint32_t table_id, uint32_t source_id);
+std::string EpochKey(uint32_t source_id);
+
+struct TableValue {
+  std::string key_type;
+  uint32_t key_size = 0;
+  uint64_t expire_ms = 0;
+  std::vector<std::string> data_types;
+};
+std::string EncodeTable(const TableValue& t);
+std::optional<TableValue> DecodeTable(std::string_view in);
+
+// ---- series state ----
+struct SeriesId {
+  uint32_t source = 0, table = 0, key = 0, metric = 0;
+  bool operator==(const SeriesId&) const = default;
+};
+struct SeriesValue {
+  uint64_t last = 0;
+  int64_t last_ms = 0;
+  uint64_t connection_id = 0;
+  uint32_t epoch = 0;
+};
+inline constexpr size_t kSeriesKeySize = 16;
+inline constexpr size_t kSeriesValueSize = 28;
+std::string SeriesKey(const SeriesId& id);
+SeriesId DecodeSeriesKey(const char* p);  // REQUIRES: kSeriesKeySize bytes
+std::string EncodeSeries(const SeriesValue& v);
+SeriesValue DecodeSeries(const char* p);  // REQUIRES: kSeriesValueSize bytes
+
+// ---- raw events ----
+inline constexpr size_t kRawKeySize = 24;
+std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
+struct EventValue {
+  uint32_t source = 0;
+  uint32_t metric = 0;
+  uint64_t value = 0;
+  uint64_t delta = 0;
+  Reason reason = Reason::kIncrement;
+};
+std::string EncodeEvent(const EventValue& e);
+std::optional<EventValue> DecodeEvent(std::string_view in);
+
+// ---- rollups and gauges ----
+inline constexpr size_t kRollupKeySize = 20;
+inline constexpr size_t kRollupBucketOffset = 12;
+std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
+                      uint32_t source_id);
+// Prefix up to and including the key id (12 bytes) or the metric id (8 bytes).
+std::string RollupPrefix(uint32_t table_id, uint32_t metric_id, uint32_t key_id);
+std::string RollupPrefix(uint32_t table_id, uint32_t metric_id);
+struct RollupKeyParts {
+  uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
+};
+RollupKeyParts DecodeRollupKey(const char* p);  // REQUIRES: kRollupKeySize bytes
+
+inline constexpr size_t kGaugeValueSize = 16;
+std::string EncodeGauge(int64_t last, int64_t max);
+
+}  // namespace stickmeter::tsdb::format

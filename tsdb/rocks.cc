@@ -1,0 +1,80 @@
+#include "tsdb/rocks.h"
+
+#include <algorithm>
+
+#include "tsdb/format.h"
+
+namespace stickmeter::tsdb {
+
+bool U64AddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+                           const rocksdb::Slice& value, std::string* new_value,
+                           rocksdb::Logger* /*logger*/) const {
+  if (value.size() != 8) return false;
+  uint64_t sum = format::GetFixed64LE(value.data());
+  if (existing != nullptr) {
+    if (existing->size() != 8) return false;
+    sum += format::GetFixed64LE(existing->data());
+  }
+  new_value->clear();
+  format::PutFixed64LE(*new_value, sum);
+  return true;
+}
+
+bool GaugeMergeOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+                               const rocksdb::Slice& value, std::string* new_value,
+                               rocksdb::Logger* /*logger*/) const {
+  if (value.size() != format::kGaugeValueSize) return false;
+  const auto last = static_cast<int64_t>(format::GetFixed64LE(value.data()));
+  auto max = static_cast<int64_t>(format::GetFixed64LE(value.data() + 8));
+  if (existing != nullptr) {
+    if (existing->size() != format::kGaugeValueSize) return false;
+    max = std::max(max, static_cast<int64_t>(format::GetFixed64LE(existing->data() + 8)));
+  }
+  *new_value = format::EncodeGauge(last, max);
+  return true;
+}
+
+RetentionFilter::RetentionFilter(std::string name, size_t offset, int64_t unit_ms,
+                                 int64_t retention_ms, std::function<int64_t()> clock)
+    : name_(std::move(name)),
+      offset_(offset),
+      unit_ms_(unit_ms),
+      retention_ms_(retention_ms),
+      clock_(std::move(clock)) {}
+
+bool RetentionFilter::Expired(const rocksdb::Slice& key) const {
+  if (retention_ms_ <= 0) return false;
+  int64_t t = 0;
+  if (unit_ms_ == 0) {
+    if (key.size() < offset_ + 8) return false;
+    t = static_cast<int64_t>(format::GetU64BE(key.data() + offset_));
+  } else {
+    if (key.size() < offset_ + 4) return false;
+    // A bucket is dropped only when all of it is older than the horizon.
+    t = (int64_t{format::GetU32BE(key.data() + offset_)} + 1) * unit_ms_;
+  }
+  return t <= clock_() - retention_ms_;
+}
+
+bool RetentionFilter::Filter(int /*level*/, const rocksdb::Slice& key,
+                             const rocksdb::Slice& /*existing_value*/, std::string* /*new_value*/,
+                             bool* /*value_changed*/) const {
+  return Expired(key);
+}
+
+bool RetentionFilter::FilterMergeOperand(int /*level*/, const rocksdb::Slice& key,
+                                         const rocksdb::Slice& /*operand*/) const {
+  return Expired(key);
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::Ok();
+  const std::string msg = context + ": " + s.ToString();
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTryAgain()) return Status::Unavailable(msg);
+  return Status::IoError(msg);
+}
+
+}  // namespace stickmeter::tsdb

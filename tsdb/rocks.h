@@ -1,0 +1,64 @@
+// RocksDB plumbing for the store: merge operators, the retention compaction filter and the
+// column family options. Internal to tsdb.
+//
+// The merge operators and the filter are stateless apart from their construction parameters,
+// so RocksDB may call them from any of its threads.
+#pragma once
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stickmeter::tsdb {
+
+// Adds fixed 8-byte little-endian uint64 operands. A value or operand of any other size is
+// corruption and fails the read or compaction: a billing total is never silently zero.
+class U64AddOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "stickmeter.u64add"; }
+};
+
+// Gauge minute samples: 16 bytes (i64 last, i64 max). Later operand's `last` wins, max is kept.
+class GaugeMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "stickmeter.gauge"; }
+};
+
+// Drops rows whose time (read from the key) is older than now - retention.
+class RetentionFilter : public rocksdb::CompactionFilter {
+ public:
+  // The time is a u64 ms at `offset` (raw events) when `unit_ms` is 0, else a u32 bucket at
+  // `offset` in units of `unit_ms`.
+  RetentionFilter(std::string name, size_t offset, int64_t unit_ms, int64_t retention_ms,
+                  std::function<int64_t()> clock);
+  bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,
+              std::string* new_value, bool* value_changed) const override;
+  bool FilterMergeOperand(int level, const rocksdb::Slice& key,
+                          const rocksdb::Slice& operand) const override;
+  const char* Name() const override { return name_.c_str(); }
+
+ private:
+  bool Expired(const rocksdb::Slice& key) const;
+  std::string name_;
+  size_t offset_;
+  int64_t unit_ms_;
+  int64_t retention_ms_;
+  std::function<int64_t()> clock_;
+};
+
+// Converts a RocksDB status, prefixing `context`.
+Status FromRocks(const rocksdb::Status& s, const std::string& context);
+
+}  // namespace stickmeter::tsdb

@@ -1,0 +1,1272 @@
+#include "tsdb/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/time.h"
+#include "tsdb/delta.h"
+#include "tsdb/format.h"
+#include "tsdb/rocks.h"
+
+namespace stickmeter::tsdb {
+namespace {
+
+namespace fs = std::filesystem;
+using format::MetricClass;
+using format::NameKind;
+using format::Reason;
+
+constexpr size_t kMaxAuditLimit = 100'000;
+constexpr int64_t kMaxSeriesPoints = 1500;
+constexpr int kPeriodicCompactionSeconds = 24 * 3600;
+
+// Column family indexes, in the order they are opened.
+enum Cf { kMeta = 0, kSeries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kSeriesCf, format::kRawCf,
+                                        format::kMinuteCf, format::kHourCf,   format::kDayCf,
+                                        format::kGaugeCf};
+
+int64_t FloorTo(int64_t t, int64_t unit) {
+  const int64_t q = t / unit;
+  return (q * unit > t ? q - 1 : q) * unit;
+}
+int64_t CeilTo(int64_t t, int64_t unit) {
+  const int64_t f = FloorTo(t, unit);
+  return f == t ? f : f + unit;
+}
+
+// A part of a query range and where to read it: raw events (unit 0) or a rollup.
+struct Segment {
+  int64_t unit_ms;  // 0 = raw events
+  int64_t lo, hi;
+};
+
+// Splits [from, to) so that each part is read from the coarsest data covering it exactly.
+void Decompose(int64_t from, int64_t to, size_t level, std::vector<Segment>* out) {
+  static constexpr int64_t kUnits[] = {format::kMinuteMs, format::kHourMs, format::kDayMs};
+  if (from >= to) return;
+  if (level == 3) {
+    out->push_back({format::kDayMs, from, to});
+    return;
+  }
+  const int64_t unit = kUnits[level];
+  const int64_t lo = CeilTo(from, unit), hi = FloorTo(to, unit);
+  const int64_t finer = level == 0 ? 0 : kUnits[level - 1];
+  if (lo >= hi) {
+    out->push_back({finer, from, to});
+    return;
+  }
+  if (from < lo) out->push_back({finer, from, lo});
+  Decompose(lo, hi, level + 1, out);
+  if (hi < to) out->push_back({finer, hi, to});
+}
+
+struct SeriesIdHash {
+  size_t operator()(const format::SeriesId& id) const {
+    uint64_t a = (uint64_t{id.source} << 32) | id.table;
+    uint64_t b = (uint64_t{id.key} << 32) | id.metric;
+    return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ (b + 0x7F4A7C159E3779B9ull));
+  }
+};
+
+struct AggKey {
+  uint32_t table, metric, key, bucket, source;
+  bool operator==(const AggKey&) const = default;
+};
+struct AggKeyHash {
+  size_t operator()(const AggKey& k) const {
+    uint64_t h = k.table;
+    for (uint32_t v : {k.metric, k.key, k.bucket, k.source}) h = h * 0x100000001B3ull ^ v;
+    return std::hash<uint64_t>()(h);
+  }
+};
+
+// Interned names: id <-> text per kind. Readers take the lock shared; only the writer adds.
+class Names {
+ public:
+  std::optional<uint32_t> Find(NameKind kind, std::string_view name) const {
+    std::shared_lock lock(mu_);
+    auto& m = maps_[Index(kind)];
+    auto it = m.find(std::string(name));
+    if (it == m.end()) return std::nullopt;
+    return it->second;
+  }
+  std::string Text(NameKind kind, uint32_t id) const {
+    std::shared_lock lock(mu_);
+    auto& v = texts_[Index(kind)];
+    return id < v.size() && v[id] != nullptr ? *v[id] : std::string();
+  }
+  // Returns the id and whether it is new (the caller persists it).
+  std::pair<uint32_t, bool> Intern(NameKind kind, std::string_view name) {
+    {
+      std::shared_lock lock(mu_);
+      auto& m = maps_[Index(kind)];
+      auto it = m.find(std::string(name));
+      if (it != m.end()) return {it->second, false};
+    }
+    std::unique_lock lock(mu_);
+    auto& v = texts_[Index(kind)];
+    const auto id = static_cast<uint32_t>(std::max<size_t>(v.size(), 1));
+    Insert(kind, std::string(name), id);
+    return {id, true};
+  }
+  // Loading at open. False when the id is taken.
+  bool Insert(NameKind kind, std::string name, uint32_t id) {
+    auto& m = maps_[Index(kind)];
+    auto& v = texts_[Index(kind)];
+    if (id == 0) return false;
+    if (v.size() <= id) v.resize(id + 1, nullptr);
+    if (v[id] != nullptr) return false;
+    auto [it, inserted] = m.emplace(std::move(name), id);
+    if (!inserted) return false;
+    v[id] = &it->first;
+    return true;
+  }
+  size_t Count(NameKind kind) const {
+    std::shared_lock lock(mu_);
+    return maps_[Index(kind)].size();
+  }
+
+ private:
+  static size_t Index(NameKind kind) { return static_cast<size_t>(kind); }
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, uint32_t> maps_[5];
+  std::vector<const std::string*> texts_[5];  // points into maps_ keys (node-stable)
+};
+
+struct TableMeta {
+  format::TableValue info;
+  std::map<uint32_t, MetricClass> metrics;
+  std::set<uint32_t> sources;
+  uint64_t shared_keys = 0;
+};
+
+struct Pending {
+  ingest::UpdateBatch batch;
+  ingest::UpdateSink::DoneCallback done;
+};
+
+// What the metrics collector reads; outlives the store when the registry still holds it.
+struct CollectorState {
+  std::mutex mu;
+  rocksdb::DB* db = nullptr;  // GUARDED_BY(mu), null once closed
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+};
+
+class StoreImpl final : public Store {
+ public:
+  StoreImpl(StoreOptions options, bool read_only)
+      : options_(std::move(options)),
+        read_only_(read_only),
+        metrics_(MetricsRegistry::Global()),
+        updates_received_(metrics_.GetCounter("stickmeter_updates_received_total",
+                                              "Counter and gauge values received for storage")),
+        commit_latency_(metrics_.GetHistogram("stickmeter_commit_seconds",
+                                              "Latency of one group commit (write + sync)")),
+        queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
+                                       "Update batches waiting for the store writer")),
+        shared_key_warnings_(metrics_.GetCounter(
+            "stickmeter_shared_key_warnings_total",
+            "Keys of one table updated by more than one source (a topology warning)")),
+        collector_(std::make_shared<CollectorState>()) {
+    for (int r = 1; r < format::kReasonCount; ++r) {
+      deltas_by_reason_[r] = &metrics_.GetCounter(
+          "stickmeter_deltas_written_total", "Non-zero deltas committed, by counting rule",
+          {{"reason", std::string(format::ReasonName(static_cast<Reason>(r)))}});
+    }
+  }
+
+  ~StoreImpl() override { (void)Close(); }
+
+  Status OpenDb();
+  Status Load();
+  void StartWriter() {
+    writer_ = std::thread([this] { WriterLoop(); });
+  }
+
+  // ---- UpdateSink ----
+  Status Submit(ingest::UpdateBatch batch, DoneCallback done) override;
+
+  // ---- QueryService ----
+  Result<std::vector<UsageRow>> Usage(const UsageQuery& query) override;
+  Result<Series> GetSeries(const SeriesQuery& query) override;
+  Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) override;
+  Result<std::vector<TableSummary>> Tables() override;
+  Result<std::vector<std::string>> Keys(const std::string& table, const std::string& prefix,
+                                        size_t limit) override;
+  Status Export(const ExportQuery& query,
+                const std::function<bool(const ExportRow&)>& emit) override;
+  Result<StoreStats> Stats() override;
+
+  // ---- Store ----
+  Status Backup(const std::string& dir) override;
+  Status Close() override;
+  Status CompactAll() override;
+  void Flush() override;
+
+ private:
+  // A consistent read of several column families.
+  class Reader {
+   public:
+    explicit Reader(StoreImpl* s) : s_(s) {
+      if (!s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
+      ro_.snapshot = snapshot_;
+    }
+    ~Reader() {
+      if (snapshot_ != nullptr) s_->db_->ReleaseSnapshot(snapshot_);
+    }
+    rocksdb::Iterator* It(Cf cf) {
+      if (!its_[cf]) its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
+      return its_[cf].get();
+    }
+    Status Check() {
+      for (auto& it : its_) {
+        if (it && !it->status().ok()) return FromRocks(it->status(), "read");
+      }
+      return Status::Ok();
+    }
+
+   private:
+    StoreImpl* s_;
+    const rocksdb::Snapshot* snapshot_ = nullptr;
+    rocksdb::ReadOptions ro_;
+    std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
+  };
+
+  rocksdb::Options BaseOptions() const;
+  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors();
+  void WriterLoop();
+  void CommitGroup(std::deque<Pending>& group);
+  void ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb);
+  Status CheckOpen() const {
+    if (db_ == nullptr) return Status::Unavailable("store is closed");
+    return Status::Ok();
+  }
+  Result<uint32_t> ResolveTable(const std::string& table) const;
+  Result<std::pair<uint32_t, MetricClass>> ResolveMetric(uint32_t table_id,
+                                                         const std::string& table,
+                                                         const std::string& metric) const;
+  // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
+  Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
+                  int64_t to, std::optional<uint32_t> source,
+                  const std::function<void(uint32_t, uint64_t)>& add);
+  // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
+  Status ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
+                    const std::function<bool(std::string_view, uint32_t)>& fn);
+
+  const StoreOptions options_;
+  const bool read_only_;
+  std::string secondary_dir_;  // read-only: the secondary instance's own directory
+
+  // Queries hold this shared; Close holds it exclusively while tearing the DB down.
+  mutable std::shared_mutex db_mu_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
+  std::vector<std::unique_ptr<RetentionFilter>> filters_;
+
+  Names names_;
+  mutable std::shared_mutex tables_mu_;
+  std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
+
+  // Writer-thread state.
+  std::unordered_map<format::SeriesId, format::SeriesValue, SeriesIdHash> series_;
+  std::unordered_map<uint32_t, uint32_t> epochs_;       // source -> restart epoch
+  std::unordered_map<uint64_t, uint32_t> key_sources_;  // table<<32|key -> source | kSharedBit
+  static constexpr uint32_t kSharedBit = 0x80000000u;
+  uint64_t next_seq_ = 1;
+  std::unordered_set<format::SeriesId, SeriesIdHash> dirty_;
+  std::unordered_map<AggKey, uint64_t, AggKeyHash> agg_[3];
+  std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
+
+  // Queue.
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::condition_variable flushed_cv_;
+  std::deque<Pending> queue_;  // GUARDED_BY(q_mu_)
+  bool closing_ = false;       // GUARDED_BY(q_mu_)
+  Status failed_;              // GUARDED_BY(q_mu_)
+  uint64_t submitted_ = 0;     // GUARDED_BY(q_mu_)
+  uint64_t committed_ = 0;     // GUARDED_BY(q_mu_)
+  std::thread writer_;
+  std::mutex close_mu_;
+  bool closed_ = false;  // GUARDED_BY(close_mu_)
+
+  std::atomic<uint64_t> live_series_{0};
+  std::atomic<uint64_t> stat_deltas_{0};
+  std::atomic<uint64_t> stat_updates_{0};
+
+  MetricsRegistry& metrics_;
+  Counter& updates_received_;
+  Histogram& commit_latency_;
+  Gauge& queue_depth_;
+  Counter& shared_key_warnings_;
+  Counter* deltas_by_reason_[format::kReasonCount] = {};
+  std::shared_ptr<CollectorState> collector_;
+};
+
+rocksdb::Options StoreImpl::BaseOptions() const {
+  rocksdb::Options o;
+  o.create_if_missing = !read_only_;
+  o.create_missing_column_families = !read_only_;
+  o.paranoid_checks = true;
+  o.max_background_jobs = 2;
+  o.keep_log_file_num = 5;
+  o.max_total_wal_size = 256u << 20;
+  if (read_only_) o.max_open_files = -1;  // required by secondary instances
+  return o;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
+  auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
+  rocksdb::BlockBasedTableOptions bbt;
+  bbt.block_cache = cache_;
+  bbt.block_size = 16 * 1024;
+  bbt.format_version = 5;
+  auto table_factory =
+      std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(bbt));
+  std::vector<rocksdb::ColumnFamilyDescriptor> out;
+  for (int i = 0; i < kCfCount; ++i) {
+    rocksdb::ColumnFamilyOptions c;
+    c.table_factory = table_factory;
+    c.compression = rocksdb::kLZ4Compression;
+    c.bottommost_compression = rocksdb::kZSTD;
+    c.write_buffer_size = (i == kRaw ? 64u : 16u) << 20;
+    const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
+                         : i == kHour                ? format::kHourMs
+                         : i == kDay                 ? format::kDayMs
+                                                     : 0;
+    const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
+                              : i == kMinute || i == kGauge ? options_.minute_retention_ms
+                              : i == kHour                  ? options_.hour_retention_ms
+                              : i == kDay                   ? options_.day_retention_ms
+                                                            : 0;
+    if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
+    if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
+    if (i >= kRaw && retention > 0) {
+      filters_.push_back(std::make_unique<RetentionFilter>(
+          std::string("stickmeter.retention.") + kCfNames[i],
+          i == kRaw ? 8 : format::kRollupBucketOffset, unit, retention, clock));
+      c.compaction_filter = filters_.back().get();
+      c.periodic_compaction_seconds = kPeriodicCompactionSeconds;
+    }
+    out.emplace_back(kCfNames[i], c);
+  }
+  return out;
+}
+
+bool ContainsAll(const std::vector<std::string>& have) {
+  for (const char* want : kCfNames) {
+    if (std::find(have.begin(), have.end(), want) == have.end()) return false;
+  }
+  return true;
+}
+
+Status StoreImpl::OpenDb() {
+  const std::string& path = options_.path;
+  if (path.empty()) return Status::InvalidArgument("data directory: no path given");
+  std::error_code ec;
+  if (!read_only_) {
+    fs::create_directories(path, ec);
+    if (ec) return Status::IoError("cannot create data directory " + path + ": " + ec.message());
+    if (::access(path.c_str(), W_OK | X_OK) != 0) {
+      return Status::IoError("data directory " + path + " is not writable");
+    }
+  }
+  const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
+  if (!has_current) {
+    if (read_only_) {
+      return Status::NotFound(path + " holds no stickmeter store");
+    }
+    if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
+      return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
+    }
+  } else {
+    std::vector<std::string> have;
+    auto s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &have);
+    if (!s.ok()) {
+      if (s.IsCorruption() || s.IsNotFound() || s.IsInvalidArgument()) {
+        return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
+      }
+      return FromRocks(s, "store " + path);
+    }
+    if (!ContainsAll(have)) {
+      return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
+    }
+  }
+
+  cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  rocksdb::Options o = BaseOptions();
+  rocksdb::Status s;
+  if (read_only_) {
+    char tmpl[] = "/tmp/stickmeter-secondary-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
+    secondary_dir_ = tmpl;
+    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors(), &cfs_, &db_);
+    if (s.ok()) s = db_->TryCatchUpWithPrimary();
+  } else {
+    s = rocksdb::DB::Open(o, path, Descriptors(), &cfs_, &db_);
+  }
+  if (!s.ok()) {
+    const std::string why = s.ToString();
+    if (db_ != nullptr) {
+      for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+      cfs_.clear();
+      delete db_;
+      db_ = nullptr;
+    }
+    if (s.IsIOError() && why.find("lock") != std::string::npos) {
+      return Status::Unavailable("store " + path + " is in use by another process (" + path +
+                                 "/LOCK is held)");
+    }
+    if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
+    return Status::IoError("cannot open store " + path + ": " + why);
+  }
+  {
+    std::lock_guard lock(collector_->mu);
+    collector_->db = db_;
+    collector_->cfs = cfs_;
+  }
+  std::weak_ptr<CollectorState> weak = collector_;
+  metrics_.AddCollector([weak](std::string& out) {
+    auto state = weak.lock();
+    if (!state) return;
+    std::lock_guard lock(state->mu);
+    if (state->db == nullptr) return;
+    out += "# HELP stickmeter_store_live_sst_bytes Size of the live SST files per column family\n";
+    out += "# TYPE stickmeter_store_live_sst_bytes gauge\n";
+    for (size_t i = 0; i < state->cfs.size(); ++i) {
+      uint64_t v = 0;
+      state->db->GetIntProperty(state->cfs[i], "rocksdb.live-sst-files-size", &v);
+      out += "stickmeter_store_live_sst_bytes{cf=\"" + std::string(kCfNames[i]) + "\"} " +
+             std::to_string(v) + "\n";
+    }
+    uint64_t mem = 0;
+    state->db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+    out += "# HELP stickmeter_store_memtable_bytes Size of the RocksDB memtables\n";
+    out += "# TYPE stickmeter_store_memtable_bytes gauge\n";
+    out += "stickmeter_store_memtable_bytes " + std::to_string(mem) + "\n";
+  });
+  return Status::Ok();
+}
+
+Status StoreImpl::Load() {
+  const std::string corrupt = "store " + options_.path + " is corrupted";
+  rocksdb::ReadOptions ro;
+  std::string v;
+  auto s = db_->Get(ro, cfs_[kMeta], format::FormatKey(), &v);
+  if (s.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+    it->SeekToFirst();
+    if (it->Valid() || read_only_) {
+      return Status::InvalidArgument(options_.path +
+                                     " is a RocksDB database but not a stickmeter store");
+    }
+    std::string version;
+    format::PutU32BE(version, format::kFormatVersion);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), version),
+                     "writing the format version");
+  }
+  if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
+  if (v.size() != 4) return Status::Corruption(corrupt + ": bad format version record");
+  const uint32_t version = format::GetU32BE(v.data());
+  if (version > format::kFormatVersion) {
+    return Status::InvalidArgument("store " + options_.path + " has format v" +
+                                   std::to_string(version) + ", newer than this build (v" +
+                                   std::to_string(format::kFormatVersion) + ")");
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto k = it->key();
+    const auto val = it->value();
+    const char tag = k[0];
+    if (tag == format::kTagName) {
+      if (k.size() < 2 || val.size() != 4) return Status::Corruption(corrupt + ": bad name record");
+      const auto kind = static_cast<NameKind>(k[1]);
+      if (kind < NameKind::kSource || kind > NameKind::kKey ||
+          !names_.Insert(kind, std::string(k.data() + 2, k.size() - 2),
+                         format::GetU32BE(val.data()))) {
+        return Status::Corruption(corrupt + ": bad name record");
+      }
+    } else if (tag == format::kTagTable) {
+      auto t = format::DecodeTable(std::string_view(val.data(), val.size()));
+      if (k.size() != 5 || !t) return Status::Corruption(corrupt + ": bad table record");
+      tables_[format::GetU32BE(k.data() + 1)].info = std::move(*t);
+    } else if (tag == format::kTagMetric) {
+      if (k.size() != 9 || val.size() != 1) return Status::Corruption(corrupt + ": bad metric");
+      tables_[format::GetU32BE(k.data() + 1)].metrics[format::GetU32BE(k.data() + 5)] =
+          static_cast<MetricClass>(val[0]);
+    } else if (tag == format::kTagTableSource) {
+      if (k.size() != 9) return Status::Corruption(corrupt + ": bad source record");
+      tables_[format::GetU32BE(k.data() + 1)].sources.insert(format::GetU32BE(k.data() + 5));
+    } else if (tag == format::kTagEpoch) {
+      if (k.size() != 5 || val.size() != 12) return Status::Corruption(corrupt + ": bad epoch");
+      epochs_[format::GetU32BE(k.data() + 1)] = format::GetFixed32LE(val.data());
+    } else if (tag == format::kTagSeq) {
+      if (val.size() != 8) return Status::Corruption(corrupt + ": bad sequence record");
+      next_seq_ = format::GetU64BE(val.data());
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), corrupt);
+
+  it.reset(db_->NewIterator(ro, cfs_[kSeries]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != format::kSeriesKeySize ||
+        it->value().size() != format::kSeriesValueSize) {
+      return Status::Corruption(corrupt + ": bad series record");
+    }
+    const auto id = format::DecodeSeriesKey(it->key().data());
+    series_.emplace(id, format::DecodeSeries(it->value().data()));
+    const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
+    auto [ks, inserted] = key_sources_.emplace(tk, id.source);
+    if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
+      ks->second |= kSharedBit;
+      tables_[id.table].shared_keys++;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), corrupt);
+  live_series_ = series_.size();
+  return Status::Ok();
+}
+
+Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
+  if (read_only_) return Status::Unavailable("store is open read-only");
+  std::lock_guard lock(q_mu_);
+  if (closing_) return Status::Unavailable("store is closing");
+  if (!failed_.ok()) return failed_;
+  if (queue_.size() >= options_.max_queued_batches) {
+    return Status::Unavailable("store queue is full (" + std::to_string(queue_.size()) +
+                               " batches)");
+  }
+  queue_.push_back(Pending{std::move(batch), std::move(done)});
+  ++submitted_;
+  queue_depth_.Set(static_cast<int64_t>(queue_.size()));
+  q_cv_.notify_one();
+  return Status::Ok();
+}
+
+void StoreImpl::Flush() {
+  std::unique_lock lock(q_mu_);
+  const uint64_t target = submitted_;
+  flushed_cv_.wait(lock, [&] { return committed_ >= target; });
+}
+
+void StoreImpl::WriterLoop() {
+  for (;;) {
+    std::deque<Pending> group;
+    {
+      std::unique_lock lock(q_mu_);
+      q_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // closing and drained
+      group.swap(queue_);
+      queue_depth_.Set(0);
+    }
+    CommitGroup(group);
+    {
+      std::lock_guard lock(q_mu_);
+      committed_ += group.size();
+    }
+    flushed_cv_.notify_all();
+  }
+}
+
+void StoreImpl::CommitGroup(std::deque<Pending>& group) {
+  Status status;
+  {
+    std::lock_guard lock(q_mu_);
+    status = failed_;
+  }
+  if (status.ok()) {
+    const auto start = std::chrono::steady_clock::now();
+    rocksdb::WriteBatch wb;
+    const uint64_t seq_before = next_seq_;
+    for (auto& p : group) ApplyBatch(p.batch, wb);
+    for (const auto& id : dirty_) {
+      wb.Put(cfs_[kSeries], format::SeriesKey(id), format::EncodeSeries(series_.at(id)));
+    }
+    dirty_.clear();
+    for (int r = 0; r < 3; ++r) {
+      for (const auto& [k, v] : agg_[r]) {
+        std::string val;
+        format::PutFixed64LE(val, v);
+        wb.Merge(cfs_[kMinute + r], format::RollupKey(k.table, k.metric, k.key, k.bucket, k.source),
+                 val);
+      }
+      agg_[r].clear();
+    }
+    for (const auto& [k, v] : gauge_agg_) {
+      wb.Merge(cfs_[kGauge], format::RollupKey(k.table, k.metric, k.key, k.bucket, k.source),
+               format::EncodeGauge(v.first, v.second));
+    }
+    gauge_agg_.clear();
+    if (next_seq_ != seq_before) {
+      std::string seq;
+      format::PutU64BE(seq, next_seq_);
+      wb.Put(cfs_[kMeta], format::SeqKey(), seq);
+    }
+    if (wb.Count() > 0) {
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.sync_writes;
+      status = FromRocks(db_->Write(wo, &wb), "store commit");
+    }
+    commit_latency_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!status.ok()) {
+      // In-memory state is now ahead of disk: stop accepting until the store is reopened.
+      LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
+      std::lock_guard lock(q_mu_);
+      failed_ = status;
+    }
+  }
+  for (auto& p : group) {
+    if (p.done) p.done(status);
+  }
+}
+
+void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
+  auto intern = [&](NameKind kind, std::string_view name) {
+    auto [id, fresh] = names_.Intern(kind, name);
+    if (fresh) {
+      std::string v;
+      format::PutU32BE(v, id);
+      wb.Put(cfs_[kMeta], format::NameKey(kind, name), v);
+    }
+    return id;
+  };
+  const uint32_t source = intern(NameKind::kSource, batch.source);
+  uint32_t& epoch = epochs_[source];
+  if (batch.source_restarted) {
+    ++epoch;
+    std::string v;
+    format::PutFixed32LE(v, epoch);
+    format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
+    wb.Put(cfs_[kMeta], format::EpochKey(source), v);
+  }
+  uint64_t received = 0;
+  for (const auto& tu : batch.tables) {
+    if (!tu.table) continue;
+    const ingest::TableInfo& info = *tu.table;
+    const uint32_t table = intern(NameKind::kTable, info.name);
+    TableMeta* meta;
+    {
+      std::unique_lock lock(tables_mu_);
+      meta = &tables_[table];
+      if (meta->info.key_type != info.key_type || meta->info.key_size != info.key_size ||
+          meta->info.expire_ms != info.expire_ms || meta->info.data_types != info.data_types) {
+        meta->info =
+            format::TableValue{info.key_type, info.key_size, info.expire_ms, info.data_types};
+        wb.Put(cfs_[kMeta], format::TableKey(table), format::EncodeTable(meta->info));
+      }
+      if (meta->sources.insert(source).second) {
+        wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
+      }
+    }
+    for (const auto& entry : tu.entries) {
+      const uint32_t key = intern(NameKind::kKey, format::KeyName(table, entry.key));
+      const int64_t t = entry.received_ms;
+      for (const auto& mv : entry.values) {
+        ++received;
+        const uint32_t metric = intern(NameKind::kMetric, mv.metric);
+        const MetricClass cls = mv.kind == ingest::MetricKind::kGauge ? MetricClass::kGauge
+                                : mv.kind == ingest::MetricKind::kCounter64
+                                    ? MetricClass::kCounter64
+                                    : MetricClass::kCounter32;
+        auto mit = meta->metrics.find(metric);
+        if (mit == meta->metrics.end() || mit->second != cls) {
+          std::unique_lock lock(tables_mu_);
+          meta->metrics[metric] = cls;
+          wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
+                 std::string(1, static_cast<char>(cls)));
+        }
+        const auto minute =
+            static_cast<uint32_t>(FloorTo(t, format::kMinuteMs) / format::kMinuteMs);
+        if (cls == MetricClass::kGauge) {
+          const auto g = static_cast<int64_t>(mv.value);
+          auto [git, fresh] =
+              gauge_agg_.try_emplace(AggKey{table, metric, key, minute, source}, g, g);
+          if (!fresh) {
+            git->second.first = g;
+            git->second.second = std::max(git->second.second, g);
+          }
+          continue;
+        }
+        const format::SeriesId id{source, table, key, metric};
+        auto sit = series_.find(id);
+        std::optional<format::SeriesValue> prev;
+        if (sit != series_.end()) prev = sit->second;
+        const DeltaResult d = ComputeDelta(
+            prev, DeltaInput{mv.value, cls == MetricClass::kCounter32, t, batch.connection_id,
+                             epoch, info.expire_ms, options_.expiry_margin_ms});
+        if (sit == series_.end()) {
+          series_.emplace(id, d.next);
+          live_series_.fetch_add(1, std::memory_order_relaxed);
+          const uint64_t tk = (uint64_t{table} << 32) | key;
+          auto [ks, inserted] = key_sources_.emplace(tk, source);
+          if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
+            ks->second |= kSharedBit;
+            shared_key_warnings_.Inc();
+            std::unique_lock lock(tables_mu_);
+            meta->shared_keys++;
+            LogWarn("tsdb", "key '" + entry.key + "' of table " + info.name +
+                                " is updated by more than one source (" + batch.source +
+                                "): check the peers topology");
+          }
+        } else {
+          sit->second = d.next;
+        }
+        dirty_.insert(id);
+        if (d.delta == 0) continue;
+        wb.Put(cfs_[kRaw], format::RawKey(table, key, t, next_seq_++),
+               format::EncodeEvent({source, metric, mv.value, d.delta, d.reason}));
+        agg_[0][AggKey{table, metric, key, minute, source}] += d.delta;
+        agg_[1][AggKey{table, metric, key,
+                       static_cast<uint32_t>(FloorTo(t, format::kHourMs) / format::kHourMs),
+                       source}] += d.delta;
+        agg_[2][AggKey{table, metric, key,
+                       static_cast<uint32_t>(FloorTo(t, format::kDayMs) / format::kDayMs),
+                       source}] += d.delta;
+        deltas_by_reason_[static_cast<int>(d.reason)]->Inc();
+        stat_deltas_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  updates_received_.Inc(received);
+  stat_updates_.fetch_add(received, std::memory_order_relaxed);
+}
+
+Status StoreImpl::Close() {
+  std::lock_guard close_lock(close_mu_);
+  if (closed_) return Status::Ok();
+  closed_ = true;
+  {
+    std::lock_guard lock(q_mu_);
+    closing_ = true;
+  }
+  q_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  flushed_cv_.notify_all();
+  std::unique_lock db_lock(db_mu_);
+  {
+    std::lock_guard lock(collector_->mu);
+    collector_->db = nullptr;
+    collector_->cfs.clear();
+  }
+  Status result;
+  if (db_ != nullptr) {
+    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+    cfs_.clear();
+    if (!read_only_) {
+      result = FromRocks(db_->SyncWAL(), "closing the store");
+    }
+    auto s = db_->Close();
+    if (result.ok() && !s.ok() && !s.IsNotSupported()) result = FromRocks(s, "closing the store");
+    delete db_;
+    db_ = nullptr;
+  }
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(secondary_dir_, ec);
+  }
+  return result;
+}
+
+Status StoreImpl::Backup(const std::string& dir) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  if (read_only_) return Status::Unavailable("backup needs the store open read-write");
+  Flush();
+  rocksdb::Checkpoint* cp = nullptr;
+  auto s = rocksdb::Checkpoint::Create(db_, &cp);
+  if (!s.ok()) return FromRocks(s, "backup");
+  std::unique_ptr<rocksdb::Checkpoint> owned(cp);
+  return FromRocks(owned->CreateCheckpoint(dir), "backup into " + dir);
+}
+
+Status StoreImpl::CompactAll() {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  if (read_only_) return Status::Unavailable("compaction needs the store open read-write");
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* cf : cfs_) {
+    if (auto s = FromRocks(db_->CompactRange(co, cf, nullptr, nullptr), "compaction"); !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- queries
+
+Result<uint32_t> StoreImpl::ResolveTable(const std::string& table) const {
+  if (table.empty()) return Status::InvalidArgument("table: required");
+  auto id = names_.Find(NameKind::kTable, table);
+  if (!id) return Status::NotFound("table: unknown table '" + table + "'");
+  std::shared_lock lock(tables_mu_);
+  if (tables_.find(*id) == tables_.end()) {
+    return Status::NotFound("table: unknown table '" + table + "'");
+  }
+  return *id;
+}
+
+Result<std::pair<uint32_t, MetricClass>> StoreImpl::ResolveMetric(uint32_t table_id,
+                                                                  const std::string& table,
+                                                                  const std::string& metric) const {
+  if (metric.empty()) return Status::InvalidArgument("metric: required");
+  auto id = names_.Find(NameKind::kMetric, metric);
+  std::shared_lock lock(tables_mu_);
+  const auto& metrics = tables_.at(table_id).metrics;
+  auto it = id ? metrics.find(*id) : metrics.end();
+  if (it == metrics.end()) {
+    return Status::NotFound("metric: table '" + table + "' has no metric '" + metric + "'");
+  }
+  return std::make_pair(*id, it->second);
+}
+
+Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
+                           int64_t to, std::optional<uint32_t> source,
+                           const std::function<void(uint32_t, uint64_t)>& add) {
+  std::vector<Segment> segments;
+  Decompose(std::max<int64_t>(from, 0), to, 0, &segments);
+  const std::string prefix = format::RollupPrefix(table, metric, key);
+  for (const auto& seg : segments) {
+    if (seg.unit_ms == 0) {
+      rocksdb::Iterator* it = r.It(kRaw);
+      const std::string start = format::RawKey(table, key, seg.lo, 0);
+      const rocksdb::Slice key_prefix(start.data(), 8);
+      for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+        if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
+        if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= seg.hi) break;
+        auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
+        if (!e) return Status::Corruption("bad audit event");
+        if (e->metric != metric || (source && e->source != *source)) continue;
+        add(e->source, e->delta);
+      }
+      continue;
+    }
+    const Cf cf = seg.unit_ms == format::kMinuteMs ? kMinute
+                  : seg.unit_ms == format::kHourMs ? kHour
+                                                   : kDay;
+    rocksdb::Iterator* it = r.It(cf);
+    const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
+    const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
+    std::string start = prefix;
+    format::PutU32BE(start, lo);
+    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+        return Status::Corruption("bad rollup record");
+      }
+      const auto parts = format::DecodeRollupKey(it->key().data());
+      if (parts.bucket >= hi) break;
+      if (source && parts.source != *source) continue;
+      add(parts.source, format::GetFixed64LE(it->value().data()));
+    }
+  }
+  return r.Check();
+}
+
+Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
+                             const std::function<bool(std::string_view, uint32_t)>& fn) {
+  const std::string start = format::NameKey(NameKind::kKey, format::KeyName(table, prefix));
+  const size_t skip = 2 + 4;  // tag, kind, table id
+  rocksdb::Iterator* it = r.It(kMeta);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    if (it->value().size() != 4) return Status::Corruption("bad key record");
+    if (!fn(std::string_view(it->key().data() + skip, it->key().size() - skip),
+            format::GetU32BE(it->value().data()))) {
+      break;
+    }
+  }
+  return r.Check();
+}
+
+Status CheckRange(int64_t from, int64_t to) {
+  if (from >= to) return Status::InvalidArgument("from: must be before to");
+  if (from < 0) return Status::InvalidArgument("from: must not be before 1970");
+  return Status::Ok();
+}
+
+Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  auto table = ResolveTable(q.table);
+  if (!table.ok()) return table.status();
+  auto metric = ResolveMetric(*table, q.table, q.metric);
+  if (!metric.ok()) return metric.status();
+  if (metric->second == MetricClass::kGauge) {
+    return Status::InvalidArgument("metric: '" + q.metric + "' is a gauge, usage sums counters");
+  }
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  std::optional<uint32_t> source;
+  std::vector<UsageRow> rows;
+  if (q.source) {
+    source = names_.Find(NameKind::kSource, *q.source);
+    if (!source) return rows;
+  }
+  Reader r(this);
+  Status inner;
+  auto per_key = [&](std::string_view key_text, uint32_t key_id) {
+    uint64_t total = 0;
+    inner = SumRange(r, *table, metric->first, key_id, q.from_ms, q.to_ms, source,
+                     [&](uint32_t, uint64_t d) { total += d; });
+    if (!inner.ok()) return false;
+    if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
+    return true;
+  };
+  if (q.key) {
+    auto key_id = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
+    if (key_id) per_key(*q.key, *key_id);
+  } else {
+    if (auto s = ForEachKey(r, *table, "", per_key); !s.ok()) return s;
+  }
+  if (!inner.ok()) return inner;
+  return rows;
+}
+
+Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  auto table = ResolveTable(q.table);
+  if (!table.ok()) return table.status();
+  auto metric = ResolveMetric(*table, q.table, q.metric);
+  if (!metric.ok()) return metric.status();
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  if (q.key.empty()) return Status::InvalidArgument("key: required");
+  Series out;
+  out.gauge = metric->second == MetricClass::kGauge;
+  int64_t step = q.step_ms;
+  if (step == 0) {
+    const int64_t span = q.to_ms - q.from_ms;
+    step = span / format::kMinuteMs <= kMaxSeriesPoints ? format::kMinuteMs
+           : span / format::kHourMs <= kMaxSeriesPoints ? format::kHourMs
+                                                        : format::kDayMs;
+  }
+  if (step != format::kMinuteMs && step != format::kHourMs && step != format::kDayMs) {
+    return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
+  }
+  out.step_ms = step;
+  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  std::optional<uint32_t> source;
+  if (q.source) {
+    source = names_.Find(NameKind::kSource, *q.source);
+    if (!source) return out;
+  }
+  if (!key) return out;
+  Reader r(this);
+  const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
+
+  if (out.gauge) {
+    rocksdb::Iterator* it = r.It(kGauge);
+    std::string start = prefix;
+    format::PutU32BE(start, static_cast<uint32_t>(q.from_ms / format::kMinuteMs));
+    const int64_t end_minute = CeilTo(q.to_ms, format::kMinuteMs) / format::kMinuteMs;
+    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (it->key().size() != format::kRollupKeySize ||
+          it->value().size() != format::kGaugeValueSize) {
+        return Status::Corruption("bad gauge record");
+      }
+      const auto parts = format::DecodeRollupKey(it->key().data());
+      if (parts.bucket >= end_minute) break;
+      if (source && parts.source != *source) continue;
+      const int64_t t = FloorTo(int64_t{parts.bucket} * format::kMinuteMs, step);
+      const auto max = static_cast<int64_t>(format::GetFixed64LE(it->value().data() + 8));
+      if (!out.points.empty() && out.points.back().t_ms == t) {
+        auto& v = out.points.back().v;
+        v = static_cast<uint64_t>(std::max(static_cast<int64_t>(v), max));
+      } else {
+        out.points.push_back({t, static_cast<uint64_t>(max)});
+      }
+    }
+    if (auto s = r.Check(); !s.ok()) return s;
+    return out;
+  }
+
+  // Whole steps from the rollup of that resolution; partial first/last steps exactly.
+  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
+  auto add_partial = [&](int64_t lo, int64_t hi) -> Status {
+    uint64_t total = 0;
+    auto s = SumRange(r, *table, metric->first, *key, lo, hi, source,
+                      [&](uint32_t, uint64_t d) { total += d; });
+    if (s.ok() && total > 0) out.points.push_back({FloorTo(lo, step), total});
+    return s;
+  };
+  if (full_lo >= full_hi) {
+    if (full_lo > full_hi) {
+      if (auto s = add_partial(q.from_ms, q.to_ms); !s.ok()) return s;
+    } else {
+      if (auto s = add_partial(q.from_ms, full_lo); !s.ok()) return s;
+      if (auto s = add_partial(full_hi, q.to_ms); !s.ok()) return s;
+    }
+    return out;
+  }
+  if (q.from_ms < full_lo) {
+    if (auto s = add_partial(q.from_ms, full_lo); !s.ok()) return s;
+  }
+  const Cf cf = step == format::kMinuteMs ? kMinute : step == format::kHourMs ? kHour : kDay;
+  rocksdb::Iterator* it = r.It(cf);
+  std::string start = prefix;
+  format::PutU32BE(start, static_cast<uint32_t>(full_lo / step));
+  const auto hi_bucket = static_cast<uint32_t>(full_hi / step);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+      return Status::Corruption("bad rollup record");
+    }
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    if (parts.bucket >= hi_bucket) break;
+    if (source && parts.source != *source) continue;
+    const uint64_t v = format::GetFixed64LE(it->value().data());
+    const int64_t t = int64_t{parts.bucket} * step;
+    if (!out.points.empty() && out.points.back().t_ms == t) {
+      out.points.back().v += v;
+    } else if (v > 0) {
+      out.points.push_back({t, v});
+    }
+  }
+  if (auto s = r.Check(); !s.ok()) return s;
+  if (full_hi < q.to_ms) {
+    if (auto s = add_partial(full_hi, q.to_ms); !s.ok()) return s;
+  }
+  return out;
+}
+
+Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  auto table = ResolveTable(q.table);
+  if (!table.ok()) return table.status();
+  if (q.key.empty()) return Status::InvalidArgument("key: required");
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  if (q.limit == 0) return Status::InvalidArgument("limit: must be at least 1");
+  std::optional<uint32_t> metric;
+  if (q.metric) {
+    auto m = ResolveMetric(*table, q.table, *q.metric);
+    if (!m.ok()) return m.status();
+    metric = m->first;
+  }
+  std::vector<AuditEvent> events;
+  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  if (!key) return events;
+  const size_t limit = std::min(q.limit, kMaxAuditLimit);
+  std::string start = format::RawKey(*table, *key, q.from_ms, 0);
+  if (q.after && q.after->first >= q.from_ms) {
+    start = format::RawKey(*table, *key, q.after->first, q.after->second + 1);
+  }
+  Reader r(this);
+  rocksdb::Iterator* it = r.It(kRaw);
+  const rocksdb::Slice key_prefix(start.data(), 8);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+    if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
+    const auto t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
+    if (t >= q.to_ms) break;
+    auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
+    if (!e) return Status::Corruption("bad audit event");
+    if (metric && e->metric != *metric) continue;
+    events.push_back(AuditEvent{t, format::GetU64BE(it->key().data() + 16),
+                                names_.Text(NameKind::kSource, e->source),
+                                names_.Text(NameKind::kMetric, e->metric), e->value, e->delta,
+                                std::string(format::ReasonName(e->reason))});
+    if (events.size() >= limit) break;
+  }
+  if (auto s = r.Check(); !s.ok()) return s;
+  return events;
+}
+
+Result<std::vector<TableSummary>> StoreImpl::Tables() {
+  std::vector<TableSummary> out;
+  std::shared_lock lock(tables_mu_);
+  for (const auto& [id, meta] : tables_) {
+    TableSummary t;
+    t.name = names_.Text(NameKind::kTable, id);
+    t.key_type = meta.info.key_type;
+    t.key_size = meta.info.key_size;
+    t.expire_ms = meta.info.expire_ms;
+    t.data_types = meta.info.data_types;
+    t.shared_keys = meta.shared_keys;
+    for (const auto& [m, cls] : meta.metrics) {
+      (cls == MetricClass::kGauge ? t.gauge_metrics : t.counter_metrics)
+          .push_back(names_.Text(NameKind::kMetric, m));
+    }
+    for (uint32_t s : meta.sources) t.sources.push_back(names_.Text(NameKind::kSource, s));
+    std::sort(t.counter_metrics.begin(), t.counter_metrics.end());
+    std::sort(t.gauge_metrics.begin(), t.gauge_metrics.end());
+    std::sort(t.sources.begin(), t.sources.end());
+    out.push_back(std::move(t));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TableSummary& a, const TableSummary& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
+                                                 const std::string& prefix, size_t limit) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  auto id = ResolveTable(table);
+  if (!id.ok()) return id.status();
+  std::vector<std::string> keys;
+  if (limit == 0) return keys;
+  Reader r(this);
+  auto s = ForEachKey(r, *id, prefix, [&](std::string_view k, uint32_t) {
+    keys.emplace_back(k);
+    return keys.size() < limit;
+  });
+  if (!s.ok()) return s;
+  return keys;
+}
+
+Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const ExportRow&)>& emit) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  // (name, id, counter metrics sorted by name) per table, sorted by name.
+  struct T {
+    std::string name;
+    uint32_t id;
+    std::vector<std::pair<std::string, uint32_t>> metrics;
+  };
+  std::vector<T> tables;
+  if (q.table) {
+    auto id = ResolveTable(*q.table);
+    if (!id.ok()) return id.status();
+  }
+  bool metric_known = !q.metric.has_value();
+  {
+    std::shared_lock tl(tables_mu_);
+    for (const auto& [id, meta] : tables_) {
+      T t{names_.Text(NameKind::kTable, id), id, {}};
+      if (q.table && t.name != *q.table) continue;
+      for (const auto& [m, cls] : meta.metrics) {
+        if (cls == MetricClass::kGauge) continue;
+        std::string name = names_.Text(NameKind::kMetric, m);
+        if (q.metric && name != *q.metric) continue;
+        metric_known = true;
+        t.metrics.emplace_back(std::move(name), m);
+      }
+      std::sort(t.metrics.begin(), t.metrics.end());
+      tables.push_back(std::move(t));
+    }
+  }
+  if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
+  std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
+  Reader r(this);
+  Status inner;
+  bool stopped = false;
+  std::map<std::string, uint64_t> per_source;
+  ExportRow row;
+  for (const auto& t : tables) {
+    if (t.metrics.empty()) continue;
+    auto s = ForEachKey(r, t.id, "", [&](std::string_view key_text, uint32_t key_id) {
+      for (const auto& [mname, mid] : t.metrics) {
+        per_source.clear();
+        uint64_t total = 0;
+        inner = SumRange(r, t.id, mid, key_id, q.from_ms, q.to_ms, std::nullopt,
+                         [&](uint32_t src, uint64_t d) {
+                           if (q.per_source) {
+                             per_source[names_.Text(NameKind::kSource, src)] += d;
+                           } else {
+                             total += d;
+                           }
+                         });
+        if (!inner.ok()) return false;
+        row.table = t.name;
+        row.key.assign(key_text);
+        row.metric = mname;
+        if (q.per_source) {
+          for (const auto& [src, v] : per_source) {
+            if (v == 0) continue;
+            row.source = src;
+            row.total = v;
+            if (!emit(row)) {
+              stopped = true;
+              return false;
+            }
+          }
+        } else if (total > 0) {
+          row.source.clear();
+          row.total = total;
+          if (!emit(row)) {
+            stopped = true;
+            return false;
+          }
+        }
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!inner.ok()) return inner;
+    if (stopped) break;
+  }
+  return Status::Ok();
+}
+
+Result<StoreStats> StoreImpl::Stats() {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  StoreStats st;
+  st.live_series = live_series_.load(std::memory_order_relaxed);
+  {
+    std::shared_lock tl(tables_mu_);
+    st.tables = tables_.size();
+  }
+  uint64_t sst = 0;
+  db_->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
+  st.disk_bytes = sst;
+  st.deltas_written = stat_deltas_.load(std::memory_order_relaxed);
+  st.updates_received = stat_updates_.load(std::memory_order_relaxed);
+  return st;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  auto store = std::make_unique<StoreImpl>(options, /*read_only=*/false);
+  if (auto s = store->OpenDb(); !s.ok()) return s;
+  if (auto s = store->Load(); !s.ok()) {
+    (void)store->Close();
+    return s;
+  }
+  store->StartWriter();
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) {
+  auto store = std::make_unique<StoreImpl>(options, /*read_only=*/true);
+  if (auto s = store->OpenDb(); !s.ok()) {
+    (void)store->Close();
+    return s;
+  }
+  if (auto s = store->Load(); !s.ok()) {
+    (void)store->Close();
+    return s;
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Store::~Store() = default;
+
+}  // namespace stickmeter::tsdb

@@ -1,0 +1,85 @@
+// The storage engine: exact counter deltas in a crash-safe RocksDB time series.
+//
+// A Store is both the sink ingest submits decoded updates to and the QueryService http reads
+// from. Writes go through one writer thread fed by a bounded queue: Submit only enqueues; the
+// writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and commits
+// the new series state, the audit events and the rollup increments in ONE RocksDB WriteBatch
+// (fsynced when sync_writes) before running the done callbacks in order. Hence a crash loses at
+// most unacknowledged batches, and replaying them yields the same absolute values: delta 0.
+//
+// Thread-safety: every public method may be called from any thread. Queries run on the caller's
+// thread against RocksDB and never block the writer. The delta state lives in memory (loaded at
+// open) and is touched only by the writer thread.
+//
+// Ownership: Open returns the sole owner. A store directory is opened read-write by at most one
+// process; OpenReadOnly gives a consistent view while that process runs. A write error makes the
+// store fail-stop: every later Submit fails with that error (reopen to recover).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "ingest/sink.h"
+#include "tsdb/query.h"
+
+namespace stickmeter::tsdb {
+
+struct StoreOptions {
+  // Data directory; created if missing.
+  // Default: "" (required)
+  std::string path;
+  // fsync the write-ahead log on each group commit: durable across power loss, not just crashes.
+  // Default: true
+  bool sync_writes = true;
+  // CONTRACT §2 rule 3: an entry counts as expired when its gap exceeds expire + this margin.
+  // Default: 1000
+  int64_t expiry_margin_ms = 1000;
+  // Retention per resolution, enforced by compaction; 0 keeps forever. Gauge samples follow the
+  // minute retention.
+  // Default: 90 days, 90 days, 3 years, 0
+  int64_t raw_retention_ms = 90LL * 86'400'000;
+  int64_t minute_retention_ms = 90LL * 86'400'000;
+  int64_t hour_retention_ms = 3LL * 365 * 86'400'000;
+  int64_t day_retention_ms = 0;
+  // Submit returns Unavailable when this many batches wait for the writer.
+  // Default: 4096
+  size_t max_queued_batches = 4096;
+  // RocksDB block cache for queries.
+  // Default: 64 MiB
+  size_t block_cache_bytes = 64u << 20;
+  // The clock retention compares key times against. Tests inject a fake one.
+  // Default: NowUnixMs
+  std::function<int64_t()> clock;
+};
+
+class Store : public ingest::UpdateSink, public QueryService {
+ public:
+  // Opens (creating if missing) a store for reading and writing. Fails with a one-line reason
+  // when the directory is not writable (IoError), holds something else than a stickmeter store
+  // (InvalidArgument), is corrupted (Corruption) or is in use by another process (Unavailable).
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  // Opens an existing store read-only, as of now, even while another process has it open
+  // read-write (a RocksDB secondary instance). Submit and Backup then fail with Unavailable.
+  static Result<std::unique_ptr<Store>> OpenReadOnly(const StoreOptions& options);
+
+  ~Store() override;
+
+  // Writes a consistent copy (a RocksDB checkpoint: hard links where possible) into `dir`, which
+  // must not exist. The copy opens as a store.
+  virtual Status Backup(const std::string& dir) = 0;
+  // Stops accepting, commits what is queued, runs its callbacks and closes RocksDB. Idempotent.
+  virtual Status Close() = 0;
+  // Compacts every column family now so retention applies without waiting (tests, maintenance).
+  virtual Status CompactAll() = 0;
+  // Blocks until everything submitted before the call is committed (tests, benchmarks).
+  virtual void Flush() = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace stickmeter::tsdb
