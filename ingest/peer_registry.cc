@@ -1,0 +1,107 @@
+// Status rows, live sessions and source ownership of the peer service (see peer_registry.h).
+#include "ingest/peer_registry.h"
+
+#include "common/time.h"
+
+namespace stickmeter::ingest {
+
+void PeerRegistry::Track(uint64_t connection_id, std::weak_ptr<PeerSession> session) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  live_[connection_id] = Live{"", std::move(session)};
+}
+
+void PeerRegistry::Untrack(uint64_t connection_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  live_.erase(connection_id);
+}
+
+void PeerRegistry::DeclareOutgoing(const std::string& name, const std::string& address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Row& row = rows_[{"out", name}];
+  row.status.name = name;
+  row.status.direction = "out";
+  row.status.address = address;
+}
+
+std::vector<std::shared_ptr<PeerSession>> PeerRegistry::Connected(const std::string& direction,
+                                                                  const std::string& name,
+                                                                  const std::string& address,
+                                                                  uint64_t connection_id,
+                                                                  std::shared_ptr<Source>* source) {
+  std::vector<std::shared_ptr<PeerSession>> replaced;
+  std::shared_ptr<Source> src;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Row& row = rows_[{direction, name}];
+    row.connection_id = connection_id;
+    row.status.name = name;
+    row.status.direction = direction;
+    row.status.address = address;
+    row.status.connected = true;
+    row.status.since_ms = NowUnixMs();
+    row.status.last_error.clear();
+    for (auto& [id, live] : live_) {
+      if (id == connection_id) {
+        live.name = name;
+      } else if (live.name == name) {
+        if (auto s = live.session.lock()) replaced.push_back(std::move(s));
+      }
+    }
+    auto& slot = sources_[name];
+    if (!slot) slot = std::make_shared<Source>();
+    src = slot;
+  }
+  {
+    // From now on only this connection may submit batches of this source.
+    std::lock_guard<std::mutex> lock(src->mutex);
+    src->owner = connection_id;
+  }
+  *source = std::move(src);
+  return replaced;
+}
+
+void PeerRegistry::Received(const std::string& direction, const std::string& name, int64_t now_ms,
+                            uint64_t updates) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = rows_.find({direction, name});
+  if (it == rows_.end()) return;
+  it->second.status.last_message_ms = now_ms;
+  it->second.status.updates += updates;
+}
+
+void PeerRegistry::Disconnected(const std::string& direction, const std::string& name,
+                                uint64_t connection_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = rows_.find({direction, name});
+  // A newer connection of the same peer may already own the row.
+  if (it == rows_.end() || it->second.connection_id != connection_id) return;
+  it->second.status.connected = false;
+  it->second.status.since_ms = NowUnixMs();
+  it->second.status.last_error = reason;
+}
+
+void PeerRegistry::ConnectFailed(const std::string& name, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = rows_.find({"out", name});
+  if (it == rows_.end() || it->second.status.connected) return;
+  it->second.status.last_error = reason;
+}
+
+std::vector<PeerStatus> PeerRegistry::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<PeerStatus> out;
+  out.reserve(rows_.size());
+  for (const auto& [key, row] : rows_) out.push_back(row.status);
+  return out;
+}
+
+std::vector<std::shared_ptr<PeerSession>> PeerRegistry::LiveSessions() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::shared_ptr<PeerSession>> out;
+  for (const auto& [id, live] : live_) {
+    if (auto s = live.session.lock()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace stickmeter::ingest

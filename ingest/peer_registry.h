@@ -1,0 +1,78 @@
+// What the peer service knows about its peers: status rows for /api/v1/peers, the live sessions
+// (for Stop and resyncs) and, per source name, which connection currently owns that source.
+//
+// One source (a HAProxy process, by its peer name) must feed the sink from one connection at a
+// time: the sink derives deltas from absolute values, so a stale connection submitting after a
+// newer one would count old values again. When a connection of a source completes its hello it
+// becomes the source's owner; older connections of that source are closed and can no longer
+// submit (the ownership check and the Submit happen under the source's mutex).
+//
+// Thread-safe. Sessions are held by weak reference only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ingest/peer_service.h"
+
+namespace stickmeter::ingest {
+
+class PeerSession;
+
+class PeerRegistry {
+ public:
+  struct Source {
+    std::mutex mutex;
+    uint64_t owner = 0;  // connection id allowed to submit; GUARDED_BY(mutex)
+  };
+
+  // Every session from its start to its end, for Stop() and resync requests.
+  void Track(uint64_t connection_id, std::weak_ptr<PeerSession> session);
+  void Untrack(uint64_t connection_id);
+
+  // An outgoing peer from the configuration: listed even before it ever connects.
+  void DeclareOutgoing(const std::string& name, const std::string& address);
+
+  // A session of `direction` ("in"/"out") finished its hello as `name`. Makes it the source's
+  // owner and returns the sessions of the same name it replaces (the caller closes them).
+  std::vector<std::shared_ptr<PeerSession>> Connected(const std::string& direction,
+                                                      const std::string& name,
+                                                      const std::string& address,
+                                                      uint64_t connection_id,
+                                                      std::shared_ptr<Source>* source);
+  // Bytes arrived on an established session; `updates` entry updates among them.
+  void Received(const std::string& direction, const std::string& name, int64_t now_ms,
+                uint64_t updates);
+  // An established session ended.
+  void Disconnected(const std::string& direction, const std::string& name, uint64_t connection_id,
+                    const std::string& reason);
+  // An outgoing attempt failed before the hello succeeded.
+  void ConnectFailed(const std::string& name, const std::string& reason);
+
+  std::vector<PeerStatus> Snapshot() const;
+  std::vector<std::shared_ptr<PeerSession>> LiveSessions() const;
+
+ private:
+  struct Row {
+    PeerStatus status;
+    uint64_t connection_id = 0;  // the connection the row currently describes
+  };
+  using Key = std::pair<std::string, std::string>;  // direction, name
+
+  mutable std::mutex mutex_;
+  std::map<Key, Row> rows_;                                 // GUARDED_BY(mutex_)
+  std::map<std::string, std::shared_ptr<Source>> sources_;  // GUARDED_BY(mutex_)
+  struct Live {
+    std::string name;  // empty until the hello succeeded
+    std::weak_ptr<PeerSession> session;
+  };
+  std::map<uint64_t, Live> live_;  // GUARDED_BY(mutex_)
+};
+
+}  // namespace stickmeter::ingest

@@ -1,0 +1,135 @@
+// stickmeter as a full HAProxy peer: the network side of ingest.
+//
+// A PeerService accepts HAProxy peer connections on one address (HAProxy's `peers` section names
+// us with `server <local_name> ADDR:PORT`) and dials out to HAProxy peers binds (`--connect`),
+// optionally over TLS in both directions. Each connection is one session: it checks the hello,
+// decodes the stick-table stream, hands every read pass to the UpdateSink as one UpdateBatch and
+// acknowledges updates to HAProxy only once the sink reports them durable, so HAProxy re-sends
+// whatever was not stored. Sessions answer resync requests, confirm resyncs, send heartbeats,
+// drop silent peers and, for reconciliation, periodically ask every peer for a full resync.
+//
+// Threading: the service runs on the caller's io_context (any number of threads may run it).
+// Every connection lives on its own strand; the acceptor, each connector and the reconciliation
+// timer too. Start() is called once, before or while the io_context runs. Stop(), Snapshot()
+// and RequestResyncAll() are thread-safe. The io_context, the sink and the service must outlive
+// every done callback the sink still owes (the sink calls them before it is closed).
+//
+// Ownership: the service owns its sessions and timers; it only refers to the io_context and the
+// sink. Destroying the service stops it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "ingest/sink.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace stickmeter::ingest {
+
+// One outgoing peer: `--connect lb1@HOST:PORT`. `name` is that HAProxy's local peer name (its -L
+// or `localpeer`), sent as hello line 2 and used as the source of its updates.
+struct PeerEndpoint {
+  std::string name;
+  std::string host;
+  uint16_t port = 0;
+};
+
+// HAProxy peers use `ssl crt X ca-file Y verify required`.
+struct TlsOptions {
+  bool enabled = false;
+  std::string cert_file;  // PEM chain: our certificate (required to listen with TLS)
+  std::string key_file;   // PEM key; may equal cert_file; empty = in cert_file
+  std::string ca_file;    // CA bundle used to verify the other side
+  // Listening: require a client certificate signed by ca_file. Connecting: verify the server's
+  // certificate against ca_file (and server_name when set).
+  bool verify_peer = false;
+  std::string server_name;  // connecting: SNI and the name the certificate must carry
+};
+
+struct PeerServiceOptions {
+  // What HAProxy's peers section calls us: incoming hello line 2 must equal it; sent as line 3.
+  // Default: "stickmeter".
+  std::string local_name = "stickmeter";
+  // Accept incoming peers. Default: true, on 127.0.0.1:20001 (port 0 = any free port).
+  bool listen = true;
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 20001;
+  std::vector<PeerEndpoint> connect;  // outgoing peers. Default: none
+  // Names accepted on hello line 3. Default: empty = any name.
+  std::vector<std::string> allowed_peers;
+  TlsOptions listen_tls, connect_tls;
+  // Reconciliation: ask every connected peer for a full resync this often; 0 = off.
+  // Default: 3600000 (1 h).
+  int64_t resync_interval_ms = 3600000;
+  // Also ask right after each UTC month boundary, so a billing period closes on full state.
+  // Default: true.
+  bool resync_at_month_end = true;
+
+  // Largest message payload accepted; larger ones close the connection. HAProxy's own limit is
+  // tune.bufsize (16384). Default: 65536.
+  uint64_t max_message_size = 65536;
+  // Time allowed for TLS and the hello exchange. Default: 5000.
+  int64_t handshake_timeout_ms = 5000;
+  // A peer that sends nothing for this long is dropped (HAProxy sends a heartbeat every 3 s).
+  // Default: 10000.
+  int64_t idle_timeout_ms = 10000;
+  // How often we send a heartbeat: HAProxy resets a peer silent for 5 s. Default: 1500.
+  int64_t heartbeat_interval_ms = 1500;
+  // Reconnect delay of outgoing peers: doubles from min to max after each failure, jittered
+  // down by up to half. Default: 500 and 30000.
+  int64_t backoff_min_ms = 500;
+  int64_t backoff_max_ms = 30000;
+  // Batches of one connection waiting for the sink; at the limit the session stops reading, so
+  // HAProxy buffers instead of us. Default: 4.
+  uint32_t max_inflight_batches = 4;
+  // Incoming connections open at once (during the handshake or after); more are closed at once.
+  // Default: 256.
+  uint32_t max_connections = 256;
+};
+
+// One row of /api/v1/peers.
+struct PeerStatus {
+  std::string name;       // the peer's name (hello line 3 for incoming, --connect name outgoing)
+  std::string direction;  // "in" | "out"
+  std::string address;    // "host:port" of the other side
+  bool connected = false;
+  int64_t since_ms = 0;         // Unix ms of the last connect (or disconnect, when not connected)
+  int64_t last_message_ms = 0;  // Unix ms of the last bytes received, 0 = never
+  uint64_t updates = 0;         // entry updates received since start
+  std::string last_error;       // why the last connection ended or failed, "" = none
+};
+
+class PeerService {
+ public:
+  PeerService(boost::asio::io_context& io, PeerServiceOptions options, UpdateSink& sink);
+  ~PeerService();
+  PeerService(const PeerService&) = delete;
+  PeerService& operator=(const PeerService&) = delete;
+
+  // Binds the listener (when options.listen) and starts the connectors and timers. Returns
+  // InvalidArgument for unusable options or TLS files, IoError naming the address when it cannot
+  // bind (e.g. port in use). Call once.
+  Status Start();
+  // Stops accepting, closes every session, cancels timers and reconnects. Safe from any thread,
+  // idempotent. Batches already submitted still complete; their ACKs are not sent.
+  void Stop();
+  // Every configured outgoing peer (connected or not) and every incoming peer seen since Start.
+  // Thread-safe.
+  std::vector<PeerStatus> Snapshot() const;
+  // Asks every connected peer for a full resync now. Thread-safe.
+  void RequestResyncAll();
+  // The bound listening port (useful with port 0), 0 before Start or without a listener.
+  uint16_t listen_port() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace stickmeter::ingest

@@ -1,0 +1,517 @@
+// One peers-protocol connection: handshake, message loop, batching and acknowledgements.
+#include "ingest/peer_session.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstring>
+#include <string_view>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "ingest/normalize.h"
+
+namespace stickmeter::ingest {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+constexpr std::string_view kLog = "peers";
+// The three hello lines: a peer name is at most a few dozen bytes in practice; anything longer is
+// not a HAProxy peer.
+constexpr size_t kMaxHelloBytes = 1024;
+// "200\n" and friends.
+constexpr size_t kMaxStatusLineBytes = 16;
+// First size of the read buffer; it grows only while one message does not fit.
+constexpr size_t kInitialBufferBytes = 16384;
+// Our own output is a few bytes per read pass; a peer that makes it pile up does not read.
+constexpr size_t kMaxPendingWriteBytes = 1 << 20;
+// Class + type bytes and up to 10 varint length bytes ahead of a payload.
+constexpr size_t kMessageHeaderBytes = 12;
+
+std::string_view DirectionName(PeerSession::Direction d) {
+  return d == PeerSession::Direction::kIn ? "in" : "out";
+}
+
+std::chrono::milliseconds Ms(int64_t ms) { return std::chrono::milliseconds(ms); }
+
+std::string StripCr(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return std::string(line);
+}
+
+}  // namespace
+
+PeerMetrics& PeerMetrics::Get() {
+  static PeerMetrics* metrics = [] {
+    auto& r = MetricsRegistry::Global();
+    return new PeerMetrics{
+        r.GetGauge("stickmeter_peers_connected", "Peer sessions past the hello"),
+        r.GetCounter("stickmeter_peer_resyncs_requested_total",
+                     "Full resyncs stickmeter asked its peers for"),
+        r.GetCounter("stickmeter_peer_bytes_received_total",
+                     "Bytes received on peer sessions after the hello"),
+    };
+  }();
+  return *metrics;
+}
+
+Counter& PeerMetrics::ProtocolErrors(const std::string& reason) {
+  return MetricsRegistry::Global().GetCounter(
+      "stickmeter_peer_protocol_errors_total",
+      "Peer connections closed for a protocol violation, by reason", {{"reason", reason}});
+}
+
+Counter& PeerMetrics::Connections(const std::string& direction, int status) {
+  return MetricsRegistry::Global().GetCounter(
+      "stickmeter_peer_connections_total",
+      "Peer hellos by direction and status code (200 = accepted)",
+      {{"direction", direction}, {"status", std::to_string(status)}});
+}
+
+Counter& PeerMetrics::UpdatesReceived(const std::string& peer) {
+  return MetricsRegistry::Global().GetCounter("stickmeter_peer_updates_received_total",
+                                              "Entry updates received, by peer", {{"peer", peer}});
+}
+
+uint64_t NextConnectionId() {
+  // Unique across restarts as long as a restart takes longer than (counter >> 20) ms.
+  static const uint64_t base = static_cast<uint64_t>(NowUnixMs()) << 20;
+  static std::atomic<uint64_t> counter{0};
+  return base + counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Forwards decoder callbacks to the session (on its strand, during Feed).
+class PeerSession::Handler : public MessageHandler {
+ public:
+  explicit Handler(PeerSession& session) : session_(session) {}
+  void OnControl(ControlType type) override { session_.OnControl(type); }
+  void OnPeerError(ErrorType type) override {
+    peer_error = type == ErrorType::kSizeLimit ? "size limit" : "protocol";
+  }
+  void OnTableDefine(const TableDefinition& table) override { session_.OnDefine(table); }
+  void OnEntryUpdate(const EntryUpdateView& update) override { session_.OnUpdate(update); }
+
+  std::string peer_error;  // set when the peer sent an error message
+
+ private:
+  PeerSession& session_;
+};
+
+PeerSession::PeerSession(std::shared_ptr<PeerContext> context, PeerStream stream,
+                         Direction direction, std::string address, std::string peer_name,
+                         ClosedCallback on_closed)
+    : context_(std::move(context)),
+      stream_(std::move(stream)),
+      direction_(direction),
+      address_(std::move(address)),
+      peer_name_(std::move(peer_name)),
+      on_closed_(std::move(on_closed)),
+      connection_id_(NextConnectionId()),
+      deadline_(stream_.get_executor()),
+      ticker_(stream_.get_executor()),
+      decoder_(DecoderLimits{context_->options.max_message_size}) {
+  max_buffer_ = static_cast<size_t>(context_->options.max_message_size) + kMessageHeaderBytes;
+  if (direction_ == Direction::kIn) context_->incoming_connections.fetch_add(1);
+}
+
+PeerSession::~PeerSession() {
+  if (direction_ == Direction::kIn) context_->incoming_connections.fetch_sub(1);
+}
+
+void PeerSession::Start() {
+  context_->registry.Track(connection_id_, weak_from_this());
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->phase_ == Phase::kClosed) return;
+    if (self->context_->stopped.load()) return self->DoClose("service stopping", "");
+    self->deadline_.expires_after(Ms(self->context_->options.handshake_timeout_ms));
+    self->deadline_.async_wait([self](const error_code& ec) {
+      if (!ec && self->phase_ != Phase::kRunning) {
+        self->ProtocolError("handshake_timeout", "no complete handshake in time");
+      }
+    });
+    if (!self->stream_.is_tls()) return self->StartHello();
+    self->phase_ = Phase::kTls;
+    auto type = self->direction_ == Direction::kIn ? asio::ssl::stream_base::server
+                                                   : asio::ssl::stream_base::client;
+    self->stream_.tls()->async_handshake(type, [self](const error_code& ec) {
+      if (self->phase_ == Phase::kClosed) return;
+      if (ec) return self->ProtocolError("tls", "TLS handshake failed: " + ec.message());
+      self->StartHello();
+    });
+  });
+}
+
+void PeerSession::Close(std::string reason) {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
+    self->DoClose(reason, "");
+  });
+}
+
+void PeerSession::RequestResync() {
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->phase_ != Phase::kRunning) return;
+    std::string msg;
+    AppendControl(msg, ControlType::kResyncRequest);
+    self->Send(std::move(msg));
+    PeerMetrics::Get().resyncs_requested.Inc();
+  });
+}
+
+std::string PeerSession::Describe() const {
+  std::string who = peer_name_.empty() ? std::string("?") : peer_name_;
+  return "peer " + who + " (" + std::string(DirectionName(direction_)) + ", " + address_ + ")";
+}
+
+// ---- Hello. ----
+
+void PeerSession::StartHello() {
+  phase_ = Phase::kHello;
+  buffer_.resize(kMaxHelloBytes);
+  begin_ = end_ = 0;
+  if (direction_ == Direction::kOut) {
+    Send(FormatHello(peer_name_, context_->options.local_name, static_cast<int64_t>(getpid())));
+  }
+  ReadHello();
+}
+
+void PeerSession::ReadHello() {
+  const size_t limit = direction_ == Direction::kIn ? kMaxHelloBytes : kMaxStatusLineBytes;
+  if (end_ >= limit) {
+    if (direction_ == Direction::kIn) return AnswerHello(501, "hello too long");
+    return ProtocolError("handshake", "status line too long");
+  }
+  stream_.AsyncReadSome(asio::buffer(buffer_.data() + end_, limit - end_),
+                        [self = shared_from_this()](const error_code& ec, size_t n) {
+                          if (self->phase_ != Phase::kHello) return;
+                          if (ec)
+                            return self->DoClose(
+                                "connection lost during the hello: " + ec.message(), "");
+                          self->end_ += n;
+                          self->OnHelloBytes();
+                        });
+}
+
+void PeerSession::OnHelloBytes() {
+  std::string_view text(reinterpret_cast<const char*>(buffer_.data()), end_);
+  if (direction_ == Direction::kOut) {
+    size_t eol = text.find('\n');
+    if (eol == std::string_view::npos) return ReadHello();
+    std::string line = StripCr(text.substr(0, eol));
+    begin_ = eol + 1;
+    int code = 0;
+    for (char c : line) {
+      if (c < '0' || c > '9' || code > 999) {
+        code = -1;
+        break;
+      }
+      code = code * 10 + (c - '0');
+    }
+    PeerMetrics::Connections("out", code < 0 ? 0 : code).Inc();
+    if (code != 200) {
+      return DoClose("refused the hello with status '" + line + "'", "");
+    }
+    return OnEstablished();
+  }
+
+  // Incoming: three lines.
+  std::string_view lines[3];
+  size_t pos = 0;
+  for (auto& line : lines) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) return ReadHello();
+    line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+  }
+  begin_ = pos;
+  HandshakeStatus rejection = HandshakeStatus::kProtocolError;
+  std::string l1 = StripCr(lines[0]), l2 = StripCr(lines[1]), l3 = StripCr(lines[2]);
+  Result<Hello> hello = ParseHello(l1, l2, l3, &rejection);
+  if (!hello.ok()) return AnswerHello(static_cast<int>(rejection), hello.status().message());
+  peer_name_ = hello->sender_name;
+  if (hello->remote_name != context_->options.local_name) {
+    return AnswerHello(503, "it calls us '" + hello->remote_name + "', we are '" +
+                                context_->options.local_name + "'");
+  }
+  const auto& allowed = context_->options.allowed_peers;
+  if (!allowed.empty() &&
+      std::find(allowed.begin(), allowed.end(), hello->sender_name) == allowed.end()) {
+    return AnswerHello(504, "peer name not in --allow-peer");
+  }
+  AnswerHello(200, "");
+}
+
+void PeerSession::AnswerHello(int code, const std::string& reason) {
+  PeerMetrics::Connections("in", code).Inc();
+  Send(std::to_string(code) + "\n");
+  if (code == 200) return OnEstablished();
+  LogWarn(kLog, Describe() + ": hello refused with " + std::to_string(code) + ": " + reason);
+  // Close once the status line is out, so the peer can read why.
+  phase_ = Phase::kClosed;
+  deadline_.cancel();
+  context_->registry.Untrack(connection_id_);
+  if (on_closed_) std::exchange(on_closed_, nullptr)(false, "hello refused: " + reason);
+}
+
+void PeerSession::OnEstablished() {
+  phase_ = Phase::kRunning;
+  established_ = true;
+  deadline_.cancel();
+  const std::string dir(DirectionName(direction_));
+  for (auto& old :
+       context_->registry.Connected(dir, peer_name_, address_, connection_id_, &source_)) {
+    old->Close("replaced by a newer connection of the same peer");
+  }
+  PeerMetrics::Get().connected.Add(1);
+  updates_counter_ = &PeerMetrics::UpdatesReceived(peer_name_);
+  LogInfo(kLog, Describe() + ": connected" + (stream_.is_tls() ? " (TLS)" : ""));
+  last_receive_mono_ = MonotonicMs();
+
+  if (direction_ == Direction::kOut) {
+    // Without our own request HAProxy would push only what changes from now on; a full resync
+    // brings every entry it holds (as timed updates), so nothing counted while we were away is
+    // lost.
+    std::string msg;
+    AppendControl(msg, ControlType::kResyncRequest);
+    Send(std::move(msg));
+    PeerMetrics::Get().resyncs_requested.Inc();
+  }
+  Tick();
+  // Bytes already read past the hello belong to the message stream.
+  size_t leftover = end_ - begin_;
+  std::vector<uint8_t> rest(buffer_.begin() + begin_, buffer_.begin() + end_);
+  buffer_.assign(std::max(kInitialBufferBytes, leftover), 0);
+  std::copy(rest.begin(), rest.end(), buffer_.begin());
+  begin_ = 0;
+  end_ = leftover;
+  if (leftover > 0) return OnRead(error_code(), 0);
+  ReadMessages();
+}
+
+// ---- Message loop. ----
+
+bool PeerSession::PrepareReadSpace() {
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (end_ < buffer_.size()) return true;
+  if (begin_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    return true;
+  }
+  // One message fills the whole buffer: grow, but never past the largest acceptable message.
+  if (buffer_.size() >= max_buffer_) return false;
+  buffer_.resize(std::min(max_buffer_, buffer_.size() * 2));
+  return true;
+}
+
+void PeerSession::ReadMessages() {
+  if (phase_ != Phase::kRunning || reading_) return;
+  if (inflight_ >= context_->options.max_inflight_batches) return;  // resumed by OnBatchDone
+  if (!PrepareReadSpace()) {
+    return ProtocolError(
+        "too_large",
+        "message larger than " + std::to_string(context_->options.max_message_size) + " bytes");
+  }
+  reading_ = true;
+  stream_.AsyncReadSome(asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
+                        [self = shared_from_this()](const error_code& ec, size_t n) {
+                          self->reading_ = false;
+                          self->OnRead(ec, n);
+                        });
+}
+
+void PeerSession::OnRead(const error_code& ec, size_t n) {
+  if (phase_ != Phase::kRunning) return;
+  if (ec) {
+    return DoClose(ec == asio::error::eof ? "closed by the peer" : "read failed: " + ec.message(),
+                   "");
+  }
+  end_ += n;
+  last_receive_mono_ = MonotonicMs();
+  receive_unix_ms_ = NowUnixMs();
+  PeerMetrics::Get().bytes_received.Inc(n);
+
+  Handler handler(*this);
+  FeedResult fed =
+      decoder_.Feed(std::span<const uint8_t>(buffer_.data() + begin_, end_ - begin_), handler);
+  begin_ += fed.consumed;
+  const size_t entries = batch_entries_;
+  FlushBatch();
+  context_->registry.Received(std::string(DirectionName(direction_)), peer_name_, receive_unix_ms_,
+                              entries);
+  if (phase_ != Phase::kRunning) return;  // the sink refused the batch
+  if (!handler.peer_error.empty()) {
+    return ProtocolError("peer_error", "the peer reported a " + handler.peer_error + " error");
+  }
+  if (!fed.status.ok()) return ProtocolError("malformed", fed.status.message());
+  ReadMessages();
+}
+
+void PeerSession::OnControl(ControlType type) {
+  std::string msg;
+  switch (type) {
+    case ControlType::kResyncRequest:
+      // The peer's process holds no counts (a fresh start): everything of this source counts
+      // from 0 again. Updates already decoded in this pass happened before, so they go first.
+      FlushBatch();
+      pending_restart_ = true;
+      pending_restart_ms_ = receive_unix_ms_;
+      // We never teach: an empty resync is complete at once.
+      AppendControl(msg, ControlType::kResyncFinished);
+      break;
+    case ControlType::kResyncFinished:
+    case ControlType::kResyncPartial:
+      // Until confirmed HAProxy stops pushing and its session times out.
+      AppendControl(msg, ControlType::kResyncConfirm);
+      break;
+    default:
+      return;
+  }
+  Send(std::move(msg));
+}
+
+void PeerSession::OnDefine(const TableDefinition& table) {
+  tables_[table.table_id] = MakeTableInfo(table);
+}
+
+void PeerSession::OnUpdate(const EntryUpdateView& update) {
+  auto it = tables_.find(update.table->table_id);
+  if (it == tables_.end()) {
+    it = tables_.emplace(update.table->table_id, MakeTableInfo(*update.table)).first;
+  }
+  if (batch_.tables.empty() || batch_.tables.back().table != it->second) {
+    batch_.tables.push_back(TableUpdates{it->second, {}});
+  }
+  AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back());
+  batch_acks_[update.table->table_id] = update.update_id;
+  ++batch_entries_;
+}
+
+void PeerSession::FlushBatch() {
+  if (phase_ != Phase::kRunning) return;
+  if (batch_entries_ == 0 && !pending_restart_) return;
+  if (updates_counter_ != nullptr) updates_counter_->Inc(batch_entries_);
+  batch_.source = peer_name_;
+  batch_.connection_id = connection_id_;
+  batch_.source_restarted = pending_restart_;
+  batch_.restart_ms = pending_restart_ ? pending_restart_ms_ : 0;
+  std::vector<TableAck> acks;
+  for (const auto& [table_id, update_id] : batch_acks_) acks.push_back({table_id, update_id});
+  UpdateBatch batch = std::move(batch_);
+  batch_ = UpdateBatch{};
+  batch_acks_.clear();
+  batch_entries_ = 0;
+  pending_restart_ = false;
+
+  auto self = shared_from_this();
+  auto done = [self, acks = std::move(acks)](Status status) {
+    asio::post(self->stream_.get_executor(),
+               [self, status = std::move(status), acks] { self->OnBatchDone(status, acks); });
+  };
+  Status submitted;
+  {
+    std::lock_guard<std::mutex> lock(source_->mutex);
+    if (source_->owner != connection_id_) {
+      submitted = Status::Unavailable("a newer connection of this peer took over");
+    } else {
+      submitted = context_->sink->Submit(std::move(batch), std::move(done));
+    }
+  }
+  if (!submitted.ok()) return DoClose("batch not accepted: " + submitted.message(), "");
+  ++inflight_;
+}
+
+void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>& acks) {
+  --inflight_;
+  if (phase_ != Phase::kRunning) return;
+  if (!status.ok()) return DoClose("batch not stored: " + status.ToString(), "");
+  // Durable now: HAProxy may resume after these ids on its next connection.
+  std::string msg;
+  for (const auto& ack : acks) AppendAck(msg, ack.table_id, ack.update_id);
+  if (!msg.empty()) Send(std::move(msg));
+  ReadMessages();
+}
+
+// ---- Writes, timers, closing. ----
+
+void PeerSession::Send(std::string bytes) {
+  if (phase_ == Phase::kClosed) return;
+  if (pending_.size() > kMaxPendingWriteBytes) {
+    return ProtocolError("slow_reader", "the peer does not read what we send");
+  }
+  pending_ += bytes;
+  DoWrite();
+}
+
+void PeerSession::DoWrite() {
+  if (write_in_flight_ || pending_.empty()) return;
+  writing_.swap(pending_);
+  pending_.clear();
+  write_in_flight_ = true;
+  stream_.AsyncWrite(
+      asio::buffer(writing_), [self = shared_from_this()](const error_code& ec, size_t) {
+        self->write_in_flight_ = false;
+        self->writing_.clear();
+        if (ec) return self->DoClose("write failed: " + ec.message(), "");
+        if (self->phase_ == Phase::kClosed) {
+          // A refused hello: its status line is out, now close.
+          if (self->pending_.empty()) {
+            error_code ignored;
+            self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            self->stream_.socket().close(ignored);
+            return;
+          }
+        }
+        self->DoWrite();
+      });
+}
+
+void PeerSession::Tick() {
+  if (phase_ != Phase::kRunning) return;
+  const auto& options = context_->options;
+  if (MonotonicMs() - last_receive_mono_ > options.idle_timeout_ms) {
+    return ProtocolError("idle_timeout",
+                         "nothing received for " + std::to_string(options.idle_timeout_ms) + " ms");
+  }
+  std::string msg;
+  AppendControl(msg, ControlType::kHeartbeat);
+  Send(std::move(msg));
+  ticker_.expires_after(Ms(options.heartbeat_interval_ms));
+  ticker_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->Tick();
+  });
+}
+
+void PeerSession::ProtocolError(const std::string& reason_label, const std::string& detail) {
+  PeerMetrics::ProtocolErrors(reason_label).Inc();
+  DoClose(detail, reason_label);
+}
+
+void PeerSession::DoClose(std::string reason, const std::string& error_reason) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  deadline_.cancel();
+  ticker_.cancel();
+  error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
+  pending_.clear();
+  context_->registry.Untrack(connection_id_);
+  const std::string what = error_reason.empty() ? "" : " (protocol error)";
+  if (established_) {
+    PeerMetrics::Get().connected.Add(-1);
+    context_->registry.Disconnected(std::string(DirectionName(direction_)), peer_name_,
+                                    connection_id_, reason);
+    LogInfo(kLog, Describe() + ": disconnected" + what + ": " + reason);
+  } else {
+    LogWarn(kLog, Describe() + ": connection failed" + what + ": " + reason);
+  }
+  if (on_closed_) std::exchange(on_closed_, nullptr)(established_, reason);
+}
+
+}  // namespace stickmeter::ingest

@@ -1,0 +1,189 @@
+// One peers-protocol connection (either direction), and the state its sessions share.
+//
+// Internal to ingest: PeerService is the public entry point. A PeerSession owns its stream
+// (TCP, optionally TLS), read buffer and Decoder, and runs every step on the stream's strand:
+// TLS handshake, hello (answering or checking the status line), then the message loop. Each
+// read pass becomes one UpdateBatch; the sink's done callback is posted back to the strand, and
+// only then are that batch's updates acknowledged to the peer. Other threads reach a session
+// through Close() and RequestResync(), which post to its strand.
+//
+// Ownership: sessions are shared_ptr-owned by their pending operations; the PeerRegistry keeps
+// weak references for Stop(), resyncs and Snapshot(). Everything they share lives in a
+// PeerContext owned jointly by the service and its sessions.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "ingest/codec.h"
+#include "ingest/peer_registry.h"
+#include "ingest/peer_service.h"
+#include "ingest/sink.h"
+
+namespace stickmeter::ingest {
+
+// A TCP connection, optionally wrapped in TLS, behind one read/write interface.
+class PeerStream {
+ public:
+  using Tcp = boost::asio::ip::tcp;
+  using TlsStream = boost::asio::ssl::stream<Tcp::socket>;
+
+  explicit PeerStream(Tcp::socket socket) : plain_(std::move(socket)) {}
+  PeerStream(Tcp::socket socket, boost::asio::ssl::context& tls)
+      : tls_(std::make_unique<TlsStream>(std::move(socket), tls)) {}
+
+  bool is_tls() const { return tls_ != nullptr; }
+  TlsStream* tls() { return tls_.get(); }
+  Tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  auto get_executor() { return socket().get_executor(); }
+
+  template <class Handler>
+  void AsyncReadSome(boost::asio::mutable_buffer buffer, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffer, std::forward<Handler>(handler));
+    } else {
+      plain_->async_read_some(buffer, std::forward<Handler>(handler));
+    }
+  }
+  // Writes all of `buffer`.
+  template <class Handler>
+  void AsyncWrite(boost::asio::const_buffer buffer, Handler&& handler) {
+    if (tls_) {
+      boost::asio::async_write(*tls_, buffer, std::forward<Handler>(handler));
+    } else {
+      boost::asio::async_write(*plain_, buffer, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  std::optional<Tcp::socket> plain_;
+  std::unique_ptr<TlsStream> tls_;
+};
+
+// Metrics of the peer service, registered once per process.
+struct PeerMetrics {
+  Gauge& connected;
+  Counter& resyncs_requested;
+  Counter& bytes_received;
+  static PeerMetrics& Get();
+  static Counter& ProtocolErrors(const std::string& reason);
+  static Counter& Connections(const std::string& direction, int status);
+  static Counter& UpdatesReceived(const std::string& peer);
+};
+
+// State shared by the service and all its sessions.
+struct PeerContext {
+  PeerServiceOptions options;
+  UpdateSink* sink = nullptr;
+  PeerRegistry registry;
+  std::shared_ptr<boost::asio::ssl::context> listen_tls;   // null = plain TCP
+  std::shared_ptr<boost::asio::ssl::context> connect_tls;  // null = plain TCP
+  std::atomic<bool> stopped{false};
+  std::atomic<uint32_t> incoming_connections{0};
+};
+
+// A connection id unique across the process and its restarts: start time (ms) << 20 + counter.
+uint64_t NextConnectionId();
+
+class PeerSession : public std::enable_shared_from_this<PeerSession> {
+ public:
+  enum class Direction { kIn, kOut };
+  // Called once on the session's strand when it ends: whether the hello succeeded, and why.
+  using ClosedCallback = std::function<void(bool established, const std::string& reason)>;
+
+  // `peer_name`: for outgoing sessions the endpoint's name (sent as hello line 2); ignored for
+  // incoming ones, which learn it from the hello.
+  PeerSession(std::shared_ptr<PeerContext> context, PeerStream stream, Direction direction,
+              std::string address, std::string peer_name, ClosedCallback on_closed);
+  ~PeerSession();
+
+  // Begins the TLS handshake / hello. Call once.
+  void Start();
+  // Closes the connection (no ACK for batches still in flight). Thread-safe, idempotent.
+  void Close(std::string reason);
+  // Sends resync_request now if the session is established. Thread-safe.
+  void RequestResync();
+
+  uint64_t connection_id() const { return connection_id_; }
+
+ private:
+  class Handler;
+  friend class Handler;
+  enum class Phase { kTls, kHello, kRunning, kClosed };
+  struct TableAck {
+    uint64_t table_id;
+    uint32_t update_id;
+  };
+
+  void StartHello();
+  void ReadHello();
+  void OnHelloBytes();
+  void AnswerHello(int code, const std::string& reason);
+  void OnEstablished();
+  void ReadMessages();
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  bool PrepareReadSpace();
+  void FlushBatch();
+  void OnBatchDone(const Status& status, const std::vector<TableAck>& acks);
+  void Send(std::string bytes);
+  void DoWrite();
+  void Tick();
+  void DoClose(std::string reason, const std::string& error_reason);
+  void ProtocolError(const std::string& reason_label, const std::string& detail);
+  std::string Describe() const;
+
+  // Decoder callbacks (on the strand).
+  void OnControl(ControlType type);
+  void OnDefine(const TableDefinition& table);
+  void OnUpdate(const EntryUpdateView& update);
+
+  std::shared_ptr<PeerContext> context_;
+  PeerStream stream_;
+  const Direction direction_;
+  const std::string address_;
+  std::string peer_name_;
+  ClosedCallback on_closed_;
+  const uint64_t connection_id_;
+  boost::asio::steady_timer deadline_;  // handshake deadline
+  boost::asio::steady_timer ticker_;    // heartbeats and idle checks
+
+  Phase phase_ = Phase::kTls;
+  bool established_ = false;
+  std::shared_ptr<PeerRegistry::Source> source_;
+
+  // Read side. Bytes [begin_, end_) of buffer_ are received but not yet consumed.
+  std::vector<uint8_t> buffer_;
+  size_t begin_ = 0, end_ = 0;
+  size_t max_buffer_ = 0;
+  bool reading_ = false;
+  Decoder decoder_;
+  int64_t last_receive_mono_ = 0;
+  int64_t receive_unix_ms_ = 0;  // when the current read pass returned
+  Counter* updates_counter_ = nullptr;
+
+  // The batch being filled by the current read pass.
+  UpdateBatch batch_;
+  std::map<uint64_t, uint32_t> batch_acks_;  // sender table id -> last update id in the batch
+  size_t batch_entries_ = 0;
+  bool pending_restart_ = false;
+  int64_t pending_restart_ms_ = 0;
+  std::map<uint64_t, std::shared_ptr<const TableInfo>> tables_;  // by sender table id
+  uint32_t inflight_ = 0;
+
+  // Write side: one write in flight; later messages collect in pending_.
+  std::string writing_, pending_;
+  bool write_in_flight_ = false;
+};
+
+}  // namespace stickmeter::ingest
