@@ -8,6 +8,7 @@
 
 #include "common/time.h"
 #include "http/export.h"
+#include "http/time_parse.h"
 #include "ingest/decode_json.h"
 #include "tsdb/store.h"
 
