@@ -1,0 +1,419 @@
+// Browser test of stickmeter's web UI against the real thing: a stickmeter started with a token,
+// a Debian HAProxy pushing a stick table to it over the peers protocol, a known number of HTTP
+// requests per customer, and headless Chromium (the system's, through playwright-core) driving
+// every page. Checks that pages load without console errors, that the totals shown equal the
+// API's and the requests sent, that the audit trail adds up to the billed total, and that the CSV
+// download equals the export endpoint's bytes. Screenshots of each page at laptop and phone width
+// are written to --artifacts.
+//
+// Usage: node ui_test.mjs --stickmeter BIN --source REPO --node-modules DIR --artifacts DIR
+// Bounded: everything stops after DEADLINE_MS; processes and the temp dir are always cleaned up.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const DEADLINE_MS = 85_000;
+const HAPROXY = '/usr/sbin/haproxy';
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'web-ui-test-token-0123456789';
+// Requests sent per customer (Host header); `billable` of them hit /billable and bump gpc0.
+const CUSTOMERS = {
+  'acme.example': { requests: 64, billable: 20 },
+  'globex.example': { requests: 12, billable: 0 },
+  'initech.example': { requests: 5, billable: 5 },
+};
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+for (const a of ['stickmeter', 'source', 'node-modules', 'artifacts']) {
+  if (!args[a]) { console.error(`usage: missing --${a}`); process.exit(2); }
+}
+
+const started = Date.now();
+const log = (...m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...m);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let passed = 0;
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  passed++;
+}
+function eq(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`check failed: ${what}\n  expected: ${e}\n  actual:   ${a}`);
+  passed++;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and cleanup.
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmeter-web-'));
+const children = [];
+let browser = null;
+
+function startProcess(name, cmd, argv) {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = { name, child, output: '', exited: null };
+  const keep = (d) => { proc.output = (proc.output + d.toString()).slice(-20000); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', (code, signal) => { proc.exited = { code, signal }; });
+  child.on('error', (err) => { proc.exited = { code: -1, signal: null }; keep(`spawn failed: ${err.message}\n`); });
+  children.push(proc);
+  return proc;
+}
+
+async function stopProcess(proc, ms = 5000) {
+  if (proc.exited) return proc.exited;
+  proc.child.kill('SIGTERM');
+  const until = Date.now() + ms;
+  while (!proc.exited && Date.now() < until) await sleep(50);
+  if (!proc.exited) {
+    proc.child.kill('SIGKILL');
+    while (!proc.exited) await sleep(20);
+  }
+  return proc.exited;
+}
+
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  if (browser) await browser.close().catch(() => {});
+  for (const p of children.reverse()) await stopProcess(p).catch(() => {});
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+function dumpLogs() {
+  for (const p of children) {
+    console.error(`----- ${p.name} output (last lines) -----`);
+    console.error(p.output.split('\n').slice(-40).join('\n'));
+  }
+}
+
+const deadline = setTimeout(async () => {
+  console.error(`FAIL: the web UI test did not finish within ${DEADLINE_MS / 1000} s`);
+  dumpLogs();
+  await cleanup();
+  process.exit(1);
+}, DEADLINE_MS);
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers (node side).
+
+function httpGet(port, urlPath, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+let apiPort = 0;
+async function api(urlPath) {
+  const res = await httpGet(apiPort, urlPath, { Authorization: `Bearer ${TOKEN}` });
+  if (res.status !== 200) throw new Error(`GET ${urlPath}: ${res.status} ${res.body.toString().slice(0, 300)}`);
+  return res;
+}
+const apiJson = async (urlPath) => JSON.parse((await api(urlPath)).body.toString());
+const q = (params) => new URLSearchParams(params).toString();
+
+async function waitFor(what, fn, ms) {
+  const until = Date.now() + ms;
+  let last = null;
+  while (Date.now() < until) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) { last = err; }
+    await sleep(250);
+  }
+  throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  for (const f of [args.stickmeter, HAPROXY, CHROMIUM]) {
+    if (!fs.existsSync(f)) throw new Error(`${f} not found`);
+  }
+  const require = createRequire(path.join(args['node-modules'], 'noop.js'));
+  let chromium;
+  try {
+    ({ chromium } = require('playwright-core'));
+  } catch (err) {
+    throw new Error(`playwright-core not installed in ${args['node-modules']} (the web.npm_ci test installs it): ${err.message}`);
+  }
+  fs.mkdirSync(args.artifacts, { recursive: true });
+
+  // 1. stickmeter, with a token so the UI's token prompt is exercised.
+  apiPort = await freePort();
+  const peersPort = await freePort();
+  fs.writeFileSync(path.join(tmp, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+  const stickmeter = startProcess('stickmeter', args.stickmeter, [
+    'serve', '--data', path.join(tmp, 'data'), '--http', `127.0.0.1:${apiPort}`,
+    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter', '--token-file', path.join(tmp, 'token')]);
+  await waitFor('stickmeter to answer /api/v1/health', async () => {
+    if (stickmeter.exited) throw new Error(`stickmeter exited early (${JSON.stringify(stickmeter.exited)})`);
+    const r = await httpGet(apiPort, '/api/v1/health');
+    return r.status === 200 && JSON.parse(r.body.toString()).status === 'ok';
+  }, 15000);
+  log(`stickmeter up: http ${apiPort}, peers ${peersPort}`);
+
+  // 2. HAProxy, pushing the `quota` table to stickmeter.
+  const fePort = await freePort();
+  const localPeerPort = await freePort();
+  const cfg = `global
+    log stderr format short local0 warning
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+peers tracker
+    bind 127.0.0.1:${localPeerPort}
+    server lb1
+    server stickmeter 127.0.0.1:${peersPort}
+    table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt,bytes_out_cnt
+
+frontend fe
+    bind 127.0.0.1:${fePort}
+    http-request track-sc0 req.hdr(host) table tracker/quota
+    http-request sc-inc-gpc0(0) if { path_beg /billable }
+    http-request return status 200 content-type text/plain string "ok\\n"
+`;
+  fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), cfg);
+  const haproxy = startProcess('haproxy', HAPROXY, ['-f', path.join(tmp, 'haproxy.cfg'), '-L', 'lb1', '-db']);
+  await waitFor('HAProxy to accept connections', async () => {
+    if (haproxy.exited) throw new Error(`haproxy exited early (${JSON.stringify(haproxy.exited)})`);
+    return (await httpGet(fePort, '/health', { Host: 'probe.invalid' }).catch(() => null)) !== null;
+  }, 10000);
+  // The probe above was counted too: it is a customer of its own.
+  const expected = { 'probe.invalid': { http_req_cnt: 1, gpc0: 0 } };
+  log(`haproxy up: frontend ${fePort}`);
+
+  // 3. Known traffic. Small pauses let HAProxy push several updates per key, so the audit trail
+  // has many events.
+  for (const [host, c] of Object.entries(CUSTOMERS)) {
+    for (let i = 0; i < c.requests; i++) {
+      const r = await httpGet(fePort, i < c.billable ? `/billable/${i}` : `/free/${i}`, { Host: host });
+      if (r.status !== 200) throw new Error(`HAProxy answered ${r.status} to request ${i} for ${host}`);
+      if (i % 4 === 0) await sleep(15);
+    }
+    expected[host] = { http_req_cnt: c.requests, gpc0: c.billable };
+  }
+  log('traffic sent', JSON.stringify(expected));
+
+  const tables = await waitFor('the quota table in /api/v1/tables', async () => {
+    const t = (await apiJson('/api/v1/tables')).tables;
+    return t.length ? t : null;
+  }, 15000);
+  const table = tables.find((t) => t.name.endsWith('quota'))?.name;
+  check(table, `a quota table in ${JSON.stringify(tables)}`);
+  const rangeFrom = started - 3600_000;
+  const rangeTo = Date.now() + 3600_000;
+  const usage = async (metric, extra = {}) =>
+    (await apiJson(`/api/v1/usage?${q({ table, metric, from: rangeFrom, to: rangeTo, ...extra })}`)).rows;
+  await waitFor('the API to show every request sent', async () => {
+    const rows = await usage('http_req_cnt');
+    const got = Object.fromEntries(rows.map((r) => [r.key, r.total]));
+    return Object.entries(expected).every(([k, v]) => got[k] === v.http_req_cnt);
+  }, 20000);
+  const gpc0Rows = await usage('gpc0');
+  eq(Object.fromEntries(gpc0Rows.map((r) => [r.key, r.total])),
+    Object.fromEntries(Object.entries(expected).filter(([, v]) => v.gpc0 > 0).map(([k, v]) => [k, v.gpc0])),
+    'gpc0 totals per key in the API');
+  log('API shows the traffic');
+
+  // 4. The browser.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync'],
+  });
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+  const page = await context.newPage();
+  const problems = [];
+  let allow401 = true; // the token prompt's 401 shows up as a failed resource load, once
+  page.on('console', (m) => {
+    if (m.type() !== 'error' && m.type() !== 'warning') return;
+    if (allow401 && /status of 401/.test(m.text())) return;
+    problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const base = `http://127.0.0.1:${apiPort}`;
+  const noProblems = (where) => eq(problems, [], `no console errors on ${where}`);
+  const ready = (name) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout: 10000 });
+  const shoot = async (name) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.screenshot({ path: path.join(args.artifacts, `${name}-laptop.png`), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(args.artifacts, `${name}-phone.png`), fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `${name}: no horizontal page scroll at phone width (overflow ${overflow}px)`);
+    await page.setViewportSize({ width: 1280, height: 800 });
+  };
+  const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
+
+  // Token prompt: the API answers 401 until the token is given.
+  await page.goto(`${base}/#/overview`);
+  await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
+  await page.screenshot({ path: path.join(args.artifacts, 'token-prompt-laptop.png') });
+  await page.fill('#token-input', TOKEN);
+  await page.press('#token-input', 'Enter');
+  await ready('overview');
+  check(!(await page.isVisible('#token-dialog[open]')), 'token dialog closes once the token is accepted');
+  eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), TOKEN, 'token kept in sessionStorage');
+  allow401 = false;
+  log('token prompt answered');
+
+  // Overview.
+  await page.reload();
+  await ready('overview');
+  const peers = (await apiJson('/api/v1/peers')).peers;
+  const lb1 = peers.find((p) => p.name === 'lb1');
+  check(lb1 && lb1.connected, `lb1 connected in /api/v1/peers: ${JSON.stringify(peers)}`);
+  const peerRows = await page.$$eval('#ov-peers tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  check(peerRows.some((r) => r[0] === 'lb1' && r[2] === lb1.address), `overview lists peer lb1 at ${lb1.address}: ${JSON.stringify(peerRows)}`);
+  const tableRows = await page.$$eval('#ov-tables tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  check(tableRows.some((r) => r[0] === table && /string/.test(r[1]) && /http_req_cnt/.test(r[3]) && /lb1/.test(r[4])),
+    `overview lists table ${table} with its key type, data types and source: ${JSON.stringify(tableRows)}`);
+  // Updates/s appears after the second poll.
+  await page.waitForFunction(() => [...document.querySelectorAll('#ov-peers tbody tr td:nth-child(7)')]
+    .some((td) => /^[0-9.,]+$/.test(td.textContent.trim())), null, { timeout: 8000 });
+  noProblems('overview');
+  await shoot('overview');
+  log('overview checked');
+
+  // Usage: explicit range so the comparison with the API is exact.
+  await page.goto(`${base}/#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`);
+  await ready('usage');
+  const apiRows = await usage('http_req_cnt');
+  const shown = await page.$$eval('#usage-rows tbody tr', (trs) => trs.map((tr) => ({
+    key: tr.cells[0].textContent.trim(), text: tr.cells[1].textContent.trim(), value: Number(tr.cells[1].dataset.value),
+  })));
+  eq(shown.map((r) => [r.key, r.value]), apiRows.map((r) => [r.key, r.total]), 'usage rows shown = /api/v1/usage rows');
+  eq(shown.map((r) => digits(r.text)), apiRows.map((r) => r.total), 'usage totals as displayed = API totals');
+  check(shown.some((r) => r.key === 'acme.example' && r.text === '64'), 'acme.example shows 64 requests');
+  const apiSum = apiRows.reduce((a, r) => a + r.total, 0);
+  eq(digits(await page.textContent('#usage-total')), apiSum, 'usage grand total = sum of API totals');
+  // Sort by total (descending first) and filter.
+  await page.click('#usage-rows thead th:nth-child(2) button');
+  const sortedKeys = await page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim()));
+  eq(sortedKeys, [...apiRows].sort((a, b) => b.total - a.total || a.key.localeCompare(b.key)).map((r) => r.key), 'sorted by total, descending');
+  await page.fill('#filter', 'glob');
+  eq(await page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim())), ['globex.example'], 'filter keeps matching keys');
+  eq(digits(await page.textContent('#usage-total')), 12, 'filtered total');
+  await page.fill('#filter', '');
+  noProblems('usage');
+  await shoot('usage');
+  // The presets render too (their range is the browser's; only check that they load cleanly).
+  await page.selectOption('#range', 'today');
+  await page.waitForFunction(() => /range=today/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
+  noProblems('usage (today)');
+  log('usage checked');
+
+  // Key detail: billed total, chart and the audit trail adding up to it.
+  await page.goto(`${base}/#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`);
+  await ready('usage');
+  await page.click('#usage-rows a.key-link:text-is("acme.example")');
+  await ready('key');
+  eq(Number(await page.getAttribute('#key-total', 'data-value')), 64, 'key page billed total');
+  eq(digits(await page.textContent('#key-total')), 64, 'key page billed total as displayed');
+  await page.click('button[aria-pressed]:text-is("1m")');
+  await page.waitForFunction(() => /step=1m/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  const series = await apiJson(`/api/v1/series?${q({ table, metric: 'http_req_cnt', key: 'acme.example', from: rangeFrom, to: rangeTo, step: '1m' })}`);
+  eq(series.points.reduce((a, p) => a + p.v, 0), 64, 'series points add up to the requests');
+  eq(await page.$$eval('#key-chart rect.bar', (r) => r.length), series.points.length, 'one bar per series point');
+  let pages = 1;
+  while (await page.isVisible('#audit-more')) {
+    await page.click('#audit-more');
+    await page.waitForFunction((n) => document.querySelectorAll('#audit-rows tbody tr').length > n || document.querySelector('#audit-more').hidden,
+      await page.$$eval('#audit-rows tbody tr', (r) => r.length));
+    pages++;
+    check(pages < 50, 'audit paging ends');
+  }
+  const audit = [];
+  for (let next = null; ;) {
+    const body = await apiJson(`/api/v1/audit?${q({ table, key: 'acme.example', metric: 'http_req_cnt', from: rangeFrom, to: rangeTo, limit: 1000, ...(next ? { after: next } : {}) })}`);
+    audit.push(...body.events);
+    if (!body.next) break;
+    next = body.next;
+  }
+  const auditShown = await page.$$eval('#audit-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  eq(auditShown.length, audit.length, 'every audit event of the key is listed');
+  eq(auditShown.map((r) => [r[1], digits(r[3]), digits(r[4]), r[5]]), audit.map((e) => [e.source, e.value, e.delta, e.reason]),
+    'audit rows = /api/v1/audit events (source, value, delta, reason)');
+  eq(Number(await page.getAttribute('#audit-sum', 'data-value')), 64, 'sum of deltas shown = billed total');
+  check(/✓/.test(await page.textContent('#key-reconcile')), 'the page states that the deltas add up to the billed total');
+  log(`key page checked (${audit.length} audit events, ${pages} page(s))`);
+  noProblems('key detail');
+  await shoot('key');
+
+  // Billing export: preview and CSV download, byte for byte.
+  const now = new Date();
+  const period = `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+  await page.goto(`${base}/#/export?${q({ table, mode: 'month', period, tz: 'UTC' })}`);
+  await ready('export');
+  const exportPath = `/api/v1/export?${q({ table, period, tz: 'UTC', format: 'csv' })}`;
+  const csv = (await api(exportPath)).body;
+  const csvLines = csv.toString().trim().split(/\r?\n/);
+  eq(csvLines[0], 'period_start,period_end,table,key,metric,total', 'CSV header');
+  const previewRows = await page.$$eval('#x-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.dataset.value ?? td.textContent.trim()).join(',')));
+  eq(previewRows, csvLines.slice(1).map((l) => l.replace(/"/g, '')), 'preview rows = export CSV rows');
+  const reqLine = csvLines.find((l) => l.includes(',acme.example,http_req_cnt,'));
+  check(reqLine && reqLine.endsWith(',64'), `export has acme.example http_req_cnt 64: ${reqLine}`);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#x-csv')]);
+  const downloaded = fs.readFileSync(await download.path());
+  check(Buffer.compare(downloaded, csv) === 0,
+    `downloaded CSV (${downloaded.length} bytes, ${download.suggestedFilename()}) = GET ${exportPath} (${csv.length} bytes)`);
+  fs.writeFileSync(path.join(args.artifacts, 'export.csv'), downloaded);
+  await page.waitForFunction(() => /Downloaded/.test(document.getElementById('x-status').textContent));
+  noProblems('billing export');
+  await shoot('export');
+  log('export checked');
+
+  // Shutdown: SIGTERM must leave stickmeter with exit code 0.
+  await browser.close();
+  browser = null;
+  await stopProcess(haproxy);
+  const exit = await stopProcess(stickmeter, 10000);
+  eq(exit, { code: 0, signal: null }, 'stickmeter exits 0 on SIGTERM');
+}
+
+try {
+  await main();
+  clearTimeout(deadline);
+  await cleanup();
+  console.log(`web UI test: ${passed} checks passed; screenshots in ${args.artifacts}`);
+  console.log(`${passed} passed, 0 failed`);
+  process.exit(0);
+} catch (err) {
+  clearTimeout(deadline);
+  console.error(`FAIL: ${err.message}`);
+  dumpLogs();
+  await cleanup();
+  console.log(`${passed} passed, 1 failed`);
+  process.exit(1);
+}
