@@ -247,14 +247,13 @@ void PeerSession::OnHelloBytes() {
 
 void PeerSession::AnswerHello(int code, const std::string& reason) {
   PeerMetrics::Connections("in", code).Inc();
-  Send(std::to_string(code) + "\n");
-  if (code == 200) return OnEstablished();
-  LogWarn(kLog, Describe() + ": hello refused with " + std::to_string(code) + ": " + reason);
-  // Close once the status line is out, so the peer can read why.
-  phase_ = Phase::kClosed;
-  deadline_.cancel();
-  context_->registry.Untrack(connection_id_);
-  if (on_closed_) std::exchange(on_closed_, nullptr)(false, "hello refused: " + reason);
+  if (code == 200) {
+    Send("200\n");
+    return OnEstablished();
+  }
+  // The status line goes out before the close, so the peer can log why.
+  CloseAfterSending(std::to_string(code) + "\n", "",
+                    "hello refused with " + std::to_string(code) + ": " + reason);
 }
 
 void PeerSession::OnEstablished() {
@@ -348,7 +347,14 @@ void PeerSession::OnRead(const error_code& ec, size_t n) {
   if (!handler.peer_error.empty()) {
     return ProtocolError("peer_error", "the peer reported a " + handler.peer_error + " error");
   }
-  if (!fed.status.ok()) return ProtocolError("malformed", fed.status.message());
+  if (!fed.status.ok()) {
+    // Tell the peer why, as HAProxy does, then close.
+    std::string msg;
+    AppendPeerError(msg, fed.error_type);
+    PeerMetrics::ProtocolErrors(fed.error_type == ErrorType::kSizeLimit ? "too_large" : "malformed")
+        .Inc();
+    return CloseAfterSending(std::move(msg), "protocol error", fed.status.message());
+  }
   ReadMessages();
 }
 
@@ -439,8 +445,17 @@ void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>&
 
 // ---- Writes, timers, closing. ----
 
+void PeerSession::CloseAfterSending(std::string bytes, std::string label, std::string reason) {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kDraining) return;
+  Send(std::move(bytes));
+  phase_ = Phase::kDraining;
+  drain_label_ = std::move(label);
+  drain_reason_ = std::move(reason);
+  if (!write_in_flight_) DoClose(drain_reason_, drain_label_);
+}
+
 void PeerSession::Send(std::string bytes) {
-  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kClosed || phase_ == Phase::kDraining) return;
   if (pending_.size() > kMaxPendingWriteBytes) {
     return ProtocolError("slow_reader", "the peer does not read what we send");
   }
@@ -453,22 +468,16 @@ void PeerSession::DoWrite() {
   writing_.swap(pending_);
   pending_.clear();
   write_in_flight_ = true;
-  stream_.AsyncWrite(
-      asio::buffer(writing_), [self = shared_from_this()](const error_code& ec, size_t) {
-        self->write_in_flight_ = false;
-        self->writing_.clear();
-        if (ec) return self->DoClose("write failed: " + ec.message(), "");
-        if (self->phase_ == Phase::kClosed) {
-          // A refused hello: its status line is out, now close.
-          if (self->pending_.empty()) {
-            error_code ignored;
-            self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-            self->stream_.socket().close(ignored);
-            return;
-          }
-        }
-        self->DoWrite();
-      });
+  stream_.AsyncWrite(asio::buffer(writing_),
+                     [self = shared_from_this()](const error_code& ec, size_t) {
+                       self->write_in_flight_ = false;
+                       self->writing_.clear();
+                       if (self->phase_ == Phase::kDraining && (ec || self->pending_.empty())) {
+                         return self->DoClose(self->drain_reason_, self->drain_label_);
+                       }
+                       if (ec) return self->DoClose("write failed: " + ec.message(), "");
+                       self->DoWrite();
+                     });
 }
 
 void PeerSession::Tick() {
@@ -489,20 +498,16 @@ void PeerSession::Tick() {
 
 void PeerSession::ProtocolError(const std::string& reason_label, const std::string& detail) {
   PeerMetrics::ProtocolErrors(reason_label).Inc();
-  DoClose(detail, reason_label);
+  DoClose(detail, "protocol error");
 }
 
-void PeerSession::DoClose(std::string reason, const std::string& error_reason) {
+void PeerSession::DoClose(std::string reason, const std::string& error_label) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   deadline_.cancel();
   ticker_.cancel();
-  error_code ignored;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  stream_.socket().close(ignored);
-  pending_.clear();
   context_->registry.Untrack(connection_id_);
-  const std::string what = error_reason.empty() ? "" : " (protocol error)";
+  const std::string what = error_label.empty() ? "" : " (" + error_label + ")";
   if (established_) {
     PeerMetrics::Get().connected.Add(-1);
     context_->registry.Disconnected(std::string(DirectionName(direction_)), peer_name_,
@@ -511,6 +516,11 @@ void PeerSession::DoClose(std::string reason, const std::string& error_reason) {
   } else {
     LogWarn(kLog, Describe() + ": connection failed" + what + ": " + reason);
   }
+  // Only now, so whoever sees the socket close also sees the status row updated.
+  error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
+  pending_.clear();
   if (on_closed_) std::exchange(on_closed_, nullptr)(established_, reason);
 }
 

@@ -120,7 +120,8 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
  private:
   class Handler;
   friend class Handler;
-  enum class Phase { kTls, kHello, kRunning, kClosed };
+  // kDraining: a last message (refusal, error) is being written, then the connection closes.
+  enum class Phase { kTls, kHello, kRunning, kDraining, kClosed };
   struct TableAck {
     uint64_t table_id;
     uint32_t update_id;
@@ -137,9 +138,11 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void FlushBatch();
   void OnBatchDone(const Status& status, const std::vector<TableAck>& acks);
   void Send(std::string bytes);
+  void CloseAfterSending(std::string bytes, std::string label, std::string reason);
   void DoWrite();
   void Tick();
-  void DoClose(std::string reason, const std::string& error_reason);
+  // `error_label` non-empty marks a protocol error in the log line.
+  void DoClose(std::string reason, const std::string& error_label);
   void ProtocolError(const std::string& reason_label, const std::string& detail);
   std::string Describe() const;
 
@@ -184,6 +187,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   // Write side: one write in flight; later messages collect in pending_.
   std::string writing_, pending_;
   bool write_in_flight_ = false;
+  std::string drain_label_, drain_reason_;  // why we close once the last write is out
 };
 
 }  // namespace stickmeter::ingest
