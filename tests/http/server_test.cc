@@ -1,0 +1,539 @@
+// The real server on 127.0.0.1 (port 0) against the in-memory FakeStore.
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "http/api.h"
+#include "http/export.h"
+#include "http/time_parse.h"
+#include "tests/http/fake_store.h"
+#include "tests/http/http_client.h"
+#include "web/assets.h"
+
+namespace stickmeter::http {
+namespace {
+
+using nlohmann::json;
+using testing::FakeStore;
+using testing::Get;
+using testing::QuotaTable;
+using testing::SendRaw;
+
+int64_t T(std::string_view text) { return *ParseTime(text); }
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
+  std::string hex;
+  char buf[3];
+  for (unsigned i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", d[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+// Runs a Server on its own io_context with two threads.
+class TestServer {
+ public:
+  TestServer(tsdb::QueryService& store, ServerOptions options, ServerHooks hooks = {})
+      : work_(boost::asio::make_work_guard(io_)) {
+    options.port = 0;
+    server_ = std::make_unique<Server>(io_, std::move(options), store, std::move(hooks));
+    Status s = server_->Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  ~TestServer() {
+    server_->Stop();
+    work_.reset();
+    // Bounded: connections left by a test are closed by Stop() (idle) or their timeouts.
+    for (auto& t : threads_) t.join();
+  }
+  uint16_t port() const { return server_->port(); }
+  Server& server() { return *server_; }
+  // Lets the io_context finish on its own once the server has no more work.
+  void ReleaseWork() { work_.reset(); }
+  // Joins the I/O threads; true when they finished within `timeout`.
+  bool JoinWithin(std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (!io_.stopped() && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return io_.stopped();
+  }
+
+ private:
+  boost::asio::io_context io_{2};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::unique_ptr<Server> server_;
+  std::vector<std::thread> threads_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_.AddTable(QuotaTable());
+    // acme: 10 + 5 in October (two sources), 100 in November; beta: 7 in October.
+    store_.Add({"/quota", "acme", "lb1", "gpc0", T("2026-10-05T10:00:00Z"), 10, 10, "first"});
+    store_.Add({"/quota", "acme", "lb2", "gpc0", T("2026-10-05T10:30:00Z"), 5, 5, "first"});
+    store_.Add({"/quota", "acme", "lb1", "gpc0", T("2026-11-02T00:00:00Z"), 110, 100});
+    store_.Add({"/quota", "beta", "lb1", "gpc0", T("2026-10-06T00:00:00Z"), 7, 7, "first"});
+    store_.Add({"/quota", "acme", "lb1", "conn_cur", T("2026-10-05T10:00:00Z"), 3, 3, "gauge"});
+  }
+
+  json GetJson(uint16_t port, const std::string& target, unsigned want = 200) {
+    auto r = Get(port, target);
+    EXPECT_EQ(want, r.status) << target << " " << r.error << " " << r.body;
+    EXPECT_EQ("application/json", r.Header("content-type")) << target;
+    auto doc = json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(doc.is_discarded()) << r.body;
+    return doc;
+  }
+
+  // Checks a 4xx/5xx body: the error shape and that the message starts with `param`.
+  void ExpectError(uint16_t port, const std::string& target, unsigned status,
+                   const std::string& param) {
+    auto r = Get(port, target);
+    EXPECT_EQ(status, r.status) << target << " " << r.body;
+    auto doc = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(doc.contains("error")) << target << " " << r.body;
+    EXPECT_TRUE(doc["error"]["code"].is_string());
+    std::string msg = doc["error"]["message"];
+    EXPECT_EQ(param, msg.substr(0, param.size())) << target << " -> " << msg;
+  }
+
+  FakeStore store_;
+};
+
+TEST_F(ServerTest, HealthTablesKeysPeers) {
+  ServerHooks hooks;
+  hooks.peers = [] {
+    PeerInfo p;
+    p.name = "lb1";
+    p.direction = "inbound";
+    p.address = "127.0.0.1:4242";
+    p.connected = true;
+    p.since_ms = T("2026-10-01T00:00:00Z");
+    p.updates = 42;
+    return std::vector<PeerInfo>{p};
+  };
+  TestServer server(store_, {}, hooks);
+  uint16_t port = server.port();
+  ASSERT_NE(0, port);
+  EXPECT_EQ(json({{"status", "ok"}}), GetJson(port, "/api/v1/health"));
+
+  json tables = GetJson(port, "/api/v1/tables");
+  ASSERT_EQ(1u, tables["tables"].size());
+  EXPECT_EQ("/quota", tables["tables"][0]["name"]);
+  EXPECT_EQ(json({"gpc0", "http_req_cnt"}), tables["tables"][0]["counter_metrics"]);
+  EXPECT_EQ(json({"lb1", "lb2"}), tables["tables"][0]["sources"]);
+
+  json keys = GetJson(port, "/api/v1/keys?table=%2Fquota");
+  EXPECT_EQ(json({"acme", "beta"}), keys["keys"]);
+  EXPECT_EQ(false, keys["truncated"]);
+  keys = GetJson(port, "/api/v1/keys?table=/quota&limit=1");
+  EXPECT_EQ(json({"acme"}), keys["keys"]);
+  EXPECT_EQ(true, keys["truncated"]);
+  keys = GetJson(port, "/api/v1/keys?table=/quota&prefix=b");
+  EXPECT_EQ(json({"beta"}), keys["keys"]);
+
+  json peers = GetJson(port, "/api/v1/peers");
+  ASSERT_EQ(1u, peers["peers"].size());
+  EXPECT_EQ("lb1", peers["peers"][0]["name"]);
+  EXPECT_EQ(true, peers["peers"][0]["connected"]);
+  EXPECT_EQ(42, peers["peers"][0]["updates"]);
+  EXPECT_EQ("2026-10-01T00:00:00.000Z", peers["peers"][0]["since"]);
+  EXPECT_TRUE(peers["peers"][0]["last_message"].is_null());
+}
+
+TEST_F(ServerTest, UsageSeriesAudit) {
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  json usage = GetJson(port,
+                       "/api/v1/usage?table=/quota&metric=gpc0&from=2026-10-01T00:00:00%2B02:00"
+                       "&to=2026-11-01T00:00:00Z");
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":15},{"key":"beta","total":7}])"), usage["rows"]);
+  usage = GetJson(port, "/api/v1/usage?table=/quota&metric=gpc0&from=" +
+                            std::to_string(T("2026-10-01T00:00:00Z")) +
+                            "&to=2026-12-01T00:00:00Z&key=acme&source=lb1");
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":110}])"), usage["rows"]);
+
+  json series = GetJson(port,
+                        "/api/v1/series?table=/quota&metric=gpc0&key=acme"
+                        "&from=2026-10-05T00:00:00Z&to=2026-10-06T00:00:00Z&step=1h");
+  EXPECT_EQ(3600000, series["step_ms"]);
+  EXPECT_EQ(json::parse("[{\"t\":" + std::to_string(T("2026-10-05T10:00:00Z")) + ",\"v\":15}]"),
+            series["points"]);
+
+  // Audit pages: following `next` visits every event once, in order.
+  std::string base = "/api/v1/audit?table=/quota&key=acme&from=0&to=2026-12-01T00:00:00Z&limit=2";
+  json page = GetJson(port, base);
+  ASSERT_EQ(2u, page["events"].size());
+  EXPECT_EQ("first", page["events"][0]["reason"]);
+  EXPECT_EQ(10, page["events"][0]["delta"]);
+  ASSERT_TRUE(page["next"].is_string());
+  std::vector<uint64_t> deltas;
+  for (auto& e : page["events"]) deltas.push_back(e["delta"]);
+  while (page["next"].is_string()) {
+    page = GetJson(port, base + "&after=" + page["next"].get<std::string>());
+    for (auto& e : page["events"]) deltas.push_back(e["delta"]);
+  }
+  EXPECT_EQ((std::vector<uint64_t>{10, 3, 5, 100}), deltas);
+  page = GetJson(port, base + "&metric=gpc0&limit=10");
+  EXPECT_EQ(3u, page["events"].size());
+  EXPECT_TRUE(page["next"].is_null());
+}
+
+TEST_F(ServerTest, BadInputNamesTheParameter) {
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  const std::string usage = "/api/v1/usage?table=/quota&metric=gpc0";
+  ExpectError(port, usage + "&from=yesterday&to=1", 400, "from:");
+  ExpectError(port, usage + "&from=1&to=2026-10-01T00:00:00", 400, "to:");
+  ExpectError(port, usage + "&from=5&to=5", 400, "from:");
+  ExpectError(port, usage + "&from=6&to=5", 400, "from:");
+  ExpectError(port, usage + "&to=5", 400, "from:");
+  ExpectError(port, usage + "&from=1&to=5&sorce=lb1", 400, "sorce:");
+  ExpectError(port, usage + "&from=1&to=5&from=2", 400, "from:");
+  ExpectError(port, usage + "&from=1&to=5&key=%zz", 400, "key:");
+  ExpectError(port, "/api/v1/usage?table=/nope&metric=gpc0&from=1&to=5", 404, "table:");
+  ExpectError(port, "/api/v1/usage?table=/quota&metric=gpc7&from=1&to=5", 404, "metric:");
+  ExpectError(port, "/api/v1/usage?metric=gpc0&from=1&to=5", 400, "table:");
+  const std::string series = "/api/v1/series?table=/quota&metric=gpc0&key=acme&from=0&to=";
+  ExpectError(port, series + "86400000&step=5m", 400, "step:");
+  ExpectError(port, series + "31536000000&step=1m", 400, "step:");
+  ExpectError(port, "/api/v1/series?table=/quota&metric=gpc0&from=0&to=1", 400, "key:");
+  ExpectError(port, "/api/v1/keys?table=/quota&limit=0", 400, "limit:");
+  ExpectError(port, "/api/v1/keys?table=/quota&limit=abc", 400, "limit:");
+  ExpectError(port, "/api/v1/keys?table=/quota&limit=100001", 400, "limit:");
+  ExpectError(port, "/api/v1/keys?table=/zzz", 404, "table:");
+  ExpectError(port, "/api/v1/audit?table=/quota&key=acme&from=0&to=9&after=12", 400, "after:");
+  ExpectError(port, "/api/v1/export?period=2026-13", 400, "period:");
+  ExpectError(port, "/api/v1/export?period=2026-10&tz=Mars/Base", 400, "tz:");
+  ExpectError(port, "/api/v1/export?period=2026-10&tz=../../etc/passwd", 400, "tz:");
+  ExpectError(port, "/api/v1/export?period=2026-10&format=xml", 400, "format:");
+  ExpectError(port, "/api/v1/export?format=csv", 400, "period:");
+  ExpectError(port, "/api/v1/export?period=2026-10&table=/nope", 404, "table:");
+  ExpectError(port, "/api/v1/export?period=2026-10&metric=conn_cur", 400, "metric:");
+  ExpectError(port, "/api/v1/nothing", 404, "path:");
+  ExpectError(port, "/api/v1/health?x=1", 400, "x:");
+
+  auto r = Get(port, "/api/v1/usage", {}, testing::bhttp::verb::post);
+  EXPECT_EQ(405u, r.status);
+  EXPECT_EQ("GET, HEAD", r.Header("allow"));
+  r = Get(port, "/api/v1/export?period=2026-10", {}, testing::bhttp::verb::head);
+  EXPECT_EQ(405u, r.status);
+  EXPECT_EQ("GET", r.Header("allow"));
+
+  store_.FailWith(Status::IoError("disk on fire"));
+  ExpectError(port, "/api/v1/tables", 500, "IoError");
+}
+
+TEST_F(ServerTest, OversizedAndMalformedRequests) {
+  ServerOptions options;
+  options.max_target_bytes = 4096;
+  options.max_header_bytes = 16384;
+  options.max_body_bytes = 1024;
+  TestServer server(store_, options);
+  uint16_t port = server.port();
+  auto r = Get(port, "/api/v1/keys?table=/quota&prefix=" + std::string(8000, 'a'));
+  EXPECT_EQ(414u, r.status) << r.error;
+  r = Get(port, "/api/v1/keys?table=/quota&prefix=" + std::string(20000, 'a'));
+  EXPECT_EQ(431u, r.status) << r.error;
+  r = Get(port, "/api/v1/health", {{"X-Big", std::string(20000, 'b')}});
+  EXPECT_EQ(431u, r.status) << r.error;
+  testing::bhttp::request<testing::bhttp::string_body> post{testing::bhttp::verb::post,
+                                                            "/api/v1/health", 11};
+  post.body() = std::string(4096, 'x');
+  r = testing::Send(port, post);
+  EXPECT_EQ(413u, r.status) << r.error;
+
+  auto raw = SendRaw(port, "GARBAGE\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_TRUE(raw.closed);
+  EXPECT_EQ("HTTP/1.1 400", raw.data.substr(0, 12)) << raw.data;
+  raw = SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+                std::chrono::seconds(5));
+  EXPECT_EQ("HTTP/1.1 400", raw.data.substr(0, 12)) << raw.data;
+  // Keep-alive: two requests on one connection, answered in order.
+  raw = SendRaw(port,
+                "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                std::chrono::seconds(5));
+  EXPECT_TRUE(raw.closed);
+  EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
+  EXPECT_NE(std::string::npos, raw.data.find("HTTP/1.1 404"));
+}
+
+TEST_F(ServerTest, SlowClientIsClosedAfterItsTimeout) {
+  ServerOptions options;
+  options.read_timeout_ms = 300;
+  options.idle_timeout_ms = 300;
+  TestServer server(store_, options);
+  // Half a request line, then silence: closed once the read timeout passes, well before 10 s.
+  auto raw = SendRaw(server.port(), "GET /api/v1/hea", std::chrono::seconds(10));
+  EXPECT_TRUE(raw.closed);
+  EXPECT_GE(raw.elapsed.count(), 250);
+  EXPECT_LT(raw.elapsed.count(), 5000);
+  // An idle keep-alive connection too.
+  raw = SendRaw(server.port(), "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+                std::chrono::seconds(10));
+  EXPECT_TRUE(raw.closed);
+  EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
+  EXPECT_LT(raw.elapsed.count(), 5000);
+}
+
+TEST_F(ServerTest, ManyIdleConnectionsAreRefusedGracefully) {
+  ServerOptions options;
+  options.max_connections = 64;
+  TestServer server(store_, options);
+  uint16_t port = server.port();
+  namespace net = testing::net;
+  net::io_context io;
+  constexpr int kClients = 3000;
+  std::vector<std::unique_ptr<testing::tcp::socket>> sockets;
+  int connected = 0;
+  for (int i = 0; i < kClients; ++i) {
+    auto s = std::make_unique<testing::tcp::socket>(io);
+    boost::system::error_code ec;
+    s->connect(testing::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) ++connected;
+    sockets.push_back(std::move(s));
+  }
+  EXPECT_EQ(kClients, connected);
+  // Every connection beyond the limit was answered 503 and closed; count them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int refused = 0, open = 0;
+  for (auto& s : sockets) {
+    s->non_blocking(true);
+    char buf[512];
+    boost::system::error_code ec;
+    size_t n = s->read_some(net::buffer(buf), ec);
+    std::string got(buf, n);
+    if (got.starts_with("HTTP/1.1 503")) {
+      ++refused;
+    } else if (ec == net::error::would_block) {
+      ++open;
+    }
+  }
+  EXPECT_EQ(64, open);
+  EXPECT_EQ(kClients - 64, refused);
+  // While full, a new client is refused at once instead of waiting.
+  auto r = Get(port, "/api/v1/health");
+  EXPECT_EQ(503u, r.status);
+  sockets.clear();
+  // Once the idle ones are gone, the server answers again.
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    served = Get(port, "/api/v1/health").status == 200;
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(ServerTest, AuthenticationAndCors) {
+  ServerOptions options;
+  options.token = "s3cret";
+  options.cors = true;
+  TestServer server(store_, options);
+  uint16_t port = server.port();
+  EXPECT_EQ(200u, Get(port, "/api/v1/health").status);
+  auto r = Get(port, "/api/v1/tables");
+  EXPECT_EQ(401u, r.status);
+  EXPECT_EQ("Bearer realm=\"stickmeter\"", r.Header("www-authenticate"));
+  EXPECT_EQ("*", r.Header("access-control-allow-origin"));
+  EXPECT_EQ(401u, Get(port, "/api/v1/tables", {{"Authorization", "Bearer s3cre"}}).status);
+  EXPECT_EQ(401u, Get(port, "/api/v1/tables", {{"Authorization", "Basic s3cret"}}).status);
+  EXPECT_EQ(401u, Get(port, "/metrics").status);
+  EXPECT_EQ(401u, Get(port, "/api/v1/export?period=2026-10").status);
+  EXPECT_EQ(200u, Get(port, "/api/v1/tables", {{"Authorization", "Bearer s3cret"}}).status);
+  EXPECT_EQ(200u, Get(port, "/metrics", {{"Authorization", "bearer s3cret"}}).status);
+  r = Get(port, "/api/v1/usage", {{"Origin", "http://x"}}, testing::bhttp::verb::options);
+  EXPECT_EQ(204u, r.status);
+  EXPECT_EQ("GET, HEAD", r.Header("access-control-allow-methods"));
+  EXPECT_NE(std::string::npos, r.Header("access-control-allow-headers").find("Authorization"));
+
+  // Without cors, no CORS headers.
+  TestServer plain(store_, {});
+  r = Get(plain.port(), "/api/v1/health");
+  EXPECT_EQ("", r.Header("access-control-allow-origin"));
+  EXPECT_EQ(405u, Get(plain.port(), "/api/v1/health", {}, testing::bhttp::verb::options).status);
+}
+
+TEST_F(ServerTest, StartRefusesUnsafeOrBusyAddresses) {
+  boost::asio::io_context io;
+  ServerOptions options;
+  options.address = "0.0.0.0";
+  options.port = 0;
+  Server open_server(io, options, store_, {});
+  Status s = open_server.Start();
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find("0.0.0.0")) << s.ToString();
+
+  options.address = "not-an-ip";
+  Server bad(io, options, store_, {});
+  EXPECT_TRUE(bad.Start().IsInvalidArgument());
+
+  TestServer running(store_, {});
+  options.address = "127.0.0.1";
+  options.port = running.port();
+  Server busy(io, options, store_, {});
+  s = busy.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string::npos, s.message().find("127.0.0.1:" + std::to_string(running.port())))
+      << s.ToString();
+
+  options.address = "::1";
+  options.port = 0;
+  Server v6(io, options, store_, {});
+  s = v6.Start();
+  if (s.ok()) {
+    EXPECT_NE(0, v6.port());
+  }
+}
+
+TEST_F(ServerTest, ExportStreamsWithChecksumTrailer) {
+  for (int i = 0; i < 5000; ++i) {
+    store_.Add({"/quota", "cust,\"" + std::to_string(i), "lb1", "http_req_cnt",
+                T("2026-10-07T00:00:00Z") + i, 1, uint64_t(i + 1)});
+  }
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  auto r = Get(port, "/api/v1/export?period=2026-10&tz=Europe/Berlin");
+  ASSERT_EQ(200u, r.status) << r.error;
+  EXPECT_EQ("text/csv; charset=utf-8", r.Header("content-type"));
+  EXPECT_EQ("chunked", r.Header("transfer-encoding"));
+  EXPECT_EQ("false", r.Header("x-stickmeter-partial"));
+  EXPECT_NE(std::string::npos, r.Header("content-disposition").find("stickmeter-2026-10.csv"));
+  EXPECT_EQ(Sha256Hex(r.body), r.Header("x-content-sha256"));
+  // Byte-identical to the engine the CLI uses.
+  ExportRequest req;
+  req.period = "2026-10";
+  req.tz = "Europe/Berlin";
+  req.now_ms = 0;
+  std::string direct, direct_sha;
+  ASSERT_TRUE(WriteExport(
+                  store_, req, [&](std::string_view c) { direct += c; }, &direct_sha)
+                  .ok());
+  EXPECT_EQ(direct, r.body);
+  EXPECT_EQ(direct_sha, r.Header("x-content-sha256"));
+  // Header, 5000 quoted keys, acme and beta.
+  size_t records = 0;
+  for (size_t at = r.body.find("\r\n"); at != std::string::npos; at = r.body.find("\r\n", at + 2)) {
+    ++records;
+  }
+  EXPECT_EQ(5003u, records);
+  // Same request, same bytes.
+  auto again = Get(port, "/api/v1/export?period=2026-10&tz=Europe/Berlin");
+  EXPECT_EQ(r.body, again.body);
+
+  // JSON, a partial period, per source.
+  r = Get(port,
+          "/api/v1/export?from=2026-10-01T00:00:00Z&to=2099-01-01T00:00:00Z&format=json"
+          "&table=/quota&metric=gpc0&per_source=true");
+  ASSERT_EQ(200u, r.status) << r.body;
+  EXPECT_EQ("application/json", r.Header("content-type"));
+  EXPECT_EQ("true", r.Header("x-stickmeter-partial"));
+  auto doc = json::parse(r.body);
+  EXPECT_EQ(true, doc["partial"]);
+  EXPECT_EQ(json::parse(R"([
+    {"table":"/quota","key":"acme","metric":"gpc0","source":"lb1","total":110},
+    {"table":"/quota","key":"acme","metric":"gpc0","source":"lb2","total":5},
+    {"table":"/quota","key":"beta","metric":"gpc0","source":"lb1","total":7}])"),
+            doc["rows"]);
+
+  // HTTP/1.0 has no chunks: the body ends with the connection.
+  auto raw = SendRaw(port, "GET /api/v1/export?period=2026-10&metric=gpc0 HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(raw.closed);
+  EXPECT_NE(std::string::npos,
+            raw.data.find("\r\n\r\nperiod_start,period_end,table,key,metric,total\r\n"));
+  EXPECT_EQ(std::string::npos, raw.data.find("chunked"));
+}
+
+TEST_F(ServerTest, MetricsCountRequests) {
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  Get(port, "/api/v1/health");
+  Get(port, "/api/v1/nothing");
+  auto r = Get(port, "/metrics");
+  ASSERT_EQ(200u, r.status);
+  EXPECT_EQ(0u, r.Header("content-type").find("text/plain; version=0.0.4"));
+  EXPECT_NE(std::string::npos,
+            r.body.find("stickmeter_http_requests_total{code=\"200\",route=\"/api/v1/health\"}"))
+      << r.body;
+  EXPECT_NE(std::string::npos,
+            r.body.find("stickmeter_http_requests_total{code=\"404\",route=\"other\"}"));
+  EXPECT_NE(std::string::npos, r.body.find("stickmeter_http_connections"));
+}
+
+TEST_F(ServerTest, WebUiAssets) {
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  const web::Asset* index = web::FindAsset("/");
+  auto r = Get(port, "/");
+  if (index == nullptr) {
+    EXPECT_EQ(404u, r.status);
+    return;
+  }
+  ASSERT_EQ(200u, r.status);
+  EXPECT_EQ(index->content_type, r.Header("content-type"));
+  EXPECT_EQ(index->etag, r.Header("etag"));
+  EXPECT_EQ("", r.Header("content-encoding"));  // no Accept-Encoding: plain bytes
+  EXPECT_NE(std::string::npos, r.body.find("<html")) << r.body.substr(0, 200);
+  auto gz = Get(port, "/", {{"Accept-Encoding", "br, gzip"}});
+  ASSERT_EQ(200u, gz.status);
+  if (index->gzipped) {
+    EXPECT_EQ("gzip", gz.Header("content-encoding"));
+    EXPECT_EQ(index->body, gz.body);
+    auto plain = Gunzip(gz.body);
+    ASSERT_TRUE(plain.has_value());
+    EXPECT_EQ(r.body, *plain);
+  }
+  auto not_modified = Get(port, "/", {{"If-None-Match", std::string(index->etag)}});
+  EXPECT_EQ(304u, not_modified.status);
+  EXPECT_TRUE(not_modified.body.empty());
+  EXPECT_EQ(404u, Get(port, "/no-such-file.js").status);
+  // The UI's files are served without a token; the data behind them is not.
+  ServerOptions options;
+  options.token = "t";
+  TestServer guarded(store_, options);
+  EXPECT_EQ(200u, Get(guarded.port(), "/").status);
+}
+
+TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
+  for (int i = 0; i < 50000; ++i) {
+    store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
+  }
+  auto server = std::make_unique<TestServer>(store_, ServerOptions{});
+  uint16_t port = server->port();
+  // An idle keep-alive connection and an export in flight.
+  std::thread idle([port] {
+    auto raw =
+        SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::seconds(20));
+    EXPECT_TRUE(raw.closed);
+    EXPECT_LT(raw.elapsed.count(), 15000);
+  });
+  testing::ClientResponse exported;
+  std::thread exporter([&] { exported = Get(port, "/api/v1/export?period=2026-10"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server->server().Stop();
+  server->ReleaseWork();
+  exporter.join();
+  idle.join();
+  EXPECT_EQ(200u, exported.status) << exported.error;
+  EXPECT_TRUE(exported.ok) << exported.error;
+  EXPECT_EQ(Sha256Hex(exported.body), exported.Header("x-content-sha256"));
+  EXPECT_TRUE(server->JoinWithin(std::chrono::seconds(10)));
+  // New connections are refused after Stop().
+  EXPECT_FALSE(Get(port, "/api/v1/health").ok);
+  server.reset();
+}
+
+}  // namespace
+}  // namespace stickmeter::http
