@@ -1,0 +1,134 @@
+// Every real HAProxy 2.6 capture decodes to exactly its decoded*.jsonl, however it is cut.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "ingest/decode_json.h"
+#include "tests/ingest/test_util.h"
+
+namespace stickmeter::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FeedCut;
+using testing::FeedWhole;
+using testing::ReadFileBytes;
+
+struct Capture {
+  std::string stream;   // path of stream*.bin
+  std::string decoded;  // path of the matching decoded*.jsonl
+};
+
+std::vector<Capture> AllCaptures() {
+  std::vector<Capture> out;
+  for (const auto& dir : fs::directory_iterator(STICKMETER_FIXTURES_DIR)) {
+    if (!dir.is_directory()) continue;
+    for (const auto& f : fs::directory_iterator(dir.path())) {
+      const std::string name = f.path().filename().string();
+      if (name.rfind("stream", 0) != 0 || f.path().extension() != ".bin") continue;
+      // stream.bin -> decoded.jsonl, stream.2.bin -> decoded.2.jsonl
+      std::string decoded = "decoded" + name.substr(6, name.size() - 6 - 4) + ".jsonl";
+      out.push_back({f.path().string(), (dir.path() / decoded).string()});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.stream < b.stream; });
+  return out;
+}
+
+std::vector<nlohmann::json> ParseLines(const std::string& text, bool drop_recv_ms) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (drop_recv_ms) j.erase("recv_ms");
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+TEST(FixturesTest, FindsEveryCapture) {
+  // 4 cases, f has 3 connections: 6 streams. Guards against a silently empty loop.
+  EXPECT_GE(AllCaptures().size(), 6u);
+}
+
+TEST(FixturesTest, DecodeMatchesDecodedJsonl) {
+  for (const Capture& c : AllCaptures()) {
+    SCOPED_TRACE(c.stream);
+    ASSERT_TRUE(fs::exists(c.decoded));
+    std::ifstream in(c.stream, std::ios::binary);
+    std::ostringstream out;
+    ASSERT_EQ(0, RunDecode(in, out, /*summary=*/false)) << out.str();
+    std::ifstream expected_in(c.decoded);
+    std::stringstream expected_text;
+    expected_text << expected_in.rdbuf();
+    const auto expected = ParseLines(expected_text.str(), /*drop_recv_ms=*/true);
+    const auto actual = ParseLines(out.str(), false);
+    ASSERT_EQ(expected.size(), actual.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(expected[i], actual[i]) << "message " << i << "\nexpected " << expected[i].dump()
+                                        << "\nactual   " << actual[i].dump();
+    }
+  }
+}
+
+TEST(FixturesTest, EveryCaptureDecodesCompletely) {
+  for (const Capture& c : AllCaptures()) {
+    SCOPED_TRACE(c.stream);
+    const auto bytes = ReadFileBytes(c.stream);
+    const auto whole = FeedWhole(bytes);
+    EXPECT_TRUE(whole.ok) << whole.error;
+    EXPECT_EQ(0u, whole.leftover);
+  }
+}
+
+TEST(FixturesTest, SplitAtEveryBytePositionGivesTheSameMessages) {
+  for (const Capture& c : AllCaptures()) {
+    SCOPED_TRACE(c.stream);
+    const auto bytes = ReadFileBytes(c.stream);
+    const auto whole = FeedWhole(bytes);
+    ASSERT_TRUE(whole.ok);
+    for (size_t cut = 1; cut < bytes.size(); ++cut) {
+      const auto split = FeedCut(bytes, {cut});
+      ASSERT_TRUE(split.ok) << "cut at " << cut << ": " << split.error;
+      ASSERT_EQ(whole.lines, split.lines) << "cut at " << cut;
+      ASSERT_EQ(0u, split.leftover) << "cut at " << cut;
+    }
+  }
+}
+
+TEST(FixturesTest, OneByteAtATimeGivesTheSameMessages) {
+  for (const Capture& c : AllCaptures()) {
+    SCOPED_TRACE(c.stream);
+    const auto bytes = ReadFileBytes(c.stream);
+    const auto whole = FeedWhole(bytes);
+    std::vector<size_t> cuts;
+    for (size_t i = 1; i < bytes.size(); ++i) cuts.push_back(i);
+    const auto bytewise = FeedCut(bytes, cuts);
+    ASSERT_TRUE(bytewise.ok) << bytewise.error;
+    EXPECT_EQ(whole.lines, bytewise.lines);
+    EXPECT_EQ(0u, bytewise.leftover);
+  }
+}
+
+TEST(FixturesTest, EveryPrefixIsEitherCompleteOrWaitsForMore) {
+  // A stream cut short anywhere is never an error: the decoder reports the complete messages
+  // and leaves the partial one in the buffer.
+  for (const Capture& c : AllCaptures()) {
+    SCOPED_TRACE(c.stream);
+    const auto bytes = ReadFileBytes(c.stream);
+    const auto whole = FeedWhole(bytes);
+    for (size_t len = 0; len < bytes.size(); ++len) {
+      const auto prefix = FeedWhole(std::span<const uint8_t>(bytes.data(), len));
+      ASSERT_TRUE(prefix.ok) << "prefix " << len << ": " << prefix.error;
+      ASSERT_LE(prefix.lines.size(), whole.lines.size());
+      for (size_t i = 0; i < prefix.lines.size(); ++i) ASSERT_EQ(whole.lines[i], prefix.lines[i]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace stickmeter::ingest
