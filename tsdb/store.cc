@@ -407,10 +407,8 @@ Status StoreImpl::OpenDb() {
     std::vector<std::string> have;
     auto s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &have);
     if (!s.ok()) {
-      if (s.IsCorruption() || s.IsNotFound() || s.IsInvalidArgument()) {
-        return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
-      }
-      return FromRocks(s, "store " + path);
+      // CURRENT exists but does not lead to a readable manifest.
+      return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
     }
     if (!ContainsAll(have)) {
       return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");

@@ -1,0 +1,547 @@
+// The store end to end on real RocksDB in temporary directories: counting rules through the
+// write path, rollups against raw events, reopen, read-only and backup, open errors, retention
+// and the query surface.
+#include "tsdb/store.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "tests/tsdb/test_util.h"
+#include "tsdb/rocks.h"
+
+namespace stickmeter::tsdb {
+namespace {
+
+namespace fs = std::filesystem;
+using ingest::MetricKind;
+using testing::Batch;
+using testing::OpenOrDie;
+using testing::SubmitSync;
+using testing::Table;
+using testing::TempDir;
+
+constexpr int64_t kT0 = 1'790'000'000'000;  // 2026-09-21T...Z, minute aligned below
+constexpr int64_t kDay = 86'400'000;
+
+// "t source metric value delta reason" per line.
+std::string RenderAudit(Store& s, const std::string& table, const std::string& key) {
+  AuditQuery q;
+  q.table = table;
+  q.key = key;
+  q.from_ms = 0;
+  q.to_ms = kT0 + 400 * kDay;
+  auto r = s.Audit(q);
+  if (!r.ok()) return r.status().ToString();
+  std::ostringstream out;
+  for (const auto& e : *r) {
+    out << (e.t_ms - kT0) << " " << e.source << " " << e.metric << " " << e.value << " " << e.delta
+        << " " << e.reason << "\n";
+  }
+  return out.str();
+}
+
+uint64_t Total(Store& s, const std::string& table, const std::string& metric,
+               const std::string& key, int64_t from = 0, int64_t to = kT0 + 400 * kDay) {
+  UsageQuery q{table, metric, from, to, key, std::nullopt};
+  auto r = s.Usage(q);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok() || r->empty()) return 0;
+  return r->front().total;
+}
+
+StoreOptions Opts(const std::string& path) {
+  StoreOptions o;
+  o.path = path;
+  o.sync_writes = false;
+  return o;
+}
+
+TEST(StoreTest, CountingRulesThroughTheWritePath) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/quota", 10'000);
+  auto sub = [&](uint64_t conn, int64_t dt, uint64_t v, bool restarted = false) {
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", conn, t, "acme", kT0 + dt, {{"gpc0", v}}, restarted)).ok());
+  };
+  sub(1, 0, 5);              // first
+  sub(1, 1000, 5);           // same value: nothing
+  sub(1, 2000, 9);           // increment 4
+  sub(1, 30'000, 2);         // gap 28 s > 10 s + 1 s on the same connection: expired
+  sub(2, 200'000, 4);        // reconnect, long gap: increment decides
+  sub(2, 201'000, 1);        // lower, last in lower half: reset
+  sub(3, 202'000, 3, true);  // restart: counted whole
+  sub(3, 203'000, 3);        // replay of the same value: nothing
+  EXPECT_EQ(
+      "0 lb1 gpc0 5 5 first\n"
+      "2000 lb1 gpc0 9 4 increment\n"
+      "30000 lb1 gpc0 2 2 expired\n"
+      "200000 lb1 gpc0 4 2 increment\n"
+      "201000 lb1 gpc0 1 1 reset\n"
+      "202000 lb1 gpc0 3 3 restart\n",
+      RenderAudit(*store, "/quota", "acme"));
+  EXPECT_EQ(17u, Total(*store, "/quota", "gpc0", "acme"));
+  auto stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(1u, stats->live_series);
+  EXPECT_EQ(6u, stats->deltas_written);
+  EXPECT_EQ(8u, stats->updates_received);
+}
+
+TEST(StoreTest, WrapOnlyForCounter32) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/quota");
+  const uint64_t high = 4'294'967'000u;
+  ASSERT_TRUE(
+      SubmitSync(*store, Batch("lb1", 1, t, "k", kT0,
+                               {{"gpc0", high}, {"bytes_out_cnt", high, MetricKind::kCounter64}}))
+          .ok());
+  ASSERT_TRUE(
+      SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 1000,
+                               {{"gpc0", 100}, {"bytes_out_cnt", 100, MetricKind::kCounter64}}))
+          .ok());
+  EXPECT_EQ(
+      "0 lb1 gpc0 4294967000 4294967000 first\n"
+      "0 lb1 bytes_out_cnt 4294967000 4294967000 first\n"
+      "1000 lb1 gpc0 100 396 wrap\n"
+      "1000 lb1 bytes_out_cnt 100 100 reset\n",
+      RenderAudit(*store, "/quota", "k"));
+  EXPECT_EQ(high + 396, Total(*store, "/quota", "gpc0", "k"));
+}
+
+TEST(StoreTest, RestartEpochAppliesToEverySeriesOfThatSourceOnly) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/quota");
+  for (const char* src : {"lb1", "lb2"}) {
+    for (const char* key : {"a", "b"}) {
+      ASSERT_TRUE(SubmitSync(*store, Batch(src, 1, t, key, kT0, {{"gpc0", 10}})).ok());
+    }
+  }
+  // lb1 restarted (its process holds no counts): a, b count from 0 even above the last value.
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 2, t, "a", kT0 + 1000, {{"gpc0", 12}}, true)).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 2, t, "b", kT0 + 2000, {{"gpc0", 3}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 2, t, "b", kT0 + 3000, {{"gpc0", 4}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb2", 1, t, "a", kT0 + 3000, {{"gpc0", 11}})).ok());
+  EXPECT_EQ(
+      "0 lb1 gpc0 10 10 first\n"
+      "0 lb2 gpc0 10 10 first\n"
+      "1000 lb1 gpc0 12 12 restart\n"
+      "3000 lb2 gpc0 11 1 increment\n",
+      RenderAudit(*store, "/quota", "a"));
+  EXPECT_EQ(
+      "0 lb1 gpc0 10 10 first\n"
+      "0 lb2 gpc0 10 10 first\n"
+      "2000 lb1 gpc0 3 3 restart\n"
+      "3000 lb1 gpc0 4 1 increment\n",
+      RenderAudit(*store, "/quota", "b"));
+  // Per-source usage and the shared-key warning (two sources feed the same keys).
+  UsageQuery q{"/quota", "gpc0", 0, kT0 + kDay, std::nullopt, std::string("lb2")};
+  auto rows = store->Usage(q);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(2u, rows->size());
+  EXPECT_EQ(11u, (*rows)[0].total);
+  auto tables = store->Tables();
+  ASSERT_TRUE(tables.ok());
+  EXPECT_EQ(2u, tables->at(0).shared_keys);
+}
+
+TEST(StoreTest, ReopenResumesStateAndEpochs) {
+  TempDir dir;
+  auto t = Table("/quota");
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 10}})).ok());
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 2, t, "k", kT0 + 5, {{"gpc0", 11}}, true)).ok());
+    ASSERT_TRUE(store->Close().ok());
+    ASSERT_TRUE(store->Close().ok());  // idempotent
+    EXPECT_FALSE(store->Submit(Batch("lb1", 2, t, "k", kT0, {{"gpc0", 1}}), nullptr).ok());
+  }
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 3, t, "k", kT0 + 10, {{"gpc0", 11}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 3, t, "k", kT0 + 20, {{"gpc0", 15}})).ok());
+  EXPECT_EQ(
+      "0 lb1 gpc0 10 10 first\n"
+      "5 lb1 gpc0 11 11 restart\n"
+      "20 lb1 gpc0 15 4 increment\n",
+      RenderAudit(*store, "/quota", "k"));
+  // Sequence numbers keep growing across reopen (audit paging stays ordered).
+  AuditQuery q;
+  q.table = "/quota";
+  q.key = "k";
+  q.from_ms = kT0;
+  q.to_ms = kT0 + 100;
+  q.limit = 2;
+  auto page1 = store->Audit(q);
+  ASSERT_TRUE(page1.ok());
+  ASSERT_EQ(2u, page1->size());
+  q.after = std::make_pair(page1->back().t_ms, page1->back().seq);
+  auto page2 = store->Audit(q);
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(1u, page2->size());
+  EXPECT_EQ(15u, page2->front().value);
+  EXPECT_GT(page2->front().seq, page1->back().seq);
+}
+
+// Random deltas over three days; every usage query over random ranges (including sub-minute
+// edges) equals the sum of the raw events generated in that range.
+TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/q");
+  std::mt19937_64 rng(42);
+  struct Ev {
+    int64_t t;
+    std::string key, source;
+    uint64_t delta;
+  };
+  std::vector<Ev> events;
+  std::map<std::pair<std::string, std::string>, uint64_t> abs;
+  const std::vector<std::string> keys = {"a", "b", "c", "d", "e"};
+  const std::vector<std::string> sources = {"lb1", "lb2"};
+  const int64_t base = kT0 - kT0 % kDay + 3'600'000 * 5 + 1234;
+  int64_t now = base;
+  for (int i = 0; i < 3000; ++i) {
+    now += static_cast<int64_t>(rng() % 180'000);
+    const auto& key = keys[rng() % keys.size()];
+    const auto& src = sources[rng() % sources.size()];
+    uint64_t& v = abs[{key, src}];
+    const uint64_t d = rng() % 1000;
+    v += d;
+    ASSERT_TRUE(SubmitSync(*store, Batch(src, 1, t, key, now, {{"gpc0", v}})).ok());
+    if (d > 0) events.push_back({now, key, src, d});
+  }
+  const int64_t end = now + 1;
+  for (int i = 0; i < 300; ++i) {
+    int64_t a = base - 100'000 + static_cast<int64_t>(rng() % (end - base + 200'000));
+    int64_t b = base - 100'000 + static_cast<int64_t>(rng() % (end - base + 200'000));
+    if (i % 3 == 0) a -= a % 60'000;  // mix aligned and unaligned edges
+    if (i % 5 == 0) b -= b % 3'600'000;
+    if (a == b) continue;
+    if (a > b) std::swap(a, b);
+    std::map<std::string, uint64_t> want;
+    for (const auto& e : events) {
+      if (e.t >= a && e.t < b) want[e.key] += e.delta;
+    }
+    auto rows = store->Usage(UsageQuery{"/q", "gpc0", a, b, std::nullopt, std::nullopt});
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    std::map<std::string, uint64_t> got;
+    for (const auto& r : *rows) got[r.key] = r.total;
+    ASSERT_EQ(want, got) << "range [" << a << "," << b << ")";
+    // The series of one key sums to the same total, whatever the step.
+    for (int64_t step : {60'000LL, 3'600'000LL, 86'400'000LL}) {
+      auto s = store->GetSeries(SeriesQuery{"/q", "gpc0", "c", a, b, step, std::nullopt});
+      ASSERT_TRUE(s.ok());
+      uint64_t sum = 0;
+      for (const auto& p : s->points) sum += p.v;
+      ASSERT_EQ(want["c"], sum) << "step " << step << " range [" << a << "," << b << ")";
+    }
+  }
+}
+
+TEST(StoreTest, ReadOnlyOpenWhileWriterIsOpenSeesCommittedData) {
+  TempDir dir;
+  auto t = Table("/quota");
+  auto writer = OpenOrDie(Opts(dir.Sub("db")));
+  ASSERT_TRUE(SubmitSync(*writer, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 42}})).ok());
+  auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  EXPECT_EQ(42u, Total(**ro, "/quota", "gpc0", "k"));
+  EXPECT_EQ(Status::Code::kUnavailable,
+            (*ro)->Submit(Batch("lb1", 1, t, "k", kT0, {{"gpc0", 1}}), nullptr).code());
+  // The writer keeps working while the reader is open.
+  ASSERT_TRUE(SubmitSync(*writer, Batch("lb1", 1, t, "k", kT0 + 1, {{"gpc0", 43}})).ok());
+  EXPECT_EQ(43u, Total(*writer, "/quota", "gpc0", "k"));
+}
+
+TEST(StoreTest, BackupOpensAsAStore) {
+  TempDir dir;
+  auto t = Table("/quota");
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 7}})).ok());
+  ASSERT_TRUE(store->Backup(dir.Sub("backup")).ok());
+  EXPECT_FALSE(store->Backup(dir.Sub("backup")).ok());  // must not exist
+  auto copy = OpenOrDie(Opts(dir.Sub("backup")));
+  EXPECT_EQ(7u, Total(*copy, "/quota", "gpc0", "k"));
+}
+
+TEST(StoreTest, OpenErrorsAreClearOneLiners) {
+  TempDir dir;
+  // Foreign files.
+  fs::create_directories(dir.Sub("foreign"));
+  std::ofstream(dir.Sub("foreign") + "/notes.txt") << "hello";
+  auto r = Store::Open(Opts(dir.Sub("foreign")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kInvalidArgument, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("not a stickmeter store"));
+  // A foreign RocksDB.
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir.Sub("rocks"), &db).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "x", "y").ok());
+    delete db;
+  }
+  r = Store::Open(Opts(dir.Sub("rocks")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string::npos, r.status().message().find("RocksDB database but not a stickmeter"))
+      << r.status().ToString();
+  // Not a directory we can create.
+  std::ofstream(dir.Sub("file")) << "x";
+  r = Store::Open(Opts(dir.Sub("file") + "/db"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kIoError, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("cannot create data directory"));
+  // Locked by another open.
+  auto first = OpenOrDie(Opts(dir.Sub("db")));
+  r = Store::Open(Opts(dir.Sub("db")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kUnavailable, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("in use by another process"));
+  EXPECT_EQ(std::string::npos, r.status().message().find('\n'));
+}
+
+TEST(StoreTest, CorruptedCurrentAndSstAreReported) {
+  TempDir dir;
+  auto t = Table("/quota");
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 7}})).ok());
+    ASSERT_TRUE(store->CompactAll().ok());  // flushes to SST files
+  }
+  fs::copy(dir.Sub("db"), dir.Sub("db2"), fs::copy_options::recursive);
+  std::ofstream(dir.Sub("db") + "/CURRENT", std::ios::trunc) << "MANIFEST-999999\n";
+  auto r = Store::Open(Opts(dir.Sub("db")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find("is corrupted"));
+
+  // Truncate every SST file.
+  int truncated = 0;
+  for (const auto& e : fs::directory_iterator(dir.Sub("db2"))) {
+    if (e.path().extension() == ".sst") {
+      fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
+      ++truncated;
+    }
+  }
+  ASSERT_GT(truncated, 0);
+  r = Store::Open(Opts(dir.Sub("db2")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
+}
+
+TEST(StoreTest, RetentionDropsOldDataOnCompaction) {
+  TempDir dir;
+  auto t = Table("/quota");
+  std::atomic<int64_t> now{kT0};
+  StoreOptions o = Opts(dir.Sub("db"));
+  o.raw_retention_ms = 2 * kDay;
+  o.minute_retention_ms = 2 * kDay;
+  o.hour_retention_ms = 10 * kDay;
+  o.day_retention_ms = 0;
+  o.clock = [&now] { return now.load(); };
+  auto store = OpenOrDie(o);
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 4 * kDay, {{"gpc0", 8}})).ok());
+  now = kT0 + 5 * kDay;
+  ASSERT_TRUE(store->CompactAll().ok());
+  // The first event is gone from the audit trail and the minute rollups...
+  EXPECT_EQ("345600000 lb1 gpc0 8 3 increment\n", RenderAudit(*store, "/quota", "k"));
+  auto minute = store->GetSeries(
+      SeriesQuery{"/quota", "gpc0", "k", kT0 - kT0 % 60000, kT0 + 60000, 60000, std::nullopt});
+  ASSERT_TRUE(minute.ok());
+  EXPECT_TRUE(minute->points.empty());
+  // ...but the hour and day rollups still hold it.
+  auto hour = store->GetSeries(SeriesQuery{"/quota", "gpc0", "k", kT0 - kT0 % 3600000,
+                                           kT0 - kT0 % 3600000 + 3600000, 3600000, std::nullopt});
+  ASSERT_TRUE(hour.ok());
+  ASSERT_EQ(1u, hour->points.size());
+  EXPECT_EQ(5u, hour->points[0].v);
+  now = kT0 + 20 * kDay;
+  ASSERT_TRUE(store->CompactAll().ok());
+  const int64_t day0 = kT0 - kT0 % kDay;
+  EXPECT_EQ(8u, Total(*store, "/quota", "gpc0", "k", day0, day0 + 10 * kDay));
+  hour = store->GetSeries(SeriesQuery{"/quota", "gpc0", "k", kT0 - kT0 % 3600000,
+                                      kT0 - kT0 % 3600000 + 3600000, 3600000, std::nullopt});
+  ASSERT_TRUE(hour.ok());
+  EXPECT_TRUE(hour->points.empty());
+}
+
+TEST(StoreTest, QueryErrorsNameTheParameter) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, Table("/quota"), "k", kT0,
+                                       {{"gpc0", 5}, {"conn_cur", 2, MetricKind::kGauge}}))
+                  .ok());
+  auto u = store->Usage(UsageQuery{"/nope", "gpc0", 0, 10, std::nullopt, std::nullopt});
+  EXPECT_EQ(Status::Code::kNotFound, u.status().code());
+  EXPECT_EQ(0u, u.status().message().find("table"));
+  u = store->Usage(UsageQuery{"/quota", "gpc9", 0, 10, std::nullopt, std::nullopt});
+  EXPECT_EQ(Status::Code::kNotFound, u.status().code());
+  EXPECT_EQ(0u, u.status().message().find("metric"));
+  u = store->Usage(UsageQuery{"/quota", "gpc0", 10, 10, std::nullopt, std::nullopt});
+  EXPECT_EQ(Status::Code::kInvalidArgument, u.status().code());
+  EXPECT_EQ(0u, u.status().message().find("from"));
+  u = store->Usage(UsageQuery{"/quota", "conn_cur", 0, 10, std::nullopt, std::nullopt});
+  EXPECT_EQ(Status::Code::kInvalidArgument, u.status().code());
+  auto s = store->GetSeries(SeriesQuery{"/quota", "gpc0", "k", 0, 10, 5000, std::nullopt});
+  EXPECT_EQ(0u, s.status().message().find("step"));
+  EXPECT_EQ(Status::Code::kNotFound, store->Keys("/nope", "", 10).status().code());
+}
+
+TEST(StoreTest, TablesKeysAndSortedExport) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto q = Table("/quota", 60000);
+  auto be = Table("be_api");
+  for (const char* key : {"zeta", "acme", "acme2", "beta"}) {
+    ASSERT_TRUE(
+        SubmitSync(*store,
+                   Batch("lb2", 1, q, key, kT0,
+                         {{"gpc0", 3}, {"http_req_cnt", 4}, {"conn_cur", 1, MetricKind::kGauge}}))
+            .ok());
+  }
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, q, "acme", kT0, {{"gpc0", 10}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, be, "10.0.0.1", kT0, {{"gpc0", 1}})).ok());
+  auto tables = store->Tables();
+  ASSERT_TRUE(tables.ok());
+  ASSERT_EQ(2u, tables->size());
+  const auto& tq = (*tables)[0];
+  EXPECT_EQ("/quota", tq.name);
+  EXPECT_EQ(60000u, tq.expire_ms);
+  EXPECT_EQ((std::vector<std::string>{"gpc0", "http_req_cnt"}), tq.counter_metrics);
+  EXPECT_EQ((std::vector<std::string>{"conn_cur"}), tq.gauge_metrics);
+  EXPECT_EQ((std::vector<std::string>{"lb1", "lb2"}), tq.sources);
+  EXPECT_EQ(1u, tq.shared_keys);
+  EXPECT_EQ("be_api", (*tables)[1].name);
+
+  auto keys = store->Keys("/quota", "acme", 10);
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ((std::vector<std::string>{"acme", "acme2"}), *keys);
+  keys = store->Keys("/quota", "", 3);
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ((std::vector<std::string>{"acme", "acme2", "beta"}), *keys);
+
+  auto render = [&](ExportQuery eq, size_t stop_after = 1000) {
+    std::string out;
+    size_t n = 0;
+    Status s = store->Export(eq, [&](const ExportRow& r) {
+      out += r.table + "," + r.key + "," + r.metric + "," + r.source + "," +
+             std::to_string(r.total) + "\n";
+      return ++n < stop_after;
+    });
+    return s.ok() ? out : s.ToString();
+  };
+  ExportQuery eq{kT0, kT0 + 1, std::nullopt, std::nullopt, false};
+  EXPECT_EQ(
+      "/quota,acme,gpc0,,13\n/quota,acme,http_req_cnt,,4\n"
+      "/quota,acme2,gpc0,,3\n/quota,acme2,http_req_cnt,,4\n"
+      "/quota,beta,gpc0,,3\n/quota,beta,http_req_cnt,,4\n"
+      "/quota,zeta,gpc0,,3\n/quota,zeta,http_req_cnt,,4\n"
+      "be_api,10.0.0.1,gpc0,,1\n",
+      render(eq));
+  eq.table = "/quota";
+  eq.metric = "gpc0";
+  eq.per_source = true;
+  EXPECT_EQ(
+      "/quota,acme,gpc0,lb1,10\n/quota,acme,gpc0,lb2,3\n"
+      "/quota,acme2,gpc0,lb2,3\n",
+      render(eq, 3));
+  eq.metric = "nope";
+  EXPECT_EQ(0u, render(eq).find("not found: metric"));
+}
+
+TEST(StoreTest, GaugesKeepLastAndMaxPerMinute) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/quota");
+  const int64_t m0 = kT0 - kT0 % 60000;
+  for (auto [dt, v] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 3}, {1000, 9}, {2000, 4}, {61000, -2}, {3600000, 1}}) {
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, t, "k", m0 + dt,
+                                 {{"conn_cur", static_cast<uint64_t>(v), MetricKind::kGauge}}))
+            .ok());
+  }
+  auto s = store->GetSeries(
+      SeriesQuery{"/quota", "conn_cur", "k", m0, m0 + 7200000, 60000, std::nullopt});
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->gauge);
+  std::string out;
+  for (const auto& p : s->points) {
+    out += std::to_string(p.t_ms - m0) + "=" + std::to_string(static_cast<int64_t>(p.v)) + " ";
+  }
+  EXPECT_EQ("0=9 60000=-2 3600000=1 ", out);
+  // Gauges are never summed.
+  auto st = store->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(0u, st->deltas_written);
+  // Auto step over 31 days picks hours.
+  s = store->GetSeries(SeriesQuery{"/quota", "conn_cur", "k", m0, m0 + 31 * kDay, 0, std::nullopt});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(3600000, s->step_ms);
+}
+
+TEST(MergeOperatorTest, CorruptOperandIsAnErrorNotZero) {
+  U64AddOperator op;
+  std::string out;
+  const std::string good(8, '\1');
+  const rocksdb::Slice bad("abc");
+  EXPECT_FALSE(op.Merge("k", nullptr, bad, &out, nullptr));
+  const rocksdb::Slice bad_existing("abc");
+  EXPECT_FALSE(op.Merge("k", &bad_existing, good, &out, nullptr));
+  const rocksdb::Slice existing(good);
+  EXPECT_TRUE(op.Merge("k", &existing, good, &out, nullptr));
+  EXPECT_EQ(std::string(8, '\2'), out);
+}
+
+TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
+  TempDir dir;
+  auto t = Table("/quota");
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+  }
+  {
+    // Inject a garbage operand into the day rollup as a broken writer would.
+    rocksdb::DBOptions o;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir.Sub("db"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const auto& n : names) {
+      rocksdb::ColumnFamilyOptions c;
+      c.merge_operator = std::make_shared<U64AddOperator>();
+      cfs.emplace_back(n, c);
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir.Sub("db"), cfs, &handles, &db).ok());
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "r1d") continue;
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      it->SeekToFirst();
+      ASSERT_TRUE(it->Valid());
+      ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), handles[i], it->key(), "xyz").ok());
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  const int64_t day0 = kT0 - kT0 % kDay;
+  auto r =
+      store->Usage(UsageQuery{"/quota", "gpc0", day0, day0 + kDay, std::nullopt, std::nullopt});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
+}
+
+}  // namespace
+}  // namespace stickmeter::tsdb

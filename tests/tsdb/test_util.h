@@ -1,0 +1,89 @@
+// Helpers for the tsdb tests: temporary directories, batch builders and synchronous submits.
+// Single-threaded use per test.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ingest/sink.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::tsdb::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tsdb-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline std::shared_ptr<const ingest::TableInfo> Table(const std::string& name,
+                                                      uint64_t expire_ms = 0) {
+  auto t = std::make_shared<ingest::TableInfo>();
+  t->name = name;
+  t->key_type = "string";
+  t->key_size = 33;
+  t->expire_ms = expire_ms;
+  t->data_types = {"gpc0", "http_req_cnt", "bytes_out_cnt", "conn_cur"};
+  return t;
+}
+
+struct V {
+  std::string_view metric;
+  uint64_t value;
+  ingest::MetricKind kind = ingest::MetricKind::kCounter32;
+};
+
+// One batch from `source` on `conn` with one entry.
+inline ingest::UpdateBatch Batch(const std::string& source, uint64_t conn,
+                                 std::shared_ptr<const ingest::TableInfo> table,
+                                 const std::string& key, int64_t t_ms, std::vector<V> values,
+                                 bool restarted = false) {
+  ingest::UpdateBatch b;
+  b.source = source;
+  b.connection_id = conn;
+  b.source_restarted = restarted;
+  b.restart_ms = t_ms;
+  ingest::TableUpdates tu;
+  tu.table = std::move(table);
+  ingest::EntryUpdate e;
+  e.key = key;
+  e.received_ms = t_ms;
+  for (const auto& v : values) e.values.push_back({v.metric, v.kind, v.value});
+  tu.entries.push_back(std::move(e));
+  b.tables.push_back(std::move(tu));
+  return b;
+}
+
+// Submits and waits for the commit; returns the done status.
+inline Status SubmitSync(Store& store, ingest::UpdateBatch b) {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  Status s = store.Submit(std::move(b), [&p](Status st) { p.set_value(st); });
+  if (!s.ok()) return s;
+  return f.get();
+}
+
+inline std::unique_ptr<Store> OpenOrDie(const StoreOptions& o) {
+  auto r = Store::Open(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+}  // namespace stickmeter::tsdb::testing
