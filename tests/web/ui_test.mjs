@@ -263,7 +263,14 @@ frontend fe
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   const base = `http://127.0.0.1:${apiPort}`;
-  const noProblems = (where) => eq(problems, [], `no console errors on ${where}`);
+  const noProblems = async (where) => {
+    eq(problems, [], `no console errors on ${where}`);
+    // Keyboard and screen-reader basics: every control has a label, every button a name.
+    const unlabeled = await page.$$eval('main input, main select, main button, dialog input', (els) => els
+      .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+      .map((e) => e.outerHTML.slice(0, 80)));
+    eq(unlabeled, [], `every control on ${where} has a label`);
+  };
   const ready = (name) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout: 10000 });
   const shoot = async (name) => {
     await page.setViewportSize({ width: 1280, height: 800 });
@@ -302,13 +309,39 @@ frontend fe
   // Updates/s appears after the second poll.
   await page.waitForFunction(() => [...document.querySelectorAll('#ov-peers tbody tr td:nth-child(7)')]
     .some((td) => /^[0-9.,]+$/.test(td.textContent.trim())), null, { timeout: 8000 });
-  noProblems('overview');
+  await noProblems('overview');
   await shoot('overview');
   log('overview checked');
+
+  // Keyboard: Tab reaches the navigation, Enter follows it.
+  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+  let tabs = 0;
+  while (tabs < 12 && !(await page.evaluate(() => document.activeElement?.dataset?.nav === 'usage'))) {
+    await page.keyboard.press('Tab');
+    tabs++;
+  }
+  check(tabs < 12, 'the Usage link is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await ready('usage');
+  check((await page.evaluate(() => location.hash)).startsWith('#/usage'), 'Enter on the Usage link opens the usage page');
 
   // Usage: explicit range so the comparison with the API is exact.
   await page.goto(`${base}/#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`);
   await ready('usage');
+  // Time to a rendered page on a cold load (empty cache; reported in the artifacts, not asserted).
+  const cold = await browser.newContext({ viewport: { width: 1280, height: 800 }, extraHTTPHeaders: { Authorization: `Bearer ${TOKEN}` } });
+  const coldPage = await cold.newPage();
+  await coldPage.goto(page.url());
+  await coldPage.waitForSelector('main[data-ready="usage"]', { timeout: 10000 });
+  const timing = await coldPage.evaluate(() => ({
+    ready_ms: Math.round(performance.getEntriesByName('stickmeter:ready:usage').at(-1).startTime),
+    dom_content_loaded_ms: Math.round(performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd),
+    ui_transfer_bytes: performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+      .filter((e) => !e.name.includes('/api/')).reduce((a, e) => a + e.transferSize, 0),
+  }));
+  await cold.close();
+  fs.writeFileSync(path.join(args.artifacts, 'timing.json'), `${JSON.stringify(timing, null, 2)}\n`);
+  log(`usage page, cold load: ${JSON.stringify(timing)}`);
   const apiRows = await usage('http_req_cnt');
   const shown = await page.$$eval('#usage-rows tbody tr', (trs) => trs.map((tr) => ({
     key: tr.cells[0].textContent.trim(), text: tr.cells[1].textContent.trim(), value: Number(tr.cells[1].dataset.value),
@@ -326,12 +359,12 @@ frontend fe
   eq(await page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim())), ['globex.example'], 'filter keeps matching keys');
   eq(digits(await page.textContent('#usage-total')), 12, 'filtered total');
   await page.fill('#filter', '');
-  noProblems('usage');
+  await noProblems('usage');
   await shoot('usage');
   // The presets render too (their range is the browser's; only check that they load cleanly).
   await page.selectOption('#range', 'today');
   await page.waitForFunction(() => /range=today/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
-  noProblems('usage (today)');
+  await noProblems('usage (today)');
   log('usage checked');
 
   // Key detail: billed total, chart and the audit trail adding up to it.
@@ -368,7 +401,7 @@ frontend fe
   eq(Number(await page.getAttribute('#audit-sum', 'data-value')), 64, 'sum of deltas shown = billed total');
   check(/✓/.test(await page.textContent('#key-reconcile')), 'the page states that the deltas add up to the billed total');
   log(`key page checked (${audit.length} audit events, ${pages} page(s))`);
-  noProblems('key detail');
+  await noProblems('key detail');
   await shoot('key');
 
   // Billing export: preview and CSV download, byte for byte.
@@ -390,7 +423,7 @@ frontend fe
     `downloaded CSV (${downloaded.length} bytes, ${download.suggestedFilename()}) = GET ${exportPath} (${csv.length} bytes)`);
   fs.writeFileSync(path.join(args.artifacts, 'export.csv'), downloaded);
   await page.waitForFunction(() => /Downloaded/.test(document.getElementById('x-status').textContent));
-  noProblems('billing export');
+  await noProblems('billing export');
   await shoot('export');
   log('export checked');
 

@@ -7,7 +7,7 @@ import { barChart } from './chart.js';
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
 let generation = 0; // bumped on every navigation; stale async work checks it and stops
-let timers = [];
+let cleanups = []; // run when the route changes (timers, listeners)
 
 // Creates an element: h('td', {class: 'num'}, 'text', child, ...). Text is never parsed as HTML.
 function h(tag, attrs = {}, ...children) {
@@ -129,7 +129,10 @@ async function overviewPage(gen) {
     const dt = prev.at ? (now - prev.at) / 1000 : 0;
     const metrics = parseMetrics(metricsText);
     const received = pickMetric(metrics, [/^stickmeter_updates_received_total$/, /^stickmeter_.*updates.*_total$/]);
-    const stored = pickMetric(metrics, [/^stickmeter_.*(store|db|rocksdb|disk).*bytes$/, /^stickmeter_.*size_bytes$/]);
+    const storeParts = [...metrics].filter(([name]) => /^stickmeter_(store|db|rocksdb)_.*bytes$/.test(name));
+    const stored = storeParts.length
+      ? { name: storeParts.map(([n]) => n).join(' + '), v: storeParts.reduce((a, [, v]) => a + v, 0) } : null;
+    const deltas = pickMetric(metrics, [/^stickmeter_deltas_written_total$/]);
     const ingestRate = received && prev.received !== null && dt > 0 ? (received.v - prev.received) / dt : null;
 
     const connected = peers.filter((p) => p.connected).length;
@@ -138,6 +141,7 @@ async function overviewPage(gen) {
       ['Stick tables', fmt.int(tbls.length)],
       ['Updates received', received ? fmt.int(received.v) : '–', received ? received.name : 'not exported in /metrics'],
       ['Ingest rate', ingestRate === null ? '…' : `${fmt.rate(ingestRate)} /s`, 'updates per second between two refreshes'],
+      ['Deltas written', deltas ? fmt.int(deltas.v) : '–', deltas ? deltas.name : 'not exported in /metrics'],
       ['Store size', stored ? fmt.bytes(stored.v) : '–', stored ? stored.name : 'not exported in /metrics'],
     ];
     document.getElementById('ov-cards').replaceChildren(...cards.map(([label, value, title]) =>
@@ -186,7 +190,8 @@ async function overviewPage(gen) {
     prev.received = received ? received.v : null;
   };
   await refresh();
-  timers.push(setInterval(refresh, 5000));
+  const timer = setInterval(refresh, 5000);
+  cleanups.push(() => clearInterval(timer));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,9 +355,15 @@ async function keyPage(gen, params) {
     .then((s) => {
       if (gen !== generation) return;
       const points = s.points || [];
-      chartBox.replaceChildren(points.length
-        ? barChart({ points, stepMs: s.step_ms || 60000, from: r.from, to: r.to, metric })
+      const draw = () => chartBox.replaceChildren(points.length
+        ? barChart({ points, stepMs: s.step_ms || 60000, from: r.from, to: r.to, metric,
+          width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
         : h('p', { class: 'muted' }, 'No deltas in this range.'));
+      draw();
+      let pending = 0;
+      const onResize = () => { cancelAnimationFrame(pending); pending = requestAnimationFrame(draw); };
+      window.addEventListener('resize', onResize);
+      cleanups.push(() => window.removeEventListener('resize', onResize));
     });
 
   // The audit trail is paged with the API's cursor: each answer names the `next` page's start.
@@ -549,8 +560,8 @@ const PAGES = { overview: overviewPage, usage: usagePage, key: keyPage, export: 
 
 function route() {
   generation++;
-  for (const t of timers) clearInterval(t);
-  timers = [];
+  for (const c of cleanups) c();
+  cleanups = [];
   showError(null);
   const { route: name, params } = hashParams();
   const page = PAGES[name] || overviewPage;
@@ -562,7 +573,11 @@ function route() {
   document.title = `${{ overview: 'Overview', usage: 'Usage', key: 'Key', export: 'Billing export' }[navName] || 'Overview'} · stickmeter`;
   const gen = generation;
   Promise.resolve(page(gen, params)).catch((err) => { if (gen === generation) showError(err); })
-    .finally(() => { if (gen === generation) main.dataset.ready = name; });
+    .finally(() => {
+      if (gen !== generation) return;
+      main.dataset.ready = name;
+      performance.mark(`stickmeter:ready:${name}`); // lets tests and operators time a page's render
+    });
 }
 
 document.getElementById('zone').textContent = `Times in ${fmt.zoneLabel()}`;

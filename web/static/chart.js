@@ -17,10 +17,11 @@ function niceMax(v) {
   return 10 * p;
 }
 
-// Renders the bars of `points` over [from, to) into a new <svg>. Empty buckets are left blank.
-export function barChart({ points, stepMs, from, to, metric }) {
-  const W = 900, H = 240, L = 64, R = 10, T = 10, B = 26;
-  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+// Renders the bars of `points` over [from, to) into a new <svg> drawn at `width` x `height` CSS
+// pixels (so text is never stretched; re-render on resize). Empty buckets are left blank.
+export function barChart({ points, stepMs, from, to, metric, width = 900, height = 240 }) {
+  const W = Math.max(240, Math.round(width)), H = height, L = 64, R = 12, T = 10, B = 26;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
   const total = points.reduce((a, p) => a + p.v, 0);
   svg.setAttribute('aria-label', `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
   const max = niceMax(Math.max(0, ...points.map((p) => p.v)));
@@ -40,12 +41,12 @@ export function barChart({ points, stepMs, from, to, metric }) {
     r.append(el('title', {}, `${fmt.time(p.t)}: ${fmt.amount(metric, p.v)}`));
     svg.append(r);
   }
-  const ticks = 4;
+  const ticks = W < 500 ? 2 : 4;
   for (let i = 0; i <= ticks; i++) {
     const t = from + (span * i) / ticks;
     const anchor = i === 0 ? 'start' : i === ticks ? 'end' : 'middle';
     svg.append(el('text', { x: x(t), y: H - 8, 'text-anchor': anchor },
-      span > 3 * 86400000 ? fmt.day(t) : fmt.short(t)));
+      span > 3 * 86400000 ? fmt.day(t) : span > 86400000 ? fmt.short(t) : fmt.clock(t)));
   }
   return svg;
 }

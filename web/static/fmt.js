@@ -55,6 +55,8 @@ export function time(ms) {
 }
 export function day(ms) { return dateOnly.format(new Date(ms)); }
 export function short(ms) { return shortTime.format(new Date(ms)); }
+const clockTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+export function clock(ms) { return clockTime.format(new Date(ms)); }
 
 export function ago(ms, now = Date.now()) {
   if (!ms) return '–';
