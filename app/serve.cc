@@ -125,14 +125,22 @@ int RunServe(const ServeConfig& config) {
   hooks.peers = [&peers] { return ToPeerInfo(peers.Snapshot()); };
   http::Server server(io, http_options, **store, hooks);
 
+  // A failed start prints exactly one line: the components' own "listening" lines are held back
+  // until both ports are bound.
+  SetLogLevel(LogLevel::kWarn);
   if (Status s = server.Start(); !s.ok()) return Fail("--http: " + s.message());
   if (Status s = peers.Start(); !s.ok()) {
     server.Stop();
     return Fail("--peers-listen: " + s.message());
   }
+  SetLogLevel(ToLogLevel(config.log_level));
   LogInfo("serve", "stickmeter " STICKMETER_VERSION " as peer '" + config.name + "', data in " +
                        config.data + ", HTTP on " + config.http.host + ":" +
-                       std::to_string(server.port()));
+                       std::to_string(server.port()) +
+                       (config.peers_listen_enabled
+                            ? ", peers on " + config.peers_listen.host + ":" +
+                                  std::to_string(peers.listen_port())
+                            : std::string(", not listening for peers")));
 
   // After a signal the loop ends by itself once in-flight work is done; a watchdog stops it
   // after kShutdownGrace if a client keeps it busy.
