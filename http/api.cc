@@ -47,7 +47,7 @@ struct ApiError {
     case Status::Code::kUnavailable:
       throw ApiError{bhttp::status::service_unavailable, "unavailable", s.message()};
     default:
-      throw ApiError{bhttp::status::internal_server_error, "internal", s.ToString()};
+      throw ApiError{bhttp::status::internal_server_error, "internal", "store: " + s.ToString()};
   }
 }
 
