@@ -1,0 +1,425 @@
+// The peer service against Debian's real HAProxy 2.6 on loopback: HAProxy connecting to us and
+// us connecting to it, every key type, ACK resume points, TLS both ways, heartbeats, and bad
+// clients that must not disturb a real session.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "common/metrics.h"
+#include "ingest/peer_service.h"
+#include "tests/peers/peer_test_util.h"
+#include "tests/support/haproxy.h"
+#include "tests/support/process.h"
+
+namespace stickmeter::peers_test {
+namespace {
+
+using namespace std::chrono_literals;
+using ingest::PeerService;
+using ingest::PeerServiceOptions;
+using testing::FreePort;
+using testing::HaproxyNode;
+using testing::HaproxyPreamble;
+using testing::HttpRequest;
+using testing::TempDir;
+
+// HAProxy pushes within milliseconds; reconnects take ~5 s (its reconnect delay).
+constexpr auto kArrival = 10s;
+constexpr auto kReconnect = 15s;
+
+PeerServiceOptions Options(const std::string& name, uint16_t port) {
+  PeerServiceOptions o;
+  o.local_name = name;
+  o.listen_port = port;
+  o.resync_interval_ms = 0;
+  o.resync_at_month_end = false;
+  o.backoff_min_ms = 100;
+  o.backoff_max_ms = 1000;
+  return o;
+}
+
+// A service on its own loop and sink.
+struct Stickmeter {
+  explicit Stickmeter(const PeerServiceOptions& options) {
+    service = std::make_unique<PeerService>(threads.io(), options, sink);
+    Status s = service->Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  std::optional<ingest::PeerStatus> Row(const std::string& direction,
+                                        const std::string& name) const {
+    for (const auto& p : service->Snapshot()) {
+      if (p.direction == direction && p.name == name) return p;
+    }
+    return std::nullopt;
+  }
+  bool Connected(const std::string& direction, const std::string& name) const {
+    auto row = Row(direction, name);
+    return row && row->connected;
+  }
+
+  IoThreads threads;
+  FakeSink sink;
+  std::unique_ptr<PeerService> service;
+};
+
+int Get(uint16_t port, const std::string& host, const std::string& path,
+        std::vector<std::string> headers = {}) {
+  auto r = HttpRequest(port, "GET", path, headers, host);
+  return r ? r->status : 0;
+}
+
+void Repeat(int n, const std::function<void()>& f) {
+  for (int i = 0; i < n; ++i) f();
+}
+
+class PeerHaproxyTest : public ::testing::Test {
+ protected:
+  PeerHaproxyTest() : dir_("stickmeter-peers-haproxy") {}
+
+  // Starts HAProxy `lb1` with `body` after the standard preamble; waits for `wait_port`.
+  void StartHaproxy(const std::string& body, uint16_t wait_port) {
+    haproxy_ = std::make_unique<HaproxyNode>(dir_.path(), "lb1",
+                                             HaproxyPreamble(dir_.path(), "lb1") + body);
+    std::string error;
+    ASSERT_TRUE(haproxy_->Start(wait_port, &error)) << error;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<HaproxyNode> haproxy_;
+};
+
+TEST_F(PeerHaproxyTest, HaproxyConnectsToUsWithEveryKeyType) {
+  const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort(), origin = FreePort();
+  Stickmeter sm(Options("stickmeter", us));
+  const std::string P = "127.0.0.1:";
+  StartHaproxy(
+      "peers mesh\n"
+      "    bind " +
+          P + std::to_string(bind) +
+          "\n"
+          "    server lb1\n"
+          "    server stickmeter " +
+          P + std::to_string(us) +
+          "\n"
+          "    table quota type string len 32 size 1k expire 1h store "
+          "gpc0,gpc1,http_req_cnt,bytes_out_cnt,http_req_rate(10s)\n"
+          "    table clients type ip size 1k expire 1h store conn_cnt,http_req_cnt,conn_rate(10s)\n"
+          "    table v6 type ipv6 size 1k expire 1h store http_req_cnt\n"
+          "    table ints type integer size 1k expire 1h store gpc(2),http_req_cnt\n"
+          "    table bins type binary len 8 size 1k expire 1h store http_req_cnt\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    tcp-request connection track-sc1 src table mesh/clients\n"
+          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+          "    http-request sc-inc-gpc0(0) if { path_beg /billable }\n"
+          "    http-request sc-inc-gpc1(0) if { path_beg /special }\n"
+          "    http-request track-sc2 req.hdr_ip(x-v6) table mesh/v6 if { req.hdr(x-v6) -m found "
+          "}\n"
+          "    http-request track-sc2 req.hdr_val(x-int) table mesh/ints if { req.hdr(x-int) -m "
+          "found }\n"
+          "    http-request sc-inc-gpc(1,2) if { req.hdr(x-int) -m found }\n"
+          "    http-request track-sc2 req.hdr(x-bin) table mesh/bins if { req.hdr(x-bin) -m found "
+          "}\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\" "
+          "unless { path_beg /sticky }\n"
+          "    use_backend be\n\n"
+          "backend be\n"
+          "    balance roundrobin\n"
+          "    stick-table type string len 32 size 1k expire 1h peers mesh store "
+          "server_key,http_req_cnt\n"
+          "    stick on req.hdr(x-user)\n"
+          "    http-request track-sc2 req.hdr(x-user)\n"
+          "    server s1 " +
+          P + std::to_string(origin) +
+          "\n"
+          "    server s2 " +
+          P + std::to_string(origin) +
+          "\n\n"
+          "frontend origin\n"
+          "    bind " +
+          P + std::to_string(origin) +
+          "\n"
+          "    http-request return status 200 content-type text/plain string \"origin\\n\"\n",
+      bind);
+  ASSERT_TRUE(WaitFor([&] { return sm.Connected("in", "lb1"); }, kArrival));
+
+  Repeat(3, [&] { EXPECT_EQ(200, Get(fe, "acme", "/billable")); });
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "acme", "/free")); });
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "bob", "/special")); });
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "v6", "/", {"X-V6: 2001:db8::1"})); });
+  Repeat(3, [&] { EXPECT_EQ(200, Get(fe, "int", "/", {"X-Int: 42"})); });
+  EXPECT_EQ(200, Get(fe, "bin", "/", {"X-Bin: ab"}));
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "user", "/sticky", {"X-User: u1"})); });
+  const uint64_t total_requests = 3 + 2 + 2 + 2 + 3 + 1 + 2;
+
+  FakeSink& s = sm.sink;
+  auto settled = [&] {
+    return s.Last("/quota", "acme", "http_req_cnt") == 5u &&
+           s.Last("/quota", "bob", "http_req_cnt") == 2u &&
+           s.Last("/clients", "127.0.0.1", "conn_cnt") == total_requests &&
+           s.Last("/v6", "2001:db8::1", "http_req_cnt") == 2u &&
+           s.Last("/ints", "42", "http_req_cnt") == 3u &&
+           s.Last("/bins", "6162000000000000", "http_req_cnt") == 1u &&
+           s.Last("be", "u1", "http_req_cnt") == 2u;
+  };
+  ASSERT_TRUE(WaitFor(settled, kArrival)) << haproxy_->AdminCommand("show table mesh/quota");
+
+  EXPECT_EQ(3u, s.Last("/quota", "acme", "gpc0"));
+  EXPECT_EQ(0u, s.Last("/quota", "acme", "gpc1"));
+  EXPECT_EQ(2u, s.Last("/quota", "bob", "gpc1"));
+  EXPECT_EQ(5u * 74, s.Last("/quota", "acme", "bytes_out_cnt"));  // HTX bytes per answer
+  auto rate = s.Last("/quota", "acme", "http_req_rate");
+  ASSERT_TRUE(rate);
+  EXPECT_GE(*rate, 1u);
+  EXPECT_LE(*rate, 5u);
+  EXPECT_EQ(total_requests, s.Last("/clients", "127.0.0.1", "http_req_cnt"));
+  EXPECT_TRUE(s.Last("/clients", "127.0.0.1", "conn_rate"));
+  EXPECT_EQ(3u, s.Last("/ints", "42", "gpc.1"));
+  EXPECT_EQ(0u, s.Last("/ints", "42", "gpc.0"));
+  std::string server = s.LastServerKey("be", "u1");
+  EXPECT_TRUE(server == "s1" || server == "s2") << server;
+  EXPECT_EQ("string", s.KeyType("/quota"));
+  EXPECT_EQ("ipv4", s.KeyType("/clients"));
+  EXPECT_EQ("ipv6", s.KeyType("/v6"));
+  EXPECT_EQ("integer", s.KeyType("/ints"));
+  EXPECT_EQ("binary", s.KeyType("/bins"));
+  for (const auto& b : s.Batches()) EXPECT_EQ("lb1", b.source);
+
+  auto row = sm.Row("in", "lb1");
+  ASSERT_TRUE(row);
+  EXPECT_GE(row->updates, 7u);
+  EXPECT_GT(row->last_message_ms, 0);
+}
+
+// HAProxy resumes after the last update we acknowledged, and re-sends what we did not.
+TEST_F(PeerHaproxyTest, ReconnectResumesAfterTheLastAck) {
+  const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
+  const std::string P = "127.0.0.1:";
+  StartHaproxy(
+      "peers mesh\n"
+      "    bind " +
+          P + std::to_string(bind) +
+          "\n"
+          "    server lb1\n"
+          "    server stickmeter " +
+          P + std::to_string(us) +
+          "\n"
+          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+          "    http-request sc-inc-gpc0(0)\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+      bind);
+  const std::vector<std::string> acked = {"k1", "k2", "k3", "k4", "k5"};
+  {
+    Stickmeter first(Options("stickmeter", us));
+    ASSERT_TRUE(WaitFor([&] { return first.Connected("in", "lb1"); }, kReconnect));
+    for (const auto& k : acked) EXPECT_EQ(200, Get(fe, k, "/"));
+    ASSERT_TRUE(WaitFor([&] { return first.sink.Last("/quota", "k5", "gpc0") == 1u; }, kArrival));
+    std::this_thread::sleep_for(300ms);  // let the ACKs reach HAProxy
+  }
+  {
+    // Nothing acknowledged on this connection: the sink never completes.
+    Stickmeter second(Options("stickmeter", us));
+    second.sink.set_mode(FakeSink::Mode::kHold);
+    ASSERT_TRUE(WaitFor([&] { return second.Connected("in", "lb1"); }, kReconnect));
+    EXPECT_EQ(200, Get(fe, "k6", "/"));
+    ASSERT_TRUE(WaitFor([&] { return second.sink.submitted() >= 1; }, kArrival));
+    std::this_thread::sleep_for(300ms);
+    // Only k6 came: k1..k5 were acknowledged before.
+    auto row = second.Row("in", "lb1");
+    ASSERT_TRUE(row);
+    EXPECT_GE(row->updates, 1u);
+    EXPECT_LE(row->updates, 3u);  // k6, possibly pushed once per touch
+  }
+  Stickmeter third(Options("stickmeter", us));
+  ASSERT_TRUE(WaitFor([&] { return third.Connected("in", "lb1"); }, kReconnect));
+  // k6 comes again without a new request: it was never acknowledged.
+  ASSERT_TRUE(WaitFor([&] { return third.sink.Last("/quota", "k6", "gpc0") == 1u; }, kArrival));
+  std::this_thread::sleep_for(300ms);
+  for (const auto& k : acked) EXPECT_EQ(0u, third.sink.Count("/quota", k)) << k;
+}
+
+// We dial HAProxy's peers bind, ask for a resync, get the entries it already holds (timed
+// updates), confirm, then receive new updates as they happen.
+TEST_F(PeerHaproxyTest, WeConnectToHaproxyAndResync) {
+  const uint16_t bind = FreePort(), fe = FreePort(), nobody = FreePort();
+  const std::string P = "127.0.0.1:";
+  StartHaproxy(
+      "peers mesh\n"
+      "    bind " +
+          P + std::to_string(bind) +
+          "\n"
+          "    server lb1\n"
+          "    server sm " +
+          P + std::to_string(nobody) +
+          "\n"
+          "    table quota type string len 32 size 1k expire 1h store gpc0,http_req_cnt\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+          "    http-request sc-inc-gpc0(0)\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+      bind);
+  Repeat(3, [&] { EXPECT_EQ(200, Get(fe, "before", "/")); });
+
+  Counter& resyncs =
+      MetricsRegistry::Global().GetCounter("stickmeter_peer_resyncs_requested_total", "");
+  const uint64_t resyncs_before = resyncs.Value();
+  auto options = Options("sm", 0);
+  options.listen = false;
+  options.connect.push_back({"lb1", "127.0.0.1", bind});
+  Stickmeter sm(options);
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "before", "gpc0") == 3u; }, kReconnect));
+  EXPECT_GE(resyncs.Value(), resyncs_before + 1);
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "after", "/")); });
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "after", "gpc0") == 2u; }, kArrival));
+  EXPECT_EQ(3u, sm.sink.Last("/quota", "before", "http_req_cnt"));
+  auto row = sm.Row("out", "lb1");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->connected);
+  EXPECT_EQ(P + std::to_string(bind), row->address);
+}
+
+// One HAProxy, two peers sections: it dials our TLS listener, and we dial its TLS bind; both
+// sides verify the other's certificate. A client certificate from another CA is refused.
+TEST_F(PeerHaproxyTest, MutualTlsBothDirections) {
+  ASSERT_TRUE(MakeTestCertificates(dir_.path().string()));
+  auto F = [&](const std::string& name) { return (dir_.path() / name).string(); };
+  const uint16_t us = FreePort(), bind_in = FreePort(), bind_out = FreePort(), fe = FreePort(),
+                 nobody = FreePort();
+  const std::string P = "127.0.0.1:";
+  const std::string tls =
+      " ssl crt " + F("server.pem") + " ca-file " + F("ca.pem") + " verify required";
+  const std::string client_tls =
+      " ssl crt " + F("client.pem") + " ca-file " + F("ca.pem") + " verify required";
+  StartHaproxy(
+      "peers tin\n"
+      "    bind " +
+          P + std::to_string(bind_in) + tls +
+          "\n"
+          "    server lb1\n"
+          "    server stickmeter " +
+          P + std::to_string(us) + client_tls +
+          "\n"
+          "    table qa type string len 32 size 1k expire 1h store gpc0\n\n"
+          "peers tout\n"
+          "    bind " +
+          P + std::to_string(bind_out) + tls +
+          "\n"
+          "    server lb1\n"
+          "    server sm2 " +
+          P + std::to_string(nobody) + client_tls +
+          "\n"
+          "    table qb type string len 32 size 1k expire 1h store gpc0\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    http-request track-sc0 req.hdr(host) table tin/qa\n"
+          "    http-request track-sc1 req.hdr(host) table tout/qb\n"
+          "    http-request sc-inc-gpc0(0)\n"
+          "    http-request sc-inc-gpc0(1)\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+      fe);
+
+  auto listen = Options("stickmeter", us);
+  listen.listen_tls = {true, F("server.pem"), "", F("ca.pem"), true, ""};
+  Stickmeter in(listen);
+
+  auto dial = Options("sm2", 0);
+  dial.listen = false;
+  dial.connect.push_back({"lb1", "127.0.0.1", bind_out});
+  dial.connect_tls = {true, F("client.pem"), "", F("ca.pem"), true, "stickmeter-test"};
+  Stickmeter out(dial);
+
+  auto intruder_options = dial;
+  intruder_options.connect_tls.cert_file = F("other.pem");
+  Stickmeter intruder(intruder_options);
+
+  ASSERT_TRUE(WaitFor([&] { return in.Connected("in", "lb1") && out.Connected("out", "lb1"); },
+                      kReconnect));
+  Repeat(2, [&] { EXPECT_EQ(200, Get(fe, "tls", "/")); });
+  EXPECT_TRUE(WaitFor([&] { return in.sink.Last("/qa", "tls", "gpc0") == 2u; }, kArrival));
+  EXPECT_TRUE(WaitFor([&] { return out.sink.Last("/qb", "tls", "gpc0") == 2u; }, kArrival));
+
+  auto refused = intruder.Row("out", "lb1");
+  ASSERT_TRUE(refused);
+  EXPECT_FALSE(refused->connected);
+  EXPECT_FALSE(refused->last_error.empty());
+  EXPECT_EQ(0u, intruder.sink.submitted());
+}
+
+// Our heartbeats keep an idle HAProxy session up past its 5 s timeout (and its heartbeats keep
+// us from dropping it), while bad clients on the same listener are closed one by one.
+TEST_F(PeerHaproxyTest, IdleSessionSurvivesAndBadClientsDoNotDisturbIt) {
+  const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
+  const std::string P = "127.0.0.1:";
+  Stickmeter sm(Options("stickmeter", us));
+  StartHaproxy(
+      "peers mesh\n"
+      "    bind " +
+          P + std::to_string(bind) +
+          "\n"
+          "    server lb1\n"
+          "    server stickmeter " +
+          P + std::to_string(us) +
+          "\n"
+          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+          "    http-request sc-inc-gpc0(0)\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+      bind);
+  ASSERT_TRUE(WaitFor([&] { return sm.Connected("in", "lb1"); }, kArrival));
+  const int64_t since = sm.Row("in", "lb1")->since_ms;
+  EXPECT_EQ(200, Get(fe, "first", "/"));
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "first", "gpc0") == 1u; }, kArrival));
+
+  {
+    RawConn garbage;  // past the hello, then noise
+    ASSERT_TRUE(garbage.Connect(us));
+    ASSERT_EQ("200", garbage.Hello("stickmeter", "noise"));
+    garbage.Send(std::string("\xff\xff\xff\xff garbage", 13));
+    EXPECT_TRUE(garbage.WaitClosed(3s));
+  }
+  {
+    RawConn huge;
+    ASSERT_TRUE(huge.Connect(us));
+    ASSERT_EQ("200", huge.Hello("stickmeter", "huge"));
+    std::string msg("\x0a\x80", 2);
+    ingest::AppendVarint(msg, 4ull << 30);
+    huge.Send(msg);
+    EXPECT_TRUE(huge.WaitClosed(3s));
+  }
+  {
+    RawConn flood;  // a hello that never ends
+    ASSERT_TRUE(flood.Connect(us));
+    flood.Send(std::string(256 * 1024, 'x'));
+    EXPECT_TRUE(flood.WaitClosed(3s));
+  }
+
+  std::this_thread::sleep_for(11s);  // > 2 x HAProxy's 5 s timeout, > our 10 s idle limit
+  auto row = sm.Row("in", "lb1");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->connected);
+  EXPECT_EQ(since, row->since_ms) << "the session was re-established: " << row->last_error;
+  EXPECT_EQ(200, Get(fe, "second", "/"));
+  EXPECT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "second", "gpc0") == 1u; }, 2s));
+  EXPECT_EQ(since, sm.Row("in", "lb1")->since_ms);
+}
+
+}  // namespace
+}  // namespace stickmeter::peers_test
