@@ -84,6 +84,11 @@ class Reader {
   explicit Reader(std::span<const uint8_t> data) : data_(data) {}
 
   bool Varint(uint64_t& v) {
+    // Most values on the wire are below 240: one byte.
+    if (pos_ < data_.size() && data_[pos_] < 240) {
+      v = data_[pos_++];
+      return true;
+    }
     int n = DecodeVarint(data_.subspan(pos_), v);
     if (n <= 0) return false;
     pos_ += static_cast<size_t>(n);
@@ -109,6 +114,8 @@ class Reader {
   std::span<const uint8_t> data_;
   size_t pos_ = 0;
 };
+
+std::string ValueName(const DataValue& v) { return std::string(MetricName(v.type, v.index)); }
 
 Status Malformed(std::string_view what, std::string_view detail) {
   std::string m(what);
@@ -427,12 +434,6 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
     }
   }
 
-  size_t value_count = 0;
-  for (int t = 0; t < kDataTypeCount; ++t) {
-    if (!((known >> t) & 1)) continue;
-    value_count += kTypes[static_cast<size_t>(t)].is_array ? def.nbelem[static_cast<size_t>(t)] : 1;
-  }
-
   TableState* state = FindTable(id);
   if (state == nullptr) {
     tables_.push_back(std::make_unique<TableState>());
@@ -441,8 +442,33 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
   // A redefinition keeps last_update_id: HAProxy re-sends DEFINE at every table change and
   // its INCUPDATEs continue from the previous id.
   state->def = std::move(def);
-  state->value_count = value_count;
-  if (values_.capacity() < value_count) values_.reserve(value_count);
+  state->values.clear();
+  for (int t = 0; t < kDataTypeCount; ++t) {
+    if (!((known >> t) & 1)) continue;
+    const TypeInfo& info = kTypes[static_cast<size_t>(t)];
+    const uint64_t count = info.is_array ? state->def.nbelem[static_cast<size_t>(t)] : 1;
+    for (uint32_t i = 0; i < count; ++i) {
+      DataValue& v = state->values.emplace_back();
+      v.type = static_cast<DataType>(t);
+      v.index = i;
+      switch (info.std_type) {
+        case StdType::kUint:
+        case StdType::kUll:
+          v.form = DataValue::Form::kUnsigned;
+          break;
+        case StdType::kSint:
+          v.form = DataValue::Form::kSigned;
+          break;
+        case StdType::kFreq:
+          v.form = DataValue::Form::kFreq;
+          v.freq.period_ms = state->def.period_ms[static_cast<size_t>(t)];
+          break;
+        case StdType::kDict:
+          v.form = DataValue::Form::kDict;
+          break;
+      }
+    }
+  }
   current_ = state;
   current_id_ = id;
   has_current_id_ = true;
@@ -497,82 +523,66 @@ Status Decoder::DecodeUpdate(StickTableType type, std::span<const uint8_t> paylo
       break;
   }
 
-  values_.clear();
-  const uint64_t known = def.data_bitfield & kKnownTypesMask;
-  for (int t = 0; t < kDataTypeCount; ++t) {
-    if (!((known >> t) & 1)) continue;
-    const TypeInfo& info = kTypes[static_cast<size_t>(t)];
-    const uint64_t count = info.is_array ? def.nbelem[static_cast<size_t>(t)] : 1;
-    for (uint32_t i = 0; i < count; ++i) {
-      DataValue& v = values_.emplace_back();
-      v.type = static_cast<DataType>(t);
-      v.index = i;
-      switch (info.std_type) {
-        case StdType::kUint:
-        case StdType::kUll:
-          v.form = DataValue::Form::kUnsigned;
-          if (!r.Varint(v.u))
-            return Malformed(what, "truncated value of " + std::string(info.name));
-          break;
-        case StdType::kSint: {
-          v.form = DataValue::Form::kSigned;
-          if (!r.Varint(v.u))
-            return Malformed(what, "truncated value of " + std::string(info.name));
-          // HAProxy sends an int sign-extended to 64 bits and stores the low 32 bits back into
-          // an int; doing the same accepts both encodings of a negative value.
-          v.s = static_cast<int32_t>(static_cast<uint32_t>(v.u));
-          break;
+  for (DataValue& v : table.values) {
+    switch (v.form) {
+      case DataValue::Form::kUnsigned:
+        if (!r.Varint(v.u)) return Malformed(what, "truncated value of " + ValueName(v));
+        break;
+      case DataValue::Form::kSigned:
+        if (!r.Varint(v.u)) return Malformed(what, "truncated value of " + ValueName(v));
+        // HAProxy sends an int sign-extended to 64 bits and stores the low 32 bits back into
+        // an int; doing the same accepts both encodings of a negative value.
+        v.s = static_cast<int32_t>(static_cast<uint32_t>(v.u));
+        break;
+      case DataValue::Form::kFreq:
+        if (!r.Varint(v.freq.curr_tick) || !r.Varint(v.freq.curr_ctr) ||
+            !r.Varint(v.freq.prev_ctr)) {
+          return Malformed(what, "truncated frequency counter " + ValueName(v));
         }
-        case StdType::kFreq:
-          v.form = DataValue::Form::kFreq;
-          v.freq.period_ms = def.period_ms[static_cast<size_t>(t)];
-          if (!r.Varint(v.freq.curr_tick) || !r.Varint(v.freq.curr_ctr) ||
-              !r.Varint(v.freq.prev_ctr)) {
-            return Malformed(what, "truncated frequency counter " + std::string(info.name));
-          }
-          break;
-        case StdType::kDict: {
-          v.form = DataValue::Form::kDict;
-          uint64_t len = 0;
-          if (!r.Varint(len)) return Malformed(what, "truncated server_key length");
-          if (len == 0) break;  // no value
-          std::span<const uint8_t> entry;
-          if (!r.Bytes(len, entry)) return Malformed(what, "server_key runs past the message");
-          Reader d(entry);
-          uint64_t id = 0;
-          if (!d.Varint(id)) return Malformed(what, "truncated server_key dictionary id");
-          if (id == 0 || id > kDictionarySize) {
-            return Malformed(what, "server_key dictionary id " + std::to_string(id) +
-                                       " is outside 1.." + std::to_string(kDictionarySize));
-          }
-          const size_t slot = static_cast<size_t>(id - 1);
-          v.dict_id = id;
-          if (d.at_end()) {
-            if (!dictionary_defined_[slot]) {
-              return Malformed(
-                  what, "server_key refers to undefined dictionary id " + std::to_string(id));
-            }
-          } else {
-            uint64_t value_len = 0;
-            std::span<const uint8_t> value;
-            if (!d.Varint(value_len) || !d.Bytes(value_len, value)) {
-              return Malformed(what, "truncated server_key dictionary value");
-            }
-            if (!d.at_end()) return Malformed(what, "bytes after the server_key value");
-            dictionary_[slot].assign(reinterpret_cast<const char*>(value.data()), value.size());
-            dictionary_defined_[slot] = true;
-            v.dict_defined = true;
-          }
-          v.dict_value = dictionary_[slot];
-          break;
+        break;
+      case DataValue::Form::kDict: {
+        v.dict_value = {};
+        v.dict_id = 0;
+        v.dict_defined = false;
+        uint64_t len = 0;
+        if (!r.Varint(len)) return Malformed(what, "truncated server_key length");
+        if (len == 0) break;  // no value
+        std::span<const uint8_t> entry;
+        if (!r.Bytes(len, entry)) return Malformed(what, "server_key runs past the message");
+        Reader d(entry);
+        uint64_t id = 0;
+        if (!d.Varint(id)) return Malformed(what, "truncated server_key dictionary id");
+        if (id == 0 || id > kDictionarySize) {
+          return Malformed(what, "server_key dictionary id " + std::to_string(id) +
+                                     " is outside 1.." + std::to_string(kDictionarySize));
         }
+        const size_t slot = static_cast<size_t>(id - 1);
+        v.dict_id = id;
+        if (d.at_end()) {
+          if (!dictionary_defined_[slot]) {
+            return Malformed(what,
+                             "server_key refers to undefined dictionary id " + std::to_string(id));
+          }
+        } else {
+          uint64_t value_len = 0;
+          std::span<const uint8_t> value;
+          if (!d.Varint(value_len) || !d.Bytes(value_len, value)) {
+            return Malformed(what, "truncated server_key dictionary value");
+          }
+          if (!d.at_end()) return Malformed(what, "bytes after the server_key value");
+          dictionary_[slot].assign(reinterpret_cast<const char*>(value.data()), value.size());
+          dictionary_defined_[slot] = true;
+          v.dict_defined = true;
+        }
+        v.dict_value = dictionary_[slot];
+        break;
       }
     }
   }
 
   table.last_update_id = update_id;
   view.update_id = update_id;
-  view.values = std::span<const DataValue>(values_.data(), values_.size());
+  view.values = std::span<const DataValue>(table.values.data(), table.values.size());
   handler.OnEntryUpdate(view);
   return Status::Ok();
 }

@@ -220,7 +220,9 @@ class Decoder {
   struct TableState {
     TableDefinition def;
     uint32_t last_update_id = 0;  // for INCUPDATE: previous id + 1, per table
-    size_t value_count = 0;       // DataValues per update (array elements count one each)
+    // One DataValue per stored value (array elements count one each) with type, index, form
+    // and period filled in at DEFINE: an update only overwrites the wire fields, in place.
+    std::vector<DataValue> values;
   };
 
   Status DecodeMessage(uint8_t msg_class, uint8_t msg_type, std::span<const uint8_t> payload,
@@ -235,7 +237,6 @@ class Decoder {
   TableState* current_ = nullptr;                    // the table of the last DEFINE or SWITCH
   uint64_t current_id_ = 0;  // the id of the last DEFINE or SWITCH (for error messages)
   bool has_current_id_ = false;
-  std::vector<DataValue> values_;  // reused for every update: no allocation in steady state
   std::array<std::string, kDictionarySize> dictionary_;
   std::array<bool, kDictionarySize> dictionary_defined_{};
   uint64_t stream_offset_ = 0;
