@@ -45,15 +45,6 @@ std::string EndpointText(const Tcp::endpoint& ep) {
   return HostPort(ep.address().to_string(), ep.port());
 }
 
-// Unix ms of the first instant of the UTC month after `unix_ms`.
-int64_t NextMonthStartMs(int64_t unix_ms) {
-  using namespace std::chrono;
-  sys_days day = floor<days>(sys_time<milliseconds>(milliseconds(unix_ms)));
-  year_month_day ymd(day);
-  year_month next = year_month(ymd.year(), ymd.month()) + months(1);
-  return duration_cast<milliseconds>(sys_days(next / 1).time_since_epoch()).count();
-}
-
 Result<std::shared_ptr<ssl::context>> MakeTlsContext(const TlsOptions& o, bool server) {
   if (!o.enabled) return std::shared_ptr<ssl::context>();
   const std::string side = server ? "listener TLS" : "outgoing TLS";
@@ -95,6 +86,14 @@ Result<std::shared_ptr<ssl::context>> MakeTlsContext(const TlsOptions& o, bool s
 }
 
 }  // namespace
+
+int64_t NextUtcMonthStartMs(int64_t unix_ms) {
+  using namespace std::chrono;
+  sys_days day = floor<days>(sys_time<milliseconds>(milliseconds(unix_ms)));
+  year_month_day ymd(day);
+  year_month next = year_month(ymd.year(), ymd.month()) + months(1);
+  return duration_cast<milliseconds>(sys_days(next / 1).time_since_epoch()).count();
+}
 
 // Dials one outgoing peer and keeps it connected: one connection at a time, on its own strand,
 // reconnecting with jittered exponential backoff.
@@ -310,7 +309,7 @@ struct PeerService::Impl : std::enable_shared_from_this<Impl> {
     if (due) {
       RequestResyncAll();
       next_interval_mono = MonotonicMs() + o.resync_interval_ms;
-      next_month_unix = NextMonthStartMs(NowUnixMs()) + kMonthEndDelayMs;
+      next_month_unix = NextUtcMonthStartMs(NowUnixMs()) + kMonthEndDelayMs;
     }
     ScheduleResync();
   }
@@ -397,7 +396,7 @@ Status PeerService::Start() {
   }
 
   impl.next_interval_mono = MonotonicMs() + o.resync_interval_ms;
-  impl.next_month_unix = NextMonthStartMs(NowUnixMs()) + kMonthEndDelayMs;
+  impl.next_month_unix = NextUtcMonthStartMs(NowUnixMs()) + kMonthEndDelayMs;
   asio::post(impl.strand, [self = impl_] { self->ScheduleResync(); });
   return Status::Ok();
 }

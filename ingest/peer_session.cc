@@ -483,6 +483,9 @@ void PeerSession::DoWrite() {
 void PeerSession::Tick() {
   if (phase_ != Phase::kRunning) return;
   const auto& options = context_->options;
+  // While we hold back reads for the sink, the peer's heartbeats wait unread in the socket:
+  // silence then says nothing about the peer.
+  if (inflight_ >= options.max_inflight_batches) last_receive_mono_ = MonotonicMs();
   if (MonotonicMs() - last_receive_mono_ > options.idle_timeout_ms) {
     return ProtocolError("idle_timeout",
                          "nothing received for " + std::to_string(options.idle_timeout_ms) + " ms");

@@ -93,6 +93,9 @@ struct PeerContext {
   std::atomic<uint32_t> incoming_connections{0};
 };
 
+// Unix ms of the first instant of the UTC month after the one containing `unix_ms`.
+int64_t NextUtcMonthStartMs(int64_t unix_ms);
+
 // A connection id unique across the process and its restarts: start time (ms) << 20 + counter.
 uint64_t NextConnectionId();
 

@@ -9,6 +9,8 @@
 #include <memory>
 
 #include "common/metrics.h"
+#include "common/time.h"
+#include "ingest/peer_session.h"
 #include "tests/peers/peer_test_util.h"
 
 namespace stickmeter::peers_test {
@@ -381,6 +383,39 @@ TEST(PeerServiceTest, StopClosesSessionsAndLetsTheLoopEnd) {
   EXPECT_TRUE(threads->Join(5s));  // nothing left: no timer, no socket, no reconnect
   RawConn late;
   EXPECT_FALSE(late.Connect(service.listen_port()));
+}
+
+TEST(PeerServiceTest, ReconciliationAsksForResyncsPeriodically) {
+  auto options = TestOptions();
+  options.resync_interval_ms = 300;
+  Harness h(options);
+  RawConn c;
+  ASSERT_TRUE(c.Connect(h.port()));
+  ASSERT_EQ("200", c.Hello("stickmeter", "lb1"));
+  auto requests = [](const Received& r) {
+    size_t n = 0;
+    for (auto t : r.controls) n += t == ControlType::kResyncRequest;
+    return n;
+  };
+  c.ReadMessages(3s, [&](const Received& r) { return requests(r) >= 2; });
+  EXPECT_GE(requests(c.received), 2u);
+}
+
+TEST(PeerClockTest, NextUtcMonthStart) {
+  // 2026-11-23T16:00:00Z -> 2026-12-01T00:00:00Z
+  EXPECT_EQ(1796083200000, ingest::NextUtcMonthStartMs(1795449600000));
+  // December rolls into the next year: 2026-12-31T23:59:59.999Z -> 2027-01-01T00:00:00Z
+  EXPECT_EQ(1798761600000, ingest::NextUtcMonthStartMs(1798761599999));
+  // Exactly on a boundary: the following month. 2027-02-01 -> 2027-03-01
+  EXPECT_EQ(1803859200000, ingest::NextUtcMonthStartMs(1801440000000));
+}
+
+TEST(PeerClockTest, ConnectionIdsAreUniqueAndCarryTheStartTime) {
+  uint64_t a = ingest::NextConnectionId(), b = ingest::NextConnectionId();
+  EXPECT_NE(a, b);
+  const int64_t start_ms = static_cast<int64_t>(a >> 20);
+  EXPECT_LE(start_ms, NowUnixMs());
+  EXPECT_GT(start_ms, NowUnixMs() - 3600 * 1000);
 }
 
 // ---- Outgoing connections: the test plays HAProxy's peers bind. ----
