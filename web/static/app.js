@@ -538,17 +538,22 @@ async function exportPage(gen, params) {
   const metricCol = header.indexOf('metric');
   const sums = new Map();
   for (const r of rows) sums.set(r[metricCol], (sums.get(r[metricCol]) || 0) + Number(r[totalCol]));
+  // On narrow screens the period columns (the same on every row) and, when one table is chosen,
+  // the table column are hidden; they lead the header, so the footer can skip them in front.
+  const narrowHidden = header.map((c) => c.startsWith('period') || (c === 'table' && Boolean(q.table)));
+  const leading = narrowHidden.indexOf(false) === -1 ? header.length : narrowHidden.indexOf(false);
+  const hideCls = (i) => (i < leading && narrowHidden[i] ? 'hide-sm' : '');
   preview.replaceChildren(rows.length
     ? h('table', { id: 'x-rows' },
-      h('thead', {}, h('tr', {}, header.map((c, i) => h('th', { class: i === totalCol ? 'num' : (c.startsWith('period') ? 'hide-sm' : '') }, c)))),
+      h('thead', {}, h('tr', {}, header.map((c, i) => h('th', { class: i === totalCol ? 'num' : hideCls(i) }, c)))),
       h('tbody', {}, rows.slice(0, 500).map((r) => h('tr', {}, r.map((c, i) => h('td', {
-        class: i === totalCol ? 'num' : (header[i] || '').startsWith('period') ? 'hide-sm small' : '',
+        class: i === totalCol ? 'num' : hideCls(i),
         dataset: i === totalCol ? { value: c } : undefined,
       }, i === totalCol ? fmt.int(Number(c)) : c))))),
       h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {},
-        header.filter((c) => c.startsWith('period')).map(() => h('td', { class: 'hide-sm' })),
-        h('td', { colspan: header.filter((c) => !c.startsWith('period')).length - 1 }, `Total ${m}`),
-        h('td', { class: 'num' }, fmt.isBytes(m) ? `${fmt.int(s)} (${fmt.bytes(s)})` : fmt.int(s))))))
+        header.slice(0, leading).map(() => h('td', { class: 'hide-sm' })),
+        h('td', { colspan: header.length - leading - 1 }, `Total ${m}`),
+        h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s))))))
     : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No usage in this period.'));
   if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
   if (rows.length > 500) preview.append(h('p', { class: 'muted small', style: 'padding:0 10px' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));
