@@ -52,10 +52,12 @@ std::string Validate(const json& value, const json& schema, const std::string& w
     if (!found) return where + ": " + value.dump() + " not in enum";
   }
   if (value.is_object()) {
-    for (const auto& r : schema.value("required", json::array())) {
+    const json required = schema.value("required", json::array());
+    for (const auto& r : required) {
       if (!value.contains(r.get<std::string>())) return where + ": missing " + r.dump();
     }
-    for (const auto& [name, sub] : schema.value("properties", json::object()).items()) {
+    const json properties = schema.value("properties", json::object());
+    for (const auto& [name, sub] : properties.items()) {
       if (value.contains(name)) {
         std::string e = Validate(value[name], sub, where + "." + name);
         if (!e.empty()) return e;
@@ -130,7 +132,8 @@ TEST_F(OpenApiTest, EveryDocumentedPathAnswersAsDocumented) {
     const json& ok = op["responses"]["200"];
     std::string ctype = r.Header("content-type");
     ASSERT_TRUE(ok["content"].contains(ctype)) << "undocumented content type " << ctype;
-    for (const auto& [header, _] : ok.value("headers", json::object()).items()) {
+    const json headers = ok.value("headers", json::object());
+    for (const auto& [header, _] : headers.items()) {
       EXPECT_NE("", r.Header(testing::Lower(header))) << header;
     }
     if (ctype == "application/json") {
