@@ -228,6 +228,9 @@ function rangeControls(params, onChange) {
   return { nodes: [field('range', 'Range', preset), custom], value };
 }
 
+// Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
+const MAX_ROWS = 2000;
+
 async function usagePage(gen, params) {
   let tbls;
   try { tbls = await tables(); } catch (err) { showError(err); return; }
@@ -294,10 +297,14 @@ async function usagePage(gen, params) {
     holder.replaceChildren(shown.length
       ? h('table', { id: 'usage-rows' },
         h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'))),
-        h('tbody', {}, shown.map((x) => h('tr', {},
+        h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
           h('td', {}, h('a', { href: detail(String(x.key)), class: 'key-link' }, String(x.key))),
           h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total))))))
       : h('p', { class: 'muted', style: 'padding:0 10px' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
+    if (shown.length > MAX_ROWS) {
+      holder.append(h('p', { class: 'muted small', style: 'padding:0 10px' },
+        `Showing ${fmt.int(MAX_ROWS)} of ${fmt.int(shown.length)} keys; the total covers them all. Filter to narrow the list.`));
+    }
   };
   filter.addEventListener('input', () => {
     state.filter = filter.value;
