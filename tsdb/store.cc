@@ -90,6 +90,11 @@ struct SeriesIdHash {
   }
 };
 
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+
 struct AggKey {
   uint32_t table, metric, key, bucket, source;
   bool operator==(const AggKey&) const = default;
@@ -108,7 +113,7 @@ class Names {
   std::optional<uint32_t> Find(NameKind kind, std::string_view name) const {
     std::shared_lock lock(mu_);
     auto& m = maps_[Index(kind)];
-    auto it = m.find(std::string(name));
+    auto it = m.find(name);
     if (it == m.end()) return std::nullopt;
     return it->second;
   }
@@ -122,7 +127,7 @@ class Names {
     {
       std::shared_lock lock(mu_);
       auto& m = maps_[Index(kind)];
-      auto it = m.find(std::string(name));
+      auto it = m.find(name);
       if (it != m.end()) return {it->second, false};
     }
     std::unique_lock lock(mu_);
@@ -151,7 +156,7 @@ class Names {
  private:
   static size_t Index(NameKind kind) { return static_cast<size_t>(kind); }
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, uint32_t> maps_[5];
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> maps_[5];
   std::vector<const std::string*> texts_[5];  // points into maps_ keys (node-stable)
 };
 
@@ -165,6 +170,25 @@ struct TableMeta {
 struct Pending {
   ingest::UpdateBatch batch;
   ingest::UpdateSink::DoneCallback done;
+  size_t values = 0;  // counter and gauge values in the batch
+};
+
+// A group commit stops taking batches past this many values, which bounds the WriteBatch, the
+// pre-aggregation maps and the commit latency.
+constexpr size_t kMaxGroupValues = 64 * 1024;
+
+size_t CountValues(const ingest::UpdateBatch& b) {
+  size_t n = 0;
+  for (const auto& t : b.tables) {
+    for (const auto& e : t.entries) n += e.values.size();
+  }
+  return n;
+}
+
+// The in-memory state of a counter series: what is stored plus the last group that changed it.
+struct LiveSeries {
+  format::SeriesValue v;
+  uint64_t dirty_group = 0;
 };
 
 // What the metrics collector reads; outlives the store when the registry still holds it.
@@ -292,12 +316,13 @@ class StoreImpl final : public Store {
   std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
 
   // Writer-thread state.
-  std::unordered_map<format::SeriesId, format::SeriesValue, SeriesIdHash> series_;
+  std::unordered_map<format::SeriesId, LiveSeries, SeriesIdHash> series_;
   std::unordered_map<uint32_t, uint32_t> epochs_;       // source -> restart epoch
   std::unordered_map<uint64_t, uint32_t> key_sources_;  // table<<32|key -> source | kSharedBit
   static constexpr uint32_t kSharedBit = 0x80000000u;
   uint64_t next_seq_ = 1;
-  std::unordered_set<format::SeriesId, SeriesIdHash> dirty_;
+  uint64_t group_number_ = 0;
+  std::vector<const std::pair<const format::SeriesId, LiveSeries>*> dirty_;
   std::unordered_map<AggKey, uint64_t, AggKeyHash> agg_[3];
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
 
@@ -353,7 +378,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
     c.table_factory = table_factory;
     c.compression = rocksdb::kLZ4Compression;
     c.bottommost_compression = rocksdb::kZSTD;
-    c.write_buffer_size = (i == kRaw ? 64u : 16u) << 20;
+    c.write_buffer_size = (i == kRaw ? 32u : 8u) << 20;
     const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
                          : i == kHour                ? format::kHourMs
                          : i == kDay                 ? format::kDayMs
@@ -473,6 +498,7 @@ Status StoreImpl::OpenDb() {
 Status StoreImpl::Load() {
   const std::string corrupt = "store " + options_.path + " is corrupted";
   rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-off full read: keep the block cache for queries
   std::string v;
   auto s = db_->Get(ro, cfs_[kMeta], format::FormatKey(), &v);
   if (s.IsNotFound()) {
@@ -539,7 +565,7 @@ Status StoreImpl::Load() {
       return Status::Corruption(corrupt + ": bad series record");
     }
     const auto id = format::DecodeSeriesKey(it->key().data());
-    series_.emplace(id, format::DecodeSeries(it->value().data()));
+    series_.emplace(id, LiveSeries{format::DecodeSeries(it->value().data()), 0});
     const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
     auto [ks, inserted] = key_sources_.emplace(tk, id.source);
     if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
@@ -561,7 +587,8 @@ Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
     return Status::Unavailable("store queue is full (" + std::to_string(queue_.size()) +
                                " batches)");
   }
-  queue_.push_back(Pending{std::move(batch), std::move(done)});
+  const size_t values = CountValues(batch);
+  queue_.push_back(Pending{std::move(batch), std::move(done), values});
   ++submitted_;
   queue_depth_.Set(static_cast<int64_t>(queue_.size()));
   q_cv_.notify_one();
@@ -581,8 +608,13 @@ void StoreImpl::WriterLoop() {
       std::unique_lock lock(q_mu_);
       q_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) break;  // closing and drained
-      group.swap(queue_);
-      queue_depth_.Set(0);
+      size_t values = 0;
+      while (!queue_.empty() && (group.empty() || values < kMaxGroupValues)) {
+        values += queue_.front().values;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queue_depth_.Set(static_cast<int64_t>(queue_.size()));
     }
     CommitGroup(group);
     {
@@ -603,9 +635,10 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
     const auto start = std::chrono::steady_clock::now();
     rocksdb::WriteBatch wb;
     const uint64_t seq_before = next_seq_;
+    ++group_number_;
     for (auto& p : group) ApplyBatch(p.batch, wb);
-    for (const auto& id : dirty_) {
-      wb.Put(cfs_[kSeries], format::SeriesKey(id), format::EncodeSeries(series_.at(id)));
+    for (const auto* entry : dirty_) {
+      wb.Put(cfs_[kSeries], format::SeriesKey(entry->first), format::EncodeSeries(entry->second.v));
     }
     dirty_.clear();
     for (int r = 0; r < 3; ++r) {
@@ -716,12 +749,12 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         const format::SeriesId id{source, table, key, metric};
         auto sit = series_.find(id);
         std::optional<format::SeriesValue> prev;
-        if (sit != series_.end()) prev = sit->second;
+        if (sit != series_.end()) prev = sit->second.v;
         const DeltaResult d = ComputeDelta(
             prev, DeltaInput{mv.value, cls == MetricClass::kCounter32, t, batch.connection_id,
                              epoch, info.expire_ms, options_.expiry_margin_ms});
         if (sit == series_.end()) {
-          series_.emplace(id, d.next);
+          sit = series_.emplace(id, LiveSeries{d.next, 0}).first;
           live_series_.fetch_add(1, std::memory_order_relaxed);
           const uint64_t tk = (uint64_t{table} << 32) | key;
           auto [ks, inserted] = key_sources_.emplace(tk, source);
@@ -735,9 +768,12 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
                                 "): check the peers topology");
           }
         } else {
-          sit->second = d.next;
+          sit->second.v = d.next;
         }
-        dirty_.insert(id);
+        if (sit->second.dirty_group != group_number_) {
+          sit->second.dirty_group = group_number_;
+          dirty_.push_back(&*sit);
+        }
         if (d.delta == 0) continue;
         wb.Put(cfs_[kRaw], format::RawKey(table, key, t, next_seq_++),
                format::EncodeEvent({source, metric, mv.value, d.delta, d.reason}));

@@ -17,7 +17,9 @@ inline constexpr int kEntries = 100;
 inline constexpr int64_t kT0 = 1'790'000'000'000;
 
 inline std::string KeyName(int batch, int entry) {
-  return "k" + std::to_string(batch * kEntries + entry);
+  std::string key(1, 'k');
+  key += std::to_string(batch * kEntries + entry);
+  return key;
 }
 inline uint64_t Gpc0(int i) { return 1 + (uint64_t(i) * 7919) % 1000; }
 inline uint64_t Req(int i) { return 4'000'000'000u + uint64_t(i) % 97; }
