@@ -392,19 +392,19 @@ bool MakeTestCertificates(const std::string& dir) {
   const std::string q = "'" + dir + "'";
   const std::string cmd =
       "cd " + q +
-      " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca"
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=test-ca"
       " -keyout ca.key -out ca.pem"
-      " && openssl req -newkey rsa:2048 -nodes -subj /CN=stickmeter-test -keyout server.key"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=stickmeter-test -keyout server.key"
       " -out server.csr"
       " && printf 'subjectAltName=DNS:stickmeter-test,IP:127.0.0.1\\n' > san.ext"
       " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
       " -extfile san.ext -out server.crt"
       " && cat server.crt server.key > server.pem"
-      " && openssl req -newkey rsa:2048 -nodes -subj /CN=lb1 -keyout client.key -out client.csr"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=lb1 -keyout client.key -out client.csr"
       " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
       " -out client.crt"
       " && cat client.crt client.key > client.pem"
-      " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=intruder"
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=intruder"
       " -keyout other.key -out other.crt"
       " && cat other.crt other.key > other.pem";
   return std::system(("(" + cmd + ") > " + q + "/openssl.log 2>&1").c_str()) == 0;
