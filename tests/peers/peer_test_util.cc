@@ -53,6 +53,9 @@ Status FakeSink::Submit(ingest::UpdateBatch batch, DoneCallback done) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (mode_ == Mode::kUnavailable) return Status::Unavailable("fake sink refuses");
   ++submitted_;
+  for (const auto& t : batch.tables) {
+    for (const auto& e : t.entries) submitted_keys_.emplace_back(t.table->name, e.key);
+  }
   Item item{std::move(batch), std::move(done), Clock::now() + delay_};
   if (mode_ == Mode::kHold) {
     held_.push_back(std::move(item));
@@ -97,10 +100,11 @@ std::vector<ingest::UpdateBatch> FakeSink::Batches() const {
 }
 
 std::optional<uint64_t> FakeSink::Last(const std::string& table, const std::string& key,
-                                       const std::string& metric) const {
+                                       const std::string& metric, const std::string& source) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::optional<uint64_t> last;
   for (const auto& b : batches_) {
+    if (!source.empty() && b.source != source) continue;
     for (const auto& t : b.tables) {
       if (t.table->name != table) continue;
       for (const auto& e : t.entries) {
@@ -148,6 +152,13 @@ std::string FakeSink::KeyType(const std::string& table) const {
     }
   }
   return "";
+}
+
+size_t FakeSink::CountSubmitted(const std::string& table, const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t n = 0;
+  for (const auto& [t, k] : submitted_keys_) n += t == table && k == key;
+  return n;
 }
 
 bool FakeSink::AnyRestart() const {
@@ -392,19 +403,23 @@ bool MakeTestCertificates(const std::string& dir) {
   const std::string q = "'" + dir + "'";
   const std::string cmd =
       "cd " + q +
-      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=test-ca"
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+      "/CN=test-ca"
       " -keyout ca.key -out ca.pem"
-      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=stickmeter-test -keyout server.key"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "
+      "/CN=stickmeter-test -keyout server.key"
       " -out server.csr"
       " && printf 'subjectAltName=DNS:stickmeter-test,IP:127.0.0.1\\n' > san.ext"
       " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
       " -extfile san.ext -out server.crt"
       " && cat server.crt server.key > server.pem"
-      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=lb1 -keyout client.key -out client.csr"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=lb1 "
+      "-keyout client.key -out client.csr"
       " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
       " -out client.crt"
       " && cat client.crt client.key > client.pem"
-      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=intruder"
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+      "/CN=intruder"
       " -keyout other.key -out other.crt"
       " && cat other.crt other.key > other.pem";
   return std::system(("(" + cmd + ") > " + q + "/openssl.log 2>&1").c_str()) == 0;

@@ -46,14 +46,16 @@ class FakeSink : public ingest::UpdateSink {
 
   size_t submitted() const;
   std::vector<ingest::UpdateBatch> Batches() const;  // the durable ones
-  // The last recorded value of (table, key, metric), or nullopt.
+  // The last recorded value of (table, key, metric), from `source` when not empty, or nullopt.
   std::optional<uint64_t> Last(const std::string& table, const std::string& key,
-                               const std::string& metric) const;
+                               const std::string& metric, const std::string& source = "") const;
   std::string LastServerKey(const std::string& table, const std::string& key) const;
   // Entry updates recorded for (table, key); any key when `key` is empty.
   size_t Count(const std::string& table, const std::string& key = "") const;
   // The key types announced per table: "string", "ipv4", ...
   std::string KeyType(const std::string& table) const;
+  // Entry updates for (table, key) in every submitted batch, durable or not.
+  size_t CountSubmitted(const std::string& table, const std::string& key) const;
   bool AnyRestart() const;
 
  private:
@@ -71,6 +73,7 @@ class FakeSink : public ingest::UpdateSink {
   std::deque<Item> queue_;
   std::vector<Item> held_;
   std::vector<ingest::UpdateBatch> batches_;
+  std::vector<std::pair<std::string, std::string>> submitted_keys_;  // table, key
   size_t submitted_ = 0;
   bool stop_ = false;
   std::thread worker_;
