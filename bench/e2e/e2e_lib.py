@@ -1,0 +1,166 @@
+"""Shared helpers for the end-to-end benchmark scripts in bench/e2e/.
+
+Starts a real `stickmeter serve` on free loopback ports with a fresh data directory, runs
+stickmeter-loadgen against it, and samples the server's CPU (/proc/PID/stat and per thread),
+peak RSS (VmHWM) and the size of its data directory. Standard library only.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ticks(pid):
+    """utime + stime of a whole process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def thread_ticks(pid):
+    """{tid: (name, utime + stime)} for every thread of a process."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[int(tid)] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def http_get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def metric_sum(metrics_text, name):
+    """Sum of every sample of one Prometheus metric (all label sets)."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class Stickmeter:
+    """A `stickmeter serve` on free loopback ports with its own temporary data directory."""
+
+    def __init__(self, binary, extra_args=(), data_dir=None):
+        self.binary = binary
+        self.tmp = tempfile.mkdtemp(prefix="stickmeter-e2e-")
+        self.data = data_dir or os.path.join(self.tmp, "data")
+        self.http_port = free_port()
+        self.peers_port = free_port()
+        self.log_path = os.path.join(self.tmp, "serve.log")
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    @property
+    def http(self):
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def peers(self):
+        return f"127.0.0.1:{self.peers_port}"
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--data", self.data, "--http", self.http,
+             "--peers-listen", self.peers, "--name", "stickmeter"] + self.extra_args,
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("stickmeter exited: " + open(self.log_path).read()[-2000:])
+            try:
+                http_get(f"http://{self.http}/api/v1/health", timeout=0.5)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("stickmeter did not become healthy")
+
+    def stop(self):
+        """SIGTERM (flush and close RocksDB), then the data directory's size in bytes."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return dir_bytes(self.data)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
+    """Runs stickmeter-loadgen against `sm` and returns its JSON result plus server figures."""
+    pid = sm.proc.pid
+    cpu0, threads0, t0 = cpu_ticks(pid), thread_ticks(pid), time.time()
+    args = [loadgen, "--target", sm.peers, "--peers", str(peers), "--keys", str(keys),
+            "--counters", str(counters), "--rate", str(rate), "--duration", str(duration),
+            "--http", sm.http] + list(extra)
+    lg = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(lg.pid, 0)
+    out, err = lg.stdout.read(), lg.stderr.read()
+    lg.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - t0
+    cpu1, threads1 = cpu_ticks(pid), thread_ticks(pid)
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    if not lines:
+        raise RuntimeError("loadgen printed no result: " + err)
+    result = json.loads(lines[-1])
+    result["loadgen_exit"] = lg.returncode
+    result["loadgen_text"] = err.strip()
+    result["wall_s"] = wall
+    result["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / TICKS / wall
+    result["loadgen_cpu_pct"] = 100.0 * (usage.ru_utime + usage.ru_stime) / wall
+    busiest = []
+    for tid, (name, ticks) in threads1.items():
+        before = threads0.get(tid, (name, 0))[1]
+        busiest.append((100.0 * (ticks - before) / TICKS / wall, name, tid))
+    busiest.sort(reverse=True)
+    result["server_threads"] = [
+        {"name": n, "tid": t, "cpu_pct": round(c, 1)} for c, n, t in busiest[:6]]
+    result["vm_hwm_mib"] = vm_hwm_kib(pid) / 1024.0
+    return result

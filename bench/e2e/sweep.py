@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""End-to-end ingest figures: a real stickmeter fed by stickmeter-loadgen over loopback.
+
+Each run starts `stickmeter serve` on a fresh data directory (durable writes and the audit
+trail on: the defaults), runs the load generator for a few seconds, then stops the server with
+SIGTERM and measures its data directory. Runs:
+  headline  max rate, 4 peers, 100k keys                  -> sustained durable updates/s
+  latency   100,000 updates/s, 4 peers, 100k keys          -> push-to-ACK p50/p99/max
+  keys      max rate, 4 peers, 1k / 10k / 100k / 1M keys   -> scaling with keys
+  peers     max rate, 100k keys, 1 / 4 / 16 / 64 peers     -> scaling with connections
+Every run also measures ack-to-visible in /api/v1/usage, the server's CPU (process and busiest
+threads), VmHWM and disk bytes per million updates.
+
+Writes results.jsonl and table.md into --out, and a PNG plot (gnuplot; installed with apt-get
+if missing) into --plot. Takes about four minutes. Usage:
+  bench/e2e/sweep.py --build build/loadgen [--duration 10] [--out DIR] [--plot FILE]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_lib  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def one_run(args, label, peers, keys, rate):
+    sm = e2e_lib.Stickmeter(args.stickmeter).start()
+    try:
+        r = e2e_lib.run_loadgen(args.loadgen, sm, peers, keys, rate, args.duration)
+        r["vm_hwm_mib"] = e2e_lib.vm_hwm_kib(sm.proc.pid) / 1024.0
+        disk = sm.stop()
+        r["disk_mib"] = disk / 2**20
+        r["label"] = label
+        millions = r["acked"] / 1e6 if r["acked"] else 0
+        r["disk_mib_per_m"] = r["disk_mib"] / millions if millions else 0
+        r["rss_mib_per_m"] = r["vm_hwm_mib"] / millions if millions else 0
+        if r["loadgen_exit"] != 0:
+            print(f"  loadgen failed: {r['loadgen_text']}", file=sys.stderr)
+        return r
+    finally:
+        sm.stop()
+        sm.cleanup()
+
+
+def fmt_row(r):
+    vis = r["ack_to_visible_ms"]
+    threads = ", ".join(f"{t['cpu_pct']:.0f}" for t in r["server_threads"][:3])
+    return (f"| {r['label']} | {r['peers']} | {r['keys']:,} | {r['target_rate']} | "
+            f"{r['updates_per_s']:,.0f} | {r['lag_ms']['p50']:.2f} | {r['lag_ms']['p99']:.2f} | "
+            f"{r['lag_ms']['max']:.1f} | {'-' if vis is None else f'{vis:.1f}'} | "
+            f"{r['server_cpu_pct']:.0f} ({threads}) | {r['loadgen_cpu_pct']:.0f} | "
+            f"{r['vm_hwm_mib']:.0f} | {r['disk_mib_per_m']:.1f} | {'yes' if r['ok'] else 'NO'} |")
+
+
+HEADER = ("| run | peers | keys | target/s | acked updates/s | lag p50 ms | lag p99 ms | "
+          "lag max ms | ack→visible ms | stickmeter CPU % (top threads) | loadgen CPU % | "
+          "VmHWM MiB | disk MiB per M updates | all acked |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def ensure_gnuplot():
+    if shutil.which("gnuplot"):
+        return True
+    print("gnuplot missing: apt-get install -y gnuplot-nox", file=sys.stderr)
+    cmd = ["apt-get", "install", "-y", "gnuplot-nox"]
+    if os.geteuid() != 0:
+        cmd = ["sudo"] + cmd
+    subprocess.run(cmd, check=False)
+    return shutil.which("gnuplot") is not None
+
+
+def plot(results, out_dir, png):
+    if not ensure_gnuplot():
+        print("no gnuplot: plot skipped", file=sys.stderr)
+        return
+    keys = sorted((r for r in results if r["label"].startswith("keys")), key=lambda r: r["keys"])
+    peers = sorted((r for r in results if r["label"].startswith("peers")),
+                   key=lambda r: r["peers"])
+    kdat, pdat = os.path.join(out_dir, "keys.dat"), os.path.join(out_dir, "peers.dat")
+    with open(kdat, "w") as f:
+        for r in keys:
+            f.write(f"{r['keys']} {r['updates_per_s'] / 1e3:.1f} {r['vm_hwm_mib']:.1f} "
+                    f"{r['disk_mib_per_m']:.2f} {r['lag_ms']['p99']:.2f}\n")
+    with open(pdat, "w") as f:
+        for r in peers:
+            f.write(f"{r['peers']} {r['updates_per_s'] / 1e3:.1f} {r['vm_hwm_mib']:.1f} "
+                    f"{r['disk_mib_per_m']:.2f} {r['lag_ms']['p99']:.2f}\n")
+    script = f"""
+set terminal pngcairo size 1100,800 font ",10"
+set output "{png}"
+set multiplot layout 2,2 title "stickmeter durable ingest at max rate (2 cores, loadgen on the same machine)"
+set grid
+set logscale x
+set xlabel "keys (4 peers)"
+set ylabel "acked updates/s (thousands)"
+set yrange [0:*]
+plot "{kdat}" using 1:2 with linespoints lw 2 pt 7 title "updates/s"
+set xlabel "peer connections (100k keys)"
+plot "{pdat}" using 1:2 with linespoints lw 2 pt 7 title "updates/s"
+set xlabel "keys (4 peers)"
+set ylabel "MiB"
+plot "{kdat}" using 1:3 with linespoints lw 2 pt 7 title "VmHWM", \\
+     "{kdat}" using 1:4 with linespoints lw 2 pt 5 title "disk per million updates"
+set xlabel "peer connections (100k keys)"
+set ylabel "push-to-ACK p99 at max rate (ms)"
+plot "{pdat}" using 1:5 with linespoints lw 2 pt 7 title "p99 lag"
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print(f"plot: {png}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(REPO, "build", "loadgen"))
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--out", default=None, help="results directory (default BUILD/e2e)")
+    ap.add_argument("--plot", default=os.path.join(REPO, "docs", "img", "e2e-scaling.png"))
+    ap.add_argument("--only", default="", help="comma list of run groups to do")
+    args = ap.parse_args()
+    args.stickmeter = os.path.join(args.build, "app", "stickmeter")
+    args.loadgen = os.path.join(args.build, "bench", "loadgen", "stickmeter-loadgen")
+    for b in (args.stickmeter, args.loadgen):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"missing {b}: build the stickmeter and loadgen targets first")
+    out = args.out or os.path.join(args.build, "e2e")
+    os.makedirs(out, exist_ok=True)
+
+    plan = [("headline", "headline max", 4, 100_000, "max"),
+            ("latency", "latency 100k/s", 4, 100_000, "100000")]
+    plan += [("keys", f"keys {k:,}", 4, k, "max") for k in (1_000, 10_000, 100_000, 1_000_000)]
+    plan += [("peers", f"peers {p}", p, 100_000, "max") for p in (1, 4, 16, 64)]
+    only = set(filter(None, args.only.split(",")))
+    results = []
+    with open(os.path.join(out, "results.jsonl"), "w") as f:
+        for group, label, peers, keys, rate in plan:
+            if only and group not in only:
+                continue
+            print(f"run: {label}", file=sys.stderr, flush=True)
+            r = one_run(args, label, peers, keys, rate)
+            print("  " + r["loadgen_text"].replace("\n", "\n  "), file=sys.stderr, flush=True)
+            results.append(r)
+            f.write(json.dumps(r) + "\n")
+            f.flush()
+    table = HEADER + "\n" + "\n".join(fmt_row(r) for r in results) + "\n"
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(table)
+    print(table)
+    if any(r["label"].startswith("keys") for r in results):
+        plot(results, out, args.plot)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
