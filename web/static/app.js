@@ -110,7 +110,13 @@ async function overviewPage(gen) {
     h('p', { class: 'muted small', id: 'ov-updated' }),
   );
   const prev = { at: 0, peers: new Map(), received: null };
+  let busy = false; // a slow answer must not pile up refreshes
   const refresh = async () => {
+    if (busy) return;
+    busy = true;
+    try { await refreshOnce(); } finally { busy = false; }
+  };
+  const refreshOnce = async () => {
     let peers, tbls, metricsText;
     try {
       [peers, tbls, metricsText] = await Promise.all([
@@ -292,6 +298,7 @@ async function usagePage(gen, params) {
         if (state.sort === col) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
         else { state.sort = col; state.dir = col === 'total' ? 'desc' : 'asc'; }
         render();
+        replaceHash('usage', { ...Object.fromEntries(params), q: state.filter, sort: state.sort, dir: state.dir });
       } }, label));
     const detail = (key) => `#/key?${new URLSearchParams({ table: tname, key, metric, range: r.preset === 'custom' ? 'custom' : (params.get('range') || 'month'), ...(params.get('range') === 'custom' ? { from: r.from, to: r.to } : {}) })}`;
     holder.replaceChildren(shown.length
@@ -309,7 +316,7 @@ async function usagePage(gen, params) {
   filter.addEventListener('input', () => {
     state.filter = filter.value;
     render();
-    replaceHash('usage', { ...Object.fromEntries(params), q: filter.value });
+    replaceHash('usage', { ...Object.fromEntries(params), q: filter.value, sort: state.sort, dir: state.dir });
   });
   render();
 }
