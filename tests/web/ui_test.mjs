@@ -156,7 +156,7 @@ async function main() {
   for (const f of [args.stickmeter, HAPROXY, CHROMIUM]) {
     if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   }
-  const require = createRequire(path.join(args['node-modules'], 'noop.js'));
+  const require = createRequire(path.join(path.resolve(args['node-modules']), 'noop.js'));
   let chromium;
   try {
     ({ chromium } = require('playwright-core'));
