@@ -287,6 +287,12 @@ frontend fe
   await page.goto(`${base}/#/overview`);
   await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
   await page.screenshot({ path: path.join(args.artifacts, 'token-prompt-laptop.png') });
+  // A wrong token is refused and asked again.
+  await page.fill('#token-input', 'not-the-token-0000000000');
+  await page.press('#token-input', 'Enter');
+  await page.waitForFunction(() => document.getElementById('token-dialog').open &&
+    /not accepted/.test(document.getElementById('token-msg').textContent), null, { timeout: 10000 });
+  passed++;
   await page.fill('#token-input', TOKEN);
   await page.press('#token-input', 'Enter');
   await ready('overview');
