@@ -295,6 +295,9 @@ class StoreImpl final : public Store {
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint32_t, uint64_t)>& add);
+  // Adds one rollup segment of every key of table+metric into `totals` (by key id).
+  Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
+                    std::optional<uint32_t> source, std::unordered_map<uint32_t, uint64_t>& totals);
   // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
   Status ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
                     const std::function<bool(std::string_view, uint32_t)>& fn);
@@ -924,6 +927,45 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
   return r.Check();
 }
 
+Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
+                             std::optional<uint32_t> source,
+                             std::unordered_map<uint32_t, uint64_t>& totals) {
+  const Cf cf = seg.unit_ms == format::kMinuteMs ? kMinute
+                : seg.unit_ms == format::kHourMs ? kHour
+                                                 : kDay;
+  rocksdb::Iterator* it = r.It(cf);
+  const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
+  const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
+  const std::string prefix = format::RollupPrefix(table, metric);
+  auto seek_key = [&](uint32_t key) {
+    std::string k = prefix;
+    format::PutU32BE(k, key);
+    format::PutU32BE(k, lo);
+    it->Seek(k);
+  };
+  seek_key(0);
+  while (it->Valid() && it->key().starts_with(prefix)) {
+    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+      return Status::Corruption("bad rollup record");
+    }
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    if (parts.bucket < lo) {
+      seek_key(parts.key);
+      continue;
+    }
+    if (parts.bucket >= hi) {
+      if (parts.key == UINT32_MAX) break;
+      seek_key(parts.key + 1);
+      continue;
+    }
+    if (!source || parts.source == *source) {
+      totals[parts.key] += format::GetFixed64LE(it->value().data());
+    }
+    it->Next();
+  }
+  return r.Check();
+}
+
 Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
                              const std::function<bool(std::string_view, uint32_t)>& fn) {
   const std::string start = format::NameKey(NameKind::kKey, format::KeyName(table, prefix));
@@ -976,7 +1018,34 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     auto key_id = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (key_id) per_key(*q.key, *key_id);
   } else {
-    if (auto s = ForEachKey(r, *table, "", per_key); !s.ok()) return s;
+    // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
+    // key, then the sub-minute edges per key from raw events.
+    std::vector<Segment> segments;
+    Decompose(q.from_ms, q.to_ms, 0, &segments);
+    std::unordered_map<uint32_t, uint64_t> totals;
+    bool has_raw = false;
+    for (const auto& seg : segments) {
+      if (seg.unit_ms == 0) {
+        has_raw = true;
+        continue;
+      }
+      if (auto s = ScanRollup(r, *table, metric->first, seg, source, totals); !s.ok()) return s;
+    }
+    auto s = ForEachKey(r, *table, "", [&](std::string_view key_text, uint32_t key_id) {
+      uint64_t total = 0;
+      if (auto it = totals.find(key_id); it != totals.end()) total = it->second;
+      if (has_raw) {
+        for (const auto& seg : segments) {
+          if (seg.unit_ms != 0) continue;
+          inner = SumRange(r, *table, metric->first, key_id, seg.lo, seg.hi, source,
+                           [&](uint32_t, uint64_t d) { total += d; });
+          if (!inner.ok()) return false;
+        }
+      }
+      if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
+      return true;
+    });
+    if (!s.ok()) return s;
   }
   if (!inner.ok()) return inner;
   return rows;
