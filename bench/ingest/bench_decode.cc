@@ -179,6 +179,24 @@ void BM_DecodeCommand(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeCommand)->ArgName("summary")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
 
+// What app/commands.cc does for `stickmeter decode [--summary] FILE`: RunDecode on an ifstream.
+void BM_DecodeCommandIfstream(benchmark::State& state) {
+  const bool summary = state.range(0) != 0;
+  NullBuffer null_buffer;
+  std::ostream null_out(&null_buffer);
+  for (auto _ : state) {
+    std::ifstream in(kStreamPath, std::ios::binary);
+    if (RunDecode(in, null_out, summary) != 0) state.SkipWithError("decode failed");
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(1000000 * state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(Stream().size() * state.iterations()));
+}
+BENCHMARK(BM_DecodeCommandIfstream)
+    ->ArgName("summary")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace stickmeter::ingest
 
