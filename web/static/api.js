@@ -80,9 +80,18 @@ export async function request(path, params = {}, { accept } = {}) {
   }
 }
 
+// Counts are exact 64-bit integers; past 2^53 a JS number would round them, so those become
+// BigInt (where the browser gives the reviver the number's source text).
+function exactIntegers(key, value, context) {
+  if (typeof value === 'number' && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source)) {
+    return BigInt(context.source);
+  }
+  return value;
+}
+
 export async function getJson(path, params) {
   const res = await request(path, params, { accept: 'application/json' });
-  return res.json();
+  return JSON.parse(await res.text(), exactIntegers);
 }
 
 export async function getText(path, params) {

@@ -286,9 +286,9 @@ async function usagePage(gen, params) {
     const shown = rows.filter((x) => String(x.key).toLowerCase().includes(q));
     const sign = state.dir === 'asc' ? 1 : -1;
     shown.sort((a, b) => sign * (state.sort === 'total'
-      ? (a.total - b.total) || String(a.key).localeCompare(String(b.key))
+      ? fmt.cmp(a.total, b.total) || String(a.key).localeCompare(String(b.key))
       : (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0)));
-    const sum = shown.reduce((acc, x) => acc + x.total, 0);
+    const sum = fmt.sum(shown.map((x) => x.total));
     summary.replaceChildren(
       h('div', {}, h('div', { class: 'muted small' }, q ? 'Total of shown keys' : 'Total'),
         h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
@@ -368,7 +368,8 @@ async function keyPage(gen, params) {
   const seriesP = getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step })
     .then((s) => {
       if (gen !== generation) return;
-      const points = s.points || [];
+      // The chart only needs shapes: plain numbers are fine there.
+      const points = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
       const draw = () => chartBox.replaceChildren(points.length
         ? barChart({ points, stepMs: s.step_ms || 60000, from: r.from, to: r.to, metric,
           width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
@@ -385,7 +386,7 @@ async function keyPage(gen, params) {
   let next = null;
   let complete = false;
   const renderAudit = () => {
-    const sum = events.reduce((a, e) => a + e.delta, 0);
+    const sum = fmt.sum(events.map((e) => e.delta));
     auditBox.replaceChildren(events.length
       ? h('table', { id: 'audit-rows' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Source'), h('th', { class: 'hide-sm' }, 'Metric'),
@@ -400,7 +401,7 @@ async function keyPage(gen, params) {
       : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No audit events in this range.'));
     more.hidden = complete;
     if (billed === null) reconcile.textContent = '';
-    else if (complete && sum === billed) {
+    else if (complete && sum === BigInt(billed)) {
       reconcile.className = 'small ok';
       reconcile.textContent = `✓ The ${fmt.int(events.length)} deltas of ${metric} add up to the billed total, ${fmt.int(billed)}.`;
     } else if (complete) {
@@ -551,7 +552,7 @@ async function exportPage(gen, params) {
   const totalCol = header.indexOf('total');
   const metricCol = header.indexOf('metric');
   const sums = new Map();
-  for (const r of rows) sums.set(r[metricCol], (sums.get(r[metricCol]) || 0) + Number(r[totalCol]));
+  for (const r of rows) sums.set(r[metricCol], (sums.get(r[metricCol]) || 0n) + (fmt.exact(r[totalCol]) ?? 0n));
   // On narrow screens the period columns (the same on every row) and, when one table is chosen,
   // the table column are hidden; they lead the header, so the footer can skip them in front.
   const narrowHidden = header.map((c) => c.startsWith('period') || (c === 'table' && Boolean(q.table)));
@@ -563,7 +564,7 @@ async function exportPage(gen, params) {
       h('tbody', {}, rows.slice(0, 500).map((r) => h('tr', {}, r.map((c, i) => h('td', {
         class: i === totalCol ? 'num' : hideCls(i),
         dataset: i === totalCol ? { value: c } : undefined,
-      }, i === totalCol ? fmt.int(Number(c)) : c))))),
+      }, i === totalCol && fmt.exact(c) !== null ? fmt.int(fmt.exact(c)) : c))))),
       h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {},
         header.slice(0, leading).map(() => h('td', { class: 'hide-sm' })),
         h('td', { colspan: header.length - leading - 1 }, `Total ${m}`),

@@ -16,6 +16,19 @@ export function zoneLabel() {
   return off ? `${zone} (${off.value})` : zone;
 }
 
+// Exact sum of counts that may be numbers or BigInts; returns a BigInt.
+export function sum(values) {
+  let s = 0n;
+  for (const v of values) s += BigInt(v);
+  return s;
+}
+
+// Orders numbers and BigInts alike (mixed comparisons are exact in JS).
+export const cmp = (a, b) => (a > b) - (a < b);
+
+// Exact value of a decimal integer string (as in the CSV export), or null.
+export const exact = (text) => (/^-?\d+$/.test(text) ? BigInt(text) : null);
+
 export function int(n) {
   return n === null || n === undefined || Number.isNaN(n) ? '–' : intFmt.format(n);
 }
@@ -29,7 +42,7 @@ export const isBytes = (metric) => /^bytes_/.test(metric || '');
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 export function bytes(n) {
   if (n === null || n === undefined) return '–';
-  let v = n;
+  let v = Number(n); // approximate on purpose: the unit display keeps 1 decimal
   let u = 0;
   while (Math.abs(v) >= 1024 && u < UNITS.length - 1) { v /= 1024; u++; }
   return u === 0 ? `${intFmt.format(v)} B` : `${decFmt.format(v)} ${UNITS[u]}`;
