@@ -314,7 +314,7 @@ frontend fe
     `overview lists table ${table} with its key type, data types and source: ${JSON.stringify(tableRows)}`);
   // Updates/s appears after the second poll.
   await page.waitForFunction(() => [...document.querySelectorAll('#ov-peers tbody tr td:nth-child(7)')]
-    .some((td) => /^[0-9.,]+$/.test(td.textContent.trim())), null, { timeout: 8000 });
+    .some((td) => /^[0-9.,]+$/.test(td.textContent.trim())), null, { timeout: 15000 });
   await noProblems('overview');
   await shoot('overview');
   log('overview checked');
