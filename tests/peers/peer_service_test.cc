@@ -91,12 +91,17 @@ TEST_P(PeerRejectionTest, AnswersStatusAndCloses) {
   auto options = TestOptions();
   options.allowed_peers = {"lb1", "lb2"};
   Harness h(options);
+  Counter& refused =
+      MetricsRegistry::Global().GetCounter("stickmeter_peer_connections_total", "",
+                                           {{"direction", "in"}, {"status", GetParam().status}});
+  const uint64_t before = refused.Value();
   RawConn c;
   ASSERT_TRUE(c.Connect(h.port()));
   ASSERT_TRUE(c.Send(GetParam().hello));
   EXPECT_EQ(GetParam().status, c.ReadLine(3s).value_or("timeout"));
   EXPECT_TRUE(c.WaitClosed(3s));
   EXPECT_TRUE(h.service->Snapshot().empty());
+  EXPECT_EQ(before + 1, refused.Value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Hellos, PeerRejectionTest,
