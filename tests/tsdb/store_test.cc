@@ -545,3 +545,44 @@ TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
 
 }  // namespace
 }  // namespace stickmeter::tsdb
+
+namespace stickmeter::tsdb {
+namespace {
+
+TEST(StoreTest, SubmitIsBoundedAndCloseDrainsTheQueue) {
+  testing::TempDir dir;
+  StoreOptions o;
+  o.path = dir.Sub("db");
+  o.sync_writes = false;
+  o.max_queued_batches = 1;
+  auto store = testing::OpenOrDie(o);
+  auto t = testing::Table("/quota");
+  // The first callback holds the writer thread until released, so the queue fills up.
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  ASSERT_TRUE(store
+                  ->Submit(testing::Batch("lb1", 1, t, "k", kT0, {{"gpc0", 1}}),
+                           [&, released](Status) {
+                             entered.set_value();
+                             released.wait();
+                           })
+                  .ok());
+  entered.get_future().wait();
+  std::vector<std::string> done;
+  ASSERT_TRUE(store
+                  ->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 1, {{"gpc0", 2}}),
+                           [&](Status s) { done.push_back("2:" + s.ToString()); })
+                  .ok());
+  Status full = store->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 2, {{"gpc0", 3}}),
+                              [&](Status) { done.push_back("3 must not run"); });
+  EXPECT_EQ(Status::Code::kUnavailable, full.code());
+  EXPECT_NE(std::string::npos, full.message().find("queue is full"));
+  release.set_value();
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(std::vector<std::string>{"2:OK"}, done);
+  auto reopened = testing::OpenOrDie(o);
+  EXPECT_EQ(2u, Total(*reopened, "/quota", "gpc0", "k"));
+}
+
+}  // namespace
+}  // namespace stickmeter::tsdb
