@@ -288,6 +288,72 @@ TEST_F(PeerHaproxyTest, WeConnectToHaproxyAndResync) {
   EXPECT_EQ(P + std::to_string(bind), row->address);
 }
 
+// A soft reload hands the counts over and asks us nothing; a full restart asks us for a resync,
+// which marks the source restarted (CONTRACT §2 rule 1) before its first new value.
+TEST_F(PeerHaproxyTest, ReloadKeepsCountsAndRestartIsFlagged) {
+  const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
+  const std::string P = "127.0.0.1:";
+  Stickmeter sm(Options("stickmeter", us));
+  StartHaproxy(
+      "peers mesh\n"
+      "    bind " +
+          P + std::to_string(bind) +
+          "\n"
+          "    server lb1\n"
+          "    server stickmeter " +
+          P + std::to_string(us) +
+          "\n"
+          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
+          "frontend fe\n"
+          "    bind " +
+          P + std::to_string(fe) +
+          "\n"
+          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+          "    http-request sc-inc-gpc0(0)\n"
+          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+      bind);
+  auto restarts = [&] {
+    size_t n = 0;
+    for (const auto& b : sm.sink.Batches()) n += b.source_restarted;
+    return n;
+  };
+  Repeat(3, [&] { EXPECT_EQ(200, Get(fe, "acme", "/")); });
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "acme", "gpc0") == 3u; }, kArrival));
+  const size_t restarts_at_start = restarts();  // a fresh process asks once (or not at all
+  EXPECT_LE(restarts_at_start, 1u);             // when the request raced our first read)
+
+  std::string error;
+  ASSERT_TRUE(haproxy_->Reload(bind, &error)) << error;
+  ASSERT_TRUE(WaitFor([&] { return sm.Connected("in", "lb1"); }, kReconnect));
+  EXPECT_EQ(200, Get(fe, "acme", "/"));
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "acme", "gpc0") == 4u; }, kArrival))
+      << "the reloaded process continues from the handed-over count";
+  EXPECT_EQ(restarts_at_start, restarts());
+
+  haproxy_->Kill();
+  ASSERT_TRUE(haproxy_->Start(bind, &error)) << error;
+  ASSERT_TRUE(WaitFor([&] { return restarts() == restarts_at_start + 1; }, kReconnect));
+  EXPECT_EQ(200, Get(fe, "acme", "/"));
+  ASSERT_TRUE(WaitFor([&] { return sm.sink.Last("/quota", "acme", "gpc0") == 1u; }, kArrival));
+  // The flag comes with or before the restarted process's first value (it applies before the
+  // entries of its batch).
+  auto batches = sm.sink.Batches();
+  size_t flag = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (batches[i].source_restarted) flag = i;
+  }
+  ASSERT_GT(flag, 0u);
+  bool new_value_after_flag = false;
+  for (size_t i = flag; i < batches.size(); ++i) {
+    for (const auto& t : batches[i].tables) {
+      for (const auto& e : t.entries) {
+        for (const auto& v : e.values) new_value_after_flag |= v.metric == "gpc0" && v.value == 1;
+      }
+    }
+  }
+  EXPECT_TRUE(new_value_after_flag);
+}
+
 // Several HAProxy nodes feed one service at once, each as its own source.
 TEST_F(PeerHaproxyTest, SeveralNodesAtOnce) {
   const uint16_t us = FreePort();
