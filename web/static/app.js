@@ -104,7 +104,7 @@ async function overviewPage(gen) {
     h('h1', {}, 'Overview'),
     h('div', { class: 'cards', id: 'ov-cards' }),
     h('h2', {}, 'HAProxy peers'),
-    h('div', { class: 'scroll', id: 'ov-peers' }, h('p', { class: 'muted', style: 'padding:0 10px' }, 'Loading…')),
+    h('div', { class: 'scroll', id: 'ov-peers' }, h('p', { class: 'muted pad' }, 'Loading…')),
     h('h2', {}, 'Stick tables'),
     h('div', { class: 'scroll', id: 'ov-tables' }),
     h('p', { class: 'muted small', id: 'ov-updated' }),
@@ -173,7 +173,7 @@ async function overviewPage(gen) {
       ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Peer'), h('th', {}, 'Direction'), h('th', {}, 'Address'),
         h('th', { class: 'hide-sm' }, 'Connected since'), h('th', {}, 'Last message'), h('th', { class: 'num' }, 'Updates'),
         h('th', { class: 'num' }, 'Updates/s'), h('th', { class: 'hide-sm' }, 'Last error'))), h('tbody', {}, peerRows))
-      : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No HAProxy peer has connected yet.'));
+      : h('p', { class: 'muted pad' }, 'No HAProxy peer has connected yet.'));
 
     const tableRows = tbls.map((t) => {
       const counters = new Set(counterMetrics(t));
@@ -188,7 +188,7 @@ async function overviewPage(gen) {
     document.getElementById('ov-tables').replaceChildren(tbls.length
       ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Table'), h('th', {}, 'Key type'), h('th', { class: 'hide-sm' }, 'Expire'),
         h('th', {}, 'Data types'), h('th', {}, 'Sources'))), h('tbody', {}, tableRows))
-      : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No stick table has been announced yet.'));
+      : h('p', { class: 'muted pad' }, 'No stick table has been announced yet.'));
 
     document.getElementById('ov-updated').textContent =
       `Updated ${fmt.time(now)} · refreshes every 5 s · counters are outlined in blue, gauges are not billed`;
@@ -210,7 +210,7 @@ function rangeControls(params, onChange) {
       .map(([v, t]) => h('option', { value: v, selected: v === (params.get('range') === 'custom' ? 'custom' : r.preset) }, t)));
   const from = h('input', { id: 'from', type: 'datetime-local', value: fmt.toLocalInput(r.from) });
   const to = h('input', { id: 'to', type: 'datetime-local', value: fmt.toLocalInput(r.to) });
-  const custom = h('span', { class: 'field-group', style: 'display:contents' },
+  const custom = h('span', { class: 'contents' },
     field('from', 'From (inclusive)', from), field('to', 'To (exclusive)', to));
   const sync = () => {
     const isCustom = preset.value === 'custom';
@@ -270,7 +270,7 @@ async function usagePage(gen, params) {
   }
   const r = rangeFrom(params);
   const summary = h('div', { class: 'total-line', id: 'usage-summary' });
-  const holder = h('div', { class: 'scroll', id: 'usage-table' }, h('p', { class: 'muted', style: 'padding:0 10px' }, 'Loading…'));
+  const holder = h('div', { class: 'scroll', id: 'usage-table' }, h('p', { class: 'muted pad' }, 'Loading…'));
   main.append(summary, holder,
     h('p', { class: 'muted small' }, `Range [${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}. Totals are exact sums of deltas over all HAProxy nodes.`));
 
@@ -307,9 +307,9 @@ async function usagePage(gen, params) {
         h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
           h('td', {}, h('a', { href: detail(String(x.key)), class: 'key-link' }, String(x.key))),
           h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total))))))
-      : h('p', { class: 'muted', style: 'padding:0 10px' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
+      : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
     if (shown.length > MAX_ROWS) {
-      holder.append(h('p', { class: 'muted small', style: 'padding:0 10px' },
+      holder.append(h('p', { class: 'muted small pad' },
         `Showing ${fmt.int(MAX_ROWS)} of ${fmt.int(shown.length)} keys; the total covers them all. Filter to narrow the list.`));
     }
   };
@@ -352,7 +352,7 @@ async function keyPage(gen, params) {
       h('div', {}, h('div', { class: 'muted small' }, `Billed ${metric} in range`), totalBox),
       h('div', { class: 'muted small' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
     h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, 'Step'), stepButtons),
-    h('div', { style: 'margin-top:8px' }, chartBox),
+    h('div', { class: 'gap-top' }, chartBox),
     h('h2', {}, 'Audit trail'),
     h('p', { class: 'muted small' }, 'Every absolute value received from HAProxy and the delta derived from it. The billed total is the sum of the deltas.'),
     reconcile, auditBox, h('div', { class: 'row-actions' }, more));
@@ -398,7 +398,7 @@ async function keyPage(gen, params) {
         h('tfoot', {}, h('tr', {}, h('td', { colspan: 2 }, `Sum of the ${fmt.int(events.length)} deltas shown`),
           h('td', { class: 'hide-sm' }), h('td', {}),
           h('td', { class: 'num', id: 'audit-sum', dataset: { value: String(sum) } }, fmt.int(sum)), h('td', {}))))
-      : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No audit events in this range.'));
+      : h('p', { class: 'muted pad' }, 'No audit events in this range.'));
     more.hidden = complete;
     if (billed === null) reconcile.textContent = '';
     else if (complete && sum === BigInt(billed)) {
@@ -505,7 +505,7 @@ async function exportPage(gen, params) {
   for (const c of [tableSel, metricSel, modeSel, month, zoneSel, from, to]) c.addEventListener('change', navigate);
   for (const f of mode === 'month' ? rangeFields : monthFields) f.hidden = true;
 
-  const preview = h('div', { class: 'scroll', id: 'x-preview' }, h('p', { class: 'muted', style: 'padding:0 10px' }, 'Loading preview…'));
+  const preview = h('div', { class: 'scroll', id: 'x-preview' }, h('p', { class: 'muted pad' }, 'Loading preview…'));
   const status = h('span', { class: 'muted small', id: 'x-status', role: 'status' });
   const download = async (format) => {
     status.textContent = `Preparing ${format.toUpperCase()}…`;
@@ -537,7 +537,7 @@ async function exportPage(gen, params) {
     h('h2', {}, 'Preview'), preview);
 
   if ((mode === 'month' && !q.period) || (mode === 'range' && !(q.from < q.to))) {
-    preview.replaceChildren(h('p', { class: 'muted', style: 'padding:0 10px' }, 'Choose a valid period.'));
+    preview.replaceChildren(h('p', { class: 'muted pad' }, 'Choose a valid period.'));
     return;
   }
   let text;
@@ -569,9 +569,9 @@ async function exportPage(gen, params) {
         header.slice(0, leading).map(() => h('td', { class: 'hide-sm' })),
         h('td', { colspan: header.length - leading - 1 }, `Total ${m}`),
         h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s))))))
-    : h('p', { class: 'muted', style: 'padding:0 10px' }, 'No usage in this period.'));
+    : h('p', { class: 'muted pad' }, 'No usage in this period.'));
   if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
-  if (rows.length > 500) preview.append(h('p', { class: 'muted small', style: 'padding:0 10px' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));
+  if (rows.length > 500) preview.append(h('p', { class: 'muted small pad' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));
 }
 
 // ---------------------------------------------------------------------------------------------
