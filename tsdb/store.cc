@@ -295,6 +295,9 @@ class StoreImpl final : public Store {
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint32_t, uint64_t)>& add);
+  // Backup of a read-only view: a logical copy of every column family, consistent with what the
+  // view sees (a checkpoint would mix the view's files with the writer's newer logs).
+  Status CopyTo(const std::string& dir);
   // Adds one rollup segment of every key of table+metric into `totals` (by key id).
   Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
                     std::optional<uint32_t> source, std::unordered_map<uint32_t, uint64_t>& totals);
@@ -835,13 +838,59 @@ Status StoreImpl::Close() {
 Status StoreImpl::Backup(const std::string& dir) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  if (read_only_) return Status::Unavailable("backup needs the store open read-write");
+  if (read_only_) return CopyTo(dir);
   Flush();
   rocksdb::Checkpoint* cp = nullptr;
   auto s = rocksdb::Checkpoint::Create(db_, &cp);
   if (!s.ok()) return FromRocks(s, "backup");
   std::unique_ptr<rocksdb::Checkpoint> owned(cp);
   return FromRocks(owned->CreateCheckpoint(dir), "backup into " + dir);
+}
+
+Status StoreImpl::CopyTo(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) return Status::InvalidArgument("backup: " + dir + " already exists");
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.error_if_exists = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int i = 0; i < kCfCount; ++i) {
+    rocksdb::ColumnFamilyOptions c;
+    c.compression = rocksdb::kLZ4Compression;
+    c.bottommost_compression = rocksdb::kZSTD;
+    if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
+    if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
+    descriptors.emplace_back(kCfNames[i], c);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* out = nullptr;
+  auto s = rocksdb::DB::Open(o, dir, descriptors, &handles, &out);
+  if (!s.ok()) return FromRocks(s, "backup into " + dir);
+  Status result;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  for (int i = 0; i < kCfCount && result.ok(); ++i) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[i]));
+    rocksdb::WriteBatch wb;
+    for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
+      wb.Put(handles[i], it->key(), it->value());
+      if (wb.Count() >= 4096) {
+        result = FromRocks(out->Write(rocksdb::WriteOptions(), &wb), "backup write");
+        wb.Clear();
+      }
+    }
+    if (result.ok()) result = FromRocks(it->status(), "backup read");
+    if (result.ok() && wb.Count() > 0) {
+      result = FromRocks(out->Write(rocksdb::WriteOptions(), &wb), "backup write");
+    }
+  }
+  if (result.ok()) result = FromRocks(out->Flush(rocksdb::FlushOptions(), handles), "backup flush");
+  for (auto* h : handles) out->DestroyColumnFamilyHandle(h);
+  auto closed = out->Close();
+  delete out;
+  if (result.ok()) result = FromRocks(closed, "backup close");
+  return result;
 }
 
 Status StoreImpl::CompactAll() {

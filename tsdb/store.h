@@ -13,7 +13,8 @@
 //
 // Ownership: Open returns the sole owner. A store directory is opened read-write by at most one
 // process; OpenReadOnly gives a consistent view while that process runs. A write error makes the
-// store fail-stop: every later Submit fails with that error (reopen to recover).
+// store fail-stop: every later Submit fails with that error (reopen to recover). Done callbacks
+// run on the writer thread: they must not block for long and must not call Close or Flush.
 #pragma once
 
 #include <cstddef>
@@ -63,13 +64,14 @@ class Store : public ingest::UpdateSink, public QueryService {
   // (InvalidArgument), is corrupted (Corruption) or is in use by another process (Unavailable).
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Opens an existing store read-only, as of now, even while another process has it open
-  // read-write (a RocksDB secondary instance). Submit and Backup then fail with Unavailable.
+  // read-write (a RocksDB secondary instance). Submit and CompactAll then fail with Unavailable.
   static Result<std::unique_ptr<Store>> OpenReadOnly(const StoreOptions& options);
 
   ~Store() override;
 
-  // Writes a consistent copy (a RocksDB checkpoint: hard links where possible) into `dir`, which
-  // must not exist. The copy opens as a store.
+  // Writes a consistent copy into `dir`, which must not exist; the copy opens as a store. Read-
+  // write: a RocksDB checkpoint (hard links where possible) after the queue is drained. Read-only:
+  // a logical copy of what the view sees.
   virtual Status Backup(const std::string& dir) = 0;
   // Stops accepting, commits what is queued, runs its callbacks and closes RocksDB. Idempotent.
   virtual Status Close() = 0;

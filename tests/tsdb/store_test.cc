@@ -260,6 +260,10 @@ TEST(StoreTest, ReadOnlyOpenWhileWriterIsOpenSeesCommittedData) {
   // The writer keeps working while the reader is open.
   ASSERT_TRUE(SubmitSync(*writer, Batch("lb1", 1, t, "k", kT0 + 1, {{"gpc0", 43}})).ok());
   EXPECT_EQ(43u, Total(*writer, "/quota", "gpc0", "k"));
+  // A backup taken through the read-only view (stickmeter backup while serve runs) opens.
+  ASSERT_TRUE((*ro)->Backup(dir.Sub("backup")).ok());
+  auto copy = OpenOrDie(Opts(dir.Sub("backup")));
+  EXPECT_EQ(42u, Total(*copy, "/quota", "gpc0", "k"));
 }
 
 TEST(StoreTest, BackupOpensAsAStore) {
