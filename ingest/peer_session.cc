@@ -247,10 +247,7 @@ void PeerSession::OnHelloBytes() {
 
 void PeerSession::AnswerHello(int code, const std::string& reason) {
   PeerMetrics::Connections("in", code).Inc();
-  if (code == 200) {
-    Send("200\n");
-    return OnEstablished();
-  }
+  if (code == 200) return OnEstablished();  // it sends the status line
   // The status line goes out before the close, so the peer can log why.
   CloseAfterSending(std::to_string(code) + "\n", "",
                     "hello refused with " + std::to_string(code) + ": " + reason);
@@ -265,6 +262,9 @@ void PeerSession::OnEstablished() {
        context_->registry.Connected(dir, peer_name_, address_, connection_id_, &source_)) {
     old->Close("replaced by a newer connection of the same peer");
   }
+  // Only now that this connection owns its source: a peer that reconnects as soon as it reads
+  // the status line must find this one registered, not replace it by accident.
+  if (direction_ == Direction::kIn) Send("200\n");
   PeerMetrics::Get().connected.Add(1);
   updates_counter_ = &PeerMetrics::UpdatesReceived(peer_name_);
   LogInfo(kLog, Describe() + ": connected" + (stream_.is_tls() ? " (TLS)" : ""));
