@@ -529,13 +529,16 @@ ApiReply Api::Route(const Request& request) const {
     char buf[64];
     for (size_t i = 0; i < series.points.size(); ++i) {
       const auto& pt = series.points[i];
-      int n = series.gauge ? std::snprintf(buf, sizeof buf, "%s{\"t\":%lld,\"v\":%lld}",
-                                           i == 0 ? "" : ",", static_cast<long long>(pt.t_ms),
-                                           static_cast<long long>(static_cast<int64_t>(pt.v)))
-                           : std::snprintf(buf, sizeof buf, "%s{\"t\":%lld,\"v\":%llu}",
-                                           i == 0 ? "" : ",", static_cast<long long>(pt.t_ms),
-                                           static_cast<unsigned long long>(pt.v));
-      body.append(buf, static_cast<size_t>(n));
+      char* end = buf + sizeof buf;
+      char* out = buf;
+      if (i != 0) *out++ = ',';
+      for (char c : std::string_view("{\"t\":")) *out++ = c;
+      out = std::to_chars(out, end, pt.t_ms).ptr;
+      for (char c : std::string_view(",\"v\":")) *out++ = c;
+      out = series.gauge ? std::to_chars(out, end, static_cast<int64_t>(pt.v)).ptr
+                         : std::to_chars(out, end, pt.v).ptr;
+      *out++ = '}';
+      body.append(buf, out);
     }
     body += "]}\n";
     reply.response = std::move(res);

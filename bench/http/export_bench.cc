@@ -32,9 +32,10 @@ struct Fixture {
     options.sync_writes = false;
     store = std::move(tsdb::Store::Open(options)).value();
     // Two updates per key in October 2026 (first value, then an increment).
-    Status s = bench::Populate(*store, 100'000, *ParseTime("2026-10-10T00:00:00Z"),
-                               2 * 86'400'000, 86'400'000);
+    Status s = bench::Populate(*store, 100'000, *ParseTime("2026-10-10T00:00:00Z"), 2 * 86'400'000,
+                               86'400'000);
     if (!s.ok()) std::abort();
+    if (!store->CompactAll().ok()) std::abort();
   }
   ~Fixture() {
     (void)store->Close();
