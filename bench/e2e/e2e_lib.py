@@ -55,14 +55,17 @@ def vm_hwm_kib(pid):
 
 
 def dir_bytes(path):
-    total = 0
+    """(allocated bytes as du counts them, apparent bytes) of a directory tree."""
+    allocated = apparent = 0
     for root, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.stat(os.path.join(root, name)).st_blocks * 512
+                st = os.stat(os.path.join(root, name))
             except OSError:
-                pass
-    return total
+                continue
+            allocated += st.st_blocks * 512
+            apparent += st.st_size
+    return allocated, apparent
 
 
 def http_get(url, timeout=2.0):
@@ -118,7 +121,7 @@ class Stickmeter:
         raise RuntimeError("stickmeter did not become healthy")
 
     def stop(self):
-        """SIGTERM (flush and close RocksDB), then the data directory's size in bytes."""
+        """SIGTERM (flush and close RocksDB), then the data directory's (du, apparent) bytes."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -45,7 +45,7 @@ kill -KILL "$server" 2>/dev/null || true
 wait "$server" 2>/dev/null || true
 
 file=$(ls -S "$out"/callgrind.out.* | head -1)
-callgrind_annotate --inclusive=yes "$file" 2>/dev/null | head -60 >"$out/inclusive.txt"
-callgrind_annotate "$file" 2>/dev/null | head -60 >"$out/self.txt"
-echo "== inclusive ==" && sed -n 1,45p "$out/inclusive.txt"
-echo "== self ==" && sed -n 1,45p "$out/self.txt"
+callgrind_annotate --inclusive=yes "$file" >"$out/inclusive.txt" 2>/dev/null
+callgrind_annotate "$file" >"$out/self.txt" 2>/dev/null
+echo "== inclusive ==" && sed -n 20,60p "$out/inclusive.txt" | cut -c1-180
+echo "== self ==" && sed -n 20,50p "$out/self.txt" | cut -c1-180

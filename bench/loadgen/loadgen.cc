@@ -90,7 +90,11 @@ struct Options {
   std::string key_prefix = "tenant-";
   bool shared_keys = false;  // every peer pushes all N keys (else they split them)
   uint32_t batch = 1000;     // most updates per write
-  std::string http;          // host:port of stickmeter's HTTP API; empty = no visibility check
+  // Most updates pushed but not yet acknowledged, over all peers (each peer gets an equal share):
+  // like HAProxy, whose backlog is bounded by its buffers, peers wait for ACKs rather than fill
+  // the socket buffers, which would only add queueing time to the lag.
+  uint32_t window = 20000;
+  std::string http;  // host:port of stickmeter's HTTP API; empty = no visibility check
   double drain_timeout_s = 10;
 };
 
@@ -199,6 +203,7 @@ class Run {
   const std::string& KeyName(uint32_t key) const { return key_names_[key]; }
   int64_t start_ns() const { return start_ns_; }
   double per_peer_rate() const { return options_.rate / options_.peers; }
+  uint64_t peer_window() const { return std::max<uint64_t>(1, options_.window / options_.peers); }
   bool pushing() const { return pushing_; }
   void OnPeerChange();
 
@@ -335,6 +340,7 @@ void Peer::OnAck(uint64_t table_id, uint32_t update_id) {
   }
   last_ack_ns_ = now;
   if (acked_ == sent_) run_.OnPeerChange();
+  if (!write_in_flight_ && !pump_scheduled_) Pump();
 }
 
 void Peer::OnPeerError(ingest::ErrorType type) {
@@ -359,11 +365,15 @@ void Peer::StopPushing() {
 
 uint32_t Peer::Due() const {
   const uint32_t batch = run_.options().batch;
-  if (run_.options().rate <= 0) return batch;
+  const uint64_t unacked = sent_ - acked_;
+  const uint64_t window = run_.peer_window();
+  if (unacked >= window) return 0;
+  const auto room = static_cast<uint32_t>(std::min<uint64_t>(batch, window - unacked));
+  if (run_.options().rate <= 0) return room;
   const double elapsed_s = static_cast<double>(NowNs() - run_.start_ns()) / 1e9;
   const auto target = static_cast<uint64_t>(run_.per_peer_rate() * elapsed_s);
   if (target <= sent_) return 0;
-  return static_cast<uint32_t>(std::min<uint64_t>(batch, target - sent_));
+  return static_cast<uint32_t>(std::min<uint64_t>(room, target - sent_));
 }
 
 void Peer::AppendUpdates(uint32_t n) {
@@ -710,10 +720,13 @@ void Usage(FILE* out) {
       "                          [--rate R|max] [--duration S] [--name-prefix lb]\n"
       "                          [--remote-name stickmeter] [--table /loadgen]\n"
       "                          [--key-prefix tenant-] [--shared-keys] [--batch B]\n"
+      "                          [--window W]\n"
       "                          [--http HOST:PORT] [--drain-timeout S]\n"
       "Acts as K HAProxy peers (names lb1..lbK) pushing updates of N string keys with M\n"
       "counters (1..%zu) to stickmeter's peers port, at R updates/s in total or as fast as\n"
       "possible, for S seconds. Keys are split between the peers unless --shared-keys.\n"
+      "A write carries at most B updates (default 1000); a peer keeps at most W updates\n"
+      "unacknowledged over all peers (default 20000).\n"
       "With --http, waits for the last pushed key's total in /api/v1/usage.\n"
       "Prints human-readable results on stderr and one JSON line on stdout.\n",
       kMaxCounters);
@@ -795,6 +808,9 @@ std::optional<Options> ParseArgs(int argc, char** argv) {
     } else if (flag == "--batch") {
       if (!ParseNumber(value, 1, 100000, &v)) return bad(flag, "expected 1..100000");
       o.batch = static_cast<uint32_t>(v);
+    } else if (flag == "--window") {
+      if (!ParseNumber(value, 1, 1e7, &v)) return bad(flag, "expected 1..10000000");
+      o.window = static_cast<uint32_t>(v);
     } else if (flag == "--name-prefix") {
       o.name_prefix = value;
     } else if (flag == "--remote-name") {
