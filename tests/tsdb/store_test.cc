@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/metrics.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/rocks.h"
 
@@ -586,6 +587,46 @@ TEST(StoreTest, SubmitIsBoundedAndCloseDrainsTheQueue) {
   EXPECT_EQ(std::vector<std::string>{"2:OK"}, done);
   auto reopened = testing::OpenOrDie(o);
   EXPECT_EQ(2u, Total(*reopened, "/quota", "gpc0", "k"));
+}
+
+}  // namespace
+}  // namespace stickmeter::tsdb
+
+namespace stickmeter::tsdb {
+namespace {
+
+TEST(StoreTest, MetricsAreExported) {
+  testing::TempDir dir;
+  auto store = testing::OpenOrDie(Opts(dir.Sub("db")));
+  auto t = testing::Table("/quota");
+  const uint64_t wraps_before =
+      MetricsRegistry::Global()
+          .GetCounter("stickmeter_deltas_written_total", "", {{"reason", "wrap"}})
+          .Value();
+  ASSERT_TRUE(
+      testing::SubmitSync(*store, testing::Batch("lb1", 1, t, "k", kT0, {{"gpc0", 4294967290u}}))
+          .ok());
+  ASSERT_TRUE(
+      testing::SubmitSync(*store, testing::Batch("lb1", 1, t, "k", kT0 + 1, {{"gpc0", 5}})).ok());
+  EXPECT_EQ(wraps_before + 1,
+            MetricsRegistry::Global()
+                .GetCounter("stickmeter_deltas_written_total", "", {{"reason", "wrap"}})
+                .Value());
+  const std::string text = MetricsRegistry::Global().RenderPrometheus();
+  for (const char* name :
+       {"stickmeter_updates_received_total", "stickmeter_commit_seconds_bucket",
+        "stickmeter_store_queue_batches", "stickmeter_store_live_sst_bytes{cf=\"raw\"}",
+        "stickmeter_shared_key_warnings_total"}) {
+    EXPECT_NE(std::string::npos, text.find(name)) << name;
+  }
+}
+
+TEST(StoreTest, ReadOnlyOpenOfSomethingElseFails) {
+  testing::TempDir dir;
+  auto r = Store::OpenReadOnly(Opts(dir.path()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Status::Code::kNotFound, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("no stickmeter store"));
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+// The persisted encodings round-trip, sort in time order and reject truncated input.
+#include "tsdb/format.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+namespace stickmeter::tsdb::format {
+namespace {
+
+TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{127}, uint64_t{128}, uint64_t{1} << 32,
+                     std::numeric_limits<uint64_t>::max()}) {
+    std::string s;
+    PutVarint(s, v);
+    std::string_view in(s);
+    uint64_t got = 1;
+    ASSERT_TRUE(GetVarint(&in, &got));
+    EXPECT_EQ(v, got);
+    EXPECT_TRUE(in.empty());
+    std::string_view cut(s.data(), s.size() - 1);
+    if (!cut.empty()) {
+      EXPECT_FALSE(GetVarint(&cut, &got));
+    }
+  }
+}
+
+TEST(FormatTest, EventAndSeriesRoundTrip) {
+  const EventValue e{7, 3, uint64_t{1} << 40, 12345, Reason::kWrap};
+  auto d = DecodeEvent(EncodeEvent(e));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(7u, d->source);
+  EXPECT_EQ(3u, d->metric);
+  EXPECT_EQ(uint64_t{1} << 40, d->value);
+  EXPECT_EQ(12345u, d->delta);
+  EXPECT_EQ(Reason::kWrap, d->reason);
+  std::string bad = EncodeEvent(e);
+  bad.back() = 9;  // unknown reason
+  EXPECT_FALSE(DecodeEvent(bad).has_value());
+  EXPECT_FALSE(DecodeEvent(bad.substr(0, 3)).has_value());
+
+  const SeriesValue v{4294967295u, 1'790'000'000'123, 99, 4};
+  const std::string enc = EncodeSeries(v);
+  ASSERT_EQ(kSeriesValueSize, enc.size());
+  const SeriesValue back = DecodeSeries(enc.data());
+  EXPECT_EQ(v.last, back.last);
+  EXPECT_EQ(v.last_ms, back.last_ms);
+  EXPECT_EQ(v.connection_id, back.connection_id);
+  EXPECT_EQ(v.epoch, back.epoch);
+}
+
+TEST(FormatTest, KeysSortInTimeOrder) {
+  EXPECT_LT(RawKey(1, 2, 999, 5), RawKey(1, 2, 1000, 0));
+  EXPECT_LT(RawKey(1, 2, 1000, 0), RawKey(1, 2, 1000, 1));
+  EXPECT_LT(RawKey(1, 2, 1LL << 40, 0), RawKey(1, 3, 0, 0));
+  EXPECT_LT(RollupKey(1, 1, 1, 255, 9), RollupKey(1, 1, 1, 256, 0));
+  const auto parts = DecodeRollupKey(RollupKey(1, 2, 3, 4, 5).data());
+  EXPECT_EQ(3u, parts.key);
+  EXPECT_EQ(4u, parts.bucket);
+  EXPECT_EQ(5u, parts.source);
+}
+
+TEST(FormatTest, TableRoundTrip) {
+  TableValue t{"ipv6", 16, 600000, {"gpc", "http_req_cnt"}};
+  auto d = DecodeTable(EncodeTable(t));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ("ipv6", d->key_type);
+  EXPECT_EQ(16u, d->key_size);
+  EXPECT_EQ(600000u, d->expire_ms);
+  EXPECT_EQ(t.data_types, d->data_types);
+  EXPECT_FALSE(DecodeTable(EncodeTable(t) + "x").has_value());
+}
+
+}  // namespace
+}  // namespace stickmeter::tsdb::format
