@@ -768,10 +768,11 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
             ks->second |= kSharedBit;
             shared_key_warnings_.Inc();
             std::unique_lock lock(tables_mu_);
-            meta->shared_keys++;
-            LogWarn("tsdb", "key '" + entry.key + "' of table " + info.name +
-                                " is updated by more than one source (" + batch.source +
-                                "): check the peers topology");
+            // One line per table: a shared peers section would otherwise log every key.
+            if (++meta->shared_keys == 1)
+              LogWarn("tsdb", "key '" + entry.key + "' of table " + info.name +
+                                  " is updated by more than one source (" + batch.source +
+                                  "): check the peers topology");
           }
         } else {
           sit->second.v = d.next;
