@@ -9,9 +9,10 @@ picks the tenant at random among --keys) loads HAProxy for --duration seconds pe
 
 Per run it reports wrk's requests/s, the updates/s stickmeter received (the
 stickmeter_peer_updates_received_total counter sampled before and after), the CPU of stickmeter,
-HAProxy and wrk (/proc/PID/stat), and after the run whether stickmeter's http_req_cnt total over
-all tenants equals the requests HAProxy counted (its frontend request counter, from the stats
-socket), once HAProxy's last pushes are stored. Usage:
+HAProxy and wrk (/proc/PID/stat); then, with the load stopped, how long HAProxy's backlog takes
+to drain into stickmeter (and at what rate), and whether stickmeter's http_req_cnt total over all
+tenants then equals the sum of http_req_cnt in HAProxy's own table (`show table` on the stats
+socket; the frontend's request counter is shown beside it). Usage:
   bench/e2e/haproxy_compare.py --build build/loadgen [--duration 15] [--keys 1000,100000]
 """
 
@@ -44,7 +45,7 @@ end
 def haproxy_config(tmp, fe_port, local_peer_port, sm_peers_port):
     return f"""global
     stats socket {tmp}/haproxy.sock mode 600 level admin
-    maxconn 20000
+    maxconn 4000
 
 defaults
     mode http
@@ -84,6 +85,24 @@ def haproxy_stat(sock_path, field):
         if row[0] == "www" and row[1] == "FRONTEND":
             return int(row[header.index(field)] or 0)
     return 0
+
+
+def haproxy_table_total(sock_path):
+    """Sum of http_req_cnt over every entry of HAProxy's own table (`show table`)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock_path)
+        s.sendall(b"show table billing/usage\n")
+        data = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    total = 0
+    for token in data.decode().split():
+        if token.startswith("http_req_cnt="):
+            total += int(token.split("=", 1)[1])
+    return total
 
 
 def updates_received(sm):
@@ -137,26 +156,38 @@ def one_run(args, keys):
         u1 = updates_received(sm)
         used = {n: 100.0 * (e2e_lib.cpu_ticks(p) - cpu[n]) / e2e_lib.TICKS / wall
                 for n, p in (("stickmeter", sm.proc.pid), ("haproxy", hap.pid))}
+        cpu_after = e2e_lib.cpu_ticks(sm.proc.pid)
         used["wrk"] = 100.0 * (usage.ru_utime + usage.ru_stime) / wall
         rps = 0.0
         for line in wrk_out.splitlines():
             if line.startswith("Requests/sec:"):
                 rps = float(line.split()[1])
         # Exactness: once HAProxy has pushed its last changes and they are stored, the sum of
-        # http_req_cnt over tenants equals the requests HAProxy's frontend counted.
-        haproxy_reqs = haproxy_stat(os.path.join(tmp, "haproxy.sock"), "req_tot")
+        # http_req_cnt over tenants equals what HAProxy's own table holds. How long that takes
+        # after the load stops is HAProxy's backlog draining into stickmeter.
+        sock = os.path.join(tmp, "haproxy.sock")
+        haproxy_reqs = haproxy_stat(sock, "req_tot")
+        table_total = haproxy_table_total(sock)
         total, rows = 0, 0
-        deadline = time.time() + 20
+        t_end = time.time()
+        deadline = t_end + 90
         while time.time() < deadline:
             total, rows = usage_total(sm, start_ms)
-            if total == haproxy_reqs:
+            if total == table_total:
                 break
             time.sleep(0.5)
+        converge_s = time.time() - t_end
+        u2 = updates_received(sm)
+        drain_cpu = 100.0 * (e2e_lib.cpu_ticks(sm.proc.pid) - cpu_after) / e2e_lib.TICKS / \
+            max(converge_s, 1e-3)
         return {
+            "table_total": table_total, "converge_s": converge_s,
+            "drain_updates_per_s": (u2 - u1) / max(converge_s, 1e-3),
+            "drain_cpu_pct": drain_cpu,
             "keys": keys, "connections": args.connections, "wrk_rps": rps,
             "updates_per_s": (u1 - u0) / wall, "updates": u1 - u0, "wall_s": wall,
             "cpu_pct": used, "haproxy_requests": haproxy_reqs, "stickmeter_total": total,
-            "tenants": rows, "exact": total == haproxy_reqs,
+            "tenants": rows, "exact": total == table_total,
         }
     finally:
         hap.terminate()
@@ -179,17 +210,21 @@ def main():
     args = ap.parse_args()
     args.stickmeter = os.path.join(args.build, "app", "stickmeter")
     results = []
-    print("| tenants | wrk requests/s | updates/s pushed to stickmeter | CPU % stickmeter | "
-          "CPU % haproxy | CPU % wrk | http_req_cnt total = HAProxy requests |")
-    print("|---|---|---|---|---|---|---|")
+    print("| tenants | wrk requests/s | updates/s received under load | CPU % stickmeter | "
+          "CPU % haproxy | CPU % wrk | backlog drained after load (s) | updates/s while "
+          "draining (stickmeter CPU %) | stickmeter total = HAProxy table total "
+          "(frontend requests) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for keys in (int(k) for k in args.keys.split(",")):
         r = one_run(args, keys)
         results.append(r)
         c = r["cpu_pct"]
         print(f"| {keys:,} | {r['wrk_rps']:,.0f} | {r['updates_per_s']:,.0f} | "
               f"{c['stickmeter']:.0f} | {c['haproxy']:.0f} | {c['wrk']:.0f} | "
-              f"{r['stickmeter_total']:,} = {r['haproxy_requests']:,}: "
-              f"{'yes' if r['exact'] else 'NO'} |", flush=True)
+              f"{r['converge_s']:.1f} | {r['drain_updates_per_s']:,.0f} "
+              f"({r['drain_cpu_pct']:.0f}) | {r['stickmeter_total']:,} = "
+              f"{r['table_total']:,}: {'yes' if r['exact'] else 'NO'} "
+              f"({r['haproxy_requests']:,}) |", flush=True)
     with open(os.path.join(args.build, "haproxy_compare.jsonl"), "w") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
