@@ -298,9 +298,9 @@ class StoreImpl final : public Store {
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
-  // Adds one rollup segment of every key of table+metric into `totals` (by key id).
+  // Adds one rollup segment of every key of table+metric into `totals` (indexed by key id).
   Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
-                    std::optional<uint32_t> source, std::unordered_map<uint32_t, uint64_t>& totals);
+                    std::optional<uint32_t> source, std::vector<uint64_t>& totals);
   // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
   Status ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
                     const std::function<bool(std::string_view, uint32_t)>& fn);
@@ -978,8 +978,7 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
 }
 
 Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
-                             std::optional<uint32_t> source,
-                             std::unordered_map<uint32_t, uint64_t>& totals) {
+                             std::optional<uint32_t> source, std::vector<uint64_t>& totals) {
   const Cf cf = seg.unit_ms == format::kMinuteMs ? kMinute
                 : seg.unit_ms == format::kHourMs ? kHour
                                                  : kDay;
@@ -1009,6 +1008,7 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
       continue;
     }
     if (!source || parts.source == *source) {
+      if (parts.key >= totals.size()) totals.resize(parts.key + 1);
       totals[parts.key] += format::GetFixed64LE(it->value().data());
     }
     it->Next();
@@ -1072,7 +1072,8 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     // key, then the sub-minute edges per key from raw events.
     std::vector<Segment> segments;
     Decompose(q.from_ms, q.to_ms, 0, &segments);
-    std::unordered_map<uint32_t, uint64_t> totals;
+    // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
+    std::vector<uint64_t> totals(names_.Count(NameKind::kKey) + 1);
     bool has_raw = false;
     for (const auto& seg : segments) {
       if (seg.unit_ms == 0) {
@@ -1083,7 +1084,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     }
     auto s = ForEachKey(r, *table, "", [&](std::string_view key_text, uint32_t key_id) {
       uint64_t total = 0;
-      if (auto it = totals.find(key_id); it != totals.end()) total = it->second;
+      if (key_id < totals.size()) total = totals[key_id];
       if (has_raw) {
         for (const auto& seg : segments) {
           if (seg.unit_ms != 0) continue;
