@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -233,6 +234,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(std::move(res), close);
     }
     pipe_ = pipe;
+    // While the worker computes, no operation of this session may be pending; keep the
+    // io_context from running out of work (and its threads from returning) meanwhile.
+    export_work_.emplace(net::make_work_guard(server_->io));
     export_close_ = close;
     // HTTP/1.0 has no chunked encoding: stream the raw body and end it by closing.
     export_raw_ = version < 11;
@@ -298,6 +302,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // The worker finished: break the session <-> pipe cycle, then end the body.
     pipe->notify = nullptr;
     pipe_.reset();
+    export_work_.reset();
     if (!status.ok()) {
       // Headers are out already: cut the body short so the client sees an incomplete transfer
       // rather than a truncated file that looks whole.
@@ -324,6 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
       pipe_->cv.notify_all();
     }
     pipe_.reset();
+    export_work_.reset();
   }
 
   beast::tcp_stream stream_;
@@ -337,6 +343,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;  // the server is stopping: close after the current response
   // Export state.
   std::shared_ptr<ExportPipe> pipe_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> export_work_;
   std::string chunk_;
   bhttp::fields trailer_;
   bool writing_ = false;

@@ -519,9 +519,11 @@ TEST_F(ServerTest, WebUiAssets) {
 }
 
 TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
-  for (int i = 0; i < 50000; ++i) {
+  for (int i = 0; i < 2000; ++i) {
     store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
   }
+  // About one second of export, so Stop() lands in the middle of it.
+  store_.SlowExport(std::chrono::microseconds(500));
   auto server = std::make_unique<TestServer>(store_, ServerOptions{});
   uint16_t port = server->port();
   // An idle keep-alive connection and an export in flight.
@@ -541,6 +543,7 @@ TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
   EXPECT_EQ(200u, exported.status) << exported.error;
   EXPECT_TRUE(exported.ok) << exported.error;
   EXPECT_EQ(Sha256Hex(exported.body), exported.Header("x-content-sha256"));
+  EXPECT_NE(std::string::npos, exported.body.find("/quota,k999,gpc0,1"));
   EXPECT_TRUE(server->JoinWithin(std::chrono::seconds(10)));
   // New connections are refused after Stop().
   EXPECT_FALSE(Get(port, "/api/v1/health").ok);
