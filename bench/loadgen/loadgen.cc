@@ -725,8 +725,8 @@ void Usage(FILE* out) {
       "Acts as K HAProxy peers (names lb1..lbK) pushing updates of N string keys with M\n"
       "counters (1..%zu) to stickmeter's peers port, at R updates/s in total or as fast as\n"
       "possible, for S seconds. Keys are split between the peers unless --shared-keys.\n"
-      "A write carries at most B updates (default 1000); a peer keeps at most W updates\n"
-      "unacknowledged over all peers (default 20000).\n"
+      "A write carries at most B updates (default 1000); the peers keep at most W updates\n"
+      "unacknowledged in total (default 20000).\n"
       "With --http, waits for the last pushed key's total in /api/v1/usage.\n"
       "Prints human-readable results on stderr and one JSON line on stdout.\n",
       kMaxCounters);
