@@ -455,6 +455,11 @@ Status StoreImpl::OpenDb() {
     secondary_dir_ = tmpl;
     s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors(), &cfs_, &db_);
     if (s.ok()) s = db_->TryCatchUpWithPrimary();
+    // The instance only keeps its info log open there: remove the directory now so that a
+    // killed reader leaves nothing behind.
+    std::error_code rm_ec;
+    fs::remove_all(secondary_dir_, rm_ec);
+    secondary_dir_.clear();
   } else {
     s = rocksdb::DB::Open(o, path, Descriptors(), &cfs_, &db_);
   }
