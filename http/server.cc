@@ -300,7 +300,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return net::async_write(stream_, bhttp::make_chunk(net::buffer(chunk_)), on_write);
     }
     // The worker finished: break the session <-> pipe cycle, then end the body.
-    pipe->notify = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      pipe->notify = nullptr;
+    }
     pipe_.reset();
     export_work_.reset();
     if (!status.ok()) {
@@ -443,6 +446,12 @@ bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<Export
       notify = pipe->notify;
     }
     if (notify) notify();
+    {
+      // Drop the pipe's reference to the session even if the session gave up early, so a
+      // closed connection is released now rather than when this worker is reaped.
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      pipe->notify = nullptr;
+    }
     finished->store(true);
   });
   exports.push_back(ExportWorker{std::move(worker), pipe, finished});

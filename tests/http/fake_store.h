@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -42,7 +43,7 @@ class FakeStore : public tsdb::QueryService {
   }
   int export_calls() const { return export_calls_; }
   // Makes Export sleep this long before each row, so tests can act while an export runs.
-  void SlowExport(std::chrono::microseconds per_row) { export_row_delay_ = per_row; }
+  void SlowExport(std::chrono::microseconds per_row) { export_row_delay_us_ = per_row.count(); }
 
   Result<std::vector<tsdb::UsageRow>> Usage(const tsdb::UsageQuery& q) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -132,7 +133,9 @@ class FakeStore : public tsdb::QueryService {
     }
     for (auto& [k, v] : totals) {
       if (v == 0) continue;
-      if (export_row_delay_.count() > 0) std::this_thread::sleep_for(export_row_delay_);
+      if (int64_t us = export_row_delay_us_.load(); us > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
+      }
       tsdb::ExportRow row{std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), v};
       if (!emit(row)) return Status::Ok();
     }
@@ -179,7 +182,7 @@ class FakeStore : public tsdb::QueryService {
   bool sorted_ = false;
   Status fail_;
   int export_calls_ = 0;
-  std::chrono::microseconds export_row_delay_{0};
+  std::atomic<int64_t> export_row_delay_us_{0};
 };
 
 // A table "/quota" of string keys with counters gpc0 and http_req_cnt and gauge conn_cur.

@@ -552,3 +552,34 @@ TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
 
 }  // namespace
 }  // namespace stickmeter::http
+
+namespace stickmeter::http {
+namespace {
+
+TEST_F(ServerTest, AbandonedExportStopsAndFreesItsSlot) {
+  for (int i = 0; i < 2000; ++i) {
+    store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
+  }
+  store_.SlowExport(std::chrono::microseconds(2000));  // ~4 s if read to the end
+  ServerOptions options;
+  options.max_concurrent_exports = 1;
+  TestServer server(store_, options);
+  uint16_t port = server.port();
+  // Read the start of an export, then hang up.
+  auto raw = SendRaw(port, "GET /api/v1/export?period=2026-10 HTTP/1.1\r\nHost: x\r\n\r\n",
+                     std::chrono::milliseconds(300));
+  EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
+  // The abandoned export notices at its next write and gives its only slot back; speed the
+  // store up so that happens promptly, then a new export gets the slot.
+  store_.SlowExport(std::chrono::microseconds(0));
+  auto start = std::chrono::steady_clock::now();
+  testing::ClientResponse r;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    r = Get(port, "/api/v1/export?period=2026-10&metric=gpc0");
+  } while (r.status == 503 && std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  EXPECT_EQ(200u, r.status) << r.body;
+}
+
+}  // namespace
+}  // namespace stickmeter::http
