@@ -47,8 +47,10 @@ struct Fixture {
   std::unique_ptr<tsdb::Store> store;
 };
 
+std::unique_ptr<Fixture> fixture;
+
 Fixture& GetFixture() {
-  static Fixture* fixture = new Fixture();
+  if (!fixture) fixture = std::make_unique<Fixture>();
   return *fixture;
 }
 
@@ -105,4 +107,11 @@ BENCHMARK(BM_StoreExportOnly)->Unit(benchmark::kMillisecond)->Iterations(3);
 }  // namespace
 }  // namespace stickmeter::http
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  stickmeter::http::fixture.reset();  // closes the store and removes its temp dir
+  return 0;
+}
