@@ -441,7 +441,8 @@ ApiReply Api::Route(const Request& request) const {
                          {"last_message_ms", peer.last_message_ms},
                          {"last_message", TimeOrNull(peer.last_message_ms)},
                          {"updates", peer.updates},
-                         {"last_error", peer.last_error}});
+                         {"last_error", peer.last_error},
+                         {"warning", peer.warning}});
       }
     }
     reply.response = JsonResponse(version, {{"peers", std::move(peers)}});

@@ -38,6 +38,7 @@ struct PeerInfo {
   int64_t last_message_ms = 0;  // 0 = none yet
   uint64_t updates = 0;
   std::string last_error;
+  std::string warning;  // a topology problem seen on this peer's stream, "" = none
 };
 
 struct ServerOptions {

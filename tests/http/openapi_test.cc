@@ -86,7 +86,13 @@ class OpenApiTest : public ::testing::Test {
     options.port = 0;
     ServerHooks hooks;
     hooks.peers = [] {
-      PeerInfo p{"lb1", "inbound", "127.0.0.1:1", true, 1, 0, 3, ""};
+      PeerInfo p;
+      p.name = "lb1";
+      p.direction = "inbound";
+      p.address = "127.0.0.1:1";
+      p.connected = true;
+      p.since_ms = 1;
+      p.updates = 3;
       return std::vector<PeerInfo>{p};
     };
     server_ = std::make_unique<Server>(io_, options, store_, hooks);

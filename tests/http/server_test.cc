@@ -151,6 +151,7 @@ TEST_F(ServerTest, HealthTablesKeysPeers) {
   EXPECT_EQ(42, peers["peers"][0]["updates"]);
   EXPECT_EQ("2026-10-01T00:00:00.000Z", peers["peers"][0]["since"]);
   EXPECT_TRUE(peers["peers"][0]["last_message"].is_null());
+  EXPECT_EQ("", peers["peers"][0]["warning"]);
 }
 
 TEST_F(ServerTest, UsageSeriesAudit) {
