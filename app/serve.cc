@@ -69,8 +69,12 @@ std::vector<http::PeerInfo> ToPeerInfo(const std::vector<ingest::PeerStatus>& pe
   std::vector<http::PeerInfo> out;
   out.reserve(peers.size());
   for (const auto& p : peers) {
-    out.push_back(http::PeerInfo{p.name, p.direction, p.address, p.connected, p.since_ms,
-                                 p.last_message_ms, p.updates, p.last_error});
+    // The API spells the direction out ("inbound": HAProxy connected to us).
+    std::string direction = p.direction == "in"    ? "inbound"
+                            : p.direction == "out" ? "outbound"
+                                                   : p.direction;
+    out.push_back(http::PeerInfo{p.name, direction, p.address, p.connected, p.since_ms,
+                                 p.last_message_ms, p.updates, p.last_error, p.warning});
   }
   return out;
 }
@@ -137,10 +141,9 @@ int RunServe(const ServeConfig& config) {
   LogInfo("serve", "stickmeter " STICKMETER_VERSION " as peer '" + config.name + "', data in " +
                        config.data + ", HTTP on " + config.http.host + ":" +
                        std::to_string(server.port()) +
-                       (config.peers_listen_enabled
-                            ? ", peers on " + config.peers_listen.host + ":" +
-                                  std::to_string(peers.listen_port())
-                            : std::string(", not listening for peers")));
+                       (config.peers_listen_enabled ? ", peers on " + config.peers_listen.host +
+                                                          ":" + std::to_string(peers.listen_port())
+                                                    : std::string(", not listening for peers")));
 
   // After a signal the loop ends by itself once in-flight work is done; a watchdog stops it
   // after kShutdownGrace if a client keeps it busy.

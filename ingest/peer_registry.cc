@@ -80,6 +80,13 @@ void PeerRegistry::Disconnected(const std::string& direction, const std::string&
   it->second.status.last_error = reason;
 }
 
+void PeerRegistry::Warn(const std::string& direction, const std::string& name,
+                        const std::string& warning) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = rows_.find({direction, name});
+  if (it != rows_.end()) it->second.status.warning = warning;
+}
+
 void PeerRegistry::ConnectFailed(const std::string& name, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = rows_.find({"out", name});

@@ -53,6 +53,8 @@ class PeerRegistry {
   void Disconnected(const std::string& direction, const std::string& name, uint64_t connection_id,
                     const std::string& reason);
   // An outgoing attempt failed before the hello succeeded.
+  // Records a topology warning for the peer's status row (kept across reconnects).
+  void Warn(const std::string& direction, const std::string& name, const std::string& warning);
   void ConnectFailed(const std::string& name, const std::string& reason);
 
   std::vector<PeerStatus> Snapshot() const;

@@ -103,6 +103,10 @@ struct PeerStatus {
   int64_t last_message_ms = 0;  // Unix ms of the last bytes received, 0 = never
   uint64_t updates = 0;         // entry updates received since start
   std::string last_error;       // why the last connection ended or failed, "" = none
+  // A topology problem seen on this peer's stream, "" = none. Set when a full resync carries
+  // entries the node learned from other peers: its peers section is shared with other HAProxy
+  // nodes, and totals summed over nodes are then not exact (docs/operations.md).
+  std::string warning;
 };
 
 class PeerService {

@@ -393,9 +393,40 @@ void PeerSession::OnUpdate(const EntryUpdateView& update) {
   if (batch_.tables.empty() || batch_.tables.back().table != it->second) {
     batch_.tables.push_back(TableUpdates{it->second, {}});
   }
+  CheckLearnedEntry(update);
   AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back());
   batch_acks_[update.table->table_id] = update.update_id;
   ++batch_entries_;
+}
+
+void PeerSession::CheckLearnedEntry(const EntryUpdateView& update) {
+  const uint64_t table_id = update.table->table_id;
+  const bool timed = update.message_type == StickTableType::kUpdateTimed ||
+                     update.message_type == StickTableType::kIncUpdateTimed;
+  auto own = own_update_id_.find(table_id);
+  if (!timed || own == own_update_id_.end()) {
+    // Ordinary pushes carry only the node's own entries.
+    own_update_id_[table_id] = update.update_id;
+    return;
+  }
+  // HAProxy numbers entries learned from other peers 2^31 after its own update counter, so in a
+  // full resync they stand about 2^31 away from the node's own ones.
+  const uint32_t distance = update.update_id - own->second;
+  const uint32_t nearest = std::min(distance, static_cast<uint32_t>(0u - distance));
+  if (nearest < (1u << 30) || learned_reported_[table_id]) return;
+  learned_reported_[table_id] = true;
+  const std::string& table = update.table->name;
+  MetricsRegistry::Global()
+      .GetCounter("stickmeter_shared_key_warnings_total",
+                  "Tables whose full resync carried entries the node learned from other HAProxy "
+                  "nodes: a shared peers section, whose totals cannot be summed exactly",
+                  {{"peer", peer_name_}, {"table", table}})
+      .Inc();
+  std::string warning = "table " + table +
+                        " carries entries learned from other HAProxy nodes: this node shares its "
+                        "peers section, so totals summed over nodes are not exact";
+  LogWarn("peers", "peer " + peer_name_ + ": " + warning);
+  context_->registry.Warn(std::string(DirectionName(direction_)), peer_name_, warning);
 }
 
 void PeerSession::FlushBatch() {

@@ -154,6 +154,8 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void OnControl(ControlType type);
   void OnDefine(const TableDefinition& table);
   void OnUpdate(const EntryUpdateView& update);
+  // Reports (once per table) a full resync carrying entries the node learned from other peers.
+  void CheckLearnedEntry(const EntryUpdateView& update);
 
   std::shared_ptr<PeerContext> context_;
   PeerStream stream_;
@@ -186,6 +188,10 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   bool pending_restart_ = false;
   int64_t pending_restart_ms_ = 0;
   std::map<uint64_t, std::shared_ptr<const TableInfo>> tables_;  // by sender table id
+  // Per sender table id: an update id of the node's own entries, to tell learned entries apart
+  // (HAProxy files those 2^31 away in its update sequence) and whether that was reported.
+  std::map<uint64_t, uint32_t> own_update_id_;
+  std::map<uint64_t, bool> learned_reported_;
   uint32_t inflight_ = 0;
 
   // Write side: one write in flight; later messages collect in pending_.

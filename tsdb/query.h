@@ -84,9 +84,9 @@ struct TableSummary {
   std::vector<std::string> counter_metrics;  // what usage/export accept ("gpc0", "gpc.0", ...)
   std::vector<std::string> gauge_metrics;
   std::vector<std::string> sources;
-  // Keys updated by more than one source: a topology warning (each source's counts are still
-  // summed, so a key fed by two nodes sharing a table may be counted twice).
-  uint64_t shared_keys = 0;
+  // Keys seen from more than one source. Normal when every HAProxy node has its own peers
+  // section (a customer's requests spread over nodes); a shared section is detected by ingest.
+  uint64_t multi_source_keys = 0;
 };
 
 struct ExportQuery {

@@ -164,7 +164,7 @@ struct TableMeta {
   format::TableValue info;
   std::map<uint32_t, MetricClass> metrics;
   std::set<uint32_t> sources;
-  uint64_t shared_keys = 0;
+  uint64_t multi_source_keys = 0;
 };
 
 struct Pending {
@@ -210,9 +210,10 @@ class StoreImpl final : public Store {
                                               "Latency of one group commit (write + sync)")),
         queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
                                        "Update batches waiting for the store writer")),
-        shared_key_warnings_(metrics_.GetCounter(
-            "stickmeter_shared_key_warnings_total",
-            "Keys of one table updated by more than one source (a topology warning)")),
+        multi_source_keys_(metrics_.GetCounter(
+            "stickmeter_multi_source_keys_total",
+            "Keys of one table seen from more than one HAProxy node (normal with one peers "
+            "section per node: the total is the sum over nodes)")),
         collector_(std::make_shared<CollectorState>()) {
     for (int r = 1; r < format::kReasonCount; ++r) {
       deltas_by_reason_[r] = &metrics_.GetCounter(
@@ -323,8 +324,9 @@ class StoreImpl final : public Store {
 
   // Writer-thread state.
   std::unordered_map<format::SeriesId, LiveSeries, SeriesIdHash> series_;
-  std::unordered_map<uint32_t, uint32_t> epochs_;       // source -> restart epoch
-  std::unordered_map<uint64_t, uint32_t> key_sources_;  // table<<32|key -> source | kSharedBit
+  std::unordered_map<uint32_t, uint32_t> epochs_;  // source -> restart epoch
+  std::unordered_map<uint64_t, uint32_t>
+      key_sources_;  // table<<32|key -> first source | kSharedBit (seen from several)
   static constexpr uint32_t kSharedBit = 0x80000000u;
   uint64_t next_seq_ = 1;
   uint64_t group_number_ = 0;
@@ -353,7 +355,7 @@ class StoreImpl final : public Store {
   Counter& updates_received_;
   Histogram& commit_latency_;
   Gauge& queue_depth_;
-  Counter& shared_key_warnings_;
+  Counter& multi_source_keys_;
   Counter* deltas_by_reason_[format::kReasonCount] = {};
   std::shared_ptr<CollectorState> collector_;
 };
@@ -581,7 +583,7 @@ Status StoreImpl::Load() {
     auto [ks, inserted] = key_sources_.emplace(tk, id.source);
     if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
       ks->second |= kSharedBit;
-      tables_[id.table].shared_keys++;
+      tables_[id.table].multi_source_keys++;
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
@@ -771,13 +773,9 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           auto [ks, inserted] = key_sources_.emplace(tk, source);
           if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
             ks->second |= kSharedBit;
-            shared_key_warnings_.Inc();
+            multi_source_keys_.Inc();
             std::unique_lock lock(tables_mu_);
-            // One line per table: a shared peers section would otherwise log every key.
-            if (++meta->shared_keys == 1)
-              LogWarn("tsdb", "key '" + entry.key + "' of table " + info.name +
-                                  " is updated by more than one source (" + batch.source +
-                                  "): check the peers topology");
+            ++meta->multi_source_keys;
           }
         } else {
           sit->second.v = d.next;
@@ -1265,7 +1263,7 @@ Result<std::vector<TableSummary>> StoreImpl::Tables() {
     t.key_size = meta.info.key_size;
     t.expire_ms = meta.info.expire_ms;
     t.data_types = meta.info.data_types;
-    t.shared_keys = meta.shared_keys;
+    t.multi_source_keys = meta.multi_source_keys;
     for (const auto& [m, cls] : meta.metrics) {
       (cls == MetricClass::kGauge ? t.gauge_metrics : t.counter_metrics)
           .push_back(names_.Text(NameKind::kMetric, m));

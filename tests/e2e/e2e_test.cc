@@ -279,5 +279,41 @@ TEST_F(ClusterTest, HostileClientsOnThePeersPortDoNotDisturbARealStream) {
   EXPECT_NE(std::string::npos, metrics->body.find("stickmeter_peer_protocol_errors_total"));
 }
 
+TEST_F(ClusterTest, PeersSectionSharedByTwoNodesIsReportedAsATopologyWarning) {
+  resync_interval_s_ = 2;  // the reconciling resync is what reveals learned entries
+  StartStickmeter();
+  NodePorts lb1{FreePort(), FreePort()};
+  NodePorts lb2{FreePort(), FreePort()};
+  // The mistake this detects: both nodes in one section, learning each other's entries.
+  auto config = [&](const std::string& name, const NodePorts& own) {
+    return HaproxyPreamble(dir_.path() / name, name) +
+           "peers billing\n    peer lb1 127.0.0.1:" + std::to_string(lb1.peers) +
+           "\n    peer lb2 127.0.0.1:" + std::to_string(lb2.peers) +
+           "\n    peer stickmeter 127.0.0.1:" + std::to_string(stickmeter_peers_port_) +
+           "\n    table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt\n\n"
+           "frontend fe\n    bind 127.0.0.1:" +
+           std::to_string(own.http) +
+           "\n    http-request track-sc0 req.hdr(host) table billing/quota\n"
+           "    http-request return status 200 content-type text/plain string \"ok\\n\"\n";
+  };
+  HaproxyNode node1(dir_.path() / "lb1", "lb1", config("lb1", lb1));
+  HaproxyNode node2(dir_.path() / "lb2", "lb2", config("lb2", lb2));
+  std::string error;
+  ASSERT_TRUE(node1.Start(lb1.http, &error)) << error;
+  ASSERT_TRUE(node2.Start(lb2.http, &error)) << error;
+  ASSERT_EQ(5, SendRequests(lb2.http, "learned-by-lb1", "/", 5));
+  ASSERT_EQ(3, SendRequests(lb1.http, "own-of-lb1", "/", 3));
+  bool warned = Eventually(
+      [&] {
+        auto peers = HttpRequest(stickmeter_http_port_, "GET", "/api/v1/peers");
+        return peers && peers->body.find("learned from other HAProxy nodes") != std::string::npos;
+      },
+      std::chrono::seconds(30));
+  EXPECT_TRUE(warned) << StickmeterLog();
+  auto metrics = HttpRequest(stickmeter_http_port_, "GET", "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_NE(std::string::npos, metrics->body.find("stickmeter_shared_key_warnings_total{"));
+}
+
 }  // namespace
 }  // namespace stickmeter::testing

@@ -152,7 +152,7 @@ TEST(StoreTest, RestartEpochAppliesToEverySeriesOfThatSourceOnly) {
   EXPECT_EQ(11u, (*rows)[0].total);
   auto tables = store->Tables();
   ASSERT_TRUE(tables.ok());
-  EXPECT_EQ(2u, tables->at(0).shared_keys);
+  EXPECT_EQ(2u, tables->at(0).multi_source_keys);
 }
 
 TEST(StoreTest, ReopenResumesStateAndEpochs) {
@@ -426,7 +426,7 @@ TEST(StoreTest, TablesKeysAndSortedExport) {
   EXPECT_EQ((std::vector<std::string>{"gpc0", "http_req_cnt"}), tq.counter_metrics);
   EXPECT_EQ((std::vector<std::string>{"conn_cur"}), tq.gauge_metrics);
   EXPECT_EQ((std::vector<std::string>{"lb1", "lb2"}), tq.sources);
-  EXPECT_EQ(1u, tq.shared_keys);
+  EXPECT_EQ(1u, tq.multi_source_keys);
   EXPECT_EQ("be_api", (*tables)[1].name);
 
   auto keys = store->Keys("/quota", "acme", 10);
@@ -616,7 +616,7 @@ TEST(StoreTest, MetricsAreExported) {
   for (const char* name :
        {"stickmeter_updates_received_total", "stickmeter_commit_seconds_bucket",
         "stickmeter_store_queue_batches", "stickmeter_store_live_sst_bytes{cf=\"raw\"}",
-        "stickmeter_shared_key_warnings_total"}) {
+        "stickmeter_multi_source_keys_total"}) {
     EXPECT_NE(std::string::npos, text.find(name)) << name;
   }
 }

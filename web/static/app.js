@@ -169,7 +169,10 @@ async function overviewPage(gen) {
         h('td', { class: 'num' }, r === null ? '…' : fmt.rate(r)),
         h('td', { class: 'hide-sm small bad' }, p.last_error || ''));
     });
-    document.getElementById('ov-peers').replaceChildren(peers.length
+    // A shared peers section makes totals over nodes inexact: say so above everything else.
+    const warnings = peers.filter((p) => p.warning).map((p) =>
+      h('p', { class: 'banner', role: 'alert' }, `Topology warning for ${p.name}: ${p.warning}.`));
+    document.getElementById('ov-peers').replaceChildren(...warnings, peers.length
       ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Peer'), h('th', {}, 'Direction'), h('th', {}, 'Address'),
         h('th', { class: 'hide-sm' }, 'Connected since'), h('th', {}, 'Last message'), h('th', { class: 'num' }, 'Updates'),
         h('th', { class: 'num' }, 'Updates/s'), h('th', { class: 'hide-sm' }, 'Last error'))), h('tbody', {}, peerRows))
