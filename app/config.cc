@@ -46,20 +46,9 @@ Status NonEmpty(const std::string& flag, const std::string& text) {
   return Status::Ok();
 }
 
-template <typename Config>
-FlagSpec<Config> StringFlag(std::string name, std::string Config::*field) {
-  std::string flag = name;
-  return {name, false, false,
-          [flag, field](Config& c, const std::string& v) {
-            Status s = NonEmpty(flag, v);
-            if (s.ok()) c.*field = v;
-            return s;
-          },
-          nullptr};
-}
-
-template <typename Config>
-FlagSpec<Config> OptionalStringFlag(std::string name, std::optional<std::string> Config::*field) {
+// A non-empty text value; `Field` is std::string or std::optional<std::string>.
+template <typename Config, typename Field>
+FlagSpec<Config> StringFlag(std::string name, Field Config::*field) {
   std::string flag = name;
   return {name, false, false,
           [flag, field](Config& c, const std::string& v) {
@@ -375,12 +364,12 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
   using C = ExportConfig;
   std::vector<FlagSpec<C>> flags = {
       StringFlag<C>("data", &C::data),
-      OptionalStringFlag<C>("period", &C::period),
+      StringFlag<C>("period", &C::period),
       StringFlag<C>("tz", &C::tz),
-      OptionalStringFlag<C>("from", &C::from),
-      OptionalStringFlag<C>("to", &C::to),
-      OptionalStringFlag<C>("table", &C::table),
-      OptionalStringFlag<C>("metric", &C::metric),
+      StringFlag<C>("from", &C::from),
+      StringFlag<C>("to", &C::to),
+      StringFlag<C>("table", &C::table),
+      StringFlag<C>("metric", &C::metric),
       {"format", false, false,
        [](C& c, const std::string& v) -> Status {
          if (v != "csv" && v != "json") {
