@@ -497,16 +497,16 @@ Status Server::Start() {
   beast::error_code ec;
   net::ip::address address = net::ip::make_address(host, ec);
   if (ec) {
-    return Status::InvalidArgument("http: \"" + o.address + "\" is not an IP address");
+    return Status::InvalidArgument("\"" + o.address + "\" is not an IP address");
   }
   std::string where = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
                       ":" + std::to_string(o.port);
   if (!address.is_loopback() && !o.token && !o.insecure_no_auth) {
-    return Status::InvalidArgument("http: refusing to serve " + where +
+    return Status::InvalidArgument("refusing to serve " + where +
                                    " (not loopback) without --token-file; add "
                                    "--insecure-no-auth to allow it");
   }
-  if (o.token && o.token->empty()) return Status::InvalidArgument("http: the token is empty");
+  if (o.token && o.token->empty()) return Status::InvalidArgument("the token is empty");
   tcp::endpoint endpoint(address, o.port);
   tcp::acceptor& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
@@ -516,7 +516,7 @@ Status Server::Start() {
   if (ec) {
     beast::error_code ignored;
     acceptor.close(ignored);
-    return Status::IoError("http: cannot listen on " + where + ": " + ec.message());
+    return Status::IoError("cannot listen on " + where + ": " + ec.message());
   }
   impl_->bound_port = acceptor.local_endpoint(ec).port();
   LogInfo(kComponent,
