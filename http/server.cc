@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <list>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -68,10 +69,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
   void CountRequest(const std::string& route, unsigned code) {
-    MetricsRegistry::Global()
-        .GetCounter("stickmeter_http_requests_total", "HTTP requests answered, by route and code",
-                    {{"code", std::to_string(code)}, {"route", route}})
-        .Inc();
+    // The registry lookup takes its mutex and builds label vectors; each I/O thread remembers
+    // the counters it has used (the registry keeps them alive for the life of the process).
+    thread_local std::map<std::pair<std::string, unsigned>, Counter*> cache;
+    auto key = std::make_pair(route, code);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      Counter* counter = &MetricsRegistry::Global().GetCounter(
+          "stickmeter_http_requests_total", "HTTP requests answered, by route and code",
+          {{"code", std::to_string(code)}, {"route", route}});
+      it = cache.emplace(std::move(key), counter).first;
+    }
+    it->second->Inc();
   }
   // Starts a worker for `job`; false when max_concurrent_exports are running.
   bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe);
