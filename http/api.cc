@@ -369,22 +369,25 @@ ApiReply Api::Route(const Request& request) const {
 
   if (ui) {
 #if STICKMETER_HAVE_WEB
-    if (!query.empty()) {
-      // Query strings on UI files are ignored (cache busters), but never parsed.
-    }
+    // Query strings on UI files (cache busters) are ignored, never parsed.
     const web::Asset* asset = web::FindAsset(path);
     if (asset == nullptr) {
       throw ApiError{bhttp::status::not_found, "not_found",
                      "path: no such file \"" + std::string(path.substr(0, 128)) + "\""};
     }
+    auto ae = request.find(bhttp::field::accept_encoding);
+    const bool send_gzip = asset->gzipped && ae != request.end() && AcceptsGzip(ae->value());
+    // The decompressed variant of a gzipped file is other bytes, so it gets its own validator.
+    std::string etag(asset->etag);
+    if (asset->gzipped && !send_gzip && etag.size() >= 2) etag.insert(etag.size() - 1, "-identity");
     Response res{bhttp::status::ok, version};
-    res.set(bhttp::field::etag, asset->etag);
+    res.set(bhttp::field::etag, etag);
     res.set(bhttp::field::cache_control, "no-cache");
     res.set(bhttp::field::vary, "Accept-Encoding");
     auto inm = request.find(bhttp::field::if_none_match);
-    if (inm != request.end() && !asset->etag.empty()) {
+    if (inm != request.end() && !etag.empty()) {
       std::string_view v = inm->value();
-      if (v == "*" || v.find(asset->etag) != std::string_view::npos) {
+      if (v == "*" || v.find(etag) != std::string_view::npos) {
         res.result(bhttp::status::not_modified);
         reply.response = std::move(res);
         return reply;
@@ -393,8 +396,7 @@ ApiReply Api::Route(const Request& request) const {
     res.set(bhttp::field::content_type, asset->content_type);
     res.set("X-Content-Type-Options", "nosniff");
     if (asset->gzipped) {
-      auto ae = request.find(bhttp::field::accept_encoding);
-      if (ae != request.end() && AcceptsGzip(ae->value())) {
+      if (send_gzip) {
         res.set(bhttp::field::content_encoding, "gzip");
         res.body() = std::string(asset->body);
       } else {
