@@ -164,6 +164,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       TlsFlag("connect-tls-key", &C::connect_tls, &TlsConfig::key),
       TlsFlag("connect-tls-ca", &C::connect_tls, &TlsConfig::ca),
       TlsVerifyFlag("connect-tls-verify", &C::connect_tls),
+      TlsFlag("connect-tls-server-name", &C::connect_tls, &TlsConfig::server_name),
       BoolFlag<C>("sync-writes", &C::sync_writes),
       IntFlag<C>("resync-interval", &C::resync_interval_s, 0, 366LL * 86400),
       IntFlag<C>("raw-retention-days", &C::raw_retention_days, 0, 100000),

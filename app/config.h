@@ -29,6 +29,7 @@ struct TlsConfig {
   std::string key;   // PEM key; empty = in `cert`
   std::string ca;    // CA bundle to verify the other side
   bool verify = false;
+  std::string server_name;  // --connect only: the name HAProxy's certificate must carry
 };
 
 struct ServeConfig {

@@ -28,6 +28,8 @@ const char* CommandHelp(const std::string& command) {
   --connect-tls-key FILE     PEM key, if not in the certificate file
   --connect-tls-ca FILE      CA bundle to verify HAProxy's certificate
   --connect-tls-verify       verify HAProxy's certificate (needs --connect-tls-ca)
+  --connect-tls-server-name NAME
+                             also require this name in HAProxy's certificate (and send it as SNI)
   --sync-writes true|false   fsync every group commit. Default: true
   --resync-interval SECONDS  ask every peer for a full resync this often to reconcile, and right
                              after each month boundary (UTC); 0 = never. Default: 3600
