@@ -90,6 +90,20 @@ class PeerHaproxyTest : public ::testing::Test {
   std::unique_ptr<HaproxyNode> haproxy_;
 };
 
+// A peers section with lb1 (HAProxy itself) and stickmeter, one gpc0 table keyed by Host, and a
+// frontend counting every request.
+std::string GpcQuotaConfig(uint16_t bind, uint16_t us, uint16_t fe) {
+  const std::string P = "127.0.0.1:";
+  return "peers mesh\n    bind " + P + std::to_string(bind) +
+         "\n    server lb1\n    server stickmeter " + P + std::to_string(us) +
+         "\n    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
+         "frontend fe\n    bind " +
+         P + std::to_string(fe) +
+         "\n    http-request track-sc0 req.hdr(host) table mesh/quota\n"
+         "    http-request sc-inc-gpc0(0)\n"
+         "    http-request return status 200 content-type text/plain string \"ok\\n\"\n";
+}
+
 TEST_F(PeerHaproxyTest, HaproxyConnectsToUsWithEveryKeyType) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort(), origin = FreePort();
   Stickmeter sm(Options("stickmeter", us));
@@ -199,24 +213,7 @@ TEST_F(PeerHaproxyTest, HaproxyConnectsToUsWithEveryKeyType) {
 TEST_F(PeerHaproxyTest, ReconnectResumesAfterTheLastAck) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
   const std::string P = "127.0.0.1:";
-  StartHaproxy(
-      "peers mesh\n"
-      "    bind " +
-          P + std::to_string(bind) +
-          "\n"
-          "    server lb1\n"
-          "    server stickmeter " +
-          P + std::to_string(us) +
-          "\n"
-          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
-          "frontend fe\n"
-          "    bind " +
-          P + std::to_string(fe) +
-          "\n"
-          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
-          "    http-request sc-inc-gpc0(0)\n"
-          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
-      bind);
+  StartHaproxy(GpcQuotaConfig(bind, us, fe), bind);
   const std::vector<std::string> acked = {"k1", "k2", "k3", "k4", "k5"};
   {
     Stickmeter first(Options("stickmeter", us));
@@ -294,24 +291,7 @@ TEST_F(PeerHaproxyTest, ReloadKeepsCountsAndRestartIsFlagged) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
   const std::string P = "127.0.0.1:";
   Stickmeter sm(Options("stickmeter", us));
-  StartHaproxy(
-      "peers mesh\n"
-      "    bind " +
-          P + std::to_string(bind) +
-          "\n"
-          "    server lb1\n"
-          "    server stickmeter " +
-          P + std::to_string(us) +
-          "\n"
-          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
-          "frontend fe\n"
-          "    bind " +
-          P + std::to_string(fe) +
-          "\n"
-          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
-          "    http-request sc-inc-gpc0(0)\n"
-          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
-      bind);
+  StartHaproxy(GpcQuotaConfig(bind, us, fe), bind);
   auto restarts = [&] {
     size_t n = 0;
     for (const auto& b : sm.sink.Batches()) n += b.source_restarted;
@@ -482,24 +462,7 @@ TEST_F(PeerHaproxyTest, IdleSessionSurvivesAndBadClientsDoNotDisturbIt) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
   const std::string P = "127.0.0.1:";
   Stickmeter sm(Options("stickmeter", us));
-  StartHaproxy(
-      "peers mesh\n"
-      "    bind " +
-          P + std::to_string(bind) +
-          "\n"
-          "    server lb1\n"
-          "    server stickmeter " +
-          P + std::to_string(us) +
-          "\n"
-          "    table quota type string len 32 size 1k expire 1h store gpc0\n\n"
-          "frontend fe\n"
-          "    bind " +
-          P + std::to_string(fe) +
-          "\n"
-          "    http-request track-sc0 req.hdr(host) table mesh/quota\n"
-          "    http-request sc-inc-gpc0(0)\n"
-          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
-      bind);
+  StartHaproxy(GpcQuotaConfig(bind, us, fe), bind);
   ASSERT_TRUE(WaitFor([&] { return sm.Connected("in", "lb1"); }, kArrival));
   const int64_t since = sm.Row("in", "lb1")->since_ms;
   EXPECT_EQ(200, Get(fe, "first", "/"));
