@@ -671,9 +671,18 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
     std::sort(raw_.begin(), raw_.end(), [](const RawEvent& a, const RawEvent& b) {
       return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
     });
+    // Keys and state values are built in reused buffers, byte for byte what format::RawKey,
+    // SeriesKey, EncodeSeries and RollupKey produce, without a heap allocation per row.
+    std::string k, val;
+    k.reserve(64);
+    val.reserve(64);
     for (const auto& ev : raw_) {
-      wb.Put(cfs_[kRaw], format::RawKey(ev.table, ev.key, ev.t_ms, ev.seq),
-             format::EncodeEvent(ev.e));
+      k.clear();
+      format::PutU32BE(k, ev.table);
+      format::PutU32BE(k, ev.key);
+      format::PutU64BE(k, static_cast<uint64_t>(ev.t_ms));
+      format::PutU64BE(k, ev.seq);
+      wb.Put(cfs_[kRaw], k, format::EncodeEvent(ev.e));
     }
     raw_.clear();
     std::sort(dirty_.begin(), dirty_.end(), [](const auto* a, const auto* b) {
@@ -683,23 +692,42 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
              std::tie(y.source, y.table, y.key, y.metric);
     });
     for (const auto* entry : dirty_) {
-      wb.Put(cfs_[kSeries], format::SeriesKey(entry->first), format::EncodeSeries(entry->second.v));
+      const format::SeriesId& id = entry->first;
+      const format::SeriesValue& sv = entry->second.v;
+      k.clear();
+      format::PutU32BE(k, id.source);
+      format::PutU32BE(k, id.table);
+      format::PutU32BE(k, id.key);
+      format::PutU32BE(k, id.metric);
+      val.clear();
+      format::PutFixed64LE(val, sv.last);
+      format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
+      format::PutFixed64LE(val, sv.connection_id);
+      format::PutFixed32LE(val, sv.epoch);
+      wb.Put(cfs_[kSeries], k, val);
     }
     dirty_.clear();
     auto by_key = [](const auto& a, const auto& b) {
       return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
              std::tie(b.first.table, b.first.metric, b.first.key, b.first.bucket, b.first.source);
     };
-    std::string val;
+    auto rollup_key = [&k](const AggKey& a) -> const std::string& {
+      k.clear();
+      format::PutU32BE(k, a.table);
+      format::PutU32BE(k, a.metric);
+      format::PutU32BE(k, a.key);
+      format::PutU32BE(k, a.bucket);
+      format::PutU32BE(k, a.source);
+      return k;
+    };
     for (int r = 0; r < 3; ++r) {
       sorted_agg_.assign(agg_[r].begin(), agg_[r].end());
       agg_[r].clear();
       std::sort(sorted_agg_.begin(), sorted_agg_.end(), by_key);
-      for (const auto& [k, v] : sorted_agg_) {
+      for (const auto& [cell, v] : sorted_agg_) {
         val.clear();
         format::PutFixed64LE(val, v);
-        wb.Merge(cfs_[kMinute + r], format::RollupKey(k.table, k.metric, k.key, k.bucket, k.source),
-                 val);
+        wb.Merge(cfs_[kMinute + r], rollup_key(cell), val);
       }
     }
     sorted_agg_.clear();
@@ -707,9 +735,8 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
                                                                        gauge_agg_.end());
     gauge_agg_.clear();
     std::sort(gauges.begin(), gauges.end(), by_key);
-    for (const auto& [k, v] : gauges) {
-      wb.Merge(cfs_[kGauge], format::RollupKey(k.table, k.metric, k.key, k.bucket, k.source),
-               format::EncodeGauge(v.first, v.second));
+    for (const auto& [cell, v] : gauges) {
+      wb.Merge(cfs_[kGauge], rollup_key(cell), format::EncodeGauge(v.first, v.second));
     }
     if (next_seq_ != seq_before) {
       std::string seq;
