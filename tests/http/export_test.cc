@@ -1,7 +1,6 @@
 #include "http/export.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -10,6 +9,7 @@
 
 #include "http/time_parse.h"
 #include "tests/http/fake_store.h"
+#include "tests/http/sha256_hex.h"
 
 namespace stickmeter::http {
 namespace {
@@ -22,19 +22,6 @@ int64_t T(std::string_view text) {
   auto r = ParseTime(text);
   EXPECT_TRUE(r.ok()) << text;
   return r.ok() ? *r : 0;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
-  std::string hex;
-  char buf[3];
-  for (unsigned i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", d[i]);
-    hex += buf;
-  }
-  return hex;
 }
 
 struct Output {

@@ -2,7 +2,6 @@
 #include "http/server.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <nlohmann/json.hpp>
@@ -13,6 +12,7 @@
 #include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
+#include "tests/http/sha256_hex.h"
 #include "web/assets.h"
 
 namespace stickmeter::http {
@@ -25,19 +25,6 @@ using testing::QuotaTable;
 using testing::SendRaw;
 
 int64_t T(std::string_view text) { return *ParseTime(text); }
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
-  std::string hex;
-  char buf[3];
-  for (unsigned i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", d[i]);
-    hex += buf;
-  }
-  return hex;
-}
 
 // Runs a Server on its own io_context with two threads.
 class TestServer {
