@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -174,6 +175,36 @@ TEST_F(ClusterTest, ThreeNodesFiveHundredKeysTotalsEqualRequestsSent) {
     }
   }
   ExpectExactTotals();
+
+  // The CLI reads the store while serve runs, and bills the same bytes as the API.
+  const std::string range = "from=0&to=4102444800000";
+  auto api = HttpRequest(stickmeter_http_port_, "GET", "/api/v1/export?format=csv&" + range);
+  ASSERT_TRUE(api && api->status == 200);
+  const fs::path cli_csv = dir_.path() / "export.csv";
+  Process cli(STICKMETER_BINARY,
+              {"export", "--data", (dir_.path() / "data").string(), "--from", "0", "--to",
+               "4102444800000", "--out", cli_csv.string(), "--sha256"},
+              dir_.path() / "export.log");
+  ASSERT_EQ(0, cli.Wait()) << ReadFile(dir_.path() / "export.log");
+  EXPECT_EQ(api->body, ReadFile(cli_csv));
+  // Every key has non-zero gpc0, http_req_cnt and bytes_out_cnt: a header and 3 x 520 rows.
+  EXPECT_EQ(1 + 3 * 520, std::count(api->body.begin(), api->body.end(), '\n'));
+  const std::string digest = ReadFile(fs::path(cli_csv.string() + ".sha256"));
+  EXPECT_EQ(64u, digest.find("  export.csv\n")) << digest;
+
+  // A backup taken while serving opens as a store and exports the same totals.
+  const fs::path backup = dir_.path() / "backup";
+  Process snapshot(STICKMETER_BINARY,
+                   {"backup", "--data", (dir_.path() / "data").string(), backup.string()},
+                   dir_.path() / "backup.log");
+  ASSERT_EQ(0, snapshot.Wait()) << ReadFile(dir_.path() / "backup.log");
+  const fs::path backup_csv = dir_.path() / "backup.csv";
+  Process from_backup(STICKMETER_BINARY,
+                      {"export", "--data", backup.string(), "--from", "0", "--to", "4102444800000",
+                       "--out", backup_csv.string()},
+                      dir_.path() / "export2.log");
+  ASSERT_EQ(0, from_backup.Wait()) << ReadFile(dir_.path() / "export2.log");
+  EXPECT_EQ(api->body, ReadFile(backup_csv));
 }
 
 TEST_F(ClusterTest, SoftReloadInTheMiddleOfTrafficLosesNothing) {
