@@ -44,6 +44,11 @@ constexpr int kPeriodicCompactionSeconds = 24 * 3600;
 
 // Column family indexes, in the order they are opened.
 enum Cf { kMeta = 0, kSeries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+
+// The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
+Cf RollupCf(int64_t unit_ms) {
+  return unit_ms == format::kMinuteMs ? kMinute : unit_ms == format::kHourMs ? kHour : kDay;
+}
 const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kSeriesCf, format::kRawCf,
                                         format::kMinuteCf, format::kHourCf,   format::kDayCf,
                                         format::kGaugeCf};
@@ -297,6 +302,12 @@ class StoreImpl final : public Store {
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint32_t, uint64_t)>& add);
+  // Visits the rollup rows of one series (`prefix` = table, metric, key) with buckets in
+  // [lo_bucket, hi_bucket), of all sources or `source` only, in bucket order.
+  Status ScanSeriesRollup(
+      Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket, uint32_t hi_bucket,
+      std::optional<uint32_t> source,
+      const std::function<void(const format::RollupKeyParts&, uint64_t)>& visit);
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
@@ -1028,33 +1039,37 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
       }
       continue;
     }
-    const Cf cf = seg.unit_ms == format::kMinuteMs ? kMinute
-                  : seg.unit_ms == format::kHourMs ? kHour
-                                                   : kDay;
-    rocksdb::Iterator* it = r.It(cf);
-    const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
-    const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
-    std::string start = prefix;
-    format::PutU32BE(start, lo);
-    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
-        return Status::Corruption("bad rollup record");
-      }
-      const auto parts = format::DecodeRollupKey(it->key().data());
-      if (parts.bucket >= hi) break;
-      if (source && parts.source != *source) continue;
-      add(parts.source, format::GetFixed64LE(it->value().data()));
-    }
+    Status s = ScanSeriesRollup(
+        r, RollupCf(seg.unit_ms), prefix, static_cast<uint32_t>(seg.lo / seg.unit_ms),
+        static_cast<uint32_t>(seg.hi / seg.unit_ms), source,
+        [&](const format::RollupKeyParts& parts, uint64_t v) { add(parts.source, v); });
+    if (!s.ok()) return s;
   }
   return r.Check();
 }
 
+Status StoreImpl::ScanSeriesRollup(
+    Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket, uint32_t hi_bucket,
+    std::optional<uint32_t> source,
+    const std::function<void(const format::RollupKeyParts&, uint64_t)>& visit) {
+  rocksdb::Iterator* it = r.It(cf);
+  std::string start = prefix;
+  format::PutU32BE(start, lo_bucket);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+      return Status::Corruption("bad rollup record");
+    }
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    if (parts.bucket >= hi_bucket) break;
+    if (source && parts.source != *source) continue;
+    visit(parts, format::GetFixed64LE(it->value().data()));
+  }
+  return Status::Ok();
+}
+
 Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
                              std::optional<uint32_t> source, std::vector<uint64_t>& totals) {
-  const Cf cf = seg.unit_ms == format::kMinuteMs ? kMinute
-                : seg.unit_ms == format::kHourMs ? kHour
-                                                 : kDay;
-  rocksdb::Iterator* it = r.It(cf);
+  rocksdb::Iterator* it = r.It(RollupCf(seg.unit_ms));
   const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
   const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
   const std::string prefix = format::RollupPrefix(table, metric);
@@ -1253,26 +1268,18 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   if (q.from_ms < full_lo) {
     if (auto s = add_partial(q.from_ms, full_lo); !s.ok()) return s;
   }
-  const Cf cf = step == format::kMinuteMs ? kMinute : step == format::kHourMs ? kHour : kDay;
-  rocksdb::Iterator* it = r.It(cf);
-  std::string start = prefix;
-  format::PutU32BE(start, static_cast<uint32_t>(full_lo / step));
-  const auto hi_bucket = static_cast<uint32_t>(full_hi / step);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
-      return Status::Corruption("bad rollup record");
-    }
-    const auto parts = format::DecodeRollupKey(it->key().data());
-    if (parts.bucket >= hi_bucket) break;
-    if (source && parts.source != *source) continue;
-    const uint64_t v = format::GetFixed64LE(it->value().data());
-    const int64_t t = int64_t{parts.bucket} * step;
-    if (!out.points.empty() && out.points.back().t_ms == t) {
-      out.points.back().v += v;
-    } else if (v > 0) {
-      out.points.push_back({t, v});
-    }
-  }
+  Status scanned =
+      ScanSeriesRollup(r, RollupCf(step), prefix, static_cast<uint32_t>(full_lo / step),
+                       static_cast<uint32_t>(full_hi / step), source,
+                       [&](const format::RollupKeyParts& parts, uint64_t v) {
+                         const int64_t t = int64_t{parts.bucket} * step;
+                         if (!out.points.empty() && out.points.back().t_ms == t) {
+                           out.points.back().v += v;
+                         } else if (v > 0) {
+                           out.points.push_back({t, v});
+                         }
+                       });
+  if (!scanned.ok()) return scanned;
   if (auto s = r.Check(); !s.ok()) return s;
   if (full_hi < q.to_ms) {
     if (auto s = add_partial(full_hi, q.to_ms); !s.ok()) return s;
