@@ -1,5 +1,6 @@
 #include "tsdb/format.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace stickmeter::tsdb::format {
@@ -244,6 +245,64 @@ std::optional<EventValue> DecodeEvent(std::string_view in) {
   e.metric = static_cast<uint32_t>(metric);
   e.reason = static_cast<Reason>(r);
   return e;
+}
+
+void StartEventRow(std::string& out, uint32_t source_id) {
+  out.push_back('\0');
+  PutVarint(out, source_id);
+}
+
+void AppendRowEvent(std::string& out, uint32_t metric_id, uint64_t value, uint64_t delta,
+                    Reason reason) {
+  PutVarint(out, metric_id);
+  PutVarint(out, value);
+  PutVarint(out, delta);
+  out.push_back(static_cast<char>(reason));
+}
+
+EventRowReader::EventRowReader(std::string_view row) : in_(row) {
+  if (in_.empty()) {
+    ok_ = false;
+  } else if (in_[0] != '\0') {
+    v1_ = true;
+  } else {
+    in_.remove_prefix(1);
+    uint64_t source = 0;
+    if (!GetVarint(&in_, &source) || source == 0 || source > UINT32_MAX || in_.empty()) {
+      ok_ = false;
+    }
+    source_ = static_cast<uint32_t>(source);
+  }
+}
+
+bool EventRowReader::Next(EventValue* e) {
+  if (!ok_ || in_.empty()) return false;
+  if (v1_) {
+    auto one = DecodeEvent(in_);
+    in_ = {};
+    if (!one) {
+      ok_ = false;
+      return false;
+    }
+    *e = *one;
+    return true;
+  }
+  uint64_t metric = 0;
+  if (!GetVarint(&in_, &metric) || metric > UINT32_MAX || !GetVarint(&in_, &e->value) ||
+      !GetVarint(&in_, &e->delta) || in_.empty()) {
+    ok_ = false;
+    return false;
+  }
+  const auto r = static_cast<uint8_t>(in_[0]);
+  in_.remove_prefix(1);
+  if (r < 1 || r >= kReasonCount) {
+    ok_ = false;
+    return false;
+  }
+  e->source = source_;
+  e->metric = static_cast<uint32_t>(metric);
+  e->reason = static_cast<Reason>(r);
+  return true;
 }
 
 std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,

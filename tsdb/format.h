@@ -17,8 +17,8 @@
 //     "E" source_id:id                      -> u32 restart epoch, i64 restart ms (fixed LE)
 //   column family "series" (delta-engine state, one row per counter series):
 //     source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
-//   column family "raw" (the audit trail, one row per non-zero delta):
-//     table_id:id key_id:id t_ms:u64 seq:u64         -> EventValue
+//   column family "raw" (the audit trail, one row per entry update with a non-zero delta):
+//     table_id:id key_id:id t_ms:u64 seq:u64         -> EventRow (v2) or EventValue (v1)
 //   column families "r1m", "r1h", "r1d" (counter rollups, merge operator "stickmeter.u64add"):
 //     table_id:id metric_id:id key_id:id bucket:u32 source_id:id -> u64 (fixed LE)
 //     bucket = t_ms / resolution (minutes, hours, days since the Unix epoch, UTC)
@@ -28,7 +28,11 @@
 //   TableValue  = varint len, key_type | varint key_size | varint expire_ms |
 //                 varint n, n x (varint len, data_type)
 //   SeriesValue = u64 last | i64 last_ms | u64 connection_id | u32 epoch  (fixed LE, 28 bytes)
+//   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
+//                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
 //   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
+//                 (v1: one event per row; still read. Source ids start at 1, so its first byte
+//                 is never 0x00.)
 //
 // Keys put the table (and for rollups the metric) first so that the usage of one table+metric
 // over a range is a bounded scan, and times are big-endian so that byte order is time order.
@@ -42,8 +46,9 @@
 
 namespace stickmeter::tsdb::format {
 
-// Version 1: the layout above.
-inline constexpr uint32_t kFormatVersion = 1;
+// Version 1: one audit row per event (EventValue). Version 2: one audit row per entry update
+// (EventRow), which a v1 build would misread; v2 still reads v1 rows.
+inline constexpr uint32_t kFormatVersion = 2;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kSeriesCf[] = "series";
@@ -146,8 +151,31 @@ struct EventValue {
   uint64_t delta = 0;
   Reason reason = Reason::kIncrement;
 };
+// The v1 layout of one event per row.
 std::string EncodeEvent(const EventValue& e);
 std::optional<EventValue> DecodeEvent(std::string_view in);
+
+// Building a v2 row: the header once, then every event of the entry update.
+void StartEventRow(std::string& out, uint32_t source_id);
+void AppendRowEvent(std::string& out, uint32_t metric_id, uint64_t value, uint64_t delta,
+                    Reason reason);
+
+// Reads the events of one raw row, v1 or v2, in order (the i-th has sequence key seq + i).
+// Not owning: the row's bytes must outlive the reader.
+class EventRowReader {
+ public:
+  explicit EventRowReader(std::string_view row);
+  // The next event into `*e`; false at the end of the row or on a malformed one (see ok()).
+  bool Next(EventValue* e);
+  // False once the row turned out malformed.
+  bool ok() const { return ok_; }
+
+ private:
+  std::string_view in_;
+  uint32_t source_ = 0;
+  bool v1_ = false;
+  bool ok_ = true;
+};
 
 // ---- rollups and gauges ----
 inline constexpr size_t kRollupKeySize = 20;

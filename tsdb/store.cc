@@ -179,9 +179,15 @@ struct Pending {
   size_t values = 0;  // counter and gauge values in the batch
 };
 
-// A group commit stops taking batches past this many values, which bounds the WriteBatch, the
-// pre-aggregation maps and the commit latency.
-constexpr size_t kMaxGroupValues = 64 * 1024;
+// A group commit stops taking batches past this many values, which bounds the WriteBatch (about
+// 25 MiB), the pre-aggregation state and the commit latency under saturation (~0.4 s at 1.3M
+// values/s). Bigger groups write a busy series' state row and rollup cells fewer times: at 64 Ki
+// values they were most of the rows written (see docs/performance.md, Storage).
+constexpr size_t kMaxGroupValues = 1024 * 1024;
+// A group is also cut, between two batches, once it would write this many rows: when most values
+// are first seen (a state row and three rollup cells each), 512 Ki values would make a WriteBatch
+// of ~100 MiB; this keeps it near 16 MiB.
+constexpr size_t kMaxGroupRows = 512 * 1024;
 
 size_t CountValues(const ingest::UpdateBatch& b) {
   size_t n = 0;
@@ -191,10 +197,12 @@ size_t CountValues(const ingest::UpdateBatch& b) {
   return n;
 }
 
-// The in-memory state of a counter series: what is stored plus the last group that changed it.
+// The in-memory state of a counter series: what is stored, plus where the open group keeps its
+// changes (kClean when the group has not touched it).
 struct LiveSeries {
+  static constexpr uint32_t kClean = UINT32_MAX;
   format::SeriesValue v;
-  uint64_t dirty_group = 0;
+  uint32_t pending = kClean;  // index into StoreImpl::pending_
 };
 
 // What the metrics collector reads; outlives the store when the registry still holds it.
@@ -288,7 +296,17 @@ class StoreImpl final : public Store {
   rocksdb::Options BaseOptions() const;
   std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors();
   void WriterLoop();
+  // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
+  // and runs every done callback with the outcome of the WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
+  // Writes what ApplyBatch gathered (audit rows, state rows, rollup cells) into `wb` in key order
+  // and commits it. Fail-stop: an error is kept in failed_.
+  Status WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before);
+  // Rows the open group will write: an estimate of its WriteBatch's size.
+  size_t GroupRows() const {
+    return raw_.size() + 4 * pending_.size() + spilled_[0].size() + spilled_[1].size() +
+           spilled_[2].size() + gauge_agg_.size();
+  }
   void ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb);
   Status CheckOpen() const {
     if (db_ == nullptr) return Status::Unavailable("store is closed");
@@ -341,19 +359,31 @@ class StoreImpl final : public Store {
       key_sources_;  // table<<32|key -> first source | kSharedBit (seen from several)
   static constexpr uint32_t kSharedBit = 0x80000000u;
   uint64_t next_seq_ = 1;
-  uint64_t group_number_ = 0;
-  std::vector<const std::pair<const format::SeriesId, LiveSeries>*> dirty_;
-  std::unordered_map<AggKey, uint64_t, AggKeyHash> agg_[3];
+  // A series the open group changed: its state row is rewritten at commit, and the deltas of
+  // its current minute, hour and day are summed here rather than in a map per resolution, so
+  // a delta costs no hashing. When a delta falls into another bucket than the open one (a
+  // group spanning a minute boundary), the open cell moves to spilled_.
+  struct PendingSeries {
+    std::pair<const format::SeriesId, LiveSeries>* series;
+    bool has_cells;
+    uint32_t bucket[3];
+    uint64_t sum[3];
+  };
+  std::vector<PendingSeries> pending_;
+  std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
+  std::vector<std::pair<AggKey, uint64_t>> cells_;
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
-  // Audit events of the group, written in key order at commit (see CommitGroup).
-  struct RawEvent {
+  // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
+  // in raw_bytes_ and written in key order at commit (see CommitGroup).
+  struct RawRow {
     uint32_t table, key;
     int64_t t_ms;
     uint64_t seq;
-    format::EventValue e;
+    uint32_t offset, size;
   };
-  std::vector<RawEvent> raw_;
-  std::vector<std::pair<AggKey, uint64_t>> sorted_agg_;
+  std::vector<RawRow> raw_;
+  std::string raw_bytes_;
+  std::string key_name_;  // reused buffer for interning key names
 
   // Queue.
   std::mutex q_mu_;
@@ -557,6 +587,17 @@ Status StoreImpl::Load() {
                                    std::to_string(version) + ", newer than this build (v" +
                                    std::to_string(format::kFormatVersion) + ")");
   }
+  if (version < format::kFormatVersion && !read_only_) {
+    // Every older layout is still read; from now on rows of the new one are written, which an
+    // older build would misread, so the store says which build it needs.
+    std::string current;
+    format::PutU32BE(current, format::kFormatVersion);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto put = FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), current),
+                         "writing the format version");
+    if (!put.ok()) return put;
+  }
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -599,7 +640,7 @@ Status StoreImpl::Load() {
       return Status::Corruption(corrupt + ": bad series record");
     }
     const auto id = format::DecodeSeriesKey(it->key().data());
-    series_.emplace(id, LiveSeries{format::DecodeSeries(it->value().data()), 0});
+    series_.emplace(id, LiveSeries{format::DecodeSeries(it->value().data()), LiveSeries::kClean});
     const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
     auto [ks, inserted] = key_sources_.emplace(tk, id.source);
     if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
@@ -665,112 +706,133 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
     std::lock_guard lock(q_mu_);
     status = failed_;
   }
-  if (status.ok()) {
-    const auto start = std::chrono::steady_clock::now();
-    size_t values = 0;
-    for (const auto& p : group) values += p.values;
-    // Roughly what a value costs in the batch (audit event, state row, rollup operands), so
-    // the batch buffer grows once instead of by repeated doubling.
-    rocksdb::WriteBatch wb(values * 96);
-    const uint64_t seq_before = next_seq_;
-    ++group_number_;
-    for (auto& p : group) ApplyBatch(p.batch, wb);
-    // Rows go into the batch in key order per column family: the memtable skiplist then inserts
-    // each next to the previous one instead of searching from the top. Every key below appears
-    // at most once in the group (one state row per series, one operand per rollup cell, a
-    // unique sequence per audit event), so the order changes nothing that is stored.
-    std::sort(raw_.begin(), raw_.end(), [](const RawEvent& a, const RawEvent& b) {
-      return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
-    });
-    // Keys and state values are built in reused buffers, byte for byte what format::RawKey,
-    // SeriesKey, EncodeSeries and RollupKey produce, without a heap allocation per row.
-    std::string k, val;
-    k.reserve(64);
-    val.reserve(64);
-    for (const auto& ev : raw_) {
-      k.clear();
-      format::PutU32BE(k, ev.table);
-      format::PutU32BE(k, ev.key);
-      format::PutU64BE(k, static_cast<uint64_t>(ev.t_ms));
-      format::PutU64BE(k, ev.seq);
-      wb.Put(cfs_[kRaw], k, format::EncodeEvent(ev.e));
+  size_t next = 0;  // the first batch of the group not committed yet
+  while (next < group.size()) {
+    size_t end = next;
+    if (status.ok()) {
+      const auto start = std::chrono::steady_clock::now();
+      size_t values = 0;
+      for (size_t i = next; i < group.size(); ++i) values += group[i].values;
+      // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
+      // operands), so the batch buffer grows once instead of by repeated doubling.
+      rocksdb::WriteBatch wb(std::min(values * 48, kMaxGroupRows * 64));
+      const uint64_t seq_before = next_seq_;
+      do {
+        ApplyBatch(group[end++].batch, wb);
+      } while (end < group.size() && GroupRows() < kMaxGroupRows);
+      status = WriteGroup(wb, seq_before);
+      commit_latency_.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    } else {
+      end = group.size();
     }
-    raw_.clear();
-    std::sort(dirty_.begin(), dirty_.end(), [](const auto* a, const auto* b) {
-      const format::SeriesId& x = a->first;
-      const format::SeriesId& y = b->first;
-      return std::tie(x.source, x.table, x.key, x.metric) <
-             std::tie(y.source, y.table, y.key, y.metric);
-    });
-    for (const auto* entry : dirty_) {
-      const format::SeriesId& id = entry->first;
-      const format::SeriesValue& sv = entry->second.v;
-      k.clear();
-      format::PutU32BE(k, id.source);
-      format::PutU32BE(k, id.table);
-      format::PutU32BE(k, id.key);
-      format::PutU32BE(k, id.metric);
+    for (; next < end; ++next) {
+      if (group[next].done) group[next].done(status);
+    }
+  }
+}
+
+Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
+  Status status;
+  // Rows go into the batch in key order per column family: the memtable skiplist then inserts
+  // each next to the previous one instead of searching from the top. Every key below appears
+  // at most once in the group (one state row per series, a unique sequence per audit row; a
+  // rollup cell twice only if its series left and re-entered a bucket, and merge operands add
+  // up), so the order changes nothing that is stored.
+  std::sort(raw_.begin(), raw_.end(), [](const RawRow& a, const RawRow& b) {
+    return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
+  });
+  // Keys and values are built in reused buffers, byte for byte what format::RawKey,
+  // SeriesKey, EncodeSeries and RollupKey produce, without a heap allocation per row.
+  std::string k, val;
+  k.reserve(64);
+  val.reserve(64);
+  for (const auto& row : raw_) {
+    k.clear();
+    format::PutU32BE(k, row.table);
+    format::PutU32BE(k, row.key);
+    format::PutU64BE(k, static_cast<uint64_t>(row.t_ms));
+    format::PutU64BE(k, row.seq);
+    wb.Put(cfs_[kRaw], k, rocksdb::Slice(raw_bytes_.data() + row.offset, row.size));
+  }
+  raw_.clear();
+  raw_bytes_.clear();
+  std::sort(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) {
+    const format::SeriesId& x = a.series->first;
+    const format::SeriesId& y = b.series->first;
+    return std::tie(x.source, x.table, x.key, x.metric) <
+           std::tie(y.source, y.table, y.key, y.metric);
+  });
+  for (const auto& p : pending_) {
+    const format::SeriesId& id = p.series->first;
+    const format::SeriesValue& sv = p.series->second.v;
+    p.series->second.pending = LiveSeries::kClean;
+    k.clear();
+    format::PutU32BE(k, id.source);
+    format::PutU32BE(k, id.table);
+    format::PutU32BE(k, id.key);
+    format::PutU32BE(k, id.metric);
+    val.clear();
+    format::PutFixed64LE(val, sv.last);
+    format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
+    format::PutFixed64LE(val, sv.connection_id);
+    format::PutFixed32LE(val, sv.epoch);
+    wb.Put(cfs_[kSeries], k, val);
+  }
+  auto by_key = [](const auto& a, const auto& b) {
+    return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
+           std::tie(b.first.table, b.first.metric, b.first.key, b.first.bucket, b.first.source);
+  };
+  auto rollup_key = [&k](const AggKey& a) -> const std::string& {
+    k.clear();
+    format::PutU32BE(k, a.table);
+    format::PutU32BE(k, a.metric);
+    format::PutU32BE(k, a.key);
+    format::PutU32BE(k, a.bucket);
+    format::PutU32BE(k, a.source);
+    return k;
+  };
+  for (int r = 0; r < 3; ++r) {
+    cells_.swap(spilled_[r]);
+    spilled_[r].clear();
+    for (const auto& p : pending_) {
+      if (!p.has_cells) continue;
+      const format::SeriesId& id = p.series->first;
+      cells_.push_back({AggKey{id.table, id.metric, id.key, p.bucket[r], id.source}, p.sum[r]});
+    }
+    std::sort(cells_.begin(), cells_.end(), by_key);
+    for (const auto& [cell, v] : cells_) {
       val.clear();
-      format::PutFixed64LE(val, sv.last);
-      format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
-      format::PutFixed64LE(val, sv.connection_id);
-      format::PutFixed32LE(val, sv.epoch);
-      wb.Put(cfs_[kSeries], k, val);
+      format::PutFixed64LE(val, v);
+      wb.Merge(cfs_[kMinute + r], rollup_key(cell), val);
     }
-    dirty_.clear();
-    auto by_key = [](const auto& a, const auto& b) {
-      return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
-             std::tie(b.first.table, b.first.metric, b.first.key, b.first.bucket, b.first.source);
-    };
-    auto rollup_key = [&k](const AggKey& a) -> const std::string& {
-      k.clear();
-      format::PutU32BE(k, a.table);
-      format::PutU32BE(k, a.metric);
-      format::PutU32BE(k, a.key);
-      format::PutU32BE(k, a.bucket);
-      format::PutU32BE(k, a.source);
-      return k;
-    };
-    for (int r = 0; r < 3; ++r) {
-      sorted_agg_.assign(agg_[r].begin(), agg_[r].end());
-      agg_[r].clear();
-      std::sort(sorted_agg_.begin(), sorted_agg_.end(), by_key);
-      for (const auto& [cell, v] : sorted_agg_) {
-        val.clear();
-        format::PutFixed64LE(val, v);
-        wb.Merge(cfs_[kMinute + r], rollup_key(cell), val);
-      }
-    }
-    sorted_agg_.clear();
-    std::vector<std::pair<AggKey, std::pair<int64_t, int64_t>>> gauges(gauge_agg_.begin(),
-                                                                       gauge_agg_.end());
-    gauge_agg_.clear();
-    std::sort(gauges.begin(), gauges.end(), by_key);
-    for (const auto& [cell, v] : gauges) {
-      wb.Merge(cfs_[kGauge], rollup_key(cell), format::EncodeGauge(v.first, v.second));
-    }
-    if (next_seq_ != seq_before) {
-      std::string seq;
-      format::PutU64BE(seq, next_seq_);
-      wb.Put(cfs_[kMeta], format::SeqKey(), seq);
-    }
-    if (wb.Count() > 0) {
-      rocksdb::WriteOptions wo;
-      wo.sync = options_.sync_writes;
-      status = FromRocks(db_->Write(wo, &wb), "store commit");
-    }
-    commit_latency_.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!status.ok()) {
-      // In-memory state is now ahead of disk: stop accepting until the store is reopened.
-      LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
-      std::lock_guard lock(q_mu_);
-      failed_ = status;
-    }
+    cells_.clear();
   }
-  for (auto& p : group) {
-    if (p.done) p.done(status);
+  pending_.clear();
+  std::vector<std::pair<AggKey, std::pair<int64_t, int64_t>>> gauges(gauge_agg_.begin(),
+                                                                     gauge_agg_.end());
+  gauge_agg_.clear();
+  std::sort(gauges.begin(), gauges.end(), by_key);
+  for (const auto& [cell, v] : gauges) {
+    wb.Merge(cfs_[kGauge], rollup_key(cell), format::EncodeGauge(v.first, v.second));
   }
+  if (next_seq_ != seq_before) {
+    std::string seq;
+    format::PutU64BE(seq, next_seq_);
+    wb.Put(cfs_[kMeta], format::SeqKey(), seq);
+  }
+  if (wb.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    status = FromRocks(db_->Write(wo, &wb), "store commit");
+  }
+  if (!status.ok()) {
+    // In-memory state is now ahead of disk: stop accepting until the store is reopened.
+    LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
+    std::lock_guard lock(q_mu_);
+    failed_ = status;
+  }
+  return status;
 }
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
@@ -792,7 +854,17 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
     wb.Put(cfs_[kMeta], format::EpochKey(source), v);
   }
-  uint64_t received = 0;
+  // The metrics of a table resolved once per batch rather than once per value: a batch holds
+  // thousands of values of the same few metrics.
+  struct MetricSlot {
+    std::string_view name;
+    ingest::MetricKind kind;
+    uint32_t id;
+    MetricClass cls;
+  };
+  std::vector<MetricSlot> slots;
+  uint64_t received = 0, deltas = 0;
+  uint64_t by_reason[format::kReasonCount] = {};
   for (const auto& tu : batch.tables) {
     if (!tu.table) continue;
     const ingest::TableInfo& info = *tu.table;
@@ -811,29 +883,45 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
       }
     }
+    slots.clear();
+    auto slot_of = [&](const ingest::MetricValue& mv) -> const MetricSlot& {
+      for (const auto& s : slots) {
+        if (s.kind == mv.kind && s.name == mv.metric) return s;
+      }
+      const uint32_t metric = intern(NameKind::kMetric, mv.metric);
+      const MetricClass cls = mv.kind == ingest::MetricKind::kGauge       ? MetricClass::kGauge
+                              : mv.kind == ingest::MetricKind::kCounter64 ? MetricClass::kCounter64
+                                                                          : MetricClass::kCounter32;
+      auto mit = meta->metrics.find(metric);
+      if (mit == meta->metrics.end() || mit->second != cls) {
+        std::unique_lock lock(tables_mu_);
+        meta->metrics[metric] = cls;
+        wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
+               std::string(1, static_cast<char>(cls)));
+      }
+      return slots.emplace_back(MetricSlot{mv.metric, mv.kind, metric, cls});
+    };
     for (const auto& entry : tu.entries) {
-      const uint32_t key = intern(NameKind::kKey, format::KeyName(table, entry.key));
+      key_name_.clear();
+      format::PutU32BE(key_name_, table);
+      key_name_.append(entry.key);
+      const uint32_t key = intern(NameKind::kKey, key_name_);
       const int64_t t = entry.received_ms;
+      const uint32_t buckets[3] = {
+          static_cast<uint32_t>(FloorTo(t, format::kMinuteMs) / format::kMinuteMs),
+          static_cast<uint32_t>(FloorTo(t, format::kHourMs) / format::kHourMs),
+          static_cast<uint32_t>(FloorTo(t, format::kDayMs) / format::kDayMs)};
+      // This entry update's audit row, started at its first non-zero delta.
+      const size_t row_offset = raw_bytes_.size();
+      const uint64_t row_seq = next_seq_;
       for (const auto& mv : entry.values) {
         ++received;
-        const uint32_t metric = intern(NameKind::kMetric, mv.metric);
-        const MetricClass cls = mv.kind == ingest::MetricKind::kGauge ? MetricClass::kGauge
-                                : mv.kind == ingest::MetricKind::kCounter64
-                                    ? MetricClass::kCounter64
-                                    : MetricClass::kCounter32;
-        auto mit = meta->metrics.find(metric);
-        if (mit == meta->metrics.end() || mit->second != cls) {
-          std::unique_lock lock(tables_mu_);
-          meta->metrics[metric] = cls;
-          wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
-                 std::string(1, static_cast<char>(cls)));
-        }
-        const auto minute =
-            static_cast<uint32_t>(FloorTo(t, format::kMinuteMs) / format::kMinuteMs);
-        if (cls == MetricClass::kGauge) {
+        const MetricSlot& slot = slot_of(mv);
+        const uint32_t metric = slot.id;
+        if (slot.cls == MetricClass::kGauge) {
           const auto g = static_cast<int64_t>(mv.value);
           auto [git, fresh] =
-              gauge_agg_.try_emplace(AggKey{table, metric, key, minute, source}, g, g);
+              gauge_agg_.try_emplace(AggKey{table, metric, key, buckets[0], source}, g, g);
           if (!fresh) {
             git->second.first = g;
             git->second.second = std::max(git->second.second, g);
@@ -845,10 +933,10 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         std::optional<format::SeriesValue> prev;
         if (sit != series_.end()) prev = sit->second.v;
         const DeltaResult d = ComputeDelta(
-            prev, DeltaInput{mv.value, cls == MetricClass::kCounter32, t, batch.connection_id,
+            prev, DeltaInput{mv.value, slot.cls == MetricClass::kCounter32, t, batch.connection_id,
                              epoch, info.expire_ms, options_.expiry_margin_ms});
         if (sit == series_.end()) {
-          sit = series_.emplace(id, LiveSeries{d.next, 0}).first;
+          sit = series_.emplace(id, LiveSeries{d.next, LiveSeries::kClean}).first;
           live_series_.fetch_add(1, std::memory_order_relaxed);
           const uint64_t tk = (uint64_t{table} << 32) | key;
           auto [ks, inserted] = key_sources_.emplace(tk, source);
@@ -861,24 +949,40 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         } else {
           sit->second.v = d.next;
         }
-        if (sit->second.dirty_group != group_number_) {
-          sit->second.dirty_group = group_number_;
-          dirty_.push_back(&*sit);
+        LiveSeries& live = sit->second;
+        if (live.pending == LiveSeries::kClean) {
+          live.pending = static_cast<uint32_t>(pending_.size());
+          pending_.push_back(PendingSeries{&*sit, false, {}, {}});
         }
         if (d.delta == 0) continue;
-        raw_.push_back({table, key, t, next_seq_++, {source, metric, mv.value, d.delta, d.reason}});
-        agg_[0][AggKey{table, metric, key, minute, source}] += d.delta;
-        agg_[1][AggKey{table, metric, key,
-                       static_cast<uint32_t>(FloorTo(t, format::kHourMs) / format::kHourMs),
-                       source}] += d.delta;
-        agg_[2][AggKey{table, metric, key,
-                       static_cast<uint32_t>(FloorTo(t, format::kDayMs) / format::kDayMs),
-                       source}] += d.delta;
-        deltas_by_reason_[static_cast<int>(d.reason)]->Inc();
-        stat_deltas_.fetch_add(1, std::memory_order_relaxed);
+        if (next_seq_ == row_seq) format::StartEventRow(raw_bytes_, source);
+        format::AppendRowEvent(raw_bytes_, metric, mv.value, d.delta, d.reason);
+        ++next_seq_;
+        PendingSeries& p = pending_[live.pending];
+        for (int r = 0; r < 3; ++r) {
+          if (p.has_cells && p.bucket[r] != buckets[r]) {
+            spilled_[r].push_back({AggKey{table, metric, key, p.bucket[r], source}, p.sum[r]});
+            p.sum[r] = 0;
+          } else if (!p.has_cells) {
+            p.sum[r] = 0;
+          }
+          p.bucket[r] = buckets[r];
+          p.sum[r] += d.delta;
+        }
+        p.has_cells = true;
+        ++by_reason[static_cast<int>(d.reason)];
+        ++deltas;
+      }
+      if (next_seq_ != row_seq) {
+        raw_.push_back(RawRow{table, key, t, row_seq, static_cast<uint32_t>(row_offset),
+                              static_cast<uint32_t>(raw_bytes_.size() - row_offset)});
       }
     }
   }
+  for (int r = 1; r < format::kReasonCount; ++r) {
+    if (by_reason[r] > 0) deltas_by_reason_[r]->Inc(by_reason[r]);
+  }
+  stat_deltas_.fetch_add(deltas, std::memory_order_relaxed);
   updates_received_.Inc(received);
   stat_updates_.fetch_add(received, std::memory_order_relaxed);
 }
@@ -1032,10 +1136,12 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
       for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
         if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
         if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= seg.hi) break;
-        auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
-        if (!e) return Status::Corruption("bad audit event");
-        if (e->metric != metric || (source && e->source != *source)) continue;
-        add(e->source, e->delta);
+        format::EventRowReader events(std::string_view(it->value().data(), it->value().size()));
+        format::EventValue e;
+        while (events.Next(&e)) {
+          if (e.metric == metric && (!source || e.source == *source)) add(e.source, e.delta);
+        }
+        if (!events.ok()) return Status::Corruption("bad audit event");
       }
       continue;
     }
@@ -1305,10 +1411,10 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
   if (!key) return events;
   const size_t limit = std::min(q.limit, kMaxAuditLimit);
-  std::string start = format::RawKey(*table, *key, q.from_ms, 0);
-  if (q.after && q.after->first >= q.from_ms) {
-    start = format::RawKey(*table, *key, q.after->first, q.after->second + 1);
-  }
+  // A row holds the events of one entry update, numbered from its key's sequence on: resume at
+  // the cursor's time and skip what the previous page returned.
+  const bool resume = q.after && q.after->first >= q.from_ms;
+  const std::string start = format::RawKey(*table, *key, resume ? q.after->first : q.from_ms, 0);
   Reader r(this);
   rocksdb::Iterator* it = r.It(kRaw);
   const rocksdb::Slice key_prefix(start.data(), 8);
@@ -1316,13 +1422,17 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
     if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
     const auto t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
     if (t >= q.to_ms) break;
-    auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
-    if (!e) return Status::Corruption("bad audit event");
-    if (metric && e->metric != *metric) continue;
-    events.push_back(AuditEvent{t, format::GetU64BE(it->key().data() + 16),
-                                names_.Text(NameKind::kSource, e->source),
-                                names_.Text(NameKind::kMetric, e->metric), e->value, e->delta,
-                                std::string(format::ReasonName(e->reason))});
+    const uint64_t row_seq = format::GetU64BE(it->key().data() + 16);
+    format::EventRowReader row(std::string_view(it->value().data(), it->value().size()));
+    format::EventValue e;
+    for (uint64_t seq = row_seq; events.size() < limit && row.Next(&e); ++seq) {
+      if (metric && e.metric != *metric) continue;
+      if (resume && std::make_pair(t, seq) <= *q.after) continue;
+      events.push_back(AuditEvent{t, seq, names_.Text(NameKind::kSource, e.source),
+                                  names_.Text(NameKind::kMetric, e.metric), e.value, e.delta,
+                                  std::string(format::ReasonName(e.reason))});
+    }
+    if (!row.ok()) return Status::Corruption("bad audit event");
     if (events.size() >= limit) break;
   }
   if (auto s = r.Check(); !s.ok()) return s;

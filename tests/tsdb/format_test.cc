@@ -25,6 +25,47 @@ TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
   }
 }
 
+TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
+  std::string row;
+  StartEventRow(row, 7);
+  AppendRowEvent(row, 3, uint64_t{1} << 40, 12345, Reason::kWrap);
+  AppendRowEvent(row, 4, 9, 9, Reason::kFirst);
+  EventRowReader reader(row);
+  EventValue e;
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(7u, e.source);
+  EXPECT_EQ(3u, e.metric);
+  EXPECT_EQ(uint64_t{1} << 40, e.value);
+  EXPECT_EQ(12345u, e.delta);
+  EXPECT_EQ(Reason::kWrap, e.reason);
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(7u, e.source);
+  EXPECT_EQ(4u, e.metric);
+  EXPECT_EQ(Reason::kFirst, e.reason);
+  EXPECT_FALSE(reader.Next(&e));
+  EXPECT_TRUE(reader.ok());
+
+  // A version 1 row (one event, no header) reads as one event.
+  EventRowReader v1(EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement}));
+  ASSERT_TRUE(v1.Next(&e));
+  EXPECT_EQ(5u, e.source);
+  EXPECT_EQ(2u, e.metric);
+  EXPECT_EQ(4u, e.delta);
+  EXPECT_FALSE(v1.Next(&e));
+  EXPECT_TRUE(v1.ok());
+
+  // Malformed rows: truncated, unknown reason, a header without events, source 0, empty.
+  std::string unknown_reason = row;
+  unknown_reason.back() = 9;
+  for (const std::string& bad : {row.substr(0, row.size() - 1), unknown_reason, row.substr(0, 2),
+                                 std::string("\0\0", 2), std::string()}) {
+    EventRowReader r(bad);
+    while (r.Next(&e)) {
+    }
+    EXPECT_FALSE(r.ok()) << bad.size();
+  }
+}
+
 TEST(FormatTest, EventAndSeriesRoundTrip) {
   const EventValue e{7, 3, uint64_t{1} << 40, 12345, Reason::kWrap};
   auto d = DecodeEvent(EncodeEvent(e));

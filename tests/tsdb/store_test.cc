@@ -5,16 +5,19 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
 
 #include "common/metrics.h"
 #include "tests/tsdb/test_util.h"
+#include "tsdb/format.h"
 #include "tsdb/rocks.h"
 
 namespace stickmeter::tsdb {
@@ -190,6 +193,126 @@ TEST(StoreTest, ReopenResumesStateAndEpochs) {
   ASSERT_EQ(1u, page2->size());
   EXPECT_EQ(15u, page2->front().value);
   EXPECT_GT(page2->front().seq, page1->back().seq);
+}
+
+// One audit row holds every event of an entry update; paging can stop inside it and resume.
+TEST(StoreTest, AuditPagesResumeInsideAnEntryUpdate) {
+  TempDir dir;
+  auto t = Table("/quota");
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0,
+                                       {{"gpc0", 1}, {"http_req_cnt", 2}, {"bytes_out_cnt", 3}}))
+                  .ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0,
+                                       {{"gpc0", 1}, {"http_req_cnt", 5}, {"bytes_out_cnt", 9}}))
+                  .ok());
+  AuditQuery q;
+  q.table = "/quota";
+  q.key = "k";
+  q.from_ms = kT0;
+  q.to_ms = kT0 + 1;
+  std::vector<std::string> seen;
+  for (int page = 0; page < 10; ++page) {
+    q.limit = 2;
+    auto r = store->Audit(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (r->empty()) break;
+    for (const auto& e : *r) seen.push_back(e.metric + "=" + std::to_string(e.delta));
+    q.after = std::make_pair(r->back().t_ms, r->back().seq);
+  }
+  const std::vector<std::string> want = {"gpc0=1", "http_req_cnt=2", "bytes_out_cnt=3",
+                                         "http_req_cnt=3", "bytes_out_cnt=6"};
+  EXPECT_EQ(want, seen);
+  q.after.reset();
+  q.limit = 100;
+  q.metric = "bytes_out_cnt";
+  auto only = store->Audit(q);
+  ASSERT_TRUE(only.ok());
+  ASSERT_EQ(2u, only->size());
+  EXPECT_EQ(6u, only->back().delta);
+}
+
+// A store written by a version 1 build (one audit row per event) is read as it is, and its
+// format record moves to the current version when opened for writing.
+TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
+  TempDir dir;
+  auto t = Table("/quota");
+  const int64_t t0 = kT0 + 30'000;  // mid-minute: sub-minute usage reads the audit rows
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, t, "k", t0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
+  }
+  auto with_raw_db = [&](const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*,
+                                                  rocksdb::ColumnFamilyHandle*)>& fn) {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.Sub("db"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const auto& n : names) {
+      rocksdb::ColumnFamilyOptions c;
+      c.merge_operator = std::make_shared<U64AddOperator>();
+      cfs.emplace_back(n, c);
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir.Sub("db"), cfs, &handles, &db).ok());
+    rocksdb::ColumnFamilyHandle *meta = nullptr, *raw = nullptr;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == format::kMetaCf) meta = handles[i];
+      if (names[i] == format::kRawCf) raw = handles[i];
+    }
+    fn(db, meta, raw);
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  };
+  // Rewrite the store as version 1 wrote it.
+  with_raw_db(
+      [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle* raw) {
+        std::vector<std::pair<std::string, std::string>> rows;
+        std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw));
+        for (it->SeekToFirst(); it->Valid(); it->Next()) {
+          rows.emplace_back(it->key().ToString(), it->value().ToString());
+        }
+        ASSERT_EQ(1u, rows.size());  // one entry update, one row
+        rocksdb::WriteBatch wb;
+        for (const auto& [k, v] : rows) {
+          wb.Delete(raw, k);
+          format::EventRowReader reader(v);
+          format::EventValue e;
+          uint64_t seq = format::GetU64BE(k.data() + 16);
+          while (reader.Next(&e)) {
+            wb.Put(raw,
+                   format::RawKey(format::GetU32BE(k.data()), format::GetU32BE(k.data() + 4),
+                                  static_cast<int64_t>(format::GetU64BE(k.data() + 8)), seq++),
+                   format::EncodeEvent(e));
+          }
+          ASSERT_TRUE(reader.ok());
+        }
+        std::string v1;
+        format::PutU32BE(v1, 1);
+        wb.Put(meta, format::FormatKey(), v1);
+        ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+      });
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    EXPECT_EQ(
+        "30000 lb1 gpc0 5 5 first\n"
+        "30000 lb1 http_req_cnt 7 7 first\n",
+        RenderAudit(*store, "/quota", "k"));
+    EXPECT_EQ(7u, Total(*store, "/quota", "http_req_cnt", "k", t0 - 1000, t0 + 1000));
+    // New rows in the current layout sit beside the old ones.
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, t, "k", t0 + 10, {{"gpc0", 6}, {"http_req_cnt", 10}}))
+            .ok());
+    EXPECT_EQ(10u, Total(*store, "/quota", "http_req_cnt", "k", t0 - 1000, t0 + 1000));
+    EXPECT_EQ(6u, Total(*store, "/quota", "gpc0", "k"));
+  }
+  with_raw_db([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
+    std::string v;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), meta, format::FormatKey(), &v).ok());
+    ASSERT_EQ(4u, v.size());
+    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
+  });
 }
 
 // Random deltas over three days; every usage query over random ranges (including sub-minute
@@ -463,6 +586,58 @@ TEST(StoreTest, TablesKeysAndSortedExport) {
       render(eq, 3));
   eq.metric = "nope";
   EXPECT_EQ(0u, render(eq).find("not found: metric"));
+}
+
+// A burst of first-seen series (an audit row, a state row and three rollup cells per value)
+// is committed in several bounded WriteBatches, each holding whole batches: every callback
+// succeeds and every value is counted once.
+TEST(StoreTest, BurstsOfNewSeriesCommitInBoundedWriteBatches) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  auto t = Table("/burst");
+  auto& commits = MetricsRegistry::Global().GetHistogram("stickmeter_commit_seconds", "");
+  const uint64_t commits_before = commits.Cumulative().back();
+  constexpr int kBatches = 100, kKeysPerBatch = 1000;
+  std::atomic<int> ok{0};
+  for (int b = 0; b < kBatches; ++b) {
+    ingest::UpdateBatch batch;
+    batch.source = "lb1";
+    batch.connection_id = 1;
+    ingest::TableUpdates tu;
+    tu.table = t;
+    for (int k = 0; k < kKeysPerBatch; ++k) {
+      ingest::EntryUpdate e;
+      e.key = "k" + std::to_string(b * kKeysPerBatch + k);
+      e.received_ms = kT0;
+      e.values = {{"gpc0", MetricKind::kCounter32, 1},
+                  {"http_req_cnt", MetricKind::kCounter32, 2},
+                  {"bytes_out_cnt", MetricKind::kCounter64, 3}};
+      tu.entries.push_back(std::move(e));
+    }
+    batch.tables.push_back(std::move(tu));
+    ASSERT_TRUE(store
+                    ->Submit(std::move(batch),
+                             [&ok](Status s) {
+                               if (s.ok()) ok.fetch_add(1);
+                             })
+                    .ok());
+  }
+  store->Flush();
+  EXPECT_EQ(kBatches, ok.load());
+  // 300,000 values make ~1.2 M rows: at least three WriteBatches whatever the queue timing.
+  EXPECT_GE(commits.Cumulative().back() - commits_before, 3u);
+  for (const char* metric : {"gpc0", "http_req_cnt", "bytes_out_cnt"}) {
+    auto rows = store->Usage(
+        UsageQuery{"/burst", metric, kT0 - kDay, kT0 + kDay, std::nullopt, std::nullopt});
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(size_t{kBatches * kKeysPerBatch}, rows->size());
+    uint64_t sum = 0;
+    for (const auto& r : *rows) sum += r.total;
+    const uint64_t per_key = std::string(metric) == "gpc0"           ? 1
+                             : std::string(metric) == "http_req_cnt" ? 2
+                                                                     : 3;
+    EXPECT_EQ(per_key * kBatches * kKeysPerBatch, sum) << metric;
+  }
 }
 
 TEST(StoreTest, GaugesKeepLastAndMaxPerMinute) {
