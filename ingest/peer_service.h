@@ -88,6 +88,10 @@ struct PeerServiceOptions {
   // Batches of one connection waiting for the sink; at the limit the session stops reading, so
   // HAProxy buffers instead of us. Default: 4.
   uint32_t max_inflight_batches = 4;
+  // While max_inflight_batches wait, reads go on into one open batch up to this many entry
+  // updates, submitted when the sink finishes one: bigger group commits under load, bounded
+  // memory per connection. Default: 16384.
+  uint32_t max_held_entries = 16384;
   // Incoming connections open at once (during the handshake or after); more are closed at once.
   // Default: 256.
   uint32_t max_connections = 256;

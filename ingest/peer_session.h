@@ -137,6 +137,12 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void AnswerHello(int code, const std::string& reason);
   void OnEstablished();
   void ReadMessages();
+  // True while the sink holds max_inflight_batches of ours and the open batch is full: the
+  // peer's data then waits in its socket (and HAProxy buffers) instead of in our memory.
+  bool HoldingReads() const {
+    return inflight_ >= context_->options.max_inflight_batches &&
+           batch_entries_ >= context_->options.max_held_entries;
+  }
   void OnRead(const boost::system::error_code& ec, size_t n);
   bool PrepareReadSpace();
   void FlushBatch();
@@ -181,10 +187,12 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   int64_t receive_unix_ms_ = 0;  // when the current read pass returned
   Counter* updates_counter_ = nullptr;
 
-  // The batch being filled by the current read pass.
+  // The batch being filled: by the current read pass, or, while max_inflight_batches wait for
+  // the sink, by every read until the sink takes one (then it goes as one bigger batch).
   UpdateBatch batch_;
   std::map<uint64_t, uint32_t> batch_acks_;  // sender table id -> last update id in the batch
   size_t batch_entries_ = 0;
+  uint64_t entries_decoded_ = 0;  // over the connection's life
   bool pending_restart_ = false;
   int64_t pending_restart_ms_ = 0;
   std::map<uint64_t, std::shared_ptr<const TableInfo>> tables_;  // by sender table id

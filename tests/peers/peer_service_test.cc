@@ -207,9 +207,12 @@ TEST(PeerServiceTest, SinkUnavailableClosesWithoutAck) {
   EXPECT_TRUE(c.received.acks.empty());
 }
 
-TEST(PeerServiceTest, StopsReadingAtTheInflightLimit) {
+// At the in-flight limit, later reads join one open batch (submitted when the sink finishes
+// one) until it holds max_held_entries; then reading stops and the peer's data waits unread.
+TEST(PeerServiceTest, HoldsReadsInOneBatchAtTheInflightLimit) {
   auto options = TestOptions();
   options.max_inflight_batches = 1;
+  options.max_held_entries = 2;
   Harness h(options);
   h.sink.set_mode(FakeSink::Mode::kHold);
   RawConn c;
@@ -218,13 +221,24 @@ TEST(PeerServiceTest, StopsReadingAtTheInflightLimit) {
   ASSERT_TRUE(c.Send(DefineMessage() + UpdateMessage(1, "a", 1, 1)));
   ASSERT_TRUE(WaitFor([&] { return h.sink.submitted() == 1; }, 3s));
   ASSERT_TRUE(c.Send(UpdateMessage(2, "b", 1, 1)));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(c.Send(UpdateMessage(3, "c", 1, 1)));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(c.Send(UpdateMessage(4, "d", 1, 1)));
   std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(1u, h.sink.submitted());  // the second read waits for the first batch
+  EXPECT_EQ(1u, h.sink.submitted());  // b and c wait in the open batch, d in the socket
   h.sink.Release();
-  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t") == 2; }, 3s));
-  c.ReadMessages(3s, [](const Received& r) { return r.acks.size() == 2; });
-  ASSERT_EQ(2u, c.received.acks.size());
-  EXPECT_EQ(2u, c.received.acks[1].second);
+  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t") == 4; }, 3s));
+  auto batches = h.sink.Batches();
+  ASSERT_EQ(3u, batches.size());
+  std::vector<std::string> second;
+  for (const auto& e : batches[1].tables.at(0).entries) second.push_back(e.key);
+  EXPECT_EQ((std::vector<std::string>{"b", "c"}), second);
+  EXPECT_EQ("d", batches[2].tables.at(0).entries.at(0).key);
+  c.ReadMessages(3s, [](const Received& r) { return r.acks.size() == 3; });
+  ASSERT_EQ(3u, c.received.acks.size());
+  EXPECT_EQ(3u, c.received.acks[1].second);  // one ACK for the held batch, its last update id
+  EXPECT_EQ(4u, c.received.acks[2].second);
 }
 
 TEST(PeerServiceTest, ResyncRequestIsAnsweredAndMarksTheSourceRestarted) {
