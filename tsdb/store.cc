@@ -29,6 +29,7 @@
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
 #include "tsdb/rocks.h"
+#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -113,6 +114,43 @@ struct AggKeyHash {
   }
 };
 
+// An export computes totals for a chunk of keys at a time (see StoreImpl::Export); a chunk holds
+// at most this many bytes of totals, key text and bookkeeping. 32 MiB fits 100,000 keys x 3
+// metrics x 8 sources in one chunk; larger exports take several chunks and memory stays flat.
+constexpr size_t kDefaultExportChunkBytes = 32u << 20;
+// A scan steps over up to this many rows with Next() before it seeks instead. Rows of one key
+// are contiguous and often only a few lie before the next wanted bucket, where a Next() on a
+// cached block costs a small fraction of a Seek; a key with years of rows costs one Seek plus
+// this many Next() calls.
+constexpr int kMaxSkipRows = 16;
+
+// Source slots of an export row: one slot for all sources, or one per source in name order
+// with per_source.
+struct ExportSlots {
+  size_t count = 1;
+  std::vector<uint32_t> slot_of;   // by source id; kNone for an unknown id
+  std::vector<std::string> names;  // by slot, empty without per_source
+  static constexpr uint32_t kNone = UINT32_MAX;
+  bool Find(uint32_t source, size_t* slot) const {
+    if (names.empty()) {
+      *slot = 0;
+      return true;
+    }
+    if (source >= slot_of.size() || slot_of[source] == kNone) return false;
+    *slot = slot_of[source];
+    return true;
+  }
+};
+
+// The keys of one export chunk in text order and their totals. Cells are indexed by position *
+// stride + metric index * slots + slot, so emitting walks them in output order.
+struct ExportChunk {
+  std::string text;                                  // the key texts back to back
+  std::vector<uint32_t> text_end;                    // where key i's text ends in `text`
+  std::vector<std::pair<uint32_t, uint32_t>> by_id;  // (key id, position), ascending id
+  std::vector<uint64_t> totals;
+};
+
 // Interned names: id <-> text per kind. Readers take the lock shared; only the writer adds.
 class Names {
  public:
@@ -157,6 +195,14 @@ class Names {
   size_t Count(NameKind kind) const {
     std::shared_lock lock(mu_);
     return maps_[Index(kind)].size();
+  }
+  // Every (text, id) of a kind, sorted by text.
+  std::vector<std::pair<std::string, uint32_t>> All(NameKind kind) const {
+    std::shared_lock lock(mu_);
+    const auto& m = maps_[Index(kind)];
+    std::vector<std::pair<std::string, uint32_t>> out(m.begin(), m.end());
+    std::sort(out.begin(), out.end());
+    return out;
   }
 
  private:
@@ -260,6 +306,7 @@ class StoreImpl final : public Store {
 
   // ---- Store ----
   Status Backup(const std::string& dir) override;
+  void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
@@ -332,12 +379,26 @@ class StoreImpl final : public Store {
   // Adds one rollup segment of every key of table+metric into `totals` (indexed by key id).
   Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
                     std::optional<uint32_t> source, std::vector<uint64_t>& totals);
+  // Adds the rollup rows of table+metric in `cf` whose bucket lies in one of `windows` (sorted,
+  // disjoint [lo, hi) buckets) for the keys of `chunk`, at cell `metric_cell` of each key.
+  Status ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t metric,
+                           const std::vector<std::pair<uint32_t, uint32_t>>& windows,
+                           const ExportSlots& slots, size_t metric_cell, size_t stride,
+                           ExportChunk& chunk);
+  // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
+  // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
+  Status ScanRawRanges(Reader& r, uint32_t table,
+                       const std::vector<std::pair<int64_t, int64_t>>& ranges,
+                       const std::vector<size_t>& metric_cell, const ExportSlots& slots,
+                       size_t stride, ExportChunk& chunk);
   // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
   Status ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
                     const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
   const bool read_only_;
+  // See kDefaultExportChunkBytes; tests lower it to exercise chunking (tsdb/store_testing.h).
+  std::atomic<size_t> export_chunk_bytes_{kDefaultExportChunkBytes};
   std::string secondary_dir_;  // read-only: the secondary instance's own directory
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
@@ -1209,6 +1270,99 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
   return r.Check();
 }
 
+Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t metric,
+                                    const std::vector<std::pair<uint32_t, uint32_t>>& windows,
+                                    const ExportSlots& slots, size_t metric_cell, size_t stride,
+                                    ExportChunk& chunk) {
+  const auto& ids = chunk.by_id;
+  if (ids.empty() || windows.empty()) return Status::Ok();
+  rocksdb::Iterator* it = r.It(cf);
+  const std::string prefix = format::RollupPrefix(table, metric);
+  std::string target = prefix;
+  target.resize(prefix.size() + 8);
+  // Moves to the first row at or after (key, bucket), which is ahead of the current row.
+  bool positioned = false;
+  auto advance = [&](uint32_t key, uint32_t bucket) {
+    char* p = target.data() + prefix.size();
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(key >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i) p[4 + i] = static_cast<char>(bucket >> (24 - 8 * i));
+    const rocksdb::Slice t(target);
+    if (positioned) {
+      for (int i = 0; it->Valid() && it->key().compare(t) < 0; ++i) {
+        if (i == kMaxSkipRows) return it->Seek(t);
+        it->Next();
+      }
+      return;
+    }
+    positioned = true;
+    it->Seek(t);
+  };
+  size_t idx = 0, w = 0;
+  advance(ids[0].first, windows[0].first);
+  while (it->Valid() && it->key().starts_with(prefix)) {
+    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+      return Status::Corruption("bad rollup record");
+    }
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    if (parts.key != ids[idx].first) {
+      // A key of another chunk (or with nothing stored): on to the next key of this chunk.
+      idx =
+          static_cast<size_t>(std::lower_bound(ids.begin() + static_cast<ptrdiff_t>(idx), ids.end(),
+                                               std::make_pair(parts.key, uint32_t{0})) -
+                              ids.begin());
+      if (idx == ids.size()) break;
+      w = 0;
+      if (ids[idx].first != parts.key) {
+        advance(ids[idx].first, windows[0].first);
+        continue;
+      }
+    }
+    while (w < windows.size() && parts.bucket >= windows[w].second) ++w;
+    if (w == windows.size()) {
+      if (++idx == ids.size()) break;
+      w = 0;
+      advance(ids[idx].first, windows[0].first);
+      continue;
+    }
+    if (parts.bucket < windows[w].first) {
+      advance(parts.key, windows[w].first);
+      continue;
+    }
+    size_t slot = 0;
+    if (!slots.Find(parts.source, &slot))
+      return Status::Corruption("rollup row of an unknown source");
+    chunk.totals[ids[idx].second * stride + metric_cell + slot] +=
+        format::GetFixed64LE(it->value().data());
+    it->Next();
+  }
+  return r.Check();
+}
+
+Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
+                                const std::vector<std::pair<int64_t, int64_t>>& ranges,
+                                const std::vector<size_t>& metric_cell, const ExportSlots& slots,
+                                size_t stride, ExportChunk& chunk) {
+  rocksdb::Iterator* it = r.It(kRaw);
+  for (const auto& [key, pos] : chunk.by_id) {
+    for (const auto& [lo, hi] : ranges) {
+      const std::string start = format::RawKey(table, key, lo, 0);
+      const rocksdb::Slice key_prefix(start.data(), 8);
+      for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+        if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
+        if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= hi) break;
+        auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
+        if (!e) return Status::Corruption("bad audit event");
+        if (e->metric >= metric_cell.size() || metric_cell[e->metric] == SIZE_MAX) continue;
+        size_t slot = 0;
+        if (!slots.Find(e->source, &slot))
+          return Status::Corruption("audit event of an unknown source");
+        chunk.totals[size_t{pos} * stride + metric_cell[e->metric] + slot] += e->delta;
+      }
+    }
+  }
+  return r.Check();
+}
+
 Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
                              const std::function<bool(std::string_view, uint32_t)>& fn) {
   const std::string start = format::NameKey(NameKind::kKey, format::KeyName(table, prefix));
@@ -1517,52 +1671,112 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
   std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
   Reader r(this);
-  Status inner;
-  bool stopped = false;
-  std::map<std::string, uint64_t> per_source;
+  // Read after the snapshot was taken, the names cover every source id it holds.
+  ExportSlots slots;
+  if (q.per_source) {
+    auto sources = names_.All(NameKind::kSource);
+    slots.count = std::max<size_t>(sources.size(), 1);
+    for (auto& [name, id] : sources) {
+      if (slots.slot_of.size() <= id) slots.slot_of.resize(id + 1, ExportSlots::kNone);
+      slots.slot_of[id] = static_cast<uint32_t>(slots.names.size());
+      slots.names.push_back(std::move(name));
+    }
+  }
+  // The same segments for every key: bucket windows per rollup resolution, raw events at
+  // sub-minute edges.
+  std::vector<Segment> segments;
+  Decompose(q.from_ms, q.to_ms, 0, &segments);
+  std::vector<std::pair<uint32_t, uint32_t>> windows[3];
+  std::vector<std::pair<int64_t, int64_t>> raw;
+  for (const auto& seg : segments) {
+    if (seg.unit_ms == 0) {
+      raw.emplace_back(seg.lo, seg.hi);
+    } else {
+      windows[RollupCf(seg.unit_ms) - kMinute].emplace_back(
+          static_cast<uint32_t>(seg.lo / seg.unit_ms), static_cast<uint32_t>(seg.hi / seg.unit_ms));
+    }
+  }
+
+  // Totals are computed a chunk of keys at a time: take the next keys in text order while their
+  // totals, text and bookkeeping fit export_chunk_bytes_, then one pass per metric and rollup
+  // resolution over the rows of those keys (in key id order, stepping over other keys' rows),
+  // then the raw edges per key, then the rows in output order. In one chunk (the common case)
+  // each pass reads the table+metric rows front to back instead of a Seek per key, metric and
+  // segment; with many chunks each pass seeks to the chunk's keys, and memory stays bounded
+  // whatever the number of keys.
+  const size_t budget = export_chunk_bytes_.load();
+  const size_t name_skip = 2 + 4;  // tag, kind, table id
+  ExportChunk chunk;
   ExportRow row;
   for (const auto& t : tables) {
     if (t.metrics.empty()) continue;
-    auto s = ForEachKey(r, t.id, "", [&](std::string_view key_text, uint32_t key_id) {
-      for (const auto& [mname, mid] : t.metrics) {
-        per_source.clear();
-        uint64_t total = 0;
-        inner = SumRange(r, t.id, mid, key_id, q.from_ms, q.to_ms, std::nullopt,
-                         [&](uint32_t src, uint64_t d) {
-                           if (q.per_source) {
-                             per_source[names_.Text(NameKind::kSource, src)] += d;
-                           } else {
-                             total += d;
-                           }
-                         });
-        if (!inner.ok()) return false;
-        row.table = t.name;
-        row.key.assign(key_text);
-        row.metric = mname;
-        if (q.per_source) {
-          for (const auto& [src, v] : per_source) {
-            if (v == 0) continue;
-            row.source = src;
-            row.total = v;
-            if (!emit(row)) {
-              stopped = true;
-              return false;
-            }
-          }
-        } else if (total > 0) {
-          row.source.clear();
-          row.total = total;
-          if (!emit(row)) {
-            stopped = true;
-            return false;
-          }
+    const size_t stride = t.metrics.size() * slots.count;
+    const size_t key_cost =
+        stride * sizeof(uint64_t) + sizeof(uint32_t) + sizeof(std::pair<uint32_t, uint32_t>);
+    std::vector<size_t> metric_cell;  // by metric id
+    for (size_t m = 0; m < t.metrics.size(); ++m) {
+      const uint32_t id = t.metrics[m].second;
+      if (metric_cell.size() <= id) metric_cell.resize(id + 1, SIZE_MAX);
+      metric_cell[id] = m * slots.count;
+    }
+    row.table = t.name;
+    const std::string key_prefix = format::NameKey(NameKind::kKey, format::KeyName(t.id, ""));
+    rocksdb::Iterator* keys = r.It(kMeta);
+    keys->Seek(key_prefix);
+    while (keys->Valid() && keys->key().starts_with(key_prefix)) {
+      chunk.text.clear();
+      chunk.text_end.clear();
+      chunk.by_id.clear();
+      size_t bytes = 0;
+      for (; keys->Valid() && keys->key().starts_with(key_prefix); keys->Next()) {
+        if (keys->value().size() != 4) return Status::Corruption("bad key record");
+        const size_t len = keys->key().size() - name_skip;
+        if (!chunk.by_id.empty() && bytes + key_cost + len > budget) break;
+        bytes += key_cost + len;
+        chunk.text.append(keys->key().data() + name_skip, len);
+        chunk.by_id.emplace_back(format::GetU32BE(keys->value().data()),
+                                 static_cast<uint32_t>(chunk.text_end.size()));
+        chunk.text_end.push_back(static_cast<uint32_t>(chunk.text.size()));
+      }
+      if (auto s = r.Check(); !s.ok()) return s;
+      std::sort(chunk.by_id.begin(), chunk.by_id.end());
+      chunk.totals.assign(chunk.text_end.size() * stride, 0);
+      for (size_t m = 0; m < t.metrics.size(); ++m) {
+        for (int c = 0; c < 3; ++c) {
+          if (windows[c].empty()) continue;
+          auto s = ScanRollupWindows(r, static_cast<Cf>(kMinute + c), t.id, t.metrics[m].second,
+                                     windows[c], slots, m * slots.count, stride, chunk);
+          if (!s.ok()) return s;
         }
       }
-      return true;
-    });
-    if (!s.ok()) return s;
-    if (!inner.ok()) return inner;
-    if (stopped) break;
+      if (!raw.empty()) {
+        if (auto s = ScanRawRanges(r, t.id, raw, metric_cell, slots, stride, chunk); !s.ok()) {
+          return s;
+        }
+      }
+      size_t text_begin = 0;
+      for (size_t pos = 0; pos < chunk.text_end.size(); ++pos) {
+        const uint64_t* cells = chunk.totals.data() + pos * stride;
+        bool key_set = false;
+        for (size_t cell = 0; cell < stride; ++cell) {
+          if (cells[cell] == 0) continue;
+          if (!key_set) {
+            row.key.assign(chunk.text, text_begin, chunk.text_end[pos] - text_begin);
+            key_set = true;
+          }
+          row.metric = t.metrics[cell / slots.count].first;
+          if (slots.names.empty()) {
+            row.source.clear();
+          } else {
+            row.source = slots.names[cell % slots.count];
+          }
+          row.total = cells[cell];
+          if (!emit(row)) return Status::Ok();
+        }
+        text_begin = chunk.text_end[pos];
+      }
+    }
+    if (auto s = r.Check(); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -1611,5 +1825,9 @@ Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) 
 }
 
 Store::~Store() = default;
+
+void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
+  static_cast<StoreImpl&>(store).SetExportChunkBytes(bytes);
+}
 
 }  // namespace stickmeter::tsdb

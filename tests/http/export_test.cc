@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "http/json_util.h"
 #include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/sha256_hex.h"
@@ -312,6 +313,24 @@ TEST(ExportTest, FileNames) {
   r.format = "json";
   r.table = "be\"; rm";
   EXPECT_EQ("stickmeter-2026-10-berm.json", ResolveExport(r)->file_name());
+}
+
+// Keys are written by AppendJsonString; whether it takes its shortcut or not, the bytes are the
+// serializer's.
+TEST(ExportTest, JsonStringsAreTheSerializersBytes) {
+  std::vector<std::string> texts = {
+      "",         "acme",     "a b",       "a\"b", "a\\b", "10.0.0.1", "\xc3\xa9t\xc3\xa9",
+      "\xff\xfe", "\xe2\x82", "tab\there", "\x7f"};
+  for (int c = 0; c < 256; ++c) {
+    texts.push_back(std::string(1, static_cast<char>(c)));
+    texts.push_back("k" + std::string(1, static_cast<char>(c)) + "z");
+  }
+  for (const auto& text : texts) {
+    std::string out = "x";
+    AppendJsonString(out, text);
+    EXPECT_EQ("x" + DumpJson(nlohmann::json(text)), out)
+        << nlohmann::json(text).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  }
 }
 
 }  // namespace

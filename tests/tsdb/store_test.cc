@@ -19,6 +19,7 @@
 #include "tests/tsdb/test_util.h"
 #include "tsdb/format.h"
 #include "tsdb/rocks.h"
+#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -637,6 +638,102 @@ TEST(StoreTest, BurstsOfNewSeriesCommitInBoundedWriteBatches) {
                              : std::string(metric) == "http_req_cnt" ? 2
                                                                      : 3;
     EXPECT_EQ(per_key * kBatches * kKeysPerBatch, sum) << metric;
+  }
+}
+
+// Export computes totals for chunks of keys. One chunk for everything (the default budget) and
+// many small chunks (down to one key each) give the same rows, and both equal the sum of the
+// deltas generated in the range, per key, metric and source, in (table, key, metric, source)
+// order. Ranges mix day, hour, minute and sub-minute edges.
+TEST(StoreTest, ExportInChunksEqualsOneChunkAndTheSumOfDeltas) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  const std::vector<std::shared_ptr<const ingest::TableInfo>> tables = {Table("/quota"),
+                                                                        Table("be_api")};
+  const std::vector<std::string_view> metrics = {"gpc0", "http_req_cnt", "bytes_out_cnt"};
+  const std::vector<std::string> sources = {"lb2", "lb1", "lb3"};
+  std::mt19937_64 rng(7);
+  struct Ev {
+    int64_t t;
+    std::string table, key, metric, source;
+    uint64_t delta;
+  };
+  std::vector<Ev> events;
+  std::map<std::string, uint64_t> abs;
+  const int64_t base = kT0 - kT0 % kDay - 2 * 3'600'000 + 4321;
+  int64_t now = base;
+  for (int i = 0; i < 4000; ++i) {
+    now += static_cast<int64_t>(rng() % 90'000);
+    const auto& table = tables[rng() % tables.size()];
+    const std::string key = "k" + std::to_string(rng() % 60);
+    const std::string& src = sources[rng() % sources.size()];
+    const std::string_view metric = metrics[rng() % metrics.size()];
+    uint64_t& v = abs[src + "|" + table->name + "|" + key + "|" + std::string(metric)];
+    const uint64_t d = rng() % 1000;
+    v += d;
+    ASSERT_TRUE(SubmitSync(*store, Batch(src, 1, table, key, now,
+                                         {{metric, v}, {"conn_cur", d, MetricKind::kGauge}}))
+                    .ok());
+    if (d > 0) events.push_back({now, table->name, key, std::string(metric), src, d});
+  }
+  const int64_t end = now + 1;
+
+  auto render = [&](const ExportQuery& eq, size_t stop_after) {
+    std::string out;
+    size_t n = 0;
+    Status s = store->Export(eq, [&](const ExportRow& r) {
+      out += r.table + "," + r.key + "," + r.metric + "," + r.source + "," +
+             std::to_string(r.total) + "\n";
+      return ++n < stop_after;
+    });
+    return s.ok() ? out : s.ToString();
+  };
+  const int64_t day0 = kT0 - kT0 % kDay;
+  std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {base - kDay, end + kDay},                          // everything
+      {day0, day0 + kDay},                                // one day
+      {day0 - 3'600'000, day0 + kDay + 2 * 3'600'000},    // hour edges around a day
+      {day0 + 61'000, day0 + 2 * kDay - 59'000},          // sub-minute edges
+      {day0 + 5 * 60'000, day0 + 3'600'000 + 7 * 60'000}  // minute edges inside hours
+  };
+  for (int i = 0; i < 6; ++i) {
+    int64_t a = base + static_cast<int64_t>(rng() % (end - base));
+    int64_t b = base + static_cast<int64_t>(rng() % (end - base));
+    if (a > b) std::swap(a, b);
+    if (a < b) ranges.emplace_back(a, b);
+  }
+  for (const auto& [from, to] : ranges) {
+    for (bool per_source : {false, true}) {
+      for (int filter = 0; filter < 3; ++filter) {
+        ExportQuery eq{from, to, std::nullopt, std::nullopt, per_source};
+        if (filter == 1) eq.table = "be_api";
+        if (filter == 2) eq.metric = "http_req_cnt";
+        std::map<std::tuple<std::string, std::string, std::string, std::string>, uint64_t> sums;
+        for (const auto& e : events) {
+          if (e.t < from || e.t >= to || (eq.table && e.table != *eq.table) ||
+              (eq.metric && e.metric != *eq.metric)) {
+            continue;
+          }
+          sums[{e.table, e.key, e.metric, per_source ? e.source : ""}] += e.delta;
+        }
+        std::string want;
+        for (const auto& [k, total] : sums) {
+          want += std::get<0>(k) + "," + std::get<1>(k) + "," + std::get<2>(k) + "," +
+                  std::get<3>(k) + "," + std::to_string(total) + "\n";
+        }
+        const std::string where = "range [" + std::to_string(from) + "," + std::to_string(to) +
+                                  ") per_source " + std::to_string(per_source) + " filter " +
+                                  std::to_string(filter);
+        // 1 byte: one key per chunk; 2000 bytes: a few keys per chunk; default: one chunk.
+        for (size_t budget : {size_t{1}, size_t{2000}, size_t{32} << 20}) {
+          testing_internal::SetExportChunkBytes(*store, budget);
+          ASSERT_EQ(want, render(eq, SIZE_MAX)) << where << " budget " << budget;
+          // Stopping early gives a prefix of the same rows.
+          const std::string first = render(eq, 5);
+          ASSERT_EQ(want.substr(0, first.size()), first) << where << " budget " << budget;
+        }
+      }
+    }
   }
 }
 

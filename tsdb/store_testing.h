@@ -1,0 +1,15 @@
+// Knobs of the store's internals for tests only; nothing outside tests/ includes this.
+#pragma once
+
+#include <cstddef>
+
+#include "tsdb/store.h"
+
+namespace stickmeter::tsdb::testing_internal {
+
+// Caps the memory of one export chunk (totals, key text and bookkeeping; default 32 MiB), so a
+// test can make an export take many chunks. A chunk always holds at least one key. `store`
+// must come from Store::Open or Store::OpenReadOnly; call it before querying.
+void SetExportChunkBytes(Store& store, size_t bytes);
+
+}  // namespace stickmeter::tsdb::testing_internal
