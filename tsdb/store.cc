@@ -1350,13 +1350,17 @@ Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
       for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
         if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
         if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= hi) break;
-        auto e = format::DecodeEvent(std::string_view(it->value().data(), it->value().size()));
-        if (!e) return Status::Corruption("bad audit event");
-        if (e->metric >= metric_cell.size() || metric_cell[e->metric] == SIZE_MAX) continue;
-        size_t slot = 0;
-        if (!slots.Find(e->source, &slot))
-          return Status::Corruption("audit event of an unknown source");
-        chunk.totals[size_t{pos} * stride + metric_cell[e->metric] + slot] += e->delta;
+        format::EventRowReader row(std::string_view(it->value().data(), it->value().size()));
+        format::EventValue e;
+        while (row.Next(&e)) {
+          if (e.metric >= metric_cell.size() || metric_cell[e.metric] == SIZE_MAX) continue;
+          size_t slot = 0;
+          if (!slots.Find(e.source, &slot)) {
+            return Status::Corruption("audit event of an unknown source");
+          }
+          chunk.totals[size_t{pos} * stride + metric_cell[e.metric] + slot] += e.delta;
+        }
+        if (!row.ok()) return Status::Corruption("bad audit event");
       }
     }
   }
