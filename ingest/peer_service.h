@@ -89,9 +89,11 @@ struct PeerServiceOptions {
   // HAProxy buffers instead of us. Default: 4.
   uint32_t max_inflight_batches = 4;
   // While max_inflight_batches wait, reads go on into one open batch up to this many entry
-  // updates, submitted when the sink finishes one: bigger group commits under load, bounded
-  // memory per connection. Default: 16384.
-  uint32_t max_held_entries = 16384;
+  // updates, submitted when the sink finishes one: bigger group commits under load. Bounded per
+  // connection and, over all connections, by max_held_entries_total (~200 bytes per entry).
+  // Default: 65536 and 262144.
+  uint32_t max_held_entries = 65536;
+  uint64_t max_held_entries_total = 262144;
   // Incoming connections open at once (during the handshake or after); more are closed at once.
   // Default: 256.
   uint32_t max_connections = 256;

@@ -121,6 +121,7 @@ PeerSession::PeerSession(std::shared_ptr<PeerContext> context, PeerStream stream
 
 PeerSession::~PeerSession() {
   if (direction_ == Direction::kIn) context_->incoming_connections.fetch_sub(1);
+  ReleaseHeld();
 }
 
 void PeerSession::Start() {
@@ -344,7 +345,12 @@ void PeerSession::OnRead(const error_code& ec, size_t n) {
   // While the sink holds max_inflight_batches of ours, what we read joins the open batch, which
   // goes when one of them is done: under load the store then commits fewer, larger batches, and
   // a busy series costs one state row and one rollup operand per commit, not one per read.
-  if (inflight_ < context_->options.max_inflight_batches) FlushBatch();
+  if (inflight_ < context_->options.max_inflight_batches) {
+    FlushBatch();
+  } else if (phase_ == Phase::kRunning) {
+    held_ += entries;
+    context_->held_entries.fetch_add(entries, std::memory_order_relaxed);
+  }
   context_->registry.Received(std::string(DirectionName(direction_)), peer_name_, receive_unix_ms_,
                               entries);
   if (phase_ != Phase::kRunning) return;  // the sink refused the batch
@@ -449,6 +455,7 @@ void PeerSession::FlushBatch() {
   batch_acks_.clear();
   batch_entries_ = 0;
   pending_restart_ = false;
+  ReleaseHeld();
 
   auto self = shared_from_this();
   auto done = [self, acks = std::move(acks)](Status status) {
@@ -542,9 +549,15 @@ void PeerSession::ProtocolError(const std::string& reason_label, const std::stri
   DoClose(detail, "protocol error");
 }
 
+void PeerSession::ReleaseHeld() {
+  context_->held_entries.fetch_sub(held_, std::memory_order_relaxed);
+  held_ = 0;
+}
+
 void PeerSession::DoClose(std::string reason, const std::string& error_label) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  ReleaseHeld();
   deadline_.cancel();
   ticker_.cancel();
   context_->registry.Untrack(connection_id_);

@@ -92,6 +92,8 @@ struct PeerContext {
   std::shared_ptr<boost::asio::ssl::context> connect_tls;  // null = plain TCP
   std::atomic<bool> stopped{false};
   std::atomic<uint32_t> incoming_connections{0};
+  // Entry updates all sessions hold in open batches beyond their in-flight limit.
+  std::atomic<uint64_t> held_entries{0};
 };
 
 // Unix ms of the first instant of the UTC month after the one containing `unix_ms`.
@@ -137,12 +139,17 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void AnswerHello(int code, const std::string& reason);
   void OnEstablished();
   void ReadMessages();
-  // True while the sink holds max_inflight_batches of ours and the open batch is full: the
-  // peer's data then waits in its socket (and HAProxy buffers) instead of in our memory.
+  // True while the sink holds max_inflight_batches of ours and the open batch is full (or all
+  // sessions together hold their limit): the peer's data then waits in its socket (and HAProxy
+  // buffers) instead of in our memory.
   bool HoldingReads() const {
-    return inflight_ >= context_->options.max_inflight_batches &&
-           batch_entries_ >= context_->options.max_held_entries;
+    const PeerServiceOptions& o = context_->options;
+    return inflight_ >= o.max_inflight_batches &&
+           (batch_entries_ >= o.max_held_entries ||
+            context_->held_entries.load(std::memory_order_relaxed) >= o.max_held_entries_total);
   }
+  // Returns what this session counts in PeerContext::held_entries.
+  void ReleaseHeld();
   void OnRead(const boost::system::error_code& ec, size_t n);
   bool PrepareReadSpace();
   void FlushBatch();
@@ -193,6 +200,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   std::map<uint64_t, uint32_t> batch_acks_;  // sender table id -> last update id in the batch
   size_t batch_entries_ = 0;
   uint64_t entries_decoded_ = 0;  // over the connection's life
+  uint64_t held_ = 0;             // of batch_entries_, those counted in context_->held_entries
   bool pending_restart_ = false;
   int64_t pending_restart_ms_ = 0;
   std::map<uint64_t, std::shared_ptr<const TableInfo>> tables_;  // by sender table id
