@@ -7,6 +7,7 @@
 #include <boost/beast/zlib/inflate_stream.hpp>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -175,6 +176,40 @@ Response JsonResponse(unsigned version, const json& body) {
   res.body() = DumpJson(body);
   res.body() += '\n';
   return res;
+}
+
+// Appends `text` (a literal without its terminating NUL) at `out`.
+template <size_t N>
+char* Put(char* out, const char (&text)[N]) {
+  std::memcpy(out, text, N - 1);
+  return out + N - 1;
+}
+
+// The body of /api/v1/series, written by hand: a month at 1h is ~750 points, and an nlohmann
+// object per point cost more than the store query. The body is sized for the longest possible
+// points and written through a pointer, then cut to length: no append (and capacity check)
+// per piece.
+void WriteSeriesJson(const tsdb::Series& series, std::string& body) {
+  // ,{"t":<int64>,"v":<uint64 or int64>}
+  constexpr size_t kMaxPoint = 1 + 5 + kMaxDecimalChars + 5 + kMaxDecimalChars + 1;
+  body.resize(64 + series.points.size() * kMaxPoint);
+  char* const begin = body.data();
+  char* out = begin;
+  out = Put(out, "{\"step_ms\":");
+  out = WriteDecimal(out, series.step_ms);
+  out = series.gauge ? Put(out, ",\"gauge\":true,\"points\":[")
+                     : Put(out, ",\"gauge\":false,\"points\":[");
+  bool first = true;
+  for (const auto& pt : series.points) {
+    out = first ? Put(out, "{\"t\":") : Put(out, ",{\"t\":");
+    first = false;
+    out = WriteDecimal(out, pt.t_ms);
+    out = Put(out, ",\"v\":");
+    out = series.gauge ? WriteDecimal(out, static_cast<int64_t>(pt.v)) : WriteDecimal(out, pt.v);
+    *out++ = '}';
+  }
+  out = Put(out, "]}\n");
+  body.resize(static_cast<size_t>(out - begin));
 }
 
 json TimeOrNull(int64_t ms) {
@@ -519,32 +554,10 @@ ApiReply Api::Route(const Request& request) const {
     }
     q.source = params.NonEmpty("source");
     tsdb::Series series = Must(store_.GetSeries(q));
-    // Written by hand: a month at 1h is ~750 points, and building a json object per point
-    // costs more than the store query.
-    Response res{bhttp::status::ok, version};
-    res.set(bhttp::field::content_type, kJsonType);
-    res.set(bhttp::field::cache_control, "no-store");
-    std::string& body = res.body();
-    body.reserve(48 + series.points.size() * 32);
-    body += "{\"step_ms\":";
-    body += std::to_string(series.step_ms);
-    body += series.gauge ? ",\"gauge\":true,\"points\":[" : ",\"gauge\":false,\"points\":[";
-    char buf[64];
-    for (size_t i = 0; i < series.points.size(); ++i) {
-      const auto& pt = series.points[i];
-      char* end = buf + sizeof buf;
-      char* out = buf;
-      if (i != 0) *out++ = ',';
-      for (char c : std::string_view("{\"t\":")) *out++ = c;
-      out = std::to_chars(out, end, pt.t_ms).ptr;
-      for (char c : std::string_view(",\"v\":")) *out++ = c;
-      out = series.gauge ? std::to_chars(out, end, static_cast<int64_t>(pt.v)).ptr
-                         : std::to_chars(out, end, pt.v).ptr;
-      *out++ = '}';
-      body.append(buf, out);
-    }
-    body += "]}\n";
-    reply.response = std::move(res);
+    reply.response = Response{bhttp::status::ok, version};
+    reply.response.set(bhttp::field::content_type, kJsonType);
+    reply.response.set(bhttp::field::cache_control, "no-store");
+    WriteSeriesJson(series, reply.response.body());
   } else if (p == "/api/v1/audit") {
     Params params(query, {"table", "key", "from", "to", "limit", "metric", "after"});
     tsdb::AuditQuery q;

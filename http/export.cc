@@ -69,14 +69,8 @@ class QuotedCache {
 };
 
 void AppendUint(std::string& out, uint64_t v) {
-  char buf[24];
-  char* end = buf + sizeof buf;
-  char* p = end;
-  do {
-    *--p = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  out.append(p, end);
+  char buf[kMaxDecimalChars];
+  out.append(buf, static_cast<size_t>(WriteDecimal(buf, v) - buf));
 }
 
 }  // namespace

@@ -312,11 +312,13 @@ class StoreImpl final : public Store {
   void Flush() override;
 
  private:
-  // A consistent read of several column families.
+  // A consistent read of several column families. A query that reads through one iterator only
+  // may skip the snapshot (`snapshot` false): an iterator is a consistent view by itself, and
+  // taking and releasing a snapshot locks the DB mutex twice per query.
   class Reader {
    public:
-    explicit Reader(StoreImpl* s) : s_(s) {
-      if (!s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
+    explicit Reader(StoreImpl* s, bool snapshot = true) : s_(s) {
+      if (snapshot && !s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
       ro_.snapshot = snapshot_;
     }
     ~Reader() {
@@ -367,12 +369,12 @@ class StoreImpl final : public Store {
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint32_t, uint64_t)>& add);
-  // Visits the rollup rows of one series (`prefix` = table, metric, key) with buckets in
-  // [lo_bucket, hi_bucket), of all sources or `source` only, in bucket order.
-  Status ScanSeriesRollup(
-      Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket, uint32_t hi_bucket,
-      std::optional<uint32_t> source,
-      const std::function<void(const format::RollupKeyParts&, uint64_t)>& visit);
+  // Calls `visit(parts, value)` for the rollup rows of one series (`prefix` = table, metric,
+  // key) with buckets in [lo_bucket, hi_bucket), of all sources or `source` only, in bucket
+  // order. A template: a month of hours is ~750 rows, and a std::function call per row showed.
+  template <typename Visit>
+  Status ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket,
+                          uint32_t hi_bucket, std::optional<uint32_t> source, Visit&& visit);
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
@@ -1218,21 +1220,26 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
   return r.Check();
 }
 
-Status StoreImpl::ScanSeriesRollup(
-    Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket, uint32_t hi_bucket,
-    std::optional<uint32_t> source,
-    const std::function<void(const format::RollupKeyParts&, uint64_t)>& visit) {
+template <typename Visit>
+Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket,
+                                   uint32_t hi_bucket, std::optional<uint32_t> source,
+                                   Visit&& visit) {
   rocksdb::Iterator* it = r.It(cf);
   std::string start = prefix;
   format::PutU32BE(start, lo_bucket);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    // key() and value() are each a chain of virtual calls down RocksDB's iterator stack: once
+    // per row.
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix)) break;
+    const rocksdb::Slice value = it->value();
+    if (key.size() != format::kRollupKeySize || value.size() != 8) {
       return Status::Corruption("bad rollup record");
     }
-    const auto parts = format::DecodeRollupKey(it->key().data());
+    const auto parts = format::DecodeRollupKey(key.data());
     if (parts.bucket >= hi_bucket) break;
     if (source && parts.source != *source) continue;
-    visit(parts, format::GetFixed64LE(it->value().data()));
+    visit(parts, format::GetFixed64LE(value.data()));
   }
   return Status::Ok();
 }
@@ -1302,11 +1309,11 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
   };
   size_t idx = 0, w = 0;
   advance(ids[0].first, windows[0].first);
-  while (it->Valid() && it->key().starts_with(prefix)) {
-    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
-      return Status::Corruption("bad rollup record");
-    }
-    const auto parts = format::DecodeRollupKey(it->key().data());
+  while (it->Valid()) {
+    const rocksdb::Slice row = it->key();  // once: a chain of virtual calls in RocksDB
+    if (!row.starts_with(prefix)) break;
+    if (row.size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
+    const auto parts = format::DecodeRollupKey(row.data());
     if (parts.key != ids[idx].first) {
       // A key of another chunk (or with nothing stored): on to the next key of this chunk.
       idx =
@@ -1331,11 +1338,14 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
       advance(parts.key, windows[w].first);
       continue;
     }
+    const rocksdb::Slice value = it->value();
+    if (value.size() != 8) return Status::Corruption("bad rollup record");
     size_t slot = 0;
-    if (!slots.Find(parts.source, &slot))
+    if (!slots.Find(parts.source, &slot)) {
       return Status::Corruption("rollup row of an unknown source");
+    }
     chunk.totals[ids[idx].second * stride + metric_cell + slot] +=
-        format::GetFixed64LE(it->value().data());
+        format::GetFixed64LE(value.data());
     it->Next();
   }
   return r.Check();
@@ -1485,7 +1495,11 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
     if (!source) return out;
   }
   if (!key) return out;
-  Reader r(this);
+  // Whole steps come from the rollup of that resolution, partial first/last steps from finer
+  // data: only then does the query read more than one iterator and need a snapshot.
+  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
+  const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
+  Reader r(this, /*snapshot=*/partial);
   const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
 
   if (out.gauge) {
@@ -1493,16 +1507,18 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
     std::string start = prefix;
     format::PutU32BE(start, static_cast<uint32_t>(q.from_ms / format::kMinuteMs));
     const int64_t end_minute = CeilTo(q.to_ms, format::kMinuteMs) / format::kMinuteMs;
-    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      if (it->key().size() != format::kRollupKeySize ||
-          it->value().size() != format::kGaugeValueSize) {
+    for (it->Seek(start); it->Valid(); it->Next()) {
+      const rocksdb::Slice row = it->key();  // once per row, as in ScanSeriesRollup
+      if (!row.starts_with(prefix)) break;
+      const rocksdb::Slice value = it->value();
+      if (row.size() != format::kRollupKeySize || value.size() != format::kGaugeValueSize) {
         return Status::Corruption("bad gauge record");
       }
-      const auto parts = format::DecodeRollupKey(it->key().data());
+      const auto parts = format::DecodeRollupKey(row.data());
       if (parts.bucket >= end_minute) break;
       if (source && parts.source != *source) continue;
       const int64_t t = FloorTo(int64_t{parts.bucket} * format::kMinuteMs, step);
-      const auto max = static_cast<int64_t>(format::GetFixed64LE(it->value().data() + 8));
+      const auto max = static_cast<int64_t>(format::GetFixed64LE(value.data() + 8));
       if (!out.points.empty() && out.points.back().t_ms == t) {
         auto& v = out.points.back().v;
         v = static_cast<uint64_t>(std::max(static_cast<int64_t>(v), max));
@@ -1514,8 +1530,6 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
     return out;
   }
 
-  // Whole steps from the rollup of that resolution; partial first/last steps exactly.
-  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
   auto add_partial = [&](int64_t lo, int64_t hi) -> Status {
     uint64_t total = 0;
     auto s = SumRange(r, *table, metric->first, *key, lo, hi, source,
@@ -1535,6 +1549,10 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   if (q.from_ms < full_lo) {
     if (auto s = add_partial(q.from_ms, full_lo); !s.ok()) return s;
   }
+  // One allocation for a month of hours; capped, as a sparse month of minutes would reserve
+  // 44,640 points for a few.
+  out.points.reserve(out.points.size() +
+                     static_cast<size_t>(std::min<int64_t>((full_hi - full_lo) / step, 4096)) + 1);
   Status scanned =
       ScanSeriesRollup(r, RollupCf(step), prefix, static_cast<uint32_t>(full_lo / step),
                        static_cast<uint32_t>(full_hi / step), source,

@@ -180,6 +180,24 @@ TEST_F(ServerTest, UsageSeriesAudit) {
   EXPECT_TRUE(page["next"].is_null());
 }
 
+// The series body is written by hand; its bytes are what the JSON serializer would write, for
+// many points and for totals of every length.
+TEST_F(ServerTest, SeriesBodyIsTheSerializersBytes) {
+  TestServer server(store_, {});
+  json points = json::array();
+  uint64_t v = 1;
+  for (int h = 0; h < 60; ++h, v = v * 3 + 1) {
+    const int64_t t = T("2026-10-10T00:00:00Z") + h * 3'600'000LL;
+    store_.Add({"/quota", "many", "lb1", "gpc0", t, v, v});
+    points.push_back({{"t", t}, {"v", v}});
+  }
+  auto r = Get(server.port(),
+               "/api/v1/series?table=/quota&metric=gpc0&key=many"
+               "&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z&step=1h");
+  ASSERT_EQ(200u, r.status) << r.body;
+  EXPECT_EQ("{\"step_ms\":3600000,\"gauge\":false,\"points\":" + points.dump() + "}\n", r.body);
+}
+
 TEST_F(ServerTest, BadInputNamesTheParameter) {
   TestServer server(store_, {});
   uint16_t port = server.port();
