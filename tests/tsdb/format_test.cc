@@ -46,7 +46,8 @@ TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
   EXPECT_TRUE(reader.ok());
 
   // A version 1 row (one event, no header) reads as one event.
-  EventRowReader v1(EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement}));
+  const std::string v1_row = EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement});
+  EventRowReader v1(v1_row);
   ASSERT_TRUE(v1.Next(&e));
   EXPECT_EQ(5u, e.source);
   EXPECT_EQ(2u, e.metric);
