@@ -113,7 +113,7 @@ std::string MetricsRegistry::RenderPrometheus() const {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& [name, family] : families_) {
-      const char* type = family.kind == Kind::kCounter  ? "counter"
+      const char* type = family.kind == Kind::kCounter ? "counter"
                          : family.kind == Kind::kGauge ? "gauge"
                                                        : "histogram";
       out += "# HELP " + name + " " + family.help + "\n";
@@ -136,8 +136,8 @@ std::string MetricsRegistry::RenderPrometheus() const {
         char sum[40];
         std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(h->SumMicros()) / 1e6);
         out += name + "_sum" + RenderLabels(labels) + " " + sum + "\n";
-        out += name + "_count" + RenderLabels(labels) + " " + std::to_string(cumulative.back()) +
-               "\n";
+        out +=
+            name + "_count" + RenderLabels(labels) + " " + std::to_string(cumulative.back()) + "\n";
       }
     }
     collectors = collectors_;

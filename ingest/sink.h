@@ -44,8 +44,8 @@ struct TableInfo {
 };
 
 struct EntryUpdate {
-  std::string key;       // text form (CONTRACT §1)
-  int64_t received_ms;   // Unix ms when the TCP read that completed the message returned
+  std::string key;      // text form (CONTRACT §1)
+  int64_t received_ms;  // Unix ms when the TCP read that completed the message returned
   std::vector<MetricValue> values;
   std::string server_key;  // the server name when the table stores server_key, else empty
 };
@@ -57,7 +57,7 @@ struct TableUpdates {
 
 // Everything one peer connection delivered since its previous batch, in arrival order.
 struct UpdateBatch {
-  std::string source;       // the HAProxy local peer name (hello line 3, or our --connect name)
+  std::string source;          // the HAProxy local peer name (hello line 3, or our --connect name)
   uint64_t connection_id = 0;  // unique per connection, never reused, even across restarts
   // True when the peer asked us for a full resync before the entries of this batch: its process
   // holds no counts (CONTRACT §2 rule 1). Applies before `tables`.

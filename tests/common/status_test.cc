@@ -12,7 +12,8 @@ TEST(StatusTest, OkAndErrorsRenderTheirCode) {
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(s.IsInvalidArgument());
   EXPECT_EQ("invalid argument: from: not a time", s.ToString());
-  EXPECT_EQ("corruption: store: bad key", Status::Corruption("bad key").WithContext("store").ToString());
+  EXPECT_EQ("corruption: store: bad key",
+            Status::Corruption("bad key").WithContext("store").ToString());
 }
 
 TEST(ResultTest, HoldsValueOrStatus) {
