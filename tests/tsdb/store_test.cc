@@ -68,6 +68,30 @@ StoreOptions Opts(const std::string& path) {
   return o;
 }
 
+// Opens a closed store's RocksDB directly, as a broken writer or an older build would, and calls
+// `fn` with the handle of each column family by name.
+void WithRawDb(
+    const std::string& path,
+    const std::function<void(rocksdb::DB*, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>&
+        fn) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions c;
+    c.merge_operator = std::make_shared<U64AddOperator>();
+    cfs.emplace_back(n, c);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, cfs, &handles, &db).ok());
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+  for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
+  fn(db, by_name);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
 TEST(StoreTest, CountingRulesThroughTheWritePath) {
   TempDir dir;
   auto store = OpenOrDie(Opts(dir.Sub("db")));
@@ -244,56 +268,35 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
     ASSERT_TRUE(
         SubmitSync(*store, Batch("lb1", 1, t, "k", t0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
   }
-  auto with_raw_db = [&](const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*,
-                                                  rocksdb::ColumnFamilyHandle*)>& fn) {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.Sub("db"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) {
-      rocksdb::ColumnFamilyOptions c;
-      c.merge_operator = std::make_shared<U64AddOperator>();
-      cfs.emplace_back(n, c);
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir.Sub("db"), cfs, &handles, &db).ok());
-    rocksdb::ColumnFamilyHandle *meta = nullptr, *raw = nullptr;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == format::kMetaCf) meta = handles[i];
-      if (names[i] == format::kRawCf) raw = handles[i];
-    }
-    fn(db, meta, raw);
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  };
   // Rewrite the store as version 1 wrote it.
-  with_raw_db(
-      [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle* raw) {
-        std::vector<std::pair<std::string, std::string>> rows;
-        std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw));
-        for (it->SeekToFirst(); it->Valid(); it->Next()) {
-          rows.emplace_back(it->key().ToString(), it->value().ToString());
-        }
-        ASSERT_EQ(1u, rows.size());  // one entry update, one row
-        rocksdb::WriteBatch wb;
-        for (const auto& [k, v] : rows) {
-          wb.Delete(raw, k);
-          format::EventRowReader reader(v);
-          format::EventValue e;
-          uint64_t seq = format::GetU64BE(k.data() + 16);
-          while (reader.Next(&e)) {
-            wb.Put(raw,
-                   format::RawKey(format::GetU32BE(k.data()), format::GetU32BE(k.data() + 4),
-                                  static_cast<int64_t>(format::GetU64BE(k.data() + 8)), seq++),
-                   format::EncodeEvent(e));
-          }
-          ASSERT_TRUE(reader.ok());
-        }
-        std::string v1;
-        format::PutU32BE(v1, 1);
-        wb.Put(meta, format::FormatKey(), v1);
-        ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-      });
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyHandle* meta = cf.at(format::kMetaCf);
+    rocksdb::ColumnFamilyHandle* raw = cf.at(format::kRawCf);
+    std::vector<std::pair<std::string, std::string>> rows;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      rows.emplace_back(it->key().ToString(), it->value().ToString());
+    }
+    ASSERT_EQ(1u, rows.size());  // one entry update, one row
+    rocksdb::WriteBatch wb;
+    for (const auto& [k, v] : rows) {
+      wb.Delete(raw, k);
+      format::EventRowReader reader(v);
+      format::EventValue e;
+      uint64_t seq = format::GetU64BE(k.data() + 16);
+      while (reader.Next(&e)) {
+        wb.Put(raw,
+               format::RawKey(format::GetU32BE(k.data()), format::GetU32BE(k.data() + 4),
+                              static_cast<int64_t>(format::GetU64BE(k.data() + 8)), seq++),
+               format::EncodeEvent(e));
+      }
+      ASSERT_TRUE(reader.ok());
+    }
+    std::string v1;
+    format::PutU32BE(v1, 1);
+    wb.Put(meta, format::FormatKey(), v1);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+  });
   {
     auto store = OpenOrDie(Opts(dir.Sub("db")));
     EXPECT_EQ(
@@ -308,9 +311,10 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
     EXPECT_EQ(10u, Total(*store, "/quota", "http_req_cnt", "k", t0 - 1000, t0 + 1000));
     EXPECT_EQ(6u, Total(*store, "/quota", "gpc0", "k"));
   }
-  with_raw_db([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
     std::string v;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), meta, format::FormatKey(), &v).ok());
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
     ASSERT_EQ(4u, v.size());
     EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
   });
@@ -788,30 +792,14 @@ TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
     auto store = OpenOrDie(Opts(dir.Sub("db")));
     ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
   }
-  {
-    // Inject a garbage operand into the day rollup as a broken writer would.
-    rocksdb::DBOptions o;
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir.Sub("db"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) {
-      rocksdb::ColumnFamilyOptions c;
-      c.merge_operator = std::make_shared<U64AddOperator>();
-      cfs.emplace_back(n, c);
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir.Sub("db"), cfs, &handles, &db).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] != "r1d") continue;
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-      it->SeekToFirst();
-      ASSERT_TRUE(it->Valid());
-      ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), handles[i], it->key(), "xyz").ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  // Inject a garbage operand into the day rollup as a broken writer would.
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyHandle* day = cf.at(format::kDayCf);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), day));
+    it->SeekToFirst();
+    ASSERT_TRUE(it->Valid());
+    ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), day, it->key(), "xyz").ok());
+  });
   auto store = OpenOrDie(Opts(dir.Sub("db")));
   const int64_t day0 = kT0 - kT0 % kDay;
   auto r =
