@@ -52,6 +52,18 @@ std::string RenderAudit(Store& s, const std::string& table, const std::string& k
   return out.str();
 }
 
+// "table,key,metric,source,total" per exported row, at most `stop_after` rows; or the error.
+std::string RenderExport(Store& store, const ExportQuery& eq, size_t stop_after) {
+  std::string out;
+  size_t n = 0;
+  Status s = store.Export(eq, [&](const ExportRow& r) {
+    out += r.table + "," + r.key + "," + r.metric + "," + r.source + "," + std::to_string(r.total) +
+           "\n";
+    return ++n < stop_after;
+  });
+  return s.ok() ? out : s.ToString();
+}
+
 uint64_t Total(Store& s, const std::string& table, const std::string& metric,
                const std::string& key, int64_t from = 0, int64_t to = kT0 + 400 * kDay) {
   UsageQuery q{table, metric, from, to, key, std::nullopt};
@@ -564,15 +576,8 @@ TEST(StoreTest, TablesKeysAndSortedExport) {
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ((std::vector<std::string>{"acme", "acme2", "beta"}), *keys);
 
-  auto render = [&](ExportQuery eq, size_t stop_after = 1000) {
-    std::string out;
-    size_t n = 0;
-    Status s = store->Export(eq, [&](const ExportRow& r) {
-      out += r.table + "," + r.key + "," + r.metric + "," + r.source + "," +
-             std::to_string(r.total) + "\n";
-      return ++n < stop_after;
-    });
-    return s.ok() ? out : s.ToString();
+  auto render = [&](const ExportQuery& eq, size_t stop_after = 1000) {
+    return RenderExport(*store, eq, stop_after);
   };
   ExportQuery eq{kT0, kT0 + 1, std::nullopt, std::nullopt, false};
   EXPECT_EQ(
@@ -683,14 +688,7 @@ TEST(StoreTest, ExportInChunksEqualsOneChunkAndTheSumOfDeltas) {
   const int64_t end = now + 1;
 
   auto render = [&](const ExportQuery& eq, size_t stop_after) {
-    std::string out;
-    size_t n = 0;
-    Status s = store->Export(eq, [&](const ExportRow& r) {
-      out += r.table + "," + r.key + "," + r.metric + "," + r.source + "," +
-             std::to_string(r.total) + "\n";
-      return ++n < stop_after;
-    });
-    return s.ok() ? out : s.ToString();
+    return RenderExport(*store, eq, stop_after);
   };
   const int64_t day0 = kT0 - kT0 % kDay;
   std::vector<std::pair<int64_t, int64_t>> ranges = {
