@@ -42,7 +42,11 @@ function go(route, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
   const s = q.toString();
+  const before = location.hash;
   location.hash = `#/${route}${s ? `?${s}` : ''}`;
+  // The hashchange event comes a task later; until then the old page must not look ready under
+  // the new address.
+  if (location.hash !== before) delete main.dataset.ready;
 }
 
 function replaceHash(route, params) {
