@@ -344,4 +344,31 @@ std::string EncodeGauge(int64_t last, int64_t max) {
   return out;
 }
 
+void EncodeHourRow(const HourRow& row, std::string& out) {
+  PutFixed32LE(out, row.mask);
+  for (uint32_t h = 0; h < kHoursPerRow; ++h) {
+    if ((row.mask >> h) & 1) PutVarint(out, row.sums[h]);
+  }
+}
+
+void EncodeHourCell(uint32_t hour_of_day, uint64_t sum, std::string& out) {
+  PutFixed32LE(out, uint32_t{1} << hour_of_day);
+  PutVarint(out, sum);
+}
+
+bool AddHourRow(std::string_view in, HourRow* row) {
+  if (in.size() < 4) return false;
+  const uint32_t mask = GetFixed32LE(in.data());
+  if (mask >> kHoursPerRow) return false;
+  in.remove_prefix(4);
+  for (uint32_t h = 0; h < kHoursPerRow; ++h) {
+    if (!((mask >> h) & 1)) continue;
+    uint64_t v = 0;
+    if (!GetVarint(&in, &v)) return false;
+    row->sums[h] += v;
+  }
+  row->mask |= mask;
+  return in.empty();
+}
+
 }  // namespace stickmeter::tsdb::format

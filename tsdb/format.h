@@ -19,15 +19,22 @@
 //     source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
 //   column family "raw" (the audit trail, one row per entry update with a non-zero delta):
 //     table_id:id key_id:id t_ms:u64 seq:u64         -> EventRow (v2) or EventValue (v1)
-//   column families "r1m", "r1h", "r1d" (counter rollups, merge operator "stickmeter.u64add"):
+//   column families "r1m", "r1d" (counter rollups, merge operator "stickmeter.u64add"):
 //     table_id:id metric_id:id key_id:id bucket:u32 source_id:id -> u64 (fixed LE)
-//     bucket = t_ms / resolution (minutes, hours, days since the Unix epoch, UTC)
+//     bucket = t_ms / resolution (minutes or days since the Unix epoch, UTC)
+//   column family "r1h24" (hour rollups, a day of them per row, merge operator
+//   "stickmeter.hourrow"):
+//     table_id:id metric_id:id key_id:id day:u32 source_id:id -> HourRow
+//   column family "r1h" (v1 and v2 hour rollups, one hour per row; read, then migrated):
+//     table_id:id metric_id:id key_id:id hour:u32 source_id:id -> u64 (fixed LE)
 //   column family "gauge" (gauge samples per minute, merge operator "stickmeter.gauge"):
 //     table_id:id metric_id:id key_id:id minute:u32 source_id:id -> i64 last, i64 max (fixed LE)
 //
 //   TableValue  = varint len, key_type | varint key_size | varint expire_ms |
 //                 varint n, n x (varint len, data_type)
 //   SeriesValue = u64 last | i64 last_ms | u64 connection_id | u32 epoch  (fixed LE, 28 bytes)
+//   HourRow     = u32 mask (fixed LE; bit h set: hour h of the day is present, h < 24) |
+//                 one varint sum of deltas per set bit, lowest hour first
 //   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
 //                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
 //   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
@@ -47,14 +54,17 @@
 namespace stickmeter::tsdb::format {
 
 // Version 1: one audit row per event (EventValue). Version 2: one audit row per entry update
-// (EventRow), which a v1 build would misread; v2 still reads v1 rows.
-inline constexpr uint32_t kFormatVersion = 2;
+// (EventRow), which a v1 build would misread; v2 still reads v1 rows. Version 3: hour rollups
+// hold a day per row ("r1h24"), so a month of hours is 31 rows, not 744; opening an older store
+// for writing moves its "r1h" rows there once, and read-only it is read as it is.
+inline constexpr uint32_t kFormatVersion = 3;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kSeriesCf[] = "series";
 inline constexpr char kRawCf[] = "raw";
 inline constexpr char kMinuteCf[] = "r1m";
-inline constexpr char kHourCf[] = "r1h";
+inline constexpr char kHourCf[] = "r1h24";
+inline constexpr char kHourCfV2[] = "r1h";
 inline constexpr char kDayCf[] = "r1d";
 inline constexpr char kGaugeCf[] = "gauge";
 
@@ -189,6 +199,22 @@ struct RollupKeyParts {
   uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
 };
 RollupKeyParts DecodeRollupKey(const char* p);  // REQUIRES: kRollupKeySize bytes
+
+// The hours of one day of one rollup row: `mask` bit h says hour h is present, with sums[h].
+inline constexpr uint32_t kHoursPerRow = 24;
+struct HourRow {
+  uint32_t mask = 0;
+  uint64_t sums[kHoursPerRow] = {};
+  void Add(uint32_t hour_of_day, uint64_t sum) {  // REQUIRES: hour_of_day < kHoursPerRow
+    mask |= uint32_t{1} << hour_of_day;
+    sums[hour_of_day] += sum;
+  }
+};
+void EncodeHourRow(const HourRow& row, std::string& out);  // appends
+// A row of one hour, as the writer's merge operands are.
+void EncodeHourCell(uint32_t hour_of_day, uint64_t sum, std::string& out);  // appends
+// Adds the row in `in` to `*row`. False, with `*row` unspecified, if `in` is malformed.
+bool AddHourRow(std::string_view in, HourRow* row);
 
 inline constexpr size_t kGaugeValueSize = 16;
 std::string EncodeGauge(int64_t last, int64_t max);

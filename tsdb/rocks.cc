@@ -20,6 +20,20 @@ bool U64AddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* 
   return true;
 }
 
+bool HourRowAddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+                               const rocksdb::Slice& value, std::string* new_value,
+                               rocksdb::Logger* /*logger*/) const {
+  format::HourRow row;
+  if (!format::AddHourRow(std::string_view(value.data(), value.size()), &row)) return false;
+  if (existing != nullptr &&
+      !format::AddHourRow(std::string_view(existing->data(), existing->size()), &row)) {
+    return false;
+  }
+  new_value->clear();
+  format::EncodeHourRow(row, *new_value);
+  return true;
+}
+
 bool GaugeMergeOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
                                const rocksdb::Slice& value, std::string* new_value,
                                rocksdb::Logger* /*logger*/) const {

@@ -28,6 +28,15 @@ class U64AddOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "stickmeter.u64add"; }
 };
 
+// Hour rows (format::HourRow): adds the sums of the hours present in either. A malformed value
+// or operand is corruption, as for U64AddOperator.
+class HourRowAddOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "stickmeter.hourrow"; }
+};
+
 // Gauge minute samples: 16 bytes (i64 last, i64 max). Later operand's `last` wins, max is kept.
 class GaugeMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:

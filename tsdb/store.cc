@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -87,6 +88,25 @@ void Decompose(int64_t from, int64_t to, size_t level, std::vector<Segment>* out
   if (from < lo) out->push_back({finer, from, lo});
   Decompose(lo, hi, level + 1, out);
   if (hi < to) out->push_back({finer, hi, to});
+}
+
+// Calls visit(bucket, sum) for each cell of a rollup row whose key names `row_bucket`: the row's
+// one u64 (span 1) or the hours of its day (format::HourRow). False if the value is malformed.
+template <typename Visit>
+bool ForEachCell(uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value, Visit&& visit) {
+  if (span == 1) {
+    if (value.size() != 8) return false;
+    visit(row_bucket, format::GetFixed64LE(value.data()));
+    return true;
+  }
+  format::HourRow row;
+  if (!format::AddHourRow(std::string_view(value.data(), value.size()), &row)) return false;
+  const uint32_t first = row_bucket * span;
+  for (uint32_t m = row.mask; m != 0; m &= m - 1) {
+    const auto h = static_cast<uint32_t>(std::countr_zero(m));
+    visit(first + h, row.sums[h]);
+  }
+  return true;
 }
 
 struct SeriesIdHash {
@@ -256,6 +276,7 @@ struct CollectorState {
   std::mutex mu;
   rocksdb::DB* db = nullptr;  // GUARDED_BY(mu), null once closed
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  std::vector<std::string> names;  // of cfs
 };
 
 class StoreImpl final : public Store {
@@ -343,7 +364,15 @@ class StoreImpl final : public Store {
   };
 
   rocksdb::Options BaseOptions() const;
-  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors();
+  // The column families to open, in Cf order, then "r1h" if an older store still has it and
+  // the store is opened for writing.
+  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(bool with_hours_v2);
+  // Opening an older store for writing: rewrites its one-hour rows ("r1h") as day rows in
+  // "r1h24". Puts of whole rows, so a run cut short is simply run again.
+  Status MigrateHours();
+  // Buckets per row of a rollup column family: a day of hours (v3) or one hour (an older store
+  // opened read-only), else 1.
+  uint32_t RowSpan(Cf cf) const { return cf == kHour ? hours_per_row_ : 1; }
   void WriterLoop();
   // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
   // and runs every done callback with the outcome of the WriteBatch that held its batch.
@@ -368,7 +397,7 @@ class StoreImpl final : public Store {
   // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
-                  const std::function<void(uint32_t, uint64_t)>& add);
+                  const std::function<void(uint64_t)>& add);
   // Calls `visit(parts, value)` for the rollup rows of one series (`prefix` = table, metric,
   // key) with buckets in [lo_bucket, hi_bucket), of all sources or `source` only, in bucket
   // order. A template: a month of hours is ~750 rows, and a std::function call per row showed.
@@ -407,6 +436,11 @@ class StoreImpl final : public Store {
   mutable std::shared_mutex db_mu_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  // The name each of cfs_ was opened under: kCfNames, but "r1h" for kHour when an older store
+  // is opened read-only.
+  const char* cf_names_[kCfCount] = {};
+  uint32_t hours_per_row_ = format::kHoursPerRow;
+  rocksdb::ColumnFamilyHandle* hours_v2_cf_ = nullptr;  // until MigrateHours drops it
   std::shared_ptr<rocksdb::Cache> cache_;
   // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
   std::vector<std::unique_ptr<RetentionFilter>> filters_;
@@ -486,7 +520,7 @@ rocksdb::Options StoreImpl::BaseOptions() const {
   return o;
 }
 
-std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
+std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_hours_v2) {
   auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
   rocksdb::BlockBasedTableOptions bbt;
   bbt.block_cache = cache_;
@@ -504,8 +538,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
     // Two (the default) let a full memtable wait for the previous one's flush: under sustained
     // ingest the commit then stalls for 0.1-1 s, which is the push-to-ACK tail.
     c.max_write_buffer_number = 4;
+    // The unit of the bucket in the key: hour rows are keyed by their day.
     const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
-                         : i == kHour                ? format::kHourMs
+                         : i == kHour                ? format::kHourMs * hours_per_row_
                          : i == kDay                 ? format::kDayMs
                                                      : 0;
     const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
@@ -514,6 +549,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
                               : i == kDay                   ? options_.day_retention_ms
                                                             : 0;
     if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
+    if (i == kHour && hours_per_row_ > 1) c.merge_operator = std::make_shared<HourRowAddOperator>();
     if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
     if (i >= kRaw && retention > 0) {
       filters_.push_back(std::make_unique<RetentionFilter>(
@@ -522,14 +558,29 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors() {
       c.compaction_filter = filters_.back().get();
       c.periodic_compaction_seconds = kPeriodicCompactionSeconds;
     }
-    out.emplace_back(kCfNames[i], c);
+    out.emplace_back(cf_names_[i], c);
+  }
+  if (with_hours_v2) {
+    rocksdb::ColumnFamilyOptions c;
+    c.table_factory = table_factory;
+    c.merge_operator = std::make_shared<U64AddOperator>();
+    out.emplace_back(format::kHourCfV2, c);
   }
   return out;
 }
 
+bool Contains(const std::vector<std::string>& have, const char* name) {
+  return std::find(have.begin(), have.end(), name) != have.end();
+}
+
+// Every column family of a store of any version: the hour rollups under either name.
 bool ContainsAll(const std::vector<std::string>& have) {
-  for (const char* want : kCfNames) {
-    if (std::find(have.begin(), have.end(), want) == have.end()) return false;
+  for (int i = 0; i < kCfCount; ++i) {
+    if (i == kHour) {
+      if (!Contains(have, format::kHourCf) && !Contains(have, format::kHourCfV2)) return false;
+    } else if (!Contains(have, kCfNames[i])) {
+      return false;
+    }
   }
   return true;
 }
@@ -546,6 +597,8 @@ Status StoreImpl::OpenDb() {
     }
   }
   const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
+  std::copy(std::begin(kCfNames), std::end(kCfNames), std::begin(cf_names_));
+  bool with_hours_v2 = false;
   if (!has_current) {
     if (read_only_) {
       return Status::NotFound(path + " holds no stickmeter store");
@@ -563,6 +616,16 @@ Status StoreImpl::OpenDb() {
     if (!ContainsAll(have)) {
       return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
     }
+    // "r1h" exists until its rows are all in "r1h24": a reader takes it as it is, a writer
+    // opens both and migrates (Load).
+    if (Contains(have, format::kHourCfV2)) {
+      if (read_only_) {
+        cf_names_[kHour] = format::kHourCfV2;
+        hours_per_row_ = 1;
+      } else {
+        with_hours_v2 = true;
+      }
+    }
   }
 
   cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
@@ -572,7 +635,7 @@ Status StoreImpl::OpenDb() {
     char tmpl[] = "/tmp/stickmeter-secondary-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
     secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors(), &cfs_, &db_);
+    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors(false), &cfs_, &db_);
     if (s.ok()) s = db_->TryCatchUpWithPrimary();
     // The instance only keeps its info log open there: remove the directory now so that a
     // killed reader leaves nothing behind.
@@ -580,7 +643,11 @@ Status StoreImpl::OpenDb() {
     fs::remove_all(secondary_dir_, rm_ec);
     secondary_dir_.clear();
   } else {
-    s = rocksdb::DB::Open(o, path, Descriptors(), &cfs_, &db_);
+    s = rocksdb::DB::Open(o, path, Descriptors(with_hours_v2), &cfs_, &db_);
+    if (s.ok() && with_hours_v2) {
+      hours_v2_cf_ = cfs_.back();
+      cfs_.pop_back();
+    }
   }
   if (!s.ok()) {
     const std::string why = s.ToString();
@@ -601,6 +668,7 @@ Status StoreImpl::OpenDb() {
     std::lock_guard lock(collector_->mu);
     collector_->db = db_;
     collector_->cfs = cfs_;
+    collector_->names.assign(std::begin(cf_names_), std::end(cf_names_));
   }
   std::weak_ptr<CollectorState> weak = collector_;
   metrics_.AddCollector([weak](std::string& out) {
@@ -613,7 +681,7 @@ Status StoreImpl::OpenDb() {
     for (size_t i = 0; i < state->cfs.size(); ++i) {
       uint64_t v = 0;
       state->db->GetIntProperty(state->cfs[i], "rocksdb.live-sst-files-size", &v);
-      out += "stickmeter_store_live_sst_bytes{cf=\"" + std::string(kCfNames[i]) + "\"} " +
+      out += "stickmeter_store_live_sst_bytes{cf=\"" + std::string(state->names[i]) + "\"} " +
              std::to_string(v) + "\n";
     }
     uint64_t mem = 0;
@@ -623,6 +691,56 @@ Status StoreImpl::OpenDb() {
     out += "stickmeter_store_memtable_bytes " + std::to_string(mem) + "\n";
   });
   return Status::Ok();
+}
+
+Status StoreImpl::MigrateHours() {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, hours_v2_cf_));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::WriteBatch wb;
+  // Rows come in (table, metric, key, hour, source) order: the day rows of one series key are
+  // gathered per source until the key or the day changes.
+  std::map<uint32_t, format::HourRow> by_source;
+  uint32_t table = 0, metric = 0, key = 0, day = 0;
+  std::string k, v;
+  auto put_day = [&]() -> Status {
+    for (const auto& [source, row] : by_source) {
+      k = format::RollupKey(table, metric, key, day, source);
+      v.clear();
+      format::EncodeHourRow(row, v);
+      wb.Put(cfs_[kHour], k, v);
+    }
+    by_source.clear();
+    if (wb.Count() < 65'536) return Status::Ok();
+    auto s = FromRocks(db_->Write(wo, &wb), "migrating hour rollups");
+    wb.Clear();
+    return s;
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
+      return Status::Corruption("store " + options_.path + " is corrupted: bad hour rollup record");
+    }
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    const uint32_t row_day = parts.bucket / format::kHoursPerRow;
+    if (!by_source.empty() &&
+        (parts.table != table || parts.metric != metric || parts.key != key || row_day != day)) {
+      if (auto s = put_day(); !s.ok()) return s;
+    }
+    table = parts.table;
+    metric = parts.metric;
+    key = parts.key;
+    day = row_day;
+    by_source[parts.source].Add(parts.bucket % format::kHoursPerRow,
+                                format::GetFixed64LE(it->value().data()));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "migrating hour rollups");
+  if (!by_source.empty()) {
+    if (auto s = put_day(); !s.ok()) return s;
+  }
+  if (wb.Count() == 0) return Status::Ok();
+  return FromRocks(db_->Write(wo, &wb), "migrating hour rollups");
 }
 
 Status StoreImpl::Load() {
@@ -653,9 +771,20 @@ Status StoreImpl::Load() {
                                    std::to_string(version) + ", newer than this build (v" +
                                    std::to_string(format::kFormatVersion) + ")");
   }
+  if (hours_v2_cf_ != nullptr) {
+    // Version 3 is recorded only once every hour row has moved; a store already at 3 was cut
+    // short between that record and the drop.
+    if (version < 3) {
+      if (auto m = MigrateHours(); !m.ok()) return m;
+    }
+    auto dropped = FromRocks(db_->DropColumnFamily(hours_v2_cf_), "dropping the v2 hour rollups");
+    if (!dropped.ok()) return dropped;
+    db_->DestroyColumnFamilyHandle(hours_v2_cf_);
+    hours_v2_cf_ = nullptr;
+  }
   if (version < format::kFormatVersion && !read_only_) {
-    // Every older layout is still read; from now on rows of the new one are written, which an
-    // older build would misread, so the store says which build it needs.
+    // Every older layout is still read (or was migrated above); from now on rows of the new one
+    // are written, which an older build would misread, so the store says which build it needs.
     std::string current;
     format::PutU32BE(current, format::kFormatVersion);
     rocksdb::WriteOptions wo;
@@ -867,9 +996,14 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
       cells_.push_back({AggKey{id.table, id.metric, id.key, p.bucket[r], id.source}, p.sum[r]});
     }
     std::sort(cells_.begin(), cells_.end(), by_key);
-    for (const auto& [cell, v] : cells_) {
+    for (auto [cell, v] : cells_) {
       val.clear();
-      format::PutFixed64LE(val, v);
+      if (kMinute + r == kHour) {
+        format::EncodeHourCell(cell.bucket % format::kHoursPerRow, v, val);
+        cell.bucket /= format::kHoursPerRow;
+      } else {
+        format::PutFixed64LE(val, v);
+      }
       wb.Merge(cfs_[kMinute + r], rollup_key(cell), val);
     }
     cells_.clear();
@@ -1074,6 +1208,8 @@ Status StoreImpl::Close() {
   if (db_ != nullptr) {
     for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
     cfs_.clear();
+    if (hours_v2_cf_ != nullptr) db_->DestroyColumnFamilyHandle(hours_v2_cf_);
+    hours_v2_cf_ = nullptr;
     if (!read_only_) {
       result = FromRocks(db_->SyncWAL(), "closing the store");
     }
@@ -1113,9 +1249,11 @@ Status StoreImpl::CopyTo(const std::string& dir) {
     rocksdb::ColumnFamilyOptions c;
     c.compression = rocksdb::kLZ4Compression;
     c.bottommost_compression = rocksdb::kZSTD;
+    // The copy has the layout of this store, whatever its version.
     if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
+    if (i == kHour && hours_per_row_ > 1) c.merge_operator = std::make_shared<HourRowAddOperator>();
     if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
-    descriptors.emplace_back(kCfNames[i], c);
+    descriptors.emplace_back(cf_names_[i], c);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* out = nullptr;
@@ -1190,7 +1328,7 @@ Result<std::pair<uint32_t, MetricClass>> StoreImpl::ResolveMetric(uint32_t table
 
 Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                            int64_t to, std::optional<uint32_t> source,
-                           const std::function<void(uint32_t, uint64_t)>& add) {
+                           const std::function<void(uint64_t)>& add) {
   std::vector<Segment> segments;
   Decompose(std::max<int64_t>(from, 0), to, 0, &segments);
   const std::string prefix = format::RollupPrefix(table, metric, key);
@@ -1205,16 +1343,16 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
         format::EventRowReader events(std::string_view(it->value().data(), it->value().size()));
         format::EventValue e;
         while (events.Next(&e)) {
-          if (e.metric == metric && (!source || e.source == *source)) add(e.source, e.delta);
+          if (e.metric == metric && (!source || e.source == *source)) add(e.delta);
         }
         if (!events.ok()) return Status::Corruption("bad audit event");
       }
       continue;
     }
-    Status s = ScanSeriesRollup(
-        r, RollupCf(seg.unit_ms), prefix, static_cast<uint32_t>(seg.lo / seg.unit_ms),
-        static_cast<uint32_t>(seg.hi / seg.unit_ms), source,
-        [&](const format::RollupKeyParts& parts, uint64_t v) { add(parts.source, v); });
+    Status s = ScanSeriesRollup(r, RollupCf(seg.unit_ms), prefix,
+                                static_cast<uint32_t>(seg.lo / seg.unit_ms),
+                                static_cast<uint32_t>(seg.hi / seg.unit_ms), source,
+                                [&](uint32_t /*bucket*/, uint64_t v) { add(v); });
     if (!s.ok()) return s;
   }
   return r.Check();
@@ -1224,56 +1362,83 @@ template <typename Visit>
 Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket,
                                    uint32_t hi_bucket, std::optional<uint32_t> source,
                                    Visit&& visit) {
+  const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
   std::string start = prefix;
-  format::PutU32BE(start, lo_bucket);
+  format::PutU32BE(start, lo_bucket / span);
+  // The hour rows of one day (one per source) are added up before their hours are visited, so
+  // that buckets come in time order.
+  format::HourRow day;
+  uint32_t day_bucket = 0;
+  auto visit_day = [&] {
+    const uint32_t first = day_bucket * span;
+    for (uint32_t m = day.mask; m != 0; m &= m - 1) {
+      const uint32_t b = first + static_cast<uint32_t>(std::countr_zero(m));
+      if (b >= lo_bucket && b < hi_bucket) visit(b, day.sums[b - first]);
+    }
+    day = format::HourRow{};
+  };
   for (it->Seek(start); it->Valid(); it->Next()) {
     // key() and value() are each a chain of virtual calls down RocksDB's iterator stack: once
     // per row.
     const rocksdb::Slice key = it->key();
     if (!key.starts_with(prefix)) break;
-    const rocksdb::Slice value = it->value();
-    if (key.size() != format::kRollupKeySize || value.size() != 8) {
-      return Status::Corruption("bad rollup record");
-    }
+    if (key.size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
     const auto parts = format::DecodeRollupKey(key.data());
-    if (parts.bucket >= hi_bucket) break;
+    if (uint64_t{parts.bucket} * span >= hi_bucket) break;
     if (source && parts.source != *source) continue;
-    visit(parts, format::GetFixed64LE(value.data()));
+    const rocksdb::Slice value = it->value();
+    if (span == 1) {
+      if (value.size() != 8) return Status::Corruption("bad rollup record");
+      visit(parts.bucket, format::GetFixed64LE(value.data()));
+      continue;
+    }
+    if (day.mask != 0 && parts.bucket != day_bucket) visit_day();
+    day_bucket = parts.bucket;
+    if (!format::AddHourRow(std::string_view(value.data(), value.size()), &day)) {
+      return Status::Corruption("bad hour rollup record");
+    }
   }
+  if (day.mask != 0) visit_day();
   return Status::Ok();
 }
 
 Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
                              std::optional<uint32_t> source, std::vector<uint64_t>& totals) {
-  rocksdb::Iterator* it = r.It(RollupCf(seg.unit_ms));
+  const Cf cf = RollupCf(seg.unit_ms);
+  const uint32_t span = RowSpan(cf);
+  rocksdb::Iterator* it = r.It(cf);
   const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
   const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
   const std::string prefix = format::RollupPrefix(table, metric);
   auto seek_key = [&](uint32_t key) {
     std::string k = prefix;
     format::PutU32BE(k, key);
-    format::PutU32BE(k, lo);
+    format::PutU32BE(k, lo / span);
     it->Seek(k);
   };
   seek_key(0);
   while (it->Valid() && it->key().starts_with(prefix)) {
-    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
-      return Status::Corruption("bad rollup record");
-    }
+    if (it->key().size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
     const auto parts = format::DecodeRollupKey(it->key().data());
-    if (parts.bucket < lo) {
+    const uint64_t row_first = uint64_t{parts.bucket} * span;
+    if (row_first + span <= lo) {
       seek_key(parts.key);
       continue;
     }
-    if (parts.bucket >= hi) {
+    if (row_first >= hi) {
       if (parts.key == UINT32_MAX) break;
       seek_key(parts.key + 1);
       continue;
     }
     if (!source || parts.source == *source) {
       if (parts.key >= totals.size()) totals.resize(parts.key + 1);
-      totals[parts.key] += format::GetFixed64LE(it->value().data());
+      uint64_t& total = totals[parts.key];
+      if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
+            if (b >= lo && b < hi) total += v;
+          })) {
+        return Status::Corruption("bad rollup record");
+      }
     }
     it->Next();
   }
@@ -1286,6 +1451,7 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
                                     ExportChunk& chunk) {
   const auto& ids = chunk.by_id;
   if (ids.empty() || windows.empty()) return Status::Ok();
+  const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
   const std::string prefix = format::RollupPrefix(table, metric);
   std::string target = prefix;
@@ -1293,6 +1459,7 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
   // Moves to the first row at or after (key, bucket), which is ahead of the current row.
   bool positioned = false;
   auto advance = [&](uint32_t key, uint32_t bucket) {
+    bucket /= span;  // the row holding that bucket
     char* p = target.data() + prefix.size();
     for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(key >> (24 - 8 * i));
     for (int i = 0; i < 4; ++i) p[4 + i] = static_cast<char>(bucket >> (24 - 8 * i));
@@ -1327,25 +1494,34 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
         continue;
       }
     }
-    while (w < windows.size() && parts.bucket >= windows[w].second) ++w;
+    // The row covers buckets [row_first, row_first + span).
+    const uint64_t row_first = uint64_t{parts.bucket} * span;
+    while (w < windows.size() && row_first >= windows[w].second) ++w;
     if (w == windows.size()) {
       if (++idx == ids.size()) break;
       w = 0;
       advance(ids[idx].first, windows[0].first);
       continue;
     }
-    if (parts.bucket < windows[w].first) {
+    if (row_first + span <= windows[w].first) {
       advance(parts.key, windows[w].first);
       continue;
     }
-    const rocksdb::Slice value = it->value();
-    if (value.size() != 8) return Status::Corruption("bad rollup record");
     size_t slot = 0;
     if (!slots.Find(parts.source, &slot)) {
       return Status::Corruption("rollup row of an unknown source");
     }
-    chunk.totals[ids[idx].second * stride + metric_cell + slot] +=
-        format::GetFixed64LE(value.data());
+    uint64_t& total = chunk.totals[ids[idx].second * stride + metric_cell + slot];
+    if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
+          for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
+            if (b < windows[i].second) {
+              total += v;
+              return;
+            }
+          }
+        })) {
+      return Status::Corruption("bad rollup record");
+    }
     it->Next();
   }
   return r.Check();
@@ -1423,7 +1599,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   auto per_key = [&](std::string_view key_text, uint32_t key_id) {
     uint64_t total = 0;
     inner = SumRange(r, *table, metric->first, key_id, q.from_ms, q.to_ms, source,
-                     [&](uint32_t, uint64_t d) { total += d; });
+                     [&](uint64_t d) { total += d; });
     if (!inner.ok()) return false;
     if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
     return true;
@@ -1453,7 +1629,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
         for (const auto& seg : segments) {
           if (seg.unit_ms != 0) continue;
           inner = SumRange(r, *table, metric->first, key_id, seg.lo, seg.hi, source,
-                           [&](uint32_t, uint64_t d) { total += d; });
+                           [&](uint64_t d) { total += d; });
           if (!inner.ok()) return false;
         }
       }
@@ -1532,8 +1708,8 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
 
   auto add_partial = [&](int64_t lo, int64_t hi) -> Status {
     uint64_t total = 0;
-    auto s = SumRange(r, *table, metric->first, *key, lo, hi, source,
-                      [&](uint32_t, uint64_t d) { total += d; });
+    auto s =
+        SumRange(r, *table, metric->first, *key, lo, hi, source, [&](uint64_t d) { total += d; });
     if (s.ok() && total > 0) out.points.push_back({FloorTo(lo, step), total});
     return s;
   };
@@ -1553,17 +1729,16 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   // 44,640 points for a few.
   out.points.reserve(out.points.size() +
                      static_cast<size_t>(std::min<int64_t>((full_hi - full_lo) / step, 4096)) + 1);
-  Status scanned =
-      ScanSeriesRollup(r, RollupCf(step), prefix, static_cast<uint32_t>(full_lo / step),
-                       static_cast<uint32_t>(full_hi / step), source,
-                       [&](const format::RollupKeyParts& parts, uint64_t v) {
-                         const int64_t t = int64_t{parts.bucket} * step;
-                         if (!out.points.empty() && out.points.back().t_ms == t) {
-                           out.points.back().v += v;
-                         } else if (v > 0) {
-                           out.points.push_back({t, v});
-                         }
-                       });
+  Status scanned = ScanSeriesRollup(
+      r, RollupCf(step), prefix, static_cast<uint32_t>(full_lo / step),
+      static_cast<uint32_t>(full_hi / step), source, [&](uint32_t bucket, uint64_t v) {
+        const int64_t t = int64_t{bucket} * step;
+        if (!out.points.empty() && out.points.back().t_ms == t) {
+          out.points.back().v += v;
+        } else if (v > 0) {
+          out.points.push_back({t, v});
+        }
+      });
   if (!scanned.ok()) return scanned;
   if (auto s = r.Check(); !s.ok()) return s;
   if (full_hi < q.to_ms) {

@@ -25,6 +25,34 @@ TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
   }
 }
 
+TEST(FormatTest, HourRowsRoundTripAndRejectMalformedOnes) {
+  HourRow row;
+  row.Add(0, 1);
+  row.Add(7, std::numeric_limits<uint64_t>::max());
+  row.Add(23, 300);
+  row.Add(7, 0);
+  std::string s;
+  EncodeHourRow(row, s);
+  HourRow got;
+  ASSERT_TRUE(AddHourRow(s, &got));
+  EXPECT_EQ(row.mask, got.mask);
+  for (uint32_t h = 0; h < kHoursPerRow; ++h) EXPECT_EQ(row.sums[h], got.sums[h]) << h;
+  // Adding a row again adds its sums; a one-hour cell is a row of one hour.
+  std::string cell;
+  EncodeHourCell(23, 5, cell);
+  ASSERT_TRUE(AddHourRow(cell, &got));
+  EXPECT_EQ(305u, got.sums[23]);
+  EXPECT_EQ(row.mask, got.mask);
+  HourRow scratch;
+  EXPECT_FALSE(AddHourRow(std::string_view(s.data(), 3), &scratch));             // no mask
+  EXPECT_FALSE(AddHourRow(std::string_view(s.data(), s.size() - 1), &scratch));  // cut varint
+  EXPECT_FALSE(AddHourRow(s + "x", &scratch));                                   // trailing bytes
+  std::string hour24;
+  PutFixed32LE(hour24, uint32_t{1} << 24);
+  PutVarint(hour24, 1);
+  EXPECT_FALSE(AddHourRow(hour24, &scratch));  // a day has 24 hours
+}
+
 TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
   std::string row;
   StartEventRow(row, 7);

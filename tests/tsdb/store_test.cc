@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "common/metrics.h"
@@ -91,7 +92,11 @@ void WithRawDb(
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) {
     rocksdb::ColumnFamilyOptions c;
-    c.merge_operator = std::make_shared<U64AddOperator>();
+    if (n == format::kHourCf) {
+      c.merge_operator = std::make_shared<HourRowAddOperator>();
+    } else {
+      c.merge_operator = std::make_shared<U64AddOperator>();
+    }
     cfs.emplace_back(n, c);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -332,6 +337,121 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
   });
 }
 
+// "t:v " per point of a series, or the error.
+std::string RenderSeries(Store& store, const SeriesQuery& q) {
+  auto r = store.GetSeries(q);
+  if (!r.ok()) return r.status().ToString();
+  std::string out;
+  for (const auto& p : r->points) out += std::to_string(p.t_ms) + ":" + std::to_string(p.v) + " ";
+  return out;
+}
+
+// A store written by a version 2 build (one hour per row in "r1h") is read as it is when opened
+// read-only, and opening it for writing moves its hours into day rows once.
+TEST(StoreTest, ReadsVersionTwoHourRowsAndMigratesThemOnce) {
+  TempDir dir;
+  auto t = Table("/quota");
+  const int64_t day0 = kT0 - kT0 % kDay;
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    uint64_t v[2][2] = {};
+    for (int i = 0; i < 60; ++i) {
+      const int src = i % 2, key = (i / 2) % 2;
+      v[src][key] += 1 + static_cast<uint64_t>(i);
+      const int64_t at = day0 + i * 4'000'000 + 1'234;  // about 2.7 days, every hour or so
+      ASSERT_TRUE(SubmitSync(*store, Batch(src ? "lb2" : "lb1", 1, t, key ? "b" : "a", at,
+                                           {{"gpc0", v[src][key]}}))
+                      .ok());
+    }
+  }
+  const int64_t from = day0 + 5 * 3'600'000 + 30 * 60'000 + 7, to = day0 + 2 * kDay + 7 * 3'600'000;
+  const SeriesQuery hours{"/quota", "gpc0", "a", day0, day0 + 3 * kDay, 3'600'000, std::nullopt};
+  const SeriesQuery lb2_hours{"/quota", "gpc0", "b", from, to, 3'600'000, "lb2"};
+  ExportQuery eq;
+  eq.from_ms = from;
+  eq.to_ms = to;
+  eq.per_source = true;
+  auto render = [&](Store& store) {
+    std::string out = RenderSeries(store, hours) + "\n" + RenderSeries(store, lb2_hours) + "\n" +
+                      RenderExport(store, eq, SIZE_MAX);
+    auto rows = store.Usage(UsageQuery{"/quota", "gpc0", from, to, std::nullopt, std::nullopt});
+    if (!rows.ok()) return rows.status().ToString();
+    for (const auto& r : *rows) out += r.key + "=" + std::to_string(r.total) + "\n";
+    return out;
+  };
+  std::string want;
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    want = render(*store);
+  }
+  ASSERT_NE(std::string::npos, want.find("lb2")) << want;
+  // Rewrite the hour rollups as version 2 wrote them.
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyOptions options;
+    options.merge_operator = std::make_shared<U64AddOperator>();
+    rocksdb::ColumnFamilyHandle* v2 = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(options, format::kHourCfV2, &v2).ok());
+    rocksdb::WriteBatch wb;
+    size_t hours = 0;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kHourCf)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const auto parts = format::DecodeRollupKey(it->key().data());
+      format::HourRow row;
+      ASSERT_TRUE(
+          format::AddHourRow(std::string_view(it->value().data(), it->value().size()), &row));
+      for (uint32_t h = 0; h < format::kHoursPerRow; ++h) {
+        if (!((row.mask >> h) & 1)) continue;
+        std::string sum;
+        format::PutFixed64LE(sum, row.sums[h]);
+        wb.Put(v2,
+               format::RollupKey(parts.table, parts.metric, parts.key,
+                                 parts.bucket * format::kHoursPerRow + h, parts.source),
+               sum);
+        ++hours;
+      }
+    }
+    ASSERT_GT(hours, 50u);
+    std::string version;
+    format::PutU32BE(version, 2);
+    wb.Put(cf.at(format::kMetaCf), format::FormatKey(), version);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+    it.reset();
+    ASSERT_TRUE(db->DropColumnFamily(cf.at(format::kHourCf)).ok());
+    db->DestroyColumnFamilyHandle(v2);
+  });
+  auto column_families = [&] {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.Sub("db"), &names).ok());
+    return std::set<std::string>(names.begin(), names.end());
+  };
+  ASSERT_EQ(1u, column_families().count(format::kHourCfV2));
+  ASSERT_EQ(0u, column_families().count(format::kHourCf));
+  {
+    auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    EXPECT_EQ(want, render(**ro));
+  }
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    EXPECT_EQ(want, render(*store));
+    // New deltas land in the day rows next to the migrated ones.
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "a", from + 1, {{"gpc0", 100'000}})).ok());
+    EXPECT_NE(want, render(*store));
+    EXPECT_EQ(Total(*store, "/quota", "gpc0", "a", day0, day0 + 3 * kDay),
+              Total(*store, "/quota", "gpc0", "a", day0, from) +
+                  Total(*store, "/quota", "gpc0", "a", from, day0 + 3 * kDay));
+  }
+  EXPECT_EQ(0u, column_families().count(format::kHourCfV2));
+  EXPECT_EQ(1u, column_families().count(format::kHourCf));
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
+    EXPECT_EQ(3u, format::GetU32BE(v.data()));
+  });
+}
+
 // Random deltas over three days; every usage query over random ranges (including sub-minute
 // edges) equals the sum of the raw events generated in that range.
 TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
@@ -382,7 +502,12 @@ TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
       auto s = store->GetSeries(SeriesQuery{"/q", "gpc0", "c", a, b, step, std::nullopt});
       ASSERT_TRUE(s.ok());
       uint64_t sum = 0;
-      for (const auto& p : s->points) sum += p.v;
+      for (size_t j = 0; j < s->points.size(); ++j) {
+        sum += s->points[j].v;
+        if (j > 0) {
+          ASSERT_LT(s->points[j - 1].t_ms, s->points[j].t_ms) << "step " << step;
+        }
+      }
       ASSERT_EQ(want["c"], sum) << "step " << step << " range [" << a << "," << b << ")";
     }
   }
@@ -781,6 +906,26 @@ TEST(MergeOperatorTest, CorruptOperandIsAnErrorNotZero) {
   const rocksdb::Slice existing(good);
   EXPECT_TRUE(op.Merge("k", &existing, good, &out, nullptr));
   EXPECT_EQ(std::string(8, '\2'), out);
+}
+
+TEST(MergeOperatorTest, HourRowsAddHourByHour) {
+  HourRowAddOperator op;
+  std::string a, b, out;
+  format::EncodeHourCell(3, 5, a);
+  format::HourRow two;
+  two.Add(3, 1);
+  two.Add(23, 300);
+  format::EncodeHourRow(two, b);
+  const rocksdb::Slice existing(a);
+  ASSERT_TRUE(op.Merge("k", &existing, b, &out, nullptr));
+  format::HourRow got;
+  ASSERT_TRUE(format::AddHourRow(out, &got));
+  EXPECT_EQ((1u << 3) | (1u << 23), got.mask);
+  EXPECT_EQ(6u, got.sums[3]);
+  EXPECT_EQ(300u, got.sums[23]);
+  EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice("abc"), &out, nullptr));
+  const rocksdb::Slice eight_bytes(std::string(8, '\1'));  // a v2 hour value is not an hour row
+  EXPECT_FALSE(op.Merge("k", &eight_bytes, b, &out, nullptr));
 }
 
 TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
