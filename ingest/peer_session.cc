@@ -51,6 +51,8 @@ PeerMetrics& PeerMetrics::Get() {
     auto& r = MetricsRegistry::Global();
     return new PeerMetrics{
         r.GetGauge("stickmeter_peers_connected", "Peer sessions past the hello"),
+        r.GetGauge("stickmeter_peer_held_entries",
+                   "Entry updates read while the store is busy, waiting in open batches"),
         r.GetCounter("stickmeter_peer_resyncs_requested_total",
                      "Full resyncs stickmeter asked its peers for"),
         r.GetCounter("stickmeter_peer_bytes_received_total",
@@ -350,6 +352,7 @@ void PeerSession::OnRead(const error_code& ec, size_t n) {
   } else if (phase_ == Phase::kRunning) {
     held_ += entries;
     context_->held_entries.fetch_add(entries, std::memory_order_relaxed);
+    PeerMetrics::Get().held_entries.Add(static_cast<int64_t>(entries));
   }
   context_->registry.Received(std::string(DirectionName(direction_)), peer_name_, receive_unix_ms_,
                               entries);
@@ -551,6 +554,7 @@ void PeerSession::ProtocolError(const std::string& reason_label, const std::stri
 
 void PeerSession::ReleaseHeld() {
   context_->held_entries.fetch_sub(held_, std::memory_order_relaxed);
+  PeerMetrics::Get().held_entries.Add(-static_cast<int64_t>(held_));
   held_ = 0;
 }
 

@@ -75,6 +75,7 @@ class PeerStream {
 // Metrics of the peer service, registered once per process.
 struct PeerMetrics {
   Gauge& connected;
+  Gauge& held_entries;  // mirrors PeerContext::held_entries of every service in the process
   Counter& resyncs_requested;
   Counter& bytes_received;
   static PeerMetrics& Get();

@@ -241,6 +241,48 @@ TEST(PeerServiceTest, HoldsReadsInOneBatchAtTheInflightLimit) {
   EXPECT_EQ(4u, c.received.acks[2].second);
 }
 
+// The all-connections budget: once the sessions together hold max_held_entries_total, a session
+// at its in-flight limit stops reading even though its own open batch is empty.
+TEST(PeerServiceTest, HeldReadsOfAllConnectionsShareOneBudget) {
+  auto options = TestOptions();
+  options.max_inflight_batches = 1;
+  options.max_held_entries = 100;
+  options.max_held_entries_total = 2;
+  Harness h(options);
+  h.sink.set_mode(FakeSink::Mode::kHold);
+  Gauge& held = MetricsRegistry::Global().GetGauge("stickmeter_peer_held_entries", "");
+  const int64_t held_before = held.Value();
+  RawConn lb1, lb2;
+  ASSERT_TRUE(lb1.Connect(h.port()));
+  ASSERT_EQ("200", lb1.Hello("stickmeter", "lb1"));
+  ASSERT_TRUE(lb2.Connect(h.port()));
+  ASSERT_EQ("200", lb2.Hello("stickmeter", "lb2"));
+  ASSERT_TRUE(lb1.Send(DefineMessage() + UpdateMessage(1, "a", 1, 1)));
+  ASSERT_TRUE(lb2.Send(DefineMessage() + UpdateMessage(1, "x", 1, 1)));
+  ASSERT_TRUE(WaitFor([&] { return h.sink.submitted() == 2; }, 3s));
+  // lb1 fills the budget...
+  ASSERT_TRUE(lb1.Send(UpdateMessage(2, "b", 1, 1)));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(lb1.Send(UpdateMessage(3, "c", 1, 1)));
+  ASSERT_TRUE(WaitFor([&] { return held.Value() - held_before == 2; }, 3s));
+  // ...so lb2 stops reading once the read it had already posted brings y, although its own
+  // open batch holds one entry of its 100: z stays in its socket.
+  ASSERT_TRUE(lb2.Send(UpdateMessage(2, "y", 1, 1)));
+  ASSERT_TRUE(WaitFor([&] { return held.Value() - held_before == 3; }, 3s));
+  ASSERT_TRUE(lb2.Send(UpdateMessage(3, "z", 1, 1)));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(3, held.Value() - held_before);
+  EXPECT_EQ(2u, h.sink.submitted());
+  h.sink.Release();
+  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t") == 6; }, 3s));
+  EXPECT_EQ(1u, h.sink.Count("/t", "z"));
+  ASSERT_TRUE(WaitFor([&] { return held.Value() == held_before; }, 3s));
+  lb2.ReadMessages(3s,
+                   [](const Received& r) { return !r.acks.empty() && r.acks.back().second == 3; });
+  ASSERT_FALSE(lb2.received.acks.empty());
+  EXPECT_EQ(3u, lb2.received.acks.back().second);
+}
+
 TEST(PeerServiceTest, ResyncRequestIsAnsweredAndMarksTheSourceRestarted) {
   Harness h;
   RawConn c;
