@@ -924,8 +924,9 @@ TEST(MergeOperatorTest, HourRowsAddHourByHour) {
   EXPECT_EQ(6u, got.sums[3]);
   EXPECT_EQ(300u, got.sums[23]);
   EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice("abc"), &out, nullptr));
-  const rocksdb::Slice eight_bytes(std::string(8, '\1'));  // a v2 hour value is not an hour row
-  EXPECT_FALSE(op.Merge("k", &eight_bytes, b, &out, nullptr));
+  const std::string v2_value(8, '\1');  // a v2 hour value is not an hour row
+  const rocksdb::Slice v2_slice(v2_value);
+  EXPECT_FALSE(op.Merge("k", &v2_slice, b, &out, nullptr));
 }
 
 TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
