@@ -694,6 +694,9 @@ Status StoreImpl::OpenDb() {
 }
 
 Status StoreImpl::MigrateHours() {
+  const auto started = std::chrono::steady_clock::now();
+  uint64_t rows = 0;
+  LogInfo("store", "moving the hour rollups of " + options_.path + " into day rows (format v3)");
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, hours_v2_cf_));
@@ -734,13 +737,21 @@ Status StoreImpl::MigrateHours() {
     day = row_day;
     by_source[parts.source].Add(parts.bucket % format::kHoursPerRow,
                                 format::GetFixed64LE(it->value().data()));
+    ++rows;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "migrating hour rollups");
   if (!by_source.empty()) {
     if (auto s = put_day(); !s.ok()) return s;
   }
-  if (wb.Count() == 0) return Status::Ok();
-  return FromRocks(db_->Write(wo, &wb), "migrating hour rollups");
+  if (wb.Count() > 0) {
+    if (auto s = FromRocks(db_->Write(wo, &wb), "migrating hour rollups"); !s.ok()) return s;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  LogInfo("store", "moved " + std::to_string(rows) + " hour rollup rows into day rows in " +
+                       std::to_string(ms) + " ms");
+  return Status::Ok();
 }
 
 Status StoreImpl::Load() {
