@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -538,6 +539,15 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
     // Two (the default) let a full memtable wait for the previous one's flush: under sustained
     // ingest the commit then stalls for 0.1-1 s, which is the push-to-ACK tail.
     c.max_write_buffer_number = 4;
+    // Each (table, key) appends its audit rows in time order: a per-(table, key) insert hint
+    // turns the memtable insert (the writer's main cost) from a search from the top of the
+    // skiplist into a step from that key's last row. Not for the rollups and series state: a
+    // new merge operand or state row goes before the previous one, the hint saves less, and
+    // with 100k-1M keys the hints' memory (~250 bytes per prefix, in the memtable) cost more
+    // than they saved (see docs/performance.md).
+    if (i == kRaw) {
+      c.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+    }
     // The unit of the bucket in the key: hour rows are keyed by their day.
     const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
                          : i == kHour                ? format::kHourMs * hours_per_row_

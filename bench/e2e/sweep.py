@@ -146,6 +146,9 @@ def main():
     plan = [("headline", "headline max", 4, 10_000, "max"),
             ] + [("latency", f"latency {r / 1000:g}k/s", 4, 100_000, str(r))
                  for r in (1_000, 10_000, 33_333, 100_000)]
+    # Push-to-ACK at 100k updates/s depends on how often a key repeats within a group commit.
+    plan += [("latency-keys", f"latency 100k/s, {k:,} keys", 4, k, "100000")
+             for k in (100, 1_000, 10_000)]
     plan += [("keys", f"keys {k:,}", 4, k, "max") for k in (1_000, 10_000, 100_000, 1_000_000)]
     plan += [("peers", f"peers {p}", p, 10_000, "max") for p in (1, 4, 16, 64)]
     only = set(filter(None, args.only.split(",")))
