@@ -374,6 +374,14 @@ class StoreImpl final : public Store {
   // Buckets per row of a rollup column family: a day of hours (v3) or one hour (an older store
   // opened read-only), else 1.
   uint32_t RowSpan(Cf cf) const { return cf == kHour ? hours_per_row_ : 1; }
+  // The merge operator of a column family in the layout this store was opened with; null for
+  // the families written with Put only.
+  std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) const {
+    if (cf == kHour && hours_per_row_ > 1) return std::make_shared<HourRowAddOperator>();
+    if (cf >= kMinute && cf <= kDay) return std::make_shared<U64AddOperator>();
+    if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
+    return nullptr;
+  }
   void WriterLoop();
   // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
   // and runs every done callback with the outcome of the WriteBatch that held its batch.
@@ -558,9 +566,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
                               : i == kHour                  ? options_.hour_retention_ms
                               : i == kDay                   ? options_.day_retention_ms
                                                             : 0;
-    if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
-    if (i == kHour && hours_per_row_ > 1) c.merge_operator = std::make_shared<HourRowAddOperator>();
-    if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
+    c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
     if (i >= kRaw && retention > 0) {
       filters_.push_back(std::make_unique<RetentionFilter>(
           std::string("stickmeter.retention.") + kCfNames[i],
@@ -1271,9 +1277,7 @@ Status StoreImpl::CopyTo(const std::string& dir) {
     c.compression = rocksdb::kLZ4Compression;
     c.bottommost_compression = rocksdb::kZSTD;
     // The copy has the layout of this store, whatever its version.
-    if (i >= kMinute && i <= kDay) c.merge_operator = std::make_shared<U64AddOperator>();
-    if (i == kHour && hours_per_row_ > 1) c.merge_operator = std::make_shared<HourRowAddOperator>();
-    if (i == kGauge) c.merge_operator = std::make_shared<GaugeMergeOperator>();
+    c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
     descriptors.emplace_back(cf_names_[i], c);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -1410,8 +1414,9 @@ Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, 
     if (source && parts.source != *source) continue;
     const rocksdb::Slice value = it->value();
     if (span == 1) {
-      if (value.size() != 8) return Status::Corruption("bad rollup record");
-      visit(parts.bucket, format::GetFixed64LE(value.data()));
+      if (!ForEachCell(span, parts.bucket, value, visit)) {
+        return Status::Corruption("bad rollup record");
+      }
       continue;
     }
     if (day.mask != 0 && parts.bucket != day_bucket) visit_day();

@@ -735,21 +735,14 @@ TEST(StoreTest, BurstsOfNewSeriesCommitInBoundedWriteBatches) {
   constexpr int kBatches = 100, kKeysPerBatch = 1000;
   std::atomic<int> ok{0};
   for (int b = 0; b < kBatches; ++b) {
-    ingest::UpdateBatch batch;
-    batch.source = "lb1";
-    batch.connection_id = 1;
-    ingest::TableUpdates tu;
-    tu.table = t;
-    for (int k = 0; k < kKeysPerBatch; ++k) {
-      ingest::EntryUpdate e;
-      e.key = "k" + std::to_string(b * kKeysPerBatch + k);
-      e.received_ms = kT0;
-      e.values = {{"gpc0", MetricKind::kCounter32, 1},
-                  {"http_req_cnt", MetricKind::kCounter32, 2},
-                  {"bytes_out_cnt", MetricKind::kCounter64, 3}};
-      tu.entries.push_back(std::move(e));
+    ingest::UpdateBatch batch =
+        Batch("lb1", 1, t, "k" + std::to_string(b * kKeysPerBatch), kT0,
+              {{"gpc0", 1}, {"http_req_cnt", 2}, {"bytes_out_cnt", 3, MetricKind::kCounter64}});
+    auto& entries = batch.tables.front().entries;
+    for (int k = 1; k < kKeysPerBatch; ++k) {
+      entries.push_back(entries.front());
+      entries.back().key = "k" + std::to_string(b * kKeysPerBatch + k);
     }
-    batch.tables.push_back(std::move(tu));
     ASSERT_TRUE(store
                     ->Submit(std::move(batch),
                              [&ok](Status s) {
