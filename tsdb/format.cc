@@ -212,6 +212,84 @@ SeriesValue DecodeSeries(const char* p) {
   return v;
 }
 
+std::string JournalKey(uint64_t id) {
+  std::string k(1, kTagJournal);
+  PutU64BE(k, id);
+  return k;
+}
+
+std::optional<uint64_t> DecodeJournalKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kTagJournal) return std::nullopt;
+  return GetU64BE(key.data() + 1);
+}
+
+void EncodeJournal(const Journal& j, std::string& out) {
+  PutVarint(out, j.series.size());
+  for (const auto& [id, v] : j.series) {
+    PutVarint(out, id.source);
+    PutVarint(out, id.table);
+    PutVarint(out, id.key);
+    PutVarint(out, id.metric);
+    PutFixed64LE(out, v.last);
+    PutFixed64LE(out, static_cast<uint64_t>(v.last_ms));
+    PutFixed64LE(out, v.connection_id);
+    PutFixed32LE(out, v.epoch);
+  }
+  for (const auto& cells : j.cells) {
+    PutVarint(out, cells.size());
+    for (const auto& c : cells) {
+      PutVarint(out, c.table);
+      PutVarint(out, c.metric);
+      PutVarint(out, c.key);
+      PutVarint(out, c.bucket);
+      PutVarint(out, c.source);
+      PutVarint(out, c.sum);
+    }
+  }
+}
+
+namespace {
+// A varint that must fit an id or bucket (u32).
+bool GetVarint32(std::string_view* in, uint32_t* v) {
+  uint64_t x = 0;
+  if (!GetVarint(in, &x) || x > UINT32_MAX) return false;
+  *v = static_cast<uint32_t>(x);
+  return true;
+}
+}  // namespace
+
+bool AppendJournal(std::string_view in, Journal* j) {
+  uint64_t n = 0;
+  // Every series row takes at least 4 + kSeriesValueSize bytes: a count beyond that is garbage,
+  // not a reason to reserve memory.
+  if (!GetVarint(&in, &n) || n > in.size() / (4 + kSeriesValueSize)) return false;
+  j->series.reserve(j->series.size() + n);
+  for (uint64_t i = 0; i < n; ++i) {
+    SeriesId id;
+    if (!GetVarint32(&in, &id.source) || !GetVarint32(&in, &id.table) ||
+        !GetVarint32(&in, &id.key) || !GetVarint32(&in, &id.metric) ||
+        in.size() < kSeriesValueSize) {
+      return false;
+    }
+    j->series.emplace_back(id, DecodeSeries(in.data()));
+    in.remove_prefix(kSeriesValueSize);
+  }
+  for (auto& cells : j->cells) {
+    if (!GetVarint(&in, &n) || n > in.size() / 6) return false;
+    cells.reserve(cells.size() + n);
+    for (uint64_t i = 0; i < n; ++i) {
+      JournalCell c;
+      if (!GetVarint32(&in, &c.table) || !GetVarint32(&in, &c.metric) ||
+          !GetVarint32(&in, &c.key) || !GetVarint32(&in, &c.bucket) ||
+          !GetVarint32(&in, &c.source) || !GetVarint(&in, &c.sum)) {
+        return false;
+      }
+      cells.push_back(c);
+    }
+  }
+  return in.empty();
+}
+
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq) {
   std::string k;
   k.reserve(kRawKeySize);

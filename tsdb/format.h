@@ -37,6 +37,11 @@
 //                 one varint sum of deltas per set bit, lowest hour first
 //   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
 //                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
+//   JournalRow  = varint n, n x (varint source_id | varint table_id | varint key_id |
+//                 varint metric_id | SeriesValue) |
+//                 3 x (varint m, m x (varint table_id | varint metric_id | varint key_id |
+//                 varint bucket | varint source_id | varint sum))
+//                 the cells of the minute, hour and day rollups; bucket = t_ms / resolution
 //   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
 //                 (v1: one event per row; still read. Source ids start at 1, so its first byte
 //                 is never 0x00.)
@@ -49,6 +54,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace stickmeter::tsdb::format {
@@ -80,6 +86,7 @@ inline constexpr char kTagTable = 'T';
 inline constexpr char kTagMetric = 'M';
 inline constexpr char kTagTableSource = 'S';
 inline constexpr char kTagEpoch = 'E';
+inline constexpr char kTagJournal = 'J';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };
@@ -150,6 +157,30 @@ std::string SeriesKey(const SeriesId& id);
 SeriesId DecodeSeriesKey(const char* p);  // REQUIRES: kSeriesKeySize bytes
 std::string EncodeSeries(const SeriesValue& v);
 SeriesValue DecodeSeries(const char* p);  // REQUIRES: kSeriesValueSize bytes
+
+// ---- journal ----
+std::string JournalKey(uint64_t id);
+// The id of a journal key; nullopt if `key` is not one.
+std::optional<uint64_t> DecodeJournalKey(std::string_view key);
+
+// One rollup cell of a journal row: the sum of a series' deltas in one bucket of one resolution.
+struct JournalCell {
+  uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
+  uint64_t sum = 0;
+};
+inline constexpr int kJournalResolutions = 3;  // minute, hour, day
+struct Journal {
+  std::vector<std::pair<SeriesId, SeriesValue>> series;
+  std::vector<JournalCell> cells[kJournalResolutions];
+  void Clear() {
+    series.clear();
+    for (auto& c : cells) c.clear();
+  }
+};
+void EncodeJournal(const Journal& j, std::string& out);  // appends
+// Appends the rows and cells of the journal row `in` to `*j`. False if `in` is malformed (then
+// `*j` may hold part of it).
+bool AppendJournal(std::string_view in, Journal* j);
 
 // ---- raw events ----
 inline constexpr size_t kRawKeySize = 24;

@@ -1,5 +1,6 @@
 #include "tsdb/store.h"
 
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/slice_transform.h>
@@ -255,6 +256,35 @@ constexpr size_t kMaxGroupValues = 1024 * 1024;
 // are first seen (a state row and three rollup cells each), 512 Ki values would make a WriteBatch
 // of ~100 MiB; this keeps it near 16 MiB.
 constexpr size_t kMaxGroupRows = 512 * 1024;
+// The writer waits before its next group while this many bytes of journal rows are committed but
+// not yet in the state and rollup families: it bounds the memory they hold and how far the
+// rollups (what queries read) trail the acknowledgements.
+constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
+// A group's journal is split by (table, key) into this many rows, and the applier writes the rows
+// of one partition (from however many groups) in one WriteBatch: a batch small enough that the
+// writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
+constexpr uint32_t kJournalPartitions = 256;
+uint32_t JournalPartition(uint32_t table, uint32_t key) {
+  return (table * 0x9E3779B1u + key) % kJournalPartitions;
+}
+
+struct JournalRow {
+  uint64_t id;
+  uint32_t partition;
+  std::string row;
+  std::chrono::steady_clock::time_point committed;
+};
+
+// Byte for byte format::RollupKey, into a reused buffer.
+void SetRollupKey(std::string& k, uint32_t table, uint32_t metric, uint32_t key, uint32_t bucket,
+                  uint32_t source) {
+  k.clear();
+  format::PutU32BE(k, table);
+  format::PutU32BE(k, metric);
+  format::PutU32BE(k, key);
+  format::PutU32BE(k, bucket);
+  format::PutU32BE(k, source);
+}
 
 size_t CountValues(const ingest::UpdateBatch& b) {
   size_t n = 0;
@@ -292,6 +322,14 @@ class StoreImpl final : public Store {
                                               "Latency of one group commit (write + sync)")),
         queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
                                        "Update batches waiting for the store writer")),
+        journal_backlog_(metrics_.GetGauge(
+            "stickmeter_store_journal_backlog_bytes",
+            "Committed state and rollup changes not yet written to their column families "
+            "(queries see them once written)")),
+        journal_lag_(metrics_.GetGauge(
+            "stickmeter_store_journal_lag_milliseconds",
+            "Age of the oldest committed change the latest state and rollup write took: how far "
+            "queries trailed the acknowledgements")),
         multi_source_keys_(metrics_.GetCounter(
             "stickmeter_multi_source_keys_total",
             "Keys of one table seen from more than one HAProxy node (normal with one peers "
@@ -309,7 +347,15 @@ class StoreImpl final : public Store {
   Status OpenDb();
   Status Load();
   void StartWriter() {
-    writer_ = std::thread([this] { WriterLoop(); });
+    // Named so that `top -H` and profilers tell the two stages apart.
+    applier_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "sm-applier");
+      ApplierLoop();
+    });
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "sm-writer");
+      WriterLoop();
+    });
   }
 
   // ---- UpdateSink ----
@@ -329,6 +375,12 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
+  void HoldJournal() {
+    std::lock_guard lock(journal_mu_);
+    journal_held_ = true;
+  }
+  // Read-only: the journal rows the store holds (Load), which this view does not see.
+  size_t UnappliedJournalRows() const { return unapplied_journal_rows_; }
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
@@ -383,6 +435,16 @@ class StoreImpl final : public Store {
     return nullptr;
   }
   void WriterLoop();
+  // The second stage of a commit: takes every journal row the writer has committed, sums their
+  // rollup cells, keeps the newest state of each series, and writes them with the deletion of
+  // those rows in one WriteBatch (not synced: the journal rows stay until it is durable).
+  void ApplierLoop();
+  // Writes the rows of one partition, `rows` [begin, end), in one WriteBatch.
+  Status ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end);
+  // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes.
+  Status WaitForJournalSpace();
+  // Records a series loaded at open (from "series" or a journal row) in key_sources_.
+  void NoteLoadedSeries(const format::SeriesId& id);
   // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
   // and runs every done callback with the outcome of the WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
@@ -477,7 +539,6 @@ class StoreImpl final : public Store {
   };
   std::vector<PendingSeries> pending_;
   std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
-  std::vector<std::pair<AggKey, uint64_t>> cells_;
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
   // in raw_bytes_ and written in key order at commit (see CommitGroup).
@@ -490,6 +551,26 @@ class StoreImpl final : public Store {
   std::vector<RawRow> raw_;
   std::string raw_bytes_;
   std::string key_name_;  // reused buffer for interning key names
+  // The group's state rows and rollup cells by journal partition (reused buffers), and the
+  // journal rows they became.
+  format::Journal journal_parts_[kJournalPartitions];
+  std::vector<JournalRow> journal_out_;
+  uint64_t next_journal_id_ = 1;
+
+  // Journal rows committed and not yet applied, in id order, for the applier thread.
+  std::mutex journal_mu_;
+  std::condition_variable journal_cv_;          // the applier: rows to apply, or stop
+  std::condition_variable journal_space_cv_;    // the writer: backlog under the limit
+  std::condition_variable journal_applied_cv_;  // Flush
+  std::vector<JournalRow> journal_;             // GUARDED_BY(journal_mu_)
+  size_t journal_bytes_ = 0;                    // GUARDED_BY(journal_mu_)
+  uint64_t journal_queued_ = 0;                 // GUARDED_BY(journal_mu_) the last id queued
+  uint64_t journal_applied_ = 0;                // GUARDED_BY(journal_mu_) the last id applied
+  bool journal_stop_ = false;                   // GUARDED_BY(journal_mu_)
+  bool journal_failed_ = false;                 // GUARDED_BY(journal_mu_)
+  bool journal_held_ = false;  // GUARDED_BY(journal_mu_) tests: the applier writes nothing
+  size_t unapplied_journal_rows_ = 0;
+  std::thread applier_;
 
   // Queue.
   std::mutex q_mu_;
@@ -512,6 +593,8 @@ class StoreImpl final : public Store {
   Counter& updates_received_;
   Histogram& commit_latency_;
   Gauge& queue_depth_;
+  Gauge& journal_backlog_;
+  Gauge& journal_lag_;
   Counter& multi_source_keys_;
   Counter* deltas_by_reason_[format::kReasonCount] = {};
   std::shared_ptr<CollectorState> collector_;
@@ -525,6 +608,7 @@ rocksdb::Options StoreImpl::BaseOptions() const {
   o.max_background_jobs = 2;
   o.keep_log_file_num = 5;
   o.max_total_wal_size = 256u << 20;
+  o.enable_pipelined_write = true;
   if (read_only_) o.max_open_files = -1;  // required by secondary instances
   return o;
 }
@@ -543,7 +627,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
     c.table_factory = table_factory;
     c.compression = rocksdb::kLZ4Compression;
     c.bottommost_compression = rocksdb::kZSTD;
-    c.write_buffer_size = (i == kRaw ? 32u : 8u) << 20;
+    // The audit rows, and the journal rows in meta (a few MiB per group, deleted soon after),
+    // take the most memtable space.
+    c.write_buffer_size = (i == kRaw || i == kMeta ? 32u : 8u) << 20;
     // Two (the default) let a full memtable wait for the previous one's flush: under sustained
     // ingest the commit then stalls for 0.1-1 s, which is the push-to-ACK tail.
     c.max_write_buffer_number = 4;
@@ -851,6 +937,10 @@ Status StoreImpl::Load() {
     } else if (tag == format::kTagSeq) {
       if (val.size() != 8) return Status::Corruption(corrupt + ": bad sequence record");
       next_seq_ = format::GetU64BE(val.data());
+    } else if (tag == format::kTagJournal) {
+      const auto id = format::DecodeJournalKey(std::string_view(k.data(), k.size()));
+      if (!id) return Status::Corruption(corrupt + ": bad journal record");
+      journal_.push_back(JournalRow{*id, 0, val.ToString(), std::chrono::steady_clock::now()});
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
@@ -863,16 +953,53 @@ Status StoreImpl::Load() {
     }
     const auto id = format::DecodeSeriesKey(it->key().data());
     series_.emplace(id, LiveSeries{format::DecodeSeries(it->value().data()), LiveSeries::kClean});
-    const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
-    auto [ks, inserted] = key_sources_.emplace(tk, id.source);
-    if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
-      ks->second |= kSharedBit;
-      tables_[id.table].multi_source_keys++;
-    }
+    NoteLoadedSeries(id);
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
+  // Journal rows left by a crash (or a read-write instance still running, for a reader) hold
+  // the newest state of their series; the applier writes them out before anything newer.
+  if (!journal_.empty()) {
+    if (read_only_) {
+      unapplied_journal_rows_ = journal_.size();
+      journal_.clear();
+    } else {
+      format::Journal j;
+      for (auto& row : journal_) {
+        j.Clear();
+        if (!format::AppendJournal(row.row, &j)) {
+          return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) +
+                                    " is malformed");
+        }
+        if (!j.series.empty()) {
+          row.partition = JournalPartition(j.series[0].first.table, j.series[0].first.key);
+        }
+        for (const auto& [sid, v] : j.series) {
+          auto [sit, fresh] = series_.try_emplace(sid, LiveSeries{v, LiveSeries::kClean});
+          if (fresh) {
+            NoteLoadedSeries(sid);
+          } else {
+            sit->second.v = v;
+          }
+        }
+        journal_bytes_ += row.row.size();
+      }
+      journal_queued_ = journal_.back().id;
+      next_journal_id_ = journal_queued_ + 1;
+      LogInfo("store", "writing " + std::to_string(journal_.size()) +
+                           " journal rows to the state and rollups (left by an unclean stop)");
+    }
+  }
   live_series_ = series_.size();
   return Status::Ok();
+}
+
+void StoreImpl::NoteLoadedSeries(const format::SeriesId& id) {
+  const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
+  auto [ks, inserted] = key_sources_.emplace(tk, id.source);
+  if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
+    ks->second |= kSharedBit;
+    tables_[id.table].multi_source_keys++;
+  }
 }
 
 Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
@@ -893,9 +1020,15 @@ Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
 }
 
 void StoreImpl::Flush() {
-  std::unique_lock lock(q_mu_);
-  const uint64_t target = submitted_;
-  flushed_cv_.wait(lock, [&] { return committed_ >= target; });
+  {
+    std::unique_lock lock(q_mu_);
+    const uint64_t target = submitted_;
+    flushed_cv_.wait(lock, [&] { return committed_ >= target; });
+  }
+  std::unique_lock lock(journal_mu_);
+  const uint64_t target = journal_queued_;
+  journal_applied_cv_.wait(
+      lock, [&] { return journal_applied_ >= target || journal_failed_ || journal_held_; });
 }
 
 void StoreImpl::WriterLoop() {
@@ -931,6 +1064,7 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
   size_t next = 0;  // the first batch of the group not committed yet
   while (next < group.size()) {
     size_t end = next;
+    if (status.ok()) status = WaitForJournalSpace();
     if (status.ok()) {
       const auto start = std::chrono::steady_clock::now();
       size_t values = 0;
@@ -956,19 +1090,16 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
 
 Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   Status status;
-  // Rows go into the batch in key order per column family: the memtable skiplist then inserts
-  // each next to the previous one instead of searching from the top. Every key below appears
-  // at most once in the group (one state row per series, a unique sequence per audit row; a
-  // rollup cell twice only if its series left and re-entered a bucket, and merge operands add
-  // up), so the order changes nothing that is stored.
+  // Audit rows go into the batch in key order: the memtable skiplist then inserts each next to
+  // the previous one instead of searching from the top. Every audit key is unique (its sequence
+  // number), so the order changes nothing that is stored.
   std::sort(raw_.begin(), raw_.end(), [](const RawRow& a, const RawRow& b) {
     return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
   });
-  // Keys and values are built in reused buffers, byte for byte what format::RawKey,
-  // SeriesKey, EncodeSeries and RollupKey produce, without a heap allocation per row.
-  std::string k, val;
+  // Keys are built in a reused buffer, byte for byte what format::RawKey and RollupKey produce,
+  // without a heap allocation per row.
+  std::string k;
   k.reserve(64);
-  val.reserve(64);
   for (const auto& row : raw_) {
     k.clear();
     format::PutU32BE(k, row.table);
@@ -979,69 +1110,46 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   }
   raw_.clear();
   raw_bytes_.clear();
-  std::sort(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) {
-    const format::SeriesId& x = a.series->first;
-    const format::SeriesId& y = b.series->first;
-    return std::tie(x.source, x.table, x.key, x.metric) <
-           std::tie(y.source, y.table, y.key, y.metric);
-  });
+  // The state rows and rollup cells go into one journal row: one memtable insert on the path to
+  // the acknowledgement instead of one per series and resolution. The applier writes them to
+  // their column families afterwards (ApplierLoop).
+  for (auto& part : journal_parts_) part.Clear();
   for (const auto& p : pending_) {
     const format::SeriesId& id = p.series->first;
-    const format::SeriesValue& sv = p.series->second.v;
+    format::Journal& part = journal_parts_[JournalPartition(id.table, id.key)];
+    part.series.emplace_back(id, p.series->second.v);
     p.series->second.pending = LiveSeries::kClean;
-    k.clear();
-    format::PutU32BE(k, id.source);
-    format::PutU32BE(k, id.table);
-    format::PutU32BE(k, id.key);
-    format::PutU32BE(k, id.metric);
-    val.clear();
-    format::PutFixed64LE(val, sv.last);
-    format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
-    format::PutFixed64LE(val, sv.connection_id);
-    format::PutFixed32LE(val, sv.epoch);
-    wb.Put(cfs_[kSeries], k, val);
+    if (!p.has_cells) continue;
+    for (int r = 0; r < format::kJournalResolutions; ++r) {
+      part.cells[r].push_back({id.table, id.metric, id.key, p.bucket[r], id.source, p.sum[r]});
+    }
+  }
+  pending_.clear();
+  for (int r = 0; r < format::kJournalResolutions; ++r) {
+    for (const auto& [a, v] : spilled_[r]) {
+      journal_parts_[JournalPartition(a.table, a.key)].cells[r].push_back(
+          {a.table, a.metric, a.key, a.bucket, a.source, v});
+    }
+    spilled_[r].clear();
+  }
+  journal_out_.clear();
+  for (uint32_t i = 0; i < kJournalPartitions; ++i) {
+    if (journal_parts_[i].series.empty()) continue;  // a spilled cell's series is there too
+    JournalRow& out = journal_out_.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
+    format::EncodeJournal(journal_parts_[i], out.row);
+    wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
   }
   auto by_key = [](const auto& a, const auto& b) {
     return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
            std::tie(b.first.table, b.first.metric, b.first.key, b.first.bucket, b.first.source);
   };
-  auto rollup_key = [&k](const AggKey& a) -> const std::string& {
-    k.clear();
-    format::PutU32BE(k, a.table);
-    format::PutU32BE(k, a.metric);
-    format::PutU32BE(k, a.key);
-    format::PutU32BE(k, a.bucket);
-    format::PutU32BE(k, a.source);
-    return k;
-  };
-  for (int r = 0; r < 3; ++r) {
-    cells_.swap(spilled_[r]);
-    spilled_[r].clear();
-    for (const auto& p : pending_) {
-      if (!p.has_cells) continue;
-      const format::SeriesId& id = p.series->first;
-      cells_.push_back({AggKey{id.table, id.metric, id.key, p.bucket[r], id.source}, p.sum[r]});
-    }
-    std::sort(cells_.begin(), cells_.end(), by_key);
-    for (auto [cell, v] : cells_) {
-      val.clear();
-      if (kMinute + r == kHour) {
-        format::EncodeHourCell(cell.bucket % format::kHoursPerRow, v, val);
-        cell.bucket /= format::kHoursPerRow;
-      } else {
-        format::PutFixed64LE(val, v);
-      }
-      wb.Merge(cfs_[kMinute + r], rollup_key(cell), val);
-    }
-    cells_.clear();
-  }
-  pending_.clear();
   std::vector<std::pair<AggKey, std::pair<int64_t, int64_t>>> gauges(gauge_agg_.begin(),
                                                                      gauge_agg_.end());
   gauge_agg_.clear();
   std::sort(gauges.begin(), gauges.end(), by_key);
   for (const auto& [cell, v] : gauges) {
-    wb.Merge(cfs_[kGauge], rollup_key(cell), format::EncodeGauge(v.first, v.second));
+    SetRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
+    wb.Merge(cfs_[kGauge], k, format::EncodeGauge(v.first, v.second));
   }
   if (next_seq_ != seq_before) {
     std::string seq;
@@ -1058,8 +1166,152 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
     LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
     std::lock_guard lock(q_mu_);
     failed_ = status;
+  } else if (!journal_out_.empty()) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(journal_mu_);
+      for (auto& row : journal_out_) {
+        row.committed = now;
+        journal_bytes_ += row.row.size();
+        journal_.push_back(std::move(row));
+      }
+      journal_queued_ = journal_.back().id;
+      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
+    }
+    journal_cv_.notify_one();
   }
   return status;
+}
+
+Status StoreImpl::WaitForJournalSpace() {
+  std::unique_lock lock(journal_mu_);
+  journal_space_cv_.wait(lock, [&] {
+    return journal_bytes_ <= kMaxJournalBacklogBytes || journal_failed_ || journal_held_;
+  });
+  if (!journal_failed_) return Status::Ok();
+  std::lock_guard q_lock(q_mu_);
+  return failed_;
+}
+
+void StoreImpl::ApplierLoop() {
+  std::vector<JournalRow> rows;
+  for (;;) {
+    {
+      std::unique_lock lock(journal_mu_);
+      journal_cv_.wait(lock,
+                       [&] { return journal_stop_ || (!journal_.empty() && !journal_held_); });
+      if (journal_.empty() || journal_held_) break;  // stopping and drained, or held
+      rows.swap(journal_);
+      journal_.clear();
+    }
+    // How far what queries see trails the acknowledgements: the age of the oldest row.
+    journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - rows.front().committed)
+                         .count());
+    // By partition, each in id order: a later state of a series overrides an earlier one.
+    std::stable_sort(rows.begin(), rows.end(), [](const JournalRow& a, const JournalRow& b) {
+      return a.partition < b.partition;
+    });
+    Status status;
+    uint64_t last_id = 0;
+    for (size_t begin = 0; begin < rows.size() && status.ok();) {
+      size_t end = begin, bytes = 0;
+      while (end < rows.size() && rows[end].partition == rows[begin].partition) {
+        bytes += rows[end].row.size();
+        last_id = std::max(last_id, rows[end].id);
+        ++end;
+      }
+      status = ApplyJournal(rows, begin, end);
+      begin = end;
+      std::lock_guard lock(journal_mu_);
+      journal_bytes_ -= bytes;
+      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
+      journal_space_cv_.notify_all();
+    }
+    {
+      std::lock_guard lock(journal_mu_);
+      if (journal_.empty()) journal_lag_.Set(0);
+      if (status.ok()) {
+        journal_applied_ = last_id;
+      } else {
+        journal_failed_ = true;
+      }
+    }
+    journal_space_cv_.notify_all();
+    journal_applied_cv_.notify_all();
+    if (!status.ok()) {
+      // The journal rows stay: reopening the store applies them (Load).
+      LogError("tsdb", "writing state and rollups failed, store stops accepting updates: " +
+                           status.ToString());
+      std::lock_guard lock(q_mu_);
+      if (failed_.ok()) failed_ = status;
+      return;
+    }
+  }
+}
+
+Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end) {
+  format::Journal j;
+  for (size_t i = begin; i < end; ++i) {
+    if (!format::AppendJournal(rows[i].row, &j)) {
+      return Status::Corruption("journal row " + std::to_string(rows[i].id) + " is malformed");
+    }
+  }
+  rocksdb::WriteBatch wb;
+  std::string k, val;
+  // Rows go in key order (see WriteGroup). Of a series' states, the newest (last) one is written.
+  std::stable_sort(j.series.begin(), j.series.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.source, a.first.table, a.first.key, a.first.metric) <
+           std::tie(b.first.source, b.first.table, b.first.key, b.first.metric);
+  });
+  for (size_t i = 0; i < j.series.size(); ++i) {
+    if (i + 1 < j.series.size() && j.series[i + 1].first == j.series[i].first) continue;
+    const auto& [id, sv] = j.series[i];
+    // Byte for byte format::SeriesKey and EncodeSeries, in reused buffers.
+    k.clear();
+    format::PutU32BE(k, id.source);
+    format::PutU32BE(k, id.table);
+    format::PutU32BE(k, id.key);
+    format::PutU32BE(k, id.metric);
+    val.clear();
+    format::PutFixed64LE(val, sv.last);
+    format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
+    format::PutFixed64LE(val, sv.connection_id);
+    format::PutFixed32LE(val, sv.epoch);
+    wb.Put(cfs_[kSeries], k, val);
+  }
+  // The cells of one rollup row from all the rows applied together become one merge operand.
+  auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
+    return std::tie(a.table, a.metric, a.key, a.bucket, a.source) <
+           std::tie(b.table, b.metric, b.key, b.bucket, b.source);
+  };
+  for (int r = 0; r < format::kJournalResolutions; ++r) {
+    auto& cells = j.cells[r];
+    std::sort(cells.begin(), cells.end(), cell_order);
+    const Cf cf = static_cast<Cf>(kMinute + r);
+    for (size_t i = 0; i < cells.size();) {
+      format::JournalCell c = cells[i];
+      for (++i; i < cells.size() && !cell_order(c, cells[i]); ++i) c.sum += cells[i].sum;
+      val.clear();
+      if (cf == kHour) {
+        format::EncodeHourCell(c.bucket % format::kHoursPerRow, c.sum, val);
+        c.bucket /= format::kHoursPerRow;
+      } else {
+        format::PutFixed64LE(val, c.sum);
+      }
+      SetRollupKey(k, c.table, c.metric, c.key, c.bucket, c.source);
+      wb.Merge(cfs_[cf], k, val);
+    }
+  }
+  for (size_t i = begin; i < end; ++i) wb.Delete(cfs_[kMeta], format::JournalKey(rows[i].id));
+  // Not synced: until the WAL holds this batch the journal rows are still there (the later
+  // synced commit makes both durable, in order), so a crash loses nothing.
+  rocksdb::WriteOptions wo;
+  // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
+  // write group, where the commit would wait for (or do) this batch's memtable inserts. Without
+  // a rate limiter configured the priority has no other effect.
+  wo.rate_limiter_priority = rocksdb::Env::IO_USER;
+  return FromRocks(db_->Write(wo, &wb), "writing state and rollups");
 }
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
@@ -1224,6 +1476,12 @@ Status StoreImpl::Close() {
   }
   q_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(journal_mu_);
+    journal_stop_ = true;
+  }
+  journal_cv_.notify_all();
+  if (applier_.joinable()) applier_.join();
   flushed_cv_.notify_all();
   std::unique_lock db_lock(db_mu_);
   {
@@ -2038,16 +2296,36 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 }
 
 Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) {
-  auto store = std::make_unique<StoreImpl>(options, /*read_only=*/true);
-  if (auto s = store->OpenDb(); !s.ok()) {
-    (void)store->Close();
-    return s;
+  auto open = [&]() -> Result<std::unique_ptr<StoreImpl>> {
+    auto store = std::make_unique<StoreImpl>(options, /*read_only=*/true);
+    if (auto s = store->OpenDb(); !s.ok()) {
+      (void)store->Close();
+      return s;
+    }
+    if (auto s = store->Load(); !s.ok()) {
+      (void)store->Close();
+      return s;
+    }
+    return store;
+  };
+  auto store = open();
+  if (!store.ok()) return store.status();
+  if ((*store)->UnappliedJournalRows() == 0) return std::unique_ptr<Store>(std::move(*store));
+  // Journal rows are either in flight in a running server, which writes them out within moments,
+  // or left by an unclean stop: then nobody holds the store, and opening it for writing once
+  // writes them out, so that a reader (an export, say) sees every acknowledged update.
+  (void)(*store)->Close();
+  auto writer = Store::Open(options);
+  if (writer.ok()) {
+    if (auto s = (*writer)->Close(); !s.ok()) return s;
+  } else if (writer.status().code() != Status::Code::kUnavailable) {
+    LogWarn("store", "a reader cannot write out the journal left by an unclean stop (" +
+                         writer.status().ToString() +
+                         "); queries miss those updates until stickmeter serve opens the store");
   }
-  if (auto s = store->Load(); !s.ok()) {
-    (void)store->Close();
-    return s;
-  }
-  return std::unique_ptr<Store>(std::move(store));
+  store = open();
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(std::move(*store));
 }
 
 Store::~Store() = default;
@@ -2055,5 +2333,7 @@ Store::~Store() = default;
 void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
   static_cast<StoreImpl&>(store).SetExportChunkBytes(bytes);
 }
+
+void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }
 
 }  // namespace stickmeter::tsdb

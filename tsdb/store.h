@@ -3,9 +3,13 @@
 // A Store is both the sink ingest submits decoded updates to and the QueryService http reads
 // from. Writes go through one writer thread fed by a bounded queue: Submit only enqueues; the
 // writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and commits
-// the new series state, the audit events and the rollup increments in ONE RocksDB WriteBatch
-// (fsynced when sync_writes) before running the done callbacks in order. Hence a crash loses at
-// most unacknowledged batches, and replaying them yields the same absolute values: delta 0.
+// the audit events and a journal of the new series state and rollup increments in ONE RocksDB
+// WriteBatch (fsynced when sync_writes) before running the done callbacks in order. Hence a crash
+// loses at most unacknowledged batches, and replaying them yields the same absolute values: delta
+// 0. A second thread, the applier, then writes the journal out to the state and rollup column
+// families, summing the increments of many groups, and deletes it in the same WriteBatch; Open
+// finishes what a crash left of it. Queries read the rollups, so they see a batch shortly after
+// its acknowledgement (milliseconds; under overload at most 64 MiB of journal behind).
 //
 // Thread-safety: every public method may be called from any thread. Queries run on the caller's
 // thread against RocksDB and never block the writer. The delta state lives in memory (loaded at
@@ -65,6 +69,8 @@ class Store : public ingest::UpdateSink, public QueryService {
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Opens an existing store read-only, as of now, even while another process has it open
   // read-write (a RocksDB secondary instance). Submit and CompactAll then fail with Unavailable.
+  // If the store holds a journal left by an unclean stop and no process has it open, it is first
+  // opened read-write once to write that journal out, so that nothing acknowledged is missing.
   static Result<std::unique_ptr<Store>> OpenReadOnly(const StoreOptions& options);
 
   ~Store() override;
@@ -77,7 +83,8 @@ class Store : public ingest::UpdateSink, public QueryService {
   virtual Status Close() = 0;
   // Compacts every column family now so retention applies without waiting (tests, maintenance).
   virtual Status CompactAll() = 0;
-  // Blocks until everything submitted before the call is committed (tests, benchmarks).
+  // Blocks until everything submitted before the call is committed and visible to queries
+  // (tests, benchmarks).
   virtual void Flush() = 0;
 
  protected:

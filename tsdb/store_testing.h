@@ -12,4 +12,10 @@ namespace stickmeter::tsdb::testing_internal {
 // must come from Store::Open or Store::OpenReadOnly; call it before querying.
 void SetExportChunkBytes(Store& store, size_t bytes);
 
+// Stops the store's applier for good: committed groups stay journal rows, as an unclean stop in
+// the middle of writing them out would leave them. The store can then only be killed or closed
+// (Close returns without writing them out; the next Open does). `store` must come from
+// Store::Open.
+void HoldJournal(Store& store);
+
 }  // namespace stickmeter::tsdb::testing_internal

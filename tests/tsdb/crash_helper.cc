@@ -1,22 +1,25 @@
-// tsdb_crash_helper DIR PACE_US: ingests the crash stream into the store at DIR through Submit,
-// printing "acked N" once batch N is committed, then "done". PACE_US sleeps between submits so
-// the stream lasts long enough to be killed in the middle.
+// tsdb_crash_helper DIR PACE_US [hold]: ingests the crash stream into the store at DIR through
+// Submit, printing "acked N" once batch N is committed, then "done". PACE_US sleeps between
+// submits so the stream lasts long enough to be killed in the middle. With "hold", committed
+// groups stay journal rows (testing_internal::HoldJournal), as if killed before writing them out.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "tests/tsdb/crash_stream.h"
 #include "tsdb/store.h"
+#include "tsdb/store_testing.h"
 
 using namespace stickmeter;
 using namespace stickmeter::tsdb;
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: tsdb_crash_helper DIR PACE_US\n");
+  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "hold")) {
+    std::fprintf(stderr, "usage: tsdb_crash_helper DIR PACE_US [hold]\n");
     return 2;
   }
   StoreOptions o;
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
     return 1;
   }
+  if (argc == 4) testing_internal::HoldJournal(**store);
   const int pace_us = std::atoi(argv[2]);
   const auto table = crash::StreamTable();
   // Unique per run, as a new peer connection would be.

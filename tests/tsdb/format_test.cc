@@ -53,6 +53,68 @@ TEST(FormatTest, HourRowsRoundTripAndRejectMalformedOnes) {
   EXPECT_FALSE(AddHourRow(hour24, &scratch));  // a day has 24 hours
 }
 
+TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
+  Journal j;
+  j.series.push_back({SeriesId{1, 2, 3, 4}, SeriesValue{uint64_t{1} << 40, -5, 77, 9}});
+  j.series.push_back({SeriesId{UINT32_MAX, 0, 1, 2}, SeriesValue{0, 1'790'000'000'000, 0, 0}});
+  j.cells[0].push_back({2, 4, 3, 29'833'333, 1, 12});
+  j.cells[1].push_back({2, 4, 3, 497'222, 1, std::numeric_limits<uint64_t>::max()});
+  j.cells[2].push_back({2, 4, 3, 20'717, 1, 12});
+  std::string row;
+  EncodeJournal(j, row);
+  EXPECT_EQ(JournalKey(42), std::string("J") + std::string(7, '\0') + '*');
+  EXPECT_EQ(42u, DecodeJournalKey(JournalKey(42)));
+  EXPECT_FALSE(DecodeJournalKey("J42"));
+
+  // Appending two rows gives the rows of both, in order: how the applier gathers many groups.
+  Journal got;
+  ASSERT_TRUE(AppendJournal(row, &got));
+  ASSERT_TRUE(AppendJournal(row, &got));
+  ASSERT_EQ(4u, got.series.size());
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& [id, v] = got.series[i];
+    const auto& [want_id, want_v] = j.series[i % 2];
+    EXPECT_EQ(want_id, id);
+    EXPECT_EQ(want_v.last, v.last);
+    EXPECT_EQ(want_v.last_ms, v.last_ms);
+    EXPECT_EQ(want_v.connection_id, v.connection_id);
+    EXPECT_EQ(want_v.epoch, v.epoch);
+  }
+  for (int r = 0; r < kJournalResolutions; ++r) {
+    ASSERT_EQ(2u, got.cells[r].size()) << r;
+    for (const auto& c : got.cells[r]) {
+      const auto& want = j.cells[r][0];
+      EXPECT_EQ(std::tie(want.table, want.metric, want.key, want.bucket, want.source, want.sum),
+                std::tie(c.table, c.metric, c.key, c.bucket, c.source, c.sum));
+    }
+  }
+
+  Journal scratch;
+  EXPECT_FALSE(AppendJournal(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
+  scratch.Clear();
+  EXPECT_FALSE(AppendJournal(row + "x", &scratch));  // trailing bytes
+  scratch.Clear();
+  std::string huge;
+  PutVarint(huge, uint64_t{1} << 40);  // more rows than bytes: rejected before reserving memory
+  EXPECT_FALSE(AppendJournal(huge, &scratch));
+  std::string wide;  // an id beyond 32 bits
+  PutVarint(wide, 1);
+  PutVarint(wide, uint64_t{1} << 32);
+  wide.append(3 + kSeriesValueSize, '\0');
+  for (int r = 0; r < kJournalResolutions; ++r) PutVarint(wide, 0);
+  scratch.Clear();
+  EXPECT_FALSE(AppendJournal(wide, &scratch));
+  // The same bytes with a 32-bit id are a valid row: the rejection above is the id's width.
+  std::string narrow;
+  PutVarint(narrow, 1);
+  PutVarint(narrow, 7);
+  narrow.append(3 + kSeriesValueSize, '\0');
+  for (int r = 0; r < kJournalResolutions; ++r) PutVarint(narrow, 0);
+  scratch.Clear();
+  EXPECT_TRUE(AppendJournal(narrow, &scratch));
+  EXPECT_EQ(7u, scratch.series.at(0).first.source);
+}
+
 TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
   std::string row;
   StartEventRow(row, 7);

@@ -72,12 +72,16 @@ inline ingest::UpdateBatch Batch(const std::string& source, uint64_t conn,
 }
 
 // Submits and waits for the commit; returns the done status.
+// Submits, waits for the acknowledgement, then for the batch to be visible to queries (the state
+// and rollups are written shortly after the acknowledgement).
 inline Status SubmitSync(Store& store, ingest::UpdateBatch b) {
   std::promise<Status> p;
   auto f = p.get_future();
   Status s = store.Submit(std::move(b), [&p](Status st) { p.set_value(st); });
   if (!s.ok()) return s;
-  return f.get();
+  s = f.get();
+  if (s.ok()) store.Flush();
+  return s;
 }
 
 inline std::unique_ptr<Store> OpenOrDie(const StoreOptions& o) {
