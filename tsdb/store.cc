@@ -260,6 +260,12 @@ constexpr size_t kMaxGroupRows = 512 * 1024;
 // not yet in the state and rollup families: it bounds the memory they hold and how far the
 // rollups (what queries read) trail the acknowledgements.
 constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
+// A group journals its state and rollups only while they stay under this size (the meta column
+// family's memtable; estimated from typical encoded sizes of a series and a cell).
+constexpr size_t kMaxJournalGroupBytes = 32u << 20;
+constexpr size_t kBigJournalGroupBytes = 4u << 20;
+constexpr size_t kJournalSeriesBytes = 40;
+constexpr size_t kJournalCellBytes = 12;
 // A group's journal is split by (table, key) into this many rows, and the applier writes the rows
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
@@ -375,6 +381,7 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
+  void SetJournalGroupLimit(size_t bytes) { journal_group_limit_.store(bytes); }
   void HoldJournal() {
     std::lock_guard lock(journal_mu_);
     journal_held_ = true;
@@ -441,6 +448,12 @@ class StoreImpl final : public Store {
   void ApplierLoop();
   // Writes the rows of one partition, `rows` [begin, end), in one WriteBatch.
   Status ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end);
+  // Adds the newest state of each series in `j` and one merge operand per rollup cell (the sum
+  // of its increments in `j`) to `wb`, in key order. Sorts `j`.
+  void AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
+  // Blocks the writer until the applier has written out every journal row: true then, false if
+  // it never will (a failed write, or a test holding the journal).
+  bool WaitForJournalDrained();
   // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes.
   Status WaitForJournalSpace();
   // Records a series loaded at open (from "series" or a journal row) in key_sources_.
@@ -570,6 +583,8 @@ class StoreImpl final : public Store {
   bool journal_failed_ = false;                 // GUARDED_BY(journal_mu_)
   bool journal_held_ = false;  // GUARDED_BY(journal_mu_) tests: the applier writes nothing
   size_t unapplied_journal_rows_ = 0;
+  // A group whose journal would be larger writes its state and rollups directly (tests lower it).
+  std::atomic<size_t> journal_group_limit_{kMaxJournalGroupBytes};
   std::thread applier_;
 
   // Queue.
@@ -1114,9 +1129,23 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   }
   raw_.clear();
   raw_bytes_.clear();
-  // The state rows and rollup cells go into one journal row: one memtable insert on the path to
-  // the acknowledgement instead of one per series and resolution. The applier writes them to
-  // their column families afterwards (ApplierLoop).
+  // The state rows and rollup cells go into journal rows (one per key partition): a few
+  // memtable inserts on the path to the acknowledgement instead of one per series and
+  // resolution. The applier writes them to their column families afterwards (ApplierLoop).
+  // Some groups gain nothing from that and write their state and rollups directly: one whose
+  // journal would not fit its memtable (its rows would reach the disk before the applier deletes
+  // them), and a big one when more series are live than a full backlog holds (the applier saves
+  // by summing a series over the groups it writes at once; then they rarely recur within one
+  // pass). Either is a commit under load, not one waited on for latency.
+  size_t cells = 0;
+  for (const auto& sp : spilled_) cells += sp.size();
+  const size_t journal_bytes =
+      pending_.size() * kJournalSeriesBytes + (cells + 3 * pending_.size()) * kJournalCellBytes;
+  const size_t limit = journal_group_limit_.load(std::memory_order_relaxed);
+  bool direct =
+      journal_bytes > limit ||
+      (journal_bytes > kBigJournalGroupBytes &&
+       series_.size() * (kJournalSeriesBytes + 3 * kJournalCellBytes) > kMaxJournalBacklogBytes);
   for (auto& part : journal_parts_) part.Clear();
   for (const auto& p : pending_) {
     const format::SeriesId& id = p.series->first;
@@ -1137,11 +1166,27 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
     spilled_[r].clear();
   }
   journal_out_.clear();
-  for (uint32_t i = 0; i < kJournalPartitions; ++i) {
-    if (journal_parts_[i].series.empty()) continue;  // a spilled cell's series is there too
-    JournalRow& out = journal_out_.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
-    format::EncodeJournal(journal_parts_[i], out.row);
-    wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
+  // The state written here must not be overtaken by an older journal row's: the applier first
+  // writes out every one. If it cannot, the group is journalled after all.
+  if (direct) direct = WaitForJournalDrained();
+  if (direct) {
+    // One run in key order over all partitions, so that each insert lands next to the previous.
+    format::Journal& all = journal_parts_[0];
+    for (uint32_t i = 1; i < kJournalPartitions; ++i) {
+      const format::Journal& part = journal_parts_[i];
+      all.series.insert(all.series.end(), part.series.begin(), part.series.end());
+      for (int r = 0; r < format::kJournalResolutions; ++r) {
+        all.cells[r].insert(all.cells[r].end(), part.cells[r].begin(), part.cells[r].end());
+      }
+    }
+    AddStateAndRollups(all, wb);
+  } else {
+    for (uint32_t i = 0; i < kJournalPartitions; ++i) {
+      if (journal_parts_[i].series.empty()) continue;  // a spilled cell's series is there too
+      JournalRow& out = journal_out_.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
+      format::EncodeJournal(journal_parts_[i], out.row);
+      wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
+    }
   }
   auto by_key = [](const auto& a, const auto& b) {
     return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
@@ -1195,6 +1240,14 @@ Status StoreImpl::WaitForJournalSpace() {
   if (!journal_failed_) return Status::Ok();
   std::lock_guard q_lock(q_mu_);
   return failed_;
+}
+
+bool StoreImpl::WaitForJournalDrained() {
+  std::unique_lock lock(journal_mu_);
+  journal_applied_cv_.wait(lock, [&] {
+    return journal_applied_ >= journal_queued_ || journal_failed_ || journal_held_;
+  });
+  return journal_applied_ >= journal_queued_ && !journal_failed_;
 }
 
 void StoreImpl::ApplierLoop() {
@@ -1262,8 +1315,22 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
     }
   }
   rocksdb::WriteBatch wb;
+  AddStateAndRollups(j, wb);
+  for (size_t i = begin; i < end; ++i) wb.Delete(cfs_[kMeta], format::JournalKey(rows[i].id));
+  // Not synced: until the WAL holds this batch the journal rows are still there (the later
+  // synced commit makes both durable, in order), so a crash loses nothing.
+  rocksdb::WriteOptions wo;
+  // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
+  // write group, where the commit would wait for (or do) this batch's memtable inserts. Without
+  // a rate limiter configured the priority has no other effect.
+  wo.rate_limiter_priority = rocksdb::Env::IO_USER;
+  return FromRocks(db_->Write(wo, &wb), "writing state and rollups");
+}
+
+void StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
   std::string k, val;
-  // Rows go in key order (see WriteGroup). Of a series' states, the newest (last) one is written.
+  // Rows go in key order: the memtable skiplist then inserts each next to the previous one
+  // instead of searching from the top. Of a series' states, the newest (last) one is written.
   std::stable_sort(j.series.begin(), j.series.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first.source, a.first.table, a.first.key, a.first.metric) <
            std::tie(b.first.source, b.first.table, b.first.key, b.first.metric);
@@ -1307,15 +1374,6 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
       wb.Merge(cfs_[cf], k, val);
     }
   }
-  for (size_t i = begin; i < end; ++i) wb.Delete(cfs_[kMeta], format::JournalKey(rows[i].id));
-  // Not synced: until the WAL holds this batch the journal rows are still there (the later
-  // synced commit makes both durable, in order), so a crash loses nothing.
-  rocksdb::WriteOptions wo;
-  // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
-  // write group, where the commit would wait for (or do) this batch's memtable inserts. Without
-  // a rate limiter configured the priority has no other effect.
-  wo.rate_limiter_priority = rocksdb::Env::IO_USER;
-  return FromRocks(db_->Write(wo, &wb), "writing state and rollups");
 }
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
@@ -2339,5 +2397,9 @@ void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
 }
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }
+
+void testing_internal::SetJournalGroupLimit(Store& store, size_t bytes) {
+  static_cast<StoreImpl&>(store).SetJournalGroupLimit(bytes);
+}
 
 }  // namespace stickmeter::tsdb

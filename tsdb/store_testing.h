@@ -18,4 +18,9 @@ void SetExportChunkBytes(Store& store, size_t bytes);
 // Store::Open.
 void HoldJournal(Store& store);
 
+// Groups whose journal would exceed `bytes` (default 32 MiB) write their state and rollups
+// directly, after the applier has written out every older journal row; 0 makes every group do
+// so. `store` must come from Store::Open.
+void SetJournalGroupLimit(Store& store, size_t bytes);
+
 }  // namespace stickmeter::tsdb::testing_internal

@@ -144,7 +144,19 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
             "--counters", str(counters), "--rate", str(rate), "--duration", str(duration),
             "--http", sm.http] + list(extra)
     lg = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(lg.pid, 0)
+    # While the load runs, how far queries trail the acknowledgements: the store's journal lag,
+    # sampled every 200 ms (loadgen's own ack-to-visible is taken once, after the load).
+    lags = []
+    while True:
+        done_pid, status, usage = os.wait4(lg.pid, os.WNOHANG)
+        if done_pid == lg.pid:
+            break
+        try:
+            lags.append(metric_sum(http_get(f"http://{sm.http}/metrics"),
+                                   "stickmeter_store_journal_lag_milliseconds"))
+        except OSError:
+            pass
+        time.sleep(0.2)
     out, err = lg.stdout.read(), lg.stderr.read()
     lg.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
@@ -166,4 +178,7 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
     result["server_threads"] = [
         {"name": n, "tid": t, "cpu_pct": round(c, 1)} for c, n, t in busiest[:6]]
     result["vm_hwm_mib"] = vm_hwm_kib(pid) / 1024.0
+    lags.sort()
+    result["journal_lag_ms"] = {
+        "median": lags[len(lags) // 2] if lags else None, "max": lags[-1] if lags else None}
     return result

@@ -11,8 +11,9 @@ queueing time, and the drain after the push may take seconds). Runs:
   latency   1k, 10k, 33.3k, 100k updates/s, 4 peers, 100k keys -> push-to-ACK p50/p99/max
   keys      max rate, 4 peers, 1k / 10k / 100k / 1M keys     -> scaling with keys
   peers     max rate, 10k keys, 1 / 4 / 16 / 64 peers        -> scaling with connections
-Every run also measures ack-to-visible in /api/v1/usage, the server's CPU (process and busiest
-threads), VmHWM and disk bytes per million updates.
+Every run also measures ack-to-visible in /api/v1/usage (after the load), how far queries trail
+the acknowledgements during the load (the store's journal lag, sampled every 200 ms), the
+server's CPU (process and busiest threads), VmHWM and disk bytes per million updates.
 
 Writes results.jsonl and table.md into --out, and a PNG plot (gnuplot; installed with apt-get
 if missing) into --plot. Takes about four minutes. Usage:
@@ -54,6 +55,12 @@ def one_run(args, label, peers, keys, rate):
         sm.cleanup()
 
 
+def fmt_lag(lag):
+    if not lag or lag["max"] is None:
+        return "-"
+    return f"{lag['median']:.0f} / {lag['max']:.0f}"
+
+
 def fmt_row(r):
     vis = r["ack_to_visible_ms"]
     threads = ", ".join(f"{t['cpu_pct']:.0f}" for t in r["server_threads"][:3])
@@ -61,6 +68,7 @@ def fmt_row(r):
             f"{r['updates_per_s']:,.0f} | {r['updates_per_s'] * r['counters']:,.0f} | "
             f"{r['lag_ms']['p50']:.2f} | {r['lag_ms']['p99']:.2f} | "
             f"{r['lag_ms']['max']:.1f} | {'-' if vis is None else f'{vis:.1f}'} | "
+            f"{fmt_lag(r.get('journal_lag_ms'))} | "
             f"{r['server_cpu_pct']:.0f} ({threads}) | {r['loadgen_cpu_pct']:.0f} | "
             f"{r['vm_hwm_mib']:.0f} | {r['disk_mib_per_m']:.0f} / {r['disk_apparent_mib_per_m']:.0f} | "
             f"{'yes' if r['ok'] else 'NO'} |")
@@ -68,9 +76,10 @@ def fmt_row(r):
 
 HEADER = ("| run | peers | keys | target/s | acked updates/s | counter values/s | lag p50 ms | "
           "lag p99 ms | "
-          "lag max ms | ack→visible ms | stickmeter CPU % (top threads) | loadgen CPU % | "
+          "lag max ms | ack→visible ms | queries trail ACKs, under load ms (median / max) | "
+          "stickmeter CPU % (top threads) | loadgen CPU % | "
           "VmHWM MiB | disk MiB per M updates (du / apparent) | all acked |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def ensure_gnuplot():

@@ -1,7 +1,9 @@
-// tsdb_crash_helper DIR PACE_US [hold]: ingests the crash stream into the store at DIR through
+// tsdb_crash_helper DIR PACE_US [MODE]: ingests the crash stream into the store at DIR through
 // Submit, printing "acked N" once batch N is committed, then "done". PACE_US sleeps between
-// submits so the stream lasts long enough to be killed in the middle. With "hold", committed
-// groups stay journal rows (testing_internal::HoldJournal), as if killed before writing them out.
+// submits so the stream lasts long enough to be killed in the middle. MODE "hold": committed
+// groups stay journal rows (testing_internal::HoldJournal), as if killed before writing them
+// out; "mixed": every 20 batches, groups switch between journalling their state and rollups and
+// writing them directly (testing_internal::SetJournalGroupLimit).
 #include <unistd.h>
 
 #include <chrono>
@@ -18,8 +20,9 @@ using namespace stickmeter;
 using namespace stickmeter::tsdb;
 
 int main(int argc, char** argv) {
-  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "hold")) {
-    std::fprintf(stderr, "usage: tsdb_crash_helper DIR PACE_US [hold]\n");
+  const std::string mode = argc == 4 ? argv[3] : "";
+  if (argc < 3 || argc > 4 || !(mode.empty() || mode == "hold" || mode == "mixed")) {
+    std::fprintf(stderr, "usage: tsdb_crash_helper DIR PACE_US [hold|mixed]\n");
     return 2;
   }
   StoreOptions o;
@@ -30,13 +33,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
     return 1;
   }
-  if (argc == 4) testing_internal::HoldJournal(**store);
+  if (mode == "hold") testing_internal::HoldJournal(**store);
   const int pace_us = std::atoi(argv[2]);
   const auto table = crash::StreamTable();
   // Unique per run, as a new peer connection would be.
   const uint64_t conn = (uint64_t(::getpid()) << 20) ^
                         uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int b = 0; b < crash::kBatches; ++b) {
+    if (mode == "mixed" && b % 20 == 0) {
+      testing_internal::SetJournalGroupLimit(**store, b % 40 == 0 ? 0 : size_t{32} << 20);
+    }
     for (;;) {
       Status s = (*store)->Submit(crash::MakeBatch(b, conn, table), [b](Status st) {
         if (!st.ok()) {

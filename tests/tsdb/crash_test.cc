@@ -1,6 +1,7 @@
 // Kills a writer mid-stream with SIGKILL, restarts it on the same directory replaying the whole
 // stream, and proves every total is exact: nothing acknowledged is lost, nothing counted twice.
-// Once as it comes, once with every acknowledged group still a journal row at the kill.
+// Once as it comes, once with every acknowledged group still a journal row at the kill, once with
+// groups switching between journalling their state and rollups and writing them directly.
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <signal.h>
@@ -24,7 +25,7 @@ struct Child {
   FILE* out = nullptr;
 };
 
-Child Spawn(const std::string& dir, int pace_us, bool hold = false) {
+Child Spawn(const std::string& dir, int pace_us, const std::string& mode = "") {
   int fds[2];
   if (::pipe(fds) != 0) return {};
   const pid_t pid = ::fork();
@@ -33,8 +34,8 @@ Child Spawn(const std::string& dir, int pace_us, bool hold = false) {
     ::close(fds[0]);
     ::close(fds[1]);
     const std::string pace = std::to_string(pace_us);
-    if (hold) {
-      ::execl(CRASH_HELPER_PATH, CRASH_HELPER_PATH, dir.c_str(), pace.c_str(), "hold",
+    if (!mode.empty()) {
+      ::execl(CRASH_HELPER_PATH, CRASH_HELPER_PATH, dir.c_str(), pace.c_str(), mode.c_str(),
               static_cast<char*>(nullptr));
     } else {
       ::execl(CRASH_HELPER_PATH, CRASH_HELPER_PATH, dir.c_str(), pace.c_str(),
@@ -106,14 +107,14 @@ size_t CountJournalRows(const std::string& path) {
   return n;
 }
 
-class CrashTest : public ::testing::TestWithParam<bool> {};
+class CrashTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CrashTest, KillMidStreamThenFullReplayCountsExactlyOnce) {
-  const bool hold = GetParam();
+  const std::string mode = GetParam();
   testing::TempDir dir;
   const std::string db = dir.Sub("db");
 
-  Child first = Spawn(db, 2000, hold);
+  Child first = Spawn(db, 2000, mode);
   ASSERT_GT(first.pid, 0);
   bool done = false;
   const int acked_before_kill = ReadAcks(first, 60, &done);
@@ -122,7 +123,7 @@ TEST_P(CrashTest, KillMidStreamThenFullReplayCountsExactlyOnce) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "the helper finished before it was killed";
   ASSERT_GE(acked_before_kill, 60);
   ASSERT_LT(acked_before_kill, crash::kBatches - 1);
-  if (hold) {
+  if (mode == "hold") {
     // The state rows and rollup cells of every acknowledged group are only in the journal.
     EXPECT_GT(CountJournalRows(db), 0u);
   }
@@ -189,8 +190,12 @@ TEST_P(CrashTest, KillMidStreamThenFullReplayCountsExactlyOnce) {
   EXPECT_EQ(3u, events->size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Journal, CrashTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Held" : "AsItComes"; });
+INSTANTIATE_TEST_SUITE_P(Journal, CrashTest, ::testing::Values("", "hold", "mixed"),
+                         [](const auto& info) {
+                           return info.param.empty()     ? std::string("AsItComes")
+                                  : info.param == "hold" ? std::string("Held")
+                                                         : std::string("Mixed");
+                         });
 
 }  // namespace
 }  // namespace stickmeter::tsdb
