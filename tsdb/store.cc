@@ -7,6 +7,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -263,7 +264,6 @@ constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
 // A group journals its state and rollups only while they stay under this size (the meta column
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
-constexpr size_t kBigJournalGroupBytes = 4u << 20;
 constexpr size_t kJournalSeriesBytes = 40;
 constexpr size_t kJournalCellBytes = 12;
 // A group's journal is split by (table, key) into this many rows, and the applier writes the rows
@@ -356,6 +356,9 @@ class StoreImpl final : public Store {
     // Named so that `top -H` and profilers tell the two stages apart.
     applier_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "sm-applier");
+      // Background work: the writer and the network threads, whose delays are what peers and
+      // queries wait on, go first when the cores are busy (Linux: nice is per thread).
+      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
       ApplierLoop();
     });
     writer_ = std::thread([this] {
@@ -1132,11 +1135,11 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   // The state rows and rollup cells go into journal rows (one per key partition): a few
   // memtable inserts on the path to the acknowledgement instead of one per series and
   // resolution. The applier writes them to their column families afterwards (ApplierLoop).
-  // Some groups gain nothing from that and write their state and rollups directly: one whose
-  // journal would not fit its memtable (its rows would reach the disk before the applier deletes
-  // them), and a big one when more series are live than a full backlog holds (the applier saves
-  // by summing a series over the groups it writes at once; then they rarely recur within one
-  // pass). Either is a commit under load, not one waited on for latency.
+  // Groups that gain nothing from that write their state and rollups directly: one whose journal
+  // would not fit its memtable (its rows would reach the disk before the applier deletes them),
+  // and every group once more series are live than a full backlog holds (~880k): the applier
+  // saves by summing a series over the groups it writes at once, and then a series rarely recurs
+  // within one pass, so the journal would only add its own cost.
   size_t cells = 0;
   for (const auto& sp : spilled_) cells += sp.size();
   const size_t journal_bytes =
@@ -1144,8 +1147,7 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   const size_t limit = journal_group_limit_.load(std::memory_order_relaxed);
   bool direct =
       journal_bytes > limit ||
-      (journal_bytes > kBigJournalGroupBytes &&
-       series_.size() * (kJournalSeriesBytes + 3 * kJournalCellBytes) > kMaxJournalBacklogBytes);
+      series_.size() * (kJournalSeriesBytes + 3 * kJournalCellBytes) > kMaxJournalBacklogBytes;
   for (auto& part : journal_parts_) part.Clear();
   for (const auto& p : pending_) {
     const format::SeriesId& id = p.series->first;
