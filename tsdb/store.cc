@@ -1148,10 +1148,18 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   bool direct =
       journal_bytes > limit ||
       series_.size() * (kJournalSeriesBytes + 3 * kJournalCellBytes) > kMaxJournalBacklogBytes;
+  // The state written directly must not be overtaken by an older journal row's: the applier
+  // first writes out every one. If it cannot, the group is journalled after all.
+  if (direct) direct = WaitForJournalDrained();
+  // Direct: one run in key order (partition 0 takes everything), so that each insert lands next
+  // to the previous one.
+  auto part_of = [&](uint32_t table, uint32_t key) -> format::Journal& {
+    return journal_parts_[direct ? 0 : JournalPartition(table, key)];
+  };
   for (auto& part : journal_parts_) part.Clear();
   for (const auto& p : pending_) {
     const format::SeriesId& id = p.series->first;
-    format::Journal& part = journal_parts_[JournalPartition(id.table, id.key)];
+    format::Journal& part = part_of(id.table, id.key);
     part.series.emplace_back(id, p.series->second.v);
     p.series->second.pending = LiveSeries::kClean;
     if (!p.has_cells) continue;
@@ -1162,26 +1170,13 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   pending_.clear();
   for (int r = 0; r < format::kJournalResolutions; ++r) {
     for (const auto& [a, v] : spilled_[r]) {
-      journal_parts_[JournalPartition(a.table, a.key)].cells[r].push_back(
-          {a.table, a.metric, a.key, a.bucket, a.source, v});
+      part_of(a.table, a.key).cells[r].push_back({a.table, a.metric, a.key, a.bucket, a.source, v});
     }
     spilled_[r].clear();
   }
   journal_out_.clear();
-  // The state written here must not be overtaken by an older journal row's: the applier first
-  // writes out every one. If it cannot, the group is journalled after all.
-  if (direct) direct = WaitForJournalDrained();
   if (direct) {
-    // One run in key order over all partitions, so that each insert lands next to the previous.
-    format::Journal& all = journal_parts_[0];
-    for (uint32_t i = 1; i < kJournalPartitions; ++i) {
-      const format::Journal& part = journal_parts_[i];
-      all.series.insert(all.series.end(), part.series.begin(), part.series.end());
-      for (int r = 0; r < format::kJournalResolutions; ++r) {
-        all.cells[r].insert(all.cells[r].end(), part.cells[r].begin(), part.cells[r].end());
-      }
-    }
-    AddStateAndRollups(all, wb);
+    AddStateAndRollups(journal_parts_[0], wb);
   } else {
     for (uint32_t i = 0; i < kJournalPartitions; ++i) {
       if (journal_parts_[i].series.empty()) continue;  // a spilled cell's series is there too
@@ -1189,6 +1184,10 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
       format::EncodeJournal(journal_parts_[i], out.row);
       wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
     }
+  }
+  // A burst leaves big buffers behind; they go back to the system rather than stay resident.
+  if (journal_bytes > kMaxJournalGroupBytes / 8) {
+    for (auto& part : journal_parts_) part = format::Journal{};
   }
   auto by_key = [](const auto& a, const auto& b) {
     return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
