@@ -265,6 +265,10 @@ constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
 constexpr size_t kJournalSeriesBytes = 40;
+// Groups journal while, over the previous kRepeatWindow, a series was touched by at least this
+// many groups on average.
+constexpr double kMinJournalRepeats = 1.5;
+constexpr auto kRepeatWindow = std::chrono::seconds(1);
 constexpr size_t kJournalCellBytes = 12;
 // A group's journal is split by (table, key) into this many rows, and the applier writes the rows
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
@@ -306,6 +310,7 @@ struct LiveSeries {
   static constexpr uint32_t kClean = UINT32_MAX;
   format::SeriesValue v;
   uint32_t pending = kClean;  // index into StoreImpl::pending_
+  uint32_t window = 0;        // the last repeat window (StoreImpl::window_) it was touched in
 };
 
 // What the metrics collector reads; outlives the store when the registry still holds it.
@@ -554,6 +559,13 @@ class StoreImpl final : public Store {
     uint64_t sum[3];
   };
   std::vector<PendingSeries> pending_;
+  // How often a series recurs from group to group: over a window, the group touches (a series
+  // counts once per group) per distinct series touched. Measured by the writer for the previous
+  // window; decides whether groups go through the journal (WriteGroup).
+  uint32_t window_ = 1;
+  uint64_t window_touches_ = 0, window_series_ = 0;
+  std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
+  double repeats_per_window_ = kMinJournalRepeats;
   std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
@@ -1137,17 +1149,23 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   // resolution. The applier writes them to their column families afterwards (ApplierLoop).
   // Groups that gain nothing from that write their state and rollups directly: one whose journal
   // would not fit its memtable (its rows would reach the disk before the applier deletes them),
-  // and every group once more series are live than a full backlog holds (~880k): the applier
-  // saves by summing a series over the groups it writes at once, and then a series rarely recurs
-  // within one pass, so the journal would only add its own cost.
+  // and every group while series rarely recur from group to group (the applier saves by summing
+  // a series over the groups it writes at once; without repeats the journal only adds its own
+  // cost, e.g. with 100k+ keys below saturation).
+  const auto now = std::chrono::steady_clock::now();
+  if (now - window_start_ >= kRepeatWindow) {
+    repeats_per_window_ =
+        window_series_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_series_;
+    window_touches_ = window_series_ = 0;
+    ++window_;
+    window_start_ = now;
+  }
   size_t cells = 0;
   for (const auto& sp : spilled_) cells += sp.size();
   const size_t journal_bytes =
       pending_.size() * kJournalSeriesBytes + (cells + 3 * pending_.size()) * kJournalCellBytes;
   const size_t limit = journal_group_limit_.load(std::memory_order_relaxed);
-  bool direct =
-      journal_bytes > limit ||
-      series_.size() * (kJournalSeriesBytes + 3 * kJournalCellBytes) > kMaxJournalBacklogBytes;
+  bool direct = journal_bytes > limit || repeats_per_window_ < kMinJournalRepeats;
   // The state written directly must not be overtaken by an older journal row's: the applier
   // first writes out every one. If it cannot, the group is journalled after all.
   if (direct) direct = WaitForJournalDrained();
@@ -1186,7 +1204,7 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
     }
   }
   // A burst leaves big buffers behind; they go back to the system rather than stay resident.
-  if (journal_bytes > kMaxJournalGroupBytes / 8) {
+  if (journal_bytes > kMaxJournalGroupBytes) {
     for (auto& part : journal_parts_) part = format::Journal{};
   }
   auto by_key = [](const auto& a, const auto& b) {
@@ -1495,6 +1513,11 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         if (live.pending == LiveSeries::kClean) {
           live.pending = static_cast<uint32_t>(pending_.size());
           pending_.push_back(PendingSeries{&*sit, false, {}, {}});
+          ++window_touches_;
+          if (live.window != window_) {
+            live.window = window_;
+            ++window_series_;
+          }
         }
         if (d.delta == 0) continue;
         if (next_seq_ == row_seq) format::StartEventRow(raw_bytes_, source);
