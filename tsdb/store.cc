@@ -565,7 +565,7 @@ class StoreImpl final : public Store {
   uint32_t window_ = 1;
   uint64_t window_touches_ = 0, window_series_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
-  double repeats_per_window_ = kMinJournalRepeats;
+  double repeats_per_window_ = 0;  // until a window has seen recurrences, groups write directly
   std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
@@ -1154,8 +1154,7 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   // cost, e.g. with 100k+ keys below saturation).
   const auto now = std::chrono::steady_clock::now();
   if (now - window_start_ >= kRepeatWindow) {
-    repeats_per_window_ =
-        window_series_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_series_;
+    repeats_per_window_ = window_series_ == 0 ? 0 : double(window_touches_) / window_series_;
     window_touches_ = window_series_ = 0;
     ++window_;
     window_start_ = now;
