@@ -389,7 +389,7 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
-  void SetJournalGroupLimit(size_t bytes) { journal_group_limit_.store(bytes); }
+  void SetJournalMode(testing_internal::JournalMode mode) { journal_mode_.store(mode); }
   void HoldJournal() {
     std::lock_guard lock(journal_mu_);
     journal_held_ = true;
@@ -598,8 +598,8 @@ class StoreImpl final : public Store {
   bool journal_failed_ = false;                 // GUARDED_BY(journal_mu_)
   bool journal_held_ = false;  // GUARDED_BY(journal_mu_) tests: the applier writes nothing
   size_t unapplied_journal_rows_ = 0;
-  // A group whose journal would be larger writes its state and rollups directly (tests lower it).
-  std::atomic<size_t> journal_group_limit_{kMaxJournalGroupBytes};
+  // Tests force every group through the journal or past it.
+  std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
   std::thread applier_;
 
   // Queue.
@@ -1163,8 +1163,17 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   for (const auto& sp : spilled_) cells += sp.size();
   const size_t journal_bytes =
       pending_.size() * kJournalSeriesBytes + (cells + 3 * pending_.size()) * kJournalCellBytes;
-  const size_t limit = journal_group_limit_.load(std::memory_order_relaxed);
-  bool direct = journal_bytes > limit || repeats_per_window_ < kMinJournalRepeats;
+  bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats;
+  switch (journal_mode_.load(std::memory_order_relaxed)) {
+    case testing_internal::JournalMode::kAlways:
+      direct = false;
+      break;
+    case testing_internal::JournalMode::kNever:
+      direct = true;
+      break;
+    case testing_internal::JournalMode::kAuto:
+      break;
+  }
   // The state written directly must not be overtaken by an older journal row's: the applier
   // first writes out every one. If it cannot, the group is journalled after all.
   if (direct) direct = WaitForJournalDrained();
@@ -2421,8 +2430,8 @@ void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }
 
-void testing_internal::SetJournalGroupLimit(Store& store, size_t bytes) {
-  static_cast<StoreImpl&>(store).SetJournalGroupLimit(bytes);
+void testing_internal::SetJournalMode(Store& store, JournalMode mode) {
+  static_cast<StoreImpl&>(store).SetJournalMode(mode);
 }
 
 }  // namespace stickmeter::tsdb

@@ -18,9 +18,10 @@ void SetExportChunkBytes(Store& store, size_t bytes);
 // Store::Open.
 void HoldJournal(Store& store);
 
-// Groups whose journal would exceed `bytes` (default 32 MiB) write their state and rollups
-// directly, after the applier has written out every older journal row; 0 makes every group do
-// so. `store` must come from Store::Open.
-void SetJournalGroupLimit(Store& store, size_t bytes);
+// Whether a group commits its state and rollups as journal rows (written out by the applier) or
+// writes them directly, after the applier has written out every older journal row. kAuto, the
+// default, journals while series recur from group to group. `store` must come from Store::Open.
+enum class JournalMode { kAuto, kAlways, kNever };
+void SetJournalMode(Store& store, JournalMode mode);
 
 }  // namespace stickmeter::tsdb::testing_internal

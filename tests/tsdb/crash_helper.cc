@@ -1,9 +1,10 @@
 // tsdb_crash_helper DIR PACE_US [MODE]: ingests the crash stream into the store at DIR through
 // Submit, printing "acked N" once batch N is committed, then "done". PACE_US sleeps between
-// submits so the stream lasts long enough to be killed in the middle. MODE "hold": committed
-// groups stay journal rows (testing_internal::HoldJournal), as if killed before writing them
-// out; "mixed": every 20 batches, groups switch between journalling their state and rollups and
-// writing them directly (testing_internal::SetJournalGroupLimit).
+// submits so the stream lasts long enough to be killed in the middle. Without MODE the store
+// picks how to commit (the stream's keys never recur, so it writes state and rollups directly).
+// MODE "hold": every group is journalled and stays so (testing_internal::HoldJournal), as if
+// killed before the journal was written out; "mixed": every 20 batches, groups switch between
+// journalling their state and rollups and writing them directly.
 #include <unistd.h>
 
 #include <chrono>
@@ -33,7 +34,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
     return 1;
   }
-  if (mode == "hold") testing_internal::HoldJournal(**store);
+  if (mode == "hold") {
+    testing_internal::SetJournalMode(**store, testing_internal::JournalMode::kAlways);
+    testing_internal::HoldJournal(**store);
+  }
   const int pace_us = std::atoi(argv[2]);
   const auto table = crash::StreamTable();
   // Unique per run, as a new peer connection would be.
@@ -41,7 +45,9 @@ int main(int argc, char** argv) {
                         uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int b = 0; b < crash::kBatches; ++b) {
     if (mode == "mixed" && b % 20 == 0) {
-      testing_internal::SetJournalGroupLimit(**store, b % 40 == 0 ? 0 : size_t{32} << 20);
+      testing_internal::SetJournalMode(**store, b % 40 == 0
+                                                    ? testing_internal::JournalMode::kNever
+                                                    : testing_internal::JournalMode::kAlways);
     }
     for (;;) {
       Status s = (*store)->Submit(crash::MakeBatch(b, conn, table), [b](Status st) {

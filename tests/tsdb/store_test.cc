@@ -454,9 +454,14 @@ TEST(StoreTest, ReadsVersionTwoHourRowsAndMigratesThemOnce) {
 
 // Random deltas over three days; every usage query over random ranges (including sub-minute
 // edges) equals the sum of the raw events generated in that range.
-TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
+// Both ways a group commits its state and rollups: journalled (the applier sums many groups in
+// one pass, crossing minute, hour and day boundaries) and directly.
+class RollupsTest : public ::testing::TestWithParam<testing_internal::JournalMode> {};
+
+TEST_P(RollupsTest, RollupsEqualRawEventsForRandomRanges) {
   TempDir dir;
   auto store = OpenOrDie(Opts(dir.Sub("db")));
+  testing_internal::SetJournalMode(*store, GetParam());
   auto t = Table("/q");
   std::mt19937_64 rng(42);
   struct Ev {
@@ -477,9 +482,14 @@ TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
     uint64_t& v = abs[{key, src}];
     const uint64_t d = rng() % 1000;
     v += d;
-    ASSERT_TRUE(SubmitSync(*store, Batch(src, 1, t, key, now, {{"gpc0", v}})).ok());
+    // Not waiting for each batch: groups then hold many batches, and the applier many groups.
+    ASSERT_TRUE(store
+                    ->Submit(Batch(src, 1, t, key, now, {{"gpc0", v}}),
+                             [](Status st) { ASSERT_TRUE(st.ok()) << st.ToString(); })
+                    .ok());
     if (d > 0) events.push_back({now, key, src, d});
   }
+  store->Flush();
   const int64_t end = now + 1;
   for (int i = 0; i < 300; ++i) {
     int64_t a = base - 100'000 + static_cast<int64_t>(rng() % (end - base + 200'000));
@@ -512,6 +522,15 @@ TEST(StoreTest, RollupsEqualRawEventsForRandomRanges) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(CommitWay, RollupsTest,
+                         ::testing::Values(testing_internal::JournalMode::kAlways,
+                                           testing_internal::JournalMode::kNever),
+                         [](const auto& info) {
+                           return info.param == testing_internal::JournalMode::kAlways
+                                      ? "Journalled"
+                                      : "Direct";
+                         });
 
 TEST(StoreTest, ReadOnlyOpenWhileWriterIsOpenSeesCommittedData) {
   TempDir dir;
