@@ -565,7 +565,8 @@ class StoreImpl final : public Store {
   uint32_t window_ = 1;
   uint64_t window_touches_ = 0, window_series_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
-  double repeats_per_window_ = 0;  // until a window has seen recurrences, groups write directly
+  double repeats_per_window_ = kMinJournalRepeats;
+  size_t new_series_in_group_ = 0;  // series the open group saw first
   std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
@@ -1149,12 +1150,14 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   // resolution. The applier writes them to their column families afterwards (ApplierLoop).
   // Groups that gain nothing from that write their state and rollups directly: one whose journal
   // would not fit its memtable (its rows would reach the disk before the applier deletes them),
-  // and every group while series rarely recur from group to group (the applier saves by summing
-  // a series over the groups it writes at once; without repeats the journal only adds its own
-  // cost, e.g. with 100k+ keys below saturation).
+  // every group while series rarely recur from group to group (the applier saves by summing a
+  // series over the groups it writes at once; without repeats the journal only adds its own
+  // cost, e.g. with 100k+ keys below saturation), and a group whose series are mostly new (a
+  // fresh store's first burst: they will not recur within the applier's pass either).
   const auto now = std::chrono::steady_clock::now();
   if (now - window_start_ >= kRepeatWindow) {
-    repeats_per_window_ = window_series_ == 0 ? 0 : double(window_touches_) / window_series_;
+    repeats_per_window_ =
+        window_series_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_series_;
     window_touches_ = window_series_ = 0;
     ++window_;
     window_start_ = now;
@@ -1163,7 +1166,9 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   for (const auto& sp : spilled_) cells += sp.size();
   const size_t journal_bytes =
       pending_.size() * kJournalSeriesBytes + (cells + 3 * pending_.size()) * kJournalCellBytes;
-  bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats;
+  bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats ||
+                2 * new_series_in_group_ > pending_.size();
+  new_series_in_group_ = 0;
   switch (journal_mode_.load(std::memory_order_relaxed)) {
     case testing_internal::JournalMode::kAlways:
       direct = false;
@@ -1506,6 +1511,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         if (sit == series_.end()) {
           sit = series_.emplace(id, LiveSeries{d.next, LiveSeries::kClean}).first;
           live_series_.fetch_add(1, std::memory_order_relaxed);
+          ++new_series_in_group_;
           const uint64_t tk = (uint64_t{table} << 32) | key;
           auto [ks, inserted] = key_sources_.emplace(tk, source);
           if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
