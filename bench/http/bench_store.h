@@ -34,13 +34,25 @@ inline Status Populate(tsdb::Store& store, int keys, int64_t start_ms, int64_t s
       return s;
     }
   };
-  uint64_t round = 0;
-  for (int64_t t = start_ms; t < start_ms + span_ms; t += interval_ms, ++round) {
+  // Entries go out in batches of up to 1,000, as a peer session hands them over.
+  ingest::TableUpdates tu;
+  tu.table = table;
+  auto submit_entries = [&]() -> Status {
+    if (tu.entries.empty()) return Status::Ok();
     ingest::UpdateBatch batch;
     batch.source = "lb1";
     batch.connection_id = 1;
-    ingest::TableUpdates tu;
+    batch.tables.push_back(std::move(tu));
+    tu = ingest::TableUpdates{};
     tu.table = table;
+    return submit(std::move(batch));
+  };
+  auto add = [&](ingest::EntryUpdate e) -> Status {
+    tu.entries.push_back(std::move(e));
+    return tu.entries.size() == 1000 ? submit_entries() : Status::Ok();
+  };
+  uint64_t round = 0;
+  for (int64_t t = start_ms; t < start_ms + span_ms; t += interval_ms, ++round) {
     for (int k = 0; k < keys; ++k) {
       ingest::EntryUpdate e;
       e.key = "customer-" + std::to_string(k);
@@ -49,21 +61,9 @@ inline Status Populate(tsdb::Store& store, int keys, int64_t start_ms, int64_t s
       e.values = {{"gpc0", ingest::MetricKind::kCounter32, v},
                   {"http_req_cnt", ingest::MetricKind::kCounter32, v * 3},
                   {"bytes_out_cnt", ingest::MetricKind::kCounter64, v * 1000}};
-      tu.entries.push_back(std::move(e));
-      if (tu.entries.size() == 1000) {
-        batch.tables.push_back(std::move(tu));
-        if (Status s = submit(std::move(batch)); !s.ok()) return s;
-        batch = ingest::UpdateBatch{};
-        batch.source = "lb1";
-        batch.connection_id = 1;
-        tu = ingest::TableUpdates{};
-        tu.table = table;
-      }
+      if (Status s = add(std::move(e)); !s.ok()) return s;
     }
-    if (!tu.entries.empty()) batch.tables.push_back(std::move(tu));
-    if (!batch.tables.empty()) {
-      if (Status s = submit(std::move(batch)); !s.ok()) return s;
-    }
+    if (Status s = submit_entries(); !s.ok()) return s;
     if (pending.size() > 256) {
       store.Flush();
       for (auto& f : pending)
@@ -72,11 +72,6 @@ inline Status Populate(tsdb::Store& store, int keys, int64_t start_ms, int64_t s
     }
   }
   // The hot key: one update a minute.
-  ingest::UpdateBatch batch;
-  batch.source = "lb1";
-  batch.connection_id = 1;
-  ingest::TableUpdates tu;
-  tu.table = table;
   uint64_t v = 0;
   for (int64_t t = start_ms; t < start_ms + span_ms; t += 60'000) {
     ingest::EntryUpdate e;
@@ -84,21 +79,9 @@ inline Status Populate(tsdb::Store& store, int keys, int64_t start_ms, int64_t s
     e.received_ms = t;
     v += 7;
     e.values = {{"gpc0", ingest::MetricKind::kCounter32, v}};
-    tu.entries.push_back(std::move(e));
-    if (tu.entries.size() == 1000) {
-      batch.tables.push_back(std::move(tu));
-      if (Status s = submit(std::move(batch)); !s.ok()) return s;
-      batch = ingest::UpdateBatch{};
-      batch.source = "lb1";
-      batch.connection_id = 1;
-      tu = ingest::TableUpdates{};
-      tu.table = table;
-    }
+    if (Status s = add(std::move(e)); !s.ok()) return s;
   }
-  if (!tu.entries.empty()) {
-    batch.tables.push_back(std::move(tu));
-    if (Status s = submit(std::move(batch)); !s.ok()) return s;
-  }
+  if (Status s = submit_entries(); !s.ok()) return s;
   store.Flush();
   for (auto& f : pending)
     if (Status s = f.get(); !s.ok()) return s;
