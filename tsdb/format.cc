@@ -179,13 +179,17 @@ std::optional<TableValue> DecodeTable(std::string_view in) {
   return t;
 }
 
+void AppendSeriesKey(std::string& out, const SeriesId& id) {
+  PutU32BE(out, id.source);
+  PutU32BE(out, id.table);
+  PutU32BE(out, id.key);
+  PutU32BE(out, id.metric);
+}
+
 std::string SeriesKey(const SeriesId& id) {
   std::string k;
   k.reserve(kSeriesKeySize);
-  PutU32BE(k, id.source);
-  PutU32BE(k, id.table);
-  PutU32BE(k, id.key);
-  PutU32BE(k, id.metric);
+  AppendSeriesKey(k, id);
   return k;
 }
 
@@ -193,13 +197,17 @@ SeriesId DecodeSeriesKey(const char* p) {
   return SeriesId{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
 }
 
-std::string EncodeSeries(const SeriesValue& v) {
-  std::string out;
-  out.reserve(kSeriesValueSize);
+void AppendSeries(std::string& out, const SeriesValue& v) {
   PutFixed64LE(out, v.last);
   PutFixed64LE(out, static_cast<uint64_t>(v.last_ms));
   PutFixed64LE(out, v.connection_id);
   PutFixed32LE(out, v.epoch);
+}
+
+std::string EncodeSeries(const SeriesValue& v) {
+  std::string out;
+  out.reserve(kSeriesValueSize);
+  AppendSeries(out, v);
   return out;
 }
 
@@ -230,10 +238,7 @@ void EncodeJournal(const Journal& j, std::string& out) {
     PutVarint(out, id.table);
     PutVarint(out, id.key);
     PutVarint(out, id.metric);
-    PutFixed64LE(out, v.last);
-    PutFixed64LE(out, static_cast<uint64_t>(v.last_ms));
-    PutFixed64LE(out, v.connection_id);
-    PutFixed32LE(out, v.epoch);
+    AppendSeries(out, v);
   }
   for (const auto& cells : j.cells) {
     PutVarint(out, cells.size());
@@ -290,13 +295,18 @@ bool AppendJournal(std::string_view in, Journal* j) {
   return in.empty();
 }
 
+void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t t_ms,
+                  uint64_t seq) {
+  PutU32BE(out, table_id);
+  PutU32BE(out, key_id);
+  PutU64BE(out, static_cast<uint64_t>(t_ms));
+  PutU64BE(out, seq);
+}
+
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq) {
   std::string k;
   k.reserve(kRawKeySize);
-  PutU32BE(k, table_id);
-  PutU32BE(k, key_id);
-  PutU64BE(k, static_cast<uint64_t>(t_ms));
-  PutU64BE(k, seq);
+  AppendRawKey(k, table_id, key_id, t_ms, seq);
   return k;
 }
 
@@ -383,15 +393,20 @@ bool EventRowReader::Next(EventValue* e) {
   return true;
 }
 
+void AppendRollupKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t key_id,
+                     uint32_t bucket, uint32_t source_id) {
+  PutU32BE(out, table_id);
+  PutU32BE(out, metric_id);
+  PutU32BE(out, key_id);
+  PutU32BE(out, bucket);
+  PutU32BE(out, source_id);
+}
+
 std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
                       uint32_t source_id) {
   std::string k;
   k.reserve(kRollupKeySize);
-  PutU32BE(k, table_id);
-  PutU32BE(k, metric_id);
-  PutU32BE(k, key_id);
-  PutU32BE(k, bucket);
-  PutU32BE(k, source_id);
+  AppendRollupKey(k, table_id, metric_id, key_id, bucket, source_id);
   return k;
 }
 

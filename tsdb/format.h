@@ -154,6 +154,9 @@ struct SeriesValue {
 inline constexpr size_t kSeriesKeySize = 16;
 inline constexpr size_t kSeriesValueSize = 28;
 std::string SeriesKey(const SeriesId& id);
+// The Append* forms write the same bytes at the end of `out` (a reused buffer: no allocation).
+void AppendSeriesKey(std::string& out, const SeriesId& id);
+void AppendSeries(std::string& out, const SeriesValue& v);
 SeriesId DecodeSeriesKey(const char* p);  // REQUIRES: kSeriesKeySize bytes
 std::string EncodeSeries(const SeriesValue& v);
 SeriesValue DecodeSeries(const char* p);  // REQUIRES: kSeriesValueSize bytes
@@ -185,6 +188,7 @@ bool AppendJournal(std::string_view in, Journal* j);
 // ---- raw events ----
 inline constexpr size_t kRawKeySize = 24;
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
+void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
 struct EventValue {
   uint32_t source = 0;
   uint32_t metric = 0;
@@ -223,6 +227,8 @@ inline constexpr size_t kRollupKeySize = 20;
 inline constexpr size_t kRollupBucketOffset = 12;
 std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
                       uint32_t source_id);
+void AppendRollupKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t key_id,
+                     uint32_t bucket, uint32_t source_id);
 // Prefix up to and including the key id (12 bytes) or the metric id (8 bytes).
 std::string RollupPrefix(uint32_t table_id, uint32_t metric_id, uint32_t key_id);
 std::string RollupPrefix(uint32_t table_id, uint32_t metric_id);

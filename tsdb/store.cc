@@ -285,17 +285,6 @@ struct JournalRow {
   std::chrono::steady_clock::time_point committed;
 };
 
-// Byte for byte format::RollupKey, into a reused buffer.
-void SetRollupKey(std::string& k, uint32_t table, uint32_t metric, uint32_t key, uint32_t bucket,
-                  uint32_t source) {
-  k.clear();
-  format::PutU32BE(k, table);
-  format::PutU32BE(k, metric);
-  format::PutU32BE(k, key);
-  format::PutU32BE(k, bucket);
-  format::PutU32BE(k, source);
-}
-
 size_t CountValues(const ingest::UpdateBatch& b) {
   size_t n = 0;
   for (const auto& t : b.tables) {
@@ -469,8 +458,9 @@ class StoreImpl final : public Store {
   // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
   // and runs every done callback with the outcome of the WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
-  // Writes what ApplyBatch gathered (audit rows, state rows, rollup cells) into `wb` in key order
-  // and commits it. Fail-stop: an error is kept in failed_.
+  // Writes what ApplyBatch gathered (audit rows, and the state rows and rollup cells as journal
+  // rows or directly) into `wb` in key order and commits it. Fail-stop: an error is kept in
+  // failed_.
   Status WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before);
   // Rows the open group will write: an estimate of its WriteBatch's size.
   size_t GroupRows() const {
@@ -1131,16 +1121,11 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   std::sort(raw_.begin(), raw_.end(), [](const RawRow& a, const RawRow& b) {
     return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
   });
-  // Keys are built in a reused buffer, byte for byte what format::RawKey and RollupKey produce,
-  // without a heap allocation per row.
   std::string k;
   k.reserve(64);
   for (const auto& row : raw_) {
     k.clear();
-    format::PutU32BE(k, row.table);
-    format::PutU32BE(k, row.key);
-    format::PutU64BE(k, static_cast<uint64_t>(row.t_ms));
-    format::PutU64BE(k, row.seq);
+    format::AppendRawKey(k, row.table, row.key, row.t_ms, row.seq);
     wb.Put(cfs_[kRaw], k, rocksdb::Slice(raw_bytes_.data() + row.offset, row.size));
   }
   raw_.clear();
@@ -1229,7 +1214,8 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   gauge_agg_.clear();
   std::sort(gauges.begin(), gauges.end(), by_key);
   for (const auto& [cell, v] : gauges) {
-    SetRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
+    k.clear();
+    format::AppendRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
     wb.Merge(cfs_[kGauge], k, format::EncodeGauge(v.first, v.second));
   }
   if (next_seq_ != seq_before) {
@@ -1370,17 +1356,10 @@ void StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) 
   for (size_t i = 0; i < j.series.size(); ++i) {
     if (i + 1 < j.series.size() && j.series[i + 1].first == j.series[i].first) continue;
     const auto& [id, sv] = j.series[i];
-    // Byte for byte format::SeriesKey and EncodeSeries, in reused buffers.
     k.clear();
-    format::PutU32BE(k, id.source);
-    format::PutU32BE(k, id.table);
-    format::PutU32BE(k, id.key);
-    format::PutU32BE(k, id.metric);
+    format::AppendSeriesKey(k, id);
     val.clear();
-    format::PutFixed64LE(val, sv.last);
-    format::PutFixed64LE(val, static_cast<uint64_t>(sv.last_ms));
-    format::PutFixed64LE(val, sv.connection_id);
-    format::PutFixed32LE(val, sv.epoch);
+    format::AppendSeries(val, sv);
     wb.Put(cfs_[kSeries], k, val);
   }
   // The cells of one rollup row from all the rows applied together become one merge operand.
@@ -1402,7 +1381,8 @@ void StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) 
       } else {
         format::PutFixed64LE(val, c.sum);
       }
-      SetRollupKey(k, c.table, c.metric, c.key, c.bucket, c.source);
+      k.clear();
+      format::AppendRollupKey(k, c.table, c.metric, c.key, c.bucket, c.source);
       wb.Merge(cfs_[cf], k, val);
     }
   }
