@@ -231,7 +231,173 @@ std::optional<uint64_t> DecodeJournalKey(std::string_view key) {
   return GetU64BE(key.data() + 1);
 }
 
-void EncodeJournal(const Journal& j, std::string& out) {
+namespace {
+// A varint that must fit an id or bucket (u32).
+bool GetVarint32(std::string_view* in, uint32_t* v) {
+  uint64_t x = 0;
+  if (!GetVarint(in, &x) || x > UINT32_MAX) return false;
+  *v = static_cast<uint32_t>(x);
+  return true;
+}
+}  // namespace
+
+void AppendEntryKey(std::string& out, const EntryId& id) {
+  PutU32BE(out, id.source);
+  PutU32BE(out, id.table);
+  PutU32BE(out, id.key);
+}
+
+EntryId DecodeEntryKey(const char* p) {
+  return EntryId{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8)};
+}
+
+void AppendEntryState(std::string& out, const MetricState* states, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    PutVarint(out, states[i].metric);
+    PutVarint(out, states[i].v.last);
+    PutVarint(out, static_cast<uint64_t>(states[i].v.last_ms));
+    PutVarint(out, states[i].v.connection_id);
+    PutVarint(out, states[i].v.epoch);
+  }
+}
+
+bool DecodeEntryState(std::string_view in, std::vector<MetricState>* out) {
+  out->clear();
+  if (in.empty()) return false;
+  while (!in.empty()) {
+    MetricState m;
+    uint64_t last_ms = 0;
+    if (!GetVarint32(&in, &m.metric) || !GetVarint(&in, &m.v.last) || !GetVarint(&in, &last_ms) ||
+        !GetVarint(&in, &m.v.connection_id) || !GetVarint32(&in, &m.v.epoch)) {
+      return false;
+    }
+    if (!out->empty() && m.metric <= out->back().metric) return false;
+    m.v.last_ms = static_cast<int64_t>(last_ms);
+    out->push_back(m);
+  }
+  return true;
+}
+
+void AppendSum(std::string& out, uint32_t slot, uint64_t sum) {
+  PutVarint(out, slot);
+  PutVarint(out, sum);
+}
+
+bool SumsReader::Next(uint32_t* slot, uint64_t* sum) {
+  if (in_.empty() || !ok_) return false;
+  if (!GetVarint32(&in_, slot) || !GetVarint(&in_, sum) || int64_t{*slot} <= last_) {
+    ok_ = false;
+    return false;
+  }
+  last_ = *slot;
+  return true;
+}
+
+bool AddSums(std::string_view a, std::string_view b, std::string* out) {
+  out->clear();
+  if (a.empty() || b.empty()) return false;
+  SumsReader ra(a), rb(b);
+  uint32_t sa = 0, sb = 0;
+  uint64_t va = 0, vb = 0;
+  bool ha = ra.Next(&sa, &va), hb = rb.Next(&sb, &vb);
+  while (ha || hb) {
+    if (hb && (!ha || sb < sa)) {
+      AppendSum(*out, sb, vb);
+      hb = rb.Next(&sb, &vb);
+    } else if (ha && (!hb || sa < sb)) {
+      AppendSum(*out, sa, va);
+      ha = ra.Next(&sa, &va);
+    } else {
+      AppendSum(*out, sa, va + vb);
+      ha = ra.Next(&sa, &va);
+      hb = rb.Next(&sb, &vb);
+    }
+  }
+  return ra.ok() && rb.ok();
+}
+
+void AppendEntryRollupKey(std::string& out, uint32_t table_id, uint32_t key_id, uint32_t bucket,
+                          uint32_t source_id) {
+  PutU32BE(out, table_id);
+  PutU32BE(out, key_id);
+  PutU32BE(out, bucket);
+  PutU32BE(out, source_id);
+}
+
+EntryRollupKeyParts DecodeEntryRollupKey(const char* p) {
+  return EntryRollupKeyParts{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
+}
+
+std::string EntryRollupPrefix(uint32_t table_id) {
+  std::string k;
+  PutU32BE(k, table_id);
+  return k;
+}
+
+std::string EntryRollupPrefix(uint32_t table_id, uint32_t key_id) {
+  std::string k;
+  PutU32BE(k, table_id);
+  PutU32BE(k, key_id);
+  return k;
+}
+
+namespace {
+constexpr char kJournalEntryTag = 0x00;  // then 0x01 + resolution for cells
+}  // namespace
+
+void AppendJournalEntry(std::string& row, const EntryId& id, std::string_view state) {
+  row.push_back(kJournalEntryTag);
+  PutVarint(row, id.source);
+  PutVarint(row, id.table);
+  PutVarint(row, id.key);
+  PutVarint(row, state.size());
+  row.append(state);
+}
+
+void AppendJournalCell(std::string& row, int resolution, uint32_t table_id, uint32_t key_id,
+                       uint32_t bucket, uint32_t source_id, std::string_view sums) {
+  row.push_back(static_cast<char>(1 + resolution));
+  PutVarint(row, table_id);
+  PutVarint(row, key_id);
+  PutVarint(row, bucket);
+  PutVarint(row, source_id);
+  PutVarint(row, sums.size());
+  row.append(sums);
+}
+
+bool AppendJournal(std::string_view in, Journal* j) {
+  auto bytes = [&](std::string_view* out) {
+    uint64_t len = 0;
+    if (!GetVarint(&in, &len) || len == 0 || len > in.size()) return false;
+    *out = in.substr(0, len);
+    in.remove_prefix(len);
+    return true;
+  };
+  while (!in.empty()) {
+    const auto tag = static_cast<unsigned char>(in[0]);
+    in.remove_prefix(1);
+    if (tag == kJournalEntryTag) {
+      JournalEntry e;
+      if (!GetVarint32(&in, &e.id.source) || !GetVarint32(&in, &e.id.table) ||
+          !GetVarint32(&in, &e.id.key) || !bytes(&e.state)) {
+        return false;
+      }
+      j->entries.push_back(e);
+    } else if (tag >= 1 && tag <= kJournalResolutions) {
+      JournalCell c;
+      if (!GetVarint32(&in, &c.table) || !GetVarint32(&in, &c.key) ||
+          !GetVarint32(&in, &c.bucket) || !GetVarint32(&in, &c.source) || !bytes(&c.sums)) {
+        return false;
+      }
+      j->cells[tag - 1].push_back(c);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+void EncodeJournalV4(const JournalV4& j, std::string& out) {
   PutVarint(out, j.series.size());
   for (const auto& [id, v] : j.series) {
     PutVarint(out, id.source);
@@ -253,17 +419,7 @@ void EncodeJournal(const Journal& j, std::string& out) {
   }
 }
 
-namespace {
-// A varint that must fit an id or bucket (u32).
-bool GetVarint32(std::string_view* in, uint32_t* v) {
-  uint64_t x = 0;
-  if (!GetVarint(in, &x) || x > UINT32_MAX) return false;
-  *v = static_cast<uint32_t>(x);
-  return true;
-}
-}  // namespace
-
-bool AppendJournal(std::string_view in, Journal* j) {
+bool AppendJournalV4(std::string_view in, JournalV4* j) {
   uint64_t n = 0;
   // Every series row takes at least 4 + kSeriesValueSize bytes: a count beyond that is garbage,
   // not a reason to reserve memory.
@@ -283,7 +439,7 @@ bool AppendJournal(std::string_view in, Journal* j) {
     if (!GetVarint(&in, &n) || n > in.size() / 6) return false;
     cells.reserve(cells.size() + n);
     for (uint64_t i = 0; i < n; ++i) {
-      JournalCell c;
+      JournalCellV4 c;
       if (!GetVarint32(&in, &c.table) || !GetVarint32(&in, &c.metric) ||
           !GetVarint32(&in, &c.key) || !GetVarint32(&in, &c.bucket) ||
           !GetVarint32(&in, &c.source) || !GetVarint(&in, &c.sum)) {
@@ -442,11 +598,6 @@ void EncodeHourRow(const HourRow& row, std::string& out) {
   for (uint32_t h = 0; h < kHoursPerRow; ++h) {
     if ((row.mask >> h) & 1) PutVarint(out, row.sums[h]);
   }
-}
-
-void EncodeHourCell(uint32_t hour_of_day, uint64_t sum, std::string& out) {
-  PutFixed32LE(out, uint32_t{1} << hour_of_day);
-  PutVarint(out, sum);
 }
 
 bool AddHourRow(std::string_view in, HourRow* row) {

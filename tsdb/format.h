@@ -15,33 +15,45 @@
 //     "M" table_id:id metric_id:id          -> u8 MetricClass
 //     "S" table_id:id source_id:id          -> ""            sources seen for the table
 //     "E" source_id:id                      -> u32 restart epoch, i64 restart ms (fixed LE)
-//   column family "series" (delta-engine state, one row per counter series):
-//     source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
+//   column family "entries" (delta-engine state, one row per entry of a source):
+//     source_id:id table_id:id key_id:id    -> EntryState
 //   column family "raw" (the audit trail, one row per entry update with a non-zero delta):
 //     table_id:id key_id:id t_ms:u64 seq:u64         -> EventRow (v2) or EventValue (v1)
-//   column families "r1m", "r1d" (counter rollups, merge operator "stickmeter.u64add"):
-//     table_id:id metric_id:id key_id:id bucket:u32 source_id:id -> u64 (fixed LE)
-//     bucket = t_ms / resolution (minutes or days since the Unix epoch, UTC)
-//   column family "r1h24" (hour rollups, a day of them per row, merge operator
-//   "stickmeter.hourrow"):
-//     table_id:id metric_id:id key_id:id day:u32 source_id:id -> HourRow
-//   column family "r1h" (v1 and v2 hour rollups, one hour per row; read, then migrated):
-//     table_id:id metric_id:id key_id:id hour:u32 source_id:id -> u64 (fixed LE)
+//   column families "e1m", "e1h24", "e1d" (counter rollups of all counters of an entry,
+//   merge operator "stickmeter.sums"):
+//     table_id:id key_id:id bucket:u32 source_id:id -> Sums
+//     bucket = t_ms / resolution (minutes or days since the Unix epoch, UTC); "e1h24" rows hold
+//     a UTC day of hours, keyed by the day, slot = metric_id * 24 + hour of the day
 //   column family "gauge" (gauge samples per minute, merge operator "stickmeter.gauge"):
 //     table_id:id metric_id:id key_id:id minute:u32 source_id:id -> i64 last, i64 max (fixed LE)
+//   Format v4 and older (read once, by the upgrade to v5, then dropped):
+//     "series": source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
+//     "r1m", "r1d" (merge "stickmeter.u64add"): table_id:id metric_id:id key_id:id bucket:u32
+//       source_id:id -> u64 (fixed LE)
+//     "r1h24" (v3, v4; merge "stickmeter.hourrow"): same key, bucket = day -> HourRow
+//     "r1h" (v1, v2): same key, bucket = hour -> u64 (fixed LE)
 //
 //   TableValue  = varint len, key_type | varint key_size | varint expire_ms |
 //                 varint n, n x (varint len, data_type)
 //   SeriesValue = u64 last | i64 last_ms | u64 connection_id | u32 epoch  (fixed LE, 28 bytes)
+//   EntryState  = n >= 1 x (varint metric_id | varint last | varint last_ms | varint
+//                 connection_id | varint epoch), metric ids strictly ascending
+//   Sums        = n >= 1 x (varint slot | varint sum), slots strictly ascending; slot = metric_id
+//                 (minutes, days) or metric_id * 24 + hour of the day (hours)
 //   HourRow     = u32 mask (fixed LE; bit h set: hour h of the day is present, h < 24) |
 //                 one varint sum of deltas per set bit, lowest hour first
 //   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
 //                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
-//   JournalRow  = varint n, n x (varint source_id | varint table_id | varint key_id |
+//   JournalRow  = records back to back, each a tag byte then:
+//                 0x00 entry: varint source_id | varint table_id | varint key_id |
+//                      varint len | EntryState
+//                 0x01, 0x02, 0x03 rollup cell of the minute, hour, day rows: varint table_id |
+//                      varint key_id | varint bucket | varint source_id | varint len | Sums
+//                 (bucket as in the row's key: hour cells are keyed by their day)
+//   JournalRowV4 = varint n, n x (varint source_id | varint table_id | varint key_id |
 //                 varint metric_id | SeriesValue) |
 //                 3 x (varint m, m x (varint table_id | varint metric_id | varint key_id |
-//                 varint bucket | varint source_id | varint sum))
-//                 the cells of the minute, hour and day rollups; bucket = t_ms / resolution
+//                 varint bucket | varint source_id | varint sum))   bucket = t_ms / resolution
 //   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
 //                 (v1: one event per row; still read. Source ids start at 1, so its first byte
 //                 is never 0x00.)
@@ -62,17 +74,25 @@ namespace stickmeter::tsdb::format {
 // Version 1: one audit row per event (EventValue). Version 2: one audit row per entry update
 // (EventRow), which a v1 build would misread; v2 still reads v1 rows. Version 3: hour rollups
 // hold a day per row ("r1h24"), so a month of hours is 31 rows, not 744; opening an older store
-// for writing moves its "r1h" rows there once, and read-only it is read as it is.
-inline constexpr uint32_t kFormatVersion = 3;
+// for writing moves its "r1h" rows there once, and read-only it is read as it is. Version 4: the
+// journal rows ("J"). Version 5: one state row per entry and one rollup row per entry, bucket
+// and source for all its counters (Sums), in new column families; opening an older store for
+// writing rewrites its state and rollups into them once, then drops the old ones.
+inline constexpr uint32_t kFormatVersion = 5;
 
 inline constexpr char kMetaCf[] = "default";
-inline constexpr char kSeriesCf[] = "series";
+inline constexpr char kEntriesCf[] = "entries";
 inline constexpr char kRawCf[] = "raw";
-inline constexpr char kMinuteCf[] = "r1m";
-inline constexpr char kHourCf[] = "r1h24";
-inline constexpr char kHourCfV2[] = "r1h";
-inline constexpr char kDayCf[] = "r1d";
+inline constexpr char kMinuteCf[] = "e1m";
+inline constexpr char kHourCf[] = "e1h24";
+inline constexpr char kDayCf[] = "e1d";
 inline constexpr char kGaugeCf[] = "gauge";
+// The column families of format v4 and older.
+inline constexpr char kSeriesCfV4[] = "series";
+inline constexpr char kMinuteCfV4[] = "r1m";
+inline constexpr char kHourCfV4[] = "r1h24";
+inline constexpr char kHourCfV2[] = "r1h";
+inline constexpr char kDayCfV4[] = "r1d";
 
 inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
@@ -140,7 +160,7 @@ struct TableValue {
 std::string EncodeTable(const TableValue& t);
 std::optional<TableValue> DecodeTable(std::string_view in);
 
-// ---- series state ----
+// ---- series state (v4 and older; SeriesValue is also the state of one counter in v5) ----
 struct SeriesId {
   uint32_t source = 0, table = 0, key = 0, metric = 0;
   bool operator==(const SeriesId&) const = default;
@@ -161,29 +181,104 @@ SeriesId DecodeSeriesKey(const char* p);  // REQUIRES: kSeriesKeySize bytes
 std::string EncodeSeries(const SeriesValue& v);
 SeriesValue DecodeSeries(const char* p);  // REQUIRES: kSeriesValueSize bytes
 
+// ---- entry state (v5) ----
+struct EntryId {
+  uint32_t source = 0, table = 0, key = 0;
+  bool operator==(const EntryId&) const = default;
+};
+inline constexpr size_t kEntryKeySize = 12;
+void AppendEntryKey(std::string& out, const EntryId& id);
+EntryId DecodeEntryKey(const char* p);  // REQUIRES: kEntryKeySize bytes
+struct MetricState {
+  uint32_t metric = 0;
+  SeriesValue v;
+};
+// REQUIRES: n >= 1, metric ids strictly ascending.
+void AppendEntryState(std::string& out, const MetricState* states, size_t n);
+// Replaces `*out` with the states of `in`. False if `in` is malformed (empty, truncated, or
+// metric ids not strictly ascending).
+bool DecodeEntryState(std::string_view in, std::vector<MetricState>* out);
+
+// ---- rollup sums (v5) ----
+inline constexpr uint32_t kHoursPerRow = 24;
+inline uint32_t HourSlot(uint32_t metric_id, uint32_t hour_of_day) {
+  return metric_id * kHoursPerRow + hour_of_day;
+}
+// Appends one (slot, sum); a caller appends slots in strictly ascending order.
+void AppendSum(std::string& out, uint32_t slot, uint64_t sum);
+// Reads the (slot, sum) pairs of a Sums value in order. Not owning.
+class SumsReader {
+ public:
+  explicit SumsReader(std::string_view in) : in_(in) {}
+  // The next pair; false at the end or on a malformed value (see ok()).
+  bool Next(uint32_t* slot, uint64_t* sum);
+  bool ok() const { return ok_; }
+
+ private:
+  std::string_view in_;
+  int64_t last_ = -1;
+  bool ok_ = true;
+};
+// `*out` = a + b slot by slot (sums of a slot present in both add up). False if either is
+// malformed or empty.
+bool AddSums(std::string_view a, std::string_view b, std::string* out);
+
+// Rollup keys of v5: table, key, bucket, source.
+inline constexpr size_t kEntryRollupKeySize = 16;
+inline constexpr size_t kEntryRollupBucketOffset = 8;
+void AppendEntryRollupKey(std::string& out, uint32_t table_id, uint32_t key_id, uint32_t bucket,
+                          uint32_t source_id);
+struct EntryRollupKeyParts {
+  uint32_t table = 0, key = 0, bucket = 0, source = 0;
+};
+EntryRollupKeyParts DecodeEntryRollupKey(const char* p);  // REQUIRES: kEntryRollupKeySize bytes
+// Prefix up to and including the table id (4 bytes) or the key id (8 bytes).
+std::string EntryRollupPrefix(uint32_t table_id);
+std::string EntryRollupPrefix(uint32_t table_id, uint32_t key_id);
+
 // ---- journal ----
 std::string JournalKey(uint64_t id);
 // The id of a journal key; nullopt if `key` is not one.
 std::optional<uint64_t> DecodeJournalKey(std::string_view key);
 
-// One rollup cell of a journal row: the sum of a series' deltas in one bucket of one resolution.
-struct JournalCell {
-  uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
-  uint64_t sum = 0;
-};
 inline constexpr int kJournalResolutions = 3;  // minute, hour, day
+// Appending records to a journal row.
+void AppendJournalEntry(std::string& row, const EntryId& id, std::string_view state);
+// `resolution`: 0 minute, 1 hour, 2 day; `bucket` as in that column family's keys.
+void AppendJournalCell(std::string& row, int resolution, uint32_t table_id, uint32_t key_id,
+                       uint32_t bucket, uint32_t source_id, std::string_view sums);
+// A decoded journal row: views into the row's bytes, which must outlive it.
+struct JournalEntry {
+  EntryId id;
+  std::string_view state;
+};
+struct JournalCell {
+  uint32_t table = 0, key = 0, bucket = 0, source = 0;
+  std::string_view sums;
+};
 struct Journal {
-  std::vector<std::pair<SeriesId, SeriesValue>> series;
+  std::vector<JournalEntry> entries;
   std::vector<JournalCell> cells[kJournalResolutions];
   void Clear() {
-    series.clear();
+    entries.clear();
     for (auto& c : cells) c.clear();
   }
 };
-void EncodeJournal(const Journal& j, std::string& out);  // appends
-// Appends the rows and cells of the journal row `in` to `*j`. False if `in` is malformed (then
-// `*j` may hold part of it).
+// Appends the records of the journal row `in` to `*j`. False if `in` is malformed (then `*j`
+// may hold part of it). The states and sums are checked when they are read.
 bool AppendJournal(std::string_view in, Journal* j);
+
+// Journal rows of format v4 (one state per counter, one sum per cell), read by the upgrade.
+struct JournalCellV4 {
+  uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
+  uint64_t sum = 0;
+};
+struct JournalV4 {
+  std::vector<std::pair<SeriesId, SeriesValue>> series;
+  std::vector<JournalCellV4> cells[kJournalResolutions];
+};
+void EncodeJournalV4(const JournalV4& j, std::string& out);  // appends
+bool AppendJournalV4(std::string_view in, JournalV4* j);
 
 // ---- raw events ----
 inline constexpr size_t kRawKeySize = 24;
@@ -222,7 +317,8 @@ class EventRowReader {
   bool ok_ = true;
 };
 
-// ---- rollups and gauges ----
+// ---- gauges, and the rollups of v4 and older ----
+// Gauge keys, and v4 rollup keys: table, metric, key, bucket, source.
 inline constexpr size_t kRollupKeySize = 20;
 inline constexpr size_t kRollupBucketOffset = 12;
 std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
@@ -237,8 +333,8 @@ struct RollupKeyParts {
 };
 RollupKeyParts DecodeRollupKey(const char* p);  // REQUIRES: kRollupKeySize bytes
 
-// The hours of one day of one rollup row: `mask` bit h says hour h is present, with sums[h].
-inline constexpr uint32_t kHoursPerRow = 24;
+// The hours of one day of one v3/v4 rollup row: `mask` bit h says hour h is present, with
+// sums[h].
 struct HourRow {
   uint32_t mask = 0;
   uint64_t sums[kHoursPerRow] = {};
@@ -248,8 +344,6 @@ struct HourRow {
   }
 };
 void EncodeHourRow(const HourRow& row, std::string& out);  // appends
-// A row of one hour, as the writer's merge operands are.
-void EncodeHourCell(uint32_t hour_of_day, uint64_t sum, std::string& out);  // appends
 // Adds the row in `in` to `*row`. False, with `*row` unspecified, if `in` is malformed.
 bool AddHourRow(std::string_view in, HourRow* row);
 

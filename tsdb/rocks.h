@@ -19,8 +19,9 @@
 
 namespace stickmeter::tsdb {
 
-// Adds fixed 8-byte little-endian uint64 operands. A value or operand of any other size is
-// corruption and fails the read or compaction: a billing total is never silently zero.
+// Adds fixed 8-byte little-endian uint64 operands (the rollups of format v4 and older). A value or
+// operand of any other size is corruption and fails the read or compaction: a billing total is
+// never silently zero.
 class U64AddOperator : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
@@ -28,8 +29,17 @@ class U64AddOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "stickmeter.u64add"; }
 };
 
-// Hour rows (format::HourRow): adds the sums of the hours present in either. A malformed value
-// or operand is corruption, as for U64AddOperator.
+// Rollup rows of format v5 (format Sums): adds slot by slot. A malformed or empty value or
+// operand is corruption, as for U64AddOperator.
+class SumsAddOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "stickmeter.sums"; }
+};
+
+// Hour rows of format v3 and v4 (format::HourRow): adds the sums of the hours present in either. A
+// malformed value or operand is corruption, as for U64AddOperator.
 class HourRowAddOperator : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,

@@ -46,16 +46,23 @@ using format::Reason;
 constexpr size_t kMaxAuditLimit = 100'000;
 constexpr int64_t kMaxSeriesPoints = 1500;
 constexpr int kPeriodicCompactionSeconds = 24 * 3600;
+// Longer than any key of the state and rollup families (an upper bound for DeleteRange).
+constexpr size_t kMaxUpgradeKeySize = 32;
 
 // Column family indexes, in the order they are opened.
-enum Cf { kMeta = 0, kSeries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+// The column families of format v4 and older, opened only to upgrade a store.
+enum LegacyCf { kSeriesV4 = 0, kMinuteV4, kHourV4, kHourV2, kDayV4, kLegacyCount };
+const char* const kLegacyNames[kLegacyCount] = {format::kSeriesCfV4, format::kMinuteCfV4,
+                                                format::kHourCfV4, format::kHourCfV2,
+                                                format::kDayCfV4};
 
 // The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
 Cf RollupCf(int64_t unit_ms) {
   return unit_ms == format::kMinuteMs ? kMinute : unit_ms == format::kHourMs ? kHour : kDay;
 }
-const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kSeriesCf, format::kRawCf,
-                                        format::kMinuteCf, format::kHourCf,   format::kDayCf,
+const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, format::kRawCf,
+                                        format::kMinuteCf, format::kHourCf,    format::kDayCf,
                                         format::kGaugeCf};
 
 int64_t FloorTo(int64_t t, int64_t unit) {
@@ -93,30 +100,42 @@ void Decompose(int64_t from, int64_t to, size_t level, std::vector<Segment>* out
   if (hi < to) out->push_back({finer, hi, to});
 }
 
-// Calls visit(bucket, sum) for each cell of a rollup row whose key names `row_bucket`: the row's
-// one u64 (span 1) or the hours of its day (format::HourRow). False if the value is malformed.
+// Buckets per row of a rollup column family: a day of hours, else 1.
+uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
+
+// Calls visit(metric, bucket, sum) for each cell of a rollup row (format Sums) whose key names
+// `row_bucket`: one per counter (span 1), or per counter and hour of the day (span 24). False if
+// the value is malformed.
 template <typename Visit>
 bool ForEachCell(uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value, Visit&& visit) {
-  if (span == 1) {
-    if (value.size() != 8) return false;
-    visit(row_bucket, format::GetFixed64LE(value.data()));
-    return true;
+  format::SumsReader sums(std::string_view(value.data(), value.size()));
+  uint32_t slot = 0;
+  uint64_t sum = 0;
+  bool any = false;
+  while (sums.Next(&slot, &sum)) {
+    any = true;
+    if (span == 1) {
+      visit(slot, row_bucket, sum);
+    } else {
+      visit(slot / span, row_bucket * span + slot % span, sum);
+    }
   }
-  format::HourRow row;
-  if (!format::AddHourRow(std::string_view(value.data(), value.size()), &row)) return false;
-  const uint32_t first = row_bucket * span;
-  for (uint32_t m = row.mask; m != 0; m &= m - 1) {
-    const auto h = static_cast<uint32_t>(std::countr_zero(m));
-    visit(first + h, row.sums[h]);
-  }
-  return true;
+  return sums.ok() && any;
 }
 
-struct SeriesIdHash {
-  size_t operator()(const format::SeriesId& id) const {
+// The same for one metric only: visit(bucket, sum).
+template <typename Visit>
+bool ForEachCellOf(uint32_t metric, uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value,
+                   Visit&& visit) {
+  return ForEachCell(span, row_bucket, value, [&](uint32_t m, uint32_t bucket, uint64_t sum) {
+    if (m == metric) visit(bucket, sum);
+  });
+}
+
+struct EntryIdHash {
+  size_t operator()(const format::EntryId& id) const {
     uint64_t a = (uint64_t{id.source} << 32) | id.table;
-    uint64_t b = (uint64_t{id.key} << 32) | id.metric;
-    return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ (b + 0x7F4A7C159E3779B9ull));
+    return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ (id.key + 0x7F4A7C159E3779B9ull));
   }
 };
 
@@ -264,12 +283,12 @@ constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
 // A group journals its state and rollups only while they stay under this size (the meta column
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
-constexpr size_t kJournalSeriesBytes = 40;
-// Groups journal while, over the previous kRepeatWindow, a series was touched by at least this
+constexpr size_t kJournalEntryBytes = 60;
+// Groups journal while, over the previous kRepeatWindow, an entry was touched by at least this
 // many groups on average.
 constexpr double kMinJournalRepeats = 1.5;
 constexpr auto kRepeatWindow = std::chrono::seconds(1);
-constexpr size_t kJournalCellBytes = 12;
+constexpr size_t kJournalCellBytes = 16;
 // A group's journal is split by (table, key) into this many rows, and the applier writes the rows
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
@@ -293,11 +312,12 @@ size_t CountValues(const ingest::UpdateBatch& b) {
   return n;
 }
 
-// The in-memory state of a counter series: what is stored, plus where the open group keeps its
-// changes (kClean when the group has not touched it).
-struct LiveSeries {
+// The in-memory state of an entry of one source: the state of each of its counter series (one
+// per metric, ascending metric id), plus where the open group keeps its changes (kClean when the
+// group has not touched it).
+struct LiveEntry {
   static constexpr uint32_t kClean = UINT32_MAX;
-  format::SeriesValue v;
+  std::vector<format::MetricState> metrics;
   uint32_t pending = kClean;  // index into StoreImpl::pending_
   uint32_t window = 0;        // the last repeat window (StoreImpl::window_) it was touched in
 };
@@ -385,6 +405,8 @@ class StoreImpl final : public Store {
   }
   // Read-only: the journal rows the store holds (Load), which this view does not see.
   size_t UnappliedJournalRows() const { return unapplied_journal_rows_; }
+  // Read-only: the store has an older format, which only an open for writing upgrades (OpenDb).
+  bool NeedsUpgrade() const { return needs_upgrade_; }
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
@@ -421,20 +443,22 @@ class StoreImpl final : public Store {
   };
 
   rocksdb::Options BaseOptions() const;
-  // The column families to open, in Cf order, then "r1h" if an older store still has it and
-  // the store is opened for writing.
-  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(bool with_hours_v2);
-  // Opening an older store for writing: rewrites its one-hour rows ("r1h") as day rows in
-  // "r1h24". Puts of whole rows, so a run cut short is simply run again.
-  Status MigrateHours();
-  // Buckets per row of a rollup column family: a day of hours (v3) or one hour (an older store
-  // opened read-only), else 1.
-  uint32_t RowSpan(Cf cf) const { return cf == kHour ? hours_per_row_ : 1; }
-  // The merge operator of a column family in the layout this store was opened with; null for
-  // the families written with Put only.
-  std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) const {
-    if (cf == kHour && hours_per_row_ > 1) return std::make_shared<HourRowAddOperator>();
-    if (cf >= kMinute && cf <= kDay) return std::make_shared<U64AddOperator>();
+  // The column families to open: every one of Cf, in that order, then the `legacy` ones (those
+  // of an older store opened for writing, to upgrade it).
+  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
+  // Opening a store of format v4 or older for writing: rewrites its state and rollups (and the
+  // journal rows of v4) into the v5 column families, then records version 5. The v5 families
+  // are emptied first, so a run cut short is simply run again.
+  Status Upgrade(uint32_t version);
+  // The state rows of `legacy_cfs_[kSeriesV4]`, with the newer states of v4 journal rows
+  // (`overrides`, in series order) in their place, as v5 entry rows.
+  Status UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
+                                     format::SeriesValue>& overrides);
+  // Rewrites one v4-or-older rollup family into `cf` as merge operands of v5 rows.
+  Status UpgradeRollups(LegacyCf from, Cf cf);
+  // The merge operator of a column family; null for the families written with Put only.
+  static std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
+    if (cf >= kMinute && cf <= kDay) return std::make_shared<SumsAddOperator>();
     if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
     return nullptr;
   }
@@ -445,16 +469,17 @@ class StoreImpl final : public Store {
   void ApplierLoop();
   // Writes the rows of one partition, `rows` [begin, end), in one WriteBatch.
   Status ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end);
-  // Adds the newest state of each series in `j` and one merge operand per rollup cell (the sum
-  // of its increments in `j`) to `wb`, in key order. Sorts `j`.
-  void AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
+  // Adds the newest state of each entry in `j` and one merge operand per rollup row (the sum
+  // of its increments in `j`) to `wb`, in key order. Sorts `j`. Corruption if a cell's sums are
+  // malformed.
+  Status AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
   // Blocks the writer until the applier has written out every journal row: true then, false if
   // it never will (a failed write, or a test holding the journal).
   bool WaitForJournalDrained();
   // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes.
   Status WaitForJournalSpace();
-  // Records a series loaded at open (from "series" or a journal row) in key_sources_.
-  void NoteLoadedSeries(const format::SeriesId& id);
+  // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
+  Status LoadEntry(const format::EntryId& id, std::string_view state);
   // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
   // and runs every done callback with the outcome of the WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
@@ -464,9 +489,16 @@ class StoreImpl final : public Store {
   Status WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before);
   // Rows the open group will write: an estimate of its WriteBatch's size.
   size_t GroupRows() const {
-    return raw_.size() + 4 * pending_.size() + spilled_[0].size() + spilled_[1].size() +
-           spilled_[2].size() + gauge_agg_.size();
+    return raw_.size() + 4 * pending_.size() + spilled_ + gauge_agg_.size();
   }
+  // Moves the open rollup cells of a pending entry into its journal row (a group spanning a
+  // bucket boundary, or a metric added to the entry) and zeroes them.
+  void SpillCells(uint32_t pending_index, bool all, const uint32_t* buckets);
+  // Appends the non-zero sums of resolution `r` of a pending entry (`width` metrics at `sums`,
+  // as indexed in `metrics`) as one journal cell of `bucket` (the resolution's bucket of t).
+  void AppendCell(std::string& row, const format::EntryId& id,
+                  const std::vector<format::MetricState>& metrics, const uint64_t* sums,
+                  size_t width, int r, uint32_t bucket);
   void ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb);
   Status CheckOpen() const {
     if (db_ == nullptr) return Status::Unavailable("store is closed");
@@ -480,24 +512,27 @@ class StoreImpl final : public Store {
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint64_t)>& add);
-  // Calls `visit(parts, value)` for the rollup rows of one series (`prefix` = table, metric,
-  // key) with buckets in [lo_bucket, hi_bucket), of all sources or `source` only, in bucket
-  // order. A template: a month of hours is ~750 rows, and a std::function call per row showed.
+  // Calls `visit(bucket, sum)` for the cells of `metric` in the rollup rows of one entry
+  // (`prefix` = table, key) with buckets in [lo_bucket, hi_bucket), summed over all sources or
+  // of `source` only, in bucket order. A template: a month of hours is ~750 cells, and a
+  // std::function call per cell showed.
   template <typename Visit>
-  Status ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket,
-                          uint32_t hi_bucket, std::optional<uint32_t> source, Visit&& visit);
+  Status ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t metric,
+                          uint32_t lo_bucket, uint32_t hi_bucket, std::optional<uint32_t> source,
+                          Visit&& visit);
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
   // Adds one rollup segment of every key of table+metric into `totals` (indexed by key id).
   Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
                     std::optional<uint32_t> source, std::vector<uint64_t>& totals);
-  // Adds the rollup rows of table+metric in `cf` whose bucket lies in one of `windows` (sorted,
-  // disjoint [lo, hi) buckets) for the keys of `chunk`, at cell `metric_cell` of each key.
-  Status ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t metric,
+  // Adds the cells of the rollup rows of `table` in `cf` whose bucket lies in one of `windows`
+  // (sorted, disjoint [lo, hi) buckets) for the keys of `chunk`, of the exported metrics
+  // (`metric_cell` by metric id, SIZE_MAX when not exported).
+  Status ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
                            const std::vector<std::pair<uint32_t, uint32_t>>& windows,
-                           const ExportSlots& slots, size_t metric_cell, size_t stride,
-                           ExportChunk& chunk);
+                           const std::vector<size_t>& metric_cell, const ExportSlots& slots,
+                           size_t stride, ExportChunk& chunk);
   // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
   // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
   Status ScanRawRanges(Reader& r, uint32_t table,
@@ -518,11 +553,10 @@ class StoreImpl final : public Store {
   mutable std::shared_mutex db_mu_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
-  // The name each of cfs_ was opened under: kCfNames, but "r1h" for kHour when an older store
-  // is opened read-only.
-  const char* cf_names_[kCfCount] = {};
-  uint32_t hours_per_row_ = format::kHoursPerRow;
-  rocksdb::ColumnFamilyHandle* hours_v2_cf_ = nullptr;  // until MigrateHours drops it
+  // The column families of an older store opened for writing, until Load drops them (null
+  // when absent).
+  rocksdb::ColumnFamilyHandle* legacy_cfs_[kLegacyCount] = {};
+  bool needs_upgrade_ = false;
   std::shared_ptr<rocksdb::Cache> cache_;
   // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
   std::vector<std::unique_ptr<RetentionFilter>> filters_;
@@ -532,32 +566,38 @@ class StoreImpl final : public Store {
   std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
 
   // Writer-thread state.
-  std::unordered_map<format::SeriesId, LiveSeries, SeriesIdHash> series_;
+  std::unordered_map<format::EntryId, LiveEntry, EntryIdHash> entries_;
   std::unordered_map<uint32_t, uint32_t> epochs_;  // source -> restart epoch
   std::unordered_map<uint64_t, uint32_t>
       key_sources_;  // table<<32|key -> first source | kSharedBit (seen from several)
   static constexpr uint32_t kSharedBit = 0x80000000u;
   uint64_t next_seq_ = 1;
-  // A series the open group changed: its state row is rewritten at commit, and the deltas of
-  // its current minute, hour and day are summed here rather than in a map per resolution, so
-  // a delta costs no hashing. When a delta falls into another bucket than the open one (a
-  // group spanning a minute boundary), the open cell moves to spilled_.
-  struct PendingSeries {
-    std::pair<const format::SeriesId, LiveSeries>* series;
+  // An entry the open group changed: its state row is rewritten at commit, and the deltas of
+  // each of its counters in the current minute, hour and day are summed in pending_sums_ (at
+  // sums + metric index * 3 + resolution) rather than in a map per resolution, so a delta costs
+  // no hashing. When a delta falls into another bucket than the open one (a group spanning a
+  // minute boundary), the open cells go into the entry's journal row first (SpillCells).
+  struct PendingEntry {
+    std::pair<const format::EntryId, LiveEntry>* entry;
     bool has_cells;
     uint32_t bucket[3];
-    uint64_t sum[3];
+    uint32_t sums;        // offset in pending_sums_
+    uint32_t sums_width;  // metrics the region has room for
   };
-  std::vector<PendingSeries> pending_;
-  // How often a series recurs from group to group: over a window, the group touches (a series
-  // counts once per group) per distinct series touched. Measured by the writer for the previous
+  std::vector<PendingEntry> pending_;
+  std::vector<uint64_t> pending_sums_;
+  // How often an entry recurs from group to group: over a window, the group touches (an entry
+  // counts once per group) per distinct entry touched. Measured by the writer for the previous
   // window; decides whether groups go through the journal (WriteGroup).
   uint32_t window_ = 1;
-  uint64_t window_touches_ = 0, window_series_ = 0;
+  uint64_t window_touches_ = 0, window_entries_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
   double repeats_per_window_ = kMinJournalRepeats;
-  size_t new_series_in_group_ = 0;  // series the open group saw first
-  std::vector<std::pair<AggKey, uint64_t>> spilled_[3];
+  size_t new_entries_in_group_ = 0;  // entries the open group saw first
+  // The open group's journal rows, one per key partition (reused buffers): cells spilled while
+  // the group is gathered, then at commit each entry's state and open cells (WriteGroup).
+  std::string journal_rows_[kJournalPartitions];
+  size_t spilled_ = 0;  // cells in journal_rows_
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
   // in raw_bytes_ and written in key order at commit (see CommitGroup).
@@ -569,10 +609,9 @@ class StoreImpl final : public Store {
   };
   std::vector<RawRow> raw_;
   std::string raw_bytes_;
-  std::string key_name_;  // reused buffer for interning key names
-  // The group's state rows and rollup cells by journal partition (reused buffers), and the
-  // journal rows they became.
-  format::Journal journal_parts_[kJournalPartitions];
+  std::string key_name_;              // reused buffer for interning key names
+  std::string state_buf_, sums_buf_;  // reused buffers
+  // The journal rows the group's state rows and rollup cells became.
   std::vector<JournalRow> journal_out_;
   uint64_t next_journal_id_ = 1;
 
@@ -634,7 +673,8 @@ rocksdb::Options StoreImpl::BaseOptions() const {
   return o;
 }
 
-std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_hours_v2) {
+std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(
+    const std::vector<LegacyCf>& legacy) {
   auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
   rocksdb::BlockBasedTableOptions bbt;
   bbt.block_cache = cache_;
@@ -656,7 +696,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
     c.max_write_buffer_number = 4;
     // Each (table, key) appends its audit rows in time order: a per-(table, key) insert hint
     // turns the memtable insert (the writer's main cost) from a search from the top of the
-    // skiplist into a step from that key's last row. Not for the rollups and series state: a
+    // skiplist into a step from that key's last row. Not for the rollups and entry state: a
     // new merge operand or state row goes before the previous one, the hint saves less, and
     // with 100k-1M keys the hints' memory (~250 bytes per prefix, in the memtable) cost more
     // than they saved (see docs/performance.md).
@@ -669,7 +709,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
     }
     // The unit of the bucket in the key: hour rows are keyed by their day.
     const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
-                         : i == kHour                ? format::kHourMs * hours_per_row_
+                         : i == kHour                ? format::kHourMs * format::kHoursPerRow
                          : i == kDay                 ? format::kDayMs
                                                      : 0;
     const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
@@ -679,19 +719,26 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(bool with_ho
                                                             : 0;
     c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
     if (i >= kRaw && retention > 0) {
-      filters_.push_back(std::make_unique<RetentionFilter>(
-          std::string("stickmeter.retention.") + kCfNames[i],
-          i == kRaw ? 8 : format::kRollupBucketOffset, unit, retention, clock));
+      filters_.push_back(
+          std::make_unique<RetentionFilter>(std::string("stickmeter.retention.") + kCfNames[i],
+                                            i == kRaw     ? 8
+                                            : i == kGauge ? format::kRollupBucketOffset
+                                                          : format::kEntryRollupBucketOffset,
+                                            unit, retention, clock));
       c.compaction_filter = filters_.back().get();
       c.periodic_compaction_seconds = kPeriodicCompactionSeconds;
     }
-    out.emplace_back(cf_names_[i], c);
+    out.emplace_back(kCfNames[i], c);
   }
-  if (with_hours_v2) {
+  for (const LegacyCf l : legacy) {
     rocksdb::ColumnFamilyOptions c;
     c.table_factory = table_factory;
-    c.merge_operator = std::make_shared<U64AddOperator>();
-    out.emplace_back(format::kHourCfV2, c);
+    if (l == kHourV4) {
+      c.merge_operator = std::make_shared<HourRowAddOperator>();
+    } else if (l != kSeriesV4) {
+      c.merge_operator = std::make_shared<U64AddOperator>();
+    }
+    out.emplace_back(kLegacyNames[l], c);
   }
   return out;
 }
@@ -700,16 +747,11 @@ bool Contains(const std::vector<std::string>& have, const char* name) {
   return std::find(have.begin(), have.end(), name) != have.end();
 }
 
-// Every column family of a store of any version: the hour rollups under either name.
-bool ContainsAll(const std::vector<std::string>& have) {
-  for (int i = 0; i < kCfCount; ++i) {
-    if (i == kHour) {
-      if (!Contains(have, format::kHourCf) && !Contains(have, format::kHourCfV2)) return false;
-    } else if (!Contains(have, kCfNames[i])) {
-      return false;
-    }
-  }
-  return true;
+// The column families every store has, whatever its version.
+bool IsStore(const std::vector<std::string>& have) {
+  return Contains(have, format::kMetaCf) && Contains(have, format::kRawCf) &&
+         Contains(have, format::kGaugeCf) &&
+         (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
 }
 
 Status StoreImpl::OpenDb() {
@@ -724,8 +766,7 @@ Status StoreImpl::OpenDb() {
     }
   }
   const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
-  std::copy(std::begin(kCfNames), std::end(kCfNames), std::begin(cf_names_));
-  bool with_hours_v2 = false;
+  std::vector<LegacyCf> legacy;
   if (!has_current) {
     if (read_only_) {
       return Status::NotFound(path + " holds no stickmeter store");
@@ -740,18 +781,18 @@ Status StoreImpl::OpenDb() {
       // CURRENT exists but does not lead to a readable manifest.
       return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
     }
-    if (!ContainsAll(have)) {
+    if (!IsStore(have)) {
       return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
     }
-    // "r1h" exists until its rows are all in "r1h24": a reader takes it as it is, a writer
-    // opens both and migrates (Load).
-    if (Contains(have, format::kHourCfV2)) {
-      if (read_only_) {
-        cf_names_[kHour] = format::kHourCfV2;
-        hours_per_row_ = 1;
-      } else {
-        with_hours_v2 = true;
-      }
+    // The families of format v4 and older exist until an open for writing has rewritten them
+    // (Load); a reader cannot, and leaves the upgrade to Store::OpenReadOnly.
+    for (int l = 0; l < kLegacyCount; ++l) {
+      if (Contains(have, kLegacyNames[l])) legacy.push_back(static_cast<LegacyCf>(l));
+    }
+    if (read_only_ && !Contains(have, format::kEntriesCf)) {
+      needs_upgrade_ = true;
+      return Status::InvalidArgument("store " + path +
+                                     " has an older format; open it for writing once to upgrade");
     }
   }
 
@@ -762,7 +803,7 @@ Status StoreImpl::OpenDb() {
     char tmpl[] = "/tmp/stickmeter-secondary-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
     secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors(false), &cfs_, &db_);
+    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors({}), &cfs_, &db_);
     if (s.ok()) s = db_->TryCatchUpWithPrimary();
     // The instance only keeps its info log open there: remove the directory now so that a
     // killed reader leaves nothing behind.
@@ -770,10 +811,10 @@ Status StoreImpl::OpenDb() {
     fs::remove_all(secondary_dir_, rm_ec);
     secondary_dir_.clear();
   } else {
-    s = rocksdb::DB::Open(o, path, Descriptors(with_hours_v2), &cfs_, &db_);
-    if (s.ok() && with_hours_v2) {
-      hours_v2_cf_ = cfs_.back();
-      cfs_.pop_back();
+    s = rocksdb::DB::Open(o, path, Descriptors(legacy), &cfs_, &db_);
+    if (s.ok()) {
+      for (size_t i = 0; i < legacy.size(); ++i) legacy_cfs_[legacy[i]] = cfs_[kCfCount + i];
+      cfs_.resize(kCfCount);
     }
   }
   if (!s.ok()) {
@@ -795,7 +836,7 @@ Status StoreImpl::OpenDb() {
     std::lock_guard lock(collector_->mu);
     collector_->db = db_;
     collector_->cfs = cfs_;
-    collector_->names.assign(std::begin(cf_names_), std::end(cf_names_));
+    collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
   }
   std::weak_ptr<CollectorState> weak = collector_;
   metrics_.AddCollector([weak](std::string& out) {
@@ -820,65 +861,181 @@ Status StoreImpl::OpenDb() {
   return Status::Ok();
 }
 
-Status StoreImpl::MigrateHours() {
+Status StoreImpl::Upgrade(uint32_t version) {
   const auto started = std::chrono::steady_clock::now();
-  uint64_t rows = 0;
-  LogInfo("store", "moving the hour rollups of " + options_.path + " into day rows (format v3)");
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, hours_v2_cf_));
+  LogInfo("store", "upgrading " + options_.path + " from format v" + std::to_string(version) +
+                       " to v" + std::to_string(format::kFormatVersion));
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  // A run cut short left part of the new rows: start again from empty families.
+  const std::string all_keys(kMaxUpgradeKeySize, '\xff');
+  for (Cf cf : {kEntries, kMinute, kHour, kDay}) {
+    if (auto s = FromRocks(db_->DeleteRange(wo, cfs_[cf], "", all_keys), "upgrading the store");
+        !s.ok()) {
+      return s;
+    }
+  }
+  // v4 journal rows hold the newest state of their series and rollup increments not yet in
+  // the rollup families.
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, format::SeriesValue> overrides;
   rocksdb::WriteBatch wb;
-  // Rows come in (table, metric, key, hour, source) order: the day rows of one series key are
-  // gathered per source until the key or the day changes.
-  std::map<uint32_t, format::HourRow> by_source;
-  uint32_t table = 0, metric = 0, key = 0, day = 0;
   std::string k, v;
-  auto put_day = [&]() -> Status {
-    for (const auto& [source, row] : by_source) {
-      k = format::RollupKey(table, metric, key, day, source);
-      v.clear();
-      format::EncodeHourRow(row, v);
-      wb.Put(cfs_[kHour], k, v);
+  const std::string journal_prefix(1, format::kTagJournal);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  for (it->Seek(journal_prefix); it->Valid() && it->key().starts_with(journal_prefix); it->Next()) {
+    format::JournalV4 j;
+    if (!format::DecodeJournalKey(std::string_view(it->key().data(), it->key().size())) ||
+        !format::AppendJournalV4(std::string_view(it->value().data(), it->value().size()), &j)) {
+      return Status::Corruption("store " + options_.path + " is corrupted: bad v4 journal row");
     }
-    by_source.clear();
-    if (wb.Count() < 65'536) return Status::Ok();
-    auto s = FromRocks(db_->Write(wo, &wb), "migrating hour rollups");
-    wb.Clear();
-    return s;
-  };
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != format::kRollupKeySize || it->value().size() != 8) {
-      return Status::Corruption("store " + options_.path + " is corrupted: bad hour rollup record");
+    for (const auto& [id, sv] : j.series) overrides[{id.source, id.table, id.key, id.metric}] = sv;
+    for (int r = 0; r < format::kJournalResolutions; ++r) {
+      for (const auto& c : j.cells[r]) {
+        k.clear();
+        v.clear();
+        const uint32_t row_bucket = r == 1 ? c.bucket / format::kHoursPerRow : c.bucket;
+        format::AppendEntryRollupKey(k, c.table, c.key, row_bucket, c.source);
+        format::AppendSum(
+            v, r == 1 ? format::HourSlot(c.metric, c.bucket % format::kHoursPerRow) : c.metric,
+            c.sum);
+        wb.Merge(cfs_[kMinute + r], k, v);
+      }
     }
-    const auto parts = format::DecodeRollupKey(it->key().data());
-    const uint32_t row_day = parts.bucket / format::kHoursPerRow;
-    if (!by_source.empty() &&
-        (parts.table != table || parts.metric != metric || parts.key != key || row_day != day)) {
-      if (auto s = put_day(); !s.ok()) return s;
-    }
-    table = parts.table;
-    metric = parts.metric;
-    key = parts.key;
-    day = row_day;
-    by_source[parts.source].Add(parts.bucket % format::kHoursPerRow,
-                                format::GetFixed64LE(it->value().data()));
-    ++rows;
+    wb.Delete(cfs_[kMeta], it->key());
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "migrating hour rollups");
-  if (!by_source.empty()) {
-    if (auto s = put_day(); !s.ok()) return s;
+  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
+  it.reset();
+  if (auto s = UpgradeState(overrides); !s.ok()) return s;
+  // Version 3 recorded that every "r1h" row was in "r1h24"; before it, "r1h" holds the hours.
+  const LegacyCf hours = version < 3 ? kHourV2 : kHourV4;
+  for (auto [from, to] :
+       {std::pair{kMinuteV4, kMinute}, std::pair{hours, kHour}, std::pair{kDayV4, kDay}}) {
+    if (auto s = UpgradeRollups(from, to); !s.ok()) return s;
   }
-  if (wb.Count() > 0) {
-    if (auto s = FromRocks(db_->Write(wo, &wb), "migrating hour rollups"); !s.ok()) return s;
-  }
+  // The journal's increments, its deletion and the new version in one atomic write: a crash
+  // before it leaves the old rows to upgrade again.
+  std::string current;
+  format::PutU32BE(current, format::kFormatVersion);
+  wb.Put(cfs_[kMeta], format::FormatKey(), current);
+  if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
-  LogInfo("store", "moved " + std::to_string(rows) + " hour rollup rows into day rows in " +
-                       std::to_string(ms) + " ms");
+  LogInfo("store", "upgraded " + options_.path + " in " + std::to_string(ms) + " ms");
   return Status::Ok();
+}
+
+Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
+                                              format::SeriesValue>& overrides) {
+  rocksdb::WriteOptions wo;
+  rocksdb::WriteBatch wb;
+  std::string k, v;
+  // Series rows come in (source, table, key, metric) order, as do the overrides: merged, the
+  // series of one entry are adjacent.
+  format::EntryId entry;
+  std::vector<format::MetricState> states;
+  auto put_entry = [&]() -> Status {
+    if (states.empty()) return Status::Ok();
+    k.clear();
+    v.clear();
+    format::AppendEntryKey(k, entry);
+    format::AppendEntryState(v, states.data(), states.size());
+    wb.Put(cfs_[kEntries], k, v);
+    states.clear();
+    if (wb.Count() < 65'536) return Status::Ok();
+    auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store");
+    wb.Clear();
+    return s;
+  };
+  auto add = [&](const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>& id,
+                 const format::SeriesValue& sv) -> Status {
+    const format::EntryId e{std::get<0>(id), std::get<1>(id), std::get<2>(id)};
+    if (!states.empty() && !(e == entry)) {
+      if (auto s = put_entry(); !s.ok()) return s;
+    }
+    entry = e;
+    states.push_back(format::MetricState{std::get<3>(id), sv});
+    return Status::Ok();
+  };
+  auto next_override = overrides.begin();
+  if (legacy_cfs_[kSeriesV4] != nullptr) {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[kSeriesV4]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != format::kSeriesKeySize ||
+          it->value().size() != format::kSeriesValueSize) {
+        return Status::Corruption("store " + options_.path + " is corrupted: bad series record");
+      }
+      const auto id = format::DecodeSeriesKey(it->key().data());
+      const auto key = std::make_tuple(id.source, id.table, id.key, id.metric);
+      for (; next_override != overrides.end() && next_override->first < key; ++next_override) {
+        if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
+      }
+      if (next_override != overrides.end() && next_override->first == key) {
+        if (auto s = add(key, next_override->second); !s.ok()) return s;
+        ++next_override;
+      } else if (auto s = add(key, format::DecodeSeries(it->value().data())); !s.ok()) {
+        return s;
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
+  }
+  for (; next_override != overrides.end(); ++next_override) {
+    if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
+  }
+  if (auto s = put_entry(); !s.ok()) return s;
+  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
+}
+
+Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
+  if (legacy_cfs_[from] == nullptr) return Status::Ok();
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  rocksdb::WriteOptions wo;
+  rocksdb::WriteBatch wb;
+  std::string k, v;
+  const std::string corrupt = "store " + options_.path + " is corrupted: bad rollup record";
+  // One merge operand per old row: the counters of an entry were rows of their own, and RocksDB
+  // adds them up into the entry's row.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[from]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != format::kRollupKeySize) return Status::Corruption(corrupt);
+    const auto parts = format::DecodeRollupKey(it->key().data());
+    const std::string_view value(it->value().data(), it->value().size());
+    v.clear();
+    uint32_t row_bucket = parts.bucket;
+    if (from == kHourV4) {
+      format::HourRow row;
+      if (!format::AddHourRow(value, &row)) return Status::Corruption(corrupt);
+      for (uint32_t h = 0; h < format::kHoursPerRow; ++h) {
+        if ((row.mask >> h) & 1)
+          format::AppendSum(v, format::HourSlot(parts.metric, h), row.sums[h]);
+      }
+      if (v.empty()) continue;
+    } else {
+      if (value.size() != 8) return Status::Corruption(corrupt);
+      const uint64_t sum = format::GetFixed64LE(value.data());
+      if (from == kHourV2) {
+        row_bucket = parts.bucket / format::kHoursPerRow;
+        format::AppendSum(v, format::HourSlot(parts.metric, parts.bucket % format::kHoursPerRow),
+                          sum);
+      } else {
+        format::AppendSum(v, parts.metric, sum);
+      }
+    }
+    k.clear();
+    format::AppendEntryRollupKey(k, parts.table, parts.key, row_bucket, parts.source);
+    wb.Merge(cfs_[cf], k, v);
+    if (wb.Count() >= 65'536) {
+      if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
+      wb.Clear();
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
+  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
 }
 
 Status StoreImpl::Load() {
@@ -909,27 +1066,23 @@ Status StoreImpl::Load() {
                                    std::to_string(version) + ", newer than this build (v" +
                                    std::to_string(format::kFormatVersion) + ")");
   }
-  if (hours_v2_cf_ != nullptr) {
-    // Version 3 is recorded only once every hour row has moved; a store already at 3 was cut
-    // short between that record and the drop.
-    if (version < 3) {
-      if (auto m = MigrateHours(); !m.ok()) return m;
+  if (version < format::kFormatVersion) {
+    if (read_only_) {
+      needs_upgrade_ = true;
+      return Status::InvalidArgument("store " + options_.path + " has format v" +
+                                     std::to_string(version) +
+                                     "; open it for writing once to upgrade");
     }
-    auto dropped = FromRocks(db_->DropColumnFamily(hours_v2_cf_), "dropping the v2 hour rollups");
-    if (!dropped.ok()) return dropped;
-    db_->DestroyColumnFamilyHandle(hours_v2_cf_);
-    hours_v2_cf_ = nullptr;
+    if (auto u = Upgrade(version); !u.ok()) return u;
   }
-  if (version < format::kFormatVersion && !read_only_) {
-    // Every older layout is still read (or was migrated above); from now on rows of the new one
-    // are written, which an older build would misread, so the store says which build it needs.
-    std::string current;
-    format::PutU32BE(current, format::kFormatVersion);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    auto put = FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), current),
-                         "writing the format version");
-    if (!put.ok()) return put;
+  // A store is at v5 only once every old row is in the new families: what is left of the old
+  // ones (the upgrade above, or one cut short after recording v5) goes.
+  for (auto*& cf : legacy_cfs_) {
+    if (cf == nullptr) continue;
+    auto dropped = FromRocks(db_->DropColumnFamily(cf), "dropping the rows of an older format");
+    if (!dropped.ok()) return dropped;
+    db_->DestroyColumnFamilyHandle(cf);
+    cf = nullptr;
   }
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
@@ -970,19 +1123,18 @@ Status StoreImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
 
-  it.reset(db_->NewIterator(ro, cfs_[kSeries]));
+  it.reset(db_->NewIterator(ro, cfs_[kEntries]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != format::kSeriesKeySize ||
-        it->value().size() != format::kSeriesValueSize) {
-      return Status::Corruption(corrupt + ": bad series record");
+    if (it->key().size() != format::kEntryKeySize) {
+      return Status::Corruption(corrupt + ": bad entry record");
     }
-    const auto id = format::DecodeSeriesKey(it->key().data());
-    series_.emplace(id, LiveSeries{format::DecodeSeries(it->value().data()), LiveSeries::kClean});
-    NoteLoadedSeries(id);
+    auto loaded = LoadEntry(format::DecodeEntryKey(it->key().data()),
+                            std::string_view(it->value().data(), it->value().size()));
+    if (!loaded.ok()) return Status::Corruption(corrupt + ": " + loaded.message());
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
   // Journal rows left by a crash (or a read-write instance still running, for a reader) hold
-  // the newest state of their series; the applier writes them out before anything newer.
+  // the newest state of their entries; the applier writes them out before anything newer.
   if (!journal_.empty()) {
     if (read_only_) {
       unapplied_journal_rows_ = journal_.size();
@@ -995,15 +1147,16 @@ Status StoreImpl::Load() {
           return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) +
                                     " is malformed");
         }
-        if (!j.series.empty()) {
-          row.partition = JournalPartition(j.series[0].first.table, j.series[0].first.key);
+        if (!j.entries.empty()) {
+          row.partition = JournalPartition(j.entries[0].id.table, j.entries[0].id.key);
+        } else if (!j.cells[0].empty()) {
+          row.partition = JournalPartition(j.cells[0][0].table, j.cells[0][0].key);
         }
-        for (const auto& [sid, v] : j.series) {
-          auto [sit, fresh] = series_.try_emplace(sid, LiveSeries{v, LiveSeries::kClean});
-          if (fresh) {
-            NoteLoadedSeries(sid);
-          } else {
-            sit->second.v = v;
+        for (const auto& e : j.entries) {
+          auto loaded = LoadEntry(e.id, e.state);
+          if (!loaded.ok()) {
+            return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) + ": " +
+                                      loaded.message());
           }
         }
         journal_bytes_ += row.row.size();
@@ -1014,17 +1167,25 @@ Status StoreImpl::Load() {
                            " journal rows to the state and rollups (left by an unclean stop)");
     }
   }
-  live_series_ = series_.size();
+  uint64_t series = 0;
+  for (const auto& [id, live] : entries_) series += live.metrics.size();
+  live_series_ = series;
   return Status::Ok();
 }
 
-void StoreImpl::NoteLoadedSeries(const format::SeriesId& id) {
+Status StoreImpl::LoadEntry(const format::EntryId& id, std::string_view state) {
+  auto [it, fresh] = entries_.try_emplace(id);
+  if (!format::DecodeEntryState(state, &it->second.metrics)) {
+    return Status::Corruption("bad entry state");
+  }
+  if (!fresh) return Status::Ok();
   const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
   auto [ks, inserted] = key_sources_.emplace(tk, id.source);
   if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
     ks->second |= kSharedBit;
     tables_[id.table].multi_source_keys++;
   }
+  return Status::Ok();
 }
 
 Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
@@ -1114,7 +1275,6 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
 }
 
 Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
-  Status status;
   // Audit rows go into the batch in key order: the memtable skiplist then inserts each next to
   // the previous one instead of searching from the top. Every audit key is unique (its sequence
   // number), so the order changes nothing that is stored.
@@ -1131,29 +1291,27 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   raw_.clear();
   raw_bytes_.clear();
   // The state rows and rollup cells go into journal rows (one per key partition): a few
-  // memtable inserts on the path to the acknowledgement instead of one per series and
+  // memtable inserts on the path to the acknowledgement instead of one per entry and
   // resolution. The applier writes them to their column families afterwards (ApplierLoop).
   // Groups that gain nothing from that write their state and rollups directly: one whose journal
   // would not fit its memtable (its rows would reach the disk before the applier deletes them),
-  // every group while series rarely recur from group to group (the applier saves by summing a
-  // series over the groups it writes at once; without repeats the journal only adds its own
-  // cost, e.g. with 100k+ keys below saturation), and a group whose series are mostly new (a
+  // every group while entries rarely recur from group to group (the applier saves by summing an
+  // entry over the groups it writes at once; without repeats the journal only adds its own
+  // cost, e.g. with 100k+ keys below saturation), and a group whose entries are mostly new (a
   // fresh store's first burst: they will not recur within the applier's pass either).
   const auto now = std::chrono::steady_clock::now();
   if (now - window_start_ >= kRepeatWindow) {
     repeats_per_window_ =
-        window_series_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_series_;
-    window_touches_ = window_series_ = 0;
+        window_entries_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_entries_;
+    window_touches_ = window_entries_ = 0;
     ++window_;
     window_start_ = now;
   }
-  size_t cells = 0;
-  for (const auto& sp : spilled_) cells += sp.size();
   const size_t journal_bytes =
-      pending_.size() * kJournalSeriesBytes + (cells + 3 * pending_.size()) * kJournalCellBytes;
+      pending_.size() * (kJournalEntryBytes + 3 * kJournalCellBytes) + spilled_ * kJournalCellBytes;
   bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats ||
-                2 * new_series_in_group_ > pending_.size();
-  new_series_in_group_ = 0;
+                2 * new_entries_in_group_ > pending_.size();
+  new_entries_in_group_ = 0;
   switch (journal_mode_.load(std::memory_order_relaxed)) {
     case testing_internal::JournalMode::kAlways:
       direct = false;
@@ -1167,43 +1325,45 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   // The state written directly must not be overtaken by an older journal row's: the applier
   // first writes out every one. If it cannot, the group is journalled after all.
   if (direct) direct = WaitForJournalDrained();
-  // Direct: one run in key order (partition 0 takes everything), so that each insert lands next
-  // to the previous one.
-  auto part_of = [&](uint32_t table, uint32_t key) -> format::Journal& {
-    return journal_parts_[direct ? 0 : JournalPartition(table, key)];
-  };
-  for (auto& part : journal_parts_) part.Clear();
   for (const auto& p : pending_) {
-    const format::SeriesId& id = p.series->first;
-    format::Journal& part = part_of(id.table, id.key);
-    part.series.emplace_back(id, p.series->second.v);
-    p.series->second.pending = LiveSeries::kClean;
+    const format::EntryId& id = p.entry->first;
+    LiveEntry& live = p.entry->second;
+    std::string& row = journal_rows_[JournalPartition(id.table, id.key)];
+    state_buf_.clear();
+    format::AppendEntryState(state_buf_, live.metrics.data(), live.metrics.size());
+    format::AppendJournalEntry(row, id, state_buf_);
+    live.pending = LiveEntry::kClean;
     if (!p.has_cells) continue;
     for (int r = 0; r < format::kJournalResolutions; ++r) {
-      part.cells[r].push_back({id.table, id.metric, id.key, p.bucket[r], id.source, p.sum[r]});
+      AppendCell(row, id, live.metrics, pending_sums_.data() + p.sums, p.sums_width, r,
+                 p.bucket[r]);
     }
   }
   pending_.clear();
-  for (int r = 0; r < format::kJournalResolutions; ++r) {
-    for (const auto& [a, v] : spilled_[r]) {
-      part_of(a.table, a.key).cells[r].push_back({a.table, a.metric, a.key, a.bucket, a.source, v});
-    }
-    spilled_[r].clear();
-  }
+  pending_sums_.clear();
+  spilled_ = 0;
   journal_out_.clear();
+  Status status;
   if (direct) {
-    AddStateAndRollups(journal_parts_[0], wb);
+    format::Journal j;
+    for (const auto& row : journal_rows_) {
+      if (!row.empty() && !format::AppendJournal(row, &j)) {
+        status = Status::Corruption("a journal row the writer built is malformed");
+      }
+    }
+    if (status.ok()) status = AddStateAndRollups(j, wb);
   } else {
     for (uint32_t i = 0; i < kJournalPartitions; ++i) {
-      if (journal_parts_[i].series.empty()) continue;  // a spilled cell's series is there too
+      if (journal_rows_[i].empty()) continue;
       JournalRow& out = journal_out_.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
-      format::EncodeJournal(journal_parts_[i], out.row);
+      out.row.swap(journal_rows_[i]);
       wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
     }
   }
-  // A burst leaves big buffers behind; they go back to the system rather than stay resident.
-  if (journal_bytes > kMaxJournalGroupBytes) {
-    for (auto& part : journal_parts_) part = format::Journal{};
+  for (auto& row : journal_rows_) {
+    row.clear();
+    // A burst leaves big buffers behind; they go back to the system rather than stay resident.
+    if (row.capacity() > (64u << 10)) row.shrink_to_fit();
   }
   auto by_key = [](const auto& a, const auto& b) {
     return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
@@ -1223,7 +1383,7 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
     format::PutU64BE(seq, next_seq_);
     wb.Put(cfs_[kMeta], format::SeqKey(), seq);
   }
-  if (wb.Count() > 0) {
+  if (status.ok() && wb.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_writes;
     status = FromRocks(db_->Write(wo, &wb), "store commit");
@@ -1333,7 +1493,7 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
     }
   }
   rocksdb::WriteBatch wb;
-  AddStateAndRollups(j, wb);
+  if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
   for (size_t i = begin; i < end; ++i) wb.Delete(cfs_[kMeta], format::JournalKey(rows[i].id));
   // Not synced: until the WAL holds this batch the journal rows are still there (the later
   // synced commit makes both durable, in order), so a crash loses nothing.
@@ -1345,47 +1505,79 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
   return FromRocks(db_->Write(wo, &wb), "writing state and rollups");
 }
 
-void StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
-  std::string k, val;
+Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
+  std::string k, sum, next;
   // Rows go in key order: the memtable skiplist then inserts each next to the previous one
-  // instead of searching from the top. Of a series' states, the newest (last) one is written.
-  std::stable_sort(j.series.begin(), j.series.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.first.source, a.first.table, a.first.key, a.first.metric) <
-           std::tie(b.first.source, b.first.table, b.first.key, b.first.metric);
+  // instead of searching from the top. Of an entry's states, the newest (last) one is written.
+  std::stable_sort(j.entries.begin(), j.entries.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.id.source, a.id.table, a.id.key) <
+           std::tie(b.id.source, b.id.table, b.id.key);
   });
-  for (size_t i = 0; i < j.series.size(); ++i) {
-    if (i + 1 < j.series.size() && j.series[i + 1].first == j.series[i].first) continue;
-    const auto& [id, sv] = j.series[i];
+  for (size_t i = 0; i < j.entries.size(); ++i) {
+    if (i + 1 < j.entries.size() && j.entries[i + 1].id == j.entries[i].id) continue;
     k.clear();
-    format::AppendSeriesKey(k, id);
-    val.clear();
-    format::AppendSeries(val, sv);
-    wb.Put(cfs_[kSeries], k, val);
+    format::AppendEntryKey(k, j.entries[i].id);
+    wb.Put(cfs_[kEntries], k, rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
   }
   // The cells of one rollup row from all the rows applied together become one merge operand.
   auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
-    return std::tie(a.table, a.metric, a.key, a.bucket, a.source) <
-           std::tie(b.table, b.metric, b.key, b.bucket, b.source);
+    return std::tie(a.table, a.key, a.bucket, a.source) <
+           std::tie(b.table, b.key, b.bucket, b.source);
   };
   for (int r = 0; r < format::kJournalResolutions; ++r) {
     auto& cells = j.cells[r];
     std::sort(cells.begin(), cells.end(), cell_order);
-    const Cf cf = static_cast<Cf>(kMinute + r);
     for (size_t i = 0; i < cells.size();) {
-      format::JournalCell c = cells[i];
-      for (++i; i < cells.size() && !cell_order(c, cells[i]); ++i) c.sum += cells[i].sum;
-      val.clear();
-      if (cf == kHour) {
-        format::EncodeHourCell(c.bucket % format::kHoursPerRow, c.sum, val);
-        c.bucket /= format::kHoursPerRow;
-      } else {
-        format::PutFixed64LE(val, c.sum);
+      const format::JournalCell& c = cells[i];
+      std::string_view operand = c.sums;
+      size_t n = i + 1;
+      if (n < cells.size() && !cell_order(c, cells[n])) {
+        sum.assign(c.sums);
+        for (; n < cells.size() && !cell_order(c, cells[n]); ++n) {
+          if (!format::AddSums(sum, cells[n].sums, &next)) {
+            return Status::Corruption("a journal row holds malformed rollup sums");
+          }
+          sum.swap(next);
+        }
+        operand = sum;
       }
       k.clear();
-      format::AppendRollupKey(k, c.table, c.metric, c.key, c.bucket, c.source);
-      wb.Merge(cfs_[cf], k, val);
+      format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
+      wb.Merge(cfs_[kMinute + r], k, rocksdb::Slice(operand.data(), operand.size()));
+      i = n;
     }
   }
+  return Status::Ok();
+}
+
+void StoreImpl::SpillCells(uint32_t pending_index, bool all, const uint32_t* buckets) {
+  PendingEntry& p = pending_[pending_index];
+  if (!p.has_cells) return;
+  const format::EntryId& id = p.entry->first;
+  std::string& row = journal_rows_[JournalPartition(id.table, id.key)];
+  uint64_t* sums = pending_sums_.data() + p.sums;
+  for (int r = 0; r < format::kJournalResolutions; ++r) {
+    if (!all && p.bucket[r] == buckets[r]) continue;
+    AppendCell(row, id, p.entry->second.metrics, sums, p.sums_width, r, p.bucket[r]);
+    ++spilled_;
+    for (uint32_t m = 0; m < p.sums_width; ++m) sums[m * 3 + r] = 0;
+  }
+}
+
+void StoreImpl::AppendCell(std::string& row, const format::EntryId& id,
+                           const std::vector<format::MetricState>& metrics, const uint64_t* sums,
+                           size_t width, int r, uint32_t bucket) {
+  sums_buf_.clear();
+  for (size_t m = 0; m < width; ++m) {
+    const uint64_t v = sums[m * 3 + r];
+    if (v == 0) continue;
+    const uint32_t metric = metrics[m].metric;
+    format::AppendSum(sums_buf_,
+                      r == 1 ? format::HourSlot(metric, bucket % format::kHoursPerRow) : metric, v);
+  }
+  if (sums_buf_.empty()) return;
+  format::AppendJournalCell(row, r, id.table, id.key,
+                            r == 1 ? bucket / format::kHoursPerRow : bucket, id.source, sums_buf_);
 }
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
@@ -1467,6 +1659,8 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
       // This entry update's audit row, started at its first non-zero delta.
       const size_t row_offset = raw_bytes_.size();
       const uint64_t row_seq = next_seq_;
+      // The entry's state, looked up at its first counter value.
+      std::pair<const format::EntryId, LiveEntry>* live_entry = nullptr;
       for (const auto& mv : entry.values) {
         ++received;
         const MetricSlot& slot = slot_of(mv);
@@ -1481,54 +1675,77 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           }
           continue;
         }
-        const format::SeriesId id{source, table, key, metric};
-        auto sit = series_.find(id);
+        if (live_entry == nullptr) {
+          auto [eit, fresh] = entries_.try_emplace(format::EntryId{source, table, key});
+          live_entry = &*eit;
+          if (fresh) {
+            ++new_entries_in_group_;
+            const uint64_t tk = (uint64_t{table} << 32) | key;
+            auto [ks, inserted] = key_sources_.emplace(tk, source);
+            if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
+              ks->second |= kSharedBit;
+              multi_source_keys_.Inc();
+              std::unique_lock lock(tables_mu_);
+              ++meta->multi_source_keys;
+            }
+          }
+        }
+        LiveEntry& live = live_entry->second;
+        auto& states = live.metrics;
+        size_t m = 0;
+        while (m < states.size() && states[m].metric < metric) ++m;
         std::optional<format::SeriesValue> prev;
-        if (sit != series_.end()) prev = sit->second.v;
+        if (m < states.size() && states[m].metric == metric) {
+          prev = states[m].v;
+        } else {
+          // A series first seen: the pending sums are laid out by metric index, so the open
+          // cells go out before the index shifts, and the entry gets a wider region.
+          if (live.pending != LiveEntry::kClean) {
+            SpillCells(live.pending, /*all=*/true, buckets);
+            PendingEntry& p = pending_[live.pending];
+            p.has_cells = false;
+            p.sums = static_cast<uint32_t>(pending_sums_.size());
+            p.sums_width = static_cast<uint32_t>(states.size() + 1);
+            pending_sums_.resize(pending_sums_.size() + 3 * p.sums_width, 0);
+          }
+          states.insert(states.begin() + static_cast<ptrdiff_t>(m),
+                        format::MetricState{metric, {}});
+          live_series_.fetch_add(1, std::memory_order_relaxed);
+        }
         const DeltaResult d = ComputeDelta(
             prev, DeltaInput{mv.value, slot.cls == MetricClass::kCounter32, t, batch.connection_id,
                              epoch, info.expire_ms, options_.expiry_margin_ms});
-        if (sit == series_.end()) {
-          sit = series_.emplace(id, LiveSeries{d.next, LiveSeries::kClean}).first;
-          live_series_.fetch_add(1, std::memory_order_relaxed);
-          ++new_series_in_group_;
-          const uint64_t tk = (uint64_t{table} << 32) | key;
-          auto [ks, inserted] = key_sources_.emplace(tk, source);
-          if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
-            ks->second |= kSharedBit;
-            multi_source_keys_.Inc();
-            std::unique_lock lock(tables_mu_);
-            ++meta->multi_source_keys;
-          }
-        } else {
-          sit->second.v = d.next;
-        }
-        LiveSeries& live = sit->second;
-        if (live.pending == LiveSeries::kClean) {
+        states[m].v = d.next;
+        if (live.pending == LiveEntry::kClean) {
           live.pending = static_cast<uint32_t>(pending_.size());
-          pending_.push_back(PendingSeries{&*sit, false, {}, {}});
+          const auto width = static_cast<uint32_t>(states.size());
+          pending_.push_back(PendingEntry{
+              live_entry, false, {}, static_cast<uint32_t>(pending_sums_.size()), width});
+          pending_sums_.resize(pending_sums_.size() + 3 * width, 0);
           ++window_touches_;
           if (live.window != window_) {
             live.window = window_;
-            ++window_series_;
+            ++window_entries_;
           }
         }
         if (d.delta == 0) continue;
         if (next_seq_ == row_seq) format::StartEventRow(raw_bytes_, source);
         format::AppendRowEvent(raw_bytes_, metric, mv.value, d.delta, d.reason);
         ++next_seq_;
-        PendingSeries& p = pending_[live.pending];
-        for (int r = 0; r < 3; ++r) {
-          if (p.has_cells && p.bucket[r] != buckets[r]) {
-            spilled_[r].push_back({AggKey{table, metric, key, p.bucket[r], source}, p.sum[r]});
-            p.sum[r] = 0;
-          } else if (!p.has_cells) {
-            p.sum[r] = 0;
+        {
+          PendingEntry& p = pending_[live.pending];
+          // A new hour or day is always a new minute too.
+          if (p.has_cells && p.bucket[0] != buckets[0]) {
+            SpillCells(live.pending, /*all=*/false, buckets);
           }
-          p.bucket[r] = buckets[r];
-          p.sum[r] += d.delta;
+          p.bucket[0] = buckets[0];
+          p.bucket[1] = buckets[1];
+          p.bucket[2] = buckets[2];
+          p.has_cells = true;
+          pending_sums_[p.sums + m * 3 + 0] += d.delta;
+          pending_sums_[p.sums + m * 3 + 1] += d.delta;
+          pending_sums_[p.sums + m * 3 + 2] += d.delta;
         }
-        p.has_cells = true;
         ++by_reason[static_cast<int>(d.reason)];
         ++deltas;
       }
@@ -1573,8 +1790,10 @@ Status StoreImpl::Close() {
   if (db_ != nullptr) {
     for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
     cfs_.clear();
-    if (hours_v2_cf_ != nullptr) db_->DestroyColumnFamilyHandle(hours_v2_cf_);
-    hours_v2_cf_ = nullptr;
+    for (auto*& h : legacy_cfs_) {
+      if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+      h = nullptr;
+    }
     if (!read_only_) {
       result = FromRocks(db_->SyncWAL(), "closing the store");
     }
@@ -1614,9 +1833,8 @@ Status StoreImpl::CopyTo(const std::string& dir) {
     rocksdb::ColumnFamilyOptions c;
     c.compression = rocksdb::kLZ4Compression;
     c.bottommost_compression = rocksdb::kZSTD;
-    // The copy has the layout of this store, whatever its version.
     c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
-    descriptors.emplace_back(cf_names_[i], c);
+    descriptors.emplace_back(kCfNames[i], c);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* out = nullptr;
@@ -1694,7 +1912,7 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
                            const std::function<void(uint64_t)>& add) {
   std::vector<Segment> segments;
   Decompose(std::max<int64_t>(from, 0), to, 0, &segments);
-  const std::string prefix = format::RollupPrefix(table, metric, key);
+  const std::string prefix = format::EntryRollupPrefix(table, key);
   for (const auto& seg : segments) {
     if (seg.unit_ms == 0) {
       rocksdb::Iterator* it = r.It(kRaw);
@@ -1712,7 +1930,7 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
       }
       continue;
     }
-    Status s = ScanSeriesRollup(r, RollupCf(seg.unit_ms), prefix,
+    Status s = ScanSeriesRollup(r, RollupCf(seg.unit_ms), prefix, metric,
                                 static_cast<uint32_t>(seg.lo / seg.unit_ms),
                                 static_cast<uint32_t>(seg.hi / seg.unit_ms), source,
                                 [&](uint32_t /*bucket*/, uint64_t v) { add(v); });
@@ -1722,48 +1940,43 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
 }
 
 template <typename Visit>
-Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t lo_bucket,
-                                   uint32_t hi_bucket, std::optional<uint32_t> source,
-                                   Visit&& visit) {
+Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t metric,
+                                   uint32_t lo_bucket, uint32_t hi_bucket,
+                                   std::optional<uint32_t> source, Visit&& visit) {
   const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
   std::string start = prefix;
   format::PutU32BE(start, lo_bucket / span);
-  // The hour rows of one day (one per source) are added up before their hours are visited, so
-  // that buckets come in time order.
-  format::HourRow day;
-  uint32_t day_bucket = 0;
-  auto visit_day = [&] {
-    const uint32_t first = day_bucket * span;
-    for (uint32_t m = day.mask; m != 0; m &= m - 1) {
+  // The rows of one bucket (one per source) are added up before its cells are visited, so
+  // that buckets come in time order once each.
+  format::HourRow row;
+  uint32_t row_bucket = 0;
+  auto visit_row = [&] {
+    const uint32_t first = row_bucket * span;
+    for (uint32_t m = row.mask; m != 0; m &= m - 1) {
       const uint32_t b = first + static_cast<uint32_t>(std::countr_zero(m));
-      if (b >= lo_bucket && b < hi_bucket) visit(b, day.sums[b - first]);
+      if (b >= lo_bucket && b < hi_bucket) visit(b, row.sums[b - first]);
     }
-    day = format::HourRow{};
+    row = format::HourRow{};
   };
   for (it->Seek(start); it->Valid(); it->Next()) {
     // key() and value() are each a chain of virtual calls down RocksDB's iterator stack: once
     // per row.
     const rocksdb::Slice key = it->key();
     if (!key.starts_with(prefix)) break;
-    if (key.size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
-    const auto parts = format::DecodeRollupKey(key.data());
+    if (key.size() != format::kEntryRollupKeySize) return Status::Corruption("bad rollup record");
+    const auto parts = format::DecodeEntryRollupKey(key.data());
     if (uint64_t{parts.bucket} * span >= hi_bucket) break;
     if (source && parts.source != *source) continue;
-    const rocksdb::Slice value = it->value();
-    if (span == 1) {
-      if (!ForEachCell(span, parts.bucket, value, visit)) {
-        return Status::Corruption("bad rollup record");
-      }
-      continue;
-    }
-    if (day.mask != 0 && parts.bucket != day_bucket) visit_day();
-    day_bucket = parts.bucket;
-    if (!format::AddHourRow(std::string_view(value.data(), value.size()), &day)) {
-      return Status::Corruption("bad hour rollup record");
+    if (row.mask != 0 && parts.bucket != row_bucket) visit_row();
+    row_bucket = parts.bucket;
+    const uint32_t first = parts.bucket * span;
+    if (!ForEachCellOf(metric, span, parts.bucket, it->value(),
+                       [&](uint32_t b, uint64_t v) { row.Add(b - first, v); })) {
+      return Status::Corruption("bad rollup record");
     }
   }
-  if (day.mask != 0) visit_day();
+  if (row.mask != 0) visit_row();
   return Status::Ok();
 }
 
@@ -1774,7 +1987,7 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
   rocksdb::Iterator* it = r.It(cf);
   const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
   const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
-  const std::string prefix = format::RollupPrefix(table, metric);
+  const std::string prefix = format::EntryRollupPrefix(table);
   auto seek_key = [&](uint32_t key) {
     std::string k = prefix;
     format::PutU32BE(k, key);
@@ -1783,8 +1996,10 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
   };
   seek_key(0);
   while (it->Valid() && it->key().starts_with(prefix)) {
-    if (it->key().size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
-    const auto parts = format::DecodeRollupKey(it->key().data());
+    if (it->key().size() != format::kEntryRollupKeySize) {
+      return Status::Corruption("bad rollup record");
+    }
+    const auto parts = format::DecodeEntryRollupKey(it->key().data());
     const uint64_t row_first = uint64_t{parts.bucket} * span;
     if (row_first + span <= lo) {
       seek_key(parts.key);
@@ -1798,7 +2013,7 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
     if (!source || parts.source == *source) {
       if (parts.key >= totals.size()) totals.resize(parts.key + 1);
       uint64_t& total = totals[parts.key];
-      if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
+      if (!ForEachCellOf(metric, span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
             if (b >= lo && b < hi) total += v;
           })) {
         return Status::Corruption("bad rollup record");
@@ -1809,15 +2024,15 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
   return r.Check();
 }
 
-Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t metric,
+Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
                                     const std::vector<std::pair<uint32_t, uint32_t>>& windows,
-                                    const ExportSlots& slots, size_t metric_cell, size_t stride,
-                                    ExportChunk& chunk) {
+                                    const std::vector<size_t>& metric_cell,
+                                    const ExportSlots& slots, size_t stride, ExportChunk& chunk) {
   const auto& ids = chunk.by_id;
   if (ids.empty() || windows.empty()) return Status::Ok();
   const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
-  const std::string prefix = format::RollupPrefix(table, metric);
+  const std::string prefix = format::EntryRollupPrefix(table);
   std::string target = prefix;
   target.resize(prefix.size() + 8);
   // Moves to the first row at or after (key, bucket), which is ahead of the current row.
@@ -1843,8 +2058,8 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
   while (it->Valid()) {
     const rocksdb::Slice row = it->key();  // once: a chain of virtual calls in RocksDB
     if (!row.starts_with(prefix)) break;
-    if (row.size() != format::kRollupKeySize) return Status::Corruption("bad rollup record");
-    const auto parts = format::DecodeRollupKey(row.data());
+    if (row.size() != format::kEntryRollupKeySize) return Status::Corruption("bad rollup record");
+    const auto parts = format::DecodeEntryRollupKey(row.data());
     if (parts.key != ids[idx].first) {
       // A key of another chunk (or with nothing stored): on to the next key of this chunk.
       idx =
@@ -1875,11 +2090,12 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table, uint32_t m
     if (!slots.Find(parts.source, &slot)) {
       return Status::Corruption("rollup row of an unknown source");
     }
-    uint64_t& total = chunk.totals[ids[idx].second * stride + metric_cell + slot];
-    if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
+    uint64_t* totals = chunk.totals.data() + size_t{ids[idx].second} * stride + slot;
+    if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t m, uint32_t b, uint64_t v) {
+          if (m >= metric_cell.size() || metric_cell[m] == SIZE_MAX) return;
           for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
             if (b < windows[i].second) {
-              total += v;
+              totals[metric_cell[m]] += v;
               return;
             }
           }
@@ -2040,9 +2256,9 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
   const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
   Reader r(this, /*snapshot=*/partial);
-  const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
 
   if (out.gauge) {
+    const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
     rocksdb::Iterator* it = r.It(kGauge);
     std::string start = prefix;
     format::PutU32BE(start, static_cast<uint32_t>(q.from_ms / format::kMinuteMs));
@@ -2093,16 +2309,17 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   // 44,640 points for a few.
   out.points.reserve(out.points.size() +
                      static_cast<size_t>(std::min<int64_t>((full_hi - full_lo) / step, 4096)) + 1);
-  Status scanned = ScanSeriesRollup(
-      r, RollupCf(step), prefix, static_cast<uint32_t>(full_lo / step),
-      static_cast<uint32_t>(full_hi / step), source, [&](uint32_t bucket, uint64_t v) {
-        const int64_t t = int64_t{bucket} * step;
-        if (!out.points.empty() && out.points.back().t_ms == t) {
-          out.points.back().v += v;
-        } else if (v > 0) {
-          out.points.push_back({t, v});
-        }
-      });
+  Status scanned =
+      ScanSeriesRollup(r, RollupCf(step), format::EntryRollupPrefix(*table, *key), metric->first,
+                       static_cast<uint32_t>(full_lo / step), static_cast<uint32_t>(full_hi / step),
+                       source, [&](uint32_t bucket, uint64_t v) {
+                         const int64_t t = int64_t{bucket} * step;
+                         if (!out.points.empty() && out.points.back().t_ms == t) {
+                           out.points.back().v += v;
+                         } else if (v > 0) {
+                           out.points.push_back({t, v});
+                         }
+                       });
   if (!scanned.ok()) return scanned;
   if (auto s = r.Check(); !s.ok()) return s;
   if (full_hi < q.to_ms) {
@@ -2305,13 +2522,11 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
       if (auto s = r.Check(); !s.ok()) return s;
       std::sort(chunk.by_id.begin(), chunk.by_id.end());
       chunk.totals.assign(chunk.text_end.size() * stride, 0);
-      for (size_t m = 0; m < t.metrics.size(); ++m) {
-        for (int c = 0; c < 3; ++c) {
-          if (windows[c].empty()) continue;
-          auto s = ScanRollupWindows(r, static_cast<Cf>(kMinute + c), t.id, t.metrics[m].second,
-                                     windows[c], slots, m * slots.count, stride, chunk);
-          if (!s.ok()) return s;
-        }
+      for (int c = 0; c < 3; ++c) {
+        if (windows[c].empty()) continue;
+        auto s = ScanRollupWindows(r, static_cast<Cf>(kMinute + c), t.id, windows[c], metric_cell,
+                                   slots, stride, chunk);
+        if (!s.ok()) return s;
       }
       if (!raw.empty()) {
         if (auto s = ScanRawRanges(r, t.id, raw, metric_cell, slots, stride, chunk); !s.ok()) {
@@ -2376,28 +2591,34 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 }
 
 Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) {
+  bool needs_upgrade = false;
   auto open = [&]() -> Result<std::unique_ptr<StoreImpl>> {
     auto store = std::make_unique<StoreImpl>(options, /*read_only=*/true);
-    if (auto s = store->OpenDb(); !s.ok()) {
-      (void)store->Close();
-      return s;
-    }
-    if (auto s = store->Load(); !s.ok()) {
+    Status s = store->OpenDb();
+    if (s.ok()) s = store->Load();
+    if (!s.ok()) {
+      needs_upgrade = store->NeedsUpgrade();
       (void)store->Close();
       return s;
     }
     return store;
   };
   auto store = open();
-  if (!store.ok()) return store.status();
-  if ((*store)->UnappliedJournalRows() == 0) return std::unique_ptr<Store>(std::move(*store));
+  if (store.ok() && (*store)->UnappliedJournalRows() == 0) {
+    return std::unique_ptr<Store>(std::move(*store));
+  }
+  if (!store.ok() && !needs_upgrade) return store.status();
   // Journal rows are either in flight in a running server, which writes them out within moments,
   // or left by an unclean stop: then nobody holds the store, and opening it for writing once
-  // writes them out, so that a reader (an export, say) sees every acknowledged update.
-  (void)(*store)->Close();
+  // writes them out, so that a reader (an export, say) sees every acknowledged update. An older
+  // format is upgraded the same way, if nobody holds the store.
+  if (store.ok()) (void)(*store)->Close();
   auto writer = Store::Open(options);
   if (writer.ok()) {
     if (auto s = (*writer)->Close(); !s.ok()) return s;
+  } else if (needs_upgrade) {
+    return writer.status().WithContext("store " + options.path +
+                                       " has an older format and cannot be upgraded now");
   } else if (writer.status().code() != Status::Code::kUnavailable) {
     LogWarn("store", "a reader cannot write out the journal left by an unclean stop (" +
                          writer.status().ToString() +

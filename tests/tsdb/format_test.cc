@@ -37,11 +37,9 @@ TEST(FormatTest, HourRowsRoundTripAndRejectMalformedOnes) {
   ASSERT_TRUE(AddHourRow(s, &got));
   EXPECT_EQ(row.mask, got.mask);
   for (uint32_t h = 0; h < kHoursPerRow; ++h) EXPECT_EQ(row.sums[h], got.sums[h]) << h;
-  // Adding a row again adds its sums; a one-hour cell is a row of one hour.
-  std::string cell;
-  EncodeHourCell(23, 5, cell);
-  ASSERT_TRUE(AddHourRow(cell, &got));
-  EXPECT_EQ(305u, got.sums[23]);
+  // Adding a row again adds its sums.
+  ASSERT_TRUE(AddHourRow(s, &got));
+  EXPECT_EQ(600u, got.sums[23]);
   EXPECT_EQ(row.mask, got.mask);
   HourRow scratch;
   EXPECT_FALSE(AddHourRow(std::string_view(s.data(), 3), &scratch));             // no mask
@@ -53,23 +51,147 @@ TEST(FormatTest, HourRowsRoundTripAndRejectMalformedOnes) {
   EXPECT_FALSE(AddHourRow(hour24, &scratch));  // a day has 24 hours
 }
 
+TEST(FormatTest, EntryStatesRoundTripAndRejectMalformedOnes) {
+  const MetricState states[] = {{1, SeriesValue{uint64_t{1} << 40, -5, 77, 9}},
+                                {4, SeriesValue{0, 1'790'000'000'000, UINT64_MAX, UINT32_MAX}},
+                                {UINT32_MAX, SeriesValue{3, 0, 0, 0}}};
+  std::string s;
+  AppendEntryState(s, states, 3);
+  std::vector<MetricState> got{{9, {}}};  // replaced, not appended to
+  ASSERT_TRUE(DecodeEntryState(s, &got));
+  ASSERT_EQ(3u, got.size());
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(states[i].metric, got[i].metric);
+    EXPECT_EQ(states[i].v.last, got[i].v.last);
+    EXPECT_EQ(states[i].v.last_ms, got[i].v.last_ms);
+    EXPECT_EQ(states[i].v.connection_id, got[i].v.connection_id);
+    EXPECT_EQ(states[i].v.epoch, got[i].v.epoch);
+  }
+  EXPECT_FALSE(DecodeEntryState("", &got));                                        // no state
+  EXPECT_FALSE(DecodeEntryState(std::string_view(s.data(), s.size() - 1), &got));  // cut
+  std::string twice;
+  AppendEntryState(twice, states, 1);
+  AppendEntryState(twice, states, 1);
+  EXPECT_FALSE(DecodeEntryState(twice, &got));  // metric ids must ascend
+
+  const EntryId id{7, 8, 9};
+  std::string k;
+  AppendEntryKey(k, id);
+  ASSERT_EQ(kEntryKeySize, k.size());
+  EXPECT_EQ(id, DecodeEntryKey(k.data()));
+}
+
+TEST(FormatTest, SumsAddSlotBySlotAndRejectMalformedOnes) {
+  std::string a, b, out;
+  AppendSum(a, 1, 10);
+  AppendSum(a, HourSlot(2, 23), std::numeric_limits<uint64_t>::max() - 5);
+  AppendSum(b, 0, 3);
+  AppendSum(b, 1, 5);
+  AppendSum(b, HourSlot(2, 23), 5);
+  AppendSum(b, HourSlot(3, 0), 7);
+  ASSERT_TRUE(AddSums(a, b, &out));
+  std::vector<std::pair<uint32_t, uint64_t>> got;
+  SumsReader r(out);
+  uint32_t slot = 0;
+  uint64_t sum = 0;
+  while (r.Next(&slot, &sum)) got.emplace_back(slot, sum);
+  EXPECT_TRUE(r.ok());
+  const std::vector<std::pair<uint32_t, uint64_t>> want = {
+      {0, 3}, {1, 15}, {71, std::numeric_limits<uint64_t>::max()}, {72, 7}};
+  EXPECT_EQ(want, got);
+  EXPECT_EQ(2 * 24 + 23u, HourSlot(2, 23));
+
+  std::string unordered;
+  AppendSum(unordered, 2, 1);
+  AppendSum(unordered, 2, 1);
+  EXPECT_FALSE(AddSums(unordered, b, &out));                                 // repeated
+  EXPECT_FALSE(AddSums(a, std::string_view(b.data(), b.size() - 1), &out));  // cut
+  EXPECT_FALSE(AddSums("", b, &out));                                        // empty
+  std::string wide;
+  PutVarint(wide, uint64_t{1} << 32);
+  PutVarint(wide, 1);
+  EXPECT_FALSE(AddSums(wide, b, &out));  // a slot beyond 32 bits
+
+  // Rollup keys sort by table, key, bucket, source.
+  std::string k1, k2;
+  AppendEntryRollupKey(k1, 1, 1, 255, 9);
+  AppendEntryRollupKey(k2, 1, 1, 256, 0);
+  EXPECT_LT(k1, k2);
+  const auto parts = DecodeEntryRollupKey(k1.data());
+  EXPECT_EQ(std::tie(parts.table, parts.key, parts.bucket, parts.source),
+            std::make_tuple(1u, 1u, 255u, 9u));
+  EXPECT_EQ(k1.substr(0, 8), EntryRollupPrefix(1, 1));
+  EXPECT_EQ(k1.substr(0, 4), EntryRollupPrefix(1));
+}
+
 TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
-  Journal j;
+  EXPECT_EQ(JournalKey(42), std::string("J") + std::string(7, '\0') + '*');
+  EXPECT_EQ(42u, DecodeJournalKey(JournalKey(42)));
+  EXPECT_FALSE(DecodeJournalKey("J42"));
+
+  const MetricState states[] = {{1, SeriesValue{5, 6, 7, 8}}};
+  std::string state, sums, row;
+  AppendEntryState(state, states, 1);
+  AppendSum(sums, 1, 12);
+  AppendJournalEntry(row, EntryId{1, 2, 3}, state);
+  for (int r = 0; r < kJournalResolutions; ++r) {
+    AppendJournalCell(row, r, 2, 3, 29'833'333 + static_cast<uint32_t>(r), UINT32_MAX, sums);
+  }
+  // Appending two rows gives the records of both, in order: how the applier gathers groups.
+  Journal got;
+  ASSERT_TRUE(AppendJournal(row, &got));
+  ASSERT_TRUE(AppendJournal(row, &got));
+  ASSERT_EQ(2u, got.entries.size());
+  for (const auto& e : got.entries) {
+    EXPECT_EQ((EntryId{1, 2, 3}), e.id);
+    EXPECT_EQ(state, e.state);
+  }
+  for (int r = 0; r < kJournalResolutions; ++r) {
+    ASSERT_EQ(2u, got.cells[r].size()) << r;
+    for (const auto& c : got.cells[r]) {
+      EXPECT_EQ(std::make_tuple(2u, 3u, 29'833'333u + static_cast<uint32_t>(r), UINT32_MAX),
+                std::tie(c.table, c.key, c.bucket, c.source));
+      EXPECT_EQ(sums, c.sums);
+    }
+  }
+  Journal scratch;
+  EXPECT_FALSE(AppendJournal(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
+  scratch.Clear();
+  EXPECT_FALSE(AppendJournal(row + "\x04", &scratch));  // an unknown record
+  scratch.Clear();
+  std::string empty_state;
+  AppendJournalEntry(empty_state, EntryId{1, 2, 3}, "");
+  EXPECT_FALSE(AppendJournal(empty_state, &scratch));
+  std::string wide;  // an id beyond 32 bits
+  wide.push_back('\0');
+  PutVarint(wide, uint64_t{1} << 32);
+  wide.append("\x01\x01\x01x", 4);
+  scratch.Clear();
+  EXPECT_FALSE(AppendJournal(wide, &scratch));
+  // The same bytes with a 32-bit id are a valid row: the rejection above is the id's width.
+  std::string narrow;
+  narrow.push_back('\0');
+  PutVarint(narrow, 7);
+  narrow.append("\x01\x01\x01x", 4);
+  scratch.Clear();
+  ASSERT_TRUE(AppendJournal(narrow, &scratch));
+  EXPECT_EQ(7u, scratch.entries.at(0).id.source);
+}
+
+TEST(FormatTest, V4JournalRowsRoundTripAppendAndRejectMalformedOnes) {
+  JournalV4 j;
   j.series.push_back({SeriesId{1, 2, 3, 4}, SeriesValue{uint64_t{1} << 40, -5, 77, 9}});
   j.series.push_back({SeriesId{UINT32_MAX, 0, 1, 2}, SeriesValue{0, 1'790'000'000'000, 0, 0}});
   j.cells[0].push_back({2, 4, 3, 29'833'333, 1, 12});
   j.cells[1].push_back({2, 4, 3, 497'222, 1, std::numeric_limits<uint64_t>::max()});
   j.cells[2].push_back({2, 4, 3, 20'717, 1, 12});
   std::string row;
-  EncodeJournal(j, row);
-  EXPECT_EQ(JournalKey(42), std::string("J") + std::string(7, '\0') + '*');
-  EXPECT_EQ(42u, DecodeJournalKey(JournalKey(42)));
-  EXPECT_FALSE(DecodeJournalKey("J42"));
+  EncodeJournalV4(j, row);
 
   // Appending two rows gives the rows of both, in order: how the applier gathers many groups.
-  Journal got;
-  ASSERT_TRUE(AppendJournal(row, &got));
-  ASSERT_TRUE(AppendJournal(row, &got));
+  JournalV4 got;
+  ASSERT_TRUE(AppendJournalV4(row, &got));
+  ASSERT_TRUE(AppendJournalV4(row, &got));
   ASSERT_EQ(4u, got.series.size());
   for (size_t i = 0; i < 4; ++i) {
     const auto& [id, v] = got.series[i];
@@ -89,29 +211,29 @@ TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
     }
   }
 
-  Journal scratch;
-  EXPECT_FALSE(AppendJournal(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
-  scratch.Clear();
-  EXPECT_FALSE(AppendJournal(row + "x", &scratch));  // trailing bytes
-  scratch.Clear();
+  JournalV4 scratch;
+  EXPECT_FALSE(AppendJournalV4(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
+  scratch = JournalV4{};
+  EXPECT_FALSE(AppendJournalV4(row + "x", &scratch));  // trailing bytes
+  scratch = JournalV4{};
   std::string huge;
   PutVarint(huge, uint64_t{1} << 40);  // more rows than bytes: rejected before reserving memory
-  EXPECT_FALSE(AppendJournal(huge, &scratch));
+  EXPECT_FALSE(AppendJournalV4(huge, &scratch));
   std::string wide;  // an id beyond 32 bits
   PutVarint(wide, 1);
   PutVarint(wide, uint64_t{1} << 32);
   wide.append(3 + kSeriesValueSize, '\0');
   for (int r = 0; r < kJournalResolutions; ++r) PutVarint(wide, 0);
-  scratch.Clear();
-  EXPECT_FALSE(AppendJournal(wide, &scratch));
+  scratch = JournalV4{};
+  EXPECT_FALSE(AppendJournalV4(wide, &scratch));
   // The same bytes with a 32-bit id are a valid row: the rejection above is the id's width.
   std::string narrow;
   PutVarint(narrow, 1);
   PutVarint(narrow, 7);
   narrow.append(3 + kSeriesValueSize, '\0');
   for (int r = 0; r < kJournalResolutions; ++r) PutVarint(narrow, 0);
-  scratch.Clear();
-  EXPECT_TRUE(AppendJournal(narrow, &scratch));
+  scratch = JournalV4{};
+  EXPECT_TRUE(AppendJournalV4(narrow, &scratch));
   EXPECT_EQ(7u, scratch.series.at(0).first.source);
 }
 

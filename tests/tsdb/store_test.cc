@@ -92,8 +92,12 @@ void WithRawDb(
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) {
     rocksdb::ColumnFamilyOptions c;
-    if (n == format::kHourCf) {
+    if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf) {
+      c.merge_operator = std::make_shared<SumsAddOperator>();
+    } else if (n == format::kHourCfV4) {
       c.merge_operator = std::make_shared<HourRowAddOperator>();
+    } else if (n == format::kGaugeCf) {
+      c.merge_operator = std::make_shared<GaugeMergeOperator>();
     } else {
       c.merge_operator = std::make_shared<U64AddOperator>();
     }
@@ -107,6 +111,96 @@ void WithRawDb(
   fn(db, by_name);
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   delete db;
+}
+
+// Rewrites a closed store of this build as a build of format `version` (1-4) wrote it: its
+// state one row per series in "series", its rollups one row per counter in "r1m", "r1d" and
+// "r1h24" (v3, v4) or "r1h" (v1, v2), and its format record. (v1's audit rows are left as they
+// are: ReadsVersionOneAuditRows rewrites them.)
+void RewriteAsOlderFormat(const std::string& path, uint32_t version) {
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyOptions u64;
+    u64.merge_operator = std::make_shared<U64AddOperator>();
+    rocksdb::ColumnFamilyOptions hour_rows;
+    hour_rows.merge_operator = std::make_shared<HourRowAddOperator>();
+    rocksdb::ColumnFamilyHandle *series = nullptr, *minutes = nullptr, *hours = nullptr,
+                                *days = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kSeriesCfV4, &series).ok());
+    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kMinuteCfV4, &minutes).ok());
+    ASSERT_TRUE(db->CreateColumnFamily(version >= 3 ? hour_rows : u64,
+                                       version >= 3 ? format::kHourCfV4 : format::kHourCfV2, &hours)
+                    .ok());
+    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kDayCfV4, &days).ok());
+    rocksdb::WriteBatch wb;
+    auto each = [&](const char* name,
+                    const std::function<void(const rocksdb::Slice&, const rocksdb::Slice&)>& fn) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf.at(name)));
+      size_t rows = 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next(), ++rows) fn(it->key(), it->value());
+      ASSERT_TRUE(it->status().ok());
+      ASSERT_GT(rows, 0u) << name;
+    };
+    each(format::kEntriesCf, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+      const auto id = format::DecodeEntryKey(k.data());
+      std::vector<format::MetricState> states;
+      ASSERT_TRUE(format::DecodeEntryState(std::string_view(v.data(), v.size()), &states));
+      for (const auto& m : states) {
+        wb.Put(series, format::SeriesKey({id.source, id.table, id.key, m.metric}),
+               format::EncodeSeries(m.v));
+      }
+    });
+    auto each_cell = [&](const char* name, uint32_t span,
+                         const std::function<void(const format::EntryRollupKeyParts&, uint32_t,
+                                                  uint32_t, uint64_t)>& fn) {
+      each(name, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+        const auto parts = format::DecodeEntryRollupKey(k.data());
+        format::SumsReader sums(std::string_view(v.data(), v.size()));
+        uint32_t slot = 0;
+        uint64_t sum = 0;
+        while (sums.Next(&slot, &sum)) fn(parts, slot / span, slot % span, sum);
+        ASSERT_TRUE(sums.ok());
+      });
+    };
+    auto put_u64 = [&](rocksdb::ColumnFamilyHandle* to, const format::EntryRollupKeyParts& p,
+                       uint32_t metric, uint32_t bucket, uint64_t sum) {
+      std::string v;
+      format::PutFixed64LE(v, sum);
+      wb.Put(to, format::RollupKey(p.table, metric, p.key, bucket, p.source), v);
+    };
+    each_cell(format::kMinuteCf, 1, [&](const auto& p, uint32_t metric, uint32_t, uint64_t sum) {
+      put_u64(minutes, p, metric, p.bucket, sum);
+    });
+    each_cell(format::kDayCf, 1, [&](const auto& p, uint32_t metric, uint32_t, uint64_t sum) {
+      put_u64(days, p, metric, p.bucket, sum);
+    });
+    each_cell(format::kHourCf, format::kHoursPerRow,
+              [&](const auto& p, uint32_t metric, uint32_t hour, uint64_t sum) {
+                if (version < 3) {
+                  put_u64(hours, p, metric, p.bucket * format::kHoursPerRow + hour, sum);
+                  return;
+                }
+                format::HourRow row;
+                row.Add(hour, sum);
+                std::string v;
+                format::EncodeHourRow(row, v);
+                wb.Merge(hours, format::RollupKey(p.table, metric, p.key, p.bucket, p.source), v);
+              });
+    std::string v;
+    format::PutU32BE(v, version);
+    wb.Put(cf.at(format::kMetaCf), format::FormatKey(), v);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+    for (const char* name :
+         {format::kEntriesCf, format::kMinuteCf, format::kHourCf, format::kDayCf}) {
+      ASSERT_TRUE(db->DropColumnFamily(cf.at(name)).ok());
+    }
+    for (auto* h : {series, minutes, hours, days}) db->DestroyColumnFamilyHandle(h);
+  });
+}
+
+std::set<std::string> ColumnFamilies(const std::string& path) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  return std::set<std::string>(names.begin(), names.end());
 }
 
 TEST(StoreTest, CountingRulesThroughTheWritePath) {
@@ -286,8 +380,8 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
         SubmitSync(*store, Batch("lb1", 1, t, "k", t0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
   }
   // Rewrite the store as version 1 wrote it.
+  RewriteAsOlderFormat(dir.Sub("db"), 1);
   WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyHandle* meta = cf.at(format::kMetaCf);
     rocksdb::ColumnFamilyHandle* raw = cf.at(format::kRawCf);
     std::vector<std::pair<std::string, std::string>> rows;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw));
@@ -309,9 +403,6 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
       }
       ASSERT_TRUE(reader.ok());
     }
-    std::string v1;
-    format::PutU32BE(v1, 1);
-    wb.Put(meta, format::FormatKey(), v1);
     ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
   });
   {
@@ -346,9 +437,13 @@ std::string RenderSeries(Store& store, const SeriesQuery& q) {
   return out;
 }
 
-// A store written by a version 2 build (one hour per row in "r1h") is read as it is when opened
-// read-only, and opening it for writing moves its hours into day rows once.
-TEST(StoreTest, ReadsVersionTwoHourRowsAndMigratesThemOnce) {
+// A store written by an older build (v2: one hour per row in "r1h"; v4: a day of hours per
+// row in "r1h24"; both one state row and one rollup row per counter) is upgraded once, by the
+// first open, even a read-only one when nobody holds the store, and answers every query as
+// before.
+class UpgradeTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(UpgradeTest, OlderStoresAreUpgradedOnceAndAnswerAsBefore) {
   TempDir dir;
   auto t = Table("/quota");
   const int64_t day0 = kT0 - kT0 % kDay;
@@ -359,24 +454,29 @@ TEST(StoreTest, ReadsVersionTwoHourRowsAndMigratesThemOnce) {
       const int src = i % 2, key = (i / 2) % 2;
       v[src][key] += 1 + static_cast<uint64_t>(i);
       const int64_t at = day0 + i * 4'000'000 + 1'234;  // about 2.7 days, every hour or so
-      ASSERT_TRUE(SubmitSync(*store, Batch(src ? "lb2" : "lb1", 1, t, key ? "b" : "a", at,
-                                           {{"gpc0", v[src][key]}}))
-                      .ok());
+      ASSERT_TRUE(
+          SubmitSync(*store, Batch(src ? "lb2" : "lb1", 1, t, key ? "b" : "a", at,
+                                   {{"gpc0", v[src][key]}, {"http_req_cnt", 2 * v[src][key]}}))
+              .ok());
     }
   }
   const int64_t from = day0 + 5 * 3'600'000 + 30 * 60'000 + 7, to = day0 + 2 * kDay + 7 * 3'600'000;
   const SeriesQuery hours{"/quota", "gpc0", "a", day0, day0 + 3 * kDay, 3'600'000, std::nullopt};
-  const SeriesQuery lb2_hours{"/quota", "gpc0", "b", from, to, 3'600'000, "lb2"};
+  const SeriesQuery lb2_hours{"/quota", "http_req_cnt", "b", from, to, 3'600'000, "lb2"};
+  const SeriesQuery minutes{"/quota", "gpc0",      "b", from, from + 6 * 3'600'000,
+                            60'000,   std::nullopt};
   ExportQuery eq;
   eq.from_ms = from;
   eq.to_ms = to;
   eq.per_source = true;
   auto render = [&](Store& store) {
     std::string out = RenderSeries(store, hours) + "\n" + RenderSeries(store, lb2_hours) + "\n" +
-                      RenderExport(store, eq, SIZE_MAX);
-    auto rows = store.Usage(UsageQuery{"/quota", "gpc0", from, to, std::nullopt, std::nullopt});
-    if (!rows.ok()) return rows.status().ToString();
-    for (const auto& r : *rows) out += r.key + "=" + std::to_string(r.total) + "\n";
+                      RenderSeries(store, minutes) + "\n" + RenderExport(store, eq, SIZE_MAX);
+    for (const char* metric : {"gpc0", "http_req_cnt"}) {
+      auto rows = store.Usage(UsageQuery{"/quota", metric, from, to, std::nullopt, std::nullopt});
+      if (!rows.ok()) return rows.status().ToString();
+      for (const auto& r : *rows) out += r.key + "=" + std::to_string(r.total) + "\n";
+    }
     return out;
   };
   std::string want;
@@ -385,70 +485,92 @@ TEST(StoreTest, ReadsVersionTwoHourRowsAndMigratesThemOnce) {
     want = render(*store);
   }
   ASSERT_NE(std::string::npos, want.find("lb2")) << want;
-  // Rewrite the hour rollups as version 2 wrote them.
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyOptions options;
-    options.merge_operator = std::make_shared<U64AddOperator>();
-    rocksdb::ColumnFamilyHandle* v2 = nullptr;
-    ASSERT_TRUE(db->CreateColumnFamily(options, format::kHourCfV2, &v2).ok());
-    rocksdb::WriteBatch wb;
-    size_t hours = 0;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kHourCf)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const auto parts = format::DecodeRollupKey(it->key().data());
-      format::HourRow row;
-      ASSERT_TRUE(
-          format::AddHourRow(std::string_view(it->value().data(), it->value().size()), &row));
-      for (uint32_t h = 0; h < format::kHoursPerRow; ++h) {
-        if (!((row.mask >> h) & 1)) continue;
-        std::string sum;
-        format::PutFixed64LE(sum, row.sums[h]);
-        wb.Put(v2,
-               format::RollupKey(parts.table, parts.metric, parts.key,
-                                 parts.bucket * format::kHoursPerRow + h, parts.source),
-               sum);
-        ++hours;
-      }
-    }
-    ASSERT_GT(hours, 50u);
-    std::string version;
-    format::PutU32BE(version, 2);
-    wb.Put(cf.at(format::kMetaCf), format::FormatKey(), version);
-    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-    it.reset();
-    ASSERT_TRUE(db->DropColumnFamily(cf.at(format::kHourCf)).ok());
-    db->DestroyColumnFamilyHandle(v2);
-  });
-  auto column_families = [&] {
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.Sub("db"), &names).ok());
-    return std::set<std::string>(names.begin(), names.end());
-  };
-  ASSERT_EQ(1u, column_families().count(format::kHourCfV2));
-  ASSERT_EQ(0u, column_families().count(format::kHourCf));
+  RewriteAsOlderFormat(dir.Sub("db"), GetParam());
+  const char* old_hours = GetParam() >= 3 ? format::kHourCfV4 : format::kHourCfV2;
+  ASSERT_EQ(1u, ColumnFamilies(dir.Sub("db")).count(old_hours));
+  ASSERT_EQ(0u, ColumnFamilies(dir.Sub("db")).count(format::kEntriesCf));
   {
     auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
     ASSERT_TRUE(ro.ok()) << ro.status().ToString();
     EXPECT_EQ(want, render(**ro));
   }
+  for (const char* name : {format::kSeriesCfV4, format::kMinuteCfV4, old_hours, format::kDayCfV4}) {
+    EXPECT_EQ(0u, ColumnFamilies(dir.Sub("db")).count(name)) << name;
+  }
   {
     auto store = OpenOrDie(Opts(dir.Sub("db")));
     EXPECT_EQ(want, render(*store));
-    // New deltas land in the day rows next to the migrated ones.
-    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "a", from + 1, {{"gpc0", 100'000}})).ok());
+    // The state came along: the same value again counts nothing, a higher one its difference.
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "a", from + 1, {{"gpc0", 900}})).ok());
+    const std::string audit = RenderAudit(*store, "/quota", "a");
+    EXPECT_NE(std::string::npos, audit.find(" lb1 gpc0 900 ")) << audit;
+    EXPECT_EQ(std::string::npos, audit.find(" lb1 gpc0 900 900 ")) << audit;
     EXPECT_NE(want, render(*store));
     EXPECT_EQ(Total(*store, "/quota", "gpc0", "a", day0, day0 + 3 * kDay),
               Total(*store, "/quota", "gpc0", "a", day0, from) +
                   Total(*store, "/quota", "gpc0", "a", from, day0 + 3 * kDay));
   }
-  EXPECT_EQ(0u, column_families().count(format::kHourCfV2));
-  EXPECT_EQ(1u, column_families().count(format::kHourCf));
   WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
     std::string v;
     ASSERT_TRUE(
         db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-    EXPECT_EQ(3u, format::GetU32BE(v.data()));
+    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(FromVersion, UpgradeTest, ::testing::Values(2u, 4u));
+
+// A v4 store left with journal rows by an unclean stop: the upgrade takes the newest state and
+// the rollup increments they hold.
+TEST(StoreTest, UpgradeCarriesVersionFourJournalRows) {
+  TempDir dir;
+  auto t = Table("/quota");
+  const int64_t day0 = kT0 - kT0 % kDay;
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+  }
+  RewriteAsOlderFormat(dir.Sub("db"), 4);
+  WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kSeriesCfV4)));
+    it->SeekToFirst();
+    ASSERT_TRUE(it->Valid());
+    const auto id = format::DecodeSeriesKey(it->key().data());
+    auto state = format::DecodeSeries(it->value().data());
+    ASSERT_EQ(5u, state.last);
+    // A later update to 1005 that was journalled and not yet written out.
+    state.last = 1005;
+    format::JournalV4 j;
+    j.series.push_back({id, state});
+    const int64_t at = kT0 + 1000;
+    const uint32_t buckets[3] = {static_cast<uint32_t>(at / 60'000),
+                                 static_cast<uint32_t>(at / 3'600'000),
+                                 static_cast<uint32_t>(at / kDay)};
+    for (int r = 0; r < format::kJournalResolutions; ++r) {
+      j.cells[r].push_back({id.table, id.metric, id.key, buckets[r], id.source, 1000});
+    }
+    std::string row;
+    format::EncodeJournalV4(j, row);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::JournalKey(7), row).ok());
+  });
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    EXPECT_EQ(1005u, Total(*store, "/quota", "gpc0", "k", day0, day0 + kDay));
+    auto hours = store->GetSeries(
+        SeriesQuery{"/quota", "gpc0", "k", day0, day0 + kDay, 3'600'000, std::nullopt});
+    ASSERT_TRUE(hours.ok());
+    ASSERT_EQ(1u, hours->points.size());
+    EXPECT_EQ(1005u, hours->points[0].v);
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 2000, {{"gpc0", 1010}})).ok());
+    EXPECT_EQ(1010u, Total(*store, "/quota", "gpc0", "k", day0, day0 + kDay));
+  }
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kMetaCf)));
+    it->Seek("J");
+    EXPECT_TRUE(!it->Valid() || !it->key().starts_with("J")) << "v4 journal rows are gone";
   });
 }
 
@@ -466,28 +588,37 @@ TEST_P(RollupsTest, RollupsEqualRawEventsForRandomRanges) {
   std::mt19937_64 rng(42);
   struct Ev {
     int64_t t;
-    std::string key, source;
+    std::string key, source, metric;
     uint64_t delta;
   };
   std::vector<Ev> events;
-  std::map<std::pair<std::string, std::string>, uint64_t> abs;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> abs;
   const std::vector<std::string> keys = {"a", "b", "c", "d", "e"};
   const std::vector<std::string> sources = {"lb1", "lb2"};
+  // An update carries a random subset of the counters, so an entry gains counters over time,
+  // some ordered before the ones it has (the store keeps an entry's counters in one row).
+  const std::vector<std::string> metrics = {"http_req_cnt", "gpc0", "bytes_out_cnt"};
   const int64_t base = kT0 - kT0 % kDay + 3'600'000 * 5 + 1234;
   int64_t now = base;
   for (int i = 0; i < 3000; ++i) {
     now += static_cast<int64_t>(rng() % 180'000);
     const auto& key = keys[rng() % keys.size()];
     const auto& src = sources[rng() % sources.size()];
-    uint64_t& v = abs[{key, src}];
-    const uint64_t d = rng() % 1000;
-    v += d;
+    std::vector<testing::V> values;
+    const uint64_t subset = 1 + rng() % 7;
+    for (size_t m = 0; m < metrics.size(); ++m) {
+      if (!((subset >> m) & 1)) continue;
+      uint64_t& v = abs[{key, src, metrics[m]}];
+      const uint64_t d = rng() % 1000;
+      v += d;
+      values.push_back(testing::V{metrics[m], v});
+      if (d > 0) events.push_back({now, key, src, metrics[m], d});
+    }
     // Not waiting for each batch: groups then hold many batches, and the applier many groups.
     ASSERT_TRUE(store
-                    ->Submit(Batch(src, 1, t, key, now, {{"gpc0", v}}),
+                    ->Submit(Batch(src, 1, t, key, now, values),
                              [](Status st) { ASSERT_TRUE(st.ok()) << st.ToString(); })
                     .ok());
-    if (d > 0) events.push_back({now, key, src, d});
   }
   store->Flush();
   const int64_t end = now + 1;
@@ -498,18 +629,19 @@ TEST_P(RollupsTest, RollupsEqualRawEventsForRandomRanges) {
     if (i % 5 == 0) b -= b % 3'600'000;
     if (a == b) continue;
     if (a > b) std::swap(a, b);
+    const std::string& metric = metrics[static_cast<size_t>(i) % metrics.size()];
     std::map<std::string, uint64_t> want;
     for (const auto& e : events) {
-      if (e.t >= a && e.t < b) want[e.key] += e.delta;
+      if (e.t >= a && e.t < b && e.metric == metric) want[e.key] += e.delta;
     }
-    auto rows = store->Usage(UsageQuery{"/q", "gpc0", a, b, std::nullopt, std::nullopt});
+    auto rows = store->Usage(UsageQuery{"/q", metric, a, b, std::nullopt, std::nullopt});
     ASSERT_TRUE(rows.ok()) << rows.status().ToString();
     std::map<std::string, uint64_t> got;
     for (const auto& r : *rows) got[r.key] = r.total;
-    ASSERT_EQ(want, got) << "range [" << a << "," << b << ")";
+    ASSERT_EQ(want, got) << metric << " range [" << a << "," << b << ")";
     // The series of one key sums to the same total, whatever the step.
     for (int64_t step : {60'000LL, 3'600'000LL, 86'400'000LL}) {
-      auto s = store->GetSeries(SeriesQuery{"/q", "gpc0", "c", a, b, step, std::nullopt});
+      auto s = store->GetSeries(SeriesQuery{"/q", metric, "c", a, b, step, std::nullopt});
       ASSERT_TRUE(s.ok());
       uint64_t sum = 0;
       for (size_t j = 0; j < s->points.size(); ++j) {
@@ -923,7 +1055,9 @@ TEST(MergeOperatorTest, CorruptOperandIsAnErrorNotZero) {
 TEST(MergeOperatorTest, HourRowsAddHourByHour) {
   HourRowAddOperator op;
   std::string a, b, out;
-  format::EncodeHourCell(3, 5, a);
+  format::HourRow one;
+  one.Add(3, 5);
+  format::EncodeHourRow(one, a);
   format::HourRow two;
   two.Add(3, 1);
   two.Add(23, 300);
@@ -939,6 +1073,27 @@ TEST(MergeOperatorTest, HourRowsAddHourByHour) {
   const std::string v2_value(8, '\1');  // a v2 hour value is not an hour row
   const rocksdb::Slice v2_slice(v2_value);
   EXPECT_FALSE(op.Merge("k", &v2_slice, b, &out, nullptr));
+}
+
+TEST(MergeOperatorTest, SumsAddSlotBySlotAndRejectCorruptOperands) {
+  SumsAddOperator op;
+  std::string a, b, out;
+  format::AppendSum(a, 1, 5);
+  format::AppendSum(b, 1, 1);
+  format::AppendSum(b, format::HourSlot(1, 23), 300);
+  const rocksdb::Slice existing(a);
+  ASSERT_TRUE(op.Merge("k", &existing, b, &out, nullptr));
+  std::string want;
+  format::AppendSum(want, 1, 6);
+  format::AppendSum(want, format::HourSlot(1, 23), 300);
+  EXPECT_EQ(want, out);
+  ASSERT_TRUE(op.Merge("k", nullptr, b, &out, nullptr));
+  EXPECT_EQ(b, out);
+  EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice("xyz"), &out, nullptr));  // cut
+  EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice(""), &out, nullptr));
+  const std::string u64(8, '\1');  // a v4 rollup value is not a Sums value
+  const rocksdb::Slice u64_slice(u64);
+  EXPECT_FALSE(op.Merge("k", &u64_slice, b, &out, nullptr));
 }
 
 TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
