@@ -1147,10 +1147,9 @@ Status StoreImpl::Load() {
           return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) +
                                     " is malformed");
         }
+        // Every row holds the state of the entries its cells belong to (WriteGroup).
         if (!j.entries.empty()) {
           row.partition = JournalPartition(j.entries[0].id.table, j.entries[0].id.key);
-        } else if (!j.cells[0].empty()) {
-          row.partition = JournalPartition(j.cells[0][0].table, j.cells[0][0].key);
         }
         for (const auto& e : j.entries) {
           auto loaded = LoadEntry(e.id, e.state);

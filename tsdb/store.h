@@ -3,7 +3,7 @@
 // A Store is both the sink ingest submits decoded updates to and the QueryService http reads
 // from. Writes go through one writer thread fed by a bounded queue: Submit only enqueues; the
 // writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and commits
-// the audit events and a journal of the new series state and rollup increments in ONE RocksDB
+// the audit events and a journal of the new entry state and rollup increments in ONE RocksDB
 // WriteBatch (fsynced when sync_writes) before running the done callbacks in order. Hence a crash
 // loses at most unacknowledged batches, and replaying them yields the same absolute values: delta
 // 0. A second thread, the applier, then writes the journal out to the state and rollup column
@@ -63,14 +63,16 @@ struct StoreOptions {
 
 class Store : public ingest::UpdateSink, public QueryService {
  public:
-  // Opens (creating if missing) a store for reading and writing. Fails with a one-line reason
+  // Opens (creating if missing) a store for reading and writing; a store of an older format is
+  // upgraded first (docs/storage.md). Fails with a one-line reason
   // when the directory is not writable (IoError), holds something else than a stickmeter store
   // (InvalidArgument), is corrupted (Corruption) or is in use by another process (Unavailable).
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Opens an existing store read-only, as of now, even while another process has it open
   // read-write (a RocksDB secondary instance). Submit and CompactAll then fail with Unavailable.
-  // If the store holds a journal left by an unclean stop and no process has it open, it is first
-  // opened read-write once to write that journal out, so that nothing acknowledged is missing.
+  // If the store holds a journal left by an unclean stop, or has an older format, and no process
+  // has it open, it is first opened read-write once to write that journal out (so that nothing
+  // acknowledged is missing) or to upgrade it; an older store that is held fails to open.
   static Result<std::unique_ptr<Store>> OpenReadOnly(const StoreOptions& options);
 
   ~Store() override;
