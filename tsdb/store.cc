@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -280,6 +283,10 @@ constexpr size_t kMaxGroupRows = 512 * 1024;
 // not yet in the state and rollup families: it bounds the memory they hold and how far the
 // rollups (what queries read) trail the acknowledgements.
 constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
+// It also waits while the oldest of those rows is older than this: at saturation the applier
+// (which runs at a lower priority) would otherwise fall seconds behind, and with it what queries
+// see. The writer then gives the applier the cores until it catches up.
+constexpr auto kMaxJournalLag = std::chrono::milliseconds(500);
 // A group journals its state and rollups only while they stay under this size (the meta column
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
@@ -293,8 +300,16 @@ constexpr size_t kJournalCellBytes = 16;
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
 constexpr uint32_t kJournalPartitions = 1024;
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+// Keys are numbered as they are first seen, so runs of neighbouring key ids share a partition:
+// a pass of the applier, partition by partition, then inserts each into the memtables next to
+// the previous insert rather than searching for its place from the top of the skiplist.
+constexpr uint32_t kJournalKeysPerRun = 16;
 uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key) % kJournalPartitions;
+  return (table * 0x9E3779B1u + key / kJournalKeysPerRun) % kJournalPartitions;
 }
 
 struct JournalRow {
@@ -302,6 +317,16 @@ struct JournalRow {
   uint32_t partition;
   std::string row;
   std::chrono::steady_clock::time_point committed;
+};
+
+// One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
+struct BuiltGroup {
+  explicit BuiltGroup(size_t reserved_bytes) : wb(reserved_bytes) {}
+  rocksdb::WriteBatch wb;
+  Status status;                    // a failure building it: it is not written
+  std::vector<JournalRow> journal;  // the journal rows in wb, for the applier once written
+  std::vector<ingest::UpdateSink::DoneCallback> done;  // of the batches it holds
+  std::chrono::steady_clock::time_point start;         // when building began: the commit latency
 };
 
 size_t CountValues(const ingest::UpdateBatch& b) {
@@ -340,6 +365,10 @@ class StoreImpl final : public Store {
                                               "Counter and gauge values received for storage")),
         commit_latency_(metrics_.GetHistogram("stickmeter_commit_seconds",
                                               "Latency of one group commit (write + sync)")),
+        commit_prepare_(CommitPhase("prepare")),
+        commit_wait_(CommitPhase("wait")),
+        commit_wal_(CommitPhase("wal")),
+        commit_memtable_(CommitPhase("memtable")),
         queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
                                        "Update batches waiting for the store writer")),
         journal_backlog_(metrics_.GetGauge(
@@ -375,6 +404,12 @@ class StoreImpl final : public Store {
       (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
       ApplierLoop();
     });
+    committer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "sm-committer");
+      // For the commit phase metrics; a few clock reads per commit.
+      rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableTimeExceptForMutex);
+      CommitterLoop();
+    });
     writer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "sm-writer");
       WriterLoop();
@@ -399,6 +434,11 @@ class StoreImpl final : public Store {
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
   void SetJournalMode(testing_internal::JournalMode mode) { journal_mode_.store(mode); }
+  void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
+    std::lock_guard lock(commit_mu_);
+    on_failing_commit_ = std::move(on_failing);
+    commits_before_failure_.store(writes);
+  }
   void HoldJournal() {
     std::lock_guard lock(journal_mu_);
     journal_held_ = true;
@@ -473,20 +513,27 @@ class StoreImpl final : public Store {
   // of its increments in `j`) to `wb`, in key order. Sorts `j`. Corruption if a cell's sums are
   // malformed.
   Status AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
-  // Blocks the writer until the applier has written out every journal row: true then, false if
-  // it never will (a failed write, or a test holding the journal).
+  // Blocks the writer until every journal row built so far is written by the committer and
+  // then by the applier: true then, false if it never will be (a failed write, or a test
+  // holding the journal).
   bool WaitForJournalDrained();
   // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
-  // Commits the group in as few WriteBatches as its size allows, each holding whole batches,
-  // and runs every done callback with the outcome of the WriteBatch that held its batch.
+  // Builds the group into as few WriteBatches as its size allows, each holding whole batches,
+  // and hands each to the committer, which runs every done callback with the outcome of the
+  // WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
-  // Writes what ApplyBatch gathered (audit rows, and the state rows and rollup cells as journal
-  // rows or directly) into `wb` in key order and commits it. Fail-stop: an error is kept in
-  // failed_.
-  Status WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before);
+  // Puts what ApplyBatch gathered (audit rows, and the state rows and rollup cells as journal
+  // rows or directly) into `built` in key order. A failure is kept in built.status.
+  void BuildGroup(BuiltGroup& built, uint64_t seq_before);
+  // Waits until the committer has room for one more group, then queues it.
+  void HandOver(std::unique_ptr<BuiltGroup> built);
+  // Writes the built groups in order, then hands their journal rows to the applier and runs
+  // their done callbacks. Fail-stop: the first error is kept in failed_, and no group after it
+  // is written.
+  void CommitterLoop();
   // Rows the open group will write: an estimate of its WriteBatch's size.
   size_t GroupRows() const {
     return raw_.size() + 4 * pending_.size() + spilled_ + gauge_agg_.size();
@@ -588,14 +635,14 @@ class StoreImpl final : public Store {
   std::vector<uint64_t> pending_sums_;
   // How often an entry recurs from group to group: over a window, the group touches (an entry
   // counts once per group) per distinct entry touched. Measured by the writer for the previous
-  // window; decides whether groups go through the journal (WriteGroup).
+  // window; decides whether groups go through the journal (BuildGroup).
   uint32_t window_ = 1;
   uint64_t window_touches_ = 0, window_entries_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
   double repeats_per_window_ = kMinJournalRepeats;
   size_t new_entries_in_group_ = 0;  // entries the open group saw first
   // The open group's journal rows, one per key partition (reused buffers): cells spilled while
-  // the group is gathered, then at commit each entry's state and open cells (WriteGroup).
+  // the group is gathered, then at commit each entry's state and open cells (BuildGroup).
   std::string journal_rows_[kJournalPartitions];
   size_t spilled_ = 0;  // cells in journal_rows_
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
@@ -611,9 +658,18 @@ class StoreImpl final : public Store {
   std::string raw_bytes_;
   std::string key_name_;              // reused buffer for interning key names
   std::string state_buf_, sums_buf_;  // reused buffers
-  // The journal rows the group's state rows and rollup cells became.
-  std::vector<JournalRow> journal_out_;
   uint64_t next_journal_id_ = 1;
+
+  // Groups built by the writer and not yet written, for the committer thread: the writer builds
+  // the next group while the committer writes and syncs the previous one.
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;              // the committer: a group to write, or stop
+  std::condition_variable commit_space_cv_;        // the writer: a group was written
+  std::deque<std::unique_ptr<BuiltGroup>> built_;  // GUARDED_BY(commit_mu_)
+  size_t built_in_flight_ = 0;                     // GUARDED_BY(commit_mu_) queued or being written
+  size_t journalled_in_flight_ = 0;  // GUARDED_BY(commit_mu_) of those, groups with journal rows
+  bool commit_stop_ = false;         // GUARDED_BY(commit_mu_)
+  std::thread committer_;
 
   // Journal rows committed and not yet applied, in id order, for the applier thread.
   std::mutex journal_mu_;
@@ -627,9 +683,15 @@ class StoreImpl final : public Store {
   bool journal_stop_ = false;                   // GUARDED_BY(journal_mu_)
   bool journal_failed_ = false;                 // GUARDED_BY(journal_mu_)
   bool journal_held_ = false;  // GUARDED_BY(journal_mu_) tests: the applier writes nothing
+  // While the applier writes out a pass: when the oldest row of the pass was committed.
+  std::optional<std::chrono::steady_clock::time_point> applying_since_;  // GUARDED_BY(journal_mu_)
   size_t unapplied_journal_rows_ = 0;
   // Tests force every group through the journal or past it.
   std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
+  // Tests: group commits still written before every later one fails; negative: no failures.
+  std::atomic<int64_t> commits_before_failure_{-1};
+  std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
+  bool writer_handing_over_ = false;         // GUARDED_BY(commit_mu_) for the failure injection
   std::thread applier_;
 
   // Queue.
@@ -652,6 +714,17 @@ class StoreImpl final : public Store {
   MetricsRegistry& metrics_;
   Counter& updates_received_;
   Histogram& commit_latency_;
+  // Where a commit's time goes (docs/operations.md, Metrics): building its batch, waiting in
+  // RocksDB's write queue behind other writers, the WAL write and sync, the memtable inserts.
+  Histogram& CommitPhase(const char* phase) {
+    return metrics_.GetHistogram("stickmeter_commit_phase_seconds",
+                                 "Time of one group commit spent in each phase",
+                                 {{"phase", phase}});
+  }
+  Histogram& commit_prepare_;
+  Histogram& commit_wait_;
+  Histogram& commit_wal_;
+  Histogram& commit_memtable_;
   Gauge& queue_depth_;
   Gauge& journal_backlog_;
   Gauge& journal_lag_;
@@ -1147,10 +1220,10 @@ Status StoreImpl::Load() {
           return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) +
                                     " is malformed");
         }
-        // Every row holds the state of the entries its cells belong to (WriteGroup).
-        if (!j.entries.empty()) {
-          row.partition = JournalPartition(j.entries[0].id.table, j.entries[0].id.key);
-        }
+        // One partition for all: the applier then writes them in id order, whatever partitioning
+        // the writer that left them used. It is the first partition of the applier's first pass,
+        // so the rows this writer adds for the same entries are applied after them.
+        row.partition = 0;
         for (const auto& e : j.entries) {
           auto loaded = LoadEntry(e.id, e.state);
           if (!loaded.ok()) {
@@ -1232,48 +1305,136 @@ void StoreImpl::WriterLoop() {
       queue_depth_.Set(static_cast<int64_t>(queue_.size()));
     }
     CommitGroup(group);
-    {
-      std::lock_guard lock(q_mu_);
-      committed_ += group.size();
-    }
-    flushed_cv_.notify_all();
   }
 }
 
 void StoreImpl::CommitGroup(std::deque<Pending>& group) {
-  Status status;
-  {
-    std::lock_guard lock(q_mu_);
-    status = failed_;
-  }
-  size_t next = 0;  // the first batch of the group not committed yet
+  size_t next = 0;  // the first batch of the group not built yet
   while (next < group.size()) {
-    size_t end = next;
+    const auto start = std::chrono::steady_clock::now();
+    Status status;
+    {
+      std::lock_guard lock(q_mu_);
+      status = failed_;
+    }
     if (status.ok()) status = WaitForJournalSpace();
+    size_t end = next;
+    std::unique_ptr<BuiltGroup> built;
     if (status.ok()) {
-      const auto start = std::chrono::steady_clock::now();
       size_t values = 0;
       for (size_t i = next; i < group.size(); ++i) values += group[i].values;
       // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
       // operands), so the batch buffer grows once instead of by repeated doubling.
-      rocksdb::WriteBatch wb(std::min(values * 48, kMaxGroupRows * 64));
+      built = std::make_unique<BuiltGroup>(std::min(values * 48, kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
-        ApplyBatch(group[end++].batch, wb);
+        ApplyBatch(group[end++].batch, built->wb);
       } while (end < group.size() && GroupRows() < kMaxGroupRows);
-      status = WriteGroup(wb, seq_before);
-      commit_latency_.Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      BuildGroup(*built, seq_before);
     } else {
+      built = std::make_unique<BuiltGroup>(0);
+      built->status = status;
       end = group.size();
     }
-    for (; next < end; ++next) {
-      if (group[next].done) group[next].done(status);
-    }
+    built->start = start;
+    commit_prepare_.Observe(SecondsSince(start));
+    for (; next < end; ++next) built->done.push_back(std::move(group[next].done));
+    HandOver(std::move(built));
   }
 }
 
-Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
+void StoreImpl::HandOver(std::unique_ptr<BuiltGroup> built) {
+  {
+    std::unique_lock lock(commit_mu_);
+    writer_handing_over_ = true;
+    commit_cv_.notify_all();
+    // One group written while the next is built: a deeper queue would only add latency.
+    commit_space_cv_.wait(lock, [&] { return built_in_flight_ == 0; });
+    writer_handing_over_ = false;
+    ++built_in_flight_;
+    if (!built->journal.empty()) ++journalled_in_flight_;
+    built_.push_back(std::move(built));
+  }
+  commit_cv_.notify_one();
+}
+
+void StoreImpl::CommitterLoop() {
+  for (;;) {
+    std::unique_ptr<BuiltGroup> g;
+    {
+      std::unique_lock lock(commit_mu_);
+      commit_cv_.wait(lock, [&] { return commit_stop_ || !built_.empty(); });
+      if (built_.empty()) break;  // stopping and drained
+      g = std::move(built_.front());
+      built_.pop_front();
+    }
+    Status status = g->status;
+    bool failed_before = false;
+    if (status.ok()) {
+      std::lock_guard lock(q_mu_);
+      // In-memory state was built on top of the failed group's: nothing after it is written.
+      failed_before = !failed_.ok();
+      if (failed_before) status = failed_;
+    }
+    if (status.ok() && g->wb.Count() > 0 && commits_before_failure_.load() >= 0 &&
+        commits_before_failure_.fetch_sub(1) <= 0) {
+      status = Status::IoError("store commit: injected write failure");
+      // A slow failing write: it fails once the writer has built the next group on its state.
+      std::unique_lock lock(commit_mu_);
+      if (on_failing_commit_) on_failing_commit_();
+      commit_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return writer_handing_over_; });
+    }
+    if (status.ok() && g->wb.Count() > 0) {
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.sync_writes;
+      rocksdb::PerfContext* perf = rocksdb::get_perf_context();
+      perf->Reset();
+      status = FromRocks(db_->Write(wo, &g->wb), "store commit");
+      commit_wait_.Observe(double(perf->write_thread_wait_nanos) / 1e9);
+      commit_wal_.Observe(double(perf->write_wal_time) / 1e9);
+      commit_memtable_.Observe(double(perf->write_memtable_time) / 1e9);
+    }
+    if (!status.ok()) {
+      if (!failed_before) {
+        // In-memory state is now ahead of disk: stop accepting until the store is reopened.
+        LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
+        std::lock_guard lock(q_mu_);
+        if (failed_.ok()) failed_ = status;
+      }
+    } else if (!g->journal.empty()) {
+      const auto now = std::chrono::steady_clock::now();
+      {
+        std::lock_guard lock(journal_mu_);
+        for (auto& row : g->journal) {
+          row.committed = now;
+          journal_bytes_ += row.row.size();
+          journal_.push_back(std::move(row));
+        }
+        journal_queued_ = journal_.back().id;
+        journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
+      }
+      journal_cv_.notify_one();
+    }
+    commit_latency_.Observe(SecondsSince(g->start));
+    for (auto& done : g->done) {
+      if (done) done(status);
+    }
+    {
+      std::lock_guard lock(q_mu_);
+      committed_ += g->done.size();
+    }
+    flushed_cv_.notify_all();
+    {
+      std::lock_guard lock(commit_mu_);
+      --built_in_flight_;
+      if (!g->journal.empty()) --journalled_in_flight_;
+    }
+    commit_space_cv_.notify_all();
+  }
+}
+
+void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
+  rocksdb::WriteBatch& wb = built.wb;
   // Audit rows go into the batch in key order: the memtable skiplist then inserts each next to
   // the previous one instead of searching from the top. Every audit key is unique (its sequence
   // number), so the order changes nothing that is stored.
@@ -1341,7 +1502,6 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   pending_.clear();
   pending_sums_.clear();
   spilled_ = 0;
-  journal_out_.clear();
   Status status;
   if (direct) {
     format::Journal j;
@@ -1354,7 +1514,7 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
   } else {
     for (uint32_t i = 0; i < kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      JournalRow& out = journal_out_.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
+      JournalRow& out = built.journal.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
       out.row.swap(journal_rows_[i]);
       wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
     }
@@ -1382,44 +1542,32 @@ Status StoreImpl::WriteGroup(rocksdb::WriteBatch& wb, uint64_t seq_before) {
     format::PutU64BE(seq, next_seq_);
     wb.Put(cfs_[kMeta], format::SeqKey(), seq);
   }
-  if (status.ok() && wb.Count() > 0) {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    status = FromRocks(db_->Write(wo, &wb), "store commit");
-  }
-  if (!status.ok()) {
-    // In-memory state is now ahead of disk: stop accepting until the store is reopened.
-    LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
-    std::lock_guard lock(q_mu_);
-    failed_ = status;
-  } else if (!journal_out_.empty()) {
-    const auto now = std::chrono::steady_clock::now();
-    {
-      std::lock_guard lock(journal_mu_);
-      for (auto& row : journal_out_) {
-        row.committed = now;
-        journal_bytes_ += row.row.size();
-        journal_.push_back(std::move(row));
-      }
-      journal_queued_ = journal_.back().id;
-      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
-    }
-    journal_cv_.notify_one();
-  }
-  return status;
+  built.status = status;
 }
 
 Status StoreImpl::WaitForJournalSpace() {
   std::unique_lock lock(journal_mu_);
-  journal_space_cv_.wait(lock, [&] {
-    return journal_bytes_ <= kMaxJournalBacklogBytes || journal_failed_ || journal_held_;
-  });
+  auto behind = [&] {
+    if (journal_failed_ || journal_held_) return false;
+    if (journal_bytes_ > kMaxJournalBacklogBytes) return true;
+    const auto now = std::chrono::steady_clock::now();
+    const auto oldest = applying_since_    ? *applying_since_
+                        : journal_.empty() ? now
+                                           : journal_.front().committed;
+    return now - oldest > kMaxJournalLag;
+  };
+  // The age condition changes with the clock alone, so it is checked again every few ms.
+  while (behind()) journal_space_cv_.wait_for(lock, std::chrono::milliseconds(5));
   if (!journal_failed_) return Status::Ok();
   std::lock_guard q_lock(q_mu_);
   return failed_;
 }
 
 bool StoreImpl::WaitForJournalDrained() {
+  {
+    std::unique_lock lock(commit_mu_);
+    commit_space_cv_.wait(lock, [&] { return journalled_in_flight_ == 0; });
+  }
   std::unique_lock lock(journal_mu_);
   journal_applied_cv_.wait(lock, [&] {
     return journal_applied_ >= journal_queued_ || journal_failed_ || journal_held_;
@@ -1437,6 +1585,7 @@ void StoreImpl::ApplierLoop() {
       if (journal_.empty() || journal_held_) break;  // stopping and drained, or held
       rows.swap(journal_);
       journal_.clear();
+      applying_since_ = rows.front().committed;
     }
     // How far what queries see trails the acknowledgements: the age of the oldest row.
     journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1464,6 +1613,7 @@ void StoreImpl::ApplierLoop() {
     }
     {
       std::lock_guard lock(journal_mu_);
+      applying_since_.reset();
       if (journal_.empty()) journal_lag_.Set(0);
       if (status.ok()) {
         journal_applied_ = last_id;
@@ -1772,6 +1922,12 @@ Status StoreImpl::Close() {
   }
   q_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(commit_mu_);
+    commit_stop_ = true;
+  }
+  commit_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
   {
     std::lock_guard lock(journal_mu_);
     journal_stop_ = true;
@@ -2635,6 +2791,11 @@ void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
 }
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }
+
+void testing_internal::FailCommitsAfter(Store& store, int64_t writes,
+                                        std::function<void()> on_failing) {
+  static_cast<StoreImpl&>(store).FailCommitsAfter(writes, std::move(on_failing));
+}
 
 void testing_internal::SetJournalMode(Store& store, JournalMode mode) {
   static_cast<StoreImpl&>(store).SetJournalMode(mode);
