@@ -283,10 +283,6 @@ constexpr size_t kMaxGroupRows = 512 * 1024;
 // not yet in the state and rollup families: it bounds the memory they hold and how far the
 // rollups (what queries read) trail the acknowledgements.
 constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
-// It also waits while the oldest of those rows is older than this: at saturation the applier
-// (which runs at a lower priority) would otherwise fall seconds behind, and with it what queries
-// see. The writer then gives the applier the cores until it catches up.
-constexpr auto kMaxJournalLag = std::chrono::milliseconds(500);
 // A group journals its state and rollups only while they stay under this size (the meta column
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
@@ -517,7 +513,8 @@ class StoreImpl final : public Store {
   // then by the applier: true then, false if it never will be (a failed write, or a test
   // holding the journal).
   bool WaitForJournalDrained();
-  // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes.
+  // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes, or older than
+  // max_query_lag_ms.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
@@ -1546,6 +1543,8 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
 }
 
 Status StoreImpl::WaitForJournalSpace() {
+  // At saturation the applier, which runs at a lower priority, would fall seconds behind, and
+  // with it what queries see: past max_query_lag_ms the writer gives it the cores instead.
   std::unique_lock lock(journal_mu_);
   auto behind = [&] {
     if (journal_failed_ || journal_held_) return false;
@@ -1554,7 +1553,8 @@ Status StoreImpl::WaitForJournalSpace() {
     const auto oldest = applying_since_    ? *applying_since_
                         : journal_.empty() ? now
                                            : journal_.front().committed;
-    return now - oldest > kMaxJournalLag;
+    return options_.max_query_lag_ms > 0 &&
+           now - oldest > std::chrono::milliseconds(options_.max_query_lag_ms);
   };
   // The age condition changes with the clock alone, so it is checked again every few ms.
   while (behind()) journal_space_cv_.wait_for(lock, std::chrono::milliseconds(5));

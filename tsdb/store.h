@@ -40,6 +40,12 @@ struct StoreOptions {
   // fsync the write-ahead log on each group commit: durable across power loss, not just crashes.
   // Default: true
   bool sync_writes = true;
+  // The writer waits before its next group while the oldest committed change not yet visible to
+  // queries (a journal row the applier has not written out) is older than this; 0 bounds only
+  // the journal's size (64 MiB). Lower keeps queries fresher under saturation; higher (or 0)
+  // lets the applier sum more groups at once, for a higher peak rate.
+  // Default: 500
+  int64_t max_query_lag_ms = 500;
   // CONTRACT §2 rule 3: an entry counts as expired when its gap exceeds expire + this margin.
   // Default: 1000
   int64_t expiry_margin_ms = 1000;
