@@ -34,7 +34,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def one_run(args, label, peers, keys, rate):
-    sm = e2e_lib.Stickmeter(args.stickmeter).start()
+    sm = e2e_lib.Stickmeter(args.stickmeter, extra_args=args.serve_arg).start()
     try:
         r = e2e_lib.run_loadgen(args.loadgen, sm, peers, keys, rate, args.duration,
                                 extra=["--window", "1000000", "--drain-timeout", "60"])
@@ -142,6 +142,9 @@ def main():
     ap.add_argument("--out", default=None, help="results directory (default BUILD/e2e)")
     ap.add_argument("--plot", default=os.path.join(REPO, "docs", "img", "e2e-scaling.png"))
     ap.add_argument("--only", default="", help="comma list of run groups to do")
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="an extra argument for `stickmeter serve` (repeat for more), "
+                         "e.g. --serve-arg=--query-lag-ms=0")
     args = ap.parse_args()
     args.stickmeter = os.path.join(args.build, "app", "stickmeter")
     args.loadgen = os.path.join(args.build, "bench", "loadgen", "stickmeter-loadgen")
