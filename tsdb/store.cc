@@ -1365,6 +1365,7 @@ void StoreImpl::CommitterLoop() {
       g = std::move(built_.front());
       built_.pop_front();
     }
+    const bool journalled = !g->journal.empty();  // its rows are moved to the applier below
     Status status = g->status;
     bool failed_before = false;
     if (status.ok()) {
@@ -1398,7 +1399,7 @@ void StoreImpl::CommitterLoop() {
         std::lock_guard lock(q_mu_);
         if (failed_.ok()) failed_ = status;
       }
-    } else if (!g->journal.empty()) {
+    } else if (journalled) {
       const auto now = std::chrono::steady_clock::now();
       {
         std::lock_guard lock(journal_mu_);
@@ -1424,7 +1425,7 @@ void StoreImpl::CommitterLoop() {
     {
       std::lock_guard lock(commit_mu_);
       --built_in_flight_;
-      if (!g->journal.empty()) --journalled_in_flight_;
+      if (journalled) --journalled_in_flight_;
     }
     commit_space_cv_.notify_all();
   }
