@@ -2,14 +2,16 @@
 //
 // A Store is both the sink ingest submits decoded updates to and the QueryService http reads
 // from. Writes go through one writer thread fed by a bounded queue: Submit only enqueues; the
-// writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and commits
-// the audit events and a journal of the new entry state and rollup increments in ONE RocksDB
-// WriteBatch (fsynced when sync_writes) before running the done callbacks in order. Hence a crash
-// loses at most unacknowledged batches, and replaying them yields the same absolute values: delta
-// 0. A second thread, the applier, then writes the journal out to the state and rollup column
-// families, summing the increments of many groups, and deletes it in the same WriteBatch; Open
-// finishes what a crash left of it. Queries read the rollups, so they see a batch shortly after
-// its acknowledgement (milliseconds; under overload at most 64 MiB of journal behind).
+// writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and builds
+// the audit events and a journal of the new entry state and rollup increments into ONE RocksDB
+// WriteBatch; a committer thread writes it (fsynced when sync_writes) while the writer builds
+// the next, then runs the done callbacks in order. Hence a crash loses at most unacknowledged
+// batches, and replaying them yields the same absolute values: delta 0. A third thread, the
+// applier, then writes the journal out to the state and rollup column families, summing the
+// increments of many groups, and deletes it in the same WriteBatch; Open finishes what a crash
+// left of it. Queries read the rollups, so they see a batch shortly after its acknowledgement
+// (milliseconds; under overload the writer waits rather than let them fall more than
+// max_query_lag_ms or 64 MiB of journal behind).
 //
 // Thread-safety: every public method may be called from any thread. Queries run on the caller's
 // thread against RocksDB and never block the writer. The delta state lives in memory (loaded at
@@ -17,8 +19,9 @@
 //
 // Ownership: Open returns the sole owner. A store directory is opened read-write by at most one
 // process; OpenReadOnly gives a consistent view while that process runs. A write error makes the
-// store fail-stop: every later Submit fails with that error (reopen to recover). Done callbacks
-// run on the writer thread: they must not block for long and must not call Close or Flush.
+// store fail-stop: every later Submit fails with that error, and no batch built after the failed
+// one is written (reopen to recover). Done callbacks run on the committer thread: they must not
+// block for long and must not call Close or Flush.
 #pragma once
 
 #include <cstddef>
