@@ -1127,6 +1127,39 @@ TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
 namespace stickmeter::tsdb {
 namespace {
 
+// With the query lag bound at 1 ms the writer may wait for the applier before any group (the
+// wait is polled, the bound checked against the clock): ingest still completes, every batch is
+// acknowledged once, and the totals are exact.
+TEST(StoreTest, TightQueryLagBoundCompletesIngestExactly) {
+  testing::TempDir dir;
+  StoreOptions o = Opts(dir.Sub("db"));
+  o.max_query_lag_ms = 1;
+  auto store = testing::OpenOrDie(o);
+  testing_internal::SetJournalMode(*store, testing_internal::JournalMode::kAlways);
+  auto t = testing::Table("/quota");
+  constexpr int kKeys = 50, kRounds = 40;
+  std::atomic<int> acked{0}, failed{0};
+  std::promise<void> all_done;
+  for (int r = 1; r <= kRounds; ++r) {
+    for (int k = 0; k < kKeys; ++k) {
+      Status s = store->Submit(
+          testing::Batch("lb1", 1, t, "k" + std::to_string(k), kT0 + r, {{"gpc0", uint64_t(r)}}),
+          [&](Status st) {
+            (st.ok() ? acked : failed)++;
+            if (acked + failed == kKeys * kRounds) all_done.set_value();
+          });
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+  all_done.get_future().wait();
+  EXPECT_EQ(kKeys * kRounds, acked.load());
+  EXPECT_EQ(0, failed.load());
+  store->Flush();
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_EQ(uint64_t(kRounds), Total(*store, "/quota", "gpc0", "k" + std::to_string(k)));
+  }
+}
+
 TEST(StoreTest, SubmitIsBoundedAndCloseDrainsTheQueue) {
   testing::TempDir dir;
   StoreOptions o;
