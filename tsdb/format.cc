@@ -343,6 +343,7 @@ std::string EntryRollupPrefix(uint32_t table_id, uint32_t key_id) {
 
 namespace {
 constexpr char kJournalEntryTag = 0x00;  // then 0x01 + resolution for cells
+constexpr char kJournalAuditTag = 0x04;
 }  // namespace
 
 void AppendJournalEntry(std::string& row, const EntryId& id, std::string_view state) {
@@ -363,6 +364,17 @@ void AppendJournalCell(std::string& row, int resolution, uint32_t table_id, uint
   PutVarint(row, source_id);
   PutVarint(row, sums.size());
   row.append(sums);
+}
+
+void AppendJournalAudit(std::string& row, uint32_t table_id, uint32_t key_id, int64_t t_ms,
+                        uint64_t seq, std::string_view event_row) {
+  row.push_back(kJournalAuditTag);
+  PutVarint(row, table_id);
+  PutVarint(row, key_id);
+  PutVarint(row, static_cast<uint64_t>(t_ms));
+  PutVarint(row, seq);
+  PutVarint(row, event_row.size());
+  row.append(event_row);
 }
 
 bool AppendJournal(std::string_view in, Journal* j) {
@@ -390,6 +402,15 @@ bool AppendJournal(std::string_view in, Journal* j) {
         return false;
       }
       j->cells[tag - 1].push_back(c);
+    } else if (tag == kJournalAuditTag) {
+      JournalAudit a;
+      uint64_t t = 0;
+      if (!GetVarint32(&in, &a.table) || !GetVarint32(&in, &a.key) || !GetVarint(&in, &t) ||
+          t > static_cast<uint64_t>(INT64_MAX) || !GetVarint(&in, &a.seq) || !bytes(&a.row)) {
+        return false;
+      }
+      a.t_ms = static_cast<int64_t>(t);
+      j->audit.push_back(a);
     } else {
       return false;
     }
@@ -546,6 +567,65 @@ bool EventRowReader::Next(EventValue* e) {
   e->source = source_;
   e->metric = static_cast<uint32_t>(metric);
   e->reason = static_cast<Reason>(r);
+  return true;
+}
+
+void StartUpdatesRow(std::string& out) { out.append(2, '\0'); }
+
+void AppendUpdate(std::string& out, int64_t key_t_ms, uint64_t key_seq, int64_t t_ms, uint64_t seq,
+                  std::string_view event_row) {
+  PutVarint(out, static_cast<uint64_t>(t_ms - key_t_ms));
+  PutVarint(out, seq - key_seq);
+  PutVarint(out, event_row.size());
+  out.append(event_row);
+}
+
+RawRowReader::RawRowReader(std::string_view key, std::string_view row)
+    : key_t_ms_(static_cast<int64_t>(GetU64BE(key.data() + 8))),
+      key_seq_(GetU64BE(key.data() + 16)),
+      t_ms_(key_t_ms_),
+      seq_(key_seq_) {
+  if (row.size() >= 2 && row[0] == '\0' && row[1] == '\0') {
+    multi_ = true;
+    updates_ = row.substr(2);
+    ok_ = NextUpdate();
+  } else {
+    update_.emplace(row);
+    ok_ = update_->ok();
+  }
+}
+
+bool RawRowReader::NextUpdate() {
+  uint64_t dt = 0, dseq = 0, len = 0;
+  if (!GetVarint(&updates_, &dt) || dt >= static_cast<uint64_t>(kRawRowSpanMs) ||
+      !GetVarint(&updates_, &dseq) || !GetVarint(&updates_, &len) || len == 0 ||
+      len > updates_.size()) {
+    return false;
+  }
+  const uint64_t seq = key_seq_ + dseq;
+  // Ascending: the first update's seq is the key's, each next one past the previous events.
+  if (update_ ? seq < seq_ : dseq != 0) return false;
+  t_ms_ = key_t_ms_ + static_cast<int64_t>(dt);
+  seq_ = seq;
+  update_.emplace(updates_.substr(0, len));
+  updates_.remove_prefix(len);
+  return update_->ok();
+}
+
+bool RawRowReader::Next(RawEvent* e) {
+  if (!ok_) return false;
+  while (!update_->Next(&e->e)) {
+    if (!update_->ok() || !multi_ || updates_.empty()) {
+      ok_ = update_->ok();
+      return false;
+    }
+    if (!NextUpdate()) {
+      ok_ = false;
+      return false;
+    }
+  }
+  e->t_ms = t_ms_;
+  e->seq = seq_++;
   return true;
 }
 

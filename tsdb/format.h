@@ -17,8 +17,9 @@
 //     "E" source_id:id                      -> u32 restart epoch, i64 restart ms (fixed LE)
 //   column family "entries" (delta-engine state, one row per entry of a source):
 //     source_id:id table_id:id key_id:id    -> EntryState
-//   column family "raw" (the audit trail, one row per entry update with a non-zero delta):
-//     table_id:id key_id:id t_ms:u64 seq:u64         -> EventRow (v2) or EventValue (v1)
+//   column family "raw" (the audit trail: the entry updates with a non-zero delta, one or
+//   several of a key per row, keyed by the first):
+//     table_id:id key_id:id t_ms:u64 seq:u64  -> UpdatesRow (v6), EventRow (v2), EventValue (v1)
 //   column families "e1m", "e1h24", "e1d" (counter rollups of all counters of an entry,
 //   merge operator "stickmeter.sums"):
 //     table_id:id key_id:id bucket:u32 source_id:id -> Sums
@@ -44,12 +45,17 @@
 //                 one varint sum of deltas per set bit, lowest hour first
 //   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
 //                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
+//   UpdatesRow  = 0x00 0x00 | n >= 1 x (varint t_ms - key t_ms | varint seq - key seq |
+//                 varint len | EventRow)          one entry update each, seqs ascending, each
+//                 t_ms in [key t_ms, key t_ms + kRawRowSpanMs)
 //   JournalRow  = records back to back, each a tag byte then:
 //                 0x00 entry: varint source_id | varint table_id | varint key_id |
 //                      varint len | EntryState
 //                 0x01, 0x02, 0x03 rollup cell of the minute, hour, day rows: varint table_id |
 //                      varint key_id | varint bucket | varint source_id | varint len | Sums
 //                 (bucket as in the row's key: hour cells are keyed by their day)
+//                 0x04 audit row of an entry update: varint table_id | varint key_id |
+//                      varint t_ms | varint seq | varint len | EventRow
 //   JournalRowV4 = varint n, n x (varint source_id | varint table_id | varint key_id |
 //                 varint metric_id | SeriesValue) |
 //                 3 x (varint m, m x (varint table_id | varint metric_id | varint key_id |
@@ -77,8 +83,10 @@ namespace stickmeter::tsdb::format {
 // for writing moves its "r1h" rows there once, and read-only it is read as it is. Version 4: the
 // journal rows ("J"). Version 5: one state row per entry and one rollup row per entry, bucket
 // and source for all its counters (Sums), in new column families; opening an older store for
-// writing rewrites its state and rollups into them once, then drops the old ones.
-inline constexpr uint32_t kFormatVersion = 5;
+// writing rewrites its state and rollups into them once, then drops the old ones. Version 6: an
+// audit row may hold several entry updates of its key (UpdatesRow), which a v5 build would
+// reject; v6 reads v5 stores as they are.
+inline constexpr uint32_t kFormatVersion = 6;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kEntriesCf[] = "entries";
@@ -247,6 +255,9 @@ void AppendJournalEntry(std::string& row, const EntryId& id, std::string_view st
 // `resolution`: 0 minute, 1 hour, 2 day; `bucket` as in that column family's keys.
 void AppendJournalCell(std::string& row, int resolution, uint32_t table_id, uint32_t key_id,
                        uint32_t bucket, uint32_t source_id, std::string_view sums);
+// `event_row`: the EventRow of one entry update, whose first event has sequence number `seq`.
+void AppendJournalAudit(std::string& row, uint32_t table_id, uint32_t key_id, int64_t t_ms,
+                        uint64_t seq, std::string_view event_row);
 // A decoded journal row: views into the row's bytes, which must outlive it.
 struct JournalEntry {
   EntryId id;
@@ -256,12 +267,20 @@ struct JournalCell {
   uint32_t table = 0, key = 0, bucket = 0, source = 0;
   std::string_view sums;
 };
+struct JournalAudit {
+  uint32_t table = 0, key = 0;
+  int64_t t_ms = 0;
+  uint64_t seq = 0;
+  std::string_view row;  // an EventRow
+};
 struct Journal {
   std::vector<JournalEntry> entries;
   std::vector<JournalCell> cells[kJournalResolutions];
+  std::vector<JournalAudit> audit;
   void Clear() {
     entries.clear();
     for (auto& c : cells) c.clear();
+    audit.clear();
   }
 };
 // Appends the records of the journal row `in` to `*j`. False if `in` is malformed (then `*j`
@@ -314,6 +333,40 @@ class EventRowReader {
   std::string_view in_;
   uint32_t source_ = 0;
   bool v1_ = false;
+  bool ok_ = true;
+};
+
+// How far past its key's time an UpdatesRow reaches: a scan from time t starts at the rows
+// keyed from t - kRawRowSpanMs.
+inline constexpr int64_t kRawRowSpanMs = 10'000;
+// Starting an UpdatesRow keyed (t_ms, seq), then adding entry updates to it in ascending seq.
+void StartUpdatesRow(std::string& out);
+void AppendUpdate(std::string& out, int64_t key_t_ms, uint64_t key_seq, int64_t t_ms, uint64_t seq,
+                  std::string_view event_row);
+struct RawEvent {
+  int64_t t_ms = 0;
+  uint64_t seq = 0;
+  EventValue e;
+};
+// Reads the events of one raw row of any version, with their times and sequence numbers.
+// Not owning: the key's and row's bytes must outlive the reader.
+class RawRowReader {
+ public:
+  // REQUIRES: key.size() == kRawKeySize
+  RawRowReader(std::string_view key, std::string_view row);
+  // The next event into `*e`; false at the end of the row or on a malformed one (see ok()).
+  bool Next(RawEvent* e);
+  bool ok() const { return ok_; }
+
+ private:
+  bool NextUpdate();
+  int64_t key_t_ms_ = 0;
+  uint64_t key_seq_ = 0;
+  std::string_view updates_;  // of an UpdatesRow: the updates not yet started
+  bool multi_ = false;
+  std::optional<EventRowReader> update_;
+  int64_t t_ms_ = 0;
+  uint64_t seq_ = 0;  // of the next event
   bool ok_ = true;
 };
 

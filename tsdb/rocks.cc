@@ -84,7 +84,9 @@ bool RetentionFilter::Expired(const rocksdb::Slice& key) const {
   int64_t t = 0;
   if (unit_ms_ == 0) {
     if (key.size() < offset_ + 8) return false;
-    t = static_cast<int64_t>(format::GetU64BE(key.data() + offset_));
+    // An audit row holds updates from its key's time to kRawRowSpanMs after it: it is dropped
+    // when the latest it can hold is past the horizon.
+    t = static_cast<int64_t>(format::GetU64BE(key.data() + offset_)) + format::kRawRowSpanMs - 1;
   } else {
     if (key.size() < offset_ + 4) return false;
     // A bucket is dropped only when all of it is older than the horizon.

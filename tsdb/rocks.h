@@ -58,8 +58,8 @@ class GaugeMergeOperator : public rocksdb::AssociativeMergeOperator {
 // Drops rows whose time (read from the key) is older than now - retention.
 class RetentionFilter : public rocksdb::CompactionFilter {
  public:
-  // The time is a u64 ms at `offset` (raw events) when `unit_ms` is 0, else a u32 bucket at
-  // `offset` in units of `unit_ms`.
+  // The time is a u64 ms at `offset` (audit rows, which reach format::kRawRowSpanMs past it)
+  // when `unit_ms` is 0, else a u32 bucket at `offset` in units of `unit_ms`.
   RetentionFilter(std::string name, size_t offset, int64_t unit_ms, int64_t retention_ms,
                   std::function<int64_t()> clock);
   bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,

@@ -49,6 +49,8 @@ using format::Reason;
 constexpr size_t kMaxAuditLimit = 100'000;
 constexpr int64_t kMaxSeriesPoints = 1500;
 constexpr int kPeriodicCompactionSeconds = 24 * 3600;
+// Stores of this format version and later are read as they are; older ones are upgraded.
+constexpr uint32_t kOldestVersionReadAsIs = 5;
 // Longer than any key of the state and rollup families (an upper bound for DeleteRange).
 constexpr size_t kMaxUpgradeKeySize = 32;
 
@@ -292,6 +294,9 @@ constexpr size_t kJournalEntryBytes = 60;
 constexpr double kMinJournalRepeats = 1.5;
 constexpr auto kRepeatWindow = std::chrono::seconds(1);
 constexpr size_t kJournalCellBytes = 16;
+constexpr size_t kJournalAuditBytes = 16;  // beside its EventRow
+// An audit row the applier writes holds entry updates up to about this size.
+constexpr size_t kMaxAuditRowBytes = 64u << 10;
 // A group's journal is split by (table, key) into this many rows, and the applier writes the rows
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
@@ -522,8 +527,8 @@ class StoreImpl final : public Store {
   // and hands each to the committer, which runs every done callback with the outcome of the
   // WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
-  // Puts what ApplyBatch gathered (audit rows, and the state rows and rollup cells as journal
-  // rows or directly) into `built` in key order. A failure is kept in built.status.
+  // Puts what ApplyBatch gathered (its audit rows, state rows and rollup cells, as journal rows
+  // or directly) into `built`. A failure is kept in built.status.
   void BuildGroup(BuiltGroup& built, uint64_t seq_before);
   // Waits until the committer has room for one more group, then queues it.
   void HandOver(std::unique_ptr<BuiltGroup> built);
@@ -579,6 +584,12 @@ class StoreImpl final : public Store {
                            size_t stride, ExportChunk& chunk);
   // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
   // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
+  // Visits the audit events of (table, key) with lo <= t < hi, a row (ordered by its first
+  // update's time and sequence number) after another; stops at the first error `visit` returns,
+  // and before the first row keyed after *last_t once that is set.
+  template <typename Visit>
+  Status ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
+                   const std::optional<int64_t>* last_t = nullptr);
   Status ScanRawRanges(Reader& r, uint32_t table,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges,
                        const std::vector<size_t>& metric_cell, const ExportSlots& slots,
@@ -644,7 +655,7 @@ class StoreImpl final : public Store {
   size_t spilled_ = 0;  // cells in journal_rows_
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
-  // in raw_bytes_ and written in key order at commit (see CommitGroup).
+  // in raw_bytes_ and moved into the journal rows at commit (see BuildGroup).
   struct RawRow {
     uint32_t table, key;
     int64_t t_ms;
@@ -1136,7 +1147,18 @@ Status StoreImpl::Load() {
                                    std::to_string(version) + ", newer than this build (v" +
                                    std::to_string(format::kFormatVersion) + ")");
   }
-  if (version < format::kFormatVersion) {
+  if (version >= kOldestVersionReadAsIs && version < format::kFormatVersion && !read_only_) {
+    // Its rows are read as they are; from now on it may hold rows that version cannot read.
+    std::string current;
+    format::PutU32BE(current, format::kFormatVersion);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (auto w = FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), current),
+                           "writing the format version");
+        !w.ok()) {
+      return w;
+    }
+  } else if (version < kOldestVersionReadAsIs) {
     if (read_only_) {
       needs_upgrade_ = true;
       return Status::InvalidArgument("store " + options_.path + " has format v" +
@@ -1145,8 +1167,8 @@ Status StoreImpl::Load() {
     }
     if (auto u = Upgrade(version); !u.ok()) return u;
   }
-  // A store is at v5 only once every old row is in the new families: what is left of the old
-  // ones (the upgrade above, or one cut short after recording v5) goes.
+  // A store is at v5 or later only once every old row is in the new families: what is left of
+  // the old ones (the upgrade above, or one cut short after recording v5) goes.
   for (auto*& cf : legacy_cfs_) {
     if (cf == nullptr) continue;
     auto dropped = FromRocks(db_->DropColumnFamily(cf), "dropping the rows of an older format");
@@ -1433,24 +1455,12 @@ void StoreImpl::CommitterLoop() {
 
 void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   rocksdb::WriteBatch& wb = built.wb;
-  // Audit rows go into the batch in key order: the memtable skiplist then inserts each next to
-  // the previous one instead of searching from the top. Every audit key is unique (its sequence
-  // number), so the order changes nothing that is stored.
-  std::sort(raw_.begin(), raw_.end(), [](const RawRow& a, const RawRow& b) {
-    return std::tie(a.table, a.key, a.t_ms, a.seq) < std::tie(b.table, b.key, b.t_ms, b.seq);
-  });
   std::string k;
   k.reserve(64);
-  for (const auto& row : raw_) {
-    k.clear();
-    format::AppendRawKey(k, row.table, row.key, row.t_ms, row.seq);
-    wb.Put(cfs_[kRaw], k, rocksdb::Slice(raw_bytes_.data() + row.offset, row.size));
-  }
-  raw_.clear();
-  raw_bytes_.clear();
-  // The state rows and rollup cells go into journal rows (one per key partition): a few
-  // memtable inserts on the path to the acknowledgement instead of one per entry and
-  // resolution. The applier writes them to their column families afterwards (ApplierLoop).
+  // The audit rows, state rows and rollup cells go into journal rows (one per key partition): a
+  // few memtable inserts on the path to the acknowledgement instead of one per entry update,
+  // entry and resolution. The applier writes them to their column families afterwards
+  // (ApplierLoop), an entry's audit rows of all the groups it writes at once as one row.
   // Groups that gain nothing from that write their state and rollups directly: one whose journal
   // would not fit its memtable (its rows would reach the disk before the applier deletes them),
   // every group while entries rarely recur from group to group (the applier saves by summing an
@@ -1465,8 +1475,9 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     ++window_;
     window_start_ = now;
   }
-  const size_t journal_bytes =
-      pending_.size() * (kJournalEntryBytes + 3 * kJournalCellBytes) + spilled_ * kJournalCellBytes;
+  const size_t journal_bytes = pending_.size() * (kJournalEntryBytes + 3 * kJournalCellBytes) +
+                               spilled_ * kJournalCellBytes + raw_bytes_.size() +
+                               raw_.size() * kJournalAuditBytes;
   bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats ||
                 2 * new_entries_in_group_ > pending_.size();
   new_entries_in_group_ = 0;
@@ -1483,6 +1494,13 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   // The state written directly must not be overtaken by an older journal row's: the applier
   // first writes out every one. If it cannot, the group is journalled after all.
   if (direct) direct = WaitForJournalDrained();
+  for (const auto& row : raw_) {
+    format::AppendJournalAudit(journal_rows_[JournalPartition(row.table, row.key)], row.table,
+                               row.key, row.t_ms, row.seq,
+                               std::string_view(raw_bytes_).substr(row.offset, row.size));
+  }
+  raw_.clear();
+  raw_bytes_.clear();
   for (const auto& p : pending_) {
     const format::EntryId& id = p.entry->first;
     LiveEntry& live = p.entry->second;
@@ -1657,6 +1675,38 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
 
 Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
   std::string k, sum, next;
+  // The updates of an entry from all the rows applied together become one audit row, or a few
+  // (one spans less than kRawRowSpanMs and up to kMaxAuditRowBytes): one memtable insert, and
+  // one key for each flush and compaction to carry, instead of one per entry update.
+  std::stable_sort(j.audit.begin(), j.audit.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.table, a.key) < std::tie(b.table, b.key);
+  });
+  for (size_t i = 0; i < j.audit.size();) {
+    const format::JournalAudit& first = j.audit[i];
+    size_t n = i + 1, bytes = first.row.size();
+    for (; n < j.audit.size() && bytes < kMaxAuditRowBytes; ++n) {
+      const format::JournalAudit& a = j.audit[n];
+      if (a.table != first.table || a.key != first.key || a.t_ms < first.t_ms ||
+          a.t_ms - first.t_ms >= format::kRawRowSpanMs || a.seq <= j.audit[n - 1].seq) {
+        break;
+      }
+      bytes += a.row.size();
+    }
+    k.clear();
+    format::AppendRawKey(k, first.table, first.key, first.t_ms, first.seq);
+    if (n == i + 1) {
+      wb.Put(cfs_[kRaw], k, rocksdb::Slice(first.row.data(), first.row.size()));
+    } else {
+      sum.clear();
+      format::StartUpdatesRow(sum);
+      for (size_t u = i; u < n; ++u) {
+        format::AppendUpdate(sum, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
+                             j.audit[u].row);
+      }
+      wb.Put(cfs_[kRaw], k, sum);
+    }
+    i = n;
+  }
   // Rows go in key order: the memtable skiplist then inserts each next to the previous one
   // instead of searching from the top. Of an entry's states, the newest (last) one is written.
   std::stable_sort(j.entries.begin(), j.entries.end(), [](const auto& a, const auto& b) {
@@ -2071,19 +2121,11 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
   const std::string prefix = format::EntryRollupPrefix(table, key);
   for (const auto& seg : segments) {
     if (seg.unit_ms == 0) {
-      rocksdb::Iterator* it = r.It(kRaw);
-      const std::string start = format::RawKey(table, key, seg.lo, 0);
-      const rocksdb::Slice key_prefix(start.data(), 8);
-      for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
-        if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
-        if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= seg.hi) break;
-        format::EventRowReader events(std::string_view(it->value().data(), it->value().size()));
-        format::EventValue e;
-        while (events.Next(&e)) {
-          if (e.metric == metric && (!source || e.source == *source)) add(e.delta);
-        }
-        if (!events.ok()) return Status::Corruption("bad audit event");
-      }
+      const Status s = ScanAudit(r, table, key, seg.lo, seg.hi, [&](const format::RawEvent& ev) {
+        if (ev.e.metric == metric && (!source || ev.e.source == *source)) add(ev.e.delta);
+        return Status::Ok();
+      });
+      if (!s.ok()) return s;
       continue;
     }
     Status s = ScanSeriesRollup(r, RollupCf(seg.unit_ms), prefix, metric,
@@ -2263,30 +2305,49 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
   return r.Check();
 }
 
+template <typename Visit>
+Status StoreImpl::ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi,
+                            Visit&& visit, const std::optional<int64_t>* last_t) {
+  rocksdb::Iterator* it = r.It(kRaw);
+  // A row keyed up to kRawRowSpanMs before lo may hold updates from lo on.
+  const std::string start =
+      format::RawKey(table, key, std::max<int64_t>(lo - format::kRawRowSpanMs + 1, 0), 0);
+  const rocksdb::Slice key_prefix(start.data(), 8);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+    if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
+    const auto row_t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
+    if (row_t >= hi || (last_t && *last_t && row_t > **last_t)) break;
+    format::RawRowReader row(std::string_view(it->key().data(), it->key().size()),
+                             std::string_view(it->value().data(), it->value().size()));
+    format::RawEvent ev;
+    while (row.Next(&ev)) {
+      if (ev.t_ms < lo || ev.t_ms >= hi) continue;
+      if (Status s = visit(ev); !s.ok()) return s;
+    }
+    if (!row.ok()) return Status::Corruption("bad audit event");
+  }
+  return Status::Ok();
+}
+
 Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
                                 const std::vector<std::pair<int64_t, int64_t>>& ranges,
                                 const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                                 size_t stride, ExportChunk& chunk) {
-  rocksdb::Iterator* it = r.It(kRaw);
   for (const auto& [key, pos] : chunk.by_id) {
     for (const auto& [lo, hi] : ranges) {
-      const std::string start = format::RawKey(table, key, lo, 0);
-      const rocksdb::Slice key_prefix(start.data(), 8);
-      for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
-        if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
-        if (static_cast<int64_t>(format::GetU64BE(it->key().data() + 8)) >= hi) break;
-        format::EventRowReader row(std::string_view(it->value().data(), it->value().size()));
-        format::EventValue e;
-        while (row.Next(&e)) {
-          if (e.metric >= metric_cell.size() || metric_cell[e.metric] == SIZE_MAX) continue;
-          size_t slot = 0;
-          if (!slots.Find(e.source, &slot)) {
-            return Status::Corruption("audit event of an unknown source");
-          }
-          chunk.totals[size_t{pos} * stride + metric_cell[e.metric] + slot] += e.delta;
+      const Status s = ScanAudit(r, table, key, lo, hi, [&](const format::RawEvent& ev) {
+        const format::EventValue& e = ev.e;
+        if (e.metric >= metric_cell.size() || metric_cell[e.metric] == SIZE_MAX) {
+          return Status::Ok();
         }
-        if (!row.ok()) return Status::Corruption("bad audit event");
-      }
+        size_t slot = 0;
+        if (!slots.Find(e.source, &slot)) {
+          return Status::Corruption("audit event of an unknown source");
+        }
+        chunk.totals[size_t{pos} * stride + metric_cell[e.metric] + slot] += e.delta;
+        return Status::Ok();
+      });
+      if (!s.ok()) return s;
     }
   }
   return r.Check();
@@ -2502,31 +2563,45 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
   if (!key) return events;
   const size_t limit = std::min(q.limit, kMaxAuditLimit);
-  // A row holds the events of one entry update, numbered from its key's sequence on: resume at
-  // the cursor's time and skip what the previous page returned.
+  if (limit == 0) return events;
+  // Resume at the cursor's time and skip what the previous page returned.
   const bool resume = q.after && q.after->first >= q.from_ms;
-  const std::string start = format::RawKey(*table, *key, resume ? q.after->first : q.from_ms, 0);
+  const int64_t from = resume ? q.after->first : q.from_ms;
+  // A row holds the updates of up to kRawRowSpanMs from its first, so rows may overlap in time:
+  // events are gathered until no later row (whose events are all at or after its key's time)
+  // can hold one of the first `limit`, then put in (time, sequence) order.
+  auto before = [](const format::RawEvent& a, const format::RawEvent& b) {
+    return std::tie(a.t_ms, a.seq) < std::tie(b.t_ms, b.seq);
+  };
+  std::vector<format::RawEvent> found;
+  std::optional<int64_t> last_t;  // once `limit` are found: the time of the last of them
   Reader r(this);
-  rocksdb::Iterator* it = r.It(kRaw);
-  const rocksdb::Slice key_prefix(start.data(), 8);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
-    if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
-    const auto t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
-    if (t >= q.to_ms) break;
-    const uint64_t row_seq = format::GetU64BE(it->key().data() + 16);
-    format::EventRowReader row(std::string_view(it->value().data(), it->value().size()));
-    format::EventValue e;
-    for (uint64_t seq = row_seq; events.size() < limit && row.Next(&e); ++seq) {
-      if (metric && e.metric != *metric) continue;
-      if (resume && std::make_pair(t, seq) <= *q.after) continue;
-      events.push_back(AuditEvent{t, seq, names_.Text(NameKind::kSource, e.source),
-                                  names_.Text(NameKind::kMetric, e.metric), e.value, e.delta,
-                                  std::string(format::ReasonName(e.reason))});
-    }
-    if (!row.ok()) return Status::Corruption("bad audit event");
-    if (events.size() >= limit) break;
-  }
+  auto status = ScanAudit(
+      r, *table, *key, from, q.to_ms,
+      [&](const format::RawEvent& ev) {
+        if (metric && ev.e.metric != *metric) return Status::Ok();
+        if (resume && std::make_pair(ev.t_ms, ev.seq) <= *q.after) return Status::Ok();
+        if (last_t && ev.t_ms > *last_t) return Status::Ok();
+        found.push_back(ev);
+        if (found.size() == limit || found.size() == 2 * limit) {
+          std::nth_element(found.begin(), found.begin() + static_cast<ptrdiff_t>(limit - 1),
+                           found.end(), before);
+          found.resize(limit);
+          last_t = found.back().t_ms;
+        }
+        return Status::Ok();
+      },
+      &last_t);
+  if (!status.ok()) return status;
   if (auto s = r.Check(); !s.ok()) return s;
+  std::sort(found.begin(), found.end(), before);
+  if (found.size() > limit) found.resize(limit);
+  events.reserve(found.size());
+  for (const auto& ev : found) {
+    events.push_back(AuditEvent{ev.t_ms, ev.seq, names_.Text(NameKind::kSource, ev.e.source),
+                                names_.Text(NameKind::kMetric, ev.e.metric), ev.e.value, ev.e.delta,
+                                std::string(format::ReasonName(ev.e.reason))});
+  }
   return events;
 }
 

@@ -137,6 +137,10 @@ TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
   for (int r = 0; r < kJournalResolutions; ++r) {
     AppendJournalCell(row, r, 2, 3, 29'833'333 + static_cast<uint32_t>(r), UINT32_MAX, sums);
   }
+  std::string events;
+  StartEventRow(events, 1);
+  AppendRowEvent(events, 4, 100, 10, Reason::kIncrement);
+  AppendJournalAudit(row, 2, 3, 1'790'000'000'123, uint64_t{1} << 40, events);
   // Appending two rows gives the records of both, in order: how the applier gathers groups.
   Journal got;
   ASSERT_TRUE(AppendJournal(row, &got));
@@ -154,10 +158,16 @@ TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
       EXPECT_EQ(sums, c.sums);
     }
   }
+  ASSERT_EQ(2u, got.audit.size());
+  for (const auto& a : got.audit) {
+    EXPECT_EQ(std::make_tuple(2u, 3u, int64_t{1'790'000'000'123}, uint64_t{1} << 40),
+              std::tie(a.table, a.key, a.t_ms, a.seq));
+    EXPECT_EQ(events, a.row);
+  }
   Journal scratch;
   EXPECT_FALSE(AppendJournal(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
   scratch.Clear();
-  EXPECT_FALSE(AppendJournal(row + "\x04", &scratch));  // an unknown record
+  EXPECT_FALSE(AppendJournal(row + "\x05", &scratch));  // an unknown record
   scratch.Clear();
   std::string empty_state;
   AppendJournalEntry(empty_state, EntryId{1, 2, 3}, "");
@@ -277,6 +287,62 @@ TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
     }
     EXPECT_FALSE(r.ok()) << bad.size();
   }
+}
+
+// Reads `row` keyed (t_ms, seq) as "t seq source metric delta" lines, then "ok" or "bad".
+std::string RenderRawRow(int64_t t_ms, uint64_t seq, const std::string& row) {
+  const std::string key = RawKey(1, 2, t_ms, seq);
+  RawRowReader reader(key, row);
+  RawEvent e;
+  std::string out;
+  while (reader.Next(&e)) {
+    out += std::to_string(e.t_ms) + " " + std::to_string(e.seq) + " " + std::to_string(e.e.source) +
+           " " + std::to_string(e.e.metric) + " " + std::to_string(e.e.delta) + "\n";
+  }
+  return out + (reader.ok() ? "ok" : "bad");
+}
+
+TEST(FormatTest, UpdatesRowsHoldSeveralEntryUpdatesOfAKey) {
+  std::string a, b, v1_row = EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement});
+  StartEventRow(a, 7);
+  AppendRowEvent(a, 3, 50, 5, Reason::kIncrement);
+  AppendRowEvent(a, 4, 60, 6, Reason::kIncrement);
+  StartEventRow(b, 8);
+  AppendRowEvent(b, 3, 70, 7, Reason::kFirst);
+  std::string row;
+  StartUpdatesRow(row);
+  AppendUpdate(row, 1000, 40, 1000, 40, a);    // two events: seqs 40, 41
+  AppendUpdate(row, 1000, 40, 1000, 42, b);    // the same time
+  AppendUpdate(row, 1000, 40, 10'999, 90, a);  // the last ms of the row's span
+  EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\n1000 42 8 3 7\n10999 90 7 3 5\n10999 91 7 4 6\nok",
+            RenderRawRow(1000, 40, row));
+  // Rows of one entry update, v2 and v1, read the same way.
+  EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\nok", RenderRawRow(1000, 40, a));
+  EXPECT_EQ("1000 40 5 2 4\nok", RenderRawRow(1000, 40, v1_row));
+  // An older build reading an updates row finds source 0, which it rejects.
+  EventRowReader old(row);
+  EventValue ev;
+  EXPECT_FALSE(old.Next(&ev));
+  EXPECT_FALSE(old.ok());
+
+  // Malformed: an update past the span, one whose seq goes back into the previous one's
+  // events, a first update not keyed by itself, a cut row, an empty update list.
+  auto with = [&](int64_t t, uint64_t seq) {
+    std::string r;
+    StartUpdatesRow(r);
+    AppendUpdate(r, 1000, 40, 1000, 40, a);
+    AppendUpdate(r, 1000, 40, t, seq, b);
+    return r;
+  };
+  EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\nbad", RenderRawRow(1000, 40, with(11'000, 42)));
+  EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\nbad", RenderRawRow(1000, 40, with(1000, 41)));
+  std::string not_first;
+  StartUpdatesRow(not_first);
+  AppendUpdate(not_first, 1000, 40, 1000, 41, a);
+  EXPECT_EQ("bad", RenderRawRow(1000, 40, not_first));
+  EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\n1000 42 8 3 7\nbad",
+            RenderRawRow(1000, 40, row.substr(0, row.size() - 1)));
+  EXPECT_EQ("bad", RenderRawRow(1000, 40, std::string(2, '\0')));
 }
 
 TEST(FormatTest, EventAndSeriesRoundTrip) {

@@ -430,6 +430,54 @@ TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
   });
 }
 
+// A version 5 store (one audit row per entry update) is read as it is, read-only too, and its
+// format record moves to the current version when opened for writing, nothing else rewritten.
+TEST(StoreTest, ReadsVersionFiveStoresAsTheyAre) {
+  TempDir dir;
+  auto t = Table("/quota");
+  const std::string want_audit =
+      "0 lb1 gpc0 5 5 first\n"
+      "0 lb1 http_req_cnt 7 7 first\n"
+      "1500 lb1 http_req_cnt 9 2 increment\n";
+  auto version = [&] {
+    uint32_t got = 0;
+    WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
+      std::string v;
+      ASSERT_TRUE(
+          db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
+      ASSERT_EQ(4u, v.size());
+      got = format::GetU32BE(v.data());
+    });
+    return got;
+  };
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 1500, {{"http_req_cnt", 9}})).ok());
+  }
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    format::PutU32BE(v, 5);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::FormatKey(), v).ok());
+  });
+  {
+    auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    EXPECT_EQ(want_audit, RenderAudit(**ro, "/quota", "k"));
+    EXPECT_EQ(9u, Total(**ro, "/quota", "http_req_cnt", "k", kT0, kT0 + 1501));
+  }
+  EXPECT_EQ(5u, version());
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    EXPECT_EQ(want_audit, RenderAudit(*store, "/quota", "k"));
+    EXPECT_EQ(2u, Total(*store, "/quota", "http_req_cnt", "k", kT0 + 1, kT0 + 1501));
+  }
+  EXPECT_EQ(format::kFormatVersion, version());
+}
+
 // "t:v " per point of a series, or the error.
 std::string RenderSeries(Store& store, const SeriesQuery& q) {
   auto r = store.GetSeries(q);
@@ -665,6 +713,117 @@ std::string CommitWayName(const ::testing::TestParamInfo<testing_internal::Journ
 }
 
 INSTANTIATE_TEST_SUITE_P(CommitWay, RollupsTest, kCommitWays, CommitWayName);
+
+// The audit rows of an entry's updates written together (by the applier, or by a direct group)
+// hold many updates each. The audit trail still lists every event once, in (time, sequence)
+// order, in one page or many and after a reopen, also when two sources' clocks disagree so that
+// rows overlap in time; and usage over sub-second ranges still adds up.
+class AuditRowsTest : public ::testing::TestWithParam<testing_internal::JournalMode> {};
+
+TEST_P(AuditRowsTest, RowsOfManyUpdatesListEveryEventOnceInOrder) {
+  TempDir dir;
+  auto t = Table("/q");
+  std::mt19937_64 rng(7);
+  struct Ev {
+    int64_t t;
+    std::string metric;
+    uint64_t delta;
+    std::string line;  // "t source metric value delta", t from kT0
+  };
+  std::map<std::string, std::vector<Ev>> want;  // by key, in submission order
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> abs;
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  const std::vector<std::string> metrics = {"http_req_cnt", "gpc0"};
+  const int updates = 3000;
+  auto render = [](const std::vector<AuditEvent>& events) {
+    std::vector<std::string> out;
+    for (const auto& e : events) {
+      out.push_back(std::to_string(e.t_ms - kT0) + " " + e.source + " " + e.metric + " " +
+                    std::to_string(e.value) + " " + std::to_string(e.delta));
+    }
+    return out;
+  };
+  auto check = [&](Store& store) {
+    for (const auto& key : keys) {
+      // Sequence numbers follow submission, so (time, sequence) order is a stable sort by time.
+      std::vector<Ev> evs = want[key];
+      std::stable_sort(evs.begin(), evs.end(), [](const Ev& x, const Ev& y) { return x.t < y.t; });
+      std::vector<std::string> expected;
+      for (const auto& e : evs) expected.push_back(e.line);
+      AuditQuery q;
+      q.table = "/q";
+      q.key = key;
+      q.from_ms = 0;
+      q.to_ms = kT0 + kDay;
+      q.limit = 100'000;
+      auto all = store.Audit(q);
+      ASSERT_TRUE(all.ok()) << all.status().ToString();
+      ASSERT_EQ(expected, render(*all)) << key;
+      std::vector<AuditEvent> paged;
+      q.limit = 7;
+      for (;;) {
+        auto page = store.Audit(q);
+        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        if (page->empty()) break;
+        paged.insert(paged.end(), page->begin(), page->end());
+        q.after = std::make_pair(page->back().t_ms, page->back().seq);
+      }
+      ASSERT_EQ(expected, render(paged)) << key;
+      // Usage over ranges with sub-second edges (read from the audit rows) adds up.
+      for (int i = 0; i < 40; ++i) {
+        const int64_t a = evs.front().t + static_cast<int64_t>(rng() % 60'000) - 5'000;
+        const int64_t b = a + 1 + static_cast<int64_t>(rng() % 20'000);
+        const std::string& metric = metrics[static_cast<size_t>(i) % metrics.size()];
+        uint64_t sum = 0;
+        for (const auto& e : evs) {
+          if (e.t >= a && e.t < b && e.metric == metric) sum += e.delta;
+        }
+        ASSERT_EQ(sum, Total(store, "/q", metric, key, a, b)) << key << " [" << a << "," << b;
+      }
+    }
+  };
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    testing_internal::SetJournalMode(*store, GetParam());
+    int64_t now = kT0 + 500;
+    for (int i = 0; i < updates; ++i) {
+      now += static_cast<int64_t>(rng() % 30);  // ~45 s in all: rows of up to kRawRowSpanMs
+      const std::string& key = keys[rng() % keys.size()];
+      const bool second = rng() % 2 == 1;
+      const std::string src = second ? "lb2" : "lb1";
+      const int64_t at = second ? now - 4'000 : now;  // lb2's clock is 4 s behind
+      std::vector<testing::V> values;
+      for (const auto& m : metrics) {
+        uint64_t& v = abs[{key, src, m}];
+        const uint64_t d = 1 + rng() % 5;
+        v += d;
+        values.push_back(testing::V{m, v});
+        want[key].push_back(Ev{at, m, d,
+                               std::to_string(at - kT0) + " " + src + " " + m + " " +
+                                   std::to_string(v) + " " + std::to_string(d)});
+      }
+      // Not waiting for each batch: groups then hold many, and the applier many groups.
+      ASSERT_TRUE(store
+                      ->Submit(Batch(src, 1, t, key, at, values),
+                               [](Status st) { ASSERT_TRUE(st.ok()) << st.ToString(); })
+                      .ok());
+    }
+    store->Flush();
+    check(*store);
+  }
+  size_t rows = 0;
+  WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kRawCf)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rows;
+    ASSERT_TRUE(it->status().ok());
+  });
+  EXPECT_LT(rows, static_cast<size_t>(updates) / 2) << "entry updates written together share rows";
+  auto reopened = OpenOrDie(Opts(dir.Sub("db")));
+  check(*reopened);
+}
+
+INSTANTIATE_TEST_SUITE_P(CommitWay, AuditRowsTest, kCommitWays, CommitWayName);
 
 TEST(StoreTest, ReadOnlyOpenWhileWriterIsOpenSeesCommittedData) {
   TempDir dir;
