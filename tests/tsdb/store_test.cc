@@ -1200,6 +1200,32 @@ TEST(StoreTest, GaugesKeepLastAndMaxPerMinute) {
   EXPECT_EQ(3600000, s->step_ms);
 }
 
+// An audit row may hold updates up to format::kRawRowSpanMs after its key's time: retention
+// drops it only once the last of those is past the horizon, a rollup row once its whole bucket is.
+TEST(RetentionFilterTest, DropsARowOnceAllItCanHoldIsPastTheHorizon) {
+  const int64_t now = kT0, retention = 2 * kDay, horizon = now - retention;
+  RetentionFilter raw("raw", 8, 0, retention, [&] { return now; });
+  auto expired = [](const RetentionFilter& f, const std::string& key) {
+    std::string new_value;
+    bool changed = false;
+    return f.Filter(0, key, "", &new_value, &changed);
+  };
+  EXPECT_TRUE(expired(raw, format::RawKey(1, 2, horizon - format::kRawRowSpanMs + 1, 9)));
+  EXPECT_FALSE(expired(raw, format::RawKey(1, 2, horizon - format::kRawRowSpanMs + 2, 9)));
+  EXPECT_FALSE(expired(raw, format::RawKey(1, 2, horizon, 9)));
+  RetentionFilter minutes("e1m", format::kEntryRollupBucketOffset, format::kMinuteMs, retention,
+                          [&] { return now; });
+  auto minute_row = [](int64_t t) {
+    std::string k;
+    format::AppendEntryRollupKey(k, 1, 2, static_cast<uint32_t>(t / format::kMinuteMs), 3);
+    return k;
+  };
+  EXPECT_TRUE(expired(minutes, minute_row(horizon - format::kMinuteMs)));
+  EXPECT_FALSE(expired(minutes, minute_row(horizon - 1)));
+  RetentionFilter off("raw", 8, 0, 0, [&] { return now; });
+  EXPECT_FALSE(expired(off, format::RawKey(1, 2, 0, 0)));
+}
+
 TEST(MergeOperatorTest, CorruptOperandIsAnErrorNotZero) {
   U64AddOperator op;
   std::string out;
