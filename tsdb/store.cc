@@ -301,6 +301,9 @@ constexpr size_t kMaxAuditRowBytes = 64u << 10;
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
 constexpr uint32_t kJournalPartitions = 1024;
+// The applier starts a pass once the oldest journal row is this old, or this many bytes wait.
+constexpr int64_t kApplierGatherMs = 250;
+constexpr size_t kApplierGatherBytes = 16u << 20;
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -599,6 +602,11 @@ class StoreImpl final : public Store {
                     const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
+  // How long the applier lets the oldest journal row wait for more (ApplierLoop): well inside
+  // the query lag bound, which the writer would otherwise wait on.
+  const std::chrono::milliseconds applier_gather_{
+      options_.max_query_lag_ms > 0 ? std::min(kApplierGatherMs, options_.max_query_lag_ms / 2)
+                                    : kApplierGatherMs};
   const bool read_only_;
   // See kDefaultExportChunkBytes; tests lower it to exercise chunking (tsdb/store_testing.h).
   std::atomic<size_t> export_chunk_bytes_{kDefaultExportChunkBytes};
@@ -687,10 +695,11 @@ class StoreImpl final : public Store {
   std::vector<JournalRow> journal_;             // GUARDED_BY(journal_mu_)
   size_t journal_bytes_ = 0;                    // GUARDED_BY(journal_mu_)
   uint64_t journal_queued_ = 0;                 // GUARDED_BY(journal_mu_) the last id queued
-  uint64_t journal_applied_ = 0;                // GUARDED_BY(journal_mu_) the last id applied
-  bool journal_stop_ = false;                   // GUARDED_BY(journal_mu_)
-  bool journal_failed_ = false;                 // GUARDED_BY(journal_mu_)
-  bool journal_held_ = false;  // GUARDED_BY(journal_mu_) tests: the applier writes nothing
+  int journal_waiters_ = 0;  // GUARDED_BY(journal_mu_) threads waiting for it to be written out
+  uint64_t journal_applied_ = 0;  // GUARDED_BY(journal_mu_) the last id applied
+  bool journal_stop_ = false;     // GUARDED_BY(journal_mu_)
+  bool journal_failed_ = false;   // GUARDED_BY(journal_mu_)
+  bool journal_held_ = false;     // GUARDED_BY(journal_mu_) tests: the applier writes nothing
   // While the applier writes out a pass: when the oldest row of the pass was committed.
   std::optional<std::chrono::steady_clock::time_point> applying_since_;  // GUARDED_BY(journal_mu_)
   size_t unapplied_journal_rows_ = 0;
@@ -1304,8 +1313,11 @@ void StoreImpl::Flush() {
   }
   std::unique_lock lock(journal_mu_);
   const uint64_t target = journal_queued_;
+  ++journal_waiters_;
+  journal_cv_.notify_all();
   journal_applied_cv_.wait(
       lock, [&] { return journal_applied_ >= target || journal_failed_ || journal_held_; });
+  --journal_waiters_;
 }
 
 void StoreImpl::WriterLoop() {
@@ -1588,9 +1600,12 @@ bool StoreImpl::WaitForJournalDrained() {
     commit_space_cv_.wait(lock, [&] { return journalled_in_flight_ == 0; });
   }
   std::unique_lock lock(journal_mu_);
+  ++journal_waiters_;
+  journal_cv_.notify_all();
   journal_applied_cv_.wait(lock, [&] {
     return journal_applied_ >= journal_queued_ || journal_failed_ || journal_held_;
   });
+  --journal_waiters_;
   return journal_applied_ >= journal_queued_ && !journal_failed_;
 }
 
@@ -1602,6 +1617,14 @@ void StoreImpl::ApplierLoop() {
       journal_cv_.wait(lock,
                        [&] { return journal_stop_ || (!journal_.empty() && !journal_held_); });
       if (journal_.empty() || journal_held_) break;  // stopping and drained, or held
+      // A pass writes an entry once however many groups touched it: below saturation, gathering
+      // a few more groups first saves most of the pass's memtable inserts (it would otherwise
+      // run after every group commit). Not when someone waits for the journal to be written.
+      journal_cv_.wait_until(lock, journal_.front().committed + applier_gather_, [&] {
+        return journal_stop_ || journal_held_ || journal_waiters_ > 0 ||
+               journal_bytes_ >= kApplierGatherBytes;
+      });
+      if (journal_held_) break;
       rows.swap(journal_);
       journal_.clear();
       applying_since_ = rows.front().committed;

@@ -3,15 +3,17 @@
 // A Store is both the sink ingest submits decoded updates to and the QueryService http reads
 // from. Writes go through one writer thread fed by a bounded queue: Submit only enqueues; the
 // writer takes every queued batch, turns absolute values into deltas (tsdb/delta.h), and builds
-// the audit events and a journal of the new entry state and rollup increments into ONE RocksDB
+// a journal of the audit events, new entry state and rollup increments into ONE RocksDB
 // WriteBatch; a committer thread writes it (fsynced when sync_writes) while the writer builds
 // the next, then runs the done callbacks in order. Hence a crash loses at most unacknowledged
 // batches, and replaying them yields the same absolute values: delta 0. A third thread, the
-// applier, then writes the journal out to the state and rollup column families, summing the
-// increments of many groups, and deletes it in the same WriteBatch; Open finishes what a crash
-// left of it. Queries read the rollups, so they see a batch shortly after its acknowledgement
-// (milliseconds; under overload the writer waits rather than let them fall more than
-// max_query_lag_ms or 64 MiB of journal behind).
+// applier, then writes the journal out to the audit, state and rollup column families (an
+// entry's audit events of many groups as one row, their increments summed) and deletes it in
+// the same WriteBatch; Open finishes what a crash left of it. Queries read those families, so
+// they see a batch shortly after its acknowledgement: the applier lets rows gather for up to
+// 250 ms (or half of max_query_lag_ms) unless Flush waits for them, and under overload the
+// writer waits rather than let queries fall more than max_query_lag_ms or 64 MiB of journal
+// behind.
 //
 // Thread-safety: every public method may be called from any thread. Queries run on the caller's
 // thread against RocksDB and never block the writer. The delta state lives in memory (loaded at

@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/metrics.h"
 #include "tests/tsdb/test_util.h"
@@ -1315,6 +1316,29 @@ namespace {
 // With the query lag bound at 1 ms the writer may wait for the applier before any group (the
 // wait is polled, the bound checked against the clock): ingest still completes, every batch is
 // acknowledged once, and the totals are exact.
+// The applier lets journal rows gather for a while before it writes them out, but not forever:
+// an acknowledged update becomes visible to queries with nobody flushing or submitting more.
+TEST(StoreTest, AcknowledgedUpdatesBecomeVisibleWithoutAFlush) {
+  TempDir dir;
+  auto store = OpenOrDie(Opts(dir.Sub("db")));
+  testing_internal::SetJournalMode(*store, testing_internal::JournalMode::kAlways);
+  std::promise<Status> acked;
+  ASSERT_TRUE(store
+                  ->Submit(Batch("lb1", 1, Table("/q"), "k", kT0, {{"gpc0", 42}}),
+                           [&](Status st) { acked.set_value(st); })
+                  .ok());
+  ASSERT_TRUE(acked.get_future().get().ok());
+  uint64_t total = 0;
+  for (int i = 0; i < 1000 && total == 0; ++i) {
+    UsageQuery q{"/q", "gpc0", kT0 - 60'000, kT0 + 60'000, "k", std::nullopt};
+    auto r = store->Usage(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (!r->empty()) total = r->front().total;
+    if (total == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(42u, total) << "not visible 10 s after the acknowledgement";
+}
+
 TEST(StoreTest, TightQueryLagBoundCompletesIngestExactly) {
   testing::TempDir dir;
   StoreOptions o = Opts(dir.Sub("db"));
