@@ -521,6 +521,9 @@ class StoreImpl final : public Store {
   // then by the applier: true then, false if it never will be (a failed write, or a test
   // holding the journal).
   bool WaitForJournalDrained();
+  // With journal_mu_ held in `lock`: waits until the journal rows up to id `target` are written
+  // out (true), or the applier failed or is held (false). The applier does not gather meanwhile.
+  bool WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target);
   // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes, or older than
   // max_query_lag_ms.
   Status WaitForJournalSpace();
@@ -1312,12 +1315,16 @@ void StoreImpl::Flush() {
     flushed_cv_.wait(lock, [&] { return committed_ >= target; });
   }
   std::unique_lock lock(journal_mu_);
-  const uint64_t target = journal_queued_;
+  WaitForJournalApplied(lock, journal_queued_);
+}
+
+bool StoreImpl::WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target) {
   ++journal_waiters_;
   journal_cv_.notify_all();
   journal_applied_cv_.wait(
       lock, [&] { return journal_applied_ >= target || journal_failed_ || journal_held_; });
   --journal_waiters_;
+  return journal_applied_ >= target && !journal_failed_;
 }
 
 void StoreImpl::WriterLoop() {
@@ -1600,13 +1607,7 @@ bool StoreImpl::WaitForJournalDrained() {
     commit_space_cv_.wait(lock, [&] { return journalled_in_flight_ == 0; });
   }
   std::unique_lock lock(journal_mu_);
-  ++journal_waiters_;
-  journal_cv_.notify_all();
-  journal_applied_cv_.wait(lock, [&] {
-    return journal_applied_ >= journal_queued_ || journal_failed_ || journal_held_;
-  });
-  --journal_waiters_;
-  return journal_applied_ >= journal_queued_ && !journal_failed_;
+  return WaitForJournalApplied(lock, journal_queued_);
 }
 
 void StoreImpl::ApplierLoop() {
@@ -1697,7 +1698,7 @@ Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin
 }
 
 Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
-  std::string k, sum, next;
+  std::string k, sum, next, audit_row;
   // The updates of an entry from all the rows applied together become one audit row, or a few
   // (one spans less than kRawRowSpanMs and up to kMaxAuditRowBytes): one memtable insert, and
   // one key for each flush and compaction to carry, instead of one per entry update.
@@ -1720,13 +1721,13 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
     if (n == i + 1) {
       wb.Put(cfs_[kRaw], k, rocksdb::Slice(first.row.data(), first.row.size()));
     } else {
-      sum.clear();
-      format::StartUpdatesRow(sum);
+      audit_row.clear();
+      format::StartUpdatesRow(audit_row);
       for (size_t u = i; u < n; ++u) {
-        format::AppendUpdate(sum, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
+        format::AppendUpdate(audit_row, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
                              j.audit[u].row);
       }
-      wb.Put(cfs_[kRaw], k, sum);
+      wb.Put(cfs_[kRaw], k, audit_row);
     }
     i = n;
   }
