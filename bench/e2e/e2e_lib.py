@@ -68,6 +68,26 @@ def dir_bytes(path):
     return allocated, apparent
 
 
+def fsync_probe(directory, syncs=500, size=8192):
+    """The disk's fsync latency where `directory` is: appends `size` bytes and fdatasync()s,
+    `syncs` times, as a WAL with one commit per sync does. Returns p50/p99/max in ms."""
+    fd, path = tempfile.mkstemp(prefix="fsync-probe-", dir=directory)
+    lat = []
+    try:
+        block = b"x" * size
+        for _ in range(syncs):
+            os.write(fd, block)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t) * 1000.0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    lat.sort()
+    return {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, len(lat) * 99 // 100)],
+            "max": lat[-1]}
+
+
 def http_get(url, timeout=2.0):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()

@@ -15,9 +15,15 @@ Every run also measures ack-to-visible in /api/v1/usage (after the load), how fa
 the acknowledgements during the load (the store's journal lag, sampled every 200 ms), the
 server's CPU (process and busiest threads), VmHWM and disk bytes per million updates.
 
-Writes results.jsonl and table.md into --out, and a PNG plot (gnuplot; installed with apt-get
-if missing) into --plot. Takes about four minutes. Usage:
-  bench/e2e/sweep.py --build build/loadgen [--duration 10] [--out DIR] [--plot FILE]
+Before each run a probe times 500 appends + fdatasync() beside the data directory: the
+fixed-rate p99s follow the disk's fsync latency, which on a shared virtual disk varies from
+minute to minute. With --repeat N the whole plan runs N times in turns (so that drift of the
+machine spreads over every run) and summary.md gives each run's median and range over the
+passes, with the probe's figures beside them.
+
+Writes results.jsonl, table.md (and summary.md) into --out, and a PNG plot (gnuplot; installed
+with apt-get if missing) into --plot. Takes about four minutes a pass. Usage:
+  bench/e2e/sweep.py --build build/loadgen [--duration 10] [--repeat N] [--out DIR] [--plot FILE]
 """
 
 import argparse
@@ -34,7 +40,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def one_run(args, label, peers, keys, rate):
-    sm = e2e_lib.Stickmeter(args.stickmeter, extra_args=args.serve_arg).start()
+    sm = e2e_lib.Stickmeter(args.stickmeter, extra_args=args.serve_arg)
+    fsync = e2e_lib.fsync_probe(sm.tmp)
+    sm.start()
     try:
         r = e2e_lib.run_loadgen(args.loadgen, sm, peers, keys, rate, args.duration,
                                 extra=["--window", "1000000", "--drain-timeout", "60"])
@@ -43,6 +51,7 @@ def one_run(args, label, peers, keys, rate):
         r["disk_mib"] = disk / 2**20
         r["disk_apparent_mib"] = apparent / 2**20
         r["label"] = label
+        r["fsync_probe_ms"] = fsync
         millions = r["acked"] / 1e6 if r["acked"] else 0
         r["disk_mib_per_m"] = r["disk_mib"] / millions if millions else 0
         r["disk_apparent_mib_per_m"] = r["disk_apparent_mib"] / millions if millions else 0
@@ -64,7 +73,8 @@ def fmt_lag(lag):
 def fmt_row(r):
     vis = r["ack_to_visible_ms"]
     threads = ", ".join(f"{t['cpu_pct']:.0f}" for t in r["server_threads"][:3])
-    return (f"| {r['label']} | {r['peers']} | {r['keys']:,} | {r['target_rate']} | "
+    label = r["label"] + (f" (pass {r['pass']})" if r.get("passes", 1) > 1 else "")
+    return (f"| {label} | {r['peers']} | {r['keys']:,} | {r['target_rate']} | "
             f"{r['updates_per_s']:,.0f} | {r['updates_per_s'] * r['counters']:,.0f} | "
             f"{r['lag_ms']['p50']:.2f} | {r['lag_ms']['p99']:.2f} | "
             f"{r['lag_ms']['max']:.1f} | {'-' if vis is None else f'{vis:.1f}'} | "
@@ -82,6 +92,41 @@ HEADER = ("| run | peers | keys | target/s | acked updates/s | counter values/s 
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def spread(values, fmt):
+    """`median (min-max)` of a list of numbers."""
+    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+SUMMARY_HEADER = ("| run | passes | acked updates/s: median (min-max) | lag p50 ms: median | "
+                  "lag p99 ms: median (min-max) | lag max ms: median (min-max) | "
+                  "fsync probe before the run, p99 / max ms: median (worst max) |\n"
+                  "|---|---|---|---|---|---|---|")
+
+
+def summary_rows(results):
+    """One row per run of the plan: its passes' median and range."""
+    by_label = {}
+    for r in results:
+        by_label.setdefault(r["label"], []).append(r)
+    rows = []
+    for label, rs in by_label.items():
+        probes = [r["fsync_probe_ms"] for r in rs]
+        rows.append(
+            f"| {label} | {len(rs)} | {spread([r['updates_per_s'] for r in rs], '{:,.0f}')} | "
+            f"{median([r['lag_ms']['p50'] for r in rs]):.2f} | "
+            f"{spread([r['lag_ms']['p99'] for r in rs], '{:.1f}')} | "
+            f"{spread([r['lag_ms']['max'] for r in rs], '{:.0f}')} | "
+            f"{median([p['p99'] for p in probes]):.2f} / {median([p['max'] for p in probes]):.1f} "
+            f"({max(p['max'] for p in probes):.1f}) |")
+    return rows
+
+
 def ensure_gnuplot():
     if shutil.which("gnuplot"):
         return True
@@ -97,8 +142,14 @@ def plot(results, out_dir, png):
     if not ensure_gnuplot():
         print("no gnuplot: plot skipped", file=sys.stderr)
         return
-    keys = sorted((r for r in results if r["label"].startswith("keys")), key=lambda r: r["keys"])
-    peers = sorted((r for r in results if r["label"].startswith("peers")),
+    # With several passes, each point is the pass with the median rate.
+    by_label = {}
+    for r in results:
+        by_label.setdefault(r["label"], []).append(r)
+    picked = [sorted(rs, key=lambda r: r["updates_per_s"])[len(rs) // 2]
+              for rs in by_label.values()]
+    keys = sorted((r for r in picked if r["label"].startswith("keys")), key=lambda r: r["keys"])
+    peers = sorted((r for r in picked if r["label"].startswith("peers")),
                    key=lambda r: r["peers"])
     kdat, pdat = os.path.join(out_dir, "keys.dat"), os.path.join(out_dir, "peers.dat")
     with open(kdat, "w") as f:
@@ -142,6 +193,8 @@ def main():
     ap.add_argument("--out", default=None, help="results directory (default BUILD/e2e)")
     ap.add_argument("--plot", default=os.path.join(REPO, "docs", "img", "e2e-scaling.png"))
     ap.add_argument("--only", default="", help="comma list of run groups to do")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="passes over the plan, in turns (summary.md: median and range)")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="an extra argument for `stickmeter serve` (repeat for more), "
                          "e.g. --serve-arg=--query-lag-ms=0")
@@ -163,22 +216,31 @@ def main():
              for k in (100, 1_000, 10_000)]
     plan += [("keys", f"keys {k:,}", 4, k, "max") for k in (1_000, 10_000, 100_000, 1_000_000)]
     plan += [("peers", f"peers {p}", p, 10_000, "max") for p in (1, 4, 16, 64)]
+    if args.repeat < 1:
+        sys.exit("--repeat: must be at least 1")
     only = set(filter(None, args.only.split(",")))
+    plan = [run for run in plan if not only or run[0] in only]
     results = []
     with open(os.path.join(out, "results.jsonl"), "w") as f:
-        for group, label, peers, keys, rate in plan:
-            if only and group not in only:
-                continue
-            print(f"run: {label}", file=sys.stderr, flush=True)
-            r = one_run(args, label, peers, keys, rate)
-            print("  " + r["loadgen_text"].replace("\n", "\n  "), file=sys.stderr, flush=True)
-            results.append(r)
-            f.write(json.dumps(r) + "\n")
-            f.flush()
+        for n in range(1, args.repeat + 1):
+            for group, label, peers, keys, rate in plan:
+                print(f"run: {label}" + (f", pass {n}" if args.repeat > 1 else ""),
+                      file=sys.stderr, flush=True)
+                r = one_run(args, label, peers, keys, rate)
+                r["pass"], r["passes"] = n, args.repeat
+                print("  " + r["loadgen_text"].replace("\n", "\n  "), file=sys.stderr, flush=True)
+                results.append(r)
+                f.write(json.dumps(r) + "\n")
+                f.flush()
     table = HEADER + "\n" + "\n".join(fmt_row(r) for r in results) + "\n"
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table)
     print(table)
+    if args.repeat > 1:
+        summary = SUMMARY_HEADER + "\n" + "\n".join(summary_rows(results)) + "\n"
+        with open(os.path.join(out, "summary.md"), "w") as f:
+            f.write(summary)
+        print(summary)
     if any(r["label"].startswith("keys") for r in results):
         plot(results, out, args.plot)
     return 0 if all(r["ok"] for r in results) else 1
