@@ -46,6 +46,17 @@ def thread_ticks(pid):
     return out
 
 
+def pressure_us(resource):
+    """Linux pressure stall information: microseconds in which at least one task waited for
+    `resource` ("io", "cpu", "memory"), since boot; None where the kernel has no PSI."""
+    try:
+        with open(f"/proc/pressure/{resource}") as f:
+            some = f.readline().split()
+    except OSError:
+        return None
+    return int(some[-1].split("=")[1])
+
+
 def vm_hwm_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -160,6 +171,7 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
     """Runs stickmeter-loadgen against `sm` and returns its JSON result plus server figures."""
     pid = sm.proc.pid
     cpu0, threads0, t0 = cpu_ticks(pid), thread_ticks(pid), time.time()
+    stalls0 = {r: pressure_us(r) for r in ("io", "cpu")}
     args = [loadgen, "--target", sm.peers, "--peers", str(peers), "--keys", str(keys),
             "--counters", str(counters), "--rate", str(rate), "--duration", str(duration),
             "--http", sm.http] + list(extra)
@@ -198,6 +210,12 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
     result["server_threads"] = [
         {"name": n, "tid": t, "cpu_pct": round(c, 1)} for c, n, t in busiest[:6]]
     result["vm_hwm_mib"] = vm_hwm_kib(pid) / 1024.0
+    # Share of the run's time in which some task of the machine waited for the disk or a core:
+    # what tells a run slowed by the machine from one slowed by stickmeter.
+    for r, before in stalls0.items():
+        after = pressure_us(r)
+        result[f"{r}_pressure_pct"] = (
+            None if before is None or after is None else 100.0 * (after - before) / 1e6 / wall)
     lags.sort()
     result["journal_lag_ms"] = {
         "median": lags[len(lags) // 2] if lags else None, "max": lags[-1] if lags else None}

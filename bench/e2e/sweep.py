@@ -15,9 +15,10 @@ Every run also measures ack-to-visible in /api/v1/usage (after the load), how fa
 the acknowledgements during the load (the store's journal lag, sampled every 200 ms), the
 server's CPU (process and busiest threads), VmHWM and disk bytes per million updates.
 
-Before each run a probe times 500 appends + fdatasync() beside the data directory: the
-fixed-rate p99s follow the disk's fsync latency, which on a shared virtual disk varies from
-minute to minute. With --repeat N the whole plan runs N times in turns (so that drift of the
+Before each run a probe times 500 appends + fdatasync() beside the data directory, and during
+it the machine's I/O pressure (/proc/pressure/io: the share of time some task waited for the
+disk) is recorded: the fixed-rate p99s follow the disk, which on a shared virtual disk varies
+from minute to minute. With --repeat N the whole plan runs N times in turns (so that drift of the
 machine spreads over every run) and summary.md gives each run's median and range over the
 passes, with the probe's figures beside them.
 
@@ -105,8 +106,14 @@ def spread(values, fmt):
 
 SUMMARY_HEADER = ("| run | passes | acked updates/s: median (min-max) | lag p50 ms: median | "
                   "lag p99 ms: median (min-max) | lag max ms: median (min-max) | "
-                  "fsync probe before the run, p99 / max ms: median (worst max) |\n"
-                  "|---|---|---|---|---|---|---|")
+                  "fsync probe before the run, p99 / max ms: median (worst max) | "
+                  "time some task waited for I/O, % of the run: median (max) |\n"
+                  "|---|---|---|---|---|---|---|---|")
+
+
+def fmt_pressure(runs):
+    io = [r["io_pressure_pct"] for r in runs if r.get("io_pressure_pct") is not None]
+    return f"{median(io):.1f} ({max(io):.1f})" if io else "-"
 
 
 def summary_rows(results):
@@ -123,7 +130,7 @@ def summary_rows(results):
             f"{spread([r['lag_ms']['p99'] for r in rs], '{:.1f}')} | "
             f"{spread([r['lag_ms']['max'] for r in rs], '{:.0f}')} | "
             f"{median([p['p99'] for p in probes]):.2f} / {median([p['max'] for p in probes]):.1f} "
-            f"({max(p['max'] for p in probes):.1f}) |")
+            f"({max(p['max'] for p in probes):.1f}) | {fmt_pressure(rs)} |")
     return rows
 
 
