@@ -107,8 +107,13 @@ def spread(values, fmt):
 SUMMARY_HEADER = ("| run | passes | acked updates/s: median (min-max) | lag p50 ms: median | "
                   "lag p99 ms: median (min-max) | lag max ms: median (min-max) | "
                   "fsync probe before the run, p99 / max ms: median (worst max) | "
-                  "time some task waited for I/O, % of the run: median (max) |\n"
-                  "|---|---|---|---|---|---|---|---|")
+                  "time some task waited for I/O, % of the run: median (max) | "
+                  "stickmeter CPU µs per update: median |\n"
+                  "|---|---|---|---|---|---|---|---|---|")
+
+
+def cpu_us_per_update(r):
+    return r["server_cpu_pct"] / 100 / r["updates_per_s"] * 1e6 if r["updates_per_s"] else 0
 
 
 def fmt_pressure(runs):
@@ -130,7 +135,8 @@ def summary_rows(results):
             f"{spread([r['lag_ms']['p99'] for r in rs], '{:.1f}')} | "
             f"{spread([r['lag_ms']['max'] for r in rs], '{:.0f}')} | "
             f"{median([p['p99'] for p in probes]):.2f} / {median([p['max'] for p in probes]):.1f} "
-            f"({max(p['max'] for p in probes):.1f}) | {fmt_pressure(rs)} |")
+            f"({max(p['max'] for p in probes):.1f}) | {fmt_pressure(rs)} | "
+            f"{median([cpu_us_per_update(r) for r in rs]):.2f} |")
     return rows
 
 
