@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Interleaved max-rate runs of several stickmeter servers (builds or flags) under the same load.
+"""Interleaved runs of several stickmeter servers (builds or flags) under the same load.
 
 This box's speed drifts by a quarter from one quarter-hour to the next, so two sweeps taken
 apart do not compare builds. This runs them in turns instead: for each round and key count,
-one run per server, each a fresh `stickmeter serve` fed by stickmeter-loadgen at max rate
-(4 peers, 3 counters, 1,000,000 unacknowledged updates allowed). It prints one line per run:
-acknowledged updates/s and how far queries trailed the acknowledgements during the load (the
-store's journal lag, sampled every 200 ms: median / max).
+one run per server, each a fresh `stickmeter serve` fed by stickmeter-loadgen at max rate or
+at --rate (4 peers, 3 counters, 1,000,000 unacknowledged updates allowed). It prints one line
+per run: acknowledged updates/s, push-to-ACK p50 / p99 / max, and how far queries trailed the
+acknowledgements during the load (the store's journal lag, sampled every 200 ms: median / max).
 
 A server is LABEL=BINARY, optionally followed by serve flags after a comma:
   bench/e2e/compare.py --loadgen build/rel/bench/loadgen/stickmeter-loadgen \\
@@ -40,18 +40,20 @@ def main():
     ap.add_argument("--keys", default="10000", help="comma list of key counts")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--rate", default="max", help="updates/s in total, or max")
     ap.add_argument("servers", nargs="+", metavar="LABEL=BINARY[,FLAG...]")
     args = ap.parse_args()
     servers = [parse_server(s) for s in args.servers]
     keys = [int(k) for k in args.keys.split(",")]
-    print("| round | keys | server | acked updates/s | queries trail ACKs, ms (median / max) |")
-    print("|---|---|---|---|---|")
+    print("| round | keys | server | acked updates/s | push-to-ACK p50 / p99 / max ms | "
+          "queries trail ACKs, ms (median / max) |")
+    print("|---|---|---|---|---|---|")
     for rnd in range(1, args.rounds + 1):
         for k in keys:
             for label, binary, flags in servers:
                 sm = e2e_lib.Stickmeter(binary, extra_args=flags).start()
                 try:
-                    r = e2e_lib.run_loadgen(args.loadgen, sm, 4, k, "max", args.duration,
+                    r = e2e_lib.run_loadgen(args.loadgen, sm, 4, k, args.rate, args.duration,
                                             extra=["--window", "1000000", "--drain-timeout", "60"])
                 finally:
                     sm.stop()
@@ -59,7 +61,9 @@ def main():
                 lag = r["journal_lag_ms"]
                 trail = "-" if lag["max"] is None else f"{lag['median']:.0f} / {lag['max']:.0f}"
                 ok = "" if r["loadgen_exit"] == 0 else " (loadgen failed)"
-                print(f"| {rnd} | {k:,} | {label} | {r['updates_per_s']:,.0f}{ok} | {trail} |",
+                lat = r["lag_ms"]
+                print(f"| {rnd} | {k:,} | {label} | {r['updates_per_s']:,.0f}{ok} | "
+                      f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | {trail} |",
                       flush=True)
 
 
