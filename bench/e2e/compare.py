@@ -58,12 +58,11 @@ def main():
                 finally:
                     sm.stop()
                     sm.cleanup()
-                lag = r["journal_lag_ms"]
-                trail = "-" if lag["max"] is None else f"{lag['median']:.0f} / {lag['max']:.0f}"
                 ok = "" if r["loadgen_exit"] == 0 else " (loadgen failed)"
                 lat = r["lag_ms"]
                 print(f"| {rnd} | {k:,} | {label} | {r['updates_per_s']:,.0f}{ok} | "
-                      f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | {trail} |",
+                      f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | "
+                      f"{e2e_lib.fmt_trail(r['journal_lag_ms'])} |",
                       flush=True)
 
 

@@ -167,6 +167,13 @@ class Stickmeter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def fmt_trail(lag):
+    """How far queries trailed the ACKs during a run ("median / max" ms), or "-"."""
+    if not lag or lag["max"] is None:
+        return "-"
+    return f"{lag['median']:.0f} / {lag['max']:.0f}"
+
+
 def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
     """Runs stickmeter-loadgen against `sm` and returns its JSON result plus server figures."""
     pid = sm.proc.pid

@@ -65,10 +65,6 @@ def one_run(args, label, peers, keys, rate):
         sm.cleanup()
 
 
-def fmt_lag(lag):
-    if not lag or lag["max"] is None:
-        return "-"
-    return f"{lag['median']:.0f} / {lag['max']:.0f}"
 
 
 def fmt_row(r):
@@ -79,7 +75,7 @@ def fmt_row(r):
             f"{r['updates_per_s']:,.0f} | {r['updates_per_s'] * r['counters']:,.0f} | "
             f"{r['lag_ms']['p50']:.2f} | {r['lag_ms']['p99']:.2f} | "
             f"{r['lag_ms']['max']:.1f} | {'-' if vis is None else f'{vis:.1f}'} | "
-            f"{fmt_lag(r.get('journal_lag_ms'))} | "
+            f"{e2e_lib.fmt_trail(r.get('journal_lag_ms'))} | "
             f"{r['server_cpu_pct']:.0f} ({threads}) | {r['loadgen_cpu_pct']:.0f} | "
             f"{r['vm_hwm_mib']:.0f} | {r['disk_mib_per_m']:.0f} / {r['disk_apparent_mib_per_m']:.0f} | "
             f"{'yes' if r['ok'] else 'NO'} |")
@@ -121,13 +117,18 @@ def fmt_pressure(runs):
     return f"{median(io):.1f} ({max(io):.1f})" if io else "-"
 
 
+def passes_by_label(results):
+    """{label: [its results, one per pass]}, in the plan's order."""
+    out = {}
+    for r in results:
+        out.setdefault(r["label"], []).append(r)
+    return out
+
+
 def summary_rows(results):
     """One row per run of the plan: its passes' median and range."""
-    by_label = {}
-    for r in results:
-        by_label.setdefault(r["label"], []).append(r)
     rows = []
-    for label, rs in by_label.items():
+    for label, rs in passes_by_label(results).items():
         probes = [r["fsync_probe_ms"] for r in rs]
         rows.append(
             f"| {label} | {len(rs)} | {spread([r['updates_per_s'] for r in rs], '{:,.0f}')} | "
@@ -156,11 +157,8 @@ def plot(results, out_dir, png):
         print("no gnuplot: plot skipped", file=sys.stderr)
         return
     # With several passes, each point is the pass with the median rate.
-    by_label = {}
-    for r in results:
-        by_label.setdefault(r["label"], []).append(r)
     picked = [sorted(rs, key=lambda r: r["updates_per_s"])[len(rs) // 2]
-              for rs in by_label.values()]
+              for rs in passes_by_label(results).values()]
     keys = sorted((r for r in picked if r["label"].startswith("keys")), key=lambda r: r["keys"])
     peers = sorted((r for r in picked if r["label"].startswith("peers")),
                    key=lambda r: r["peers"])
