@@ -35,6 +35,7 @@
 #include "common/time.h"
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
+#include "tsdb/incremental_hash_map.h"
 #include "tsdb/rocks.h"
 #include "tsdb/store_testing.h"
 
@@ -203,10 +204,9 @@ class Names {
  public:
   std::optional<uint32_t> Find(NameKind kind, std::string_view name) const {
     std::shared_lock lock(mu_);
-    auto& m = maps_[Index(kind)];
-    auto it = m.find(name);
-    if (it == m.end()) return std::nullopt;
-    return it->second;
+    const auto* found = maps_[Index(kind)].Find(name);
+    if (found == nullptr) return std::nullopt;
+    return found->second;
   }
   std::string Text(NameKind kind, uint32_t id) const {
     std::shared_lock lock(mu_);
@@ -217,9 +217,7 @@ class Names {
   std::pair<uint32_t, bool> Intern(NameKind kind, std::string_view name) {
     {
       std::shared_lock lock(mu_);
-      auto& m = maps_[Index(kind)];
-      auto it = m.find(name);
-      if (it != m.end()) return {it->second, false};
+      if (const auto* found = maps_[Index(kind)].Find(name)) return {found->second, false};
     }
     std::unique_lock lock(mu_);
     auto& v = texts_[Index(kind)];
@@ -234,7 +232,7 @@ class Names {
     if (id == 0) return false;
     if (v.size() <= id) v.resize(id + 1, nullptr);
     if (v[id] != nullptr) return false;
-    auto [it, inserted] = m.emplace(std::move(name), id);
+    auto [it, inserted] = m.TryEmplace(std::move(name), id);
     if (!inserted) return false;
     v[id] = &it->first;
     return true;
@@ -246,8 +244,10 @@ class Names {
   // Every (text, id) of a kind, sorted by text.
   std::vector<std::pair<std::string, uint32_t>> All(NameKind kind) const {
     std::shared_lock lock(mu_);
-    const auto& m = maps_[Index(kind)];
-    std::vector<std::pair<std::string, uint32_t>> out(m.begin(), m.end());
+    std::vector<std::pair<std::string, uint32_t>> out;
+    out.reserve(maps_[Index(kind)].size());
+    maps_[Index(kind)].ForEach(
+        [&](const std::string& text, uint32_t id) { out.emplace_back(text, id); });
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -255,7 +255,7 @@ class Names {
  private:
   static size_t Index(NameKind kind) { return static_cast<size_t>(kind); }
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> maps_[5];
+  IncrementalHashMap<std::string, uint32_t, StringHash, std::equal_to<>> maps_[5];
   std::vector<const std::string*> texts_[5];  // points into maps_ keys (node-stable)
 };
 
@@ -636,9 +636,11 @@ class StoreImpl final : public Store {
   std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
 
   // Writer-thread state.
-  std::unordered_map<format::EntryId, LiveEntry, EntryIdHash> entries_;
+  // The maps that grow with the keys grow incrementally: rehashing every element at once held
+  // up commits for tens of ms (see tsdb/incremental_hash_map.h).
+  IncrementalHashMap<format::EntryId, LiveEntry, EntryIdHash> entries_;
   std::unordered_map<uint32_t, uint32_t> epochs_;  // source -> restart epoch
-  std::unordered_map<uint64_t, uint32_t>
+  IncrementalHashMap<uint64_t, uint32_t>
       key_sources_;  // table<<32|key -> first source | kSharedBit (seen from several)
   static constexpr uint32_t kSharedBit = 0x80000000u;
   uint64_t next_seq_ = 1;
@@ -1275,19 +1277,20 @@ Status StoreImpl::Load() {
     }
   }
   uint64_t series = 0;
-  for (const auto& [id, live] : entries_) series += live.metrics.size();
+  entries_.ForEach(
+      [&](const format::EntryId&, const LiveEntry& live) { series += live.metrics.size(); });
   live_series_ = series;
   return Status::Ok();
 }
 
 Status StoreImpl::LoadEntry(const format::EntryId& id, std::string_view state) {
-  auto [it, fresh] = entries_.try_emplace(id);
+  auto [it, fresh] = entries_.TryEmplace(id);
   if (!format::DecodeEntryState(state, &it->second.metrics)) {
     return Status::Corruption("bad entry state");
   }
   if (!fresh) return Status::Ok();
   const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
-  auto [ks, inserted] = key_sources_.emplace(tk, id.source);
+  auto [ks, inserted] = key_sources_.TryEmplace(tk, id.source);
   if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
     ks->second |= kSharedBit;
     tables_[id.table].multi_source_keys++;
@@ -1906,12 +1909,12 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           continue;
         }
         if (live_entry == nullptr) {
-          auto [eit, fresh] = entries_.try_emplace(format::EntryId{source, table, key});
-          live_entry = &*eit;
+          auto [eit, fresh] = entries_.TryEmplace(format::EntryId{source, table, key});
+          live_entry = eit;
           if (fresh) {
             ++new_entries_in_group_;
             const uint64_t tk = (uint64_t{table} << 32) | key;
-            auto [ks, inserted] = key_sources_.emplace(tk, source);
+            auto [ks, inserted] = key_sources_.TryEmplace(tk, source);
             if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
               ks->second |= kSharedBit;
               multi_source_keys_.Inc();
