@@ -61,9 +61,13 @@ class IncrementalHashMap {
     return {&*it, inserted};
   }
 
-  // Room for `count` elements without growing (loading at open).
-  void Reserve(size_t count) {
-    if (old_.empty()) current_.reserve(count);
+  // Whether an old map is still being emptied, and moving some of its nodes: for callers whose
+  // lookups (Find) are many and insertions few, so that the old map does not linger.
+  bool Growing() const { return !old_.empty(); }
+  void MoveSome() {
+    for (size_t i = 0; i < kMovesPerInsert && !old_.empty(); ++i) {
+      current_.insert(old_.extract(old_.begin()));
+    }
   }
 
   size_t size() const { return current_.size() + old_.size(); }
@@ -77,12 +81,6 @@ class IncrementalHashMap {
   }
 
  private:
-  void MoveSome() {
-    for (size_t i = 0; i < kMovesPerInsert && !old_.empty(); ++i) {
-      current_.insert(old_.extract(old_.begin()));
-    }
-  }
-
   Map current_;
   Map old_;  // being emptied into current_
 };

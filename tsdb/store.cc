@@ -215,11 +215,18 @@ class Names {
   }
   // Returns the id and whether it is new (the caller persists it).
   std::pair<uint32_t, bool> Intern(NameKind kind, std::string_view name) {
+    auto& m = maps_[Index(kind)];
     {
       std::shared_lock lock(mu_);
-      if (const auto* found = maps_[Index(kind)].Find(name)) return {found->second, false};
+      const auto* found = m.Find(name);
+      if (found != nullptr && !m.Growing()) return {found->second, false};
     }
     std::unique_lock lock(mu_);
+    // While the map grows, lookups move it along too: most names are looked up, few are new.
+    if (const auto* found = m.Find(name)) {
+      m.MoveSome();
+      return {found->second, false};
+    }
     auto& v = texts_[Index(kind)];
     const auto id = static_cast<uint32_t>(std::max<size_t>(v.size(), 1));
     Insert(kind, std::string(name), id);

@@ -59,6 +59,30 @@ TEST(IncrementalHashMapTest, ForEachVisitsEveryElementOnceInTheMiddleOfGrowing) 
   }
 }
 
+TEST(IncrementalHashMapTest, MoveSomeEmptiesTheOldMapWithoutInsertions) {
+  using Map = IncrementalHashMap<uint64_t, uint64_t>;
+  Map map;
+  uint64_t count = 0;
+  while (!map.Growing() || count < 1000) {
+    map.TryEmplace(count, count);
+    ++count;
+  }
+  EXPECT_TRUE(map.Growing());
+  size_t calls = 0;
+  while (map.Growing()) {
+    map.MoveSome();
+    ++calls;
+  }
+  // Two nodes a call, and the old map held at most the elements inserted so far.
+  EXPECT_LE(calls, count / Map::kMovesPerInsert + 1);
+  for (uint64_t k = 0; k < count; ++k) {
+    const auto* found = map.Find(k);
+    ASSERT_NE(nullptr, found) << k;
+    EXPECT_EQ(k, found->second);
+  }
+  EXPECT_EQ(count, map.size());
+}
+
 struct TextHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
