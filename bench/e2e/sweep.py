@@ -153,15 +153,18 @@ def ensure_gnuplot():
 
 
 def plot(results, out_dir, png):
-    if not ensure_gnuplot():
-        print("no gnuplot: plot skipped", file=sys.stderr)
-        return
     # With several passes, each point is the pass with the median rate.
     picked = [sorted(rs, key=lambda r: r["updates_per_s"])[len(rs) // 2]
               for rs in passes_by_label(results).values()]
     keys = sorted((r for r in picked if r["label"].startswith("keys")), key=lambda r: r["keys"])
     peers = sorted((r for r in picked if r["label"].startswith("peers")),
                    key=lambda r: r["peers"])
+    if not keys or not peers:
+        print("the plot needs the keys and peers runs: skipped", file=sys.stderr)
+        return
+    if not ensure_gnuplot():
+        print("no gnuplot: plot skipped", file=sys.stderr)
+        return
     kdat, pdat = os.path.join(out_dir, "keys.dat"), os.path.join(out_dir, "peers.dat")
     with open(kdat, "w") as f:
         for r in keys:
