@@ -44,25 +44,22 @@ void KeyMapGrowth(benchmark::State& state, Insert insert) {
       1e9 * total_s / static_cast<double>(keys * static_cast<uint64_t>(state.iterations()));
 }
 
+// 100k and 1M first-seen keys, three fresh maps each.
+void KeyCounts(benchmark::internal::Benchmark* b) {
+  b->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->Iterations(3);
+}
+
 void BM_KeyMapGrowthStdUnorderedMap(benchmark::State& state) {
   KeyMapGrowth<std::unordered_map<uint64_t, EntryLike>>(
       state, [](auto& map, uint64_t key) { map.try_emplace(key); });
 }
-BENCHMARK(BM_KeyMapGrowthStdUnorderedMap)
-    ->Arg(100'000)
-    ->Arg(1'000'000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(3);
+BENCHMARK(BM_KeyMapGrowthStdUnorderedMap)->Apply(KeyCounts);
 
 void BM_KeyMapGrowthIncremental(benchmark::State& state) {
   KeyMapGrowth<IncrementalHashMap<uint64_t, EntryLike>>(
       state, [](auto& map, uint64_t key) { map.TryEmplace(key); });
 }
-BENCHMARK(BM_KeyMapGrowthIncremental)
-    ->Arg(100'000)
-    ->Arg(1'000'000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(3);
+BENCHMARK(BM_KeyMapGrowthIncremental)->Apply(KeyCounts);
 
 }  // namespace
 }  // namespace stickmeter::tsdb
