@@ -65,8 +65,6 @@ def one_run(args, label, peers, keys, rate):
         sm.cleanup()
 
 
-
-
 def fmt_row(r):
     vis = r["ack_to_visible_ms"]
     threads = ", ".join(f"{t['cpu_pct']:.0f}" for t in r["server_threads"][:3])
