@@ -344,7 +344,48 @@ std::string EntryRollupPrefix(uint32_t table_id, uint32_t key_id) {
 namespace {
 constexpr char kJournalEntryTag = 0x00;  // then 0x01 + resolution for cells
 constexpr char kJournalAuditTag = 0x04;
+constexpr char kJournalChunkTag = 0x05;
 }  // namespace
+
+void AppendJournalChunk(std::string& row, uint32_t partition, std::string_view records) {
+  row.push_back(kJournalChunkTag);
+  PutVarint(row, partition);
+  PutVarint(row, records.size());
+  row.append(records);
+}
+
+bool SplitJournalRow(std::string_view row, std::vector<JournalChunk>* out) {
+  if (row.empty()) return false;
+  if (row[0] != kJournalChunkTag) {
+    out->push_back(JournalChunk{kUnpartitioned, row});
+    return true;
+  }
+  while (!row.empty()) {
+    JournalChunk c;
+    uint64_t len = 0;
+    if (row[0] != kJournalChunkTag) return false;
+    row.remove_prefix(1);
+    if (!GetVarint32(&row, &c.partition) || c.partition == kUnpartitioned ||
+        !GetVarint(&row, &len) || len == 0 || len > row.size()) {
+      return false;
+    }
+    c.records = row.substr(0, len);
+    row.remove_prefix(len);
+    out->push_back(c);
+  }
+  return true;
+}
+
+std::string AppliedKey(uint32_t partition) {
+  std::string k(1, kTagApplied);
+  PutU32BE(k, partition);
+  return k;
+}
+
+std::optional<uint32_t> DecodeAppliedKey(std::string_view key) {
+  if (key.size() != 5 || key[0] != kTagApplied) return std::nullopt;
+  return GetU32BE(key.data() + 1);
+}
 
 void AppendJournalEntry(std::string& row, const EntryId& id, std::string_view state) {
   row.push_back(kJournalEntryTag);

@@ -48,7 +48,10 @@
 //   UpdatesRow  = 0x00 0x00 | n >= 1 x (varint t_ms - key t_ms | varint seq - key seq |
 //                 varint len | EventRow)          one entry update each, seqs ascending, each
 //                 t_ms in [key t_ms, key t_ms + kRawRowSpanMs)
-//   JournalRow  = records back to back, each a tag byte then:
+//   JournalRow  = n >= 1 x (0x05 | varint partition | varint len | JournalRecords), partitions
+//                 ascending; a row of format v6 is JournalRecords alone (read as one chunk of
+//                 partition kUnpartitioned)
+//   JournalRecords = records back to back, each a tag byte then:
 //                 0x00 entry: varint source_id | varint table_id | varint key_id |
 //                      varint len | EntryState
 //                 0x01, 0x02, 0x03 rollup cell of the minute, hour, day rows: varint table_id |
@@ -85,8 +88,10 @@ namespace stickmeter::tsdb::format {
 // and source for all its counters (Sums), in new column families; opening an older store for
 // writing rewrites its state and rollups into them once, then drops the old ones. Version 6: an
 // audit row may hold several entry updates of its key (UpdatesRow), which a v5 build would
-// reject; v6 reads v5 stores as they are.
-inline constexpr uint32_t kFormatVersion = 6;
+// reject; v6 reads v5 stores as they are. Version 7: a journal row holds the records of many key
+// partitions, each partition's written out on its own with an "A" watermark; a v6 build would
+// apply a row's records twice after a crash in the middle of writing one out.
+inline constexpr uint32_t kFormatVersion = 7;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kEntriesCf[] = "entries";
@@ -115,6 +120,7 @@ inline constexpr char kTagMetric = 'M';
 inline constexpr char kTagTableSource = 'S';
 inline constexpr char kTagEpoch = 'E';
 inline constexpr char kTagJournal = 'J';
+inline constexpr char kTagApplied = 'A';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };
@@ -258,6 +264,24 @@ void AppendJournalCell(std::string& row, int resolution, uint32_t table_id, uint
 // `event_row`: the EventRow of one entry update, whose first event has sequence number `seq`.
 void AppendJournalAudit(std::string& row, uint32_t table_id, uint32_t key_id, int64_t t_ms,
                         uint64_t seq, std::string_view event_row);
+// A journal row holds the records of one or more key partitions, each as a chunk; the writer
+// out of the journal writes each partition's records (from every row) on its own, and records
+// in the same write that the partition's chunks of rows up to some id are written out:
+// AppliedKey(partition) -> u64 BE row id. Marks name the partition a chunk was written with, so
+// an open after a crash skips exactly the chunks written out, whatever partitioning it uses.
+inline constexpr uint32_t kUnpartitioned = UINT32_MAX;  // a v6 row: one chunk, no partition
+struct JournalChunk {
+  uint32_t partition = 0;
+  std::string_view records;  // JournalRecords, for AppendJournal
+};
+// Appends `records` (non-empty) to `row` as the chunk of `partition`.
+void AppendJournalChunk(std::string& row, uint32_t partition, std::string_view records);
+// Appends the chunks of `row` to `*out` (views into `row`). False if `row` is empty or its
+// chunk headers are malformed; the records themselves are checked by AppendJournal.
+bool SplitJournalRow(std::string_view row, std::vector<JournalChunk>* out);
+std::string AppliedKey(uint32_t partition);
+std::optional<uint32_t> DecodeAppliedKey(std::string_view key);  // nullopt if not one
+
 // A decoded journal row: views into the row's bytes, which must outlive it.
 struct JournalEntry {
   EntryId id;
@@ -283,7 +307,7 @@ struct Journal {
     audit.clear();
   }
 };
-// Appends the records of the journal row `in` to `*j`. False if `in` is malformed (then `*j`
+// Appends the records (JournalRecords) `in` to `*j`. False if `in` is malformed (then `*j`
 // may hold part of it). The states and sums are checked when they are read.
 bool AppendJournal(std::string_view in, Journal* j);
 

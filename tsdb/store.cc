@@ -308,6 +308,11 @@ constexpr size_t kMaxAuditRowBytes = 64u << 10;
 // of one partition (from however many groups) in one WriteBatch: a batch small enough that the
 // writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
 constexpr uint32_t kJournalPartitions = 1024;
+// A group's partitions share journal rows up to about this size: below saturation a group holds
+// a few dozen updates, and a row per partition made nearly one row per update, each a memtable
+// insert on the commit and a deletion on the applier. The applier still writes partition by
+// partition, recording each as written out (format::AppliedKey) in the same WriteBatch.
+constexpr size_t kJournalRowBytes = 1u << 20;
 // Below this many bytes of journal rows, the applier adds the next partitions to the same
 // WriteBatch: with many keys and few updates per pass, a batch per partition made each write's
 // fixed cost (log write, write queue, thread switches) a fifth of the applier's CPU.
@@ -329,9 +334,15 @@ uint32_t JournalPartition(uint32_t table, uint32_t key) {
 
 struct JournalRow {
   uint64_t id;
-  uint32_t partition;
-  std::string row;
+  std::string row;  // chunks of partitions (format::SplitJournalRow)
   std::chrono::steady_clock::time_point committed;
+};
+
+// The records of one partition in one journal row, to be written out.
+struct JournalPiece {
+  uint32_t partition;
+  uint64_t id;  // of its row
+  std::string_view records;
 };
 
 // One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
@@ -458,6 +469,7 @@ class StoreImpl final : public Store {
     std::lock_guard lock(journal_mu_);
     journal_held_ = true;
   }
+  void StopApplierAfter(int batches) { applier_batches_left_.store(batches); }
   // Read-only: the journal rows the store holds (Load), which this view does not see.
   size_t UnappliedJournalRows() const { return unapplied_journal_rows_; }
   // Read-only: the store has an older format, which only an open for writing upgrades (OpenDb).
@@ -522,8 +534,18 @@ class StoreImpl final : public Store {
   // rollup cells, keeps the newest state of each series, and writes them with the deletion of
   // those rows in one WriteBatch (not synced: the journal rows stay until it is durable).
   void ApplierLoop();
-  // Writes the rows of one partition, `rows` [begin, end), in one WriteBatch.
-  Status ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end);
+  // Appends the chunks of `rows` to `*pieces`, in row order, but those of partitions that
+  // `applied` (partition -> row id, format::AppliedKey) says are written out already.
+  static Status CollectJournalPieces(const std::vector<JournalRow>& rows,
+                                     const std::unordered_map<uint32_t, uint64_t>& applied,
+                                     std::vector<JournalPiece>* pieces);
+  // Writes `pieces` of `rows` (ascending ids) out to the audit, state and rollup families:
+  // partition by partition, each in id order, at least kMinApplyBatchBytes of records per
+  // WriteBatch. Each batch records its partitions as written out up to the last row's id; the
+  // last one also deletes the rows. `on_batch(bytes of records)` runs after each write; if it
+  // returns false, the rest is left as it is (tests: an applier stopped mid-pass).
+  Status WriteOutJournal(const std::vector<JournalRow>& rows, std::vector<JournalPiece>& pieces,
+                         const std::function<bool(size_t)>& on_batch);
   // Adds the newest state of each entry in `j` and one merge operand per rollup row (the sum
   // of its increments in `j`) to `wb`, in key order. Sorts `j`. Corruption if a cell's sums are
   // malformed.
@@ -723,6 +745,8 @@ class StoreImpl final : public Store {
   std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
   // Tests: group commits still written before every later one fails; negative: no failures.
   std::atomic<int64_t> commits_before_failure_{-1};
+  // Tests: WriteBatches the applier still writes before it holds the journal; negative: no limit.
+  std::atomic<int> applier_batches_left_{-1};
   std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
   bool writer_handing_over_ = false;         // GUARDED_BY(commit_mu_) for the failure injection
   std::thread applier_;
@@ -1202,6 +1226,7 @@ Status StoreImpl::Load() {
     cf = nullptr;
   }
 
+  std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key();
@@ -1235,7 +1260,11 @@ Status StoreImpl::Load() {
     } else if (tag == format::kTagJournal) {
       const auto id = format::DecodeJournalKey(std::string_view(k.data(), k.size()));
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
-      journal_.push_back(JournalRow{*id, 0, val.ToString(), std::chrono::steady_clock::now()});
+      journal_.push_back(JournalRow{*id, val.ToString(), std::chrono::steady_clock::now()});
+    } else if (tag == format::kTagApplied) {
+      const auto partition = format::DecodeAppliedKey(std::string_view(k.data(), k.size()));
+      if (!partition || val.size() != 8) return Status::Corruption(corrupt + ": bad journal mark");
+      applied[*partition] = format::GetU64BE(val.data());
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
@@ -1250,39 +1279,46 @@ Status StoreImpl::Load() {
     if (!loaded.ok()) return Status::Corruption(corrupt + ": " + loaded.message());
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
+  // Row ids only grow, so that no new row is taken for one a partition's mark says is written
+  // out.
+  uint64_t last_id = 0;
+  for (const auto& [partition, id] : applied) last_id = std::max(last_id, id);
   // Journal rows left by a crash (or a read-write instance still running, for a reader) hold
-  // the newest state of their entries; the applier writes them out before anything newer.
+  // the newest state of their entries: it is loaded, then written out before anything newer.
   if (!journal_.empty()) {
+    last_id = std::max(last_id, journal_.back().id);
     if (read_only_) {
       unapplied_journal_rows_ = journal_.size();
       journal_.clear();
     } else {
+      std::vector<JournalPiece> pieces;
+      if (auto c = CollectJournalPieces(journal_, applied, &pieces); !c.ok()) {
+        return Status::Corruption(corrupt + ": " + c.message());
+      }
       format::Journal j;
-      for (auto& row : journal_) {
+      for (const JournalPiece& piece : pieces) {
         j.Clear();
-        if (!format::AppendJournal(row.row, &j)) {
-          return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) +
+        if (!format::AppendJournal(piece.records, &j)) {
+          return Status::Corruption(corrupt + ": journal row " + std::to_string(piece.id) +
                                     " is malformed");
         }
-        // One partition for all: the applier then writes them in id order, whatever partitioning
-        // the writer that left them used. It is the first partition of the applier's first pass,
-        // so the rows this writer adds for the same entries are applied after them.
-        row.partition = 0;
         for (const auto& e : j.entries) {
           auto loaded = LoadEntry(e.id, e.state);
           if (!loaded.ok()) {
-            return Status::Corruption(corrupt + ": journal row " + std::to_string(row.id) + ": " +
+            return Status::Corruption(corrupt + ": journal row " + std::to_string(piece.id) + ": " +
                                       loaded.message());
           }
         }
-        journal_bytes_ += row.row.size();
       }
-      journal_queued_ = journal_.back().id;
-      next_journal_id_ = journal_queued_ + 1;
       LogInfo("store", "writing " + std::to_string(journal_.size()) +
                            " journal rows to the state and rollups (left by an unclean stop)");
+      auto written = WriteOutJournal(journal_, pieces, [](size_t) { return true; });
+      if (!written.ok()) return written;
+      journal_.clear();
     }
   }
+  next_journal_id_ = last_id + 1;
+  journal_queued_ = journal_applied_ = last_id;
   uint64_t series = 0;
   entries_.ForEach(
       [&](const format::EntryId&, const LiveEntry& live) { series += live.metrics.size(); });
@@ -1563,8 +1599,12 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   } else {
     for (uint32_t i = 0; i < kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      JournalRow& out = built.journal.emplace_back(JournalRow{next_journal_id_++, i, {}, {}});
-      out.row.swap(journal_rows_[i]);
+      if (built.journal.empty() || built.journal.back().row.size() >= kJournalRowBytes) {
+        built.journal.push_back(JournalRow{next_journal_id_++, {}, {}});
+      }
+      format::AppendJournalChunk(built.journal.back().row, i, journal_rows_[i]);
+    }
+    for (const JournalRow& out : built.journal) {
       wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
     }
   }
@@ -1648,40 +1688,45 @@ void StoreImpl::ApplierLoop() {
     journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - rows.front().committed)
                          .count());
-    // By partition, each in id order: a later state of a series overrides an earlier one. A
-    // WriteBatch holds whole partitions, at least kMinApplyBatchBytes of them.
-    std::stable_sort(rows.begin(), rows.end(), [](const JournalRow& a, const JournalRow& b) {
-      return a.partition < b.partition;
-    });
-    Status status;
-    uint64_t last_id = 0;
-    for (size_t begin = 0; begin < rows.size() && status.ok();) {
-      size_t end = begin, bytes = 0;
-      while (end < rows.size() && (end == begin || rows[end].partition == rows[end - 1].partition ||
-                                   bytes < kMinApplyBatchBytes)) {
-        bytes += rows[end].row.size();
-        last_id = std::max(last_id, rows[end].id);
-        ++end;
-      }
-      status = ApplyJournal(rows, begin, end);
-      begin = end;
-      std::lock_guard lock(journal_mu_);
-      journal_bytes_ -= bytes;
-      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
-      journal_space_cv_.notify_all();
+    // By partition, each in id order: a later state of a series overrides an earlier one.
+    size_t pass_bytes = 0, written_bytes = 0;
+    for (const JournalRow& row : rows) pass_bytes += row.row.size();
+    std::vector<JournalPiece> pieces;
+    Status status = CollectJournalPieces(rows, {}, &pieces);
+    bool held = false;
+    if (status.ok()) {
+      status = WriteOutJournal(rows, pieces, [&](size_t bytes) {
+        written_bytes += bytes;
+        {
+          std::lock_guard lock(journal_mu_);
+          journal_bytes_ -= bytes;
+          journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
+        }
+        journal_space_cv_.notify_all();
+        if (applier_batches_left_.load() < 0 || applier_batches_left_.fetch_sub(1) > 1) {
+          return true;
+        }
+        held = true;
+        return false;
+      });
     }
     {
       std::lock_guard lock(journal_mu_);
       applying_since_.reset();
+      journal_bytes_ -= pass_bytes - written_bytes;  // the chunk headers
+      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
       if (journal_.empty()) journal_lag_.Set(0);
-      if (status.ok()) {
-        journal_applied_ = last_id;
+      if (held) {
+        journal_held_ = true;
+      } else if (status.ok()) {
+        journal_applied_ = rows.back().id;
       } else {
         journal_failed_ = true;
       }
     }
     journal_space_cv_.notify_all();
     journal_applied_cv_.notify_all();
+    if (held) return;
     if (!status.ok()) {
       // The journal rows stay: reopening the store applies them (Load).
       LogError("tsdb", "writing state and rollups failed, store stops accepting updates: " +
@@ -1693,24 +1738,72 @@ void StoreImpl::ApplierLoop() {
   }
 }
 
-Status StoreImpl::ApplyJournal(const std::vector<JournalRow>& rows, size_t begin, size_t end) {
-  format::Journal j;
-  for (size_t i = begin; i < end; ++i) {
-    if (!format::AppendJournal(rows[i].row, &j)) {
-      return Status::Corruption("journal row " + std::to_string(rows[i].id) + " is malformed");
+Status StoreImpl::CollectJournalPieces(const std::vector<JournalRow>& rows,
+                                       const std::unordered_map<uint32_t, uint64_t>& applied,
+                                       std::vector<JournalPiece>* pieces) {
+  std::vector<format::JournalChunk> chunks;
+  for (const JournalRow& row : rows) {
+    chunks.clear();
+    if (!format::SplitJournalRow(row.row, &chunks)) {
+      return Status::Corruption("journal row " + std::to_string(row.id) + " is malformed");
+    }
+    for (const auto& c : chunks) {
+      auto a = applied.find(c.partition);
+      if (a != applied.end() && row.id <= a->second) continue;
+      pieces->push_back(JournalPiece{c.partition, row.id, c.records});
     }
   }
-  rocksdb::WriteBatch wb;
-  if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
-  for (size_t i = begin; i < end; ++i) wb.Delete(cfs_[kMeta], format::JournalKey(rows[i].id));
-  // Not synced: until the WAL holds this batch the journal rows are still there (the later
-  // synced commit makes both durable, in order), so a crash loses nothing.
-  rocksdb::WriteOptions wo;
-  // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
-  // write group, where the commit would wait for (or do) this batch's memtable inserts. Without
-  // a rate limiter configured the priority has no other effect.
-  wo.rate_limiter_priority = rocksdb::Env::IO_USER;
-  return FromRocks(db_->Write(wo, &wb), "writing state and rollups");
+  return Status::Ok();
+}
+
+Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
+                                  std::vector<JournalPiece>& pieces,
+                                  const std::function<bool(size_t)>& on_batch) {
+  if (rows.empty()) return Status::Ok();
+  std::stable_sort(pieces.begin(), pieces.end(), [](const JournalPiece& a, const JournalPiece& b) {
+    return a.partition < b.partition;
+  });
+  std::string written_up_to;
+  format::PutU64BE(written_up_to, rows.back().id);
+  format::Journal j;
+  size_t begin = 0;
+  do {
+    size_t end = begin, bytes = 0;
+    while (end < pieces.size() &&
+           (end == begin || pieces[end].partition == pieces[end - 1].partition ||
+            bytes < kMinApplyBatchBytes)) {
+      bytes += pieces[end].records.size();
+      ++end;
+    }
+    j.Clear();
+    rocksdb::WriteBatch wb;
+    for (size_t i = begin; i < end; ++i) {
+      if (!format::AppendJournal(pieces[i].records, &j)) {
+        return Status::Corruption("journal row " + std::to_string(pieces[i].id) + " is malformed");
+      }
+      const uint32_t partition = pieces[i].partition;
+      if (partition != format::kUnpartitioned &&
+          (i + 1 == end || pieces[i + 1].partition != partition)) {
+        wb.Put(cfs_[kMeta], format::AppliedKey(partition), written_up_to);
+      }
+    }
+    if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
+    if (end == pieces.size()) {
+      for (const JournalRow& row : rows) wb.Delete(cfs_[kMeta], format::JournalKey(row.id));
+    }
+    // Not synced: until the WAL holds this batch the journal rows are still there and the
+    // partitions not marked written out (the later synced commit makes both durable, in order),
+    // so a crash loses nothing.
+    rocksdb::WriteOptions wo;
+    // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
+    // write group, where the commit would wait for (or do) this batch's memtable inserts.
+    // Without a rate limiter configured the priority has no other effect.
+    wo.rate_limiter_priority = rocksdb::Env::IO_USER;
+    if (auto s = FromRocks(db_->Write(wo, &wb), "writing state and rollups"); !s.ok()) return s;
+    begin = end;
+    if (!on_batch(bytes)) break;
+  } while (begin < pieces.size());
+  return Status::Ok();
 }
 
 Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
@@ -2907,6 +3000,10 @@ void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
 }
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }
+
+void testing_internal::StopApplierAfter(Store& store, int batches) {
+  static_cast<StoreImpl&>(store).StopApplierAfter(batches);
+}
 
 void testing_internal::FailCommitsAfter(Store& store, int64_t writes,
                                         std::function<void()> on_failing) {

@@ -20,6 +20,12 @@ void SetExportChunkBytes(Store& store, size_t bytes);
 // Store::Open.
 void HoldJournal(Store& store);
 
+// Lets the applier write `batches` more WriteBatches, then stops it as HoldJournal does, in the
+// middle of a pass if that is where it is: some partitions of the pass's journal rows are then
+// written out (and marked so) while the rows are still there, as a crash there would leave them.
+// `store` must come from Store::Open.
+void StopApplierAfter(Store& store, int batches);
+
 // Whether a group commits its state and rollups as journal rows (written out by the applier) or
 // writes them directly, after the applier has written out every older journal row. kAuto, the
 // default, journals while series recur from group to group. `store` must come from Store::Open.

@@ -188,6 +188,39 @@ TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
   EXPECT_EQ(7u, scratch.entries.at(0).id.source);
 }
 
+// A journal row holds the records of several partitions as chunks; a v6 row (records alone) is
+// one chunk of no partition.
+TEST(FormatTest, JournalChunksSplitBackAndRejectMalformedOnes) {
+  std::string a, b;
+  AppendJournalEntry(a, EntryId{1, 2, 3}, "\x01\x02\x03\x04\x05");
+  AppendJournalAudit(b, 2, 40, 1'790'000'000'123, 9, "\x00\x01\x02\x03\x04\x04");
+  std::string row;
+  AppendJournalChunk(row, 3, a);
+  AppendJournalChunk(row, 1023, b);
+  std::vector<JournalChunk> chunks;
+  ASSERT_TRUE(SplitJournalRow(row, &chunks));
+  ASSERT_EQ(2u, chunks.size());
+  EXPECT_EQ(3u, chunks[0].partition);
+  EXPECT_EQ(a, chunks[0].records);
+  EXPECT_EQ(1023u, chunks[1].partition);
+  EXPECT_EQ(b, chunks[1].records);
+
+  chunks.clear();
+  ASSERT_TRUE(SplitJournalRow(a + b, &chunks));
+  ASSERT_EQ(1u, chunks.size());
+  EXPECT_EQ(kUnpartitioned, chunks[0].partition);
+  EXPECT_EQ(a + b, chunks[0].records);
+
+  EXPECT_FALSE(SplitJournalRow("", &chunks));
+  EXPECT_FALSE(SplitJournalRow(std::string_view(row.data(), row.size() - 1), &chunks));  // cut
+  EXPECT_FALSE(SplitJournalRow(row + a, &chunks));  // records after the chunks
+  std::string empty_chunk("\x05\x01\x00", 3);
+  EXPECT_FALSE(SplitJournalRow(empty_chunk, &chunks));
+
+  EXPECT_EQ(std::optional<uint32_t>(1023), DecodeAppliedKey(AppliedKey(1023)));
+  EXPECT_EQ(std::nullopt, DecodeAppliedKey(JournalKey(1023)));
+}
+
 TEST(FormatTest, V4JournalRowsRoundTripAppendAndRejectMalformedOnes) {
   JournalV4 j;
   j.series.push_back({SeriesId{1, 2, 3, 4}, SeriesValue{uint64_t{1} << 40, -5, 77, 9}});

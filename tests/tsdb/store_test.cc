@@ -1310,6 +1310,157 @@ TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
   EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
 }
 
+// Journals `rounds` updates of each of `keys` keys (key i's value in round r: r * (i + 1)),
+// every group through the journal; `before_close` runs once all are acknowledged.
+void JournalKeys(Store& store, int keys, int rounds, const std::function<void()>& before_close) {
+  testing_internal::SetJournalMode(store, testing_internal::JournalMode::kAlways);
+  auto t = Table("/quota");
+  std::atomic<int> acked{0}, failed{0};
+  std::promise<void> all_done;
+  for (int r = 1; r <= rounds; ++r) {
+    for (int k = 0; k < keys; ++k) {
+      auto batch =
+          Batch("lb1", 1, t, "k" + std::to_string(k), kT0 + r, {{"gpc0", uint64_t(r) * (k + 1)}});
+      // The queue holds 4096 batches: wait for room as ingest would.
+      while (!store
+                  .Submit(batch,
+                          [&](Status st) {
+                            (st.ok() ? acked : failed)++;
+                            if (acked + failed == keys * rounds) all_done.set_value();
+                          })
+                  .ok()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+  all_done.get_future().wait();
+  ASSERT_EQ(0, failed.load());
+  before_close();
+  ASSERT_TRUE(store.Close().ok());
+}
+
+// Every key's total is its last value and its audit trail lists one event per round.
+void ExpectEveryKeyCountedOnce(Store& store, int keys, int rounds) {
+  for (int k = 0; k < keys; ++k) {
+    const std::string key = "k" + std::to_string(k);
+    ASSERT_EQ(uint64_t(rounds) * (k + 1), Total(store, "/quota", "gpc0", key)) << key;
+  }
+  for (int k : {0, keys / 2, keys - 1}) {
+    AuditQuery q;
+    q.table = "/quota";
+    q.key = "k" + std::to_string(k);
+    q.from_ms = 0;
+    q.to_ms = kT0 + kDay;
+    auto events = store.Audit(q);
+    ASSERT_TRUE(events.ok()) << events.status().ToString();
+    EXPECT_EQ(size_t(rounds), events->size()) << q.key;
+  }
+}
+
+// The journal rows and partition marks ("A") of a closed store.
+struct JournalLeft {
+  std::vector<uint64_t> rows;
+  std::set<uint32_t> partitions;  // that the rows hold chunks of
+  std::map<uint32_t, uint64_t> marks;
+};
+JournalLeft ReadJournal(const std::string& path) {
+  JournalLeft left;
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kMetaCf)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      if (auto id = format::DecodeJournalKey(k)) {
+        left.rows.push_back(*id);
+        std::vector<format::JournalChunk> chunks;
+        ASSERT_TRUE(format::SplitJournalRow(
+            std::string_view(it->value().data(), it->value().size()), &chunks));
+        for (const auto& c : chunks) left.partitions.insert(c.partition);
+      }
+      if (auto p = format::DecodeAppliedKey(k)) {
+        ASSERT_EQ(8u, it->value().size());
+        left.marks[*p] = format::GetU64BE(it->value().data());
+      }
+    }
+  });
+  return left;
+}
+
+// The applier writes a pass out partition by partition and deletes the pass's journal rows with
+// the last one. Stopped after its first WriteBatch, as a crash there would, it leaves some
+// partitions written out and every row still there: the next open writes out only the others,
+// so nothing is counted twice (or lost), and it leaves no row behind.
+TEST(StoreTest, ApplierStoppedMidPassLeavesNothingCountedTwice) {
+  TempDir dir;
+  constexpr int kKeys = 3000, kRounds = 3;
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    testing_internal::StopApplierAfter(*store, 1);
+    JournalKeys(*store, kKeys, kRounds, [] {});
+  }
+  const JournalLeft left = ReadJournal(dir.Sub("db"));
+  ASSERT_FALSE(left.rows.empty());
+  size_t written_out = 0;
+  for (const auto& [partition, id] : left.marks) written_out += id >= left.rows.front();
+  EXPECT_GT(written_out, 0u) << "no partition of the rows left was written out";
+  EXPECT_LT(written_out, left.partitions.size()) << "every partition was written out";
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ExpectEveryKeyCountedOnce(*store, kKeys, kRounds);
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, Table("/quota"), "k0", kT0 + 10,
+                                         {{"gpc0", kRounds + 1}}))
+                    .ok());
+    EXPECT_EQ(uint64_t(kRounds) + 1, Total(*store, "/quota", "gpc0", "k0"));
+  }
+  EXPECT_TRUE(ReadJournal(dir.Sub("db")).rows.empty());
+}
+
+// Format v6 journal rows (one partition's records, no chunk header) left by an unclean stop of
+// a v6 build are written out by the next open, which records format v7.
+TEST(StoreTest, VersionSixJournalRowsAreWrittenOut) {
+  TempDir dir;
+  constexpr int kKeys = 200, kRounds = 2;
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    testing_internal::HoldJournal(*store);
+    JournalKeys(*store, kKeys, kRounds, [] {});
+  }
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyHandle* meta = cf.at(format::kMetaCf);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
+    rocksdb::WriteBatch wb;
+    size_t rows = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      if (format::DecodeAppliedKey(k)) wb.Delete(meta, it->key());
+      if (!format::DecodeJournalKey(k)) continue;
+      std::vector<format::JournalChunk> chunks;
+      ASSERT_TRUE(format::SplitJournalRow(std::string_view(it->value().data(), it->value().size()),
+                                          &chunks));
+      std::string v6;
+      for (const auto& c : chunks) v6.append(c.records);
+      wb.Put(meta, it->key(), v6);
+      ++rows;
+    }
+    ASSERT_GT(rows, 0u);
+    std::string version;
+    format::PutU32BE(version, 6);
+    wb.Put(meta, format::FormatKey(), version);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+  });
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    ExpectEveryKeyCountedOnce(*store, kKeys, kRounds);
+  }
+  EXPECT_TRUE(ReadJournal(dir.Sub("db")).rows.empty());
+  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
+    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
+  });
+}
+
 }  // namespace
 }  // namespace stickmeter::tsdb
 
