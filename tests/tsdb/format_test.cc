@@ -206,10 +206,11 @@ TEST(FormatTest, JournalChunksSplitBackAndRejectMalformedOnes) {
   EXPECT_EQ(b, chunks[1].records);
 
   chunks.clear();
-  ASSERT_TRUE(SplitJournalRow(a + b, &chunks));
+  const std::string v6_row = a + b;
+  ASSERT_TRUE(SplitJournalRow(v6_row, &chunks));
   ASSERT_EQ(1u, chunks.size());
   EXPECT_EQ(kUnpartitioned, chunks[0].partition);
-  EXPECT_EQ(a + b, chunks[0].records);
+  EXPECT_EQ(v6_row, chunks[0].records);
 
   EXPECT_FALSE(SplitJournalRow("", &chunks));
   EXPECT_FALSE(SplitJournalRow(std::string_view(row.data(), row.size() - 1), &chunks));  // cut
