@@ -304,16 +304,17 @@ constexpr size_t kJournalCellBytes = 16;
 constexpr size_t kJournalAuditBytes = 16;  // beside its EventRow
 // An audit row the applier writes holds entry updates up to about this size.
 constexpr size_t kMaxAuditRowBytes = 64u << 10;
-// A group's journal is split by (table, key) into this many rows, and the applier writes the rows
-// of one partition (from however many groups) in one WriteBatch: a batch small enough that the
-// writer's next commit does not wait long behind it, yet atomic with the deletion of its rows.
+// A group's journal is split by (table, key) into this many partitions, and the applier writes
+// the records of one partition (from however many groups) in one WriteBatch: a batch small
+// enough that the writer's next commit does not wait long behind it, yet atomic with the mark
+// that the partition is written out.
 constexpr uint32_t kJournalPartitions = 1024;
 // A group's partitions share journal rows up to about this size: below saturation a group holds
 // a few dozen updates, and a row per partition made nearly one row per update, each a memtable
 // insert on the commit and a deletion on the applier. The applier still writes partition by
 // partition, recording each as written out (format::AppliedKey) in the same WriteBatch.
 constexpr size_t kJournalRowBytes = 1u << 20;
-// Below this many bytes of journal rows, the applier adds the next partitions to the same
+// Below this many bytes of journal records, the applier adds the next partitions to the same
 // WriteBatch: with many keys and few updates per pass, a batch per partition made each write's
 // fixed cost (log write, write queue, thread switches) a fifth of the applier's CPU.
 constexpr size_t kMinApplyBatchBytes = 64u << 10;
@@ -531,8 +532,8 @@ class StoreImpl final : public Store {
   }
   void WriterLoop();
   // The second stage of a commit: takes every journal row the writer has committed, sums their
-  // rollup cells, keeps the newest state of each series, and writes them with the deletion of
-  // those rows in one WriteBatch (not synced: the journal rows stay until it is durable).
+  // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
+  // not synced: the journal rows and marks stay as they were until the writes are durable).
   void ApplierLoop();
   // Appends the chunks of `rows` to `*pieces`, in row order, but those of partitions that
   // `applied` (partition -> row id, format::AppliedKey) says are written out already.
