@@ -166,7 +166,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       TlsVerifyFlag("connect-tls-verify", &C::connect_tls),
       TlsFlag("connect-tls-server-name", &C::connect_tls, &TlsConfig::server_name),
       BoolFlag<C>("sync-writes", &C::sync_writes),
-      IntFlag<C>("query-lag-ms", &C::query_lag_ms, 0, 3600000),
+      IntFlag<C>("apply-delay-ms", &C::apply_delay_ms, 0, 600000),
       IntFlag<C>("resync-interval", &C::resync_interval_s, 0, 366LL * 86400),
       IntFlag<C>("raw-retention-days", &C::raw_retention_days, 0, 100000),
       IntFlag<C>("minute-retention-days", &C::minute_retention_days, 0, 100000),

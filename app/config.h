@@ -45,7 +45,7 @@ struct ServeConfig {
   std::optional<TlsConfig> peers_tls;    // TLS on --peers-listen
   std::optional<TlsConfig> connect_tls;  // TLS on --connect
   bool sync_writes = true;
-  int64_t query_lag_ms = 500;        // 0 = no bound on how far queries trail the ACKs
+  int64_t apply_delay_ms = 5000;     // 0 = write the journal out after every group commit
   int64_t resync_interval_s = 3600;  // 0 = off
   int64_t raw_retention_days = 90;
   int64_t minute_retention_days = 90;

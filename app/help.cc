@@ -31,9 +31,10 @@ const char* CommandHelp(const std::string& command) {
   --connect-tls-server-name NAME
                              also require this name in HAProxy's certificate (and send it as SNI)
   --sync-writes true|false   fsync every group commit. Default: true
-  --query-lag-ms N           hold acknowledgements while queries trail them by more than N ms
-                             (what ingest has acknowledged but queries do not show yet); 0 =
-                             no bound but the 64 MiB journal. Default: 500
+  --apply-delay-ms N         let acknowledged changes wait up to N ms in the journal before
+                             writing them to the audit trail and rollups, summing each key's
+                             updates meanwhile; queries read the journal, so they see every
+                             change at once. 0 = after every commit. Default: 5000
   --resync-interval SECONDS  ask every peer for a full resync this often to reconcile, and right
                              after each month boundary (UTC); 0 = never. Default: 3600
   --raw-retention-days N     keep audit events N days (0 = forever). Default: 90

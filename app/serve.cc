@@ -104,7 +104,7 @@ int RunServe(const ServeConfig& config) {
   tsdb::StoreOptions store_options;
   store_options.path = config.data;
   store_options.sync_writes = config.sync_writes;
-  store_options.max_query_lag_ms = config.query_lag_ms;
+  store_options.apply_delay_ms = config.apply_delay_ms;
   store_options.raw_retention_ms = config.raw_retention_days * kDayMs;
   store_options.minute_retention_ms = config.minute_retention_days * kDayMs;
   store_options.hour_retention_ms = config.hour_retention_days * kDayMs;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <rocksdb/compaction_filter.h>
+#include <rocksdb/iterator.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -75,6 +77,41 @@ class RetentionFilter : public rocksdb::CompactionFilter {
   int64_t unit_ms_;
   int64_t retention_ms_;
   std::function<int64_t()> clock_;
+};
+
+// Reads a column family's rows together with rows not written to it yet: every row of `base`
+// and of `extra` (sorted by key, bytewise, the column families' order), in key order. A key in
+// both comes twice, the base's row first, so readers add up rows of one key as they add up a
+// key's rows of several sources. Forward only: SeekToLast, SeekForPrev and Prev leave it invalid
+// with a NotSupported status. `extra` must outlive the iterator.
+class MergedIterator final : public rocksdb::Iterator {
+ public:
+  using Rows = std::vector<std::pair<std::string, std::string>>;
+  MergedIterator(std::unique_ptr<rocksdb::Iterator> base, const Rows* extra)
+      : base_(std::move(base)), extra_(extra) {}
+  bool Valid() const override { return on_base_ || pos_ < extra_->size(); }
+  void SeekToFirst() override;
+  void SeekToLast() override { Unsupported(); }
+  void Seek(const rocksdb::Slice& target) override;
+  void SeekForPrev(const rocksdb::Slice& /*target*/) override { Unsupported(); }
+  void Next() override;
+  void Prev() override { Unsupported(); }
+  rocksdb::Slice key() const override {
+    return on_base_ ? base_->key() : rocksdb::Slice((*extra_)[pos_].first);
+  }
+  rocksdb::Slice value() const override {
+    return on_base_ ? base_->value() : rocksdb::Slice((*extra_)[pos_].second);
+  }
+  rocksdb::Status status() const override { return status_.ok() ? base_->status() : status_; }
+
+ private:
+  void Choose();
+  void Unsupported();
+  std::unique_ptr<rocksdb::Iterator> base_;
+  const Rows* extra_;
+  size_t pos_ = 0;        // the next row of extra_
+  bool on_base_ = false;  // the current row is base_'s
+  rocksdb::Status status_;
 };
 
 // Converts a RocksDB status, prefixing `context`.

@@ -289,17 +289,17 @@ constexpr size_t kMaxGroupValues = 1024 * 1024;
 // of ~100 MiB; this keeps it near 16 MiB.
 constexpr size_t kMaxGroupRows = 512 * 1024;
 // The writer waits before its next group while this many bytes of journal rows are committed but
-// not yet in the state and rollup families: it bounds the memory they hold and how far the
-// rollups (what queries read) trail the acknowledgements.
-constexpr size_t kMaxJournalBacklogBytes = 64u << 20;
+// not yet in the state and rollup families: it bounds the memory they hold, what a query that
+// spans every key decodes of them, and what an open after a crash writes out.
+constexpr size_t kMaxJournalBacklogBytes = 128u << 20;
 // A group journals its state and rollups only while they stay under this size (the meta column
 // family's memtable; estimated from typical encoded sizes of a series and a cell).
 constexpr size_t kMaxJournalGroupBytes = 32u << 20;
 constexpr size_t kJournalEntryBytes = 60;
-// Groups journal while, over the previous kRepeatWindow, an entry was touched by at least this
-// many groups on average.
+// Groups journal while, over the previous window (the applier's delay: what one pass sums, and
+// at least kMinRepeatWindow), an entry was touched by at least this many groups on average.
 constexpr double kMinJournalRepeats = 1.5;
-constexpr auto kRepeatWindow = std::chrono::seconds(1);
+constexpr std::chrono::milliseconds kMinRepeatWindow{1000};
 constexpr size_t kJournalCellBytes = 16;
 constexpr size_t kJournalAuditBytes = 16;  // beside its EventRow
 // An audit row the applier writes holds entry updates up to about this size.
@@ -318,9 +318,13 @@ constexpr size_t kJournalRowBytes = 1u << 20;
 // WriteBatch: with many keys and few updates per pass, a batch per partition made each write's
 // fixed cost (log write, write queue, thread switches) a fifth of the applier's CPU.
 constexpr size_t kMinApplyBatchBytes = 64u << 10;
-// The applier starts a pass once the oldest journal row is this old, or this many bytes wait.
-constexpr int64_t kApplierGatherMs = 250;
-constexpr size_t kApplierGatherBytes = 16u << 20;
+// The applier starts a pass once the oldest journal row is StoreOptions::apply_delay_ms old, or
+// this many bytes wait (at 100k entry updates/s over 100k keys, ~4 s of them).
+constexpr size_t kApplierGatherBytes = 48u << 20;
+// The writer waits while the oldest journal row waiting is older than twice the delay, and at
+// least this: at saturation the applier, at a lower priority, would otherwise fall ever further
+// behind.
+constexpr std::chrono::milliseconds kMinJournalAgeBound{1000};
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -335,7 +339,9 @@ uint32_t JournalPartition(uint32_t table, uint32_t key) {
 
 struct JournalRow {
   uint64_t id;
-  std::string row;  // chunks of partitions (format::SplitJournalRow)
+  // Chunks of partitions (format::SplitJournalRow). Shared: a query reads the rows not yet
+  // written out (StoreImpl::Reader) while the applier writes them.
+  std::shared_ptr<const std::string> row;
   std::chrono::steady_clock::time_point committed;
 };
 
@@ -401,11 +407,11 @@ class StoreImpl final : public Store {
         journal_backlog_(metrics_.GetGauge(
             "stickmeter_store_journal_backlog_bytes",
             "Committed state and rollup changes not yet written to their column families "
-            "(queries see them once written)")),
+            "(queries read them from the journal meanwhile)")),
         journal_lag_(metrics_.GetGauge(
             "stickmeter_store_journal_lag_milliseconds",
-            "Age of the oldest committed change the latest state and rollup write took: how far "
-            "queries trailed the acknowledgements")),
+            "Age of the oldest committed change the latest state and rollup write took: how long "
+            "changes wait in the journal")),
         multi_source_keys_(metrics_.GetCounter(
             "stickmeter_multi_source_keys_total",
             "Keys of one table seen from more than one HAProxy node (normal with one peers "
@@ -483,17 +489,43 @@ class StoreImpl final : public Store {
   // A consistent read of several column families. A query that reads through one iterator only
   // may skip the snapshot (`snapshot` false): an iterator is a consistent view by itself, and
   // taking and releasing a snapshot locks the DB mutex twice per query.
+  //
+  // With `journal`, the reader also sees what is committed (so acknowledged) but still in
+  // journal rows the applier has not written out: AddJournal adds their audit rows and rollup
+  // cells to the iterators of those families, as the applier would write them. The rows are
+  // taken before the snapshot (which is then always taken), and a partition's chunks count
+  // only if the snapshot has no mark that they are written out: the applier writes a
+  // partition's records and its mark in one WriteBatch, and drops rows from its list only after
+  // writing them out, so every chunk counts exactly once, from the journal or from the
+  // families. (A row committed after the copy may be missed: it was acknowledged after the
+  // query began.)
   class Reader {
    public:
-    explicit Reader(StoreImpl* s, bool snapshot = true) : s_(s) {
-      if (snapshot && !s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
+    explicit Reader(StoreImpl* s, bool snapshot = true, bool journal = false) : s_(s) {
+      // A read-only view is as of its open: its journal rows, marks and families agree without
+      // a snapshot.
+      if (journal) {
+        std::lock_guard lock(s_->journal_mu_);
+        waiting_.reserve(s_->applying_.size() + s_->journal_.size());
+        waiting_.insert(waiting_.end(), s_->applying_.begin(), s_->applying_.end());
+        waiting_.insert(waiting_.end(), s_->journal_.begin(), s_->journal_.end());
+      }
+      if ((snapshot || !waiting_.empty()) && !s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
       ro_.snapshot = snapshot_;
     }
     ~Reader() {
       if (snapshot_ != nullptr) s_->db_->ReleaseSnapshot(snapshot_);
     }
+    // Adds the waiting journal records of `table` (every table if nullopt) and, if given, only
+    // of `key`. Call before the first It of the audit and rollup families.
+    Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key);
     rocksdb::Iterator* It(Cf cf) {
-      if (!its_[cf]) its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
+      if (!its_[cf]) {
+        its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
+        if (!journal_rows_[cf].empty()) {
+          its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal_rows_[cf]);
+        }
+      }
       return its_[cf].get();
     }
     Status Check() {
@@ -505,8 +537,10 @@ class StoreImpl final : public Store {
 
    private:
     StoreImpl* s_;
+    std::vector<JournalRow> waiting_;  // committed, not written out when the reader began
     const rocksdb::Snapshot* snapshot_ = nullptr;
     rocksdb::ReadOptions ro_;
+    MergedIterator::Rows journal_rows_[kCfCount];  // by family, sorted by key
     std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
   };
 
@@ -559,7 +593,7 @@ class StoreImpl final : public Store {
   // out (true), or the applier failed or is held (false). The applier does not gather meanwhile.
   bool WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target);
   // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes, or older than
-  // max_query_lag_ms.
+  // journal_age_bound_.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
@@ -639,11 +673,12 @@ class StoreImpl final : public Store {
                     const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
-  // How long the applier lets the oldest journal row wait for more (ApplierLoop): well inside
-  // the query lag bound, which the writer would otherwise wait on.
-  const std::chrono::milliseconds applier_gather_{
-      options_.max_query_lag_ms > 0 ? std::min(kApplierGatherMs, options_.max_query_lag_ms / 2)
-                                    : kApplierGatherMs};
+  // How long the applier lets the oldest journal row wait for more (ApplierLoop), and the age
+  // of the oldest row waiting past which the writer waits for it (WaitForJournalSpace).
+  const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
+  const std::chrono::milliseconds journal_age_bound_{
+      std::max(2 * applier_gather_, kMinJournalAgeBound)};
+  const std::chrono::milliseconds repeat_window_{std::max(applier_gather_, kMinRepeatWindow)};
   const bool read_only_;
   // See kDefaultExportChunkBytes; tests lower it to exercise chunking (tsdb/store_testing.h).
   std::atomic<size_t> export_chunk_bytes_{kDefaultExportChunkBytes};
@@ -739,8 +774,9 @@ class StoreImpl final : public Store {
   bool journal_stop_ = false;     // GUARDED_BY(journal_mu_)
   bool journal_failed_ = false;   // GUARDED_BY(journal_mu_)
   bool journal_held_ = false;     // GUARDED_BY(journal_mu_) tests: the applier writes nothing
-  // While the applier writes out a pass: when the oldest row of the pass was committed.
-  std::optional<std::chrono::steady_clock::time_point> applying_since_;  // GUARDED_BY(journal_mu_)
+  // The rows of the pass the applier is writing out (after a failure, or while held: the rows
+  // it could not write out). With journal_, every row queries read besides RocksDB (Reader).
+  std::vector<JournalRow> applying_;  // GUARDED_BY(journal_mu_)
   size_t unapplied_journal_rows_ = 0;
   // Tests force every group through the journal or past it.
   std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
@@ -1261,7 +1297,8 @@ Status StoreImpl::Load() {
     } else if (tag == format::kTagJournal) {
       const auto id = format::DecodeJournalKey(std::string_view(k.data(), k.size()));
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
-      journal_.push_back(JournalRow{*id, val.ToString(), std::chrono::steady_clock::now()});
+      journal_.push_back(JournalRow{*id, std::make_shared<const std::string>(val.ToString()),
+                                    std::chrono::steady_clock::now()});
     } else if (tag == format::kTagApplied) {
       const auto partition = format::DecodeAppliedKey(std::string_view(k.data(), k.size()));
       if (!partition || val.size() != 8) return Status::Corruption(corrupt + ": bad journal mark");
@@ -1284,13 +1321,13 @@ Status StoreImpl::Load() {
   // out.
   uint64_t last_id = 0;
   for (const auto& [partition, id] : applied) last_id = std::max(last_id, id);
-  // Journal rows left by a crash (or a read-write instance still running, for a reader) hold
-  // the newest state of their entries: it is loaded, then written out before anything newer.
+  // Journal rows left by a crash hold the newest state of their entries: it is loaded, then
+  // written out before anything newer. A reader keeps the rows it found (a read-write instance
+  // still running, or a crash) and its queries read them, as a writer's do.
   if (!journal_.empty()) {
     last_id = std::max(last_id, journal_.back().id);
     if (read_only_) {
       unapplied_journal_rows_ = journal_.size();
-      journal_.clear();
     } else {
       std::vector<JournalPiece> pieces;
       if (auto c = CollectJournalPieces(journal_, applied, &pieces); !c.ok()) {
@@ -1497,7 +1534,7 @@ void StoreImpl::CommitterLoop() {
         std::lock_guard lock(journal_mu_);
         for (auto& row : g->journal) {
           row.committed = now;
-          journal_bytes_ += row.row.size();
+          journal_bytes_ += row.row->size();
           journal_.push_back(std::move(row));
         }
         journal_queued_ = journal_.back().id;
@@ -1538,7 +1575,7 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   // cost, e.g. with 100k+ keys below saturation), and a group whose entries are mostly new (a
   // fresh store's first burst: they will not recur within the applier's pass either).
   const auto now = std::chrono::steady_clock::now();
-  if (now - window_start_ >= kRepeatWindow) {
+  if (now - window_start_ >= repeat_window_) {
     repeats_per_window_ =
         window_entries_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_entries_;
     window_touches_ = window_entries_ = 0;
@@ -1598,16 +1635,20 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     }
     if (status.ok()) status = AddStateAndRollups(j, wb);
   } else {
+    std::string row;
+    auto finish_row = [&] {
+      if (row.empty()) return;
+      wb.Put(cfs_[kMeta], format::JournalKey(next_journal_id_), row);
+      built.journal.push_back(
+          JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
+      row = std::string();
+    };
     for (uint32_t i = 0; i < kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      if (built.journal.empty() || built.journal.back().row.size() >= kJournalRowBytes) {
-        built.journal.push_back(JournalRow{next_journal_id_++, {}, {}});
-      }
-      format::AppendJournalChunk(built.journal.back().row, i, journal_rows_[i]);
+      if (row.size() >= kJournalRowBytes) finish_row();
+      format::AppendJournalChunk(row, i, journal_rows_[i]);
     }
-    for (const JournalRow& out : built.journal) {
-      wb.Put(cfs_[kMeta], format::JournalKey(out.id), out.row);
-    }
+    finish_row();
   }
   for (auto& row : journal_rows_) {
     row.clear();
@@ -1636,18 +1677,17 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
 }
 
 Status StoreImpl::WaitForJournalSpace() {
-  // At saturation the applier, which runs at a lower priority, would fall seconds behind, and
-  // with it what queries see: past max_query_lag_ms the writer gives it the cores instead.
+  // At saturation the applier, which runs at a lower priority, would fall ever further behind:
+  // past the age bound the writer gives it the cores instead.
   std::unique_lock lock(journal_mu_);
   auto behind = [&] {
     if (journal_failed_ || journal_held_) return false;
     if (journal_bytes_ > kMaxJournalBacklogBytes) return true;
     const auto now = std::chrono::steady_clock::now();
-    const auto oldest = applying_since_    ? *applying_since_
+    const auto oldest = !applying_.empty() ? applying_.front().committed
                         : journal_.empty() ? now
                                            : journal_.front().committed;
-    return options_.max_query_lag_ms > 0 &&
-           now - oldest > std::chrono::milliseconds(options_.max_query_lag_ms);
+    return now - oldest > journal_age_bound_;
   };
   // The age condition changes with the clock alone, so it is checked again every few ms.
   while (behind()) journal_space_cv_.wait_for(lock, std::chrono::milliseconds(5));
@@ -1683,7 +1723,7 @@ void StoreImpl::ApplierLoop() {
       if (journal_held_) break;
       rows.swap(journal_);
       journal_.clear();
-      applying_since_ = rows.front().committed;
+      applying_ = rows;
     }
     // How far what queries see trails the acknowledgements: the age of the oldest row.
     journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1691,7 +1731,7 @@ void StoreImpl::ApplierLoop() {
                          .count());
     // By partition, each in id order: a later state of a series overrides an earlier one.
     size_t pass_bytes = 0, written_bytes = 0;
-    for (const JournalRow& row : rows) pass_bytes += row.row.size();
+    for (const JournalRow& row : rows) pass_bytes += row.row->size();
     std::vector<JournalPiece> pieces;
     Status status = CollectJournalPieces(rows, {}, &pieces);
     bool held = false;
@@ -1713,7 +1753,7 @@ void StoreImpl::ApplierLoop() {
     }
     {
       std::lock_guard lock(journal_mu_);
-      applying_since_.reset();
+      if (!held && status.ok()) applying_.clear();
       journal_bytes_ -= pass_bytes - written_bytes;  // the chunk headers
       journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
       if (journal_.empty()) journal_lag_.Set(0);
@@ -1745,7 +1785,7 @@ Status StoreImpl::CollectJournalPieces(const std::vector<JournalRow>& rows,
   std::vector<format::JournalChunk> chunks;
   for (const JournalRow& row : rows) {
     chunks.clear();
-    if (!format::SplitJournalRow(row.row, &chunks)) {
+    if (!format::SplitJournalRow(*row.row, &chunks)) {
       return Status::Corruption("journal row " + std::to_string(row.id) + " is malformed");
     }
     for (const auto& c : chunks) {
@@ -1880,6 +1920,70 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
       wb.Merge(cfs_[kMinute + r], k, rocksdb::Slice(operand.data(), operand.size()));
       i = n;
     }
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key) {
+  if (waiting_.empty()) return Status::Ok();
+  // The partitions written out as of the snapshot, and up to which row.
+  std::unordered_map<uint32_t, uint64_t> applied;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(s_->db_->NewIterator(ro_, s_->cfs_[kMeta]));
+    for (it->Seek(format::AppliedKey(0)); it->Valid(); it->Next()) {
+      const auto partition =
+          format::DecodeAppliedKey(std::string_view(it->key().data(), it->key().size()));
+      if (!partition) break;
+      if (it->value().size() != 8) return Status::Corruption("bad journal mark");
+      applied[*partition] = format::GetU64BE(it->value().data());
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "read");
+  }
+  std::vector<JournalPiece> pieces;
+  if (auto s = CollectJournalPieces(waiting_, applied, &pieces); !s.ok()) return s;
+  const uint32_t only = table && key ? JournalPartition(*table, *key) : 0;
+  format::Journal j;
+  for (const JournalPiece& piece : pieces) {
+    if (table && key && piece.partition != only && piece.partition != format::kUnpartitioned) {
+      continue;
+    }
+    if (!format::AppendJournal(piece.records, &j)) {
+      return Status::Corruption("journal row " + std::to_string(piece.id) + " is malformed");
+    }
+  }
+  j.entries.clear();  // state rows: no query reads them
+  auto other = [&](uint32_t t, uint32_t k) { return (table && t != *table) || (key && k != *key); };
+  std::erase_if(j.audit, [&](const format::JournalAudit& a) { return other(a.table, a.key); });
+  for (auto& cells : j.cells) {
+    std::erase_if(cells, [&](const format::JournalCell& c) { return other(c.table, c.key); });
+  }
+  // The rows the applier would write, collected per family from a WriteBatch.
+  rocksdb::WriteBatch wb;
+  if (auto s = s_->AddStateAndRollups(j, wb); !s.ok()) return s;
+  struct Collect : rocksdb::WriteBatch::Handler {
+    explicit Collect(Reader* r) : r(r) {}
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+      return Add(cf, k, v);
+    }
+    rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& k,
+                            const rocksdb::Slice& v) override {
+      return Add(cf, k, v);
+    }
+    rocksdb::Status Add(uint32_t cf_id, const rocksdb::Slice& k, const rocksdb::Slice& v) {
+      for (int cf = kRaw; cf <= kDay; ++cf) {
+        if (r->s_->cfs_[cf]->GetID() == cf_id) {
+          r->journal_rows_[cf].emplace_back(k.ToString(), v.ToString());
+          return rocksdb::Status::OK();
+        }
+      }
+      return rocksdb::Status::Corruption("journal records for an unexpected column family");
+    }
+    Reader* r;
+  } collect(this);
+  if (auto s = FromRocks(wb.Iterate(&collect), "reading the journal"); !s.ok()) return s;
+  for (int cf = kRaw; cf <= kDay; ++cf) {
+    if (its_[cf]) return Status::Internal("the journal was added after reading began");
+    std::sort(journal_rows_[cf].begin(), journal_rows_[cf].end());
   }
   return Status::Ok();
 }
@@ -2525,7 +2629,13 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     source = names_.Find(NameKind::kSource, *q.source);
     if (!source) return rows;
   }
-  Reader r(this);
+  std::optional<uint32_t> only_key;
+  if (q.key) {
+    only_key = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
+    if (!only_key) return rows;
+  }
+  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  if (auto s = r.AddJournal(*table, only_key); !s.ok()) return s;
   Status inner;
   auto per_key = [&](std::string_view key_text, uint32_t key_id) {
     uint64_t total = 0;
@@ -2535,9 +2645,8 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
     return true;
   };
-  if (q.key) {
-    auto key_id = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
-    if (key_id) per_key(*q.key, *key_id);
+  if (only_key) {
+    per_key(*q.key, *only_key);
   } else {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
@@ -2606,7 +2715,9 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   // data: only then does the query read more than one iterator and need a snapshot.
   const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
   const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
-  Reader r(this, /*snapshot=*/partial);
+  // Gauge samples are written with their group commit, never journalled.
+  Reader r(this, /*snapshot=*/partial, /*journal=*/!out.gauge);
+  if (auto s = r.AddJournal(*table, *key); !s.ok()) return s;
 
   if (out.gauge) {
     const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
@@ -2709,7 +2820,8 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   };
   std::vector<format::RawEvent> found;
   std::optional<int64_t> last_t;  // once `limit` are found: the time of the last of them
-  Reader r(this);
+  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  if (auto s = r.AddJournal(*table, *key); !s.ok()) return s;
   auto status = ScanAudit(
       r, *table, *key, from, q.to_ms,
       [&](const format::RawEvent& ev) {
@@ -2793,9 +2905,11 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
     std::vector<std::pair<std::string, uint32_t>> metrics;
   };
   std::vector<T> tables;
+  std::optional<uint32_t> table_id;
   if (q.table) {
     auto id = ResolveTable(*q.table);
     if (!id.ok()) return id.status();
+    table_id = *id;
   }
   bool metric_known = !q.metric.has_value();
   {
@@ -2816,7 +2930,8 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   }
   if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
   std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
-  Reader r(this);
+  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  if (auto s = r.AddJournal(table_id, std::nullopt); !s.ok()) return s;
   // Read after the snapshot was taken, the names cover every source id it holds.
   ExportSlots slots;
   if (q.per_source) {
@@ -2973,10 +3088,10 @@ Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) 
     return std::unique_ptr<Store>(std::move(*store));
   }
   if (!store.ok() && !needs_upgrade) return store.status();
-  // Journal rows are either in flight in a running server, which writes them out within moments,
+  // Journal rows are either in flight in a running server, which writes them out within seconds,
   // or left by an unclean stop: then nobody holds the store, and opening it for writing once
-  // writes them out, so that a reader (an export, say) sees every acknowledged update. An older
-  // format is upgraded the same way, if nobody holds the store.
+  // writes them out (the view reads them either way). An older format is upgraded the same
+  // way, if nobody holds the store.
   if (store.ok()) (void)(*store)->Close();
   auto writer = Store::Open(options);
   if (writer.ok()) {
@@ -2986,8 +3101,7 @@ Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) 
                                        " has an older format and cannot be upgraded now");
   } else if (writer.status().code() != Status::Code::kUnavailable) {
     LogWarn("store", "a reader cannot write out the journal left by an unclean stop (" +
-                         writer.status().ToString() +
-                         "); queries miss those updates until stickmeter serve opens the store");
+                         writer.status().ToString() + "); its queries read the journal instead");
   }
   store = open();
   if (!store.ok()) return store.status();

@@ -9,11 +9,10 @@
 // batches, and replaying them yields the same absolute values: delta 0. A third thread, the
 // applier, then writes the journal out to the audit, state and rollup column families (an
 // entry's audit events of many groups as one row, their increments summed) and deletes it in
-// the same WriteBatch; Open finishes what a crash left of it. Queries read those families, so
-// they see a batch shortly after its acknowledgement: the applier lets rows gather for up to
-// 250 ms (or half of max_query_lag_ms) unless Flush waits for them, and under overload the
-// writer waits rather than let queries fall more than max_query_lag_ms or 64 MiB of journal
-// behind.
+// the same WriteBatch; Open finishes what a crash left of it. The applier lets rows gather for
+// apply_delay_ms unless Flush waits for them, and under overload the writer waits rather than
+// let it fall further behind. Queries read those families together with the journal rows not
+// yet written out, so they see a batch as soon as it is acknowledged.
 //
 // Thread-safety: every public method may be called from any thread. Queries run on the caller's
 // thread against RocksDB and never block the writer. The delta state lives in memory (loaded at
@@ -45,12 +44,15 @@ struct StoreOptions {
   // fsync the write-ahead log on each group commit: durable across power loss, not just crashes.
   // Default: true
   bool sync_writes = true;
-  // The writer waits before its next group while the oldest committed change not yet visible to
-  // queries (a journal row the applier has not written out) is older than this; 0 bounds only
-  // the journal's size (64 MiB). Lower keeps queries fresher under saturation; higher (or 0)
-  // lets the applier sum more groups at once, for a higher peak rate.
-  // Default: 500
-  int64_t max_query_lag_ms = 500;
+  // How long committed changes may wait as journal rows before the applier writes them to the
+  // audit, state and rollup column families (sooner once 48 MiB wait). A pass writes each entry
+  // once however many of its updates it holds, so a longer delay saves more where keys recur
+  // slowly. Queries read waiting rows from the journal, so it does not delay what they see;
+  // it bounds how much of it a query decodes (and an open after a crash writes out). The writer
+  // waits while the oldest waiting row is older than twice this (at least 1 s) or 128 MiB wait.
+  // 0: a pass after every group commit.
+  // Default: 5000
+  int64_t apply_delay_ms = 5000;
   // CONTRACT §2 rule 3: an entry counts as expired when its gap exceeds expire + this margin.
   // Default: 1000
   int64_t expiry_margin_ms = 1000;

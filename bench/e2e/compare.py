@@ -13,7 +13,7 @@ A server is LABEL=BINARY, optionally followed by serve flags after a comma:
       --keys 1000,10000,100000 --rounds 2 \\
       before=old/build/app/stickmeter \\
       default=build/rel/app/stickmeter \\
-      lag0=build/rel/app/stickmeter,--query-lag-ms=0
+      lag0=build/rel/app/stickmeter,--apply-delay-ms=0
 """
 import argparse
 import os

@@ -209,7 +209,7 @@ def main():
                     help="passes over the plan, in turns (summary.md: median and range)")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="an extra argument for `stickmeter serve` (repeat for more), "
-                         "e.g. --serve-arg=--query-lag-ms=0")
+                         "e.g. --serve-arg=--apply-delay-ms=0")
     args = ap.parse_args()
     args.stickmeter = os.path.join(args.build, "app", "stickmeter")
     args.loadgen = os.path.join(args.build, "bench", "loadgen", "stickmeter-loadgen")

@@ -30,7 +30,7 @@ TEST(ServeConfigTest, DefaultsFollowTheContract) {
       Render(*c));
   EXPECT_TRUE(c->sync_writes);
   EXPECT_EQ(3600, c->resync_interval_s);
-  EXPECT_EQ(500, c->query_lag_ms);
+  EXPECT_EQ(5000, c->apply_delay_ms);
 }
 
 TEST(ServeConfigTest, FlagsInBothSpellings) {
@@ -44,10 +44,10 @@ TEST(ServeConfigTest, FlagsInBothSpellings) {
       Render(*c));
   EXPECT_TRUE(c->insecure_no_auth);
   auto off = ParseServeArgs(
-      {"--sync-writes", "false", "--insecure-no-auth", "--name", "x", "--query-lag-ms=0"});
+      {"--sync-writes", "false", "--insecure-no-auth", "--name", "x", "--apply-delay-ms=0"});
   ASSERT_TRUE(off.ok()) << off.status().ToString();
   EXPECT_FALSE(off->sync_writes);
-  EXPECT_EQ(0, off->query_lag_ms);
+  EXPECT_EQ(0, off->apply_delay_ms);
   EXPECT_TRUE(off->insecure_no_auth);
 }
 
@@ -64,7 +64,8 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
       {{"--connect", "lb1@127.0.0.1:0"}, "--connect: port 0 cannot be dialed"},
       {{"--threads", "0"}, "--threads: expected an integer from 1 to 256, got '0'"},
       {{"--sync-writes=maybe"}, "--sync-writes: expected true or false"},
-      {{"--query-lag-ms", "-1"}, "--query-lag-ms: expected an integer from 0 to 3600000, got '-1'"},
+      {{"--apply-delay-ms", "-1"},
+       "--apply-delay-ms: expected an integer from 0 to 600000, got '-1'"},
       {{"--data"}, "--data needs a value"},
       {{"--name", ""}, "--name: must not be empty"},
       {{"stray"}, "unexpected argument 'stray'"},
