@@ -5,8 +5,9 @@ This box's speed drifts by a quarter from one quarter-hour to the next, so two s
 apart do not compare builds. This runs them in turns instead: for each round and key count,
 one run per server, each a fresh `stickmeter serve` fed by stickmeter-loadgen at max rate or
 at --rate (4 peers, 3 counters, 1,000,000 unacknowledged updates allowed). It prints one line
-per run: acknowledged updates/s, push-to-ACK p50 / p99 / max, and how far queries trailed the
-acknowledgements during the load (the store's journal lag, sampled every 200 ms: median / max).
+per run: acknowledged updates/s, push-to-ACK p50 / p99 / max, and during the load how long
+changes waited in the journal (the store's journal lag, sampled every 200 ms: median / max) and
+how long a usage query over every key took (every second: median / max).
 
 A server is LABEL=BINARY, optionally followed by serve flags after a comma:
   bench/e2e/compare.py --loadgen build/rel/bench/loadgen/stickmeter-loadgen \\
@@ -46,8 +47,8 @@ def main():
     servers = [parse_server(s) for s in args.servers]
     keys = [int(k) for k in args.keys.split(",")]
     print("| round | keys | server | acked updates/s | push-to-ACK p50 / p99 / max ms | "
-          "queries trail ACKs, ms (median / max) |")
-    print("|---|---|---|---|---|---|")
+          "journal wait ms (median / max) | usage, all keys, ms (median / max) |")
+    print("|---|---|---|---|---|---|---|")
     for rnd in range(1, args.rounds + 1):
         for k in keys:
             for label, binary, flags in servers:
@@ -62,7 +63,8 @@ def main():
                 lat = r["lag_ms"]
                 print(f"| {rnd} | {k:,} | {label} | {r['updates_per_s']:,.0f}{ok} | "
                       f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | "
-                      f"{e2e_lib.fmt_trail(r['journal_lag_ms'])} |",
+                      f"{e2e_lib.fmt_trail(r['journal_lag_ms'])} | "
+                      f"{e2e_lib.fmt_trail(r['usage_all_keys_ms'])} |",
                       flush=True)
 
 

@@ -168,7 +168,7 @@ class Stickmeter:
 
 
 def fmt_trail(lag):
-    """How far queries trailed the ACKs during a run ("median / max" ms), or "-"."""
+    """A "median / max" ms figure sampled during a run, or "-"."""
     if not lag or lag["max"] is None:
         return "-"
     return f"{lag['median']:.0f} / {lag['max']:.0f}"
@@ -183,9 +183,14 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
             "--counters", str(counters), "--rate", str(rate), "--duration", str(duration),
             "--http", sm.http] + list(extra)
     lg = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # While the load runs, how far queries trail the acknowledgements: the store's journal lag,
-    # sampled every 200 ms (loadgen's own ack-to-visible is taken once, after the load).
-    lags = []
+    # While the load runs: how long changes wait in the journal before the applier writes them
+    # out (the store's journal lag, every 200 ms), and how long a usage query over every key
+    # takes (every second; it reads those waiting changes from the journal). loadgen's own
+    # ack-to-visible is taken once, after the load.
+    lags, usage_ms = [], []
+    usage_url = (f"http://{sm.http}/api/v1/usage?table=/loadgen&metric=gpc0"
+                 f"&from={int(t0 * 1000) - 86_400_000}&to={int(t0 * 1000) + 86_400_000}")
+    samples = 0
     while True:
         done_pid, status, usage = os.wait4(lg.pid, os.WNOHANG)
         if done_pid == lg.pid:
@@ -193,8 +198,13 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
         try:
             lags.append(metric_sum(http_get(f"http://{sm.http}/metrics"),
                                    "stickmeter_store_journal_lag_milliseconds"))
+            samples += 1
+            if samples % 5 == 0:
+                start = time.monotonic()
+                http_get(usage_url, timeout=30.0)
+                usage_ms.append(1000.0 * (time.monotonic() - start))
         except OSError:
-            pass
+            pass  # the table exists once loadgen's first DEFINE arrived
         time.sleep(0.2)
     out, err = lg.stdout.read(), lg.stderr.read()
     lg.returncode = os.waitstatus_to_exitcode(status)
@@ -223,7 +233,8 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
         after = pressure_us(r)
         result[f"{r}_pressure_pct"] = (
             None if before is None or after is None else 100.0 * (after - before) / 1e6 / wall)
-    lags.sort()
-    result["journal_lag_ms"] = {
-        "median": lags[len(lags) // 2] if lags else None, "max": lags[-1] if lags else None}
+    for name, values in (("journal_lag_ms", lags), ("usage_all_keys_ms", usage_ms)):
+        values.sort()
+        result[name] = {"median": values[len(values) // 2] if values else None,
+                        "max": values[-1] if values else None}
     return result

@@ -11,9 +11,10 @@ queueing time, and the drain after the push may take seconds). Runs:
   latency   1k, 10k, 33.3k, 100k updates/s, 4 peers, 100k keys -> push-to-ACK p50/p99/max
   keys      max rate, 4 peers, 1k / 10k / 100k / 1M keys     -> scaling with keys
   peers     max rate, 10k keys, 1 / 4 / 16 / 64 peers        -> scaling with connections
-Every run also measures ack-to-visible in /api/v1/usage (after the load), how far queries trail
-the acknowledgements during the load (the store's journal lag, sampled every 200 ms), the
-server's CPU (process and busiest threads), VmHWM and disk bytes per million updates.
+Every run also measures ack-to-visible in /api/v1/usage (after the load), during the load how
+long changes wait in the journal before they are written out (the store's journal lag, sampled
+every 200 ms) and how long a usage query over every key takes (every second), the server's CPU
+(process and busiest threads), VmHWM and disk bytes per million updates.
 
 Before each run a probe times 500 appends + fdatasync() beside the data directory, and during
 it the machine's I/O pressure (/proc/pressure/io: the share of time some task waited for the
@@ -74,6 +75,7 @@ def fmt_row(r):
             f"{r['lag_ms']['p50']:.2f} | {r['lag_ms']['p99']:.2f} | "
             f"{r['lag_ms']['max']:.1f} | {'-' if vis is None else f'{vis:.1f}'} | "
             f"{e2e_lib.fmt_trail(r.get('journal_lag_ms'))} | "
+            f"{e2e_lib.fmt_trail(r.get('usage_all_keys_ms'))} | "
             f"{r['server_cpu_pct']:.0f} ({threads}) | {r['loadgen_cpu_pct']:.0f} | "
             f"{r['vm_hwm_mib']:.0f} | {r['disk_mib_per_m']:.0f} / {r['disk_apparent_mib_per_m']:.0f} | "
             f"{'yes' if r['ok'] else 'NO'} |")
@@ -81,10 +83,11 @@ def fmt_row(r):
 
 HEADER = ("| run | peers | keys | target/s | acked updates/s | counter values/s | lag p50 ms | "
           "lag p99 ms | "
-          "lag max ms | ack→visible ms | queries trail ACKs, under load ms (median / max) | "
+          "lag max ms | ack→visible ms | journal wait, under load ms (median / max) | "
+          "usage of all keys, under load ms (median / max) | "
           "stickmeter CPU % (top threads) | loadgen CPU % | "
           "VmHWM MiB | disk MiB per M updates (du / apparent) | all acked |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def median(values):
@@ -102,8 +105,9 @@ SUMMARY_HEADER = ("| run | passes | acked updates/s: median (min-max) | lag p50 
                   "lag p99 ms: median (min-max) | lag max ms: median (min-max) | "
                   "fsync probe before the run, p99 / max ms: median (worst max) | "
                   "time some task waited for I/O, % of the run: median (max) | "
-                  "stickmeter CPU µs per update: median |\n"
-                  "|---|---|---|---|---|---|---|---|---|")
+                  "stickmeter CPU µs per update: median | "
+                  "usage of all keys under load, ms: median (max) |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def cpu_us_per_update(r):
@@ -113,6 +117,15 @@ def cpu_us_per_update(r):
 def fmt_pressure(runs):
     io = [r["io_pressure_pct"] for r in runs if r.get("io_pressure_pct") is not None]
     return f"{median(io):.1f} ({max(io):.1f})" if io else "-"
+
+
+def fmt_usage(runs):
+    """Median and worst of the usage queries over every key timed during the runs."""
+    medians = [r["usage_all_keys_ms"]["median"] for r in runs
+               if (r.get("usage_all_keys_ms") or {}).get("median") is not None]
+    worst = [r["usage_all_keys_ms"]["max"] for r in runs
+             if (r.get("usage_all_keys_ms") or {}).get("max") is not None]
+    return f"{median(medians):.0f} ({max(worst):.0f})" if medians else "-"
 
 
 def passes_by_label(results):
@@ -135,7 +148,7 @@ def summary_rows(results):
             f"{spread([r['lag_ms']['max'] for r in rs], '{:.0f}')} | "
             f"{median([p['p99'] for p in probes]):.2f} / {median([p['max'] for p in probes]):.1f} "
             f"({max(p['max'] for p in probes):.1f}) | {fmt_pressure(rs)} | "
-            f"{median([cpu_us_per_update(r) for r in rs]):.2f} |")
+            f"{median([cpu_us_per_update(r) for r in rs]):.2f} | {fmt_usage(rs)} |")
     return rows
 
 
