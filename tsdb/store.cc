@@ -516,9 +516,12 @@ class StoreImpl final : public Store {
     ~Reader() {
       if (snapshot_ != nullptr) s_->db_->ReleaseSnapshot(snapshot_);
     }
-    // Adds the waiting journal records of `table` (every table if nullopt) and, if given, only
-    // of `key`. Call before the first It of the audit and rollup families.
-    Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key);
+    // Adds the waiting journal records of `table` (every table if nullopt), of `key` if given,
+    // that the query's `segments` read (audit events inside a raw segment, rollup cells of a
+    // segment's resolution overlapping it): a query over every key then builds only what it
+    // reads. Call before the first It of the audit and rollup families.
+    Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
+                      const std::vector<Segment>& segments);
     rocksdb::Iterator* It(Cf cf) {
       if (!its_[cf]) {
         its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
@@ -1924,7 +1927,8 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
   return Status::Ok();
 }
 
-Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key) {
+Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
+                                     const std::vector<Segment>& segments) {
   if (waiting_.empty()) return Status::Ok();
   // The partitions written out as of the snapshot, and up to which row.
   std::unordered_map<uint32_t, uint64_t> applied;
@@ -1953,9 +1957,25 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   }
   j.entries.clear();  // state rows: no query reads them
   auto other = [&](uint32_t t, uint32_t k) { return (table && t != *table) || (key && k != *key); };
-  std::erase_if(j.audit, [&](const format::JournalAudit& a) { return other(a.table, a.key); });
-  for (auto& cells : j.cells) {
-    std::erase_if(cells, [&](const format::JournalCell& c) { return other(c.table, c.key); });
+  auto read = [&](int64_t unit_ms, int64_t lo, int64_t hi) {
+    for (const Segment& seg : segments) {
+      if (seg.unit_ms == unit_ms && lo < seg.hi && seg.lo < hi) return true;
+    }
+    return false;
+  };
+  std::erase_if(j.audit, [&](const format::JournalAudit& a) {
+    return other(a.table, a.key) || !read(0, a.t_ms, a.t_ms + 1);
+  });
+  // A cell's bucket is as in its family's keys: hour rows are keyed by their day.
+  const int64_t row_ms[format::kJournalResolutions] = {
+      format::kMinuteMs, format::kHoursPerRow * format::kHourMs, format::kDayMs};
+  const int64_t unit_ms[format::kJournalResolutions] = {format::kMinuteMs, format::kHourMs,
+                                                        format::kDayMs};
+  for (int r = 0; r < format::kJournalResolutions; ++r) {
+    std::erase_if(j.cells[r], [&](const format::JournalCell& c) {
+      const int64_t start = int64_t{c.bucket} * row_ms[r];
+      return other(c.table, c.key) || !read(unit_ms[r], start, start + row_ms[r]);
+    });
   }
   // The rows the applier would write, collected per family from a WriteBatch.
   rocksdb::WriteBatch wb;
@@ -2634,8 +2654,10 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     only_key = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (!only_key) return rows;
   }
+  std::vector<Segment> segments;
+  Decompose(q.from_ms, q.to_ms, 0, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
-  if (auto s = r.AddJournal(*table, only_key); !s.ok()) return s;
+  if (auto s = r.AddJournal(*table, only_key, segments); !s.ok()) return s;
   Status inner;
   auto per_key = [&](std::string_view key_text, uint32_t key_id) {
     uint64_t total = 0;
@@ -2650,8 +2672,6 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   } else {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
-    std::vector<Segment> segments;
-    Decompose(q.from_ms, q.to_ms, 0, &segments);
     // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
     std::vector<uint64_t> totals(names_.Count(NameKind::kKey) + 1);
     bool has_raw = false;
@@ -2717,7 +2737,15 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
   // Gauge samples are written with their group commit, never journalled.
   Reader r(this, /*snapshot=*/partial, /*journal=*/!out.gauge);
-  if (auto s = r.AddJournal(*table, *key); !s.ok()) return s;
+  std::vector<Segment> segments;  // what the steps below read
+  if (full_lo < full_hi) {
+    Decompose(q.from_ms, full_lo, 0, &segments);
+    segments.push_back({step, full_lo, full_hi});
+    Decompose(full_hi, q.to_ms, 0, &segments);
+  } else {
+    Decompose(q.from_ms, q.to_ms, 0, &segments);
+  }
+  if (auto s = r.AddJournal(*table, *key, segments); !s.ok()) return s;
 
   if (out.gauge) {
     const std::string prefix = format::RollupPrefix(*table, metric->first, *key);
@@ -2821,7 +2849,7 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   std::vector<format::RawEvent> found;
   std::optional<int64_t> last_t;  // once `limit` are found: the time of the last of them
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
-  if (auto s = r.AddJournal(*table, *key); !s.ok()) return s;
+  if (auto s = r.AddJournal(*table, *key, {Segment{0, from, q.to_ms}}); !s.ok()) return s;
   auto status = ScanAudit(
       r, *table, *key, from, q.to_ms,
       [&](const format::RawEvent& ev) {
@@ -2930,8 +2958,12 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   }
   if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
   std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
+  // The same segments for every key: bucket windows per rollup resolution, raw events at
+  // sub-minute edges.
+  std::vector<Segment> segments;
+  Decompose(q.from_ms, q.to_ms, 0, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
-  if (auto s = r.AddJournal(table_id, std::nullopt); !s.ok()) return s;
+  if (auto s = r.AddJournal(table_id, std::nullopt, segments); !s.ok()) return s;
   // Read after the snapshot was taken, the names cover every source id it holds.
   ExportSlots slots;
   if (q.per_source) {
@@ -2943,10 +2975,6 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
       slots.names.push_back(std::move(name));
     }
   }
-  // The same segments for every key: bucket windows per rollup resolution, raw events at
-  // sub-minute edges.
-  std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, 0, &segments);
   std::vector<std::pair<uint32_t, uint32_t>> windows[3];
   std::vector<std::pair<int64_t, int64_t>> raw;
   for (const auto& seg : segments) {

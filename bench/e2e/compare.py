@@ -7,7 +7,7 @@ one run per server, each a fresh `stickmeter serve` fed by stickmeter-loadgen at
 at --rate (4 peers, 3 counters, 1,000,000 unacknowledged updates allowed). It prints one line
 per run: acknowledged updates/s, push-to-ACK p50 / p99 / max, and during the load how long
 changes waited in the journal (the store's journal lag, sampled every 200 ms: median / max) and
-how long a usage query over every key took (every second: median / max).
+how long a usage query over every key took (every 2 s or so: median / max).
 
 A server is LABEL=BINARY, optionally followed by serve flags after a comma:
   bench/e2e/compare.py --loadgen build/rel/bench/loadgen/stickmeter-loadgen \\

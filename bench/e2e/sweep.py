@@ -13,7 +13,7 @@ queueing time, and the drain after the push may take seconds). Runs:
   peers     max rate, 10k keys, 1 / 4 / 16 / 64 peers        -> scaling with connections
 Every run also measures ack-to-visible in /api/v1/usage (after the load), during the load how
 long changes wait in the journal before they are written out (the store's journal lag, sampled
-every 200 ms) and how long a usage query over every key takes (every second), the server's CPU
+every 200 ms) and how long a usage query over every key takes (every 2 s or so), the server's CPU
 (process and busiest threads), VmHWM and disk bytes per million updates.
 
 Before each run a probe times 500 appends + fdatasync() beside the data directory, and during
