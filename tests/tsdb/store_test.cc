@@ -1565,6 +1565,75 @@ TEST(StoreTest, AcknowledgedUpdatesAreVisibleAtOnce) {
   EXPECT_EQ("0 lb1 gpc0 42 42 first\n0 lb1 gpc0 50 8 increment\n", RenderAudit(*store, "/q", "k"));
 }
 
+// Queries racing the applier's passes (a pass every few ms) never miss what was acknowledged
+// before they began and never count a change twice: a key's total is at least the last value
+// acknowledged before the query and at most the last one submitted after it.
+TEST(StoreTest, QueriesDuringPassesNeitherMissNorDoubleCount) {
+  TempDir dir;
+  StoreOptions o = Opts(dir.Sub("db"));
+  o.apply_delay_ms = 2;
+  auto store = OpenOrDie(o);
+  testing_internal::SetJournalMode(*store, testing_internal::JournalMode::kAlways);
+  constexpr int kKeys = 40, kRounds = 150;
+  auto t = Table("/quota");
+  std::atomic<int> acked_round{0}, submitted_round{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> queries{0};
+  std::string failure;  // written by the reader only; read after it is joined
+  std::atomic<bool> failed{false};
+  auto run_round = [&](int r) {
+    submitted_round.store(r);
+    std::atomic<int> acked{0};
+    std::promise<void> round_done;
+    for (int k = 0; k < kKeys; ++k) {
+      ASSERT_TRUE(store
+                      ->Submit(Batch("lb1", 1, t, "k" + std::to_string(k), kT0 + r,
+                                     {{"gpc0", uint64_t(r)}}),
+                               [&](Status st) {
+                                 EXPECT_TRUE(st.ok()) << st.ToString();
+                                 if (++acked == kKeys) round_done.set_value();
+                               })
+                      .ok());
+    }
+    round_done.get_future().wait();
+    acked_round.store(r);
+  };
+  run_round(1);  // the table exists from here on
+  std::thread reader([&] {
+    while (!done.load() && failure.empty()) {
+      const int low = acked_round.load();
+      auto all = store->Usage(
+          UsageQuery{"/quota", "gpc0", 0, kT0 + 400 * kDay, std::nullopt, std::nullopt});
+      const uint64_t one = Total(*store, "/quota", "gpc0", "k7");
+      const int high = submitted_round.load();
+      if (!all.ok()) {
+        failure = all.status().ToString();
+        failed.store(true);
+        break;
+      }
+      if (one < uint64_t(low) || one > uint64_t(high)) {
+        failure = "k7: " + std::to_string(one) + " outside [" + std::to_string(low) + ", " +
+                  std::to_string(high) + "]";
+      }
+      for (const auto& row : *all) {
+        if (row.total < uint64_t(low) || row.total > uint64_t(high)) {
+          failure = row.key + ": " + std::to_string(row.total) + " outside [" +
+                    std::to_string(low) + ", " + std::to_string(high) + "]";
+        }
+      }
+      if (low > 0 && all->size() != size_t(kKeys)) failure = "missing keys";
+      if (!failure.empty()) failed.store(true);
+      ++queries;
+    }
+  });
+  for (int r = 2; r <= kRounds && !failed.load(); ++r) run_round(r);
+  done.store(true);
+  reader.join();
+  EXPECT_EQ("", failure);
+  EXPECT_GT(queries.load(), 10);
+  EXPECT_EQ(uint64_t(kRounds), Total(*store, "/quota", "gpc0", "k7"));
+}
+
 TEST(MergedIteratorTest, MergesInKeyOrderBaseFirstAndReadsOnlyForwards) {
   TempDir dir;
   rocksdb::Options options;
