@@ -418,7 +418,9 @@ void AppendJournalAudit(std::string& row, uint32_t table_id, uint32_t key_id, in
   row.append(event_row);
 }
 
-bool AppendJournal(std::string_view in, Journal* j) {
+bool AppendJournal(std::string_view in, Journal* j) { return AppendJournal(in, j, {}); }
+
+bool AppendJournal(std::string_view in, Journal* j, const JournalFilter& keep) {
   auto bytes = [&](std::string_view* out) {
     uint64_t len = 0;
     if (!GetVarint(&in, &len) || len == 0 || len > in.size()) return false;
@@ -435,14 +437,14 @@ bool AppendJournal(std::string_view in, Journal* j) {
           !GetVarint32(&in, &e.id.key) || !bytes(&e.state)) {
         return false;
       }
-      j->entries.push_back(e);
+      if (keep.entries) j->entries.push_back(e);
     } else if (tag >= 1 && tag <= kJournalResolutions) {
       JournalCell c;
       if (!GetVarint32(&in, &c.table) || !GetVarint32(&in, &c.key) ||
           !GetVarint32(&in, &c.bucket) || !GetVarint32(&in, &c.source) || !bytes(&c.sums)) {
         return false;
       }
-      j->cells[tag - 1].push_back(c);
+      if (!keep.cell || keep.cell(tag - 1, c)) j->cells[tag - 1].push_back(c);
     } else if (tag == kJournalAuditTag) {
       JournalAudit a;
       uint64_t t = 0;
@@ -451,7 +453,7 @@ bool AppendJournal(std::string_view in, Journal* j) {
         return false;
       }
       a.t_ms = static_cast<int64_t>(t);
-      j->audit.push_back(a);
+      if (!keep.audit || keep.audit(a)) j->audit.push_back(a);
     } else {
       return false;
     }

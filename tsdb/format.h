@@ -72,6 +72,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -310,6 +311,14 @@ struct Journal {
 // Appends the records (JournalRecords) `in` to `*j`. False if `in` is malformed (then `*j`
 // may hold part of it). The states and sums are checked when they are read.
 bool AppendJournal(std::string_view in, Journal* j);
+// Which records AppendJournal keeps (a reader that needs a few of many decodes the rest without
+// storing it); an empty function keeps every record of its kind.
+struct JournalFilter {
+  bool entries = true;
+  std::function<bool(const JournalAudit&)> audit;
+  std::function<bool(int resolution, const JournalCell&)> cell;
+};
+bool AppendJournal(std::string_view in, Journal* j, const JournalFilter& keep);
 
 // Journal rows of format v4 (one state per counter, one sum per cell), read by the upgrade.
 struct JournalCellV4 {

@@ -1946,16 +1946,8 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   std::vector<JournalPiece> pieces;
   if (auto s = CollectJournalPieces(waiting_, applied, &pieces); !s.ok()) return s;
   const uint32_t only = table && key ? JournalPartition(*table, *key) : 0;
-  format::Journal j;
-  for (const JournalPiece& piece : pieces) {
-    if (table && key && piece.partition != only && piece.partition != format::kUnpartitioned) {
-      continue;
-    }
-    if (!format::AppendJournal(piece.records, &j)) {
-      return Status::Corruption("journal row " + std::to_string(piece.id) + " is malformed");
-    }
-  }
-  j.entries.clear();  // state rows: no query reads them
+  // Only the records the query reads are kept: with every key, the journal may hold hundreds of
+  // thousands of updates, and storing what is dropped afterwards cost most of the time.
   auto other = [&](uint32_t t, uint32_t k) { return (table && t != *table) || (key && k != *key); };
   auto read = [&](int64_t unit_ms, int64_t lo, int64_t hi) {
     for (const Segment& seg : segments) {
@@ -1963,19 +1955,28 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
     }
     return false;
   };
-  std::erase_if(j.audit, [&](const format::JournalAudit& a) {
-    return other(a.table, a.key) || !read(0, a.t_ms, a.t_ms + 1);
-  });
   // A cell's bucket is as in its family's keys: hour rows are keyed by their day.
-  const int64_t row_ms[format::kJournalResolutions] = {
+  static constexpr int64_t kRowMs[format::kJournalResolutions] = {
       format::kMinuteMs, format::kHoursPerRow * format::kHourMs, format::kDayMs};
-  const int64_t unit_ms[format::kJournalResolutions] = {format::kMinuteMs, format::kHourMs,
-                                                        format::kDayMs};
-  for (int r = 0; r < format::kJournalResolutions; ++r) {
-    std::erase_if(j.cells[r], [&](const format::JournalCell& c) {
-      const int64_t start = int64_t{c.bucket} * row_ms[r];
-      return other(c.table, c.key) || !read(unit_ms[r], start, start + row_ms[r]);
-    });
+  static constexpr int64_t kUnitMs[format::kJournalResolutions] = {format::kMinuteMs,
+                                                                   format::kHourMs, format::kDayMs};
+  format::JournalFilter keep;
+  keep.entries = false;  // state rows: no query reads them
+  keep.audit = [&](const format::JournalAudit& a) {
+    return !other(a.table, a.key) && read(0, a.t_ms, a.t_ms + 1);
+  };
+  keep.cell = [&](int r, const format::JournalCell& c) {
+    const int64_t start = int64_t{c.bucket} * kRowMs[r];
+    return !other(c.table, c.key) && read(kUnitMs[r], start, start + kRowMs[r]);
+  };
+  format::Journal j;
+  for (const JournalPiece& piece : pieces) {
+    if (table && key && piece.partition != only && piece.partition != format::kUnpartitioned) {
+      continue;
+    }
+    if (!format::AppendJournal(piece.records, &j, keep)) {
+      return Status::Corruption("journal row " + std::to_string(piece.id) + " is malformed");
+    }
   }
   // The rows the applier would write, collected per family from a WriteBatch.
   rocksdb::WriteBatch wb;
