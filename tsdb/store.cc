@@ -1728,7 +1728,7 @@ void StoreImpl::ApplierLoop() {
       journal_.clear();
       applying_ = rows;
     }
-    // How far what queries see trails the acknowledgements: the age of the oldest row.
+    // How long changes waited in the journal: the age of the pass's oldest row.
     journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - rows.front().committed)
                          .count());
