@@ -1386,6 +1386,17 @@ JournalLeft ReadJournal(const std::string& path) {
   return left;
 }
 
+// The closed store at `path` holds journal rows of which some partitions, not all, are marked
+// written out: what an applier stopped in the middle of a pass leaves.
+void ExpectStoppedMidPass(const std::string& path) {
+  const JournalLeft left = ReadJournal(path);
+  ASSERT_FALSE(left.rows.empty());
+  size_t written_out = 0;
+  for (const auto& [partition, id] : left.marks) written_out += id >= left.rows.front();
+  EXPECT_GT(written_out, 0u) << "no partition of the rows left was written out";
+  EXPECT_LT(written_out, left.partitions.size()) << "every partition was written out";
+}
+
 // The applier writes a pass out partition by partition and deletes the pass's journal rows with
 // the last one. Stopped after its first WriteBatch, as a crash there would, it leaves some
 // partitions written out and every row still there: the next open writes out only the others,
@@ -1398,12 +1409,7 @@ TEST(StoreTest, ApplierStoppedMidPassLeavesNothingCountedTwice) {
     testing_internal::StopApplierAfter(*store, 1);
     JournalKeys(*store, kKeys, kRounds, [] {});
   }
-  const JournalLeft left = ReadJournal(dir.Sub("db"));
-  ASSERT_FALSE(left.rows.empty());
-  size_t written_out = 0;
-  for (const auto& [partition, id] : left.marks) written_out += id >= left.rows.front();
-  EXPECT_GT(written_out, 0u) << "no partition of the rows left was written out";
-  EXPECT_LT(written_out, left.partitions.size()) << "every partition was written out";
+  ExpectStoppedMidPass(dir.Sub("db"));
   {
     auto store = OpenOrDie(Opts(dir.Sub("db")));
     ExpectEveryKeyCountedOnce(*store, kKeys, kRounds);
@@ -1540,12 +1546,7 @@ TEST(StoreTest, QueriesInTheMiddleOfAPassCountEveryUpdateOnce) {
       mid_pass = RenderQueries(*store, kKeys);
     });
   }
-  const JournalLeft left = ReadJournal(dir.Sub("db"));
-  ASSERT_FALSE(left.rows.empty());
-  size_t written_out = 0;
-  for (const auto& [partition, id] : left.marks) written_out += id >= left.rows.front();
-  ASSERT_GT(written_out, 0u) << "no partition was written out";
-  ASSERT_LT(written_out, left.partitions.size()) << "every partition was written out";
+  ExpectStoppedMidPass(dir.Sub("db"));
   auto store = OpenOrDie(Opts(dir.Sub("db")));
   EXPECT_EQ(RenderQueries(*store, kKeys), mid_pass);
 }
