@@ -72,14 +72,20 @@ inline ingest::UpdateBatch Batch(const std::string& source, uint64_t conn,
 }
 
 // Submits and waits for the commit; returns the done status.
-// Submits, waits for the acknowledgement, then for the batch to be visible to queries (the state
-// and rollups are written shortly after the acknowledgement).
-inline Status SubmitSync(Store& store, ingest::UpdateBatch b) {
+// Submits and waits for the acknowledgement only: the batch may still be in journal rows the
+// applier has not written out.
+inline Status SubmitAcked(Store& store, ingest::UpdateBatch b) {
   std::promise<Status> p;
   auto f = p.get_future();
   Status s = store.Submit(std::move(b), [&p](Status st) { p.set_value(st); });
   if (!s.ok()) return s;
-  s = f.get();
+  return f.get();
+}
+
+// Submits, waits for the acknowledgement, then for the applier to have written the batch out
+// of the journal (Flush).
+inline Status SubmitSync(Store& store, ingest::UpdateBatch b) {
+  Status s = SubmitAcked(store, std::move(b));
   if (s.ok()) store.Flush();
   return s;
 }
