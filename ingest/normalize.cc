@@ -60,7 +60,8 @@ std::shared_ptr<const TableInfo> MakeTableInfo(const TableDefinition& table) {
   return info;
 }
 
-void AppendEntryUpdate(const EntryUpdateView& update, int64_t received_ms, TableUpdates& out) {
+void AppendEntryUpdate(const EntryUpdateView& update, int64_t received_ms, TableUpdates& out,
+                       bool raw_rates) {
   EntryUpdate& e = out.entries.emplace_back();
   e.key = FormatKey(update.table->key_type, update.key_bytes);
   e.received_ms = received_ms;
@@ -82,6 +83,11 @@ void AppendEntryUpdate(const EntryUpdateView& update, int64_t received_ms, Table
         break;
       case DataValue::Form::kFreq:
         m.value = FreqCounterRate(v.freq);
+        if (raw_rates) {
+          e.rates.push_back(RawRate{m.metric, static_cast<uint32_t>(v.freq.period_ms),
+                                    static_cast<uint32_t>(v.freq.curr_tick), v.freq.curr_ctr,
+                                    v.freq.prev_ctr});
+        }
         break;
       case DataValue::Form::kDict:
         break;

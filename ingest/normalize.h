@@ -32,6 +32,8 @@ std::shared_ptr<const TableInfo> MakeTableInfo(const TableDefinition& table);
 
 // Appends `update` to `out.entries` as an EntryUpdate received at `received_ms` (Unix ms).
 // `out.table` is not touched: the caller sets it from MakeTableInfo() of the same definition.
-void AppendEntryUpdate(const EntryUpdateView& update, int64_t received_ms, TableUpdates& out);
+// With `raw_rates`, frequency counters are also kept as sent (EntryUpdate::rates).
+void AppendEntryUpdate(const EntryUpdateView& update, int64_t received_ms, TableUpdates& out,
+                       bool raw_rates = false);
 
 }  // namespace stickmeter::ingest

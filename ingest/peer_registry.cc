@@ -111,4 +111,21 @@ std::vector<std::shared_ptr<PeerSession>> PeerRegistry::LiveSessions() const {
   return out;
 }
 
+void PeerRegistry::SetTaughtAck(const std::string& name, size_t table, TaughtAck ack) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& acks = taught_acks_[name];
+  if (acks.size() <= table) acks.resize(table + 1);
+  acks[table] = ack;
+}
+
+std::vector<PeerRegistry::TaughtAck> PeerRegistry::TaughtAcks(const std::string& name,
+                                                              size_t tables) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<TaughtAck> out(tables);
+  auto it = taught_acks_.find(name);
+  if (it == taught_acks_.end()) return out;
+  for (size_t i = 0; i < tables && i < it->second.size(); ++i) out[i] = it->second[i];
+  return out;
+}
+
 }  // namespace stickmeter::ingest

@@ -57,6 +57,16 @@ class PeerRegistry {
   void Warn(const std::string& direction, const std::string& name, const std::string& warning);
   void ConnectFailed(const std::string& name, const std::string& reason);
 
+  // Teaching: what the peer of this name acknowledged of each taught table, kept for its next
+  // connection so that only what it did not acknowledge is sent again.
+  struct TaughtAck {
+    uint64_t seq = 0;      // the last sequence number acknowledged
+    uint64_t version = 0;  // of this table definition
+  };
+  void SetTaughtAck(const std::string& name, size_t table, TaughtAck ack);
+  // One per table (`tables` of them), zero where nothing was acknowledged.
+  std::vector<TaughtAck> TaughtAcks(const std::string& name, size_t tables) const;
+
   std::vector<PeerStatus> Snapshot() const;
   std::vector<std::shared_ptr<PeerSession>> LiveSessions() const;
 
@@ -74,7 +84,8 @@ class PeerRegistry {
     std::string name;  // empty until the hello succeeded
     std::weak_ptr<PeerSession> session;
   };
-  std::map<uint64_t, Live> live_;  // GUARDED_BY(mutex_)
+  std::map<uint64_t, Live> live_;                              // GUARDED_BY(mutex_)
+  std::map<std::string, std::vector<TaughtAck>> taught_acks_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace stickmeter::ingest

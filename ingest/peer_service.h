@@ -34,6 +34,8 @@ namespace stickmeter::ingest {
 
 // One outgoing peer: `--connect lb1@HOST:PORT`. `name` is that HAProxy's local peer name (its -L
 // or `localpeer`), sent as hello line 2 and used as the source of its updates.
+class TaughtTables;
+
 struct PeerEndpoint {
   std::string name;
   std::string host;
@@ -97,6 +99,14 @@ struct PeerServiceOptions {
   // Incoming connections open at once (during the handshake or after); more are closed at once.
   // Default: 256.
   uint32_t max_connections = 256;
+
+  // Teaching: the tables stickmeter sends to every connected peer (DEFINEs and updates of its
+  // own), or null to only listen. What a peer sends for a taught table is acknowledged and
+  // dropped. Must outlive the service. Default: null.
+  TaughtTables* taught = nullptr;
+  // Tables whose frequency counters are handed to the sink as sent, too (EntryUpdate::rates).
+  // Default: none.
+  std::vector<std::string> raw_rate_tables;
 };
 
 // One row of /api/v1/peers.

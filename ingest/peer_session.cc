@@ -32,6 +32,14 @@ constexpr size_t kInitialBufferBytes = 16384;
 constexpr size_t kMaxPendingWriteBytes = 1 << 20;
 // Class + type bytes and up to 10 varint length bytes ahead of a payload.
 constexpr size_t kMessageHeaderBytes = 12;
+// Taught updates are pulled while less than this waits to be written, well under
+// kMaxPendingWriteBytes: a peer that reads slowly is taught at its own pace.
+constexpr size_t kTeachOutputBytes = 256 << 10;
+// Updates pulled per table per step, so that one table does not hold back the others.
+constexpr size_t kTeachMessagesPerStep = 512;
+// Sequence numbers kept per table for the acknowledged-updates metric of a peer that never
+// acknowledges.
+constexpr size_t kMaxUnackedTracked = 1 << 20;
 
 std::string_view DirectionName(PeerSession::Direction d) {
   return d == PeerSession::Direction::kIn ? "in" : "out";
@@ -80,6 +88,26 @@ Counter& PeerMetrics::UpdatesReceived(const std::string& peer) {
                                               "Entry updates received, by peer", {{"peer", peer}});
 }
 
+Counter& PeerMetrics::TaughtSent(const std::string& peer) {
+  return MetricsRegistry::Global().GetCounter("stickmeter_taught_updates_sent_total",
+                                              "Updates of taught tables sent, by peer",
+                                              {{"peer", peer}});
+}
+
+Counter& PeerMetrics::TaughtAcked(const std::string& peer) {
+  return MetricsRegistry::Global().GetCounter(
+      "stickmeter_taught_updates_acked_total",
+      "Updates of taught tables the peer acknowledged, by peer", {{"peer", peer}});
+}
+
+Histogram& PeerMetrics::TeachLag() {
+  static Histogram& lag = MetricsRegistry::Global().GetHistogram(
+      "stickmeter_teach_lag_seconds",
+      "From receiving the update that changed a taught value to handing the taught update to a "
+      "peer");
+  return lag;
+}
+
 uint64_t NextConnectionId() {
   // Unique across restarts as long as a restart takes longer than (counter >> 20) ms.
   static const uint64_t base = static_cast<uint64_t>(NowUnixMs()) << 20;
@@ -97,6 +125,9 @@ class PeerSession::Handler : public MessageHandler {
   }
   void OnTableDefine(const TableDefinition& table) override { session_.OnDefine(table); }
   void OnEntryUpdate(const EntryUpdateView& update) override { session_.OnUpdate(update); }
+  void OnAck(uint64_t table_id, uint32_t update_id) override {
+    session_.OnAck(table_id, update_id);
+  }
 
   std::string peer_error;  // set when the peer sent an error message
 
@@ -283,6 +314,7 @@ void PeerSession::OnEstablished() {
     PeerMetrics::Get().resyncs_requested.Inc();
   }
   Tick();
+  StartTeaching();
   // Bytes already read past the hello belong to the message stream.
   size_t leftover = end_ - begin_;
   std::vector<uint8_t> rest(buffer_.begin() + begin_, buffer_.begin() + end_);
@@ -356,6 +388,14 @@ void PeerSession::OnRead(const error_code& ec, size_t n) {
   }
   context_->registry.Received(std::string(DirectionName(direction_)), peer_name_, receive_unix_ms_,
                               entries);
+  if (!dropped_acks_.empty() && phase_ == Phase::kRunning) {
+    // Taught tables coming back (a full resync carries what the node learned from us): never
+    // stored, but acknowledged so the node does not send them again.
+    std::string acks;
+    for (const auto& [table_id, update_id] : dropped_acks_) AppendAck(acks, table_id, update_id);
+    dropped_acks_.clear();
+    Send(std::move(acks));
+  }
   if (phase_ != Phase::kRunning) return;  // the sink refused the batch
   if (!handler.peer_error.empty()) {
     return ProtocolError("peer_error", "the peer reported a " + handler.peer_error + " error");
@@ -380,7 +420,18 @@ void PeerSession::OnControl(ControlType type) {
       FlushBatch();
       pending_restart_ = true;
       pending_restart_ms_ = receive_unix_ms_;
-      // We never teach: an empty resync is complete at once.
+      if (!teach_cursors_.empty()) {
+        // A fresh process: it is taught every entry of every taught table (from the start of
+        // each), and only then told the resync is finished, so it enforces taught values before
+        // it serves its first request.
+        for (auto& cursor : teach_cursors_) cursor.sent = 0;
+        for (auto& unacked : teach_unacked_) unacked.clear();
+        resync_answer_pending_ = true;
+        resync_target_seq_ = context_->options.taught->last_seq();
+        PumpTeach();
+        return;
+      }
+      // Nothing to teach: an empty resync is complete at once.
       AppendControl(msg, ControlType::kResyncFinished);
       break;
     case ControlType::kResyncFinished:
@@ -396,6 +447,21 @@ void PeerSession::OnControl(ControlType type) {
 
 void PeerSession::OnDefine(const TableDefinition& table) {
   tables_[table.table_id] = MakeTableInfo(table);
+  IsTaughtTable(table);
+}
+
+bool PeerSession::IsTaughtTable(const TableDefinition& table) {
+  auto it = taught_ids_.find(table.table_id);
+  if (it != taught_ids_.end() && tables_.count(table.table_id) &&
+      tables_[table.table_id]->name == table.name) {
+    return it->second;
+  }
+  const TaughtTables* taught = context_->options.taught;
+  const bool is_taught = taught != nullptr && taught->IsTaught(table.name);
+  taught_ids_[table.table_id] = is_taught;
+  const auto& raw = context_->options.raw_rate_tables;
+  raw_rate_ids_[table.table_id] = std::find(raw.begin(), raw.end(), table.name) != raw.end();
+  return is_taught;
 }
 
 void PeerSession::OnUpdate(const EntryUpdateView& update) {
@@ -403,11 +469,16 @@ void PeerSession::OnUpdate(const EntryUpdateView& update) {
   if (it == tables_.end()) {
     it = tables_.emplace(update.table->table_id, MakeTableInfo(*update.table)).first;
   }
+  if (IsTaughtTable(*update.table)) {
+    dropped_acks_[update.table->table_id] = update.update_id;
+    return;
+  }
   if (batch_.tables.empty() || batch_.tables.back().table != it->second) {
     batch_.tables.push_back(TableUpdates{it->second, {}});
   }
   CheckLearnedEntry(update);
-  AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back());
+  AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back(),
+                    raw_rate_ids_[update.table->table_id]);
   batch_acks_[update.table->table_id] = update.update_id;
   ++batch_entries_;
   ++entries_decoded_;
@@ -491,6 +562,90 @@ void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>&
   ReadMessages();
 }
 
+// ---- Teaching. ----
+
+void PeerSession::StartTeaching() {
+  TaughtTables* taught = context_->options.taught;
+  if (taught == nullptr || taught->table_count() == 0) return;
+  taught_sent_ = &PeerMetrics::TaughtSent(peer_name_);
+  taught_acked_ = &PeerMetrics::TaughtAcked(peer_name_);
+  // Resume after what this peer acknowledged on its previous connection; the DEFINEs go again.
+  const auto acks = context_->registry.TaughtAcks(peer_name_, taught->table_count());
+  teach_cursors_.resize(acks.size());
+  teach_unacked_.resize(acks.size());
+  for (size_t i = 0; i < acks.size(); ++i) {
+    teach_cursors_[i].sent = acks[i].seq;
+    teach_cursors_[i].sent_version = acks[i].version;
+  }
+  std::weak_ptr<PeerSession> weak = weak_from_this();
+  teach_listener_ = taught->AddListener([weak] {
+    if (auto self = weak.lock()) self->ScheduleTeach();
+  });
+  PumpTeach();
+}
+
+void PeerSession::StopTeaching() {
+  if (teach_listener_ == 0) return;
+  context_->options.taught->RemoveListener(teach_listener_);
+  teach_listener_ = 0;
+}
+
+void PeerSession::ScheduleTeach() {
+  if (teach_posted_.exchange(true)) return;
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->teach_posted_.store(false);
+    self->PumpTeach();
+  });
+}
+
+void PeerSession::PumpTeach() {
+  TaughtTables* taught = context_->options.taught;
+  if (teach_cursors_.empty() || phase_ != Phase::kRunning) return;
+  const int64_t now = NowUnixMs();
+  Histogram& lag = PeerMetrics::TeachLag();
+  std::string msg;
+  while (pending_.size() + msg.size() < kTeachOutputBytes) {
+    size_t appended = 0;
+    for (size_t i = 0; i < teach_cursors_.size(); ++i) {
+      auto got = taught->Collect(i, teach_cursors_[i], kTeachMessagesPerStep, msg);
+      appended += got.messages;
+      auto& unacked = teach_unacked_[i];
+      for (const auto& [seq, origin_ms] : got.sent) {
+        if (unacked.size() >= kMaxUnackedTracked) unacked.pop_front();
+        unacked.push_back(seq);
+        if (origin_ms > 0)
+          lag.Observe(static_cast<double>(std::max<int64_t>(0, now - origin_ms)) / 1e3);
+      }
+    }
+    if (appended == 0) break;
+    taught_sent_->Inc(appended);
+  }
+  if (!msg.empty()) Send(std::move(msg));
+  if (resync_answer_pending_ && phase_ == Phase::kRunning) {
+    for (size_t i = 0; i < teach_cursors_.size(); ++i) {
+      if (taught->Behind(i, teach_cursors_[i], resync_target_seq_)) return;  // more to send
+    }
+    resync_answer_pending_ = false;
+    std::string finished;
+    AppendControl(finished, ControlType::kResyncFinished);
+    Send(std::move(finished));
+  }
+}
+
+void PeerSession::OnAck(uint64_t table_id, uint32_t update_id) {
+  if (table_id == 0 || table_id > teach_cursors_.size()) return;
+  const size_t i = static_cast<size_t>(table_id - 1);
+  const uint64_t acked = TaughtTables::Unwrap(teach_cursors_[i].sent, update_id);
+  auto& unacked = teach_unacked_[i];
+  uint64_t count = 0;
+  while (!unacked.empty() && unacked.front() <= acked) {
+    unacked.pop_front();
+    ++count;
+  }
+  if (count > 0) taught_acked_->Inc(count);
+  context_->registry.SetTaughtAck(peer_name_, i, {acked, teach_cursors_[i].sent_version});
+}
+
 // ---- Writes, timers, closing. ----
 
 void PeerSession::CloseAfterSending(std::string bytes, std::string label, std::string reason) {
@@ -525,6 +680,8 @@ void PeerSession::DoWrite() {
                        }
                        if (ec) return self->DoClose("write failed: " + ec.message(), "");
                        self->DoWrite();
+                       // Room again for taught updates held back by kTeachOutputBytes.
+                       if (self->pending_.empty()) self->PumpTeach();
                      });
 }
 
@@ -562,6 +719,7 @@ void PeerSession::DoClose(std::string reason, const std::string& error_label) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   ReleaseHeld();
+  StopTeaching();
   deadline_.cancel();
   ticker_.cancel();
   context_->registry.Untrack(connection_id_);

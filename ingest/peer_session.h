@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "ingest/peer_registry.h"
 #include "ingest/peer_service.h"
 #include "ingest/sink.h"
+#include "ingest/taught_tables.h"
 
 namespace stickmeter::ingest {
 
@@ -82,6 +84,11 @@ struct PeerMetrics {
   static Counter& ProtocolErrors(const std::string& reason);
   static Counter& Connections(const std::string& direction, int status);
   static Counter& UpdatesReceived(const std::string& peer);
+  // Teaching: updates of taught tables sent to / acknowledged by a peer, and the teach lag
+  // (when the change that caused a taught update was received -> the update handed to the peer).
+  static Counter& TaughtSent(const std::string& peer);
+  static Counter& TaughtAcked(const std::string& peer);
+  static Histogram& TeachLag();
 };
 
 // State shared by the service and all its sessions.
@@ -168,6 +175,16 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void OnControl(ControlType type);
   void OnDefine(const TableDefinition& table);
   void OnUpdate(const EntryUpdateView& update);
+  void OnAck(uint64_t table_id, uint32_t update_id);
+
+  // Teaching (PeerServiceOptions::taught), on the strand.
+  void StartTeaching();
+  void StopTeaching();
+  // Sends what changed in the taught tables, while our unsent output stays small; answers a
+  // pending resync request once everything up to it is out.
+  void PumpTeach();
+  void ScheduleTeach();
+  bool IsTaughtTable(const TableDefinition& table);
   // Reports (once per table) a full resync carrying entries the node learned from other peers.
   void CheckLearnedEntry(const EntryUpdateView& update);
 
@@ -210,6 +227,19 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   std::map<uint64_t, uint32_t> own_update_id_;
   std::map<uint64_t, bool> learned_reported_;
   uint32_t inflight_ = 0;
+
+  // Teaching: per taught table, where this peer stands and what it has not acknowledged yet.
+  std::vector<TaughtTables::Cursor> teach_cursors_;
+  std::vector<std::deque<uint64_t>> teach_unacked_;
+  uint64_t teach_listener_ = 0;
+  std::atomic<bool> teach_posted_{false};      // a PumpTeach is queued on the strand
+  bool resync_answer_pending_ = false;         // the peer asked for a resync: teach, then answer
+  uint64_t resync_target_seq_ = 0;             // everything up to here goes before the answer
+  std::map<uint64_t, bool> taught_ids_;        // sender table id -> a taught table of ours
+  std::map<uint64_t, uint32_t> dropped_acks_;  // taught tables' updates to acknowledge
+  std::map<uint64_t, bool> raw_rate_ids_;      // sender table id -> keep raw rates
+  Counter* taught_sent_ = nullptr;
+  Counter* taught_acked_ = nullptr;
 
   // Write side: one write in flight; later messages collect in pending_.
   std::string writing_, pending_;

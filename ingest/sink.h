@@ -43,11 +43,23 @@ struct TableInfo {
   std::vector<std::string> data_types;  // HAProxy names, in bit order ("gpc0", "gpc", ...)
 };
 
+// A frequency counter as its source encoded it, for consumers that add up the counters of
+// several sources (in `EntryUpdate::values` it is already read as a rate).
+struct RawRate {
+  std::string_view metric;  // as MetricValue::metric
+  uint32_t period_ms = 0;
+  uint32_t elapsed_ms = 0;  // how far into its current period the counter was when sent
+  uint64_t curr = 0;
+  uint64_t prev = 0;
+};
+
 struct EntryUpdate {
   std::string key;      // text form (CONTRACT §1)
   int64_t received_ms;  // Unix ms when the TCP read that completed the message returned
   std::vector<MetricValue> values;
   std::string server_key;  // the server name when the table stores server_key, else empty
+  // The frequency counters as sent, only for the tables of PeerServiceOptions::raw_rate_tables.
+  std::vector<RawRate> rates;
 };
 
 struct TableUpdates {

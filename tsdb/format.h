@@ -122,6 +122,10 @@ inline constexpr char kTagTableSource = 'S';
 inline constexpr char kTagEpoch = 'E';
 inline constexpr char kTagJournal = 'J';
 inline constexpr char kTagApplied = 'A';
+// Settings kept beside the data (quotas): 'C' + name -> value, and their history:
+// 'H' + u64 BE Unix ms + u64 BE counter -> u32 BE name length + name + u8 deleted + value.
+inline constexpr char kTagSetting = 'C';
+inline constexpr char kTagSettingHistory = 'H';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };

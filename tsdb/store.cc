@@ -271,6 +271,7 @@ struct TableMeta {
   std::map<uint32_t, MetricClass> metrics;
   std::set<uint32_t> sources;
   uint64_t multi_source_keys = 0;
+  int observed = -1;  // CommitObserver::Observes, asked at first use (writer thread only)
 };
 
 struct Pending {
@@ -360,6 +361,7 @@ struct BuiltGroup {
   std::vector<JournalRow> journal;  // the journal rows in wb, for the applier once written
   std::vector<ingest::UpdateSink::DoneCallback> done;  // of the batches it holds
   std::chrono::steady_clock::time_point start;         // when building began: the commit latency
+  CommittedGroup observed;  // for the commit observer, once written
 };
 
 size_t CountValues(const ingest::UpdateBatch& b) {
@@ -484,6 +486,13 @@ class StoreImpl final : public Store {
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
+  void SetCommitObserver(CommitObserver* observer) override { observer_ = observer; }
+  Result<std::vector<std::pair<std::string, std::string>>> Settings(
+      std::string_view prefix) override;
+  Status WriteSetting(const std::string& name, std::optional<std::string> value,
+                      int64_t t_ms) override;
+  Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix,
+                                                    size_t limit) override;
 
  private:
   // A consistent read of several column families. A query that reads through one iterator only
@@ -750,6 +759,12 @@ class StoreImpl final : public Store {
   std::vector<RawRow> raw_;
   std::string raw_bytes_;
   std::string key_name_;              // reused buffer for interning key names
+  std::mutex settings_mu_;            // one settings write at a time (history order)
+  uint64_t setting_changes_ = 0;      // GUARDED_BY(settings_mu_): orders same-ms changes
+  // Set before the first Submit, then read by the writer and committer threads only.
+  CommitObserver* observer_ = nullptr;
+  std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
+  bool batch_observed_ = false;                  // writer: ApplyBatch saw an observed table
   std::string state_buf_, sums_buf_;  // reused buffers
   uint64_t next_journal_id_ = 1;
 
@@ -1457,8 +1472,12 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       built = std::make_unique<BuiltGroup>(std::min(values * 48, kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
-        ApplyBatch(group[end++].batch, built->wb);
+        ApplyBatch(group[end].batch, built->wb);
+        if (batch_observed_) built->observed.batches.push_back(std::move(group[end].batch));
+        ++end;
       } while (end < group.size() && GroupRows() < kMaxGroupRows);
+      built->observed.deltas = std::move(observed_deltas_);
+      observed_deltas_.clear();
       BuildGroup(*built, seq_before);
     } else {
       built = std::make_unique<BuiltGroup>(0);
@@ -1546,6 +1565,10 @@ void StoreImpl::CommitterLoop() {
       journal_cv_.notify_one();
     }
     commit_latency_.Observe(SecondsSince(g->start));
+    if (status.ok() && observer_ != nullptr &&
+        (!g->observed.deltas.empty() || !g->observed.batches.empty())) {
+      observer_->OnCommitted(std::move(g->observed));
+    }
     for (auto& done : g->done) {
       if (done) done(status);
     }
@@ -2050,6 +2073,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     return id;
   };
   const uint32_t source = intern(NameKind::kSource, batch.source);
+  batch_observed_ = observer_ != nullptr && batch.source_restarted;
   uint32_t& epoch = epochs_[source];
   if (batch.source_restarted) {
     ++epoch;
@@ -2087,6 +2111,9 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
       }
     }
+    if (meta->observed < 0) meta->observed = observer_ != nullptr && observer_->Observes(info.name);
+    const bool observed = meta->observed > 0;
+    batch_observed_ |= observed;
     slots.clear();
     auto slot_of = [&](const ingest::MetricValue& mv) -> const MetricSlot& {
       for (const auto& s : slots) {
@@ -2207,6 +2234,10 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         }
         ++by_reason[static_cast<int>(d.reason)];
         ++deltas;
+        if (observed) {
+          observed_deltas_.push_back(
+              CommittedDelta{tu.table, entry.key, batch.source, mv.metric, d.delta, t});
+        }
       }
       if (next_seq_ != row_seq) {
         raw_.push_back(RawRow{table, key, t, row_seq, static_cast<uint32_t>(row_offset),
@@ -2220,6 +2251,76 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
   stat_deltas_.fetch_add(deltas, std::memory_order_relaxed);
   updates_received_.Inc(received);
   stat_updates_.fetch_add(received, std::memory_order_relaxed);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
+    std::string_view prefix) {
+  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read settings");
+  return out;
+}
+
+Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::string> value,
+                               int64_t t_ms) {
+  if (read_only_) return Status::Unavailable("store is open read-only");
+  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  std::lock_guard lock(settings_mu_);
+  const std::string key = std::string(1, format::kTagSetting) + name;
+  if (!value) {
+    std::string old;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &old);
+    if (got.IsNotFound()) return Status::NotFound("no such setting");
+    if (!got.ok()) return FromRocks(got, "read setting");
+  }
+  std::string history_key(1, format::kTagSettingHistory);
+  format::PutU64BE(history_key, static_cast<uint64_t>(t_ms));
+  format::PutU64BE(history_key, ++setting_changes_);
+  std::string change;
+  format::PutU32BE(change, static_cast<uint32_t>(name.size()));
+  change += name;
+  change += value ? '\0' : '\1';
+  if (value) change += *value;
+  rocksdb::WriteBatch wb;
+  if (value) {
+    wb.Put(cfs_[kMeta], key, *value);
+  } else {
+    wb.Delete(cfs_[kMeta], key);
+  }
+  wb.Put(cfs_[kMeta], history_key, change);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Write(wo, &wb), "write setting");
+}
+
+Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
+                                                             size_t limit) {
+  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  const std::string start(1, format::kTagSettingHistory);
+  std::deque<SettingChange> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    const rocksdb::Slice k = it->key(), v = it->value();
+    if (k.size() != 17 || v.size() < 5) return Status::Corruption("bad setting history record");
+    const uint32_t n = format::GetU32BE(v.data());
+    if (v.size() < 5 + size_t{n}) return Status::Corruption("bad setting history record");
+    std::string name(v.data() + 4, n);
+    if (!std::string_view(name).starts_with(prefix)) continue;
+    SettingChange c;
+    c.t_ms = static_cast<int64_t>(format::GetU64BE(k.data() + 1));
+    c.name = std::move(name);
+    c.deleted = v[4 + n] != 0;
+    c.value.assign(v.data() + 5 + n, v.size() - 5 - n);
+    out.push_back(std::move(c));
+    if (out.size() > limit) out.pop_front();
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read setting history");
+  return std::vector<SettingChange>(out.begin(), out.end());
 }
 
 Status StoreImpl::Close() {

@@ -29,10 +29,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "ingest/sink.h"
+#include "tsdb/commit_observer.h"
 #include "tsdb/query.h"
 
 namespace stickmeter::tsdb {
@@ -74,6 +79,14 @@ struct StoreOptions {
   std::function<int64_t()> clock;
 };
 
+// A change of a setting (Store::WriteSetting), as its history keeps it.
+struct SettingChange {
+  int64_t t_ms = 0;
+  std::string name;
+  std::string value;  // the new value; empty when deleted
+  bool deleted = false;
+};
+
 class Store : public ingest::UpdateSink, public QueryService {
  public:
   // Opens (creating if missing) a store for reading and writing; a store of an older format is
@@ -101,6 +114,20 @@ class Store : public ingest::UpdateSink, public QueryService {
   // Blocks until everything submitted before the call is committed and visible to queries
   // (tests, benchmarks).
   virtual void Flush() = 0;
+  // Settings: small named values kept beside the data (quotas), each change also appended to
+  // a history in the same atomic, synced write. Read-only stores fail writes with Unavailable.
+  // Names and values are opaque bytes to the store.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> Settings(
+      std::string_view prefix) = 0;
+  // `value` nullopt deletes the setting (NotFound if it does not exist).
+  virtual Status WriteSetting(const std::string& name, std::optional<std::string> value,
+                              int64_t t_ms) = 0;
+  // Changes of the settings starting with `prefix`, oldest first, the last `limit` of them.
+  virtual Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix,
+                                                            size_t limit) = 0;
+  // Reports every later commit to `observer` (tsdb/commit_observer.h), which must outlive
+  // Close(). Call once, before the first Submit.
+  virtual void SetCommitObserver(CommitObserver* observer) = 0;
 
  protected:
   Store() = default;

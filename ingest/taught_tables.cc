@@ -1,0 +1,148 @@
+// Implementation of taught_tables.h.
+#include "ingest/taught_tables.h"
+
+#include <algorithm>
+
+namespace stickmeter::ingest {
+
+TaughtTables::TaughtTables(std::vector<std::string> names)
+    : names_(std::move(names)), tables_(names_.size()) {}
+
+std::optional<size_t> TaughtTables::IndexOf(std::string_view name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return i;
+  }
+  return std::nullopt;
+}
+
+bool TaughtTables::IsTaught(std::string_view name) const { return IndexOf(name).has_value(); }
+
+bool TaughtTables::Define(const TableDefinition& def) {
+  const auto index = IndexOf(def.name);
+  if (!index) return false;
+  {
+    std::lock_guard lock(mu_);
+    Table& t = tables_[*index];
+    const bool same_layout =
+        t.def && t.def->key_type == def.key_type && t.def->key_size == def.key_size &&
+        t.def->data_bitfield == def.data_bitfield && t.def->nbelem == def.nbelem &&
+        t.def->period_ms == def.period_ms && t.def->expire_ms == def.expire_ms;
+    if (same_layout) return true;
+    const bool same_values =
+        t.def && t.def->data_bitfield == def.data_bitfield && t.def->nbelem == def.nbelem;
+    t.def = def;
+    t.def->table_id = WireId(*index);
+    ++t.version;
+    if (!same_values) {
+      t.entries.clear();
+      t.by_seq.clear();
+    } else {
+      // Every entry goes out again after the new DEFINE.
+      for (auto& [key, e] : t.entries) SetLocked(t, key, e);
+    }
+  }
+  Notify();
+  return true;
+}
+
+void TaughtTables::SetLocked(Table& t, const std::string& key, Entry& e) {
+  if (e.seq != 0) t.by_seq.erase(e.seq);
+  e.seq = ++seq_;
+  t.by_seq.emplace(e.seq, &key);
+}
+
+void TaughtTables::Set(std::string_view table, std::string key, std::vector<DataValue> values,
+                       std::optional<uint32_t> expire_ms, int64_t origin_ms) {
+  const auto index = IndexOf(table);
+  if (!index) return;
+  {
+    std::lock_guard lock(mu_);
+    Table& t = tables_[*index];
+    if (!t.def) return;
+    auto [it, fresh] = t.entries.try_emplace(std::move(key));
+    Entry& e = it->second;
+    e.values = std::move(values);
+    e.expire_ms = expire_ms;
+    e.origin_ms = origin_ms;
+    SetLocked(t, it->first, e);
+  }
+  Notify();
+}
+
+void TaughtTables::TouchAll(int64_t origin_ms) {
+  {
+    std::lock_guard lock(mu_);
+    for (Table& t : tables_) {
+      for (auto& [key, e] : t.entries) {
+        e.origin_ms = origin_ms;
+        SetLocked(t, key, e);
+      }
+    }
+  }
+  Notify();
+}
+
+uint64_t TaughtTables::AddListener(std::function<void()> listener) {
+  std::lock_guard lock(listeners_mu_);
+  const uint64_t handle = next_listener_++;
+  listeners_.emplace(handle, std::move(listener));
+  return handle;
+}
+
+void TaughtTables::RemoveListener(uint64_t handle) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(handle);
+}
+
+void TaughtTables::Notify() {
+  std::lock_guard lock(listeners_mu_);
+  for (auto& [handle, listener] : listeners_) listener();
+}
+
+uint64_t TaughtTables::last_seq() const {
+  std::lock_guard lock(mu_);
+  return seq_;
+}
+
+bool TaughtTables::Behind(size_t index, const Cursor& cursor, uint64_t upto) const {
+  std::lock_guard lock(mu_);
+  const Table& t = tables_[index];
+  if (!t.def || t.by_seq.empty()) return false;
+  const uint64_t after = cursor.sent_version != t.version ? 0 : cursor.sent;
+  auto it = t.by_seq.upper_bound(after);
+  return it != t.by_seq.end() && it->first <= upto;
+}
+
+TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size_t max_messages,
+                                              std::string& out) const {
+  Collected c;
+  std::lock_guard lock(mu_);
+  const Table& t = tables_[index];
+  if (!t.def) return c;
+  if (t.by_seq.empty()) return c;
+  if (cursor.sent_version != t.version) {
+    // What the peer has is of an older layout: every entry goes again.
+    cursor.sent_version = t.version;
+    cursor.sent = 0;
+  }
+  if (cursor.defined_version != t.version && t.by_seq.upper_bound(cursor.sent) != t.by_seq.end()) {
+    AppendTableDefine(out, *t.def);
+    cursor.defined_version = t.version;
+  }
+  for (auto it = t.by_seq.upper_bound(cursor.sent);
+       it != t.by_seq.end() && c.messages < max_messages; ++it) {
+    const std::string& key = *it->second;
+    const Entry& e = t.entries.at(key);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(key.data());
+    AppendEntryUpdate(out, *t.def,
+                      e.expire_ms ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
+                      static_cast<uint32_t>(it->first), e.expire_ms,
+                      std::span<const uint8_t>(bytes, key.size()), e.values);
+    cursor.sent = it->first;
+    ++c.messages;
+    c.sent.emplace_back(it->first, e.origin_ms);
+  }
+  return c;
+}
+
+}  // namespace stickmeter::ingest

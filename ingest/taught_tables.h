@@ -1,0 +1,121 @@
+// What stickmeter teaches HAProxy: the tables it defines itself and the current value of each of
+// their entries, shared by every peer session.
+//
+// A producer (the teacher) defines tables and sets entries; every change gets the next number of
+// one process-wide sequence. Each peer session keeps, per table, the last sequence number it sent
+// and the last one the peer acknowledged, and pulls what changed since with Collect(), already
+// encoded as peers-protocol messages. Setting an entry again before a session pulled it replaces
+// the value waiting: a session always sends the latest value, once. On the wire an update id is
+// the low 32 bits of the sequence number (HAProxy's ids wrap too).
+//
+// Names: a taught table is never a source. Sessions drop what a peer sends for a taught name
+// (IsTaught) so a taught value never comes back as usage.
+//
+// Thread-safety: every method may be called from any thread (one mutex). Listeners are called
+// without the mutex held, on the producer's thread, and must only post work elsewhere.
+// Ownership: owned by the application; outlives the peer service and the teacher.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ingest/codec.h"
+
+namespace stickmeter::ingest {
+
+class TaughtTables {
+ public:
+  // The names that will be taught, fixed at start (from --aggregate and --quota), so sessions
+  // can tell them apart from the first message on.
+  explicit TaughtTables(std::vector<std::string> names);
+
+  // ---- Producer side. ----
+
+  // (Re)defines the table `def.name` (which must be one of the names given at construction):
+  // key type and size, data types and their parameters, expire. `def.table_id` is ignored.
+  // Entries already set keep their values if the stored types did not change, else are
+  // dropped. Returns false for a name not taught.
+  bool Define(const TableDefinition& def);
+  // Sets the values of one entry: `key` as on the wire (string: without length), `values` one
+  // per stored type (per element for arrays) in bit order, `expire_ms` the life HAProxy gives
+  // the entry (nullopt: the table's own expire). `origin_ms` is when the change that caused it
+  // was received (Unix ms), for the teach lag. Ignored for a table not defined yet.
+  void Set(std::string_view table, std::string key, std::vector<DataValue> values,
+           std::optional<uint32_t> expire_ms, int64_t origin_ms);
+  // Sets again every entry of every table (a refresh before the nodes' own expire ends them).
+  void TouchAll(int64_t origin_ms);
+
+  // ---- Session side. ----
+
+  bool IsTaught(std::string_view name) const;
+  size_t table_count() const { return names_.size(); }
+  // Our table id on the wire for table index i: i + 1.
+  static uint64_t WireId(size_t index) { return index + 1; }
+
+  // Calls `listener` after every batch of changes. Returns a handle for RemoveListener.
+  uint64_t AddListener(std::function<void()> listener);
+  void RemoveListener(uint64_t handle);
+
+  // The newest sequence number handed out (0 = nothing yet).
+  uint64_t last_seq() const;
+
+  // Where one peer stands on one table. A new connection starts with `defined_version` 0 (the
+  // peer forgot our DEFINE) and `sent` at what the previous connection had acknowledged, of the
+  // definition `sent_version`: if the table was redefined since, everything goes again.
+  struct Cursor {
+    uint64_t sent = 0;             // last sequence number sent (or acknowledged, on resume)
+    uint64_t sent_version = 0;     // the definition `sent` refers to
+    uint64_t defined_version = 0;  // the definition sent on this connection (0 = none)
+  };
+  struct Collected {
+    size_t messages = 0;  // entry updates appended
+    // Per update appended: its sequence number and when its cause was received (Unix ms).
+    std::vector<std::pair<uint64_t, int64_t>> sent;
+  };
+  // Appends to `out` the messages that bring a peer at `cursor` of table `index` up to date, at
+  // most `max_messages` updates (a DEFINE first when the peer has not seen the current
+  // definition). Advances the cursor. Returns what was appended.
+  Collected Collect(size_t index, Cursor& cursor, size_t max_messages, std::string& out) const;
+  // True when table `index` has changes after `cursor.sent`, up to sequence number `upto`.
+  bool Behind(size_t index, const Cursor& cursor, uint64_t upto = UINT64_MAX) const;
+  // The full sequence number of a 32-bit update id a peer acknowledged, given the last number
+  // sent to that peer on that table.
+  static uint64_t Unwrap(uint64_t last_sent, uint32_t acked_id) {
+    return last_sent - static_cast<uint32_t>(static_cast<uint32_t>(last_sent) - acked_id);
+  }
+
+ private:
+  struct Entry {
+    std::vector<DataValue> values;
+    std::optional<uint32_t> expire_ms;
+    uint64_t seq = 0;
+    int64_t origin_ms = 0;
+  };
+  struct Table {
+    std::optional<TableDefinition> def;
+    uint64_t version = 0;  // bumped by every Define
+    std::unordered_map<std::string, Entry> entries;
+    std::map<uint64_t, const std::string*> by_seq;  // seq -> key in `entries`
+  };
+  std::optional<size_t> IndexOf(std::string_view name) const;
+  void SetLocked(Table& t, const std::string& key, Entry& e);
+  void Notify();
+
+  const std::vector<std::string> names_;
+  mutable std::mutex mu_;
+  std::vector<Table> tables_;  // GUARDED_BY(mu_), parallel to names_
+  uint64_t seq_ = 0;           // GUARDED_BY(mu_)
+  std::mutex listeners_mu_;
+  std::map<uint64_t, std::function<void()>> listeners_;  // GUARDED_BY(listeners_mu_)
+  uint64_t next_listener_ = 1;                           // GUARDED_BY(listeners_mu_)
+};
+
+}  // namespace stickmeter::ingest
