@@ -146,6 +146,20 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
          return s;
        },
        [](C& c) { c.allow_peer.clear(); }},
+      {"aggregate", false, true,
+       [](C& c, const std::string& v) -> Status {
+         Status s = NonEmpty("aggregate", v);
+         if (s.ok()) c.aggregate.push_back(v);
+         return s;
+       },
+       [](C& c) { c.aggregate.clear(); }},
+      {"quota", false, true,
+       [](C& c, const std::string& v) -> Status {
+         Status s = NonEmpty("quota", v);
+         if (s.ok()) c.quota.push_back(v);
+         return s;
+       },
+       [](C& c) { c.quota.clear(); }},
       {"http", false, false,
        [](C& c, const std::string& v) -> Status {
          auto hp = ParseHostPort(v);
@@ -168,6 +182,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       BoolFlag<C>("sync-writes", &C::sync_writes),
       IntFlag<C>("apply-delay-ms", &C::apply_delay_ms, 0, 600000),
       IntFlag<C>("resync-interval", &C::resync_interval_s, 0, 366LL * 86400),
+      IntFlag<C>("teach-refresh", &C::teach_refresh_s, 1, 86400),
       IntFlag<C>("raw-retention-days", &C::raw_retention_days, 0, 100000),
       IntFlag<C>("minute-retention-days", &C::minute_retention_days, 0, 100000),
       IntFlag<C>("hour-retention-days", &C::hour_retention_days, 0, 100000),

@@ -39,6 +39,9 @@ struct ServeConfig {
   bool peers_listen_enabled = true;  // "--peers-listen off" disables the acceptor
   std::vector<ConnectTarget> connect;
   std::vector<std::string> allow_peer;
+  std::vector<std::string> aggregate;  // "SRC[=DST]": teach cluster-wide sums of SRC
+  std::vector<std::string> quota;      // "SRC[=DST]": teach quota flags of SRC
+  int64_t teach_refresh_s = 60;        // re-teach every taught entry this often
   HostPort http{"127.0.0.1", 8080};
   std::string token_file;
   bool insecure_no_auth = false;

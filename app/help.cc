@@ -16,6 +16,13 @@ const char* CommandHelp(const std::string& command) {
   --peers-listen ADDR:PORT   accept HAProxy peer connections here, or `off`. Default: 127.0.0.1:20001
   --connect PEER@HOST:PORT   also dial out to HAProxy peer PEER (its -L name); repeatable
   --allow-peer NAME          accept incoming peers with this name only; repeatable. Default: any
+  --aggregate SRC[=DST]      teach every peer the sum over all nodes of SRC's counters, rates and
+                             conn_cur, per key, as table DST. Default DST: SRC.aggregate; repeatable
+  --quota SRC[=DST]          teach every peer per key of SRC: gpt0 = 1 while a quota (PUT
+                             /api/v1/quotas) is reached, gpc0 = the usage. Default DST:
+                             SRC.quota; repeatable
+  --teach-refresh SECONDS    send every taught entry again this often, so nodes keep it before
+                             their table's expire. Default: 60
   --http ADDR:PORT           HTTP API and UI. Default: 127.0.0.1:8080
   --token-file FILE          require `Authorization: Bearer <token>` (token = the file's first line)
                              on every call but /api/v1/health

@@ -12,12 +12,15 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "app/commands.h"
 #include "common/log.h"
 #include "http/server.h"
 #include "ingest/peer_service.h"
+#include "ingest/taught_tables.h"
+#include "teach/teacher.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::app {
@@ -101,6 +104,22 @@ int RunServe(const ServeConfig& config) {
     return Fail("--peers-tls-cert is required for TLS on --peers-listen");
   }
 
+  teach::TeacherOptions teach_options;
+  teach_options.refresh_ms = config.teach_refresh_s * 1000;
+  for (const auto& [flag, list, suffix] :
+       {std::tuple{"--aggregate", &config.aggregate, ".aggregate"},
+        std::tuple{"--quota", &config.quota, ".quota"}}) {
+    for (const auto& text : *list) {
+      auto pair = teach::ParseTeachPair(text, suffix);
+      if (!pair.ok()) return Fail(std::string(flag) + ": " + pair.status().message());
+      (std::string_view(flag) == "--quota" ? teach_options.quota : teach_options.aggregate)
+          .push_back(*pair);
+    }
+  }
+  if (Status s = teach::CheckTeachPairs(teach_options); !s.ok()) {
+    return Fail("--aggregate/--quota: " + s.message());
+  }
+
   tsdb::StoreOptions store_options;
   store_options.path = config.data;
   store_options.sync_writes = config.sync_writes;
@@ -111,6 +130,19 @@ int RunServe(const ServeConfig& config) {
   store_options.day_retention_ms = config.day_retention_days * kDayMs;
   auto store = tsdb::Store::Open(store_options);
   if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
+
+  // Teaching: the teacher observes what the store commits and fills the taught tables, which
+  // every peer session sends from.
+  ingest::TaughtTables taught(teach::TaughtNames(teach_options));
+  teach::Teacher teacher(teach_options, **store, taught);
+  (*store)->SetCommitObserver(&teacher);
+  // The store reports its last commits to the teacher as it closes: on every way out, it is
+  // closed before the teacher goes.
+  struct CloseStoreFirst {
+    tsdb::Store& store;
+    ~CloseStoreFirst() { (void)store.Close(); }
+  } close_store_first{**store};
+  if (Status s = teacher.Start(); !s.ok()) return Fail("teaching: " + s.message());
 
   ingest::PeerServiceOptions peer_options;
   peer_options.local_name = config.name;
@@ -124,6 +156,10 @@ int RunServe(const ServeConfig& config) {
   peer_options.listen_tls = ToTls(config.peers_tls);
   peer_options.connect_tls = ToTls(config.connect_tls);
   peer_options.resync_interval_ms = config.resync_interval_s * 1000;
+  peer_options.taught = &taught;
+  for (const auto& [source, dest] : teach_options.aggregate) {
+    peer_options.raw_rate_tables.push_back(source);
+  }
 
   boost::asio::io_context io(config.threads);
   ingest::PeerService peers(io, peer_options, **store);
@@ -177,7 +213,10 @@ int RunServe(const ServeConfig& config) {
   shutdown_cv.notify_all();
   if (watchdog.joinable()) watchdog.join();
 
-  if (Status s = (*store)->Close(); !s.ok()) return Fail("closing the store: " + s.message());
+  // The store's last commits still reach the teacher; it stops after the store.
+  Status closed = (*store)->Close();
+  teacher.Stop();
+  if (!closed.ok()) return Fail("closing the store: " + closed.message());
   LogInfo("serve", "stopped cleanly");
   return 0;
 }

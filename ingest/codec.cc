@@ -23,6 +23,8 @@
 // and data types above glitch_rate are skipped: they come last in bit order.
 #include "ingest/codec.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -588,6 +590,73 @@ Status Decoder::DecodeUpdate(StickTableType type, std::span<const uint8_t> paylo
 }
 
 // ---- Keys. ----
+
+Result<std::string> ParseKey(KeyType type, uint64_t key_size, std::string_view text) {
+  switch (type) {
+    case KeyType::kString:
+      return std::string(text.substr(0, key_size > 0 ? key_size - 1 : text.size()));
+    case KeyType::kSignedInt: {
+      uint64_t v = 0;
+      if (text.empty() || text.size() > 10) break;
+      for (char c : text) {
+        if (c < '0' || c > '9')
+          return Status::InvalidArgument("not an integer key: '" + std::string(text) + "'");
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (v > UINT32_MAX) break;
+      std::string out;
+      AppendBe32(out, static_cast<uint32_t>(v));
+      return out;
+    }
+    case KeyType::kIpv4:
+    case KeyType::kIpv6: {
+      const std::string z(text);
+      unsigned char buf[16];
+      const int family = type == KeyType::kIpv4 ? AF_INET : AF_INET6;
+      if (inet_pton(family, z.c_str(), buf) != 1) {
+        return Status::InvalidArgument(std::string("not an ") +
+                                       (type == KeyType::kIpv4 ? "IPv4" : "IPv6") + " address: '" +
+                                       z + "'");
+      }
+      return std::string(reinterpret_cast<const char*>(buf), type == KeyType::kIpv4 ? 4 : 16);
+    }
+    case KeyType::kBinary: {
+      if (text.size() % 2 != 0 || text.size() / 2 > key_size) break;
+      std::string out;
+      for (size_t i = 0; i < text.size(); i += 2) {
+        auto nibble = [](char c) -> int {
+          if (c >= '0' && c <= '9') return c - '0';
+          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+          return -1;
+        };
+        const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+        if (hi < 0 || lo < 0)
+          return Status::InvalidArgument("not a hex key: '" + std::string(text) + "'");
+        out.push_back(static_cast<char>(hi * 16 + lo));
+      }
+      out.resize(key_size, '\0');
+      return out;
+    }
+  }
+  return Status::InvalidArgument("not a " + std::string(KeyTypeName(type)) + " key: '" +
+                                 std::string(text) + "'");
+}
+
+std::optional<KeyType> KeyTypeByName(std::string_view name) {
+  for (KeyType t :
+       {KeyType::kSignedInt, KeyType::kIpv4, KeyType::kIpv6, KeyType::kString, KeyType::kBinary}) {
+    if (KeyTypeName(t) == name) return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<DataType> DataTypeByName(std::string_view name) {
+  for (int t = 0; t < kDataTypeCount; ++t) {
+    if (DataTypeName(static_cast<DataType>(t)) == name) return static_cast<DataType>(t);
+  }
+  return std::nullopt;
+}
 
 std::string FormatKey(KeyType type, std::span<const uint8_t> key) {
   static constexpr char kHex[] = "0123456789abcdef";

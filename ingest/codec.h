@@ -246,6 +246,16 @@ class Decoder {
 // decimal (32-bit unsigned), binary as lowercase hex of all its bytes.
 std::string FormatKey(KeyType type, std::span<const uint8_t> key_bytes);
 
+// The inverse of FormatKey: the key's bytes on the wire (string: without its length, cut to
+// key_size - 1 bytes; binary: zero-padded to key_size). InvalidArgument when `text` is not a
+// key of that type (not a dotted IPv4 address, an integer above 2^32 - 1, odd hex, ...).
+Result<std::string> ParseKey(KeyType type, uint64_t key_size, std::string_view text);
+// The type of a name as KeyTypeName spells it, nullopt if none.
+std::optional<KeyType> KeyTypeByName(std::string_view name);
+// The data type of a name as DataTypeName spells it ("gpc0", "gpc" for the array), nullopt if
+// none.
+std::optional<DataType> DataTypeByName(std::string_view name);
+
 // ---- Encoding (for our own messages, tests and the load generator). ----
 
 void AppendControl(std::string& out, ControlType type);

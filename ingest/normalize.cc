@@ -55,6 +55,8 @@ std::shared_ptr<const TableInfo> MakeTableInfo(const TableDefinition& table) {
   for (int t = 0; t < kDataTypeCount; ++t) {
     if (table.Stores(static_cast<DataType>(t))) {
       info->data_types.emplace_back(DataTypeName(static_cast<DataType>(t)));
+      info->periods_ms.push_back(table.period_ms[static_cast<size_t>(t)]);
+      info->array_sizes.push_back(static_cast<uint32_t>(table.nbelem[static_cast<size_t>(t)]));
     }
   }
   return info;

@@ -41,6 +41,10 @@ struct TableInfo {
   uint32_t key_size = 0;                // on the wire (string: len + 1)
   uint64_t expire_ms = 0;               // 0 = never expires
   std::vector<std::string> data_types;  // HAProxy names, in bit order ("gpc0", "gpc", ...)
+  // Parallel to data_types: a frequency counter's period in ms (gpc_rate's too), else 0; an
+  // array's element count, else 0.
+  std::vector<uint64_t> periods_ms;
+  std::vector<uint32_t> array_sizes;
 };
 
 // A frequency counter as its source encoded it, for consumers that add up the counters of

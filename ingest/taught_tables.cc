@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "common/time.h"
+
 namespace stickmeter::ingest {
 
 TaughtTables::TaughtTables(std::vector<std::string> names)
@@ -41,7 +43,7 @@ bool TaughtTables::Define(const TableDefinition& def) {
       for (auto& [key, e] : t.entries) SetLocked(t, key, e);
     }
   }
-  Notify();
+  Publish();
   return true;
 }
 
@@ -52,21 +54,19 @@ void TaughtTables::SetLocked(Table& t, const std::string& key, Entry& e) {
 }
 
 void TaughtTables::Set(std::string_view table, std::string key, std::vector<DataValue> values,
-                       std::optional<uint32_t> expire_ms, int64_t origin_ms) {
+                       std::optional<uint32_t> expire_ms, int64_t origin_ms, int64_t now_ms) {
   const auto index = IndexOf(table);
   if (!index) return;
-  {
-    std::lock_guard lock(mu_);
-    Table& t = tables_[*index];
-    if (!t.def) return;
-    auto [it, fresh] = t.entries.try_emplace(std::move(key));
-    Entry& e = it->second;
-    e.values = std::move(values);
-    e.expire_ms = expire_ms;
-    e.origin_ms = origin_ms;
-    SetLocked(t, it->first, e);
-  }
-  Notify();
+  std::lock_guard lock(mu_);
+  Table& t = tables_[*index];
+  if (!t.def) return;
+  auto [it, fresh] = t.entries.try_emplace(std::move(key));
+  Entry& e = it->second;
+  e.values = std::move(values);
+  e.expire_ms = expire_ms;
+  e.origin_ms = origin_ms;
+  e.set_ms = now_ms;
+  SetLocked(t, it->first, e);
 }
 
 void TaughtTables::TouchAll(int64_t origin_ms) {
@@ -79,7 +79,7 @@ void TaughtTables::TouchAll(int64_t origin_ms) {
       }
     }
   }
-  Notify();
+  Publish();
 }
 
 uint64_t TaughtTables::AddListener(std::function<void()> listener) {
@@ -94,7 +94,7 @@ void TaughtTables::RemoveListener(uint64_t handle) {
   listeners_.erase(handle);
 }
 
-void TaughtTables::Notify() {
+void TaughtTables::Publish() {
   std::lock_guard lock(listeners_mu_);
   for (auto& [handle, listener] : listeners_) listener();
 }
@@ -116,6 +116,8 @@ bool TaughtTables::Behind(size_t index, const Cursor& cursor, uint64_t upto) con
 TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size_t max_messages,
                                               std::string& out) const {
   Collected c;
+  const int64_t now = NowUnixMs();
+  std::vector<DataValue> aged;
   std::lock_guard lock(mu_);
   const Table& t = tables_[index];
   if (!t.def) return c;
@@ -134,10 +136,17 @@ TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size
     const std::string& key = *it->second;
     const Entry& e = t.entries.at(key);
     const auto* bytes = reinterpret_cast<const uint8_t*>(key.data());
-    AppendEntryUpdate(out, *t.def,
-                      e.expire_ms ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
-                      static_cast<uint32_t>(it->first), e.expire_ms,
-                      std::span<const uint8_t>(bytes, key.size()), e.values);
+    // Time passed since the values were computed: counters and expiries advance with it.
+    const int64_t waited = std::max<int64_t>(0, now - e.set_ms);
+    aged.assign(e.values.begin(), e.values.end());
+    for (DataValue& v : aged) {
+      if (v.form == DataValue::Form::kFreq) v.freq.curr_tick += static_cast<uint64_t>(waited);
+    }
+    std::optional<uint32_t> expire = e.expire_ms;
+    if (expire) expire = static_cast<uint32_t>(std::max<int64_t>(1, int64_t{*expire} - waited));
+    AppendEntryUpdate(out, *t.def, expire ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
+                      static_cast<uint32_t>(it->first), expire,
+                      std::span<const uint8_t>(bytes, key.size()), aged);
     cursor.sent = it->first;
     ++c.messages;
     c.sent.emplace_back(it->first, e.origin_ms);

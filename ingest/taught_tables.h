@@ -47,9 +47,14 @@ class TaughtTables {
   // Sets the values of one entry: `key` as on the wire (string: without length), `values` one
   // per stored type (per element for arrays) in bit order, `expire_ms` the life HAProxy gives
   // the entry (nullopt: the table's own expire). `origin_ms` is when the change that caused it
-  // was received (Unix ms), for the teach lag. Ignored for a table not defined yet.
+  // was received (Unix ms), for the teach lag. `now_ms` is when the values were computed:
+  // a frequency counter's elapsed time (FreqCounter::curr_tick) is as of then, and is advanced
+  // by the time it waits until sent. Ignored for a table not defined yet. Sessions hear of it
+  // at the next Publish().
   void Set(std::string_view table, std::string key, std::vector<DataValue> values,
-           std::optional<uint32_t> expire_ms, int64_t origin_ms);
+           std::optional<uint32_t> expire_ms, int64_t origin_ms, int64_t now_ms);
+  // Tells the sessions that entries changed.
+  void Publish();
   // Sets again every entry of every table (a refresh before the nodes' own expire ends them).
   void TouchAll(int64_t origin_ms);
 
@@ -98,6 +103,7 @@ class TaughtTables {
     std::optional<uint32_t> expire_ms;
     uint64_t seq = 0;
     int64_t origin_ms = 0;
+    int64_t set_ms = 0;
   };
   struct Table {
     std::optional<TableDefinition> def;
@@ -107,7 +113,6 @@ class TaughtTables {
   };
   std::optional<size_t> IndexOf(std::string_view name) const;
   void SetLocked(Table& t, const std::string& key, Entry& e);
-  void Notify();
 
   const std::vector<std::string> names_;
   mutable std::mutex mu_;

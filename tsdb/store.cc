@@ -2272,8 +2272,8 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   if (db_ == nullptr) return Status::Unavailable("store is closed");
   std::lock_guard lock(settings_mu_);
   const std::string key = std::string(1, format::kTagSetting) + name;
+  std::string old;
   if (!value) {
-    std::string old;
     rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &old);
     if (got.IsNotFound()) return Status::NotFound("no such setting");
     if (!got.ok()) return FromRocks(got, "read setting");
@@ -2285,7 +2285,7 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   format::PutU32BE(change, static_cast<uint32_t>(name.size()));
   change += name;
   change += value ? '\0' : '\1';
-  if (value) change += *value;
+  change += value ? *value : old;
   rocksdb::WriteBatch wb;
   if (value) {
     wb.Put(cfs_[kMeta], key, *value);

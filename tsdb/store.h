@@ -83,7 +83,7 @@ struct StoreOptions {
 struct SettingChange {
   int64_t t_ms = 0;
   std::string name;
-  std::string value;  // the new value; empty when deleted
+  std::string value;  // the new value, or the value deleted
   bool deleted = false;
 };
 

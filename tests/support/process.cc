@@ -138,7 +138,7 @@ std::string DecodeChunked(const std::string& raw) {
 std::optional<HttpResponse> HttpRequest(uint16_t port, const std::string& method,
                                         const std::string& target,
                                         const std::vector<std::string>& extra_headers,
-                                        const std::string& host) {
+                                        const std::string& host, const std::string& json_body) {
   int fd = ConnectLoopback(port);
   if (fd < 0) return std::nullopt;
   timeval tv{10, 0};
@@ -146,7 +146,12 @@ std::optional<HttpResponse> HttpRequest(uint16_t port, const std::string& method
   std::string request =
       method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
   for (const auto& h : extra_headers) request += h + "\r\n";
-  request += "\r\n";
+  if (!json_body.empty()) {
+    request +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(json_body.size()) +
+        "\r\n";
+  }
+  request += "\r\n" + json_body;
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) < 0) {
     ::close(fd);
     return std::nullopt;

@@ -58,12 +58,14 @@ struct HttpResponse {
   std::string body;
 };
 
-// One request on a fresh connection ("Connection: close"), with a 10 s timeout. Handles
+// One request on a fresh connection ("Connection: close"), with a 10 s timeout, and a JSON body
+// when `json_body` is not empty. Handles
 // Content-Length and chunked bodies. Returns nullopt when nothing answers.
 std::optional<HttpResponse> HttpRequest(uint16_t port, const std::string& method,
                                         const std::string& target,
                                         const std::vector<std::string>& extra_headers = {},
-                                        const std::string& host = "127.0.0.1");
+                                        const std::string& host = "127.0.0.1",
+                                        const std::string& json_body = "");
 
 // Waits until `port` accepts TCP connections; false after `timeout`.
 bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(15));

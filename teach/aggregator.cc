@@ -1,0 +1,193 @@
+// Implementation of aggregator.h.
+#include "teach/aggregator.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "ingest/normalize.h"
+
+namespace stickmeter::teach {
+
+using ingest::DataType;
+using ingest::DataValue;
+
+Aggregator::Aggregator(std::string source_table, std::string taught_table)
+    : source_(std::move(source_table)), taught_(std::move(taught_table)) {}
+
+bool Aggregator::BuildLayout(const ingest::TableInfo& table) {
+  const auto key_type = ingest::KeyTypeByName(table.key_type);
+  if (!key_type) return false;
+  ingest::TableDefinition def;
+  def.name = taught_;
+  def.key_type = *key_type;
+  def.key_size = table.key_size;
+  def.expire_ms = table.expire_ms;
+  std::vector<Slot> slots;
+  for (size_t i = 0; i < table.data_types.size(); ++i) {
+    const auto type = ingest::DataTypeByName(table.data_types[i]);
+    if (!type) continue;
+    const bool freq = table.data_types[i].ends_with("_rate");
+    const ingest::MetricKind kind = ingest::KindOf(*type);
+    if (!freq && kind == ingest::MetricKind::kGauge && *type != DataType::kConnCur) continue;
+    const auto t = static_cast<size_t>(*type);
+    const uint32_t elements = i < table.array_sizes.size() ? table.array_sizes[i] : 0;
+    const uint64_t period = i < table.periods_ms.size() ? table.periods_ms[i] : 0;
+    def.data_bitfield |= uint64_t{1} << t;
+    def.nbelem[t] = elements;
+    def.period_ms[t] = period;
+    const uint64_t max = kind == ingest::MetricKind::kCounter64
+                             ? std::numeric_limits<uint64_t>::max()
+                             : std::numeric_limits<uint32_t>::max();
+    for (uint32_t e = 0; e < std::max<uint32_t>(elements, 1); ++e) {
+      slots.push_back(Slot{*type, e, ingest::MetricName(*type, elements > 0 ? e : 0), freq, max,
+                           static_cast<uint32_t>(period)});
+    }
+  }
+  if (def_ && def_->key_type == def.key_type && def_->key_size == def.key_size &&
+      def_->expire_ms == def.expire_ms && def_->data_bitfield == def.data_bitfield &&
+      def_->nbelem == def.nbelem && def_->period_ms == def.period_ms) {
+    return false;
+  }
+  def_ = def;
+  slots_ = std::move(slots);
+  slot_by_metric_.clear();
+  for (size_t s = 0; s < slots_.size(); ++s) slot_by_metric_[slots_[s].metric] = s;
+  keys_.clear();  // values were laid out for the old definition
+  dirty_.clear();
+  return true;
+}
+
+std::optional<ingest::TableDefinition> Aggregator::Apply(const std::string& source,
+                                                         const ingest::TableInfo& table,
+                                                         const ingest::EntryUpdate& update) {
+  std::optional<ingest::TableDefinition> changed;
+  if (BuildLayout(table)) changed = def_;
+  if (!def_) return changed;
+  auto [it, fresh] = keys_.try_emplace(update.key);
+  KeyState& k = it->second;
+  if (fresh) {
+    auto wire = ingest::ParseKey(def_->key_type, def_->key_size, update.key);
+    if (!wire.ok()) {
+      keys_.erase(it);
+      return changed;
+    }
+    k.wire_key = std::move(*wire);
+  }
+  Contribution& c = k.sources[source];
+  c.updated_ms = update.received_ms;
+  c.values.resize(slots_.size());
+  c.rates.resize(slots_.size());
+  for (const auto& mv : update.values) {
+    auto s = slot_by_metric_.find(mv.metric);
+    if (s != slot_by_metric_.end() && !slots_[s->second].freq) c.values[s->second] = mv.value;
+  }
+  for (const auto& r : update.rates) {
+    auto s = slot_by_metric_.find(r.metric);
+    if (s == slot_by_metric_.end()) continue;
+    c.rates[s->second] = FreqSample{r.period_ms, update.received_ms, r.elapsed_ms, r.curr, r.prev};
+  }
+  if (!k.dirty) {
+    k.dirty = true;
+    k.origin_ms = update.received_ms;
+    dirty_.insert(update.key);
+  }
+  return changed;
+}
+
+void Aggregator::RestartSource(const std::string& source) {
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    KeyState& k = it->second;
+    if (k.sources.erase(source) > 0 && !k.dirty) {
+      k.dirty = true;
+      k.origin_ms = 0;
+      dirty_.insert(it->first);
+    }
+    ++it;
+  }
+}
+
+void Aggregator::Expire(int64_t now_ms) {
+  if (!def_ || def_->expire_ms == 0) return;
+  const auto expire = static_cast<int64_t>(def_->expire_ms);
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    KeyState& k = it->second;
+    const size_t before = k.sources.size();
+    std::erase_if(k.sources, [&](const auto& s) { return s.second.updated_ms + expire <= now_ms; });
+    if (k.sources.empty()) {
+      // Every node's entry is gone: so is the taught one (it was taught with that expire).
+      dirty_.erase(it->first);
+      it = keys_.erase(it);
+      continue;
+    }
+    if (k.sources.size() != before && !k.dirty) {
+      k.dirty = true;
+      k.origin_ms = 0;
+      dirty_.insert(it->first);
+    }
+    ++it;
+  }
+}
+
+void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms,
+                       ingest::TaughtTables& out) {
+  std::vector<DataValue> values(slots_.size());
+  std::vector<FreqSample> samples;
+  k.next_change_ms = kNever;
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    const Slot& slot = slots_[s];
+    DataValue& v = values[s];
+    v.type = slot.type;
+    v.index = slot.index;
+    if (slot.freq) {
+      samples.clear();
+      for (const auto& [source, c] : k.sources) {
+        if (c.rates[s].period_ms != 0) samples.push_back(c.rates[s]);
+      }
+      const TaughtFreq sum = SumRates(samples, slot.period_ms, now_ms);
+      v.form = DataValue::Form::kFreq;
+      v.freq = sum.counter;
+      k.next_change_ms = std::min(k.next_change_ms, sum.valid_until_ms);
+      continue;
+    }
+    uint64_t total = 0;
+    for (const auto& [source, c] : k.sources) {
+      total = c.values[s] > slot.max - total ? slot.max : total + c.values[s];
+    }
+    v.form = DataValue::Form::kUnsigned;
+    v.u = total;
+  }
+  std::optional<uint32_t> expire;
+  if (def_->expire_ms > 0) {
+    int64_t last = 0;
+    for (const auto& [source, c] : k.sources) last = std::max(last, c.updated_ms);
+    const int64_t left = last + static_cast<int64_t>(def_->expire_ms) - now_ms;
+    expire =
+        static_cast<uint32_t>(std::clamp<int64_t>(left, 1, std::numeric_limits<int32_t>::max()));
+  }
+  out.Set(taught_, k.wire_key, std::move(values), expire, k.origin_ms, now_ms);
+  if (k.next_change_ms != kNever) schedule_.emplace(k.next_change_ms, key);
+}
+
+size_t Aggregator::Flush(int64_t now_ms, ingest::TaughtTables& out) {
+  while (!schedule_.empty() && schedule_.top().first <= now_ms) {
+    auto [when, key] = schedule_.top();
+    schedule_.pop();
+    auto it = keys_.find(key);
+    if (it == keys_.end() || it->second.next_change_ms != when || it->second.dirty) continue;
+    it->second.dirty = true;
+    it->second.origin_ms = 0;
+    dirty_.insert(key);
+  }
+  size_t taught = 0;
+  for (const std::string& key : dirty_) {
+    auto it = keys_.find(key);
+    if (it == keys_.end()) continue;
+    it->second.dirty = false;
+    Teach(key, it->second, now_ms, out);
+    ++taught;
+  }
+  dirty_.clear();
+  return taught;
+}
+
+}  // namespace stickmeter::teach

@@ -1,0 +1,90 @@
+// One --aggregate pair: per key, the sum over every HAProxy node of each counter, each rate and
+// conn_cur of a source table, taught as `<source>.aggregate`.
+//
+// A node's contribution is its latest values for the key; it ends when the node's entry
+// expires (the source table's expire after its last update) or its process restarts (it asked
+// for a full resync). Counters saturate at their type's maximum; rates are summed as HAProxy
+// reads them and decay as HAProxy's own would (teach/rate_sum.h). Keys changed since the last
+// Flush, and keys whose summed rates change slope, are taught at the next Flush.
+//
+// Thread-safety: none; the teacher calls it from its own thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ingest/codec.h"
+#include "ingest/sink.h"
+#include "ingest/taught_tables.h"
+#include "teach/rate_sum.h"
+
+namespace stickmeter::teach {
+
+class Aggregator {
+ public:
+  Aggregator(std::string source_table, std::string taught_table);
+
+  const std::string& source_table() const { return source_; }
+  const std::string& taught_table() const { return taught_; }
+
+  // One committed entry update of node `source` for the source table (layout from `table`).
+  // Returns the taught table's definition when it is new or changed (to pass to
+  // TaughtTables::Define).
+  std::optional<ingest::TableDefinition> Apply(const std::string& source,
+                                               const ingest::TableInfo& table,
+                                               const ingest::EntryUpdate& update);
+  // The node's process restarted: its contributions end.
+  void RestartSource(const std::string& source);
+  // Ends the contributions whose entries expired by `now_ms`.
+  void Expire(int64_t now_ms);
+  // Teaches every key changed since the last call, and every key whose rates changed slope by
+  // `now_ms`. Returns the number of keys taught.
+  size_t Flush(int64_t now_ms, ingest::TaughtTables& out);
+  size_t keys() const { return keys_.size(); }
+
+ private:
+  // One taught value: a counter, conn_cur or a frequency counter (an array element each).
+  struct Slot {
+    ingest::DataType type;
+    uint32_t index = 0;
+    std::string_view metric;  // ingest's static name of the element
+    bool freq = false;
+    uint64_t max = 0;  // saturation of counters
+    uint32_t period_ms = 0;
+  };
+  struct Contribution {
+    int64_t updated_ms = 0;
+    std::vector<uint64_t> values;   // per slot (counters, conn_cur)
+    std::vector<FreqSample> rates;  // per slot (frequency counters)
+  };
+  struct KeyState {
+    std::string wire_key;
+    std::map<std::string, Contribution> sources;
+    bool dirty = false;
+    int64_t origin_ms = 0;  // earliest change not taught yet
+    int64_t next_change_ms = kNever;
+  };
+
+  bool BuildLayout(const ingest::TableInfo& table);
+  void Teach(const std::string& key, KeyState& k, int64_t now_ms, ingest::TaughtTables& out);
+
+  const std::string source_, taught_;
+  std::optional<ingest::TableDefinition> def_;
+  std::vector<Slot> slots_;
+  std::unordered_map<std::string_view, size_t> slot_by_metric_;
+  std::unordered_map<std::string, KeyState> keys_;
+  std::unordered_set<std::string> dirty_;
+  // Keys to teach again when their summed rates change slope: (time, key), lazily checked.
+  std::priority_queue<std::pair<int64_t, std::string>, std::vector<std::pair<int64_t, std::string>>,
+                      std::greater<>>
+      schedule_;
+};
+
+}  // namespace stickmeter::teach

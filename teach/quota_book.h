@@ -1,0 +1,108 @@
+// One --quota pair: the quotas of a source table, each key's usage in the current period of
+// every quota, and the flags taught as `<source>.quota` (gpt0 = 1 while any quota governing the
+// key is reached, gpc0 = the usage of the quota nearest to or furthest over its limit,
+// saturated at 2^32 - 1).
+//
+// Usage comes from the store's committed deltas (exact: what is billed), counted per tracker =
+// (metric, period, zone): a tracker's base is the usage read from the store up to its cut, and
+// deltas received at or after the cut are added as they commit. A delta of a later period rolls
+// the tracker over (every flag of it resets).
+//
+// Thread-safety: none; the teacher serializes every call.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ingest/codec.h"
+#include "ingest/taught_tables.h"
+#include "teach/period.h"
+#include "teach/quota.h"
+
+namespace stickmeter::teach {
+
+class QuotaBook {
+ public:
+  QuotaBook(std::string source_table, std::string taught_table);
+
+  const std::string& source_table() const { return source_; }
+  const std::string& taught_table() const { return taught_; }
+
+  // The source table's key layout; returns the taught table's definition when it changed.
+  std::optional<ingest::TableDefinition> SetLayout(const std::string& key_type, uint32_t key_size,
+                                                   uint64_t expire_ms);
+  bool has_layout() const { return def_.has_value(); }
+
+  // A usage tracker waiting for its base: `metric` over [start, cut) of its current period.
+  struct BaseRequest {
+    size_t tracker;
+    std::string metric;
+    int64_t from_ms, cut_ms;
+  };
+  // Adds or replaces a quota (already validated). Returns a tracker that needs its base, if the
+  // quota's (metric, period, zone) is new.
+  std::optional<BaseRequest> Put(const Quota& quota, const date::time_zone* zone, int64_t now_ms);
+  bool Delete(const std::string& metric, const std::optional<std::string>& key);
+  // The base usage of a tracker (rows of the store's usage query over [from, cut)).
+  void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows);
+
+  // A committed delta of the source table.
+  void Apply(const std::string& key, std::string_view metric, uint64_t delta, int64_t t_ms);
+  // Rolls trackers whose period ended by `now_ms` over.
+  void Roll(int64_t now_ms);
+  // Teaches every key whose flag or usage changed. Returns the number of keys taught.
+  size_t Flush(int64_t now_ms, ingest::TaughtTables& out);
+
+  std::vector<QuotaStatus> List(const std::optional<std::string>& key) const;
+  std::vector<KeyQuotaStatus> Keys() const;
+  std::optional<QuotaStatus> Find(const std::string& metric,
+                                  const std::optional<std::string>& key) const;
+  uint64_t over_keys() const { return over_keys_; }
+
+ private:
+  struct Tracker {
+    std::string metric;
+    Period period;
+    std::string tz;
+    const date::time_zone* zone;
+    PeriodRange range;
+    int64_t cut_ms;  // deltas before it are in the base
+    bool ready = false;
+    std::unordered_map<std::string, uint64_t> used;
+  };
+  struct Standing {
+    bool over = false;
+    uint64_t shown = 0;  // gpc0
+    bool operator==(const Standing&) const = default;
+  };
+  struct Entry {
+    Quota quota;
+    size_t tracker;
+  };
+  size_t TrackerFor(const Quota& q, const date::time_zone* zone, int64_t now_ms, bool* fresh);
+  // The quotas governing `key`: its own of each metric, else the defaults.
+  std::vector<const Entry*> Governing(const std::string& key) const;
+  Standing StandingOf(const std::string& key) const;
+  uint64_t Used(const Entry& e, const std::string& key) const;
+  QuotaStatus StatusOf(const Entry& e) const;
+  void MarkAll();
+  void MarkTracker(const Tracker& t);
+
+  const std::string source_, taught_;
+  std::optional<ingest::TableDefinition> def_;
+  std::map<std::string, Entry> defaults_;                    // metric -> quota
+  std::map<std::string, std::map<std::string, Entry>> own_;  // key -> metric -> quota
+  std::vector<Tracker> trackers_;
+  std::unordered_map<std::string, Standing> last_taught_;  // what each key was last taught
+  std::unordered_set<std::string> dirty_;
+  std::unordered_map<std::string, int64_t> origin_;  // key -> earliest untaught change
+  uint64_t over_keys_ = 0;
+};
+
+}  // namespace stickmeter::teach

@@ -1,0 +1,457 @@
+// Implementation of teacher.h: the teacher's thread, and the quota API.
+#include "teach/teacher.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "common/time.h"
+
+namespace stickmeter::teach {
+namespace {
+
+constexpr std::string_view kLog = "teach";
+constexpr std::string_view kQuotaPrefix = "quota/";
+// Without changes the thread still wakes this often: rates change slope, entries expire,
+// periods end.
+constexpr int64_t kIdleWakeMs = 50;
+// How often contributions of expired entries are looked for.
+constexpr int64_t kExpireScanMs = 1000;
+// How long a Put of a new metric, period or zone waits for its usage to be read.
+constexpr auto kBaseWait = std::chrono::seconds(10);
+
+bool ValidTableName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > ' ' && c != '='; });
+}
+
+bool IsCounterMetric(std::string_view m) {
+  static constexpr std::string_view kCounters[] = {
+      "gpc0",         "gpc1",          "conn_cnt",     "sess_cnt",      "http_req_cnt",
+      "http_err_cnt", "http_fail_cnt", "bytes_in_cnt", "bytes_out_cnt", "glitch_cnt"};
+  for (auto c : kCounters) {
+    if (m == c) return true;
+  }
+  if (!m.starts_with("gpc.") || m.size() < 5 || m.size() > 6) return false;
+  return std::all_of(m.begin() + 4, m.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+         !(m.size() == 6 && m[4] == '0');
+}
+
+std::string SettingName(const std::string& table, const std::string& metric,
+                        const std::optional<std::string>& key) {
+  return std::string(kQuotaPrefix) + table + "\n" + metric + "\n" + (key ? "=" + *key : "*");
+}
+
+std::string QuotaJson(const Quota& q) {
+  nlohmann::json j = {{"table", q.table},
+                      {"metric", q.metric},
+                      {"limit", q.limit},
+                      {"period", PeriodName(q.period)},
+                      {"tz", q.tz}};
+  j["key"] = q.key ? nlohmann::json(*q.key) : nlohmann::json(nullptr);
+  return j.dump();
+}
+
+Result<Quota> ParseQuotaJson(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Status::InvalidArgument("stored quota is not JSON");
+  Quota q;
+  try {
+    q.table = j.at("table").get<std::string>();
+    q.metric = j.at("metric").get<std::string>();
+    q.limit = j.at("limit").get<uint64_t>();
+    q.tz = j.at("tz").get<std::string>();
+    if (!j.at("key").is_null()) q.key = j.at("key").get<std::string>();
+    auto period = PeriodByName(j.at("period").get<std::string>());
+    if (!period) return Status::InvalidArgument("stored quota has an unknown period");
+    q.period = *period;
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("stored quota: ") + e.what());
+  }
+  return q;
+}
+
+}  // namespace
+
+Result<std::pair<std::string, std::string>> ParseTeachPair(std::string_view text,
+                                                           std::string_view suffix) {
+  const size_t eq = text.find('=');
+  std::string source(text.substr(0, eq));
+  std::string taught = eq == std::string_view::npos ? source + std::string(suffix)
+                                                    : std::string(text.substr(eq + 1));
+  if (!ValidTableName(source) || !ValidTableName(taught)) {
+    return Status::InvalidArgument("'" + std::string(text) +
+                                   "' is not SRC[=DST] with table names as on the wire");
+  }
+  if (source == taught) {
+    return Status::InvalidArgument("'" + std::string(text) + "' teaches a table into itself");
+  }
+  return std::make_pair(std::move(source), std::move(taught));
+}
+
+Status CheckTeachPairs(const TeacherOptions& options) {
+  std::vector<std::string> sources, taught;
+  for (const auto* list : {&options.aggregate, &options.quota}) {
+    for (const auto& [s, t] : *list) {
+      sources.push_back(s);
+      if (std::find(taught.begin(), taught.end(), t) != taught.end()) {
+        return Status::InvalidArgument("table " + t + " is taught twice");
+      }
+      taught.push_back(t);
+    }
+  }
+  for (const auto& t : taught) {
+    if (std::find(sources.begin(), sources.end(), t) != sources.end()) {
+      return Status::InvalidArgument("table " + t +
+                                     " is taught and also a source: it would teach itself");
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> TaughtNames(const TeacherOptions& options) {
+  std::vector<std::string> names;
+  for (const auto& [s, t] : options.aggregate) names.push_back(t);
+  for (const auto& [s, t] : options.quota) names.push_back(t);
+  return names;
+}
+
+Teacher::Teacher(TeacherOptions options, tsdb::Store& store, ingest::TaughtTables& taught)
+    : options_(std::move(options)),
+      store_(store),
+      taught_(taught),
+      over_keys_(MetricsRegistry::Global().GetGauge(
+          "stickmeter_quota_keys_over", "Keys that reached a quota, over every quota table")) {
+  for (const auto& [s, t] : options_.aggregate) aggregators_.emplace_back(s, t);
+  for (const auto& [s, t] : options_.quota) books_.emplace_back(s, t);
+}
+
+Teacher::~Teacher() { Stop(); }
+
+bool Teacher::Observes(const std::string& table) const {
+  for (const auto* list : {&options_.aggregate, &options_.quota}) {
+    for (const auto& [s, t] : *list) {
+      if (s == table) return true;
+    }
+  }
+  return false;
+}
+
+void Teacher::OnCommitted(tsdb::CommittedGroup group) {
+  {
+    std::lock_guard lock(inbox_mu_);
+    inbox_.push_back(std::move(group));
+  }
+  inbox_cv_.notify_one();
+}
+
+QuotaBook* Teacher::BookFor(const std::string& table) {
+  for (QuotaBook& b : books_) {
+    if (b.source_table() == table) return &b;
+  }
+  return nullptr;
+}
+
+void Teacher::DefineFromCatalog() {
+  auto tables = store_.Tables();
+  if (!tables.ok()) return;
+  std::lock_guard lock(mu_);
+  for (const auto& t : *tables) {
+    if (QuotaBook* book = BookFor(t.name)) {
+      if (auto def = book->SetLayout(t.key_type, t.key_size, t.expire_ms)) taught_.Define(*def);
+    }
+  }
+}
+
+Status Teacher::Start() {
+  DefineFromCatalog();
+  auto stored = store_.Settings(kQuotaPrefix);
+  if (!stored.ok()) return stored.status();
+  {
+    std::lock_guard lock(mu_);
+    const int64_t now = NowUnixMs();
+    for (const auto& [name, value] : *stored) {
+      auto q = ParseQuotaJson(value);
+      if (!q.ok()) return q.status();
+      QuotaBook* book = BookFor(q->table);
+      if (book == nullptr) {
+        LogWarn(kLog, "quota of table " + q->table + " kept but not enforced: start with --quota " +
+                          q->table);
+        continue;
+      }
+      auto zone = FindZone(q->tz);
+      if (!zone.ok())
+        return Status::InvalidArgument("stored quota: tz: " + zone.status().message());
+      if (auto base = book->Put(*q, *zone, now)) {
+        base_loads_.push_back({static_cast<size_t>(book - books_.data()), *base});
+      }
+    }
+  }
+  LoadBases();
+  {
+    std::lock_guard lock(mu_);
+    FlushAll(NowUnixMs());
+  }
+  taught_.Publish();
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sm-teacher");
+    Loop();
+  });
+  return Status::Ok();
+}
+
+void Teacher::Stop() {
+  {
+    std::lock_guard lock(inbox_mu_);
+    stopping_ = true;
+  }
+  inbox_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Teacher::LoadBases() {
+  std::vector<BaseLoad> loads;
+  {
+    std::lock_guard lock(mu_);
+    loads.swap(base_loads_);
+  }
+  if (loads.empty()) return;
+  // Everything received before each cut is committed once Flush returns, so the usage read
+  // below holds it; what commits later (received at or after the cut) the observer adds.
+  store_.Flush();
+  for (const BaseLoad& load : loads) {
+    tsdb::UsageQuery q;
+    q.table = books_[load.book].source_table();
+    q.metric = load.request.metric;
+    q.from_ms = load.request.from_ms;
+    q.to_ms = load.request.cut_ms;
+    std::vector<std::pair<std::string, uint64_t>> rows;
+    if (q.to_ms > q.from_ms) {
+      auto usage = store_.Usage(q);
+      if (!usage.ok() && usage.status().code() != Status::Code::kNotFound) {
+        LogError(kLog, "reading the usage of " + q.table + " " + q.metric +
+                           " for its quotas: " + usage.status().ToString());
+      } else if (usage.ok()) {
+        for (const auto& row : *usage) rows.emplace_back(row.key, row.total);
+      }
+    }
+    std::lock_guard lock(mu_);
+    books_[load.book].SetBase(load.request.tracker, rows);
+    ++bases_loaded_;
+  }
+  base_cv_.notify_all();
+}
+
+void Teacher::Apply(const tsdb::CommittedGroup& group) {
+  for (const auto& batch : group.batches) {
+    if (batch.source_restarted) {
+      for (Aggregator& a : aggregators_) a.RestartSource(batch.source);
+    }
+    for (const auto& tu : batch.tables) {
+      if (!tu.table) continue;
+      const ingest::TableInfo& info = *tu.table;
+      for (Aggregator& a : aggregators_) {
+        if (a.source_table() != info.name) continue;
+        for (const auto& entry : tu.entries) {
+          if (auto def = a.Apply(batch.source, info, entry)) taught_.Define(*def);
+        }
+      }
+      if (QuotaBook* book = BookFor(info.name)) {
+        if (auto def = book->SetLayout(info.key_type, info.key_size, info.expire_ms)) {
+          taught_.Define(*def);
+        }
+      }
+    }
+  }
+  for (const auto& d : group.deltas) {
+    if (QuotaBook* book = BookFor(d.table->name)) book->Apply(d.key, d.metric, d.delta, d.t_ms);
+  }
+}
+
+void Teacher::FlushAll(int64_t now_ms) {
+  if (now_ms - last_expire_ms_ >= kExpireScanMs) {
+    for (Aggregator& a : aggregators_) a.Expire(now_ms);
+    last_expire_ms_ = now_ms;
+  }
+  for (Aggregator& a : aggregators_) a.Flush(now_ms, taught_);
+  uint64_t over = 0;
+  for (QuotaBook& b : books_) {
+    b.Flush(now_ms, taught_);
+    over += b.over_keys();
+  }
+  over_keys_.Set(static_cast<int64_t>(over));
+}
+
+void Teacher::Loop() {
+  int64_t last_flush = 0;
+  int64_t last_refresh = NowUnixMs();
+  bool pending = false;  // applied changes not taught yet
+  for (;;) {
+    std::vector<tsdb::CommittedGroup> groups;
+    {
+      std::unique_lock lock(inbox_mu_);
+      const int64_t wait_ms =
+          pending ? std::max<int64_t>(0, last_flush + options_.window_ms - NowUnixMs())
+                  : kIdleWakeMs;
+      // While changes wait for the window to end, new ones only join them.
+      inbox_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                         [&] { return stopping_ || wake_ || (!pending && !inbox_.empty()); });
+      if (stopping_) return;
+      wake_ = false;
+      groups.swap(inbox_);
+    }
+    LoadBases();
+    const int64_t now = NowUnixMs();
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& g : groups) Apply(g);
+      pending = pending || !groups.empty();
+      if (now - last_flush >= options_.window_ms) {
+        FlushAll(now);
+        last_flush = now;
+        pending = false;
+      }
+    }
+    if (now - last_refresh >= options_.refresh_ms) {
+      taught_.TouchAll(0);
+      last_refresh = now;
+    }
+    taught_.Publish();
+  }
+}
+
+// ---- QuotaService ----
+
+Status Teacher::Validate(const Quota& q, const date::time_zone** zone) {
+  QuotaBook* book = BookFor(q.table);
+  if (book == nullptr) {
+    return Status::InvalidArgument(
+        "table: " + q.table + " has no quotas taught; start stickmeter with --quota " + q.table);
+  }
+  if (!IsCounterMetric(q.metric)) {
+    return Status::InvalidArgument("metric: '" + q.metric +
+                                   "' is not a counter (gpc0, gpc1, gpc.N, http_req_cnt, "
+                                   "bytes_out_cnt, ...)");
+  }
+  if (q.key && q.key->empty()) return Status::InvalidArgument("key: must not be empty");
+  auto z = FindZone(q.tz);
+  if (!z.ok()) return Status::InvalidArgument("tz: " + z.status().message());
+  *zone = *z;
+  return Status::Ok();
+}
+
+Result<QuotaStatus> Teacher::Put(const Quota& quota) {
+  const date::time_zone* zone = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (Status s = Validate(quota, &zone); !s.ok()) return s;
+  }
+  if (Status s = store_.WriteSetting(SettingName(quota.table, quota.metric, quota.key),
+                                     QuotaJson(quota), NowUnixMs());
+      !s.ok()) {
+    return s;
+  }
+  std::unique_lock lock(mu_);
+  QuotaBook* book = BookFor(quota.table);
+  if (auto base = book->Put(quota, zone, NowUnixMs())) {
+    base_loads_.push_back({static_cast<size_t>(book - books_.data()), *base});
+    const uint64_t ticket = bases_loaded_ + base_loads_.size();
+    {
+      std::lock_guard inbox(inbox_mu_);
+      wake_ = true;
+    }
+    inbox_cv_.notify_one();
+    base_cv_.wait_for(lock, kBaseWait, [&] { return bases_loaded_ >= ticket; });
+  } else {
+    std::lock_guard inbox(inbox_mu_);
+    wake_ = true;
+    inbox_cv_.notify_one();
+  }
+  auto status = book->Find(quota.metric, quota.key);
+  if (!status) return Status::Internal("quota vanished while being put");
+  return *status;
+}
+
+Status Teacher::Delete(const std::string& table, const std::string& metric,
+                       const std::optional<std::string>& key) {
+  {
+    std::lock_guard lock(mu_);
+    QuotaBook* book = BookFor(table);
+    if (book == nullptr || !book->Find(metric, key)) {
+      return Status::NotFound("no quota of " + metric + " for " +
+                              (key ? "key '" + *key + "'" : std::string("the default")) +
+                              " in table " + table);
+    }
+  }
+  if (Status s = store_.WriteSetting(SettingName(table, metric, key), std::nullopt, NowUnixMs());
+      !s.ok()) {
+    return s;
+  }
+  {
+    std::lock_guard lock(mu_);
+    BookFor(table)->Delete(metric, key);
+  }
+  {
+    std::lock_guard inbox(inbox_mu_);
+    wake_ = true;
+  }
+  inbox_cv_.notify_one();
+  return Status::Ok();
+}
+
+Result<std::vector<QuotaStatus>> Teacher::List(const std::optional<std::string>& table,
+                                               const std::optional<std::string>& key) {
+  std::lock_guard lock(mu_);
+  std::vector<QuotaStatus> out;
+  for (const QuotaBook& b : books_) {
+    if (table && b.source_table() != *table) continue;
+    auto rows = b.List(key);
+    out.insert(out.end(), rows.begin(), rows.end());
+  }
+  return out;
+}
+
+Result<std::vector<KeyQuotaStatus>> Teacher::Keys(const std::optional<std::string>& table,
+                                                  size_t limit) {
+  std::vector<KeyQuotaStatus> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const QuotaBook& b : books_) {
+      if (table && b.source_table() != *table) continue;
+      auto rows = b.Keys();
+      out.insert(out.end(), rows.begin(), rows.end());
+    }
+  }
+  // Over quota first, then nearest to the limit, then by key.
+  auto share = [](const KeyQuotaStatus& k) {
+    return k.limit == 0 ? 1e300 : double(k.used) / double(k.limit);
+  };
+  std::sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
+    if (a.over != b.over) return a.over;
+    if (share(a) != share(b)) return share(a) > share(b);
+    return std::tie(a.table, a.key, a.metric) < std::tie(b.table, b.key, b.metric);
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+Result<std::vector<QuotaChange>> Teacher::History(const std::optional<std::string>& table,
+                                                  size_t limit) {
+  const std::string prefix = std::string(kQuotaPrefix) + (table ? *table + "\n" : "");
+  auto changes = store_.SettingHistory(prefix, limit);
+  if (!changes.ok()) return changes.status();
+  std::vector<QuotaChange> out;
+  for (const auto& c : *changes) {
+    auto q = ParseQuotaJson(c.value);
+    if (!q.ok()) return q.status();
+    out.push_back(QuotaChange{c.t_ms, c.deleted ? "delete" : "put", std::move(*q)});
+  }
+  return out;
+}
+
+}  // namespace stickmeter::teach
