@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/peer_session.h"
+#include "ingest/taught_tables.h"
 
 namespace stickmeter::ingest {
 namespace {
@@ -352,6 +353,18 @@ Status PeerService::Start() {
     if (ep.name.empty() || ep.host.empty() || ep.port == 0) {
       return Status::InvalidArgument("outgoing peer '" + ep.name + "@" + ep.host + ":" +
                                      std::to_string(ep.port) + "' is incomplete");
+    }
+  }
+  if (o.taught != nullptr && o.taught->table_count() > 0) {
+    // The teaching metrics exist from the start, at 0, for every peer named in advance.
+    PeerMetrics::TeachLag();
+    for (const auto& ep : o.connect) {
+      PeerMetrics::TaughtSent(ep.name);
+      PeerMetrics::TaughtAcked(ep.name);
+    }
+    for (const auto& name : o.allowed_peers) {
+      PeerMetrics::TaughtSent(name);
+      PeerMetrics::TaughtAcked(name);
     }
   }
   if (o.listen) {
