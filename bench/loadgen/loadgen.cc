@@ -38,6 +38,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/loadgen/taught_lag.h"
 #include "common/time.h"
 #include "ingest/codec.h"
 
@@ -95,6 +97,9 @@ struct Options {
   // the socket buffers, which would only add queueing time to the lag.
   uint32_t window = 20000;
   std::string http;  // host:port of stickmeter's HTTP API; empty = no visibility check
+  // The table stickmeter teaches back the sums of `table` into (serve --aggregate); empty = no
+  // teach lag measured.
+  std::string taught_table;
   double drain_timeout_s = 10;
 };
 
@@ -124,6 +129,7 @@ class Peer : public ingest::MessageHandler {
   // MessageHandler.
   void OnAck(uint64_t table_id, uint32_t update_id) override;
   void OnPeerError(ingest::ErrorType type) override;
+  void OnEntryUpdate(const ingest::EntryUpdateView& update) override;
 
   const std::string& name() const { return name_; }
   uint64_t sent() const { return sent_; }
@@ -189,6 +195,8 @@ class Peer : public ingest::MessageHandler {
   std::deque<Write> inflight_;
   std::vector<LagSample> lags_;
   int64_t last_ack_ns_ = 0;
+  // Taught updates to acknowledge, as HAProxy does: sender table id -> last update id.
+  std::map<uint64_t, uint32_t> taught_acks_;
 };
 
 // The whole run: options, the shared table definition and key names, and the peers.
@@ -206,6 +214,8 @@ class Run {
   uint64_t peer_window() const { return std::max<uint64_t>(1, options_.window / options_.peers); }
   bool pushing() const { return pushing_; }
   void OnPeerChange();
+  TaughtLag* taught() { return taught_ ? &*taught_ : nullptr; }
+  bool draining() const { return draining_; }
 
  private:
   void OnDeadline();
@@ -227,6 +237,7 @@ class Run {
   bool pushing_ = false;
   bool draining_ = false;
   bool finished_ = false;
+  std::optional<TaughtLag> taught_;
 };
 
 // ---- Peer. ----
@@ -315,6 +326,11 @@ void Peer::ReadMessages() {
     ingest::FeedResult fed =
         decoder_.Feed(std::span<const uint8_t>(read_buf_.data(), read_end_), *this);
     if (!fed.status.ok()) return Fail("bad bytes from stickmeter: " + fed.status.message());
+    for (const auto& [table_id, update_id] : taught_acks_) {
+      ingest::AppendAck(pending_, table_id, update_id);
+    }
+    if (!taught_acks_.empty()) FlushWrites();
+    taught_acks_.clear();
     std::memmove(read_buf_.data(), read_buf_.data() + fed.consumed, read_end_ - fed.consumed);
     read_end_ -= fed.consumed;
     if (closed_) return;
@@ -341,6 +357,21 @@ void Peer::OnAck(uint64_t table_id, uint32_t update_id) {
   last_ack_ns_ = now;
   if (acked_ == sent_) run_.OnPeerChange();
   if (!write_in_flight_ && !pump_scheduled_) Pump();
+}
+
+void Peer::OnEntryUpdate(const ingest::EntryUpdateView& update) {
+  TaughtLag* lag = run_.taught();
+  if (lag == nullptr || update.table->name != run_.options().taught_table) return;
+  taught_acks_[update.table->table_id] = update.update_id;
+  const std::string_view key(reinterpret_cast<const char*>(update.key_bytes.data()),
+                             update.key_bytes.size());
+  for (const DataValue& v : update.values) {
+    if (v.type != kCounterChoice[0]) continue;
+    lag->Taught(index_, KeyIndex(key, run_.options().key_prefix), v.u, NowNs());
+    // At the end the run also waits for the sums of the last pushes.
+    if (run_.draining()) run_.OnPeerChange();
+    return;
+  }
 }
 
 void Peer::OnPeerError(ingest::ErrorType type) {
@@ -378,7 +409,10 @@ uint32_t Peer::Due() const {
 
 void Peer::AppendUpdates(uint32_t n) {
   const auto& table = run_.table();
+  TaughtLag* taught = run_.taught();
+  const int64_t now = taught ? NowNs() : 0;
   for (uint32_t i = 0; i < n; ++i) {
+    if (taught) taught->Pushed(keys_[cursor_], now);
     const uint32_t c = ++counts_[cursor_];
     // Absolute values grow with every push; bytes grow faster, as response sizes do.
     for (DataValue& v : values_) {
@@ -463,6 +497,7 @@ Run::Run(Options options) : options_(std::move(options)), phase_timer_(io_) {
   for (int i = 0; i < options_.counters; ++i) {
     table_.data_bitfield |= uint64_t{1} << static_cast<int>(kCounterChoice[i]);
   }
+  if (!options_.taught_table.empty()) taught_.emplace(options_.keys, options_.peers);
   key_names_.reserve(options_.keys);
   char buf[32];
   for (uint32_t k = 0; k < options_.keys; ++k) {
@@ -512,6 +547,7 @@ void Run::OnPeerChange() {
   for (const auto& p : peers_) {
     if (!p->drained()) return;
   }
+  if (taught_ && taught_->Uncovered() > 0) return;
   Finish();
 }
 
@@ -665,6 +701,26 @@ int Run::Report(std::optional<double> visible_ms, const std::string& visible_key
       std::fprintf(stderr, "ack-to-visible: not visible in time\n");
     }
   }
+  std::string taught_json;
+  if (taught_) {
+    std::vector<int64_t> samples = taught_->samples();
+    std::sort(samples.begin(), samples.end());
+    auto at = [&](double q) {
+      if (samples.empty()) return 0.0;
+      const auto i = static_cast<size_t>(std::ceil(q * static_cast<double>(samples.size()))) - 1;
+      return static_cast<double>(samples[std::min(i, samples.size() - 1)]) / 1e6;
+    };
+    const uint64_t uncovered = taught_->Uncovered();
+    std::fprintf(stderr,
+                 "teach lag (push -> taught sum received, per peer): p50 %.3f ms, p99 %.3f ms, "
+                 "max %.3f ms over %zu pushes x peers; %" PRIu64 " taught updates; %" PRIu64
+                 " not taught when the run ended\n",
+                 at(0.5), at(0.99), at(1.0), samples.size(), taught_->updates(), uncovered);
+    taught_json = ",\"teach_lag_ms\":{\"p50\":" + std::to_string(at(0.5)) +
+                  ",\"p99\":" + std::to_string(at(0.99)) + ",\"max\":" + std::to_string(at(1.0)) +
+                  "},\"taught_updates\":" + std::to_string(taught_->updates()) +
+                  ",\"taught_uncovered\":" + std::to_string(uncovered);
+  }
   if (!errors.empty()) std::fprintf(stderr, "errors: %s\n", errors.c_str());
 
   std::string json =
@@ -678,7 +734,8 @@ int Run::Report(std::optional<double> visible_ms, const std::string& visible_key
       ",\"acked\":" + std::to_string(acked) + ",\"updates_per_s\":" + std::to_string(rate) +
       ",\"lag_ms\":{\"p50\":" + std::to_string(p50) + ",\"p99\":" + std::to_string(p99) +
       ",\"max\":" + std::to_string(max) + "}" +
-      ",\"ack_to_visible_ms\":" + (visible_ms ? std::to_string(*visible_ms) : std::string("null"));
+      ",\"ack_to_visible_ms\":" + (visible_ms ? std::to_string(*visible_ms) : std::string("null")) +
+      taught_json;
   if (!errors.empty()) {
     std::string escaped;
     for (char c : errors) {
@@ -720,7 +777,7 @@ void Usage(FILE* out) {
       "                          [--rate R|max] [--duration S] [--name-prefix lb]\n"
       "                          [--remote-name stickmeter] [--table /loadgen]\n"
       "                          [--key-prefix tenant-] [--shared-keys] [--batch B]\n"
-      "                          [--window W]\n"
+      "                          [--window W] [--taught-table /loadgen.aggregate]\n"
       "                          [--http HOST:PORT] [--drain-timeout S]\n"
       "Acts as K HAProxy peers (names lb1..lbK) pushing updates of N string keys with M\n"
       "counters (1..%zu) to stickmeter's peers port, at R updates/s in total or as fast as\n"
@@ -818,6 +875,9 @@ std::optional<Options> ParseArgs(int argc, char** argv) {
     } else if (flag == "--table") {
       if (value.empty() || value.size() > 255) return bad(flag, "expected a table name");
       o.table = value;
+    } else if (flag == "--taught-table") {
+      if (value.empty() || value.size() > 255) return bad(flag, "expected a table name");
+      o.taught_table = value;
     } else if (flag == "--key-prefix") {
       if (value.size() > 50) return bad(flag, "at most 50 bytes (keys are len 64)");
       o.key_prefix = value;
