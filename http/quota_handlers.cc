@@ -150,7 +150,7 @@ Response HandleQuotas(const Request& request, std::string_view path, std::string
     if (quotas != nullptr) {
       for (const auto& s : Must(quotas->List(table, key))) list.push_back(StatusJson(s));
     }
-    return JsonResponse(version, {{"quotas", std::move(list)}});
+    return JsonResponse(version, {{"quotas", std::move(list)}, {"enabled", quotas != nullptr}});
   }
   if (path == "/api/v1/quotas/keys") {
     Params params(query, {"table", "limit"});

@@ -117,6 +117,7 @@ TEST_F(QuotaTest, PutThenGetRoundTrips) {
   EXPECT_EQ(*ParseTime("2026-11-01T00:00:00Z"), put["period_end"]);
 
   json list = GetJson("/api/v1/quotas");
+  EXPECT_EQ(true, list["enabled"]);
   ASSERT_EQ(1u, list["quotas"].size()) << list;
   EXPECT_EQ(put, list["quotas"][0]);
 
@@ -305,7 +306,7 @@ TEST_F(QuotaTest, OtherMethodsAre405WithAllow) {
 
 TEST_F(QuotaTest, WithoutQuotasListsAreEmptyAndWritesRefused) {
   StartServer(false);
-  EXPECT_EQ(json::parse(R"({"quotas":[]})"), GetJson("/api/v1/quotas?table=/q"));
+  EXPECT_EQ(json::parse(R"({"quotas":[],"enabled":false})"), GetJson("/api/v1/quotas?table=/q"));
   EXPECT_EQ(json::parse(R"({"keys":[]})"), GetJson("/api/v1/quotas/keys"));
   EXPECT_EQ(json::parse(R"({"changes":[]})"), GetJson("/api/v1/quotas/history"));
   auto r = Put(Acme());
