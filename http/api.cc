@@ -14,6 +14,7 @@
 #include <set>
 
 #include "common/time.h"
+#include "http/api_util.h"
 #include "http/json_util.h"
 #include "http/time_parse.h"
 
@@ -27,155 +28,19 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kJsonType = "application/json";
-
-// Thrown only inside this file and caught in Handle(): a parameter error becomes a 4xx.
-struct ApiError {
-  bhttp::status status;
-  std::string code;
-  std::string message;
-};
-
-[[noreturn]] void BadRequest(std::string message) {
-  throw ApiError{bhttp::status::bad_request, "bad_request", std::move(message)};
-}
-
-[[noreturn]] void Fail(const Status& s) {
-  switch (s.code()) {
-    case Status::Code::kInvalidArgument:
-      throw ApiError{bhttp::status::bad_request, "bad_request", s.message()};
-    case Status::Code::kNotFound:
-      throw ApiError{bhttp::status::not_found, "not_found", s.message()};
-    case Status::Code::kUnavailable:
-      throw ApiError{bhttp::status::service_unavailable, "unavailable", s.message()};
-    default:
-      throw ApiError{bhttp::status::internal_server_error, "internal", "store: " + s.ToString()};
-  }
-}
-
-template <typename T>
-T Must(Result<T> r) {
-  if (!r.ok()) Fail(r.status());
-  return std::move(r).value();
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view in, std::string_view what) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      int hi = i + 2 < in.size() ? HexValue(in[i + 1]) : -1;
-      int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) BadRequest(std::string(what) + ": bad percent-encoding");
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// The query string as a map; duplicates and parameters the route does not know are errors, so
-// a typo such as `sorce=` can never silently widen a billing query.
-class Params {
- public:
-  Params(std::string_view query, std::initializer_list<std::string_view> allowed) {
-    while (!query.empty()) {
-      size_t amp = query.find('&');
-      std::string_view pair = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-      if (pair.empty()) continue;
-      size_t eq = pair.find('=');
-      std::string name = PercentDecode(pair.substr(0, eq), "query");
-      std::string value =
-          eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), name);
-      bool known = false;
-      for (auto a : allowed) known |= a == name;
-      if (!known) BadRequest(name.substr(0, 64) + ": unknown parameter");
-      if (!values_.emplace(name, std::move(value)).second) {
-        BadRequest(name + ": given more than once");
-      }
-    }
-  }
-
-  std::optional<std::string> Get(const std::string& name) const {
-    auto it = values_.find(name);
-    if (it == values_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  std::string Required(const std::string& name) const {
-    auto v = Get(name);
-    if (!v) BadRequest(name + ": missing");
-    if (v->empty()) BadRequest(name + ": empty");
-    return *v;
-  }
-
-  std::optional<std::string> NonEmpty(const std::string& name) const {
-    auto v = Get(name);
-    if (v && v->empty()) BadRequest(name + ": empty");
-    return v;
-  }
-
-  int64_t Time(const std::string& name) const {
-    auto t = ParseTime(Required(name));
-    if (!t.ok()) BadRequest(name + ": " + t.status().message());
-    return *t;
-  }
-
-  std::optional<int64_t> OptionalTime(const std::string& name) const {
-    if (!Get(name)) return std::nullopt;
-    return Time(name);
-  }
-
-  // [from, to) with from < to.
-  std::pair<int64_t, int64_t> Range() const {
-    int64_t from = Time("from");
-    int64_t to = Time("to");
-    if (from >= to) BadRequest("from: must be before to (the range is [from, to))");
-    return {from, to};
-  }
-
-  size_t Limit(size_t def, size_t max) const {
-    auto v = Get("limit");
-    if (!v) return def;
-    size_t n = 0;
-    auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || ptr != v->data() + v->size() || n == 0 || n > max) {
-      BadRequest("limit: \"" + v->substr(0, 32) + "\" is not an integer from 1 to " +
-                 std::to_string(max));
-    }
-    return n;
-  }
-
- private:
-  std::map<std::string, std::string> values_;
-};
+using internal::ApiError;
+using internal::BadRequest;
+using internal::Fail;
+using internal::HandleQuotas;
+using internal::JsonResponse;
+using internal::kJsonType;
+using internal::Must;
+using internal::Params;
 
 std::string_view TrimSpaces(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-Response JsonResponse(unsigned version, const json& body) {
-  Response res{bhttp::status::ok, version};
-  res.set(bhttp::field::content_type, kJsonType);
-  res.set(bhttp::field::cache_control, "no-store");
-  res.body() = DumpJson(body);
-  res.body() += '\n';
-  return res;
 }
 
 // Appends `text` (a literal without its terminating NUL) at `out`.
@@ -348,14 +213,20 @@ ApiReply Api::Route(const Request& request) const {
   std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
   if (path.empty() || path.front() != '/') BadRequest("target: not an absolute path");
 
+  // The methods of each route: GET and HEAD, exports GET only (they stream), quotas also take
+  // writes.
+  enum class Methods { kRead, kExport, kReadWrite };
   struct RouteInfo {
     std::string_view path;
-    bool export_route;
+    Methods methods;
   };
   static constexpr RouteInfo kRoutes[] = {
-      {"/api/v1/health", false}, {"/api/v1/peers", false}, {"/api/v1/tables", false},
-      {"/api/v1/keys", false},   {"/api/v1/usage", false}, {"/api/v1/series", false},
-      {"/api/v1/audit", false},  {"/api/v1/export", true}, {"/metrics", false},
+      {"/api/v1/health", Methods::kRead},         {"/api/v1/peers", Methods::kRead},
+      {"/api/v1/tables", Methods::kRead},         {"/api/v1/keys", Methods::kRead},
+      {"/api/v1/usage", Methods::kRead},          {"/api/v1/series", Methods::kRead},
+      {"/api/v1/audit", Methods::kRead},          {"/api/v1/export", Methods::kExport},
+      {"/api/v1/quotas", Methods::kReadWrite},    {"/api/v1/quotas/keys", Methods::kRead},
+      {"/api/v1/quotas/history", Methods::kRead}, {"/metrics", Methods::kRead},
   };
   const RouteInfo* route = nullptr;
   for (const auto& r : kRoutes) {
@@ -368,19 +239,27 @@ ApiReply Api::Route(const Request& request) const {
                    "path: no such endpoint \"" + std::string(path.substr(0, 128)) + "\""};
   }
 
-  // Methods: GET everywhere, HEAD except for exports, OPTIONS for CORS preflights.
-  const char* allow = (route != nullptr && route->export_route) ? "GET" : "GET, HEAD";
+  // Methods: GET everywhere, HEAD except for exports, PUT and DELETE for quotas, OPTIONS for
+  // CORS preflights.
+  const Methods methods = route != nullptr ? route->methods : Methods::kRead;
+  const char* allow = methods == Methods::kExport      ? "GET"
+                      : methods == Methods::kReadWrite ? "GET, HEAD, PUT, DELETE"
+                                                       : "GET, HEAD";
   bhttp::verb method = request.method();
   if (method == bhttp::verb::options && options_.cors) {
     reply.response = Response{bhttp::status::no_content, version};
     reply.response.set(bhttp::field::access_control_allow_methods, allow);
-    reply.response.set(bhttp::field::access_control_allow_headers, "Authorization");
+    reply.response.set(
+        bhttp::field::access_control_allow_headers,
+        methods == Methods::kReadWrite ? "Authorization, Content-Type" : "Authorization");
     reply.response.set(bhttp::field::access_control_max_age, "600");
     reply.response.set(bhttp::field::allow, allow);
     return reply;
   }
   bool allowed = method == bhttp::verb::get ||
-                 (method == bhttp::verb::head && !(route != nullptr && route->export_route));
+                 (method == bhttp::verb::head && methods != Methods::kExport) ||
+                 (methods == Methods::kReadWrite &&
+                  (method == bhttp::verb::put || method == bhttp::verb::delete_));
   if (!allowed) {
     reply.response = Error(
         version, bhttp::status::method_not_allowed, "method_not_allowed",
@@ -454,7 +333,9 @@ ApiReply Api::Route(const Request& request) const {
   }
 
   std::string_view p = route->path;
-  if (p == "/api/v1/health") {
+  if (p.starts_with("/api/v1/quotas")) {
+    reply.response = HandleQuotas(request, p, query, hooks_.quotas);
+  } else if (p == "/api/v1/health") {
     Params params(query, {});
     reply.response = JsonResponse(version, {{"status", "ok"}});
   } else if (p == "/metrics") {

@@ -31,7 +31,12 @@ inline constexpr size_t kMaxKeysLimit = 100'000;  // keys?limit=
 inline constexpr size_t kDefaultKeysLimit = 1'000;
 inline constexpr size_t kMaxAuditLimit = 10'000;  // audit?limit=
 inline constexpr size_t kDefaultAuditLimit = 1'000;
-inline constexpr int64_t kMaxSeriesPoints = 100'000;  // (to - from) / step
+inline constexpr size_t kMaxQuotaKeysLimit = 10'000;  // quotas/keys?limit=
+inline constexpr size_t kDefaultQuotaKeysLimit = 100;
+inline constexpr size_t kMaxQuotaHistoryLimit = 10'000;  // quotas/history?limit=
+inline constexpr size_t kDefaultQuotaHistoryLimit = 100;
+inline constexpr size_t kMaxQuotaBodyBytes = 16 * 1024;  // PUT /api/v1/quotas
+inline constexpr int64_t kMaxSeriesPoints = 100'000;     // (to - from) / step
 
 struct ApiReply {
   Response response;

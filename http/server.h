@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "teach/quota.h"
 #include "tsdb/query.h"
 
 namespace stickmeter::http {
@@ -77,6 +78,10 @@ struct ServerOptions {
 struct ServerHooks {
   // Returns the peers to report; may be empty (then the list is empty). Called on I/O threads.
   std::function<std::vector<PeerInfo>()> peers;
+  // The quotas behind /api/v1/quotas (borrowed; must outlive the server), or null when quotas
+  // are not enabled: then the lists are empty and writes are refused (400 quotas_disabled).
+  // Called on I/O threads.
+  teach::QuotaService* quotas = nullptr;
 };
 
 class Server {

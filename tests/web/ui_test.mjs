@@ -8,7 +8,7 @@
 //
 // Usage: node ui_test.mjs --stickmeter BIN --source REPO --node-modules DIR --artifacts DIR
 // Bounded: everything stops after DEADLINE_MS; processes and the temp dir are always cleaned up.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -135,6 +135,24 @@ async function api(urlPath) {
   return res;
 }
 const apiJson = async (urlPath) => JSON.parse((await api(urlPath)).body.toString());
+// A write with a JSON body; resolves to { status, body (parsed JSON or null) }.
+function apiSend(method, urlPath, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? '' : JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port: apiPort, path: urlPath, method, agent: false,
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null });
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
 const q = (params) => new URLSearchParams(params).toString();
 
 async function waitFor(what, fn, ms) {
@@ -169,9 +187,12 @@ async function main() {
   apiPort = await freePort();
   const peersPort = await freePort();
   fs.writeFileSync(path.join(tmp, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+  // Quotas on the table HAProxy sends (as "/quota"), when this stickmeter has --quota.
+  const serveHelp = spawnSync(args.stickmeter, ['serve', '--help'], { encoding: 'utf8', timeout: 5000 });
+  const quotaArgs = /--quota\b/.test(`${serveHelp.stdout}${serveHelp.stderr}`) ? ['--quota', '/quota'] : [];
   const stickmeter = startProcess('stickmeter', args.stickmeter, [
     'serve', '--data', path.join(tmp, 'data'), '--http', `127.0.0.1:${apiPort}`,
-    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter', '--token-file', path.join(tmp, 'token')]);
+    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter', '--token-file', path.join(tmp, 'token'), ...quotaArgs]);
   await waitFor('stickmeter to answer /api/v1/health', async () => {
     if (stickmeter.exited) throw new Error(`stickmeter exited early (${JSON.stringify(stickmeter.exited)})`);
     const r = await httpGet(apiPort, '/api/v1/health');
@@ -454,6 +475,30 @@ frontend fe
   const rangeRows = await page.$$eval('#x-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].slice(2).map((td) => td.dataset.value ?? td.textContent.trim()).join(',')));
   eq(rangeRows, csvLines.slice(1).map((l) => l.split(',').slice(2).join(',')), 'from/to preview has the same keys and totals as the month');
   await noProblems('billing export (from/to)');
+
+  // Quotas: a quota put through the API is listed, over, on the Quotas page and on the key's page.
+  // Without --quota (a stickmeter that lacks it) the page says quotas are not enabled.
+  const put = await apiSend('PUT', '/api/v1/quotas', { table, key: 'acme.example', metric: 'http_req_cnt', limit: 50 });
+  if (put.status === 400 && put.body?.error?.code === 'quotas_disabled') {
+    log(`SKIP the quota checks against stickmeter: it runs without --quota (${quotaArgs.length ? 'given, yet refused' : 'serve --help has no --quota'}): ${put.body.error.message}`);
+    await visit('#/quotas', 'quotas');
+    check(await page.isVisible('#q-disabled'), 'the Quotas page says quotas are not enabled');
+    await noProblems('quotas (not enabled)');
+  } else {
+    eq([put.status, put.body?.used, put.body?.over], [200, 64, true], `PUT a quota of 50 for acme.example: ${JSON.stringify(put.body)}`);
+    await visit(`#/quotas?${q({ table })}`, 'quotas');
+    const quotaRows = await page.$$eval('#q-rows tbody tr', (trs) => trs.map((tr) => [tr.cells[1].textContent.trim(), tr.dataset.over]));
+    eq(quotaRows, [['acme.example', 'true']], 'the Quotas page lists the quota, over');
+    const keyRows = await page.$$eval('#q-key-rows tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent.trim()));
+    check(keyRows[0] === 'acme.example', `acme.example first in the keys list: ${JSON.stringify(keyRows)}`);
+    await noProblems('quotas');
+    await shoot('quotas');
+    await visit(`#/key?${q({ table, key: 'acme.example', metric: 'http_req_cnt' })}`, 'key');
+    await page.waitForSelector('#key-quota a', { timeout: 10000 });
+    check(/over quota/.test(await page.textContent('#key-quota')), 'the key page shows acme.example over quota');
+    eq((await apiSend('DELETE', `/api/v1/quotas?${q({ table, metric: 'http_req_cnt', key: 'acme.example' })}`)).status, 204, 'DELETE the quota');
+    log('quotas checked');
+  }
 
   // Shutdown: SIGTERM must leave stickmeter with exit code 0.
   await browser.close();

@@ -3,10 +3,12 @@
 const TOKEN_KEY = 'stickmeter.token';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  // `message` is prefixed with the path; `detail` is the API's message alone ("limit: ...").
+  constructor(status, code, message, detail = message) {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail;
   }
 }
 
@@ -52,13 +54,15 @@ function headers() {
 
 // Fetches `path` (with `params` as query string) and returns the Response, prompting for a token
 // on 401. Throws ApiError for other non-2xx answers, with the API's error message when present.
-export async function request(path, params = {}, { accept } = {}) {
+// `method` and `body` (JSON text) are for writes.
+export async function request(path, params = {}, { accept, method = 'GET', body } = {}) {
   const url = buildUrl(path, params);
   let rejected = false;
   for (;;) {
     const h = headers();
     if (accept) h.Accept = accept;
-    const res = await fetch(url, { headers: h, cache: 'no-store' });
+    if (body !== undefined) h['Content-Type'] = 'application/json';
+    const res = await fetch(url, { method, headers: h, body, cache: 'no-store' });
     if (res.status === 401) {
       await askToken(rejected || Boolean(h.Authorization));
       rejected = true;
@@ -74,7 +78,7 @@ export async function request(path, params = {}, { accept } = {}) {
           message = body.error.message || message;
         }
       } catch { /* not JSON */ }
-      throw new ApiError(res.status, code, `${path}: ${message}`);
+      throw new ApiError(res.status, code, `${path}: ${message}`, message);
     }
     return res;
   }
@@ -91,6 +95,14 @@ function exactIntegers(key, value, context) {
 
 export async function getJson(path, params) {
   const res = await request(path, params, { accept: 'application/json' });
+  return JSON.parse(await res.text(), exactIntegers);
+}
+
+// A write: `body` is JSON text (sent as is, so exact integers survive). Returns the answer's JSON,
+// or null for 204.
+export async function sendJson(method, path, params, body) {
+  const res = await request(path, params, { accept: 'application/json', method, body });
+  if (res.status === 204) return null;
   return JSON.parse(await res.text(), exactIntegers);
 }
 

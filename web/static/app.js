@@ -3,33 +3,18 @@
 import { getJson, getText, request, buildUrl } from './api.js';
 import * as fmt from './fmt.js';
 import { barChart } from './chart.js';
+import { h, field } from './dom.js';
+import { quotasPage, keyQuotaBox } from './quotas.js';
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
 let generation = 0; // bumped on every navigation; stale async work checks it and stops
 let cleanups = []; // run when the route changes (timers, listeners)
 
-// Creates an element: h('td', {class: 'num'}, 'text', child, ...). Text is never parsed as HTML.
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
 function showError(err) {
   if (!err) { banner.hidden = true; banner.textContent = ''; return; }
   banner.hidden = false;
   banner.textContent = err.message || String(err);
-}
-
-function field(id, text, control) {
-  return h('div', { class: 'field' }, h('label', { for: id }, text), control);
 }
 
 function hashParams() {
@@ -358,6 +343,7 @@ async function keyPage(gen, params) {
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small' }, `Billed ${metric} in range`), totalBox),
       h('div', { class: 'muted small' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
+    keyQuotaBox(pageContext(gen), table, key),
     h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, 'Step'), stepButtons),
     h('div', { class: 'gap-top' }, chartBox),
     h('h2', {}, 'Audit trail'),
@@ -583,7 +569,15 @@ async function exportPage(gen, params) {
 
 // ---------------------------------------------------------------------------------------------
 
-const PAGES = { overview: overviewPage, usage: usagePage, key: keyPage, export: exportPage };
+// What the pages in other modules need of this one.
+function pageContext(gen) {
+  return { main, isCurrent: () => gen === generation, showError, go, tables, reload: route };
+}
+
+const PAGES = {
+  overview: overviewPage, usage: usagePage, key: keyPage, export: exportPage,
+  quotas: (gen, params) => quotasPage(pageContext(gen), params),
+};
 
 function route() {
   generation++;
@@ -597,7 +591,7 @@ function route() {
     if (a.dataset.nav === navName) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  document.title = `${{ overview: 'Overview', usage: 'Usage', key: 'Key', export: 'Billing export' }[navName] || 'Overview'} · stickmeter`;
+  document.title = `${{ overview: 'Overview', usage: 'Usage', key: 'Key', export: 'Billing export', quotas: 'Quotas' }[navName] || 'Overview'} · stickmeter`;
   const gen = generation;
   Promise.resolve(page(gen, params)).catch((err) => { if (gen === generation) showError(err); })
     .finally(() => {
