@@ -165,6 +165,7 @@ int RunServe(const ServeConfig& config) {
   ingest::PeerService peers(io, peer_options, **store);
   http::ServerHooks hooks;
   hooks.peers = [&peers] { return ToPeerInfo(peers.Snapshot()); };
+  if (!teach_options.quota.empty()) hooks.quotas = &teacher;
   http::Server server(io, http_options, **store, hooks);
 
   // A failed start prints exactly one line: the components' own "listening" lines are held back
