@@ -64,8 +64,19 @@ std::optional<std::string> StringField(const json& body, const std::string& name
 
 teach::Quota ParseQuota(const std::string& text) {
   json body;
+  // A field given twice is refused, as a repeated query parameter is (the parser would keep the
+  // last one silently).
+  std::set<std::string> seen;
+  std::string twice;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && parsed.is_string() &&
+        !seen.insert(parsed.get<std::string>()).second && twice.empty()) {
+      twice = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    body = json::parse(text);
+    body = json::parse(text, on_event);
   } catch (const json::parse_error& e) {
     // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 2: ...".
     std::string why = e.what();
@@ -73,6 +84,7 @@ teach::Quota ParseQuota(const std::string& text) {
     BadBody("body: not valid JSON (" + why.substr(at == std::string::npos ? 0 : at + 2, 200) + ")");
   }
   if (!body.is_object()) BadBody("body: must be a JSON object, not " + TypeName(body));
+  if (!twice.empty()) BadRequest(twice.substr(0, 64) + ": given more than once");
   static const std::set<std::string> kFields = {"table", "key", "metric", "limit", "period", "tz"};
   for (const auto& [name, value] : body.items()) {
     if (!kFields.contains(name)) {

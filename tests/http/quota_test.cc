@@ -34,9 +34,10 @@ class QuotaTest : public ::testing::Test {
   }
   void TearDown() override { StopServer(); }
 
-  void StartServer(bool with_quotas, bool with_token = false) {
+  void StartServer(bool with_quotas, bool with_token = false, bool cors = false) {
     ServerOptions options;
     options.port = 0;
+    options.cors = cors;
     if (with_token) options.token = kToken;
     ServerHooks hooks;
     if (with_quotas) hooks.quotas = &quotas_;
@@ -242,6 +243,9 @@ TEST_F(QuotaTest, EveryBadBodyNamesItsField) {
   ExpectError(Put(with("key", "")), "key");
   ExpectError(Put(with("tz", false)), "tz");
   ExpectError(Put(with("used", 5)), "used");
+  ExpectError(Send(boost::beast::http::verb::put, "/api/v1/quotas",
+                   R"({"table":"/q","metric":"gpc0","limit":-1,"limit":5})"),
+              "limit");
   // What needs the tables comes from the service, with its field.
   ExpectError(Put(with("metric", "conn_cur")), "metric");
   ExpectError(Put(with("tz", "Mars/Olympus_Mons")), "tz");
@@ -302,6 +306,14 @@ TEST_F(QuotaTest, OtherMethodsAre405WithAllow) {
   r = Send(boost::beast::http::verb::put, "/api/v1/usage", "{}");
   EXPECT_EQ(405u, r.status);
   EXPECT_EQ("GET, HEAD", r.Header("allow"));
+}
+
+TEST_F(QuotaTest, CorsPreflightAllowsTheWrites) {
+  StartServer(true, true, true);
+  auto r = Send(boost::beast::http::verb::options, "/api/v1/quotas");
+  EXPECT_EQ(204u, r.status);
+  EXPECT_EQ("GET, HEAD, PUT, DELETE", r.Header("access-control-allow-methods"));
+  EXPECT_EQ("Authorization, Content-Type", r.Header("access-control-allow-headers"));
 }
 
 TEST_F(QuotaTest, WithoutQuotasListsAreEmptyAndWritesRefused) {
