@@ -296,5 +296,41 @@ TEST(QuotaBookKeysTest, KeysThatAreNotKeysOfTheTableAreNotTaught) {
   EXPECT_EQ(7u, d.updates[0].U(DataType::kGpc0));
 }
 
+TEST(QuotaBookKeysTest, EveryKeyIsTaughtAgainWhenTheKeyTypeChanges) {
+  // The source table's keys become integers: the taught table is redefined, the entries taught
+  // with string keys are gone, and every key must be taught again under the new definition,
+  // changed or not (a key blocked by its quota may well not change).
+  ingest::TaughtTables taught({"/n.quota"});
+  QuotaBook book("/n", "/n.quota");
+  auto def = book.SetLayout("string", 33, 0);
+  ASSERT_TRUE(def.has_value());
+  ASSERT_TRUE(taught.Define(*def));
+  Quota q = MakeQuota(std::nullopt, 5);
+  q.table = "/n";
+  auto base = book.Put(q, *FindZone("UTC"), kT);
+  ASSERT_TRUE(base.has_value());
+  book.SetBase(base->tracker, {{"42", 7}, {"7", 1}});
+  EXPECT_EQ(2u, book.Flush(kT, taught));
+  FakePeer peer;
+  Decoded d = peer.Pull(taught, 0);
+  ASSERT_TRUE(d.ok) << d.error;
+  EXPECT_EQ(2u, d.updates.size());
+
+  def = book.SetLayout("integer", 4, 0);
+  ASSERT_TRUE(def.has_value());
+  ASSERT_TRUE(taught.Define(*def));
+  book.Flush(kT + 1, taught);
+  d = peer.Pull(taught, 0);
+  ASSERT_TRUE(d.ok) << d.error;
+  ASSERT_EQ(1u, d.defines.size());
+  EXPECT_EQ(ingest::KeyType::kSignedInt, d.defines[0].key_type);
+  std::map<std::string, Flags> flags;
+  for (const auto& u : d.updates) flags[u.key] = Flags{u.U(DataType::kGpt0), u.U(DataType::kGpc0)};
+  EXPECT_EQ(2u, flags.size());
+  EXPECT_EQ((Flags{1, 7}), flags["42"]);
+  EXPECT_EQ((Flags{0, 1}), flags["7"]);
+  EXPECT_EQ(1u, book.over_keys());
+}
+
 }  // namespace
 }  // namespace stickmeter::teach
