@@ -30,8 +30,14 @@ bool TaughtTables::Define(const TableDefinition& def) {
         t.def->data_bitfield == def.data_bitfield && t.def->nbelem == def.nbelem &&
         t.def->period_ms == def.period_ms && t.def->expire_ms == def.expire_ms;
     if (same_layout) return true;
+    // Entries are kept only while their keys are still keys of the new definition: same type,
+    // and the same size (a string may only grow). A key of another type or size would be sent
+    // as the key of the new layout, and its values read from the wrong bytes.
+    const bool same_keys = t.def && t.def->key_type == def.key_type &&
+                           (def.key_type == KeyType::kString ? def.key_size >= t.def->key_size
+                                                             : def.key_size == t.def->key_size);
     const bool same_values =
-        t.def && t.def->data_bitfield == def.data_bitfield && t.def->nbelem == def.nbelem;
+        same_keys && t.def->data_bitfield == def.data_bitfield && t.def->nbelem == def.nbelem;
     t.def = def;
     t.def->table_id = WireId(*index);
     ++t.version;

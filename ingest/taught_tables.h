@@ -41,8 +41,9 @@ class TaughtTables {
 
   // (Re)defines the table `def.name` (which must be one of the names given at construction):
   // key type and size, data types and their parameters, expire. `def.table_id` is ignored.
-  // Entries already set keep their values if the stored types did not change, else are
-  // dropped. Returns false for a name not taught.
+  // Entries already set keep their values if the stored types and the key type did not change
+  // and the key size did not (a string key's may grow), else are dropped. Returns false for a
+  // name not taught.
   bool Define(const TableDefinition& def);
   // Sets the values of one entry: `key` as on the wire (string: without length), `values` one
   // per stored type (per element for arrays) in bit order, `expire_ms` the life HAProxy gives

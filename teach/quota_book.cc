@@ -28,6 +28,11 @@ std::optional<ingest::TableDefinition> QuotaBook::SetLayout(const std::string& k
   def.data_bitfield = (uint64_t{1} << static_cast<int>(DataType::kGpt0)) |
                       (uint64_t{1} << static_cast<int>(DataType::kGpc0));
   def_ = def;
+  // What was taught under the old definition may be gone with it (TaughtTables drops entries
+  // whose keys no longer fit): every key is taught again.
+  for (const auto& [key, standing] : last_taught_) dirty_.insert(key);
+  last_taught_.clear();
+  over_keys_ = 0;
   return def_;
 }
 
