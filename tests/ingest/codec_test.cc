@@ -11,19 +11,11 @@
 namespace stickmeter::ingest {
 namespace {
 
+using ::stickmeter::ingest::testing::Hex;
+
 using testing::Bytes;
 using testing::FeedWhole;
 using testing::Recorder;
-
-std::string Hex(const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
-  return out;
-}
 
 std::string Varint(uint64_t v) {
   std::string s;

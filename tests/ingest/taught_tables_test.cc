@@ -14,9 +14,12 @@
 #include "common/time.h"
 #include "ingest/codec.h"
 #include "tests/ingest/taught_peer.h"
+#include "tests/ingest/test_util.h"
 
 namespace stickmeter::ingest {
 namespace {
+
+using ::stickmeter::ingest::testing::Hex;
 
 using testing::Decoded;
 using testing::DecodedUpdate;
@@ -466,16 +469,6 @@ TEST(TaughtTablesTest, UnwrapRecoversTheSequenceAcrossTheWrap) {
 }
 
 // ---- ParseKey, the inverse of FormatKey. ----
-
-std::string Hex(const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
-  return out;
-}
 
 std::string Format(KeyType type, const std::string& bytes) {
   return FormatKey(

@@ -14,9 +14,12 @@
 #include "ingest/codec.h"
 #include "ingest/taught_tables.h"
 #include "tests/ingest/taught_peer.h"
+#include "tests/ingest/test_util.h"
 
 namespace stickmeter::ingest {
 namespace {
+
+using ::stickmeter::ingest::testing::Hex;
 
 using testing::Decoded;
 using testing::DecodeStream;
@@ -34,16 +37,6 @@ std::string Unhex(const std::string& hex) {
   std::string out;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
     out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string Hex(const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
   }
   return out;
 }

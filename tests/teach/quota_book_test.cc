@@ -12,9 +12,12 @@
 
 #include "ingest/taught_tables.h"
 #include "tests/ingest/taught_peer.h"
+#include "tests/teach/test_util.h"
 
 namespace stickmeter::teach {
 namespace {
+
+using testing::MakeQuota;
 
 using ingest::DataType;
 using ingest::testing::Decoded;
@@ -32,18 +35,6 @@ struct Flags {
 };
 std::ostream& operator<<(std::ostream& os, const Flags& f) {
   return os << "{gpt0=" << f.gpt0 << " gpc0=" << f.gpc0 << "}";
-}
-
-Quota MakeQuota(std::optional<std::string> key, uint64_t limit,
-                std::string metric = "http_req_cnt") {
-  Quota q;
-  q.table = "/q";
-  q.key = std::move(key);
-  q.metric = std::move(metric);
-  q.limit = limit;
-  q.period = Period::kMonth;
-  q.tz = "UTC";
-  return q;
 }
 
 class QuotaBookTest : public ::testing::Test {

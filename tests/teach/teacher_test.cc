@@ -16,10 +16,13 @@
 #include "common/time.h"
 #include "ingest/taught_tables.h"
 #include "tests/ingest/taught_peer.h"
+#include "tests/teach/test_util.h"
 #include "tests/tsdb/test_util.h"
 
 namespace stickmeter::teach {
 namespace {
+
+using testing::MakeQuota;
 
 using ingest::DataType;
 using ingest::testing::Decoded;
@@ -61,18 +64,6 @@ std::shared_ptr<const ingest::TableInfo> ATable() {
   t->periods_ms = {0, 0};
   t->array_sizes = {0, 0};
   return t;
-}
-
-Quota MakeQuota(std::optional<std::string> key, uint64_t limit,
-                std::string metric = "http_req_cnt") {
-  Quota q;
-  q.table = "/q";
-  q.key = std::move(key);
-  q.metric = std::move(metric);
-  q.limit = limit;
-  q.period = Period::kMonth;
-  q.tz = "UTC";
-  return q;
 }
 
 class TeacherTest : public ::testing::Test {
