@@ -1,4 +1,5 @@
-// Every real HAProxy 2.6 capture decodes to exactly its decoded*.jsonl, however it is cut.
+// Every real HAProxy capture in tests/fixtures/haproxy-<version>/<case>/ decodes to exactly its
+// decoded*.jsonl, however it is cut.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -21,16 +22,22 @@ struct Capture {
   std::string decoded;  // path of the matching decoded*.jsonl
 };
 
-std::vector<Capture> AllCaptures() {
+// The captures of one HAProxy version ("2.6"), or of all of them.
+std::vector<Capture> AllCaptures(const std::string& version = "") {
   std::vector<Capture> out;
-  for (const auto& dir : fs::directory_iterator(STICKMETER_FIXTURES_DIR)) {
-    if (!dir.is_directory()) continue;
-    for (const auto& f : fs::directory_iterator(dir.path())) {
-      const std::string name = f.path().filename().string();
-      if (name.rfind("stream", 0) != 0 || f.path().extension() != ".bin") continue;
-      // stream.bin -> decoded.jsonl, stream.2.bin -> decoded.2.jsonl
-      std::string decoded = "decoded" + name.substr(6, name.size() - 6 - 4) + ".jsonl";
-      out.push_back({f.path().string(), (dir.path() / decoded).string()});
+  for (const auto& version_dir : fs::directory_iterator(STICKMETER_FIXTURES_DIR)) {
+    const std::string name = version_dir.path().filename().string();
+    if (!version_dir.is_directory() || name.rfind("haproxy-", 0) != 0) continue;
+    if (!version.empty() && name != "haproxy-" + version) continue;
+    for (const auto& dir : fs::directory_iterator(version_dir.path())) {
+      if (!dir.is_directory()) continue;
+      for (const auto& f : fs::directory_iterator(dir.path())) {
+        const std::string file = f.path().filename().string();
+        if (file.rfind("stream", 0) != 0 || f.path().extension() != ".bin") continue;
+        // stream.bin -> decoded.jsonl, stream.2.bin -> decoded.2.jsonl
+        std::string decoded = "decoded" + file.substr(6, file.size() - 6 - 4) + ".jsonl";
+        out.push_back({f.path().string(), (dir.path() / decoded).string()});
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.stream < b.stream; });
@@ -51,8 +58,8 @@ std::vector<nlohmann::json> ParseLines(const std::string& text, bool drop_recv_m
 }
 
 TEST(FixturesTest, FindsEveryCapture) {
-  // 4 cases, f has 3 connections: 6 streams. Guards against a silently empty loop.
-  EXPECT_GE(AllCaptures().size(), 6u);
+  // Guards against a silently empty loop. 2.6: 4 cases, f has 3 connections: 6 streams.
+  EXPECT_GE(AllCaptures("2.6").size(), 6u);
 }
 
 TEST(FixturesTest, DecodeMatchesDecodedJsonl) {
