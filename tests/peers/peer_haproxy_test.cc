@@ -286,7 +286,7 @@ TEST_F(PeerHaproxyTest, WeConnectToHaproxyAndResync) {
 }
 
 // A soft reload hands the counts over and asks us nothing; a full restart asks us for a resync,
-// which marks the source restarted (CONTRACT §2 rule 1) before its first new value.
+// which marks the source restarted (docs/counting.md, rule 1) before its first new value.
 TEST_F(PeerHaproxyTest, ReloadKeepsCountsAndRestartIsFlagged) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
   const std::string P = "127.0.0.1:";
