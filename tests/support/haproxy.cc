@@ -6,9 +6,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 
 namespace stickmeter::testing {
 namespace fs = std::filesystem;
+
+std::string HaproxyBinary() {
+  const char* env = std::getenv("STICKMETER_HAPROXY");
+  return env != nullptr && *env != '\0' ? env : kDefaultHaproxyBinary;
+}
 
 HaproxyNode::HaproxyNode(fs::path dir, std::string name, std::string config)
     : dir_(std::move(dir)), name_(std::move(name)), config_path_(dir_ / (name_ + ".cfg")) {
@@ -34,7 +40,7 @@ std::string HaproxyPreamble(const fs::path& dir, const std::string& name) {
 
 bool HaproxyNode::Start(uint16_t wait_port, std::string* error) {
   process_ = std::make_unique<Process>(
-      kHaproxyBinary, std::vector<std::string>{"-f", config_path_.string(), "-L", name_, "-db"},
+      HaproxyBinary(), std::vector<std::string>{"-f", config_path_.string(), "-L", name_, "-db"},
       dir_ / (name_ + ".log"));
   if (!WaitForPort(wait_port) || !process_->Running()) {
     if (error) *error = "haproxy " + name_ + " did not start: " + Log();
@@ -46,7 +52,7 @@ bool HaproxyNode::Start(uint16_t wait_port, std::string* error) {
 bool HaproxyNode::Reload(uint16_t wait_port, std::string* error) {
   auto old = std::move(process_);
   process_ =
-      std::make_unique<Process>(kHaproxyBinary,
+      std::make_unique<Process>(HaproxyBinary(),
                                 std::vector<std::string>{"-f", config_path_.string(), "-L", name_,
                                                          "-db", "-sf", std::to_string(old->pid())},
                                 dir_ / (name_ + ".log"));
