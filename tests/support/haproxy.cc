@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 namespace stickmeter::testing {
@@ -14,6 +15,19 @@ namespace fs = std::filesystem;
 std::string HaproxyBinary() {
   const char* env = std::getenv("STICKMETER_HAPROXY");
   return env != nullptr && *env != '\0' ? env : kDefaultHaproxyBinary;
+}
+
+std::pair<int, int> HaproxyVersion() {
+  // "HAProxy version 3.0.11-1+deb13u4 2026/10/15 - https://haproxy.org/"
+  std::pair<int, int> version{0, 0};
+  FILE* p = ::popen((HaproxyBinary() + " -v 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return version;
+  char line[256] = {};
+  if (std::fgets(line, sizeof line, p) != nullptr) {
+    std::sscanf(line, "HAProxy version %d.%d", &version.first, &version.second);
+  }
+  ::pclose(p);
+  return version;
 }
 
 HaproxyNode::HaproxyNode(fs::path dir, std::string name, std::string config)

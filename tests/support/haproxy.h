@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "tests/support/process.h"
 
@@ -22,6 +23,8 @@ namespace stickmeter::testing {
 inline constexpr const char* kDefaultHaproxyBinary = "/usr/sbin/haproxy";
 // $STICKMETER_HAPROXY if set and not empty, else kDefaultHaproxyBinary.
 std::string HaproxyBinary();
+// Its major and minor version from `haproxy -v` (e.g. {3, 0}); {0, 0} if it cannot be run.
+std::pair<int, int> HaproxyVersion();
 
 class HaproxyNode {
  public:
