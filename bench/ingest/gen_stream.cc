@@ -96,7 +96,7 @@ GenStreamExpect GeneratePeersStream(const GenStreamOptions& options, std::string
     expect.last[u.key] = std::move(u);
 
     previous_id = update_id;
-    // HAProxy's ids wrap at 2^32; wrapping here would only make INCUPDATE ids ambiguous.
+    // 32-bit like the wire's ids; at most 10 per update, they never come near a wrap.
     update_id +=
         rng.Between(0, 99) < options.jump_percent ? static_cast<uint32_t>(rng.Between(2, 10)) : 1;
   }
