@@ -1,4 +1,4 @@
-// Request routing and the JSON handlers of CONTRACT §3, independent of any socket.
+// Request routing and the JSON handlers of docs/api.md, independent of any socket.
 //
 // Api::Handle() maps one parsed request to one response: the JSON endpoints under /api/v1,
 // /metrics, and the web UI's files. An export answers with headers only and a ResolvedExport

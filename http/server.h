@@ -1,4 +1,4 @@
-// The HTTP/JSON API server (CONTRACT §3): an asynchronous Boost.Beast server on the caller's
+// The HTTP/JSON API server (docs/api.md): an asynchronous Boost.Beast server on the caller's
 // io_context.
 //
 // Design (after Beast's http_server_async example): a Listener accepts connections and hands

@@ -242,7 +242,7 @@ class Decoder {
   uint64_t stream_offset_ = 0;
 };
 
-// Renders a key as text (CONTRACT §1): string as is, ipv4 dotted, ipv6 RFC 5952, integer in
+// Renders a key as text (docs/cli.md, `stickmeter decode`): string as is, ipv4 dotted, ipv6 RFC 5952, integer in
 // decimal (32-bit unsigned), binary as lowercase hex of all its bytes.
 std::string FormatKey(KeyType type, std::span<const uint8_t> key_bytes);
 

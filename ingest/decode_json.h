@@ -1,4 +1,4 @@
-// The engine of `stickmeter decode [--summary] [FILE|-]` (CONTRACT §1): a captured peers byte
+// The engine of `stickmeter decode [--summary] [FILE|-]` (docs/cli.md): a captured peers byte
 // stream (what follows the handshake's `200\n`) in, one JSON object per message out.
 //
 // Each message becomes one line, with the same fields as the `decoded.jsonl` files of real

@@ -1,9 +1,9 @@
 // Turns decoded peer messages into the sink's wire-free types (ingest/sink.h).
 //
 // A TableDefinition becomes a shared TableInfo; each EntryUpdateView becomes one EntryUpdate
-// whose key is text (CONTRACT §1) and whose values are named MetricValues of the kind CONTRACT §2
-// gives them: the counters as their absolute values, everything else as a gauge (a frequency
-// counter as HAProxy's own reading of its rate over its period). server_key goes to
+// whose key is text (docs/cli.md) and whose values are named MetricValues of the kind
+// docs/counting.md gives them: the counters as their absolute values, everything else as a gauge
+// (a frequency counter as HAProxy's own reading of its rate over its period). server_key goes to
 // EntryUpdate::server_key, not to the metrics.
 //
 // Pure functions: no shared state, safe from any thread. Metric names point to static storage.
@@ -17,7 +17,7 @@
 
 namespace stickmeter::ingest {
 
-// How CONTRACT §2 counts a data type: kCounter32 for gpc0 gpc1 gpc conn_cnt sess_cnt
+// How docs/counting.md counts a data type: kCounter32 for gpc0 gpc1 gpc conn_cnt sess_cnt
 // http_req_cnt http_err_cnt http_fail_cnt glitch_cnt, kCounter64 for bytes_in_cnt and
 // bytes_out_cnt, kGauge for everything else.
 MetricKind KindOf(DataType type);

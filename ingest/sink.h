@@ -17,7 +17,7 @@
 
 namespace stickmeter::ingest {
 
-// How a value is counted (CONTRACT §2).
+// How a value is counted (docs/counting.md).
 enum class MetricKind : uint8_t {
   kCounter32 = 0,  // unsigned, wraps at 2^32 in HAProxy (gpc0, http_req_cnt, ...)
   kCounter64 = 1,  // unsigned 64-bit (bytes_in_cnt, bytes_out_cnt)
@@ -58,7 +58,7 @@ struct RawRate {
 };
 
 struct EntryUpdate {
-  std::string key;      // text form (CONTRACT §1)
+  std::string key;      // text form (docs/cli.md)
   int64_t received_ms;  // Unix ms when the TCP read that completed the message returned
   std::vector<MetricValue> values;
   std::string server_key;  // the server name when the table stores server_key, else empty
@@ -76,7 +76,7 @@ struct UpdateBatch {
   std::string source;          // the HAProxy local peer name (hello line 3, or our --connect name)
   uint64_t connection_id = 0;  // unique per connection, never reused, even across restarts
   // True when the peer asked us for a full resync before the entries of this batch: its process
-  // holds no counts (CONTRACT §2 rule 1). Applies before `tables`.
+  // holds no counts (docs/counting.md, rule 1). Applies before `tables`.
   bool source_restarted = false;
   int64_t restart_ms = 0;  // when that request arrived
   std::vector<TableUpdates> tables;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a passing test suite: installs what is missing, builds with
 # warnings as errors, runs every ctest test (unit, integration against real HAProxy, e2e, the
-# browser tests), then builds again with ASan+UBSan and runs the unit tests under them.
+# browser tests) against Debian 12's HAProxy 2.6, runs the integration and end-to-end tests again
+# against HAProxy 3.0 LTS, then builds again with ASan+UBSan and runs the unit tests under them.
 #   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,11 @@ jobs=$(nproc)
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTICKMETER_WERROR=ON >/dev/null
 cmake --build build/test -j "$jobs"
 (cd build/test && ctest --output-on-failure -j "$jobs" --timeout 600)
+# The tests that drive a real HAProxy, again with 3.0 (installed by setup.sh --test).
+haproxy30=/opt/stickmeter-test/bin/haproxy-3.0
+echo "test: integration and e2e tests with $("$haproxy30" -v | head -n 1)"
+(cd build/test && STICKMETER_HAPROXY="$haproxy30" \
+  ctest --output-on-failure -j "$jobs" --timeout 600 -L 'integration|e2e')
 
 if [[ "${SANITIZE:-1}" != "0" ]]; then
   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTICKMETER_WERROR=ON \

@@ -1,4 +1,4 @@
-// The delta engine: CONTRACT §2 rules 1-6 as one pure function.
+// The delta engine: the rules 1-6 of docs/counting.md as one pure function.
 //
 // Given the stored state of a counter series (or none) and a newly received absolute value,
 // returns the delta to record, why, and the state to store. No I/O, no shared state: thread-safe.

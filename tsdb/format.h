@@ -133,7 +133,7 @@ enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 }
 // How a metric is stored. Never renumber.
 enum class MetricClass : uint8_t { kCounter32 = 1, kCounter64 = 2, kGauge = 3 };
 
-// Why a delta was recorded (CONTRACT §2 rules 1-6). Never renumber.
+// Why a delta was recorded (docs/counting.md, rules 1-6). Never renumber.
 enum class Reason : uint8_t {
   kRestart = 1,
   kFirst = 2,

@@ -58,7 +58,7 @@ struct StoreOptions {
   // 0: a pass after every group commit.
   // Default: 5000
   int64_t apply_delay_ms = 5000;
-  // CONTRACT §2 rule 3: an entry counts as expired when its gap exceeds expire + this margin.
+  // docs/counting.md, rule 3: an entry counts as expired when its gap exceeds expire + this margin.
   // Default: 1000
   int64_t expiry_margin_ms = 1000;
   // Retention per resolution, enforced by compaction; 0 keeps forever. Gauge samples follow the

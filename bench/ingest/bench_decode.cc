@@ -1,4 +1,4 @@
-// Decoder benchmarks on the 1M-update stream of ../shared/tools/gen_peers_stream.py.
+// Decoder benchmarks on the 1,000,000-update synthetic stream of bench/ingest/gen_stream.h.
 //
 // Counters: updates/s (items_per_second), bytes/s, and allocs_per_update, counted by the
 // replaced global operator new below while the decoder runs in steady state (its table known).
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/ingest/gen_stream.h"
 #include "ingest/codec.h"
 #include "ingest/decode_json.h"
 #include "ingest/normalize.h"
@@ -46,11 +47,16 @@ const std::string kStreamPath = STICKMETER_BENCH_STREAM;
 
 const std::vector<uint8_t>& Stream() {
   static const std::vector<uint8_t> bytes = [] {
+    // Written to a file too: BM_DecodeCommand reads it as `stickmeter decode FILE` would.
     if (!std::filesystem::exists(kStreamPath)) {
-      const std::string cmd =
-          "python3 " STICKMETER_GEN_STREAM " -n 1000000 -o " + kStreamPath + " > /dev/null";
-      if (std::system(cmd.c_str()) != 0) {
-        std::fprintf(stderr, "cannot generate %s\n", kStreamPath.c_str());
+      std::string stream;
+      bench::GenStreamOptions options;
+      options.updates = 1'000'000;
+      bench::GeneratePeersStream(options, stream);
+      std::ofstream out(kStreamPath, std::ios::binary);
+      out.write(stream.data(), static_cast<std::streamsize>(stream.size()));
+      if (!out.flush()) {
+        std::fprintf(stderr, "cannot write %s\n", kStreamPath.c_str());
         std::exit(1);
       }
     }

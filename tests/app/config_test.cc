@@ -21,7 +21,7 @@ std::string Render(const ServeConfig& c) {
   return out;
 }
 
-TEST(ServeConfigTest, DefaultsFollowTheContract) {
+TEST(ServeConfigTest, DefaultsFollowTheCliReference) {
   auto c = ParseServeArgs({});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(

@@ -58,7 +58,7 @@ TEST(DocsTest, EveryHaproxyRecipeIsAcceptedByHaproxy) {
     fs::path cfg = dir.path() / ("recipe" + std::to_string(i) + ".cfg");
     WriteFile(cfg, config);
     fs::path log = dir.path() / ("recipe" + std::to_string(i) + ".log");
-    Process check(kHaproxyBinary, {"-c", "-f", cfg.string(), "-L", "lb1"}, log);
+    Process check(HaproxyBinary(), {"-c", "-f", cfg.string(), "-L", "lb1"}, log);
     EXPECT_EQ(0, check.Wait()) << "recipe " << i << " of docs/haproxy.md:\n"
                                << config << "\nhaproxy says:\n"
                                << ReadFile(log);

@@ -305,7 +305,7 @@ TEST(DefineTest, MatchesTheBytesOfARealCapture) {
   t.expire_ms = 3600000;
   t.period_ms[static_cast<size_t>(DataType::kHttpReqRate)] = 10000;
   const auto capture =
-      testing::ReadFileBytes(std::string(STICKMETER_FIXTURES_DIR) + "/a-string-gpc0/stream.bin");
+      testing::ReadFileBytes(std::string(STICKMETER_FIXTURES_DIR) + "/haproxy-2.6/a-string-gpc0/stream.bin");
   const std::string s = Define(t);
   ASSERT_GE(capture.size(), 4 + s.size());
   EXPECT_EQ(Hex(s), Hex(std::string(capture.begin() + 4, capture.begin() + 4 + s.size())));

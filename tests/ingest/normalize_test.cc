@@ -1,4 +1,4 @@
-// normalize: metric kinds per CONTRACT §2, HAProxy's rate reading, keys as text.
+// normalize: metric kinds per docs/counting.md, HAProxy's rate reading, keys as text.
 #include "ingest/normalize.h"
 
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 namespace stickmeter::ingest {
 namespace {
 
-TEST(NormalizeTest, KindsFollowTheContract) {
+TEST(NormalizeTest, KindsFollowTheCountingRules) {
   const std::vector<DataType> counters32 = {
       DataType::kGpc0,       DataType::kGpc1,        DataType::kGpc,
       DataType::kConnCnt,    DataType::kSessCnt,     DataType::kHttpReqCnt,

@@ -1,7 +1,11 @@
-// The peer service against Debian's real HAProxy 2.6 on loopback: HAProxy connecting to us and
-// us connecting to it, every key type, ACK resume points, TLS both ways, heartbeats, and bad
-// clients that must not disturb a real session.
+// The peer service against a real HAProxy on loopback (Debian's 2.6, or the one named by
+// STICKMETER_HAPROXY, e.g. 3.0): HAProxy connecting to us and us connecting to it, every key type,
+// ACK resume points, TLS both ways, heartbeats, bad clients that must not disturb a real
+// session, and 3.0's glitch counters.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -104,6 +108,66 @@ std::string GpcQuotaConfig(uint16_t bind, uint16_t us, uint16_t fe) {
          "    http-request return status 200 content-type text/plain string \"ok\\n\"\n";
 }
 
+// HAProxy 3.0's glitch_cnt and glitch_rate (data types 25 and 26) reach the sink: malformed
+// HTTP/2 requests (an upper-case header name) each count one glitch on the tracked connection.
+TEST_F(PeerHaproxyTest, GlitchCountersOfHaproxy30) {
+  if (testing::HaproxyVersion() < std::pair{3, 0}) {
+    GTEST_SKIP() << "glitch counters need HAProxy 3.0 (STICKMETER_HAPROXY)";
+  }
+  const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
+  Stickmeter sm(Options("stickmeter", us));
+  const std::string P = "127.0.0.1:";
+  StartHaproxy("peers mesh\n    bind " + P + std::to_string(bind) +
+                   "\n    server lb1\n    server stickmeter " + P + std::to_string(us) +
+                   "\n    table glitches type string len 32 size 1k expire 1h"
+                   " store glitch_cnt,glitch_rate(10s),http_req_cnt\n\n"
+                   "frontend h2\n    bind " +
+                   P + std::to_string(fe) +
+                   " proto h2\n"
+                   "    tcp-request session track-sc0 str(h2-client) table mesh/glitches\n"
+                   "    http-request return status 200 content-type text/plain string \"ok\\n\"\n",
+               fe);
+  ASSERT_TRUE(WaitFor([&] { return sm.Connected("in", "lb1"); }, kArrival));
+
+  // Preface, empty SETTINGS, then HEADERS (END_STREAM|END_HEADERS) on stream 1: GET http /
+  // :authority a, and "Foo: x", which HTTP/2 forbids.
+  static constexpr char kMalformed[] =
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+      "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+      "\x00\x00\x0c\x01\x05\x00\x00\x00\x01\x82\x86\x84\x41\x01"
+      "a\x00\x03"
+      "Foo\x01x";
+  for (int i = 0; i < 2; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(fe);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(0, ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+    ASSERT_EQ(static_cast<ssize_t>(sizeof kMalformed - 1),
+              ::send(fd, kMalformed, sizeof kMalformed - 1, MSG_NOSIGNAL));
+    char buf[512];
+    (void)::recv(fd, buf, sizeof buf, 0);  // HAProxy's SETTINGS/RST_STREAM: it has read it all
+    ::close(fd);
+  }
+  // How many glitches a connection counts depends on how it ends (HAProxy may count the
+  // abrupt close too), so the sink must end up with what HAProxy itself shows: at least 2.
+  auto haproxy_glitches = [&]() -> uint64_t {
+    const std::string shown = haproxy_->AdminCommand("show table mesh/glitches");
+    const size_t at = shown.find(" glitch_cnt=");
+    return at == std::string::npos ? 0 : std::stoull(shown.substr(at + 12));
+  };
+  FakeSink& s = sm.sink;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const uint64_t shown = haproxy_glitches();
+        return shown >= 2 && s.Last("/glitches", "h2-client", "glitch_cnt") == shown;
+      },
+      kArrival))
+      << haproxy_->AdminCommand("show table mesh/glitches");
+  EXPECT_TRUE(s.Last("/glitches", "h2-client", "glitch_rate"));
+}
+
 TEST_F(PeerHaproxyTest, HaproxyConnectsToUsWithEveryKeyType) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort(), origin = FreePort();
   Stickmeter sm(Options("stickmeter", us));
@@ -181,6 +245,10 @@ TEST_F(PeerHaproxyTest, HaproxyConnectsToUsWithEveryKeyType) {
            s.Last("be", "u1", "http_req_cnt") == 2u;
   };
   ASSERT_TRUE(WaitFor(settled, kArrival)) << haproxy_->AdminCommand("show table mesh/quota");
+  // HAProxy's own view, through its admin socket, is what arrived.
+  const std::string shown = haproxy_->AdminCommand("show table mesh/quota");
+  EXPECT_NE(std::string::npos, shown.find("key=acme ")) << shown;
+  EXPECT_NE(std::string::npos, shown.find(" http_req_cnt=5 ")) << shown;
 
   EXPECT_EQ(3u, s.Last("/quota", "acme", "gpc0"));
   EXPECT_EQ(0u, s.Last("/quota", "acme", "gpc1"));
@@ -286,7 +354,7 @@ TEST_F(PeerHaproxyTest, WeConnectToHaproxyAndResync) {
 }
 
 // A soft reload hands the counts over and asks us nothing; a full restart asks us for a resync,
-// which marks the source restarted (CONTRACT §2 rule 1) before its first new value.
+// which marks the source restarted (docs/counting.md, rule 1) before its first new value.
 TEST_F(PeerHaproxyTest, ReloadKeepsCountsAndRestartIsFlagged) {
   const uint16_t us = FreePort(), bind = FreePort(), fe = FreePort();
   const std::string P = "127.0.0.1:";

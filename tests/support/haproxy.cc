@@ -6,9 +6,29 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 namespace stickmeter::testing {
 namespace fs = std::filesystem;
+
+std::string HaproxyBinary() {
+  const char* env = std::getenv("STICKMETER_HAPROXY");
+  return env != nullptr && *env != '\0' ? env : kDefaultHaproxyBinary;
+}
+
+std::pair<int, int> HaproxyVersion() {
+  // "HAProxy version 3.0.11-1+deb13u4 2026/10/15 - https://haproxy.org/"
+  std::pair<int, int> version{0, 0};
+  FILE* p = ::popen((HaproxyBinary() + " -v 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return version;
+  char line[256] = {};
+  if (std::fgets(line, sizeof line, p) != nullptr) {
+    std::sscanf(line, "HAProxy version %d.%d", &version.first, &version.second);
+  }
+  ::pclose(p);
+  return version;
+}
 
 HaproxyNode::HaproxyNode(fs::path dir, std::string name, std::string config)
     : dir_(std::move(dir)), name_(std::move(name)), config_path_(dir_ / (name_ + ".cfg")) {
@@ -34,7 +54,7 @@ std::string HaproxyPreamble(const fs::path& dir, const std::string& name) {
 
 bool HaproxyNode::Start(uint16_t wait_port, std::string* error) {
   process_ = std::make_unique<Process>(
-      kHaproxyBinary, std::vector<std::string>{"-f", config_path_.string(), "-L", name_, "-db"},
+      HaproxyBinary(), std::vector<std::string>{"-f", config_path_.string(), "-L", name_, "-db"},
       dir_ / (name_ + ".log"));
   if (!WaitForPort(wait_port) || !process_->Running()) {
     if (error) *error = "haproxy " + name_ + " did not start: " + Log();
@@ -46,7 +66,7 @@ bool HaproxyNode::Start(uint16_t wait_port, std::string* error) {
 bool HaproxyNode::Reload(uint16_t wait_port, std::string* error) {
   auto old = std::move(process_);
   process_ =
-      std::make_unique<Process>(kHaproxyBinary,
+      std::make_unique<Process>(HaproxyBinary(),
                                 std::vector<std::string>{"-f", config_path_.string(), "-L", name_,
                                                          "-db", "-sf", std::to_string(old->pid())},
                                 dir_ / (name_ + ".log"));

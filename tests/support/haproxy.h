@@ -1,5 +1,11 @@
 // Test support: a real HAProxy process from Debian's package, and HTTP traffic to it.
 //
+// Which HAProxy: the executable named by the environment variable STICKMETER_HAPROXY, else
+// Debian 12's /usr/sbin/haproxy (2.6). scripts/test.sh runs the integration and end-to-end tests
+// a second time with STICKMETER_HAPROXY pointing at HAProxy 3.0 (a wrapper script installed by
+// scripts/setup.sh --test); it must take haproxy's arguments and exec haproxy in its own process
+// (the pid is used for -sf and signals).
+//
 // HaproxyNode writes a configuration into its directory and runs `haproxy -f CFG -L NAME -db`
 // in the foreground, so the test owns the process. Reload() does what an operator's soft reload
 // does (`-sf OLD_PID`: the old process hands its stick tables to the new one and exits).
@@ -8,12 +14,17 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "tests/support/process.h"
 
 namespace stickmeter::testing {
 
-inline constexpr const char* kHaproxyBinary = "/usr/sbin/haproxy";
+inline constexpr const char* kDefaultHaproxyBinary = "/usr/sbin/haproxy";
+// $STICKMETER_HAPROXY if set and not empty, else kDefaultHaproxyBinary.
+std::string HaproxyBinary();
+// Its major and minor version from `haproxy -v` (e.g. {3, 0}); {0, 0} if it cannot be run.
+std::pair<int, int> HaproxyVersion();
 
 class HaproxyNode {
  public:

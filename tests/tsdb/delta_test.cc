@@ -1,4 +1,4 @@
-// The counting rules of CONTRACT §2, one at a time, on the pure delta function.
+// The counting rules of docs/counting.md, one at a time, on the pure delta function.
 #include "tsdb/delta.h"
 
 #include <gtest/gtest.h>

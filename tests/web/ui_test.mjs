@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 const DEADLINE_MS = 85_000;
-const HAPROXY = '/usr/sbin/haproxy';
+const HAPROXY = process.env.STICKMETER_HAPROXY || '/usr/sbin/haproxy';
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'web-ui-test-token-0123456789';
 // Requests sent per customer (Host header); `billable` of them hit /billable and bump gpc0.
