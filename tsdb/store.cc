@@ -33,9 +33,11 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "tsdb/config.h"
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
+#include "tsdb/query_plan.h"
 #include "tsdb/rocks.h"
 #include "tsdb/store_testing.h"
 
@@ -47,9 +49,6 @@ using format::MetricClass;
 using format::NameKind;
 using format::Reason;
 
-constexpr size_t kMaxAuditLimit = 100'000;
-constexpr int64_t kMaxSeriesPoints = 1500;
-constexpr int kPeriodicCompactionSeconds = 24 * 3600;
 // Stores of this format version and later are read as they are; older ones are upgraded.
 constexpr uint32_t kOldestVersionReadAsIs = 5;
 // Longer than any key of the state and rollup families (an upper bound for DeleteRange).
@@ -71,72 +70,8 @@ const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, f
                                         format::kMinuteCf, format::kHourCf,    format::kDayCf,
                                         format::kGaugeCf};
 
-int64_t FloorTo(int64_t t, int64_t unit) {
-  const int64_t q = t / unit;
-  return (q * unit > t ? q - 1 : q) * unit;
-}
-int64_t CeilTo(int64_t t, int64_t unit) {
-  const int64_t f = FloorTo(t, unit);
-  return f == t ? f : f + unit;
-}
-
-// A part of a query range and where to read it: raw events (unit 0) or a rollup.
-struct Segment {
-  int64_t unit_ms;  // 0 = raw events
-  int64_t lo, hi;
-};
-
-// Splits [from, to) so that each part is read from the coarsest data covering it exactly.
-void Decompose(int64_t from, int64_t to, size_t level, std::vector<Segment>* out) {
-  static constexpr int64_t kUnits[] = {format::kMinuteMs, format::kHourMs, format::kDayMs};
-  if (from >= to) return;
-  if (level == 3) {
-    out->push_back({format::kDayMs, from, to});
-    return;
-  }
-  const int64_t unit = kUnits[level];
-  const int64_t lo = CeilTo(from, unit), hi = FloorTo(to, unit);
-  const int64_t finer = level == 0 ? 0 : kUnits[level - 1];
-  if (lo >= hi) {
-    out->push_back({finer, from, to});
-    return;
-  }
-  if (from < lo) out->push_back({finer, from, lo});
-  Decompose(lo, hi, level + 1, out);
-  if (hi < to) out->push_back({finer, hi, to});
-}
-
 // Buckets per row of a rollup column family: a day of hours, else 1.
 uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
-
-// Calls visit(metric, bucket, sum) for each cell of a rollup row (format Sums) whose key names
-// `row_bucket`: one per counter (span 1), or per counter and hour of the day (span 24). False if
-// the value is malformed.
-template <typename Visit>
-bool ForEachCell(uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value, Visit&& visit) {
-  format::SumsReader sums(std::string_view(value.data(), value.size()));
-  uint32_t slot = 0;
-  uint64_t sum = 0;
-  bool any = false;
-  while (sums.Next(&slot, &sum)) {
-    any = true;
-    if (span == 1) {
-      visit(slot, row_bucket, sum);
-    } else {
-      visit(slot / span, row_bucket * span + slot % span, sum);
-    }
-  }
-  return sums.ok() && any;
-}
-
-// The same for one metric only: visit(bucket, sum).
-template <typename Visit>
-bool ForEachCellOf(uint32_t metric, uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value,
-                   Visit&& visit) {
-  return ForEachCell(span, row_bucket, value, [&](uint32_t m, uint32_t bucket, uint64_t sum) {
-    if (m == metric) visit(bucket, sum);
-  });
-}
 
 struct EntryIdHash {
   size_t operator()(const format::EntryId& id) const {
@@ -161,16 +96,6 @@ struct AggKeyHash {
     return std::hash<uint64_t>()(h);
   }
 };
-
-// An export computes totals for a chunk of keys at a time (see StoreImpl::Export); a chunk holds
-// at most this many bytes of totals, key text and bookkeeping. 32 MiB fits 100,000 keys x 3
-// metrics x 8 sources in one chunk; larger exports take several chunks and memory stays flat.
-constexpr size_t kDefaultExportChunkBytes = 32u << 20;
-// A scan steps over up to this many rows with Next() before it seeks instead. Rows of one key
-// are contiguous and often only a few lie before the next wanted bucket, where a Next() on a
-// cached block costs a small fraction of a Seek; a key with years of rows costs one Seek plus
-// this many Next() calls.
-constexpr int kMaxSkipRows = 16;
 
 // Source slots of an export row: one slot for all sources, or one per source in name order
 // with per_source.
@@ -280,62 +205,11 @@ struct Pending {
   size_t values = 0;  // counter and gauge values in the batch
 };
 
-// A group commit stops taking batches past this many values, which bounds the WriteBatch (about
-// 25 MiB), the pre-aggregation state and the commit latency under saturation (~0.4 s at 1.3M
-// values/s). Bigger groups write a busy series' state row and rollup cells fewer times: at 64 Ki
-// values they were most of the rows written (see docs/performance.md, Storage).
-constexpr size_t kMaxGroupValues = 1024 * 1024;
-// A group is also cut, between two batches, once it would write this many rows: when most values
-// are first seen (a state row and three rollup cells each), 512 Ki values would make a WriteBatch
-// of ~100 MiB; this keeps it near 16 MiB.
-constexpr size_t kMaxGroupRows = 512 * 1024;
-// The writer waits before its next group while this many bytes of journal rows are committed but
-// not yet in the state and rollup families: it bounds the memory they hold, what a query that
-// spans every key decodes of them, and what an open after a crash writes out.
-constexpr size_t kMaxJournalBacklogBytes = 128u << 20;
-// A group journals its state and rollups only while they stay under this size (the meta column
-// family's memtable; estimated from typical encoded sizes of a series and a cell).
-constexpr size_t kMaxJournalGroupBytes = 32u << 20;
-constexpr size_t kJournalEntryBytes = 60;
-// Groups journal while, over the previous window (the applier's delay: what one pass sums, and
-// at least kMinRepeatWindow), an entry was touched by at least this many groups on average.
-constexpr double kMinJournalRepeats = 1.5;
-constexpr std::chrono::milliseconds kMinRepeatWindow{1000};
-constexpr size_t kJournalCellBytes = 16;
-constexpr size_t kJournalAuditBytes = 16;  // beside its EventRow
-// An audit row the applier writes holds entry updates up to about this size.
-constexpr size_t kMaxAuditRowBytes = 64u << 10;
-// A group's journal is split by (table, key) into this many partitions, and the applier writes
-// the records of one partition (from however many groups) in one WriteBatch: a batch small
-// enough that the writer's next commit does not wait long behind it, yet atomic with the mark
-// that the partition is written out.
-constexpr uint32_t kJournalPartitions = 1024;
-// A group's partitions share journal rows up to about this size: below saturation a group holds
-// a few dozen updates, and a row per partition made nearly one row per update, each a memtable
-// insert on the commit and a deletion on the applier. The applier still writes partition by
-// partition, recording each as written out (format::AppliedKey) in the same WriteBatch.
-constexpr size_t kJournalRowBytes = 1u << 20;
-// Below this many bytes of journal records, the applier adds the next partitions to the same
-// WriteBatch: with many keys and few updates per pass, a batch per partition made each write's
-// fixed cost (log write, write queue, thread switches) a fifth of the applier's CPU.
-constexpr size_t kMinApplyBatchBytes = 64u << 10;
-// The applier starts a pass once the oldest journal row is StoreOptions::apply_delay_ms old, or
-// this many bytes wait (at 100k entry updates/s over 100k keys, ~4 s of them).
-constexpr size_t kApplierGatherBytes = 48u << 20;
-// The writer waits while the oldest journal row waiting is older than twice the delay, and at
-// least this: at saturation the applier, at a lower priority, would otherwise fall ever further
-// behind.
-constexpr std::chrono::milliseconds kMinJournalAgeBound{1000};
-
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-// Keys are numbered as they are first seen, so runs of neighbouring key ids share a partition:
-// a pass of the applier, partition by partition, then inserts each into the memtables next to
-// the previous insert rather than searching for its place from the top of the skiplist.
-constexpr uint32_t kJournalKeysPerRun = 16;
 uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key / kJournalKeysPerRun) % kJournalPartitions;
+  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
 }
 
 struct JournalRow {
@@ -361,7 +235,7 @@ struct BuiltGroup {
   std::vector<JournalRow> journal;  // the journal rows in wb, for the applier once written
   std::vector<ingest::UpdateSink::DoneCallback> done;  // of the batches it holds
   std::chrono::steady_clock::time_point start;         // when building began: the commit latency
-  CommittedGroup observed;  // for the commit observer, once written
+  CommittedGroup observed;                             // for the commit observer, once written
 };
 
 size_t CountValues(const ingest::UpdateBatch& b) {
@@ -491,8 +365,7 @@ class StoreImpl final : public Store {
       std::string_view prefix) override;
   Status WriteSetting(const std::string& name, std::optional<std::string> value,
                       int64_t t_ms) override;
-  Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix,
-                                                    size_t limit) override;
+  Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix, size_t limit) override;
 
  private:
   // A consistent read of several column families. A query that reads through one iterator only
@@ -587,7 +460,7 @@ class StoreImpl final : public Store {
                                      const std::unordered_map<uint32_t, uint64_t>& applied,
                                      std::vector<JournalPiece>* pieces);
   // Writes `pieces` of `rows` (ascending ids) out to the audit, state and rollup families:
-  // partition by partition, each in id order, at least kMinApplyBatchBytes of records per
+  // partition by partition, each in id order, at least config::kMinApplyBatchBytes of records per
   // WriteBatch. Each batch records its partitions as written out up to the last row's id; the
   // last one also deletes the rows. `on_batch(bytes of records)` runs after each write; if it
   // returns false, the rest is left as it is (tests: an applier stopped mid-pass).
@@ -604,8 +477,8 @@ class StoreImpl final : public Store {
   // With journal_mu_ held in `lock`: waits until the journal rows up to id `target` are written
   // out (true), or the applier failed or is held (false). The applier does not gather meanwhile.
   bool WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target);
-  // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes, or older than
-  // journal_age_bound_.
+  // Blocks the writer while the journal backlog is over config::kMaxJournalBacklogBytes, or older
+  // than journal_age_bound_.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
@@ -689,11 +562,13 @@ class StoreImpl final : public Store {
   // of the oldest row waiting past which the writer waits for it (WaitForJournalSpace).
   const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
   const std::chrono::milliseconds journal_age_bound_{
-      std::max(2 * applier_gather_, kMinJournalAgeBound)};
-  const std::chrono::milliseconds repeat_window_{std::max(applier_gather_, kMinRepeatWindow)};
+      std::max(2 * applier_gather_, config::kMinJournalAgeBound)};
+  const std::chrono::milliseconds repeat_window_{
+      std::max(applier_gather_, config::kMinRepeatWindow)};
   const bool read_only_;
-  // See kDefaultExportChunkBytes; tests lower it to exercise chunking (tsdb/store_testing.h).
-  std::atomic<size_t> export_chunk_bytes_{kDefaultExportChunkBytes};
+  // See config::kDefaultExportChunkBytes; tests lower it to exercise chunking
+  // (tsdb/store_testing.h).
+  std::atomic<size_t> export_chunk_bytes_{config::kDefaultExportChunkBytes};
   std::string secondary_dir_;  // read-only: the secondary instance's own directory
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
@@ -741,11 +616,11 @@ class StoreImpl final : public Store {
   uint32_t window_ = 1;
   uint64_t window_touches_ = 0, window_entries_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
-  double repeats_per_window_ = kMinJournalRepeats;
+  double repeats_per_window_ = config::kMinJournalRepeats;
   size_t new_entries_in_group_ = 0;  // entries the open group saw first
   // The open group's journal rows, one per key partition (reused buffers): cells spilled while
   // the group is gathered, then at commit each entry's state and open cells (BuildGroup).
-  std::string journal_rows_[kJournalPartitions];
+  std::string journal_rows_[config::kJournalPartitions];
   size_t spilled_ = 0;  // cells in journal_rows_
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
@@ -758,14 +633,14 @@ class StoreImpl final : public Store {
   };
   std::vector<RawRow> raw_;
   std::string raw_bytes_;
-  std::string key_name_;              // reused buffer for interning key names
-  std::mutex settings_mu_;            // one settings write at a time (history order)
-  uint64_t setting_changes_ = 0;      // GUARDED_BY(settings_mu_): orders same-ms changes
+  std::string key_name_;          // reused buffer for interning key names
+  std::mutex settings_mu_;        // one settings write at a time (history order)
+  uint64_t setting_changes_ = 0;  // GUARDED_BY(settings_mu_): orders same-ms changes
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
   bool batch_observed_ = false;                  // writer: ApplyBatch saw an observed table
-  std::string state_buf_, sums_buf_;  // reused buffers
+  std::string state_buf_, sums_buf_;             // reused buffers
   uint64_t next_journal_id_ = 1;
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
@@ -911,7 +786,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(
                                                           : format::kEntryRollupBucketOffset,
                                             unit, retention, clock));
       c.compaction_filter = filters_.back().get();
-      c.periodic_compaction_seconds = kPeriodicCompactionSeconds;
+      c.periodic_compaction_seconds = config::kPeriodicCompactionSeconds;
     }
     out.emplace_back(kCfNames[i], c);
   }
@@ -1441,7 +1316,7 @@ void StoreImpl::WriterLoop() {
       q_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) break;  // closing and drained
       size_t values = 0;
-      while (!queue_.empty() && (group.empty() || values < kMaxGroupValues)) {
+      while (!queue_.empty() && (group.empty() || values < config::kMaxGroupValues)) {
         values += queue_.front().values;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -1469,13 +1344,13 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       for (size_t i = next; i < group.size(); ++i) values += group[i].values;
       // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
       // operands), so the batch buffer grows once instead of by repeated doubling.
-      built = std::make_unique<BuiltGroup>(std::min(values * 48, kMaxGroupRows * 64));
+      built = std::make_unique<BuiltGroup>(std::min(values * 48, config::kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
         ApplyBatch(group[end].batch, built->wb);
         if (batch_observed_) built->observed.batches.push_back(std::move(group[end].batch));
         ++end;
-      } while (end < group.size() && GroupRows() < kMaxGroupRows);
+      } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
       built->observed.deltas = std::move(observed_deltas_);
       observed_deltas_.clear();
       BuildGroup(*built, seq_before);
@@ -1602,16 +1477,18 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   // fresh store's first burst: they will not recur within the applier's pass either).
   const auto now = std::chrono::steady_clock::now();
   if (now - window_start_ >= repeat_window_) {
-    repeats_per_window_ =
-        window_entries_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_entries_;
+    repeats_per_window_ = window_entries_ == 0 ? config::kMinJournalRepeats
+                                               : double(window_touches_) / window_entries_;
     window_touches_ = window_entries_ = 0;
     ++window_;
     window_start_ = now;
   }
-  const size_t journal_bytes = pending_.size() * (kJournalEntryBytes + 3 * kJournalCellBytes) +
-                               spilled_ * kJournalCellBytes + raw_bytes_.size() +
-                               raw_.size() * kJournalAuditBytes;
-  bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats ||
+  const size_t journal_bytes =
+      pending_.size() * (config::kJournalEntryBytes + 3 * config::kJournalCellBytes) +
+      spilled_ * config::kJournalCellBytes + raw_bytes_.size() +
+      raw_.size() * config::kJournalAuditBytes;
+  bool direct = journal_bytes > config::kMaxJournalGroupBytes ||
+                repeats_per_window_ < config::kMinJournalRepeats ||
                 2 * new_entries_in_group_ > pending_.size();
   new_entries_in_group_ = 0;
   switch (journal_mode_.load(std::memory_order_relaxed)) {
@@ -1669,9 +1546,9 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
           JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
       row = std::string();
     };
-    for (uint32_t i = 0; i < kJournalPartitions; ++i) {
+    for (uint32_t i = 0; i < config::kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      if (row.size() >= kJournalRowBytes) finish_row();
+      if (row.size() >= config::kJournalRowBytes) finish_row();
       format::AppendJournalChunk(row, i, journal_rows_[i]);
     }
     finish_row();
@@ -1708,7 +1585,7 @@ Status StoreImpl::WaitForJournalSpace() {
   std::unique_lock lock(journal_mu_);
   auto behind = [&] {
     if (journal_failed_ || journal_held_) return false;
-    if (journal_bytes_ > kMaxJournalBacklogBytes) return true;
+    if (journal_bytes_ > config::kMaxJournalBacklogBytes) return true;
     const auto now = std::chrono::steady_clock::now();
     const auto oldest = !applying_.empty() ? applying_.front().committed
                         : journal_.empty() ? now
@@ -1744,7 +1621,7 @@ void StoreImpl::ApplierLoop() {
       // run after every group commit). Not when someone waits for the journal to be written.
       journal_cv_.wait_until(lock, journal_.front().committed + applier_gather_, [&] {
         return journal_stop_ || journal_held_ || journal_waiters_ > 0 ||
-               journal_bytes_ >= kApplierGatherBytes;
+               journal_bytes_ >= config::kApplierGatherBytes;
       });
       if (journal_held_) break;
       rows.swap(journal_);
@@ -1838,7 +1715,7 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
     size_t end = begin, bytes = 0;
     while (end < pieces.size() &&
            (end == begin || pieces[end].partition == pieces[end - 1].partition ||
-            bytes < kMinApplyBatchBytes)) {
+            bytes < config::kMinApplyBatchBytes)) {
       bytes += pieces[end].records.size();
       ++end;
     }
@@ -1876,15 +1753,15 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
 Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
   std::string k, sum, next, audit_row;
   // The updates of an entry from all the rows applied together become one audit row, or a few
-  // (one spans less than kRawRowSpanMs and up to kMaxAuditRowBytes): one memtable insert, and
-  // one key for each flush and compaction to carry, instead of one per entry update.
+  // (one spans less than kRawRowSpanMs and up to config::kMaxAuditRowBytes): one memtable insert,
+  // and one key for each flush and compaction to carry, instead of one per entry update.
   std::stable_sort(j.audit.begin(), j.audit.end(), [](const auto& a, const auto& b) {
     return std::tie(a.table, a.key) < std::tie(b.table, b.key);
   });
   for (size_t i = 0; i < j.audit.size();) {
     const format::JournalAudit& first = j.audit[i];
     size_t n = i + 1, bytes = first.row.size();
-    for (; n < j.audit.size() && bytes < kMaxAuditRowBytes; ++n) {
+    for (; n < j.audit.size() && bytes < config::kMaxAuditRowBytes; ++n) {
       const format::JournalAudit& a = j.audit[n];
       if (a.table != first.table || a.key != first.key || a.t_ms < first.t_ms ||
           a.t_ms - first.t_ms >= format::kRawRowSpanMs || a.seq <= j.audit[n - 1].seq) {
@@ -2477,7 +2354,7 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
                            int64_t to, std::optional<uint32_t> source,
                            const std::function<void(uint64_t)>& add) {
   std::vector<Segment> segments;
-  Decompose(std::max<int64_t>(from, 0), to, 0, &segments);
+  Decompose(std::max<int64_t>(from, 0), to, &segments);
   const std::string prefix = format::EntryRollupPrefix(table, key);
   for (const auto& seg : segments) {
     if (seg.unit_ms == 0) {
@@ -2529,7 +2406,7 @@ Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, 
     if (row.mask != 0 && parts.bucket != row_bucket) visit_row();
     row_bucket = parts.bucket;
     const uint32_t first = parts.bucket * span;
-    if (!ForEachCellOf(metric, span, parts.bucket, it->value(),
+    if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
                        [&](uint32_t b, uint64_t v) { row.Add(b - first, v); })) {
       return Status::Corruption("bad rollup record");
     }
@@ -2571,9 +2448,10 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
     if (!source || parts.source == *source) {
       if (parts.key >= totals.size()) totals.resize(parts.key + 1);
       uint64_t& total = totals[parts.key];
-      if (!ForEachCellOf(metric, span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
-            if (b >= lo && b < hi) total += v;
-          })) {
+      if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
+                         [&](uint32_t b, uint64_t v) {
+                           if (b >= lo && b < hi) total += v;
+                         })) {
         return Status::Corruption("bad rollup record");
       }
     }
@@ -2603,7 +2481,7 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
     const rocksdb::Slice t(target);
     if (positioned) {
       for (int i = 0; it->Valid() && it->key().compare(t) < 0; ++i) {
-        if (i == kMaxSkipRows) return it->Seek(t);
+        if (i == config::kMaxSkipRows) return it->Seek(t);
         it->Next();
       }
       return;
@@ -2649,15 +2527,16 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
       return Status::Corruption("rollup row of an unknown source");
     }
     uint64_t* totals = chunk.totals.data() + size_t{ids[idx].second} * stride + slot;
-    if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t m, uint32_t b, uint64_t v) {
-          if (m >= metric_cell.size() || metric_cell[m] == SIZE_MAX) return;
-          for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
-            if (b < windows[i].second) {
-              totals[metric_cell[m]] += v;
-              return;
-            }
-          }
-        })) {
+    if (!ForEachCell(span, parts.bucket, it->value().ToStringView(),
+                     [&](uint32_t m, uint32_t b, uint64_t v) {
+                       if (m >= metric_cell.size() || metric_cell[m] == SIZE_MAX) return;
+                       for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
+                         if (b < windows[i].second) {
+                           totals[metric_cell[m]] += v;
+                           return;
+                         }
+                       }
+                     })) {
       return Status::Corruption("bad rollup record");
     }
     it->Next();
@@ -2728,12 +2607,6 @@ Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
   return r.Check();
 }
 
-Status CheckRange(int64_t from, int64_t to) {
-  if (from >= to) return Status::InvalidArgument("from: must be before to");
-  if (from < 0) return Status::InvalidArgument("from: must not be before 1970");
-  return Status::Ok();
-}
-
 Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
@@ -2757,7 +2630,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     if (!only_key) return rows;
   }
   std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, 0, &segments);
+  Decompose(q.from_ms, q.to_ms, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(*table, only_key, segments); !s.ok()) return s;
   Status inner;
@@ -2818,9 +2691,9 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   int64_t step = q.step_ms;
   if (step == 0) {
     const int64_t span = q.to_ms - q.from_ms;
-    step = span / format::kMinuteMs <= kMaxSeriesPoints ? format::kMinuteMs
-           : span / format::kHourMs <= kMaxSeriesPoints ? format::kHourMs
-                                                        : format::kDayMs;
+    step = span / format::kMinuteMs <= config::kMaxSeriesPoints ? format::kMinuteMs
+           : span / format::kHourMs <= config::kMaxSeriesPoints ? format::kHourMs
+                                                                : format::kDayMs;
   }
   if (step != format::kMinuteMs && step != format::kHourMs && step != format::kDayMs) {
     return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
@@ -2841,11 +2714,11 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   Reader r(this, /*snapshot=*/partial, /*journal=*/!out.gauge);
   std::vector<Segment> segments;  // what the steps below read
   if (full_lo < full_hi) {
-    Decompose(q.from_ms, full_lo, 0, &segments);
+    Decompose(q.from_ms, full_lo, &segments);
     segments.push_back({step, full_lo, full_hi});
-    Decompose(full_hi, q.to_ms, 0, &segments);
+    Decompose(full_hi, q.to_ms, &segments);
   } else {
-    Decompose(q.from_ms, q.to_ms, 0, &segments);
+    Decompose(q.from_ms, q.to_ms, &segments);
   }
   if (auto s = r.AddJournal(*table, *key, segments); !s.ok()) return s;
 
@@ -2937,7 +2810,7 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   std::vector<AuditEvent> events;
   auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
   if (!key) return events;
-  const size_t limit = std::min(q.limit, kMaxAuditLimit);
+  const size_t limit = std::min(q.limit, config::kMaxAuditLimit);
   if (limit == 0) return events;
   // Resume at the cursor's time and skip what the previous page returned.
   const bool resume = q.after && q.after->first >= q.from_ms;
@@ -3063,7 +2936,7 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   // The same segments for every key: bucket windows per rollup resolution, raw events at
   // sub-minute edges.
   std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, 0, &segments);
+  Decompose(q.from_ms, q.to_ms, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(table_id, std::nullopt, segments); !s.ok()) return s;
   // Read after the snapshot was taken, the names cover every source id it holds.
