@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "tsdb/catalog.h"
 #include "tsdb/config.h"
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
@@ -80,11 +81,6 @@ struct EntryIdHash {
   }
 };
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-};
-
 struct AggKey {
   uint32_t table, metric, key, bucket, source;
   bool operator==(const AggKey&) const = default;
@@ -122,81 +118,6 @@ struct ExportChunk {
   std::vector<uint32_t> text_end;                    // where key i's text ends in `text`
   std::vector<std::pair<uint32_t, uint32_t>> by_id;  // (key id, position), ascending id
   std::vector<uint64_t> totals;
-};
-
-// Interned names: id <-> text per kind. Readers take the lock shared; only the writer adds.
-class Names {
- public:
-  std::optional<uint32_t> Find(NameKind kind, std::string_view name) const {
-    std::shared_lock lock(mu_);
-    const auto* found = maps_[Index(kind)].Find(name);
-    if (found == nullptr) return std::nullopt;
-    return found->second;
-  }
-  std::string Text(NameKind kind, uint32_t id) const {
-    std::shared_lock lock(mu_);
-    auto& v = texts_[Index(kind)];
-    return id < v.size() && v[id] != nullptr ? *v[id] : std::string();
-  }
-  // Returns the id and whether it is new (the caller persists it).
-  std::pair<uint32_t, bool> Intern(NameKind kind, std::string_view name) {
-    auto& m = maps_[Index(kind)];
-    {
-      std::shared_lock lock(mu_);
-      const auto* found = m.Find(name);
-      if (found != nullptr && !m.Growing()) return {found->second, false};
-    }
-    std::unique_lock lock(mu_);
-    // While the map grows, lookups move it along too: most names are looked up, few are new.
-    if (const auto* found = m.Find(name)) {
-      m.MoveSome();
-      return {found->second, false};
-    }
-    auto& v = texts_[Index(kind)];
-    const auto id = static_cast<uint32_t>(std::max<size_t>(v.size(), 1));
-    Insert(kind, std::string(name), id);
-    return {id, true};
-  }
-  // Loading at open. False when the id is taken.
-  bool Insert(NameKind kind, std::string name, uint32_t id) {
-    auto& m = maps_[Index(kind)];
-    auto& v = texts_[Index(kind)];
-    if (id == 0) return false;
-    if (v.size() <= id) v.resize(id + 1, nullptr);
-    if (v[id] != nullptr) return false;
-    auto [it, inserted] = m.TryEmplace(std::move(name), id);
-    if (!inserted) return false;
-    v[id] = &it->first;
-    return true;
-  }
-  size_t Count(NameKind kind) const {
-    std::shared_lock lock(mu_);
-    return maps_[Index(kind)].size();
-  }
-  // Every (text, id) of a kind, sorted by text.
-  std::vector<std::pair<std::string, uint32_t>> All(NameKind kind) const {
-    std::shared_lock lock(mu_);
-    std::vector<std::pair<std::string, uint32_t>> out;
-    out.reserve(maps_[Index(kind)].size());
-    maps_[Index(kind)].ForEach(
-        [&](const std::string& text, uint32_t id) { out.emplace_back(text, id); });
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  static size_t Index(NameKind kind) { return static_cast<size_t>(kind); }
-  mutable std::shared_mutex mu_;
-  IncrementalHashMap<std::string, uint32_t, StringHash, std::equal_to<>> maps_[5];
-  std::vector<const std::string*> texts_[5];  // points into maps_ keys (node-stable)
-};
-
-struct TableMeta {
-  format::TableValue info;
-  std::map<uint32_t, MetricClass> metrics;
-  std::set<uint32_t> sources;
-  uint64_t multi_source_keys = 0;
-  int observed = -1;  // CommitObserver::Observes, asked at first use (writer thread only)
 };
 
 struct Pending {
@@ -512,10 +433,6 @@ class StoreImpl final : public Store {
     if (db_ == nullptr) return Status::Unavailable("store is closed");
     return Status::Ok();
   }
-  Result<uint32_t> ResolveTable(const std::string& table) const;
-  Result<std::pair<uint32_t, MetricClass>> ResolveMetric(uint32_t table_id,
-                                                         const std::string& table,
-                                                         const std::string& metric) const;
   // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
@@ -583,9 +500,7 @@ class StoreImpl final : public Store {
   // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
   std::vector<std::unique_ptr<RetentionFilter>> filters_;
 
-  Names names_;
-  mutable std::shared_mutex tables_mu_;
-  std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
+  Catalog catalog_;
 
   // Writer-thread state.
   // The maps that grow with the keys grow incrementally: rehashing every element at once held
@@ -1166,21 +1081,21 @@ Status StoreImpl::Load() {
       if (k.size() < 2 || val.size() != 4) return Status::Corruption(corrupt + ": bad name record");
       const auto kind = static_cast<NameKind>(k[1]);
       if (kind < NameKind::kSource || kind > NameKind::kKey ||
-          !names_.Insert(kind, std::string(k.data() + 2, k.size() - 2),
-                         format::GetU32BE(val.data()))) {
+          !catalog_.names.Insert(kind, std::string(k.data() + 2, k.size() - 2),
+                                 format::GetU32BE(val.data()))) {
         return Status::Corruption(corrupt + ": bad name record");
       }
     } else if (tag == format::kTagTable) {
       auto t = format::DecodeTable(std::string_view(val.data(), val.size()));
       if (k.size() != 5 || !t) return Status::Corruption(corrupt + ": bad table record");
-      tables_[format::GetU32BE(k.data() + 1)].info = std::move(*t);
+      catalog_.LoadTable(format::GetU32BE(k.data() + 1), std::move(*t));
     } else if (tag == format::kTagMetric) {
       if (k.size() != 9 || val.size() != 1) return Status::Corruption(corrupt + ": bad metric");
-      tables_[format::GetU32BE(k.data() + 1)].metrics[format::GetU32BE(k.data() + 5)] =
-          static_cast<MetricClass>(val[0]);
+      catalog_.LoadMetric(format::GetU32BE(k.data() + 1), format::GetU32BE(k.data() + 5),
+                          static_cast<MetricClass>(val[0]));
     } else if (tag == format::kTagTableSource) {
       if (k.size() != 9) return Status::Corruption(corrupt + ": bad source record");
-      tables_[format::GetU32BE(k.data() + 1)].sources.insert(format::GetU32BE(k.data() + 5));
+      catalog_.LoadSource(format::GetU32BE(k.data() + 1), format::GetU32BE(k.data() + 5));
     } else if (tag == format::kTagEpoch) {
       if (k.size() != 5 || val.size() != 12) return Status::Corruption(corrupt + ": bad epoch");
       epochs_[format::GetU32BE(k.data() + 1)] = format::GetFixed32LE(val.data());
@@ -1267,7 +1182,7 @@ Status StoreImpl::LoadEntry(const format::EntryId& id, std::string_view state) {
   auto [ks, inserted] = key_sources_.TryEmplace(tk, id.source);
   if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
     ks->second |= kSharedBit;
-    tables_[id.table].multi_source_keys++;
+    catalog_.CountMultiSourceKey(id.table);
   }
   return Status::Ok();
 }
@@ -1941,7 +1856,7 @@ void StoreImpl::AppendCell(std::string& row, const format::EntryId& id,
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
   auto intern = [&](NameKind kind, std::string_view name) {
-    auto [id, fresh] = names_.Intern(kind, name);
+    auto [id, fresh] = catalog_.names.Intern(kind, name);
     if (fresh) {
       std::string v;
       format::PutU32BE(v, id);
@@ -1974,19 +1889,13 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     if (!tu.table) continue;
     const ingest::TableInfo& info = *tu.table;
     const uint32_t table = intern(NameKind::kTable, info.name);
-    TableMeta* meta;
-    {
-      std::unique_lock lock(tables_mu_);
-      meta = &tables_[table];
-      if (meta->info.key_type != info.key_type || meta->info.key_size != info.key_size ||
-          meta->info.expire_ms != info.expire_ms || meta->info.data_types != info.data_types) {
-        meta->info =
-            format::TableValue{info.key_type, info.key_size, info.expire_ms, info.data_types};
-        wb.Put(cfs_[kMeta], format::TableKey(table), format::EncodeTable(meta->info));
-      }
-      if (meta->sources.insert(source).second) {
-        wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
-      }
+    TableMeta* meta = catalog_.Table(table);
+    if (catalog_.SetInfo(meta, format::TableValue{info.key_type, info.key_size, info.expire_ms,
+                                                  info.data_types})) {
+      wb.Put(cfs_[kMeta], format::TableKey(table), format::EncodeTable(meta->info));
+    }
+    if (catalog_.AddSource(meta, source)) {
+      wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
     }
     if (meta->observed < 0) meta->observed = observer_ != nullptr && observer_->Observes(info.name);
     const bool observed = meta->observed > 0;
@@ -2000,10 +1909,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
       const MetricClass cls = mv.kind == ingest::MetricKind::kGauge       ? MetricClass::kGauge
                               : mv.kind == ingest::MetricKind::kCounter64 ? MetricClass::kCounter64
                                                                           : MetricClass::kCounter32;
-      auto mit = meta->metrics.find(metric);
-      if (mit == meta->metrics.end() || mit->second != cls) {
-        std::unique_lock lock(tables_mu_);
-        meta->metrics[metric] = cls;
+      if (catalog_.SetMetric(meta, metric, cls)) {
         wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
                std::string(1, static_cast<char>(cls)));
       }
@@ -2048,8 +1954,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
             if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
               ks->second |= kSharedBit;
               multi_source_keys_.Inc();
-              std::unique_lock lock(tables_mu_);
-              ++meta->multi_source_keys;
+              catalog_.CountMultiSourceKey(meta);
             }
           }
         }
@@ -2325,31 +2230,6 @@ Status StoreImpl::CompactAll() {
 
 // ---------------------------------------------------------------- queries
 
-Result<uint32_t> StoreImpl::ResolveTable(const std::string& table) const {
-  if (table.empty()) return Status::InvalidArgument("table: required");
-  auto id = names_.Find(NameKind::kTable, table);
-  if (!id) return Status::NotFound("table: unknown table '" + table + "'");
-  std::shared_lock lock(tables_mu_);
-  if (tables_.find(*id) == tables_.end()) {
-    return Status::NotFound("table: unknown table '" + table + "'");
-  }
-  return *id;
-}
-
-Result<std::pair<uint32_t, MetricClass>> StoreImpl::ResolveMetric(uint32_t table_id,
-                                                                  const std::string& table,
-                                                                  const std::string& metric) const {
-  if (metric.empty()) return Status::InvalidArgument("metric: required");
-  auto id = names_.Find(NameKind::kMetric, metric);
-  std::shared_lock lock(tables_mu_);
-  const auto& metrics = tables_.at(table_id).metrics;
-  auto it = id ? metrics.find(*id) : metrics.end();
-  if (it == metrics.end()) {
-    return Status::NotFound("metric: table '" + table + "' has no metric '" + metric + "'");
-  }
-  return std::make_pair(*id, it->second);
-}
-
 Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                            int64_t to, std::optional<uint32_t> source,
                            const std::function<void(uint64_t)>& add) {
@@ -2610,9 +2490,9 @@ Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
 Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
-  auto metric = ResolveMetric(*table, q.table, q.metric);
+  auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
   if (metric->second == MetricClass::kGauge) {
     return Status::InvalidArgument("metric: '" + q.metric + "' is a gauge, usage sums counters");
@@ -2621,12 +2501,12 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::optional<uint32_t> source;
   std::vector<UsageRow> rows;
   if (q.source) {
-    source = names_.Find(NameKind::kSource, *q.source);
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
     if (!source) return rows;
   }
   std::optional<uint32_t> only_key;
   if (q.key) {
-    only_key = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
+    only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (!only_key) return rows;
   }
   std::vector<Segment> segments;
@@ -2648,7 +2528,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
     // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
-    std::vector<uint64_t> totals(names_.Count(NameKind::kKey) + 1);
+    std::vector<uint64_t> totals(catalog_.names.Count(NameKind::kKey) + 1);
     bool has_raw = false;
     for (const auto& seg : segments) {
       if (seg.unit_ms == 0) {
@@ -2680,9 +2560,9 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
 Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
-  auto metric = ResolveMetric(*table, q.table, q.metric);
+  auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   if (q.key.empty()) return Status::InvalidArgument("key: required");
@@ -2699,10 +2579,10 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
     return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
   }
   out.step_ms = step;
-  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, q.key));
   std::optional<uint32_t> source;
   if (q.source) {
-    source = names_.Find(NameKind::kSource, *q.source);
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
     if (!source) return out;
   }
   if (!key) return out;
@@ -2796,19 +2676,19 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
 Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
   if (q.key.empty()) return Status::InvalidArgument("key: required");
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   if (q.limit == 0) return Status::InvalidArgument("limit: must be at least 1");
   std::optional<uint32_t> metric;
   if (q.metric) {
-    auto m = ResolveMetric(*table, q.table, *q.metric);
+    auto m = catalog_.ResolveMetric(*table, q.table, *q.metric);
     if (!m.ok()) return m.status();
     metric = m->first;
   }
   std::vector<AuditEvent> events;
-  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, q.key));
   if (!key) return events;
   const size_t limit = std::min(q.limit, config::kMaxAuditLimit);
   if (limit == 0) return events;
@@ -2847,19 +2727,19 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   if (found.size() > limit) found.resize(limit);
   events.reserve(found.size());
   for (const auto& ev : found) {
-    events.push_back(AuditEvent{ev.t_ms, ev.seq, names_.Text(NameKind::kSource, ev.e.source),
-                                names_.Text(NameKind::kMetric, ev.e.metric), ev.e.value, ev.e.delta,
-                                std::string(format::ReasonName(ev.e.reason))});
+    events.push_back(AuditEvent{ev.t_ms, ev.seq,
+                                catalog_.names.Text(NameKind::kSource, ev.e.source),
+                                catalog_.names.Text(NameKind::kMetric, ev.e.metric), ev.e.value,
+                                ev.e.delta, std::string(format::ReasonName(ev.e.reason))});
   }
   return events;
 }
 
 Result<std::vector<TableSummary>> StoreImpl::Tables() {
   std::vector<TableSummary> out;
-  std::shared_lock lock(tables_mu_);
-  for (const auto& [id, meta] : tables_) {
+  catalog_.ForEachTable([&](uint32_t id, const TableMeta& meta) {
     TableSummary t;
-    t.name = names_.Text(NameKind::kTable, id);
+    t.name = catalog_.names.Text(NameKind::kTable, id);
     t.key_type = meta.info.key_type;
     t.key_size = meta.info.key_size;
     t.expire_ms = meta.info.expire_ms;
@@ -2867,14 +2747,14 @@ Result<std::vector<TableSummary>> StoreImpl::Tables() {
     t.multi_source_keys = meta.multi_source_keys;
     for (const auto& [m, cls] : meta.metrics) {
       (cls == MetricClass::kGauge ? t.gauge_metrics : t.counter_metrics)
-          .push_back(names_.Text(NameKind::kMetric, m));
+          .push_back(catalog_.names.Text(NameKind::kMetric, m));
     }
-    for (uint32_t s : meta.sources) t.sources.push_back(names_.Text(NameKind::kSource, s));
+    for (uint32_t s : meta.sources) t.sources.push_back(catalog_.names.Text(NameKind::kSource, s));
     std::sort(t.counter_metrics.begin(), t.counter_metrics.end());
     std::sort(t.gauge_metrics.begin(), t.gauge_metrics.end());
     std::sort(t.sources.begin(), t.sources.end());
     out.push_back(std::move(t));
-  }
+  });
   std::sort(out.begin(), out.end(),
             [](const TableSummary& a, const TableSummary& b) { return a.name < b.name; });
   return out;
@@ -2884,7 +2764,7 @@ Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
                                                  const std::string& prefix, size_t limit) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto id = ResolveTable(table);
+  auto id = catalog_.ResolveTable(table);
   if (!id.ok()) return id.status();
   std::vector<std::string> keys;
   if (limit == 0) return keys;
@@ -2910,27 +2790,24 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   std::vector<T> tables;
   std::optional<uint32_t> table_id;
   if (q.table) {
-    auto id = ResolveTable(*q.table);
+    auto id = catalog_.ResolveTable(*q.table);
     if (!id.ok()) return id.status();
     table_id = *id;
   }
   bool metric_known = !q.metric.has_value();
-  {
-    std::shared_lock tl(tables_mu_);
-    for (const auto& [id, meta] : tables_) {
-      T t{names_.Text(NameKind::kTable, id), id, {}};
-      if (q.table && t.name != *q.table) continue;
-      for (const auto& [m, cls] : meta.metrics) {
-        if (cls == MetricClass::kGauge) continue;
-        std::string name = names_.Text(NameKind::kMetric, m);
-        if (q.metric && name != *q.metric) continue;
-        metric_known = true;
-        t.metrics.emplace_back(std::move(name), m);
-      }
-      std::sort(t.metrics.begin(), t.metrics.end());
-      tables.push_back(std::move(t));
+  catalog_.ForEachTable([&](uint32_t id, const TableMeta& meta) {
+    T t{catalog_.names.Text(NameKind::kTable, id), id, {}};
+    if (q.table && t.name != *q.table) return;
+    for (const auto& [m, cls] : meta.metrics) {
+      if (cls == MetricClass::kGauge) continue;
+      std::string name = catalog_.names.Text(NameKind::kMetric, m);
+      if (q.metric && name != *q.metric) continue;
+      metric_known = true;
+      t.metrics.emplace_back(std::move(name), m);
     }
-  }
+    std::sort(t.metrics.begin(), t.metrics.end());
+    tables.push_back(std::move(t));
+  });
   if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
   std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
   // The same segments for every key: bucket windows per rollup resolution, raw events at
@@ -2942,7 +2819,7 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   // Read after the snapshot was taken, the names cover every source id it holds.
   ExportSlots slots;
   if (q.per_source) {
-    auto sources = names_.All(NameKind::kSource);
+    auto sources = catalog_.names.All(NameKind::kSource);
     slots.count = std::max<size_t>(sources.size(), 1);
     for (auto& [name, id] : sources) {
       if (slots.slot_of.size() <= id) slots.slot_of.resize(id + 1, ExportSlots::kNone);
@@ -3048,10 +2925,7 @@ Result<StoreStats> StoreImpl::Stats() {
   if (auto s = CheckOpen(); !s.ok()) return s;
   StoreStats st;
   st.live_series = live_series_.load(std::memory_order_relaxed);
-  {
-    std::shared_lock tl(tables_mu_);
-    st.tables = tables_.size();
-  }
+  st.tables = catalog_.TableCount();
   uint64_t sst = 0;
   db_->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
   st.disk_bytes = sst;
