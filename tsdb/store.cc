@@ -35,6 +35,7 @@
 #include "common/time.h"
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
+#include "tsdb/db_handle.h"
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
@@ -54,25 +55,6 @@ using format::Reason;
 constexpr uint32_t kOldestVersionReadAsIs = 5;
 // Longer than any key of the state and rollup families (an upper bound for DeleteRange).
 constexpr size_t kMaxUpgradeKeySize = 32;
-
-// Column family indexes, in the order they are opened.
-enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
-// The column families of format v4 and older, opened only to upgrade a store.
-enum LegacyCf { kSeriesV4 = 0, kMinuteV4, kHourV4, kHourV2, kDayV4, kLegacyCount };
-const char* const kLegacyNames[kLegacyCount] = {format::kSeriesCfV4, format::kMinuteCfV4,
-                                                format::kHourCfV4, format::kHourCfV2,
-                                                format::kDayCfV4};
-
-// The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
-Cf RollupCf(int64_t unit_ms) {
-  return unit_ms == format::kMinuteMs ? kMinute : unit_ms == format::kHourMs ? kHour : kDay;
-}
-const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, format::kRawCf,
-                                        format::kMinuteCf, format::kHourCf,    format::kDayCf,
-                                        format::kGaugeCf};
-
-// Buckets per row of a rollup column family: a day of hours, else 1.
-uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
 
 struct EntryIdHash {
   size_t operator()(const format::EntryId& id) const {
@@ -313,11 +295,12 @@ class StoreImpl final : public Store {
         waiting_.insert(waiting_.end(), s_->applying_.begin(), s_->applying_.end());
         waiting_.insert(waiting_.end(), s_->journal_.begin(), s_->journal_.end());
       }
-      if ((snapshot || !waiting_.empty()) && !s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
+      if ((snapshot || !waiting_.empty()) && !s_->read_only_)
+        snapshot_ = s_->db_->db()->GetSnapshot();
       ro_.snapshot = snapshot_;
     }
     ~Reader() {
-      if (snapshot_ != nullptr) s_->db_->ReleaseSnapshot(snapshot_);
+      if (snapshot_ != nullptr) s_->db_->db()->ReleaseSnapshot(snapshot_);
     }
     // Adds the waiting journal records of `table` (every table if nullopt), of `key` if given,
     // that the query's `segments` read (audit events inside a raw segment, rollup cells of a
@@ -327,7 +310,7 @@ class StoreImpl final : public Store {
                       const std::vector<Segment>& segments);
     rocksdb::Iterator* It(Cf cf) {
       if (!its_[cf]) {
-        its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
+        its_[cf].reset(s_->db_->db()->NewIterator(ro_, s_->db_->cf(cf)));
         if (!journal_rows_[cf].empty()) {
           its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal_rows_[cf]);
         }
@@ -350,26 +333,16 @@ class StoreImpl final : public Store {
     std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
   };
 
-  rocksdb::Options BaseOptions() const;
-  // The column families to open: every one of Cf, in that order, then the `legacy` ones (those
-  // of an older store opened for writing, to upgrade it).
-  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
   // Opening a store of format v4 or older for writing: rewrites its state and rollups (and the
   // journal rows of v4) into the v5 column families, then records version 5. The v5 families
   // are emptied first, so a run cut short is simply run again.
   Status Upgrade(uint32_t version);
-  // The state rows of `legacy_cfs_[kSeriesV4]`, with the newer states of v4 journal rows
+  // The state rows of `db_->legacy(kSeriesV4)`, with the newer states of v4 journal rows
   // (`overrides`, in series order) in their place, as v5 entry rows.
   Status UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
                                      format::SeriesValue>& overrides);
   // Rewrites one v4-or-older rollup family into `cf` as merge operands of v5 rows.
   Status UpgradeRollups(LegacyCf from, Cf cf);
-  // The merge operator of a column family; null for the families written with Put only.
-  static std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
-    if (cf >= kMinute && cf <= kDay) return std::make_shared<SumsAddOperator>();
-    if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
-    return nullptr;
-  }
   void WriterLoop();
   // The second stage of a commit: takes every journal row the writer has committed, sums their
   // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
@@ -486,19 +459,11 @@ class StoreImpl final : public Store {
   // See config::kDefaultExportChunkBytes; tests lower it to exercise chunking
   // (tsdb/store_testing.h).
   std::atomic<size_t> export_chunk_bytes_{config::kDefaultExportChunkBytes};
-  std::string secondary_dir_;  // read-only: the secondary instance's own directory
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
   mutable std::shared_mutex db_mu_;
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
-  // The column families of an older store opened for writing, until Load drops them (null
-  // when absent).
-  rocksdb::ColumnFamilyHandle* legacy_cfs_[kLegacyCount] = {};
+  std::unique_ptr<DbHandle> db_;  // null once closed
   bool needs_upgrade_ = false;
-  std::shared_ptr<rocksdb::Cache> cache_;
-  // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
-  std::vector<std::unique_ptr<RetentionFilter>> filters_;
 
   Catalog catalog_;
 
@@ -635,182 +600,14 @@ class StoreImpl final : public Store {
   std::shared_ptr<CollectorState> collector_;
 };
 
-rocksdb::Options StoreImpl::BaseOptions() const {
-  rocksdb::Options o;
-  o.create_if_missing = !read_only_;
-  o.create_missing_column_families = !read_only_;
-  o.paranoid_checks = true;
-  o.max_background_jobs = 2;
-  o.keep_log_file_num = 5;
-  o.max_total_wal_size = 256u << 20;
-  o.enable_pipelined_write = true;
-  if (read_only_) o.max_open_files = -1;  // required by secondary instances
-  return o;
-}
-
-std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(
-    const std::vector<LegacyCf>& legacy) {
-  auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
-  rocksdb::BlockBasedTableOptions bbt;
-  bbt.block_cache = cache_;
-  bbt.block_size = 16 * 1024;
-  bbt.format_version = 5;
-  auto table_factory =
-      std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(bbt));
-  std::vector<rocksdb::ColumnFamilyDescriptor> out;
-  for (int i = 0; i < kCfCount; ++i) {
-    rocksdb::ColumnFamilyOptions c;
-    c.table_factory = table_factory;
-    c.compression = rocksdb::kLZ4Compression;
-    c.bottommost_compression = rocksdb::kZSTD;
-    // The audit rows, and the journal rows in meta (a few MiB per group, deleted soon after),
-    // take the most memtable space.
-    c.write_buffer_size = (i == kRaw || i == kMeta ? 32u : 8u) << 20;
-    // Two (the default) let a full memtable wait for the previous one's flush: under sustained
-    // ingest the commit then stalls for 0.1-1 s, which is the push-to-ACK tail.
-    c.max_write_buffer_number = 4;
-    // Each (table, key) appends its audit rows in time order: a per-(table, key) insert hint
-    // turns the memtable insert (the writer's main cost) from a search from the top of the
-    // skiplist into a step from that key's last row. Not for the rollups and entry state: a
-    // new merge operand or state row goes before the previous one, the hint saves less, and
-    // with 100k-1M keys the hints' memory (~250 bytes per prefix, in the memtable) cost more
-    // than they saved (see docs/performance.md).
-    if (i == kRaw) {
-      c.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-      // Every flush of the audit trail spans all keys, so each L0->L1 compaction rewrites most
-      // of L1: waiting for 8 files instead of 4 halves that work, which was ~10% of the CPU at
-      // full ingest (see docs/performance.md). Queries read the audit trail by key prefix only.
-      c.level0_file_num_compaction_trigger = 8;
-    }
-    // The unit of the bucket in the key: hour rows are keyed by their day.
-    const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
-                         : i == kHour                ? format::kHourMs * format::kHoursPerRow
-                         : i == kDay                 ? format::kDayMs
-                                                     : 0;
-    const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
-                              : i == kMinute || i == kGauge ? options_.minute_retention_ms
-                              : i == kHour                  ? options_.hour_retention_ms
-                              : i == kDay                   ? options_.day_retention_ms
-                                                            : 0;
-    c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
-    if (i >= kRaw && retention > 0) {
-      filters_.push_back(
-          std::make_unique<RetentionFilter>(std::string("stickmeter.retention.") + kCfNames[i],
-                                            i == kRaw     ? 8
-                                            : i == kGauge ? format::kRollupBucketOffset
-                                                          : format::kEntryRollupBucketOffset,
-                                            unit, retention, clock));
-      c.compaction_filter = filters_.back().get();
-      c.periodic_compaction_seconds = config::kPeriodicCompactionSeconds;
-    }
-    out.emplace_back(kCfNames[i], c);
-  }
-  for (const LegacyCf l : legacy) {
-    rocksdb::ColumnFamilyOptions c;
-    c.table_factory = table_factory;
-    if (l == kHourV4) {
-      c.merge_operator = std::make_shared<HourRowAddOperator>();
-    } else if (l != kSeriesV4) {
-      c.merge_operator = std::make_shared<U64AddOperator>();
-    }
-    out.emplace_back(kLegacyNames[l], c);
-  }
-  return out;
-}
-
-bool Contains(const std::vector<std::string>& have, const char* name) {
-  return std::find(have.begin(), have.end(), name) != have.end();
-}
-
-// The column families every store has, whatever its version.
-bool IsStore(const std::vector<std::string>& have) {
-  return Contains(have, format::kMetaCf) && Contains(have, format::kRawCf) &&
-         Contains(have, format::kGaugeCf) &&
-         (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
-}
-
 Status StoreImpl::OpenDb() {
-  const std::string& path = options_.path;
-  if (path.empty()) return Status::InvalidArgument("data directory: no path given");
-  std::error_code ec;
-  if (!read_only_) {
-    fs::create_directories(path, ec);
-    if (ec) return Status::IoError("cannot create data directory " + path + ": " + ec.message());
-    if (::access(path.c_str(), W_OK | X_OK) != 0) {
-      return Status::IoError("data directory " + path + " is not writable");
-    }
-  }
-  const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
-  std::vector<LegacyCf> legacy;
-  if (!has_current) {
-    if (read_only_) {
-      return Status::NotFound(path + " holds no stickmeter store");
-    }
-    if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
-      return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
-    }
-  } else {
-    std::vector<std::string> have;
-    auto s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &have);
-    if (!s.ok()) {
-      // CURRENT exists but does not lead to a readable manifest.
-      return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
-    }
-    if (!IsStore(have)) {
-      return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
-    }
-    // The families of format v4 and older exist until an open for writing has rewritten them
-    // (Load); a reader cannot, and leaves the upgrade to Store::OpenReadOnly.
-    for (int l = 0; l < kLegacyCount; ++l) {
-      if (Contains(have, kLegacyNames[l])) legacy.push_back(static_cast<LegacyCf>(l));
-    }
-    if (read_only_ && !Contains(have, format::kEntriesCf)) {
-      needs_upgrade_ = true;
-      return Status::InvalidArgument("store " + path +
-                                     " has an older format; open it for writing once to upgrade");
-    }
-  }
-
-  cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  rocksdb::Options o = BaseOptions();
-  rocksdb::Status s;
-  if (read_only_) {
-    char tmpl[] = "/tmp/stickmeter-secondary-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
-    secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors({}), &cfs_, &db_);
-    if (s.ok()) s = db_->TryCatchUpWithPrimary();
-    // The instance only keeps its info log open there: remove the directory now so that a
-    // killed reader leaves nothing behind.
-    std::error_code rm_ec;
-    fs::remove_all(secondary_dir_, rm_ec);
-    secondary_dir_.clear();
-  } else {
-    s = rocksdb::DB::Open(o, path, Descriptors(legacy), &cfs_, &db_);
-    if (s.ok()) {
-      for (size_t i = 0; i < legacy.size(); ++i) legacy_cfs_[legacy[i]] = cfs_[kCfCount + i];
-      cfs_.resize(kCfCount);
-    }
-  }
-  if (!s.ok()) {
-    const std::string why = s.ToString();
-    if (db_ != nullptr) {
-      for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
-      cfs_.clear();
-      delete db_;
-      db_ = nullptr;
-    }
-    if (s.IsIOError() && why.find("lock") != std::string::npos) {
-      return Status::Unavailable("store " + path + " is in use by another process (" + path +
-                                 "/LOCK is held)");
-    }
-    if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
-    return Status::IoError("cannot open store " + path + ": " + why);
-  }
+  auto db = DbHandle::Open(options_, read_only_, &needs_upgrade_);
+  if (!db.ok()) return db.status();
+  db_ = std::move(*db);
   {
     std::lock_guard lock(collector_->mu);
-    collector_->db = db_;
-    collector_->cfs = cfs_;
+    collector_->db = db_->db();
+    collector_->cfs = db_->cfs();
     collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
   }
   std::weak_ptr<CollectorState> weak = collector_;
@@ -845,7 +642,8 @@ Status StoreImpl::Upgrade(uint32_t version) {
   // A run cut short left part of the new rows: start again from empty families.
   const std::string all_keys(kMaxUpgradeKeySize, '\xff');
   for (Cf cf : {kEntries, kMinute, kHour, kDay}) {
-    if (auto s = FromRocks(db_->DeleteRange(wo, cfs_[cf], "", all_keys), "upgrading the store");
+    if (auto s =
+            FromRocks(db_->db()->DeleteRange(wo, db_->cf(cf), "", all_keys), "upgrading the store");
         !s.ok()) {
       return s;
     }
@@ -858,7 +656,7 @@ Status StoreImpl::Upgrade(uint32_t version) {
   rocksdb::WriteBatch wb;
   std::string k, v;
   const std::string journal_prefix(1, format::kTagJournal);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
   for (it->Seek(journal_prefix); it->Valid() && it->key().starts_with(journal_prefix); it->Next()) {
     format::JournalV4 j;
     if (!format::DecodeJournalKey(std::string_view(it->key().data(), it->key().size())) ||
@@ -875,10 +673,10 @@ Status StoreImpl::Upgrade(uint32_t version) {
         format::AppendSum(
             v, r == 1 ? format::HourSlot(c.metric, c.bucket % format::kHoursPerRow) : c.metric,
             c.sum);
-        wb.Merge(cfs_[kMinute + r], k, v);
+        wb.Merge(db_->cf(kMinute + r), k, v);
       }
     }
-    wb.Delete(cfs_[kMeta], it->key());
+    wb.Delete(db_->cf(kMeta), it->key());
   }
   if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
   it.reset();
@@ -893,8 +691,8 @@ Status StoreImpl::Upgrade(uint32_t version) {
   // before it leaves the old rows to upgrade again.
   std::string current;
   format::PutU32BE(current, format::kFormatVersion);
-  wb.Put(cfs_[kMeta], format::FormatKey(), current);
-  if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
+  wb.Put(db_->cf(kMeta), format::FormatKey(), current);
+  if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
@@ -917,10 +715,10 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     v.clear();
     format::AppendEntryKey(k, entry);
     format::AppendEntryState(v, states.data(), states.size());
-    wb.Put(cfs_[kEntries], k, v);
+    wb.Put(db_->cf(kEntries), k, v);
     states.clear();
     if (wb.Count() < 65'536) return Status::Ok();
-    auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store");
+    auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
     wb.Clear();
     return s;
   };
@@ -935,10 +733,10 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     return Status::Ok();
   };
   auto next_override = overrides.begin();
-  if (legacy_cfs_[kSeriesV4] != nullptr) {
+  if (db_->legacy(kSeriesV4) != nullptr) {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[kSeriesV4]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(kSeriesV4)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != format::kSeriesKeySize ||
           it->value().size() != format::kSeriesValueSize) {
@@ -962,11 +760,11 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
   }
   if (auto s = put_entry(); !s.ok()) return s;
-  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
+  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
 }
 
 Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
-  if (legacy_cfs_[from] == nullptr) return Status::Ok();
+  if (db_->legacy(from) == nullptr) return Status::Ok();
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   rocksdb::WriteOptions wo;
@@ -975,7 +773,7 @@ Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
   const std::string corrupt = "store " + options_.path + " is corrupted: bad rollup record";
   // One merge operand per old row: the counters of an entry were rows of their own, and RocksDB
   // adds them up into the entry's row.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[from]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(from)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != format::kRollupKeySize) return Status::Corruption(corrupt);
     const auto parts = format::DecodeRollupKey(it->key().data());
@@ -1003,14 +801,14 @@ Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
     }
     k.clear();
     format::AppendEntryRollupKey(k, parts.table, parts.key, row_bucket, parts.source);
-    wb.Merge(cfs_[cf], k, v);
+    wb.Merge(db_->cf(cf), k, v);
     if (wb.Count() >= 65'536) {
-      if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
+      if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
       wb.Clear();
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
-  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
+  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
 }
 
 Status StoreImpl::Load() {
@@ -1018,9 +816,9 @@ Status StoreImpl::Load() {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // a one-off full read: keep the block cache for queries
   std::string v;
-  auto s = db_->Get(ro, cfs_[kMeta], format::FormatKey(), &v);
+  auto s = db_->db()->Get(ro, db_->cf(kMeta), format::FormatKey(), &v);
   if (s.IsNotFound()) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
     it->SeekToFirst();
     if (it->Valid() || read_only_) {
       return Status::InvalidArgument(options_.path +
@@ -1030,7 +828,7 @@ Status StoreImpl::Load() {
     format::PutU32BE(version, format::kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), version),
+    return FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), version),
                      "writing the format version");
   }
   if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
@@ -1047,7 +845,7 @@ Status StoreImpl::Load() {
     format::PutU32BE(current, format::kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    if (auto w = FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), current),
+    if (auto w = FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), current),
                            "writing the format version");
         !w.ok()) {
       return w;
@@ -1063,16 +861,10 @@ Status StoreImpl::Load() {
   }
   // A store is at v5 or later only once every old row is in the new families: what is left of
   // the old ones (the upgrade above, or one cut short after recording v5) goes.
-  for (auto*& cf : legacy_cfs_) {
-    if (cf == nullptr) continue;
-    auto dropped = FromRocks(db_->DropColumnFamily(cf), "dropping the rows of an older format");
-    if (!dropped.ok()) return dropped;
-    db_->DestroyColumnFamilyHandle(cf);
-    cf = nullptr;
-  }
+  if (auto dropped = db_->DropLegacy(); !dropped.ok()) return dropped;
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key();
     const auto val = it->value();
@@ -1115,7 +907,7 @@ Status StoreImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
 
-  it.reset(db_->NewIterator(ro, cfs_[kEntries]));
+  it.reset(db_->db()->NewIterator(ro, db_->cf(kEntries)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != format::kEntryKeySize) {
       return Status::Corruption(corrupt + ": bad entry record");
@@ -1328,7 +1120,7 @@ void StoreImpl::CommitterLoop() {
       wo.sync = options_.sync_writes;
       rocksdb::PerfContext* perf = rocksdb::get_perf_context();
       perf->Reset();
-      status = FromRocks(db_->Write(wo, &g->wb), "store commit");
+      status = FromRocks(db_->db()->Write(wo, &g->wb), "store commit");
       commit_wait_.Observe(double(perf->write_thread_wait_nanos) / 1e9);
       commit_wal_.Observe(double(perf->write_wal_time) / 1e9);
       commit_memtable_.Observe(double(perf->write_memtable_time) / 1e9);
@@ -1456,7 +1248,7 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     std::string row;
     auto finish_row = [&] {
       if (row.empty()) return;
-      wb.Put(cfs_[kMeta], format::JournalKey(next_journal_id_), row);
+      wb.Put(db_->cf(kMeta), format::JournalKey(next_journal_id_), row);
       built.journal.push_back(
           JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
       row = std::string();
@@ -1484,12 +1276,12 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   for (const auto& [cell, v] : gauges) {
     k.clear();
     format::AppendRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
-    wb.Merge(cfs_[kGauge], k, format::EncodeGauge(v.first, v.second));
+    wb.Merge(db_->cf(kGauge), k, format::EncodeGauge(v.first, v.second));
   }
   if (next_seq_ != seq_before) {
     std::string seq;
     format::PutU64BE(seq, next_seq_);
-    wb.Put(cfs_[kMeta], format::SeqKey(), seq);
+    wb.Put(db_->cf(kMeta), format::SeqKey(), seq);
   }
   built.status = status;
 }
@@ -1643,12 +1435,12 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
       const uint32_t partition = pieces[i].partition;
       if (partition != format::kUnpartitioned &&
           (i + 1 == end || pieces[i + 1].partition != partition)) {
-        wb.Put(cfs_[kMeta], format::AppliedKey(partition), written_up_to);
+        wb.Put(db_->cf(kMeta), format::AppliedKey(partition), written_up_to);
       }
     }
     if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
     if (end == pieces.size()) {
-      for (const JournalRow& row : rows) wb.Delete(cfs_[kMeta], format::JournalKey(row.id));
+      for (const JournalRow& row : rows) wb.Delete(db_->cf(kMeta), format::JournalKey(row.id));
     }
     // Not synced: until the WAL holds this batch the journal rows are still there and the
     // partitions not marked written out (the later synced commit makes both durable, in order),
@@ -1658,7 +1450,8 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
     // write group, where the commit would wait for (or do) this batch's memtable inserts.
     // Without a rate limiter configured the priority has no other effect.
     wo.rate_limiter_priority = rocksdb::Env::IO_USER;
-    if (auto s = FromRocks(db_->Write(wo, &wb), "writing state and rollups"); !s.ok()) return s;
+    if (auto s = FromRocks(db_->db()->Write(wo, &wb), "writing state and rollups"); !s.ok())
+      return s;
     begin = end;
     if (!on_batch(bytes)) break;
   } while (begin < pieces.size());
@@ -1687,7 +1480,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
     k.clear();
     format::AppendRawKey(k, first.table, first.key, first.t_ms, first.seq);
     if (n == i + 1) {
-      wb.Put(cfs_[kRaw], k, rocksdb::Slice(first.row.data(), first.row.size()));
+      wb.Put(db_->cf(kRaw), k, rocksdb::Slice(first.row.data(), first.row.size()));
     } else {
       audit_row.clear();
       format::StartUpdatesRow(audit_row);
@@ -1695,7 +1488,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
         format::AppendUpdate(audit_row, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
                              j.audit[u].row);
       }
-      wb.Put(cfs_[kRaw], k, audit_row);
+      wb.Put(db_->cf(kRaw), k, audit_row);
     }
     i = n;
   }
@@ -1709,7 +1502,8 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
     if (i + 1 < j.entries.size() && j.entries[i + 1].id == j.entries[i].id) continue;
     k.clear();
     format::AppendEntryKey(k, j.entries[i].id);
-    wb.Put(cfs_[kEntries], k, rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
+    wb.Put(db_->cf(kEntries), k,
+           rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
   }
   // The cells of one rollup row from all the rows applied together become one merge operand.
   auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
@@ -1735,7 +1529,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
       }
       k.clear();
       format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
-      wb.Merge(cfs_[kMinute + r], k, rocksdb::Slice(operand.data(), operand.size()));
+      wb.Merge(db_->cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
       i = n;
     }
   }
@@ -1748,7 +1542,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   // The partitions written out as of the snapshot, and up to which row.
   std::unordered_map<uint32_t, uint64_t> applied;
   {
-    std::unique_ptr<rocksdb::Iterator> it(s_->db_->NewIterator(ro_, s_->cfs_[kMeta]));
+    std::unique_ptr<rocksdb::Iterator> it(s_->db_->db()->NewIterator(ro_, s_->db_->cf(kMeta)));
     for (it->Seek(format::AppliedKey(0)); it->Valid(); it->Next()) {
       const auto partition =
           format::DecodeAppliedKey(std::string_view(it->key().data(), it->key().size()));
@@ -1807,7 +1601,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
     }
     rocksdb::Status Add(uint32_t cf_id, const rocksdb::Slice& k, const rocksdb::Slice& v) {
       for (int cf = kRaw; cf <= kDay; ++cf) {
-        if (r->s_->cfs_[cf]->GetID() == cf_id) {
+        if (r->s_->db_->cf(cf)->GetID() == cf_id) {
           r->journal_rows_[cf].emplace_back(k.ToString(), v.ToString());
           return rocksdb::Status::OK();
         }
@@ -1860,7 +1654,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     if (fresh) {
       std::string v;
       format::PutU32BE(v, id);
-      wb.Put(cfs_[kMeta], format::NameKey(kind, name), v);
+      wb.Put(db_->cf(kMeta), format::NameKey(kind, name), v);
     }
     return id;
   };
@@ -1872,7 +1666,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     std::string v;
     format::PutFixed32LE(v, epoch);
     format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
-    wb.Put(cfs_[kMeta], format::EpochKey(source), v);
+    wb.Put(db_->cf(kMeta), format::EpochKey(source), v);
   }
   // The metrics of a table resolved once per batch rather than once per value: a batch holds
   // thousands of values of the same few metrics.
@@ -1892,10 +1686,10 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     TableMeta* meta = catalog_.Table(table);
     if (catalog_.SetInfo(meta, format::TableValue{info.key_type, info.key_size, info.expire_ms,
                                                   info.data_types})) {
-      wb.Put(cfs_[kMeta], format::TableKey(table), format::EncodeTable(meta->info));
+      wb.Put(db_->cf(kMeta), format::TableKey(table), format::EncodeTable(meta->info));
     }
     if (catalog_.AddSource(meta, source)) {
-      wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
+      wb.Put(db_->cf(kMeta), format::TableSourceKey(table, source), "");
     }
     if (meta->observed < 0) meta->observed = observer_ != nullptr && observer_->Observes(info.name);
     const bool observed = meta->observed > 0;
@@ -1910,7 +1704,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
                               : mv.kind == ingest::MetricKind::kCounter64 ? MetricClass::kCounter64
                                                                           : MetricClass::kCounter32;
       if (catalog_.SetMetric(meta, metric, cls)) {
-        wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
+        wb.Put(db_->cf(kMeta), format::MetricKey(table, metric),
                std::string(1, static_cast<char>(cls)));
       }
       return slots.emplace_back(MetricSlot{mv.metric, mv.kind, metric, cls});
@@ -2040,7 +1834,8 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
   if (db_ == nullptr) return Status::Unavailable("store is closed");
   const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
   std::vector<std::pair<std::string, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
   for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
     out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
   }
@@ -2056,7 +1851,7 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   const std::string key = std::string(1, format::kTagSetting) + name;
   std::string old;
   if (!value) {
-    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &old);
+    rocksdb::Status got = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMeta), key, &old);
     if (got.IsNotFound()) return Status::NotFound("no such setting");
     if (!got.ok()) return FromRocks(got, "read setting");
   }
@@ -2070,14 +1865,14 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   change += value ? *value : old;
   rocksdb::WriteBatch wb;
   if (value) {
-    wb.Put(cfs_[kMeta], key, *value);
+    wb.Put(db_->cf(kMeta), key, *value);
   } else {
-    wb.Delete(cfs_[kMeta], key);
+    wb.Delete(db_->cf(kMeta), key);
   }
-  wb.Put(cfs_[kMeta], history_key, change);
+  wb.Put(db_->cf(kMeta), history_key, change);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return FromRocks(db_->Write(wo, &wb), "write setting");
+  return FromRocks(db_->db()->Write(wo, &wb), "write setting");
 }
 
 Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
@@ -2085,7 +1880,8 @@ Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view pr
   if (db_ == nullptr) return Status::Unavailable("store is closed");
   const std::string start(1, format::kTagSettingHistory);
   std::deque<SettingChange> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
   for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
     const rocksdb::Slice k = it->key(), v = it->value();
     if (k.size() != 17 || v.size() < 5) return Status::Corruption("bad setting history record");
@@ -2136,23 +1932,8 @@ Status StoreImpl::Close() {
   }
   Status result;
   if (db_ != nullptr) {
-    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
-    cfs_.clear();
-    for (auto*& h : legacy_cfs_) {
-      if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
-      h = nullptr;
-    }
-    if (!read_only_) {
-      result = FromRocks(db_->SyncWAL(), "closing the store");
-    }
-    auto s = db_->Close();
-    if (result.ok() && !s.ok() && !s.IsNotSupported()) result = FromRocks(s, "closing the store");
-    delete db_;
-    db_ = nullptr;
-  }
-  if (!secondary_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(secondary_dir_, ec);
+    result = db_->Close();
+    db_.reset();
   }
   return result;
 }
@@ -2163,7 +1944,7 @@ Status StoreImpl::Backup(const std::string& dir) {
   if (read_only_) return CopyTo(dir);
   Flush();
   rocksdb::Checkpoint* cp = nullptr;
-  auto s = rocksdb::Checkpoint::Create(db_, &cp);
+  auto s = rocksdb::Checkpoint::Create(db_->db(), &cp);
   if (!s.ok()) return FromRocks(s, "backup");
   std::unique_ptr<rocksdb::Checkpoint> owned(cp);
   return FromRocks(owned->CreateCheckpoint(dir), "backup into " + dir);
@@ -2192,7 +1973,7 @@ Status StoreImpl::CopyTo(const std::string& dir) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   for (int i = 0; i < kCfCount && result.ok(); ++i) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[i]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(i)));
     rocksdb::WriteBatch wb;
     for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
       wb.Put(handles[i], it->key(), it->value());
@@ -2220,8 +2001,9 @@ Status StoreImpl::CompactAll() {
   if (read_only_) return Status::Unavailable("compaction needs the store open read-write");
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto* cf : cfs_) {
-    if (auto s = FromRocks(db_->CompactRange(co, cf, nullptr, nullptr), "compaction"); !s.ok()) {
+  for (auto* cf : db_->cfs()) {
+    if (auto s = FromRocks(db_->db()->CompactRange(co, cf, nullptr, nullptr), "compaction");
+        !s.ok()) {
       return s;
     }
   }
@@ -2452,7 +2234,10 @@ Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
                                 const std::vector<std::pair<int64_t, int64_t>>& ranges,
                                 const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                                 size_t stride, ExportChunk& chunk) {
-  for (const auto& [key, pos] : chunk.by_id) {
+  for (const auto& by_id : chunk.by_id) {
+    // Not a structured binding: the lambda below captures the position, which Clang before 16
+    // does not allow for a binding.
+    const uint32_t key = by_id.first, pos = by_id.second;
     for (const auto& [lo, hi] : ranges) {
       const Status s = ScanAudit(r, table, key, lo, hi, [&](const format::RawEvent& ev) {
         const format::EventValue& e = ev.e;
@@ -2927,7 +2712,7 @@ Result<StoreStats> StoreImpl::Stats() {
   st.live_series = live_series_.load(std::memory_order_relaxed);
   st.tables = catalog_.TableCount();
   uint64_t sst = 0;
-  db_->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
+  db_->db()->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
   st.disk_bytes = sst;
   st.deltas_written = stat_deltas_.load(std::memory_order_relaxed);
   st.updates_received = stat_updates_.load(std::memory_order_relaxed);
