@@ -12,6 +12,8 @@
 #include "common/time.h"
 #include "tsdb/config.h"
 #include "tsdb/format.h"
+#include "tsdb/merge_operators.h"
+#include "tsdb/rocks_status.h"
 
 namespace stickmeter::tsdb {
 namespace {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "tsdb/rocks.h"
+#include "tsdb/retention_filter.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::tsdb {

@@ -39,8 +39,9 @@
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
+#include "tsdb/merged_iterator.h"
 #include "tsdb/query_plan.h"
-#include "tsdb/rocks.h"
+#include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
