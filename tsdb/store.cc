@@ -33,10 +33,15 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "tsdb/catalog.h"
+#include "tsdb/config.h"
+#include "tsdb/db_handle.h"
 #include "tsdb/delta.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
-#include "tsdb/rocks.h"
+#include "tsdb/merged_iterator.h"
+#include "tsdb/query_plan.h"
+#include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
@@ -47,107 +52,16 @@ using format::MetricClass;
 using format::NameKind;
 using format::Reason;
 
-constexpr size_t kMaxAuditLimit = 100'000;
-constexpr int64_t kMaxSeriesPoints = 1500;
-constexpr int kPeriodicCompactionSeconds = 24 * 3600;
 // Stores of this format version and later are read as they are; older ones are upgraded.
 constexpr uint32_t kOldestVersionReadAsIs = 5;
 // Longer than any key of the state and rollup families (an upper bound for DeleteRange).
 constexpr size_t kMaxUpgradeKeySize = 32;
-
-// Column family indexes, in the order they are opened.
-enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
-// The column families of format v4 and older, opened only to upgrade a store.
-enum LegacyCf { kSeriesV4 = 0, kMinuteV4, kHourV4, kHourV2, kDayV4, kLegacyCount };
-const char* const kLegacyNames[kLegacyCount] = {format::kSeriesCfV4, format::kMinuteCfV4,
-                                                format::kHourCfV4, format::kHourCfV2,
-                                                format::kDayCfV4};
-
-// The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
-Cf RollupCf(int64_t unit_ms) {
-  return unit_ms == format::kMinuteMs ? kMinute : unit_ms == format::kHourMs ? kHour : kDay;
-}
-const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, format::kRawCf,
-                                        format::kMinuteCf, format::kHourCf,    format::kDayCf,
-                                        format::kGaugeCf};
-
-int64_t FloorTo(int64_t t, int64_t unit) {
-  const int64_t q = t / unit;
-  return (q * unit > t ? q - 1 : q) * unit;
-}
-int64_t CeilTo(int64_t t, int64_t unit) {
-  const int64_t f = FloorTo(t, unit);
-  return f == t ? f : f + unit;
-}
-
-// A part of a query range and where to read it: raw events (unit 0) or a rollup.
-struct Segment {
-  int64_t unit_ms;  // 0 = raw events
-  int64_t lo, hi;
-};
-
-// Splits [from, to) so that each part is read from the coarsest data covering it exactly.
-void Decompose(int64_t from, int64_t to, size_t level, std::vector<Segment>* out) {
-  static constexpr int64_t kUnits[] = {format::kMinuteMs, format::kHourMs, format::kDayMs};
-  if (from >= to) return;
-  if (level == 3) {
-    out->push_back({format::kDayMs, from, to});
-    return;
-  }
-  const int64_t unit = kUnits[level];
-  const int64_t lo = CeilTo(from, unit), hi = FloorTo(to, unit);
-  const int64_t finer = level == 0 ? 0 : kUnits[level - 1];
-  if (lo >= hi) {
-    out->push_back({finer, from, to});
-    return;
-  }
-  if (from < lo) out->push_back({finer, from, lo});
-  Decompose(lo, hi, level + 1, out);
-  if (hi < to) out->push_back({finer, hi, to});
-}
-
-// Buckets per row of a rollup column family: a day of hours, else 1.
-uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
-
-// Calls visit(metric, bucket, sum) for each cell of a rollup row (format Sums) whose key names
-// `row_bucket`: one per counter (span 1), or per counter and hour of the day (span 24). False if
-// the value is malformed.
-template <typename Visit>
-bool ForEachCell(uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value, Visit&& visit) {
-  format::SumsReader sums(std::string_view(value.data(), value.size()));
-  uint32_t slot = 0;
-  uint64_t sum = 0;
-  bool any = false;
-  while (sums.Next(&slot, &sum)) {
-    any = true;
-    if (span == 1) {
-      visit(slot, row_bucket, sum);
-    } else {
-      visit(slot / span, row_bucket * span + slot % span, sum);
-    }
-  }
-  return sums.ok() && any;
-}
-
-// The same for one metric only: visit(bucket, sum).
-template <typename Visit>
-bool ForEachCellOf(uint32_t metric, uint32_t span, uint32_t row_bucket, const rocksdb::Slice& value,
-                   Visit&& visit) {
-  return ForEachCell(span, row_bucket, value, [&](uint32_t m, uint32_t bucket, uint64_t sum) {
-    if (m == metric) visit(bucket, sum);
-  });
-}
 
 struct EntryIdHash {
   size_t operator()(const format::EntryId& id) const {
     uint64_t a = (uint64_t{id.source} << 32) | id.table;
     return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ (id.key + 0x7F4A7C159E3779B9ull));
   }
-};
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
 };
 
 struct AggKey {
@@ -161,16 +75,6 @@ struct AggKeyHash {
     return std::hash<uint64_t>()(h);
   }
 };
-
-// An export computes totals for a chunk of keys at a time (see StoreImpl::Export); a chunk holds
-// at most this many bytes of totals, key text and bookkeeping. 32 MiB fits 100,000 keys x 3
-// metrics x 8 sources in one chunk; larger exports take several chunks and memory stays flat.
-constexpr size_t kDefaultExportChunkBytes = 32u << 20;
-// A scan steps over up to this many rows with Next() before it seeks instead. Rows of one key
-// are contiguous and often only a few lie before the next wanted bucket, where a Next() on a
-// cached block costs a small fraction of a Seek; a key with years of rows costs one Seek plus
-// this many Next() calls.
-constexpr int kMaxSkipRows = 16;
 
 // Source slots of an export row: one slot for all sources, or one per source in name order
 // with per_source.
@@ -199,143 +103,17 @@ struct ExportChunk {
   std::vector<uint64_t> totals;
 };
 
-// Interned names: id <-> text per kind. Readers take the lock shared; only the writer adds.
-class Names {
- public:
-  std::optional<uint32_t> Find(NameKind kind, std::string_view name) const {
-    std::shared_lock lock(mu_);
-    const auto* found = maps_[Index(kind)].Find(name);
-    if (found == nullptr) return std::nullopt;
-    return found->second;
-  }
-  std::string Text(NameKind kind, uint32_t id) const {
-    std::shared_lock lock(mu_);
-    auto& v = texts_[Index(kind)];
-    return id < v.size() && v[id] != nullptr ? *v[id] : std::string();
-  }
-  // Returns the id and whether it is new (the caller persists it).
-  std::pair<uint32_t, bool> Intern(NameKind kind, std::string_view name) {
-    auto& m = maps_[Index(kind)];
-    {
-      std::shared_lock lock(mu_);
-      const auto* found = m.Find(name);
-      if (found != nullptr && !m.Growing()) return {found->second, false};
-    }
-    std::unique_lock lock(mu_);
-    // While the map grows, lookups move it along too: most names are looked up, few are new.
-    if (const auto* found = m.Find(name)) {
-      m.MoveSome();
-      return {found->second, false};
-    }
-    auto& v = texts_[Index(kind)];
-    const auto id = static_cast<uint32_t>(std::max<size_t>(v.size(), 1));
-    Insert(kind, std::string(name), id);
-    return {id, true};
-  }
-  // Loading at open. False when the id is taken.
-  bool Insert(NameKind kind, std::string name, uint32_t id) {
-    auto& m = maps_[Index(kind)];
-    auto& v = texts_[Index(kind)];
-    if (id == 0) return false;
-    if (v.size() <= id) v.resize(id + 1, nullptr);
-    if (v[id] != nullptr) return false;
-    auto [it, inserted] = m.TryEmplace(std::move(name), id);
-    if (!inserted) return false;
-    v[id] = &it->first;
-    return true;
-  }
-  size_t Count(NameKind kind) const {
-    std::shared_lock lock(mu_);
-    return maps_[Index(kind)].size();
-  }
-  // Every (text, id) of a kind, sorted by text.
-  std::vector<std::pair<std::string, uint32_t>> All(NameKind kind) const {
-    std::shared_lock lock(mu_);
-    std::vector<std::pair<std::string, uint32_t>> out;
-    out.reserve(maps_[Index(kind)].size());
-    maps_[Index(kind)].ForEach(
-        [&](const std::string& text, uint32_t id) { out.emplace_back(text, id); });
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  static size_t Index(NameKind kind) { return static_cast<size_t>(kind); }
-  mutable std::shared_mutex mu_;
-  IncrementalHashMap<std::string, uint32_t, StringHash, std::equal_to<>> maps_[5];
-  std::vector<const std::string*> texts_[5];  // points into maps_ keys (node-stable)
-};
-
-struct TableMeta {
-  format::TableValue info;
-  std::map<uint32_t, MetricClass> metrics;
-  std::set<uint32_t> sources;
-  uint64_t multi_source_keys = 0;
-  int observed = -1;  // CommitObserver::Observes, asked at first use (writer thread only)
-};
-
 struct Pending {
   ingest::UpdateBatch batch;
   ingest::UpdateSink::DoneCallback done;
   size_t values = 0;  // counter and gauge values in the batch
 };
 
-// A group commit stops taking batches past this many values, which bounds the WriteBatch (about
-// 25 MiB), the pre-aggregation state and the commit latency under saturation (~0.4 s at 1.3M
-// values/s). Bigger groups write a busy series' state row and rollup cells fewer times: at 64 Ki
-// values they were most of the rows written (see docs/performance.md, Storage).
-constexpr size_t kMaxGroupValues = 1024 * 1024;
-// A group is also cut, between two batches, once it would write this many rows: when most values
-// are first seen (a state row and three rollup cells each), 512 Ki values would make a WriteBatch
-// of ~100 MiB; this keeps it near 16 MiB.
-constexpr size_t kMaxGroupRows = 512 * 1024;
-// The writer waits before its next group while this many bytes of journal rows are committed but
-// not yet in the state and rollup families: it bounds the memory they hold, what a query that
-// spans every key decodes of them, and what an open after a crash writes out.
-constexpr size_t kMaxJournalBacklogBytes = 128u << 20;
-// A group journals its state and rollups only while they stay under this size (the meta column
-// family's memtable; estimated from typical encoded sizes of a series and a cell).
-constexpr size_t kMaxJournalGroupBytes = 32u << 20;
-constexpr size_t kJournalEntryBytes = 60;
-// Groups journal while, over the previous window (the applier's delay: what one pass sums, and
-// at least kMinRepeatWindow), an entry was touched by at least this many groups on average.
-constexpr double kMinJournalRepeats = 1.5;
-constexpr std::chrono::milliseconds kMinRepeatWindow{1000};
-constexpr size_t kJournalCellBytes = 16;
-constexpr size_t kJournalAuditBytes = 16;  // beside its EventRow
-// An audit row the applier writes holds entry updates up to about this size.
-constexpr size_t kMaxAuditRowBytes = 64u << 10;
-// A group's journal is split by (table, key) into this many partitions, and the applier writes
-// the records of one partition (from however many groups) in one WriteBatch: a batch small
-// enough that the writer's next commit does not wait long behind it, yet atomic with the mark
-// that the partition is written out.
-constexpr uint32_t kJournalPartitions = 1024;
-// A group's partitions share journal rows up to about this size: below saturation a group holds
-// a few dozen updates, and a row per partition made nearly one row per update, each a memtable
-// insert on the commit and a deletion on the applier. The applier still writes partition by
-// partition, recording each as written out (format::AppliedKey) in the same WriteBatch.
-constexpr size_t kJournalRowBytes = 1u << 20;
-// Below this many bytes of journal records, the applier adds the next partitions to the same
-// WriteBatch: with many keys and few updates per pass, a batch per partition made each write's
-// fixed cost (log write, write queue, thread switches) a fifth of the applier's CPU.
-constexpr size_t kMinApplyBatchBytes = 64u << 10;
-// The applier starts a pass once the oldest journal row is StoreOptions::apply_delay_ms old, or
-// this many bytes wait (at 100k entry updates/s over 100k keys, ~4 s of them).
-constexpr size_t kApplierGatherBytes = 48u << 20;
-// The writer waits while the oldest journal row waiting is older than twice the delay, and at
-// least this: at saturation the applier, at a lower priority, would otherwise fall ever further
-// behind.
-constexpr std::chrono::milliseconds kMinJournalAgeBound{1000};
-
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-// Keys are numbered as they are first seen, so runs of neighbouring key ids share a partition:
-// a pass of the applier, partition by partition, then inserts each into the memtables next to
-// the previous insert rather than searching for its place from the top of the skiplist.
-constexpr uint32_t kJournalKeysPerRun = 16;
 uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key / kJournalKeysPerRun) % kJournalPartitions;
+  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
 }
 
 struct JournalRow {
@@ -361,7 +139,7 @@ struct BuiltGroup {
   std::vector<JournalRow> journal;  // the journal rows in wb, for the applier once written
   std::vector<ingest::UpdateSink::DoneCallback> done;  // of the batches it holds
   std::chrono::steady_clock::time_point start;         // when building began: the commit latency
-  CommittedGroup observed;  // for the commit observer, once written
+  CommittedGroup observed;                             // for the commit observer, once written
 };
 
 size_t CountValues(const ingest::UpdateBatch& b) {
@@ -491,8 +269,7 @@ class StoreImpl final : public Store {
       std::string_view prefix) override;
   Status WriteSetting(const std::string& name, std::optional<std::string> value,
                       int64_t t_ms) override;
-  Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix,
-                                                    size_t limit) override;
+  Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix, size_t limit) override;
 
  private:
   // A consistent read of several column families. A query that reads through one iterator only
@@ -519,11 +296,12 @@ class StoreImpl final : public Store {
         waiting_.insert(waiting_.end(), s_->applying_.begin(), s_->applying_.end());
         waiting_.insert(waiting_.end(), s_->journal_.begin(), s_->journal_.end());
       }
-      if ((snapshot || !waiting_.empty()) && !s_->read_only_) snapshot_ = s_->db_->GetSnapshot();
+      if ((snapshot || !waiting_.empty()) && !s_->read_only_)
+        snapshot_ = s_->db_->db()->GetSnapshot();
       ro_.snapshot = snapshot_;
     }
     ~Reader() {
-      if (snapshot_ != nullptr) s_->db_->ReleaseSnapshot(snapshot_);
+      if (snapshot_ != nullptr) s_->db_->db()->ReleaseSnapshot(snapshot_);
     }
     // Adds the waiting journal records of `table` (every table if nullopt), of `key` if given,
     // that the query's `segments` read (audit events inside a raw segment, rollup cells of a
@@ -533,7 +311,7 @@ class StoreImpl final : public Store {
                       const std::vector<Segment>& segments);
     rocksdb::Iterator* It(Cf cf) {
       if (!its_[cf]) {
-        its_[cf].reset(s_->db_->NewIterator(ro_, s_->cfs_[cf]));
+        its_[cf].reset(s_->db_->db()->NewIterator(ro_, s_->db_->cf(cf)));
         if (!journal_rows_[cf].empty()) {
           its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal_rows_[cf]);
         }
@@ -556,26 +334,16 @@ class StoreImpl final : public Store {
     std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
   };
 
-  rocksdb::Options BaseOptions() const;
-  // The column families to open: every one of Cf, in that order, then the `legacy` ones (those
-  // of an older store opened for writing, to upgrade it).
-  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
   // Opening a store of format v4 or older for writing: rewrites its state and rollups (and the
   // journal rows of v4) into the v5 column families, then records version 5. The v5 families
   // are emptied first, so a run cut short is simply run again.
   Status Upgrade(uint32_t version);
-  // The state rows of `legacy_cfs_[kSeriesV4]`, with the newer states of v4 journal rows
+  // The state rows of `db_->legacy(kSeriesV4)`, with the newer states of v4 journal rows
   // (`overrides`, in series order) in their place, as v5 entry rows.
   Status UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
                                      format::SeriesValue>& overrides);
   // Rewrites one v4-or-older rollup family into `cf` as merge operands of v5 rows.
   Status UpgradeRollups(LegacyCf from, Cf cf);
-  // The merge operator of a column family; null for the families written with Put only.
-  static std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
-    if (cf >= kMinute && cf <= kDay) return std::make_shared<SumsAddOperator>();
-    if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
-    return nullptr;
-  }
   void WriterLoop();
   // The second stage of a commit: takes every journal row the writer has committed, sums their
   // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
@@ -587,7 +355,7 @@ class StoreImpl final : public Store {
                                      const std::unordered_map<uint32_t, uint64_t>& applied,
                                      std::vector<JournalPiece>* pieces);
   // Writes `pieces` of `rows` (ascending ids) out to the audit, state and rollup families:
-  // partition by partition, each in id order, at least kMinApplyBatchBytes of records per
+  // partition by partition, each in id order, at least config::kMinApplyBatchBytes of records per
   // WriteBatch. Each batch records its partitions as written out up to the last row's id; the
   // last one also deletes the rows. `on_batch(bytes of records)` runs after each write; if it
   // returns false, the rest is left as it is (tests: an applier stopped mid-pass).
@@ -604,8 +372,8 @@ class StoreImpl final : public Store {
   // With journal_mu_ held in `lock`: waits until the journal rows up to id `target` are written
   // out (true), or the applier failed or is held (false). The applier does not gather meanwhile.
   bool WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target);
-  // Blocks the writer while the journal backlog is over kMaxJournalBacklogBytes, or older than
-  // journal_age_bound_.
+  // Blocks the writer while the journal backlog is over config::kMaxJournalBacklogBytes, or older
+  // than journal_age_bound_.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
@@ -639,10 +407,6 @@ class StoreImpl final : public Store {
     if (db_ == nullptr) return Status::Unavailable("store is closed");
     return Status::Ok();
   }
-  Result<uint32_t> ResolveTable(const std::string& table) const;
-  Result<std::pair<uint32_t, MetricClass>> ResolveMetric(uint32_t table_id,
-                                                         const std::string& table,
-                                                         const std::string& metric) const;
   // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
@@ -689,28 +453,20 @@ class StoreImpl final : public Store {
   // of the oldest row waiting past which the writer waits for it (WaitForJournalSpace).
   const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
   const std::chrono::milliseconds journal_age_bound_{
-      std::max(2 * applier_gather_, kMinJournalAgeBound)};
-  const std::chrono::milliseconds repeat_window_{std::max(applier_gather_, kMinRepeatWindow)};
+      std::max(2 * applier_gather_, config::kMinJournalAgeBound)};
+  const std::chrono::milliseconds repeat_window_{
+      std::max(applier_gather_, config::kMinRepeatWindow)};
   const bool read_only_;
-  // See kDefaultExportChunkBytes; tests lower it to exercise chunking (tsdb/store_testing.h).
-  std::atomic<size_t> export_chunk_bytes_{kDefaultExportChunkBytes};
-  std::string secondary_dir_;  // read-only: the secondary instance's own directory
+  // See config::kDefaultExportChunkBytes; tests lower it to exercise chunking
+  // (tsdb/store_testing.h).
+  std::atomic<size_t> export_chunk_bytes_{config::kDefaultExportChunkBytes};
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
   mutable std::shared_mutex db_mu_;
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
-  // The column families of an older store opened for writing, until Load drops them (null
-  // when absent).
-  rocksdb::ColumnFamilyHandle* legacy_cfs_[kLegacyCount] = {};
+  std::unique_ptr<DbHandle> db_;  // null once closed
   bool needs_upgrade_ = false;
-  std::shared_ptr<rocksdb::Cache> cache_;
-  // RocksDB keeps raw pointers to these; they outlive db_ (deleted in Close).
-  std::vector<std::unique_ptr<RetentionFilter>> filters_;
 
-  Names names_;
-  mutable std::shared_mutex tables_mu_;
-  std::unordered_map<uint32_t, TableMeta> tables_;  // GUARDED_BY(tables_mu_)
+  Catalog catalog_;
 
   // Writer-thread state.
   // The maps that grow with the keys grow incrementally: rehashing every element at once held
@@ -741,11 +497,11 @@ class StoreImpl final : public Store {
   uint32_t window_ = 1;
   uint64_t window_touches_ = 0, window_entries_ = 0;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
-  double repeats_per_window_ = kMinJournalRepeats;
+  double repeats_per_window_ = config::kMinJournalRepeats;
   size_t new_entries_in_group_ = 0;  // entries the open group saw first
   // The open group's journal rows, one per key partition (reused buffers): cells spilled while
   // the group is gathered, then at commit each entry's state and open cells (BuildGroup).
-  std::string journal_rows_[kJournalPartitions];
+  std::string journal_rows_[config::kJournalPartitions];
   size_t spilled_ = 0;  // cells in journal_rows_
   std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
   // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
@@ -758,14 +514,14 @@ class StoreImpl final : public Store {
   };
   std::vector<RawRow> raw_;
   std::string raw_bytes_;
-  std::string key_name_;              // reused buffer for interning key names
-  std::mutex settings_mu_;            // one settings write at a time (history order)
-  uint64_t setting_changes_ = 0;      // GUARDED_BY(settings_mu_): orders same-ms changes
+  std::string key_name_;          // reused buffer for interning key names
+  std::mutex settings_mu_;        // one settings write at a time (history order)
+  uint64_t setting_changes_ = 0;  // GUARDED_BY(settings_mu_): orders same-ms changes
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
   bool batch_observed_ = false;                  // writer: ApplyBatch saw an observed table
-  std::string state_buf_, sums_buf_;  // reused buffers
+  std::string state_buf_, sums_buf_;             // reused buffers
   uint64_t next_journal_id_ = 1;
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
@@ -845,182 +601,14 @@ class StoreImpl final : public Store {
   std::shared_ptr<CollectorState> collector_;
 };
 
-rocksdb::Options StoreImpl::BaseOptions() const {
-  rocksdb::Options o;
-  o.create_if_missing = !read_only_;
-  o.create_missing_column_families = !read_only_;
-  o.paranoid_checks = true;
-  o.max_background_jobs = 2;
-  o.keep_log_file_num = 5;
-  o.max_total_wal_size = 256u << 20;
-  o.enable_pipelined_write = true;
-  if (read_only_) o.max_open_files = -1;  // required by secondary instances
-  return o;
-}
-
-std::vector<rocksdb::ColumnFamilyDescriptor> StoreImpl::Descriptors(
-    const std::vector<LegacyCf>& legacy) {
-  auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
-  rocksdb::BlockBasedTableOptions bbt;
-  bbt.block_cache = cache_;
-  bbt.block_size = 16 * 1024;
-  bbt.format_version = 5;
-  auto table_factory =
-      std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(bbt));
-  std::vector<rocksdb::ColumnFamilyDescriptor> out;
-  for (int i = 0; i < kCfCount; ++i) {
-    rocksdb::ColumnFamilyOptions c;
-    c.table_factory = table_factory;
-    c.compression = rocksdb::kLZ4Compression;
-    c.bottommost_compression = rocksdb::kZSTD;
-    // The audit rows, and the journal rows in meta (a few MiB per group, deleted soon after),
-    // take the most memtable space.
-    c.write_buffer_size = (i == kRaw || i == kMeta ? 32u : 8u) << 20;
-    // Two (the default) let a full memtable wait for the previous one's flush: under sustained
-    // ingest the commit then stalls for 0.1-1 s, which is the push-to-ACK tail.
-    c.max_write_buffer_number = 4;
-    // Each (table, key) appends its audit rows in time order: a per-(table, key) insert hint
-    // turns the memtable insert (the writer's main cost) from a search from the top of the
-    // skiplist into a step from that key's last row. Not for the rollups and entry state: a
-    // new merge operand or state row goes before the previous one, the hint saves less, and
-    // with 100k-1M keys the hints' memory (~250 bytes per prefix, in the memtable) cost more
-    // than they saved (see docs/performance.md).
-    if (i == kRaw) {
-      c.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-      // Every flush of the audit trail spans all keys, so each L0->L1 compaction rewrites most
-      // of L1: waiting for 8 files instead of 4 halves that work, which was ~10% of the CPU at
-      // full ingest (see docs/performance.md). Queries read the audit trail by key prefix only.
-      c.level0_file_num_compaction_trigger = 8;
-    }
-    // The unit of the bucket in the key: hour rows are keyed by their day.
-    const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
-                         : i == kHour                ? format::kHourMs * format::kHoursPerRow
-                         : i == kDay                 ? format::kDayMs
-                                                     : 0;
-    const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
-                              : i == kMinute || i == kGauge ? options_.minute_retention_ms
-                              : i == kHour                  ? options_.hour_retention_ms
-                              : i == kDay                   ? options_.day_retention_ms
-                                                            : 0;
-    c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
-    if (i >= kRaw && retention > 0) {
-      filters_.push_back(
-          std::make_unique<RetentionFilter>(std::string("stickmeter.retention.") + kCfNames[i],
-                                            i == kRaw     ? 8
-                                            : i == kGauge ? format::kRollupBucketOffset
-                                                          : format::kEntryRollupBucketOffset,
-                                            unit, retention, clock));
-      c.compaction_filter = filters_.back().get();
-      c.periodic_compaction_seconds = kPeriodicCompactionSeconds;
-    }
-    out.emplace_back(kCfNames[i], c);
-  }
-  for (const LegacyCf l : legacy) {
-    rocksdb::ColumnFamilyOptions c;
-    c.table_factory = table_factory;
-    if (l == kHourV4) {
-      c.merge_operator = std::make_shared<HourRowAddOperator>();
-    } else if (l != kSeriesV4) {
-      c.merge_operator = std::make_shared<U64AddOperator>();
-    }
-    out.emplace_back(kLegacyNames[l], c);
-  }
-  return out;
-}
-
-bool Contains(const std::vector<std::string>& have, const char* name) {
-  return std::find(have.begin(), have.end(), name) != have.end();
-}
-
-// The column families every store has, whatever its version.
-bool IsStore(const std::vector<std::string>& have) {
-  return Contains(have, format::kMetaCf) && Contains(have, format::kRawCf) &&
-         Contains(have, format::kGaugeCf) &&
-         (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
-}
-
 Status StoreImpl::OpenDb() {
-  const std::string& path = options_.path;
-  if (path.empty()) return Status::InvalidArgument("data directory: no path given");
-  std::error_code ec;
-  if (!read_only_) {
-    fs::create_directories(path, ec);
-    if (ec) return Status::IoError("cannot create data directory " + path + ": " + ec.message());
-    if (::access(path.c_str(), W_OK | X_OK) != 0) {
-      return Status::IoError("data directory " + path + " is not writable");
-    }
-  }
-  const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
-  std::vector<LegacyCf> legacy;
-  if (!has_current) {
-    if (read_only_) {
-      return Status::NotFound(path + " holds no stickmeter store");
-    }
-    if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
-      return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
-    }
-  } else {
-    std::vector<std::string> have;
-    auto s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &have);
-    if (!s.ok()) {
-      // CURRENT exists but does not lead to a readable manifest.
-      return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
-    }
-    if (!IsStore(have)) {
-      return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
-    }
-    // The families of format v4 and older exist until an open for writing has rewritten them
-    // (Load); a reader cannot, and leaves the upgrade to Store::OpenReadOnly.
-    for (int l = 0; l < kLegacyCount; ++l) {
-      if (Contains(have, kLegacyNames[l])) legacy.push_back(static_cast<LegacyCf>(l));
-    }
-    if (read_only_ && !Contains(have, format::kEntriesCf)) {
-      needs_upgrade_ = true;
-      return Status::InvalidArgument("store " + path +
-                                     " has an older format; open it for writing once to upgrade");
-    }
-  }
-
-  cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  rocksdb::Options o = BaseOptions();
-  rocksdb::Status s;
-  if (read_only_) {
-    char tmpl[] = "/tmp/stickmeter-secondary-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
-    secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir_, Descriptors({}), &cfs_, &db_);
-    if (s.ok()) s = db_->TryCatchUpWithPrimary();
-    // The instance only keeps its info log open there: remove the directory now so that a
-    // killed reader leaves nothing behind.
-    std::error_code rm_ec;
-    fs::remove_all(secondary_dir_, rm_ec);
-    secondary_dir_.clear();
-  } else {
-    s = rocksdb::DB::Open(o, path, Descriptors(legacy), &cfs_, &db_);
-    if (s.ok()) {
-      for (size_t i = 0; i < legacy.size(); ++i) legacy_cfs_[legacy[i]] = cfs_[kCfCount + i];
-      cfs_.resize(kCfCount);
-    }
-  }
-  if (!s.ok()) {
-    const std::string why = s.ToString();
-    if (db_ != nullptr) {
-      for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
-      cfs_.clear();
-      delete db_;
-      db_ = nullptr;
-    }
-    if (s.IsIOError() && why.find("lock") != std::string::npos) {
-      return Status::Unavailable("store " + path + " is in use by another process (" + path +
-                                 "/LOCK is held)");
-    }
-    if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
-    return Status::IoError("cannot open store " + path + ": " + why);
-  }
+  auto db = DbHandle::Open(options_, read_only_, &needs_upgrade_);
+  if (!db.ok()) return db.status();
+  db_ = std::move(*db);
   {
     std::lock_guard lock(collector_->mu);
-    collector_->db = db_;
-    collector_->cfs = cfs_;
+    collector_->db = db_->db();
+    collector_->cfs = db_->cfs();
     collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
   }
   std::weak_ptr<CollectorState> weak = collector_;
@@ -1055,7 +643,8 @@ Status StoreImpl::Upgrade(uint32_t version) {
   // A run cut short left part of the new rows: start again from empty families.
   const std::string all_keys(kMaxUpgradeKeySize, '\xff');
   for (Cf cf : {kEntries, kMinute, kHour, kDay}) {
-    if (auto s = FromRocks(db_->DeleteRange(wo, cfs_[cf], "", all_keys), "upgrading the store");
+    if (auto s =
+            FromRocks(db_->db()->DeleteRange(wo, db_->cf(cf), "", all_keys), "upgrading the store");
         !s.ok()) {
       return s;
     }
@@ -1068,7 +657,7 @@ Status StoreImpl::Upgrade(uint32_t version) {
   rocksdb::WriteBatch wb;
   std::string k, v;
   const std::string journal_prefix(1, format::kTagJournal);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
   for (it->Seek(journal_prefix); it->Valid() && it->key().starts_with(journal_prefix); it->Next()) {
     format::JournalV4 j;
     if (!format::DecodeJournalKey(std::string_view(it->key().data(), it->key().size())) ||
@@ -1085,10 +674,10 @@ Status StoreImpl::Upgrade(uint32_t version) {
         format::AppendSum(
             v, r == 1 ? format::HourSlot(c.metric, c.bucket % format::kHoursPerRow) : c.metric,
             c.sum);
-        wb.Merge(cfs_[kMinute + r], k, v);
+        wb.Merge(db_->cf(kMinute + r), k, v);
       }
     }
-    wb.Delete(cfs_[kMeta], it->key());
+    wb.Delete(db_->cf(kMeta), it->key());
   }
   if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
   it.reset();
@@ -1103,8 +692,8 @@ Status StoreImpl::Upgrade(uint32_t version) {
   // before it leaves the old rows to upgrade again.
   std::string current;
   format::PutU32BE(current, format::kFormatVersion);
-  wb.Put(cfs_[kMeta], format::FormatKey(), current);
-  if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
+  wb.Put(db_->cf(kMeta), format::FormatKey(), current);
+  if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
@@ -1127,10 +716,10 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     v.clear();
     format::AppendEntryKey(k, entry);
     format::AppendEntryState(v, states.data(), states.size());
-    wb.Put(cfs_[kEntries], k, v);
+    wb.Put(db_->cf(kEntries), k, v);
     states.clear();
     if (wb.Count() < 65'536) return Status::Ok();
-    auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store");
+    auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
     wb.Clear();
     return s;
   };
@@ -1145,10 +734,10 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     return Status::Ok();
   };
   auto next_override = overrides.begin();
-  if (legacy_cfs_[kSeriesV4] != nullptr) {
+  if (db_->legacy(kSeriesV4) != nullptr) {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[kSeriesV4]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(kSeriesV4)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != format::kSeriesKeySize ||
           it->value().size() != format::kSeriesValueSize) {
@@ -1172,11 +761,11 @@ Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uin
     if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
   }
   if (auto s = put_entry(); !s.ok()) return s;
-  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
+  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
 }
 
 Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
-  if (legacy_cfs_[from] == nullptr) return Status::Ok();
+  if (db_->legacy(from) == nullptr) return Status::Ok();
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   rocksdb::WriteOptions wo;
@@ -1185,7 +774,7 @@ Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
   const std::string corrupt = "store " + options_.path + " is corrupted: bad rollup record";
   // One merge operand per old row: the counters of an entry were rows of their own, and RocksDB
   // adds them up into the entry's row.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, legacy_cfs_[from]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(from)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != format::kRollupKeySize) return Status::Corruption(corrupt);
     const auto parts = format::DecodeRollupKey(it->key().data());
@@ -1213,14 +802,14 @@ Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
     }
     k.clear();
     format::AppendEntryRollupKey(k, parts.table, parts.key, row_bucket, parts.source);
-    wb.Merge(cfs_[cf], k, v);
+    wb.Merge(db_->cf(cf), k, v);
     if (wb.Count() >= 65'536) {
-      if (auto s = FromRocks(db_->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
+      if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
       wb.Clear();
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
-  return FromRocks(db_->Write(wo, &wb), "upgrading the store");
+  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
 }
 
 Status StoreImpl::Load() {
@@ -1228,9 +817,9 @@ Status StoreImpl::Load() {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // a one-off full read: keep the block cache for queries
   std::string v;
-  auto s = db_->Get(ro, cfs_[kMeta], format::FormatKey(), &v);
+  auto s = db_->db()->Get(ro, db_->cf(kMeta), format::FormatKey(), &v);
   if (s.IsNotFound()) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
     it->SeekToFirst();
     if (it->Valid() || read_only_) {
       return Status::InvalidArgument(options_.path +
@@ -1240,7 +829,7 @@ Status StoreImpl::Load() {
     format::PutU32BE(version, format::kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), version),
+    return FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), version),
                      "writing the format version");
   }
   if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
@@ -1257,7 +846,7 @@ Status StoreImpl::Load() {
     format::PutU32BE(current, format::kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    if (auto w = FromRocks(db_->Put(wo, cfs_[kMeta], format::FormatKey(), current),
+    if (auto w = FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), current),
                            "writing the format version");
         !w.ok()) {
       return w;
@@ -1273,16 +862,10 @@ Status StoreImpl::Load() {
   }
   // A store is at v5 or later only once every old row is in the new families: what is left of
   // the old ones (the upgrade above, or one cut short after recording v5) goes.
-  for (auto*& cf : legacy_cfs_) {
-    if (cf == nullptr) continue;
-    auto dropped = FromRocks(db_->DropColumnFamily(cf), "dropping the rows of an older format");
-    if (!dropped.ok()) return dropped;
-    db_->DestroyColumnFamilyHandle(cf);
-    cf = nullptr;
-  }
+  if (auto dropped = db_->DropLegacy(); !dropped.ok()) return dropped;
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key();
     const auto val = it->value();
@@ -1291,21 +874,21 @@ Status StoreImpl::Load() {
       if (k.size() < 2 || val.size() != 4) return Status::Corruption(corrupt + ": bad name record");
       const auto kind = static_cast<NameKind>(k[1]);
       if (kind < NameKind::kSource || kind > NameKind::kKey ||
-          !names_.Insert(kind, std::string(k.data() + 2, k.size() - 2),
-                         format::GetU32BE(val.data()))) {
+          !catalog_.names.Insert(kind, std::string(k.data() + 2, k.size() - 2),
+                                 format::GetU32BE(val.data()))) {
         return Status::Corruption(corrupt + ": bad name record");
       }
     } else if (tag == format::kTagTable) {
       auto t = format::DecodeTable(std::string_view(val.data(), val.size()));
       if (k.size() != 5 || !t) return Status::Corruption(corrupt + ": bad table record");
-      tables_[format::GetU32BE(k.data() + 1)].info = std::move(*t);
+      catalog_.LoadTable(format::GetU32BE(k.data() + 1), std::move(*t));
     } else if (tag == format::kTagMetric) {
       if (k.size() != 9 || val.size() != 1) return Status::Corruption(corrupt + ": bad metric");
-      tables_[format::GetU32BE(k.data() + 1)].metrics[format::GetU32BE(k.data() + 5)] =
-          static_cast<MetricClass>(val[0]);
+      catalog_.LoadMetric(format::GetU32BE(k.data() + 1), format::GetU32BE(k.data() + 5),
+                          static_cast<MetricClass>(val[0]));
     } else if (tag == format::kTagTableSource) {
       if (k.size() != 9) return Status::Corruption(corrupt + ": bad source record");
-      tables_[format::GetU32BE(k.data() + 1)].sources.insert(format::GetU32BE(k.data() + 5));
+      catalog_.LoadSource(format::GetU32BE(k.data() + 1), format::GetU32BE(k.data() + 5));
     } else if (tag == format::kTagEpoch) {
       if (k.size() != 5 || val.size() != 12) return Status::Corruption(corrupt + ": bad epoch");
       epochs_[format::GetU32BE(k.data() + 1)] = format::GetFixed32LE(val.data());
@@ -1325,7 +908,7 @@ Status StoreImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
 
-  it.reset(db_->NewIterator(ro, cfs_[kEntries]));
+  it.reset(db_->db()->NewIterator(ro, db_->cf(kEntries)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != format::kEntryKeySize) {
       return Status::Corruption(corrupt + ": bad entry record");
@@ -1392,7 +975,7 @@ Status StoreImpl::LoadEntry(const format::EntryId& id, std::string_view state) {
   auto [ks, inserted] = key_sources_.TryEmplace(tk, id.source);
   if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
     ks->second |= kSharedBit;
-    tables_[id.table].multi_source_keys++;
+    catalog_.CountMultiSourceKey(id.table);
   }
   return Status::Ok();
 }
@@ -1441,7 +1024,7 @@ void StoreImpl::WriterLoop() {
       q_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) break;  // closing and drained
       size_t values = 0;
-      while (!queue_.empty() && (group.empty() || values < kMaxGroupValues)) {
+      while (!queue_.empty() && (group.empty() || values < config::kMaxGroupValues)) {
         values += queue_.front().values;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -1469,13 +1052,13 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       for (size_t i = next; i < group.size(); ++i) values += group[i].values;
       // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
       // operands), so the batch buffer grows once instead of by repeated doubling.
-      built = std::make_unique<BuiltGroup>(std::min(values * 48, kMaxGroupRows * 64));
+      built = std::make_unique<BuiltGroup>(std::min(values * 48, config::kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
         ApplyBatch(group[end].batch, built->wb);
         if (batch_observed_) built->observed.batches.push_back(std::move(group[end].batch));
         ++end;
-      } while (end < group.size() && GroupRows() < kMaxGroupRows);
+      } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
       built->observed.deltas = std::move(observed_deltas_);
       observed_deltas_.clear();
       BuildGroup(*built, seq_before);
@@ -1538,7 +1121,7 @@ void StoreImpl::CommitterLoop() {
       wo.sync = options_.sync_writes;
       rocksdb::PerfContext* perf = rocksdb::get_perf_context();
       perf->Reset();
-      status = FromRocks(db_->Write(wo, &g->wb), "store commit");
+      status = FromRocks(db_->db()->Write(wo, &g->wb), "store commit");
       commit_wait_.Observe(double(perf->write_thread_wait_nanos) / 1e9);
       commit_wal_.Observe(double(perf->write_wal_time) / 1e9);
       commit_memtable_.Observe(double(perf->write_memtable_time) / 1e9);
@@ -1602,16 +1185,18 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   // fresh store's first burst: they will not recur within the applier's pass either).
   const auto now = std::chrono::steady_clock::now();
   if (now - window_start_ >= repeat_window_) {
-    repeats_per_window_ =
-        window_entries_ == 0 ? kMinJournalRepeats : double(window_touches_) / window_entries_;
+    repeats_per_window_ = window_entries_ == 0 ? config::kMinJournalRepeats
+                                               : double(window_touches_) / window_entries_;
     window_touches_ = window_entries_ = 0;
     ++window_;
     window_start_ = now;
   }
-  const size_t journal_bytes = pending_.size() * (kJournalEntryBytes + 3 * kJournalCellBytes) +
-                               spilled_ * kJournalCellBytes + raw_bytes_.size() +
-                               raw_.size() * kJournalAuditBytes;
-  bool direct = journal_bytes > kMaxJournalGroupBytes || repeats_per_window_ < kMinJournalRepeats ||
+  const size_t journal_bytes =
+      pending_.size() * (config::kJournalEntryBytes + 3 * config::kJournalCellBytes) +
+      spilled_ * config::kJournalCellBytes + raw_bytes_.size() +
+      raw_.size() * config::kJournalAuditBytes;
+  bool direct = journal_bytes > config::kMaxJournalGroupBytes ||
+                repeats_per_window_ < config::kMinJournalRepeats ||
                 2 * new_entries_in_group_ > pending_.size();
   new_entries_in_group_ = 0;
   switch (journal_mode_.load(std::memory_order_relaxed)) {
@@ -1664,14 +1249,14 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     std::string row;
     auto finish_row = [&] {
       if (row.empty()) return;
-      wb.Put(cfs_[kMeta], format::JournalKey(next_journal_id_), row);
+      wb.Put(db_->cf(kMeta), format::JournalKey(next_journal_id_), row);
       built.journal.push_back(
           JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
       row = std::string();
     };
-    for (uint32_t i = 0; i < kJournalPartitions; ++i) {
+    for (uint32_t i = 0; i < config::kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      if (row.size() >= kJournalRowBytes) finish_row();
+      if (row.size() >= config::kJournalRowBytes) finish_row();
       format::AppendJournalChunk(row, i, journal_rows_[i]);
     }
     finish_row();
@@ -1692,12 +1277,12 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
   for (const auto& [cell, v] : gauges) {
     k.clear();
     format::AppendRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
-    wb.Merge(cfs_[kGauge], k, format::EncodeGauge(v.first, v.second));
+    wb.Merge(db_->cf(kGauge), k, format::EncodeGauge(v.first, v.second));
   }
   if (next_seq_ != seq_before) {
     std::string seq;
     format::PutU64BE(seq, next_seq_);
-    wb.Put(cfs_[kMeta], format::SeqKey(), seq);
+    wb.Put(db_->cf(kMeta), format::SeqKey(), seq);
   }
   built.status = status;
 }
@@ -1708,7 +1293,7 @@ Status StoreImpl::WaitForJournalSpace() {
   std::unique_lock lock(journal_mu_);
   auto behind = [&] {
     if (journal_failed_ || journal_held_) return false;
-    if (journal_bytes_ > kMaxJournalBacklogBytes) return true;
+    if (journal_bytes_ > config::kMaxJournalBacklogBytes) return true;
     const auto now = std::chrono::steady_clock::now();
     const auto oldest = !applying_.empty() ? applying_.front().committed
                         : journal_.empty() ? now
@@ -1744,7 +1329,7 @@ void StoreImpl::ApplierLoop() {
       // run after every group commit). Not when someone waits for the journal to be written.
       journal_cv_.wait_until(lock, journal_.front().committed + applier_gather_, [&] {
         return journal_stop_ || journal_held_ || journal_waiters_ > 0 ||
-               journal_bytes_ >= kApplierGatherBytes;
+               journal_bytes_ >= config::kApplierGatherBytes;
       });
       if (journal_held_) break;
       rows.swap(journal_);
@@ -1838,7 +1423,7 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
     size_t end = begin, bytes = 0;
     while (end < pieces.size() &&
            (end == begin || pieces[end].partition == pieces[end - 1].partition ||
-            bytes < kMinApplyBatchBytes)) {
+            bytes < config::kMinApplyBatchBytes)) {
       bytes += pieces[end].records.size();
       ++end;
     }
@@ -1851,12 +1436,12 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
       const uint32_t partition = pieces[i].partition;
       if (partition != format::kUnpartitioned &&
           (i + 1 == end || pieces[i + 1].partition != partition)) {
-        wb.Put(cfs_[kMeta], format::AppliedKey(partition), written_up_to);
+        wb.Put(db_->cf(kMeta), format::AppliedKey(partition), written_up_to);
       }
     }
     if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
     if (end == pieces.size()) {
-      for (const JournalRow& row : rows) wb.Delete(cfs_[kMeta], format::JournalKey(row.id));
+      for (const JournalRow& row : rows) wb.Delete(db_->cf(kMeta), format::JournalKey(row.id));
     }
     // Not synced: until the WAL holds this batch the journal rows are still there and the
     // partitions not marked written out (the later synced commit makes both durable, in order),
@@ -1866,7 +1451,8 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
     // write group, where the commit would wait for (or do) this batch's memtable inserts.
     // Without a rate limiter configured the priority has no other effect.
     wo.rate_limiter_priority = rocksdb::Env::IO_USER;
-    if (auto s = FromRocks(db_->Write(wo, &wb), "writing state and rollups"); !s.ok()) return s;
+    if (auto s = FromRocks(db_->db()->Write(wo, &wb), "writing state and rollups"); !s.ok())
+      return s;
     begin = end;
     if (!on_batch(bytes)) break;
   } while (begin < pieces.size());
@@ -1876,15 +1462,15 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
 Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
   std::string k, sum, next, audit_row;
   // The updates of an entry from all the rows applied together become one audit row, or a few
-  // (one spans less than kRawRowSpanMs and up to kMaxAuditRowBytes): one memtable insert, and
-  // one key for each flush and compaction to carry, instead of one per entry update.
+  // (one spans less than kRawRowSpanMs and up to config::kMaxAuditRowBytes): one memtable insert,
+  // and one key for each flush and compaction to carry, instead of one per entry update.
   std::stable_sort(j.audit.begin(), j.audit.end(), [](const auto& a, const auto& b) {
     return std::tie(a.table, a.key) < std::tie(b.table, b.key);
   });
   for (size_t i = 0; i < j.audit.size();) {
     const format::JournalAudit& first = j.audit[i];
     size_t n = i + 1, bytes = first.row.size();
-    for (; n < j.audit.size() && bytes < kMaxAuditRowBytes; ++n) {
+    for (; n < j.audit.size() && bytes < config::kMaxAuditRowBytes; ++n) {
       const format::JournalAudit& a = j.audit[n];
       if (a.table != first.table || a.key != first.key || a.t_ms < first.t_ms ||
           a.t_ms - first.t_ms >= format::kRawRowSpanMs || a.seq <= j.audit[n - 1].seq) {
@@ -1895,7 +1481,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
     k.clear();
     format::AppendRawKey(k, first.table, first.key, first.t_ms, first.seq);
     if (n == i + 1) {
-      wb.Put(cfs_[kRaw], k, rocksdb::Slice(first.row.data(), first.row.size()));
+      wb.Put(db_->cf(kRaw), k, rocksdb::Slice(first.row.data(), first.row.size()));
     } else {
       audit_row.clear();
       format::StartUpdatesRow(audit_row);
@@ -1903,7 +1489,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
         format::AppendUpdate(audit_row, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
                              j.audit[u].row);
       }
-      wb.Put(cfs_[kRaw], k, audit_row);
+      wb.Put(db_->cf(kRaw), k, audit_row);
     }
     i = n;
   }
@@ -1917,7 +1503,8 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
     if (i + 1 < j.entries.size() && j.entries[i + 1].id == j.entries[i].id) continue;
     k.clear();
     format::AppendEntryKey(k, j.entries[i].id);
-    wb.Put(cfs_[kEntries], k, rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
+    wb.Put(db_->cf(kEntries), k,
+           rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
   }
   // The cells of one rollup row from all the rows applied together become one merge operand.
   auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
@@ -1943,7 +1530,7 @@ Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb
       }
       k.clear();
       format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
-      wb.Merge(cfs_[kMinute + r], k, rocksdb::Slice(operand.data(), operand.size()));
+      wb.Merge(db_->cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
       i = n;
     }
   }
@@ -1956,7 +1543,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   // The partitions written out as of the snapshot, and up to which row.
   std::unordered_map<uint32_t, uint64_t> applied;
   {
-    std::unique_ptr<rocksdb::Iterator> it(s_->db_->NewIterator(ro_, s_->cfs_[kMeta]));
+    std::unique_ptr<rocksdb::Iterator> it(s_->db_->db()->NewIterator(ro_, s_->db_->cf(kMeta)));
     for (it->Seek(format::AppliedKey(0)); it->Valid(); it->Next()) {
       const auto partition =
           format::DecodeAppliedKey(std::string_view(it->key().data(), it->key().size()));
@@ -2015,7 +1602,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
     }
     rocksdb::Status Add(uint32_t cf_id, const rocksdb::Slice& k, const rocksdb::Slice& v) {
       for (int cf = kRaw; cf <= kDay; ++cf) {
-        if (r->s_->cfs_[cf]->GetID() == cf_id) {
+        if (r->s_->db_->cf(cf)->GetID() == cf_id) {
           r->journal_rows_[cf].emplace_back(k.ToString(), v.ToString());
           return rocksdb::Status::OK();
         }
@@ -2064,11 +1651,11 @@ void StoreImpl::AppendCell(std::string& row, const format::EntryId& id,
 
 void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
   auto intern = [&](NameKind kind, std::string_view name) {
-    auto [id, fresh] = names_.Intern(kind, name);
+    auto [id, fresh] = catalog_.names.Intern(kind, name);
     if (fresh) {
       std::string v;
       format::PutU32BE(v, id);
-      wb.Put(cfs_[kMeta], format::NameKey(kind, name), v);
+      wb.Put(db_->cf(kMeta), format::NameKey(kind, name), v);
     }
     return id;
   };
@@ -2080,7 +1667,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     std::string v;
     format::PutFixed32LE(v, epoch);
     format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
-    wb.Put(cfs_[kMeta], format::EpochKey(source), v);
+    wb.Put(db_->cf(kMeta), format::EpochKey(source), v);
   }
   // The metrics of a table resolved once per batch rather than once per value: a batch holds
   // thousands of values of the same few metrics.
@@ -2097,19 +1684,13 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
     if (!tu.table) continue;
     const ingest::TableInfo& info = *tu.table;
     const uint32_t table = intern(NameKind::kTable, info.name);
-    TableMeta* meta;
-    {
-      std::unique_lock lock(tables_mu_);
-      meta = &tables_[table];
-      if (meta->info.key_type != info.key_type || meta->info.key_size != info.key_size ||
-          meta->info.expire_ms != info.expire_ms || meta->info.data_types != info.data_types) {
-        meta->info =
-            format::TableValue{info.key_type, info.key_size, info.expire_ms, info.data_types};
-        wb.Put(cfs_[kMeta], format::TableKey(table), format::EncodeTable(meta->info));
-      }
-      if (meta->sources.insert(source).second) {
-        wb.Put(cfs_[kMeta], format::TableSourceKey(table, source), "");
-      }
+    TableMeta* meta = catalog_.Table(table);
+    if (catalog_.SetInfo(meta, format::TableValue{info.key_type, info.key_size, info.expire_ms,
+                                                  info.data_types})) {
+      wb.Put(db_->cf(kMeta), format::TableKey(table), format::EncodeTable(meta->info));
+    }
+    if (catalog_.AddSource(meta, source)) {
+      wb.Put(db_->cf(kMeta), format::TableSourceKey(table, source), "");
     }
     if (meta->observed < 0) meta->observed = observer_ != nullptr && observer_->Observes(info.name);
     const bool observed = meta->observed > 0;
@@ -2123,11 +1704,8 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
       const MetricClass cls = mv.kind == ingest::MetricKind::kGauge       ? MetricClass::kGauge
                               : mv.kind == ingest::MetricKind::kCounter64 ? MetricClass::kCounter64
                                                                           : MetricClass::kCounter32;
-      auto mit = meta->metrics.find(metric);
-      if (mit == meta->metrics.end() || mit->second != cls) {
-        std::unique_lock lock(tables_mu_);
-        meta->metrics[metric] = cls;
-        wb.Put(cfs_[kMeta], format::MetricKey(table, metric),
+      if (catalog_.SetMetric(meta, metric, cls)) {
+        wb.Put(db_->cf(kMeta), format::MetricKey(table, metric),
                std::string(1, static_cast<char>(cls)));
       }
       return slots.emplace_back(MetricSlot{mv.metric, mv.kind, metric, cls});
@@ -2171,8 +1749,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
             if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
               ks->second |= kSharedBit;
               multi_source_keys_.Inc();
-              std::unique_lock lock(tables_mu_);
-              ++meta->multi_source_keys;
+              catalog_.CountMultiSourceKey(meta);
             }
           }
         }
@@ -2258,7 +1835,8 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
   if (db_ == nullptr) return Status::Unavailable("store is closed");
   const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
   std::vector<std::pair<std::string, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
   for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
     out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
   }
@@ -2274,7 +1852,7 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   const std::string key = std::string(1, format::kTagSetting) + name;
   std::string old;
   if (!value) {
-    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &old);
+    rocksdb::Status got = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMeta), key, &old);
     if (got.IsNotFound()) return Status::NotFound("no such setting");
     if (!got.ok()) return FromRocks(got, "read setting");
   }
@@ -2288,14 +1866,14 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   change += value ? *value : old;
   rocksdb::WriteBatch wb;
   if (value) {
-    wb.Put(cfs_[kMeta], key, *value);
+    wb.Put(db_->cf(kMeta), key, *value);
   } else {
-    wb.Delete(cfs_[kMeta], key);
+    wb.Delete(db_->cf(kMeta), key);
   }
-  wb.Put(cfs_[kMeta], history_key, change);
+  wb.Put(db_->cf(kMeta), history_key, change);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return FromRocks(db_->Write(wo, &wb), "write setting");
+  return FromRocks(db_->db()->Write(wo, &wb), "write setting");
 }
 
 Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
@@ -2303,7 +1881,8 @@ Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view pr
   if (db_ == nullptr) return Status::Unavailable("store is closed");
   const std::string start(1, format::kTagSettingHistory);
   std::deque<SettingChange> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
   for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
     const rocksdb::Slice k = it->key(), v = it->value();
     if (k.size() != 17 || v.size() < 5) return Status::Corruption("bad setting history record");
@@ -2354,23 +1933,8 @@ Status StoreImpl::Close() {
   }
   Status result;
   if (db_ != nullptr) {
-    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
-    cfs_.clear();
-    for (auto*& h : legacy_cfs_) {
-      if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
-      h = nullptr;
-    }
-    if (!read_only_) {
-      result = FromRocks(db_->SyncWAL(), "closing the store");
-    }
-    auto s = db_->Close();
-    if (result.ok() && !s.ok() && !s.IsNotSupported()) result = FromRocks(s, "closing the store");
-    delete db_;
-    db_ = nullptr;
-  }
-  if (!secondary_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(secondary_dir_, ec);
+    result = db_->Close();
+    db_.reset();
   }
   return result;
 }
@@ -2381,7 +1945,7 @@ Status StoreImpl::Backup(const std::string& dir) {
   if (read_only_) return CopyTo(dir);
   Flush();
   rocksdb::Checkpoint* cp = nullptr;
-  auto s = rocksdb::Checkpoint::Create(db_, &cp);
+  auto s = rocksdb::Checkpoint::Create(db_->db(), &cp);
   if (!s.ok()) return FromRocks(s, "backup");
   std::unique_ptr<rocksdb::Checkpoint> owned(cp);
   return FromRocks(owned->CreateCheckpoint(dir), "backup into " + dir);
@@ -2410,7 +1974,7 @@ Status StoreImpl::CopyTo(const std::string& dir) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   for (int i = 0; i < kCfCount && result.ok(); ++i) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[i]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(i)));
     rocksdb::WriteBatch wb;
     for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
       wb.Put(handles[i], it->key(), it->value());
@@ -2438,8 +2002,9 @@ Status StoreImpl::CompactAll() {
   if (read_only_) return Status::Unavailable("compaction needs the store open read-write");
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto* cf : cfs_) {
-    if (auto s = FromRocks(db_->CompactRange(co, cf, nullptr, nullptr), "compaction"); !s.ok()) {
+  for (auto* cf : db_->cfs()) {
+    if (auto s = FromRocks(db_->db()->CompactRange(co, cf, nullptr, nullptr), "compaction");
+        !s.ok()) {
       return s;
     }
   }
@@ -2448,36 +2013,11 @@ Status StoreImpl::CompactAll() {
 
 // ---------------------------------------------------------------- queries
 
-Result<uint32_t> StoreImpl::ResolveTable(const std::string& table) const {
-  if (table.empty()) return Status::InvalidArgument("table: required");
-  auto id = names_.Find(NameKind::kTable, table);
-  if (!id) return Status::NotFound("table: unknown table '" + table + "'");
-  std::shared_lock lock(tables_mu_);
-  if (tables_.find(*id) == tables_.end()) {
-    return Status::NotFound("table: unknown table '" + table + "'");
-  }
-  return *id;
-}
-
-Result<std::pair<uint32_t, MetricClass>> StoreImpl::ResolveMetric(uint32_t table_id,
-                                                                  const std::string& table,
-                                                                  const std::string& metric) const {
-  if (metric.empty()) return Status::InvalidArgument("metric: required");
-  auto id = names_.Find(NameKind::kMetric, metric);
-  std::shared_lock lock(tables_mu_);
-  const auto& metrics = tables_.at(table_id).metrics;
-  auto it = id ? metrics.find(*id) : metrics.end();
-  if (it == metrics.end()) {
-    return Status::NotFound("metric: table '" + table + "' has no metric '" + metric + "'");
-  }
-  return std::make_pair(*id, it->second);
-}
-
 Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                            int64_t to, std::optional<uint32_t> source,
                            const std::function<void(uint64_t)>& add) {
   std::vector<Segment> segments;
-  Decompose(std::max<int64_t>(from, 0), to, 0, &segments);
+  Decompose(std::max<int64_t>(from, 0), to, &segments);
   const std::string prefix = format::EntryRollupPrefix(table, key);
   for (const auto& seg : segments) {
     if (seg.unit_ms == 0) {
@@ -2529,7 +2069,7 @@ Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, 
     if (row.mask != 0 && parts.bucket != row_bucket) visit_row();
     row_bucket = parts.bucket;
     const uint32_t first = parts.bucket * span;
-    if (!ForEachCellOf(metric, span, parts.bucket, it->value(),
+    if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
                        [&](uint32_t b, uint64_t v) { row.Add(b - first, v); })) {
       return Status::Corruption("bad rollup record");
     }
@@ -2571,9 +2111,10 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const S
     if (!source || parts.source == *source) {
       if (parts.key >= totals.size()) totals.resize(parts.key + 1);
       uint64_t& total = totals[parts.key];
-      if (!ForEachCellOf(metric, span, parts.bucket, it->value(), [&](uint32_t b, uint64_t v) {
-            if (b >= lo && b < hi) total += v;
-          })) {
+      if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
+                         [&](uint32_t b, uint64_t v) {
+                           if (b >= lo && b < hi) total += v;
+                         })) {
         return Status::Corruption("bad rollup record");
       }
     }
@@ -2603,7 +2144,7 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
     const rocksdb::Slice t(target);
     if (positioned) {
       for (int i = 0; it->Valid() && it->key().compare(t) < 0; ++i) {
-        if (i == kMaxSkipRows) return it->Seek(t);
+        if (i == config::kMaxSkipRows) return it->Seek(t);
         it->Next();
       }
       return;
@@ -2649,15 +2190,16 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
       return Status::Corruption("rollup row of an unknown source");
     }
     uint64_t* totals = chunk.totals.data() + size_t{ids[idx].second} * stride + slot;
-    if (!ForEachCell(span, parts.bucket, it->value(), [&](uint32_t m, uint32_t b, uint64_t v) {
-          if (m >= metric_cell.size() || metric_cell[m] == SIZE_MAX) return;
-          for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
-            if (b < windows[i].second) {
-              totals[metric_cell[m]] += v;
-              return;
-            }
-          }
-        })) {
+    if (!ForEachCell(span, parts.bucket, it->value().ToStringView(),
+                     [&](uint32_t m, uint32_t b, uint64_t v) {
+                       if (m >= metric_cell.size() || metric_cell[m] == SIZE_MAX) return;
+                       for (size_t i = w; i < windows.size() && windows[i].first <= b; ++i) {
+                         if (b < windows[i].second) {
+                           totals[metric_cell[m]] += v;
+                           return;
+                         }
+                       }
+                     })) {
       return Status::Corruption("bad rollup record");
     }
     it->Next();
@@ -2693,7 +2235,10 @@ Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
                                 const std::vector<std::pair<int64_t, int64_t>>& ranges,
                                 const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                                 size_t stride, ExportChunk& chunk) {
-  for (const auto& [key, pos] : chunk.by_id) {
+  for (const auto& by_id : chunk.by_id) {
+    // Not a structured binding: the lambda below captures the position, which Clang before 16
+    // does not allow for a binding.
+    const uint32_t key = by_id.first, pos = by_id.second;
     for (const auto& [lo, hi] : ranges) {
       const Status s = ScanAudit(r, table, key, lo, hi, [&](const format::RawEvent& ev) {
         const format::EventValue& e = ev.e;
@@ -2728,18 +2273,12 @@ Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
   return r.Check();
 }
 
-Status CheckRange(int64_t from, int64_t to) {
-  if (from >= to) return Status::InvalidArgument("from: must be before to");
-  if (from < 0) return Status::InvalidArgument("from: must not be before 1970");
-  return Status::Ok();
-}
-
 Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
-  auto metric = ResolveMetric(*table, q.table, q.metric);
+  auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
   if (metric->second == MetricClass::kGauge) {
     return Status::InvalidArgument("metric: '" + q.metric + "' is a gauge, usage sums counters");
@@ -2748,16 +2287,16 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::optional<uint32_t> source;
   std::vector<UsageRow> rows;
   if (q.source) {
-    source = names_.Find(NameKind::kSource, *q.source);
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
     if (!source) return rows;
   }
   std::optional<uint32_t> only_key;
   if (q.key) {
-    only_key = names_.Find(NameKind::kKey, format::KeyName(*table, *q.key));
+    only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (!only_key) return rows;
   }
   std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, 0, &segments);
+  Decompose(q.from_ms, q.to_ms, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(*table, only_key, segments); !s.ok()) return s;
   Status inner;
@@ -2775,7 +2314,7 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
     // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
-    std::vector<uint64_t> totals(names_.Count(NameKind::kKey) + 1);
+    std::vector<uint64_t> totals(catalog_.names.Count(NameKind::kKey) + 1);
     bool has_raw = false;
     for (const auto& seg : segments) {
       if (seg.unit_ms == 0) {
@@ -2807,9 +2346,9 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
 Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
-  auto metric = ResolveMetric(*table, q.table, q.metric);
+  auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   if (q.key.empty()) return Status::InvalidArgument("key: required");
@@ -2818,18 +2357,18 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   int64_t step = q.step_ms;
   if (step == 0) {
     const int64_t span = q.to_ms - q.from_ms;
-    step = span / format::kMinuteMs <= kMaxSeriesPoints ? format::kMinuteMs
-           : span / format::kHourMs <= kMaxSeriesPoints ? format::kHourMs
-                                                        : format::kDayMs;
+    step = span / format::kMinuteMs <= config::kMaxSeriesPoints ? format::kMinuteMs
+           : span / format::kHourMs <= config::kMaxSeriesPoints ? format::kHourMs
+                                                                : format::kDayMs;
   }
   if (step != format::kMinuteMs && step != format::kHourMs && step != format::kDayMs) {
     return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
   }
   out.step_ms = step;
-  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, q.key));
   std::optional<uint32_t> source;
   if (q.source) {
-    source = names_.Find(NameKind::kSource, *q.source);
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
     if (!source) return out;
   }
   if (!key) return out;
@@ -2841,11 +2380,11 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   Reader r(this, /*snapshot=*/partial, /*journal=*/!out.gauge);
   std::vector<Segment> segments;  // what the steps below read
   if (full_lo < full_hi) {
-    Decompose(q.from_ms, full_lo, 0, &segments);
+    Decompose(q.from_ms, full_lo, &segments);
     segments.push_back({step, full_lo, full_hi});
-    Decompose(full_hi, q.to_ms, 0, &segments);
+    Decompose(full_hi, q.to_ms, &segments);
   } else {
-    Decompose(q.from_ms, q.to_ms, 0, &segments);
+    Decompose(q.from_ms, q.to_ms, &segments);
   }
   if (auto s = r.AddJournal(*table, *key, segments); !s.ok()) return s;
 
@@ -2923,21 +2462,21 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
 Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto table = ResolveTable(q.table);
+  auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
   if (q.key.empty()) return Status::InvalidArgument("key: required");
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   if (q.limit == 0) return Status::InvalidArgument("limit: must be at least 1");
   std::optional<uint32_t> metric;
   if (q.metric) {
-    auto m = ResolveMetric(*table, q.table, *q.metric);
+    auto m = catalog_.ResolveMetric(*table, q.table, *q.metric);
     if (!m.ok()) return m.status();
     metric = m->first;
   }
   std::vector<AuditEvent> events;
-  auto key = names_.Find(NameKind::kKey, format::KeyName(*table, q.key));
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, q.key));
   if (!key) return events;
-  const size_t limit = std::min(q.limit, kMaxAuditLimit);
+  const size_t limit = std::min(q.limit, config::kMaxAuditLimit);
   if (limit == 0) return events;
   // Resume at the cursor's time and skip what the previous page returned.
   const bool resume = q.after && q.after->first >= q.from_ms;
@@ -2974,19 +2513,19 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   if (found.size() > limit) found.resize(limit);
   events.reserve(found.size());
   for (const auto& ev : found) {
-    events.push_back(AuditEvent{ev.t_ms, ev.seq, names_.Text(NameKind::kSource, ev.e.source),
-                                names_.Text(NameKind::kMetric, ev.e.metric), ev.e.value, ev.e.delta,
-                                std::string(format::ReasonName(ev.e.reason))});
+    events.push_back(AuditEvent{ev.t_ms, ev.seq,
+                                catalog_.names.Text(NameKind::kSource, ev.e.source),
+                                catalog_.names.Text(NameKind::kMetric, ev.e.metric), ev.e.value,
+                                ev.e.delta, std::string(format::ReasonName(ev.e.reason))});
   }
   return events;
 }
 
 Result<std::vector<TableSummary>> StoreImpl::Tables() {
   std::vector<TableSummary> out;
-  std::shared_lock lock(tables_mu_);
-  for (const auto& [id, meta] : tables_) {
+  catalog_.ForEachTable([&](uint32_t id, const TableMeta& meta) {
     TableSummary t;
-    t.name = names_.Text(NameKind::kTable, id);
+    t.name = catalog_.names.Text(NameKind::kTable, id);
     t.key_type = meta.info.key_type;
     t.key_size = meta.info.key_size;
     t.expire_ms = meta.info.expire_ms;
@@ -2994,14 +2533,14 @@ Result<std::vector<TableSummary>> StoreImpl::Tables() {
     t.multi_source_keys = meta.multi_source_keys;
     for (const auto& [m, cls] : meta.metrics) {
       (cls == MetricClass::kGauge ? t.gauge_metrics : t.counter_metrics)
-          .push_back(names_.Text(NameKind::kMetric, m));
+          .push_back(catalog_.names.Text(NameKind::kMetric, m));
     }
-    for (uint32_t s : meta.sources) t.sources.push_back(names_.Text(NameKind::kSource, s));
+    for (uint32_t s : meta.sources) t.sources.push_back(catalog_.names.Text(NameKind::kSource, s));
     std::sort(t.counter_metrics.begin(), t.counter_metrics.end());
     std::sort(t.gauge_metrics.begin(), t.gauge_metrics.end());
     std::sort(t.sources.begin(), t.sources.end());
     out.push_back(std::move(t));
-  }
+  });
   std::sort(out.begin(), out.end(),
             [](const TableSummary& a, const TableSummary& b) { return a.name < b.name; });
   return out;
@@ -3011,7 +2550,7 @@ Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
                                                  const std::string& prefix, size_t limit) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
-  auto id = ResolveTable(table);
+  auto id = catalog_.ResolveTable(table);
   if (!id.ok()) return id.status();
   std::vector<std::string> keys;
   if (limit == 0) return keys;
@@ -3037,39 +2576,36 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   std::vector<T> tables;
   std::optional<uint32_t> table_id;
   if (q.table) {
-    auto id = ResolveTable(*q.table);
+    auto id = catalog_.ResolveTable(*q.table);
     if (!id.ok()) return id.status();
     table_id = *id;
   }
   bool metric_known = !q.metric.has_value();
-  {
-    std::shared_lock tl(tables_mu_);
-    for (const auto& [id, meta] : tables_) {
-      T t{names_.Text(NameKind::kTable, id), id, {}};
-      if (q.table && t.name != *q.table) continue;
-      for (const auto& [m, cls] : meta.metrics) {
-        if (cls == MetricClass::kGauge) continue;
-        std::string name = names_.Text(NameKind::kMetric, m);
-        if (q.metric && name != *q.metric) continue;
-        metric_known = true;
-        t.metrics.emplace_back(std::move(name), m);
-      }
-      std::sort(t.metrics.begin(), t.metrics.end());
-      tables.push_back(std::move(t));
+  catalog_.ForEachTable([&](uint32_t id, const TableMeta& meta) {
+    T t{catalog_.names.Text(NameKind::kTable, id), id, {}};
+    if (q.table && t.name != *q.table) return;
+    for (const auto& [m, cls] : meta.metrics) {
+      if (cls == MetricClass::kGauge) continue;
+      std::string name = catalog_.names.Text(NameKind::kMetric, m);
+      if (q.metric && name != *q.metric) continue;
+      metric_known = true;
+      t.metrics.emplace_back(std::move(name), m);
     }
-  }
+    std::sort(t.metrics.begin(), t.metrics.end());
+    tables.push_back(std::move(t));
+  });
   if (!metric_known) return Status::NotFound("metric: no counter metric '" + *q.metric + "'");
   std::sort(tables.begin(), tables.end(), [](const T& a, const T& b) { return a.name < b.name; });
   // The same segments for every key: bucket windows per rollup resolution, raw events at
   // sub-minute edges.
   std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, 0, &segments);
+  Decompose(q.from_ms, q.to_ms, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(table_id, std::nullopt, segments); !s.ok()) return s;
   // Read after the snapshot was taken, the names cover every source id it holds.
   ExportSlots slots;
   if (q.per_source) {
-    auto sources = names_.All(NameKind::kSource);
+    auto sources = catalog_.names.All(NameKind::kSource);
     slots.count = std::max<size_t>(sources.size(), 1);
     for (auto& [name, id] : sources) {
       if (slots.slot_of.size() <= id) slots.slot_of.resize(id + 1, ExportSlots::kNone);
@@ -3175,12 +2711,9 @@ Result<StoreStats> StoreImpl::Stats() {
   if (auto s = CheckOpen(); !s.ok()) return s;
   StoreStats st;
   st.live_series = live_series_.load(std::memory_order_relaxed);
-  {
-    std::shared_lock tl(tables_mu_);
-    st.tables = tables_.size();
-  }
+  st.tables = catalog_.TableCount();
   uint64_t sst = 0;
-  db_->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
+  db_->db()->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
   st.disk_bytes = sst;
   st.deltas_written = stat_deltas_.load(std::memory_order_relaxed);
   st.updates_received = stat_updates_.load(std::memory_order_relaxed);

@@ -22,7 +22,9 @@
 #include "common/metrics.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/format.h"
-#include "tsdb/rocks.h"
+#include "tsdb/merge_operators.h"
+#include "tsdb/merged_iterator.h"
+#include "tsdb/retention_filter.h"
 #include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {

@@ -1,0 +1,81 @@
+// DbHandle: the store's RocksDB instance and its column family handles, with the options and
+// column family descriptors they are opened with (memtables, compression, merge operators,
+// retention filters).
+//
+// Thread-safety: after Open, db() and cf() may be used from any thread (RocksDB is
+// thread-safe); Close and DropLegacy need the caller to exclude every other use (StoreImpl
+// holds its close lock exclusively, or runs them before other threads start).
+// Ownership: owned by StoreImpl; owns the DB, the handles, the block cache and the retention
+// filters RocksDB points at, and tears them down in that order.
+// Failure: Open returns InvalidArgument/NotFound for a directory that is not a store,
+// Unavailable when another process holds it, Corruption or IoError from RocksDB.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tsdb/retention_filter.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::tsdb {
+
+// Column family indexes, in the order they are opened.
+enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+// The column families of format v4 and older, opened only to upgrade a store.
+enum LegacyCf { kSeriesV4 = 0, kMinuteV4, kHourV4, kHourV2, kDayV4, kLegacyCount };
+extern const char* const kCfNames[kCfCount];
+
+// The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
+Cf RollupCf(int64_t unit_ms);
+// Buckets per row of a rollup column family: a day of hours, else 1.
+uint32_t RowSpan(Cf cf);
+// The merge operator of a column family; null for the families written with Put only.
+std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf);
+
+class DbHandle {
+ public:
+  // Opens the store at options.path: for writing (creating it if the directory is empty or
+  // missing), or read-only as a RocksDB secondary instance. A store of format v4 or older
+  // opened read-only sets *needs_upgrade and fails.
+  static Result<std::unique_ptr<DbHandle>> Open(const StoreOptions& options, bool read_only,
+                                                bool* needs_upgrade);
+  ~DbHandle();  // Close() if not done.
+  DbHandle(const DbHandle&) = delete;
+  DbHandle& operator=(const DbHandle&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(int cf) const { return cfs_[cf]; }  // cf: a Cf
+  // Every family of Cf, in order.
+  const std::vector<rocksdb::ColumnFamilyHandle*>& cfs() const { return cfs_; }
+  // A family of format v4 or older the store still has; null when absent (read-only, or after
+  // DropLegacy).
+  rocksdb::ColumnFamilyHandle* legacy(LegacyCf cf) const { return legacy_cfs_[cf]; }
+  // Drops the families of format v4 and older, once their rows are upgraded.
+  Status DropLegacy();
+  // Syncs the WAL (when writable) and closes the DB. Idempotent.
+  Status Close();
+
+ private:
+  DbHandle(const StoreOptions& options, bool read_only);
+  Status OpenDb(bool* needs_upgrade);
+  rocksdb::Options BaseOptions() const;
+  // The column families to open: every one of Cf, in that order, then the `legacy` ones (those
+  // of an older store opened for writing, to upgrade it).
+  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
+
+  const StoreOptions& options_;  // outlives the handle (StoreImpl's)
+  const bool read_only_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  // RocksDB keeps raw pointers to these; declared before db_ so they outlive it.
+  std::vector<std::unique_ptr<RetentionFilter>> filters_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  rocksdb::ColumnFamilyHandle* legacy_cfs_[kLegacyCount] = {};
+};
+
+}  // namespace stickmeter::tsdb
