@@ -2,7 +2,8 @@
 # One command from a fresh clone to a passing test suite: installs what is missing, builds with
 # warnings as errors, runs every ctest test (unit, integration against real HAProxy, e2e, the
 # browser tests) against Debian 12's HAProxy 2.6, runs the integration and end-to-end tests again
-# against HAProxy 3.0 LTS, then builds again with ASan+UBSan and runs the unit tests under them.
+# against HAProxy 3.0 LTS, checks the storage engine's lock annotations with clang's
+# -Wthread-safety, then builds again with ASan+UBSan and runs the unit tests under them.
 #   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,12 @@ haproxy30=/opt/stickmeter-test/bin/haproxy-3.0
 echo "test: integration and e2e tests with $("$haproxy30" -v | head -n 1)"
 (cd build/test && STICKMETER_HAPROXY="$haproxy30" \
   ctest --output-on-failure -j "$jobs" --timeout 600 -L 'integration|e2e')
+
+# Lock rules as checked annotations (common/thread_annotations.h): the annotated components
+# build with clang and -Wthread-safety -Werror.
+cmake -S . -B build/tsa -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+  -DSTICKMETER_THREAD_SAFETY=ON -DSTICKMETER_BUILD_BENCH=OFF -DSTICKMETER_BUILD_TESTS=OFF >/dev/null
+cmake --build build/tsa -j "$jobs" --target tsdb
 
 if [[ "${SANITIZE:-1}" != "0" ]]; then
   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTICKMETER_WERROR=ON \
