@@ -48,7 +48,13 @@ const char* CommandHelp(const std::string& command) {
   --minute-retention-days N  keep 1-minute rollups N days. Default: 90
   --hour-retention-days N    keep 1-hour rollups N days. Default: 1098
   --day-retention-days N     keep 1-day rollups N days. Default: 0 (forever)
-  --threads N                I/O threads. Default: 2
+  --threads N                I/O threads (peers and HTTP). Default: 2
+  --query-threads N          threads that run the API's store queries, at a lower priority
+                             than the I/O threads, so queries never hold up the peers. Default: 2
+  --max-queries N            API queries queued or running at once; more are answered 503 with
+                             Retry-After: 1. Default: 4
+  --query-timeout SECONDS    answer 504 to an API query not done by then (the query itself
+                             runs to its end). Default: 30
   --log-level LEVEL          debug, info, warn or error. Default: info
 
 SIGINT/SIGTERM stop accepting, flush, close the store and exit 0. A bad flag, an unusable data

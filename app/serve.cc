@@ -92,6 +92,9 @@ int RunServe(const ServeConfig& config) {
   http_options.address = config.http.host;
   http_options.port = config.http.port;
   http_options.insecure_no_auth = config.insecure_no_auth;
+  http_options.query_threads = static_cast<size_t>(config.query_threads);
+  http_options.max_queries = static_cast<size_t>(config.max_queries);
+  http_options.query_timeout_ms = config.query_timeout_s * 1000;
   if (!config.token_file.empty()) {
     auto token = ReadToken(config.token_file);
     if (!token.ok()) return Fail(token.status().message());

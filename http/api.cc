@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/zlib/inflate_stream.hpp>
 #include <charconv>
@@ -12,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "common/time.h"
 #include "http/api_util.h"
@@ -75,6 +77,38 @@ void WriteSeriesJson(const tsdb::Series& series, std::string& body) {
   }
   out = Put(out, "]}\n");
   body.resize(static_cast<size_t>(out - begin));
+}
+
+// The methods of each route: GET and HEAD, exports GET only (they stream), quotas also take
+// writes. `query`: the handler reads the store or the quota service, so it runs on the query
+// pool (http/query_pool.h), never on an I/O thread.
+enum class Methods { kRead, kExport, kReadWrite };
+struct RouteInfo {
+  std::string_view path;
+  Methods methods;
+  bool query;
+};
+constexpr RouteInfo kRoutes[] = {
+    {"/api/v1/health", Methods::kRead, false},        {"/api/v1/peers", Methods::kRead, false},
+    {"/api/v1/tables", Methods::kRead, true},         {"/api/v1/keys", Methods::kRead, true},
+    {"/api/v1/usage", Methods::kRead, true},          {"/api/v1/series", Methods::kRead, true},
+    {"/api/v1/audit", Methods::kRead, true},          {"/api/v1/export", Methods::kExport, true},
+    {"/api/v1/quotas", Methods::kReadWrite, true},    {"/api/v1/quotas/keys", Methods::kRead, true},
+    {"/api/v1/quotas/history", Methods::kRead, true}, {"/metrics", Methods::kRead, false},
+};
+
+const RouteInfo* FindRoute(std::string_view path) {
+  for (const auto& r : kRoutes) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+
+bool MethodAllowed(bhttp::verb method, Methods methods) {
+  return method == bhttp::verb::get ||
+         (method == bhttp::verb::head && methods != Methods::kExport) ||
+         (methods == Methods::kReadWrite &&
+          (method == bhttp::verb::put || method == bhttp::verb::delete_));
 }
 
 json TimeOrNull(int64_t ms) {
@@ -187,6 +221,31 @@ ApiReply Api::Handle(const Request& request) const {
                            std::string("internal error: ") + e.what());
     if (reply.route.empty()) reply.route = "other";
   }
+  Finish(request, reply);
+  return reply;
+}
+
+bool Api::IsQuery(const Request& request) const {
+  std::string_view target = request.target();
+  const RouteInfo* route = FindRoute(target.substr(0, target.find('?')));
+  if (route == nullptr || !route->query || !MethodAllowed(request.method(), route->methods)) {
+    return false;
+  }
+  // A request without the right token is refused at once, without taking a query's place.
+  if (!options_.token) return true;
+  auto it = request.find(bhttp::field::authorization);
+  return it != request.end() && BearerMatches(it->value(), *options_.token);
+}
+
+Response Api::Refuse(const Request& request, bhttp::status status, std::string_view code,
+                     std::string_view message) const {
+  ApiReply reply;
+  reply.response = Error(request.version(), status, code, message);
+  Finish(request, reply);
+  return std::move(reply.response);
+}
+
+void Api::Finish(const Request& request, ApiReply& reply) const {
   Response& res = reply.response;
   if (res.result() == bhttp::status::unauthorized) {
     res.set(bhttp::field::www_authenticate, "Bearer realm=\"stickmeter\"");
@@ -201,7 +260,6 @@ ApiReply Api::Handle(const Request& request) const {
     res.prepare_payload();
     if (request.method() == bhttp::verb::head) res.body().clear();  // keeps Content-Length
   }
-  return reply;
 }
 
 ApiReply Api::Route(const Request& request) const {
@@ -213,25 +271,7 @@ ApiReply Api::Route(const Request& request) const {
   std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
   if (path.empty() || path.front() != '/') BadRequest("target: not an absolute path");
 
-  // The methods of each route: GET and HEAD, exports GET only (they stream), quotas also take
-  // writes.
-  enum class Methods { kRead, kExport, kReadWrite };
-  struct RouteInfo {
-    std::string_view path;
-    Methods methods;
-  };
-  static constexpr RouteInfo kRoutes[] = {
-      {"/api/v1/health", Methods::kRead},         {"/api/v1/peers", Methods::kRead},
-      {"/api/v1/tables", Methods::kRead},         {"/api/v1/keys", Methods::kRead},
-      {"/api/v1/usage", Methods::kRead},          {"/api/v1/series", Methods::kRead},
-      {"/api/v1/audit", Methods::kRead},          {"/api/v1/export", Methods::kExport},
-      {"/api/v1/quotas", Methods::kReadWrite},    {"/api/v1/quotas/keys", Methods::kRead},
-      {"/api/v1/quotas/history", Methods::kRead}, {"/metrics", Methods::kRead},
-  };
-  const RouteInfo* route = nullptr;
-  for (const auto& r : kRoutes) {
-    if (r.path == path) route = &r;
-  }
+  const RouteInfo* route = FindRoute(path);
   bool ui = route == nullptr && !path.starts_with("/api/");
   reply.route = route != nullptr ? std::string(route->path) : ui ? "ui" : "other";
   if (route == nullptr && !ui) {
@@ -256,11 +296,7 @@ ApiReply Api::Route(const Request& request) const {
     reply.response.set(bhttp::field::allow, allow);
     return reply;
   }
-  bool allowed = method == bhttp::verb::get ||
-                 (method == bhttp::verb::head && methods != Methods::kExport) ||
-                 (methods == Methods::kReadWrite &&
-                  (method == bhttp::verb::put || method == bhttp::verb::delete_));
-  if (!allowed) {
+  if (!MethodAllowed(method, methods)) {
     reply.response = Error(
         version, bhttp::status::method_not_allowed, "method_not_allowed",
         "method: " + std::string(request.method_string()) + " is not allowed here; use " + allow);
@@ -389,22 +425,42 @@ ApiReply Api::Route(const Request& request) const {
     reply.response =
         JsonResponse(version, {{"table", table}, {"keys", keys}, {"truncated", truncated}});
   } else if (p == "/api/v1/usage") {
-    Params params(query, {"table", "metric", "from", "to", "key", "source"});
+    Params params(query,
+                  {"table", "metric", "from", "to", "key", "source", "order", "limit", "offset"});
     tsdb::UsageQuery q;
     q.table = params.Required("table");
     q.metric = params.Required("metric");
     std::tie(q.from_ms, q.to_ms) = params.Range();
     q.key = params.Get("key");
     q.source = params.NonEmpty("source");
-    json rows = json::array();
-    for (const auto& row : Must(store_.Usage(q))) {
-      rows.push_back({{"key", row.key}, {"total", row.total}});
+    std::string order = params.Get("order").value_or("key");
+    if (order != "key" && order != "total") {
+      BadRequest("order: \"" + order.substr(0, 32) + "\" is not key or total");
     }
-    reply.response = JsonResponse(version, {{"table", q.table},
-                                            {"metric", q.metric},
-                                            {"from_ms", q.from_ms},
-                                            {"to_ms", q.to_ms},
-                                            {"rows", std::move(rows)}});
+    size_t limit = params.Get("limit") ? params.Limit(0, kMaxUsageLimit) : SIZE_MAX;
+    size_t offset = params.Count("offset");
+    std::vector<tsdb::UsageRow> all = Must(store_.Usage(q));
+    // The store answers sorted by key; a page needs only its own rows in order.
+    const size_t begin = std::min(offset, all.size());
+    const size_t end = all.size() - begin > limit ? begin + limit : all.size();
+    if (order == "total") {
+      std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(end), all.end(),
+                        [](const tsdb::UsageRow& a, const tsdb::UsageRow& b) {
+                          return a.total != b.total ? a.total > b.total : a.key < b.key;
+                        });
+    }
+    json rows = json::array();
+    for (size_t i = begin; i < end; ++i) {
+      rows.push_back({{"key", all[i].key}, {"total", all[i].total}});
+    }
+    reply.response =
+        JsonResponse(version, {{"table", q.table},
+                               {"metric", q.metric},
+                               {"from_ms", q.from_ms},
+                               {"to_ms", q.to_ms},
+                               {"rows", std::move(rows)},
+                               {"total_rows", all.size()},
+                               {"next_offset", end < all.size() ? json(end) : json(nullptr)}});
   } else if (p == "/api/v1/series") {
     Params params(query, {"table", "metric", "key", "from", "to", "step", "source"});
     tsdb::SeriesQuery q;

@@ -6,7 +6,8 @@
 // `{"error":{"code":"...","message":"<parameter>: <why>"}}` with the status mapping documented in
 // docs/api.md. No exception escapes Handle().
 //
-// Thread-safety: Handle() is const and may run concurrently on every I/O thread. The store and
+// Thread-safety: every method is const and may run concurrently on any thread (the server
+// calls Handle() on its I/O threads and, for queries, on its query threads). The store and
 // the hooks are borrowed and must outlive the Api.
 #pragma once
 
@@ -37,6 +38,7 @@ inline constexpr size_t kMaxQuotaHistoryLimit = 10'000;  // quotas/history?limit
 inline constexpr size_t kDefaultQuotaHistoryLimit = 100;
 inline constexpr size_t kMaxQuotaBodyBytes = 16 * 1024;  // PUT /api/v1/quotas
 inline constexpr int64_t kMaxSeriesPoints = 100'000;     // (to - from) / step
+inline constexpr size_t kMaxUsageLimit = 100'000;        // usage?limit= (default: every row)
 
 struct ApiReply {
   Response response;
@@ -53,12 +55,24 @@ class Api {
 
   ApiReply Handle(const Request& request) const;
 
+  // True when answering `request` reads the store or the quota service (usage, series, audit,
+  // tables, keys, quotas, export resolution) and it is allowed and authenticated: the server
+  // runs such a request on its query pool. Everything else (health, peers, metrics, the UI's
+  // files, every refusal) is answered at once on the I/O thread.
+  bool IsQuery(const Request& request) const;
+
+  // The error response Handle() would send for a refusal decided outside it (503 busy,
+  // 504 timeout): JSON error shape, CORS headers, keep-alive and Content-Length set.
+  Response Refuse(const Request& request, boost::beast::http::status status, std::string_view code,
+                  std::string_view message) const;
+
   // A complete error response in the API's JSON shape.
   static Response Error(unsigned version, boost::beast::http::status status, std::string_view code,
                         std::string_view message);
 
  private:
   ApiReply Route(const Request& request) const;
+  void Finish(const Request& request, ApiReply& reply) const;
 
   const ServerOptions& options_;
   tsdb::QueryService& store_;

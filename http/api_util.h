@@ -132,6 +132,18 @@ class Params {
     return n;
   }
 
+  // A non-negative integer parameter (e.g. offset); 0 when absent.
+  size_t Count(const std::string& name) const {
+    auto v = Get(name);
+    if (!v) return 0;
+    size_t n = 0;
+    auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || ec != std::errc() || ptr != v->data() + v->size()) {
+      BadRequest(name + ": \"" + v->substr(0, 32) + "\" is not a non-negative integer");
+    }
+    return n;
+  }
+
  private:
   std::map<std::string, std::string> values_;
 };

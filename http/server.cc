@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "http/api.h"
+#include "http/server_impl.h"
 
 namespace stickmeter::http {
 namespace beast = boost::beast;
@@ -29,94 +30,17 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr std::string_view kComponent = "http";
-// At most this many export chunks (of kExportChunkBytes) wait for a slow reader.
-constexpr size_t kExportQueueChunks = 4;
-
-// An export runs on its own thread and hands chunks to the session through this queue; the
-// worker blocks while the queue is full, so memory stays bounded by the reader's speed.
-struct ExportPipe {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::string> chunks;  // GUARDED_BY(mu)
-  bool done = false;               // GUARDED_BY(mu)
-  bool cancelled = false;          // GUARDED_BY(mu)
-  Status status;                   // GUARDED_BY(mu)
-  std::string sha256;              // GUARDED_BY(mu)
-  std::function<void()> notify;    // wakes the session (posts to its strand)
-};
 
 }  // namespace
-
-class Session;
-
-struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
-  Impl(net::io_context& io_context, ServerOptions opts, tsdb::QueryService& store_ref,
-       ServerHooks hooks_in)
-      : io(io_context),
-        options(std::move(opts)),
-        store(store_ref),
-        hooks(std::move(hooks_in)),
-        api(options, store, hooks),
-        acceptor(net::make_strand(io_context)),
-        connections_active(MetricsRegistry::Global().GetGauge("stickmeter_http_connections",
-                                                              "Open HTTP connections")),
-        connections_rejected(MetricsRegistry::Global().GetCounter(
-            "stickmeter_http_connections_rejected_total",
-            "HTTP connections closed at once because max_connections were open")),
-        request_seconds(MetricsRegistry::Global().GetHistogram(
-            "stickmeter_http_request_duration_seconds", "Time to build an HTTP response")) {}
-
-  void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
-  void CountRequest(const std::string& route, unsigned code) {
-    // The registry lookup takes its mutex and builds label vectors; each I/O thread remembers
-    // the counters it has used (the registry keeps them alive for the life of the process).
-    thread_local std::map<std::pair<std::string, unsigned>, Counter*> cache;
-    auto key = std::make_pair(route, code);
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-      Counter* counter = &MetricsRegistry::Global().GetCounter(
-          "stickmeter_http_requests_total", "HTTP requests answered, by route and code",
-          {{"code", std::to_string(code)}, {"route", route}});
-      it = cache.emplace(std::move(key), counter).first;
-    }
-    it->second->Inc();
-  }
-  // Starts a worker for `job`; false when max_concurrent_exports are running.
-  bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe);
-  void ReapExports(bool all);
-
-  net::io_context& io;
-  const ServerOptions options;
-  tsdb::QueryService& store;
-  const ServerHooks hooks;
-  const Api api;
-  tcp::acceptor acceptor;
-  std::atomic<uint16_t> bound_port{0};
-  std::atomic<bool> stopping{false};
-  std::atomic<size_t> open_connections{0};
-  Gauge& connections_active;
-  Counter& connections_rejected;
-  Histogram& request_seconds;
-
-  std::mutex sessions_mu;
-  std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
-
-  struct ExportWorker {
-    std::thread thread;
-    std::shared_ptr<ExportPipe> pipe;
-    std::shared_ptr<std::atomic<bool>> finished;
-  };
-  std::mutex exports_mu;
-  std::list<ExportWorker> exports;  // GUARDED_BY(exports_mu)
-};
 
 // One HTTP connection. Lives as long as an operation on it is pending (each handler holds a
 // shared_ptr); every handler runs on the socket's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {}
+      : stream_(std::move(socket)),
+        server_(std::move(server)),
+        query_timer_(stream_.get_executor()) {}
 
   ~Session() {
     CancelExport();
@@ -188,6 +112,9 @@ class Session : public std::enable_shared_from_this<Session> {
     Request& req = parser_->get();
     auto start = std::chrono::steady_clock::now();
     ApiReply reply;
+    if (req.target().size() <= server_->options.max_target_bytes && server_->api.IsQuery(req)) {
+      return StartQuery(start);
+    }
     if (req.target().size() > server_->options.max_target_bytes) {
       reply.response = Api::Error(req.version(), bhttp::status::uri_too_long, "uri_too_long",
                                   "query: the request target is longer than " +
@@ -198,13 +125,108 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       reply = server_->api.Handle(req);
     }
+    Respond(std::move(reply), start, req.version(), closing_ || !req.keep_alive());
+  }
+
+  void Respond(ApiReply reply, std::chrono::steady_clock::time_point start, unsigned version,
+               bool close) {
     server_->request_seconds.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     server_->CountRequest(reply.route, reply.response.result_int());
-    bool close = closing_ || !req.keep_alive();
-    if (reply.export_job) return StartExport(std::move(reply), req.version(), close);
+    close = close || closing_;
+    if (reply.export_job) return StartExport(std::move(reply), version, close);
     if (close) reply.response.keep_alive(false);
     Write(std::make_shared<Response>(std::move(reply.response)), !reply.response.keep_alive());
+  }
+
+  // --- Queries: run on the query pool, answered here -----------------------------------------
+  //
+  // While a query is out, the session has two operations pending on its strand: the deadline
+  // timer and a 1-byte peek on the socket that notices the client closing the connection. The
+  // first of {answer, deadline, hangup} wins; query_seq_ makes the others no-ops.
+
+  void StartQuery(std::chrono::steady_clock::time_point start) {
+    auto req = std::make_shared<Request>(parser_->release());
+    const uint64_t seq = ++query_seq_;
+    const Api* api = &server_->api;
+    auto ticket = server_->queries.TrySubmit([self = shared_from_this(), req, api, seq] {
+      auto reply = std::make_shared<ApiReply>(api->Handle(*req));
+      net::post(self->stream_.get_executor(),
+                [self, reply, seq] { self->OnQueryDone(seq, std::move(*reply)); });
+    });
+    if (!ticket) {
+      server_->queries_rejected.Inc();
+      ApiReply reply;
+      std::string_view target = req->target();
+      reply.route = std::string(target.substr(0, target.find('?')));
+      reply.response = server_->api.Refuse(*req, bhttp::status::service_unavailable, "unavailable",
+                                           "server: too many queries running (" +
+                                               std::to_string(server_->options.max_queries) +
+                                               "); retry shortly");
+      reply.response.set(bhttp::field::retry_after, "1");
+      return Respond(std::move(reply), start, req->version(), !req->keep_alive());
+    }
+    query_ = ticket;
+    query_request_ = req;
+    query_start_ = start;
+    if (server_->options.query_timeout_ms > 0) {
+      query_timer_.expires_after(std::chrono::milliseconds(server_->options.query_timeout_ms));
+      query_timer_.async_wait([self = shared_from_this(), seq](beast::error_code ec) {
+        if (!ec) self->OnQueryTimeout(seq);
+      });
+    }
+    stream_.socket().async_receive(
+        net::buffer(&peek_byte_, 1), tcp::socket::message_peek,
+        [self = shared_from_this(), seq](beast::error_code ec, size_t n) {
+          if (ec == net::error::operation_aborted) return;
+          // More bytes (a pipelined request): the client is still there.
+          if (!ec && n > 0) return;
+          self->OnQueryHangup(seq);
+        });
+  }
+
+  // Ends the wait for the query (on every outcome); returns its request.
+  std::shared_ptr<Request> EndQuery() {
+    query_.reset();
+    beast::error_code ignored;
+    query_timer_.cancel();
+    stream_.socket().cancel(ignored);  // the peek
+    return std::move(query_request_);
+  }
+
+  void OnQueryDone(uint64_t seq, ApiReply reply) {
+    if (seq != query_seq_ || !query_) return;  // answered 504 already, or the client left
+    std::shared_ptr<Request> req = EndQuery();
+    Respond(std::move(reply), query_start_, req->version(), !req->keep_alive());
+  }
+
+  void OnQueryTimeout(uint64_t seq) {
+    if (seq != query_seq_ || !query_) return;
+    query_->Abandon();
+    server_->queries_timed_out.Inc();
+    std::shared_ptr<Request> req = EndQuery();
+    ApiReply reply;
+    std::string_view target = req->target();
+    reply.route = std::string(target.substr(0, target.find('?')));
+    reply.response = server_->api.Refuse(*req, bhttp::status::gateway_timeout, "timeout",
+                                         "server: the query did not finish within " +
+                                             FormatSeconds(server_->options.query_timeout_ms) +
+                                             "; narrow it or retry later");
+    Respond(std::move(reply), query_start_, req->version(), !req->keep_alive());
+  }
+
+  void OnQueryHangup(uint64_t seq) {
+    if (seq != query_seq_ || !query_) return;
+    // Dropped if it has not started; a running one finishes and its result is dropped.
+    query_->Abandon();
+    server_->queries_abandoned.Inc();
+    EndQuery();
+    Close();
+  }
+
+  static std::string FormatSeconds(int64_t ms) {
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+    return std::to_string(ms) + " ms";
   }
 
   void Write(std::shared_ptr<Response> res, bool close) {
@@ -351,6 +373,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Server::Impl> server_;
   std::list<std::weak_ptr<Session>>::iterator self_entry_;
   uint64_t requests_ = 0;
+  // Query state: the query out on the pool (null when none), for which request, since when.
+  net::steady_timer query_timer_;
+  std::shared_ptr<QueryPool::Ticket> query_;
+  std::shared_ptr<Request> query_request_;
+  std::chrono::steady_clock::time_point query_start_;
+  uint64_t query_seq_ = 0;
+  char peek_byte_ = 0;
   bool waiting_ = false;  // an async_read for a new request is pending
   bool closing_ = false;  // the server is stopping: close after the current response
   // Export state.
@@ -388,11 +417,13 @@ void Server::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     // Over the limit: a best-effort 503 that fits in the socket buffer, then close. Never
     // blocks and never queues.
     connections_rejected.Inc();
-    static constexpr std::string_view kBusy =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 86\r\n\r\n"
+    static constexpr std::string_view kBusyBody =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"server: too many open "
         "connections\"}}\n";
+    static const std::string kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+        std::to_string(kBusyBody.size()) + "\r\n\r\n" + std::string(kBusyBody);
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
     socket.write_some(net::buffer(kBusy), ignored);
@@ -417,83 +448,14 @@ void Server::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   DoAccept();
 }
 
-bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe) {
-  std::lock_guard<std::mutex> lock(exports_mu);
-  for (auto it = exports.begin(); it != exports.end();) {
-    if (it->finished->load()) {
-      it->thread.join();
-      it = exports.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (exports.size() >= options.max_concurrent_exports) return false;
-  auto finished = std::make_shared<std::atomic<bool>>(false);
-  tsdb::QueryService* store_ptr = &store;
-  std::thread worker([store_ptr, job, pipe, finished] {
-    std::string sha;
-    Status status = StreamExport(
-        *store_ptr, job,
-        [&pipe](std::string_view chunk) {
-          std::unique_lock<std::mutex> lock(pipe->mu);
-          pipe->cv.wait(
-              lock, [&] { return pipe->cancelled || pipe->chunks.size() < kExportQueueChunks; });
-          if (pipe->cancelled) return false;
-          pipe->chunks.emplace_back(chunk);
-          std::function<void()> notify = pipe->notify;
-          lock.unlock();
-          if (notify) notify();
-          return true;
-        },
-        &sha);
-    std::function<void()> notify;
-    {
-      std::lock_guard<std::mutex> lock(pipe->mu);
-      pipe->done = true;
-      pipe->status = status;
-      pipe->sha256 = sha;
-      notify = pipe->notify;
-    }
-    if (notify) notify();
-    {
-      // Drop the pipe's reference to the session even if the session gave up early, so a
-      // closed connection is released now rather than when this worker is reaped.
-      std::lock_guard<std::mutex> lock(pipe->mu);
-      pipe->notify = nullptr;
-    }
-    finished->store(true);
-  });
-  exports.push_back(ExportWorker{std::move(worker), pipe, finished});
-  return true;
-}
-
-void Server::Impl::ReapExports(bool all) {
-  std::list<ExportWorker> to_join;
-  {
-    std::lock_guard<std::mutex> lock(exports_mu);
-    for (auto it = exports.begin(); it != exports.end();) {
-      if (all || it->finished->load()) {
-        if (all) {
-          std::lock_guard<std::mutex> pipe_lock(it->pipe->mu);
-          it->pipe->cancelled = true;
-          it->pipe->notify = nullptr;
-          it->pipe->cv.notify_all();
-        }
-        to_join.splice(to_join.end(), exports, it++);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& w : to_join) w.thread.join();
-}
-
 Server::Server(net::io_context& io, ServerOptions options, tsdb::QueryService& store,
                ServerHooks hooks)
     : impl_(std::make_shared<Impl>(io, std::move(options), store, std::move(hooks))) {}
 
 Server::~Server() {
   Stop();
+  // Queued queries are dropped; running ones are waited for (the store cannot cancel them).
+  impl_->queries.Shutdown();
   impl_->ReapExports(true);
 }
 

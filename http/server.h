@@ -6,13 +6,15 @@
 // its own strand, so the io_context may run on any number of threads. Requests are answered by
 // Api (http/api.h), which never sees the socket. Every read has a deadline and size limits;
 // the number of open connections is bounded (a connection over the limit is answered 503 and
-// closed at once). Exports stream from a worker thread through a bounded chunk queue, so a slow
-// reader holds neither an I/O thread nor memory.
+// closed at once). Queries run on a small query pool (http/query_pool.h) with admission control
+// and a deadline, and their answers are posted back to the session's strand; a query whose
+// client closes the connection before it starts is dropped. Exports stream from a worker
+// thread through a bounded chunk queue, so a slow reader holds neither an I/O thread nor memory.
 //
 // Thread-safety: Start() must be called once, before the io_context runs handlers for it;
 // Stop() and port() may be called from any thread. The Server, the QueryService and the hooks
 // must outlive every handler: destroy the Server only after its io_context has stopped
-// running (the destructor joins the export workers).
+// running (the destructor joins the query threads and the export workers).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -73,6 +75,19 @@ struct ServerOptions {
   size_t max_concurrent_exports = 4;
   // Default: 1024. Accept queue length (listen backlog).
   int listen_backlog = 1024;
+
+  // Queries (the handlers that read the store or the quota service, see Api::IsQuery) run on a
+  // pool of their own (http/query_pool.h), so the I/O threads, which also carry the HAProxy
+  // peers, never wait for the store.
+  // Default: 2. Query threads.
+  size_t query_threads = 2;
+  // Default: 4. Queries queued or running at once; more are answered 503 with Retry-After: 1.
+  size_t max_queries = 4;
+  // Default: 30 s. A query not answered by then is answered 504 (code "timeout"); its work, if
+  // it has started, runs to the end and its result is dropped.
+  int64_t query_timeout_ms = 30'000;
+  // Default: 10. The query threads' nice value (Linux: per thread); 0 keeps the process's.
+  int query_nice = 10;
 };
 
 struct ServerHooks {
@@ -80,7 +95,7 @@ struct ServerHooks {
   std::function<std::vector<PeerInfo>()> peers;
   // The quotas behind /api/v1/quotas (borrowed; must outlive the server), or null when quotas
   // are not enabled: then the lists are empty and writes are refused (400 quotas_disabled).
-  // Called on I/O threads.
+  // Called on the query threads.
   teach::QuotaService* quotas = nullptr;
 };
 

@@ -63,6 +63,9 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
       {{"--connect", "127.0.0.1:1"}, "--connect: expected PEER@HOST:PORT"},
       {{"--connect", "lb1@127.0.0.1:0"}, "--connect: port 0 cannot be dialed"},
       {{"--threads", "0"}, "--threads: expected an integer from 1 to 256, got '0'"},
+      {{"--query-threads", "0"}, "--query-threads: expected an integer from 1 to 64, got '0'"},
+      {{"--max-queries", "0"}, "--max-queries: expected an integer from 1 to 10000, got '0'"},
+      {{"--query-timeout", "0"}, "--query-timeout: expected an integer from 1 to 86400, got '0'"},
       {{"--sync-writes=maybe"}, "--sync-writes: expected true or false"},
       {{"--apply-delay-ms", "-1"},
        "--apply-delay-ms: expected an integer from 0 to 600000, got '-1'"},
@@ -100,6 +103,20 @@ TEST_F(ConfigFileTest, FileKeysApplyAndFlagsWin) {
       Render(*c));
   EXPECT_FALSE(c->sync_writes);
   EXPECT_EQ(60, c->resync_interval_s);
+}
+
+TEST_F(ConfigFileTest, QueryLimits) {
+  auto defaults = ParseServeArgs({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(2, defaults->query_threads);
+  EXPECT_EQ(4, defaults->max_queries);
+  EXPECT_EQ(30, defaults->query_timeout_s);
+  Write(R"({"query_threads": 3, "max_queries": 8, "query_timeout": 10})");
+  auto c = ParseServeArgs({"--config", path_.string(), "--query-timeout", "5"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(3, c->query_threads);
+  EXPECT_EQ(8, c->max_queries);
+  EXPECT_EQ(5, c->query_timeout_s);
 }
 
 TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {

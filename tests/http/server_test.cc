@@ -13,6 +13,7 @@
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
 #include "tests/http/sha256_hex.h"
+#include "tests/http/test_server.h"
 #include "web/assets.h"
 
 namespace stickmeter::http {
@@ -23,45 +24,9 @@ using testing::FakeStore;
 using testing::Get;
 using testing::QuotaTable;
 using testing::SendRaw;
+using testing::TestServer;
 
 int64_t T(std::string_view text) { return *ParseTime(text); }
-
-// Runs a Server on its own io_context with two threads.
-class TestServer {
- public:
-  TestServer(tsdb::QueryService& store, ServerOptions options, ServerHooks hooks = {})
-      : work_(boost::asio::make_work_guard(io_)) {
-    options.port = 0;
-    server_ = std::make_unique<Server>(io_, std::move(options), store, std::move(hooks));
-    Status s = server_->Start();
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
-  }
-  ~TestServer() {
-    server_->Stop();
-    work_.reset();
-    // Bounded: connections left by a test are closed by Stop() (idle) or their timeouts.
-    for (auto& t : threads_) t.join();
-  }
-  uint16_t port() const { return server_->port(); }
-  Server& server() { return *server_; }
-  // Lets the io_context finish on its own once the server has no more work.
-  void ReleaseWork() { work_.reset(); }
-  // Joins the I/O threads; true when they finished within `timeout`.
-  bool JoinWithin(std::chrono::milliseconds timeout) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (!io_.stopped() && std::chrono::steady_clock::now() < end) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return io_.stopped();
-  }
-
- private:
-  boost::asio::io_context io_{2};
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  std::unique_ptr<Server> server_;
-  std::vector<std::thread> threads_;
-};
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -178,6 +143,40 @@ TEST_F(ServerTest, UsageSeriesAudit) {
                  "/api/v1/audit?table=/quota&key=acme&from=0&to=2026-12-01T00:00:00Z&metric=gpc0");
   EXPECT_EQ(3u, page["events"].size());
   EXPECT_TRUE(page["next"].is_null());
+}
+
+// order=total ranks keys by total (ties by key); limit and offset page through the ranking.
+TEST_F(ServerTest, UsageTopCustomersPages) {
+  for (std::string key : {"c", "d", "e"}) {
+    store_.Add({"/quota", key, "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 7, 7});
+  }
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  const std::string base =
+      "/api/v1/usage?table=/quota&metric=gpc0&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
+  json all = GetJson(port, base + "&order=total");
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":15},{"key":"beta","total":7},
+                            {"key":"c","total":7},{"key":"d","total":7},{"key":"e","total":7}])"),
+            all["rows"]);
+  EXPECT_EQ(5, all["total_rows"]);
+  EXPECT_TRUE(all["next_offset"].is_null());
+  json page = GetJson(port, base + "&order=total&limit=2");
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":15},{"key":"beta","total":7}])"), page["rows"]);
+  EXPECT_EQ(2, page["next_offset"]);
+  page = GetJson(port, base + "&order=total&limit=2&offset=4");
+  EXPECT_EQ(json::parse(R"([{"key":"e","total":7}])"), page["rows"]);
+  EXPECT_TRUE(page["next_offset"].is_null());
+  page = GetJson(port, base + "&limit=1&offset=1");  // by key
+  EXPECT_EQ(json::parse(R"([{"key":"beta","total":7}])"), page["rows"]);
+  page = GetJson(port, base + "&order=total&offset=9");
+  EXPECT_EQ(json::array(), page["rows"]);
+  EXPECT_EQ(5, page["total_rows"]);
+  ExpectError(port, base + "&order=size", 400, "order:");
+  ExpectError(port, base + "&limit=0", 400, "limit:");
+  ExpectError(port, base + "&limit=100001", 400, "limit:");
+  ExpectError(port, base + "&limit=x", 400, "limit:");
+  ExpectError(port, base + "&offset=-1", 400, "offset:");
+  ExpectError(port, base + "&offset=", 400, "offset:");
 }
 
 // The series body is written by hand; its bytes are what the JSON serializer would write, for

@@ -398,6 +398,22 @@ frontend fe
   await page.selectOption('#range', 'today');
   await page.waitForFunction(() => /range=today/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
   await noProblems('usage (today)');
+  // Top customers: the server's ranking (order=total), one page at a time.
+  const ranked = (await apiJson(`/api/v1/usage?${q({ table, metric: 'http_req_cnt', from: rangeFrom, to: rangeTo, order: 'total', limit: 100 })}`)).rows;
+  const keysShown = () => page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim()));
+  await visit(`#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`, 'usage');
+  await page.selectOption('#show', 'top');
+  await page.waitForFunction(() => /show=top/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
+  eq(await keysShown(), ranked.map((r) => r.key), 'top view = the API ranking by total');
+  check(ranked.length >= 2, 'enough keys to page');
+  await visit(`#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo, show: 'top', offset: 1 })}`, 'usage');
+  eq(await keysShown(), ranked.slice(1).map((r) => r.key), 'offset=1 starts at the second key');
+  check((await page.$('#usage-prev')) !== null, 'a later page links to the previous one');
+  check((await page.$('#usage-next')) === null, 'the last page has no next link');
+  await page.click('#usage-prev');
+  await page.waitForFunction(() => /offset=0/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
+  eq(await keysShown(), ranked.map((r) => r.key), 'previous goes back to the first page');
+  await noProblems('usage (top)');
   log('usage checked');
 
   // Key detail: billed total, chart and the audit trail adding up to it.

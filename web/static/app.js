@@ -228,6 +228,8 @@ function rangeControls(params, onChange) {
 
 // Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
 const MAX_ROWS = 2000;
+// Keys per page of the "top customers" view (the server ranks them: order=total&limit&offset).
+const TOP_PAGE = 100;
 
 async function usagePage(gen, params) {
   let tbls;
@@ -247,15 +249,24 @@ async function usagePage(gen, params) {
   const tableSel = h('select', { id: 'table' }, tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
   const metricSel = h('select', { id: 'metric' }, metrics.map((m) => h('option', { value: m, selected: m === metric }, m)));
   const filter = h('input', { id: 'filter', type: 'search', placeholder: 'key contains…', value: state.filter });
+  // "top": the server ranks the keys and sends one page of TOP_PAGE; "all": every key, sorted
+  // and filtered here.
+  const top = params.get('show') === 'top';
+  const offset = top ? Math.max(0, Number.parseInt(params.get('offset') || '0', 10) || 0) : 0;
+  const showSel = h('select', { id: 'show' },
+    [['all', 'All keys'], ['top', `Top ${TOP_PAGE} by total`]].map(([v, t]) => h('option', { value: v, selected: v === (top ? 'top' : 'all') }, t)));
   const navigate = () => {
     const rv = ranges.value();
-    go('usage', { table: tableSel.value, metric: tableSel.value === tname ? metricSel.value : '', ...rv, q: filter.value });
+    go('usage', { table: tableSel.value, metric: tableSel.value === tname ? metricSel.value : '', ...rv, q: filter.value, ...(showSel.value === 'top' ? { show: 'top' } : {}) });
   };
   const ranges = rangeControls(params, navigate);
   tableSel.addEventListener('change', navigate);
   metricSel.addEventListener('change', navigate);
+  showSel.addEventListener('change', navigate);
+  filter.disabled = top;
   main.append(h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() },
-    field('table', 'Table', tableSel), field('metric', 'Metric', metricSel), ranges.nodes, field('filter', 'Filter keys', filter)));
+    field('table', 'Table', tableSel), field('metric', 'Metric', metricSel), ranges.nodes, field('show', 'Show', showSel),
+    field('filter', 'Filter keys', filter)));
   if (!metric) {
     main.append(h('p', { class: 'muted' }, 'This table stores no counter, so there is nothing to bill.'));
     return;
@@ -267,11 +278,15 @@ async function usagePage(gen, params) {
     h('p', { class: 'muted small' }, `Range [${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}. Totals are exact sums of deltas over all HAProxy nodes.`));
 
   let rows;
+  let page;
   try {
-    const body = await getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to });
+    const body = await getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
+      ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) });
     rows = body.rows || [];
+    page = { total: body.total_rows ?? rows.length, next: body.next_offset ?? null };
   } catch (err) { if (gen === generation) showError(err); return; }
   if (gen !== generation) return;
+  if (top) { topPage(rows, page, { params, tname, metric, r, offset, summary, holder }); return; }
 
   const render = () => {
     const q = state.filter.toLowerCase();
@@ -311,6 +326,29 @@ async function usagePage(gen, params) {
     replaceHash('usage', { ...Object.fromEntries(params), q: filter.value, sort: state.sort, dir: state.dir });
   });
   render();
+}
+
+// One page of the top customers: ranked by the server, with links to the previous and next page.
+function topPage(rows, page, { params, tname, metric, r, offset, summary, holder }) {
+  const sum = fmt.sum(rows.map((x) => x.total));
+  summary.replaceChildren(
+    h('div', {}, h('div', { class: 'muted small' }, 'Total of this page'),
+      h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
+    h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big', id: 'usage-keys' },
+      rows.length ? `${fmt.int(offset + 1)}–${fmt.int(offset + rows.length)} of ${fmt.int(page.total)}` : `0 of ${fmt.int(page.total)}`)));
+  const detail = (key) => `#/key?${new URLSearchParams({ table: tname, key, metric, range: params.get('range') || 'month', ...(params.get('range') === 'custom' ? { from: r.from, to: r.to } : {}) })}`;
+  const pageLink = (id, label, to) => h('a', { id, href: `#/usage?${new URLSearchParams({ ...Object.fromEntries(params), show: 'top', offset: String(to) })}` }, label);
+  const pager = h('p', { class: 'pad', id: 'usage-pager' },
+    offset > 0 ? pageLink('usage-prev', `← Previous ${TOP_PAGE}`, Math.max(0, offset - TOP_PAGE)) : '',
+    page.next !== null ? [' ', pageLink('usage-next', `Next ${TOP_PAGE} →`, page.next)] : '');
+  holder.replaceChildren(rows.length
+    ? h('table', { id: 'usage-rows' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', { class: 'num' }, `Total (${fmt.unit(metric)})`), h('th', { class: 'num' }, 'Rank'))),
+      h('tbody', {}, rows.map((x, i) => h('tr', {},
+        h('td', {}, h('a', { href: detail(String(x.key)), class: 'key-link' }, String(x.key))),
+        h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total)),
+        h('td', { class: 'num muted' }, fmt.int(offset + i + 1))))))
+    : h('p', { class: 'muted pad' }, page.total ? 'No keys past this page.' : 'No usage in this range.'), pager);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+// The export workers of the HTTP server: each export streams from its own thread through a
+// bounded chunk queue (ExportPipe) to its session.
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "http/export.h"
+#include "http/server_impl.h"
+
+namespace stickmeter::http {
+
+bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe) {
+  std::lock_guard<std::mutex> lock(exports_mu);
+  for (auto it = exports.begin(); it != exports.end();) {
+    if (it->finished->load()) {
+      it->thread.join();
+      it = exports.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (exports.size() >= options.max_concurrent_exports) return false;
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  tsdb::QueryService* store_ptr = &store;
+  std::thread worker([store_ptr, job, pipe, finished] {
+    std::string sha;
+    Status status = StreamExport(
+        *store_ptr, job,
+        [&pipe](std::string_view chunk) {
+          std::unique_lock<std::mutex> lock(pipe->mu);
+          pipe->cv.wait(
+              lock, [&] { return pipe->cancelled || pipe->chunks.size() < kExportQueueChunks; });
+          if (pipe->cancelled) return false;
+          pipe->chunks.emplace_back(chunk);
+          std::function<void()> notify = pipe->notify;
+          lock.unlock();
+          if (notify) notify();
+          return true;
+        },
+        &sha);
+    std::function<void()> notify;
+    {
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      pipe->done = true;
+      pipe->status = status;
+      pipe->sha256 = sha;
+      notify = pipe->notify;
+    }
+    if (notify) notify();
+    {
+      // Drop the pipe's reference to the session even if the session gave up early, so a
+      // closed connection is released now rather than when this worker is reaped.
+      std::lock_guard<std::mutex> lock(pipe->mu);
+      pipe->notify = nullptr;
+    }
+    finished->store(true);
+  });
+  exports.push_back(ExportWorker{std::move(worker), pipe, finished});
+  return true;
+}
+
+void Server::Impl::ReapExports(bool all) {
+  std::list<ExportWorker> to_join;
+  {
+    std::lock_guard<std::mutex> lock(exports_mu);
+    for (auto it = exports.begin(); it != exports.end();) {
+      if (all || it->finished->load()) {
+        if (all) {
+          std::lock_guard<std::mutex> pipe_lock(it->pipe->mu);
+          it->pipe->cancelled = true;
+          it->pipe->notify = nullptr;
+          it->pipe->cv.notify_all();
+        }
+        to_join.splice(to_join.end(), exports, it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : to_join) w.thread.join();
+}
+
+}  // namespace stickmeter::http
