@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "ingest/peer_admission.h"
 #include "ingest/peer_registry.h"
 #include "ingest/peer_service.h"
 #include "tests/peers/peer_test_util.h"
@@ -230,6 +231,25 @@ TEST(PeerHostileTest, ConnectionsPerSourceAddressAreCapped) {
         return d.Hello("stickmeter", "lb2") == "200";
       },
       3s));
+}
+
+// Low: what a client sends never reaches the log raw, and a client failing in a loop cannot
+// flood it.
+TEST(PeerHostileTest, LogTextIsEscaped) {
+  EXPECT_EQ("lb1 ok", ingest::EscapeForLog("lb1 ok"));
+  EXPECT_EQ("a\\x0ab\\x1b[2Jc\\x5c\\xff", ingest::EscapeForLog("a\nb\x1b[2Jc\\\xff"));
+}
+
+TEST(PeerHostileTest, LogLinesArePerReasonRateLimited) {
+  ingest::LogLimiter limiter(3);
+  uint64_t suppressed = 0;
+  int allowed = 0;
+  for (int i = 0; i < 100; ++i) allowed += limiter.Allow("tls", &suppressed) ? 1 : 0;
+  EXPECT_EQ(3, allowed);
+  EXPECT_TRUE(limiter.Allow("handshake_timeout", &suppressed));  // another reason
+  std::this_thread::sleep_for(1100ms);
+  ASSERT_TRUE(limiter.Allow("tls", &suppressed));
+  EXPECT_EQ(97u, suppressed);  // reported with the next line written
 }
 
 }  // namespace
