@@ -260,10 +260,8 @@ const TableDefinition* Decoder::Table(uint64_t table_id) const {
 }
 
 Decoder::TableState* Decoder::FindTable(uint64_t table_id) const {
-  for (const auto& t : tables_) {
-    if (t->def.table_id == table_id) return t.get();
-  }
-  return nullptr;
+  auto it = tables_.find(table_id);
+  return it == tables_.end() ? nullptr : it->second.get();
 }
 
 FeedResult Decoder::Feed(std::span<const uint8_t> bytes, MessageHandler& handler) {
@@ -375,6 +373,11 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
   if (!r.Varint(id)) return Malformed("DEFINE", "truncated or invalid table id");
   if (!r.Varint(name_len)) return Malformed("DEFINE", "truncated or invalid name length");
   if (name_len == 0) return Malformed("DEFINE", "empty table name");
+  if (name_len > limits_.max_table_name) {
+    return Malformed("DEFINE", "table name of " + std::to_string(name_len) +
+                                   " bytes is longer than " +
+                                   std::to_string(limits_.max_table_name));
+  }
   if (!r.Bytes(name_len, name)) return Malformed("DEFINE", "table name runs past the message");
   if (!r.Varint(key_type)) return Malformed("DEFINE", "truncated or invalid key type");
   if (!r.Varint(key_size)) return Malformed("DEFINE", "truncated or invalid key size");
@@ -438,8 +441,13 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
 
   TableState* state = FindTable(id);
   if (state == nullptr) {
-    tables_.push_back(std::make_unique<TableState>());
-    state = tables_.back().get();
+    if (tables_.size() >= limits_.max_tables) {
+      return Malformed("DEFINE", "more than " + std::to_string(limits_.max_tables) +
+                                     " tables defined on one connection");
+    }
+    auto& slot = tables_[id];
+    slot = std::make_unique<TableState>();
+    state = slot.get();
   }
   // A redefinition keeps last_update_id: HAProxy re-sends DEFINE at every table change and
   // its INCUPDATEs continue from the previous id.
@@ -572,6 +580,11 @@ Status Decoder::DecodeUpdate(StickTableType type, std::span<const uint8_t> paylo
             return Malformed(what, "truncated server_key dictionary value");
           }
           if (!d.at_end()) return Malformed(what, "bytes after the server_key value");
+          if (value_len > limits_.max_dictionary_value) {
+            return Malformed(what, "server_key value of " + std::to_string(value_len) +
+                                       " bytes is longer than " +
+                                       std::to_string(limits_.max_dictionary_value));
+          }
           dictionary_[slot].assign(reinterpret_cast<const char*>(value.data()), value.size());
           dictionary_defined_[slot] = true;
           v.dict_defined = true;

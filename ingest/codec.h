@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -178,6 +179,15 @@ class MessageHandler {
 struct DecoderLimits {
   // Largest payload accepted; HAProxy's default tune.bufsize is 16384. Default: 65536.
   uint64_t max_message_size = 65536;
+  // Distinct table ids one connection may DEFINE; one more is a protocol error. A HAProxy
+  // peers section shares a handful of tables. Default: 1024.
+  uint64_t max_tables = 1024;
+  // Longest table name accepted in a DEFINE (HAProxy's are proxy names). Default: 256.
+  uint64_t max_table_name = 256;
+  // Longest server_key dictionary value accepted (a server name). Every update that refers to
+  // the slot copies the value into its batch, so this bounds the amplification of a few wire
+  // bytes into memory. Default: 1024.
+  uint64_t max_dictionary_value = 1024;
 };
 
 struct FeedResult {
@@ -233,9 +243,10 @@ class Decoder {
   TableState* FindTable(uint64_t table_id) const;
 
   DecoderLimits limits_;
-  std::vector<std::unique_ptr<TableState>> tables_;  // stable addresses, few entries
-  TableState* current_ = nullptr;                    // the table of the last DEFINE or SWITCH
-  uint64_t current_id_ = 0;  // the id of the last DEFINE or SWITCH (for error messages)
+  // By sender table id; unique_ptr for stable addresses. At most limits_.max_tables entries.
+  std::unordered_map<uint64_t, std::unique_ptr<TableState>> tables_;
+  TableState* current_ = nullptr;  // the table of the last DEFINE or SWITCH
+  uint64_t current_id_ = 0;        // the id of the last DEFINE or SWITCH (for error messages)
   bool has_current_id_ = false;
   std::array<std::string, kDictionarySize> dictionary_;
   std::array<bool, kDictionarySize> dictionary_defined_{};

@@ -23,17 +23,60 @@ void PeerRegistry::DeclareOutgoing(const std::string& name, const std::string& a
   row.status.address = address;
 }
 
-std::vector<std::shared_ptr<PeerSession>> PeerRegistry::Connected(const std::string& direction,
-                                                                  const std::string& name,
-                                                                  const std::string& address,
-                                                                  uint64_t connection_id,
-                                                                  std::shared_ptr<Source>* source) {
-  std::vector<std::shared_ptr<PeerSession>> replaced;
+void PeerRegistry::DeclareKnown(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  known_.insert(name);
+}
+
+std::string PeerRegistry::MetricLabel(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (known_.count(name) || labelled_.count(name)) return name;
+  if (labelled_.size() >= kMaxUnknownNames) return "_other";
+  labelled_.insert(name);
+  return name;
+}
+
+void PeerRegistry::EvictUnknownRows() {
+  size_t unknown = 0;
+  auto oldest = rows_.end();
+  for (auto it = rows_.begin(); it != rows_.end(); ++it) {
+    if (it->first.first != "in" || known_.count(it->first.second)) continue;
+    ++unknown;
+    if (it->second.status.connected) continue;
+    if (oldest == rows_.end() || it->second.status.since_ms < oldest->second.status.since_ms) {
+      oldest = it;
+    }
+  }
+  if (unknown < kMaxUnknownNames || oldest == rows_.end()) return;
+  const std::string name = oldest->first.second;
+  rows_.erase(oldest);
+  if (rows_.find({"out", name}) == rows_.end()) {
+    taught_acks_.erase(name);
+    sources_.erase(name);
+  }
+}
+
+PeerRegistry::Connection PeerRegistry::Connected(const std::string& direction,
+                                                 const std::string& name,
+                                                 const std::string& address, uint64_t connection_id,
+                                                 int64_t replace_silent_ms,
+                                                 std::shared_ptr<Source>* source) {
+  Connection result;
   std::shared_ptr<Source> src;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const int64_t now_mono = MonotonicMs();
+    auto existing = rows_.find({direction, name});
+    if (direction == "in" && existing != rows_.end() && existing->second.status.connected &&
+        existing->second.connection_id != connection_id &&
+        now_mono - existing->second.last_activity_mono < replace_silent_ms) {
+      result.refused = true;
+      return result;
+    }
+    if (existing == rows_.end() && direction == "in" && !known_.count(name)) EvictUnknownRows();
     Row& row = rows_[{direction, name}];
     row.connection_id = connection_id;
+    row.last_activity_mono = now_mono;
     row.status.name = name;
     row.status.direction = direction;
     row.status.address = address;
@@ -44,7 +87,7 @@ std::vector<std::shared_ptr<PeerSession>> PeerRegistry::Connected(const std::str
       if (id == connection_id) {
         live.name = name;
       } else if (live.name == name) {
-        if (auto s = live.session.lock()) replaced.push_back(std::move(s));
+        if (auto s = live.session.lock()) result.replaced.push_back(std::move(s));
       }
     }
     auto& slot = sources_[name];
@@ -57,7 +100,7 @@ std::vector<std::shared_ptr<PeerSession>> PeerRegistry::Connected(const std::str
     src->owner = connection_id;
   }
   *source = std::move(src);
-  return replaced;
+  return result;
 }
 
 void PeerRegistry::Received(const std::string& direction, const std::string& name, int64_t now_ms,
@@ -65,6 +108,7 @@ void PeerRegistry::Received(const std::string& direction, const std::string& nam
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = rows_.find({direction, name});
   if (it == rows_.end()) return;
+  it->second.last_activity_mono = MonotonicMs();
   it->second.status.last_message_ms = now_ms;
   it->second.status.updates += updates;
 }

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,13 +40,29 @@ class PeerRegistry {
   // An outgoing peer from the configuration: listed even before it ever connects.
   void DeclareOutgoing(const std::string& name, const std::string& address);
 
+  // Names from the configuration (--allow-peer, --connect): their status rows and metric
+  // series are never evicted.
+  void DeclareKnown(const std::string& name);
+  // Status rows of other incoming names that are not connected, and distinct metric series
+  // (`peer` label) of such names, kept at most: with "any peer name", every made-up name would
+  // otherwise stay forever. The oldest disconnected row goes first; names past the bound share
+  // the series of MetricLabel() "_other".
+  static constexpr size_t kMaxUnknownNames = 256;
+  // The `peer` label of metric series for `name`.
+  std::string MetricLabel(const std::string& name);
+
+  struct Connection {
+    // An incoming session was refused: the live session of that name is not silent.
+    bool refused = false;
+    // The sessions of the same name it replaces (the caller closes them).
+    std::vector<std::shared_ptr<PeerSession>> replaced;
+  };
   // A session of `direction` ("in"/"out") finished its hello as `name`. Makes it the source's
-  // owner and returns the sessions of the same name it replaces (the caller closes them).
-  std::vector<std::shared_ptr<PeerSession>> Connected(const std::string& direction,
-                                                      const std::string& name,
-                                                      const std::string& address,
-                                                      uint64_t connection_id,
-                                                      std::shared_ptr<Source>* source);
+  // owner, unless it is incoming and an established incoming session of that name received
+  // something within the last `replace_silent_ms` ms: then it is refused and nothing changes.
+  Connection Connected(const std::string& direction, const std::string& name,
+                       const std::string& address, uint64_t connection_id,
+                       int64_t replace_silent_ms, std::shared_ptr<Source>* source);
   // Bytes arrived on an established session; `updates` entry updates among them.
   void Received(const std::string& direction, const std::string& name, int64_t now_ms,
                 uint64_t updates);
@@ -73,8 +90,11 @@ class PeerRegistry {
  private:
   struct Row {
     PeerStatus status;
-    uint64_t connection_id = 0;  // the connection the row currently describes
+    uint64_t connection_id = 0;      // the connection the row currently describes
+    int64_t last_activity_mono = 0;  // its connect or last bytes received
   };
+  // Drops the oldest disconnected incoming row of an unknown name while there are too many.
+  void EvictUnknownRows();                          // REQUIRES(mutex_)
   using Key = std::pair<std::string, std::string>;  // direction, name
 
   mutable std::mutex mutex_;
@@ -86,6 +106,8 @@ class PeerRegistry {
   };
   std::map<uint64_t, Live> live_;                              // GUARDED_BY(mutex_)
   std::map<std::string, std::vector<TaughtAck>> taught_acks_;  // GUARDED_BY(mutex_)
+  std::set<std::string> known_;                                // GUARDED_BY(mutex_)
+  std::set<std::string> labelled_;  // unknown names with their own series; GUARDED_BY(mutex_)
 };
 
 }  // namespace stickmeter::ingest

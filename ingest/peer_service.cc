@@ -238,6 +238,9 @@ struct PeerService::Impl : std::enable_shared_from_this<Impl> {
         resync_timer(strand) {
     context->options = std::move(options);
     context->sink = &sink;
+    const PeerServiceOptions& o = context->options;
+    context->admission.emplace(
+        PeerAdmission::Limits{o.max_connections, o.max_handshaking, o.max_connections_per_address});
   }
 
   void Accept() {
@@ -262,11 +265,16 @@ struct PeerService::Impl : std::enable_shared_from_this<Impl> {
     error_code ec;
     Tcp::endpoint remote = socket.remote_endpoint(ec);
     std::string address = ec ? std::string("?") : EndpointText(remote);
-    if (context->incoming_connections.load() >= context->options.max_connections) {
+    const std::string ip = ec ? std::string("?") : remote.address().to_string();
+    if (std::string refused = context->admission->Admit(ip); !refused.empty()) {
       PeerMetrics::ProtocolErrors("connection_limit").Inc();
-      LogWarn(kLog, "connection from " + address +
-                        " refused: " + std::to_string(context->options.max_connections) +
-                        " connections already open");
+      uint64_t suppressed = 0;
+      if (context->log_limiter.Allow("connection_limit", &suppressed)) {
+        LogWarn(kLog,
+                "connection from " + address + " refused: " + refused +
+                    (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)"
+                                : ""));
+      }
       socket.close(ec);
       return;
     }
@@ -277,9 +285,10 @@ struct PeerService::Impl : std::enable_shared_from_this<Impl> {
     } else {
       stream.emplace(std::move(socket));
     }
-    std::make_shared<PeerSession>(context, std::move(*stream), PeerSession::Direction::kIn, address,
-                                  "", nullptr)
-        ->Start();
+    auto session = std::make_shared<PeerSession>(context, std::move(*stream),
+                                                 PeerSession::Direction::kIn, address, "", nullptr);
+    session->SetAdmitted(ip);
+    session->Start();
   }
 
   // Arms the reconciliation timer for the earlier of the next interval and the next month-end.
@@ -355,6 +364,11 @@ Status PeerService::Start() {
                                      std::to_string(ep.port) + "' is incomplete");
     }
   }
+  if (o.max_handshaking == 0 || o.max_connections_per_address == 0) {
+    return Status::InvalidArgument("peer service limits must be positive");
+  }
+  for (const auto& ep : o.connect) ctx.registry.DeclareKnown(ep.name);
+  for (const auto& name : o.allowed_peers) ctx.registry.DeclareKnown(name);
   if (o.taught != nullptr && o.taught->table_count() > 0) {
     // The teaching metrics exist from the start, at 0, for every peer named in advance.
     PeerMetrics::TeachLag();
@@ -398,6 +412,12 @@ Status PeerService::Start() {
     impl.port = impl.acceptor->local_endpoint(ec).port();
     LogInfo(kLog, "listening for peers on " + HostPort(o.listen_address, impl.port) +
                       (ctx.listen_tls ? " (TLS)" : "") + " as '" + o.local_name + "'");
+    if (!address.is_loopback() && !ctx.listen_tls && o.allowed_peers.empty()) {
+      LogWarn(kLog, "peers listener on " + where +
+                        " is reachable beyond this host without TLS and accepts any peer name: "
+                        "anyone who can connect can feed counts; use --allow-peer and TLS "
+                        "(docs/peers.md)");
+    }
     asio::post(impl.strand, [self = impl_] { self->Accept(); });
   }
 

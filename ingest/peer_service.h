@@ -96,9 +96,26 @@ struct PeerServiceOptions {
   // Default: 65536 and 262144.
   uint32_t max_held_entries = 65536;
   uint64_t max_held_entries_total = 262144;
+  // The same bound in bytes (keys, server names, values; estimated), counting a connection's
+  // open batch and its batches in flight at the sink: past it the session stops reading until
+  // the sink finishes one. Entry counts alone do not bound memory: each update that refers to a
+  // server_key dictionary slot costs a few bytes on the wire but carries the slot's whole
+  // value. Default: 32 MiB per connection, 256 MiB over all connections.
+  uint64_t max_held_bytes = uint64_t{32} << 20;
+  uint64_t max_held_bytes_total = uint64_t{256} << 20;
   // Incoming connections open at once (during the handshake or after); more are closed at once.
   // Default: 256.
   uint32_t max_connections = 256;
+  // Of those, connections that have not finished their TLS handshake and hello yet (each for at
+  // most handshake_timeout_ms), and connections from one source address: a client that opens
+  // connections and never completes them cannot take every slot. Default: 32 and 16.
+  uint32_t max_handshaking = 32;
+  uint32_t max_connections_per_address = 16;
+  // A second incoming session with the name of an established one is refused with status 300
+  // ("try again later", HAProxy retries in 5 s) while the established one received something
+  // within this many ms; an established session silent for longer is replaced. HAProxy sends a
+  // heartbeat every 3 s. Default: 3000.
+  int64_t replace_after_silence_ms = 3000;
 
   // Teaching: the tables stickmeter sends to every connected peer (DEFINEs and updates of its
   // own), or null to only listen. What a peer sends for a taught table is acknowledged and

@@ -32,14 +32,6 @@ constexpr size_t kInitialBufferBytes = 16384;
 constexpr size_t kMaxPendingWriteBytes = 1 << 20;
 // Class + type bytes and up to 10 varint length bytes ahead of a payload.
 constexpr size_t kMessageHeaderBytes = 12;
-// Taught updates are pulled while less than this waits to be written, well under
-// kMaxPendingWriteBytes: a peer that reads slowly is taught at its own pace.
-constexpr size_t kTeachOutputBytes = 256 << 10;
-// Updates pulled per table per step, so that one table does not hold back the others.
-constexpr size_t kTeachMessagesPerStep = 512;
-// Sequence numbers kept per table for the acknowledged-updates metric of a peer that never
-// acknowledges.
-constexpr size_t kMaxUnackedTracked = 1 << 20;
 
 std::string_view DirectionName(PeerSession::Direction d) {
   return d == PeerSession::Direction::kIn ? "in" : "out";
@@ -47,73 +39,18 @@ std::string_view DirectionName(PeerSession::Direction d) {
 
 std::chrono::milliseconds Ms(int64_t ms) { return std::chrono::milliseconds(ms); }
 
+// What one EntryUpdate costs in memory, roughly: the struct, its strings and vectors.
+uint64_t EntryBytes(const EntryUpdate& e) {
+  return sizeof(EntryUpdate) + e.key.size() + e.server_key.size() +
+         e.values.size() * sizeof(MetricValue) + e.rates.size() * sizeof(RawRate);
+}
+
 std::string StripCr(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return std::string(line);
 }
 
 }  // namespace
-
-PeerMetrics& PeerMetrics::Get() {
-  static PeerMetrics* metrics = [] {
-    auto& r = MetricsRegistry::Global();
-    return new PeerMetrics{
-        r.GetGauge("stickmeter_peers_connected", "Peer sessions past the hello"),
-        r.GetGauge("stickmeter_peer_held_entries",
-                   "Entry updates read while the store is busy, waiting in open batches"),
-        r.GetCounter("stickmeter_peer_resyncs_requested_total",
-                     "Full resyncs stickmeter asked its peers for"),
-        r.GetCounter("stickmeter_peer_bytes_received_total",
-                     "Bytes received on peer sessions after the hello"),
-    };
-  }();
-  return *metrics;
-}
-
-Counter& PeerMetrics::ProtocolErrors(const std::string& reason) {
-  return MetricsRegistry::Global().GetCounter(
-      "stickmeter_peer_protocol_errors_total",
-      "Peer connections closed for a protocol violation, by reason", {{"reason", reason}});
-}
-
-Counter& PeerMetrics::Connections(const std::string& direction, int status) {
-  return MetricsRegistry::Global().GetCounter(
-      "stickmeter_peer_connections_total",
-      "Peer hellos by direction and status code (200 = accepted)",
-      {{"direction", direction}, {"status", std::to_string(status)}});
-}
-
-Counter& PeerMetrics::UpdatesReceived(const std::string& peer) {
-  return MetricsRegistry::Global().GetCounter("stickmeter_peer_updates_received_total",
-                                              "Entry updates received, by peer", {{"peer", peer}});
-}
-
-Counter& PeerMetrics::TaughtSent(const std::string& peer) {
-  return MetricsRegistry::Global().GetCounter("stickmeter_taught_updates_sent_total",
-                                              "Updates of taught tables sent, by peer",
-                                              {{"peer", peer}});
-}
-
-Counter& PeerMetrics::TaughtAcked(const std::string& peer) {
-  return MetricsRegistry::Global().GetCounter(
-      "stickmeter_taught_updates_acked_total",
-      "Updates of taught tables the peer acknowledged, by peer", {{"peer", peer}});
-}
-
-Histogram& PeerMetrics::TeachLag() {
-  static Histogram& lag = MetricsRegistry::Global().GetHistogram(
-      "stickmeter_teach_lag_seconds",
-      "From receiving the update that changed a taught value to handing the taught update to a "
-      "peer");
-  return lag;
-}
-
-uint64_t NextConnectionId() {
-  // Unique across restarts as long as a restart takes longer than (counter >> 20) ms.
-  static const uint64_t base = static_cast<uint64_t>(NowUnixMs()) << 20;
-  static std::atomic<uint64_t> counter{0};
-  return base + counter.fetch_add(1, std::memory_order_relaxed);
-}
 
 // Forwards decoder callbacks to the session (on its strand, during Feed).
 class PeerSession::Handler : public MessageHandler {
@@ -149,12 +86,24 @@ PeerSession::PeerSession(std::shared_ptr<PeerContext> context, PeerStream stream
       ticker_(stream_.get_executor()),
       decoder_(DecoderLimits{context_->options.max_message_size}) {
   max_buffer_ = static_cast<size_t>(context_->options.max_message_size) + kMessageHeaderBytes;
-  if (direction_ == Direction::kIn) context_->incoming_connections.fetch_add(1);
 }
 
 PeerSession::~PeerSession() {
-  if (direction_ == Direction::kIn) context_->incoming_connections.fetch_sub(1);
+  ReleaseAdmission();
   ReleaseHeld();
+  // The open batch dies with the session (in-flight bytes were returned by OnBatchDone).
+  AddBatchBytes(-static_cast<int64_t>(batch_bytes_));
+}
+
+void PeerSession::ReleaseAdmission() {
+  if (!admitted_ip_ || !context_->admission) return;
+  context_->admission->Closed(*admitted_ip_, !established_);
+  admitted_ip_.reset();
+}
+
+void PeerSession::AddBatchBytes(int64_t delta) {
+  context_->batch_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+  PeerMetrics::Get().batch_bytes.Add(delta);
 }
 
 void PeerSession::Start() {
@@ -266,6 +215,11 @@ void PeerSession::OnHelloBytes() {
   std::string l1 = StripCr(lines[0]), l2 = StripCr(lines[1]), l3 = StripCr(lines[2]);
   Result<Hello> hello = ParseHello(l1, l2, l3, &rejection);
   if (!hello.ok()) return AnswerHello(static_cast<int>(rejection), hello.status().message());
+  // Not a name HAProxy could have: as HAProxy answers a name missing from its peers section.
+  if (!ValidPeerName(hello->sender_name)) {
+    return AnswerHello(504, "peer name '" + hello->sender_name + "' is not 1 to " +
+                                std::to_string(kMaxPeerNameBytes) + " letters, digits or \".-_:\"");
+  }
   peer_name_ = hello->sender_name;
   if (hello->remote_name != context_->options.local_name) {
     return AnswerHello(503, "it calls us '" + hello->remote_name + "', we are '" +
@@ -280,27 +234,37 @@ void PeerSession::OnHelloBytes() {
 }
 
 void PeerSession::AnswerHello(int code, const std::string& reason) {
+  if (code == 200) return OnEstablished();  // it sends the status line (or refuses with 300)
   PeerMetrics::Connections("in", code).Inc();
-  if (code == 200) return OnEstablished();  // it sends the status line
   // The status line goes out before the close, so the peer can log why.
   CloseAfterSending(std::to_string(code) + "\n", "",
                     "hello refused with " + std::to_string(code) + ": " + reason);
 }
 
 void PeerSession::OnEstablished() {
+  const std::string dir(DirectionName(direction_));
+  auto connection =
+      context_->registry.Connected(dir, peer_name_, address_, connection_id_,
+                                   context_->options.replace_after_silence_ms, &source_);
+  if (connection.refused) {
+    // The established session of this name is alive: it stays (see docs/peers.md).
+    return AnswerHello(300, "peer " + peer_name_ + " is already connected and not silent");
+  }
   phase_ = Phase::kRunning;
   established_ = true;
   deadline_.cancel();
-  const std::string dir(DirectionName(direction_));
-  for (auto& old :
-       context_->registry.Connected(dir, peer_name_, address_, connection_id_, &source_)) {
+  if (admitted_ip_ && context_->admission) context_->admission->Established();
+  for (auto& old : connection.replaced) {
     old->Close("replaced by a newer connection of the same peer");
   }
   // Only now that this connection owns its source: a peer that reconnects as soon as it reads
   // the status line must find this one registered, not replace it by accident.
-  if (direction_ == Direction::kIn) Send("200\n");
+  if (direction_ == Direction::kIn) {
+    PeerMetrics::Connections("in", 200).Inc();
+    Send("200\n");
+  }
   PeerMetrics::Get().connected.Add(1);
-  updates_counter_ = &PeerMetrics::UpdatesReceived(peer_name_);
+  updates_counter_ = &PeerMetrics::UpdatesReceived(context_->registry.MetricLabel(peer_name_));
   LogInfo(kLog, Describe() + ": connected" + (stream_.is_tls() ? " (TLS)" : ""));
   last_receive_mono_ = MonotonicMs();
 
@@ -479,6 +443,9 @@ void PeerSession::OnUpdate(const EntryUpdateView& update) {
   CheckLearnedEntry(update);
   AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back(),
                     raw_rate_ids_[update.table->table_id]);
+  const uint64_t bytes = EntryBytes(batch_.tables.back().entries.back());
+  batch_bytes_ += bytes;
+  AddBatchBytes(static_cast<int64_t>(bytes));
   batch_acks_[update.table->table_id] = update.update_id;
   ++batch_entries_;
   ++entries_decoded_;
@@ -510,7 +477,7 @@ void PeerSession::CheckLearnedEntry(const EntryUpdateView& update) {
   std::string warning = "table " + table +
                         " carries entries learned from other HAProxy nodes: this node shares its "
                         "peers section, so totals summed over nodes are not exact";
-  LogWarn("peers", "peer " + peer_name_ + ": " + warning);
+  LogWarn("peers", EscapeForLog("peer " + peer_name_ + ": " + warning));
   context_->registry.Warn(std::string(DirectionName(direction_)), peer_name_, warning);
 }
 
@@ -530,11 +497,14 @@ void PeerSession::FlushBatch() {
   batch_entries_ = 0;
   pending_restart_ = false;
   ReleaseHeld();
+  const uint64_t bytes = std::exchange(batch_bytes_, 0);
+  inflight_bytes_ += bytes;
 
   auto self = shared_from_this();
-  auto done = [self, acks = std::move(acks)](Status status) {
-    asio::post(self->stream_.get_executor(),
-               [self, status = std::move(status), acks] { self->OnBatchDone(status, acks); });
+  auto done = [self, acks = std::move(acks), bytes](Status status) {
+    asio::post(self->stream_.get_executor(), [self, status = std::move(status), acks, bytes] {
+      self->OnBatchDone(status, acks, bytes);
+    });
   };
   Status submitted;
   {
@@ -545,12 +515,20 @@ void PeerSession::FlushBatch() {
       submitted = context_->sink->Submit(std::move(batch), std::move(done));
     }
   }
-  if (!submitted.ok()) return DoClose("batch not accepted: " + submitted.message(), "");
+  if (!submitted.ok()) {
+    // The batch is gone, its done callback will not run.
+    inflight_bytes_ -= bytes;
+    AddBatchBytes(-static_cast<int64_t>(bytes));
+    return DoClose("batch not accepted: " + submitted.message(), "");
+  }
   ++inflight_;
 }
 
-void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>& acks) {
+void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>& acks,
+                              uint64_t bytes) {
   --inflight_;
+  inflight_bytes_ -= bytes;
+  AddBatchBytes(-static_cast<int64_t>(bytes));
   if (phase_ != Phase::kRunning) return;
   if (!status.ok()) return DoClose("batch not stored: " + status.ToString(), "");
   // Durable now: HAProxy may resume after these ids on its next connection.
@@ -560,90 +538,6 @@ void PeerSession::OnBatchDone(const Status& status, const std::vector<TableAck>&
   FlushBatch();
   if (phase_ != Phase::kRunning) return;  // the sink refused the batch
   ReadMessages();
-}
-
-// ---- Teaching. ----
-
-void PeerSession::StartTeaching() {
-  TaughtTables* taught = context_->options.taught;
-  if (taught == nullptr || taught->table_count() == 0) return;
-  taught_sent_ = &PeerMetrics::TaughtSent(peer_name_);
-  taught_acked_ = &PeerMetrics::TaughtAcked(peer_name_);
-  // Resume after what this peer acknowledged on its previous connection; the DEFINEs go again.
-  const auto acks = context_->registry.TaughtAcks(peer_name_, taught->table_count());
-  teach_cursors_.resize(acks.size());
-  teach_unacked_.resize(acks.size());
-  for (size_t i = 0; i < acks.size(); ++i) {
-    teach_cursors_[i].sent = acks[i].seq;
-    teach_cursors_[i].sent_version = acks[i].version;
-  }
-  std::weak_ptr<PeerSession> weak = weak_from_this();
-  teach_listener_ = taught->AddListener([weak] {
-    if (auto self = weak.lock()) self->ScheduleTeach();
-  });
-  PumpTeach();
-}
-
-void PeerSession::StopTeaching() {
-  if (teach_listener_ == 0) return;
-  context_->options.taught->RemoveListener(teach_listener_);
-  teach_listener_ = 0;
-}
-
-void PeerSession::ScheduleTeach() {
-  if (teach_posted_.exchange(true)) return;
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->teach_posted_.store(false);
-    self->PumpTeach();
-  });
-}
-
-void PeerSession::PumpTeach() {
-  TaughtTables* taught = context_->options.taught;
-  if (teach_cursors_.empty() || phase_ != Phase::kRunning) return;
-  const int64_t now = NowUnixMs();
-  Histogram& lag = PeerMetrics::TeachLag();
-  std::string msg;
-  while (pending_.size() + msg.size() < kTeachOutputBytes) {
-    size_t appended = 0;
-    for (size_t i = 0; i < teach_cursors_.size(); ++i) {
-      auto got = taught->Collect(i, teach_cursors_[i], kTeachMessagesPerStep, msg);
-      appended += got.messages;
-      auto& unacked = teach_unacked_[i];
-      for (const auto& [seq, origin_ms] : got.sent) {
-        if (unacked.size() >= kMaxUnackedTracked) unacked.pop_front();
-        unacked.push_back(seq);
-        if (origin_ms > 0)
-          lag.Observe(static_cast<double>(std::max<int64_t>(0, now - origin_ms)) / 1e3);
-      }
-    }
-    if (appended == 0) break;
-    taught_sent_->Inc(appended);
-  }
-  if (!msg.empty()) Send(std::move(msg));
-  if (resync_answer_pending_ && phase_ == Phase::kRunning) {
-    for (size_t i = 0; i < teach_cursors_.size(); ++i) {
-      if (taught->Behind(i, teach_cursors_[i], resync_target_seq_)) return;  // more to send
-    }
-    resync_answer_pending_ = false;
-    std::string finished;
-    AppendControl(finished, ControlType::kResyncFinished);
-    Send(std::move(finished));
-  }
-}
-
-void PeerSession::OnAck(uint64_t table_id, uint32_t update_id) {
-  if (table_id == 0 || table_id > teach_cursors_.size()) return;
-  const size_t i = static_cast<size_t>(table_id - 1);
-  const uint64_t acked = TaughtTables::Unwrap(teach_cursors_[i].sent, update_id);
-  auto& unacked = teach_unacked_[i];
-  uint64_t count = 0;
-  while (!unacked.empty() && unacked.front() <= acked) {
-    unacked.pop_front();
-    ++count;
-  }
-  if (count > 0) taught_acked_->Inc(count);
-  context_->registry.SetTaughtAck(peer_name_, i, {acked, teach_cursors_[i].sent_version});
 }
 
 // ---- Writes, timers, closing. ----
@@ -723,14 +617,25 @@ void PeerSession::DoClose(std::string reason, const std::string& error_label) {
   deadline_.cancel();
   ticker_.cancel();
   context_->registry.Untrack(connection_id_);
+  ReleaseAdmission();
   const std::string what = error_label.empty() ? "" : " (" + error_label + ")";
+  // What the peer sent may appear in `reason`: escaped. A client failing in a loop gets at most
+  // a few lines per second per kind of failure.
+  uint64_t suppressed = 0;
+  const bool log =
+      context_->log_limiter.Allow((established_ ? "disconnected" : "failed") + what, &suppressed);
+  const std::string summary =
+      suppressed == 0 ? "" : " (" + std::to_string(suppressed) + " similar lines suppressed)";
   if (established_) {
     PeerMetrics::Get().connected.Add(-1);
     context_->registry.Disconnected(std::string(DirectionName(direction_)), peer_name_,
                                     connection_id_, reason);
-    LogInfo(kLog, Describe() + ": disconnected" + what + ": " + reason);
-  } else {
-    LogWarn(kLog, Describe() + ": connection failed" + what + ": " + reason);
+    if (log) {
+      LogInfo(kLog, EscapeForLog(Describe() + ": disconnected" + what + ": " + reason) + summary);
+    }
+  } else if (log) {
+    LogWarn(kLog,
+            EscapeForLog(Describe() + ": connection failed" + what + ": " + reason) + summary);
   }
   // Only now, so whoever sees the socket close also sees the status row updated.
   error_code ignored;

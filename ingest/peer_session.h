@@ -29,6 +29,7 @@
 
 #include "common/metrics.h"
 #include "ingest/codec.h"
+#include "ingest/peer_admission.h"
 #include "ingest/peer_registry.h"
 #include "ingest/peer_service.h"
 #include "ingest/sink.h"
@@ -78,6 +79,7 @@ class PeerStream {
 struct PeerMetrics {
   Gauge& connected;
   Gauge& held_entries;  // mirrors PeerContext::held_entries of every service in the process
+  Gauge& batch_bytes;   // mirrors PeerContext::batch_bytes likewise
   Counter& resyncs_requested;
   Counter& bytes_received;
   static PeerMetrics& Get();
@@ -99,9 +101,14 @@ struct PeerContext {
   std::shared_ptr<boost::asio::ssl::context> listen_tls;   // null = plain TCP
   std::shared_ptr<boost::asio::ssl::context> connect_tls;  // null = plain TCP
   std::atomic<bool> stopped{false};
-  std::atomic<uint32_t> incoming_connections{0};
+  // Incoming connections by state and source address; set once the options are.
+  std::optional<PeerAdmission> admission;
+  // Per-connection failure lines, by reason: at most kLogLinesPerSecond each.
+  LogLimiter log_limiter{10};
   // Entry updates all sessions hold in open batches beyond their in-flight limit.
   std::atomic<uint64_t> held_entries{0};
+  // Estimated bytes of every session's open batch and batches in flight at the sink.
+  std::atomic<uint64_t> batch_bytes{0};
 };
 
 // Unix ms of the first instant of the UTC month after the one containing `unix_ms`.
@@ -130,6 +137,9 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void RequestResync();
 
   uint64_t connection_id() const { return connection_id_; }
+  // An incoming session counted in PeerContext::admission under this source address; released
+  // when it closes. Call before Start().
+  void SetAdmitted(std::string ip) { admitted_ip_ = std::move(ip); }
 
  private:
   class Handler;
@@ -152,16 +162,23 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   // buffers) instead of in our memory.
   bool HoldingReads() const {
     const PeerServiceOptions& o = context_->options;
+    if (inflight_ > 0 &&
+        (batch_bytes_ + inflight_bytes_ >= o.max_held_bytes ||
+         context_->batch_bytes.load(std::memory_order_relaxed) >= o.max_held_bytes_total)) {
+      return true;
+    }
     return inflight_ >= o.max_inflight_batches &&
            (batch_entries_ >= o.max_held_entries ||
             context_->held_entries.load(std::memory_order_relaxed) >= o.max_held_entries_total);
   }
   // Returns what this session counts in PeerContext::held_entries.
   void ReleaseHeld();
+  // Changes PeerContext::batch_bytes and its gauge.
+  void AddBatchBytes(int64_t delta);
   void OnRead(const boost::system::error_code& ec, size_t n);
   bool PrepareReadSpace();
   void FlushBatch();
-  void OnBatchDone(const Status& status, const std::vector<TableAck>& acks);
+  void OnBatchDone(const Status& status, const std::vector<TableAck>& acks, uint64_t bytes);
   void Send(std::string bytes);
   void CloseAfterSending(std::string bytes, std::string label, std::string reason);
   void DoWrite();
@@ -170,6 +187,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void DoClose(std::string reason, const std::string& error_label);
   void ProtocolError(const std::string& reason_label, const std::string& detail);
   std::string Describe() const;
+  void ReleaseAdmission();
 
   // Decoder callbacks (on the strand).
   void OnControl(ControlType type);
@@ -200,6 +218,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
 
   Phase phase_ = Phase::kTls;
   bool established_ = false;
+  std::optional<std::string> admitted_ip_;  // counted in context_->admission until closed
   std::shared_ptr<PeerRegistry::Source> source_;
 
   // Read side. Bytes [begin_, end_) of buffer_ are received but not yet consumed.
@@ -217,6 +236,10 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   UpdateBatch batch_;
   std::map<uint64_t, uint32_t> batch_acks_;  // sender table id -> last update id in the batch
   size_t batch_entries_ = 0;
+  // Estimated bytes of the open batch and of the batches in flight, also counted in
+  // context_->batch_bytes.
+  uint64_t batch_bytes_ = 0;
+  uint64_t inflight_bytes_ = 0;
   uint64_t entries_decoded_ = 0;  // over the connection's life
   uint64_t held_ = 0;             // of batch_entries_, those counted in context_->held_entries
   bool pending_restart_ = false;

@@ -104,13 +104,18 @@ TEST_P(PeerRejectionTest, AnswersStatusAndCloses) {
   EXPECT_EQ(before + 1, refused.Value());
 }
 
-INSTANTIATE_TEST_SUITE_P(Hellos, PeerRejectionTest,
-                         ::testing::Values(Rejection{"HAProxyS 2.1\nsomeone-else\nlb1 1 1\n",
-                                                     "503"},
-                                           Rejection{"HAProxyS 2.1\nstickmeter\nlb9 1 1\n", "504"},
-                                           Rejection{"HAProxyS 3.0\nstickmeter\nlb1 1 1\n", "502"},
-                                           Rejection{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "501"},
-                                           Rejection{"HAProxyS 2.1\nstickmeter\nlb1\n", "501"}));
+INSTANTIATE_TEST_SUITE_P(
+    Hellos, PeerRejectionTest,
+    ::testing::Values(Rejection{"HAProxyS 2.1\nsomeone-else\nlb1 1 1\n", "503"},
+                      Rejection{"HAProxyS 2.1\nstickmeter\nlb9 1 1\n", "504"},
+                      Rejection{"HAProxyS 3.0\nstickmeter\nlb1 1 1\n", "502"},
+                      Rejection{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "501"},
+                      Rejection{"HAProxyS 2.1\nstickmeter\nlb1\n", "501"},
+                      // Names HAProxy could not have.
+                      Rejection{"HAProxyS 2.1\nstickmeter\n 1 1\n", "504"},
+                      Rejection{"HAProxyS 2.1\nstickmeter\nl\x01b 1 1\n", "504"},
+                      Rejection{"HAProxyS 2.1\nstickmeter\n" + std::string(65, 'n') + " 1 1\n",
+                                "504"}));
 
 TEST(PeerHandshakeTest, EndlessHelloLineIsRefused) {
   Harness h;
@@ -400,11 +405,30 @@ TEST(PeerServiceTest, SilentPeerIsDropped) {
   EXPECT_NE(row->last_error.find("nothing received"), std::string::npos) << row->last_error;
 }
 
-TEST(PeerServiceTest, NewerConnectionOfTheSamePeerReplacesTheOlder) {
+TEST(PeerServiceTest, SecondConnectionOfALivePeerIsToldToTryAgain) {
   Harness h;
   RawConn first, second;
   ASSERT_TRUE(first.Connect(h.port()));
   ASSERT_EQ("200", first.Hello("stickmeter", "lb1"));
+  ASSERT_TRUE(second.Connect(h.port()));
+  EXPECT_EQ("300", second.Hello("stickmeter", "lb1"));
+  EXPECT_TRUE(second.WaitClosed(3s));
+  // The established one stays and keeps feeding.
+  ASSERT_TRUE(first.Send(DefineMessage() + UpdateMessage(1, "a", 1, 1)));
+  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t") == 1; }, 3s));
+  auto row = h.Row("in", "lb1");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->connected);
+}
+
+TEST(PeerServiceTest, NewerConnectionReplacesASilentOne) {
+  auto options = TestOptions();
+  options.replace_after_silence_ms = 200;
+  Harness h(options);
+  RawConn first, second;
+  ASSERT_TRUE(first.Connect(h.port()));
+  ASSERT_EQ("200", first.Hello("stickmeter", "lb1"));
+  std::this_thread::sleep_for(400ms);  // first sends nothing
   ASSERT_TRUE(second.Connect(h.port()));
   ASSERT_EQ("200", second.Hello("stickmeter", "lb1"));
   EXPECT_TRUE(first.WaitClosed(3s));

@@ -1,0 +1,256 @@
+// The peer service against hostile peers on loopback: what a misbehaving or malicious client
+// can make stickmeter hold in memory, and how many slots it can take from a real HAProxy.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/metrics.h"
+#include "ingest/peer_admission.h"
+#include "ingest/peer_registry.h"
+#include "ingest/peer_service.h"
+#include "tests/peers/peer_test_util.h"
+
+namespace stickmeter::peers_test {
+namespace {
+
+using namespace std::chrono_literals;
+using ingest::PeerService;
+using ingest::PeerServiceOptions;
+
+PeerServiceOptions TestOptions() {
+  PeerServiceOptions o;
+  o.local_name = "stickmeter";
+  o.listen_port = 0;
+  o.resync_interval_ms = 0;
+  o.resync_at_month_end = false;
+  return o;
+}
+
+// Holds every done callback until Release(); records how many server_key bytes each submitted
+// batch carries.
+class ByteSink : public ingest::UpdateSink {
+ public:
+  Status Submit(ingest::UpdateBatch batch, DoneCallback done) override {
+    uint64_t bytes = 0;
+    for (const auto& t : batch.tables) {
+      for (const auto& e : t.entries) bytes += e.key.size() + e.server_key.size();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    submitted_bytes_ += bytes;
+    if (release_) {
+      done(Status::Ok());
+    } else {
+      held_.push_back(std::move(done));
+    }
+    return Status::Ok();
+  }
+  uint64_t submitted_bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return submitted_bytes_;
+  }
+  void Release() {
+    std::vector<DoneCallback> held;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      release_ = true;
+      held.swap(held_);
+    }
+    for (auto& d : held) d(Status::Ok());
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  uint64_t submitted_bytes_ = 0;
+  bool release_ = false;
+  std::vector<DoneCallback> held_;
+};
+
+// A string table (id 1) storing server_key.
+ingest::TableDefinition ServerKeyTable() {
+  ingest::TableDefinition t;
+  t.table_id = 1;
+  t.name = "/sk";
+  t.key_type = ingest::KeyType::kString;
+  t.key_size = 33;
+  t.data_bitfield = uint64_t{1} << static_cast<int>(ingest::DataType::kServerKey);
+  return t;
+}
+
+std::string ServerKeyUpdate(uint32_t id, const std::string& key, uint64_t slot,
+                            std::string_view value, bool define) {
+  ingest::DataValue v;
+  v.type = ingest::DataType::kServerKey;
+  v.form = ingest::DataValue::Form::kDict;
+  v.dict_id = slot;
+  v.dict_value = value;
+  v.dict_defined = define;
+  std::string out;
+  ingest::AppendEntryUpdate(
+      out, ServerKeyTable(), ingest::StickTableType::kUpdate, id, std::nullopt,
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(key.data()), key.size()), {&v, 1});
+  return out;
+}
+
+// H1: many updates referring to one large dictionary slot. Each costs ~10 bytes on the wire and
+// ~1 KiB in a batch; with the sink busy, the session must stop reading at its byte budget.
+TEST(PeerHostileTest, ServerKeyAmplificationStaysWithinTheByteBudget) {
+  auto options = TestOptions();
+  options.max_inflight_batches = 1;
+  options.max_held_bytes = 1 << 20;
+  IoThreads threads;
+  ByteSink sink;
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  RawConn c;
+  ASSERT_TRUE(c.Connect(service->listen_port()));
+  ASSERT_EQ("200", c.Hello("stickmeter", "lb1"));
+  const std::string big(1024, 's');
+  std::string stream;
+  ingest::AppendTableDefine(stream, ServerKeyTable());
+  stream += ServerKeyUpdate(1, "k0", 1, big, true);
+  // 60,000 references: ~60 MiB of batches if nothing held the reads back.
+  for (uint32_t i = 2; i <= 60000; ++i) stream += ServerKeyUpdate(i, "k", 1, "", false);
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    c.Send(stream);
+    sent = true;
+  });
+  Gauge& batch_bytes = MetricsRegistry::Global().GetGauge("stickmeter_peer_batch_bytes", "");
+  ASSERT_TRUE(WaitFor([&] { return sink.submitted_bytes() > 0; }, 3s));
+  int64_t peak = 0;
+  for (int i = 0; i < 75; ++i) {  // 1.5 s
+    peak = std::max(peak, batch_bytes.Value());
+    std::this_thread::sleep_for(20ms);
+  }
+  // Without a byte budget the open batch grows to max_held_entries (65536) updates: ~70 MiB.
+  // With it: the batch in flight, the open batch up to 1 MiB and one read pass past it (a read
+  // is at most 16 KiB here, ~1,600 references, ~2 MiB).
+  EXPECT_GT(peak, 0);
+  EXPECT_LT(peak, int64_t{8} << 20) << "batches grew past the byte budget";
+  sink.Release();
+  service->Stop();
+  service.reset();
+  c.Close();
+  sender.join();
+}
+
+// H2: with "any peer name", made-up names must not add status rows forever.
+TEST(PeerHostileTest, StatusRowsOfUnknownNamesAreBounded) {
+  IoThreads threads;
+  FakeSink sink;
+  auto options = TestOptions();
+  options.allowed_peers = {};
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  const size_t names = ingest::PeerRegistry::kMaxUnknownNames + 40;
+  for (size_t i = 0; i < names; ++i) {
+    const std::string name = "made-up-" + std::to_string(i);
+    RawConn c;
+    ASSERT_TRUE(c.Connect(service->listen_port()));
+    ASSERT_EQ("200", c.Hello("stickmeter", name));
+    c.Close();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          for (const auto& p : service->Snapshot()) {
+            if (p.name == name) return !p.connected;
+          }
+          return false;
+        },
+        3s));
+  }
+  const auto rows = service->Snapshot();
+  EXPECT_LE(rows.size(), ingest::PeerRegistry::kMaxUnknownNames);
+  bool newest = false, oldest = false;
+  for (const auto& p : rows) {
+    newest |= p.name == "made-up-" + std::to_string(names - 1);
+    oldest |= p.name == "made-up-0";
+  }
+  EXPECT_TRUE(newest);
+  EXPECT_FALSE(oldest);  // evicted first
+}
+
+TEST(PeerHostileTest, MetricSeriesOfUnknownNamesAreBounded) {
+  ingest::PeerRegistry registry;
+  registry.DeclareKnown("lb1");
+  std::set<std::string> labels;
+  for (int i = 0; i < 1000; ++i) labels.insert(registry.MetricLabel("x" + std::to_string(i)));
+  EXPECT_EQ(ingest::PeerRegistry::kMaxUnknownNames + 1, labels.size());  // + "_other"
+  EXPECT_TRUE(labels.count("_other"));
+  EXPECT_EQ("lb1", registry.MetricLabel("lb1"));  // configured names keep their own series
+  EXPECT_EQ("x3", registry.MetricLabel("x3"));
+}
+
+// M2: connections that never finish their hello cannot take every slot.
+TEST(PeerHostileTest, HandshakingConnectionsAreCappedApartFromEstablishedOnes) {
+  IoThreads threads;
+  FakeSink sink;
+  auto options = TestOptions();
+  options.max_handshaking = 3;
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  RawConn established;
+  ASSERT_TRUE(established.Connect(service->listen_port()));
+  ASSERT_EQ("200", established.Hello("stickmeter", "lb1"));
+  std::vector<RawConn> silent(3);
+  for (auto& c : silent) ASSERT_TRUE(c.Connect(service->listen_port()));
+  std::this_thread::sleep_for(200ms);  // all three accepted
+  RawConn extra;
+  ASSERT_TRUE(extra.Connect(service->listen_port()));
+  EXPECT_TRUE(extra.WaitClosed(2s));  // refused at once, not after the 5 s handshake timeout
+  // Once one of them completes its hello, a slot is free again.
+  EXPECT_EQ("200", silent[0].Hello("stickmeter", "lb2"));
+  RawConn next;
+  ASSERT_TRUE(next.Connect(service->listen_port()));
+  EXPECT_EQ("200", next.Hello("stickmeter", "lb3"));
+}
+
+TEST(PeerHostileTest, ConnectionsPerSourceAddressAreCapped) {
+  IoThreads threads;
+  FakeSink sink;
+  auto options = TestOptions();
+  options.max_connections_per_address = 2;
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  RawConn a, b, c;
+  ASSERT_TRUE(a.Connect(service->listen_port()));
+  ASSERT_EQ("200", a.Hello("stickmeter", "lb1"));
+  ASSERT_TRUE(b.Connect(service->listen_port()));
+  ASSERT_TRUE(c.Connect(service->listen_port()));
+  EXPECT_TRUE(c.WaitClosed(2s));
+  // Closing one frees its slot.
+  a.Close();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        RawConn d;
+        if (!d.Connect(service->listen_port())) return false;
+        return d.Hello("stickmeter", "lb2") == "200";
+      },
+      3s));
+}
+
+// Low: what a client sends never reaches the log raw, and a client failing in a loop cannot
+// flood it.
+TEST(PeerHostileTest, LogTextIsEscaped) {
+  EXPECT_EQ("lb1 ok", ingest::EscapeForLog("lb1 ok"));
+  EXPECT_EQ("a\\x0ab\\x1b[2Jc\\x5c\\xff", ingest::EscapeForLog("a\nb\x1b[2Jc\\\xff"));
+}
+
+TEST(PeerHostileTest, LogLinesArePerReasonRateLimited) {
+  ingest::LogLimiter limiter(3);
+  uint64_t suppressed = 0;
+  int allowed = 0;
+  for (int i = 0; i < 100; ++i) allowed += limiter.Allow("tls", &suppressed) ? 1 : 0;
+  EXPECT_EQ(3, allowed);
+  EXPECT_TRUE(limiter.Allow("handshake_timeout", &suppressed));  // another reason
+  std::this_thread::sleep_for(1100ms);
+  ASSERT_TRUE(limiter.Allow("tls", &suppressed));
+  EXPECT_EQ(97u, suppressed);  // reported with the next line written
+}
+
+}  // namespace
+}  // namespace stickmeter::peers_test
