@@ -254,6 +254,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   // Teaching: per taught table, where this peer stands and what it has not acknowledged yet.
   std::vector<TaughtTables::Cursor> teach_cursors_;
   std::vector<std::deque<uint64_t>> teach_unacked_;
+  uint64_t teach_selected_table_ = 0;  // the taught table our stream selected last (0 = none)
   uint64_t teach_listener_ = 0;
   std::atomic<bool> teach_posted_{false};      // a PumpTeach is queued on the strand
   bool resync_answer_pending_ = false;         // the peer asked for a resync: teach, then answer

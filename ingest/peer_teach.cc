@@ -66,7 +66,8 @@ void PeerSession::PumpTeach() {
   while (pending_.size() + msg.size() < kTeachOutputBytes) {
     size_t appended = 0;
     for (size_t i = 0; i < teach_cursors_.size(); ++i) {
-      auto got = taught->Collect(i, teach_cursors_[i], kTeachMessagesPerStep, msg);
+      auto got =
+          taught->Collect(i, teach_cursors_[i], kTeachMessagesPerStep, msg, &teach_selected_table_);
       appended += got.messages;
       auto& unacked = teach_unacked_[i];
       for (const auto& [seq, origin_ms] : got.sent) {

@@ -120,7 +120,7 @@ bool TaughtTables::Behind(size_t index, const Cursor& cursor, uint64_t upto) con
 }
 
 TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size_t max_messages,
-                                              std::string& out) const {
+                                              std::string& out, uint64_t* selected) const {
   Collected c;
   const int64_t now = NowUnixMs();
   std::vector<DataValue> aged;
@@ -133,9 +133,11 @@ TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size
     cursor.sent_version = t.version;
     cursor.sent = 0;
   }
-  if (cursor.defined_version != t.version && t.by_seq.upper_bound(cursor.sent) != t.by_seq.end()) {
+  if (t.by_seq.upper_bound(cursor.sent) == t.by_seq.end()) return c;
+  if (cursor.defined_version != t.version || (selected != nullptr && *selected != WireId(index))) {
     AppendTableDefine(out, *t.def);
     cursor.defined_version = t.version;
+    if (selected != nullptr) *selected = WireId(index);
   }
   for (auto it = t.by_seq.upper_bound(cursor.sent);
        it != t.by_seq.end() && c.messages < max_messages; ++it) {

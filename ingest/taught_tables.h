@@ -87,9 +87,14 @@ class TaughtTables {
     std::vector<std::pair<uint64_t, int64_t>> sent;
   };
   // Appends to `out` the messages that bring a peer at `cursor` of table `index` up to date, at
-  // most `max_messages` updates (a DEFINE first when the peer has not seen the current
-  // definition). Advances the cursor. Returns what was appended.
-  Collected Collect(size_t index, Cursor& cursor, size_t max_messages, std::string& out) const;
+  // most `max_messages` updates. Advances the cursor. Returns what was appended.
+  // Updates apply to the table the stream selected last, so a DEFINE goes first when the peer
+  // has not seen the current definition, or when `*selected` (the table id this connection's
+  // stream has selected, kept by the caller across calls; 0 = none) is another table: HAProxy
+  // too sends a DEFINE at every change of table. Without `selected` the caller must send one
+  // table only on the stream.
+  Collected Collect(size_t index, Cursor& cursor, size_t max_messages, std::string& out,
+                    uint64_t* selected = nullptr) const;
   // True when table `index` has changes after `cursor.sent`, up to sequence number `upto`.
   bool Behind(size_t index, const Cursor& cursor, uint64_t upto = UINT64_MAX) const;
   // The full sequence number of a 32-bit update id a peer acknowledged, given the last number

@@ -109,7 +109,7 @@ class FakePeer {
                size_t max = std::numeric_limits<size_t>::max(),
                TaughtTables::Collected* collected = nullptr) {
     std::string bytes;
-    TaughtTables::Collected c = tables.Collect(index, cursor_for(index), max, bytes);
+    TaughtTables::Collected c = tables.Collect(index, cursor_for(index), max, bytes, &selected_);
     Decoded out;
     DecodingHandler handler(out);
     const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
@@ -132,12 +132,14 @@ class FakePeer {
   // A new connection: the peer forgets our DEFINEs; `sent` resumes at what was acknowledged.
   void Reconnect() {
     decoder_ = Decoder();
+    selected_ = 0;
     for (auto& c : cursors_) c.defined_version = 0;
   }
 
  private:
   Decoder decoder_;
   std::vector<TaughtTables::Cursor> cursors_;
+  uint64_t selected_ = 0;  // the table our stream selected last
 };
 
 inline DataValue Unsigned(DataType t, uint64_t u, uint32_t index = 0) {

@@ -190,6 +190,29 @@ TEST(TaughtTablesTest, SettingTwiceSendsOnlyTheLatestValueOnce) {
   EXPECT_EQ(5u, d.updates[0].U(DataType::kGpc0));
 }
 
+// Updates apply to the table the stream selected last: going back to a table after another
+// one's updates selects it again (a DEFINE, as HAProxy sends at every change of table), or the
+// peer would store the first table's updates into the second.
+TEST(TaughtTablesTest, EveryChangeOfTableOnTheStreamSelectsTheTableAgain) {
+  TaughtTables t({"/a.quota", "/b.quota"});
+  ASSERT_TRUE(t.Define(Def("/a.quota")));
+  ASSERT_TRUE(t.Define(Def("/b.quota")));
+  const int64_t now = NowUnixMs();
+  FakePeer peer;
+  for (int round = 0; round < 3; ++round) {
+    const std::string k = "k" + std::to_string(round);
+    t.Set("/a.quota", k, Values(1, 1), std::nullopt, now, now);
+    t.Set("/b.quota", k, Values(2, 2), std::nullopt, now, now);
+    for (size_t index : {0, 1}) {
+      Decoded d = peer.Pull(t, index);
+      ASSERT_TRUE(d.ok) << d.error;
+      ASSERT_EQ(1u, d.updates.size());
+      EXPECT_EQ(index == 0 ? "/a.quota" : "/b.quota", d.updates[0].table) << "round " << round;
+      EXPECT_EQ(1u, d.defines.size()) << "the table is selected again in round " << round;
+    }
+  }
+}
+
 TEST(TaughtTablesTest, CursorsAreIndependentAndResumeAfterSent) {
   TaughtTables t({"/q.quota"});
   ASSERT_TRUE(t.Define(Def("/q.quota")));
