@@ -43,7 +43,7 @@ def one_run(binary, loadgen, teach, rate, duration, taught_table=None):
     try:
         if teach:
             # The table exists once a peer announced it: a short warm-up run does that.
-            e2e_lib.run_loadgen(loadgen, sm, PEERS, KEYS, 1000, 1)
+            e2e_lib.run_loadgen(loadgen, sm, PEERS, KEYS, 1000, 1, extra=["--key-prefix", "warm-"])
             put_default_quota(sm)
         lg_extra = ["--window", "1000000"] if rate == "max" else []
         if taught_table:
