@@ -157,8 +157,9 @@ class TeachTest : public ::testing::Test {
 
 constexpr int kLimit = 30;
 
+// Sums are taught too (--aggregate): every node's stream carries two taught tables.
 TEST_F(TeachTest, QuotaIsEnforcedOnEveryNodeAndSurvivesRestarts) {
-  StartStickmeter({"--quota", "/q"});
+  StartStickmeter({"--quota", "/q", "--aggregate", "/rl"});
   AddNodes(3);
   auto put = Api(
       "PUT", "/api/v1/quotas",
@@ -169,7 +170,8 @@ TEST_F(TeachTest, QuotaIsEnforcedOnEveryNodeAndSurvivesRestarts) {
   // usage reached the limit, give or take what arrives during one propagation interval.
   int accepted = 0;
   for (int i = 0; i < 90; ++i) {
-    const int status = Request(static_cast<size_t>(i % 3), "acme");
+    // Each request of another client of `rl`: sums are taught between the quota flags.
+    const int status = Request(static_cast<size_t>(i % 3), "acme", "c" + std::to_string(i));
     ASSERT_TRUE(status == 200 || status == 429) << status;
     accepted += status == 200 ? 1 : 0;
     std::this_thread::sleep_for(25ms);
@@ -209,7 +211,7 @@ TEST_F(TeachTest, QuotaIsEnforcedOnEveryNodeAndSurvivesRestarts) {
     EXPECT_TRUE(Eventually([&] { return TableValue(n, "q.quota", "acme", "gpt0") == 1; }, 5s));
   }
   StopStickmeter();
-  StartStickmeter({"--quota", "/q"});
+  StartStickmeter({"--quota", "/q", "--aggregate", "/rl"});
   auto list = Api("GET", "/api/v1/quotas?table=/q");
   ASSERT_TRUE(list && list->status == 200);
   auto doc = nlohmann::json::parse(list->body);
