@@ -113,9 +113,10 @@ struct PeerServiceOptions {
   uint32_t max_connections_per_address = 16;
   // A second incoming session with the name of an established one is refused with status 300
   // ("try again later", HAProxy retries in 5 s) while the established one received something
-  // within this many ms; an established session silent for longer is replaced. HAProxy sends a
-  // heartbeat every 3 s. Default: 3000.
-  int64_t replace_after_silence_ms = 3000;
+  // within this many ms; an established session silent for longer is replaced. 0: a newer
+  // session always replaces the established one, as HAProxy does (a soft reload's new process
+  // connects while the old one's session may still be alive). Default: 0.
+  int64_t replace_after_silence_ms = 0;
 
   // Teaching: the tables stickmeter sends to every connected peer (DEFINEs and updates of its
   // own), or null to only listen. What a peer sends for a taught table is acknowledged and

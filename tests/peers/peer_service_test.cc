@@ -405,8 +405,10 @@ TEST(PeerServiceTest, SilentPeerIsDropped) {
   EXPECT_NE(row->last_error.find("nothing received"), std::string::npos) << row->last_error;
 }
 
-TEST(PeerServiceTest, SecondConnectionOfALivePeerIsToldToTryAgain) {
-  Harness h;
+TEST(PeerServiceTest, SecondConnectionOfALivePeerIsToldToTryAgainWhenAsked) {
+  auto options = TestOptions();
+  options.replace_after_silence_ms = 60000;
+  Harness h(options);
   RawConn first, second;
   ASSERT_TRUE(first.Connect(h.port()));
   ASSERT_EQ("200", first.Hello("stickmeter", "lb1"));
@@ -419,6 +421,20 @@ TEST(PeerServiceTest, SecondConnectionOfALivePeerIsToldToTryAgain) {
   auto row = h.Row("in", "lb1");
   ASSERT_TRUE(row);
   EXPECT_TRUE(row->connected);
+}
+
+// By default a newer session replaces the established one at once, as HAProxy does: a soft
+// reload's new process must not wait for the old one's session to end.
+TEST(PeerServiceTest, NewerConnectionReplacesTheEstablishedOneByDefault) {
+  Harness h;
+  RawConn first, second;
+  ASSERT_TRUE(first.Connect(h.port()));
+  ASSERT_EQ("200", first.Hello("stickmeter", "lb1"));
+  ASSERT_TRUE(second.Connect(h.port()));
+  ASSERT_EQ("200", second.Hello("stickmeter", "lb1"));
+  EXPECT_TRUE(first.WaitClosed(3s));
+  ASSERT_TRUE(second.Send(DefineMessage() + UpdateMessage(1, "a", 1, 1)));
+  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t") == 1; }, 3s));
 }
 
 TEST(PeerServiceTest, NewerConnectionReplacesASilentOne) {
