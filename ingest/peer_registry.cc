@@ -93,11 +93,10 @@ PeerRegistry::Connection PeerRegistry::Connected(const std::string& direction,
     auto& slot = sources_[name];
     if (!slot) slot = std::make_shared<Source>();
     src = slot;
-  }
-  {
-    // From now on only this connection may submit batches of this source.
-    std::lock_guard<std::mutex> lock(src->mutex);
-    src->owner = connection_id;
+    // From now on only this connection may submit batches of this source. Set under mutex_ so
+    // that RevokeAllSources() cannot slip between the check and the store.
+    std::lock_guard<std::mutex> source_lock(src->mutex);
+    src->owner = revoked_ ? 0 : connection_id;
   }
   *source = std::move(src);
   return result;
@@ -153,6 +152,15 @@ std::vector<std::shared_ptr<PeerSession>> PeerRegistry::LiveSessions() const {
     if (auto s = live.session.lock()) out.push_back(std::move(s));
   }
   return out;
+}
+
+void PeerRegistry::RevokeAllSources() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  revoked_ = true;
+  for (auto& [name, source] : sources_) {
+    std::lock_guard<std::mutex> source_lock(source->mutex);
+    source->owner = 0;
+  }
 }
 
 void PeerRegistry::SetTaughtAck(const std::string& name, size_t table, TaughtAck ack) {

@@ -86,6 +86,10 @@ class PeerRegistry {
 
   std::vector<PeerStatus> Snapshot() const;
   std::vector<std::shared_ptr<PeerSession>> LiveSessions() const;
+  // The service is stopping: from the moment this returns no session may submit a batch (a
+  // session whose close is still queued finds itself no longer the owner), and no later hello
+  // makes one an owner again.
+  void RevokeAllSources();
 
  private:
   struct Row {
@@ -107,6 +111,7 @@ class PeerRegistry {
   std::map<uint64_t, Live> live_;                              // GUARDED_BY(mutex_)
   std::map<std::string, std::vector<TaughtAck>> taught_acks_;  // GUARDED_BY(mutex_)
   std::set<std::string> known_;                                // GUARDED_BY(mutex_)
+  bool revoked_ = false;                                       // GUARDED_BY(mutex_)
   std::set<std::string> labelled_;  // unknown names with their own series; GUARDED_BY(mutex_)
 };
 

@@ -443,6 +443,8 @@ void PeerService::Stop() {
     self->resync_timer.cancel();
   });
   for (auto& connector : impl_->connectors) connector->Stop();
+  // No batch reaches the sink after Stop() returns, even from a session whose close is queued.
+  impl_->context->registry.RevokeAllSources();
   for (auto& session : impl_->context->registry.LiveSessions()) {
     session->Close("service stopping");
   }

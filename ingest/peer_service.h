@@ -155,7 +155,8 @@ class PeerService {
   // bind (e.g. port in use). Call once.
   Status Start();
   // Stops accepting, closes every session, cancels timers and reconnects. Safe from any thread,
-  // idempotent. Batches already submitted still complete; their ACKs are not sent.
+  // idempotent. Batches already submitted still complete; their ACKs are not sent. Once it
+  // returns no new batch is submitted to the sink.
   void Stop();
   // Every configured outgoing peer (connected or not) and every incoming peer seen since Start.
   // Thread-safe.

@@ -510,7 +510,9 @@ void PeerSession::FlushBatch() {
   {
     std::lock_guard<std::mutex> lock(source_->mutex);
     if (source_->owner != connection_id_) {
-      submitted = Status::Unavailable("a newer connection of this peer took over");
+      submitted = Status::Unavailable(
+          "this connection no longer owns the peer (a newer one took over, or the service is "
+          "stopping)");
     } else {
       submitted = context_->sink->Submit(std::move(batch), std::move(done));
     }
