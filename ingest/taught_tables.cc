@@ -43,7 +43,7 @@ bool TaughtTables::Define(const TableDefinition& def) {
     ++t.version;
     if (!same_values) {
       t.entries.clear();
-      t.by_seq.clear();
+      t.log.clear();
     } else {
       // Every entry goes out again after the new DEFINE.
       for (auto& [key, e] : t.entries) SetLocked(t, key, e);
@@ -54,25 +54,45 @@ bool TaughtTables::Define(const TableDefinition& def) {
 }
 
 void TaughtTables::SetLocked(Table& t, const std::string& key, Entry& e) {
-  if (e.seq != 0) t.by_seq.erase(e.seq);
   e.seq = ++seq_;
-  t.by_seq.emplace(e.seq, &key);
+  t.log.push_back(LogRecord{e.seq, &key, &e});
+  if (t.log.size() >= 2 * t.entries.size() + 64) {
+    std::erase_if(t.log, [](const LogRecord& r) { return r.entry->seq != r.seq; });
+  }
 }
 
-void TaughtTables::Set(std::string_view table, std::string key, std::vector<DataValue> values,
+std::vector<TaughtTables::LogRecord>::const_iterator TaughtTables::FirstAfter(const Table& t,
+                                                                              uint64_t after) {
+  auto it = std::partition_point(t.log.begin(), t.log.end(),
+                                 [after](const LogRecord& r) { return r.seq <= after; });
+  while (it != t.log.end() && it->entry->seq != it->seq) ++it;
+  return it;
+}
+
+void TaughtTables::Set(std::string_view table, std::string_view key, std::vector<DataValue> values,
                        std::optional<uint32_t> expire_ms, int64_t origin_ms, int64_t now_ms) {
+  std::vector<Change> one;
+  one.push_back(Change{key, std::move(values), expire_ms, origin_ms});
+  SetMany(table, one, now_ms);
+}
+
+void TaughtTables::SetMany(std::string_view table, std::vector<Change>& changes, int64_t now_ms) {
   const auto index = IndexOf(table);
-  if (!index) return;
-  std::lock_guard lock(mu_);
-  Table& t = tables_[*index];
-  if (!t.def) return;
-  auto [it, fresh] = t.entries.try_emplace(std::move(key));
-  Entry& e = it->second;
-  e.values = std::move(values);
-  e.expire_ms = expire_ms;
-  e.origin_ms = origin_ms;
-  e.set_ms = now_ms;
-  SetLocked(t, it->first, e);
+  if (index) {
+    std::lock_guard lock(mu_);
+    Table& t = tables_[*index];
+    for (Change& c : t.def ? changes : std::vector<Change>{}) {
+      auto it = t.entries.find(c.key);
+      if (it == t.entries.end()) it = t.entries.try_emplace(std::string(c.key)).first;
+      Entry& e = it->second;
+      e.values = std::move(c.values);
+      e.expire_ms = c.expire_ms;
+      e.origin_ms = c.origin_ms;
+      e.set_ms = now_ms;
+      SetLocked(t, it->first, e);
+    }
+  }
+  changes.clear();
 }
 
 void TaughtTables::TouchAll(int64_t origin_ms) {
@@ -113,10 +133,10 @@ uint64_t TaughtTables::last_seq() const {
 bool TaughtTables::Behind(size_t index, const Cursor& cursor, uint64_t upto) const {
   std::lock_guard lock(mu_);
   const Table& t = tables_[index];
-  if (!t.def || t.by_seq.empty()) return false;
+  if (!t.def || t.log.empty()) return false;
   const uint64_t after = cursor.sent_version != t.version ? 0 : cursor.sent;
-  auto it = t.by_seq.upper_bound(after);
-  return it != t.by_seq.end() && it->first <= upto;
+  auto it = FirstAfter(t, after);
+  return it != t.log.end() && it->seq <= upto;
 }
 
 TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size_t max_messages,
@@ -127,22 +147,23 @@ TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size
   std::lock_guard lock(mu_);
   const Table& t = tables_[index];
   if (!t.def) return c;
-  if (t.by_seq.empty()) return c;
+  if (t.log.empty()) return c;
   if (cursor.sent_version != t.version) {
     // What the peer has is of an older layout: every entry goes again.
     cursor.sent_version = t.version;
     cursor.sent = 0;
   }
-  if (t.by_seq.upper_bound(cursor.sent) == t.by_seq.end()) return c;
+  auto it = FirstAfter(t, cursor.sent);
+  if (it == t.log.end()) return c;
   if (cursor.defined_version != t.version || (selected != nullptr && *selected != WireId(index))) {
     AppendTableDefine(out, *t.def);
     cursor.defined_version = t.version;
     if (selected != nullptr) *selected = WireId(index);
   }
-  for (auto it = t.by_seq.upper_bound(cursor.sent);
-       it != t.by_seq.end() && c.messages < max_messages; ++it) {
-    const std::string& key = *it->second;
-    const Entry& e = t.entries.at(key);
+  for (; it != t.log.end() && c.messages < max_messages; ++it) {
+    if (it->entry->seq != it->seq) continue;  // set again since: its later record sends it
+    const std::string& key = *it->key;
+    const Entry& e = *it->entry;
     const auto* bytes = reinterpret_cast<const uint8_t*>(key.data());
     // Time passed since the values were computed: counters and expiries advance with it.
     const int64_t waited = std::max<int64_t>(0, now - e.set_ms);
@@ -153,11 +174,11 @@ TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size
     std::optional<uint32_t> expire = e.expire_ms;
     if (expire) expire = static_cast<uint32_t>(std::max<int64_t>(1, int64_t{*expire} - waited));
     AppendEntryUpdate(out, *t.def, expire ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
-                      static_cast<uint32_t>(it->first), expire,
+                      static_cast<uint32_t>(it->seq), expire,
                       std::span<const uint8_t>(bytes, key.size()), aged);
-    cursor.sent = it->first;
+    cursor.sent = it->seq;
     ++c.messages;
-    c.sent.emplace_back(it->first, e.origin_ms);
+    c.sent.emplace_back(it->seq, e.origin_ms);
   }
   return c;
 }

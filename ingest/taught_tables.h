@@ -52,8 +52,18 @@ class TaughtTables {
   // a frequency counter's elapsed time (FreqCounter::curr_tick) is as of then, and is advanced
   // by the time it waits until sent. Ignored for a table not defined yet. Sessions hear of it
   // at the next Publish().
-  void Set(std::string_view table, std::string key, std::vector<DataValue> values,
+  void Set(std::string_view table, std::string_view key, std::vector<DataValue> values,
            std::optional<uint32_t> expire_ms, int64_t origin_ms, int64_t now_ms);
+  // Many Sets of one table under one acquisition of the lock: a flush sets thousands of entries,
+  // and taking the lock for each made the producer queue behind every session's Collect.
+  struct Change {
+    std::string_view key;  // as for Set; must stay valid until SetMany returns
+    std::vector<DataValue> values;
+    std::optional<uint32_t> expire_ms;
+    int64_t origin_ms = 0;
+  };
+  // Applies and empties `changes` (keeping its capacity), all computed at `now_ms`.
+  void SetMany(std::string_view table, std::vector<Change>& changes, int64_t now_ms);
   // Tells the sessions that entries changed.
   void Publish();
   // Sets again every entry of every table (a refresh before the nodes' own expire ends them).
@@ -111,14 +121,28 @@ class TaughtTables {
     int64_t origin_ms = 0;
     int64_t set_ms = 0;
   };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  // One Set, in sequence order. A record whose entry was set again since is stale (the entry's
+  // seq moved on) and is skipped; stale records are dropped once they outnumber the live ones.
+  // A log rather than an ordered map: a Set appends, it does not allocate a node.
+  struct LogRecord {
+    uint64_t seq;
+    const std::string* key;  // in `entries` (nodes of an unordered_map do not move)
+    const Entry* entry;
+  };
   struct Table {
     std::optional<TableDefinition> def;
     uint64_t version = 0;  // bumped by every Define
-    std::unordered_map<std::string, Entry> entries;
-    std::map<uint64_t, const std::string*> by_seq;  // seq -> key in `entries`
+    std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries;
+    std::vector<LogRecord> log;  // ascending seq
   };
   std::optional<size_t> IndexOf(std::string_view name) const;
   void SetLocked(Table& t, const std::string& key, Entry& e);
+  // The first live record of `t` with a sequence number above `after`, or t.log.end().
+  static std::vector<LogRecord>::const_iterator FirstAfter(const Table& t, uint64_t after);
 
   const std::vector<std::string> names_;
   mutable std::mutex mu_;

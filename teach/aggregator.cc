@@ -57,23 +57,30 @@ bool Aggregator::BuildLayout(const ingest::TableInfo& table) {
   return true;
 }
 
-std::optional<ingest::TableDefinition> Aggregator::Apply(const std::string& source,
-                                                         const ingest::TableInfo& table,
-                                                         const ingest::EntryUpdate& update) {
-  std::optional<ingest::TableDefinition> changed;
-  if (BuildLayout(table)) changed = def_;
-  if (!def_) return changed;
+std::optional<ingest::TableDefinition> Aggregator::Layout(
+    const std::shared_ptr<const ingest::TableInfo>& table) {
+  if (table == layout_of_) return std::nullopt;
+  layout_of_ = table;
+  if (table && BuildLayout(*table)) return def_;
+  return std::nullopt;
+}
+
+void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& update) {
+  if (!def_) return;
   auto [it, fresh] = keys_.try_emplace(update.key);
   KeyState& k = it->second;
   if (fresh) {
     auto wire = ingest::ParseKey(def_->key_type, def_->key_size, update.key);
     if (!wire.ok()) {
       keys_.erase(it);
-      return changed;
+      return;
     }
     k.wire_key = std::move(*wire);
   }
-  Contribution& c = k.sources[source];
+  auto node = std::find_if(k.sources.begin(), k.sources.end(),
+                           [&](const auto& s) { return s.first == source; });
+  if (node == k.sources.end()) node = k.sources.emplace(k.sources.end(), source, Contribution{});
+  Contribution& c = node->second;
   c.updated_ms = update.received_ms;
   c.values.resize(slots_.size());
   c.rates.resize(slots_.size());
@@ -89,18 +96,19 @@ std::optional<ingest::TableDefinition> Aggregator::Apply(const std::string& sour
   if (!k.dirty) {
     k.dirty = true;
     k.origin_ms = update.received_ms;
-    dirty_.insert(update.key);
+    dirty_.emplace_back(&it->first, &k);
   }
-  return changed;
 }
 
 void Aggregator::RestartSource(const std::string& source) {
   for (auto it = keys_.begin(); it != keys_.end();) {
     KeyState& k = it->second;
-    if (k.sources.erase(source) > 0 && !k.dirty) {
+    const size_t erased =
+        std::erase_if(k.sources, [&](const auto& s) { return s.first == source; });
+    if (erased > 0 && !k.dirty) {
       k.dirty = true;
       k.origin_ms = 0;
-      dirty_.insert(it->first);
+      dirty_.emplace_back(&it->first, &k);
     }
     ++it;
   }
@@ -113,23 +121,22 @@ void Aggregator::Expire(int64_t now_ms) {
     KeyState& k = it->second;
     const size_t before = k.sources.size();
     std::erase_if(k.sources, [&](const auto& s) { return s.second.updated_ms + expire <= now_ms; });
-    if (k.sources.empty()) {
-      // Every node's entry is gone: so is the taught one (it was taught with that expire).
-      dirty_.erase(it->first);
+    if (k.sources.empty() && !k.dirty) {
+      // Every node's entry is gone: so is the taught one (it was taught with that expire). A
+      // key still waiting to be taught stays until it is (its node is in dirty_).
       it = keys_.erase(it);
       continue;
     }
     if (k.sources.size() != before && !k.dirty) {
       k.dirty = true;
       k.origin_ms = 0;
-      dirty_.insert(it->first);
+      dirty_.emplace_back(&it->first, &k);
     }
     ++it;
   }
 }
 
-void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms,
-                       ingest::TaughtTables& out) {
+void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms) {
   std::vector<DataValue> values(slots_.size());
   std::vector<FreqSample> samples;
   k.next_change_ms = kNever;
@@ -164,7 +171,8 @@ void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms,
     expire =
         static_cast<uint32_t>(std::clamp<int64_t>(left, 1, std::numeric_limits<int32_t>::max()));
   }
-  out.Set(taught_, k.wire_key, std::move(values), expire, k.origin_ms, now_ms);
+  staged_.push_back(
+      ingest::TaughtTables::Change{k.wire_key, std::move(values), expire, k.origin_ms});
   if (k.next_change_ms != kNever) schedule_.emplace(k.next_change_ms, key);
 }
 
@@ -176,17 +184,16 @@ size_t Aggregator::Flush(int64_t now_ms, ingest::TaughtTables& out) {
     if (it == keys_.end() || it->second.next_change_ms != when || it->second.dirty) continue;
     it->second.dirty = true;
     it->second.origin_ms = 0;
-    dirty_.insert(key);
+    dirty_.emplace_back(&it->first, &it->second);
   }
   size_t taught = 0;
-  for (const std::string& key : dirty_) {
-    auto it = keys_.find(key);
-    if (it == keys_.end()) continue;
-    it->second.dirty = false;
-    Teach(key, it->second, now_ms, out);
+  for (auto [key, k] : dirty_) {
+    k->dirty = false;
+    Teach(*key, *k, now_ms);
     ++taught;
   }
   dirty_.clear();
+  out.SetMany(taught_, staged_, now_ms);
   return taught;
 }
 

@@ -11,13 +11,12 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "ingest/codec.h"
@@ -34,12 +33,13 @@ class Aggregator {
   const std::string& source_table() const { return source_; }
   const std::string& taught_table() const { return taught_; }
 
-  // One committed entry update of node `source` for the source table (layout from `table`).
-  // Returns the taught table's definition when it is new or changed (to pass to
-  // TaughtTables::Define).
-  std::optional<ingest::TableDefinition> Apply(const std::string& source,
-                                               const ingest::TableInfo& table,
-                                               const ingest::EntryUpdate& update);
+  // The layout of the source table that the next updates have (call once per table update of
+  // a batch; a TableInfo seen last time costs a pointer compare). Returns the taught table's
+  // definition when it is new or changed (to pass to TaughtTables::Define).
+  std::optional<ingest::TableDefinition> Layout(
+      const std::shared_ptr<const ingest::TableInfo>& table);
+  // One committed entry update of node `source` for the source table, of the last Layout.
+  void Apply(const std::string& source, const ingest::EntryUpdate& update);
   // The node's process restarted: its contributions end.
   void RestartSource(const std::string& source);
   // Ends the contributions whose entries expired by `now_ms`.
@@ -66,21 +66,27 @@ class Aggregator {
   };
   struct KeyState {
     std::string wire_key;
-    std::map<std::string, Contribution> sources;
+    // Per node; a handful, so a vector searched in order beats a map.
+    std::vector<std::pair<std::string, Contribution>> sources;
     bool dirty = false;
     int64_t origin_ms = 0;  // earliest change not taught yet
     int64_t next_change_ms = kNever;
   };
 
   bool BuildLayout(const ingest::TableInfo& table);
-  void Teach(const std::string& key, KeyState& k, int64_t now_ms, ingest::TaughtTables& out);
+  // Stages the key's taught values (staged_).
+  void Teach(const std::string& key, KeyState& k, int64_t now_ms);
 
   const std::string source_, taught_;
+  std::shared_ptr<const ingest::TableInfo> layout_of_;  // what def_ was built from, last
   std::optional<ingest::TableDefinition> def_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string_view, size_t> slot_by_metric_;
   std::unordered_map<std::string, KeyState> keys_;
-  std::unordered_set<std::string> dirty_;
+  std::vector<ingest::TaughtTables::Change> staged_;  // by Teach, for Flush's SetMany
+  // Keys changed since the last Flush (KeyState::dirty set), as their nodes in keys_: nodes
+  // of an unordered_map stay put, and a dirty key is never erased before it is taught.
+  std::vector<std::pair<const std::string*, KeyState*>> dirty_;
   // Keys to teach again when their summed rates change slope: (time, key), lazily checked.
   std::priority_queue<std::pair<int64_t, std::string>, std::vector<std::pair<int64_t, std::string>>,
                       std::greater<>>

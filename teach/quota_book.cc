@@ -29,9 +29,13 @@ std::optional<ingest::TableDefinition> QuotaBook::SetLayout(const std::string& k
                       (uint64_t{1} << static_cast<int>(DataType::kGpc0));
   def_ = def;
   // What was taught under the old definition may be gone with it (TaughtTables drops entries
-  // whose keys no longer fit): every key is taught again.
-  for (const auto& [key, standing] : last_taught_) dirty_.insert(key);
-  last_taught_.clear();
+  // whose keys no longer fit): every key is taught again, its wire form parsed anew.
+  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
+    it->second.wire_key.clear();
+    if (!it->second.was_taught) continue;
+    it->second.was_taught = false;
+    MarkDirty(it, 0);
+  }
   over_keys_ = 0;
   return def_;
 }
@@ -47,8 +51,22 @@ size_t QuotaBook::TrackerFor(const Quota& q, const date::time_zone* zone, int64_
   }
   *fresh = true;
   trackers_.push_back(
-      Tracker{q.metric, q.period, q.tz, zone, PeriodAt(q.period, zone, now_ms), now_ms, false, {}});
+      Tracker{q.metric, q.period, q.tz, zone, PeriodAt(q.period, zone, now_ms), now_ms, false});
   return trackers_.size() - 1;
+}
+
+QuotaBook::KeyMap::iterator QuotaBook::KeyOf(std::string_view key) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) it = keys_.try_emplace(std::string(key)).first;
+  return it;
+}
+
+void QuotaBook::MarkDirty(KeyMap::iterator it, int64_t origin_ms) {
+  KeyBook& book = it->second;
+  if (book.dirty) return;
+  book.dirty = true;
+  book.origin_ms = origin_ms;
+  dirty_.emplace_back(&it->first, &book);
 }
 
 std::optional<QuotaBook::BaseRequest> QuotaBook::Put(const Quota& quota,
@@ -58,7 +76,7 @@ std::optional<QuotaBook::BaseRequest> QuotaBook::Put(const Quota& quota,
   Entry entry{quota, tracker};
   if (quota.key) {
     own_[*quota.key][quota.metric] = entry;
-    dirty_.insert(*quota.key);
+    MarkKey(*quota.key);
   } else {
     defaults_[quota.metric] = entry;
     MarkAll();
@@ -73,7 +91,7 @@ bool QuotaBook::Delete(const std::string& metric, const std::optional<std::strin
     auto it = own_.find(*key);
     if (it == own_.end() || it->second.erase(metric) == 0) return false;
     if (it->second.empty()) own_.erase(it);
-    dirty_.insert(*key);
+    MarkKey(*key);
     return true;
   }
   if (defaults_.erase(metric) == 0) return false;
@@ -82,84 +100,100 @@ bool QuotaBook::Delete(const std::string& metric, const std::optional<std::strin
 }
 
 void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows) {
-  Tracker& t = trackers_[tracker];
-  for (const auto& [key, total] : rows) t.used[key] += total;
-  t.ready = true;
-  MarkTracker(t);
+  for (const auto& [key, total] : rows) {
+    KeyBook& book = KeyOf(key)->second;
+    if (book.used.size() <= tracker) book.used.resize(tracker + 1);
+    book.used[tracker] += total;
+  }
+  trackers_[tracker].ready = true;
+  MarkTracker(tracker);
 }
 
-void QuotaBook::Apply(const std::string& key, std::string_view metric, uint64_t delta,
-                      int64_t t_ms) {
-  for (Tracker& t : trackers_) {
+void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms) {
+  std::optional<KeyMap::iterator> it;  // looked up once, and only if some tracker counts it
+  for (size_t i = 0; i < trackers_.size(); ++i) {
+    Tracker& t = trackers_[i];
     if (t.metric != metric) continue;
     if (t_ms >= t.range.end_ms) {
       // The first delta of a later period: what was used belongs to the one that ended.
       t.range = PeriodAt(t.period, t.zone, t_ms);
       t.cut_ms = std::min(t.cut_ms, t.range.start_ms);
-      MarkTracker(t);
-      t.used.clear();
+      MarkTracker(i);
+      ClearTracker(i);
     }
     if (t_ms < t.range.start_ms || t_ms < t.cut_ms) continue;
-    uint64_t& used = t.used[key];
+    if (!it) it = KeyOf(key);
+    KeyBook& book = (*it)->second;
+    if (book.used.size() <= i) book.used.resize(i + 1);
+    uint64_t& used = book.used[i];
     used = delta > std::numeric_limits<uint64_t>::max() - used
                ? std::numeric_limits<uint64_t>::max()
                : used + delta;
-    if (dirty_.insert(key).second) origin_[key] = t_ms;
+    MarkDirty(*it, t_ms);
   }
 }
 
 void QuotaBook::Roll(int64_t now_ms) {
-  for (Tracker& t : trackers_) {
+  for (size_t i = 0; i < trackers_.size(); ++i) {
+    Tracker& t = trackers_[i];
     if (now_ms < t.range.end_ms) continue;
-    MarkTracker(t);
-    t.used.clear();
+    MarkTracker(i);
+    ClearTracker(i);
     t.range = PeriodAt(t.period, t.zone, now_ms);
     t.cut_ms = std::min(t.cut_ms, t.range.start_ms);
   }
 }
 
-void QuotaBook::MarkTracker(const Tracker& t) {
-  for (const auto& [key, used] : t.used) dirty_.insert(key);
-  for (const auto& [key, quotas] : own_) dirty_.insert(key);
+void QuotaBook::MarkTracker(size_t tracker) {
+  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
+    if (UsedIn(it->second, tracker) != 0) MarkDirty(it, 0);
+  }
+  for (const auto& [key, quotas] : own_) MarkKey(key);
+}
+
+void QuotaBook::ClearTracker(size_t tracker) {
+  for (auto& [key, book] : keys_) {
+    if (tracker < book.used.size()) book.used[tracker] = 0;
+  }
 }
 
 void QuotaBook::MarkAll() {
-  for (const auto& [key, standing] : last_taught_) dirty_.insert(key);
-  for (const Tracker& t : trackers_) MarkTracker(t);
+  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
+    if (it->second.was_taught) MarkDirty(it, 0);
+  }
+  for (size_t i = 0; i < trackers_.size(); ++i) MarkTracker(i);
 }
 
-std::vector<const QuotaBook::Entry*> QuotaBook::Governing(const std::string& key) const {
-  std::vector<const Entry*> out;
-  auto own = own_.find(key);
+template <typename Fn>
+void QuotaBook::ForEachGoverning(const std::string& key, Fn&& fn) const {
+  auto own = own_.empty() ? own_.end() : own_.find(key);
   for (const auto& [metric, entry] : defaults_) {
-    if (own == own_.end() || !own->second.count(metric)) out.push_back(&entry);
+    if (own == own_.end() || !own->second.count(metric)) fn(entry);
   }
   if (own != own_.end()) {
-    for (const auto& [metric, entry] : own->second) out.push_back(&entry);
+    for (const auto& [metric, entry] : own->second) fn(entry);
   }
-  return out;
 }
 
 uint64_t QuotaBook::Used(const Entry& e, const std::string& key) const {
-  const Tracker& t = trackers_[e.tracker];
-  auto it = t.used.find(key);
-  return it == t.used.end() ? 0 : it->second;
+  auto it = keys_.find(key);
+  return it == keys_.end() ? 0 : UsedIn(it->second, e.tracker);
 }
 
-QuotaBook::Standing QuotaBook::StandingOf(const std::string& key) const {
+QuotaBook::Standing QuotaBook::StandingOf(const std::string& key, const KeyBook& book) const {
   Standing s;
   double worst = -1;
-  for (const Entry* e : Governing(key)) {
-    if (!trackers_[e->tracker].ready) continue;
-    const uint64_t used = Used(*e, key);
-    s.over |= used >= e->quota.limit;
-    const double ratio = e->quota.limit == 0 ? std::numeric_limits<double>::infinity()
-                                             : double(used) / double(e->quota.limit);
+  ForEachGoverning(key, [&](const Entry& e) {
+    if (!trackers_[e.tracker].ready) return;
+    const uint64_t used = UsedIn(book, e.tracker);
+    s.over |= used >= e.quota.limit;
+    const double ratio = e.quota.limit == 0 ? std::numeric_limits<double>::infinity()
+                                            : double(used) / double(e.quota.limit);
     if (ratio > worst) {
       worst = ratio;
       s.shown = std::min<uint64_t>(used, std::numeric_limits<uint32_t>::max());
     }
-  }
+  });
   return s;
 }
 
@@ -167,27 +201,30 @@ size_t QuotaBook::Flush(int64_t now_ms, ingest::TaughtTables& out) {
   Roll(now_ms);
   if (!def_) return 0;
   size_t taught = 0;
-  for (const std::string& key : dirty_) {
-    const Standing s = StandingOf(key);
-    auto [it, fresh] = last_taught_.try_emplace(key, s);
-    const auto origin = origin_.find(key);
-    const int64_t origin_ms = origin == origin_.end() ? 0 : origin->second;
-    if (!fresh && it->second == s) continue;
-    if (!fresh) over_keys_ -= it->second.over ? 1 : 0;
+  for (auto [key, book] : dirty_) {
+    book->dirty = false;
+    const Standing s = StandingOf(*key, *book);
+    if (book->was_taught && book->taught == s) continue;
+    if (book->was_taught) over_keys_ -= book->taught.over ? 1 : 0;
     over_keys_ += s.over ? 1 : 0;
-    it->second = s;
-    auto wire = ingest::ParseKey(def_->key_type, def_->key_size, key);
-    if (!wire.ok()) continue;
+    book->taught = s;
+    book->was_taught = true;
+    if (book->wire_key.empty()) {
+      auto wire = ingest::ParseKey(def_->key_type, def_->key_size, *key);
+      if (!wire.ok()) continue;
+      book->wire_key = std::move(*wire);
+    }
     std::vector<DataValue> values(2);
     values[0].type = DataType::kGpt0;
     values[0].u = s.over ? 1 : 0;
     values[1].type = DataType::kGpc0;
     values[1].u = s.shown;
-    out.Set(taught_, std::move(*wire), std::move(values), std::nullopt, origin_ms, now_ms);
+    staged_.push_back(ingest::TaughtTables::Change{book->wire_key, std::move(values), std::nullopt,
+                                                   book->origin_ms});
     ++taught;
   }
   dirty_.clear();
-  origin_.clear();
+  out.SetMany(taught_, staged_, now_ms);
   return taught;
 }
 
@@ -203,10 +240,13 @@ QuotaStatus QuotaBook::StatusOf(const Entry& e) const {
     return st;
   }
   // A default: the keys it governs (those without their own quota of the metric).
-  for (const auto& [key, used] : t.used) {
+  for (const auto& [key, book] : keys_) {
+    const uint64_t used = UsedIn(book, e.tracker);
+    if (used == 0 && e.quota.limit > 0) continue;
+    if (used < e.quota.limit) continue;
     auto own = own_.find(key);
     if (own != own_.end() && own->second.count(e.quota.metric)) continue;
-    if (used >= e.quota.limit) ++st.over_keys;
+    ++st.over_keys;
   }
   st.over = st.over_keys > 0;
   return st;
@@ -237,19 +277,25 @@ std::optional<QuotaStatus> QuotaBook::Find(const std::string& metric,
 }
 
 std::vector<KeyQuotaStatus> QuotaBook::Keys() const {
-  std::unordered_set<std::string> keys;
-  for (const auto& [key, quotas] : own_) keys.insert(key);
-  if (!defaults_.empty()) {
-    for (const Tracker& t : trackers_) {
-      for (const auto& [key, used] : t.used) keys.insert(key);
-    }
-  }
   std::vector<KeyQuotaStatus> out;
-  for (const std::string& key : keys) {
-    for (const Entry* e : Governing(key)) {
-      const uint64_t used = Used(*e, key);
-      out.push_back(KeyQuotaStatus{source_, key, e->quota.metric, e->quota.limit, used,
-                                   used >= e->quota.limit, !e->quota.key.has_value()});
+  auto list = [&](const std::string& key, const KeyBook* book) {
+    ForEachGoverning(key, [&](const Entry& e) {
+      const uint64_t used = book == nullptr ? 0 : UsedIn(*book, e.tracker);
+      out.push_back(KeyQuotaStatus{source_, key, e.quota.metric, e.quota.limit, used,
+                                   used >= e.quota.limit, !e.quota.key.has_value()});
+    });
+  };
+  // Keys with their own quota, and (when there are defaults) every key with usage.
+  for (const auto& [key, quotas] : own_) {
+    auto it = keys_.find(key);
+    list(key, it == keys_.end() ? nullptr : &it->second);
+  }
+  if (!defaults_.empty()) {
+    for (const auto& [key, book] : keys_) {
+      if (own_.count(key)) continue;
+      const bool used =
+          std::any_of(book.used.begin(), book.used.end(), [](uint64_t u) { return u != 0; });
+      if (used) list(key, &book);
     }
   }
   return out;

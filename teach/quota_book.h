@@ -16,8 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "ingest/codec.h"
@@ -53,7 +53,7 @@ class QuotaBook {
   void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows);
 
   // A committed delta of the source table.
-  void Apply(const std::string& key, std::string_view metric, uint64_t delta, int64_t t_ms);
+  void Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms);
   // Rolls trackers whose period ended by `now_ms` over.
   void Roll(int64_t now_ms);
   // Teaches every key whose flag or usage changed. Returns the number of keys taught.
@@ -74,7 +74,6 @@ class QuotaBook {
     PeriodRange range;
     int64_t cut_ms;  // deltas before it are in the base
     bool ready = false;
-    std::unordered_map<std::string, uint64_t> used;
   };
   struct Standing {
     bool over = false;
@@ -85,23 +84,47 @@ class QuotaBook {
     Quota quota;
     size_t tracker;
   };
+  // Everything about one key, found with one lookup per delta.
+  struct KeyBook {
+    std::vector<uint64_t> used;  // per tracker (missing = 0)
+    Standing taught;             // what it was last taught, when `was_taught`
+    bool was_taught = false;
+    bool dirty = false;     // in dirty_
+    int64_t origin_ms = 0;  // its earliest change not taught yet
+    std::string wire_key;   // once parsed (empty: not yet, or it does not parse)
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using KeyMap = std::unordered_map<std::string, KeyBook, KeyHash, std::equal_to<>>;
+
   size_t TrackerFor(const Quota& q, const date::time_zone* zone, int64_t now_ms, bool* fresh);
-  // The quotas governing `key`: its own of each metric, else the defaults.
-  std::vector<const Entry*> Governing(const std::string& key) const;
-  Standing StandingOf(const std::string& key) const;
+  KeyMap::iterator KeyOf(std::string_view key);
+  void MarkDirty(KeyMap::iterator it, int64_t origin_ms);
+  void MarkKey(std::string_view key) { MarkDirty(KeyOf(key), 0); }
+  // Calls fn(entry) for each quota governing `key`: its own of each metric, else the defaults.
+  template <typename Fn>
+  void ForEachGoverning(const std::string& key, Fn&& fn) const;
+  Standing StandingOf(const std::string& key, const KeyBook& book) const;
+  static uint64_t UsedIn(const KeyBook& book, size_t tracker) {
+    return tracker < book.used.size() ? book.used[tracker] : 0;
+  }
   uint64_t Used(const Entry& e, const std::string& key) const;
   QuotaStatus StatusOf(const Entry& e) const;
   void MarkAll();
-  void MarkTracker(const Tracker& t);
+  void MarkTracker(size_t tracker);
+  void ClearTracker(size_t tracker);
 
   const std::string source_, taught_;
   std::optional<ingest::TableDefinition> def_;
   std::map<std::string, Entry> defaults_;                    // metric -> quota
   std::map<std::string, std::map<std::string, Entry>> own_;  // key -> metric -> quota
   std::vector<Tracker> trackers_;
-  std::unordered_map<std::string, Standing> last_taught_;  // what each key was last taught
-  std::unordered_set<std::string> dirty_;
-  std::unordered_map<std::string, int64_t> origin_;  // key -> earliest untaught change
+  // Nodes of an unordered_map stay put, and keys are never erased: dirty_ points into it.
+  KeyMap keys_;
+  std::vector<std::pair<const std::string*, KeyBook*>> dirty_;
+  std::vector<ingest::TaughtTables::Change> staged_;  // by Flush, for one SetMany
   uint64_t over_keys_ = 0;
 };
 

@@ -257,9 +257,8 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
       const ingest::TableInfo& info = *tu.table;
       for (Aggregator& a : aggregators_) {
         if (a.source_table() != info.name) continue;
-        for (const auto& entry : tu.entries) {
-          if (auto def = a.Apply(batch.source, info, entry)) taught_.Define(*def);
-        }
+        if (auto def = a.Layout(tu.table)) taught_.Define(*def);
+        for (const auto& entry : tu.entries) a.Apply(batch.source, entry);
       }
       if (QuotaBook* book = BookFor(info.name)) {
         if (auto def = book->SetLayout(info.key_type, info.key_size, info.expire_ms)) {
@@ -268,8 +267,18 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
       }
     }
   }
+  const ingest::TableInfo* last_table = nullptr;
+  QuotaBook* book = nullptr;
   for (const auto& d : group.deltas) {
-    if (QuotaBook* book = BookFor(d.table->name)) book->Apply(d.key, d.metric, d.delta, d.t_ms);
+    // Deltas come table by table: resolve the book once per run of the same table.
+    const ingest::TableInfo* table = group.table_of(d).table.get();
+    if (table != last_table) {
+      last_table = table;
+      book = BookFor(table->name);
+    }
+    if (book == nullptr) continue;
+    const ingest::EntryUpdate& entry = group.entry_of(d);
+    book->Apply(entry.key, group.value_of(d).metric, d.delta, entry.received_ms);
   }
 }
 

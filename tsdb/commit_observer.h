@@ -11,28 +11,40 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "ingest/sink.h"
 
 namespace stickmeter::tsdb {
 
+// One non-zero delta, pointing into the group's batches rather than copying them: at full
+// speed a group carries millions of deltas, and copying each one's key and source on the
+// writer thread cost more than computing it.
 struct CommittedDelta {
-  std::shared_ptr<const ingest::TableInfo> table;
-  std::string key;
-  std::string source;       // the HAProxy node
-  std::string_view metric;  // ingest's static storage
+  uint32_t batch = 0;  // CommittedGroup::batches[batch]
+  uint32_t table = 0;  // its tables[table]
+  uint32_t entry = 0;  // that table's entries[entry]
+  uint32_t value = 0;  // that entry's values[value] (the metric and the absolute value)
   uint64_t delta = 0;
-  int64_t t_ms = 0;  // when the update was received (the time the audit trail shows)
 };
 
 struct CommittedGroup {
-  std::vector<CommittedDelta> deltas;
   // Every batch that touched an observed table or restarted its source, in commit order.
   std::vector<ingest::UpdateBatch> batches;
+  std::vector<CommittedDelta> deltas;
+
+  const ingest::UpdateBatch& batch_of(const CommittedDelta& d) const { return batches[d.batch]; }
+  const ingest::TableUpdates& table_of(const CommittedDelta& d) const {
+    return batches[d.batch].tables[d.table];
+  }
+  // Its key, and received_ms: the delta's time (the time the audit trail shows).
+  const ingest::EntryUpdate& entry_of(const CommittedDelta& d) const {
+    return table_of(d).entries[d.entry];
+  }
+  const ingest::MetricValue& value_of(const CommittedDelta& d) const {
+    return entry_of(d).values[d.value];
+  }
 };
 
 class CommitObserver {

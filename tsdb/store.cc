@@ -520,8 +520,9 @@ class StoreImpl final : public Store {
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
-  bool batch_observed_ = false;                  // writer: ApplyBatch saw an observed table
-  std::string state_buf_, sums_buf_;             // reused buffers
+  uint32_t observed_batch_ = 0;       // writer: the index ApplyBatch's batch will have among them
+  bool batch_observed_ = false;       // writer: ApplyBatch saw an observed table
+  std::string state_buf_, sums_buf_;  // reused buffers
   uint64_t next_journal_id_ = 1;
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
@@ -1055,12 +1056,16 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       built = std::make_unique<BuiltGroup>(std::min(values * 48, config::kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
+        observed_batch_ = static_cast<uint32_t>(built->observed.batches.size());
         ApplyBatch(group[end].batch, built->wb);
         if (batch_observed_) built->observed.batches.push_back(std::move(group[end].batch));
         ++end;
       } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
+      // The next group is likely as large: keep the capacity rather than regrow it.
+      const size_t observed_capacity = observed_deltas_.capacity();
       built->observed.deltas = std::move(observed_deltas_);
-      observed_deltas_.clear();
+      observed_deltas_ = {};
+      observed_deltas_.reserve(observed_capacity);
       BuildGroup(*built, seq_before);
     } else {
       built = std::make_unique<BuiltGroup>(0);
@@ -1813,7 +1818,9 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
         ++deltas;
         if (observed) {
           observed_deltas_.push_back(
-              CommittedDelta{tu.table, entry.key, batch.source, mv.metric, d.delta, t});
+              CommittedDelta{observed_batch_, static_cast<uint32_t>(&tu - batch.tables.data()),
+                             static_cast<uint32_t>(&entry - tu.entries.data()),
+                             static_cast<uint32_t>(&mv - entry.values.data()), d.delta});
         }
       }
       if (next_seq_ != row_seq) {

@@ -150,6 +150,44 @@ TEST(TaughtTablesTest, ExpireNeverReachesZero) {
   EXPECT_EQ(std::optional<uint32_t>(1), d.updates[0].expire_ms);
 }
 
+// Many Sets of few keys: what waits for a peer stays the latest value of each key, in the order
+// of their last change, however often older values were replaced (and compacted away) between
+// two pulls; a peer that fell behind resumes after its cursor.
+TEST(TaughtTablesTest, ManyChangesOfFewKeysSendEachKeyOnceInOrderOfItsLastChange) {
+  TaughtTables t({"/q.quota"});
+  ASSERT_TRUE(t.Define(Def("/q.quota")));
+  const int64_t now = NowUnixMs();
+  FakePeer early, late;
+  std::vector<TaughtTables::Change> changes;
+  for (uint64_t round = 1; round <= 500; ++round) {
+    for (const char* key : {"a", "b", "c"}) {
+      changes.push_back(TaughtTables::Change{key, Values(round, round), std::nullopt, now});
+    }
+    t.SetMany("/q.quota", changes, now);
+    EXPECT_TRUE(changes.empty());
+    if (round == 100) {
+      Decoded d = early.Pull(t, 0);
+      ASSERT_TRUE(d.ok) << d.error;
+      EXPECT_EQ((std::vector<std::string>{"a", "b", "c"}), Keys(d));
+    }
+  }
+  t.Set("/q.quota", "a", Values(1000, 1000), std::nullopt, now, now);  // a last now
+  for (FakePeer* peer : {&early, &late}) {
+    EXPECT_TRUE(t.Behind(0, peer->cursor_for(0)));
+    Decoded d = peer->Pull(t, 0);
+    ASSERT_TRUE(d.ok) << d.error;
+    ASSERT_EQ((std::vector<std::string>{"b", "c", "a"}), Keys(d));
+    EXPECT_EQ(500u, d.updates[0].Value(DataType::kGpc0)->u);
+    EXPECT_EQ(500u, d.updates[1].Value(DataType::kGpc0)->u);
+    EXPECT_EQ(1000u, d.updates[2].Value(DataType::kGpc0)->u);
+    // Update ids rise: HAProxy acknowledges the last one and we resume after it.
+    EXPECT_LT(d.updates[0].id, d.updates[1].id);
+    EXPECT_LT(d.updates[1].id, d.updates[2].id);
+    EXPECT_EQ(t.last_seq(), d.updates[2].id);
+    EXPECT_FALSE(t.Behind(0, peer->cursor_for(0)));
+  }
+}
+
 TEST(TaughtTablesTest, IgnoresUnknownAndUndefinedTables) {
   TaughtTables t({"/q.quota", "/a.aggregate"});
   EXPECT_FALSE(t.Define(Def("/other")));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,10 +72,11 @@ class AggregatorTest : public ::testing::Test {
 
   void Apply(const std::string& source, const std::string& key, int64_t t, const Node& n,
              const ingest::TableInfo& info = Info()) {
-    if (auto def = agg_.Apply(source, info, Update(key, t, n))) {
+    if (auto def = agg_.Layout(std::make_shared<const ingest::TableInfo>(info))) {
       ASSERT_TRUE(taught_.Define(*def));
       ++defines_;
     }
+    agg_.Apply(source, Update(key, t, n));
   }
   Decoded Pull() {
     Decoded d = peer_.Pull(taught_, 0);
