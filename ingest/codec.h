@@ -253,8 +253,8 @@ class Decoder {
   uint64_t stream_offset_ = 0;
 };
 
-// Renders a key as text (docs/cli.md, `stickmeter decode`): string as is, ipv4 dotted, ipv6 RFC 5952, integer in
-// decimal (32-bit unsigned), binary as lowercase hex of all its bytes.
+// Renders a key as text (docs/cli.md, `stickmeter decode`): string as is, ipv4 dotted, ipv6 RFC
+// 5952, integer in decimal (32-bit unsigned), binary as lowercase hex of all its bytes.
 std::string FormatKey(KeyType type, std::span<const uint8_t> key_bytes);
 
 // The inverse of FormatKey: the key's bytes on the wire (string: without its length, cut to

@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config librocksdb-dev libboost1.81-dev nlohmann-json3-dev
           libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhowardhinnant-date-dev tzdata)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(haproxy curl chromium wrk openssl clang libclang-rt-14-dev procps dpkg-dev python3
+  packages+=(haproxy curl chromium wrk openssl clang clang-format libclang-rt-14-dev procps dpkg-dev python3
              debootstrap)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)

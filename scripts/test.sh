@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One command from a fresh clone to a passing test suite: installs what is missing, builds with
-# warnings as errors, runs every ctest test (unit, integration against real HAProxy, e2e, the
-# browser tests) against Debian 12's HAProxy 2.6, runs the integration and end-to-end tests again
+# One command from a fresh clone to a passing test suite: installs what is missing, checks the
+# formatting, builds with warnings as errors, runs every ctest test (unit, integration against
+# real HAProxy, e2e, the browser tests) against Debian 12's HAProxy 2.6, runs the integration and end-to-end tests again
 # against HAProxy 3.0 LTS, checks the storage engine's lock annotations with clang's
 # -Wthread-safety, then builds again with ASan+UBSan and runs the unit tests under them.
 #   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 jobs=$(nproc)
+
+# The code is clang-formatted (.clang-format): checked first, it takes a second.
+git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run --Werror
 
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTICKMETER_WERROR=ON >/dev/null
 cmake --build build/test -j "$jobs"

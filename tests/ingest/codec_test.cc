@@ -304,8 +304,8 @@ TEST(DefineTest, MatchesTheBytesOfARealCapture) {
   t.key_size = 65;
   t.expire_ms = 3600000;
   t.period_ms[static_cast<size_t>(DataType::kHttpReqRate)] = 10000;
-  const auto capture =
-      testing::ReadFileBytes(std::string(STICKMETER_FIXTURES_DIR) + "/haproxy-2.6/a-string-gpc0/stream.bin");
+  const auto capture = testing::ReadFileBytes(std::string(STICKMETER_FIXTURES_DIR) +
+                                              "/haproxy-2.6/a-string-gpc0/stream.bin");
   const std::string s = Define(t);
   ASSERT_GE(capture.size(), 4 + s.size());
   EXPECT_EQ(Hex(s), Hex(std::string(capture.begin() + 4, capture.begin() + 4 + s.size())));
