@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a passing test suite: installs what is missing, checks the
 # formatting, builds with warnings as errors, runs every ctest test (unit, integration against
-# real HAProxy, e2e, the browser tests) against Debian 12's HAProxy 2.6, runs the integration and end-to-end tests again
-# against HAProxy 3.0 LTS, checks the storage engine's lock annotations with clang's
-# -Wthread-safety, then builds again with ASan+UBSan and runs the unit tests under them.
+# real HAProxy, e2e, the browser tests) against Debian 12's HAProxy 2.6, runs the integration
+# and end-to-end tests again against HAProxy 3.0 LTS, checks the storage engine's lock
+# annotations with clang's -Wthread-safety, then builds again with ASan+UBSan and runs the unit
+# tests under them.
 #   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
