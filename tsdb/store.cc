@@ -520,7 +520,10 @@ class StoreImpl final : public Store {
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
-  uint32_t observed_batch_ = 0;       // writer: the index ApplyBatch's batch will have among them
+  uint32_t observed_batch_ = 0;  // writer: the index ApplyBatch's batch will have among them
+  // The latest receive time of anything handed to the writer (never behind the data a reader
+  // can see): a range ending after it has nothing more in its last minute (Usage).
+  std::atomic<int64_t> latest_received_ms_{NowUnixMs()};
   bool batch_observed_ = false;       // writer: ApplyBatch saw an observed table
   std::string state_buf_, sums_buf_;  // reused buffers
   uint64_t next_journal_id_ = 1;
@@ -1721,6 +1724,9 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
       key_name_.append(entry.key);
       const uint32_t key = intern(NameKind::kKey, key_name_);
       const int64_t t = entry.received_ms;
+      if (t > latest_received_ms_.load(std::memory_order_relaxed)) {
+        latest_received_ms_.store(t, std::memory_order_relaxed);
+      }
       const uint32_t buckets[3] = {
           static_cast<uint32_t>(FloorTo(t, format::kMinuteMs) / format::kMinuteMs),
           static_cast<uint32_t>(FloorTo(t, format::kHourMs) / format::kHourMs),
@@ -2302,14 +2308,31 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (!only_key) return rows;
   }
-  std::vector<Segment> segments;
-  Decompose(q.from_ms, q.to_ms, &segments);
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
-  if (auto s = r.AddJournal(*table, only_key, segments); !s.ok()) return s;
+  // Nothing the reader sees was received after latest_received_ms_ (read after the reader): a
+  // range ending later may end at the next whole minute instead, which the minute rollups
+  // answer without reading each key's audit events ("this month so far" ends now).
+  int64_t to_ms = q.to_ms;
+  if (to_ms > latest_received_ms_.load(std::memory_order_relaxed)) {
+    to_ms = CeilTo(to_ms, format::kMinuteMs);
+  }
+  std::vector<Segment> segments;
+  Decompose(q.from_ms, to_ms, &segments);
+  // The minutes around each sub-minute edge: a key with nothing in them has nothing in the edge,
+  // and its audit events need not be read.
+  std::vector<Segment> edge_minutes;
+  for (const auto& seg : segments) {
+    if (seg.unit_ms != 0) continue;
+    edge_minutes.push_back(Segment{format::kMinuteMs, FloorTo(seg.lo, format::kMinuteMs),
+                                   CeilTo(seg.hi, format::kMinuteMs)});
+  }
+  std::vector<Segment> journal_segments = segments;
+  journal_segments.insert(journal_segments.end(), edge_minutes.begin(), edge_minutes.end());
+  if (auto s = r.AddJournal(*table, only_key, journal_segments); !s.ok()) return s;
   Status inner;
   auto per_key = [&](std::string_view key_text, uint32_t key_id) {
     uint64_t total = 0;
-    inner = SumRange(r, *table, metric->first, key_id, q.from_ms, q.to_ms, source,
+    inner = SumRange(r, *table, metric->first, key_id, q.from_ms, to_ms, source,
                      [&](uint64_t d) { total += d; });
     if (!inner.ok()) return false;
     if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
@@ -2321,25 +2344,30 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
     // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
-    std::vector<uint64_t> totals(catalog_.names.Count(NameKind::kKey) + 1);
-    bool has_raw = false;
+    const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
+    std::vector<uint64_t> totals(ids);
     for (const auto& seg : segments) {
-      if (seg.unit_ms == 0) {
-        has_raw = true;
-        continue;
-      }
+      if (seg.unit_ms == 0) continue;
       if (auto s = ScanRollup(r, *table, metric->first, seg, source, totals); !s.ok()) return s;
+    }
+    std::vector<std::vector<uint64_t>> edge_active;  // per raw segment, by key id
+    for (const auto& minutes : edge_minutes) {
+      auto& active = edge_active.emplace_back(ids);
+      if (auto s = ScanRollup(r, *table, metric->first, minutes, source, active); !s.ok()) {
+        return s;
+      }
     }
     auto s = ForEachKey(r, *table, "", [&](std::string_view key_text, uint32_t key_id) {
       uint64_t total = 0;
       if (key_id < totals.size()) total = totals[key_id];
-      if (has_raw) {
-        for (const auto& seg : segments) {
-          if (seg.unit_ms != 0) continue;
-          inner = SumRange(r, *table, metric->first, key_id, seg.lo, seg.hi, source,
-                           [&](uint64_t d) { total += d; });
-          if (!inner.ok()) return false;
-        }
+      size_t edge = 0;
+      for (const auto& seg : segments) {
+        if (seg.unit_ms != 0) continue;
+        const auto& active = edge_active[edge++];
+        if (key_id >= active.size() || active[key_id] == 0) continue;
+        inner = SumRange(r, *table, metric->first, key_id, seg.lo, seg.hi, source,
+                         [&](uint64_t d) { total += d; });
+        if (!inner.ok()) return false;
       }
       if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
       return true;

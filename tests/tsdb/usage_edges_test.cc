@@ -1,0 +1,95 @@
+// Usage over every key with sub-minute edges: the store reads a key's audit events only where
+// the minute rollups say the key has some, and a range that ends after the latest update ends at
+// the next whole minute instead. Both must give the exact sums of the raw events, committed
+// through the journal or directly, for every key and for one key.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/time.h"
+#include "tests/tsdb/test_util.h"
+#include "tsdb/store.h"
+#include "tsdb/store_testing.h"
+
+namespace stickmeter::tsdb::testing {
+namespace {
+
+class UsageEdgesTest : public ::testing::TestWithParam<testing_internal::JournalMode> {};
+
+TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.Sub("db");
+  options.sync_writes = false;
+  auto store = OpenOrDie(options);
+  testing_internal::SetJournalMode(*store, GetParam());
+  auto table = Table("/q");
+  std::mt19937_64 rng(11);
+  struct Ev {
+    int64_t t;
+    std::string key;
+    uint64_t delta;
+  };
+  std::vector<Ev> events;
+  std::map<std::string, uint64_t> abs;
+  // Updates received over the last three minutes up to now, some keys only long before: the
+  // minutes at the edges hold some keys and not others.
+  const int64_t now = NowUnixMs();
+  for (int i = 0; i < 400; ++i) {
+    const bool old = i % 4 == 0;
+    const std::string key = (old ? "old-" : "k-") + std::to_string(rng() % 20);
+    const int64_t t = old ? now - 3'600'000 - static_cast<int64_t>(rng() % 600'000)
+                          : now - static_cast<int64_t>(rng() % 180'000);
+    const uint64_t d = 1 + rng() % 50;
+    abs[key] += d;
+    events.push_back({t, key, d});
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, table, key, t, {{"gpc0", abs[key]}})).ok());
+  }
+  // Journalled: the changes may still wait in the journal, which queries read too.
+  int64_t latest = 0;
+  for (const auto& e : events) latest = std::max(latest, e.t);
+  std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {now - 7'200'000 + 17, now + 1'234},  // ends after everything, mid-minute
+      {now - 95'000, latest + 1},           // ends right after the latest update
+      {now - 95'000, latest},               // leaves the latest out
+      {now - 3'650'000, now - 3'599'999},   // a minute around the old updates' end
+      {now - 61'000, now + 86'400'000},     // a day ahead
+  };
+  for (int i = 0; i < 40; ++i) {
+    const int64_t a = now - 4'500'000 + static_cast<int64_t>(rng() % 4'500'000);
+    const int64_t b = a + 1 + static_cast<int64_t>(rng() % 4'600'000);
+    ranges.emplace_back(a, b);
+  }
+  for (const auto& [a, b] : ranges) {
+    std::map<std::string, uint64_t> want;
+    for (const auto& e : events) {
+      if (e.t >= a && e.t < b) want[e.key] += e.delta;
+    }
+    auto rows = store->Usage(UsageQuery{"/q", "gpc0", a, b, std::nullopt, std::nullopt});
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    std::map<std::string, uint64_t> got;
+    for (const auto& r : *rows) got[r.key] = r.total;
+    ASSERT_EQ(want, got) << "range [" << a - now << "," << b - now << ") from now";
+    for (const std::string key : {"k-3", "old-5"}) {
+      auto one = store->Usage(UsageQuery{"/q", "gpc0", a, b, key, std::nullopt});
+      ASSERT_TRUE(one.ok());
+      const uint64_t total = one->empty() ? 0 : one->front().total;
+      ASSERT_EQ(want[key], total) << key << " range [" << a - now << "," << b - now << ")";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CommitWay, UsageEdgesTest,
+                         ::testing::Values(testing_internal::JournalMode::kAlways,
+                                           testing_internal::JournalMode::kNever),
+                         [](const auto& info) {
+                           return info.param == testing_internal::JournalMode::kAlways
+                                      ? "Journalled"
+                                      : "Direct";
+                         });
+
+}  // namespace
+}  // namespace stickmeter::tsdb::testing
