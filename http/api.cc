@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/zlib/inflate_stream.hpp>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -136,63 +135,6 @@ bool BearerMatches(std::string_view authorization, std::string_view token) {
   Digest(given, a);
   Digest(token, b);
   return CRYPTO_memcmp(a, b, 32) == 0;
-}
-
-bool AcceptsGzip(std::string_view header) {
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view item = TrimSpaces(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-    std::string_view name = TrimSpaces(item.substr(0, item.find(';')));
-    bool gzip = name.size() == 4 && (name == "gzip" || name == "GZIP" || name == "Gzip");
-    if (!gzip && name != "*") continue;
-    size_t q = item.find("q=");
-    if (q != std::string_view::npos) {
-      std::string_view qv = TrimSpaces(item.substr(q + 2));
-      if (qv == "0" || qv == "0." || qv == "0.0" || qv == "0.00" || qv == "0.000") return false;
-    }
-    return true;
-  }
-  return false;
-}
-
-std::optional<std::string> Gunzip(std::string_view data) {
-  // RFC 1952 member header, then raw deflate data.
-  if (data.size() < 18 || static_cast<unsigned char>(data[0]) != 0x1f ||
-      static_cast<unsigned char>(data[1]) != 0x8b || data[2] != 8) {
-    return std::nullopt;
-  }
-  unsigned flags = static_cast<unsigned char>(data[3]);
-  size_t pos = 10;
-  if (flags & 4) {
-    if (pos + 2 > data.size()) return std::nullopt;
-    pos += 2 + (static_cast<unsigned char>(data[pos]) |
-                (static_cast<unsigned char>(data[pos + 1]) << 8));
-  }
-  for (unsigned bit : {8u, 16u}) {
-    if (flags & bit) {
-      while (pos < data.size() && data[pos] != '\0') ++pos;
-      ++pos;
-    }
-  }
-  if (flags & 2) pos += 2;
-  if (pos >= data.size()) return std::nullopt;
-  boost::beast::zlib::inflate_stream inflater;
-  boost::beast::zlib::z_params zs;
-  zs.next_in = data.data() + pos;
-  zs.avail_in = data.size() - pos;
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    zs.next_out = buf;
-    zs.avail_out = sizeof buf;
-    boost::system::error_code ec;
-    inflater.write(zs, boost::beast::zlib::Flush::sync, ec);
-    out.append(buf, sizeof buf - zs.avail_out);
-    if (ec == boost::beast::zlib::error::end_of_stream) return out;
-    if (ec && ec != boost::beast::zlib::error::need_buffers) return std::nullopt;
-    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
-  }
 }
 
 Api::Api(const ServerOptions& options, tsdb::QueryService& store, const ServerHooks& hooks)
