@@ -62,6 +62,7 @@ int RunExport(const ExportConfig& config) {
   request.metric = config.metric;
   request.format = config.format;
   request.per_source = config.per_source;
+  request.excel_safe = config.excel_safe;
   request.now_ms = NowUnixMs();
 
   std::ofstream file;

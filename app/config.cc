@@ -401,6 +401,7 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
        nullptr},
       StringFlag<C>("out", &C::out),
       BoolFlag<C>("per-source", &C::per_source),
+      BoolFlag<C>("excel-safe", &C::excel_safe),
       BoolFlag<C>("sha256", &C::write_sha256),
   };
   ExportConfig config;
@@ -411,6 +412,9 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
   }
   if (!config.period && (!config.from || !config.to)) {
     return Status::InvalidArgument("--from and --to go together");
+  }
+  if (config.excel_safe && config.format != "csv") {
+    return Status::InvalidArgument("--excel-safe: applies to --format csv only");
   }
   if (config.write_sha256 && config.out.empty()) {
     return Status::InvalidArgument("--sha256 needs --out FILE");

@@ -78,6 +78,7 @@ struct ExportConfig {
   std::string format = "csv";
   std::string out;  // empty = stdout
   bool per_source = false;
+  bool excel_safe = false;    // CSV: quote text cells a spreadsheet would run as formulas
   bool write_sha256 = false;  // also write <out>.sha256
 };
 Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args);

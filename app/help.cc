@@ -83,6 +83,9 @@ exits 1.
   --metric M          only this counter metric (all counters by default)
   --format csv|json   Default: csv
   --per-source        one row per HAProxy node as well (adds a `source` column)
+  --excel-safe        CSV for spreadsheets: a table, key, metric or source name starting with
+                      =, +, -, @, TAB or CR gets a leading ' so it is not run as a formula.
+                      Without it the CSV holds the names exactly as stored
   --out FILE          write here instead of standard output
   --sha256            also write FILE.sha256 (sha256sum format)
 The same request always produces the same bytes, identical to GET /api/v1/export.

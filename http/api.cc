@@ -478,7 +478,8 @@ ApiReply Api::Route(const Request& request) const {
     }
     reply.response = JsonResponse(version, {{"events", std::move(list)}, {"next", next}});
   } else if (p == "/api/v1/export") {
-    Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source"});
+    Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source",
+                          "excel_safe"});
     ExportRequest er;
     er.period = params.NonEmpty("period");
     er.tz = params.Get("tz").value_or("UTC");
@@ -492,6 +493,13 @@ ApiReply Api::Route(const Request& request) const {
       BadRequest("per_source: \"" + per_source->substr(0, 32) + "\" is not true or false");
     }
     er.per_source = per_source && *per_source == "true";
+    // 1 as well as true: a spreadsheet user types the short form.
+    if (auto excel = params.Get("excel_safe")) {
+      if (*excel != "true" && *excel != "1" && *excel != "false" && *excel != "0") {
+        BadRequest("excel_safe: \"" + excel->substr(0, 32) + "\" is not 1, true, 0 or false");
+      }
+      er.excel_safe = *excel == "true" || *excel == "1";
+    }
     er.now_ms = NowUnixMs();
     if (!er.period && !er.from_ms && !er.to_ms) BadRequest("period: missing (or give from and to)");
     ResolvedExport resolved = Must(ResolveExport(er));

@@ -111,6 +111,15 @@ void AppendCsvField(std::string& out, std::string_view field) {
   out += '"';
 }
 
+void AppendExcelSafeCsvField(std::string& out, std::string_view field) {
+  if (field.empty() || std::string_view("=+-@\t\r").find(field.front()) == std::string_view::npos) {
+    return AppendCsvField(out, field);
+  }
+  std::string prefixed = "'";
+  prefixed.append(field);
+  AppendCsvField(out, prefixed);
+}
+
 Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
   ResolvedExport r;
   if (request.format == "json") {
@@ -119,6 +128,10 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
     return Status::InvalidArgument("format: \"" + request.format.substr(0, 32) +
                                    "\" is not csv or json");
   }
+  if (request.excel_safe && r.json) {
+    return Status::InvalidArgument("excel_safe: applies to CSV only, not to format=json");
+  }
+  r.excel_safe = request.excel_safe;
   auto zone = LocateZone(request.tz);
   if (!zone.ok()) return zone.status().WithContext("tz");
   r.zone = *zone;
@@ -231,6 +244,10 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
   query.metric = r.metric;
   query.per_source = r.per_source;
 
+  // Text cells (table, key, metric, source); the timestamps and totals never start with a
+  // formula character, and prefixing a number would turn it into text.
+  void (*const csv_text)(std::string&, std::string_view) =
+      r.excel_safe ? AppendExcelSafeCsvField : AppendCsvField;
   QuotedCache table_cache, metric_cache, source_cache;
   bool first = true;
   bool cancelled = false;
@@ -251,16 +268,16 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
       out += '}';
     } else {
       out += csv_prefix;
-      out += table_cache.Get(row.table, AppendCsvField);
+      out += table_cache.Get(row.table, csv_text);
       out += ',';
-      AppendCsvField(out, row.key);
+      csv_text(out, row.key);
       out += ',';
-      out += metric_cache.Get(row.metric, AppendCsvField);
+      out += metric_cache.Get(row.metric, csv_text);
       out += ',';
       AppendUint(out, row.total);
       if (r.per_source) {
         out += ',';
-        out += source_cache.Get(row.source, AppendCsvField);
+        out += source_cache.Get(row.source, csv_text);
       }
       out += "\r\n";
     }

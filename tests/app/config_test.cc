@@ -155,6 +155,14 @@ TEST(ExportConfigTest, PeriodOrRange) {
   EXPECT_FALSE(ParseExportArgs({"--from", "0"}).ok());
   EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--format", "xml"}).ok());
   EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--sha256"}).ok());
+
+  auto excel = ParseExportArgs({"--period", "2026-10", "--excel-safe"});
+  ASSERT_TRUE(excel.ok()) << excel.status().ToString();
+  EXPECT_TRUE(excel->excel_safe);
+  EXPECT_FALSE(month->excel_safe);
+  auto json = ParseExportArgs({"--period", "2026-10", "--excel-safe", "--format", "json"});
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(0u, json.status().message().find("--excel-safe:")) << json.status().message();
 }
 
 TEST(DecodeConfigTest, FileOrStdin) {
