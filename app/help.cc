@@ -78,7 +78,8 @@ exits 1.
   --data DIR          the data directory; works while `serve` runs. Default: ./stickmeter-data
   --period YYYY-MM    a calendar month in --tz
   --tz AREA/CITY      IANA time zone of the period and of the timestamps. Default: UTC
-  --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms)
+  --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms,
+                      from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)
   --table T           only this table
   --metric M          only this counter metric (all counters by default)
   --format csv|json   Default: csv

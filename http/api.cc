@@ -456,7 +456,8 @@ ApiReply Api::Route(const Request& request) const {
         auto r1 = std::from_chars(after->data(), after->data() + colon, t);
         auto r2 = std::from_chars(after->data() + colon + 1, after->data() + after->size(), seq);
         ok = r1.ec == std::errc() && r1.ptr == after->data() + colon && r2.ec == std::errc() &&
-             r2.ptr == after->data() + after->size() && colon + 1 < after->size();
+             r2.ptr == after->data() + after->size() && colon + 1 < after->size() &&
+             t >= kMinTimeMs && t <= kMaxTimeMs;
       }
       if (!ok) BadRequest("after: \"" + after->substr(0, 48) + "\" is not a cursor (t_ms:seq)");
       q.after = std::make_pair(t, seq);

@@ -145,11 +145,24 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
     r.from_ms = month->start_ms;
     r.to_ms = month->end_ms;
     r.period = request.period;
+    // A month at either end of the supported span can start or end outside it in some zones.
+    if (r.from_ms < kMinTimeMs || r.to_ms > kMaxTimeMs) {
+      return Status::InvalidArgument("period: \"" + *request.period + "\" in " + request.tz +
+                                     " is not inside the supported times, "
+                                     "1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z");
+    }
   } else {
     if (!request.from_ms) return Status::InvalidArgument("from: missing (or give period)");
     if (!request.to_ms) return Status::InvalidArgument("to: missing (or give period)");
     r.from_ms = *request.from_ms;
     r.to_ms = *request.to_ms;
+    // Parsed times are in range already; this guards callers that fill in Unix ms themselves.
+    if (Status s = CheckTimeInRange(r.from_ms, std::to_string(r.from_ms)); !s.ok()) {
+      return s.WithContext("from");
+    }
+    if (Status s = CheckTimeInRange(r.to_ms, std::to_string(r.to_ms)); !s.ok()) {
+      return s.WithContext("to");
+    }
     if (r.from_ms >= r.to_ms) {
       return Status::InvalidArgument("from: must be before to (the range is [from, to))");
     }
