@@ -24,6 +24,12 @@ const char* CommandHelp(const std::string& command) {
   --teach-refresh SECONDS    send every taught entry again this often, so nodes keep it before
                              their table's expire. Default: 60
   --http ADDR:PORT           HTTP API and UI. Default: 127.0.0.1:8080
+  --http-host NAME           without --token-file, answer only requests whose Host header names
+                             this server: the --http address, localhost, 127.0.0.1, [::1], or
+                             NAME (the name you reach stickmeter by); repeatable. Others get 421
+  --http-max-conns-per-client N
+                             open HTTP connections from one client address; more are answered
+                             503 with Retry-After: 1. 0 = no limit. Default: 32
   --token-file FILE          require `Authorization: Bearer <token>` (token = the file's first line)
                              on every call but /api/v1/health
   --insecure-no-auth         allow a non-loopback --http address without --token-file

@@ -138,13 +138,25 @@ bool BearerMatches(std::string_view authorization, std::string_view token) {
 }
 
 Api::Api(const ServerOptions& options, tsdb::QueryService& store, const ServerHooks& hooks)
-    : options_(options), store_(store), hooks_(hooks) {}
+    : options_(options),
+      hosts_(options.address, options.allowed_hosts),
+      store_(store),
+      hooks_(hooks) {}
+
+bool Api::HostAccepted(const Request& request) const {
+  // A token already keeps other sites' pages out: they cannot know it.
+  if (options_.token) return true;
+  auto it = request.find(bhttp::field::host);
+  return hosts_.Allows(it == request.end() ? std::nullopt
+                                           : std::optional<std::string_view>(it->value()));
+}
 
 Response Api::Error(unsigned version, bhttp::status status, std::string_view code,
                     std::string_view message) {
   Response res{status, version};
   res.set(bhttp::field::content_type, kJsonType);
   res.set(bhttp::field::cache_control, "no-store");
+  SetSecurityHeaders(res);
   json body = {{"error", {{"code", code}, {"message", message}}}};
   res.body() = DumpJson(body);
   res.body() += '\n';
@@ -170,7 +182,8 @@ ApiReply Api::Handle(const Request& request) const {
 bool Api::IsQuery(const Request& request) const {
   std::string_view target = request.target();
   const RouteInfo* route = FindRoute(target.substr(0, target.find('?')));
-  if (route == nullptr || !route->query || !MethodAllowed(request.method(), route->methods)) {
+  if (route == nullptr || !route->query || !MethodAllowed(request.method(), route->methods) ||
+      !HostAccepted(request)) {
     return false;
   }
   // A request without the right token is refused at once, without taking a query's place.
@@ -189,6 +202,7 @@ Response Api::Refuse(const Request& request, bhttp::status status, std::string_v
 
 void Api::Finish(const Request& request, ApiReply& reply) const {
   Response& res = reply.response;
+  SetSecurityHeaders(res);
   if (res.result() == bhttp::status::unauthorized) {
     res.set(bhttp::field::www_authenticate, "Bearer realm=\"stickmeter\"");
   }
@@ -211,6 +225,17 @@ ApiReply Api::Route(const Request& request) const {
   size_t qmark = target.find('?');
   std::string_view path = target.substr(0, qmark);
   std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
+  if (!HostAccepted(request)) {
+    // Before anything else, so a page under another name learns nothing, not even which paths
+    // exist.
+    auto host = request.find(bhttp::field::host);
+    std::string name(host == request.end() ? std::string_view()
+                                           : std::string_view(host->value()).substr(0, 128));
+    throw ApiError{bhttp::status::misdirected_request, "wrong_host",
+                   "host: \"" + name +
+                       "\" does not name this server; list it with --http-host, or require a "
+                       "token (--token-file)"};
+  }
   if (path.empty() || path.front() != '/') BadRequest("target: not an absolute path");
 
   const RouteInfo* route = FindRoute(path);
@@ -286,7 +311,6 @@ ApiReply Api::Route(const Request& request) const {
       }
     }
     res.set(bhttp::field::content_type, asset->content_type);
-    res.set("X-Content-Type-Options", "nosniff");
     if (asset->gzipped) {
       if (send_gzip) {
         res.set(bhttp::field::content_encoding, "gzip");

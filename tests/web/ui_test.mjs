@@ -312,7 +312,13 @@ frontend fe
   const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
 
   // Token prompt: the API answers 401 until the token is given.
-  await page.goto(`${base}/#/overview`);
+  const first = await page.goto(`${base}/#/overview`);
+  // The UI runs under its Content-Security-Policy (no inline code or style: a violation would
+  // show as a console error below) and may not be framed.
+  const firstHeaders = await first.allHeaders();
+  check(/script-src 'self'/.test(firstHeaders['content-security-policy'] || '') && /frame-ancestors 'none'/.test(firstHeaders['content-security-policy']),
+    `the UI is served with its Content-Security-Policy: ${firstHeaders['content-security-policy']}`);
+  eq(firstHeaders['x-frame-options'], 'DENY', 'the UI may not be framed');
   await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
   await page.screenshot({ path: path.join(args.artifacts, 'token-prompt-laptop.png') });
   // A wrong token is refused and asked again.
