@@ -31,6 +31,17 @@ Result<std::unique_ptr<tsdb::Store>> OpenForReading(const std::string& data) {
   return store;
 }
 
+// The export engine names its parameters as the HTTP API spells them ("period: ..."); on the
+// command line the same reason names the flag ("--period: ...").
+std::string AsFlagError(const std::string& message) {
+  for (const char* name : {"period", "tz", "from", "to", "table", "metric", "format"}) {
+    const std::string prefix = std::string(name) + ":";
+    if (message.rfind(prefix, 0) == 0) return "--" + message;
+  }
+  if (message.rfind("excel_safe:", 0) == 0) return "--excel-safe:" + message.substr(11);
+  return message;
+}
+
 }  // namespace
 
 int RunDecodeCommand(const DecodeConfig& config) {
@@ -42,9 +53,6 @@ int RunDecodeCommand(const DecodeConfig& config) {
 }
 
 int RunExport(const ExportConfig& config) {
-  auto store = OpenForReading(config.data);
-  if (!store.ok()) return Fail(store.status().message());
-
   http::ExportRequest request;
   request.period = config.period;
   request.tz = config.tz;
@@ -62,7 +70,14 @@ int RunExport(const ExportConfig& config) {
   request.metric = config.metric;
   request.format = config.format;
   request.per_source = config.per_source;
+  request.excel_safe = config.excel_safe;
   request.now_ms = NowUnixMs();
+  // A bad period or time is reported as such, whether or not the data directory is usable.
+  if (auto resolved = http::ResolveExport(request); !resolved.ok()) {
+    return Fail(AsFlagError(resolved.status().message()));
+  }
+  auto store = OpenForReading(config.data);
+  if (!store.ok()) return Fail(store.status().message());
 
   std::ofstream file;
   std::ostream* out = &std::cout;
@@ -78,7 +93,7 @@ int RunExport(const ExportConfig& config) {
       &sha256);
   if (!s.ok()) {
     if (!config.out.empty()) std::filesystem::remove(partial_path);
-    return Fail(s.message());
+    return Fail(AsFlagError(s.message()));
   }
   out->flush();
   if (!*out) return Fail("writing the export failed");

@@ -168,6 +168,21 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
          return Status::Ok();
        },
        nullptr},
+      {"http-host", false, true,
+       [](C& c, const std::string& v) -> Status {
+         // A DNS name or an IP literal ([v6] for IPv6), optionally with a port.
+         if (v.empty() || v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789-._:[]") != std::string::npos) {
+           return Status::InvalidArgument(
+               "--http-host: expected a host name like "
+               "stats.example.com, got '" +
+               v + "'");
+         }
+         c.http_host.push_back(v);
+         return Status::Ok();
+       },
+       [](C& c) { c.http_host.clear(); }},
+      IntFlag<C>("http-max-conns-per-client", &C::http_max_conns_per_client, 0, 1000000),
       StringFlag<C>("token-file", &C::token_file),
       BoolFlag<C>("insecure-no-auth", &C::insecure_no_auth),
       TlsFlag("peers-tls-cert", &C::peers_tls, &TlsConfig::cert),
@@ -401,6 +416,7 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
        nullptr},
       StringFlag<C>("out", &C::out),
       BoolFlag<C>("per-source", &C::per_source),
+      BoolFlag<C>("excel-safe", &C::excel_safe),
       BoolFlag<C>("sha256", &C::write_sha256),
   };
   ExportConfig config;
@@ -411,6 +427,9 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
   }
   if (!config.period && (!config.from || !config.to)) {
     return Status::InvalidArgument("--from and --to go together");
+  }
+  if (config.excel_safe && config.format != "csv") {
+    return Status::InvalidArgument("--excel-safe: applies to --format csv only");
   }
   if (config.write_sha256 && config.out.empty()) {
     return Status::InvalidArgument("--sha256 needs --out FILE");

@@ -43,6 +43,8 @@ struct ServeConfig {
   std::vector<std::string> quota;      // "SRC[=DST]": teach quota flags of SRC
   int64_t teach_refresh_s = 60;        // re-teach every taught entry this often
   HostPort http{"127.0.0.1", 8080};
+  std::vector<std::string> http_host;      // more names the Host header may carry
+  int64_t http_max_conns_per_client = 32;  // 0 = no limit
   std::string token_file;
   bool insecure_no_auth = false;
   std::optional<TlsConfig> peers_tls;    // TLS on --peers-listen
@@ -78,6 +80,7 @@ struct ExportConfig {
   std::string format = "csv";
   std::string out;  // empty = stdout
   bool per_source = false;
+  bool excel_safe = false;    // CSV: quote text cells a spreadsheet would run as formulas
   bool write_sha256 = false;  // also write <out>.sha256
 };
 Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args);

@@ -24,6 +24,12 @@ const char* CommandHelp(const std::string& command) {
   --teach-refresh SECONDS    send every taught entry again this often, so nodes keep it before
                              their table's expire. Default: 60
   --http ADDR:PORT           HTTP API and UI. Default: 127.0.0.1:8080
+  --http-host NAME           without --token-file, answer only requests whose Host header names
+                             this server: the --http address, localhost, 127.0.0.1, [::1], or
+                             NAME (the name you reach stickmeter by); repeatable. Others get 421
+  --http-max-conns-per-client N
+                             open HTTP connections from one client address; more are answered
+                             503 with Retry-After: 1. 0 = no limit. Default: 32
   --token-file FILE          require `Authorization: Bearer <token>` (token = the file's first line)
                              on every call but /api/v1/health
   --insecure-no-auth         allow a non-loopback --http address without --token-file
@@ -78,11 +84,15 @@ exits 1.
   --data DIR          the data directory; works while `serve` runs. Default: ./stickmeter-data
   --period YYYY-MM    a calendar month in --tz
   --tz AREA/CITY      IANA time zone of the period and of the timestamps. Default: UTC
-  --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms)
+  --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms,
+                      from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)
   --table T           only this table
   --metric M          only this counter metric (all counters by default)
   --format csv|json   Default: csv
   --per-source        one row per HAProxy node as well (adds a `source` column)
+  --excel-safe        CSV for spreadsheets: a table, key, metric or source name starting with
+                      =, +, -, @, TAB or CR gets a leading ' so it is not run as a formula.
+                      Without it the CSV holds the names exactly as stored
   --out FILE          write here instead of standard output
   --sha256            also write FILE.sha256 (sha256sum format)
 The same request always produces the same bytes, identical to GET /api/v1/export.

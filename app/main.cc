@@ -19,7 +19,7 @@ Usage:
   stickmeter decode [--summary] [FILE|-]
   stickmeter export [--data DIR] (--period YYYY-MM [--tz AREA/CITY] | --from T --to T)
                     [--table T] [--metric M] [--format csv|json] [--per-source]
-                    [--out FILE [--sha256]]
+                    [--excel-safe] [--out FILE [--sha256]]
   stickmeter backup [--data DIR] TARGET_DIR
   stickmeter version
 

@@ -92,6 +92,8 @@ int RunServe(const ServeConfig& config) {
   http_options.address = config.http.host;
   http_options.port = config.http.port;
   http_options.insecure_no_auth = config.insecure_no_auth;
+  http_options.allowed_hosts = config.http_host;
+  http_options.max_connections_per_client = static_cast<size_t>(config.http_max_conns_per_client);
   http_options.query_threads = static_cast<size_t>(config.query_threads);
   http_options.max_queries = static_cast<size_t>(config.max_queries);
   http_options.query_timeout_ms = config.query_timeout_s * 1000;

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/zlib/inflate_stream.hpp>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -138,71 +137,26 @@ bool BearerMatches(std::string_view authorization, std::string_view token) {
   return CRYPTO_memcmp(a, b, 32) == 0;
 }
 
-bool AcceptsGzip(std::string_view header) {
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view item = TrimSpaces(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-    std::string_view name = TrimSpaces(item.substr(0, item.find(';')));
-    bool gzip = name.size() == 4 && (name == "gzip" || name == "GZIP" || name == "Gzip");
-    if (!gzip && name != "*") continue;
-    size_t q = item.find("q=");
-    if (q != std::string_view::npos) {
-      std::string_view qv = TrimSpaces(item.substr(q + 2));
-      if (qv == "0" || qv == "0." || qv == "0.0" || qv == "0.00" || qv == "0.000") return false;
-    }
-    return true;
-  }
-  return false;
-}
-
-std::optional<std::string> Gunzip(std::string_view data) {
-  // RFC 1952 member header, then raw deflate data.
-  if (data.size() < 18 || static_cast<unsigned char>(data[0]) != 0x1f ||
-      static_cast<unsigned char>(data[1]) != 0x8b || data[2] != 8) {
-    return std::nullopt;
-  }
-  unsigned flags = static_cast<unsigned char>(data[3]);
-  size_t pos = 10;
-  if (flags & 4) {
-    if (pos + 2 > data.size()) return std::nullopt;
-    pos += 2 + (static_cast<unsigned char>(data[pos]) |
-                (static_cast<unsigned char>(data[pos + 1]) << 8));
-  }
-  for (unsigned bit : {8u, 16u}) {
-    if (flags & bit) {
-      while (pos < data.size() && data[pos] != '\0') ++pos;
-      ++pos;
-    }
-  }
-  if (flags & 2) pos += 2;
-  if (pos >= data.size()) return std::nullopt;
-  boost::beast::zlib::inflate_stream inflater;
-  boost::beast::zlib::z_params zs;
-  zs.next_in = data.data() + pos;
-  zs.avail_in = data.size() - pos;
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    zs.next_out = buf;
-    zs.avail_out = sizeof buf;
-    boost::system::error_code ec;
-    inflater.write(zs, boost::beast::zlib::Flush::sync, ec);
-    out.append(buf, sizeof buf - zs.avail_out);
-    if (ec == boost::beast::zlib::error::end_of_stream) return out;
-    if (ec && ec != boost::beast::zlib::error::need_buffers) return std::nullopt;
-    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
-  }
-}
-
 Api::Api(const ServerOptions& options, tsdb::QueryService& store, const ServerHooks& hooks)
-    : options_(options), store_(store), hooks_(hooks) {}
+    : options_(options),
+      hosts_(options.address, options.allowed_hosts),
+      store_(store),
+      hooks_(hooks) {}
+
+bool Api::HostAccepted(const Request& request) const {
+  // A token already keeps other sites' pages out: they cannot know it.
+  if (options_.token) return true;
+  auto it = request.find(bhttp::field::host);
+  return hosts_.Allows(it == request.end() ? std::nullopt
+                                           : std::optional<std::string_view>(it->value()));
+}
 
 Response Api::Error(unsigned version, bhttp::status status, std::string_view code,
                     std::string_view message) {
   Response res{status, version};
   res.set(bhttp::field::content_type, kJsonType);
   res.set(bhttp::field::cache_control, "no-store");
+  SetSecurityHeaders(res);
   json body = {{"error", {{"code", code}, {"message", message}}}};
   res.body() = DumpJson(body);
   res.body() += '\n';
@@ -228,7 +182,8 @@ ApiReply Api::Handle(const Request& request) const {
 bool Api::IsQuery(const Request& request) const {
   std::string_view target = request.target();
   const RouteInfo* route = FindRoute(target.substr(0, target.find('?')));
-  if (route == nullptr || !route->query || !MethodAllowed(request.method(), route->methods)) {
+  if (route == nullptr || !route->query || !MethodAllowed(request.method(), route->methods) ||
+      !HostAccepted(request)) {
     return false;
   }
   // A request without the right token is refused at once, without taking a query's place.
@@ -247,6 +202,7 @@ Response Api::Refuse(const Request& request, bhttp::status status, std::string_v
 
 void Api::Finish(const Request& request, ApiReply& reply) const {
   Response& res = reply.response;
+  SetSecurityHeaders(res);
   if (res.result() == bhttp::status::unauthorized) {
     res.set(bhttp::field::www_authenticate, "Bearer realm=\"stickmeter\"");
   }
@@ -269,6 +225,17 @@ ApiReply Api::Route(const Request& request) const {
   size_t qmark = target.find('?');
   std::string_view path = target.substr(0, qmark);
   std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
+  if (!HostAccepted(request)) {
+    // Before anything else, so a page under another name learns nothing, not even which paths
+    // exist.
+    auto host = request.find(bhttp::field::host);
+    std::string name(host == request.end() ? std::string_view()
+                                           : std::string_view(host->value()).substr(0, 128));
+    throw ApiError{bhttp::status::misdirected_request, "wrong_host",
+                   "host: \"" + name +
+                       "\" does not name this server; list it with --http-host, or require a "
+                       "token (--token-file)"};
+  }
   if (path.empty() || path.front() != '/') BadRequest("target: not an absolute path");
 
   const RouteInfo* route = FindRoute(path);
@@ -344,7 +311,6 @@ ApiReply Api::Route(const Request& request) const {
       }
     }
     res.set(bhttp::field::content_type, asset->content_type);
-    res.set("X-Content-Type-Options", "nosniff");
     if (asset->gzipped) {
       if (send_gzip) {
         res.set(bhttp::field::content_encoding, "gzip");
@@ -514,7 +480,8 @@ ApiReply Api::Route(const Request& request) const {
         auto r1 = std::from_chars(after->data(), after->data() + colon, t);
         auto r2 = std::from_chars(after->data() + colon + 1, after->data() + after->size(), seq);
         ok = r1.ec == std::errc() && r1.ptr == after->data() + colon && r2.ec == std::errc() &&
-             r2.ptr == after->data() + after->size() && colon + 1 < after->size();
+             r2.ptr == after->data() + after->size() && colon + 1 < after->size() &&
+             t >= kMinTimeMs && t <= kMaxTimeMs;
       }
       if (!ok) BadRequest("after: \"" + after->substr(0, 48) + "\" is not a cursor (t_ms:seq)");
       q.after = std::make_pair(t, seq);
@@ -536,7 +503,8 @@ ApiReply Api::Route(const Request& request) const {
     }
     reply.response = JsonResponse(version, {{"events", std::move(list)}, {"next", next}});
   } else if (p == "/api/v1/export") {
-    Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source"});
+    Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source",
+                          "excel_safe"});
     ExportRequest er;
     er.period = params.NonEmpty("period");
     er.tz = params.Get("tz").value_or("UTC");
@@ -550,6 +518,13 @@ ApiReply Api::Route(const Request& request) const {
       BadRequest("per_source: \"" + per_source->substr(0, 32) + "\" is not true or false");
     }
     er.per_source = per_source && *per_source == "true";
+    // 1 as well as true: a spreadsheet user types the short form.
+    if (auto excel = params.Get("excel_safe")) {
+      if (*excel != "true" && *excel != "1" && *excel != "false" && *excel != "0") {
+        BadRequest("excel_safe: \"" + excel->substr(0, 32) + "\" is not 1, true, 0 or false");
+      }
+      er.excel_safe = *excel == "true" || *excel == "1";
+    }
     er.now_ms = NowUnixMs();
     if (!er.period && !er.from_ms && !er.to_ms) BadRequest("period: missing (or give from and to)");
     ResolvedExport resolved = Must(ResolveExport(er));

@@ -19,6 +19,7 @@
 
 #include "common/metrics.h"
 #include "http/export.h"
+#include "http/guards.h"
 #include "http/server.h"
 #include "tsdb/query.h"
 
@@ -66,15 +67,19 @@ class Api {
   Response Refuse(const Request& request, boost::beast::http::status status, std::string_view code,
                   std::string_view message) const;
 
-  // A complete error response in the API's JSON shape.
+  // A complete error response in the API's JSON shape, with the security headers of
+  // SetSecurityHeaders (http/guards.h).
   static Response Error(unsigned version, boost::beast::http::status status, std::string_view code,
                         std::string_view message);
 
  private:
   ApiReply Route(const Request& request) const;
   void Finish(const Request& request, ApiReply& reply) const;
+  // False when the request must be refused 421 (see ServerOptions::allowed_hosts).
+  bool HostAccepted(const Request& request) const;
 
   const ServerOptions& options_;
+  const HostPolicy hosts_;
   tsdb::QueryService& store_;
   const ServerHooks& hooks_;
 };

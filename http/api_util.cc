@@ -1,4 +1,7 @@
+// The API's query-string decoding, and the gzip helpers of the UI's files (http/api.h).
 #include "http/api_util.h"
+
+#include <boost/beast/zlib/inflate_stream.hpp>
 
 namespace stickmeter::http::internal {
 namespace {
@@ -33,3 +36,73 @@ std::string PercentDecode(std::string_view in, std::string_view what) {
 }
 
 }  // namespace stickmeter::http::internal
+
+namespace stickmeter::http {
+namespace {
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+bool AcceptsGzip(std::string_view header) {
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    std::string_view item = TrimSpaces(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    std::string_view name = TrimSpaces(item.substr(0, item.find(';')));
+    bool gzip = name.size() == 4 && (name == "gzip" || name == "GZIP" || name == "Gzip");
+    if (!gzip && name != "*") continue;
+    size_t q = item.find("q=");
+    if (q != std::string_view::npos) {
+      std::string_view qv = TrimSpaces(item.substr(q + 2));
+      if (qv == "0" || qv == "0." || qv == "0.0" || qv == "0.00" || qv == "0.000") return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::optional<std::string> Gunzip(std::string_view data) {
+  // RFC 1952 member header, then raw deflate data.
+  if (data.size() < 18 || static_cast<unsigned char>(data[0]) != 0x1f ||
+      static_cast<unsigned char>(data[1]) != 0x8b || data[2] != 8) {
+    return std::nullopt;
+  }
+  unsigned flags = static_cast<unsigned char>(data[3]);
+  size_t pos = 10;
+  if (flags & 4) {
+    if (pos + 2 > data.size()) return std::nullopt;
+    pos += 2 + (static_cast<unsigned char>(data[pos]) |
+                (static_cast<unsigned char>(data[pos + 1]) << 8));
+  }
+  for (unsigned bit : {8u, 16u}) {
+    if (flags & bit) {
+      while (pos < data.size() && data[pos] != '\0') ++pos;
+      ++pos;
+    }
+  }
+  if (flags & 2) pos += 2;
+  if (pos >= data.size()) return std::nullopt;
+  boost::beast::zlib::inflate_stream inflater;
+  boost::beast::zlib::z_params zs;
+  zs.next_in = data.data() + pos;
+  zs.avail_in = data.size() - pos;
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    zs.next_out = buf;
+    zs.avail_out = sizeof buf;
+    boost::system::error_code ec;
+    inflater.write(zs, boost::beast::zlib::Flush::sync, ec);
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (ec == boost::beast::zlib::error::end_of_stream) return out;
+    if (ec && ec != boost::beast::zlib::error::need_buffers) return std::nullopt;
+    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
+  }
+}
+
+}  // namespace stickmeter::http

@@ -111,6 +111,15 @@ void AppendCsvField(std::string& out, std::string_view field) {
   out += '"';
 }
 
+void AppendExcelSafeCsvField(std::string& out, std::string_view field) {
+  if (field.empty() || std::string_view("=+-@\t\r").find(field.front()) == std::string_view::npos) {
+    return AppendCsvField(out, field);
+  }
+  std::string prefixed = "'";
+  prefixed.append(field);
+  AppendCsvField(out, prefixed);
+}
+
 Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
   ResolvedExport r;
   if (request.format == "json") {
@@ -119,6 +128,10 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
     return Status::InvalidArgument("format: \"" + request.format.substr(0, 32) +
                                    "\" is not csv or json");
   }
+  if (request.excel_safe && r.json) {
+    return Status::InvalidArgument("excel_safe: applies to CSV only, not to format=json");
+  }
+  r.excel_safe = request.excel_safe;
   auto zone = LocateZone(request.tz);
   if (!zone.ok()) return zone.status().WithContext("tz");
   r.zone = *zone;
@@ -132,11 +145,24 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
     r.from_ms = month->start_ms;
     r.to_ms = month->end_ms;
     r.period = request.period;
+    // A month at either end of the supported span can start or end outside it in some zones.
+    if (r.from_ms < kMinTimeMs || r.to_ms > kMaxTimeMs) {
+      return Status::InvalidArgument("period: \"" + *request.period + "\" in " + request.tz +
+                                     " is not inside the supported times, "
+                                     "1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z");
+    }
   } else {
     if (!request.from_ms) return Status::InvalidArgument("from: missing (or give period)");
     if (!request.to_ms) return Status::InvalidArgument("to: missing (or give period)");
     r.from_ms = *request.from_ms;
     r.to_ms = *request.to_ms;
+    // Parsed times are in range already; this guards callers that fill in Unix ms themselves.
+    if (Status s = CheckTimeInRange(r.from_ms, std::to_string(r.from_ms)); !s.ok()) {
+      return s.WithContext("from");
+    }
+    if (Status s = CheckTimeInRange(r.to_ms, std::to_string(r.to_ms)); !s.ok()) {
+      return s.WithContext("to");
+    }
     if (r.from_ms >= r.to_ms) {
       return Status::InvalidArgument("from: must be before to (the range is [from, to))");
     }
@@ -231,6 +257,10 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
   query.metric = r.metric;
   query.per_source = r.per_source;
 
+  // Text cells (table, key, metric, source); the timestamps and totals never start with a
+  // formula character, and prefixing a number would turn it into text.
+  void (*const csv_text)(std::string&, std::string_view) =
+      r.excel_safe ? AppendExcelSafeCsvField : AppendCsvField;
   QuotedCache table_cache, metric_cache, source_cache;
   bool first = true;
   bool cancelled = false;
@@ -251,16 +281,16 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
       out += '}';
     } else {
       out += csv_prefix;
-      out += table_cache.Get(row.table, AppendCsvField);
+      out += table_cache.Get(row.table, csv_text);
       out += ',';
-      AppendCsvField(out, row.key);
+      csv_text(out, row.key);
       out += ',';
-      out += metric_cache.Get(row.metric, AppendCsvField);
+      out += metric_cache.Get(row.metric, csv_text);
       out += ',';
       AppendUint(out, row.total);
       if (r.per_source) {
         out += ',';
-        out += source_cache.Get(row.source, AppendCsvField);
+        out += source_cache.Get(row.source, csv_text);
       }
       out += "\r\n";
     }

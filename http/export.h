@@ -39,7 +39,10 @@ struct ExportRequest {
   std::optional<std::string> table, metric;
   std::string format = "csv";  // "csv" | "json"
   bool per_source = false;     // one row per HAProxy node instead of their sum
-  int64_t now_ms = 0;          // only decides `partial`
+  // CSV only: prefix text cells that a spreadsheet would take for a formula (see
+  // AppendExcelSafeCsvField). Default false: the bytes are exactly the stored names and keys.
+  bool excel_safe = false;
+  int64_t now_ms = 0;  // only decides `partial`
 };
 
 struct ResolvedExport {
@@ -54,6 +57,7 @@ struct ResolvedExport {
   std::optional<std::string> table, metric;
   bool json = false;
   bool per_source = false;
+  bool excel_safe = false;
 
   // The MIME type of the body ("text/csv; charset=utf-8" or "application/json").
   std::string_view content_type() const;
@@ -62,7 +66,8 @@ struct ResolvedExport {
 };
 
 // Validates the request without touching the store. InvalidArgument naming the parameter
-// ("period: ...", "tz: ...", "from: ...", "format: ...") on bad input.
+// ("period: ...", "tz: ...", "from: ...", "format: ...", "excel_safe: ...") on bad input,
+// including a period or range not inside [kMinTimeMs, kMaxTimeMs] (http/time_parse.h).
 Result<ResolvedExport> ResolveExport(const ExportRequest& request);
 
 // Checks the table and metric filters against the store's tables: NotFound ("table: ...",
@@ -85,5 +90,10 @@ Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
 
 // RFC 4180 field quoting: quotes the field when it holds a comma, quote, CR or LF.
 void AppendCsvField(std::string& out, std::string_view field);
+
+// AppendCsvField for a text cell of an Excel-safe export: a field starting with '=', '+', '-',
+// '@', TAB or CR gets a leading single quote, so a spreadsheet shows it as text instead of
+// evaluating it as a formula (CSV injection). Other fields are written as AppendCsvField does.
+void AppendExcelSafeCsvField(std::string& out, std::string_view field);
 
 }  // namespace stickmeter::http

@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "http/api.h"
+#include "http/guards.h"
 #include "http/server_impl.h"
 
 namespace stickmeter::http {
@@ -37,13 +38,16 @@ constexpr std::string_view kComponent = "http";
 // shared_ptr); every handler runs on the socket's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
+  // `client`: the address ReserveClient() counted this connection under.
+  Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server, net::ip::address client)
       : stream_(std::move(socket)),
         server_(std::move(server)),
+        client_(client),
         query_timer_(stream_.get_executor()) {}
 
   ~Session() {
     CancelExport();
+    server_->ReleaseClient(client_);
     server_->open_connections.fetch_sub(1);
     server_->connections_active.Add(-1);
   }
@@ -77,8 +81,32 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::milliseconds(timeout));
     waiting_ = true;
     if (closing_ && buffer_.size() == 0) return Close();
+    // The head first: its framing is checked before any body byte is read as part of it.
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t) {
+    // The request has begun: Stop() lets it finish instead of closing the connection.
+    waiting_ = false;
+    if (ec) return OnRead(ec, 0);
+    if (auto problem = FramingProblem(parser_->get())) {
+      // Where this request ends is unclear, so nothing after it on this connection is trusted.
+      return RefuseMalformed(bhttp::status::bad_request, "bad_request", *problem);
+    }
+    if (parser_->is_done()) return OnRead(ec, 0);
+    // The body, under the deadline set in DoRead().
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  // Answers once, then closes: after a malformed request the stream is out of sync.
+  void RefuseMalformed(bhttp::status status, std::string_view code, std::string_view message) {
+    auto res = std::make_shared<Response>(Api::Error(11, status, code, message));
+    res->keep_alive(false);
+    res->prepare_payload();
+    server_->CountRequest("other", res->result_int());
+    Write(std::move(res), true);
   }
 
   void OnRead(beast::error_code ec, size_t) {
@@ -102,11 +130,7 @@ class Session : public std::enable_shared_from_this<Session> {
         code = "body_too_large";
         message = "body: larger than " + std::to_string(server_->options.max_body_bytes) + " bytes";
       }
-      auto res = std::make_shared<Response>(Api::Error(11, status, code, message));
-      res->keep_alive(false);
-      res->prepare_payload();
-      server_->CountRequest("other", res->result_int());
-      return Write(std::move(res), true);
+      return RefuseMalformed(status, code, message);
     }
     ++requests_;
     Request& req = parser_->get();
@@ -371,6 +395,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<Response> response_;
   std::shared_ptr<Server::Impl> server_;
+  const net::ip::address client_;
   std::list<std::weak_ptr<Session>>::iterator self_entry_;
   uint64_t requests_ = 0;
   // Query state: the query out on the pool (null when none), for which request, since when.
@@ -414,27 +439,31 @@ void Server::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   if (open_connections.load() >= options.max_connections) {
-    // Over the limit: a best-effort 503 that fits in the socket buffer, then close. Never
-    // blocks and never queues.
+    // Over the limit: a best-effort 503 that fits in the socket buffer, then close.
     connections_rejected.Inc();
-    static constexpr std::string_view kBusyBody =
-        "{\"error\":{\"code\":\"unavailable\",\"message\":\"server: too many open "
-        "connections\"}}\n";
-    static const std::string kBusy =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-        std::to_string(kBusyBody.size()) + "\r\n\r\n" + std::string(kBusyBody);
+    RefuseConnection(socket, busy_refusal);
+    CountRequest("other", 503);
+    return DoAccept();
+  }
+  beast::error_code peer_ec;
+  const net::ip::address client = socket.remote_endpoint(peer_ec).address();
+  if (peer_ec) {
+    // Gone already (reset before we got to it): nothing to answer.
     beast::error_code ignored;
-    socket.non_blocking(true, ignored);
-    socket.write_some(net::buffer(kBusy), ignored);
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
+    return DoAccept();
+  }
+  if (!ReserveClient(client)) {
+    // One address holds its share: refused like the global limit, so a client opening many
+    // connections (or holding them open with slow requests) leaves room for everyone else.
+    client_connections_rejected.Inc();
+    RefuseConnection(socket, client_refusal);
     CountRequest("other", 503);
     return DoAccept();
   }
   open_connections.fetch_add(1);
   connections_active.Add(1);
-  auto session = std::make_shared<Session>(std::move(socket), shared_from_this());
+  auto session = std::make_shared<Session>(std::move(socket), shared_from_this(), client);
   std::list<std::weak_ptr<Session>>::iterator entry;
   {
     std::lock_guard<std::mutex> lock(sessions_mu);

@@ -5,11 +5,15 @@
 // each socket to a Session that owns it, its read buffer and its parser; each session runs on
 // its own strand, so the io_context may run on any number of threads. Requests are answered by
 // Api (http/api.h), which never sees the socket. Every read has a deadline and size limits;
-// the number of open connections is bounded (a connection over the limit is answered 503 and
-// closed at once). Queries run on a small query pool (http/query_pool.h) with admission control
-// and a deadline, and their answers are posted back to the session's strand; a query whose
-// client closes the connection before it starts is dropped. Exports stream from a worker
-// thread through a bounded chunk queue, so a slow reader holds neither an I/O thread nor memory.
+// the number of open connections is bounded, in all and per client address (a connection over
+// either limit is answered 503 and closed at once). A request's head is read first and its body
+// framing checked (http/guards.h) before any body byte is read; without a token, a request whose
+// Host does not name the server is answered 421 (DNS rebinding). Every response carries the
+// security headers of http/guards.h. Queries run on a small query pool (http/query_pool.h) with
+// admission control and a deadline, and their answers are posted back to the session's strand; a
+// query whose client closes the connection before it starts is dropped. Exports stream from a
+// worker thread through a bounded chunk queue, so a slow reader holds neither an I/O thread nor
+// memory.
 //
 // Thread-safety: Start() must be called once, before the io_context runs handlers for it;
 // Stop() and port() may be called from any thread. The Server, the QueryService and the hooks
@@ -56,16 +60,25 @@ struct ServerOptions {
   bool insecure_no_auth = false;
   // Default: false. Send CORS headers (Access-Control-Allow-Origin: *) and answer preflights.
   bool cors = false;
+  // Default: none. Without a token, only requests whose Host names this server are answered
+  // (others get 421), so a web page cannot reach the API through DNS rebinding. Accepted
+  // always: `address`, localhost, 127.0.0.1 and [::1] (any port); these names in addition.
+  // With a token every Host is accepted. See http/guards.h.
+  std::vector<std::string> allowed_hosts;
 
   // Default: 1024. Open connections beyond this are answered 503 and closed.
   size_t max_connections = 1024;
+  // Default: 32. Open connections from one client IP address beyond this are answered 503
+  // (Retry-After: 1) and closed, so one client cannot take every connection. 0 = no limit.
+  size_t max_connections_per_client = 32;
   // Default: 16 KiB. Request line plus headers; more is answered 431.
   size_t max_header_bytes = 16 * 1024;
   // Default: 8 KiB. Request target (path and query string); more is answered 414.
   size_t max_target_bytes = 8 * 1024;
   // Default: 64 KiB. Request body (the API takes none); more is answered 413.
   size_t max_body_bytes = 64 * 1024;
-  // Default: 10 s. Time to receive a whole request on a new connection.
+  // Default: 10 s. Time to receive a whole request (head and body) on a new connection; a client
+  // that sends its head slowly (slowloris) is closed then.
   int64_t read_timeout_ms = 10'000;
   // Default: 30 s. Time to receive the next whole request on a keep-alive connection.
   int64_t idle_timeout_ms = 30'000;

@@ -1,5 +1,6 @@
-// Internals of the HTTP server shared by http/server.cc (sessions, accepting) and
-// http/server_export.cc (export workers). Not part of the http library's interface.
+// Internals of the HTTP server shared by http/server.cc (sessions, accepting),
+// http/server_export.cc (export workers) and http/server_limits.cc (per-client connection
+// counts, canned refusals). Not part of the http library's interface.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -41,6 +42,11 @@ struct ExportPipe {
 
 class Session;
 
+// The complete bytes of a `503 Service Unavailable` with `message` in the API's JSON error
+// shape, `Retry-After: 1`, `Connection: close` and the security headers: what a connection
+// refused at accept time is sent, with a Content-Length that matches its body.
+std::string ConnectionRefusal(std::string_view message);
+
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(boost::asio::io_context& io_context, ServerOptions opts, tsdb::QueryService& store_ref,
        ServerHooks hooks_in)
@@ -59,6 +65,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         connections_rejected(MetricsRegistry::Global().GetCounter(
             "stickmeter_http_connections_rejected_total",
             "HTTP connections closed at once because max_connections were open")),
+        client_connections_rejected(MetricsRegistry::Global().GetCounter(
+            "stickmeter_http_client_connections_rejected_total",
+            "HTTP connections closed at once because their client address had "
+            "max_connections_per_client open")),
         request_seconds(MetricsRegistry::Global().GetHistogram(
             "stickmeter_http_request_duration_seconds", "Time to build an HTTP response")),
         queries_rejected(MetricsRegistry::Global().GetCounter(
@@ -69,7 +79,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
             "Queries answered 504 because they were not done within query_timeout")),
         queries_abandoned(MetricsRegistry::Global().GetCounter(
             "stickmeter_http_queries_abandoned_total",
-            "Queries whose client closed the connection before the answer")) {}
+            "Queries whose client closed the connection before the answer")),
+        busy_refusal(ConnectionRefusal("server: too many open connections")),
+        client_refusal(
+            ConnectionRefusal("server: too many open connections from your address (at most " +
+                              std::to_string(options.max_connections_per_client) + ")")) {}
 
   void DoAccept();
   void OnAccept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
@@ -87,6 +101,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     it->second->Inc();
   }
+  // Counts a new connection from `client`; false (and nothing counted) when that address has
+  // max_connections_per_client open already. Any thread.
+  bool ReserveClient(const boost::asio::ip::address& client);
+  // Uncounts a connection ReserveClient() counted. Any thread.
+  void ReleaseClient(const boost::asio::ip::address& client);
+  // Writes `canned` (ConnectionRefusal) without blocking, as far as the socket buffer takes it,
+  // and closes the socket.
+  static void RefuseConnection(boost::asio::ip::tcp::socket& socket, std::string_view canned);
   // Starts a worker for `job`; false when max_concurrent_exports are running.
   bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe);
   void ReapExports(bool all);
@@ -103,10 +125,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<size_t> open_connections{0};
   Gauge& connections_active;
   Counter& connections_rejected;
+  Counter& client_connections_rejected;
   Histogram& request_seconds;
   Counter& queries_rejected;
   Counter& queries_timed_out;
   Counter& queries_abandoned;
+  // What a connection refused at accept time is sent (ConnectionRefusal).
+  const std::string busy_refusal;
+  const std::string client_refusal;
+
+  // Open connections per client address (IPv4-mapped IPv6 counted as IPv4); an address leaves
+  // the map with its last connection.
+  std::mutex clients_mu;
+  std::map<boost::asio::ip::address, size_t> clients;  // GUARDED_BY(clients_mu)
 
   std::mutex sessions_mu;
   std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)

@@ -43,9 +43,8 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   return q;
 }
 
-}  // namespace
-
-Result<int64_t> ParseTime(std::string_view text) {
+// ParseTime without the range check.
+Result<int64_t> ParseUncheckedTime(std::string_view text) {
   if (text.empty()) return BadTime(text, "empty");
   // Integer Unix milliseconds.
   if (text.find_first_not_of("0123456789") == std::string_view::npos ||
@@ -105,6 +104,22 @@ Result<int64_t> ParseTime(std::string_view text) {
   int64_t days = date::sys_days{ymd}.time_since_epoch().count();
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
   return secs * 1000 + millis;
+}
+
+}  // namespace
+
+Status CheckTimeInRange(int64_t unix_ms, std::string_view text) {
+  if (unix_ms >= kMinTimeMs && unix_ms <= kMaxTimeMs) return Status::Ok();
+  return Status::InvalidArgument(Quoted(text, 64) +
+                                 " is outside the supported times, 1970-01-01T00:00:00Z to "
+                                 "9999-12-31T23:59:59.999Z (Unix ms 0 to 253402300799999)");
+}
+
+Result<int64_t> ParseTime(std::string_view text) {
+  auto t = ParseUncheckedTime(text);
+  if (!t.ok()) return t;
+  if (Status s = CheckTimeInRange(*t, text); !s.ok()) return s;
+  return t;
 }
 
 Result<const date::time_zone*> LocateZone(std::string_view name) {

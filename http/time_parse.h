@@ -6,6 +6,11 @@
 // [from, to) stay half-open. Zones are IANA names resolved through Howard Hinnant's date/tz
 // against the OS tzdb (/usr/share/zoneinfo); every conversion is DST-correct.
 //
+// Every time accepted lies in [kMinTimeMs, kMaxTimeMs], 1970-01-01T00:00:00Z to
+// 9999-12-31T23:59:59.999Z: the store keys minutes, hours and days since the epoch in 32 bits, so
+// a time outside that span would wrap around and land on other buckets (a crafted `to` could
+// count a period twice).
+//
 // All functions are pure and thread-safe (date/tz's database is loaded once, under its own
 // lock). Failures are InvalidArgument whose message names the offending text but not the
 // parameter; callers prefix the parameter name.
@@ -23,8 +28,17 @@ class time_zone;
 
 namespace stickmeter::http {
 
-// Parses an RFC 3339 timestamp or integer Unix ms. Returns Unix ms, or InvalidArgument.
+// The span of times the API and the CLI accept, in Unix ms (both ends included).
+inline constexpr int64_t kMinTimeMs = 0;                  // 1970-01-01T00:00:00Z
+inline constexpr int64_t kMaxTimeMs = 253402300799999LL;  // 9999-12-31T23:59:59.999Z
+
+// Parses an RFC 3339 timestamp or integer Unix ms. Returns Unix ms, or InvalidArgument (also
+// for a time outside [kMinTimeMs, kMaxTimeMs]).
 Result<int64_t> ParseTime(std::string_view text);
+
+// Ok when `unix_ms` is in [kMinTimeMs, kMaxTimeMs]; otherwise InvalidArgument saying so, with
+// `text` (what the client sent) quoted.
+Status CheckTimeInRange(int64_t unix_ms, std::string_view text);
 
 // Resolves an IANA zone name ("UTC", "Europe/Berlin"). Returns NotFound-free InvalidArgument
 // for unknown names. The pointer stays valid for the life of the process.

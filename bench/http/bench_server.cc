@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   http::ServerOptions server_options;
   server_options.port = argc > 2 ? static_cast<uint16_t>(std::stoi(argv[2])) : 0;
   server_options.max_connections = 4096;
+  // wrk's connections all come from 127.0.0.1.
+  server_options.max_connections_per_client = 0;
   http::Server server(io, server_options, **store, {});
   if (Status s = server.Start(); !s.ok()) {
     std::cerr << s.ToString() << "\n";

@@ -71,6 +71,11 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
        "--apply-delay-ms: expected an integer from 0 to 600000, got '-1'"},
       {{"--data"}, "--data needs a value"},
       {{"--name", ""}, "--name: must not be empty"},
+      {{"--http-host", "evil host"}, "--http-host: expected a host name"},
+      {{"--http-host", "a/b"}, "--http-host: expected a host name"},
+      {{"--http-host", ""}, "--http-host: expected a host name"},
+      {{"--http-max-conns-per-client", "-1"},
+       "--http-max-conns-per-client: expected an integer from 0 to 1000000, got '-1'"},
       {{"stray"}, "unexpected argument 'stray'"},
   };
   for (const auto& tc : cases) {
@@ -119,6 +124,30 @@ TEST_F(ConfigFileTest, QueryLimits) {
   EXPECT_EQ(5, c->query_timeout_s);
 }
 
+// The Host names and the per-client connection limit: flags and file keys, the command line
+// replacing the file's list as for every repeatable flag.
+TEST_F(ConfigFileTest, HttpHostsAndPerClientLimit) {
+  auto defaults = ParseServeArgs({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->http_host.empty());
+  EXPECT_EQ(32, defaults->http_max_conns_per_client);
+  Write(R"({"http_host": ["stats.example.com", "[2001:db8::1]:8080"],
+            "http_max_conns_per_client": 0})");
+  auto file = ParseServeArgs({"--config", path_.string()});
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ((std::vector<std::string>{"stats.example.com", "[2001:db8::1]:8080"}), file->http_host);
+  EXPECT_EQ(0, file->http_max_conns_per_client);
+  auto flags = ParseServeArgs({"--config", path_.string(), "--http-host", "a.example",
+                               "--http-host=b.example", "--http-max-conns-per-client", "8"});
+  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  EXPECT_EQ((std::vector<std::string>{"a.example", "b.example"}), flags->http_host);
+  EXPECT_EQ(8, flags->http_max_conns_per_client);
+  Write(R"({"http_host": "single.example"})");
+  auto single = ParseServeArgs({"--config", path_.string()});
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  EXPECT_EQ(std::vector<std::string>{"single.example"}, single->http_host);
+}
+
 TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
   Write(R"({"dta": "/x"})");
   auto unknown = ParseServeArgs({"--config", path_.string()});
@@ -155,6 +184,14 @@ TEST(ExportConfigTest, PeriodOrRange) {
   EXPECT_FALSE(ParseExportArgs({"--from", "0"}).ok());
   EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--format", "xml"}).ok());
   EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--sha256"}).ok());
+
+  auto excel = ParseExportArgs({"--period", "2026-10", "--excel-safe"});
+  ASSERT_TRUE(excel.ok()) << excel.status().ToString();
+  EXPECT_TRUE(excel->excel_safe);
+  EXPECT_FALSE(month->excel_safe);
+  auto json = ParseExportArgs({"--period", "2026-10", "--excel-safe", "--format", "json"});
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(0u, json.status().message().find("--excel-safe:")) << json.status().message();
 }
 
 TEST(DecodeConfigTest, FileOrStdin) {

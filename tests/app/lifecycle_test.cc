@@ -91,6 +91,34 @@ TEST_F(LifecycleTest, ServesHealthStopsOnSignalsAndReopensItsData) {
   EXPECT_TRUE(fs::is_directory(data));
 }
 
+// `stickmeter export` refuses times outside 1970-01-01 .. 9999-12-31 with one line naming the
+// flag, before it looks at the data directory (a huge --to once wrapped the store's minutes).
+TEST_F(LifecycleTest, ExportRefusesTimesOutsideTheSupportedSpan) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string reason;
+  };
+  const std::string data = (dir_.path() / "no-data").string();
+  for (const Case& c : std::vector<Case>{
+           {{"--from", "0", "--to", "253402300800000"}, "--to: \"253402300800000\" is outside"},
+           {{"--from", "-1", "--to", "5"}, "--from: \"-1\" is outside"},
+           {{"--from", "1969-12-31T23:00:00Z", "--to", "5"}, "--from: \"1969-12-31T23:00:00Z\""},
+           {{"--from", "0", "--to", "10000-01-01T00:00:00Z"}, "--to: "},
+           {{"--period", "9999-12"}, "--period: \"9999-12\""},
+           {{"--period", "2026-10", "--excel-safe", "--format", "json"}, "--excel-safe: "}}) {
+    std::vector<std::string> args = {"export", "--data", data};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    fs::path log = dir_.path() / "export.log";
+    fs::remove(log);
+    Process p(STICKMETER_BINARY, args, log);
+    EXPECT_NE(0, p.Wait()) << c.reason;
+    std::string err = ReadFile(log);
+    EXPECT_NE(std::string::npos, err.find(c.reason)) << err;
+    EXPECT_EQ(1, std::count(err.begin(), err.end(), '\n')) << err;
+    EXPECT_EQ(std::string::npos, err.find("data directory")) << err;
+  }
+}
+
 TEST_F(LifecycleTest, VersionPrintsAndExitsZero) {
   Process p(STICKMETER_BINARY, {"version"}, dir_.path() / "out.log");
   EXPECT_EQ(0, p.Wait());

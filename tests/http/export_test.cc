@@ -307,6 +307,83 @@ TEST(ExportTest, BadRequestsNameTheParameter) {
   EXPECT_EQ(Status::Code::kIoError, out.status.code());
 }
 
+// Excel-safe CSV: text cells a spreadsheet would evaluate as a formula start with a quote; the
+// timestamps and totals are untouched, and the default stays the stored bytes exactly.
+TEST(ExportTest, ExcelSafeCsvQuotesFormulaCells) {
+  FakeStore store;
+  tsdb::TableSummary formula = QuotaTable();
+  formula.name = "=HYPERLINK(1)";
+  store.AddTable(QuotaTable());
+  store.AddTable(formula);
+  int64_t t = T("2026-10-05T10:00:00Z");
+  for (std::string key : {"=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain", "a=b", "'q"}) {
+    store.Add({"/quota", key, "-lb1", "gpc0", t, 3, 3});
+  }
+  store.Add({"=HYPERLINK(1)", "k", "lb1", "gpc0", t, 4, 4});
+
+  ExportRequest exact = Month("2026-10");
+  exact.per_source = true;
+  Output plain = RunExport(store, exact);
+  ASSERT_TRUE(plain.status.ok()) << plain.status.ToString();
+  ExportRequest safe = exact;
+  safe.excel_safe = true;
+  Output quoted = RunExport(store, safe);
+  ASSERT_TRUE(quoted.status.ok()) << quoted.status.ToString();
+  EXPECT_EQ(Sha256Hex(quoted.body), quoted.sha);
+
+  const std::string p = "2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,";
+  EXPECT_EQ("period_start,period_end,table,key,metric,total,source\r\n" + p +
+                "/quota,\tx,gpc0,3,-lb1\r\n" + p + "/quota,\"\rx\",gpc0,3,-lb1\r\n" + p +
+                "/quota,'q,gpc0,3,-lb1\r\n" + p + "/quota,+1,gpc0,3,-lb1\r\n" + p +
+                "/quota,-1,gpc0,3,-lb1\r\n" + p + "/quota,=1+2,gpc0,3,-lb1\r\n" + p +
+                "/quota,@SUM(A1),gpc0,3,-lb1\r\n" + p + "/quota,a=b,gpc0,3,-lb1\r\n" + p +
+                "/quota,plain,gpc0,3,-lb1\r\n" + p + "=HYPERLINK(1),k,gpc0,4,lb1\r\n",
+            plain.body);
+  EXPECT_EQ("period_start,period_end,table,key,metric,total,source\r\n" + p +
+                "/quota,'\tx,gpc0,3,'-lb1\r\n" + p + "/quota,\"'\rx\",gpc0,3,'-lb1\r\n" + p +
+                "/quota,'q,gpc0,3,'-lb1\r\n" + p + "/quota,'+1,gpc0,3,'-lb1\r\n" + p +
+                "/quota,'-1,gpc0,3,'-lb1\r\n" + p + "/quota,'=1+2,gpc0,3,'-lb1\r\n" + p +
+                "/quota,'@SUM(A1),gpc0,3,'-lb1\r\n" + p + "/quota,a=b,gpc0,3,'-lb1\r\n" + p +
+                "/quota,plain,gpc0,3,'-lb1\r\n" + p + "'=HYPERLINK(1),k,gpc0,4,lb1\r\n",
+            quoted.body);
+  // Parsed back, each quoted cell is the stored text behind one quote.
+  auto rows = ParseCsv(quoted.body);
+  ASSERT_EQ(11u, rows.size());
+  EXPECT_EQ("'\rx", rows[2][3]);
+
+  // JSON has no formulas: the option is refused there rather than silently ignored.
+  safe.format = "json";
+  Output json = RunExport(store, safe);
+  EXPECT_TRUE(json.status.IsInvalidArgument());
+  EXPECT_EQ(0u, json.status.message().find("excel_safe:")) << json.status.ToString();
+}
+
+// Periods and ranges outside 1970-01-01 .. 9999-12-31 are refused before the store is read,
+// whoever fills in the request.
+TEST(ExportTest, TimesOutsideTheSupportedSpanAreRefused) {
+  FakeStore store;
+  store.AddTable(QuotaTable());
+  ExportRequest r;
+  r.from_ms = 0;
+  r.to_ms = kMaxTimeMs + 1;
+  Output out = RunExport(store, r);
+  EXPECT_TRUE(out.status.IsInvalidArgument());
+  EXPECT_EQ(0u, out.status.message().find("to:")) << out.status.ToString();
+  EXPECT_TRUE(out.body.empty());
+  r.from_ms = -1;
+  r.to_ms = 10;
+  out = RunExport(store, r);
+  EXPECT_EQ(0u, out.status.message().find("from:")) << out.status.ToString();
+  // December 9999 ends at the first instant of year 10000; January 1970 in Berlin starts in
+  // 1969.
+  out = RunExport(store, Month("9999-12"));
+  EXPECT_EQ(0u, out.status.message().find("period:")) << out.status.ToString();
+  out = RunExport(store, Month("1970-01", "Europe/Berlin"));
+  EXPECT_EQ(0u, out.status.message().find("period:")) << out.status.ToString();
+  EXPECT_TRUE(RunExport(store, Month("9999-11")).status.ok());
+  EXPECT_TRUE(RunExport(store, Month("1970-01")).status.ok());
+}
+
 TEST(ExportTest, FileNames) {
   ExportRequest r = Month("2026-10");
   r.table = "/quota";

@@ -154,7 +154,7 @@ TEST_F(QueryTest, QueryOfAClientThatLeftWhileQueuedNeverRuns) {
     boost::asio::io_context io;
     boost::asio::ip::tcp::socket socket(io);
     socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    std::string req = "GET " + UsageFor("beta") + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    std::string req = "GET " + UsageFor("beta") + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     boost::asio::write(socket, boost::asio::buffer(req));
     ASSERT_TRUE(WaitInFlight(port, 2));
     abandoned = Metric(port, "stickmeter_http_queries_abandoned_total");

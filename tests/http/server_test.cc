@@ -264,13 +264,14 @@ TEST_F(ServerTest, OversizedAndMalformedRequests) {
   auto raw = SendRaw(port, "GARBAGE\r\n\r\n", std::chrono::seconds(5));
   EXPECT_TRUE(raw.closed);
   EXPECT_EQ("HTTP/1.1 400", raw.data.substr(0, 12)) << raw.data;
-  raw = SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
-                std::chrono::seconds(5));
+  raw =
+      SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: zz\r\n\r\n",
+              std::chrono::seconds(5));
   EXPECT_EQ("HTTP/1.1 400", raw.data.substr(0, 12)) << raw.data;
   // Keep-alive: two requests on one connection, answered in order.
   raw = SendRaw(port,
-                "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
-                "GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                "GET /api/v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                 std::chrono::seconds(5));
   EXPECT_TRUE(raw.closed);
   EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
@@ -288,7 +289,7 @@ TEST_F(ServerTest, SlowClientIsClosedAfterItsTimeout) {
   EXPECT_GE(raw.elapsed.count(), 250);
   EXPECT_LT(raw.elapsed.count(), 5000);
   // An idle keep-alive connection too.
-  raw = SendRaw(server.port(), "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+  raw = SendRaw(server.port(), "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                 std::chrono::seconds(10));
   EXPECT_TRUE(raw.closed);
   EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
@@ -298,6 +299,7 @@ TEST_F(ServerTest, SlowClientIsClosedAfterItsTimeout) {
 TEST_F(ServerTest, ManyIdleConnectionsAreRefusedGracefully) {
   ServerOptions options;
   options.max_connections = 64;
+  options.max_connections_per_client = 0;  // every client here is 127.0.0.1
   TestServer server(store_, options);
   uint16_t port = server.port();
   namespace net = testing::net;
@@ -542,8 +544,8 @@ TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
   uint16_t port = server->port();
   // An idle keep-alive connection and an export in flight.
   std::thread idle([port] {
-    auto raw =
-        SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::seconds(20));
+    auto raw = SendRaw(port, "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                       std::chrono::seconds(20));
     EXPECT_TRUE(raw.closed);
     EXPECT_LT(raw.elapsed.count(), 15000);
   });
@@ -580,7 +582,7 @@ TEST_F(ServerTest, AbandonedExportStopsAndFreesItsSlot) {
   TestServer server(store_, options);
   uint16_t port = server.port();
   // Read the start of an export, then hang up.
-  auto raw = SendRaw(port, "GET /api/v1/export?period=2026-10 HTTP/1.1\r\nHost: x\r\n\r\n",
+  auto raw = SendRaw(port, "GET /api/v1/export?period=2026-10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                      std::chrono::milliseconds(300));
   EXPECT_EQ(0u, raw.data.find("HTTP/1.1 200"));
   // The abandoned export notices at its next write and gives its only slot back; speed the

@@ -21,7 +21,7 @@ const date::time_zone* Zone(std::string_view name) {
 TEST(TimeParseTest, UnixMilliseconds) {
   EXPECT_EQ(1790812800000, T("1790812800000"));
   EXPECT_EQ(0, T("0"));
-  EXPECT_EQ(-1, T("-1"));
+  EXPECT_EQ(253402300799999, T("253402300799999"));
 }
 
 TEST(TimeParseTest, Rfc3339WithOffsets) {
@@ -33,7 +33,28 @@ TEST(TimeParseTest, Rfc3339WithOffsets) {
   EXPECT_EQ(1709210096789, T("2024-02-29T12:34:56.789Z"));
   EXPECT_EQ(1709210096789, T("2024-02-29T12:34:56.789999Z"));  // truncated, not rounded
   EXPECT_EQ(1709210096500, T("2024-02-29T12:34:56.5Z"));
-  EXPECT_EQ(-1, T("1969-12-31T23:59:59.999Z"));
+  EXPECT_EQ(0, T("1970-01-01T01:00:00+01:00"));
+  EXPECT_EQ(253402300799999, T("9999-12-31T23:59:59.999Z"));
+}
+
+// Only 1970-01-01 to 9999-12-31: the store keys minutes since the epoch in 32 bits, and a time
+// outside the span would wrap onto other buckets. The reason says what the span is.
+TEST(TimeParseTest, RejectsTimesOutsideTheSupportedSpan) {
+  for (const char* outside :
+       {"-1", "253402300800000", "9223372036854775807", "-9223372036854775808",
+        "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z", "1970-01-01T00:59:59+01:00",
+        "9999-12-31T23:59:59.999-00:01", "9999-12-31T23:00:00-05:00"}) {
+    auto r = ParseTime(outside);
+    ASSERT_FALSE(r.ok()) << outside << " -> " << *r;
+    EXPECT_TRUE(r.status().IsInvalidArgument());
+    EXPECT_NE(std::string::npos, r.status().message().find("outside the supported times"))
+        << r.status().message();
+    EXPECT_NE(std::string::npos, r.status().message().find(outside)) << r.status().message();
+  }
+  EXPECT_TRUE(CheckTimeInRange(kMinTimeMs, "0").ok());
+  EXPECT_TRUE(CheckTimeInRange(kMaxTimeMs, "x").ok());
+  EXPECT_FALSE(CheckTimeInRange(kMaxTimeMs + 1, "x").ok());
+  EXPECT_FALSE(CheckTimeInRange(kMinTimeMs - 1, "x").ok());
 }
 
 TEST(TimeParseTest, RejectsMalformed) {

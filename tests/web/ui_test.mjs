@@ -312,7 +312,13 @@ frontend fe
   const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
 
   // Token prompt: the API answers 401 until the token is given.
-  await page.goto(`${base}/#/overview`);
+  const first = await page.goto(`${base}/#/overview`);
+  // The UI runs under its Content-Security-Policy (no inline code or style: a violation would
+  // show as a console error below) and may not be framed.
+  const firstHeaders = await first.allHeaders();
+  check(/script-src 'self'/.test(firstHeaders['content-security-policy'] || '') && /frame-ancestors 'none'/.test(firstHeaders['content-security-policy']),
+    `the UI is served with its Content-Security-Policy: ${firstHeaders['content-security-policy']}`);
+  eq(firstHeaders['x-frame-options'], 'DENY', 'the UI may not be framed');
   await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
   await page.screenshot({ path: path.join(args.artifacts, 'token-prompt-laptop.png') });
   // A wrong token is refused and asked again.
@@ -464,10 +470,17 @@ frontend fe
   eq(previewRows, csvLines.slice(1).map((l) => l.replace(/"/g, '')), 'preview rows = export CSV rows');
   const reqLine = csvLines.find((l) => l.includes(',acme.example,http_req_cnt,'));
   check(reqLine && reqLine.endsWith(',64'), `export has acme.example http_req_cnt 64: ${reqLine}`);
-  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#x-csv')]);
+  // The download is the Excel-safe form (formula-like names kept as text); the preview above is
+  // the exact form.
+  const excelPath = `/api/v1/export?${q({ table, period, tz: 'UTC', format: 'csv', excel_safe: '1' })}`;
+  const excelCsv = (await api(excelPath)).body;
+  const [download, downloadRequest] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }),
+    page.waitForRequest((r) => r.url().includes('/api/v1/export') && r.url().includes('format=csv'), { timeout: 10000 }),
+    page.click('#x-csv')]);
+  check(new URL(downloadRequest.url()).searchParams.get('excel_safe') === '1', `the CSV download asks for excel_safe=1: ${downloadRequest.url()}`);
   const downloaded = fs.readFileSync(await download.path());
-  check(Buffer.compare(downloaded, csv) === 0,
-    `downloaded CSV (${downloaded.length} bytes, ${download.suggestedFilename()}) = GET ${exportPath} (${csv.length} bytes)`);
+  check(Buffer.compare(downloaded, excelCsv) === 0,
+    `downloaded CSV (${downloaded.length} bytes, ${download.suggestedFilename()}) = GET ${excelPath} (${excelCsv.length} bytes)`);
   fs.writeFileSync(path.join(args.artifacts, 'export.csv'), downloaded);
   await page.waitForFunction(() => /Downloaded/.test(document.getElementById('x-status').textContent));
   const jsonPath = `/api/v1/export?${q({ table, period, tz: 'UTC', format: 'json' })}`;

@@ -541,7 +541,9 @@ async function exportPage(gen, params) {
   const download = async (format) => {
     status.textContent = `Preparing ${format.toUpperCase()}…`;
     try {
-      const res = await request('/api/v1/export', { ...query(), format });
+      // Downloads are for spreadsheets: names that look like formulas are kept as text. The
+      // preview and the script URL below use the exact bytes.
+      const res = await request('/api/v1/export', { ...query(), format, ...(format === 'csv' ? { excel_safe: '1' } : {}) });
       const blob = await res.blob();
       // The server names the file (Content-Disposition); fall back to a name of our own.
       const cd = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
