@@ -9,6 +9,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -202,6 +204,56 @@ void BM_Usage100kKeysOneMonth(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Usage100kKeysOneMonth)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+// Usage of every key over a week (each key updated daily, one store per key count, kept for
+// every mode). Modes: 0 whole minutes; 1 both edges inside the minutes where every key has an
+// update (each key's audit events are read at both edges: the worst case); 2 both edges inside
+// minutes without updates (rollups only; as a "so far" range whose end is after the latest
+// update).
+void BM_UsageEveryKey(benchmark::State& state) {
+  const int keys = static_cast<int>(state.range(0));
+  const int mode = static_cast<int>(state.range(1));
+  constexpr int kDays = 8;
+  static std::map<int, std::pair<std::unique_ptr<TempDir>, std::unique_ptr<Store>>> stores;
+  auto& [dir, store] = stores[keys];
+  if (!store) {
+    dir = std::make_unique<TempDir>();
+    StoreOptions o;
+    o.path = dir->path();
+    o.sync_writes = false;
+    store = std::move(Store::Open(o)).value();
+    for (int d = 0; d < kDays; ++d) {
+      for (int k = 0; k < keys; k += 10'000) {
+        auto batches =
+            Rounds(std::min(10'000, keys - k), d, 1, kT0 + 3'600'000, kDay, /*gpc_only=*/true, k);
+        SubmitAll(*store, batches);
+      }
+    }
+    store->Flush();
+    (void)store->CompactAll();
+  }
+  UsageQuery q{"/quota", "gpc0", kT0, kT0 + kDays * kDay, std::nullopt, std::nullopt};
+  if (mode == 1) {
+    q.from_ms = kT0 + 3'600'000 + 500;                     // day 0's updates: +0..999 ms
+    q.to_ms = kT0 + (kDays - 1) * kDay + 3'600'000 + 700;  // the last day's
+  } else if (mode == 2) {
+    q.from_ms = kT0 + 17'000;
+    q.to_ms = kT0 + (kDays - 1) * kDay + 3'600'000 + 120'000 + 17'000;
+  }
+  for (auto _ : state) {
+    auto rows = store->Usage(q);
+    if (!rows.ok() || rows->size() != size_t(keys)) state.SkipWithError("wrong usage");
+  }
+  if (mode == 2) {  // its last use: closed before the process's static objects go
+    store.reset();
+    dir.reset();
+  }
+}
+BENCHMARK(BM_UsageEveryKey)
+    ->ArgsProduct({{10'000, 200'000}, {0, 1, 2}})
+    ->ArgNames({"keys", "mode"})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 // Bytes on disk per audit event after a full compaction: ~1.2 M events.
 void BM_BytesPerAuditEvent(benchmark::State& state) {
