@@ -422,9 +422,16 @@ class StoreImpl final : public Store {
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
-  // Adds one rollup segment of every key of table+metric into `totals` (indexed by key id).
-  Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
-                    std::optional<uint32_t> source, std::vector<uint64_t>& totals);
+  // Buckets [lo, hi) of one rollup family, and where their sums go (indexed by key id).
+  struct RollupWindow {
+    uint32_t lo, hi;
+    std::vector<uint64_t>* totals;
+  };
+  // One pass over the rollup rows of table+metric in `cf`, every key: each cell in one of
+  // `windows` (sorted, disjoint) is added to that window's totals. One pass per family rather
+  // than per segment: each pass costs a seek or more per key.
+  Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, Cf cf,
+                    const std::vector<RollupWindow>& windows, std::optional<uint32_t> source);
   // Adds the cells of the rollup rows of `table` in `cf` whose bucket lies in one of `windows`
   // (sorted, disjoint [lo, hi) buckets) for the keys of `chunk`, of the exported metrics
   // (`metric_cell` by metric id, SIZE_MAX when not exported).
@@ -2091,42 +2098,67 @@ Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, 
   return Status::Ok();
 }
 
-Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, const Segment& seg,
-                             std::optional<uint32_t> source, std::vector<uint64_t>& totals) {
-  const Cf cf = RollupCf(seg.unit_ms);
+Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, Cf cf,
+                             const std::vector<RollupWindow>& windows,
+                             std::optional<uint32_t> source) {
+  if (windows.empty()) return Status::Ok();
   const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
-  const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
-  const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
   const std::string prefix = format::EntryRollupPrefix(table);
-  auto seek_key = [&](uint32_t key) {
+  auto seek = [&](uint32_t key, uint32_t bucket) {
     std::string k = prefix;
     format::PutU32BE(k, key);
-    format::PutU32BE(k, lo / span);
+    format::PutU32BE(k, bucket / span);
     it->Seek(k);
   };
-  seek_key(0);
+  // To the first row at or after (key, bucket): a few steps first, as the target is often a
+  // few rows on (the next key, or a key's next window), and a step costs a fraction of a seek.
+  auto advance = [&](uint32_t key, uint32_t bucket) {
+    const uint32_t row = bucket / span;
+    for (int step = 0; step < 8; ++step) {
+      it->Next();
+      if (!it->Valid() || !it->key().starts_with(prefix) ||
+          it->key().size() != format::kEntryRollupKeySize) {
+        return;  // the loop below ends or reports the record
+      }
+      const auto at = format::DecodeEntryRollupKey(it->key().data());
+      if (at.key > key || (at.key == key && at.bucket >= row)) return;
+    }
+    seek(key, bucket);
+  };
+  seek(0, windows[0].lo);
+  uint32_t key = UINT32_MAX;
+  size_t w = 0;  // the first window of `key` not behind the current row
   while (it->Valid() && it->key().starts_with(prefix)) {
     if (it->key().size() != format::kEntryRollupKeySize) {
       return Status::Corruption("bad rollup record");
     }
     const auto parts = format::DecodeEntryRollupKey(it->key().data());
+    if (parts.key != key) {
+      key = parts.key;
+      w = 0;
+    }
     const uint64_t row_first = uint64_t{parts.bucket} * span;
-    if (row_first + span <= lo) {
-      seek_key(parts.key);
+    while (w < windows.size() && windows[w].hi <= row_first) ++w;
+    if (w == windows.size()) {
+      if (parts.key == UINT32_MAX) break;
+      advance(parts.key + 1, windows[0].lo);
       continue;
     }
-    if (row_first >= hi) {
-      if (parts.key == UINT32_MAX) break;
-      seek_key(parts.key + 1);
+    if (row_first + span <= windows[w].lo) {
+      advance(parts.key, windows[w].lo);  // a later row of the same key: always moves on
       continue;
     }
     if (!source || parts.source == *source) {
-      if (parts.key >= totals.size()) totals.resize(parts.key + 1);
-      uint64_t& total = totals[parts.key];
       if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
                          [&](uint32_t b, uint64_t v) {
-                           if (b >= lo && b < hi) total += v;
+                           for (size_t i = w; i < windows.size() && windows[i].lo <= b; ++i) {
+                             if (b >= windows[i].hi) continue;
+                             std::vector<uint64_t>& totals = *windows[i].totals;
+                             if (parts.key >= totals.size()) totals.resize(parts.key + 1);
+                             totals[parts.key] += v;
+                             return;
+                           }
                          })) {
         return Status::Corruption("bad rollup record");
       }
@@ -2346,14 +2378,22 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
     // Key ids are dense, so totals by id fit a vector (read after the snapshot: covers it).
     const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
     std::vector<uint64_t> totals(ids);
+    // Per raw segment, by key id: what the key has in the segment's minutes.
+    std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
+    std::map<int64_t, std::vector<RollupWindow>> by_unit;
+    auto add_window = [&](const Segment& seg, std::vector<uint64_t>* out) {
+      by_unit[seg.unit_ms].push_back(RollupWindow{static_cast<uint32_t>(seg.lo / seg.unit_ms),
+                                                  static_cast<uint32_t>(seg.hi / seg.unit_ms),
+                                                  out});
+    };
     for (const auto& seg : segments) {
-      if (seg.unit_ms == 0) continue;
-      if (auto s = ScanRollup(r, *table, metric->first, seg, source, totals); !s.ok()) return s;
+      if (seg.unit_ms != 0) add_window(seg, &totals);
     }
-    std::vector<std::vector<uint64_t>> edge_active;  // per raw segment, by key id
-    for (const auto& minutes : edge_minutes) {
-      auto& active = edge_active.emplace_back(ids);
-      if (auto s = ScanRollup(r, *table, metric->first, minutes, source, active); !s.ok()) {
+    for (size_t i = 0; i < edge_minutes.size(); ++i) add_window(edge_minutes[i], &edge_active[i]);
+    for (auto& [unit, windows] : by_unit) {
+      std::sort(windows.begin(), windows.end(),
+                [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
+      if (auto s = ScanRollup(r, *table, metric->first, RollupCf(unit), windows, source); !s.ok()) {
         return s;
       }
     }
