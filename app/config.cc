@@ -189,6 +189,16 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       TlsFlag("peers-tls-key", &C::peers_tls, &TlsConfig::key),
       TlsFlag("peers-tls-ca", &C::peers_tls, &TlsConfig::ca),
       TlsVerifyFlag("peers-tls-verify", &C::peers_tls),
+      {"peers-tls-verify-name", true, false,
+       [](C& c, const std::string& v) -> Status {
+         auto b = ParseBool("peers-tls-verify-name", v);
+         if (!b.ok()) return b.status();
+         if (!c.peers_tls) c.peers_tls = TlsConfig{};
+         c.peers_tls->verify_name = *b;
+         if (*b) c.peers_tls->verify = true;  // the name is checked on a verified certificate
+         return Status::Ok();
+       },
+       nullptr},
       TlsFlag("connect-tls-cert", &C::connect_tls, &TlsConfig::cert),
       TlsFlag("connect-tls-key", &C::connect_tls, &TlsConfig::key),
       TlsFlag("connect-tls-ca", &C::connect_tls, &TlsConfig::ca),

@@ -29,7 +29,8 @@ struct TlsConfig {
   std::string key;   // PEM key; empty = in `cert`
   std::string ca;    // CA bundle to verify the other side
   bool verify = false;
-  std::string server_name;  // --connect only: the name HAProxy's certificate must carry
+  bool verify_name = false;  // --peers-tls-verify-name
+  std::string server_name;   // --connect only: the name HAProxy's certificate must carry
 };
 
 struct ServeConfig {

@@ -37,6 +37,9 @@ const char* CommandHelp(const std::string& command) {
   --peers-tls-key FILE       PEM key, if not in the certificate file
   --peers-tls-ca FILE        CA bundle to verify client certificates
   --peers-tls-verify         require and verify a client certificate from every peer
+  --peers-tls-verify-name    also require that the client certificate names the peer of the
+                             hello (a DNS subjectAltName, or the common name without one);
+                             implies --peers-tls-verify
   --connect-tls-cert FILE    use TLS for --connect, presenting this client certificate
   --connect-tls-key FILE     PEM key, if not in the certificate file
   --connect-tls-ca FILE      CA bundle to verify HAProxy's certificate

@@ -58,6 +58,7 @@ ingest::TlsOptions ToTls(const std::optional<TlsConfig>& tls) {
   out.key_file = tls->key.empty() ? tls->cert : tls->key;
   out.ca_file = tls->ca;
   out.verify_peer = tls->verify;
+  out.verify_name = tls->verify_name;
   out.server_name = tls->server_name;
   return out;
 }

@@ -52,6 +52,10 @@ struct TlsOptions {
   // certificate against ca_file (and server_name when set).
   bool verify_peer = false;
   std::string server_name;  // connecting: SNI and the name the certificate must carry
+  // Listening (with verify_peer): the client certificate must name the peer it says it is in
+  // its hello, as a DNS subjectAltName or, without any, its common name. Without it any
+  // certificate of the CA may hello under any name.
+  bool verify_name = false;
 };
 
 struct PeerServiceOptions {

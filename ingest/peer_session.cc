@@ -1,6 +1,8 @@
 // One peers-protocol connection: handshake, message loop, batching and acknowledgements.
 #include "ingest/peer_session.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -230,7 +232,21 @@ void PeerSession::OnHelloBytes() {
       std::find(allowed.begin(), allowed.end(), hello->sender_name) == allowed.end()) {
     return AnswerHello(504, "peer name not in --allow-peer");
   }
+  if (context_->options.listen_tls.verify_name && !CertificateNames(hello->sender_name)) {
+    return AnswerHello(504, "its TLS client certificate does not name '" + hello->sender_name +
+                                "' (--peers-tls-verify-name)");
+  }
   AnswerHello(200, "");
+}
+
+bool PeerSession::CertificateNames(const std::string& name) {
+  if (!stream_.is_tls()) return false;
+  X509* cert = SSL_get1_peer_certificate(stream_.tls()->native_handle());
+  if (cert == nullptr) return false;
+  // A DNS subjectAltName equal to the name, or the common name when there is none.
+  const bool names = X509_check_host(cert, name.data(), name.size(), 0, nullptr) == 1;
+  X509_free(cert);
+  return names;
 }
 
 void PeerSession::AnswerHello(int code, const std::string& reason) {

@@ -155,6 +155,8 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   void ReadHello();
   void OnHelloBytes();
   void AnswerHello(int code, const std::string& reason);
+  // Whether this TLS connection's client certificate names `name` (false without TLS).
+  bool CertificateNames(const std::string& name);
   void OnEstablished();
   void ReadMessages();
   // True while the sink holds max_inflight_batches of ours and the open batch is full (or all

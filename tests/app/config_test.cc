@@ -148,6 +148,22 @@ TEST_F(ConfigFileTest, HttpHostsAndPerClientLimit) {
   EXPECT_EQ(std::vector<std::string>{"single.example"}, single->http_host);
 }
 
+TEST_F(ConfigFileTest, PeersTlsVerifyNameImpliesVerify) {
+  auto flags = ParseServeArgs({"--peers-tls-cert", "s.pem", "--peers-tls-verify-name"});
+  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  ASSERT_TRUE(flags->peers_tls.has_value());
+  EXPECT_TRUE(flags->peers_tls->verify);
+  EXPECT_TRUE(flags->peers_tls->verify_name);
+  Write(R"({"peers_tls_cert": "s.pem", "peers_tls_verify_name": true})");
+  auto file = ParseServeArgs({"--config", path_.string()});
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_TRUE(file->peers_tls->verify_name);
+  EXPECT_TRUE(file->peers_tls->verify);
+  auto plain = ParseServeArgs({"--peers-tls-cert", "s.pem", "--peers-tls-verify"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->peers_tls->verify_name);
+}
+
 TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
   Write(R"({"dta": "/x"})");
   auto unknown = ParseServeArgs({"--config", path_.string()});

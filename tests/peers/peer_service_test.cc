@@ -59,6 +59,13 @@ uint64_t ProtocolErrors(const std::string& reason) {
       .Value();
 }
 
+uint64_t PeerMetricsConnections(const std::string& direction, int status) {
+  return MetricsRegistry::Global()
+      .GetCounter("stickmeter_peer_connections_total", "",
+                  {{"direction", direction}, {"status", std::to_string(status)}})
+      .Value();
+}
+
 TEST(PeerHandshakeTest, AcceptsHaproxyHelloAndSendsHeartbeats) {
   Harness h;
   RawConn c;
@@ -676,6 +683,31 @@ TEST_F(PeerTlsTest, ClientCertificateFromAnotherCaIsRefused) {
   auto out = client.Row("out", "stickmeter");
   ASSERT_TRUE(out);
   EXPECT_FALSE(out->connected);
+}
+
+// With verify_name a certificate of the CA is good for the name it carries only: lb1's
+// certificate (CN=lb1) cannot hello as lb2 and have lb2 billed.
+TEST_F(PeerTlsTest, CertificateMustNameThePeerWhenAsked) {
+  auto server_options = Server();
+  server_options.listen_tls.verify_name = true;
+  Harness server(server_options);
+  const uint64_t refused_before = PeerMetricsConnections("in", 504);
+  auto impostor = Client(server.port(), "client.pem");
+  impostor.local_name = "lb2";
+  {
+    Harness client(impostor);
+    ASSERT_TRUE(WaitFor([&] { return PeerMetricsConnections("in", 504) > refused_before; }, 5s));
+    EXPECT_FALSE(client.Row("out", "stickmeter")->connected);
+  }
+  EXPECT_FALSE(server.Row("in", "lb2") && server.Row("in", "lb2")->connected);
+  // The same certificate under its own name is accepted.
+  Harness client(Client(server.port(), "client.pem"));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto in = server.Row("in", "lb1");
+        return in && in->connected;
+      },
+      5s));
 }
 
 TEST_F(PeerTlsTest, ServerNameMismatchIsRefusedByTheClient) {
