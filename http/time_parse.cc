@@ -122,22 +122,6 @@ Result<int64_t> ParseTime(std::string_view text) {
   return t;
 }
 
-Result<const date::time_zone*> LocateZone(std::string_view name) {
-  // Only IANA-shaped names: the lookup must never be a path into the filesystem.
-  if (name.empty() || name.size() > 64 || name.find("..") != std::string_view::npos ||
-      name.front() == '/' ||
-      name.find_first_not_of(
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-/") !=
-          std::string_view::npos) {
-    return Status::InvalidArgument(Quoted(name, 64) + " is not an IANA time zone name");
-  }
-  try {
-    return date::locate_zone(name);
-  } catch (const std::exception&) {
-    return Status::InvalidArgument("unknown time zone \"" + std::string(name) + "\"");
-  }
-}
-
 Result<MonthRange> ResolveMonth(std::string_view yyyy_mm, const date::time_zone* zone) {
   int year, month;
   if (yyyy_mm.size() != 7 || !ParseDigits(yyyy_mm, 0, 4, &year) || yyyy_mm[4] != '-' ||

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "billing/calendar.h"
 #include "common/status.h"
 
 namespace date {
@@ -40,9 +41,8 @@ Result<int64_t> ParseTime(std::string_view text);
 // `text` (what the client sent) quoted.
 Status CheckTimeInRange(int64_t unix_ms, std::string_view text);
 
-// Resolves an IANA zone name ("UTC", "Europe/Berlin"). Returns NotFound-free InvalidArgument
-// for unknown names. The pointer stays valid for the life of the process.
-Result<const date::time_zone*> LocateZone(std::string_view name);
+// IANA zone names ("UTC", "Europe/Berlin"): billing/calendar.h.
+using billing::LocateZone;
 
 // Half-open Unix ms range [start, end) of the calendar month `yyyy_mm` ("2026-10") in `zone`:
 // from local midnight of the 1st to local midnight of the 1st of the next month. A local

@@ -1,18 +1,16 @@
-// Quota periods: the calendar day or month, in an IANA time zone, that contains an instant.
+// Quota periods by name, and the period that contains an instant (billing/calendar.h: the same
+// calendar days and months as the API's and the export's).
 //
-// Pure functions, thread-safe (date/tz loads its database once, under its own lock).
+// Pure functions, thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
+#include "billing/calendar.h"
 #include "common/status.h"
 #include "teach/quota.h"
-
-namespace date {
-class time_zone;
-}
 
 namespace stickmeter::teach {
 
@@ -20,15 +18,10 @@ namespace stickmeter::teach {
 std::optional<Period> PeriodByName(std::string_view name);
 
 // An IANA zone ("UTC", "Europe/Berlin"); InvalidArgument for anything else (never a path).
-Result<const date::time_zone*> FindZone(std::string_view name);
+using billing::LocateZone;
 
-// [start, end) in Unix ms of the period of kind `period` in `zone` that contains `t_ms`: from
-// local midnight to local midnight (a midnight skipped by a DST jump is the instant the day
-// begins).
-struct PeriodRange {
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-};
+using billing::PeriodRange;
+// The day or month of `period` in `zone` that contains `t_ms`.
 PeriodRange PeriodAt(Period period, const date::time_zone* zone, int64_t t_ms);
 
 }  // namespace stickmeter::teach

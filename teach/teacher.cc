@@ -184,7 +184,7 @@ Status Teacher::Start() {
                           q->table);
         continue;
       }
-      auto zone = FindZone(q->tz);
+      auto zone = LocateZone(q->tz);
       if (!zone.ok())
         return Status::InvalidArgument("stored quota: tz: " + zone.status().message());
       if (auto base = book->Put(*q, *zone, now)) {
@@ -348,7 +348,7 @@ Status Teacher::Validate(const Quota& q, const date::time_zone** zone) {
                                    "bytes_out_cnt, ...)");
   }
   if (q.key && q.key->empty()) return Status::InvalidArgument("key: must not be empty");
-  auto z = FindZone(q.tz);
+  auto z = LocateZone(q.tz);
   if (!z.ok()) return Status::InvalidArgument("tz: " + z.status().message());
   *zone = *z;
   return Status::Ok();

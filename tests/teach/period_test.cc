@@ -20,7 +20,7 @@ constexpr int64_t k0228h23 = 1'772'319'600'000;   // 2026-02-28T23:00Z
 constexpr int64_t k0331h22 = 1'774'994'400'000;   // 2026-03-31T22:00Z
 
 const date::time_zone* Zone(std::string_view name) {
-  auto z = FindZone(name);
+  auto z = LocateZone(name);
   EXPECT_TRUE(z.ok()) << name << ": " << z.status().ToString();
   return z.ok() ? *z : nullptr;
 }
@@ -98,19 +98,19 @@ TEST(PeriodTest, KolkataHalfHourOffset) {
   EXPECT_EQ(1'782'864'000'000 - 5 * kHour - kHour / 2, m.end_ms);
 }
 
-TEST(PeriodTest, FindZoneAcceptsOnlyIanaNames) {
-  EXPECT_TRUE(FindZone("UTC").ok());
-  EXPECT_TRUE(FindZone("Europe/Berlin").ok());
-  EXPECT_TRUE(FindZone("America/Argentina/Buenos_Aires").ok());
+TEST(PeriodTest, LocateZoneAcceptsOnlyIanaNames) {
+  EXPECT_TRUE(LocateZone("UTC").ok());
+  EXPECT_TRUE(LocateZone("Europe/Berlin").ok());
+  EXPECT_TRUE(LocateZone("America/Argentina/Buenos_Aires").ok());
   using namespace std::string_view_literals;
   for (std::string_view bad :
        {"../etc/passwd"sv, "/etc/localtime"sv, "Europe/../../etc/passwd"sv, ""sv,
         "Mars/Olympus_Mons"sv, "Europe/Berlin "sv, "Europe\\Berlin"sv, "UTC\n"sv, "UTC\0x"sv}) {
-    auto z = FindZone(bad);
+    auto z = LocateZone(bad);
     ASSERT_FALSE(z.ok()) << bad;
     EXPECT_EQ(Status::Code::kInvalidArgument, z.status().code()) << bad;
   }
-  EXPECT_FALSE(FindZone(std::string(65, 'A')).ok());
+  EXPECT_FALSE(LocateZone(std::string(65, 'A')).ok());
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ std::ostream& operator<<(std::ostream& os, const Flags& f) {
 class QuotaBookTest : public ::testing::Test {
  protected:
   QuotaBookTest() : taught_({"/q.quota"}), book_("/q", "/q.quota") {
-    utc_ = *FindZone("UTC");
+    utc_ = *LocateZone("UTC");
     auto def = book_.SetLayout("string", 33, 0);
     EXPECT_TRUE(def.has_value());
     if (def) {
@@ -261,7 +261,7 @@ TEST_F(QuotaBookTest, TheQuotaNearestItsLimitIsShown) {
   // Another zone is another tracker, with a base of its own.
   Quota berlin = MakeQuota(std::string("a"), 1000, "gpc0");
   berlin.tz = "Europe/Berlin";
-  EXPECT_TRUE(book_.Put(berlin, *FindZone("Europe/Berlin"), kT).has_value());
+  EXPECT_TRUE(book_.Put(berlin, *LocateZone("Europe/Berlin"), kT).has_value());
 }
 
 TEST(QuotaBookKeysTest, KeysThatAreNotKeysOfTheTableAreNotTaught) {
@@ -274,7 +274,7 @@ TEST(QuotaBookKeysTest, KeysThatAreNotKeysOfTheTableAreNotTaught) {
   ASSERT_TRUE(taught.Define(*def));
   Quota q = MakeQuota(std::nullopt, 5);
   q.table = "/ip";
-  auto base = book.Put(q, *FindZone("UTC"), kT);
+  auto base = book.Put(q, *LocateZone("UTC"), kT);
   ASSERT_TRUE(base.has_value());
   book.SetBase(base->tracker, {{"10.0.0.1", 7}, {"not-an-address", 9}});
   EXPECT_EQ(1u, book.Flush(kT, taught));
@@ -298,7 +298,7 @@ TEST(QuotaBookKeysTest, EveryKeyIsTaughtAgainWhenTheKeyTypeChanges) {
   ASSERT_TRUE(taught.Define(*def));
   Quota q = MakeQuota(std::nullopt, 5);
   q.table = "/n";
-  auto base = book.Put(q, *FindZone("UTC"), kT);
+  auto base = book.Put(q, *LocateZone("UTC"), kT);
   ASSERT_TRUE(base.has_value());
   book.SetBase(base->tracker, {{"42", 7}, {"7", 1}});
   EXPECT_EQ(2u, book.Flush(kT, taught));
