@@ -99,8 +99,9 @@ struct ServerOptions {
   // Default: 30 s. A query not answered by then is answered 504 (code "timeout"); its work, if
   // it has started, runs to the end and its result is dropped.
   int64_t query_timeout_ms = 30'000;
-  // Default: 10. The query threads' nice value (Linux: per thread); 0 keeps the process's.
-  int query_nice = 10;
+  // Default: 19, below the store's applier (10): queries must never hold back the applier the
+  // writer waits for. The query threads' nice value (Linux: per thread); 0 keeps the process's.
+  int query_nice = 19;
 };
 
 struct ServerHooks {

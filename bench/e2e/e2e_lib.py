@@ -174,8 +174,10 @@ def fmt_trail(lag):
     return f"{lag['median']:.0f} / {lag['max']:.0f}"
 
 
-def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
-    """Runs stickmeter-loadgen against `sm` and returns its JSON result plus server figures."""
+def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=(), sample_usage=True):
+    """Runs stickmeter-loadgen against `sm` and returns its JSON result plus server figures.
+
+    With sample_usage, also times a usage query over every key every ~2 s of the run."""
     pid = sm.proc.pid
     cpu0, threads0, t0 = cpu_ticks(pid), thread_ticks(pid), time.time()
     stalls0 = {r: pressure_us(r) for r in ("io", "cpu")}
@@ -200,7 +202,7 @@ def run_loadgen(loadgen, sm, peers, keys, rate, duration, counters=3, extra=()):
             lags.append(metric_sum(http_get(f"http://{sm.http}/metrics"),
                                    "stickmeter_store_journal_lag_milliseconds"))
             samples += 1
-            if samples % 10 == 0:
+            if sample_usage and samples % 10 == 0:
                 start = time.monotonic()
                 http_get(usage_url, timeout=30.0)
                 usage_ms.append(1000.0 * (time.monotonic() - start))
