@@ -7,6 +7,7 @@
 // table or metric, IoError/Corruption from the store.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -126,6 +127,21 @@ class QueryService {
   // Keys seen in a table, ascending, starting with `prefix`, at most `limit`.
   virtual Result<std::vector<std::string>> Keys(const std::string& table, const std::string& prefix,
                                                 size_t limit) = 0;
+  // The same list resumed after a cursor: keys starting with `prefix` that sort after `after`
+  // (bytewise), ascending, at most `limit`, so a long list can be read page by page. This
+  // fallback reads every key up to the cursor; the store overrides it with a seek.
+  virtual Result<std::vector<std::string>> KeysAfter(const std::string& table,
+                                                     const std::string& prefix,
+                                                     const std::string& after, size_t limit) {
+    auto all = Keys(table, prefix, SIZE_MAX);
+    if (!all.ok()) return all.status();
+    std::vector<std::string> out;
+    for (auto& k : *all) {
+      if (out.size() == limit) break;
+      if (k > after) out.push_back(std::move(k));
+    }
+    return out;
+  }
   // Streams non-zero totals sorted by (table, key, metric, source). `emit` returns false to stop
   // early (then Export returns OK). Memory stays flat in the number of keys.
   virtual Status Export(const ExportQuery& query,

@@ -239,6 +239,8 @@ class StoreImpl final : public Store {
   Result<std::vector<TableSummary>> Tables() override;
   Result<std::vector<std::string>> Keys(const std::string& table, const std::string& prefix,
                                         size_t limit) override;
+  Result<std::vector<std::string>> KeysAfter(const std::string& table, const std::string& prefix,
+                                             const std::string& after, size_t limit) override;
   Status Export(const ExportQuery& query,
                 const std::function<bool(const ExportRow&)>& emit) override;
   Result<StoreStats> Stats() override;
@@ -2635,6 +2637,33 @@ Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
     return keys.size() < limit;
   });
   if (!s.ok()) return s;
+  return keys;
+}
+
+Result<std::vector<std::string>> StoreImpl::KeysAfter(const std::string& table,
+                                                      const std::string& prefix,
+                                                      const std::string& after, size_t limit) {
+  std::shared_lock lock(db_mu_);
+  if (auto s = CheckOpen(); !s.ok()) return s;
+  auto id = catalog_.ResolveTable(table);
+  if (!id.ok()) return id.status();
+  std::vector<std::string> keys;
+  if (limit == 0) return keys;
+  // Key names sort bytewise after the table's id, so a page starts with one seek to the cursor
+  // (or to the prefix, when the cursor sorts before it) instead of a walk over earlier keys.
+  const std::string bound = format::NameKey(NameKind::kKey, format::KeyName(*id, prefix));
+  const std::string seek =
+      after > prefix ? format::NameKey(NameKind::kKey, format::KeyName(*id, after)) : bound;
+  const size_t skip = 2 + 4;  // tag, kind, table id, as in ForEachKey
+  Reader r(this);
+  rocksdb::Iterator* it = r.It(kMeta);
+  for (it->Seek(seek); it->Valid() && it->key().starts_with(bound); it->Next()) {
+    std::string_view k(it->key().data() + skip, it->key().size() - skip);
+    if (k <= after) continue;  // the cursor itself
+    keys.emplace_back(k);
+    if (keys.size() == limit) break;
+  }
+  if (auto s = r.Check(); !s.ok()) return s;
   return keys;
 }
 
