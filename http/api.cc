@@ -17,6 +17,7 @@
 #include "common/time.h"
 #include "http/api_util.h"
 #include "http/json_util.h"
+#include "http/query_checks.h"
 #include "http/time_parse.h"
 
 #if STICKMETER_HAVE_WEB
@@ -381,15 +382,7 @@ ApiReply Api::Route(const Request& request) const {
     }
     reply.response = JsonResponse(version, {{"tables", std::move(tables)}});
   } else if (p == "/api/v1/keys") {
-    Params params(query, {"table", "prefix", "limit"});
-    std::string table = params.Required("table");
-    std::string prefix = params.Get("prefix").value_or("");
-    size_t limit = params.Limit(kDefaultKeysLimit, kMaxKeysLimit);
-    auto keys = Must(store_.Keys(table, prefix, limit + 1));
-    bool truncated = keys.size() > limit;
-    if (truncated) keys.resize(limit);
-    reply.response =
-        JsonResponse(version, {{"table", table}, {"keys", keys}, {"truncated", truncated}});
+    reply.response = internal::HandleKeys(store_, version, query);
   } else if (p == "/api/v1/usage") {
     Params params(query,
                   {"table", "metric", "from", "to", "key", "source", "order", "limit", "offset"});
@@ -405,6 +398,7 @@ ApiReply Api::Route(const Request& request) const {
     }
     size_t limit = params.Get("limit") ? params.Limit(0, kMaxUsageLimit) : SIZE_MAX;
     size_t offset = params.Count("offset");
+    internal::RequireKnownNames(store_, q.table, q.key, q.source);
     std::vector<tsdb::UsageRow> all = Must(store_.Usage(q));
     // The store answers sorted by key; a page needs only its own rows in order.
     const size_t begin = std::min(offset, all.size());
@@ -456,6 +450,7 @@ ApiReply Api::Route(const Request& request) const {
       }
     }
     q.source = params.NonEmpty("source");
+    internal::RequireKnownNames(store_, q.table, q.key, q.source);
     tsdb::Series series = Must(store_.GetSeries(q));
     reply.response = Response{bhttp::status::ok, version};
     reply.response.set(bhttp::field::content_type, kJsonType);
@@ -485,6 +480,11 @@ ApiReply Api::Route(const Request& request) const {
       }
       if (!ok) BadRequest("after: \"" + after->substr(0, 48) + "\" is not a cursor (t_ms:seq)");
       q.after = std::make_pair(t, seq);
+    }
+    internal::RequireKnownNames(store_, q.table, q.key, std::nullopt);
+    if (q.metric) {
+      internal::RequireNotGauge(internal::FindTable(store_, q.table), *q.metric,
+                                "the audit trail covers counters (use series for a gauge)");
     }
     auto events = Must(store_.Audit(q));
     json list = json::array();

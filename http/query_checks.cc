@@ -1,0 +1,87 @@
+// Implementation of query_checks.h.
+#include "http/query_checks.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "http/api_util.h"
+
+namespace stickmeter::http::internal {
+
+using nlohmann::json;
+
+namespace {
+
+// Names are echoed back in messages; a pasted megabyte must not come back whole.
+std::string Quoted(const std::string& name) {
+  return "\"" + (name.size() > 128 ? name.substr(0, 128) + "..." : name) + "\"";
+}
+
+[[noreturn]] void NotFound(std::string message) {
+  throw ApiError{bhttp::status::not_found, "not_found", std::move(message)};
+}
+
+bool Contains(const std::vector<std::string>& list, const std::string& name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+}  // namespace
+
+tsdb::TableSummary FindTable(tsdb::QueryService& store, const std::string& table) {
+  for (auto& t : Must(store.Tables())) {
+    if (t.name == table) return std::move(t);
+  }
+  NotFound("table: unknown table " + Quoted(table));
+}
+
+void RequireKnownKey(tsdb::QueryService& store, const std::string& table, const std::string& key) {
+  // A key is the smallest string that starts with itself: when the table has it, it is the
+  // first key of that prefix.
+  auto keys = Must(store.Keys(table, key, 1));
+  if (keys.empty() || keys.front() != key) {
+    NotFound("key: unknown key " + Quoted(key) + " in table " + Quoted(table) +
+             " (never seen from any HAProxy node; check the spelling)");
+  }
+}
+
+void RequireKnownSource(const tsdb::TableSummary& table, const std::string& source) {
+  if (Contains(table.sources, source)) return;
+  std::string known;
+  for (const auto& s : table.sources) known += (known.empty() ? "" : ", ") + s;
+  NotFound("source: unknown source " + Quoted(source) + " for table " + Quoted(table.name) +
+           " (its sources: " + (known.empty() ? "none yet" : known) + ")");
+}
+
+void RequireNotGauge(const tsdb::TableSummary& table, const std::string& metric,
+                     std::string_view why) {
+  if (!Contains(table.gauge_metrics, metric)) return;
+  BadRequest("metric: " + Quoted(metric) + " is a gauge; " + std::string(why));
+}
+
+void RequireKnownNames(tsdb::QueryService& store, const std::string& table,
+                       const std::optional<std::string>& key,
+                       const std::optional<std::string>& source) {
+  if (key) RequireKnownKey(store, table, *key);
+  if (source) RequireKnownSource(FindTable(store, table), *source);
+}
+
+Response HandleKeys(tsdb::QueryService& store, unsigned version, std::string_view query) {
+  Params params(query, {"table", "prefix", "limit", "after"});
+  const std::string table = params.Required("table");
+  const std::string prefix = params.Get("prefix").value_or("");
+  const size_t limit = params.Limit(kDefaultKeysLimit, kMaxKeysLimit);
+  const auto after = params.Get("after");
+  // One more than asked tells whether another page follows without a second query.
+  auto keys = after ? Must(store.KeysAfter(table, prefix, *after, limit + 1))
+                    : Must(store.Keys(table, prefix, limit + 1));
+  const bool truncated = keys.size() > limit;
+  if (truncated) keys.resize(limit);
+  json next = truncated ? json(keys.back()) : json(nullptr);
+  return JsonResponse(version, {{"table", table},
+                                {"keys", std::move(keys)},
+                                {"truncated", truncated},
+                                {"next", std::move(next)}});
+}
+
+}  // namespace stickmeter::http::internal

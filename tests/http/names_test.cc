@@ -1,0 +1,216 @@
+// The server against the real tsdb::Store: names the store has never seen are told apart from
+// names without data in a range. A misspelt key or source is a 404 naming it (not an empty 200
+// that reads as zero usage), a gauge given to the audit trail is a 400 saying so, gauges have a
+// series of maxima, and /api/v1/keys pages through a table with its `next` cursor.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "http/server.h"
+#include "http/time_parse.h"
+#include "tests/http/http_client.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::http {
+namespace {
+
+using nlohmann::json;
+using testing::Get;
+
+int64_t T(std::string_view text) { return *ParseTime(text); }
+
+class NamesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/http-names-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    tsdb::StoreOptions options;
+    options.path = dir_ + "/db";
+    options.sync_writes = false;
+    auto store = tsdb::Store::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    // acme: 3, 10, 10 requests from lb1 (10 counted) with 2, 5, 1 connections open; beta from
+    // lb2; k00..k24 for paging.
+    Submit("lb1", "acme", T("2026-10-05T10:00:00Z"), 3, 2);
+    Submit("lb1", "acme", T("2026-10-05T10:20:00Z"), 10, 5);
+    Submit("lb1", "acme", T("2026-10-05T11:10:00Z"), 10, 1);
+    Submit("lb2", "beta", T("2026-10-06T00:00:00Z"), 4, 1);
+    for (int i = 0; i < 25; ++i) {
+      char key[8];
+      std::snprintf(key, sizeof key, "k%02d", i);
+      Submit("lb2", key, T("2026-10-07T00:00:00Z"), 1, 0);
+    }
+    store_->Flush();
+    ServerOptions server_options;
+    server_options.port = 0;
+    server_ = std::make_unique<Server>(io_, server_options, *store_, ServerHooks{});
+    ASSERT_TRUE(server_->Start().ok());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    work_.reset();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    if (store_) {
+      EXPECT_TRUE(store_->Close().ok());
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // One update of `key` from `source`: the absolute request counter and the open connections.
+  void Submit(const std::string& source, const std::string& key, int64_t t, uint64_t requests,
+              uint64_t connections) {
+    static const auto table = [] {
+      auto info = std::make_shared<ingest::TableInfo>();
+      info->name = "/quota";
+      info->key_type = "string";
+      info->key_size = 65;
+      info->data_types = {"http_req_cnt", "conn_cur"};
+      return info;
+    }();
+    ingest::UpdateBatch batch;
+    batch.source = source;
+    batch.connection_id = source == "lb1" ? 1 : 2;
+    ingest::TableUpdates tu;
+    tu.table = table;
+    ingest::EntryUpdate e;
+    e.key = key;
+    e.received_ms = t;
+    e.values.push_back({"http_req_cnt", ingest::MetricKind::kCounter32, requests});
+    e.values.push_back({"conn_cur", ingest::MetricKind::kGauge, connections});
+    tu.entries.push_back(std::move(e));
+    batch.tables.push_back(std::move(tu));
+    std::promise<Status> done;
+    auto f = done.get_future();
+    ASSERT_TRUE(store_->Submit(std::move(batch), [&](Status s) { done.set_value(s); }).ok());
+    ASSERT_TRUE(f.get().ok());
+  }
+
+  json GetJson(const std::string& target, unsigned want = 200) {
+    auto r = Get(server_->port(), target);
+    EXPECT_EQ(want, r.status) << target << " " << r.body;
+    auto doc = json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(doc.is_discarded()) << r.body;
+    return doc;
+  }
+
+  // The error's message starts with `param` and contains every one of `words`.
+  void ExpectError(const std::string& target, unsigned status, const std::string& param,
+                   std::initializer_list<std::string_view> words) {
+    json doc = GetJson(target, status);
+    ASSERT_TRUE(doc.contains("error")) << doc.dump();
+    EXPECT_EQ(status == 404 ? "not_found" : "bad_request", doc["error"]["code"]);
+    std::string msg = doc["error"]["message"];
+    EXPECT_EQ(0u, msg.find(param)) << target << " -> " << msg;
+    for (auto w : words) EXPECT_NE(std::string::npos, msg.find(w)) << w << " in " << msg;
+  }
+
+  std::string dir_;
+  std::unique_ptr<tsdb::Store> store_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      boost::asio::make_work_guard(io_)};
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+const std::string kRange = "&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
+
+TEST_F(NamesTest, UnknownKeyIsNotFoundForUsageSeriesAndAudit) {
+  const std::string usage = "/api/v1/usage?table=/quota&metric=http_req_cnt" + kRange;
+  const std::string series = "/api/v1/series?table=/quota&metric=http_req_cnt" + kRange;
+  const std::string audit = "/api/v1/audit?table=/quota" + kRange;
+  ExpectError(usage + "&key=acmee", 404, "key:", {"unknown key", "\"acmee\""});
+  ExpectError(series + "&key=acmee", 404, "key:", {"unknown key", "\"acmee\""});
+  ExpectError(audit + "&key=acmee", 404, "key:", {"unknown key", "\"acmee\""});
+  // A prefix of a known key is not that key.
+  ExpectError(usage + "&key=acm", 404, "key:", {"\"acm\""});
+  // The known key is answered, with data in its range and without data out of it.
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":10}])"), GetJson(usage + "&key=acme")["rows"]);
+  // first (3) and increment (7); the unchanged third value adds no event.
+  EXPECT_EQ(2u, GetJson(audit + "&key=acme&metric=http_req_cnt")["events"].size());
+  const std::string december = "&from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z";
+  EXPECT_EQ(json::array(),
+            GetJson("/api/v1/usage?table=/quota&metric=http_req_cnt&key=acme" + december)["rows"]);
+  EXPECT_EQ(json::array(), GetJson("/api/v1/series?table=/quota&metric=http_req_cnt&key=acme" +
+                                   december)["points"]);
+  EXPECT_EQ(json::array(), GetJson("/api/v1/audit?table=/quota&key=acme" + december)["events"]);
+  // An unknown table is still named as the table.
+  ExpectError("/api/v1/audit?table=/nope&key=acme" + kRange, 404, "table:", {});
+}
+
+TEST_F(NamesTest, UnknownSourceIsNotFound) {
+  const std::string usage = "/api/v1/usage?table=/quota&metric=http_req_cnt" + kRange;
+  ExpectError(usage + "&source=lb9", 404, "source:", {"unknown source", "\"lb9\"", "lb1, lb2"});
+  ExpectError("/api/v1/series?table=/quota&metric=http_req_cnt&key=acme&source=lb9" + kRange, 404,
+              "source:", {"\"lb9\""});
+  // A known source without data for this key answers empty.
+  EXPECT_EQ(json::array(), GetJson(usage + "&key=acme&source=lb2")["rows"]);
+  EXPECT_EQ(json::parse(R"([{"key":"beta","total":4}])"),
+            GetJson(usage + "&key=beta&source=lb2")["rows"]);
+}
+
+TEST_F(NamesTest, GaugesHaveSeriesOfMaximaButNoAuditOrUsage) {
+  ExpectError("/api/v1/audit?table=/quota&key=acme&metric=conn_cur" + kRange, 400,
+              "metric:", {"\"conn_cur\" is a gauge", "counters"});
+  ExpectError("/api/v1/usage?table=/quota&metric=conn_cur" + kRange, 400, "metric:", {"gauge"});
+  json series = GetJson("/api/v1/series?table=/quota&metric=conn_cur&key=acme&step=1h" + kRange);
+  EXPECT_EQ(true, series["gauge"]);
+  EXPECT_EQ(3600000, series["step_ms"]);
+  EXPECT_EQ(
+      json::parse("[{\"t\":" + std::to_string(T("2026-10-05T10:00:00Z")) +
+                  ",\"v\":5},{\"t\":" + std::to_string(T("2026-10-05T11:00:00Z")) + ",\"v\":1}]"),
+      series["points"]);
+  json tables = GetJson("/api/v1/tables");
+  EXPECT_EQ(json({"conn_cur"}), tables["tables"][0]["gauge_metrics"]);
+}
+
+TEST_F(NamesTest, KeysPageWithTheNextCursor) {
+  std::vector<std::string> all;
+  std::string target = "/api/v1/keys?table=/quota&limit=10";
+  int pages = 0;
+  for (;;) {
+    json page = GetJson(target);
+    ++pages;
+    ASSERT_LE(page["keys"].size(), 10u);
+    for (const auto& k : page["keys"]) all.push_back(k);
+    EXPECT_EQ(page["truncated"], page["next"].is_string());
+    if (!page["next"].is_string()) break;
+    EXPECT_EQ(page["keys"].back(), page["next"]);
+    target = "/api/v1/keys?table=/quota&limit=10&after=" + page["next"].get<std::string>();
+    ASSERT_LT(pages, 10);
+  }
+  EXPECT_EQ(3, pages);
+  ASSERT_EQ(27u, all.size());
+  EXPECT_EQ("acme", all.front());
+  EXPECT_EQ("beta", all[1]);
+  EXPECT_EQ("k24", all.back());
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+  // The default page holds them all; a prefix pages the same way; a cursor past the end is
+  // an empty last page.
+  json whole = GetJson("/api/v1/keys?table=/quota");
+  EXPECT_EQ(27u, whole["keys"].size());
+  EXPECT_TRUE(whole["next"].is_null());
+  json k = GetJson("/api/v1/keys?table=/quota&prefix=k1&limit=4&after=k12");
+  EXPECT_EQ(json({"k13", "k14", "k15", "k16"}), k["keys"]);
+  EXPECT_EQ("k16", k["next"]);
+  k = GetJson("/api/v1/keys?table=/quota&prefix=k1&after=k16");
+  EXPECT_EQ(json({"k17", "k18", "k19"}), k["keys"]);
+  EXPECT_TRUE(k["next"].is_null());
+  k = GetJson("/api/v1/keys?table=/quota&prefix=k&after=a");
+  EXPECT_EQ(25u, k["keys"].size());
+  EXPECT_EQ(json::array(), GetJson("/api/v1/keys?table=/quota&after=zzz")["keys"]);
+  ExpectError("/api/v1/keys?table=/quota&limit=100001", 400, "limit:", {"100000"});
+  ExpectError("/api/v1/keys?table=/nope&after=a", 404, "table:", {});
+}
+
+}  // namespace
+}  // namespace stickmeter::http
