@@ -365,8 +365,9 @@ frontend fe
   await ready('usage');
   check((await page.evaluate(() => location.hash)).startsWith('#/usage'), 'Enter on the Usage link opens the usage page');
 
-  // Usage: explicit range so the comparison with the API is exact.
-  await visit(`#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`, 'usage');
+  // Usage: explicit range so the comparison with the API is exact, sorted by key like the API
+  // (the page opens by total, largest first: ui_views_test.mjs).
+  await visit(`#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo, sort: 'key', dir: 'asc' })}`, 'usage');
   // Time to a rendered page on a cold load (empty cache; reported in the artifacts, not asserted).
   const cold = await browser.newContext({ viewport: { width: 1280, height: 800 }, extraHTTPHeaders: { Authorization: `Bearer ${TOKEN}` } });
   const coldPage = await cold.newPage();

@@ -12,6 +12,19 @@ export class ApiError extends Error {
   }
 }
 
+// No HTTP answer at all: the server is down or the network between is. Pages show the UI's
+// offline state for it instead of the browser's raw "Failed to fetch".
+export class OfflineError extends ApiError {
+  constructor(path) {
+    super(0, 'offline', `${path}: the stickmeter server cannot be reached`, 'the stickmeter server cannot be reached');
+    this.offline = true;
+  }
+}
+
+const offlineListeners = new Set();
+// Calls `fn` whenever a request gets no answer (shared.js starts the retries from it).
+export function onOffline(fn) { offlineListeners.add(fn); }
+
 let tokenPrompt = null;
 
 function token() {
@@ -62,7 +75,14 @@ export async function request(path, params = {}, { accept, method = 'GET', body 
     const h = headers();
     if (accept) h.Accept = accept;
     if (body !== undefined) h['Content-Type'] = 'application/json';
-    const res = await fetch(url, { method, headers: h, body, cache: 'no-store' });
+    let res;
+    try {
+      res = await fetch(url, { method, headers: h, body, cache: 'no-store' });
+    } catch {
+      // fetch rejects only when no answer arrived (refused, reset, DNS, offline).
+      for (const fn of offlineListeners) fn();
+      throw new OfflineError(path);
+    }
     if (res.status === 401) {
       await askToken(rejected || Boolean(h.Authorization));
       rejected = true;

@@ -1,4 +1,5 @@
-// A small hand-written SVG bar chart for a series {step_ms, points:[{t, v}]}.
+// A small hand-written SVG bar chart for a series {step_ms, points:[{t, v}]}: counters as the
+// sum per step, gauges (`gauge`) as the maximum sample per step.
 import * as fmt from './fmt.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -19,11 +20,15 @@ function niceMax(v) {
 
 // Renders the bars of `points` over [from, to) into a new <svg> drawn at `width` x `height` CSS
 // pixels (so text is never stretched; re-render on resize). Empty buckets are left blank.
-export function barChart({ points, stepMs, from, to, metric, width = 900, height = 240 }) {
+export function barChart({ points, stepMs, from, to, metric, gauge = false, width = 900, height = 240 }) {
   const W = Math.max(240, Math.round(width)), H = height, L = 64, R = 12, T = 10, B = 26;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
   const total = points.reduce((a, p) => a + p.v, 0);
-  svg.setAttribute('aria-label', `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
+  // A gauge's samples are never summed: its label names the peak instead of a total.
+  const value = (v) => (gauge ? `${fmt.int(v)} ${metric} (max)` : fmt.amount(metric, v));
+  svg.setAttribute('aria-label', gauge
+    ? `${points.length} buckets of ${fmt.duration(stepMs)}, peak ${value(Math.max(0, ...points.map((p) => p.v)))}`
+    : `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
   const max = niceMax(Math.max(0, ...points.map((p) => p.v)));
   const span = Math.max(1, to - from);
   const x = (t) => L + ((t - from) / span) * (W - L - R);
@@ -38,7 +43,7 @@ export function barChart({ points, stepMs, from, to, metric, width = 900, height
   for (const p of points) {
     if (p.t + stepMs <= from || p.t >= to) continue;
     const r = el('rect', { class: 'bar', x: x(p.t), y: y(p.v), width: barW, height: Math.max(0, y(0) - y(p.v)) });
-    r.append(el('title', {}, `${fmt.time(p.t)}: ${fmt.amount(metric, p.v)}`));
+    r.append(el('title', {}, `${fmt.time(p.t)}: ${value(p.v)}`));
     svg.append(r);
   }
   const ticks = W < 500 ? 2 : 4;

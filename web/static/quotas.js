@@ -194,6 +194,11 @@ export function keyQuotaBox(ctx, table, key) {
     if (!ctx.isCurrent()) return;
     box.replaceChildren(lines.length ? h('div', {}, ...lines) : h('span', { class: 'muted' }, 'No quota governs this key. '), link);
   };
-  load().catch((err) => { if (ctx.isCurrent()) box.replaceChildren(h('span', { class: 'bad' }, `Quota: ${err.message}`)); });
+  load().catch((err) => {
+    if (!ctx.isCurrent()) return;
+    // An unreachable server has its own banner; an unknown key is said by the key's page.
+    if (err.offline) ctx.showError(err);
+    else if (!(err.status === 404 && /^key:/.test(err.detail || ''))) box.replaceChildren(h('span', { class: 'bad' }, `Quota: ${err.message}`));
+  });
   return box;
 }

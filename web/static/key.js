@@ -1,0 +1,180 @@
+// Key detail: one key of a table for one metric over a range.
+//
+// Counter: the billed total, its chart (sum of deltas per step) and the audit trail, checked to
+// add up to the total. Gauge: no total and no audit trail exist (the API refuses both), so the
+// page shows the maximum sample per step and the peak over the range instead. A key the table
+// has never had (the API's 404 naming the key) is said to be unknown, with the table's keys that
+// start like it, so a misspelling is never shown as a reconciled zero.
+import { getJson, ApiError } from './api.js';
+import * as fmt from './fmt.js';
+import { barChart } from './chart.js';
+import { h, field } from './dom.js';
+import {
+  main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
+  rangeParams, loading,
+} from './shared.js';
+
+const AUDIT_PAGE = 50;
+const SIMILAR_KEYS = 20;
+
+const unknownKey = (err) => err instanceof ApiError && err.status === 404 && /^key:/.test(err.detail);
+
+export async function keyPage(gen, params, keyQuotaBox) {
+  const table = params.get('table');
+  const key = params.get('key');
+  if (!table || !key) { go('usage', {}); return; }
+  let tbls;
+  try { tbls = await tables(); } catch (err) { showError(err); return; }
+  if (!isCurrent(gen)) return;
+  const t = tbls.find((x) => x.name === table);
+  const metric = params.get('metric') || defaultMetric(t);
+  const gauge = gaugeMetrics(t).includes(metric);
+  const r = rangeFrom(params);
+  const span = r.to - r.from;
+  const step = ['1m', '1h', '1d'].includes(params.get('step')) ? params.get('step') : span <= 6 * 3600e3 ? '1m' : span <= 3 * 86400e3 ? '1h' : '1d';
+  const back = `#/usage?${new URLSearchParams({ table, metric, ...rangeParams(params) })}`;
+
+  const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step' },
+    ['1m', '1h', '1d'].map((s) => h('button', { type: 'button', 'aria-pressed': String(s === step),
+      onclick: () => go('key', { ...Object.fromEntries(params), step: s }) }, s)));
+  const metricSel = metricSelect('key-metric', t, metric);
+  metricSel.addEventListener('change', () => go('key', { ...Object.fromEntries(params), metric: metricSel.value }));
+  const totalBox = h('div', { class: 'big loading', id: 'key-total' }, '…');
+  const chartBox = h('div', { class: 'panel chart', id: 'key-chart' }, loading('Loading…', 'muted'));
+  const auditBox = h('div', { class: 'scroll', id: 'key-audit' });
+  const reconcile = h('p', { id: 'key-reconcile', class: 'small' });
+  const more = h('button', { type: 'button', id: 'audit-more' }, 'Load more');
+  const headline = gauge ? `Peak ${metric} in range (maximum sample, not billed)` : `Billed ${metric} in range`;
+
+  main.replaceChildren(
+    h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
+    h('h1', {}, 'Key ', h('code', {}, key)),
+    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel)),
+    h('div', { class: 'total-line' },
+      h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
+      h('div', { class: 'muted small' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
+    gauge ? null : keyQuotaBox(table, key),
+    h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, gauge ? 'Maximum per step' : 'Step'), stepButtons),
+    h('div', { class: 'gap-top' }, chartBox),
+    h('h2', {}, 'Audit trail'),
+    gauge
+      ? h('p', { class: 'muted small', id: 'key-gauge-note' }, `${metric} is a gauge: HAProxy sends its current value, which is sampled, `
+        + 'never summed or billed, so it has no deltas and no audit trail. The chart shows the largest sample in each step.')
+      : h('p', { class: 'muted small' }, 'Every absolute value received from HAProxy and the delta derived from it. The billed total is the sum of the deltas.'),
+    reconcile, auditBox, h('div', { class: 'row-actions' }, gauge ? null : more));
+
+  let billed = null;
+  let unknown = null; // the API's 404 for a key the table never had
+  const usageP = gauge ? Promise.resolve() : getJson('/api/v1/usage', { table, metric, from: r.from, to: r.to, key })
+    .then((b) => {
+      const row = (b.rows || []).find((x) => String(x.key) === key);
+      billed = row ? row.total : 0;
+      totalBox.textContent = fmt.amount(metric, billed);
+      totalBox.dataset.value = String(billed);
+      totalBox.classList.remove('loading');
+    });
+  const seriesP = getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step })
+    .then((s) => {
+      if (!isCurrent(gen)) return;
+      // The chart only needs shapes: plain numbers are fine there.
+      const points = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
+      if (s.gauge) {
+        const peak = points.length ? Math.max(...points.map((p) => p.v)) : null;
+        totalBox.textContent = peak === null ? 'no samples' : fmt.int(peak);
+        totalBox.dataset.value = peak === null ? '' : String(peak);
+        totalBox.classList.remove('loading');
+      }
+      const draw = () => chartBox.replaceChildren(points.length
+        ? barChart({ points, stepMs: s.step_ms || 60000, from: r.from, to: r.to, metric, gauge: s.gauge,
+          width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
+        : h('p', { class: 'muted' }, s.gauge ? 'No samples in this range.' : 'No deltas in this range.'));
+      draw();
+      let pending = 0;
+      const onResize = () => { cancelAnimationFrame(pending); pending = requestAnimationFrame(draw); };
+      window.addEventListener('resize', onResize);
+      nav.cleanups.push(() => window.removeEventListener('resize', onResize));
+    });
+
+  // The audit trail is paged with the API's cursor: each answer names the `next` page's start.
+  const events = [];
+  let next = null;
+  let complete = false;
+  const renderAudit = () => {
+    const sum = fmt.sum(events.map((e) => e.delta));
+    auditBox.replaceChildren(events.length
+      ? h('table', { id: 'audit-rows' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Source'), h('th', { class: 'hide-sm' }, 'Metric'),
+          h('th', { class: 'num' }, 'Value'), h('th', { class: 'num' }, 'Delta'), h('th', {}, 'Reason'))),
+        h('tbody', {}, events.map((e) => h('tr', {},
+          h('td', {}, fmt.time(e.t)), h('td', {}, e.source), h('td', { class: 'hide-sm' }, e.metric),
+          h('td', { class: 'num' }, fmt.int(e.value)), h('td', { class: 'num', dataset: { value: String(e.delta) } }, `+${fmt.int(e.delta)}`),
+          h('td', {}, e.reason)))),
+        h('tfoot', {}, h('tr', {}, h('td', { colspan: 2 }, `Sum of the ${fmt.int(events.length)} deltas shown`),
+          h('td', { class: 'hide-sm' }), h('td', {}),
+          h('td', { class: 'num', id: 'audit-sum', dataset: { value: String(sum) } }, fmt.int(sum)), h('td', {}))))
+      : h('p', { class: 'muted pad' }, 'No audit events in this range.'));
+    more.hidden = complete;
+    if (billed === null) reconcile.textContent = '';
+    else if (complete && sum === BigInt(billed)) {
+      reconcile.className = 'small ok';
+      reconcile.textContent = `✓ The ${fmt.int(events.length)} deltas of ${metric} add up to the billed total, ${fmt.int(billed)}.`;
+    } else if (complete) {
+      reconcile.className = 'small bad';
+      reconcile.textContent = `The deltas add up to ${fmt.int(sum)} but the billed total is ${fmt.int(billed)}.`;
+    } else {
+      reconcile.className = 'small muted';
+      reconcile.textContent = `The deltas loaded so far add up to ${fmt.int(sum)} of ${fmt.int(billed)}; load more to reconcile.`;
+    }
+  };
+  const loadMore = async () => {
+    more.disabled = true;
+    try {
+      const body = await getJson('/api/v1/audit', { table, key, metric, from: r.from, to: r.to, limit: AUDIT_PAGE, after: next });
+      if (!isCurrent(gen)) return;
+      events.push(...(body.events || []));
+      next = body.next || null;
+      complete = !next;
+    } catch (err) {
+      if (unknownKey(err)) throw err;
+      showError(err);
+    } finally {
+      more.disabled = false;
+    }
+    renderAudit();
+  };
+  more.addEventListener('click', () => loadMore().catch(showError));
+  const results = await Promise.allSettled([usageP, seriesP, gauge ? Promise.resolve() : loadMore()]);
+  if (!isCurrent(gen)) return;
+  for (const res of results) {
+    if (res.status !== 'rejected') continue;
+    if (unknownKey(res.reason)) unknown = res.reason;
+    else showError(res.reason);
+  }
+  if (unknown) { await unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox, reconcile, more }); return; }
+  if (!gauge) renderAudit();
+}
+
+// The key was never seen: say so where the total, chart and reconciliation would be, and list
+// the table's keys that start like it (/api/v1/keys with a prefix).
+async function unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox, reconcile, more }) {
+  totalBox.textContent = 'unknown key';
+  totalBox.classList.remove('loading');
+  totalBox.classList.add('bad');
+  delete totalBox.dataset.value;
+  chartBox.replaceChildren(h('p', { class: 'muted' }, 'Nothing to chart: no HAProxy node has ever sent this key.'));
+  reconcile.className = 'small bad';
+  reconcile.textContent = `Unknown key: table ${table} has never had the key “${key}”, so nothing was billed for it. Check the spelling.`;
+  reconcile.dataset.unknown = 'true';
+  more.hidden = true;
+  auditBox.replaceChildren();
+  const stem = key.slice(0, Math.max(1, Math.min(3, key.length - 1)));
+  let similar = [];
+  try {
+    similar = (await getJson('/api/v1/keys', { table, prefix: stem, limit: SIMILAR_KEYS })).keys || [];
+  } catch (e) { if (isCurrent(gen)) showError(e); }
+  if (!isCurrent(gen)) return;
+  auditBox.replaceChildren(h('div', { class: 'pad', id: 'key-similar' },
+    h('p', { class: 'small' }, similar.length ? `Keys of ${table} starting with “${stem}”:` : `No key of ${table} starts with “${stem}”.`),
+    similar.length ? h('ul', {}, similar.map((k) => h('li', {},
+      h('a', { href: `#/key?${new URLSearchParams({ ...Object.fromEntries(params), key: String(k), metric })}` }, String(k))))) : null));
+}

@@ -1,0 +1,217 @@
+// What the pages share: navigation state, the error banner, the offline state, the tables
+// cache, metric lists and the range controls.
+import { getJson, onOffline } from './api.js';
+import * as fmt from './fmt.js';
+import { h, field } from './dom.js';
+
+export const main = document.getElementById('main');
+const banner = document.getElementById('banner');
+const offlineBox = document.getElementById('offline');
+const offlineMsg = document.getElementById('offline-msg');
+const retryButton = document.getElementById('offline-retry');
+
+// generation: bumped on every navigation; stale async work compares it and stops.
+// cleanups: run when the route changes (timers, listeners).
+export const nav = { generation: 0, cleanups: [] };
+export const isCurrent = (gen) => gen === nav.generation;
+
+// ---------------------------------------------------------------------------------------------
+// Offline: when a request gets no answer the UI says so once, in its own banner, replaces
+// every loading indicator with that message, greys what may be stale (body.offline) and asks
+// /api/v1/health every RETRY_MS (and on Retry) until the server answers; then the current page
+// is drawn again.
+
+export const RETRY_MS = 5000;
+const UNREACHABLE = 'Server unreachable: waiting for it to come back.';
+let offline = false;
+let retryTimer = null;
+let lastTry = 0;
+let onBackOnline = () => {};
+
+export const isOffline = () => offline;
+// `fn` redraws the current page once the server answers again (app.js: the router).
+export function whenBackOnline(fn) { onBackOnline = fn; }
+
+function showOfflineText() {
+  offlineMsg.textContent = `The stickmeter server at ${location.host} cannot be reached. ` +
+    `Retrying every ${RETRY_MS / 1000} s${lastTry ? ` (last try ${new Date(lastTry).toLocaleTimeString()})` : ''}.`;
+}
+
+function markLoading() {
+  for (const e of document.querySelectorAll('.loading')) {
+    e.textContent = UNREACHABLE;
+    e.classList.replace('loading', 'unreachable');
+  }
+}
+
+function goOffline() {
+  if (!offline) {
+    offline = true;
+    document.body.classList.add('offline');
+    banner.hidden = true;
+    offlineBox.hidden = false;
+    retryTimer = setInterval(probe, RETRY_MS);
+  }
+  showOfflineText();
+  markLoading();
+}
+onOffline(goOffline);
+
+let probing = false;
+async function probe() {
+  if (probing) return;
+  probing = true;
+  retryButton.disabled = true;
+  lastTry = Date.now();
+  try {
+    const res = await fetch('/api/v1/health', { cache: 'no-store' });
+    if (res.ok) { backOnline(); return; }
+  } catch { /* still unreachable */ } finally {
+    probing = false;
+    retryButton.disabled = false;
+  }
+  if (offline) showOfflineText();
+}
+
+function backOnline() {
+  if (!offline) return;
+  offline = false;
+  clearInterval(retryTimer);
+  retryTimer = null;
+  document.body.classList.remove('offline');
+  offlineBox.hidden = true;
+  onBackOnline();
+}
+retryButton.addEventListener('click', probe);
+
+// The banner for other errors; an unreachable server gets the offline state instead.
+export function showError(err) {
+  if (err && err.offline) { goOffline(); return; }
+  if (!err) { banner.hidden = true; banner.textContent = ''; return; }
+  banner.hidden = false;
+  banner.textContent = err.message || String(err);
+}
+
+// A "Loading…" placeholder that the offline state replaces.
+export const loading = (text = 'Loading…', cls = 'muted pad') =>
+  h('p', { class: `${cls} ${offline ? 'unreachable' : 'loading'}` }, offline ? UNREACHABLE : text);
+
+// ---------------------------------------------------------------------------------------------
+// Navigation.
+
+export function hashParams() {
+  const hash = location.hash.replace(/^#\/?/, '');
+  const [route, query = ''] = hash.split('?');
+  return { route: route || 'overview', params: new URLSearchParams(query) };
+}
+
+export function go(route, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  const s = q.toString();
+  const before = location.hash;
+  location.hash = `#/${route}${s ? `?${s}` : ''}`;
+  // The hashchange event comes a task later; until then the old page must not look ready under
+  // the new address.
+  if (location.hash !== before) delete main.dataset.ready;
+}
+
+export function replaceHash(route, params) {
+  const q = new URLSearchParams(params).toString();
+  history.replaceState(null, '', `#/${route}${q ? `?${q}` : ''}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables and metrics.
+
+let tablesCache = null;
+export async function tables(refresh = false) {
+  if (!tablesCache || refresh) {
+    const body = await getJson('/api/v1/tables');
+    tablesCache = Array.isArray(body) ? body : body.tables || [];
+  }
+  return tablesCache;
+}
+
+export function counterMetrics(t) {
+  if (!t) return [];
+  if (Array.isArray(t.counter_metrics) && t.counter_metrics.length) return t.counter_metrics;
+  return (t.data_types || []).filter((d) => /(_cnt|^gpc\d|^gpc\.\d+)$/.test(d));
+}
+
+// Sampled values (conn_cur, http_req_rate, ...): shown as a maximum per step, never summed.
+export function gaugeMetrics(t) {
+  if (!t) return [];
+  if (Array.isArray(t.gauge_metrics)) return t.gauge_metrics;
+  const counters = new Set(counterMetrics(t));
+  return (t.data_types || []).filter((d) => !counters.has(d));
+}
+
+// The metric a page opens with: http_req_cnt (what most bill by) when the table has it, else
+// its first counter, else its first gauge.
+export function defaultMetric(t) {
+  const counters = counterMetrics(t);
+  if (counters.includes('http_req_cnt')) return 'http_req_cnt';
+  return counters[0] || gaugeMetrics(t)[0] || '';
+}
+
+// A <select> of the table's counters, then its gauges marked as such.
+export function metricSelect(id, t, selected) {
+  const opt = (m, label) => h('option', { value: m, selected: m === selected }, label);
+  const gauges = gaugeMetrics(t);
+  return h('select', { id },
+    h('optgroup', { label: 'Counters (billed)' }, counterMetrics(t).map((m) => opt(m, m))),
+    gauges.length ? h('optgroup', { label: 'Gauges (sampled, not billed)' }, gauges.map((m) => opt(m, `${m} (gauge)`))) : null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges.
+
+export function rangeFrom(params) {
+  const preset = params.get('range') || 'month';
+  if (preset === 'custom') {
+    const from = Number(params.get('from'));
+    const to = Number(params.get('to'));
+    if (Number.isFinite(from) && Number.isFinite(to) && to > from) return { preset, from, to };
+  }
+  const p = preset === 'custom' ? 'month' : preset;
+  const [from, to] = fmt.presetRange(p);
+  return { preset: p, from, to };
+}
+
+// The range part of a page's address: the preset, and from/to for a custom range.
+export function rangeParams(params) {
+  const r = rangeFrom(params);
+  return { range: params.get('range') === 'custom' ? 'custom' : r.preset, ...(params.get('range') === 'custom' ? { from: r.from, to: r.to } : {}) };
+}
+
+export function rangeControls(params, onChange) {
+  const r = rangeFrom(params);
+  const preset = h('select', { id: 'range' },
+    [['today', 'Today'], ['month', 'This month'], ['last-month', 'Last month'], ['custom', 'Custom']]
+      .map(([v, t]) => h('option', { value: v, selected: v === (params.get('range') === 'custom' ? 'custom' : r.preset) }, t)));
+  const from = h('input', { id: 'from', type: 'datetime-local', value: fmt.toLocalInput(r.from) });
+  const to = h('input', { id: 'to', type: 'datetime-local', value: fmt.toLocalInput(r.to) });
+  const custom = h('span', { class: 'contents' },
+    field('from', 'From (inclusive)', from), field('to', 'To (exclusive)', to));
+  const sync = () => {
+    const isCustom = preset.value === 'custom';
+    from.disabled = to.disabled = !isCustom;
+  };
+  sync();
+  preset.addEventListener('change', () => {
+    sync();
+    if (preset.value !== 'custom') {
+      const [f, t] = fmt.presetRange(preset.value);
+      from.value = fmt.toLocalInput(f);
+      to.value = fmt.toLocalInput(t);
+    }
+    onChange();
+  });
+  for (const i of [from, to]) i.addEventListener('change', onChange);
+  const value = () => {
+    if (preset.value !== 'custom') return { range: preset.value };
+    return { range: 'custom', from: fmt.fromLocalInput(from.value), to: fmt.fromLocalInput(to.value) };
+  };
+  return { nodes: [field('range', 'Range', preset), custom], value };
+}

@@ -1,0 +1,179 @@
+// Usage: totals per key for a table, counter and range; for a gauge, the table's keys (a gauge
+// has no total), each linking to its maximum per step.
+//
+// The page's state is its address: table, metric, range, filter, sort column and direction, so
+// changing the range keeps the order and a reload shows the same view. Defaults: http_req_cnt
+// (else the table's first counter), largest total first.
+import { getJson } from './api.js';
+import * as fmt from './fmt.js';
+import { h, field } from './dom.js';
+import {
+  main, isCurrent, showError, go, replaceHash, tables, counterMetrics, gaugeMetrics, defaultMetric,
+  metricSelect, rangeFrom, rangeParams, rangeControls, loading,
+} from './shared.js';
+
+// Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
+const MAX_ROWS = 2000;
+// Keys per page of the "top customers" view (the server ranks them: order=total&limit&offset).
+const TOP_PAGE = 100;
+// Keys per page of a gauge's key list (/api/v1/keys with its `next` cursor).
+const KEYS_PAGE = 100;
+
+const keyLink = (tname, key, metric, params) =>
+  `#/key?${new URLSearchParams({ table: tname, key, metric, ...rangeParams(params) })}`;
+
+export async function usagePage(gen, params) {
+  let tbls;
+  try { tbls = await tables(); } catch (err) { showError(err); return; }
+  if (!isCurrent(gen)) return;
+  main.replaceChildren(h('h1', {}, 'Usage'));
+  if (!tbls.length) {
+    main.append(h('p', { class: 'muted' }, 'No stick table has been announced yet.'));
+    return;
+  }
+  const tname = params.get('table') && tbls.some((t) => t.name === params.get('table')) ? params.get('table') : tbls[0].name;
+  const table = tbls.find((t) => t.name === tname);
+  const asked = params.get('metric');
+  const metric = counterMetrics(table).includes(asked) || gaugeMetrics(table).includes(asked) ? asked : defaultMetric(table);
+  const gauge = gaugeMetrics(table).includes(metric);
+  const state = {
+    sort: params.get('sort') === 'key' ? 'key' : 'total',
+    dir: params.get('dir') === 'asc' || params.get('dir') === 'desc' ? params.get('dir') : (params.get('sort') === 'key' ? 'asc' : 'desc'),
+    filter: params.get('q') || '',
+  };
+
+  const tableSel = h('select', { id: 'table' }, tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
+  const metricSel = metricSelect('metric', table, metric);
+  const filter = h('input', { id: 'filter', type: 'search', placeholder: gauge ? 'key starts with…' : 'key contains…', value: state.filter });
+  // "top": the server ranks the keys and sends one page of TOP_PAGE; "all": every key, sorted
+  // and filtered here.
+  const top = !gauge && params.get('show') === 'top';
+  const offset = top ? Math.max(0, Number.parseInt(params.get('offset') || '0', 10) || 0) : 0;
+  const showSel = h('select', { id: 'show', disabled: gauge },
+    [['all', 'All keys'], ['top', `Top ${TOP_PAGE} by total`]].map(([v, t]) => h('option', { value: v, selected: v === (top ? 'top' : 'all') }, t)));
+  // Everything the address holds, from the controls and the current sort.
+  const address = () => ({
+    table: tableSel.value, metric: tableSel.value === tname ? metricSel.value : '', ...ranges.value(), q: filter.value,
+    sort: state.sort, dir: state.dir, ...(showSel.value === 'top' ? { show: 'top' } : {}),
+  });
+  const navigate = () => go('usage', address());
+  const ranges = rangeControls(params, navigate);
+  tableSel.addEventListener('change', navigate);
+  metricSel.addEventListener('change', navigate);
+  showSel.addEventListener('change', navigate);
+  filter.disabled = top;
+  main.append(h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() },
+    field('table', 'Table', tableSel), field('metric', 'Metric', metricSel), ranges.nodes, field('show', 'Show', showSel),
+    field('filter', gauge ? 'Keys starting with' : 'Filter keys', filter)));
+  if (!metric) {
+    main.append(h('p', { class: 'muted' }, 'This table stores no counter, so there is nothing to bill.'));
+    return;
+  }
+  if (gauge) { await gaugeKeys(gen, { params, tname, metric, filter }); return; }
+  const r = rangeFrom(params);
+  const summary = h('div', { class: 'total-line', id: 'usage-summary' });
+  const holder = h('div', { class: 'scroll', id: 'usage-table' }, loading());
+  main.append(summary, holder,
+    h('p', { class: 'muted small' }, `Range [${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}. Totals are exact sums of deltas over all HAProxy nodes.`));
+
+  let rows;
+  let page;
+  try {
+    const body = await getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
+      ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) });
+    rows = body.rows || [];
+    page = { total: body.total_rows ?? rows.length, next: body.next_offset ?? null };
+  } catch (err) { if (isCurrent(gen)) showError(err); return; }
+  if (!isCurrent(gen)) return;
+  if (top) { topPage(rows, page, { params, tname, metric, offset, summary, holder }); return; }
+
+  const render = () => {
+    const q = state.filter.toLowerCase();
+    const shown = rows.filter((x) => String(x.key).toLowerCase().includes(q));
+    const sign = state.dir === 'asc' ? 1 : -1;
+    const byKey = (a, b) => (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0);
+    // Equal totals stay in key order whichever way the totals go.
+    shown.sort((a, b) => (state.sort === 'total' ? sign * fmt.cmp(a.total, b.total) || byKey(a, b) : sign * byKey(a, b)));
+    const sum = fmt.sum(shown.map((x) => x.total));
+    summary.replaceChildren(
+      h('div', {}, h('div', { class: 'muted small' }, q ? 'Total of shown keys' : 'Total'),
+        h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
+      h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big' }, `${fmt.int(shown.length)}${q ? ` of ${fmt.int(rows.length)}` : ''}`)));
+    const th = (col, label, cls) => h('th', { class: cls, 'aria-sort': state.sort === col ? (state.dir === 'asc' ? 'ascending' : 'descending') : 'none' },
+      h('button', { class: 'sort', type: 'button', onclick: () => {
+        if (state.sort === col) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
+        else { state.sort = col; state.dir = col === 'total' ? 'desc' : 'asc'; }
+        render();
+        replaceHash('usage', { ...Object.fromEntries(params), q: state.filter, sort: state.sort, dir: state.dir });
+      } }, label));
+    holder.replaceChildren(shown.length
+      ? h('table', { id: 'usage-rows' },
+        h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'))),
+        h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
+          h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key))),
+          h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total))))))
+      : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
+    if (shown.length > MAX_ROWS) {
+      holder.append(h('p', { class: 'muted small pad' },
+        `Showing ${fmt.int(MAX_ROWS)} of ${fmt.int(shown.length)} keys; the total covers them all. Filter to narrow the list.`));
+    }
+  };
+  filter.addEventListener('input', () => {
+    state.filter = filter.value;
+    render();
+    replaceHash('usage', { ...Object.fromEntries(params), q: filter.value, sort: state.sort, dir: state.dir });
+  });
+  render();
+}
+
+// One page of the top customers: ranked by the server, with links to the previous and next page.
+function topPage(rows, page, { params, tname, metric, offset, summary, holder }) {
+  const sum = fmt.sum(rows.map((x) => x.total));
+  summary.replaceChildren(
+    h('div', {}, h('div', { class: 'muted small' }, 'Total of this page'),
+      h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
+    h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big', id: 'usage-keys' },
+      rows.length ? `${fmt.int(offset + 1)}–${fmt.int(offset + rows.length)} of ${fmt.int(page.total)}` : `0 of ${fmt.int(page.total)}`)));
+  const pageLink = (id, label, to) => h('a', { id, href: `#/usage?${new URLSearchParams({ ...Object.fromEntries(params), show: 'top', offset: String(to) })}` }, label);
+  const pager = h('p', { class: 'pad', id: 'usage-pager' },
+    offset > 0 ? pageLink('usage-prev', `← Previous ${TOP_PAGE}`, Math.max(0, offset - TOP_PAGE)) : '',
+    page.next !== null ? [' ', pageLink('usage-next', `Next ${TOP_PAGE} →`, page.next)] : '');
+  holder.replaceChildren(rows.length
+    ? h('table', { id: 'usage-rows' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', { class: 'num' }, `Total (${fmt.unit(metric)})`), h('th', { class: 'num' }, 'Rank'))),
+      h('tbody', {}, rows.map((x, i) => h('tr', {},
+        h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key))),
+        h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total)),
+        h('td', { class: 'num muted' }, fmt.int(offset + i + 1))))))
+    : h('p', { class: 'muted pad' }, page.total ? 'No keys past this page.' : 'No usage in this range.'), pager);
+}
+
+// A gauge has no total to rank by: list the table's keys a page at a time (the API's cursor),
+// each linking to the key's maximum per step.
+async function gaugeKeys(gen, { params, tname, metric, filter }) {
+  const holder = h('div', { class: 'scroll', id: 'gauge-keys' }, loading());
+  const more = h('button', { type: 'button', id: 'keys-more', hidden: true }, `Next ${KEYS_PAGE} keys`);
+  main.append(
+    h('p', { class: 'small', id: 'gauge-note' }, `${metric} is a gauge: a sampled value (such as connections open now or a request rate), `
+      + 'not a count, so it has no total and is never billed. Open a key to see its maximum per step.'),
+    holder, h('div', { class: 'row-actions' }, more));
+  const keys = [];
+  let next = null;
+  const load = async () => {
+    more.disabled = true;
+    try {
+      const body = await getJson('/api/v1/keys', { table: tname, prefix: filter.value, limit: KEYS_PAGE, after: next });
+      if (!isCurrent(gen)) return;
+      keys.push(...(body.keys || []));
+      next = body.next ?? null;
+    } catch (err) { if (isCurrent(gen)) showError(err); return; } finally { more.disabled = false; }
+    more.hidden = next === null;
+    holder.replaceChildren(keys.length
+      ? h('table', { id: 'usage-rows' }, h('thead', {}, h('tr', {}, h('th', {}, 'Key'))),
+        h('tbody', {}, keys.map((k) => h('tr', {}, h('td', {}, h('a', { href: keyLink(tname, String(k), metric, params), class: 'key-link' }, String(k)))))))
+      : h('p', { class: 'muted pad' }, filter.value ? 'No key starts with this text.' : 'This table has no keys yet.'));
+  };
+  more.addEventListener('click', load);
+  filter.addEventListener('change', () => go('usage', { ...Object.fromEntries(params), q: filter.value }));
+  await load();
+}
