@@ -145,6 +145,11 @@ frontend fe
   await ready('usage');
   eq([await page.inputValue('#metric'), await page.inputValue('#range')], ['bytes_out_cnt', 'today'], 'metric and range kept by a reload');
   eq(await keysShown(), byKey, 'sort kept by a reload');
+  await page.click('#usage-rows a.key-link:text-is("acme.example")');
+  await ready('key');
+  await page.click('main a[href^="#/usage"]');
+  await ready('usage');
+  eq([await hashParam('sort'), await keysShown()], ['key', byKey], 'a key page links back to the same sort');
   eq(problems, [], 'no console errors on the usage page');
   log('usage defaults and sort checked');
 

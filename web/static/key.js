@@ -32,7 +32,8 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const r = rangeFrom(params);
   const span = r.to - r.from;
   const step = ['1m', '1h', '1d'].includes(params.get('step')) ? params.get('step') : span <= 6 * 3600e3 ? '1m' : span <= 3 * 86400e3 ? '1h' : '1d';
-  const back = `#/usage?${new URLSearchParams({ table, metric, ...rangeParams(params) })}`;
+  const sort = Object.fromEntries(['sort', 'dir'].filter((k) => params.get(k)).map((k) => [k, params.get(k)]));
+  const back = `#/usage?${new URLSearchParams({ table, metric, ...rangeParams(params), ...sort })}`;
 
   const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step' },
     ['1m', '1h', '1d'].map((s) => h('button', { type: 'button', 'aria-pressed': String(s === step),

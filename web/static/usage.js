@@ -19,8 +19,9 @@ const TOP_PAGE = 100;
 // Keys per page of a gauge's key list (/api/v1/keys with its `next` cursor).
 const KEYS_PAGE = 100;
 
-const keyLink = (tname, key, metric, params) =>
-  `#/key?${new URLSearchParams({ table: tname, key, metric, ...rangeParams(params) })}`;
+// The key's page keeps the usage page's range, and its sort for the way back.
+const keyLink = (tname, key, metric, params, sort = {}) =>
+  `#/key?${new URLSearchParams({ table: tname, key, metric, ...rangeParams(params), ...sort })}`;
 
 export async function usagePage(gen, params) {
   let tbls;
@@ -110,7 +111,7 @@ export async function usagePage(gen, params) {
       ? h('table', { id: 'usage-rows' },
         h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'))),
         h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
-          h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key))),
+          h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params, { sort: state.sort, dir: state.dir }), class: 'key-link' }, String(x.key))),
           h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total))))))
       : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
     if (shown.length > MAX_ROWS) {
