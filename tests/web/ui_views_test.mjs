@@ -174,6 +174,7 @@ frontend fe
   eq(Number(await page.getAttribute('#key-total', 'data-value')), peak, 'the peak is the largest maximum per step');
   eq(await page.$$eval('#key-chart rect.bar', (r) => r.length), series.points.length, 'one bar per step maximum');
   check(await page.isVisible('#key-gauge-note'), 'the key page says a gauge has no audit trail');
+  check(!/\bnull\b|undefined/.test(await page.textContent('main')), 'no "null" or "undefined" shown on the gauge key page');
   eq(requested.filter((u) => /\/api\/v1\/(usage|audit)\?/.test(u)), [], 'no usage or audit call for a gauge');
   eq(await bannerText(), '', 'no API error on the gauge key page');
   await page.screenshot({ path: path.join(args.artifacts, 'views-gauge-key.png'), fullPage: true });

@@ -47,7 +47,8 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const more = h('button', { type: 'button', id: 'audit-more' }, 'Load more');
   const headline = gauge ? `Peak ${metric} in range (maximum sample, not billed)` : `Billed ${metric} in range`;
 
-  main.replaceChildren(
+  // replaceChildren would print a null as text: the parts a gauge lacks are filtered out.
+  main.replaceChildren(...[
     h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
     h('h1', {}, 'Key ', h('code', {}, key)),
     h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel)),
@@ -62,7 +63,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
       ? h('p', { class: 'muted small', id: 'key-gauge-note' }, `${metric} is a gauge: HAProxy sends its current value, which is sampled, `
         + 'never summed or billed, so it has no deltas and no audit trail. The chart shows the largest sample in each step.')
       : h('p', { class: 'muted small' }, 'Every absolute value received from HAProxy and the delta derived from it. The billed total is the sum of the deltas.'),
-    reconcile, auditBox, h('div', { class: 'row-actions' }, gauge ? null : more));
+    reconcile, gauge ? null : auditBox, h('div', { class: 'row-actions' }, gauge ? null : more)].filter(Boolean));
 
   let billed = null;
   let unknown = null; // the API's 404 for a key the table never had

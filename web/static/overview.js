@@ -98,7 +98,11 @@ async function refreshOnce(gen) {
 
   const received = peers.reduce((a, p) => a + Number(p.updates), 0);
   const deltas = metrics.get('stickmeter_deltas_written_total');
+  // Data files plus what the memtable holds before its next flush (already in the write-ahead
+  // log); the journal backlog is the same data seen from another side, so it is not added.
   const sst = metrics.get('stickmeter_store_live_sst_bytes');
+  const memtable = metrics.get('stickmeter_store_memtable_bytes');
+  const stored = sst === undefined && memtable === undefined ? undefined : (sst || 0) + (memtable || 0);
   const connected = peers.filter((p) => p.connected).length;
   document.getElementById('ov-cards').replaceChildren(
     card('ov-card-peers', 'Peers connected', `${fmt.int(connected)} / ${fmt.int(peers.length)}`, 'HAProxy peer connections now'),
@@ -108,7 +112,8 @@ async function refreshOnce(gen) {
       'entry updates per second over the last refresh (sum of the Updates/s column)'),
     card('ov-card-deltas', 'Deltas written', deltas === undefined ? '–' : `${fmt.int(deltas)} deltas`,
       'non-zero counter deltas stored (stickmeter_deltas_written_total)'),
-    card('ov-card-store', 'Store size', sst === undefined ? '–' : fmt.bytes(sst), 'data files on disk (stickmeter_store_live_sst_bytes)'));
+    card('ov-card-store', 'Store size', stored === undefined ? '–' : fmt.bytes(stored),
+      'data files and memtable (stickmeter_store_live_sst_bytes + stickmeter_store_memtable_bytes)'));
 
   const peerRows = peers.map((p, i) => h('tr', {},
     h('td', { class: 'nowrap' }, h('span', { class: `dot ${p.connected ? 'on' : 'off'}`, title: p.connected ? 'connected' : 'disconnected' }),
