@@ -77,22 +77,25 @@ void TaughtTables::Set(std::string_view table, std::string_view key, std::vector
 }
 
 void TaughtTables::SetMany(std::string_view table, std::vector<Change>& changes, int64_t now_ms) {
-  const auto index = IndexOf(table);
-  if (index) {
+  if (const auto index = IndexOf(table)) {
     std::lock_guard lock(mu_);
     Table& t = tables_[*index];
-    for (Change& c : t.def ? changes : std::vector<Change>{}) {
-      auto it = t.entries.find(c.key);
-      if (it == t.entries.end()) it = t.entries.try_emplace(std::string(c.key)).first;
-      Entry& e = it->second;
-      e.values = std::move(c.values);
-      e.expire_ms = c.expire_ms;
-      e.origin_ms = c.origin_ms;
-      e.set_ms = now_ms;
-      SetLocked(t, it->first, e);
-    }
+    if (t.def) ApplyLocked(t, changes, now_ms);  // a table not defined yet ignores them, as Set
   }
   changes.clear();
+}
+
+void TaughtTables::ApplyLocked(Table& t, std::vector<Change>& changes, int64_t now_ms) {
+  for (Change& c : changes) {
+    auto it = t.entries.find(c.key);
+    if (it == t.entries.end()) it = t.entries.try_emplace(std::string(c.key)).first;
+    Entry& e = it->second;
+    e.values = std::move(c.values);
+    e.expire_ms = c.expire_ms;
+    e.origin_ms = c.origin_ms;
+    e.set_ms = now_ms;
+    SetLocked(t, it->first, e);
+  }
 }
 
 void TaughtTables::TouchAll(int64_t origin_ms) {

@@ -141,6 +141,8 @@ class TaughtTables {
   };
   std::optional<size_t> IndexOf(std::string_view name) const;
   void SetLocked(Table& t, const std::string& key, Entry& e);
+  // Moves each change's values into its entry of `t` (defined) and gives it the next seq.
+  void ApplyLocked(Table& t, std::vector<Change>& changes, int64_t now_ms);
   // The first live record of `t` with a sequence number above `after`, or t.log.end().
   static std::vector<LogRecord>::const_iterator FirstAfter(const Table& t, uint64_t after);
 

@@ -241,9 +241,7 @@ QuotaStatus QuotaBook::StatusOf(const Entry& e) const {
   }
   // A default: the keys it governs (those without their own quota of the metric).
   for (const auto& [key, book] : keys_) {
-    const uint64_t used = UsedIn(book, e.tracker);
-    if (used == 0 && e.quota.limit > 0) continue;
-    if (used < e.quota.limit) continue;
+    if (UsedIn(book, e.tracker) < e.quota.limit) continue;
     auto own = own_.find(key);
     if (own != own_.end() && own->second.count(e.quota.metric)) continue;
     ++st.over_keys;

@@ -5,15 +5,14 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "http/server.h"
 #include "http/time_parse.h"
 #include "tests/http/http_client.h"
+#include "tests/http/test_server.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::http {
@@ -47,16 +46,9 @@ class NamesTest : public ::testing::Test {
       Submit("lb2", key, T("2026-10-07T00:00:00Z"), 1, 0);
     }
     store_->Flush();
-    ServerOptions server_options;
-    server_options.port = 0;
-    server_ = std::make_unique<Server>(io_, server_options, *store_, ServerHooks{});
-    ASSERT_TRUE(server_->Start().ok());
-    thread_ = std::thread([this] { io_.run(); });
+    server_ = std::make_unique<testing::TestServer>(*store_, ServerOptions{});
   }
   void TearDown() override {
-    if (server_) server_->Stop();
-    work_.reset();
-    if (thread_.joinable()) thread_.join();
     server_.reset();
     if (store_) {
       EXPECT_TRUE(store_->Close().ok());
@@ -115,11 +107,7 @@ class NamesTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<tsdb::Store> store_;
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
-      boost::asio::make_work_guard(io_)};
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::unique_ptr<testing::TestServer> server_;
 };
 
 const std::string kRange = "&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
