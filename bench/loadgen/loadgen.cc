@@ -360,9 +360,11 @@ void Peer::OnAck(uint64_t table_id, uint32_t update_id) {
 }
 
 void Peer::OnEntryUpdate(const ingest::EntryUpdateView& update) {
+  // Acknowledged like HAProxy does, whether or not its lag is measured: stickmeter then resumes
+  // after it when the peer reconnects, instead of teaching it everything again.
+  taught_acks_[update.table->table_id] = update.update_id;
   TaughtLag* lag = run_.taught();
   if (lag == nullptr || update.table->name != run_.options().taught_table) return;
-  taught_acks_[update.table->table_id] = update.update_id;
   const std::string_view key(reinterpret_cast<const char*>(update.key_bytes.data()),
                              update.key_bytes.size());
   for (const DataValue& v : update.values) {
