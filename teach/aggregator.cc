@@ -50,9 +50,8 @@ bool Aggregator::BuildLayout(const ingest::TableInfo& table) {
   }
   def_ = def;
   slots_ = std::move(slots);
-  slot_by_metric_.clear();
-  for (size_t s = 0; s < slots_.size(); ++s) slot_by_metric_[slots_[s].metric] = s;
   keys_.clear();  // values were laid out for the old definition
+  by_id_.Clear();
   dirty_.clear();
   return true;
 }
@@ -65,18 +64,33 @@ std::optional<ingest::TableDefinition> Aggregator::Layout(
   return std::nullopt;
 }
 
-void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& update) {
+size_t Aggregator::SlotOf(std::string_view metric) const {
+  size_t s = 0;
+  while (s < slots_.size() && slots_[s].metric != metric) ++s;
+  return s;
+}
+
+void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& update,
+                       uint32_t key_id) {
   if (!def_) return;
-  auto [it, fresh] = keys_.try_emplace(update.key);
-  KeyState& k = it->second;
-  if (fresh) {
-    auto wire = ingest::ParseKey(def_->key_type, def_->key_size, update.key);
-    if (!wire.ok()) {
-      keys_.erase(it);
-      return;
+  auto* it = by_id_.Find(key_id);
+  if (it == nullptr) {
+    auto [found, fresh] = keys_.try_emplace(update.key);
+    if (fresh) {
+      auto wire = ingest::ParseKey(def_->key_type, def_->key_size, update.key);
+      if (!wire.ok()) {
+        keys_.erase(found);
+        return;
+      }
+      found->second.wire_key = std::move(*wire);
     }
-    k.wire_key = std::move(*wire);
+    it = &*found;
+    if (key_id != 0 && it->second.id == 0) {
+      it->second.id = key_id;
+      by_id_.Set(key_id, it);
+    }
   }
+  KeyState& k = it->second;
   auto node = std::find_if(k.sources.begin(), k.sources.end(),
                            [&](const auto& s) { return s.first == source; });
   if (node == k.sources.end()) node = k.sources.emplace(k.sources.end(), source, Contribution{});
@@ -85,13 +99,13 @@ void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& upd
   c.values.resize(slots_.size());
   c.rates.resize(slots_.size());
   for (const auto& mv : update.values) {
-    auto s = slot_by_metric_.find(mv.metric);
-    if (s != slot_by_metric_.end() && !slots_[s->second].freq) c.values[s->second] = mv.value;
+    const size_t s = SlotOf(mv.metric);
+    if (s < slots_.size() && !slots_[s].freq) c.values[s] = mv.value;
   }
   for (const auto& r : update.rates) {
-    auto s = slot_by_metric_.find(r.metric);
-    if (s == slot_by_metric_.end()) continue;
-    c.rates[s->second] = FreqSample{r.period_ms, update.received_ms, r.elapsed_ms, r.curr, r.prev};
+    const size_t s = SlotOf(r.metric);
+    if (s == slots_.size()) continue;
+    c.rates[s] = FreqSample{r.period_ms, update.received_ms, r.elapsed_ms, r.curr, r.prev};
   }
   if (!k.dirty) {
     k.dirty = true;
@@ -124,6 +138,7 @@ void Aggregator::Expire(int64_t now_ms) {
     if (k.sources.empty() && !k.dirty) {
       // Every node's entry is gone: so is the taught one (it was taught with that expire). A
       // key still waiting to be taught stays until it is (its node is in dirty_).
+      by_id_.Set(k.id, nullptr);
       it = keys_.erase(it);
       continue;
     }

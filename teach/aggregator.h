@@ -22,6 +22,7 @@
 #include "ingest/codec.h"
 #include "ingest/sink.h"
 #include "ingest/taught_tables.h"
+#include "teach/key_index.h"
 #include "teach/rate_sum.h"
 
 namespace stickmeter::teach {
@@ -38,8 +39,9 @@ class Aggregator {
   // definition when it is new or changed (to pass to TaughtTables::Define).
   std::optional<ingest::TableDefinition> Layout(
       const std::shared_ptr<const ingest::TableInfo>& table);
-  // One committed entry update of node `source` for the source table, of the last Layout.
-  void Apply(const std::string& source, const ingest::EntryUpdate& update);
+  // One committed entry update of node `source` for the source table, of the last Layout;
+  // `key_id` is the store's id of its key (0: unknown).
+  void Apply(const std::string& source, const ingest::EntryUpdate& update, uint32_t key_id = 0);
   // The node's process restarted: its contributions end.
   void RestartSource(const std::string& source);
   // Ends the contributions whose entries expired by `now_ms`.
@@ -71,9 +73,12 @@ class Aggregator {
     bool dirty = false;
     int64_t origin_ms = 0;  // earliest change not taught yet
     int64_t next_change_ms = kNever;
+    uint32_t id = 0;  // the store's key id, when known (its slot in by_id_)
   };
 
   bool BuildLayout(const ingest::TableInfo& table);
+  // The slot of a metric, or slots_.size(). Slots are few: a scan beats hashing the name.
+  size_t SlotOf(std::string_view metric) const;
   // Stages the key's taught values (staged_).
   void Teach(const std::string& key, KeyState& k, int64_t now_ms);
 
@@ -81,9 +86,9 @@ class Aggregator {
   std::shared_ptr<const ingest::TableInfo> layout_of_;  // what def_ was built from, last
   std::optional<ingest::TableDefinition> def_;
   std::vector<Slot> slots_;
-  std::unordered_map<std::string_view, size_t> slot_by_metric_;
   std::unordered_map<std::string, KeyState> keys_;
-  std::vector<ingest::TaughtTables::Change> staged_;  // by Teach, for Flush's SetMany
+  KeyIdIndex<std::pair<const std::string, KeyState>> by_id_;  // into keys_
+  std::vector<ingest::TaughtTables::Change> staged_;          // by Teach, for Flush's SetMany
   // Keys changed since the last Flush (KeyState::dirty set), as their nodes in keys_: nodes
   // of an unordered_map stay put, and a dirty key is never erased before it is taught.
   std::vector<std::pair<const std::string*, KeyState*>> dirty_;

@@ -30,11 +30,11 @@ std::optional<ingest::TableDefinition> QuotaBook::SetLayout(const std::string& k
   def_ = def;
   // What was taught under the old definition may be gone with it (TaughtTables drops entries
   // whose keys no longer fit): every key is taught again, its wire form parsed anew.
-  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
-    it->second.wire_key.clear();
-    if (!it->second.was_taught) continue;
-    it->second.was_taught = false;
-    MarkDirty(it, 0);
+  for (auto& key : keys_) {
+    key.second.wire_key.clear();
+    if (!key.second.was_taught) continue;
+    key.second.was_taught = false;
+    MarkDirty(key, 0);
   }
   over_keys_ = 0;
   return def_;
@@ -55,18 +55,25 @@ size_t QuotaBook::TrackerFor(const Quota& q, const date::time_zone* zone, int64_
   return trackers_.size() - 1;
 }
 
-QuotaBook::KeyMap::iterator QuotaBook::KeyOf(std::string_view key) {
+QuotaBook::KeyMap::value_type& QuotaBook::KeyOf(std::string_view key) {
   auto it = keys_.find(key);
   if (it == keys_.end()) it = keys_.try_emplace(std::string(key)).first;
-  return it;
+  return *it;
 }
 
-void QuotaBook::MarkDirty(KeyMap::iterator it, int64_t origin_ms) {
-  KeyBook& book = it->second;
+QuotaBook::KeyMap::value_type& QuotaBook::KeyOf(std::string_view key, uint32_t key_id) {
+  if (KeyMap::value_type* known = by_id_.Find(key_id)) return *known;
+  KeyMap::value_type& found = KeyOf(key);
+  by_id_.Set(key_id, &found);
+  return found;
+}
+
+void QuotaBook::MarkDirty(KeyMap::value_type& key, int64_t origin_ms) {
+  KeyBook& book = key.second;
   if (book.dirty) return;
   book.dirty = true;
   book.origin_ms = origin_ms;
-  dirty_.emplace_back(&it->first, &book);
+  dirty_.emplace_back(&key.first, &book);
 }
 
 std::optional<QuotaBook::BaseRequest> QuotaBook::Put(const Quota& quota,
@@ -101,7 +108,7 @@ bool QuotaBook::Delete(const std::string& metric, const std::optional<std::strin
 
 void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows) {
   for (const auto& [key, total] : rows) {
-    KeyBook& book = KeyOf(key)->second;
+    KeyBook& book = KeyOf(key).second;
     if (book.used.size() <= tracker) book.used.resize(tracker + 1);
     book.used[tracker] += total;
   }
@@ -109,8 +116,9 @@ void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string,
   MarkTracker(tracker);
 }
 
-void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms) {
-  std::optional<KeyMap::iterator> it;  // looked up once, and only if some tracker counts it
+void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms,
+                      uint32_t key_id) {
+  KeyMap::value_type* it = nullptr;  // looked up once, and only if some tracker counts it
   for (size_t i = 0; i < trackers_.size(); ++i) {
     Tracker& t = trackers_[i];
     if (t.metric != metric) continue;
@@ -122,8 +130,8 @@ void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t de
       ClearTracker(i);
     }
     if (t_ms < t.range.start_ms || t_ms < t.cut_ms) continue;
-    if (!it) it = KeyOf(key);
-    KeyBook& book = (*it)->second;
+    if (it == nullptr) it = &KeyOf(key, key_id);
+    KeyBook& book = it->second;
     if (book.used.size() <= i) book.used.resize(i + 1);
     uint64_t& used = book.used[i];
     used = delta > std::numeric_limits<uint64_t>::max() - used
@@ -145,8 +153,8 @@ void QuotaBook::Roll(int64_t now_ms) {
 }
 
 void QuotaBook::MarkTracker(size_t tracker) {
-  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
-    if (UsedIn(it->second, tracker) != 0) MarkDirty(it, 0);
+  for (auto& key : keys_) {
+    if (UsedIn(key.second, tracker) != 0) MarkDirty(key, 0);
   }
   for (const auto& [key, quotas] : own_) MarkKey(key);
 }
@@ -158,8 +166,8 @@ void QuotaBook::ClearTracker(size_t tracker) {
 }
 
 void QuotaBook::MarkAll() {
-  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
-    if (it->second.was_taught) MarkDirty(it, 0);
+  for (auto& key : keys_) {
+    if (key.second.was_taught) MarkDirty(key, 0);
   }
   for (size_t i = 0; i < trackers_.size(); ++i) MarkTracker(i);
 }

@@ -22,6 +22,7 @@
 
 #include "ingest/codec.h"
 #include "ingest/taught_tables.h"
+#include "teach/key_index.h"
 #include "teach/period.h"
 #include "teach/quota.h"
 
@@ -52,8 +53,9 @@ class QuotaBook {
   // The base usage of a tracker (rows of the store's usage query over [from, cut)).
   void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows);
 
-  // A committed delta of the source table.
-  void Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms);
+  // A committed delta of the source table; `key_id` is the store's id of the key (0: unknown).
+  void Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms,
+             uint32_t key_id = 0);
   // Rolls trackers whose period ended by `now_ms` over.
   void Roll(int64_t now_ms);
   // Teaches every key whose flag or usage changed. Returns the number of keys taught.
@@ -100,8 +102,9 @@ class QuotaBook {
   using KeyMap = std::unordered_map<std::string, KeyBook, KeyHash, std::equal_to<>>;
 
   size_t TrackerFor(const Quota& q, const date::time_zone* zone, int64_t now_ms, bool* fresh);
-  KeyMap::iterator KeyOf(std::string_view key);
-  void MarkDirty(KeyMap::iterator it, int64_t origin_ms);
+  KeyMap::value_type& KeyOf(std::string_view key);
+  KeyMap::value_type& KeyOf(std::string_view key, uint32_t key_id);
+  void MarkDirty(KeyMap::value_type& key, int64_t origin_ms);
   void MarkKey(std::string_view key) { MarkDirty(KeyOf(key), 0); }
   // Calls fn(entry) for each quota governing `key`: its own of each metric, else the defaults.
   template <typename Fn>
@@ -123,6 +126,7 @@ class QuotaBook {
   std::vector<Tracker> trackers_;
   // Nodes of an unordered_map stay put, and keys are never erased: dirty_ points into it.
   KeyMap keys_;
+  KeyIdIndex<KeyMap::value_type> by_id_;  // into keys_
   std::vector<std::pair<const std::string*, KeyBook*>> dirty_;
   std::vector<ingest::TaughtTables::Change> staged_;  // by Flush, for one SetMany
   uint64_t over_keys_ = 0;

@@ -248,6 +248,7 @@ void Teacher::LoadBases() {
 }
 
 void Teacher::Apply(const tsdb::CommittedGroup& group) {
+  size_t next_key = 0;  // into group.entry_keys
   for (const auto& batch : group.batches) {
     if (batch.source_restarted) {
       for (Aggregator& a : aggregators_) a.RestartSource(batch.source);
@@ -255,10 +256,15 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
     for (const auto& tu : batch.tables) {
       if (!tu.table) continue;
       const ingest::TableInfo& info = *tu.table;
+      const size_t first_key = next_key;
+      next_key += tu.entries.size();
+      if (next_key > group.entry_keys.size()) return;  // not from the store: nothing to trust
       for (Aggregator& a : aggregators_) {
         if (a.source_table() != info.name) continue;
         if (auto def = a.Layout(tu.table)) taught_.Define(*def);
-        for (const auto& entry : tu.entries) a.Apply(batch.source, entry);
+        for (size_t e = 0; e < tu.entries.size(); ++e) {
+          a.Apply(batch.source, tu.entries[e], group.entry_keys[first_key + e]);
+        }
       }
       if (QuotaBook* book = BookFor(info.name)) {
         if (auto def = book->SetLayout(info.key_type, info.key_size, info.expire_ms)) {
@@ -278,7 +284,7 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
     }
     if (book == nullptr) continue;
     const ingest::EntryUpdate& entry = group.entry_of(d);
-    book->Apply(entry.key, group.value_of(d).metric, d.delta, entry.received_ms);
+    book->Apply(entry.key, group.value_of(d).metric, d.delta, entry.received_ms, d.key);
   }
 }
 

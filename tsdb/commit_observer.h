@@ -26,6 +26,7 @@ struct CommittedDelta {
   uint32_t table = 0;  // its tables[table]
   uint32_t entry = 0;  // that table's entries[entry]
   uint32_t value = 0;  // that entry's values[value] (the metric and the absolute value)
+  uint32_t key = 0;    // the entry's key id, as in CommittedGroup::entry_keys
   uint64_t delta = 0;
 };
 
@@ -33,6 +34,11 @@ struct CommittedGroup {
   // Every batch that touched an observed table or restarted its source, in commit order.
   std::vector<ingest::UpdateBatch> batches;
   std::vector<CommittedDelta> deltas;
+  // The store's id of each entry's key, for every entry of every table update that has a table
+  // (TableUpdates::table set), in the order of `batches`: ids are unique per (table, key), never
+  // reused, and small (numbered from 1 as keys are first seen), so an observer can index its own
+  // per-key state by them instead of hashing the key's text for each update.
+  std::vector<uint32_t> entry_keys;
 
   const ingest::UpdateBatch& batch_of(const CommittedDelta& d) const { return batches[d.batch]; }
   const ingest::TableUpdates& table_of(const CommittedDelta& d) const {

@@ -529,6 +529,7 @@ class StoreImpl final : public Store {
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
+  std::vector<uint32_t> observed_keys_;          // writer: CommittedGroup::entry_keys, same
   uint32_t observed_batch_ = 0;  // writer: the index ApplyBatch's batch will have among them
   // The latest receive time of anything handed to the writer (never behind the data a reader
   // can see): a range ending after it has nothing more in its last minute (Usage).
@@ -1069,8 +1070,13 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       const uint64_t seq_before = next_seq_;
       do {
         observed_batch_ = static_cast<uint32_t>(built->observed.batches.size());
+        const size_t keys_before = observed_keys_.size();
         ApplyBatch(group[end].batch, built->wb);
-        if (batch_observed_) built->observed.batches.push_back(std::move(group[end].batch));
+        if (batch_observed_) {
+          built->observed.batches.push_back(std::move(group[end].batch));
+        } else {
+          observed_keys_.resize(keys_before);
+        }
         ++end;
       } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
       // The next group is likely as large: keep the capacity rather than regrow it.
@@ -1078,6 +1084,10 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       built->observed.deltas = std::move(observed_deltas_);
       observed_deltas_ = {};
       observed_deltas_.reserve(observed_capacity);
+      const size_t keys_capacity = observed_keys_.capacity();
+      built->observed.entry_keys = std::move(observed_keys_);
+      observed_keys_ = {};
+      observed_keys_.reserve(keys_capacity);
       BuildGroup(*built, seq_before);
     } else {
       built = std::make_unique<BuiltGroup>(0);
@@ -1732,6 +1742,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
       format::PutU32BE(key_name_, table);
       key_name_.append(entry.key);
       const uint32_t key = intern(NameKind::kKey, key_name_);
+      if (observer_ != nullptr) observed_keys_.push_back(key);
       const int64_t t = entry.received_ms;
       if (t > latest_received_ms_.load(std::memory_order_relaxed)) {
         latest_received_ms_.store(t, std::memory_order_relaxed);
@@ -1835,7 +1846,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           observed_deltas_.push_back(
               CommittedDelta{observed_batch_, static_cast<uint32_t>(&tu - batch.tables.data()),
                              static_cast<uint32_t>(&entry - tu.entries.data()),
-                             static_cast<uint32_t>(&mv - entry.values.data()), d.delta});
+                             static_cast<uint32_t>(&mv - entry.values.data()), key, d.delta});
         }
       }
       if (next_seq_ != row_seq) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,7 +77,9 @@ class AggregatorTest : public ::testing::Test {
       ASSERT_TRUE(taught_.Define(*def));
       ++defines_;
     }
-    agg_.Apply(source, Update(key, t, n));
+    // Keys carry ids as the store gives them: one per key, from 1.
+    auto [id, fresh] = ids_.try_emplace(key, static_cast<uint32_t>(ids_.size() + 1));
+    agg_.Apply(source, Update(key, t, n), with_ids_ ? id->second : 0);
   }
   Decoded Pull() {
     Decoded d = peer_.Pull(taught_, 0);
@@ -88,6 +91,8 @@ class AggregatorTest : public ::testing::Test {
   Aggregator agg_;
   FakePeer peer_;
   int defines_ = 0;
+  std::map<std::string, uint32_t> ids_;
+  bool with_ids_ = true;
 };
 
 TEST_F(AggregatorTest, SumsEveryNodeWithSaturation) {
@@ -221,6 +226,21 @@ TEST_F(AggregatorTest, ExpiredContributionsEndAndAKeyWithNoneIsForgotten) {
   d = Pull();
   ASSERT_EQ(1u, d.updates.size());
   EXPECT_EQ(1u, d.updates[0].U(DataType::kGpc0));
+}
+
+TEST_F(AggregatorTest, KeysAreTheSameWithOrWithoutTheirIds) {
+  const int64_t now = NowUnixMs();
+  Apply("lb1", "k", now - 100, Node{0, 10, 1, 10});
+  with_ids_ = false;  // an update without its id finds the key by name
+  Apply("lb2", "k", now - 100, Node{0, 20, 1, 20});
+  with_ids_ = true;
+  Apply("lb1", "k", now - 50, Node{0, 11, 0, 12});
+  EXPECT_EQ(1u, agg_.keys());
+  EXPECT_EQ(1u, agg_.Flush(now, taught_));
+  Decoded d = Pull();
+  ASSERT_EQ(1u, d.updates.size());
+  EXPECT_EQ(31u, d.updates[0].U(DataType::kGpc0));
+  EXPECT_EQ(32u, d.updates[0].U(DataType::kHttpReqCnt));
 }
 
 TEST_F(AggregatorTest, TableWithoutExpireIsTaughtWithoutExpire) {

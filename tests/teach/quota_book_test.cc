@@ -69,6 +69,23 @@ class QuotaBookTest : public ::testing::Test {
   FakePeer peer_;
 };
 
+TEST_F(QuotaBookTest, KeyIdsFindTheKeysTheirNamesFind) {
+  auto base = book_.Put(MakeQuota(std::nullopt, 10), utc_, kT);
+  ASSERT_TRUE(base.has_value());
+  book_.SetBase(base->tracker, {{"a", 3}});  // by name, as read from the store
+  book_.Apply("a", "http_req_cnt", 2, kT + 1'000, /*key_id=*/7);
+  book_.Apply("b", "http_req_cnt", 1, kT + 1'000, /*key_id=*/8);
+  book_.Apply("a", "http_req_cnt", 4, kT + 1'500, /*key_id=*/7);
+  book_.Apply("b", "http_req_cnt", 1, kT + 1'500);  // no id: by name
+  auto flags = FlushAndCollect(kT + 2'000);
+  EXPECT_EQ((Flags{0, 9}), flags["a"]);
+  EXPECT_EQ((Flags{0, 2}), flags["b"]);
+  book_.Apply("a", "http_req_cnt", 1, kT + 3'000, 7);
+  flags = FlushAndCollect(kT + 4'000);
+  EXPECT_EQ((Flags{1, 10}), flags["a"]);
+  EXPECT_EQ(1u, flags.size());
+}
+
 TEST_F(QuotaBookTest, LayoutDefinesGpt0AndGpc0) {
   Decoded d;
   book_.Put(MakeQuota(std::nullopt, 10), utc_, kT);

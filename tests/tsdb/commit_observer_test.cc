@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,32 @@ class RecordingObserver : public CommitObserver {
                        std::to_string(d.delta) + " @" + std::to_string(entry.received_ms));
     }
     batches_ += group.batches.size();
+    // entry_keys: one id per entry of every table update, in order.
+    size_t next = 0;
+    for (const auto& batch : group.batches) {
+      for (const auto& tu : batch.tables) {
+        for (const auto& entry : tu.entries) {
+          if (next < group.entry_keys.size()) {
+            ids_[tu.table->name + " " + entry.key].insert(group.entry_keys[next]);
+          }
+          ++next;
+        }
+      }
+    }
+    key_id_count_ok_ &= next == group.entry_keys.size();
+    for (const auto& d : group.deltas) {
+      delta_ids_ok_ &=
+          d.key == *ids_[group.table_of(d).table->name + " " + group.entry_of(d).key].begin();
+    }
+  }
+  // Per "table key": the ids it was given.
+  std::map<std::string, std::set<uint32_t>> ids() const {
+    std::lock_guard lock(mu_);
+    return ids_;
+  }
+  bool key_ids_consistent() const {
+    std::lock_guard lock(mu_);
+    return key_id_count_ok_ && delta_ids_ok_;
   }
   std::vector<std::string> lines() const {
     std::lock_guard lock(mu_);
@@ -43,6 +71,9 @@ class RecordingObserver : public CommitObserver {
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
   size_t batches_ = 0;
+  std::map<std::string, std::set<uint32_t>> ids_;
+  bool key_id_count_ok_ = true;
+  bool delta_ids_ok_ = true;
 };
 
 TEST(CommitObserverTest, DeltasPointAtTheirEntriesOfObservedTablesOnly) {
@@ -80,6 +111,35 @@ TEST(CommitObserverTest, DeltasPointAtTheirEntriesOfObservedTablesOnly) {
             }),
             observer.lines());
   EXPECT_EQ(3u, observer.batches());
+  ASSERT_TRUE(store->Close().ok());
+}
+
+TEST(CommitObserverTest, EveryKeyOfEveryTableHasOneIdOfItsOwn) {
+  TempDir dir;
+  RecordingObserver observer;
+  StoreOptions options;
+  options.path = dir.Sub("db");
+  options.sync_writes = false;
+  auto store = OpenOrDie(options);
+  store->SetCommitObserver(&observer);
+  const int64_t t0 = 1'700'000'000'000;
+  auto observed = Table("/observed");
+  auto other = Table("/other");
+  // The same key name in two tables, the same key from two sources, in batches mixing tables.
+  ingest::UpdateBatch b = Batch("lb1", 1, other, "a", t0, {{"gpc0", 1}});
+  b.tables.push_back(Batch("lb1", 1, observed, "a", t0, {{"gpc0", 1}}).tables[0]);
+  b.tables.push_back(Batch("lb1", 1, observed, "b", t0, {{"gpc0", 1}}).tables[0]);
+  ASSERT_TRUE(SubmitSync(*store, std::move(b)).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb2", 2, observed, "a", t0 + 1, {{"gpc0", 4}})).ok());
+  ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, observed, "b", t0 + 2, {{"gpc0", 2}})).ok());
+  store->Flush();
+  const auto ids = observer.ids();
+  ASSERT_EQ(3u, ids.size());
+  for (const auto& [name, set] : ids) EXPECT_EQ(1u, set.size()) << name;
+  EXPECT_NE(*ids.at("/other a").begin(), *ids.at("/observed a").begin());
+  EXPECT_NE(*ids.at("/observed a").begin(), *ids.at("/observed b").begin());
+  EXPECT_NE(0u, *ids.at("/observed a").begin());
+  EXPECT_TRUE(observer.key_ids_consistent());
   ASSERT_TRUE(store->Close().ok());
 }
 
