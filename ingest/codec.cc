@@ -802,7 +802,10 @@ void AppendTableDefine(std::string& out, const TableDefinition& table) {
 
 void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTableType type,
                        uint32_t update_id, std::optional<uint32_t> expire_ms,
-                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values) {
+                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values,
+                       size_t* expire_offset) {
+  const size_t start = out.size();
+  size_t expire_at = 0, payload_end = 0;
   AppendFramed(
       out, static_cast<uint8_t>(MessageClass::kStickTable), static_cast<uint8_t>(type),
       [&](std::string& o) {
@@ -810,6 +813,7 @@ void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTabl
           AppendBe32(o, update_id);
         }
         if (type == StickTableType::kUpdateTimed || type == StickTableType::kIncUpdateTimed) {
+          expire_at = o.size();
           AppendBe32(o, expire_ms.value_or(0));
         }
         if (table.key_type == KeyType::kString) AppendVarint(o, key_bytes.size());
@@ -844,7 +848,16 @@ void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTabl
             }
           }
         }
+        payload_end = o.size();
       });
+  // The payload's length went in before it: the expire moved by the length's size.
+  if (expire_offset != nullptr) *expire_offset = expire_at + (out.size() - payload_end) - start;
+}
+
+void SetEntryUpdateExpire(char* message, size_t expire_offset, uint32_t expire_ms) {
+  for (int i = 0; i < 4; ++i) {
+    message[expire_offset + static_cast<size_t>(i)] = static_cast<char>(expire_ms >> (24 - 8 * i));
+  }
 }
 
 // ---- Handshake. ----

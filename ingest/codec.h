@@ -277,9 +277,15 @@ void AppendTableDefine(std::string& out, const TableDefinition& table);
 // HAProxy 2.6 never sends SWITCH, but accepts it.
 void AppendTableSwitch(std::string& out, uint64_t table_id);
 // `values` must hold one DataValue per stored type (per element for arrays), in bit order.
+// With `expire_offset`, a timed update also says where in what it appended (counting from the
+// size of `out` before the call) its 4-byte big-endian expire is, so that a copy of the message
+// can be given another expire (SetEntryUpdateExpire) without encoding it again.
 void AppendEntryUpdate(std::string& out, const TableDefinition& table, StickTableType type,
                        uint32_t update_id, std::optional<uint32_t> expire_ms,
-                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values);
+                       std::span<const uint8_t> key_bytes, std::span<const DataValue> values,
+                       size_t* expire_offset = nullptr);
+// Rewrites the expire of a timed update message copied at `message` (see AppendEntryUpdate).
+void SetEntryUpdateExpire(char* message, size_t expire_offset, uint32_t expire_ms);
 
 // ---- Handshake (text lines before any message). ----
 

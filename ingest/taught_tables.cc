@@ -79,22 +79,38 @@ void TaughtTables::Set(std::string_view table, std::string_view key, std::vector
 void TaughtTables::SetMany(std::string_view table, std::vector<Change>& changes, int64_t now_ms) {
   if (const auto index = IndexOf(table)) {
     std::lock_guard lock(mu_);
-    Table& t = tables_[*index];
-    if (t.def) ApplyLocked(t, changes, now_ms);  // a table not defined yet ignores them, as Set
+    // A table not defined yet ignores them, as Set.
+    if (tables_[*index].def) ApplyLocked(*index, changes, now_ms);
   }
   changes.clear();
 }
 
-void TaughtTables::ApplyLocked(Table& t, std::vector<Change>& changes, int64_t now_ms) {
+void TaughtTables::ApplyLocked(size_t index, std::vector<Change>& changes, int64_t now_ms) {
+  Table& t = tables_[index];
+  using Node = std::pair<const std::string, Entry>;
   for (Change& c : changes) {
-    auto it = t.entries.find(c.key);
-    if (it == t.entries.end()) it = t.entries.try_emplace(std::string(c.key)).first;
-    Entry& e = it->second;
-    e.values = std::move(c.values);
+    Node* node = nullptr;
+    if (c.ref != nullptr && c.ref->table == index && c.ref->version == t.version) {
+      node = static_cast<Node*>(c.ref->node);
+    } else {
+      auto it = t.entries.find(c.key);
+      if (it == t.entries.end()) it = t.entries.try_emplace(std::string(c.key)).first;
+      node = &*it;
+      if (c.ref != nullptr) {
+        c.ref->node = node;
+        c.ref->table = index;
+        c.ref->version = t.version;
+      }
+    }
+    Entry& e = node->second;
+    // Swapped, not moved: the entry's old values leave with `changes`, freed after the lock.
+    std::swap(e.values, c.values);
     e.expire_ms = c.expire_ms;
+    e.has_freq = std::any_of(e.values.begin(), e.values.end(),
+                             [](const DataValue& v) { return v.form == DataValue::Form::kFreq; });
     e.origin_ms = c.origin_ms;
     e.set_ms = now_ms;
-    SetLocked(t, it->first, e);
+    SetLocked(t, node->first, e);
   }
 }
 
@@ -165,20 +181,31 @@ TaughtTables::Collected TaughtTables::Collect(size_t index, Cursor& cursor, size
   }
   for (; it != t.log.end() && c.messages < max_messages; ++it) {
     if (it->entry->seq != it->seq) continue;  // set again since: its later record sends it
-    const std::string& key = *it->key;
     const Entry& e = *it->entry;
-    const auto* bytes = reinterpret_cast<const uint8_t*>(key.data());
     // Time passed since the values were computed: counters and expiries advance with it.
     const int64_t waited = std::max<int64_t>(0, now - e.set_ms);
-    aged.assign(e.values.begin(), e.values.end());
-    for (DataValue& v : aged) {
-      if (v.form == DataValue::Form::kFreq) v.freq.curr_tick += static_cast<uint64_t>(waited);
-    }
     std::optional<uint32_t> expire = e.expire_ms;
     if (expire) expire = static_cast<uint32_t>(std::max<int64_t>(1, int64_t{*expire} - waited));
-    AppendEntryUpdate(out, *t.def, expire ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
-                      static_cast<uint32_t>(it->seq), expire,
-                      std::span<const uint8_t>(bytes, key.size()), aged);
+    if (e.encoded_seq != it->seq || (e.has_freq && e.encoded_waited != waited)) {
+      const std::string& key = *it->key;
+      const auto* bytes = reinterpret_cast<const uint8_t*>(key.data());
+      aged.assign(e.values.begin(), e.values.end());
+      for (DataValue& v : aged) {
+        if (v.form == DataValue::Form::kFreq) v.freq.curr_tick += static_cast<uint64_t>(waited);
+      }
+      e.encoded.clear();
+      AppendEntryUpdate(e.encoded, *t.def,
+                        expire ? StickTableType::kUpdateTimed : StickTableType::kUpdate,
+                        static_cast<uint32_t>(it->seq), expire,
+                        std::span<const uint8_t>(bytes, key.size()), aged, &e.expire_offset);
+      e.encoded_seq = it->seq;
+      e.encoded_waited = waited;
+    }
+    const size_t at = out.size();
+    out += e.encoded;
+    if (expire && e.encoded_waited != waited) {
+      SetEntryUpdateExpire(out.data() + at, e.expire_offset, *expire);
+    }
     cursor.sent = it->seq;
     ++c.messages;
     c.sent.emplace_back(it->seq, e.origin_ms);

@@ -16,6 +16,7 @@
 // Ownership: owned by the application; outlives the peer service and the teacher.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -56,13 +57,25 @@ class TaughtTables {
            std::optional<uint32_t> expire_ms, int64_t origin_ms, int64_t now_ms);
   // Many Sets of one table under one acquisition of the lock: a flush sets thousands of entries,
   // and taking the lock for each made the producer queue behind every session's Collect.
+  // Where a producer's key was set last time, so that setting it again skips looking its key up
+  // (a flush sets thousands of keys under the lock the sessions collect under). Kept by the
+  // producer, filled in by SetMany; stale after a Define of the table, then looked up again.
+  class EntryRef {
+   private:
+    friend class TaughtTables;
+    void* node = nullptr;
+    size_t table = SIZE_MAX;
+    uint64_t version = 0;
+  };
   struct Change {
     std::string_view key;  // as for Set; must stay valid until SetMany returns
     std::vector<DataValue> values;
     std::optional<uint32_t> expire_ms;
     int64_t origin_ms = 0;
+    EntryRef* ref = nullptr;  // optional; must stay valid until SetMany returns
   };
-  // Applies and empties `changes` (keeping its capacity), all computed at `now_ms`.
+  // Applies and empties `changes` (keeping its capacity), all computed at `now_ms`. What an
+  // entry held before leaves with `changes`, freed after the lock.
   void SetMany(std::string_view table, std::vector<Change>& changes, int64_t now_ms);
   // Tells the sessions that entries changed.
   void Publish();
@@ -120,6 +133,15 @@ class TaughtTables {
     uint64_t seq = 0;
     int64_t origin_ms = 0;
     int64_t set_ms = 0;
+    bool has_freq = false;  // a frequency counter's tick advances with the time it waits
+    // The update message as last encoded by Collect (under mu_) for sequence number
+    // `encoded_seq`, `encoded_waited` ms after the set: every peer is sent the same bytes, only
+    // with its own expire written in, and encoding them once instead of once per peer was most
+    // of what teaching cost the sessions. A frequency counter's tick is re-encoded.
+    mutable std::string encoded;
+    mutable uint64_t encoded_seq = 0;
+    mutable int64_t encoded_waited = -1;
+    mutable size_t expire_offset = 0;  // of a timed update, in `encoded`
   };
   struct KeyHash {
     using is_transparent = void;
@@ -142,7 +164,7 @@ class TaughtTables {
   std::optional<size_t> IndexOf(std::string_view name) const;
   void SetLocked(Table& t, const std::string& key, Entry& e);
   // Moves each change's values into its entry of `t` (defined) and gives it the next seq.
-  void ApplyLocked(Table& t, std::vector<Change>& changes, int64_t now_ms);
+  void ApplyLocked(size_t index, std::vector<Change>& changes, int64_t now_ms);
   // The first live record of `t` with a sequence number above `after`, or t.log.end().
   static std::vector<LogRecord>::const_iterator FirstAfter(const Table& t, uint64_t after);
 

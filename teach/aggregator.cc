@@ -187,7 +187,7 @@ void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms) {
         static_cast<uint32_t>(std::clamp<int64_t>(left, 1, std::numeric_limits<int32_t>::max()));
   }
   staged_.push_back(
-      ingest::TaughtTables::Change{k.wire_key, std::move(values), expire, k.origin_ms});
+      ingest::TaughtTables::Change{k.wire_key, std::move(values), expire, k.origin_ms, &k.taught});
   if (k.next_change_ms != kNever) schedule_.emplace(k.next_change_ms, key);
 }
 

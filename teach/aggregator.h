@@ -74,6 +74,7 @@ class Aggregator {
     int64_t origin_ms = 0;  // earliest change not taught yet
     int64_t next_change_ms = kNever;
     uint32_t id = 0;  // the store's key id, when known (its slot in by_id_)
+    ingest::TaughtTables::EntryRef taught;
   };
 
   bool BuildLayout(const ingest::TableInfo& table);

@@ -228,7 +228,7 @@ size_t QuotaBook::Flush(int64_t now_ms, ingest::TaughtTables& out) {
     values[1].type = DataType::kGpc0;
     values[1].u = s.shown;
     staged_.push_back(ingest::TaughtTables::Change{book->wire_key, std::move(values), std::nullopt,
-                                                   book->origin_ms});
+                                                   book->origin_ms, &book->taught_entry});
     ++taught;
   }
   dirty_.clear();

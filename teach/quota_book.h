@@ -94,6 +94,7 @@ class QuotaBook {
     bool dirty = false;     // in dirty_
     int64_t origin_ms = 0;  // its earliest change not taught yet
     std::string wire_key;   // once parsed (empty: not yet, or it does not parse)
+    ingest::TaughtTables::EntryRef taught_entry;
   };
   struct KeyHash {
     using is_transparent = void;

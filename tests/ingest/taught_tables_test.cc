@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/time.h"
@@ -148,6 +150,81 @@ TEST(TaughtTablesTest, ExpireNeverReachesZero) {
   ASSERT_EQ(1u, d.updates.size());
   EXPECT_EQ(StickTableType::kUpdateTimed, d.updates[0].type);
   EXPECT_EQ(std::optional<uint32_t>(1), d.updates[0].expire_ms);
+}
+
+// The message of an entry is encoded once for every peer; each peer still gets the expire (and
+// a frequency counter's tick) as of its own pull.
+TEST(TaughtTablesTest, PeersPullingLaterGetTheExpireAndTickAsOfTheirPull) {
+  TaughtTables t({"/q.quota", "/q.sum"});
+  TableDefinition counters = Def("/q.quota", 60'000);
+  counters.data_bitfield = Bit(DataType::kGpc0) | Bit(DataType::kHttpReqCnt);
+  counters.period_ms = {};
+  ASSERT_TRUE(t.Define(counters));
+  ASSERT_TRUE(t.Define(Def("/q.sum", 60'000)));
+  const int64_t now = NowUnixMs();
+  t.Set("/q.quota", "k", {Unsigned(DataType::kGpc0, 5), Unsigned(DataType::kHttpReqCnt, 6)}, 50'000,
+        now, now);
+  t.Set("/q.sum", "k", Values(5, 6, 100, 7, 8), 50'000, now, now);
+  FakePeer first, second;
+  Decoded a = first.Pull(t, 0), a_sum = first.Pull(t, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  Decoded b = second.Pull(t, 0), b_sum = second.Pull(t, 1);
+  for (const Decoded* d : {&a, &b, &a_sum, &b_sum}) {
+    ASSERT_TRUE(d->ok) << d->error;
+    ASSERT_EQ(1u, d->updates.size());
+    EXPECT_EQ(5u, d->updates[0].U(DataType::kGpc0));
+    EXPECT_EQ(6u, d->updates[0].U(DataType::kHttpReqCnt));
+    ASSERT_TRUE(d->updates[0].expire_ms.has_value());
+    EXPECT_LE(*d->updates[0].expire_ms, 50'000u);
+    EXPECT_GT(*d->updates[0].expire_ms, 50'000u - kSlackMs);
+  }
+  EXPECT_GE(*a.updates[0].expire_ms - *b.updates[0].expire_ms, 30u);
+  EXPECT_GE(*a_sum.updates[0].expire_ms - *b_sum.updates[0].expire_ms, 30u);
+  const auto tick = [](const Decoded& d) {
+    return d.updates[0].Value(DataType::kHttpReqRate)->freq.curr_tick;
+  };
+  EXPECT_GE(tick(b_sum) - tick(a_sum), 30u);
+  EXPECT_EQ(7u, b_sum.updates[0].Value(DataType::kHttpReqRate)->freq.curr_ctr);
+}
+
+// A producer's EntryRef finds its entry again without a lookup, and is found stale (looked up
+// anew) once a redefinition dropped the entries it pointed at.
+TEST(TaughtTablesTest, EntryRefsSetTheirEntryAgainAndSurviveARedefinition) {
+  TaughtTables t({"/q.quota"});
+  ASSERT_TRUE(t.Define(Def("/q.quota")));
+  const int64_t now = NowUnixMs();
+  TaughtTables::EntryRef ref_k1, ref_k2;
+  std::vector<TaughtTables::Change> changes;
+  const auto set = [&](uint64_t v1, uint64_t v2) {
+    changes.push_back({"k1", Values(v1, v1), std::nullopt, now, &ref_k1});
+    changes.push_back({"k2", Values(v2, v2), std::nullopt, now, &ref_k2});
+    t.SetMany("/q.quota", changes, now);
+    EXPECT_TRUE(changes.empty());
+  };
+  set(1, 2);
+  set(3, 4);  // through the refs
+  FakePeer peer;
+  Decoded d = peer.Pull(t, 0);
+  ASSERT_TRUE(d.ok) << d.error;
+  EXPECT_EQ((std::vector<std::string>{"k1", "k2"}), Keys(d));
+  EXPECT_EQ(3u, d.Last("k1")->U(DataType::kGpc0));
+  EXPECT_EQ(4u, d.Last("k2")->U(DataType::kGpc0));
+
+  // Another key type drops every entry: the refs point at nothing any more.
+  TableDefinition other = Def("/q.quota");
+  other.key_type = KeyType::kSignedInt;
+  other.key_size = 4;
+  ASSERT_TRUE(t.Define(other));
+  TableDefinition back = Def("/q.quota");
+  ASSERT_TRUE(t.Define(back));
+  set(5, 6);
+  d = peer.Pull(t, 0);
+  ASSERT_TRUE(d.ok) << d.error;
+  std::vector<std::string> keys = Keys(d);
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ((std::vector<std::string>{"k1", "k2"}), keys);
+  EXPECT_EQ(5u, d.Last("k1")->U(DataType::kGpc0));
+  EXPECT_EQ(6u, d.Last("k2")->U(DataType::kGpc0));
 }
 
 // Many Sets of few keys: what waits for a peer stays the latest value of each key, in the order
