@@ -182,6 +182,24 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
          return Status::Ok();
        },
        [](C& c) { c.http_host.clear(); }},
+      {"http-cors-origin", false, true,
+       [](C& c, const std::string& v) -> Status {
+         // "*", or scheme://host[:port] as a browser sends it in Origin: no path, no slash.
+         const bool web = v.starts_with("http://") || v.starts_with("https://");
+         const std::string_view rest =
+             web ? std::string_view(v).substr(v.find("//") + 2) : std::string_view();
+         if (v != "*" && (!web || rest.empty() ||
+                          rest.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+                                                 "wxyz0123456789-._:[]") != std::string::npos)) {
+           return Status::InvalidArgument(
+               "--http-cors-origin: expected * or an origin like https://billing.example.com "
+               "(no path), got '" +
+               v + "'");
+         }
+         c.http_cors_origin.push_back(v);
+         return Status::Ok();
+       },
+       [](C& c) { c.http_cors_origin.clear(); }},
       IntFlag<C>("http-max-conns-per-client", &C::http_max_conns_per_client, 0, 1000000),
       StringFlag<C>("token-file", &C::token_file),
       BoolFlag<C>("insecure-no-auth", &C::insecure_no_auth),

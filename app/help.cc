@@ -27,6 +27,9 @@ const char* CommandHelp(const std::string& command) {
   --http-host NAME           without --token-file, answer only requests whose Host header names
                              this server: the --http address, localhost, 127.0.0.1, [::1], or
                              NAME (the name you reach stickmeter by); repeatable. Others get 421
+  --http-cors-origin ORIGIN  let pages of ORIGIN (https://billing.example.com) call the API from
+                             a browser: CORS headers and preflights for it; * for any origin;
+                             repeatable. Default: none
   --http-max-conns-per-client N
                              open HTTP connections from one client address; more are answered
                              503 with Retry-After: 1. 0 = no limit. Default: 32

@@ -94,6 +94,7 @@ int RunServe(const ServeConfig& config) {
   http_options.port = config.http.port;
   http_options.insecure_no_auth = config.insecure_no_auth;
   http_options.allowed_hosts = config.http_host;
+  http_options.cors_origins = config.http_cors_origin;
   http_options.max_connections_per_client = static_cast<size_t>(config.http_max_conns_per_client);
   http_options.query_threads = static_cast<size_t>(config.query_threads);
   http_options.max_queries = static_cast<size_t>(config.max_queries);

@@ -152,6 +152,18 @@ bool Api::HostAccepted(const Request& request) const {
                                            : std::optional<std::string_view>(it->value()));
 }
 
+std::string_view Api::CorsOrigin(const Request& request) const {
+  if (options_.cors_origins.empty()) return {};
+  auto origin = request.find(bhttp::field::origin);
+  const std::string_view sent =
+      origin == request.end() ? std::string_view() : std::string_view(origin->value());
+  for (const std::string& allowed : options_.cors_origins) {
+    if (allowed == "*") return allowed;
+    if (!sent.empty() && allowed == sent) return sent;
+  }
+  return {};
+}
+
 Response Api::Error(unsigned version, bhttp::status status, std::string_view code,
                     std::string_view message) {
   Response res{status, version};
@@ -207,10 +219,17 @@ void Api::Finish(const Request& request, ApiReply& reply) const {
   if (res.result() == bhttp::status::unauthorized) {
     res.set(bhttp::field::www_authenticate, "Bearer realm=\"stickmeter\"");
   }
-  if (options_.cors) {
-    res.set(bhttp::field::access_control_allow_origin, "*");
+  if (const std::string_view origin = CorsOrigin(request); !origin.empty()) {
+    res.set(bhttp::field::access_control_allow_origin, origin);
     res.set(bhttp::field::access_control_expose_headers,
             "X-Stickmeter-Partial, X-Content-SHA256, Content-Disposition");
+  }
+  // The answer depends on the Origin when only some are allowed: caches must keep them apart.
+  const auto& origins = options_.cors_origins;
+  if (!origins.empty() && std::find(origins.begin(), origins.end(), "*") == origins.end()) {
+    auto vary = res.find(bhttp::field::vary);
+    res.set(bhttp::field::vary,
+            vary == res.end() ? std::string("Origin") : std::string(vary->value()) + ", Origin");
   }
   if (!reply.export_job) {
     res.keep_alive(request.keep_alive());
@@ -254,7 +273,7 @@ ApiReply Api::Route(const Request& request) const {
                       : methods == Methods::kReadWrite ? "GET, HEAD, PUT, DELETE"
                                                        : "GET, HEAD";
   bhttp::verb method = request.method();
-  if (method == bhttp::verb::options && options_.cors) {
+  if (method == bhttp::verb::options && !CorsOrigin(request).empty()) {
     reply.response = Response{bhttp::status::no_content, version};
     reply.response.set(bhttp::field::access_control_allow_methods, allow);
     reply.response.set(

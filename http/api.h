@@ -77,6 +77,9 @@ class Api {
   void Finish(const Request& request, ApiReply& reply) const;
   // False when the request must be refused 421 (see ServerOptions::allowed_hosts).
   bool HostAccepted(const Request& request) const;
+  // The Access-Control-Allow-Origin for this request ("*" or its Origin), or empty when CORS
+  // does not allow it (see ServerOptions::cors_origins).
+  std::string_view CorsOrigin(const Request& request) const;
 
   const ServerOptions& options_;
   const HostPolicy hosts_;

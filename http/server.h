@@ -58,8 +58,11 @@ struct ServerOptions {
   std::optional<std::string> token;
   // Default: false. Allow a non-loopback address without a token.
   bool insecure_no_auth = false;
-  // Default: false. Send CORS headers (Access-Control-Allow-Origin: *) and answer preflights.
-  bool cors = false;
+  // Default: none (no CORS headers, preflights refused 405). Origins ("https://billing.example",
+  // scheme://host[:port], compared exactly) whose pages may call the API from a browser: a
+  // request from one gets Access-Control-Allow-Origin naming it (and Vary: Origin), and its
+  // preflight OPTIONS is answered 204. "*" allows every origin.
+  std::vector<std::string> cors_origins;
   // Default: none. Without a token, only requests whose Host names this server are answered
   // (others get 421), so a web page cannot reach the API through DNS rebinding. Accepted
   // always: `address`, localhost, 127.0.0.1 and [::1] (any port); these names in addition.

@@ -74,6 +74,11 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
       {{"--http-host", "evil host"}, "--http-host: expected a host name"},
       {{"--http-host", "a/b"}, "--http-host: expected a host name"},
       {{"--http-host", ""}, "--http-host: expected a host name"},
+      {{"--http-cors-origin", "billing.example.com"},
+       "--http-cors-origin: expected * or an origin"},
+      {{"--http-cors-origin", "https://billing.example.com/"},
+       "--http-cors-origin: expected * or an origin"},
+      {{"--http-cors-origin", "https://"}, "--http-cors-origin: expected * or an origin"},
       {{"--http-max-conns-per-client", "-1"},
        "--http-max-conns-per-client: expected an integer from 0 to 1000000, got '-1'"},
       {{"stray"}, "unexpected argument 'stray'"},
@@ -142,6 +147,12 @@ TEST_F(ConfigFileTest, HttpHostsAndPerClientLimit) {
   ASSERT_TRUE(flags.ok()) << flags.status().ToString();
   EXPECT_EQ((std::vector<std::string>{"a.example", "b.example"}), flags->http_host);
   EXPECT_EQ(8, flags->http_max_conns_per_client);
+  EXPECT_TRUE(defaults->http_cors_origin.empty());
+  auto cors = ParseServeArgs({"--http-cors-origin", "https://billing.example.com",
+                              "--http-cors-origin=http://[::1]:3000", "--http-cors-origin", "*"});
+  ASSERT_TRUE(cors.ok()) << cors.status().ToString();
+  EXPECT_EQ((std::vector<std::string>{"https://billing.example.com", "http://[::1]:3000", "*"}),
+            cors->http_cors_origin);
   Write(R"({"http_host": "single.example"})");
   auto single = ParseServeArgs({"--config", path_.string()});
   ASSERT_TRUE(single.ok()) << single.status().ToString();

@@ -37,7 +37,7 @@ class QuotaTest : public ::testing::Test {
   void StartServer(bool with_quotas, bool with_token = false, bool cors = false) {
     ServerOptions options;
     options.port = 0;
-    options.cors = cors;
+    if (cors) options.cors_origins = {"*"};
     if (with_token) options.token = kToken;
     ServerHooks hooks;
     if (with_quotas) hooks.quotas = &quotas_;

@@ -359,7 +359,7 @@ TEST_F(ServerTest, ManyIdleConnectionsAreRefusedGracefully) {
 TEST_F(ServerTest, AuthenticationAndCors) {
   ServerOptions options;
   options.token = "s3cret";
-  options.cors = true;
+  options.cors_origins = {"*"};
   TestServer server(store_, options);
   uint16_t port = server.port();
   EXPECT_EQ(200u, Get(port, "/api/v1/health").status);
@@ -383,6 +383,41 @@ TEST_F(ServerTest, AuthenticationAndCors) {
   r = Get(plain.port(), "/api/v1/health");
   EXPECT_EQ("", r.Header("access-control-allow-origin"));
   EXPECT_EQ(405u, Get(plain.port(), "/api/v1/health", {}, testing::bhttp::verb::options).status);
+}
+
+// Named origins: a page of one of them gets its own origin back (and caches are told the answer
+// depends on it); a page of any other gets no CORS header and its preflight is refused.
+TEST_F(ServerTest, CorsForNamedOriginsOnly) {
+  ServerOptions options;
+  options.token = "s3cret";
+  options.cors_origins = {"https://billing.example.com", "http://localhost:3000"};
+  TestServer server(store_, options);
+  const uint16_t port = server.port();
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer s3cret"}};
+  auto with = [&](const std::string& origin) {
+    auto headers = auth;
+    headers["Origin"] = origin;
+    return headers;
+  };
+  auto r = Get(port, "/api/v1/tables", with("https://billing.example.com"));
+  EXPECT_EQ(200u, r.status);
+  EXPECT_EQ("https://billing.example.com", r.Header("access-control-allow-origin"));
+  EXPECT_NE(std::string::npos, r.Header("vary").find("Origin"));
+  r = Get(port, "/api/v1/tables", with("http://localhost:3000"));
+  EXPECT_EQ("http://localhost:3000", r.Header("access-control-allow-origin"));
+  r = Get(port, "/api/v1/tables", with("https://evil.example"));
+  EXPECT_EQ(200u, r.status);
+  EXPECT_EQ("", r.Header("access-control-allow-origin"));
+  EXPECT_NE(std::string::npos, r.Header("vary").find("Origin"));
+  r = Get(port, "/api/v1/tables", auth);  // no Origin: not a cross-origin call
+  EXPECT_EQ("", r.Header("access-control-allow-origin"));
+  r = Get(port, "/api/v1/usage", {{"Origin", "https://billing.example.com"}},
+          testing::bhttp::verb::options);
+  EXPECT_EQ(204u, r.status);
+  EXPECT_EQ("https://billing.example.com", r.Header("access-control-allow-origin"));
+  EXPECT_EQ(405u, Get(port, "/api/v1/usage", {{"Origin", "https://evil.example"}},
+                      testing::bhttp::verb::options)
+                      .status);
 }
 
 TEST_F(ServerTest, StartRefusesUnsafeOrBusyAddresses) {
