@@ -332,6 +332,7 @@ void Teacher::Loop() {
         pending = false;
       }
     }
+    for (auto& g : groups) store_.Recycle(std::move(g));
     if (now - last_refresh >= options_.refresh_ms) {
       taught_.TouchAll(0);
       last_refresh = now;

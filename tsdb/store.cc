@@ -32,6 +32,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/thread_annotations.h"
 #include "common/time.h"
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
@@ -267,6 +268,13 @@ class StoreImpl final : public Store {
   Status CompactAll() override;
   void Flush() override;
   void SetCommitObserver(CommitObserver* observer) override { observer_ = observer; }
+  void Recycle(CommittedGroup group) override {
+    group.deltas.clear();
+    group.entry_keys.clear();
+    MutexLock lock(&spare_mu_);
+    if (spare_deltas_.capacity() < group.deltas.capacity()) spare_deltas_.swap(group.deltas);
+    if (spare_keys_.capacity() < group.entry_keys.capacity()) spare_keys_.swap(group.entry_keys);
+  }
   Result<std::vector<std::pair<std::string, std::string>>> Settings(
       std::string_view prefix) override;
   Status WriteSetting(const std::string& name, std::optional<std::string> value,
@@ -530,6 +538,10 @@ class StoreImpl final : public Store {
   CommitObserver* observer_ = nullptr;
   std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
   std::vector<uint32_t> observed_keys_;          // writer: CommittedGroup::entry_keys, same
+  // Emptied vectors of groups the observer is done with (Recycle), for the writer to reuse.
+  Mutex spare_mu_;
+  std::vector<CommittedDelta> spare_deltas_ GUARDED_BY(spare_mu_);
+  std::vector<uint32_t> spare_keys_ GUARDED_BY(spare_mu_);
   uint32_t observed_batch_ = 0;  // writer: the index ApplyBatch's batch will have among them
   // The latest receive time of anything handed to the writer (never behind the data a reader
   // can see): a range ending after it has nothing more in its last minute (Usage).
@@ -1079,15 +1091,17 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
         }
         ++end;
       } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
-      // The next group is likely as large: keep the capacity rather than regrow it.
-      const size_t observed_capacity = observed_deltas_.capacity();
-      built->observed.deltas = std::move(observed_deltas_);
-      observed_deltas_ = {};
-      observed_deltas_.reserve(observed_capacity);
-      const size_t keys_capacity = observed_keys_.capacity();
-      built->observed.entry_keys = std::move(observed_keys_);
-      observed_keys_ = {};
-      observed_keys_.reserve(keys_capacity);
+      // The next group is likely as large: start it with the vectors of one the observer
+      // handed back, else with as much room as this one took.
+      built->observed.deltas.swap(observed_deltas_);
+      built->observed.entry_keys.swap(observed_keys_);
+      {
+        MutexLock lock(&spare_mu_);
+        observed_deltas_.swap(spare_deltas_);
+        observed_keys_.swap(spare_keys_);
+      }
+      observed_deltas_.reserve(built->observed.deltas.size());
+      observed_keys_.reserve(built->observed.entry_keys.size());
       BuildGroup(*built, seq_before);
     } else {
       built = std::make_unique<BuiltGroup>(0);
