@@ -62,8 +62,9 @@ ClickHouseSink::ClickHouseSink(ClickHouseSinkOptions options, tsdb::EventFeed& f
           "stickmeter_sink_clickhouse_backlog_events",
           "Committed audit events not yet confirmed by ClickHouse (backfill not counted)")),
       lag_(MetricsRegistry::Global().GetGauge(
-          "stickmeter_sink_clickhouse_lag_seconds",
-          "Age of the oldest committed event ClickHouse has not confirmed; 0 when caught up")),
+          "stickmeter_sink_clickhouse_lag_milliseconds",
+          "Age of the oldest committed event ClickHouse has not confirmed, as of the sink's last "
+          "read of the store; 0 when caught up")),
       backfilling_(MetricsRegistry::Global().GetGauge(
           "stickmeter_sink_clickhouse_backfilling",
           "1 while the sink ships the events stored before it was enabled")),
@@ -93,6 +94,7 @@ void ClickHouseSink::Stop() {
     MutexLock lock(&mu_);
     stop_ = true;
   }
+  stopping_ = true;
   cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
@@ -127,8 +129,7 @@ void ClickHouseSink::UpdateStats(int64_t oldest_pending_ms) {
                                       std::min(stats->committed_seq, stats->shipped_through)));
     backfilling_.Set(stats->backfill_done ? 0 : 1);
   }
-  lag_.Set(oldest_pending_ms > 0 ? std::max<int64_t>(0, (NowUnixMs() - oldest_pending_ms) / 1000)
-                                 : 0);
+  lag_.Set(oldest_pending_ms > 0 ? std::max<int64_t>(0, NowUnixMs() - oldest_pending_ms) : 0);
 }
 
 void ClickHouseSink::Loop() {
@@ -138,6 +139,7 @@ void ClickHouseSink::Loop() {
   http.port = options_.target.port;
   http.ca_file = options_.ca_file;
   http.timeout = options_.timeout;
+  http.abort = [this] { return stopping_.load(); };
   if (!options_.target.user.empty() || !options_.target.password.empty()) {
     const std::string user = options_.target.user.empty() ? "default" : options_.target.user;
     http.headers.emplace_back("Authorization",

@@ -11,13 +11,14 @@
 // a backoff up to max_backoff; the backlog waits in the store. Nothing else waits for it: the
 // store's writer never sees the sink, and the feed's reads are RocksDB reads.
 //
-// Metrics (/metrics): stickmeter_sink_clickhouse_backlog_events, _lag_seconds, _backfilling,
+// Metrics (/metrics): stickmeter_sink_clickhouse_backlog_events, _lag_milliseconds, _backfilling,
 // _up, _rows_total, _errors_total, _insert_seconds (docs/clickhouse.md, "What to monitor").
 //
 // Thread-safety: Start and Stop from one thread. Ownership: borrows the feed, which must stay
 // valid until Stop returns. Failure: never fatal; see above.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -50,7 +51,7 @@ class ClickHouseSink {
   ClickHouseSink& operator=(const ClickHouseSink&) = delete;
 
   void Start();
-  // Stops the thread; a request in flight finishes or times out first.
+  // Stops the thread; a request in flight is aborted (within about 100 ms).
   void Stop() EXCLUDES(mu_);
 
  private:
@@ -66,6 +67,7 @@ class ClickHouseSink {
   Mutex mu_;
   CondVar cv_;
   bool stop_ GUARDED_BY(mu_) = false;
+  std::atomic<bool> stopping_{false};  // stop_ for the HTTP client, which polls it
   // Thread-only failure bookkeeping for logging.
   bool failing_ = false;
   uint64_t failures_ = 0;

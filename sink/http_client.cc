@@ -24,14 +24,34 @@ struct HttpClient::Impl {
   explicit Impl(HttpClientOptions o)
       : options(std::move(o)), ssl_ctx(asio::ssl::context::tls_client) {}
 
-  // Runs the io_context until the operation started by `start` calls its handler.
-  template <typename Start>
-  error_code Run(Start&& start) {
+  // Runs the io_context until the operation started by `start` calls its handler, or `cancel`s
+  // it once the timeout passes or `abort` says so (its handler then still runs, with an error).
+  template <typename Start, typename Cancel>
+  error_code Run(Start&& start, Cancel&& cancel) {
     error_code result = asio::error::would_block;
     start([&result](error_code ec, auto&&...) { result = ec; });
     ioc.restart();
-    ioc.run();
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    bool cancelled = false;
+    while (result == asio::error::would_block) {
+      ioc.run_for(std::chrono::milliseconds(100));
+      if (result != asio::error::would_block) break;
+      if (ioc.stopped()) ioc.restart();
+      if (!cancelled &&
+          (std::chrono::steady_clock::now() >= deadline || (options.abort && options.abort()))) {
+        cancel();
+        cancelled = true;
+      }
+    }
+    if (cancelled && result == asio::error::operation_aborted) result = asio::error::timed_out;
     return result;
+  }
+  template <typename Start>
+  error_code Run(Start&& start) {
+    return Run(std::forward<Start>(start), [this] {
+      error_code ignored;
+      Tcp().socket().close(ignored);
+    });
   }
 
   beast::tcp_stream& Tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
@@ -51,13 +71,16 @@ struct HttpClient::Impl {
     }
     tcp::resolver resolver(ioc);
     tcp::resolver::results_type endpoints;
-    error_code ec = Run([&](auto handler) {
-      resolver.async_resolve(options.host, std::to_string(options.port),
-                             [&endpoints, handler](error_code e, tcp::resolver::results_type r) {
-                               endpoints = std::move(r);
-                               handler(e);
-                             });
-    });
+    error_code ec = Run(
+        [&](auto handler) {
+          resolver.async_resolve(
+              options.host, std::to_string(options.port),
+              [&endpoints, handler](error_code e, tcp::resolver::results_type r) {
+                endpoints = std::move(r);
+                handler(e);
+              });
+        },
+        [&resolver] { resolver.cancel(); });
     if (ec) return Status::Unavailable("resolve " + options.host + ": " + ec.message());
     if (options.tls) {
       tls.emplace(ioc, ssl_ctx);

@@ -1,7 +1,8 @@
 // HttpClient: a minimal HTTP/1.1 client (plain or TLS) for the ClickHouse sink: POST a body,
 // read a bounded reply, keep the connection for the next request.
 //
-// Every step (resolve, connect, handshake, write, read) is bounded by `timeout`; a reply body
+// Every step (resolve, connect, handshake, write, read) is bounded by `timeout`, and `abort`
+// cuts a request short within 100 ms; a reply body
 // larger than `max_reply_bytes` fails the request. TLS verifies the server's certificate against
 // the system's CA store (or `ca_file`) and its name.
 //
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +34,8 @@ struct HttpClientOptions {
   size_t max_reply_bytes = 1u << 20;
   // Extra request headers ("Name: value").
   std::vector<std::pair<std::string, std::string>> headers;
+  // Polled every 100 ms while a request waits: true aborts it (the owner is stopping).
+  std::function<bool()> abort;
 };
 
 struct HttpReply {
