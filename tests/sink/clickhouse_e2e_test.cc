@@ -51,8 +51,19 @@ std::string UrlEncode(const std::string& text) {
 // A ClickHouse server of its own: loopback ports, config and data under `dir`.
 class ClickHouse {
  public:
-  explicit ClickHouse(fs::path dir) : dir_(std::move(dir)), http_port_(FreePort()) {
+  // `tls_cert_dir`: also serve https on https_port() with server.pem/server.key from there.
+  explicit ClickHouse(fs::path dir, const fs::path& tls_cert_dir = {})
+      : dir_(std::move(dir)), http_port_(FreePort()), https_port_(FreePort()) {
     fs::create_directories(dir_ / "data");
+    std::string https;
+    if (!tls_cert_dir.empty()) {
+      https = "  <https_port>" + std::to_string(https_port_) +
+              "</https_port>\n  <openSSL><server><certificateFile>" +
+              (tls_cert_dir / "server.pem").string() + "</certificateFile><privateKeyFile>" +
+              (tls_cert_dir / "server.key").string() +
+              "</privateKeyFile><verificationMode>none</verificationMode>"
+              "<loadDefaultCAFile>false</loadDefaultCAFile></server></openSSL>\n";
+    }
     WriteFile(dir_ / "config.xml",
               "<?xml version=\"1.0\"?>\n<yandex>\n"
               "  <logger><level>warning</level><console>1</console></logger>\n"
@@ -66,8 +77,7 @@ class ClickHouse {
                   (dir_ / "format_schemas").string() +
                   "/</format_schema_path>\n"
                   "  <users_config>" +
-                  (dir_ / "users.xml").string() +
-                  "</users_config>\n"
+                  (dir_ / "users.xml").string() + "</users_config>\n" + https +
                   "  <default_profile>default</default_profile>\n"
                   "  <default_database>default</default_database>\n"
                   "  <mark_cache_size>5368709</mark_cache_size>\n"
@@ -82,6 +92,7 @@ class ClickHouse {
   }
 
   uint16_t port() const { return http_port_; }
+  uint16_t https_port() const { return https_port_; }
 
   // Starts it and waits (bounded) until it answers queries.
   void Start() {
@@ -133,6 +144,7 @@ class ClickHouse {
  private:
   fs::path dir_;
   uint16_t http_port_;
+  uint16_t https_port_;
   std::unique_ptr<Process> process_;
 };
 
@@ -160,7 +172,8 @@ class ClickHouseSinkTest : public ::testing::Test {
     return "http://127.0.0.1:" + std::to_string(clickhouse_->port()) + "/?database=default";
   }
 
-  void StartStickmeter(bool sink) {
+  void StartStickmeter(bool sink, const std::string& url = "",
+                       const std::vector<std::string>& more = {}) {
     std::vector<std::string> args{"serve",
                                   "--data",
                                   (dir_.path() / "data").string(),
@@ -171,9 +184,11 @@ class ClickHouseSinkTest : public ::testing::Test {
                                   "--http",
                                   Loopback(http_port_)};
     if (sink) {
-      args.insert(args.end(), {"--sink-clickhouse", SinkUrl(), "--sink-clickhouse-password-file",
-                               (dir_.path() / "password").string()});
+      args.insert(args.end(),
+                  {"--sink-clickhouse", url.empty() ? SinkUrl() : url,
+                   "--sink-clickhouse-password-file", (dir_.path() / "password").string()});
     }
+    args.insert(args.end(), more.begin(), more.end());
     stickmeter_ = std::make_unique<Process>(STICKMETER_BINARY, args, dir_.path() / "sm.log");
     ASSERT_TRUE(Eventually(
         [&] {
@@ -347,6 +362,55 @@ TEST_F(ClickHouseSinkTest, UnreachableAtStartIsRetriedThenShipped) {
   EXPECT_TRUE(stickmeter_->Running());
   clickhouse_->Start();
   ExpectSameTotals();
+}
+
+// A CA and a server certificate for 127.0.0.1 under `dir`, made with the openssl tool.
+bool MakeCertificates(const fs::path& dir) {
+  fs::create_directories(dir);
+  WriteFile(dir / "ext.cnf", "subjectAltName=IP:127.0.0.1\n");
+  const std::vector<std::vector<std::string>> steps = {
+      {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", (dir / "ca.key").string(),
+       "-out", (dir / "ca.pem").string(), "-days", "2", "-subj", "/CN=stickmeter test CA"},
+      {"req", "-newkey", "rsa:2048", "-nodes", "-keyout", (dir / "server.key").string(), "-out",
+       (dir / "server.csr").string(), "-subj", "/CN=127.0.0.1"},
+      {"x509", "-req", "-in", (dir / "server.csr").string(), "-CA", (dir / "ca.pem").string(),
+       "-CAkey", (dir / "ca.key").string(), "-CAcreateserial", "-out",
+       (dir / "server.pem").string(), "-days", "2", "-extfile", (dir / "ext.cnf").string()}};
+  for (const auto& args : steps) {
+    Process openssl("/usr/bin/openssl", args, dir / "openssl.log");
+    if (openssl.Wait() != 0) return false;
+  }
+  return true;
+}
+
+TEST_F(ClickHouseSinkTest, HttpsVerifiesTheServerAgainstTheGivenCa) {
+  const fs::path certs = dir_.path() / "certs";
+  ASSERT_TRUE(MakeCertificates(certs)) << ReadFile(certs / "openssl.log");
+  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", certs);
+  clickhouse_->Start();
+  StartStickmeter(true, "https://127.0.0.1:" + std::to_string(clickhouse_->https_port()) + "/",
+                  {"--sink-clickhouse-ca", (certs / "ca.pem").string()});
+  StartHaproxy();
+  SendBurst(2);
+  ExpectSameTotals();
+}
+
+TEST_F(ClickHouseSinkTest, HttpsRefusesAServerItCannotVerify) {
+  const fs::path certs = dir_.path() / "certs";
+  ASSERT_TRUE(MakeCertificates(certs)) << ReadFile(certs / "openssl.log");
+  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", certs);
+  clickhouse_->Start();
+  // The system's CAs did not sign the test CA: nothing is shipped, the failure is logged.
+  StartStickmeter(true, "https://127.0.0.1:" + std::to_string(clickhouse_->https_port()) + "/");
+  StartHaproxy();
+  SendBurst(1);
+  EXPECT_TRUE(Eventually(
+      [&] { return StickmeterLog().find("certificate verify failed") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << StickmeterLog();
+  // The table is created over the same connection: it does not exist.
+  EXPECT_EQ("0\n", clickhouse_->Query("EXISTS TABLE default.stickmeter_events"));
+  EXPECT_TRUE(stickmeter_->Running());
 }
 
 TEST_F(ClickHouseSinkTest, AMalformedUrlExitsAtStartWithOneLine) {
