@@ -153,6 +153,7 @@ void ClickHouseSink::Loop() {
     backoff = std::min(options_.max_backoff, std::max(2 * backoff, std::chrono::milliseconds(100)));
     return Sleep(backoff);
   };
+  std::string id_prefix;  // "<server name>:<store id>", once read
   std::optional<tsdb::FeedPosition> pos;
   bool table_ready = false;
   std::string rows;
@@ -161,6 +162,15 @@ void ClickHouseSink::Loop() {
     {
       MutexLock lock(&mu_);
       if (stop_) break;
+    }
+    if (id_prefix.empty()) {
+      auto id = feed_.StoreId();
+      if (!id.ok()) {
+        Failed("reading the store id", id.status());
+        if (!fail_wait()) break;
+        continue;
+      }
+      id_prefix = options_.server_name + ":" + *id;
     }
     if (!pos) {
       auto p = feed_.Position();
@@ -205,7 +215,7 @@ void ClickHouseSink::Loop() {
       table_ready = true;
     }
     rows.clear();
-    for (const auto& e : batch->events) AppendRow(rows, options_.server_name, e);
+    for (const auto& e : batch->events) AppendRow(rows, id_prefix, e);
     const auto start = std::chrono::steady_clock::now();
     if (Status s = Query(client, insert_sql, rows); !s.ok()) {
       // The table may have been dropped meanwhile: create it again before the next attempt.

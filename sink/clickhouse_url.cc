@@ -140,8 +140,8 @@ std::string InsertSql(const ClickHouseTarget& t) {
          "FORMAT TabSeparated";
 }
 
-std::string EventId(std::string_view server_name, uint64_t seq) {
-  return std::string(server_name) + ":" + std::to_string(seq);
+std::string EventId(std::string_view prefix, uint64_t seq) {
+  return std::string(prefix) + ":" + std::to_string(seq);
 }
 
 void AppendTsvField(std::string& out, std::string_view text) {
@@ -168,8 +168,8 @@ void AppendTsvField(std::string& out, std::string_view text) {
   }
 }
 
-void AppendRow(std::string& out, std::string_view server_name, const tsdb::FeedEvent& e) {
-  AppendTsvField(out, EventId(server_name, e.seq));
+void AppendRow(std::string& out, std::string_view id_prefix, const tsdb::FeedEvent& e) {
+  AppendTsvField(out, EventId(id_prefix, e.seq));
   out += '\t';
   out += std::to_string(e.t_ms < 0 ? 0 : e.t_ms);
   out += '\t';

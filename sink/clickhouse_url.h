@@ -38,10 +38,11 @@ std::string Describe(const ClickHouseTarget& t);
 std::string CreateTableSql(const ClickHouseTarget& t);
 // "INSERT INTO db.table (columns) FORMAT TabSeparated".
 std::string InsertSql(const ClickHouseTarget& t);
-// The event's id: "<server name>:<store sequence number>".
-std::string EventId(std::string_view server_name, uint64_t seq);
+// The event's id: "<prefix>:<store sequence number>"; the sink's prefix is
+// "<server name>:<store id>" (tsdb::EventFeed::StoreId).
+std::string EventId(std::string_view prefix, uint64_t seq);
 // Appends one TabSeparated row (ending in \n) of the event.
-void AppendRow(std::string& out, std::string_view server_name, const tsdb::FeedEvent& e);
+void AppendRow(std::string& out, std::string_view id_prefix, const tsdb::FeedEvent& e);
 // `text` escaped for a TabSeparated field (backslash, tab, newline, CR, NUL).
 void AppendTsvField(std::string& out, std::string_view text);
 // `text` as a URL query component (percent-encoded but unreserved characters).

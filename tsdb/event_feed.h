@@ -63,6 +63,10 @@ struct FeedStats {
 class EventFeed {
  public:
   virtual ~EventFeed() = default;
+  // The store's id: 16 hex digits, random, made when the feed was first turned on and never
+  // changed (a new store, even one with the same server name, has another). With a sequence
+  // number it names an event uniquely.
+  virtual Result<std::string> StoreId() = 0;
   // The position last acknowledged (persisted).
   virtual Result<FeedPosition> Position() = 0;
   // Up to about `max_events` events after `from` (a whole audit row or outbox row may add a few

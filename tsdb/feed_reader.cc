@@ -3,7 +3,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 
@@ -49,6 +51,15 @@ FeedEvent MakeEvent(NameCache& names, uint32_t table, uint32_t key, int64_t t_ms
   return ev;
 }
 
+// 64 random bits as 16 hex digits.
+std::string NewStoreId() {
+  std::random_device rd;
+  const uint64_t id = (uint64_t{rd()} << 32) ^ rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
 FeedPosition ToPosition(const format::FeedState& s) {
   FeedPosition p;
   p.shipped_through = s.shipped_through;
@@ -68,14 +79,20 @@ Result<bool> FeedReader::OpenFeed(DbHandle* db, bool feed_on, uint64_t next_seq)
   if (exists && !format::DecodeFeedState(value)) {
     return Status::Corruption("the event feed position is malformed");
   }
-  if (!feed_on || exists) return exists;
+  if (!feed_on) return exists;
+  rocksdb::WriteBatch wb;
+  s = db->db()->Get(rocksdb::ReadOptions(), db->cf(kMeta), format::StoreIdKey(), &value);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read the store id");
+  if (s.IsNotFound()) wb.Put(db->cf(kMeta), format::StoreIdKey(), NewStoreId());
+  if (exists && wb.Count() == 0) return true;
   format::FeedState state;
   state.shipped_through = next_seq - 1;
   state.backfill_below = next_seq;
   state.backfill_done = next_seq <= 1;
+  if (!exists) wb.Put(db->cf(kMeta), format::FeedStateKey(), format::EncodeFeedState(state));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  s = db->db()->Put(wo, db->cf(kMeta), format::FeedStateKey(), format::EncodeFeedState(state));
+  s = db->db()->Write(wo, &wb);
   if (!s.ok()) return FromRocks(s, "write the event feed position");
   return true;
 }
@@ -83,6 +100,14 @@ Result<bool> FeedReader::OpenFeed(DbHandle* db, bool feed_on, uint64_t next_seq)
 void FeedReader::AddStop(DbHandle* db, rocksdb::WriteBatch& wb) {
   wb.Delete(db->cf(kMeta), format::FeedStateKey());
   wb.DeleteRange(db->cf(kMeta), format::OutboxKey(0), format::OutboxKey(UINT64_MAX));
+}
+
+Result<std::string> FeedReader::StoreId() {
+  std::string value;
+  auto s = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMeta), format::StoreIdKey(), &value);
+  if (s.IsNotFound()) return Status::Unavailable("the event feed is off");
+  if (!s.ok()) return FromRocks(s, "read the store id");
+  return value;
 }
 
 Result<FeedPosition> FeedReader::Position() {

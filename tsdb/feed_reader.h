@@ -31,6 +31,7 @@ class FeedReader {
   // Adds the deletion of the position and the outbox to `wb`.
   static void AddStop(DbHandle* db, rocksdb::WriteBatch& wb);
 
+  Result<std::string> StoreId();
   Result<FeedPosition> Position();
   Result<FeedBatch> Read(const FeedPosition& from, size_t max_events);
   Status Ack(const FeedPosition& pos);

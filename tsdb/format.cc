@@ -244,6 +244,8 @@ std::optional<uint64_t> DecodeOutboxKey(std::string_view key) {
 
 std::string FeedStateKey() { return std::string(1, kTagFeedState); }
 
+std::string StoreIdKey() { return std::string(1, kTagStoreId); }
+
 std::string EncodeFeedState(const FeedState& s) {
   std::string out;
   PutU64BE(out, s.shipped_through);

@@ -19,6 +19,8 @@
 //         audit records (0x04 only) of one group commit, first_seq its first event's; written
 //         only while the feed is on (StoreOptions::event_feed), deleted once shipped
 //     "P"                                   -> FeedState     where the event feed stands
+//     "U"                                   -> 16 hex digits  the store's random id, made when the
+//         event feed is first turned on and never changed: event ids use it
 //   column family "entries" (delta-engine state, one row per entry of a source):
 //     source_id:id table_id:id key_id:id    -> EntryState
 //   column family "raw" (the audit trail: the entry updates with a non-zero delta, one or
@@ -136,6 +138,7 @@ inline constexpr char kTagSettingHistory = 'H';
 // both (it writes no outbox rows; the feed then backfills, see StoreImpl::OpenFeed).
 inline constexpr char kTagOutbox = 'O';
 inline constexpr char kTagFeedState = 'P';
+inline constexpr char kTagStoreId = 'U';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };
@@ -350,6 +353,7 @@ bool AppendJournalV4(std::string_view in, JournalV4* j);
 std::string OutboxKey(uint64_t first_seq);
 std::optional<uint64_t> DecodeOutboxKey(std::string_view key);  // nullopt if not one
 std::string FeedStateKey();
+std::string StoreIdKey();
 struct FeedState {
   uint64_t shipped_through = 0;  // every outbox event with a seq <= this is shipped
   uint64_t backfill_below = 0;   // the backfill ships the raw events with a seq below this

@@ -923,6 +923,10 @@ Status StoreImpl::Load() {
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
       journal_.push_back(JournalRow{*id, std::make_shared<const std::string>(val.ToString()),
                                     std::chrono::steady_clock::now()});
+    } else if (tag == format::kTagOutbox) {
+      // The event feed's outbox, a long backlog after a ClickHouse outage: nothing to load. To
+      // its last row; the loop's Next() passes it.
+      it->SeekForPrev(format::OutboxKey(UINT64_MAX));
     } else if (tag == format::kTagApplied) {
       const auto partition = format::DecodeAppliedKey(std::string_view(k.data(), k.size()));
       if (!partition || val.size() != 8) return Status::Corruption(corrupt + ": bad journal mark");
@@ -1951,6 +1955,9 @@ Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view pr
 class StoreImpl::Feed final : public EventFeed {
  public:
   explicit Feed(StoreImpl* s) : s_(s) {}
+  Result<std::string> StoreId() override {
+    return Run([](FeedReader& r) { return r.StoreId(); });
+  }
   Result<FeedPosition> Position() override {
     return Run([](FeedReader& r) { return r.Position(); });
   }

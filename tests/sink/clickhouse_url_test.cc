@@ -62,9 +62,10 @@ TEST(ClickHouseUrlTest, RowsEscapeEveryKeyByte) {
   e.delta = 3;
   e.reason = "increment";
   std::string row;
-  AppendRow(row, "sm-eu", e);
+  AppendRow(row, "sm-eu:0123456789abcdef", e);
   EXPECT_EQ(
-      "sm-eu:42\t1700000000123\tlb1\t/quota\ta\\tb\\\\c\\nd\\re\\0f\thttp_req_cnt\t10\t3\t"
+      "sm-eu:0123456789abcdef:42\t1700000000123\tlb1\t/"
+      "quota\ta\\tb\\\\c\\nd\\re\\0f\thttp_req_cnt\t10\t3\t"
       "increment\n",
       row);
 }

@@ -146,6 +146,29 @@ TEST(EventFeedTest, BackfillsAStoreThatHasEventsAndAgainAfterRunningWithoutIt) {
   }
 }
 
+TEST(EventFeedTest, TheStoreIdIsRandomAndKept) {
+  TempDir dir;
+  std::string id;
+  {
+    auto store = OpenOrDie(FeedOptions(dir.Sub("a"), true));
+    auto got = store->event_feed()->StoreId();
+    ASSERT_TRUE(got.ok());
+    id = *got;
+    EXPECT_EQ(16u, id.size());
+    EXPECT_EQ(std::string::npos, id.find_first_not_of("0123456789abcdef"));
+  }
+  std::map<std::string, uint64_t> values;
+  {
+    // Off, with a commit (the position is dropped), then on again: the same id.
+    auto store = OpenOrDie(FeedOptions(dir.Sub("a"), false));
+    Feed(*store, 2, 1, kT0, values);
+  }
+  auto store = OpenOrDie(FeedOptions(dir.Sub("a"), true));
+  EXPECT_EQ(id, *store->event_feed()->StoreId());
+  auto other = OpenOrDie(FeedOptions(dir.Sub("b"), true));
+  EXPECT_NE(id, *other->event_feed()->StoreId());
+}
+
 TEST(EventFeedTest, AReadOnlyOpenLeavesThePositionAlone) {
   TempDir dir;
   std::map<std::string, uint64_t> values;
