@@ -146,6 +146,22 @@ TEST(EventFeedTest, BackfillsAStoreThatHasEventsAndAgainAfterRunningWithoutIt) {
   }
 }
 
+TEST(EventFeedTest, AReopenWithABacklogInTheOutboxLosesNothing) {
+  TempDir dir;
+  std::map<std::string, uint64_t> values;
+  {
+    auto store = OpenOrDie(FeedOptions(dir.Sub("db"), true));
+    Feed(*store, 30, 4, kT0, values);
+  }
+  // Nothing was acknowledged: the open steps over the outbox and numbering goes on after it.
+  auto store = OpenOrDie(FeedOptions(dir.Sub("db"), true));
+  Feed(*store, 10, 4, kT0 + 1000, values);
+  std::set<uint64_t> seqs;
+  EXPECT_EQ(values, Drain(*store->event_feed(), 7, &seqs));
+  EXPECT_EQ(40u, seqs.size());
+  EXPECT_EQ(40u, *seqs.rbegin());
+}
+
 TEST(EventFeedTest, TheStoreIdIsRandomAndKept) {
   TempDir dir;
   std::string id;
