@@ -122,6 +122,16 @@ void ClickHouseSink::Failed(const std::string& what, const Status& s) {
   failing_ = true;
 }
 
+void ClickHouseSink::Succeeded() {
+  up_.Set(1);
+  if (failing_) {
+    LogInfo("sink", "ClickHouse " + Describe(options_.target) + " answers again after " +
+                        std::to_string(failures_) + " failed attempts");
+    failing_ = false;
+    failures_ = 0;
+  }
+}
+
 void ClickHouseSink::UpdateStats(int64_t oldest_pending_ms) {
   auto stats = feed_.Stats();
   if (stats.ok()) {
@@ -189,6 +199,17 @@ void ClickHouseSink::Loop() {
     }
     if (batch->events.empty()) {
       UpdateStats(0);
+      // Idle: the table is still created at start, which also tells whether ClickHouse answers.
+      if (!table_ready) {
+        if (Status s = Query(client, CreateTableSql(options_.target), ""); !s.ok()) {
+          Failed("creating the table", s);
+          if (!fail_wait()) break;
+          continue;
+        }
+        table_ready = true;
+        Succeeded();
+        backoff = std::chrono::milliseconds(0);
+      }
       if (batch->next.backfill_done != pos->backfill_done ||
           batch->next.outbox_from != pos->outbox_from) {
         if (Status s = feed_.Ack(batch->next); !s.ok()) {
@@ -226,13 +247,7 @@ void ClickHouseSink::Loop() {
     }
     insert_seconds_.Observe(SecondsSince(start));
     rows_.Inc(batch->events.size());
-    up_.Set(1);
-    if (failing_) {
-      LogInfo("sink", "ClickHouse " + Describe(options_.target) + " accepts rows again after " +
-                          std::to_string(failures_) + " failed attempts");
-      failing_ = false;
-      failures_ = 0;
-    }
+    Succeeded();
     backoff = std::chrono::milliseconds(0);
     // Recorded only now that ClickHouse has the rows; a failure here ships them again (same ids).
     if (Status s = feed_.Ack(batch->next); !s.ok()) {

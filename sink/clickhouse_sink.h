@@ -5,7 +5,8 @@
 // position, INSERTs them (TabSeparated) with stable ids ("<server name>:<store id>:<sequence
 // number>"), and only once ClickHouse answered 200 acknowledges the position to the store. A crash
 // between the two ships those rows again with the same ids; the table (ReplacingMergeTree
-// ordered by event_id, queried with FINAL) keeps one. It polls the feed every poll interval,
+// ordered by event_id, queried with FINAL, created if missing at start and after a failed
+// INSERT) keeps one. It polls the feed every poll interval,
 // so an event is shipped within about poll + one INSERT of its commit. ClickHouse down or
 // failing: the loop logs (the first failure, then every 30 s while it lasts) and retries with
 // a backoff up to max_backoff; the backlog waits in the store. Nothing else waits for it: the
@@ -59,6 +60,7 @@ class ClickHouseSink {
   // Waits `d` or until Stop; false once stopping.
   bool Sleep(std::chrono::milliseconds d) EXCLUDES(mu_);
   void Failed(const std::string& what, const Status& s);
+  void Succeeded();
   void UpdateStats(int64_t oldest_pending_ms);
 
   const ClickHouseSinkOptions options_;
