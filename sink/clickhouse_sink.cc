@@ -164,6 +164,7 @@ void ClickHouseSink::Loop() {
     return Sleep(backoff);
   };
   std::string id_prefix;  // "<server name>:<store id>", once read
+  auto last_trim = std::chrono::steady_clock::time_point{};
   std::optional<tsdb::FeedPosition> pos;
   bool table_ready = false;
   std::string rows;
@@ -250,7 +251,16 @@ void ClickHouseSink::Loop() {
     Succeeded();
     backoff = std::chrono::milliseconds(0);
     // Recorded only now that ClickHouse has the rows; a failure here ships them again (same ids).
-    if (Status s = feed_.Ack(batch->next); !s.ok()) {
+    // The shipped outbox rows are deleted every trim interval only: each deletion is a range
+    // tombstone in the store's meta family, which every read of it then steps over.
+    tsdb::FeedPosition ack = batch->next;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_trim >= options_.trim_every) {
+      last_trim = now;
+    } else {
+      ack.outbox_from = 0;  // keep the rows for now; the position alone says they are shipped
+    }
+    if (Status s = feed_.Ack(ack); !s.ok()) {
       Failed("recording the position", s);
       pos.reset();
       if (!fail_wait()) break;

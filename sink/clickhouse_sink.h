@@ -42,6 +42,7 @@ struct ClickHouseSinkOptions {
   std::chrono::milliseconds timeout{10'000};     // each network step of one request
   std::chrono::milliseconds max_backoff{5'000};  // between retries while failing
   std::chrono::milliseconds log_every{30'000};   // repeated failures are logged this often
+  std::chrono::milliseconds trim_every{30'000};  // shipped outbox rows are deleted this often
 };
 
 class ClickHouseSink {

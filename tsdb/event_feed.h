@@ -72,7 +72,9 @@ class EventFeed {
   // Up to about `max_events` events after `from` (a whole audit row or outbox row may add a few
   // more when it cannot be split).
   virtual Result<FeedBatch> Read(const FeedPosition& from, size_t max_events) = 0;
-  // Records `pos` (returned by Read) as shipped, durably (synced).
+  // Records `pos` (returned by Read) as shipped, durably (synced), and deletes the outbox rows
+  // wholly before it; with pos.outbox_from 0 it deletes none (a reader may delete less often:
+  // each deletion is a range tombstone reads of the meta family step over until compacted).
   virtual Status Ack(const FeedPosition& pos) = 0;
   virtual Result<FeedStats> Stats() = 0;
 };
