@@ -122,13 +122,15 @@ class ClickHouse {
 
   // Per key, sum(delta) of http_req_cnt of /quota, deduplicated by event id (FINAL); nullopt
   // when the query fails (the table may not exist yet).
-  std::optional<Totals> Billing() {
-    auto r = HttpRequest(http_port_, "GET",
-                         "/?user=default&password=" + std::string(kPassword) + "&query=" +
-                             UrlEncode("SELECT key, sum(delta) FROM default.stickmeter_events "
-                                       "FINAL WHERE stick_table = '/quota' AND metric = "
-                                       "'http_req_cnt' AND ts_ms >= 0 AND ts_ms < 4102444800000 "
-                                       "GROUP BY key FORMAT TabSeparated"));
+  // Over [from, to) in Unix ms, the billing query of docs/clickhouse.md.
+  std::optional<Totals> Billing(int64_t from = 0, int64_t to = 4102444800000) {
+    auto r = HttpRequest(
+        http_port_, "GET",
+        "/?user=default&password=" + std::string(kPassword) + "&query=" +
+            UrlEncode("SELECT key, sum(delta) FROM default.stickmeter_events FINAL WHERE "
+                      "stick_table = '/quota' AND metric = 'http_req_cnt' AND ts_ms >= " +
+                      std::to_string(from) + " AND ts_ms < " + std::to_string(to) +
+                      " GROUP BY key FORMAT TabSeparated"));
     if (!r || r->status != 200) return std::nullopt;
     Totals totals;
     std::istringstream in(r->body);
@@ -246,9 +248,11 @@ class ClickHouseSinkTest : public ::testing::Test {
     return n;
   }
 
-  Totals Usage() {
-    auto r = HttpRequest(http_port_, "GET",
-                         "/api/v1/usage?table=/quota&metric=http_req_cnt&from=0&to=4102444800000");
+  Totals Usage(int64_t from = 0, int64_t to = 4102444800000) {
+    auto r =
+        HttpRequest(http_port_, "GET",
+                    "/api/v1/usage?table=/quota&metric=http_req_cnt&from=" + std::to_string(from) +
+                        "&to=" + std::to_string(to));
     Totals totals;
     if (!r || r->status != 200) return totals;
     auto doc = nlohmann::json::parse(r->body, nullptr, false);
@@ -272,6 +276,22 @@ class ClickHouseSinkTest : public ::testing::Test {
     EXPECT_TRUE(same) << "usage and ClickHouse differ\n" << StickmeterLog();
     for (const auto& [key, n] : usage) EXPECT_EQ(n, billed[key]) << key;
     EXPECT_EQ(usage.size(), billed.size());
+    // Also over two ranges split halfway between the first and the last event.
+    const std::string span = clickhouse_->Query(
+        "SELECT min(ts_ms), max(ts_ms) FROM default.stickmeter_events FORMAT TabSeparated");
+    std::istringstream in(span);
+    int64_t lo = 0, hi = 0;
+    ASSERT_TRUE(in >> lo >> hi) << span;
+    const int64_t mid = lo + (hi - lo) / 2 + 1;
+    auto nonzero = [](Totals t) {
+      std::erase_if(t, [](const auto& kv) { return kv.second == 0; });
+      return t;
+    };
+    for (auto [from, to] : {std::pair<int64_t, int64_t>{0, mid}, {mid, hi + 1}}) {
+      EXPECT_EQ(nonzero(Usage(from, to)),
+                nonzero(clickhouse_->Billing(from, to).value_or(Totals{})))
+          << "[" << from << ", " << to << ")";
+    }
   }
 
   uint64_t ClickHouseRows() {
