@@ -153,6 +153,14 @@ TEST(EventFeedTest, AReopenWithABacklogInTheOutboxLosesNothing) {
     auto store = OpenOrDie(FeedOptions(dir.Sub("db"), true));
     Feed(*store, 30, 4, kT0, values);
   }
+  {
+    // A read-only open steps over it too.
+    auto ro = Store::OpenReadOnly(FeedOptions(dir.Sub("db"), false));
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    auto tables = (*ro)->Tables();
+    ASSERT_TRUE(tables.ok());
+    EXPECT_EQ(1u, tables->size());
+  }
   // Nothing was acknowledged: the open steps over the outbox and numbering goes on after it.
   auto store = OpenOrDie(FeedOptions(dir.Sub("db"), true));
   Feed(*store, 10, 4, kT0 + 1000, values);
