@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "sink/clickhouse_url.h"
+
 namespace stickmeter::app {
 namespace {
 
@@ -234,6 +236,16 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       IntFlag<C>("query-threads", &C::query_threads, 1, 64),
       IntFlag<C>("max-queries", &C::max_queries, 1, 10000),
       IntFlag<C>("query-timeout", &C::query_timeout_s, 1, 86400),
+      {"sink-clickhouse", false, false,
+       [](C& c, const std::string& v) -> Status {
+         auto target = sink::ParseClickHouseUrl(v);
+         if (!target.ok()) return target.status().WithContext("--sink-clickhouse");
+         c.sink_clickhouse = v;
+         return Status::Ok();
+       },
+       nullptr},
+      StringFlag<C>("sink-clickhouse-password-file", &C::sink_clickhouse_password_file),
+      StringFlag<C>("sink-clickhouse-ca", &C::sink_clickhouse_ca),
       {"log-level", false, false,
        [](C& c, const std::string& v) -> Status {
          if (v != "debug" && v != "info" && v != "warn" && v != "error") {

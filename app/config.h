@@ -63,6 +63,11 @@ struct ServeConfig {
   int64_t max_queries = 4;       // queued + running HTTP queries; more get 503
   int64_t query_timeout_s = 30;  // an HTTP query not answered by then gets 504
   std::string log_level = "info";
+  // The ClickHouse sink (docs/clickhouse.md): its URL (checked when parsed), empty = off; a
+  // file whose first line is the password; a CA bundle for https.
+  std::string sink_clickhouse;
+  std::string sink_clickhouse_password_file;
+  std::string sink_clickhouse_ca;
 };
 
 // Parses `serve`'s arguments (those after the word `serve`), reading --config first if given.

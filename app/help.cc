@@ -67,6 +67,13 @@ const char* CommandHelp(const std::string& command) {
                              Retry-After: 1. Default: 4
   --query-timeout SECONDS    answer 504 to an API query not done by then (the query itself
                              runs to its end). Default: 30
+  --sink-clickhouse URL      also insert every audit event into ClickHouse, exactly once, about
+                             a second behind: http[s]://[USER@]HOST[:PORT]/?database=DB&table=T
+                             (table default stickmeter_events, created if missing). A ClickHouse
+                             outage only delays it; see docs/clickhouse.md. Default: off
+  --sink-clickhouse-password-file FILE
+                             the ClickHouse user's password: the file's first line
+  --sink-clickhouse-ca FILE  CA bundle to verify an https ClickHouse. Default: the system's
   --log-level LEVEL          debug, info, warn or error. Default: info
 
 SIGINT/SIGTERM stop accepting, flush, close the store and exit 0. A bad flag, an unusable data

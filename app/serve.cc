@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -20,6 +21,8 @@
 #include "http/server.h"
 #include "ingest/peer_service.h"
 #include "ingest/taught_tables.h"
+#include "sink/clickhouse_sink.h"
+#include "sink/clickhouse_url.h"
 #include "teach/teacher.h"
 #include "tsdb/store.h"
 
@@ -61,6 +64,24 @@ ingest::TlsOptions ToTls(const std::optional<TlsConfig>& tls) {
   out.verify_name = tls->verify_name;
   out.server_name = tls->server_name;
   return out;
+}
+
+// The ClickHouse sink's target, with the password from its file (first line).
+Result<sink::ClickHouseTarget> SinkTarget(const ServeConfig& config) {
+  auto target = sink::ParseClickHouseUrl(config.sink_clickhouse);
+  if (!target.ok()) return target.status().WithContext("--sink-clickhouse");
+  if (!config.sink_clickhouse_password_file.empty()) {
+    std::ifstream in(config.sink_clickhouse_password_file);
+    if (!in) {
+      return Status::InvalidArgument("--sink-clickhouse-password-file: cannot read '" +
+                                     config.sink_clickhouse_password_file + "'");
+    }
+    std::getline(in, target->password);
+    while (!target->password.empty() && target->password.back() == '\r') {
+      target->password.pop_back();
+    }
+  }
+  return target;
 }
 
 LogLevel ToLogLevel(const std::string& name) {
@@ -127,6 +148,15 @@ int RunServe(const ServeConfig& config) {
     return Fail("--aggregate/--quota: " + s.message());
   }
 
+  std::optional<sink::ClickHouseTarget> sink_target;
+  if (!config.sink_clickhouse.empty()) {
+    auto target = SinkTarget(config);
+    if (!target.ok()) return Fail(target.status().message());
+    sink_target = std::move(*target);
+  } else if (!config.sink_clickhouse_password_file.empty() || !config.sink_clickhouse_ca.empty()) {
+    return Fail("--sink-clickhouse-password-file and --sink-clickhouse-ca need --sink-clickhouse");
+  }
+
   tsdb::StoreOptions store_options;
   store_options.path = config.data;
   store_options.sync_writes = config.sync_writes;
@@ -135,6 +165,7 @@ int RunServe(const ServeConfig& config) {
   store_options.minute_retention_ms = config.minute_retention_days * kDayMs;
   store_options.hour_retention_ms = config.hour_retention_days * kDayMs;
   store_options.day_retention_ms = config.day_retention_days * kDayMs;
+  store_options.event_feed = sink_target.has_value();
   auto store = tsdb::Store::Open(store_options);
   if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
 
@@ -150,6 +181,18 @@ int RunServe(const ServeConfig& config) {
     ~CloseStoreFirst() { (void)store.Close(); }
   } close_store_first{**store};
   if (Status s = teacher.Start(); !s.ok()) return Fail("teaching: " + s.message());
+
+  // The ClickHouse sink reads what the store committed on a thread of its own; declared after
+  // close_store_first, it stops before the store closes.
+  std::unique_ptr<sink::ClickHouseSink> clickhouse;
+  if (sink_target) {
+    sink::ClickHouseSinkOptions sink_options;
+    sink_options.target = std::move(*sink_target);
+    sink_options.ca_file = config.sink_clickhouse_ca;
+    sink_options.server_name = config.name;
+    clickhouse =
+        std::make_unique<sink::ClickHouseSink>(std::move(sink_options), *(*store)->event_feed());
+  }
 
   ingest::PeerServiceOptions peer_options;
   peer_options.local_name = config.name;
@@ -184,6 +227,7 @@ int RunServe(const ServeConfig& config) {
     return Fail("--peers-listen: " + s.message());
   }
   SetLogLevel(ToLogLevel(config.log_level));
+  if (clickhouse) clickhouse->Start();
   LogInfo("serve", "stickmeter " STICKMETER_VERSION " as peer '" + config.name + "', data in " +
                        config.data + ", HTTP on " + config.http.host + ":" +
                        std::to_string(server.port()) +
@@ -221,7 +265,9 @@ int RunServe(const ServeConfig& config) {
   shutdown_cv.notify_all();
   if (watchdog.joinable()) watchdog.join();
 
-  // The store's last commits still reach the teacher; it stops after the store.
+  // The store's last commits still reach the teacher; it stops after the store. The sink stops
+  // first: what it has not shipped waits in the store for the next start.
+  if (clickhouse) clickhouse->Stop();
   Status closed = (*store)->Close();
   teacher.Stop();
   if (!closed.ok()) return Fail("closing the store: " + closed.message());

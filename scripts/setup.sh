@@ -2,8 +2,10 @@
 # Installs, from Debian's packages, whatever stickmeter needs that is missing.
 #   scripts/setup.sh          build and run dependencies
 #   scripts/setup.sh --test   also what the test suite and benchmarks drive (haproxy, chromium,
-#                             curl, wrk, clang for the fuzzer, node/npm for the browser tests),
-#                             and HAProxy 3.0 LTS from Debian 13 beside Debian 12's 2.6 (below)
+#                             curl, wrk, clang for the fuzzer, node/npm for the browser tests,
+#                             clickhouse-server for the ClickHouse sink's tests, which start
+#                             their own server: the system service is not used), and HAProxy
+#                             3.0 LTS from Debian 13 beside Debian 12's 2.6 (below)
 # Idempotent: when everything is present it only asks dpkg and returns in about a second.
 set -euo pipefail
 
@@ -11,7 +13,7 @@ packages=(g++ cmake ninja-build pkg-config librocksdb-dev libboost1.81-dev nlohm
           libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhowardhinnant-date-dev tzdata)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(haproxy curl chromium wrk openssl clang clang-format libclang-rt-14-dev procps dpkg-dev python3
-             debootstrap)
+             debootstrap clickhouse-server clickhouse-client)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi

@@ -27,7 +27,7 @@ echo "test: integration and e2e tests with $("$haproxy30" -v | head -n 1)"
 # build with clang and -Wthread-safety -Werror.
 cmake -S . -B build/tsa -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   -DSTICKMETER_THREAD_SAFETY=ON -DSTICKMETER_BUILD_BENCH=OFF -DSTICKMETER_BUILD_TESTS=OFF >/dev/null
-cmake --build build/tsa -j "$jobs" --target tsdb
+cmake --build build/tsa -j "$jobs" --target tsdb sink
 
 if [[ "${SANITIZE:-1}" != "0" ]]; then
   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTICKMETER_WERROR=ON \

@@ -231,6 +231,41 @@ std::optional<uint64_t> DecodeJournalKey(std::string_view key) {
   return GetU64BE(key.data() + 1);
 }
 
+std::string OutboxKey(uint64_t first_seq) {
+  std::string k(1, kTagOutbox);
+  PutU64BE(k, first_seq);
+  return k;
+}
+
+std::optional<uint64_t> DecodeOutboxKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kTagOutbox) return std::nullopt;
+  return GetU64BE(key.data() + 1);
+}
+
+std::string FeedStateKey() { return std::string(1, kTagFeedState); }
+
+std::string StoreIdKey() { return std::string(1, kTagStoreId); }
+
+std::string EncodeFeedState(const FeedState& s) {
+  std::string out;
+  PutU64BE(out, s.shipped_through);
+  PutU64BE(out, s.backfill_below);
+  out.push_back(s.backfill_done ? 1 : 0);
+  out.append(s.backfill_after);
+  return out;
+}
+
+std::optional<FeedState> DecodeFeedState(std::string_view in) {
+  if (in.size() != 17 && in.size() != 17 + kRawKeySize) return std::nullopt;
+  if (in[16] != 0 && in[16] != 1) return std::nullopt;
+  FeedState s;
+  s.shipped_through = GetU64BE(in.data());
+  s.backfill_below = GetU64BE(in.data() + 8);
+  s.backfill_done = in[16] == 1;
+  s.backfill_after.assign(in.substr(17));
+  return s;
+}
+
 namespace {
 // A varint that must fit an id or bucket (u32).
 bool GetVarint32(std::string_view* in, uint32_t* v) {

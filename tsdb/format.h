@@ -15,6 +15,12 @@
 //     "M" table_id:id metric_id:id          -> u8 MetricClass
 //     "S" table_id:id source_id:id          -> ""            sources seen for the table
 //     "E" source_id:id                      -> u32 restart epoch, i64 restart ms (fixed LE)
+//     "O" first_seq:u64                     -> JournalRecords   the event feed's outbox: the
+//         audit records (0x04 only) of one group commit, first_seq its first event's; written
+//         only while the feed is on (StoreOptions::event_feed), deleted once shipped
+//     "P"                                   -> FeedState     where the event feed stands
+//     "U"                                   -> 16 hex digits  the store's random id, made when the
+//         event feed is first turned on and never changed: event ids use it
 //   column family "entries" (delta-engine state, one row per entry of a source):
 //     source_id:id table_id:id key_id:id    -> EntryState
 //   column family "raw" (the audit trail: the entry updates with a non-zero delta, one or
@@ -63,6 +69,8 @@
 //                 varint metric_id | SeriesValue) |
 //                 3 x (varint m, m x (varint table_id | varint metric_id | varint key_id |
 //                 varint bucket | varint source_id | varint sum))   bucket = t_ms / resolution
+//   FeedState   = u64 shipped_through_seq | u64 backfill_below_seq | u8 backfill_done |
+//                 backfill_after: 0 or kRawKeySize bytes (the last raw key shipped)
 //   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
 //                 (v1: one event per row; still read. Source ids start at 1, so its first byte
 //                 is never 0x00.)
@@ -126,6 +134,11 @@ inline constexpr char kTagApplied = 'A';
 // 'H' + u64 BE Unix ms + u64 BE counter -> u32 BE name length + name + u8 deleted + value.
 inline constexpr char kTagSetting = 'C';
 inline constexpr char kTagSettingHistory = 'H';
+// The event feed (tsdb/event_feed.h): its outbox rows and its position. An older build ignores
+// both (it writes no outbox rows; the feed then backfills, see StoreImpl::OpenFeed).
+inline constexpr char kTagOutbox = 'O';
+inline constexpr char kTagFeedState = 'P';
+inline constexpr char kTagStoreId = 'U';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };
@@ -335,6 +348,20 @@ struct JournalV4 {
 };
 void EncodeJournalV4(const JournalV4& j, std::string& out);  // appends
 bool AppendJournalV4(std::string_view in, JournalV4* j);
+
+// ---- event feed ----
+std::string OutboxKey(uint64_t first_seq);
+std::optional<uint64_t> DecodeOutboxKey(std::string_view key);  // nullopt if not one
+std::string FeedStateKey();
+std::string StoreIdKey();
+struct FeedState {
+  uint64_t shipped_through = 0;  // every outbox event with a seq <= this is shipped
+  uint64_t backfill_below = 0;   // the backfill ships the raw events with a seq below this
+  bool backfill_done = false;
+  std::string backfill_after;  // the last raw key the backfill shipped; empty: none yet
+};
+std::string EncodeFeedState(const FeedState& s);
+std::optional<FeedState> DecodeFeedState(std::string_view in);
 
 // ---- raw events ----
 inline constexpr size_t kRawKeySize = 24;

@@ -38,6 +38,7 @@
 #include "tsdb/config.h"
 #include "tsdb/db_handle.h"
 #include "tsdb/delta.h"
+#include "tsdb/feed_reader.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
 #include "tsdb/merged_iterator.h"
@@ -275,6 +276,9 @@ class StoreImpl final : public Store {
     if (spare_deltas_.capacity() < group.deltas.capacity()) spare_deltas_.swap(group.deltas);
     if (spare_keys_.capacity() < group.entry_keys.capacity()) spare_keys_.swap(group.entry_keys);
   }
+  EventFeed* event_feed() override { return feed_ ? feed_.get() : nullptr; }
+  // At open for writing: the event feed's position (tsdb/feed_reader.h).
+  Status OpenFeed();
   Result<std::vector<std::pair<std::string, std::string>>> Settings(
       std::string_view prefix) override;
   Status WriteSetting(const std::string& name, std::optional<std::string> value,
@@ -548,6 +552,12 @@ class StoreImpl final : public Store {
   std::atomic<int64_t> latest_received_ms_{NowUnixMs()};
   bool batch_observed_ = false;       // writer: ApplyBatch saw an observed table
   std::string state_buf_, sums_buf_;  // reused buffers
+  // The event feed (options_.event_feed): the writer adds each group's audit records to the
+  // outbox (BuildGroup); feed_stale_: off, but a position is kept, to drop at the next commit.
+  class Feed;
+  std::unique_ptr<EventFeed> feed_;
+  bool feed_stale_ = false;
+  std::string outbox_buf_;
   uint64_t next_journal_id_ = 1;
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
@@ -926,6 +936,10 @@ Status StoreImpl::Load() {
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
       journal_.push_back(JournalRow{*id, std::make_shared<const std::string>(val.ToString()),
                                     std::chrono::steady_clock::now()});
+    } else if (tag == format::kTagOutbox) {
+      // The event feed's outbox, a long backlog after a ClickHouse outage: nothing to load. To
+      // its last row; the loop's Next() passes it.
+      it->SeekForPrev(format::OutboxKey(UINT64_MAX));
     } else if (tag == format::kTagApplied) {
       const auto partition = format::DecodeAppliedKey(std::string_view(k.data(), k.size()));
       if (!partition || val.size() != 8) return Status::Corruption(corrupt + ": bad journal mark");
@@ -1257,6 +1271,18 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     format::AppendJournalAudit(journal_rows_[JournalPartition(row.table, row.key)], row.table,
                                row.key, row.t_ms, row.seq,
                                std::string_view(raw_bytes_).substr(row.offset, row.size));
+    if (feed_) {
+      format::AppendJournalAudit(outbox_buf_, row.table, row.key, row.t_ms, row.seq,
+                                 std::string_view(raw_bytes_).substr(row.offset, row.size));
+    }
+  }
+  // The event feed's outbox row, in the commit's own WriteBatch (tsdb/event_feed.h).
+  if (!outbox_buf_.empty()) {
+    wb.Put(db_->cf(kMeta), format::OutboxKey(seq_before), outbox_buf_);
+    outbox_buf_.clear();
+  } else if (feed_stale_ && next_seq_ != seq_before) {
+    FeedReader::AddStop(db_.get(), wb);
+    feed_stale_ = false;
   }
   raw_.clear();
   raw_bytes_.clear();
@@ -1947,6 +1973,54 @@ Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view pr
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read setting history");
   return std::vector<SettingChange>(out.begin(), out.end());
+}
+
+// The event feed of a store: FeedReader under the store's db lock, so that Close waits for a
+// read in progress and later calls fail with Unavailable.
+class StoreImpl::Feed final : public EventFeed {
+ public:
+  explicit Feed(StoreImpl* s) : s_(s) {}
+  Result<std::string> StoreId() override {
+    return Run([](FeedReader& r) { return r.StoreId(); });
+  }
+  Result<FeedPosition> Position() override {
+    return Run([](FeedReader& r) { return r.Position(); });
+  }
+  Result<FeedBatch> Read(const FeedPosition& from, size_t max_events) override {
+    return Run([&](FeedReader& r) { return r.Read(from, max_events); });
+  }
+  Status Ack(const FeedPosition& pos) override {
+    auto done = Run([&](FeedReader& r) -> Result<bool> {
+      if (Status st = r.Ack(pos); !st.ok()) return st;
+      return true;
+    });
+    return done.status();
+  }
+  Result<FeedStats> Stats() override {
+    return Run([](FeedReader& r) { return r.Stats(); });
+  }
+
+ private:
+  template <typename Fn>
+  auto Run(Fn&& fn) -> decltype(fn(std::declval<FeedReader&>())) {
+    std::shared_lock lock(s_->db_mu_);
+    if (Status st = s_->CheckOpen(); !st.ok()) return st;
+    FeedReader reader(s_->db_.get(), &s_->catalog_.names);
+    return fn(reader);
+  }
+
+  StoreImpl* s_;
+};
+
+Status StoreImpl::OpenFeed() {
+  auto kept = FeedReader::OpenFeed(db_.get(), options_.event_feed, next_seq_);
+  if (!kept.ok()) return kept.status();
+  if (options_.event_feed) {
+    feed_ = std::make_unique<Feed>(this);
+  } else {
+    feed_stale_ = *kept;
+  }
+  return Status::Ok();
 }
 
 Status StoreImpl::Close() {
@@ -2855,6 +2929,10 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   auto store = std::make_unique<StoreImpl>(options, /*read_only=*/false);
   if (auto s = store->OpenDb(); !s.ok()) return s;
   if (auto s = store->Load(); !s.ok()) {
+    (void)store->Close();
+    return s;
+  }
+  if (auto s = store->OpenFeed(); !s.ok()) {
     (void)store->Close();
     return s;
   }

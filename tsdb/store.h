@@ -38,6 +38,7 @@
 #include "common/status.h"
 #include "ingest/sink.h"
 #include "tsdb/commit_observer.h"
+#include "tsdb/event_feed.h"
 #include "tsdb/query.h"
 
 namespace stickmeter::tsdb {
@@ -74,6 +75,11 @@ struct StoreOptions {
   // RocksDB block cache for queries.
   // Default: 64 MiB
   size_t block_cache_bytes = 64u << 20;
+  // Keep the event feed (tsdb/event_feed.h): each commit also writes its audit events to an
+  // outbox that Store::event_feed() reads. Off: a feed position left by an earlier run is
+  // dropped with the first commit of events, so that turning it on again backfills.
+  // Default: false
+  bool event_feed = false;
   // The clock retention compares key times against. Tests inject a fake one.
   // Default: NowUnixMs
   std::function<int64_t()> clock;
@@ -132,6 +138,9 @@ class Store : public ingest::UpdateSink, public QueryService {
   // and key vectors for the next groups: at full speed they are tens of MiB per group, and
   // fresh ones cost the writer a page fault per 4 KiB. Optional; any thread.
   virtual void Recycle(CommittedGroup group) = 0;
+  // The event feed when StoreOptions::event_feed is on (read-write stores only), else null.
+  // Owned by the store; valid until the store is destroyed (it fails once closed).
+  virtual EventFeed* event_feed() { return nullptr; }
 
  protected:
   Store() = default;

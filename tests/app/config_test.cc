@@ -129,6 +129,28 @@ TEST_F(ConfigFileTest, QueryLimits) {
   EXPECT_EQ(5, c->query_timeout_s);
 }
 
+// The ClickHouse sink: its URL is checked when parsed (flag or file key), its files are kept.
+TEST_F(ConfigFileTest, ClickHouseSink) {
+  auto defaults = ParseServeArgs({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ("", defaults->sink_clickhouse);
+  Write(R"({"sink_clickhouse": "http://ch:8123/?database=m", "sink_clickhouse_password_file":
+            "/etc/stickmeter/ch", "sink_clickhouse_ca": "/etc/ssl/ca.pem"})");
+  auto c = ParseServeArgs({"--config", path_.string()});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ("http://ch:8123/?database=m", c->sink_clickhouse);
+  EXPECT_EQ("/etc/stickmeter/ch", c->sink_clickhouse_password_file);
+  EXPECT_EQ("/etc/ssl/ca.pem", c->sink_clickhouse_ca);
+  auto flag = ParseServeArgs({"--sink-clickhouse", "https://u@ch/?table=t"});
+  ASSERT_TRUE(flag.ok()) << flag.status().ToString();
+  EXPECT_EQ("https://u@ch/?table=t", flag->sink_clickhouse);
+  auto bad = ParseServeArgs({"--sink-clickhouse", "ch:8123"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(0u, bad.status().message().rfind("--sink-clickhouse: ", 0)) << bad.status().message();
+  Write(R"({"sink_clickhouse": "http://u:pw@ch"})");
+  EXPECT_FALSE(ParseServeArgs({"--config", path_.string()}).ok());
+}
+
 // The Host names and the per-client connection limit: flags and file keys, the command line
 // replacing the file's list as for every repeatable flag.
 TEST_F(ConfigFileTest, HttpHostsAndPerClientLimit) {

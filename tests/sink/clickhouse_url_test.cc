@@ -1,0 +1,86 @@
+// The ClickHouse sink's URL, DDL and rows: what is accepted, what is refused with a reason, and
+// that any key bytes survive TabSeparated escaping.
+#include "sink/clickhouse_url.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace stickmeter::sink {
+namespace {
+
+TEST(ClickHouseUrlTest, DefaultsAndParameters) {
+  auto t = ParseClickHouseUrl("http://ch.example.com");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_FALSE(t->tls);
+  EXPECT_EQ("ch.example.com", t->host);
+  EXPECT_EQ(8123, t->port);
+  EXPECT_EQ("default", t->database);
+  EXPECT_EQ("stickmeter_events", t->table);
+  EXPECT_EQ("", t->user);
+
+  t = ParseClickHouseUrl("https://billing@10.0.0.5:9443/?database=metering&table=events_v1");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->tls);
+  EXPECT_EQ("10.0.0.5", t->host);
+  EXPECT_EQ(9443, t->port);
+  EXPECT_EQ("metering", t->database);
+  EXPECT_EQ("events_v1", t->table);
+  EXPECT_EQ("billing", t->user);
+  EXPECT_EQ("https://10.0.0.5:9443/metering.events_v1", Describe(*t));
+
+  t = ParseClickHouseUrl("https://[::1]/?table=t");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ("::1", t->host);
+  EXPECT_EQ(8443, t->port);
+}
+
+TEST(ClickHouseUrlTest, RefusesWhatItCannotUse) {
+  for (const char* bad :
+       {"", "ch:8123", "ftp://ch", "http://", "http://ch:0", "http://ch:99999", "http://ch:x",
+        "http://ch:", "http://user:secret@ch", "http://ch/db", "http://ch/?table=a-b",
+        "http://ch/?table=1t", "http://ch/?database=", "http://ch/?format=JSON", "http://ch/?table",
+        "http://c h", "http://ch#x", "http://[::1"}) {
+    auto t = ParseClickHouseUrl(bad);
+    EXPECT_FALSE(t.ok()) << bad;
+    if (!t.ok()) {
+      EXPECT_EQ(Status::Code::kInvalidArgument, t.status().code());
+      EXPECT_EQ(std::string::npos, t.status().message().find('\n'));
+    }
+  }
+}
+
+TEST(ClickHouseUrlTest, RowsEscapeEveryKeyByte) {
+  tsdb::FeedEvent e;
+  e.seq = 42;
+  e.t_ms = 1'700'000'000'123;
+  e.source = "lb1";
+  e.table = "/quota";
+  e.key = std::string("a\tb\\c\nd\re\0f", 11);
+  e.metric = "http_req_cnt";
+  e.value = 10;
+  e.delta = 3;
+  e.reason = "increment";
+  std::string row;
+  AppendRow(row, "sm-eu:0123456789abcdef", e);
+  EXPECT_EQ(
+      "sm-eu:0123456789abcdef:42\t1700000000123\tlb1\t/"
+      "quota\ta\\tb\\\\c\\nd\\re\\0f\thttp_req_cnt\t10\t3\t"
+      "increment\n",
+      row);
+}
+
+TEST(ClickHouseUrlTest, Sql) {
+  auto t = ParseClickHouseUrl("http://ch/?database=m&table=ev");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(
+      "CREATE TABLE IF NOT EXISTS m.ev (event_id String, ts_ms UInt64, source String, "
+      "stick_table String, key String, metric String, value UInt64, delta UInt64, reason String) "
+      "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(toDateTime(intDiv(ts_ms, 1000))) "
+      "ORDER BY event_id",
+      CreateTableSql(*t));
+  EXPECT_EQ("INSERT%20INTO%20m.ev", UrlEncode("INSERT INTO m.ev"));
+}
+
+}  // namespace
+}  // namespace stickmeter::sink
