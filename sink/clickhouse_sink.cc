@@ -169,6 +169,19 @@ void ClickHouseSink::Loop() {
   bool table_ready = false;
   std::string rows;
   const std::string insert_sql = InsertSql(options_.target);
+  // Creates the table once (IF NOT EXISTS). kRetry: it failed and the backoff was waited.
+  enum class Step { kDone, kRetry, kStop };
+  auto create_table = [&] {
+    if (table_ready) return Step::kDone;
+    if (Status s = Query(client, CreateTableSql(options_.target), ""); !s.ok()) {
+      Failed("creating the table", s);
+      return fail_wait() ? Step::kRetry : Step::kStop;
+    }
+    table_ready = true;
+    Succeeded();
+    backoff = std::chrono::milliseconds(0);
+    return Step::kDone;
+  };
   for (;;) {
     {
       MutexLock lock(&mu_);
@@ -201,15 +214,9 @@ void ClickHouseSink::Loop() {
     if (batch->events.empty()) {
       UpdateStats(0);
       // Idle: the table is still created at start, which also tells whether ClickHouse answers.
-      if (!table_ready) {
-        if (Status s = Query(client, CreateTableSql(options_.target), ""); !s.ok()) {
-          Failed("creating the table", s);
-          if (!fail_wait()) break;
-          continue;
-        }
-        table_ready = true;
-        Succeeded();
-        backoff = std::chrono::milliseconds(0);
+      if (const Step step = create_table(); step != Step::kDone) {
+        if (step == Step::kStop) break;
+        continue;
       }
       if (batch->next.backfill_done != pos->backfill_done ||
           batch->next.outbox_from != pos->outbox_from) {
@@ -228,13 +235,9 @@ void ClickHouseSink::Loop() {
       continue;
     }
     UpdateStats(batch->backfill ? 0 : batch->events.front().t_ms);
-    if (!table_ready) {
-      if (Status s = Query(client, CreateTableSql(options_.target), ""); !s.ok()) {
-        Failed("creating the table", s);
-        if (!fail_wait()) break;
-        continue;
-      }
-      table_ready = true;
+    if (const Step step = create_table(); step != Step::kDone) {
+      if (step == Step::kStop) break;
+      continue;
     }
     rows.clear();
     for (const auto& e : batch->events) AppendRow(rows, id_prefix, e);

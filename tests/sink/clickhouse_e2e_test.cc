@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "sink/clickhouse_url.h"
 #include "tests/support/haproxy.h"
 #include "tests/support/process.h"
 
@@ -25,6 +26,7 @@ namespace stickmeter::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using sink::UrlEncode;
 using Totals = std::map<std::string, uint64_t>;
 
 constexpr char kClickHouseServer[] = "/usr/sbin/clickhouse-server";
@@ -32,21 +34,6 @@ constexpr char kPassword[] = "s3cret-for-tests";
 constexpr auto kConverge = std::chrono::seconds(30);
 
 std::string Loopback(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-std::string UrlEncode(const std::string& text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 // A ClickHouse server of its own: loopback ports, config and data under `dir`.
 class ClickHouse {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -79,14 +80,20 @@ class RecordingObserver : public CommitObserver {
   bool delta_ids_ok_ = true;
 };
 
-TEST(CommitObserverTest, DeltasPointAtTheirEntriesOfObservedTablesOnly) {
-  TempDir dir;
-  RecordingObserver observer;
+// A store in `dir` reporting to `observer`.
+std::unique_ptr<Store> OpenObserved(TempDir& dir, RecordingObserver& observer) {
   StoreOptions options;
   options.path = dir.Sub("db");
   options.sync_writes = false;
   auto store = OpenOrDie(options);
   store->SetCommitObserver(&observer);
+  return store;
+}
+
+TEST(CommitObserverTest, DeltasPointAtTheirEntriesOfObservedTablesOnly) {
+  TempDir dir;
+  RecordingObserver observer;
+  auto store = OpenObserved(dir, observer);
   const int64_t t0 = 1'700'000'000'000;
   auto observed = Table("/observed");
   auto other = Table("/other");
@@ -120,11 +127,7 @@ TEST(CommitObserverTest, DeltasPointAtTheirEntriesOfObservedTablesOnly) {
 TEST(CommitObserverTest, EveryKeyOfEveryTableHasOneIdOfItsOwn) {
   TempDir dir;
   RecordingObserver observer;
-  StoreOptions options;
-  options.path = dir.Sub("db");
-  options.sync_writes = false;
-  auto store = OpenOrDie(options);
-  store->SetCommitObserver(&observer);
+  auto store = OpenObserved(dir, observer);
   observer.recycle_to = store.get();
   const int64_t t0 = 1'700'000'000'000;
   auto observed = Table("/observed");
