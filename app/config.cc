@@ -233,7 +233,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
       IntFlag<C>("hour-retention-days", &C::hour_retention_days, 0, 100000),
       IntFlag<C>("day-retention-days", &C::day_retention_days, 0, 100000),
       IntFlag<C>("threads", &C::threads, 1, 256),
-      IntFlag<C>("query-threads", &C::query_threads, 1, 64),
+      IntFlag<C>("query-threads", &C::query_threads, 0, 64),
       IntFlag<C>("max-queries", &C::max_queries, 1, 10000),
       IntFlag<C>("query-timeout", &C::query_timeout_s, 1, 86400),
       {"sink-clickhouse", false, false,

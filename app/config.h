@@ -59,7 +59,7 @@ struct ServeConfig {
   int64_t hour_retention_days = 3 * 366;
   int64_t day_retention_days = 0;  // 0 = forever
   int threads = 2;
-  int64_t query_threads = 2;     // threads of the HTTP query pool
+  int64_t query_threads = 0;     // threads of the HTTP query pool; 0 = one fewer than the cores
   int64_t max_queries = 4;       // queued + running HTTP queries; more get 503
   int64_t query_timeout_s = 30;  // an HTTP query not answered by then gets 504
   std::string log_level = "info";

@@ -66,6 +66,15 @@ ingest::TlsOptions ToTls(const std::optional<TlsConfig>& tls) {
   return out;
 }
 
+// --query-threads: 0 is one fewer than the cores, at least 1. Queries at the lowest priority on
+// every core still held a peer's ACK back by a quarter of a second on a 2-core box; with a core
+// left over they did not (docs/performance.md, Queries and the peers).
+size_t QueryThreads(int64_t configured) {
+  if (configured > 0) return static_cast<size_t>(configured);
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 2 ? cores - 1 : 1;
+}
+
 // The ClickHouse sink's target, with the password from its file (first line).
 Result<sink::ClickHouseTarget> SinkTarget(const ServeConfig& config) {
   auto target = sink::ParseClickHouseUrl(config.sink_clickhouse);
@@ -117,7 +126,7 @@ int RunServe(const ServeConfig& config) {
   http_options.allowed_hosts = config.http_host;
   http_options.cors_origins = config.http_cors_origin;
   http_options.max_connections_per_client = static_cast<size_t>(config.http_max_conns_per_client);
-  http_options.query_threads = static_cast<size_t>(config.query_threads);
+  http_options.query_threads = QueryThreads(config.query_threads);
   http_options.max_queries = static_cast<size_t>(config.max_queries);
   http_options.query_timeout_ms = config.query_timeout_s * 1000;
   if (!config.token_file.empty()) {

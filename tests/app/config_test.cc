@@ -63,7 +63,7 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
       {{"--connect", "127.0.0.1:1"}, "--connect: expected PEER@HOST:PORT"},
       {{"--connect", "lb1@127.0.0.1:0"}, "--connect: port 0 cannot be dialed"},
       {{"--threads", "0"}, "--threads: expected an integer from 1 to 256, got '0'"},
-      {{"--query-threads", "0"}, "--query-threads: expected an integer from 1 to 64, got '0'"},
+      {{"--query-threads", "-1"}, "--query-threads: expected an integer from 0 to 64, got '-1'"},
       {{"--max-queries", "0"}, "--max-queries: expected an integer from 1 to 10000, got '0'"},
       {{"--query-timeout", "0"}, "--query-timeout: expected an integer from 1 to 86400, got '0'"},
       {{"--sync-writes=maybe"}, "--sync-writes: expected true or false"},
@@ -118,7 +118,7 @@ TEST_F(ConfigFileTest, FileKeysApplyAndFlagsWin) {
 TEST_F(ConfigFileTest, QueryLimits) {
   auto defaults = ParseServeArgs({});
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(2, defaults->query_threads);
+  EXPECT_EQ(0, defaults->query_threads);  // one fewer than the cores
   EXPECT_EQ(4, defaults->max_queries);
   EXPECT_EQ(30, defaults->query_timeout_s);
   Write(R"({"query_threads": 3, "max_queries": 8, "query_timeout": 10})");
