@@ -44,9 +44,9 @@ struct ServeConfig {
   std::vector<std::string> quota;      // "SRC[=DST]": teach quota flags of SRC
   int64_t teach_refresh_s = 60;        // re-teach every taught entry this often
   HostPort http{"127.0.0.1", 8080};
-  std::vector<std::string> http_host;      // more names the Host header may carry
+  std::vector<std::string> http_host;         // more names the Host header may carry
   std::vector<std::string> http_cors_origin;  // origins whose pages may call the API
-  int64_t http_max_conns_per_client = 32;  // 0 = no limit
+  int64_t http_max_conns_per_client = 32;     // 0 = no limit
   std::string token_file;
   bool insecure_no_auth = false;
   std::optional<TlsConfig> peers_tls;    // TLS on --peers-listen
