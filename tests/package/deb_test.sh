@@ -32,7 +32,21 @@ test -f /etc/stickmeter/stickmeter.json
 getent passwd stickmeter >/dev/null
 /usr/bin/stickmeter version | grep -q '^stickmeter '
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below the kernel's ephemeral range, which outgoing connections of tests running
+# beside this one keep taking (see FreePort in tests/support/process.h).
+port() {
+  python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32767)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+    print(p)
+    break'
+}
 http_port=$(port)
 peers_port=$(port)
 /usr/bin/stickmeter serve --data "$work/data" --http "127.0.0.1:$http_port" \

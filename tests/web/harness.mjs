@@ -67,15 +67,20 @@ export function dumpLogs() {
   }
 }
 
+// A loopback port free a moment ago, at random below the kernel's ephemeral range: a port from
+// listen(0) is also what the next outgoing connection gets, and tests running beside this one
+// connect a lot (see FreePort in tests/support/process.h).
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.on('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free loopback port');
 }
 
 export function httpGet(port, urlPath, headers = {}) {

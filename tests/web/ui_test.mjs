@@ -12,9 +12,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+import { freePort } from './harness.mjs';
 
 const DEADLINE_MS = 85_000;
 const HAPROXY = process.env.STICKMETER_HAPROXY || '/usr/sbin/haproxy';
@@ -102,16 +103,6 @@ const deadline = setTimeout(async () => {
   process.exit(1);
 }, DEADLINE_MS);
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers (node side).
