@@ -13,6 +13,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -38,10 +39,13 @@ TempDir::~TempDir() {
 uint16_t FreePort() {
   static std::mutex mu;
   static std::mt19937 random{std::random_device{}()};
+  // Never the same port twice in one process: a port handed out may not be bound yet.
+  static std::set<uint16_t> handed_out;
   std::lock_guard lock(mu);
   std::uniform_int_distribution<int> pick(20000, 32767);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const auto port = static_cast<uint16_t>(pick(random));
+    if (!handed_out.insert(port).second) continue;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) break;
     sockaddr_in addr{};

@@ -70,9 +70,13 @@ export function dumpLogs() {
 // A loopback port free a moment ago, at random below the kernel's ephemeral range: a port from
 // listen(0) is also what the next outgoing connection gets, and tests running beside this one
 // connect a lot (see FreePort in tests/support/process.h).
+const handedOut = new Set();  // never the same port twice: one handed out may not be bound yet
+
 export async function freePort() {
   for (let attempt = 0; attempt < 1000; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 12768);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     const free = await new Promise((resolve) => {
       const s = net.createServer();
       s.on('error', () => resolve(false));
