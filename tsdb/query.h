@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -120,6 +121,18 @@ class QueryService {
 
   // Totals per key over the range, sorted by key; keys with total 0 are omitted.
   virtual Result<std::vector<UsageRow>> Usage(const UsageQuery& query) = 0;
+  // The same rows, each passed to `visit` (which returns false to stop; then OK is returned)
+  // instead of collected: memory stays flat in the number of keys. The key's bytes are valid
+  // during the call only. This fallback collects the rows first; the store overrides it.
+  using UsageVisitor = std::function<bool(std::string_view key, uint64_t total)>;
+  virtual Status ForEachUsage(const UsageQuery& query, const UsageVisitor& visit) {
+    auto rows = Usage(query);
+    if (!rows.ok()) return rows.status();
+    for (const auto& row : *rows) {
+      if (!visit(row.key, row.total)) break;
+    }
+    return Status::Ok();
+  }
   virtual Result<Series> GetSeries(const SeriesQuery& query) = 0;
   // Events in ascending (t_ms, seq) order, at most `limit`.
   virtual Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) = 0;

@@ -114,6 +114,16 @@ struct Pending {
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+// Moves `it`, which rests on the first row at or after some earlier target <= `target` (or is
+// not valid), to the first row at or after `target`: a few Next() first, as the target is often
+// a few rows on and a step on a cached block costs a fraction of a Seek.
+void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
+  for (int i = 0; i < config::kMaxSkipRows && it->Valid(); ++i) {
+    if (it->key().compare(target) >= 0) return;
+    it->Next();
+  }
+  it->Seek(target);
+}
 uint32_t JournalPartition(uint32_t table, uint32_t key) {
   return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
 }
@@ -236,6 +246,7 @@ class StoreImpl final : public Store {
 
   // ---- QueryService ----
   Result<std::vector<UsageRow>> Usage(const UsageQuery& query) override;
+  Status ForEachUsage(const UsageQuery& query, const UsageVisitor& visit) override;
   Result<Series> GetSeries(const SeriesQuery& query) override;
   Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) override;
   Result<std::vector<TableSummary>> Tables() override;
@@ -453,14 +464,16 @@ class StoreImpl final : public Store {
                            const std::vector<std::pair<uint32_t, uint32_t>>& windows,
                            const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                            size_t stride, ExportChunk& chunk);
-  // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
-  // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
   // Visits the audit events of (table, key) with lo <= t < hi, a row (ordered by its first
   // update's time and sequence number) after another; stops at the first error `visit` returns,
-  // and before the first row keyed after *last_t once that is set.
+  // and before the first row keyed after *last_t once that is set. `ahead`: the previous scan of
+  // this reader's audit iterator was of a smaller key of the same table, so the iterator rests
+  // at or before this scan's first row, which a few steps may reach faster than a seek.
   template <typename Visit>
   Status ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
-                   const std::optional<int64_t>* last_t = nullptr);
+                   const std::optional<int64_t>* last_t = nullptr, bool ahead = false);
+  // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
+  // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
   Status ScanRawRanges(Reader& r, uint32_t table,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges,
                        const std::vector<size_t>& metric_cell, const ExportSlots& slots,
@@ -2355,13 +2368,20 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
 
 template <typename Visit>
 Status StoreImpl::ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi,
-                            Visit&& visit, const std::optional<int64_t>* last_t) {
+                            Visit&& visit, const std::optional<int64_t>* last_t, bool ahead) {
   rocksdb::Iterator* it = r.It(kRaw);
   // A row keyed up to kRawRowSpanMs before lo may hold updates from lo on.
   const std::string start =
       format::RawKey(table, key, std::max<int64_t>(lo - format::kRawRowSpanMs + 1, 0), 0);
   const rocksdb::Slice key_prefix(start.data(), 8);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+  if (ahead) {
+    // The iterator rests on the first row at or after an earlier target (or is not valid): a
+    // row at or after this target is then the first such row.
+    SeekAhead(it, start);
+  } else {
+    it->Seek(start);
+  }
+  for (; it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
     if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
     const auto row_t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
     if (row_t >= hi || (last_t && *last_t && row_t > **last_t)) break;
@@ -2420,6 +2440,16 @@ Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
 }
 
 Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
+  std::vector<UsageRow> rows;
+  auto s = ForEachUsage(q, [&](std::string_view key, uint64_t total) {
+    rows.push_back(UsageRow{std::string(key), total});
+    return true;
+  });
+  if (!s.ok()) return s;
+  return rows;
+}
+
+Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
   auto table = catalog_.ResolveTable(q.table);
@@ -2431,15 +2461,14 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   }
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   std::optional<uint32_t> source;
-  std::vector<UsageRow> rows;
   if (q.source) {
     source = catalog_.names.Find(NameKind::kSource, *q.source);
-    if (!source) return rows;
+    if (!source) return Status::Ok();
   }
   std::optional<uint32_t> only_key;
   if (q.key) {
     only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, *q.key));
-    if (!only_key) return rows;
+    if (!only_key) return Status::Ok();
   }
   Reader r(this, /*snapshot=*/true, /*journal=*/true);
   // Nothing the reader sees was received after latest_received_ms_ (read after the reader): a
@@ -2462,17 +2491,12 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
   std::vector<Segment> journal_segments = segments;
   journal_segments.insert(journal_segments.end(), edge_minutes.begin(), edge_minutes.end());
   if (auto s = r.AddJournal(*table, only_key, journal_segments); !s.ok()) return s;
-  Status inner;
-  auto per_key = [&](std::string_view key_text, uint32_t key_id) {
-    uint64_t total = 0;
-    inner = SumRange(r, *table, metric->first, key_id, q.from_ms, to_ms, source,
-                     [&](uint64_t d) { total += d; });
-    if (!inner.ok()) return false;
-    if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
-    return true;
-  };
   if (only_key) {
-    per_key(*q.key, *only_key);
+    uint64_t total = 0;
+    auto s = SumRange(r, *table, metric->first, *only_key, q.from_ms, to_ms, source,
+                      [&](uint64_t d) { total += d; });
+    if (!s.ok()) return s;
+    if (total > 0) visit(*q.key, total);
   } else {
     // Every key: one pass per rollup segment over the table+metric prefix instead of a seek per
     // key, then the sub-minute edges per key from raw events.
@@ -2498,25 +2522,37 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
         return s;
       }
     }
-    auto s = ForEachKey(r, *table, "", [&](std::string_view key_text, uint32_t key_id) {
-      uint64_t total = 0;
-      if (key_id < totals.size()) total = totals[key_id];
-      size_t edge = 0;
-      for (const auto& seg : segments) {
-        if (seg.unit_ms != 0) continue;
-        const auto& active = edge_active[edge++];
-        if (key_id >= active.size() || active[key_id] == 0) continue;
-        inner = SumRange(r, *table, metric->first, key_id, seg.lo, seg.hi, source,
-                         [&](uint64_t d) { total += d; });
-        if (!inner.ok()) return false;
+    // The sub-minute edges from raw events, of the keys with something in the edge's minutes
+    // only: in key id order through one iterator going forward, as the rows lie.
+    size_t edge = 0;
+    for (const auto& seg : segments) {
+      if (seg.unit_ms != 0) continue;
+      const auto& active = edge_active[edge++];
+      bool ahead = false;  // not for a pass's first key: the previous pass went past it
+      for (uint32_t id = 0; id < active.size(); ++id) {
+        if (active[id] == 0) continue;
+        auto s = ScanAudit(
+            r, *table, id, seg.lo, seg.hi,
+            [&](const format::RawEvent& ev) {
+              if (ev.e.metric == metric->first && (!source || ev.e.source == *source)) {
+                if (id >= totals.size()) totals.resize(size_t{id} + 1);
+                totals[id] += ev.e.delta;
+              }
+              return Status::Ok();
+            },
+            nullptr, ahead);
+        if (!s.ok()) return s;
+        ahead = true;
       }
-      if (total > 0) rows.push_back(UsageRow{std::string(key_text), total});
-      return true;
+    }
+    if (auto s = r.Check(); !s.ok()) return s;
+    auto s = ForEachKey(r, *table, "", [&](std::string_view key_text, uint32_t key_id) {
+      if (key_id >= totals.size() || totals[key_id] == 0) return true;
+      return visit(key_text, totals[key_id]);
     });
     if (!s.ok()) return s;
   }
-  if (!inner.ok()) return inner;
-  return rows;
+  return Status::Ok();
 }
 
 Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
