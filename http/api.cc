@@ -19,6 +19,7 @@
 #include "http/json_util.h"
 #include "http/query_checks.h"
 #include "http/time_parse.h"
+#include "http/usage_reply.h"
 
 #if STICKMETER_HAVE_WEB
 #include "web/assets.h"
@@ -418,28 +419,22 @@ ApiReply Api::Route(const Request& request) const {
     size_t limit = params.Get("limit") ? params.Limit(0, kMaxUsageLimit) : SIZE_MAX;
     size_t offset = params.Count("offset");
     internal::RequireKnownNames(store_, q.table, q.key, q.source);
-    std::vector<tsdb::UsageRow> all = Must(store_.Usage(q));
-    // The store answers sorted by key; a page needs only its own rows in order.
-    const size_t begin = std::min(offset, all.size());
-    const size_t end = all.size() - begin > limit ? begin + limit : all.size();
-    if (order == "total") {
-      std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(end), all.end(),
-                        [](const tsdb::UsageRow& a, const tsdb::UsageRow& b) {
-                          return a.total != b.total ? a.total > b.total : a.key < b.key;
-                        });
-    }
-    json rows = json::array();
-    for (size_t i = begin; i < end; ++i) {
-      rows.push_back({{"key", all[i].key}, {"total", all[i].total}});
-    }
-    reply.response =
-        JsonResponse(version, {{"table", q.table},
-                               {"metric", q.metric},
-                               {"from_ms", q.from_ms},
-                               {"to_ms", q.to_ms},
-                               {"rows", std::move(rows)},
-                               {"total_rows", all.size()},
-                               {"next_offset", end < all.size() ? json(end) : json(nullptr)}});
+    // Rows are visited, not collected: the reply holds one page (or the best rows by total),
+    // bounded in bytes whatever the number and length of the keys.
+    internal::UsageReply page(order == "total", offset, limit, kMaxListReplyBytes);
+    Must(store_.ForEachUsage(
+        q, [&](std::string_view key, uint64_t total) { return page.Add(key, total); }));
+    const internal::UsageReply::Parts parts = page.Finish();
+    // The fields in the order the JSON serializer writes objects (by name), as other replies.
+    std::string body = "{\"from_ms\":" + std::to_string(q.from_ms) + ",\"metric\":";
+    AppendJsonString(body, q.metric);
+    body += ",\"next_offset\":" + parts.next_offset + ",\"rows\":";
+    body += parts.rows;
+    body += ",\"table\":";
+    AppendJsonString(body, q.table);
+    body += ",\"to_ms\":" + std::to_string(q.to_ms) +
+            ",\"total_rows\":" + std::to_string(parts.total_rows) + "}\n";
+    reply.response = internal::JsonTextResponse(version, std::move(body));
   } else if (p == "/api/v1/series") {
     Params params(query, {"table", "metric", "key", "from", "to", "step", "source"});
     tsdb::SeriesQuery q;

@@ -56,6 +56,9 @@ T Must(Result<T> r) {
   if (!r.ok()) Fail(r.status());
   return std::move(r).value();
 }
+inline void Must(const Status& s) {
+  if (!s.ok()) Fail(s);
+}
 // Decodes %XX and '+' of a query-string component; `what` names it in the error.
 std::string PercentDecode(std::string_view in, std::string_view what);
 
@@ -148,13 +151,19 @@ class Params {
   std::map<std::string, std::string> values_;
 };
 
-inline Response JsonResponse(unsigned version, const nlohmann::json& body) {
+// A 200 whose body is `json_text`, already JSON (ending with a newline).
+inline Response JsonTextResponse(unsigned version, std::string json_text) {
   Response res{bhttp::status::ok, version};
   res.set(bhttp::field::content_type, kJsonType);
   res.set(bhttp::field::cache_control, "no-store");
-  res.body() = DumpJson(body);
-  res.body() += '\n';
+  res.body() = std::move(json_text);
   return res;
+}
+
+inline Response JsonResponse(unsigned version, const nlohmann::json& body) {
+  std::string text = DumpJson(body);
+  text += '\n';
+  return JsonTextResponse(version, std::move(text));
 }
 
 // The /api/v1/quotas routes (http/quota_handlers.cc): `path` is the route, `quotas` null when

@@ -71,12 +71,38 @@ Response HandleKeys(tsdb::QueryService& store, unsigned version, std::string_vie
   const std::string table = params.Required("table");
   const std::string prefix = params.Get("prefix").value_or("");
   const size_t limit = params.Limit(kDefaultKeysLimit, kMaxKeysLimit);
-  const auto after = params.Get("after");
-  // One more than asked tells whether another page follows without a second query.
-  auto keys = after ? Must(store.KeysAfter(table, prefix, *after, limit + 1))
-                    : Must(store.Keys(table, prefix, limit + 1));
-  const bool truncated = keys.size() > limit;
-  if (truncated) keys.resize(limit);
+  std::optional<std::string> cursor = params.Get("after");
+  // Keys may be up to the table's key size (1 MiB on the wire): they are read in batches no
+  // larger in bytes than what is left of the page's budget, and the page ends once its keys
+  // reach kMaxListReplyBytes, with `next` set as for a full page.
+  const size_t longest = 2 * size_t{FindTable(store, table).key_size} + kListRowOverheadBytes;
+  std::vector<std::string> keys;
+  size_t bytes = 0;
+  bool truncated = false;
+  while (keys.size() < limit) {
+    const size_t room = kMaxListReplyBytes > bytes ? kMaxListReplyBytes - bytes : 0;
+    const size_t batch =
+        std::clamp<size_t>(room / longest, 1, std::min<size_t>(limit - keys.size(), 4096));
+    // One more than asked tells whether another page follows without a second query.
+    auto got = cursor ? Must(store.KeysAfter(table, prefix, *cursor, batch + 1))
+                      : Must(store.Keys(table, prefix, batch + 1));
+    const bool more = got.size() > batch;
+    if (more) got.resize(batch);
+    for (auto& key : got) {
+      if (keys.size() == limit || (!keys.empty() && bytes >= kMaxListReplyBytes)) {
+        truncated = true;
+        break;
+      }
+      bytes += key.size() + kListRowOverheadBytes;
+      keys.push_back(std::move(key));
+    }
+    if (truncated || !more) break;
+    cursor = keys.back();
+    if (keys.size() == limit || bytes >= kMaxListReplyBytes) {
+      truncated = true;
+      break;
+    }
+  }
   json next = truncated ? json(keys.back()) : json(nullptr);
   return JsonResponse(version, {{"table", table},
                                 {"keys", std::move(keys)},

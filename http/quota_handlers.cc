@@ -169,8 +169,15 @@ Response HandleQuotas(const Request& request, std::string_view path, std::string
     auto table = params.NonEmpty("table");
     size_t limit = params.Limit(kDefaultQuotaKeysLimit, kMaxQuotaKeysLimit);
     json keys = json::array();
+    bool truncated = false;
     if (quotas != nullptr) {
+      size_t bytes = 0;  // the reply ends once its keys reach the budget of a page of keys
       for (const auto& k : Must(quotas->Keys(table, limit))) {
+        if (bytes >= kMaxListReplyBytes) {
+          truncated = true;
+          break;
+        }
+        bytes += k.key.size() + k.table.size() + kListRowOverheadBytes;
         keys.push_back({{"table", k.table},
                         {"key", k.key},
                         {"metric", k.metric},
@@ -180,7 +187,7 @@ Response HandleQuotas(const Request& request, std::string_view path, std::string
                         {"default", k.is_default}});
       }
     }
-    return JsonResponse(version, {{"keys", std::move(keys)}});
+    return JsonResponse(version, {{"keys", std::move(keys)}, {"truncated", truncated}});
   }
   // /api/v1/quotas/history
   Params params(query, {"table", "limit"});

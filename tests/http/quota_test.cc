@@ -319,7 +319,7 @@ TEST_F(QuotaTest, CorsPreflightAllowsTheWrites) {
 TEST_F(QuotaTest, WithoutQuotasListsAreEmptyAndWritesRefused) {
   StartServer(false);
   EXPECT_EQ(json::parse(R"({"quotas":[],"enabled":false})"), GetJson("/api/v1/quotas?table=/q"));
-  EXPECT_EQ(json::parse(R"({"keys":[]})"), GetJson("/api/v1/quotas/keys"));
+  EXPECT_EQ(json::parse(R"({"keys":[],"truncated":false})"), GetJson("/api/v1/quotas/keys"));
   EXPECT_EQ(json::parse(R"({"changes":[]})"), GetJson("/api/v1/quotas/history"));
   auto r = Put(Acme());
   EXPECT_EQ("quotas_disabled", ExpectError(r, "quotas"));
