@@ -467,8 +467,9 @@ class StoreImpl final : public Store {
   // Visits the audit events of (table, key) with lo <= t < hi, a row (ordered by its first
   // update's time and sequence number) after another; stops at the first error `visit` returns,
   // and before the first row keyed after *last_t once that is set. `ahead`: the previous scan of
-  // this reader's audit iterator was of a smaller key of the same table, so the iterator rests
-  // at or before this scan's first row, which a few steps may reach faster than a seek.
+  // this reader's audit iterator was of a smaller key of the same table, or of this key up to a
+  // time no later than this scan's first row's, so the iterator rests at or before this scan's
+  // first row, which a few steps may reach faster than a seek.
   template <typename Visit>
   Status ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
                    const std::optional<int64_t>* last_t = nullptr, bool ahead = false);
@@ -2523,14 +2524,25 @@ Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
       }
     }
     // The sub-minute edges from raw events, of the keys with something in the edge's minutes
-    // only: in key id order through one iterator going forward, as the rows lie.
-    size_t edge = 0;
+    // only: key by key in id order, each key's edges in time order, through one iterator that
+    // moves forward, as the rows lie (a step on a cached block costs a fraction of a seek).
+    std::vector<Segment> raw;
     for (const auto& seg : segments) {
-      if (seg.unit_ms != 0) continue;
-      const auto& active = edge_active[edge++];
-      bool ahead = false;  // not for a pass's first key: the previous pass went past it
-      for (uint32_t id = 0; id < active.size(); ++id) {
-        if (active[id] == 0) continue;
+      if (seg.unit_ms == 0) raw.push_back(seg);
+    }
+    bool scanned = false;  // the iterator rests after an earlier scan (of prev_key up to prev_hi)
+    uint32_t prev_key = 0;
+    int64_t prev_hi = 0;
+    size_t active_ids = 0;
+    for (const auto& active : edge_active) active_ids = std::max(active_ids, active.size());
+    for (uint32_t id = 0; id < active_ids; ++id) {
+      for (size_t e = 0; e < raw.size(); ++e) {
+        if (id >= edge_active[e].size() || edge_active[e][id] == 0) continue;
+        const Segment& seg = raw[e];
+        // Ahead only when no row this scan needs lies behind the iterator: the previous scan was
+        // of a smaller key, or of this key and ended where this one's first row may start.
+        const bool ahead =
+            scanned && (prev_key < id || seg.lo - format::kRawRowSpanMs + 1 >= prev_hi);
         auto s = ScanAudit(
             r, *table, id, seg.lo, seg.hi,
             [&](const format::RawEvent& ev) {
@@ -2542,7 +2554,9 @@ Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
             },
             nullptr, ahead);
         if (!s.ok()) return s;
-        ahead = true;
+        scanned = true;
+        prev_key = id;
+        prev_hi = seg.hi;
       }
     }
     if (auto s = r.Check(); !s.ok()) return s;

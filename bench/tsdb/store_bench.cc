@@ -205,40 +205,51 @@ void BM_Usage100kKeysOneMonth(benchmark::State& state) {
 }
 BENCHMARK(BM_Usage100kKeysOneMonth)->Unit(benchmark::kMillisecond)->Iterations(5);
 
-// Usage of every key over a week (each key updated daily, one store per key count, kept for
-// every mode). Modes: 0 whole minutes; 1 both edges inside the minutes where every key has an
-// update (each key's audit events are read at both edges: the worst case); 2 both edges inside
-// minutes without updates (rollups only; as a "so far" range whose end is after the latest
-// update).
+// Usage of every key, in two shapes of data (one store per key count and shape, kept for every
+// mode):
+// - shape 0, "daily": each key updated once a day for 8 days, so that every key has a row per day
+//   in the audit trail and in each rollup: the most rows an every-key query walks past;
+// - shape 1, "burst": each key updated once a minute for 5 minutes on day 10 (as after a load
+//   test or a short busy spell): a row or two per key in each family.
+// Modes: 0 whole days; 1 both edges inside minutes in which every key has an update (each key's
+// audit events are read at both edges: the worst case); 2 both edges inside minutes without
+// updates, the end after the latest update (a "so far" range: rollups only).
 void BM_UsageEveryKey(benchmark::State& state) {
   const int keys = static_cast<int>(state.range(0));
-  const int mode = static_cast<int>(state.range(1));
+  const int shape = static_cast<int>(state.range(1));
+  const int mode = static_cast<int>(state.range(2));
   constexpr int kDays = 8;
-  static std::map<int, std::pair<std::unique_ptr<TempDir>, std::unique_ptr<Store>>> stores;
-  auto& [dir, store] = stores[keys];
+  constexpr int64_t kBurst = kT0 + 10 * kDay + 3 * 3'600'000;  // day 10, 03:00
+  static std::map<std::pair<int, int>, std::pair<std::unique_ptr<TempDir>, std::unique_ptr<Store>>>
+      stores;
+  auto& [dir, store] = stores[{keys, shape}];
   if (!store) {
     dir = std::make_unique<TempDir>();
     StoreOptions o;
     o.path = dir->path();
     o.sync_writes = false;
     store = std::move(Store::Open(o)).value();
-    for (int d = 0; d < kDays; ++d) {
-      for (int k = 0; k < keys; k += 10'000) {
-        auto batches =
-            Rounds(std::min(10'000, keys - k), d, 1, kT0 + 3'600'000, kDay, /*gpc_only=*/true, k);
+    for (int k = 0; k < keys; k += 10'000) {
+      const int n = std::min(10'000, keys - k);
+      for (int d = 0; d < (shape == 0 ? kDays : 1); ++d) {
+        auto batches = shape == 0 ? Rounds(n, d, 1, kT0 + 3'600'000, kDay, /*gpc_only=*/true, k)
+                                  : Rounds(n, 0, 5, kBurst, 60'000, /*gpc_only=*/true, k);
         SubmitAll(*store, batches);
       }
     }
     store->Flush();
     (void)store->CompactAll();
   }
-  UsageQuery q{"/quota", "gpc0", kT0, kT0 + kDays * kDay, std::nullopt, std::nullopt};
+  // Each update lies in the first second of its minute (+0..999 ms).
+  const int64_t first = shape == 0 ? kT0 + 3'600'000 : kBurst;
+  const int64_t last = shape == 0 ? kT0 + (kDays - 1) * kDay + 3'600'000 : kBurst + 4 * 60'000;
+  UsageQuery q{"/quota", "gpc0", kT0, kT0 + 31 * kDay, std::nullopt, std::nullopt};
   if (mode == 1) {
-    q.from_ms = kT0 + 3'600'000 + 500;                     // day 0's updates: +0..999 ms
-    q.to_ms = kT0 + (kDays - 1) * kDay + 3'600'000 + 700;  // the last day's
+    q.from_ms = first + 500;
+    q.to_ms = last + 700;
   } else if (mode == 2) {
     q.from_ms = kT0 + 17'000;
-    q.to_ms = kT0 + (kDays - 1) * kDay + 3'600'000 + 120'000 + 17'000;
+    q.to_ms = last + 120'000 + 17'000;
   }
   for (auto _ : state) {
     auto rows = store->Usage(q);
@@ -250,8 +261,8 @@ void BM_UsageEveryKey(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_UsageEveryKey)
-    ->ArgsProduct({{10'000, 200'000}, {0, 1, 2}})
-    ->ArgNames({"keys", "mode"})
+    ->ArgsProduct({{10'000, 200'000, 1'000'000}, {0, 1}, {0, 1, 2}})
+    ->ArgNames({"keys", "shape", "mode"})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
 

@@ -63,6 +63,12 @@ TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
     const int64_t b = a + 1 + static_cast<int64_t>(rng() % 4'600'000);
     ranges.emplace_back(a, b);
   }
+  // Short ranges among the recent updates, most across a minute's end: a key's two edges then
+  // lie a few seconds apart, and its audit rows are read twice from about the same place.
+  for (int i = 0; i < 60; ++i) {
+    const int64_t a = now - 180'000 + static_cast<int64_t>(rng() % 180'000);
+    ranges.emplace_back(a, a + 1 + static_cast<int64_t>(rng() % 25'000));
+  }
   for (const auto& [a, b] : ranges) {
     std::map<std::string, uint64_t> want;
     for (const auto& e : events) {
@@ -79,6 +85,51 @@ TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
       const uint64_t total = one->empty() ? 0 : one->front().total;
       ASSERT_EQ(want[key], total) << key << " range [" << a - now << "," << b - now << ")";
     }
+  }
+}
+
+// An audit row holds a key's updates of one commit over up to kRawRowSpanMs: rows that begin
+// before a minute's end and hold updates after it lie at both sub-minute edges of an every-key
+// usage, whose audit events are read key after key through one iterator.
+TEST_P(UsageEdgesTest, RowsAcrossAMinuteEndCountAtBothEdges) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.Sub("db");
+  options.sync_writes = false;
+  auto store = OpenOrDie(options);
+  testing_internal::SetJournalMode(*store, GetParam());
+  auto table = Table("/q");
+  const int64_t end = (NowUnixMs() / 60'000 - 5) * 60'000;
+  // Each key: two commits of four updates each (two audit rows), across `end` and across
+  // `end` + 1 min; then one more, later. Each update adds k + 1.
+  const int64_t commits[2][4] = {{-4'000, -2'000, 1'000, 3'000}, {58'000, 59'000, 61'000, 63'000}};
+  for (int k = 0; k < 6; ++k) {
+    const std::string key = "k" + std::to_string(k);
+    uint64_t value = 0;
+    for (const auto& offsets : commits) {
+      ingest::UpdateBatch b;
+      for (int64_t offset : offsets) {
+        value += static_cast<uint64_t>(k + 1);
+        ingest::UpdateBatch one = Batch("lb1", 1, table, key, end + offset, {{"gpc0", value}});
+        if (b.tables.empty()) {
+          b = std::move(one);
+        } else {
+          b.tables[0].entries.push_back(std::move(one.tables[0].entries[0]));
+        }
+      }
+      ASSERT_TRUE(SubmitSync(*store, std::move(b)).ok());
+    }
+    ASSERT_TRUE(
+        SubmitSync(*store, Batch("lb1", 1, table, key, end + 300'000, {{"gpc0", value + 1}})).ok());
+  }
+  // [end - 3 s, end + 62 s): every update but those at -4 s and +63 s.
+  auto rows =
+      store->Usage(UsageQuery{"/q", "gpc0", end - 3'000, end + 62'000, std::nullopt, std::nullopt});
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(6u, rows->size());
+  for (int k = 0; k < 6; ++k) {
+    EXPECT_EQ("k" + std::to_string(k), (*rows)[k].key);
+    EXPECT_EQ(6u * (k + 1), (*rows)[k].total) << k;
   }
 }
 
