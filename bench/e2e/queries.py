@@ -5,7 +5,9 @@ One `stickmeter serve` (fresh data directory) first takes --keys keys (stickmete
 full speed, keys of their own), then a steady load of 4 peers at --rate updates/s runs twice: alone, and while 4
 clients query the usage of every key back to back (`GET /api/v1/usage` without `key`, the Usage
 page's query, over this month so far). Prints loadgen's push-to-ACK p50/p99/max for both, and
-how many every-key queries completed and how long they took.
+how many every-key queries completed and how long they took. Before the steady runs, times one
+every-key query alone over the --keys keys: this month so far (rollups only), whole minutes
+around the load, and both edges inside the load's seconds (every key's audit events read).
 
 Usage: bench/e2e/queries.py --build build/test [--keys 200000] [--rate 10000] [--duration 15]
 """
@@ -53,6 +55,18 @@ def steady(loadgen, sm, keys, rate, duration, clients, prefix):
     return result, times
 
 
+def time_alone(sm, frm, to, runs=5):
+    """Median and max seconds of one every-key usage query over [frm, to), none beside it."""
+    url = (f"http://{sm.http}/api/v1/usage?table=/loadgen&metric=gpc0&from={frm}&to={to}")
+    times = []
+    for _ in range(runs):
+        start = time.monotonic()
+        with urllib.request.urlopen(url, timeout=60) as r:
+            r.read()
+        times.append(time.monotonic() - start)
+    return statistics.median(times), max(times)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -66,8 +80,10 @@ def main():
     try:
         # Every key once, so that every-key queries read all of them. Keys of their own: the
         # steady runs' loadgen checks that what it pushed (from 1 again) is counted.
+        warm_from = int(time.time() * 1000)
         e2e_lib.run_loadgen(loadgen, sm, 4, args.keys, "max", max(3.0, args.keys / 100_000),
                             extra=["--window", "1000000", "--key-prefix", "warm-"])
+        warm_to = int(time.time() * 1000)
         # Let the warm-up's backlog drain (journal written out, memtables flushed) first.
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -76,6 +92,16 @@ def main():
                 break
             time.sleep(0.5)
         time.sleep(5)
+        now_ms = int(time.time() * 1000)
+        month = now_ms - now_ms % 86_400_000 - 30 * 86_400_000
+        print("| every-key query alone | median / max ms |\n|---|---|")
+        for name, frm, to in (
+                ("this month so far", month + 17, now_ms + 60_000 + 17),
+                ("whole minutes around the load", warm_from - warm_from % 60_000,
+                 warm_to - warm_to % 60_000 + 60_000),
+                ("edges inside the load's seconds", warm_from + 1_500, warm_to - 500)):
+            median, worst = time_alone(sm, frm, to)
+            print(f"| {name} | {median * 1000:.0f} / {worst * 1000:.0f} |", flush=True)
         print("| queries | push-to-ACK p50 / p99 / max ms | every-key queries done | "
               "query time median / max s |\n|---|---|---:|---|")
         for clients in (0, 4):
