@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/status_matchers.h"
+
 namespace stickmeter::app {
 namespace {
 
@@ -23,7 +25,7 @@ std::string Render(const ServeConfig& c) {
 
 TEST(ServeConfigTest, DefaultsFollowTheCliReference) {
   auto c = ParseServeArgs({});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(
       "data=./stickmeter-data name=stickmeter peers=127.0.0.1:20001 http=127.0.0.1:8080 "
       "connect= allow=",
@@ -37,7 +39,7 @@ TEST(ServeConfigTest, FlagsInBothSpellings) {
   auto c = ParseServeArgs({"--data", "/tmp/x", "--name=meter", "--peers-listen", "[::1]:0",
                            "--connect", "lb1@127.0.0.1:10000", "--connect=lb2@localhost:10001",
                            "--allow-peer", "lb1", "--http", "0.0.0.0:9000", "--insecure-no-auth"});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(
       "data=/tmp/x name=meter peers=::1:0 http=0.0.0.0:9000 "
       "connect=lb1@127.0.0.1:10000,lb2@localhost:10001, allow=lb1,",
@@ -45,7 +47,7 @@ TEST(ServeConfigTest, FlagsInBothSpellings) {
   EXPECT_TRUE(c->insecure_no_auth);
   auto off = ParseServeArgs(
       {"--sync-writes", "false", "--insecure-no-auth", "--name", "x", "--apply-delay-ms=0"});
-  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  ASSERT_OK(off);
   EXPECT_FALSE(off->sync_writes);
   EXPECT_EQ(0, off->apply_delay_ms);
   EXPECT_TRUE(off->insecure_no_auth);
@@ -106,7 +108,7 @@ TEST_F(ConfigFileTest, FileKeysApplyAndFlagsWin) {
             "http": "127.0.0.1:9999", "sync_writes": false, "resync_interval": 60})");
   auto c = ParseServeArgs(
       {"--config", path_.string(), "--http", "127.0.0.1:1234", "--connect", "lb9@127.0.0.1:5"});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(
       "data=/srv/meter name=m1 peers=127.0.0.1:20001 http=127.0.0.1:1234 "
       "connect=lb9@127.0.0.1:5, allow=",
@@ -123,7 +125,7 @@ TEST_F(ConfigFileTest, QueryLimits) {
   EXPECT_EQ(30, defaults->query_timeout_s);
   Write(R"({"query_threads": 3, "max_queries": 8, "query_timeout": 10})");
   auto c = ParseServeArgs({"--config", path_.string(), "--query-timeout", "5"});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(3, c->query_threads);
   EXPECT_EQ(8, c->max_queries);
   EXPECT_EQ(5, c->query_timeout_s);
@@ -137,12 +139,12 @@ TEST_F(ConfigFileTest, ClickHouseSink) {
   Write(R"({"sink_clickhouse": "http://ch:8123/?database=m", "sink_clickhouse_password_file":
             "/etc/stickmeter/ch", "sink_clickhouse_ca": "/etc/ssl/ca.pem"})");
   auto c = ParseServeArgs({"--config", path_.string()});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ("http://ch:8123/?database=m", c->sink_clickhouse);
   EXPECT_EQ("/etc/stickmeter/ch", c->sink_clickhouse_password_file);
   EXPECT_EQ("/etc/ssl/ca.pem", c->sink_clickhouse_ca);
   auto flag = ParseServeArgs({"--sink-clickhouse", "https://u@ch/?table=t"});
-  ASSERT_TRUE(flag.ok()) << flag.status().ToString();
+  ASSERT_OK(flag);
   EXPECT_EQ("https://u@ch/?table=t", flag->sink_clickhouse);
   auto bad = ParseServeArgs({"--sink-clickhouse", "ch:8123"});
   ASSERT_FALSE(bad.ok());
@@ -161,35 +163,35 @@ TEST_F(ConfigFileTest, HttpHostsAndPerClientLimit) {
   Write(R"({"http_host": ["stats.example.com", "[2001:db8::1]:8080"],
             "http_max_conns_per_client": 0})");
   auto file = ParseServeArgs({"--config", path_.string()});
-  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_OK(file);
   EXPECT_EQ((std::vector<std::string>{"stats.example.com", "[2001:db8::1]:8080"}), file->http_host);
   EXPECT_EQ(0, file->http_max_conns_per_client);
   auto flags = ParseServeArgs({"--config", path_.string(), "--http-host", "a.example",
                                "--http-host=b.example", "--http-max-conns-per-client", "8"});
-  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  ASSERT_OK(flags);
   EXPECT_EQ((std::vector<std::string>{"a.example", "b.example"}), flags->http_host);
   EXPECT_EQ(8, flags->http_max_conns_per_client);
   EXPECT_TRUE(defaults->http_cors_origin.empty());
   auto cors = ParseServeArgs({"--http-cors-origin", "https://billing.example.com",
                               "--http-cors-origin=http://[::1]:3000", "--http-cors-origin", "*"});
-  ASSERT_TRUE(cors.ok()) << cors.status().ToString();
+  ASSERT_OK(cors);
   EXPECT_EQ((std::vector<std::string>{"https://billing.example.com", "http://[::1]:3000", "*"}),
             cors->http_cors_origin);
   Write(R"({"http_host": "single.example"})");
   auto single = ParseServeArgs({"--config", path_.string()});
-  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  ASSERT_OK(single);
   EXPECT_EQ(std::vector<std::string>{"single.example"}, single->http_host);
 }
 
 TEST_F(ConfigFileTest, PeersTlsVerifyNameImpliesVerify) {
   auto flags = ParseServeArgs({"--peers-tls-cert", "s.pem", "--peers-tls-verify-name"});
-  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  ASSERT_OK(flags);
   ASSERT_TRUE(flags->peers_tls.has_value());
   EXPECT_TRUE(flags->peers_tls->verify);
   EXPECT_TRUE(flags->peers_tls->verify_name);
   Write(R"({"peers_tls_cert": "s.pem", "peers_tls_verify_name": true})");
   auto file = ParseServeArgs({"--config", path_.string()});
-  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_OK(file);
   EXPECT_TRUE(file->peers_tls->verify_name);
   EXPECT_TRUE(file->peers_tls->verify);
   auto plain = ParseServeArgs({"--peers-tls-cert", "s.pem", "--peers-tls-verify"});
@@ -220,7 +222,7 @@ TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
 
 TEST(ExportConfigTest, PeriodOrRange) {
   auto month = ParseExportArgs({"--data", "d", "--period", "2026-10", "--tz", "Europe/Berlin"});
-  ASSERT_TRUE(month.ok()) << month.status().ToString();
+  ASSERT_OK(month);
   EXPECT_EQ("2026-10", *month->period);
   EXPECT_EQ("Europe/Berlin", month->tz);
 
@@ -235,7 +237,7 @@ TEST(ExportConfigTest, PeriodOrRange) {
   EXPECT_FALSE(ParseExportArgs({"--period", "2026-10", "--sha256"}).ok());
 
   auto excel = ParseExportArgs({"--period", "2026-10", "--excel-safe"});
-  ASSERT_TRUE(excel.ok()) << excel.status().ToString();
+  ASSERT_OK(excel);
   EXPECT_TRUE(excel->excel_safe);
   EXPECT_FALSE(month->excel_safe);
   auto json = ParseExportArgs({"--period", "2026-10", "--excel-safe", "--format", "json"});

@@ -1,6 +1,9 @@
 #include "common/status.h"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter {
 namespace {
@@ -23,6 +26,16 @@ TEST(ResultTest, HoldsValueOrStatus) {
   Result<int> bad(Status::NotFound("table /x"));
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(bad.status().IsNotFound());
+}
+
+// The tests' ASSERT_OK/EXPECT_OK name the expression and print the status it returned.
+TEST(StatusMatchersTest, AFailureNamesTheExpressionAndTheStatus) {
+  EXPECT_OK(Status::Ok());
+  EXPECT_OK(Result<int>(7));
+  EXPECT_NONFATAL_FAILURE(EXPECT_OK(Status::NotFound("no such key")), "no such key");
+  EXPECT_NONFATAL_FAILURE(EXPECT_OK(Result<int>(Status::Corruption("bad row"))),
+                          "Result<int>(Status::Corruption(\"bad row\")): ");
+  EXPECT_FATAL_FAILURE(ASSERT_OK(Status::NotFound("gone")), "gone");
 }
 
 }  // namespace

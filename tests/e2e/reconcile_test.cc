@@ -16,6 +16,7 @@
 
 #include "ingest/codec.h"
 #include "tests/support/process.h"
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter::testing {
 namespace {
@@ -91,7 +92,7 @@ class ScriptedPeer {
         pending_.append(buf, static_cast<size_t>(n));
         auto result = decoder_.Feed(
             std::span(reinterpret_cast<const uint8_t*>(pending_.data()), pending_.size()), seen);
-        EXPECT_TRUE(result.status.ok()) << result.status.ToString();
+        EXPECT_OK(result.status);
         pending_.erase(0, result.consumed);
       } else if (n == 0) {
         return false;

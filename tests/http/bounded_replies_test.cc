@@ -13,6 +13,7 @@
 #include "http/server.h"
 #include "tests/http/http_client.h"
 #include "tests/http/test_server.h"
+#include "tests/support/status_matchers.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::http {
@@ -41,7 +42,7 @@ class BoundedRepliesTest : public ::testing::Test {
     options.path = dir_ + "/db";
     options.sync_writes = false;
     auto store = tsdb::Store::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
     auto table = std::make_shared<ingest::TableInfo>();
     table->name = "/big";

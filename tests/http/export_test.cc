@@ -12,6 +12,7 @@
 #include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/sha256_hex.h"
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter::http {
 namespace {
@@ -101,7 +102,7 @@ TEST(ExportTest, CsvRowsSortedAndQuoted) {
   store.Add({"/quota", "acme", "lb1", "conn_cur", t, 3, 3});                        // gauge
   store.Add({"/quota", "acme", "lb1", "gpc0", T("2026-11-01T00:00:00Z"), 99, 99});  // after
   Output out = RunExport(store, Month("2026-10"));
-  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_OK(out.status);
   EXPECT_EQ(
       "period_start,period_end,table,key,metric,total\r\n"
       "2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,/quota,\"a,b \"\"c\"\"\nd\",http_req_cnt,7\r\n"
@@ -131,7 +132,7 @@ TEST(ExportTest, JsonDocument) {
   req.format = "json";
   req.now_ms = T("2026-10-20T00:00:00Z");
   Output out = RunExport(store, req);
-  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_OK(out.status);
   auto doc = nlohmann::json::parse(out.body);
   EXPECT_EQ("2026-10", doc["period"]);
   EXPECT_EQ("Europe/Berlin", doc["tz"]);
@@ -195,7 +196,7 @@ TEST(ExportTest, RandomizedTotalsEqualSumOfEventsAcrossZones) {
       if (t >= start && t < end) expected[{key, metric}] += d;
     }
     Output out = RunExport(store, Month(c.period, c.tz));
-    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    ASSERT_OK(out.status);
     auto rows = ParseCsv(out.body);
     ASSERT_FALSE(rows.empty());
     std::map<std::tuple<std::string, std::string>, uint64_t> got;
@@ -324,11 +325,11 @@ TEST(ExportTest, ExcelSafeCsvQuotesFormulaCells) {
   ExportRequest exact = Month("2026-10");
   exact.per_source = true;
   Output plain = RunExport(store, exact);
-  ASSERT_TRUE(plain.status.ok()) << plain.status.ToString();
+  ASSERT_OK(plain.status);
   ExportRequest safe = exact;
   safe.excel_safe = true;
   Output quoted = RunExport(store, safe);
-  ASSERT_TRUE(quoted.status.ok()) << quoted.status.ToString();
+  ASSERT_OK(quoted.status);
   EXPECT_EQ(Sha256Hex(quoted.body), quoted.sha);
 
   const std::string p = "2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,";

@@ -13,6 +13,7 @@
 #include "http/time_parse.h"
 #include "tests/http/http_client.h"
 #include "tests/http/test_server.h"
+#include "tests/support/status_matchers.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::http {
@@ -32,7 +33,7 @@ class NamesTest : public ::testing::Test {
     options.path = dir_ + "/db";
     options.sync_writes = false;
     auto store = tsdb::Store::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
     // acme: 3, 10, 10 requests from lb1 (10 counted) with 2, 5, 1 connections open; beta from
     // lb2; k00..k24 for paging.

@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "http/time_parse.h"
 #include "tests/http/http_client.h"
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter::http {
 namespace {
@@ -75,7 +76,7 @@ class StoreApiTest : public ::testing::Test {
     options.path = dir_.path() + "/db";
     options.sync_writes = false;
     auto store = tsdb::Store::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
     Feed();
     ServerOptions server_options;
@@ -143,7 +144,7 @@ class StoreApiTest : public ::testing::Test {
       auto promise = std::make_shared<std::promise<Status>>();
       pending.push_back(promise->get_future());
       Status s = store_->Submit(std::move(batch), [promise](Status st) { promise->set_value(st); });
-      ASSERT_TRUE(s.ok()) << s.ToString();
+      ASSERT_OK(s);
     }
     store_->Flush();
     for (auto& f : pending) ASSERT_TRUE(f.get().ok());

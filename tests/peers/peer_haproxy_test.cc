@@ -16,6 +16,7 @@
 #include "tests/peers/peer_test_util.h"
 #include "tests/support/haproxy.h"
 #include "tests/support/process.h"
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter::peers_test {
 namespace {
@@ -49,7 +50,7 @@ struct Stickmeter {
   explicit Stickmeter(const PeerServiceOptions& options) {
     service = std::make_unique<PeerService>(threads.io(), options, sink);
     Status s = service->Start();
-    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_OK(s);
   }
   std::optional<ingest::PeerStatus> Row(const std::string& direction,
                                         const std::string& name) const {

@@ -12,6 +12,7 @@
 #include "common/time.h"
 #include "ingest/peer_session.h"
 #include "tests/peers/peer_test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace stickmeter::peers_test {
 namespace {
@@ -37,7 +38,7 @@ struct Harness {
   explicit Harness(PeerServiceOptions options = TestOptions()) {
     service = std::make_unique<PeerService>(threads.io(), options, sink);
     Status s = service->Start();
-    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_OK(s);
   }
   uint16_t port() const { return service->listen_port(); }
   std::optional<ingest::PeerStatus> Row(const std::string& direction,

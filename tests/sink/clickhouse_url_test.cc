@@ -6,12 +6,14 @@
 
 #include <string>
 
+#include "tests/support/status_matchers.h"
+
 namespace stickmeter::sink {
 namespace {
 
 TEST(ClickHouseUrlTest, DefaultsAndParameters) {
   auto t = ParseClickHouseUrl("http://ch.example.com");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_FALSE(t->tls);
   EXPECT_EQ("ch.example.com", t->host);
   EXPECT_EQ(8123, t->port);
@@ -20,7 +22,7 @@ TEST(ClickHouseUrlTest, DefaultsAndParameters) {
   EXPECT_EQ("", t->user);
 
   t = ParseClickHouseUrl("https://billing@10.0.0.5:9443/?database=metering&table=events_v1");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_TRUE(t->tls);
   EXPECT_EQ("10.0.0.5", t->host);
   EXPECT_EQ(9443, t->port);
@@ -30,7 +32,7 @@ TEST(ClickHouseUrlTest, DefaultsAndParameters) {
   EXPECT_EQ("https://10.0.0.5:9443/metering.events_v1", Describe(*t));
 
   t = ParseClickHouseUrl("https://[::1]/?table=t");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ("::1", t->host);
   EXPECT_EQ(8443, t->port);
 }

@@ -16,6 +16,7 @@
 #include "common/time.h"
 #include "ingest/taught_tables.h"
 #include "tests/ingest/taught_peer.h"
+#include "tests/support/status_matchers.h"
 #include "tests/teach/test_util.h"
 #include "tests/tsdb/test_util.h"
 
@@ -85,7 +86,7 @@ class TeacherTest : public ::testing::Test {
     teacher_ = std::make_unique<Teacher>(options_, *store_, *taught_);
     store_->SetCommitObserver(teacher_.get());
     Status s = teacher_->Start();
-    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_OK(s);
     peer_ = std::make_unique<FakePeer>();
     flags_.clear();
     sums_.clear();
@@ -107,7 +108,7 @@ class TeacherTest : public ::testing::Test {
     if (conn == 0) conn = ++next_conn_;
     Status s = SubmitSync(*store_, Batch(source, conn, std::move(table), key, NowUnixMs(),
                                          {{"gpc0", gpc0}, {"http_req_cnt", reqs}}));
-    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_OK(s);
   }
 
   // Pulls what the taught tables hold for this peer into flags_ and sums_.
@@ -184,7 +185,7 @@ TEST_F(TeacherTest, QuotasFollowCommittedUsageAndSurviveAReopen) {
   // Usage before the quota exists: read from the store when the quota is put.
   Submit(QTable(), "lb1", "k1", 1, 5);
   auto put = teacher_->Put(MakeQuota(std::nullopt, 10));
-  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_OK(put);
   EXPECT_EQ(0u, put->over_keys);
   EXPECT_LE(put->period_start_ms, NowUnixMs());
   EXPECT_GT(put->period_end_ms, NowUnixMs());
@@ -219,7 +220,7 @@ TEST_F(TeacherTest, QuotasFollowCommittedUsageAndSurviveAReopen) {
 
   // A quota of a new metric once data exists: its usage is read from the store.
   auto own = teacher_->Put(MakeQuota(std::string("k1"), 100, "gpc0"));
-  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  ASSERT_OK(own);
   EXPECT_EQ(4u, own->used);
   EXPECT_FALSE(own->over);
   // k1 stays over its http_req_cnt default, the quota nearest its limit shown.
@@ -279,7 +280,7 @@ TEST_F(TeacherTest, PutRejectsBadQuotas) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().message().starts_with("metric:")) << r.status().message();
   r = teacher_->Put(MakeQuota(std::nullopt, 1, "gpc.0"));
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_OK(r);
   r = teacher_->Put(MakeQuota(std::nullopt, 1, "gpc.01"));
   EXPECT_FALSE(r.ok());
   r = teacher_->Put(MakeQuota(std::string(""), 1));
@@ -311,7 +312,7 @@ TEST_F(TeacherTest, AggregatesSumEveryNode) {
   // A node that restarted (asked for a full resync) no longer contributes its old values.
   Status s = SubmitSync(*store_, Batch("lb2", 99, ATable(), "user", NowUnixMs(),
                                        {{"gpc0", 1}, {"http_req_cnt", 1}}, true));
-  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_OK(s);
   ASSERT_TRUE(WaitFor([&] { return sums_["user"] == std::make_pair(uint64_t{6}, uint64_t{32}); }))
       << "taught " << sums_["user"].first << "/" << sums_["user"].second;
 }

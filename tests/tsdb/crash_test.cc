@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "tests/support/status_matchers.h"
 #include "tests/tsdb/crash_stream.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
@@ -78,7 +79,7 @@ std::map<std::string, uint64_t> Totals(Store& s, const std::string& metric) {
   std::map<std::string, uint64_t> out;
   auto rows =
       s.Usage(UsageQuery{"/quota", metric, 0, crash::kT0 + 86'400'000, std::nullopt, std::nullopt});
-  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_OK(rows);
   if (rows.ok()) {
     for (const auto& r : *rows) out[r.key] = r.total;
   }
@@ -134,7 +135,7 @@ TEST_P(CrashTest, KillMidStreamThenFullReplayCountsExactlyOnce) {
     StoreOptions o;
     o.path = db;
     auto store = Store::OpenReadOnly(o);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     auto gpc0 = Totals(**store, "gpc0");
     auto bytes = Totals(**store, "bytes_out_cnt");
     for (int b = 0; b <= acked_before_kill; ++b) {
@@ -158,7 +159,7 @@ TEST_P(CrashTest, KillMidStreamThenFullReplayCountsExactlyOnce) {
   StoreOptions o;
   o.path = db;
   auto store = Store::Open(o);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_OK(store);
   auto gpc0 = Totals(**store, "gpc0");
   auto req = Totals(**store, "http_req_cnt");
   auto bytes = Totals(**store, "bytes_out_cnt");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
 
@@ -43,11 +44,11 @@ void Feed(Store& store, int n, int keys, int64_t t, std::map<std::string, uint64
 std::map<std::string, uint64_t> Drain(EventFeed& feed, size_t max, std::set<uint64_t>* seqs) {
   std::map<std::string, uint64_t> totals;
   auto pos = feed.Position();
-  EXPECT_TRUE(pos.ok()) << pos.status().ToString();
+  EXPECT_OK(pos);
   FeedPosition at = *pos;
   for (int rounds = 0; rounds < 10000; ++rounds) {
     auto batch = feed.Read(at, max);
-    EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+    EXPECT_OK(batch);
     if (!batch.ok()) break;
     for (const auto& e : batch->events) {
       EXPECT_EQ("/quota", e.table);
@@ -156,7 +157,7 @@ TEST(EventFeedTest, AReopenWithABacklogInTheOutboxLosesNothing) {
   {
     // A read-only open steps over it too.
     auto ro = Store::OpenReadOnly(FeedOptions(dir.Sub("db"), false));
-    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    ASSERT_OK(ro);
     auto tables = (*ro)->Tables();
     ASSERT_TRUE(tables.ok());
     EXPECT_EQ(1u, tables->size());

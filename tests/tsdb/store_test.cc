@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/format.h"
 #include "tsdb/merge_operators.h"
@@ -74,7 +75,7 @@ uint64_t Total(Store& s, const std::string& table, const std::string& metric,
                const std::string& key, int64_t from = 0, int64_t to = kT0 + 400 * kDay) {
   UsageQuery q{table, metric, from, to, key, std::nullopt};
   auto r = s.Usage(q);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_OK(r);
   if (!r.ok() || r->empty()) return 0;
   return r->front().total;
 }
@@ -366,7 +367,7 @@ TEST(StoreTest, AuditPagesResumeInsideAnEntryUpdate) {
   for (int page = 0; page < 10; ++page) {
     q.limit = 2;
     auto r = store->Audit(q);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
     if (r->empty()) break;
     for (const auto& e : *r) seen.push_back(e.metric + "=" + std::to_string(e.delta));
     q.after = std::make_pair(r->back().t_ms, r->back().seq);
@@ -478,7 +479,7 @@ TEST(StoreTest, ReadsVersionFiveStoresAsTheyAre) {
   });
   {
     auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
-    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    ASSERT_OK(ro);
     EXPECT_EQ(want_audit, RenderAudit(**ro, "/quota", "k"));
     EXPECT_EQ(9u, Total(**ro, "/quota", "http_req_cnt", "k", kT0, kT0 + 1501));
   }
@@ -554,7 +555,7 @@ TEST_P(UpgradeTest, OlderStoresAreUpgradedOnceAndAnswerAsBefore) {
   ASSERT_EQ(0u, ColumnFamilies(dir.Sub("db")).count(format::kEntriesCf));
   {
     auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
-    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    ASSERT_OK(ro);
     EXPECT_EQ(want, render(**ro));
   }
   for (const char* name : {format::kSeriesCfV4, format::kMinuteCfV4, old_hours, format::kDayCfV4}) {
@@ -678,10 +679,8 @@ TEST_P(RollupsTest, RollupsEqualRawEventsForRandomRanges) {
       if (d > 0) events.push_back({now, key, src, metrics[m], d});
     }
     // Not waiting for each batch: groups then hold many batches, and the applier many groups.
-    ASSERT_TRUE(store
-                    ->Submit(Batch(src, 1, t, key, now, values),
-                             [](Status st) { ASSERT_TRUE(st.ok()) << st.ToString(); })
-                    .ok());
+    ASSERT_TRUE(
+        store->Submit(Batch(src, 1, t, key, now, values), [](Status st) { ASSERT_OK(st); }).ok());
   }
   store->Flush();
   const int64_t end = now + 1;
@@ -698,7 +697,7 @@ TEST_P(RollupsTest, RollupsEqualRawEventsForRandomRanges) {
       if (e.t >= a && e.t < b && e.metric == metric) want[e.key] += e.delta;
     }
     auto rows = store->Usage(UsageQuery{"/q", metric, a, b, std::nullopt, std::nullopt});
-    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    ASSERT_OK(rows);
     std::map<std::string, uint64_t> got;
     for (const auto& r : *rows) got[r.key] = r.total;
     ASSERT_EQ(want, got) << metric << " range [" << a << "," << b << ")";
@@ -773,13 +772,13 @@ TEST_P(AuditRowsTest, RowsOfManyUpdatesListEveryEventOnceInOrder) {
       q.to_ms = kT0 + kDay;
       q.limit = 100'000;
       auto all = store.Audit(q);
-      ASSERT_TRUE(all.ok()) << all.status().ToString();
+      ASSERT_OK(all);
       ASSERT_EQ(expected, render(*all)) << key;
       std::vector<AuditEvent> paged;
       q.limit = 7;
       for (;;) {
         auto page = store.Audit(q);
-        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        ASSERT_OK(page);
         if (page->empty()) break;
         paged.insert(paged.end(), page->begin(), page->end());
         q.after = std::make_pair(page->back().t_ms, page->back().seq);
@@ -819,10 +818,8 @@ TEST_P(AuditRowsTest, RowsOfManyUpdatesListEveryEventOnceInOrder) {
                                    std::to_string(v) + " " + std::to_string(d)});
       }
       // Not waiting for each batch: groups then hold many, and the applier many groups.
-      ASSERT_TRUE(store
-                      ->Submit(Batch(src, 1, t, key, at, values),
-                               [](Status st) { ASSERT_TRUE(st.ok()) << st.ToString(); })
-                      .ok());
+      ASSERT_TRUE(
+          store->Submit(Batch(src, 1, t, key, at, values), [](Status st) { ASSERT_OK(st); }).ok());
     }
     store->Flush();
     check(*store);
@@ -847,7 +844,7 @@ TEST(StoreTest, ReadOnlyOpenWhileWriterIsOpenSeesCommittedData) {
   auto writer = OpenOrDie(Opts(dir.Sub("db")));
   ASSERT_TRUE(SubmitSync(*writer, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 42}})).ok());
   auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
-  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  ASSERT_OK(ro);
   EXPECT_EQ(42u, Total(**ro, "/quota", "gpc0", "k"));
   EXPECT_EQ(Status::Code::kUnavailable,
             (*ro)->Submit(Batch("lb1", 1, t, "k", kT0, {{"gpc0", 1}}), nullptr).code());
@@ -1364,7 +1361,7 @@ void ExpectEveryKeyCountedOnce(Store& store, int keys, int rounds) {
     q.from_ms = 0;
     q.to_ms = kT0 + kDay;
     auto events = store.Audit(q);
-    ASSERT_TRUE(events.ok()) << events.status().ToString();
+    ASSERT_OK(events);
     EXPECT_EQ(size_t(rounds), events->size()) << q.key;
   }
 }
@@ -1531,7 +1528,7 @@ TEST(StoreTest, QueriesSeeJournalRowsNotWrittenOut) {
       ExpectEveryKeyCountedOnce(*store, kKeys, kRounds);
       held = RenderQueries(*store, kKeys);
       auto reader = Store::OpenReadOnly(Opts(dir.Sub("db")));
-      ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+      ASSERT_OK(reader);
       view = RenderQueries(**reader, kKeys);
     });
   }
@@ -1600,7 +1597,7 @@ TEST(StoreTest, QueriesDuringPassesNeitherMissNorDoubleCount) {
                       ->Submit(Batch("lb1", 1, t, "k" + std::to_string(k), kT0 + r,
                                      {{"gpc0", uint64_t(r)}}),
                                [&](Status st) {
-                                 EXPECT_TRUE(st.ok()) << st.ToString();
+                                 EXPECT_OK(st);
                                  if (++acked == kKeys) round_done.set_value();
                                })
                       .ok());
@@ -1727,7 +1724,7 @@ TEST(StoreTest, NoApplyDelayCompletesIngestExactly) {
             (st.ok() ? acked : failed)++;
             if (acked + failed == kKeys * kRounds) all_done.set_value();
           });
-      ASSERT_TRUE(s.ok()) << s.ToString();
+      ASSERT_OK(s);
     }
   }
   all_done.get_future().wait();

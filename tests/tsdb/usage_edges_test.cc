@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
 #include "tsdb/store_testing.h"
@@ -75,7 +76,7 @@ TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
       if (e.t >= a && e.t < b) want[e.key] += e.delta;
     }
     auto rows = store->Usage(UsageQuery{"/q", "gpc0", a, b, std::nullopt, std::nullopt});
-    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    ASSERT_OK(rows);
     std::map<std::string, uint64_t> got;
     for (const auto& r : *rows) got[r.key] = r.total;
     ASSERT_EQ(want, got) << "range [" << a - now << "," << b - now << ") from now";
@@ -125,7 +126,7 @@ TEST_P(UsageEdgesTest, RowsAcrossAMinuteEndCountAtBothEdges) {
   // [end - 3 s, end + 62 s): every update but those at -4 s and +63 s.
   auto rows =
       store->Usage(UsageQuery{"/q", "gpc0", end - 3'000, end + 62'000, std::nullopt, std::nullopt});
-  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_OK(rows);
   ASSERT_EQ(6u, rows->size());
   for (int k = 0; k < 6; ++k) {
     EXPECT_EQ("k" + std::to_string(k), (*rows)[k].key);
