@@ -290,22 +290,32 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
   }
 }
 
-void Teacher::FlushAll(int64_t now_ms) {
+int64_t NextWindowMs(const TeacherOptions& options, size_t taught) {
+  if (options.max_taught_per_second == 0) return options.window_ms;
+  const auto spread = static_cast<int64_t>(std::min<uint64_t>(taught, UINT64_MAX / 1000) * 1000 /
+                                           options.max_taught_per_second);
+  return std::clamp(spread, options.window_ms, std::max(options.window_ms, options.max_window_ms));
+}
+
+size_t Teacher::FlushAll(int64_t now_ms) {
   if (now_ms - last_expire_ms_ >= kExpireScanMs) {
     for (Aggregator& a : aggregators_) a.Expire(now_ms);
     last_expire_ms_ = now_ms;
   }
-  for (Aggregator& a : aggregators_) a.Flush(now_ms, taught_);
+  size_t taught = 0;
+  for (Aggregator& a : aggregators_) taught += a.Flush(now_ms, taught_);
   uint64_t over = 0;
   for (QuotaBook& b : books_) {
-    b.Flush(now_ms, taught_);
+    taught += b.Flush(now_ms, taught_);
     over += b.over_keys();
   }
   over_keys_.Set(static_cast<int64_t>(over));
+  return taught;
 }
 
 void Teacher::Loop() {
   int64_t last_flush = 0;
+  int64_t window_ms = options_.window_ms;  // NextWindowMs of the last flush
   int64_t last_refresh = NowUnixMs();
   bool pending = false;  // applied changes not taught yet
   for (;;) {
@@ -313,8 +323,7 @@ void Teacher::Loop() {
     {
       std::unique_lock lock(inbox_mu_);
       const int64_t wait_ms =
-          pending ? std::max<int64_t>(0, last_flush + options_.window_ms - NowUnixMs())
-                  : kIdleWakeMs;
+          pending ? std::max<int64_t>(0, last_flush + window_ms - NowUnixMs()) : kIdleWakeMs;
       // While changes wait for the window to end, new ones only join them.
       inbox_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                          [&] { return stopping_ || wake_ || (!pending && !inbox_.empty()); });
@@ -328,8 +337,8 @@ void Teacher::Loop() {
       std::lock_guard lock(mu_);
       for (const auto& g : groups) Apply(g);
       pending = pending || !groups.empty();
-      if (now - last_flush >= options_.window_ms) {
-        FlushAll(now);
+      if (now - last_flush >= window_ms) {
+        window_ms = NextWindowMs(options_, FlushAll(now));
         last_flush = now;
         pending = false;
       }

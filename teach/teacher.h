@@ -42,6 +42,12 @@ struct TeacherOptions {
   std::vector<std::pair<std::string, std::string>> quota;
   // At most one push of a key per window, and no change waits longer. Default: 20.
   int64_t window_ms = 20;
+  // Under heavy change the window stretches, up to max_window_ms, so that no more than about
+  // max_taught_per_second entries are taught a second: every node pays for each entry it is
+  // taught (and here the ACK of it), and past that rate pushing each key more often buys little.
+  // Defaults: 60 ms, 200,000 entries a second.
+  int64_t max_window_ms = 60;
+  uint64_t max_taught_per_second = 200'000;
   // Every taught entry is sent again this often. Default: 60000.
   int64_t refresh_ms = 60000;
 };
@@ -54,6 +60,10 @@ Result<std::pair<std::string, std::string>> ParseTeachPair(std::string_view text
 Status CheckTeachPairs(const TeacherOptions& options);
 // Every taught table name, for ingest::TaughtTables.
 std::vector<std::string> TaughtNames(const TeacherOptions& options);
+// The window after a flush that taught `taught` entries: window_ms, or longer (up to
+// max_window_ms) when teaching that many entries every window_ms would pass
+// max_taught_per_second.
+int64_t NextWindowMs(const TeacherOptions& options, size_t taught);
 
 class Teacher final : public tsdb::CommitObserver, public QuotaService {
  public:
@@ -87,10 +97,10 @@ class Teacher final : public tsdb::CommitObserver, public QuotaService {
     QuotaBook::BaseRequest request;
   };
   void Loop();
-  void Apply(const tsdb::CommittedGroup& group);                      // REQUIRES: mu_
-  void FlushAll(int64_t now_ms);                                      // REQUIRES: mu_
-  void LoadBases();                                                   // EXCLUDES: mu_
-  QuotaBook* BookFor(const std::string& table);                       // REQUIRES: mu_
+  void Apply(const tsdb::CommittedGroup& group);  // REQUIRES: mu_
+  size_t FlushAll(int64_t now_ms);                // entries taught; REQUIRES: mu_
+  void LoadBases();                               // EXCLUDES: mu_
+  QuotaBook* BookFor(const std::string& table);   // REQUIRES: mu_
   Status Validate(const Quota& quota, const date::time_zone** zone);  // REQUIRES: mu_
   void DefineFromCatalog();
 

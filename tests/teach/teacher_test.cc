@@ -155,6 +155,23 @@ class TeacherTest : public ::testing::Test {
   uint64_t next_conn_ = 0;
 };
 
+// Under heavy change the window stretches so that about max_taught_per_second entries are
+// taught a second, never past max_window_ms; at ordinary rates it stays window_ms.
+TEST(TeachWindowTest, StretchesWithTheEntriesTaughtUpToItsMaximum) {
+  TeacherOptions o;  // 20 ms, up to 60 ms, 200,000 entries a second
+  EXPECT_EQ(20, NextWindowMs(o, 0));
+  EXPECT_EQ(20, NextWindowMs(o, 3'600));   // 100k updates/s over 10k keys, 2 tables
+  EXPECT_EQ(20, NextWindowMs(o, 4'000));   // exactly 200,000 a second
+  EXPECT_EQ(30, NextWindowMs(o, 6'000));   // 300,000 a second at 20 ms: spread over 30 ms
+  EXPECT_EQ(60, NextWindowMs(o, 20'000));  // every key of 10k in 2 tables: capped
+  EXPECT_EQ(60, NextWindowMs(o, SIZE_MAX));
+  o.max_taught_per_second = 0;  // no budget: always the window
+  EXPECT_EQ(20, NextWindowMs(o, 20'000));
+  o = TeacherOptions{};
+  o.max_window_ms = 10;  // a maximum below the window: the window
+  EXPECT_EQ(20, NextWindowMs(o, 20'000));
+}
+
 TEST_F(TeacherTest, TaughtNamesAndPairs) {
   EXPECT_EQ((std::vector<std::string>{"/a.aggregate", "/q.quota"}), TaughtNames(options_));
   auto p = ParseTeachPair("/q", ".quota");
