@@ -315,7 +315,8 @@ size_t Teacher::FlushAll(int64_t now_ms) {
 
 void Teacher::Loop() {
   int64_t last_flush = 0;
-  int64_t window_ms = options_.window_ms;  // NextWindowMs of the last flush
+  int64_t window_ms = options_.window_ms;  // NextWindowMs of the recent flushes
+  size_t taught_per_flush = 0;             // entries taught by the recent flushes
   int64_t last_refresh = NowUnixMs();
   bool pending = false;  // applied changes not taught yet
   for (;;) {
@@ -338,7 +339,10 @@ void Teacher::Loop() {
       for (const auto& g : groups) Apply(g);
       pending = pending || !groups.empty();
       if (now - last_flush >= window_ms) {
-        window_ms = NextWindowMs(options_, FlushAll(now));
+        // Smoothed, so that one burst (nodes connecting, every key first taught) does not
+        // stretch the windows right after it.
+        taught_per_flush = (3 * taught_per_flush + FlushAll(now)) / 4;
+        window_ms = NextWindowMs(options_, taught_per_flush);
         last_flush = now;
         pending = false;
       }
