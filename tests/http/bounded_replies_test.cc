@@ -12,7 +12,7 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "tests/http/http_client.h"
-#include "tests/http/test_server.h"
+#include "tests/http/store_fixture.h"
 #include "tests/support/status_matchers.h"
 #include "tsdb/store.h"
 
@@ -33,17 +33,10 @@ std::string LongKey(int i) {
   return key;
 }
 
-class BoundedRepliesTest : public ::testing::Test {
+class BoundedRepliesTest : public testing::RealStoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/http-bounded-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    tsdb::StoreOptions options;
-    options.path = dir_ + "/db";
-    options.sync_writes = false;
-    auto store = tsdb::Store::Open(options);
-    ASSERT_OK(store);
-    store_ = std::move(store).value();
+    OpenStore("http-bounded-test");
     auto table = std::make_shared<ingest::TableInfo>();
     table->name = "/big";
     table->key_type = "string";
@@ -66,21 +59,9 @@ class BoundedRepliesTest : public ::testing::Test {
         tu.entries.push_back(std::move(e));
       }
       batch.tables.push_back(std::move(tu));
-      std::promise<Status> done;
-      auto f = done.get_future();
-      ASSERT_TRUE(store_->Submit(std::move(batch), [&](Status s) { done.set_value(s); }).ok());
-      ASSERT_TRUE(f.get().ok());
+      Commit(std::move(batch));
     }
-    store_->Flush();
-    server_ = std::make_unique<testing::TestServer>(*store_, ServerOptions{});
-  }
-  void TearDown() override {
-    server_.reset();
-    if (store_) {
-      EXPECT_TRUE(store_->Close().ok());
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    Serve();
   }
 
   // The reply's JSON, after checking its status and that its body stays within the page budget
@@ -94,9 +75,6 @@ class BoundedRepliesTest : public ::testing::Test {
     return doc;
   }
 
-  std::string dir_;
-  std::unique_ptr<tsdb::Store> store_;
-  std::unique_ptr<testing::TestServer> server_;
   std::map<std::string, uint64_t> want_;
 };
 

@@ -12,7 +12,7 @@
 #include "http/server.h"
 #include "http/time_parse.h"
 #include "tests/http/http_client.h"
-#include "tests/http/test_server.h"
+#include "tests/http/store_fixture.h"
 #include "tests/support/status_matchers.h"
 #include "tsdb/store.h"
 
@@ -24,17 +24,10 @@ using testing::Get;
 
 int64_t T(std::string_view text) { return *ParseTime(text); }
 
-class NamesTest : public ::testing::Test {
+class NamesTest : public testing::RealStoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/http-names-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    tsdb::StoreOptions options;
-    options.path = dir_ + "/db";
-    options.sync_writes = false;
-    auto store = tsdb::Store::Open(options);
-    ASSERT_OK(store);
-    store_ = std::move(store).value();
+    OpenStore("http-names-test");
     // acme: 3, 10, 10 requests from lb1 (10 counted) with 2, 5, 1 connections open; beta from
     // lb2; k00..k24 for paging.
     Submit("lb1", "acme", T("2026-10-05T10:00:00Z"), 3, 2);
@@ -46,16 +39,7 @@ class NamesTest : public ::testing::Test {
       std::snprintf(key, sizeof key, "k%02d", i);
       Submit("lb2", key, T("2026-10-07T00:00:00Z"), 1, 0);
     }
-    store_->Flush();
-    server_ = std::make_unique<testing::TestServer>(*store_, ServerOptions{});
-  }
-  void TearDown() override {
-    server_.reset();
-    if (store_) {
-      EXPECT_TRUE(store_->Close().ok());
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    Serve();
   }
 
   // One update of `key` from `source`: the absolute request counter and the open connections.
@@ -81,10 +65,7 @@ class NamesTest : public ::testing::Test {
     e.values.push_back({"conn_cur", ingest::MetricKind::kGauge, connections});
     tu.entries.push_back(std::move(e));
     batch.tables.push_back(std::move(tu));
-    std::promise<Status> done;
-    auto f = done.get_future();
-    ASSERT_TRUE(store_->Submit(std::move(batch), [&](Status s) { done.set_value(s); }).ok());
-    ASSERT_TRUE(f.get().ok());
+    Commit(std::move(batch));
   }
 
   json GetJson(const std::string& target, unsigned want = 200) {
@@ -105,10 +86,6 @@ class NamesTest : public ::testing::Test {
     EXPECT_EQ(0u, msg.find(param)) << target << " -> " << msg;
     for (auto w : words) EXPECT_NE(std::string::npos, msg.find(w)) << w << " in " << msg;
   }
-
-  std::string dir_;
-  std::unique_ptr<tsdb::Store> store_;
-  std::unique_ptr<testing::TestServer> server_;
 };
 
 const std::string kRange = "&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";

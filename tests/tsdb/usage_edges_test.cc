@@ -18,15 +18,22 @@
 namespace stickmeter::tsdb::testing {
 namespace {
 
-class UsageEdgesTest : public ::testing::TestWithParam<testing_internal::JournalMode> {};
+class UsageEdgesTest : public ::testing::TestWithParam<testing_internal::JournalMode> {
+ protected:
+  // An empty store (without fsync) committing the way the parameter says.
+  std::unique_ptr<Store> OpenStore() {
+    StoreOptions options;
+    options.path = dir_.Sub("db");
+    options.sync_writes = false;
+    auto store = OpenOrDie(options);
+    if (store) testing_internal::SetJournalMode(*store, GetParam());
+    return store;
+  }
+  TempDir dir_;
+};
 
 TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
-  TempDir dir;
-  StoreOptions options;
-  options.path = dir.Sub("db");
-  options.sync_writes = false;
-  auto store = OpenOrDie(options);
-  testing_internal::SetJournalMode(*store, GetParam());
+  auto store = OpenStore();
   auto table = Table("/q");
   std::mt19937_64 rng(11);
   struct Ev {
@@ -93,12 +100,7 @@ TEST_P(UsageEdgesTest, EveryKeyAndOneKeyEqualTheRawEventsUpToNowAndPast) {
 // before a minute's end and hold updates after it lie at both sub-minute edges of an every-key
 // usage, whose audit events are read key after key through one iterator.
 TEST_P(UsageEdgesTest, RowsAcrossAMinuteEndCountAtBothEdges) {
-  TempDir dir;
-  StoreOptions options;
-  options.path = dir.Sub("db");
-  options.sync_writes = false;
-  auto store = OpenOrDie(options);
-  testing_internal::SetJournalMode(*store, GetParam());
+  auto store = OpenStore();
   auto table = Table("/q");
   const int64_t end = (NowUnixMs() / 60'000 - 5) * 60'000;
   // Each key: two commits of four updates each (two audit rows), across `end` and across

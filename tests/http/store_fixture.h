@@ -1,0 +1,60 @@
+// A real tsdb::Store in a temporary directory with a TestServer on it, for the http tests that
+// run against the store: OpenStore() in SetUp, then Commit() what the test needs and Serve();
+// TearDown stops the server, closes the store and removes the directory.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "http/server.h"
+#include "tests/http/test_server.h"
+#include "tests/support/status_matchers.h"
+#include "tsdb/store.h"
+
+namespace stickmeter::http::testing {
+
+class RealStoreTest : public ::testing::Test {
+ protected:
+  // Opens an empty store (without fsync) under a new directory /tmp/<prefix>-XXXXXX.
+  void OpenStore(const std::string& prefix) {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    dir_ = ::mkdtemp(tmpl.data());
+    tsdb::StoreOptions options;
+    options.path = dir_ + "/db";
+    options.sync_writes = false;
+    auto store = tsdb::Store::Open(options);
+    ASSERT_OK(store);
+    store_ = std::move(store).value();
+  }
+  // Submits `batch` and waits for its durable commit.
+  void Commit(ingest::UpdateBatch batch) {
+    std::promise<Status> done;
+    auto committed = done.get_future();
+    ASSERT_OK(store_->Submit(std::move(batch), [&](Status s) { done.set_value(s); }));
+    ASSERT_OK(committed.get());
+  }
+  // Writes out what is committed and starts the server on it.
+  void Serve(ServerOptions options = {}) {
+    store_->Flush();
+    server_ = std::make_unique<TestServer>(*store_, std::move(options));
+  }
+  void TearDown() override {
+    server_.reset();
+    if (store_) {
+      EXPECT_OK(store_->Close());
+    }
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string dir_;
+  std::unique_ptr<tsdb::Store> store_;
+  std::unique_ptr<TestServer> server_;
+};
+
+}  // namespace stickmeter::http::testing
