@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -70,12 +72,21 @@ class BoundedRepliesTest : public testing::RealStoreTest {
     auto r = Get(server_->port(), target);
     EXPECT_EQ(200u, r.status) << target.substr(0, 200) << " " << r.body.substr(0, 300);
     EXPECT_LE(r.body.size(), kMaxListReplyBytes + kKeyBytes + 4096) << target.substr(0, 200);
+    largest_reply_ = std::max(largest_reply_, r.body.size());
     auto doc = json::parse(r.body, nullptr, false);
     EXPECT_FALSE(doc.is_discarded());
     return doc;
   }
+  void TearDown() override {
+    // The figure: the largest reply, against the 12 MB of keys all pages hold together.
+    RecordProperty("largest_reply_bytes", std::to_string(largest_reply_));
+    std::printf("largest reply: %zu bytes for %zu bytes of keys\n", largest_reply_,
+                kKeys * kKeyBytes);
+    RealStoreTest::TearDown();
+  }
 
   std::map<std::string, uint64_t> want_;
+  size_t largest_reply_ = 0;
 };
 
 TEST_F(BoundedRepliesTest, UsagePagesEndAtTheByteBudgetAndTogetherHoldEveryKey) {
