@@ -1,11 +1,13 @@
 #include "tsdb/db_handle.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 
@@ -13,6 +15,7 @@
 #include "tsdb/config.h"
 #include "tsdb/format.h"
 #include "tsdb/merge_operators.h"
+#include "tsdb/rocks_logger.h"
 #include "tsdb/rocks_status.h"
 
 namespace stickmeter::tsdb {
@@ -60,8 +63,16 @@ Result<std::unique_ptr<DbHandle>> DbHandle::Open(const StoreOptions& options, bo
   return handle;
 }
 
+// Whether RocksDB reported a failed write (of the WAL, a flush or a compaction) since the open.
+struct DbHandle::WriteFailed final : rocksdb::EventListener {
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status*) override {
+    seen.store(true);
+  }
+  std::atomic<bool> seen{false};
+};
+
 DbHandle::DbHandle(const StoreOptions& options, bool read_only)
-    : options_(options), read_only_(read_only) {}
+    : options_(options), read_only_(read_only), write_failed_(std::make_shared<WriteFailed>()) {}
 
 DbHandle::~DbHandle() { (void)Close(); }
 
@@ -85,7 +96,10 @@ Status DbHandle::Close() {
     h = nullptr;
   }
   Status result;
-  if (!read_only_) result = FromRocks(db_->SyncWAL(), "closing the store");
+  // A sync of a WAL whose write failed aborts the process (an assertion in RocksDB's file writer).
+  if (!read_only_ && !write_failed_->seen.load()) {
+    result = FromRocks(db_->SyncWAL(), "closing the store");
+  }
   auto s = db_->Close();
   if (result.ok() && !s.ok() && !s.IsNotSupported()) result = FromRocks(s, "closing the store");
   db_.reset();
@@ -101,7 +115,13 @@ rocksdb::Options DbHandle::BaseOptions() const {
   o.keep_log_file_num = 5;
   o.max_total_wal_size = 256u << 20;
   o.enable_pipelined_write = true;
-  if (read_only_) o.max_open_files = -1;  // required by secondary instances
+  if (read_only_) {
+    o.max_open_files = -1;  // required by secondary instances
+  } else {
+    // Not RocksDB's own LOG writer, which aborts once a write of it failed (tsdb/rocks_logger.h).
+    o.info_log = OpenRocksLog(options_.path, o.keep_log_file_num - 1);
+    o.listeners.push_back(write_failed_);
+  }
   return o;
 }
 
@@ -253,6 +273,10 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
                                  "/LOCK is held)");
     }
     if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
+    if (s.IsNoSpace() || why.find("No space left on device") != std::string::npos) {
+      return Status::IoError("no space left on the disk of " + path +
+                             "; free some and start again (" + why + ")");
+    }
     return Status::IoError("cannot open store " + path + ": " + why);
   }
   return Status::Ok();
