@@ -38,6 +38,21 @@ bool IsStore(const std::vector<std::string>& have) {
          (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
 }
 
+// Whether a directory without CURRENT holds nothing but what a RocksDB create that failed
+// half-way leaves (e.g. on a full disk): then it is still free for a new store.
+bool OnlyAnUnfinishedCreate(const std::string& path) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name == "LOCK" || name == "LOG" || name == "IDENTITY" || name.starts_with("LOG.old.") ||
+        name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-") || name.ends_with(".dbtmp")) {
+      continue;
+    }
+    return false;
+  }
+  return !ec;
+}
+
 }  // namespace
 
 const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, format::kRawCf,
@@ -212,7 +227,7 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     if (read_only_) {
       return Status::NotFound(path + " holds no stickmeter store");
     }
-    if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
+    if (fs::exists(path, ec) && !OnlyAnUnfinishedCreate(path)) {
       return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
     }
   } else {

@@ -2,19 +2,15 @@
 // CI has; skipped otherwise) and by injection. Nothing is acknowledged while writes fail, the
 // process does not abort, health and metrics say so, and the store resumes by itself once
 // writes succeed again, with exact totals once peers send again what was not acknowledged.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/mount.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/metrics.h"
+#include "tests/support/small_disk.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
 #include "tsdb/store_testing.h"
@@ -25,45 +21,7 @@ namespace {
 constexpr int64_t kT0 = 1'790'000'000'000;
 constexpr int kKeys = 200;
 
-// A tmpfs of `mib` MiB mounted on a temporary directory for the test's lifetime.
-class SmallDisk {
- public:
-  explicit SmallDisk(int mib) {
-    char tmpl[] = "/tmp/tsdb-disk-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-    const std::string size = "size=" + std::to_string(mib) + "m";
-    if (::mount("tmpfs", path_.c_str(), "tmpfs", 0, size.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = std::strerror(errno);
-    }
-  }
-  ~SmallDisk() {
-    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
-    ::rmdir(path_.c_str());
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
-  // Takes every free byte with a file of its own.
-  void Fill() {
-    const int fd = ::open(Sub("filler").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    const std::string chunk(1 << 20, 'f');
-    for (size_t n = chunk.size(); n > 0; n /= 2) {
-      while (::write(fd, chunk.data(), n) == static_cast<ssize_t>(n)) {
-      }
-    }
-    ::close(fd);
-  }
-  void Free() { ASSERT_EQ(0, ::unlink(Sub("filler").c_str())) << std::strerror(errno); }
-
- private:
-  std::string path_;
-  std::string error_;
-  bool mounted_ = false;
-};
+using stickmeter::testing::SmallDisk;
 
 // Key i's counter in round r: what HAProxy would send as its absolute value.
 uint64_t ValueOf(int round, int key) { return uint64_t(round) * 1000 + uint64_t(key); }
@@ -141,7 +99,7 @@ StoreOptions OnDisk(const SmallDisk& disk) {
 
 TEST(DiskFullTest, NothingIsAcknowledgedWhileFullAndTheStoreResumesOnceSpaceIsFreed) {
   SmallDisk disk(96);
-  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root: mount(2): " << disk.error();
+  if (!disk.mounted()) GTEST_SKIP() << disk.error();
   auto store = testing::OpenOrDie(OnDisk(disk));
   ASSERT_NE(nullptr, store);
   EXPECT_EQ(0, StoreFailedGauge());
@@ -149,7 +107,7 @@ TEST(DiskFullTest, NothingIsAcknowledgedWhileFullAndTheStoreResumesOnceSpaceIsFr
   for (; acked < 3; ++acked) ASSERT_TRUE(testing::SubmitAcked(*store, Round(acked + 1)).ok());
   const uint64_t errors_before = WriteErrors();
 
-  disk.Fill();
+  ASSERT_TRUE(disk.Fill());
   Status refused;
   ASSERT_TRUE(SubmitUntilRefused(*store, &acked, &refused)) << "the full disk took every write";
   EXPECT_NE(std::string::npos, refused.message().find("No space left on device"))
@@ -167,7 +125,7 @@ TEST(DiskFullTest, NothingIsAcknowledgedWhileFullAndTheStoreResumesOnceSpaceIsFr
   EXPECT_FALSE(store->WriteStatus().ok());
   EXPECT_EQ("", TotalsOtherThan(*store, acked));
 
-  disk.Free();
+  ASSERT_TRUE(disk.Free());
   ASSERT_TRUE(WaitUntilWriting(*store, std::chrono::seconds(30)))
       << store->WriteStatus().ToString();
   EXPECT_EQ(0, StoreFailedGauge());
@@ -185,16 +143,16 @@ TEST(DiskFullTest, NothingIsAcknowledgedWhileFullAndTheStoreResumesOnceSpaceIsFr
 
 TEST(DiskFullTest, ClosingAndOpeningOnAFullDiskFailWithOneLine) {
   SmallDisk disk(96);
-  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root: mount(2): " << disk.error();
+  if (!disk.mounted()) GTEST_SKIP() << disk.error();
   auto store = testing::OpenOrDie(OnDisk(disk));
   ASSERT_NE(nullptr, store);
   int acked = 0;
-  disk.Fill();
+  ASSERT_TRUE(disk.Fill());
   Status refused;
   ASSERT_TRUE(SubmitUntilRefused(*store, &acked, &refused)) << "the full disk took every write";
   (void)store->Close();  // may fail (the WAL's tail is lost), must not abort
   store.reset();
-  disk.Fill();  // what closing gave back (the logs' preallocated space)
+  ASSERT_TRUE(disk.Fill());  // what closing gave back (the logs' preallocated space)
 
   auto full = Store::Open(OnDisk(disk));
   ASSERT_FALSE(full.ok());
@@ -202,7 +160,7 @@ TEST(DiskFullTest, ClosingAndOpeningOnAFullDiskFailWithOneLine) {
   EXPECT_NE(std::string::npos, message.find("no space left on the disk of")) << message;
   EXPECT_EQ(std::string::npos, message.find('\n')) << message;
 
-  disk.Free();
+  ASSERT_TRUE(disk.Free());
   store = testing::OpenOrDie(OnDisk(disk));
   ASSERT_NE(nullptr, store);
   EXPECT_EQ("", TotalsOtherThan(*store, acked));
