@@ -361,10 +361,10 @@ ApiReply Api::Route(const Request& request) const {
     Params params(query, {});
     // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
     if (Status writes = store_.WriteStatus(); !writes.ok()) {
+      const std::string why =
+          "store writes fail, updates are not acknowledged: " + writes.ToString();
       reply.response = JsonResponse(
-          version,
-          {{"status", "failing"},
-           {"error", "store writes fail, updates are not acknowledged: " + writes.ToString()}});
+          version, {{"status", "failing"}, {"error", {{"code", "unavailable"}, {"message", why}}}});
       reply.response.result(bhttp::status::service_unavailable);
     } else {
       reply.response = JsonResponse(version, {{"status", "ok"}});

@@ -76,7 +76,9 @@ TEST_F(ServerTest, HealthIsFailingWhileStoreWritesFail) {
   ASSERT_NE(0, port);
   json health = GetJson(port, "/api/v1/health", 503);
   EXPECT_EQ("failing", health["status"]);
-  EXPECT_NE(std::string::npos, health["error"].get<std::string>().find("No space left on device"))
+  EXPECT_EQ("unavailable", health["error"]["code"]);
+  EXPECT_NE(std::string::npos,
+            health["error"]["message"].get<std::string>().find("No space left on device"))
       << health.dump();
 }
 
