@@ -289,8 +289,7 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     }
     if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
     if (s.IsNoSpace() || why.find("No space left on device") != std::string::npos) {
-      return Status::IoError("no space left on the disk of " + path +
-                             "; free some and start again (" + why + ")");
+      return Status::IoError("no space left on the disk of " + path + " (" + why + ")");
     }
     return Status::IoError("cannot open store " + path + ": " + why);
   }
