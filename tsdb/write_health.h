@@ -35,7 +35,7 @@ class WriteHealth {
   void Recovered() EXCLUDES(mu_);
   // Ok, or why writes fail.
   Status status() const EXCLUDES(mu_);
-  // How long to wait before the next attempt to recover: from 250 ms, doubling up to 5 s.
+  // How long to wait before the next attempt to recover: from 250 ms, doubling up to 4 s.
   std::chrono::milliseconds RetryDelay() const EXCLUDES(mu_);
 
  private:
