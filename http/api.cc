@@ -360,7 +360,16 @@ ApiReply Api::Route(const Request& request) const {
     reply.response = HandleQuotas(request, p, query, hooks_.quotas);
   } else if (p == "/api/v1/health") {
     Params params(query, {});
-    reply.response = JsonResponse(version, {{"status", "ok"}});
+    // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
+    if (Status writes = store_.WriteStatus(); !writes.ok()) {
+      const std::string why =
+          "store writes fail, updates are not acknowledged: " + writes.ToString();
+      reply.response = JsonResponse(
+          version, {{"status", "failing"}, {"error", {{"code", "unavailable"}, {"message", why}}}});
+      reply.response.result(bhttp::status::service_unavailable);
+    } else {
+      reply.response = JsonResponse(version, {{"status", "ok"}});
+    }
   } else if (p == "/metrics") {
     Params params(query, {});
     Response res{bhttp::status::ok, version};

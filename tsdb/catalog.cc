@@ -59,6 +59,14 @@ bool Names::InsertLocked(NameKind kind, std::string name, uint32_t id) {
   return true;
 }
 
+void Names::Clear() {
+  WriterLock lock(&mu_);
+  for (size_t k = 0; k < kKinds; ++k) {
+    maps_[k].Clear();
+    texts_[k].clear();
+  }
+}
+
 size_t Names::Count(NameKind kind) const {
   ReaderLock lock(&mu_);
   return maps_[Index(kind)].size();
@@ -89,6 +97,12 @@ void Catalog::LoadMetric(uint32_t table, uint32_t metric, MetricClass cls) {
 void Catalog::LoadSource(uint32_t table, uint32_t source) {
   WriterLock lock(&mu_);
   tables_[table].sources.insert(source);
+}
+
+void Catalog::Clear() {
+  names.Clear();
+  WriterLock lock(&mu_);
+  tables_.clear();
 }
 
 TableMeta* Catalog::Table(uint32_t table) {

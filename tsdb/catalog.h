@@ -46,6 +46,8 @@ class Names {
   // Loading at open. False when the id or the name is taken, or the id is 0.
   bool Insert(format::NameKind kind, std::string name, uint32_t id) EXCLUDES(mu_);
   size_t Count(format::NameKind kind) const EXCLUDES(mu_);
+  // Forgets every name (the store reloads them after a failed write). Writer thread only.
+  void Clear() EXCLUDES(mu_);
   // Every (text, id) of a kind, sorted by text.
   std::vector<std::pair<std::string, uint32_t>> All(format::NameKind kind) const EXCLUDES(mu_);
 
@@ -78,6 +80,8 @@ class Catalog {
   void LoadTable(uint32_t table, format::TableValue info) EXCLUDES(mu_);
   void LoadMetric(uint32_t table, uint32_t metric, format::MetricClass cls) EXCLUDES(mu_);
   void LoadSource(uint32_t table, uint32_t source) EXCLUDES(mu_);
+  // Forgets everything, to load again (the store, after a failed write, with no query running).
+  void Clear() EXCLUDES(mu_);
 
   // ---- The writer thread ----
   // The table, made if new. Stable: tables are never removed.

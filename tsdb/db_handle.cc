@@ -1,11 +1,13 @@
 #include "tsdb/db_handle.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 
@@ -13,6 +15,7 @@
 #include "tsdb/config.h"
 #include "tsdb/format.h"
 #include "tsdb/merge_operators.h"
+#include "tsdb/rocks_logger.h"
 #include "tsdb/rocks_status.h"
 
 namespace stickmeter::tsdb {
@@ -33,6 +36,21 @@ bool IsStore(const std::vector<std::string>& have) {
   return Contains(have, format::kMetaCf) && Contains(have, format::kRawCf) &&
          Contains(have, format::kGaugeCf) &&
          (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
+}
+
+// Whether a directory without CURRENT holds nothing but what a RocksDB create that failed
+// half-way leaves (e.g. on a full disk): then it is still free for a new store.
+bool OnlyAnUnfinishedCreate(const std::string& path) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name == "LOCK" || name == "LOG" || name == "IDENTITY" || name.starts_with("LOG.old.") ||
+        name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-") || name.ends_with(".dbtmp")) {
+      continue;
+    }
+    return false;
+  }
+  return !ec;
 }
 
 }  // namespace
@@ -60,8 +78,16 @@ Result<std::unique_ptr<DbHandle>> DbHandle::Open(const StoreOptions& options, bo
   return handle;
 }
 
+// Whether RocksDB reported a failed write (of the WAL, a flush or a compaction) since the open.
+struct DbHandle::WriteFailed final : rocksdb::EventListener {
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status*) override {
+    seen.store(true);
+  }
+  std::atomic<bool> seen{false};
+};
+
 DbHandle::DbHandle(const StoreOptions& options, bool read_only)
-    : options_(options), read_only_(read_only) {}
+    : options_(options), read_only_(read_only), write_failed_(std::make_shared<WriteFailed>()) {}
 
 DbHandle::~DbHandle() { (void)Close(); }
 
@@ -85,7 +111,10 @@ Status DbHandle::Close() {
     h = nullptr;
   }
   Status result;
-  if (!read_only_) result = FromRocks(db_->SyncWAL(), "closing the store");
+  // A sync of a WAL whose write failed aborts the process (an assertion in RocksDB's file writer).
+  if (!read_only_ && !write_failed_->seen.load()) {
+    result = FromRocks(db_->SyncWAL(), "closing the store");
+  }
   auto s = db_->Close();
   if (result.ok() && !s.ok() && !s.IsNotSupported()) result = FromRocks(s, "closing the store");
   db_.reset();
@@ -101,7 +130,13 @@ rocksdb::Options DbHandle::BaseOptions() const {
   o.keep_log_file_num = 5;
   o.max_total_wal_size = 256u << 20;
   o.enable_pipelined_write = true;
-  if (read_only_) o.max_open_files = -1;  // required by secondary instances
+  if (read_only_) {
+    o.max_open_files = -1;  // required by secondary instances
+  } else {
+    // Not RocksDB's own LOG writer, which aborts once a write of it failed (tsdb/rocks_logger.h).
+    o.info_log = OpenRocksLog(options_.path, o.keep_log_file_num - 1);
+    o.listeners.push_back(write_failed_);
+  }
   return o;
 }
 
@@ -192,7 +227,7 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     if (read_only_) {
       return Status::NotFound(path + " holds no stickmeter store");
     }
-    if (fs::exists(path, ec) && !fs::is_empty(path, ec)) {
+    if (fs::exists(path, ec) && !OnlyAnUnfinishedCreate(path)) {
       return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
     }
   } else {
@@ -253,6 +288,9 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
                                  "/LOCK is held)");
     }
     if (s.IsCorruption()) return Status::Corruption("store " + path + " is corrupted: " + why);
+    if (s.IsNoSpace() || why.find("No space left on device") != std::string::npos) {
+      return Status::IoError("no space left on the disk of " + path + " (" + why + ")");
+    }
     return Status::IoError("cannot open store " + path + ": " + why);
   }
   return Status::Ok();

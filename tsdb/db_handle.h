@@ -57,7 +57,8 @@ class DbHandle {
   rocksdb::ColumnFamilyHandle* legacy(LegacyCf cf) const { return legacy_cfs_[cf]; }
   // Drops the families of format v4 and older, once their rows are upgraded.
   Status DropLegacy();
-  // Syncs the WAL (when writable) and closes the DB. Idempotent.
+  // Syncs the WAL (when writable, and no write failed since the open) and closes the DB.
+  // Idempotent.
   Status Close();
 
  private:
@@ -68,8 +69,11 @@ class DbHandle {
   // of an older store opened for writing, to upgrade it).
   std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
 
+  struct WriteFailed;
+
   const StoreOptions& options_;  // outlives the handle (StoreImpl's)
   const bool read_only_;
+  std::shared_ptr<WriteFailed> write_failed_;  // also in RocksDB's listeners
   std::shared_ptr<rocksdb::Cache> cache_;
   // RocksDB keeps raw pointers to these; declared before db_ so they outlive it.
   std::vector<std::unique_ptr<RetentionFilter>> filters_;

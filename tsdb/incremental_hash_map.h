@@ -71,6 +71,11 @@ class IncrementalHashMap {
   }
 
   size_t size() const { return current_.size() + old_.size(); }
+  // Removes every element and gives the memory back.
+  void Clear() {
+    current_ = Map();
+    old_ = Map();
+  }
   bool empty() const { return size() == 0; }
 
   // Calls visit(key, value) once for every element, in no particular order.

@@ -160,6 +160,9 @@ class QueryService {
   virtual Status Export(const ExportQuery& query,
                         const std::function<bool(const ExportRow&)>& emit) = 0;
   virtual Result<StoreStats> Stats() = 0;
+  // Ok while updates are stored and acknowledged; else why not (a full disk, a failed sync),
+  // until the store has recovered by itself. Cheap, never waits for the store.
+  virtual Status WriteStatus() { return Status::Ok(); }
 };
 
 }  // namespace stickmeter::tsdb

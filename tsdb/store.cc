@@ -45,6 +45,7 @@
 #include "tsdb/query_plan.h"
 #include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
+#include "tsdb/write_health.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -208,7 +209,8 @@ class StoreImpl final : public Store {
             "stickmeter_multi_source_keys_total",
             "Keys of one table seen from more than one HAProxy node (normal with one peers "
             "section per node: the total is the sum over nodes)")),
-        collector_(std::make_shared<CollectorState>()) {
+        collector_(std::make_shared<CollectorState>()),
+        health_(metrics_) {
     for (int r = 1; r < format::kReasonCount; ++r) {
       deltas_by_reason_[r] = &metrics_.GetCounter(
           "stickmeter_deltas_written_total", "Non-zero deltas committed, by counting rule",
@@ -220,8 +222,7 @@ class StoreImpl final : public Store {
 
   Status OpenDb();
   Status Load();
-  void StartWriter() {
-    // Named so that `top -H` and profilers tell the two stages apart.
+  void StartApplier() {
     applier_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "sm-applier");
       // Background work: the writer and the network threads, whose delays are what peers and
@@ -229,6 +230,10 @@ class StoreImpl final : public Store {
       (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
       ApplierLoop();
     });
+  }
+  void StartWriter() {
+    // Named so that `top -H` and profilers tell the stages apart.
+    StartApplier();
     committer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "sm-committer");
       // For the commit phase metrics; a few clock reads per commit.
@@ -243,6 +248,7 @@ class StoreImpl final : public Store {
 
   // ---- UpdateSink ----
   Status Submit(ingest::UpdateBatch batch, DoneCallback done) override;
+  Status WriteStatus() override { return health_.status(); }
 
   // ---- QueryService ----
   Result<std::vector<UsageRow>> Usage(const UsageQuery& query) override;
@@ -265,7 +271,14 @@ class StoreImpl final : public Store {
   void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
     std::lock_guard lock(commit_mu_);
     on_failing_commit_ = std::move(on_failing);
+    slow_failure_ = static_cast<bool>(on_failing_commit_);
     commits_before_failure_.store(writes);
+  }
+  // Tests (FailCommitsAfter): whether this commit is to fail. Committer thread.
+  bool InjectedFailure() {
+    const int64_t left = commits_before_failure_.load();
+    if (left > 0) commits_before_failure_.fetch_sub(1);
+    return left == 0;
   }
   void HoldJournal() {
     std::lock_guard lock(journal_mu_);
@@ -370,6 +383,17 @@ class StoreImpl final : public Store {
   // Rewrites one v4-or-older rollup family into `cf` as merge operands of v5 rows.
   Status UpgradeRollups(LegacyCf from, Cf cf);
   void WriterLoop();
+  // After a failed write (writer thread, failed_ set): once the data directory takes writes
+  // again, reopens it (Reopen) and accepts updates again; else records why not (health_).
+  void Recover();
+  // Closes RocksDB and opens it again, loading the in-memory state from what is on disk, as a
+  // restart would: the counter state the failed groups were built on is forgotten, so the
+  // values peers send again are counted from what was stored. Writer thread, committer idle;
+  // stops and restarts the applier, and holds db_mu_ exclusively (queries wait). On failure
+  // the store stays closed to queries (Unavailable) until the next attempt.
+  Status Reopen();
+  // Empties what Load fills (Reopen).
+  void ForgetLoadedState();
   // The second stage of a commit: takes every journal row the writer has committed, sums their
   // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
   // not synced: the journal rows and marks stay as they were until the writes are durable).
@@ -429,8 +453,11 @@ class StoreImpl final : public Store {
                   size_t width, int r, uint32_t bucket);
   void ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb);
   Status CheckOpen() const {
-    if (db_ == nullptr) return Status::Unavailable("store is closed");
-    return Status::Ok();
+    if (db_ != nullptr) return Status::Ok();
+    if (Status w = health_.status(); !w.ok()) {
+      return Status::Unavailable("store is reopening after a failed write: " + w.message());
+    }
+    return Status::Unavailable("store is closed");
   }
   // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
   Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
@@ -609,6 +636,7 @@ class StoreImpl final : public Store {
   // Tests: WriteBatches the applier still writes before it holds the journal; negative: no limit.
   std::atomic<int> applier_batches_left_{-1};
   std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
+  bool slow_failure_ = false;                // GUARDED_BY(commit_mu_) the next failure waits
   bool writer_handing_over_ = false;         // GUARDED_BY(commit_mu_) for the failure injection
   std::thread applier_;
 
@@ -649,6 +677,8 @@ class StoreImpl final : public Store {
   Counter& multi_source_keys_;
   Counter* deltas_by_reason_[format::kReasonCount] = {};
   std::shared_ptr<CollectorState> collector_;
+  bool collector_added_ = false;  // OpenDb registered it (once: Recover opens again)
+  WriteHealth health_;
 };
 
 Status StoreImpl::OpenDb() {
@@ -661,6 +691,7 @@ Status StoreImpl::OpenDb() {
     collector_->cfs = db_->cfs();
     collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
   }
+  if (std::exchange(collector_added_, true)) return Status::Ok();
   std::weak_ptr<CollectorState> weak = collector_;
   metrics_.AddCollector([weak](std::string& out) {
     auto state = weak.lock();
@@ -1003,8 +1034,10 @@ Status StoreImpl::Load() {
           }
         }
       }
-      LogInfo("store", "writing " + std::to_string(journal_.size()) +
-                           " journal rows to the state and rollups (left by an unclean stop)");
+      LogInfo(
+          "store",
+          "writing " + std::to_string(journal_.size()) +
+              " journal rows to the state and rollups (left by an unclean stop or a failed write)");
       auto written = WriteOutJournal(journal_, pieces, [](size_t) { return true; });
       if (!written.ok()) return written;
       journal_.clear();
@@ -1075,7 +1108,14 @@ void StoreImpl::WriterLoop() {
     std::deque<Pending> group;
     {
       std::unique_lock lock(q_mu_);
-      q_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      auto ready = [&] { return closing_ || !queue_.empty(); };
+      q_cv_.wait(lock, [&] { return ready() || !failed_.ok(); });
+      // Failed: an attempt to recover after a while, unless updates (to refuse) or Close come.
+      if (!ready() && !q_cv_.wait_for(lock, health_.RetryDelay(), ready)) {
+        lock.unlock();
+        Recover();
+        continue;
+      }
       if (queue_.empty()) break;  // closing and drained
       size_t values = 0;
       while (!queue_.empty() && (group.empty() || values < config::kMaxGroupValues)) {
@@ -1087,6 +1127,86 @@ void StoreImpl::WriterLoop() {
     }
     CommitGroup(group);
   }
+}
+
+void StoreImpl::Recover() {
+  // The committer first fails what it holds; the writer builds nothing meanwhile.
+  {
+    std::unique_lock lock(commit_mu_);
+    commit_space_cv_.wait(lock, [&] { return built_in_flight_ == 0; });
+  }
+  Status s = commits_before_failure_.load() == 0
+                 ? Status::IoError("store: injected write failure (the disk still fails)")
+                 : ProbeWritable(options_.path);
+  if (s.ok()) s = Reopen();
+  if (!s.ok()) return health_.RetryFailed(s);
+  {
+    std::lock_guard lock(q_mu_);
+    failed_ = Status::Ok();
+  }
+  health_.Recovered();
+}
+
+Status StoreImpl::Reopen() {
+  // The journal rows the applier holds are on disk: Load finds them again.
+  {
+    std::lock_guard lock(journal_mu_);
+    journal_stop_ = true;
+  }
+  journal_cv_.notify_all();
+  if (applier_.joinable()) applier_.join();
+  Status s;
+  {
+    std::unique_lock db_lock(db_mu_);
+    auto close_db = [&] {
+      {
+        std::lock_guard lock(collector_->mu);
+        collector_->db = nullptr;
+        collector_->cfs.clear();
+      }
+      if (db_ != nullptr) (void)db_->Close();  // fails after a failed write; nothing to keep
+      db_.reset();
+    };
+    close_db();
+    ForgetLoadedState();
+    s = OpenDb();
+    if (s.ok()) s = Load();
+    if (s.ok()) s = OpenFeed();
+    if (!s.ok()) close_db();
+  }
+  {
+    std::lock_guard lock(journal_mu_);
+    journal_stop_ = false;
+  }
+  journal_applied_cv_.notify_all();
+  journal_space_cv_.notify_all();
+  StartApplier();
+  return s;
+}
+
+void StoreImpl::ForgetLoadedState() {
+  catalog_.Clear();
+  entries_.Clear();
+  key_sources_.Clear();
+  epochs_.clear();
+  next_seq_ = 1;
+  // Emptied by every BuildGroup already; cleared in case a build stopped half-way.
+  pending_.clear();
+  pending_sums_.clear();
+  raw_.clear();
+  raw_bytes_.clear();
+  gauge_agg_.clear();
+  spilled_ = 0;
+  new_entries_in_group_ = 0;
+  for (auto& row : journal_rows_) row.clear();
+  outbox_buf_.clear();
+  feed_stale_ = false;
+  std::lock_guard lock(journal_mu_);
+  journal_.clear();
+  applying_.clear();
+  journal_bytes_ = 0;
+  journal_failed_ = false;
+  journal_backlog_.Set(0);
 }
 
 void StoreImpl::CommitGroup(std::deque<Pending>& group) {
@@ -1177,13 +1297,15 @@ void StoreImpl::CommitterLoop() {
       failed_before = !failed_.ok();
       if (failed_before) status = failed_;
     }
-    if (status.ok() && g->wb.Count() > 0 && commits_before_failure_.load() >= 0 &&
-        commits_before_failure_.fetch_sub(1) <= 0) {
+    if (status.ok() && g->wb.Count() > 0 && InjectedFailure()) {
       status = Status::IoError("store commit: injected write failure");
-      // A slow failing write: it fails once the writer has built the next group on its state.
+      // The first failing write is slow: it fails once the writer has built the next group on
+      // its state.
       std::unique_lock lock(commit_mu_);
-      if (on_failing_commit_) on_failing_commit_();
-      commit_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return writer_handing_over_; });
+      if (std::exchange(slow_failure_, false)) {
+        if (on_failing_commit_) on_failing_commit_();
+        commit_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return writer_handing_over_; });
+      }
     }
     if (status.ok() && g->wb.Count() > 0) {
       rocksdb::WriteOptions wo;
@@ -1197,10 +1319,14 @@ void StoreImpl::CommitterLoop() {
     }
     if (!status.ok()) {
       if (!failed_before) {
-        // In-memory state is now ahead of disk: stop accepting until the store is reopened.
-        LogError("tsdb", "commit failed, store stops accepting updates: " + status.ToString());
-        std::lock_guard lock(q_mu_);
-        if (failed_.ok()) failed_ = status;
+        // In-memory state is now ahead of disk: nothing is accepted until the writer has loaded
+        // it again from disk (Recover).
+        health_.Failed(status);
+        {
+          std::lock_guard lock(q_mu_);
+          if (failed_.ok()) failed_ = status;
+        }
+        q_cv_.notify_all();  // the writer begins its attempts to recover
       }
     } else if (journalled) {
       const auto now = std::chrono::steady_clock::now();
@@ -1461,11 +1587,13 @@ void StoreImpl::ApplierLoop() {
     journal_applied_cv_.notify_all();
     if (held) return;
     if (!status.ok()) {
-      // The journal rows stay: reopening the store applies them (Load).
-      LogError("tsdb", "writing state and rollups failed, store stops accepting updates: " +
-                           status.ToString());
-      std::lock_guard lock(q_mu_);
-      if (failed_.ok()) failed_ = status;
+      // The journal rows stay: reopening the store applies them (Load, from Recover).
+      health_.Failed(status);
+      {
+        std::lock_guard lock(q_mu_);
+        if (failed_.ok()) failed_ = status;
+      }
+      q_cv_.notify_all();  // the writer begins its attempts to recover
       return;
     }
   }
@@ -1919,7 +2047,8 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
 
 Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
     std::string_view prefix) {
-  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  if (auto s = CheckOpen(); !s.ok()) return s;
   const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
   std::vector<std::pair<std::string, std::string>> out;
   std::unique_ptr<rocksdb::Iterator> it(
@@ -1934,7 +2063,8 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
 Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::string> value,
                                int64_t t_ms) {
   if (read_only_) return Status::Unavailable("store is open read-only");
-  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  if (auto s = CheckOpen(); !s.ok()) return s;
   std::lock_guard lock(settings_mu_);
   const std::string key = std::string(1, format::kTagSetting) + name;
   std::string old;
@@ -1965,7 +2095,8 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
 
 Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
                                                              size_t limit) {
-  if (db_ == nullptr) return Status::Unavailable("store is closed");
+  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  if (auto s = CheckOpen(); !s.ok()) return s;
   const std::string start(1, format::kTagSettingHistory);
   std::deque<SettingChange> out;
   std::unique_ptr<rocksdb::Iterator> it(
@@ -2030,7 +2161,7 @@ Status StoreImpl::OpenFeed() {
   auto kept = FeedReader::OpenFeed(db_.get(), options_.event_feed, next_seq_);
   if (!kept.ok()) return kept.status();
   if (options_.event_feed) {
-    feed_ = std::make_unique<Feed>(this);
+    if (!feed_) feed_ = std::make_unique<Feed>(this);  // kept by a reopen (Recover)
   } else {
     feed_stale_ = *kept;
   }

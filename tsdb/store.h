@@ -19,10 +19,13 @@
 // open) and is touched only by the writer thread.
 //
 // Ownership: Open returns the sole owner. A store directory is opened read-write by at most one
-// process; OpenReadOnly gives a consistent view while that process runs. A write error makes the
-// store fail-stop: every later Submit fails with that error, and no batch built after the failed
-// one is written (reopen to recover). Done callbacks run on the committer thread: they must not
-// block for long and must not call Close or Flush.
+// process; OpenReadOnly gives a consistent view while that process runs. A write error (a full
+// disk, a failed sync) puts the store in a failed state: no batch built after the failed one is
+// written, every later Submit fails with that error, and WriteStatus() says why, until the store
+// has recovered by itself: it probes the data directory with a backoff and, once it takes writes
+// again, reopens RocksDB and reloads its state from disk, as a restart would (tsdb/write_health.h).
+// Done callbacks run on the committer thread: they must not block for long and must not call
+// Close or Flush.
 #pragma once
 
 #include <cstddef>

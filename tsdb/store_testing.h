@@ -33,10 +33,11 @@ enum class JournalMode { kAuto, kAlways, kNever };
 void SetJournalMode(Store& store, JournalMode mode);
 
 // Lets `writes` more group commits be written, then fails every later one as a failing disk
-// would (an I/O error naming the injection), without writing it. The first failing write is
-// slow: it calls `on_failing` (on the committer thread, as it begins) and fails only once the
-// writer has built the next group on top of its state (or after 5 s). `store` must come from
-// Store::Open.
+// would (an I/O error naming the injection), without writing it, and the store's attempts to
+// recover fail too, until FailCommitsAfter(store, -1) ends the failure. With `on_failing`, the
+// first failing write is slow: it calls `on_failing` (on the committer thread, as it begins)
+// and fails only once the writer has built the next group on top of its state (or after 5 s).
+// `store` must come from Store::Open.
 void FailCommitsAfter(Store& store, int64_t writes, std::function<void()> on_failing = {});
 
 }  // namespace stickmeter::tsdb::testing_internal

@@ -1,6 +1,6 @@
 // Starts the real `stickmeter` binary on free loopback ports and checks its life cycle: health,
 // clean exit on SIGTERM/SIGINT, reopening its data directory, and one-line errors for bad flags,
-// an unusable data directory and ports in use.
+// an unusable data directory, a full disk and ports in use.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/support/small_disk.h"
 
 namespace stickmeter::testing {
 namespace {
@@ -147,6 +148,40 @@ TEST_F(LifecycleTest, ForeignDataDirectoryIsRefused) {
   ExpectStartupFailure({"--data", (dir_.path() / "foreign").string(), "--http",
                         Loopback(FreePort()), "--peers-listen", Loopback(FreePort())},
                        1, "data directory");
+}
+
+// A data directory on a full disk, new or holding a store: one line saying so, no abort.
+TEST_F(LifecycleTest, FullDiskIsRefusedWithOneLine) {
+  SmallDisk disk(16);
+  if (!disk.mounted()) GTEST_SKIP() << disk.error();
+  const std::string data = disk.Sub("data");
+  uint16_t http_port = FreePort();
+  {
+    Process p(STICKMETER_BINARY,
+              {"serve", "--data", data, "--http", Loopback(http_port), "--peers-listen",
+               Loopback(FreePort())},
+              dir_.path() / "serve.log");
+    ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+    p.Signal(SIGTERM);
+    ASSERT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
+  }
+  ASSERT_TRUE(disk.Fill());
+  for (const std::string& dir : {data, disk.Sub("fresh")}) {
+    ExpectStartupFailure(
+        {"--data", dir, "--http", Loopback(FreePort()), "--peers-listen", Loopback(FreePort())}, 1,
+        "no space left on the disk of " + dir);
+  }
+  // Once there is space again, both start: what the failed first start left is no obstacle.
+  ASSERT_TRUE(disk.Free());
+  for (const std::string& dir : {data, disk.Sub("fresh")}) {
+    Process p(STICKMETER_BINARY,
+              {"serve", "--data", dir, "--http", Loopback(http_port), "--peers-listen",
+               Loopback(FreePort())},
+              dir_.path() / "serve.log");
+    ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+    p.Signal(SIGTERM);
+    EXPECT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
+  }
 }
 
 TEST_F(LifecycleTest, HttpPortInUseIsRefused) {

@@ -19,6 +19,7 @@
 
 #include "tests/support/haproxy.h"
 #include "tests/support/process.h"
+#include "tests/support/small_disk.h"
 #include "tests/support/tcp_proxy.h"
 
 namespace stickmeter::testing {
@@ -61,9 +62,9 @@ class ClusterTest : public ::testing::Test {
   void StartStickmeter() {
     stickmeter_ = std::make_unique<Process>(
         STICKMETER_BINARY,
-        std::vector<std::string>{"serve", "--data", (dir_.path() / "data").string(), "--name",
-                                 "stickmeter", "--peers-listen", Loopback(stickmeter_peers_port_),
-                                 "--http", Loopback(stickmeter_http_port_), "--resync-interval",
+        std::vector<std::string>{"serve", "--data", data_dir_, "--name", "stickmeter",
+                                 "--peers-listen", Loopback(stickmeter_peers_port_), "--http",
+                                 Loopback(stickmeter_http_port_), "--resync-interval",
                                  std::to_string(resync_interval_s_)},
         dir_.path() / "stickmeter.log");
     ASSERT_TRUE(Eventually(
@@ -149,6 +150,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   TempDir dir_{"stickmeter-e2e"};
+  std::string data_dir_ = (dir_.path() / "data").string();
   uint16_t stickmeter_peers_port_ = 0;
   uint16_t stickmeter_http_port_ = 0;
   int resync_interval_s_ = 3600;
@@ -250,6 +252,60 @@ TEST_F(ClusterTest, StickmeterKilledMidTrafficNeitherLosesNorDoubleCounts) {
     if (round == 1) StartStickmeter();
   }
   ExpectExactTotals();
+}
+
+// The data directory's disk fills up under traffic: stickmeter neither aborts nor acknowledges
+// what it cannot store, health and /metrics say so, and once space is freed it resumes by itself;
+// HAProxy sends again what was not acknowledged, and the totals are exact.
+TEST_F(ClusterTest, FullDiskStopsAcknowledgingAndTotalsAreExactOnceFreed) {
+  // Smaller than the 35 MiB RocksDB preallocates for a write-ahead log: with no preallocation,
+  // the log's next page fails as soon as the disk is full.
+  SmallDisk disk(24);
+  if (!disk.mounted()) GTEST_SKIP() << disk.error();
+  data_dir_ = disk.Sub("data");
+  StartStickmeter();
+  AddNode("lb1");
+  for (int k = 0; k < 40; ++k) Send(0, CustomerKey(k), 1, true);
+  ExpectExactTotals();
+
+  auto status_of = [&](const std::string& target) {
+    auto r = HttpRequest(stickmeter_http_port_, "GET", target);
+    return r ? r->status : 0u;
+  };
+  bool failing = false;
+  for (int round = 0; round < 200 && !failing; ++round) {
+    // Again each round: RocksDB gives space back as it deletes files it no longer needs.
+    ASSERT_TRUE(disk.Fill());
+    for (int k = 0; k < 40; ++k) Send(0, CustomerKey(round * 40 + k), 1, k % 2 == 0);
+    failing = Eventually([&] { return status_of("/api/v1/health") == 503; },
+                         std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(failing) << "the full disk took every write\n" << StickmeterLog();
+  ASSERT_TRUE(disk.Fill());
+  auto metrics = HttpRequest(stickmeter_http_port_, "GET", "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_NE(std::string::npos, metrics->body.find("\nstickmeter_store_failed 1\n"));
+  // Traffic goes on while the disk is full; the node keeps what is not acknowledged.
+  for (int k = 0; k < 40; ++k) Send(0, CustomerKey(k), 2, true);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // attempts to recover meanwhile fail
+  EXPECT_EQ(503u, status_of("/api/v1/health"));
+  EXPECT_TRUE(stickmeter_->Running());
+
+  ASSERT_TRUE(disk.Free());
+  EXPECT_TRUE(
+      Eventually([&] { return status_of("/api/v1/health") == 200; }, std::chrono::seconds(30)))
+      << StickmeterLog();
+  for (int k = 0; k < 40; ++k) Send(0, CustomerKey(k), 1, k % 3 == 0);
+  ExpectExactTotals();
+  metrics = HttpRequest(stickmeter_http_port_, "GET", "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_NE(std::string::npos, metrics->body.find("\nstickmeter_store_failed 0\n"));
+  // Resumed in the same process: one line for the failure, one for its end.
+  const std::string log = StickmeterLog();
+  EXPECT_NE(std::string::npos, log.find("No space left on device")) << log;
+  EXPECT_NE(std::string::npos, log.find("writes succeed again")) << log;
+  stickmeter_->Signal(SIGTERM);
+  EXPECT_EQ(0, stickmeter_->Wait()) << StickmeterLog();
 }
 
 TEST_F(ClusterTest, ExpiredEntriesComingBackAreCountedInFull) {

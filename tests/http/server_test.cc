@@ -64,6 +64,24 @@ class ServerTest : public ::testing::Test {
   FakeStore store_;
 };
 
+// A store whose writes fail (a full disk): health answers 503 with the reason until it recovers.
+TEST_F(ServerTest, HealthIsFailingWhileStoreWritesFail) {
+  struct FailingWrites : FakeStore {
+    Status WriteStatus() override {
+      return Status::IoError("store commit: No space left on device");
+    }
+  } store;
+  TestServer server(store, {}, {});
+  uint16_t port = server.port();
+  ASSERT_NE(0, port);
+  json health = GetJson(port, "/api/v1/health", 503);
+  EXPECT_EQ("failing", health["status"]);
+  EXPECT_EQ("unavailable", health["error"]["code"]);
+  EXPECT_NE(std::string::npos,
+            health["error"]["message"].get<std::string>().find("No space left on device"))
+      << health.dump();
+}
+
 TEST_F(ServerTest, HealthTablesKeysPeers) {
   ServerHooks hooks;
   hooks.peers = [] {
