@@ -224,6 +224,14 @@ int RunServe(const ServeConfig& config) {
   ingest::PeerService peers(io, peer_options, **store);
   http::ServerHooks hooks;
   hooks.peers = [&peers] { return ToPeerInfo(peers.Snapshot()); };
+  hooks.refused_peers = [&peers] {
+    std::vector<http::RefusedPeerInfo> out;
+    for (auto& r : peers.Refused()) {
+      out.push_back(
+          {std::move(r.name), std::move(r.address), std::move(r.reason), r.count, r.last_ms});
+    }
+    return out;
+  };
   if (!teach_options.quota.empty()) hooks.quotas = &teacher;
   http::Server server(io, http_options, **store, hooks);
 

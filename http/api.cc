@@ -395,7 +395,19 @@ ApiReply Api::Route(const Request& request) const {
                          {"warning", peer.warning}});
       }
     }
-    reply.response = JsonResponse(version, {{"peers", std::move(peers)}});
+    json refused = json::array();
+    if (hooks_.refused_peers) {
+      for (const RefusedPeerInfo& peer : hooks_.refused_peers()) {
+        refused.push_back({{"name", peer.name},
+                           {"address", peer.address},
+                           {"reason", peer.reason},
+                           {"count", peer.count},
+                           {"last_ms", peer.last_ms},
+                           {"last", TimeOrNull(peer.last_ms)}});
+      }
+    }
+    reply.response =
+        JsonResponse(version, {{"peers", std::move(peers)}, {"refused", std::move(refused)}});
   } else if (p == "/api/v1/tables") {
     Params params(query, {});
     json tables = json::array();

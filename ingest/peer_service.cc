@@ -454,6 +454,8 @@ std::vector<PeerStatus> PeerService::Snapshot() const {
   return impl_->context->registry.Snapshot();
 }
 
+std::vector<RefusedPeer> PeerService::Refused() const { return impl_->context->refused.Snapshot(); }
+
 void PeerService::RequestResyncAll() { impl_->RequestResyncAll(); }
 
 uint16_t PeerService::listen_port() const { return impl_->port.load(); }

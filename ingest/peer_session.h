@@ -32,6 +32,7 @@
 #include "ingest/peer_admission.h"
 #include "ingest/peer_registry.h"
 #include "ingest/peer_service.h"
+#include "ingest/refused_peers.h"
 #include "ingest/sink.h"
 #include "ingest/taught_tables.h"
 
@@ -98,6 +99,7 @@ struct PeerContext {
   PeerServiceOptions options;
   UpdateSink* sink = nullptr;
   PeerRegistry registry;
+  RefusedPeers refused;  // incoming hellos refused, for /api/v1/peers
   std::shared_ptr<boost::asio::ssl::context> listen_tls;   // null = plain TCP
   std::shared_ptr<boost::asio::ssl::context> connect_tls;  // null = plain TCP
   std::atomic<bool> stopped{false};
@@ -213,6 +215,8 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   const Direction direction_;
   const std::string address_;
   std::string peer_name_;
+  // Incoming: hello line 3 as sent, before it was checked; recorded if the hello is refused.
+  std::string claimed_name_;
   ClosedCallback on_closed_;
   const uint64_t connection_id_;
   boost::asio::steady_timer deadline_;  // handshake deadline
