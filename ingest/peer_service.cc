@@ -369,6 +369,11 @@ Status PeerService::Start() {
   }
   for (const auto& ep : o.connect) ctx.registry.DeclareKnown(ep.name);
   for (const auto& name : o.allowed_peers) ctx.registry.DeclareKnown(name);
+  std::vector<std::string> known_names = o.allowed_peers;
+  for (const auto& ep : o.connect) known_names.push_back(ep.name);
+  PeerMetrics::ExportAtZero(known_names);
+  if (o.listen) PeerMetrics::Connections("in", 200);
+  if (!o.connect.empty()) PeerMetrics::Connections("out", 200);
   if (o.taught != nullptr && o.taught->table_count() > 0) {
     // The teaching metrics exist from the start, at 0, for every peer named in advance.
     PeerMetrics::TeachLag();

@@ -92,6 +92,10 @@ struct PeerMetrics {
   static Counter& TaughtSent(const std::string& peer);
   static Counter& TaughtAcked(const std::string& peer);
   static Histogram& TeachLag();
+  // Registers, at 0, the series an operator alerts on before their first event: the connected
+  // gauge, stickmeter_peer_protocol_errors_total for every reason label, and the updates
+  // counter of each peer named in advance (`known_names`: --allow-peer and --connect).
+  static void ExportAtZero(const std::vector<std::string>& known_names);
 };
 
 // State shared by the service and all its sessions.

@@ -1,11 +1,14 @@
-// What an operator sees of refused peers, on loopback with scripted peers: hellos refused for a
-// wrong name are listed with their reason (and never as peers), and the list stays bounded and
-// escaped whatever names a client makes up.
+// What an operator sees of peers that are refused or configured, on loopback with scripted
+// peers: hellos refused for a wrong name are listed with their reason (and never as peers), the
+// list stays bounded and escaped whatever names a client makes up, and the per-peer gauges exist
+// for the configured names only, from the start.
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 
+#include "common/metrics.h"
+#include "common/time.h"
 #include "ingest/peer_service.h"
 #include "ingest/refused_peers.h"
 #include "tests/peers/peer_test_util.h"
@@ -34,6 +37,15 @@ std::string Render(const std::vector<ingest::RefusedPeer>& refused) {
     out += r.name + "|" + r.address + "|" + std::to_string(r.count) + "|" + r.reason + "\n";
   }
   return out;
+}
+
+// The value of one exposition line `series` (name and labels), or "absent".
+std::string MetricValue(const std::string& series) {
+  const std::string text = MetricsRegistry::Global().RenderPrometheus();
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return "absent";
+  const size_t start = at + series.size() + 2;
+  return text.substr(start, text.find('\n', start) - start);
 }
 
 TEST(PeerRefusedTest, WrongNamesAreListedWithTheirReasonAndNeverAsPeers) {
@@ -80,6 +92,39 @@ TEST(PeerRefusedTest, RefusalsAreBoundedAndEscaped) {
   // The most recent of the made-up names are kept, the oldest evicted.
   EXPECT_EQ("made-up-99", list[2].name);
   for (const auto& r : list) EXPECT_NE("made-up-0", r.name);
+}
+
+TEST(PeerRefusedTest, ConfiguredPeersHaveGaugesFromTheStartOthersNone) {
+  IoThreads threads;
+  FakeSink sink;
+  auto service = std::make_unique<PeerService>(threads.io(), TestOptions(), sink);
+  ASSERT_TRUE(service->Start().ok());
+  EXPECT_EQ("0", MetricValue("stickmeter_peer_connected{peer=\"lb1\"}"));
+  EXPECT_EQ("0", MetricValue("stickmeter_peer_connected{peer=\"lb2\"}"));
+  EXPECT_EQ("0", MetricValue("stickmeter_peer_last_update_seconds{peer=\"lb1\"}"));
+  EXPECT_EQ("0", MetricValue("stickmeter_peer_protocol_errors_total{reason=\"malformed\"}"));
+  EXPECT_EQ("0", MetricValue("stickmeter_peer_updates_received_total{peer=\"lb2\"}"));
+
+  RawConn lb1;
+  ASSERT_TRUE(lb1.Connect(service->listen_port()));
+  ASSERT_EQ("200", lb1.Hello("stickmeter", "lb1"));
+  EXPECT_EQ("1", MetricValue("stickmeter_peer_connected{peer=\"lb1\"}"));
+  const int64_t before_s = NowUnixMs() / 1000;
+  ASSERT_TRUE(lb1.Send(DefineMessage() + UpdateMessage(1, "acme", 1, 1)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string v = MetricValue("stickmeter_peer_last_update_seconds{peer=\"lb1\"}");
+        return v != "absent" && std::stoll(v) >= before_s;
+      },
+      3s));
+  RawConn stranger;
+  ASSERT_TRUE(stranger.Connect(service->listen_port()));
+  EXPECT_EQ("504", stranger.Hello("stickmeter", "lb3"));
+  lb1.Close();
+  EXPECT_TRUE(
+      WaitFor([&] { return MetricValue("stickmeter_peer_connected{peer=\"lb1\"}") == "0"; }, 3s));
+  EXPECT_EQ("absent", MetricValue("stickmeter_peer_connected{peer=\"lb3\"}"));
+  EXPECT_EQ("absent", MetricValue("stickmeter_peer_last_update_seconds{peer=\"lb3\"}"));
 }
 
 }  // namespace
