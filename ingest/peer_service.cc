@@ -372,7 +372,15 @@ Status PeerService::Start() {
   std::vector<std::string> known_names = o.allowed_peers;
   for (const auto& ep : o.connect) known_names.push_back(ep.name);
   PeerMetrics::ExportAtZero(known_names);
-  if (o.listen) PeerMetrics::Connections("in", 200);
+  // Every status we answer a hello with, so that the first refusal is an increase.
+  if (o.listen) {
+    for (HandshakeStatus status :
+         {HandshakeStatus::kSucceeded, HandshakeStatus::kTryAgainLater,
+          HandshakeStatus::kProtocolError, HandshakeStatus::kBadVersion,
+          HandshakeStatus::kLocalPeerMismatch, HandshakeStatus::kUnknownPeer}) {
+      PeerMetrics::Connections("in", static_cast<int>(status));
+    }
+  }
   if (!o.connect.empty()) PeerMetrics::Connections("out", 200);
   if (o.taught != nullptr && o.taught->table_count() > 0) {
     // The teaching metrics exist from the start, at 0, for every peer named in advance.

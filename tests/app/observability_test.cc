@@ -122,6 +122,10 @@ TEST_F(ObservabilityTest, EveryDocumentedMetricExistsFromTheStart) {
   EXPECT_NE(std::string::npos,
             metrics.find("\nstickmeter_peer_protocol_errors_total{reason=\"malformed\"} 0\n"));
   EXPECT_NE(std::string::npos, metrics.find("\nstickmeter_peers_connected 0\n"));
+  EXPECT_NE(
+      std::string::npos,
+      metrics.find("\nstickmeter_peer_connections_total{direction=\"in\",status=\"504\"} 0\n"))
+      << metrics;
   EXPECT_NE(std::string::npos,
             metrics.find("\nstickmeter_build_info{version=\"" STICKMETER_VERSION "\"} 1\n"))
       << metrics;
