@@ -33,8 +33,9 @@ const char* CommandHelp(const std::string& command) {
   --http-max-conns-per-client N
                              open HTTP connections from one client address; more are answered
                              503 with Retry-After: 1. 0 = no limit. Default: 32
-  --token-file FILE          require `Authorization: Bearer <token>` (token = the file's first line)
-                             on every call but /api/v1/health
+  --token-file FILE          require `Authorization: Bearer <token>` on every call but
+                             /api/v1/health; token = the file's first line without trailing
+                             spaces, tabs or CR, at least 16 characters
   --insecure-no-auth         allow a non-loopback --http address without --token-file
   --peers-tls-cert FILE      serve TLS on --peers-listen with this PEM certificate (and key)
   --peers-tls-key FILE       PEM key, if not in the certificate file

@@ -18,6 +18,7 @@
 
 #include "app/commands.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "http/server.h"
 #include "ingest/peer_service.h"
 #include "ingest/taught_tables.h"
@@ -224,6 +225,14 @@ int RunServe(const ServeConfig& config) {
   ingest::PeerService peers(io, peer_options, **store);
   http::ServerHooks hooks;
   hooks.peers = [&peers] { return ToPeerInfo(peers.Snapshot()); };
+  hooks.refused_peers = [&peers] {
+    std::vector<http::RefusedPeerInfo> out;
+    for (auto& r : peers.Refused()) {
+      out.push_back(
+          {std::move(r.name), std::move(r.address), std::move(r.reason), r.count, r.last_ms});
+    }
+    return out;
+  };
   if (!teach_options.quota.empty()) hooks.quotas = &teacher;
   http::Server server(io, http_options, **store, hooks);
 
@@ -237,6 +246,10 @@ int RunServe(const ServeConfig& config) {
   }
   SetLogLevel(ToLogLevel(config.log_level));
   if (clickhouse) clickhouse->Start();
+  MetricsRegistry::Global()
+      .GetGauge("stickmeter_build_info", "Always 1; `version` is this binary's version",
+                {{"version", STICKMETER_VERSION}})
+      .Set(1);
   LogInfo("serve", "stickmeter " STICKMETER_VERSION " as peer '" + config.name + "', data in " +
                        config.data + ", HTTP on " + config.http.host + ":" +
                        std::to_string(server.port()) +

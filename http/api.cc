@@ -177,17 +177,26 @@ Response Api::Error(unsigned version, bhttp::status status, std::string_view cod
   return res;
 }
 
+// The request metrics' `route` label of a target: its endpoint, "ui" for paths outside /api/,
+// "other" for unknown API paths. Bounded, and known before Route() runs, so a request refused
+// by an exception (a 400, 404, 421, ...) is counted under its endpoint too.
+static std::string RouteLabel(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (const RouteInfo* route = FindRoute(path)) return std::string(route->path);
+  return !path.empty() && path.front() == '/' && !path.starts_with("/api/") ? "ui" : "other";
+}
+
 ApiReply Api::Handle(const Request& request) const {
   ApiReply reply;
   try {
     reply = Route(request);
   } catch (const ApiError& e) {
     reply.response = Error(request.version(), e.status, e.code, e.message);
-    if (reply.route.empty()) reply.route = "other";
+    reply.route = RouteLabel(request.target());
   } catch (const std::exception& e) {
     reply.response = Error(request.version(), bhttp::status::internal_server_error, "internal",
                            std::string("internal error: ") + e.what());
-    if (reply.route.empty()) reply.route = "other";
+    reply.route = RouteLabel(request.target());
   }
   Finish(request, reply);
   return reply;
@@ -395,7 +404,19 @@ ApiReply Api::Route(const Request& request) const {
                          {"warning", peer.warning}});
       }
     }
-    reply.response = JsonResponse(version, {{"peers", std::move(peers)}});
+    json refused = json::array();
+    if (hooks_.refused_peers) {
+      for (const RefusedPeerInfo& peer : hooks_.refused_peers()) {
+        refused.push_back({{"name", peer.name},
+                           {"address", peer.address},
+                           {"reason", peer.reason},
+                           {"count", peer.count},
+                           {"last_ms", peer.last_ms},
+                           {"last", TimeOrNull(peer.last_ms)}});
+      }
+    }
+    reply.response =
+        JsonResponse(version, {{"peers", std::move(peers)}, {"refused", std::move(refused)}});
   } else if (p == "/api/v1/tables") {
     Params params(query, {});
     json tables = json::array();

@@ -48,6 +48,15 @@ struct PeerInfo {
   std::string warning;  // a topology problem seen on this peer's stream, "" = none
 };
 
+// An incoming peer connection refused at its hello, as /api/v1/peers lists it under "refused".
+struct RefusedPeerInfo {
+  std::string name;     // as the peer sent it, escaped; "" = none could be read
+  std::string address;  // source IP
+  std::string reason;
+  uint64_t count = 0;
+  int64_t last_ms = 0;  // Unix ms of the last refusal
+};
+
 struct ServerOptions {
   // Default: "127.0.0.1". An IP address (v4 or v6) or "localhost".
   std::string address = "127.0.0.1";
@@ -110,6 +119,9 @@ struct ServerOptions {
 struct ServerHooks {
   // Returns the peers to report; may be empty (then the list is empty). Called on I/O threads.
   std::function<std::vector<PeerInfo>()> peers;
+  // Returns the peers recently refused at their hello; may be unset (then the list is empty).
+  // Called on I/O threads.
+  std::function<std::vector<RefusedPeerInfo>()> refused_peers;
   // The quotas behind /api/v1/quotas (borrowed; must outlive the server), or null when quotas
   // are not enabled: then the lists are empty and writes are refused (400 quotas_disabled).
   // Called on the query threads.

@@ -91,6 +91,9 @@ Result<int64_t> ParseUncheckedTime(std::string_view text) {
     }
     offset_minutes = (oh * 60 + om) * (text[pos] == '-' ? -1 : 1);
     pos += 6;
+  } else if (text[pos] == ' ') {
+    // A `+02:00` typed into a URL: a `+` in a query string means a space.
+    return BadTime(text, "a space where the UTC offset's sign belongs: in a URL, write + as %2B");
   } else {
     return BadTime(text, "malformed UTC offset");
   }

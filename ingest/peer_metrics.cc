@@ -24,6 +24,17 @@ PeerMetrics& PeerMetrics::Get() {
   return *metrics;
 }
 
+// Every reason label ProtocolErrors() is called with (peer_service.cc, peer_session.cc).
+constexpr const char* kProtocolErrorReasons[] = {
+    "connection_limit", "handshake", "handshake_timeout", "idle_timeout", "malformed", "peer_error",
+    "slow_reader",      "tls",       "too_large"};
+
+void PeerMetrics::ExportAtZero(const std::vector<std::string>& known_names) {
+  Get();
+  for (const char* reason : kProtocolErrorReasons) ProtocolErrors(reason);
+  for (const auto& name : known_names) UpdatesReceived(name);
+}
+
 Counter& PeerMetrics::ProtocolErrors(const std::string& reason) {
   return MetricsRegistry::Global().GetCounter(
       "stickmeter_peer_protocol_errors_total",

@@ -1,6 +1,7 @@
 // Status rows, live sessions and source ownership of the peer service (see peer_registry.h).
 #include "ingest/peer_registry.h"
 
+#include "common/metrics.h"
 #include "common/time.h"
 
 namespace stickmeter::ingest {
@@ -24,8 +25,29 @@ void PeerRegistry::DeclareOutgoing(const std::string& name, const std::string& a
 }
 
 void PeerRegistry::DeclareKnown(const std::string& name) {
+  auto& metrics = MetricsRegistry::Global();
+  KnownGauges gauges{
+      &metrics.GetGauge("stickmeter_peer_connected",
+                        "1 while a session of this configured peer is established, else 0",
+                        {{"peer", name}}),
+      &metrics.GetGauge("stickmeter_peer_last_update_seconds",
+                        "Unix seconds of the last entry update received from this configured "
+                        "peer, 0 = none since start",
+                        {{"peer", name}})};
   std::lock_guard<std::mutex> lock(mutex_);
   known_.insert(name);
+  known_gauges_[name] = gauges;
+}
+
+void PeerRegistry::UpdateConnectedGauge(const std::string& name) {
+  auto gauges = known_gauges_.find(name);
+  if (gauges == known_gauges_.end()) return;
+  bool connected = false;
+  for (const char* direction : {"in", "out"}) {
+    auto row = rows_.find({direction, name});
+    connected |= row != rows_.end() && row->second.status.connected;
+  }
+  gauges->second.connected->Set(connected ? 1 : 0);
 }
 
 std::string PeerRegistry::MetricLabel(const std::string& name) {
@@ -83,6 +105,7 @@ PeerRegistry::Connection PeerRegistry::Connected(const std::string& direction,
     row.status.connected = true;
     row.status.since_ms = NowUnixMs();
     row.status.last_error.clear();
+    UpdateConnectedGauge(name);
     for (auto& [id, live] : live_) {
       if (id == connection_id) {
         live.name = name;
@@ -110,6 +133,9 @@ void PeerRegistry::Received(const std::string& direction, const std::string& nam
   it->second.last_activity_mono = MonotonicMs();
   it->second.status.last_message_ms = now_ms;
   it->second.status.updates += updates;
+  if (updates == 0) return;
+  auto gauges = known_gauges_.find(name);
+  if (gauges != known_gauges_.end()) gauges->second.last_update->Set(now_ms / 1000);
 }
 
 void PeerRegistry::Disconnected(const std::string& direction, const std::string& name,
@@ -121,6 +147,7 @@ void PeerRegistry::Disconnected(const std::string& direction, const std::string&
   it->second.status.connected = false;
   it->second.status.since_ms = NowUnixMs();
   it->second.status.last_error = reason;
+  UpdateConnectedGauge(name);
 }
 
 void PeerRegistry::Warn(const std::string& direction, const std::string& name,

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/metrics.h"
 #include "ingest/peer_service.h"
 
 namespace stickmeter::ingest {
@@ -41,7 +42,10 @@ class PeerRegistry {
   void DeclareOutgoing(const std::string& name, const std::string& address);
 
   // Names from the configuration (--allow-peer, --connect): their status rows and metric
-  // series are never evicted.
+  // series are never evicted, and only they have the per-peer gauges
+  // stickmeter_peer_connected{peer} (1 while a session of the name is established) and
+  // stickmeter_peer_last_update_seconds{peer} (Unix seconds of the last entry update received,
+  // 0 = none since start), so a made-up name never adds a series.
   void DeclareKnown(const std::string& name);
   // Status rows of other incoming names that are not connected, and distinct metric series
   // (`peer` label) of such names, kept at most: with "any peer name", every made-up name would
@@ -98,8 +102,10 @@ class PeerRegistry {
     int64_t last_activity_mono = 0;  // its connect or last bytes received
   };
   // Drops the oldest disconnected incoming row of an unknown name while there are too many.
-  void EvictUnknownRows();                          // REQUIRES(mutex_)
-  using Key = std::pair<std::string, std::string>;  // direction, name
+  void EvictUnknownRows();  // REQUIRES(mutex_)
+  // Sets stickmeter_peer_connected of `name`, when it is a known name, from its rows.
+  void UpdateConnectedGauge(const std::string& name);  // REQUIRES(mutex_)
+  using Key = std::pair<std::string, std::string>;     // direction, name
 
   mutable std::mutex mutex_;
   std::map<Key, Row> rows_;                                 // GUARDED_BY(mutex_)
@@ -111,7 +117,12 @@ class PeerRegistry {
   std::map<uint64_t, Live> live_;                              // GUARDED_BY(mutex_)
   std::map<std::string, std::vector<TaughtAck>> taught_acks_;  // GUARDED_BY(mutex_)
   std::set<std::string> known_;                                // GUARDED_BY(mutex_)
-  bool revoked_ = false;                                       // GUARDED_BY(mutex_)
+  struct KnownGauges {
+    Gauge* connected = nullptr;    // owned by the process's MetricsRegistry
+    Gauge* last_update = nullptr;  // likewise
+  };
+  std::map<std::string, KnownGauges> known_gauges_;  // GUARDED_BY(mutex_)
+  bool revoked_ = false;                             // GUARDED_BY(mutex_)
   std::set<std::string> labelled_;  // unknown names with their own series; GUARDED_BY(mutex_)
 };
 

@@ -369,6 +369,19 @@ Status PeerService::Start() {
   }
   for (const auto& ep : o.connect) ctx.registry.DeclareKnown(ep.name);
   for (const auto& name : o.allowed_peers) ctx.registry.DeclareKnown(name);
+  std::vector<std::string> known_names = o.allowed_peers;
+  for (const auto& ep : o.connect) known_names.push_back(ep.name);
+  PeerMetrics::ExportAtZero(known_names);
+  // Every status we answer a hello with, so that the first refusal is an increase.
+  if (o.listen) {
+    for (HandshakeStatus status :
+         {HandshakeStatus::kSucceeded, HandshakeStatus::kTryAgainLater,
+          HandshakeStatus::kProtocolError, HandshakeStatus::kBadVersion,
+          HandshakeStatus::kLocalPeerMismatch, HandshakeStatus::kUnknownPeer}) {
+      PeerMetrics::Connections("in", static_cast<int>(status));
+    }
+  }
+  if (!o.connect.empty()) PeerMetrics::Connections("out", 200);
   if (o.taught != nullptr && o.taught->table_count() > 0) {
     // The teaching metrics exist from the start, at 0, for every peer named in advance.
     PeerMetrics::TeachLag();
@@ -453,6 +466,8 @@ void PeerService::Stop() {
 std::vector<PeerStatus> PeerService::Snapshot() const {
   return impl_->context->registry.Snapshot();
 }
+
+std::vector<RefusedPeer> PeerService::Refused() const { return impl_->context->refused.Snapshot(); }
 
 void PeerService::RequestResyncAll() { impl_->RequestResyncAll(); }
 

@@ -147,6 +147,16 @@ struct PeerStatus {
   std::string warning;
 };
 
+// An incoming connection refused at the hello, for /api/v1/peers (kept: the last 32 by name and
+// source IP, see refused_peers.h).
+struct RefusedPeer {
+  std::string name;     // hello line 3 as sent, escaped and cut to 64 bytes; "" = none parsed
+  std::string address;  // the source IP
+  std::string reason;   // why it was refused (escaped)
+  uint64_t count = 0;   // refusals of this name from this address since start
+  int64_t last_ms = 0;  // Unix ms of the last one
+};
+
 class PeerService {
  public:
   PeerService(boost::asio::io_context& io, PeerServiceOptions options, UpdateSink& sink);
@@ -165,6 +175,8 @@ class PeerService {
   // Every configured outgoing peer (connected or not) and every incoming peer seen since Start.
   // Thread-safe.
   std::vector<PeerStatus> Snapshot() const;
+  // The last incoming connections refused at the hello, most recent first. Thread-safe.
+  std::vector<RefusedPeer> Refused() const;
   // Asks every connected peer for a full resync now. Thread-safe.
   void RequestResyncAll();
   // The bound listening port (useful with port 0), 0 before Start or without a listener.

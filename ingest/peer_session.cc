@@ -217,6 +217,7 @@ void PeerSession::OnHelloBytes() {
   std::string l1 = StripCr(lines[0]), l2 = StripCr(lines[1]), l3 = StripCr(lines[2]);
   Result<Hello> hello = ParseHello(l1, l2, l3, &rejection);
   if (!hello.ok()) return AnswerHello(static_cast<int>(rejection), hello.status().message());
+  claimed_name_ = hello->sender_name;
   // Not a name HAProxy could have: as HAProxy answers a name missing from its peers section.
   if (!ValidPeerName(hello->sender_name)) {
     return AnswerHello(504, "peer name '" + hello->sender_name + "' is not 1 to " +
@@ -252,6 +253,9 @@ bool PeerSession::CertificateNames(const std::string& name) {
 void PeerSession::AnswerHello(int code, const std::string& reason) {
   if (code == 200) return OnEstablished();  // it sends the status line (or refuses with 300)
   PeerMetrics::Connections("in", code).Inc();
+  context_->refused.Record(claimed_name_, admitted_ip_.value_or(address_),
+                           "hello refused with " + std::to_string(code) + ": " + reason,
+                           NowUnixMs());
   // The status line goes out before the close, so the peer can log why.
   CloseAfterSending(std::to_string(code) + "\n", "",
                     "hello refused with " + std::to_string(code) + ": " + reason);

@@ -32,6 +32,7 @@
 #include "ingest/peer_admission.h"
 #include "ingest/peer_registry.h"
 #include "ingest/peer_service.h"
+#include "ingest/refused_peers.h"
 #include "ingest/sink.h"
 #include "ingest/taught_tables.h"
 
@@ -91,6 +92,10 @@ struct PeerMetrics {
   static Counter& TaughtSent(const std::string& peer);
   static Counter& TaughtAcked(const std::string& peer);
   static Histogram& TeachLag();
+  // Registers, at 0, the series an operator alerts on before their first event: the connected
+  // gauge, stickmeter_peer_protocol_errors_total for every reason label, and the updates
+  // counter of each peer named in advance (`known_names`: --allow-peer and --connect).
+  static void ExportAtZero(const std::vector<std::string>& known_names);
 };
 
 // State shared by the service and all its sessions.
@@ -98,6 +103,7 @@ struct PeerContext {
   PeerServiceOptions options;
   UpdateSink* sink = nullptr;
   PeerRegistry registry;
+  RefusedPeers refused;  // incoming hellos refused, for /api/v1/peers
   std::shared_ptr<boost::asio::ssl::context> listen_tls;   // null = plain TCP
   std::shared_ptr<boost::asio::ssl::context> connect_tls;  // null = plain TCP
   std::atomic<bool> stopped{false};
@@ -213,6 +219,8 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   const Direction direction_;
   const std::string address_;
   std::string peer_name_;
+  // Incoming: hello line 3 as sent, before it was checked; recorded if the hello is refused.
+  std::string claimed_name_;
   ClosedCallback on_closed_;
   const uint64_t connection_id_;
   boost::asio::steady_timer deadline_;  // handshake deadline

@@ -1,6 +1,6 @@
 // Starts the real `stickmeter` binary on free loopback ports and checks its life cycle: health,
 // clean exit on SIGTERM/SIGINT, reopening its data directory, and one-line errors for bad flags,
-// an unusable data directory, a full disk and ports in use.
+// an unusable data directory, a full disk and ports in use, and the token file's rules.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -203,6 +203,36 @@ TEST_F(LifecycleTest, PublicAddressWithoutTokenIsRefused) {
       {"--data", (dir_.path() / "d").string(), "--http", "0.0.0.0:" + std::to_string(FreePort()),
        "--peers-listen", Loopback(FreePort())},
       1, "token");
+}
+
+// The token is the file's first line without trailing blanks (a CRLF file works), later lines
+// are ignored, and a token under 16 characters stops `serve` with one line saying so.
+TEST_F(LifecycleTest, TokenFileUsesItsFirstLineOfAtLeast16Characters) {
+  const fs::path short_token = dir_.path() / "short-token";
+  WriteFile(short_token, "fifteen-chars-x\n");
+  ExpectStartupFailure(
+      {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
+       Loopback(FreePort()), "--token-file", short_token.string()},
+      1, "must be at least 16 characters");
+
+  const fs::path token = dir_.path() / "token";
+  WriteFile(token, "0123456789abcdef \t\r\nsecond line, not part of the token\n");
+  const uint16_t http_port = FreePort();
+  Process p(STICKMETER_BINARY,
+            {"serve", "--data", (dir_.path() / "d").string(), "--http", Loopback(http_port),
+             "--peers-listen", Loopback(FreePort()), "--token-file", token.string()},
+            dir_.path() / "serve.log");
+  ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+  auto status = [&](const std::vector<std::string>& headers) {
+    auto r = HttpRequest(http_port, "GET", "/api/v1/peers", headers);
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(200, status({"Authorization: Bearer 0123456789abcdef"}));
+  EXPECT_EQ(401, status({}));
+  EXPECT_EQ(401, status({"Authorization: Bearer 0123456789abcde"}));
+  EXPECT_EQ(401, status({"Authorization: Bearer second line, not part of the token"}));
+  p.Signal(SIGTERM);
+  EXPECT_EQ(0, p.Wait());
 }
 
 }  // namespace

@@ -96,6 +96,10 @@ class OpenApiTest : public ::testing::Test {
       p.updates = 3;
       return std::vector<PeerInfo>{p};
     };
+    hooks.refused_peers = [] {
+      return std::vector<RefusedPeerInfo>{
+          {"lb9", "127.0.0.1", "hello refused with 504: peer name not in --allow-peer", 2, 1}};
+    };
     quotas_.Teach("/quota", {"gpc0", "http_req_cnt"});
     quotas_.SetUsed("/quota", "acme", "http_req_cnt", 12);
     quotas_.SetUsed("/quota", "beta", "http_req_cnt", 40);

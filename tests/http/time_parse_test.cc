@@ -71,6 +71,16 @@ TEST(TimeParseTest, RejectsMalformed) {
   }
 }
 
+// `from=2026-10-01T00:00:00+02:00` in a URL arrives with a space for the `+`: the message says
+// how to write it.
+TEST(TimeParseTest, PlusDecodedAsSpaceHintsAtPercentEncoding) {
+  auto r = ParseTime("2026-10-01T00:00:00 02:00");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string::npos, r.status().message().find("%2B")) << r.status().message();
+  EXPECT_EQ(std::string::npos,
+            ParseTime("2026-10-01T00:00:00+2:00").status().message().find("%2B"));
+}
+
 TEST(TimeParseTest, Zones) {
   EXPECT_TRUE(LocateZone("Europe/Berlin").ok());
   EXPECT_TRUE(LocateZone("UTC").ok());

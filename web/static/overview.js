@@ -35,6 +35,7 @@ export async function overviewPage(gen) {
     h('div', { class: 'cards', id: 'ov-cards' }),
     h('h2', {}, 'HAProxy peers'),
     h('div', { class: 'scroll', id: 'ov-peers' }, loading()),
+    h('div', { id: 'ov-refused' }),
     h('h2', {}, 'Stick tables'),
     h('div', { class: 'scroll', id: 'ov-tables' }),
     h('p', { class: 'muted small', id: 'ov-updated' }),
@@ -81,6 +82,9 @@ async function refreshOnce(gen) {
   }
   if (!isCurrent(gen)) return;
   showError(null);
+  // Connections refused at their hello (a wrong peer name, a name not allowed): never connected,
+  // but a node meant to be a peer, so they count in the total and are listed with the reason.
+  const refused = Array.isArray(peers) ? [] : peers.refused || [];
   peers = Array.isArray(peers) ? peers : peers.peers || [];
   const now = Date.now();
   const metrics = parseMetrics(metricsText);
@@ -104,8 +108,14 @@ async function refreshOnce(gen) {
   const memtable = metrics.get('stickmeter_store_memtable_bytes');
   const stored = sst === undefined && memtable === undefined ? undefined : (sst || 0) + (memtable || 0);
   const connected = peers.filter((p) => p.connected).length;
+  const listed = new Set(peers.map((p) => p.name));
+  const refusedNames = new Set(refused.map((r) => r.name).filter((n) => !listed.has(n)));
+  const peersTitle = refused.length
+    ? `HAProxy peer connections now; ${refusedNames.size} more refused at their hello (see Refused connections)`
+    : 'HAProxy peer connections now';
   document.getElementById('ov-cards').replaceChildren(
-    card('ov-card-peers', 'Peers connected', `${fmt.int(connected)} / ${fmt.int(peers.length)}`, 'HAProxy peer connections now'),
+    card('ov-card-peers', 'Peers connected', `${fmt.int(connected)} / ${fmt.int(peers.length + refusedNames.size)}`,
+      peersTitle, refusedNames.size ? 'bad' : ''),
     card('ov-card-tables', 'Stick tables', fmt.int(tbls.length), 'tables announced by HAProxy'),
     card('ov-card-received', 'Updates received', `${fmt.int(received)} updates`, 'stick-table entry updates received from every peer (sum of the Updates column)'),
     card('ov-card-rate', 'Ingest rate', ingestRate === null ? 'measuring…' : `${fmt.rate(ingestRate)} updates/s`,
@@ -133,6 +143,15 @@ async function refreshOnce(gen) {
       h('th', { class: 'hide-sm' }, 'Connected since'), h('th', {}, 'Last message'), h('th', { class: 'num' }, 'Updates'),
       h('th', { class: 'num' }, 'Updates/s'), h('th', { class: 'hide-sm' }, 'Last error'))), h('tbody', {}, peerRows))
     : h('p', { class: 'muted pad' }, 'No HAProxy peer has connected yet.'));
+  document.getElementById('ov-refused').replaceChildren(...(refused.length ? [h('h2', {}, 'Refused connections'), h('div', { class: 'scroll' }, h('table', {},
+    h('thead', {}, h('tr', {}, h('th', {}, 'Peer name sent'), h('th', {}, 'Address'), h('th', {}, 'Reason'),
+      h('th', { class: 'num' }, 'Times'), h('th', {}, 'Last'))),
+    h('tbody', {}, refused.map((r) => h('tr', {},
+      h('td', { class: 'nowrap' }, h('span', { class: 'dot off', title: 'refused' }), r.name || '(none)'),
+      h('td', { class: 'nowrap' }, h('code', {}, r.address || '–')),
+      h('td', { class: 'small bad' }, r.reason),
+      h('td', { class: 'num' }, fmt.int(r.count)),
+      h('td', { title: fmt.time(r.last_ms) }, fmt.ago(r.last_ms, now)))))))] : []));
 
   const tableRows = tbls.map((t) => {
     const counters = new Set(counterMetrics(t));
