@@ -1,4 +1,5 @@
 // `stickmeter serve`: wires the store, the peer service and the HTTP server together.
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
@@ -50,6 +51,18 @@ Result<std::string> ReadToken(const std::string& path) {
   if (token.size() < 16) {
     return Status::InvalidArgument("--token-file: the token in '" + path +
                                    "' must be at least 16 characters");
+  }
+  // A client's Authorization header loses leading blanks and cannot carry control bytes: such
+  // a token could never be matched.
+  const bool unsendable =
+      token.front() == ' ' || std::any_of(token.begin(), token.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      });
+  if (unsendable) {
+    return Status::InvalidArgument("--token-file: the token in '" + path +
+                                   "' starts with a blank or holds a tab or control character, "
+                                   "which no client could send");
   }
   return token;
 }

@@ -214,6 +214,12 @@ TEST_F(LifecycleTest, TokenFileUsesItsFirstLineOfAtLeast16Characters) {
       {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
        Loopback(FreePort()), "--token-file", short_token.string()},
       1, "must be at least 16 characters");
+  const fs::path blank_token = dir_.path() / "blank-token";
+  WriteFile(blank_token, " 0123456789abcdef\n");
+  ExpectStartupFailure(
+      {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
+       Loopback(FreePort()), "--token-file", blank_token.string()},
+      1, "starts with a blank");
 
   const fs::path token = dir_.path() / "token";
   WriteFile(token, "0123456789abcdef \t\r\nsecond line, not part of the token\n");
