@@ -278,11 +278,14 @@ class Session : public std::enable_shared_from_this<Session> {
     pipe->notify = [self = shared_from_this()] {
       net::post(self->stream_.get_executor(), [self] { self->PumpExport(); });
     };
-    if (!server_->StartExport(*reply.export_job, pipe)) {
+    if (!server_->StartExport(*reply.export_job, pipe, client_)) {
       pipe->notify = nullptr;
       auto res = std::make_shared<Response>(
           Api::Error(version, bhttp::status::service_unavailable, "unavailable",
-                     "export: too many exports running; retry shortly"));
+                     "export: too many exports running (" +
+                         std::to_string(server_->options.max_concurrent_exports) + " at once, " +
+                         std::to_string(server_->options.max_exports_per_client) +
+                         " per client address); retry shortly"));
       res->set(bhttp::field::retry_after, "5");
       res->keep_alive(!close);
       res->prepare_payload();

@@ -98,6 +98,9 @@ struct ServerOptions {
   int64_t write_timeout_ms = 30'000;
   // Default: 4. Concurrent exports; more are answered 503.
   size_t max_concurrent_exports = 4;
+  // Default: 2. Concurrent exports of one client address (0: no limit), so that a few slow
+  // readers from one address cannot hold every export slot; more are answered 503.
+  size_t max_exports_per_client = 2;
   // Default: 1024. Accept queue length (listen backlog).
   int listen_backlog = 1024;
 

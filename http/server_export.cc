@@ -1,5 +1,6 @@
 // The export workers of the HTTP server: each export streams from its own thread through a
 // bounded chunk queue (ExportPipe) to its session.
+#include <algorithm>
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -10,7 +11,8 @@
 
 namespace stickmeter::http {
 
-bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe) {
+bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
+                               const boost::asio::ip::address& client) {
   std::lock_guard<std::mutex> lock(exports_mu);
   for (auto it = exports.begin(); it != exports.end();) {
     if (it->finished->load()) {
@@ -21,6 +23,13 @@ bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<Export
     }
   }
   if (exports.size() >= options.max_concurrent_exports) return false;
+  const boost::asio::ip::address key = ClientKey(client);
+  if (options.max_exports_per_client != 0 &&
+      static_cast<size_t>(std::count_if(exports.begin(), exports.end(), [&](const ExportWorker& w) {
+        return w.client == key;
+      })) >= options.max_exports_per_client) {
+    return false;
+  }
   auto finished = std::make_shared<std::atomic<bool>>(false);
   tsdb::QueryService* store_ptr = &store;
   std::thread worker([store_ptr, job, pipe, finished] {
@@ -56,7 +65,7 @@ bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<Export
     }
     finished->store(true);
   });
-  exports.push_back(ExportWorker{std::move(worker), pipe, finished});
+  exports.push_back(ExportWorker{std::move(worker), pipe, finished, key});
   return true;
 }
 

@@ -47,6 +47,9 @@ class Session;
 // refused at accept time is sent, with a Content-Length that matches its body.
 std::string ConnectionRefusal(std::string_view message);
 
+// One client, one key: a v4 client reaching a v6 socket shows up as ::ffff:a.b.c.d.
+boost::asio::ip::address ClientKey(const boost::asio::ip::address& client);
+
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(boost::asio::io_context& io_context, ServerOptions opts, tsdb::QueryService& store_ref,
        ServerHooks hooks_in)
@@ -109,8 +112,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // Writes `canned` (ConnectionRefusal) without blocking, as far as the socket buffer takes it,
   // and closes the socket.
   static void RefuseConnection(boost::asio::ip::tcp::socket& socket, std::string_view canned);
-  // Starts a worker for `job`; false when max_concurrent_exports are running.
-  bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe);
+  // Starts a worker for `job` of `client`; false when max_concurrent_exports are running, or
+  // max_exports_per_client of that client's.
+  bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
+                   const boost::asio::ip::address& client);
   void ReapExports(bool all);
 
   boost::asio::io_context& io;
@@ -146,6 +151,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::thread thread;
     std::shared_ptr<ExportPipe> pipe;
     std::shared_ptr<std::atomic<bool>> finished;
+    boost::asio::ip::address client;  // ClientKey of the requesting address
   };
   std::mutex exports_mu;
   std::list<ExportWorker> exports;  // GUARDED_BY(exports_mu)

@@ -12,17 +12,12 @@ namespace stickmeter::http {
 namespace net = boost::asio;
 namespace bhttp = boost::beast::http;
 
-namespace {
-
-// One client, one key: a v4 client reaching a v6 socket shows up as ::ffff:a.b.c.d.
 net::ip::address ClientKey(const net::ip::address& client) {
   if (client.is_v6() && client.to_v6().is_v4_mapped()) {
     return net::ip::make_address_v4(net::ip::v4_mapped, client.to_v6());
   }
   return client;
 }
-
-}  // namespace
 
 std::string ConnectionRefusal(std::string_view message) {
   // Serialized from a real response, so the Content-Length is computed, never typed in.

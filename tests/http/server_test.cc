@@ -652,3 +652,61 @@ TEST_F(ServerTest, AbandonedExportStopsAndFreesItsSlot) {
 
 }  // namespace
 }  // namespace stickmeter::http
+
+namespace stickmeter::http {
+namespace {
+
+// An export request from `source` on a connection that is left open and never read: the export
+// runs until the socket's buffers fill, holding its slot.
+class StalledExport {
+ public:
+  StalledExport(uint16_t port, const std::string& source) : socket_(io_) {
+    namespace net = boost::asio;
+    socket_.open(net::ip::tcp::v4());
+    socket_.bind(net::ip::tcp::endpoint(net::ip::make_address(source), 0));
+    socket_.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    const std::string request =
+        "GET /api/v1/export?period=2026-10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    net::write(socket_, net::buffer(request));
+  }
+  // The first bytes the server sends, waiting up to 5 s for them.
+  std::string FirstBytes() {
+    std::string buf(256, '\0');
+    size_t got = 0;
+    socket_.async_read_some(boost::asio::buffer(buf),
+                            [&](boost::system::error_code, size_t n) { got = n; });
+    io_.run_for(std::chrono::seconds(5));
+    return buf.substr(0, got);
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+};
+
+TEST_F(ServerTest, SlowReadersFromOneAddressHoldAtMostTwoExports) {
+  for (int i = 0; i < 2000; ++i) {
+    store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
+  }
+  store_.SlowExport(std::chrono::microseconds(5000));  // ~10 s each: running throughout
+  ServerOptions options;
+  options.max_concurrent_exports = 4;
+  TestServer server(store_, options);
+  StalledExport first(server.port(), "127.0.0.1");
+  StalledExport second(server.port(), "127.0.0.1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both started
+  // A third export from the same address is refused, naming the limit ...
+  auto refused = SendRaw(server.port(),
+                         "GET /api/v1/export?period=2026-10 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Connection: close\r\n\r\n",
+                         std::chrono::seconds(5));
+  EXPECT_EQ(0u, refused.data.find("HTTP/1.1 503")) << refused.data.substr(0, 200);
+  EXPECT_NE(std::string::npos, refused.data.find("2 per client address")) << refused.data;
+  // ... while another address still gets one of the two slots left.
+  StalledExport other(server.port(), "127.0.0.2");
+  EXPECT_EQ(0u, other.FirstBytes().find("HTTP/1.1 200"));
+  store_.SlowExport(std::chrono::microseconds(0));
+}
+
+}  // namespace
+}  // namespace stickmeter::http
