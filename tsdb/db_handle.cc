@@ -130,6 +130,11 @@ rocksdb::Options DbHandle::BaseOptions() const {
   o.keep_log_file_num = 5;
   o.max_total_wal_size = 256u << 20;
   o.enable_pipelined_write = true;
+  // Acknowledged writes are synced: a record damaged before the WAL's end is damage, not a
+  // write cut short, and replaying only what precedes it (RocksDB's default) would drop
+  // acknowledged updates without a word. Only an incomplete last record (a write the power
+  // cut, never acknowledged) is tolerated.
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   if (read_only_) {
     o.max_open_files = -1;  // required by secondary instances
   } else {

@@ -934,6 +934,41 @@ TEST(StoreTest, CorruptedCurrentAndSstAreReported) {
   EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
 }
 
+// A WAL damaged before its end is reported, by the store and by a read-only view (what
+// `stickmeter export` opens), instead of replaying what precedes the damage and dropping the
+// acknowledged updates after it.
+TEST(StoreTest, AWalDamagedBeforeItsEndIsReported) {
+  TempDir dir;
+  auto t = Table("/quota");
+  {
+    auto store = OpenOrDie(Opts(dir.Sub("db")));
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_OK(SubmitSync(*store, Batch("lb1", 1, t, "k" + std::to_string(i % 20), kT0 + i * 1000,
+                                         {{"gpc0", uint64_t(i + 1)}})));
+    }
+    ASSERT_OK(store->Close());  // the memtables stay in the WAL
+  }
+  fs::path wal;
+  for (const auto& e : fs::directory_iterator(dir.Sub("db"))) {
+    if (e.path().extension() == ".log" && fs::file_size(e.path()) > 4096) wal = e.path();
+  }
+  ASSERT_FALSE(wal.empty()) << "no WAL with data";
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    const auto middle = static_cast<std::streamoff>(fs::file_size(wal) / 2);
+    f.seekp(middle);
+    const std::string garbage(64, '\xA5');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto r = Store::Open(Opts(dir.Sub("db")));
+  ASSERT_FALSE(r.ok()) << "a damaged WAL was replayed up to the damage";
+  EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find("is corrupted"));
+  auto view = Store::OpenReadOnly(Opts(dir.Sub("db")));
+  ASSERT_FALSE(view.ok()) << "a read-only view replayed a damaged WAL up to the damage";
+  EXPECT_EQ(Status::Code::kCorruption, view.status().code()) << view.status().ToString();
+}
+
 TEST(StoreTest, RetentionDropsOldDataOnCompaction) {
   TempDir dir;
   auto t = Table("/quota");
