@@ -208,18 +208,19 @@ TEST_F(LifecycleTest, PublicAddressWithoutTokenIsRefused) {
 // The token is the file's first line without trailing blanks (a CRLF file works), later lines
 // are ignored, and a token under 16 characters stops `serve` with one line saying so.
 TEST_F(LifecycleTest, TokenFileUsesItsFirstLineOfAtLeast16Characters) {
-  const fs::path short_token = dir_.path() / "short-token";
-  WriteFile(short_token, "fifteen-chars-x\n");
-  ExpectStartupFailure(
-      {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
-       Loopback(FreePort()), "--token-file", short_token.string()},
-      1, "must be at least 16 characters");
-  const fs::path blank_token = dir_.path() / "blank-token";
-  WriteFile(blank_token, " 0123456789abcdef\n");
-  ExpectStartupFailure(
-      {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
-       Loopback(FreePort()), "--token-file", blank_token.string()},
-      1, "starts with a blank");
+  // Each of these tokens stops `serve` with one line saying why.
+  const std::pair<std::string, std::string> refused[] = {
+      {"fifteen-chars-x\n", "must be at least 16 characters"},
+      {" 0123456789abcdef\n", "starts with a blank"},
+  };
+  for (const auto& [text, why] : refused) {
+    const fs::path bad_token = dir_.path() / "bad-token";
+    WriteFile(bad_token, text);
+    ExpectStartupFailure(
+        {"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()), "--peers-listen",
+         Loopback(FreePort()), "--token-file", bad_token.string()},
+        1, why);
+  }
 
   const fs::path token = dir_.path() / "token";
   WriteFile(token, "0123456789abcdef \t\r\nsecond line, not part of the token\n");

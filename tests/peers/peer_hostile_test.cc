@@ -23,11 +23,7 @@ using ingest::PeerService;
 using ingest::PeerServiceOptions;
 
 PeerServiceOptions TestOptions() {
-  PeerServiceOptions o;
-  o.local_name = "stickmeter";
-  o.listen_port = 0;
-  o.resync_interval_ms = 0;
-  o.resync_at_month_end = false;
+  PeerServiceOptions o = LoopbackServiceOptions();
   return o;
 }
 

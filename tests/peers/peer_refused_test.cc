@@ -21,11 +21,7 @@ using ingest::PeerService;
 using ingest::PeerServiceOptions;
 
 PeerServiceOptions TestOptions() {
-  PeerServiceOptions o;
-  o.local_name = "stickmeter";
-  o.listen_port = 0;
-  o.resync_interval_ms = 0;
-  o.resync_at_month_end = false;
+  PeerServiceOptions o = LoopbackServiceOptions();
   o.allowed_peers = {"lb1", "lb2"};
   return o;
 }

@@ -19,9 +19,21 @@
 #include <vector>
 
 #include "ingest/codec.h"
+#include "ingest/peer_service.h"
 #include "ingest/sink.h"
 
 namespace stickmeter::peers_test {
+
+// A peer service for the tests: named "stickmeter", listening on a free loopback port, with no
+// periodic or month-end resync. Tests add what they exercise.
+inline ingest::PeerServiceOptions LoopbackServiceOptions() {
+  ingest::PeerServiceOptions o;
+  o.local_name = "stickmeter";
+  o.listen_port = 0;
+  o.resync_interval_ms = 0;
+  o.resync_at_month_end = false;
+  return o;
+}
 
 // Records batches and completes their done callbacks on its own thread, in submission order,
 // after `delay` (as a store would after its commit).
