@@ -1,8 +1,8 @@
 // The rows of a GET /api/v1/usage reply, built from the store's rows as they are visited (in key
 // order) while holding no more than the reply needs, so that a usage query over every key of a
 // large table (keys may be up to 1 MiB each) costs memory bounded in bytes, not in keys:
-// - order=key keeps only the requested page's rows, and ends the page early once its keys
-//   reach `max_bytes` (`next_offset` then says where the next page starts);
+// - order=key keeps only the requested page's rows, as JSON, and ends the page early once that
+//   JSON reaches `max_bytes` (`next_offset` then says where the next page starts);
 // - order=total keeps the best `offset + limit` rows by total, and drops the smallest once
 //   their keys reach `max_bytes` (a page then ends at the last row kept; an offset past it is
 //   refused, naming `offset`).
