@@ -65,13 +65,25 @@ std::optional<ingest::TableDefinition> Aggregator::Layout(
 }
 
 size_t Aggregator::SlotOf(std::string_view metric) const {
+  // Both names are usually ingest's own static ones: the same pointer, no bytes to compare.
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    if (slots_[s].metric.data() == metric.data() && slots_[s].metric.size() == metric.size()) {
+      return s;
+    }
+  }
   size_t s = 0;
   while (s < slots_.size() && slots_[s].metric != metric) ++s;
   return s;
 }
 
-void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& update,
-                       uint32_t key_id) {
+uint32_t Aggregator::SourceId(std::string_view source) {
+  const auto it = std::find(source_names_.begin(), source_names_.end(), source);
+  if (it != source_names_.end()) return static_cast<uint32_t>(it - source_names_.begin());
+  source_names_.emplace_back(source);
+  return static_cast<uint32_t>(source_names_.size() - 1);
+}
+
+void Aggregator::Apply(uint32_t source, const ingest::EntryUpdate& update, uint32_t key_id) {
   if (!def_) return;
   auto* it = by_id_.Find(key_id);
   if (it == nullptr) {
@@ -114,7 +126,8 @@ void Aggregator::Apply(const std::string& source, const ingest::EntryUpdate& upd
   }
 }
 
-void Aggregator::RestartSource(const std::string& source) {
+void Aggregator::RestartSource(std::string_view source_name) {
+  const uint32_t source = SourceId(source_name);
   for (auto it = keys_.begin(); it != keys_.end();) {
     KeyState& k = it->second;
     const size_t erased =

@@ -39,11 +39,17 @@ class Aggregator {
   // definition when it is new or changed (to pass to TaughtTables::Define).
   std::optional<ingest::TableDefinition> Layout(
       const std::shared_ptr<const ingest::TableInfo>& table);
+  // A small number standing for node `source` (numbered as first seen; never reused): resolve
+  // it once per batch, then apply the batch's entries by it.
+  uint32_t SourceId(std::string_view source);
   // One committed entry update of node `source` for the source table, of the last Layout;
   // `key_id` is the store's id of its key (0: unknown).
-  void Apply(const std::string& source, const ingest::EntryUpdate& update, uint32_t key_id = 0);
+  void Apply(uint32_t source, const ingest::EntryUpdate& update, uint32_t key_id = 0);
+  void Apply(std::string_view source, const ingest::EntryUpdate& update, uint32_t key_id = 0) {
+    Apply(SourceId(source), update, key_id);
+  }
   // The node's process restarted: its contributions end.
-  void RestartSource(const std::string& source);
+  void RestartSource(std::string_view source);
   // Ends the contributions whose entries expired by `now_ms`.
   void Expire(int64_t now_ms);
   // Teaches every key changed since the last call, and every key whose rates changed slope by
@@ -68,8 +74,8 @@ class Aggregator {
   };
   struct KeyState {
     std::string wire_key;
-    // Per node; a handful, so a vector searched in order beats a map.
-    std::vector<std::pair<std::string, Contribution>> sources;
+    // Per node (by SourceId); a handful, so a vector searched in order beats a map.
+    std::vector<std::pair<uint32_t, Contribution>> sources;
     bool dirty = false;
     int64_t origin_ms = 0;  // earliest change not taught yet
     int64_t next_change_ms = kNever;
@@ -87,6 +93,7 @@ class Aggregator {
   std::shared_ptr<const ingest::TableInfo> layout_of_;  // what def_ was built from, last
   std::optional<ingest::TableDefinition> def_;
   std::vector<Slot> slots_;
+  std::vector<std::string> source_names_;  // by SourceId
   std::unordered_map<std::string, KeyState> keys_;
   KeyIdIndex<std::pair<const std::string, KeyState>> by_id_;  // into keys_
   std::vector<ingest::TaughtTables::Change> staged_;          // by Teach, for Flush's SetMany

@@ -264,8 +264,9 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
       for (Aggregator& a : aggregators_) {
         if (a.source_table() != info.name) continue;
         if (auto def = a.Layout(tu.table)) taught_.Define(*def);
+        const uint32_t source = a.SourceId(batch.source);
         for (size_t e = 0; e < tu.entries.size(); ++e) {
-          a.Apply(batch.source, tu.entries[e], group.entry_keys[first_key + e]);
+          a.Apply(source, tu.entries[e], group.entry_keys[first_key + e]);
         }
       }
       if (QuotaBook* book = BookFor(info.name)) {
