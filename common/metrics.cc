@@ -45,12 +45,14 @@ std::string FormatBound(double b) {
 
 }  // namespace
 
-void Histogram::Observe(double seconds) {
+void Histogram::Observe(double seconds, uint64_t count) {
+  if (count == 0) return;
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  buckets_[i].fetch_add(count, std::memory_order_relaxed);
   double micros = seconds * 1e6;
-  sum_micros_.fetch_add(micros > 0 ? static_cast<uint64_t>(micros) : 0, std::memory_order_relaxed);
+  sum_micros_.fetch_add(micros > 0 ? static_cast<uint64_t>(micros) * count : 0,
+                        std::memory_order_relaxed);
 }
 
 std::array<uint64_t, Histogram::kBounds.size() + 1> Histogram::Cumulative() const {

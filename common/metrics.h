@@ -45,7 +45,9 @@ class Histogram {
  public:
   static constexpr std::array<double, 12> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                      0.01,   0.025,   0.05,   0.1,   1.0,    10.0};
-  void Observe(double seconds);
+  void Observe(double seconds) { Observe(seconds, 1); }
+  // `count` observations of the same value, for the cost of one.
+  void Observe(double seconds, uint64_t count);
   // Cumulative counts per bound, then +Inf; sum in microseconds.
   std::array<uint64_t, kBounds.size() + 1> Cumulative() const;
   uint64_t SumMicros() const { return sum_micros_.load(std::memory_order_relaxed); }

@@ -63,6 +63,13 @@ void PeerSession::PumpTeach() {
   const int64_t now = NowUnixMs();
   Histogram& lag = PeerMetrics::TeachLag();
   std::string msg;
+  // Entries of one flush share their lag to the millisecond: observed once per run of equal
+  // lags, not once per entry (the histogram's counters are shared by every session).
+  int64_t run_lag_ms = -1;
+  uint64_t run_length = 0;
+  auto observe_run = [&] {
+    if (run_length > 0) lag.Observe(static_cast<double>(run_lag_ms) / 1e3, run_length);
+  };
   while (pending_.size() + msg.size() < kTeachOutputBytes) {
     size_t appended = 0;
     for (size_t i = 0; i < teach_cursors_.size(); ++i) {
@@ -73,13 +80,20 @@ void PeerSession::PumpTeach() {
       for (const auto& [seq, origin_ms] : got.sent) {
         if (unacked.size() >= kMaxUnackedTracked) unacked.pop_front();
         unacked.push_back(seq);
-        if (origin_ms > 0)
-          lag.Observe(static_cast<double>(std::max<int64_t>(0, now - origin_ms)) / 1e3);
+        if (origin_ms <= 0) continue;
+        const int64_t lag_ms = std::max<int64_t>(0, now - origin_ms);
+        if (lag_ms != run_lag_ms) {
+          observe_run();
+          run_lag_ms = lag_ms;
+          run_length = 0;
+        }
+        ++run_length;
       }
     }
     if (appended == 0) break;
     taught_sent_->Inc(appended);
   }
+  observe_run();
   if (!msg.empty()) Send(std::move(msg));
   if (resync_answer_pending_ && phase_ == Phase::kRunning) {
     for (size_t i = 0; i < teach_cursors_.size(); ++i) {

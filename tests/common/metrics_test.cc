@@ -24,5 +24,20 @@ TEST(MetricsRegistryTest, RendersCountersGaugesAndHistograms) {
   EXPECT_NE(text.find("t_extra 1\n"), std::string::npos);
 }
 
+// Observing a value N times at once is the same as N single observations: buckets, count, sum.
+TEST(MetricsRegistryTest, ARunOfEqualObservationsCountsEachOfThem) {
+  MetricsRegistry one_by_one, at_once;
+  Histogram& a = one_by_one.GetHistogram("t_lag_seconds", "Lag.");
+  Histogram& b = at_once.GetHistogram("t_lag_seconds", "Lag.");
+  for (int i = 0; i < 7; ++i) a.Observe(0.012);
+  a.Observe(3.5);
+  b.Observe(0.012, 7);
+  b.Observe(3.5, 1);
+  b.Observe(9.0, 0);  // nothing observed
+  EXPECT_EQ(one_by_one.RenderPrometheus(), at_once.RenderPrometheus());
+  EXPECT_EQ(a.Cumulative(), b.Cumulative());
+  EXPECT_EQ(8u, b.Cumulative().back());
+}
+
 }  // namespace
 }  // namespace stickmeter
