@@ -319,22 +319,25 @@ void Teacher::Loop() {
   int64_t window_ms = options_.window_ms;  // NextWindowMs of the recent flushes
   size_t taught_per_flush = 0;             // entries taught by the recent flushes
   int64_t last_refresh = NowUnixMs();
-  bool pending = false;  // applied changes not taught yet
+  bool pending = false;                      // applied changes not taught yet
+  std::vector<tsdb::CommittedGroup> groups;  // emptied each turn, its room kept for the inbox
   for (;;) {
-    std::vector<tsdb::CommittedGroup> groups;
     {
       std::unique_lock lock(inbox_mu_);
       const int64_t wait_ms =
           pending ? std::max<int64_t>(0, last_flush + window_ms - NowUnixMs()) : kIdleWakeMs;
-      // While changes wait for the window to end, new ones only join them.
+      // Groups are applied as they come, while the window only delays teaching them: a group
+      // left in the inbox for a whole window is cold in the cache by then, and a window's worth
+      // of batches (tens of MiB at full ingest) held at once makes the heap grow and shrink.
       inbox_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                         [&] { return stopping_ || wake_ || (!pending && !inbox_.empty()); });
+                         [&] { return stopping_ || wake_ || !inbox_.empty(); });
       if (stopping_) return;
       wake_ = false;
       groups.swap(inbox_);
     }
     LoadBases();
     const int64_t now = NowUnixMs();
+    bool taught = false;  // something for the sessions to send
     {
       std::lock_guard lock(mu_);
       for (const auto& g : groups) Apply(g);
@@ -346,14 +349,17 @@ void Teacher::Loop() {
         window_ms = NextWindowMs(options_, taught_per_flush);
         last_flush = now;
         pending = false;
+        taught = true;
       }
     }
     for (auto& g : groups) store_.Recycle(std::move(g));
+    groups.clear();
     if (now - last_refresh >= options_.refresh_ms) {
       taught_.TouchAll(0);
       last_refresh = now;
+      taught = true;
     }
-    taught_.Publish();
+    if (taught) taught_.Publish();
   }
 }
 
