@@ -435,6 +435,11 @@ class StoreImpl final : public Store {
   void BuildGroup(BuiltGroup& built, uint64_t seq_before);
   // Waits until the committer has room for one more group, then queues it.
   void HandOver(std::unique_ptr<BuiltGroup> built);
+  // A group to build into: the one the committer last handed back (its batch buffer, of the
+  // size groups take, already in memory), else a new one with `reserved_bytes` of room.
+  std::unique_ptr<BuiltGroup> TakeBuiltGroup(size_t reserved_bytes);
+  // The committer is done with `built`: emptied, it is kept for TakeBuiltGroup.
+  void RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built);
   // Writes the built groups in order, then hands their journal rows to the applier and runs
   // their done callbacks. Fail-stop: the first error is kept in failed_, and no group after it
   // is written.
@@ -587,6 +592,7 @@ class StoreImpl final : public Store {
   Mutex spare_mu_;
   std::vector<CommittedDelta> spare_deltas_ GUARDED_BY(spare_mu_);
   std::vector<uint32_t> spare_keys_ GUARDED_BY(spare_mu_);
+  std::unique_ptr<BuiltGroup> spare_built_ GUARDED_BY(spare_mu_);
   uint32_t observed_batch_ = 0;  // writer: the index ApplyBatch's batch will have among them
   // The latest receive time of anything handed to the writer (never behind the data a reader
   // can see): a range ending after it has nothing more in its last minute (Usage).
@@ -1226,7 +1232,7 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       for (size_t i = next; i < group.size(); ++i) values += group[i].values;
       // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
       // operands), so the batch buffer grows once instead of by repeated doubling.
-      built = std::make_unique<BuiltGroup>(std::min(values * 48, config::kMaxGroupRows * 64));
+      built = TakeBuiltGroup(std::min(values * 48, config::kMaxGroupRows * 64));
       const uint64_t seq_before = next_seq_;
       do {
         observed_batch_ = static_cast<uint32_t>(built->observed.batches.size());
@@ -1261,6 +1267,25 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
     for (; next < end; ++next) built->done.push_back(std::move(group[next].done));
     HandOver(std::move(built));
   }
+}
+
+std::unique_ptr<BuiltGroup> StoreImpl::TakeBuiltGroup(size_t reserved_bytes) {
+  {
+    MutexLock lock(&spare_mu_);
+    if (spare_built_) return std::move(spare_built_);
+  }
+  return std::make_unique<BuiltGroup>(reserved_bytes);
+}
+
+void StoreImpl::RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built) {
+  // A fresh multi-MiB batch buffer per group cost the writer a page fault per 4 KiB it wrote.
+  built->wb.Clear();  // keeps its buffer
+  built->status = Status::Ok();
+  built->journal.clear();
+  built->done.clear();
+  built->observed = CommittedGroup{};
+  MutexLock lock(&spare_mu_);
+  if (!spare_built_) spare_built_ = std::move(built);
 }
 
 void StoreImpl::HandOver(std::unique_ptr<BuiltGroup> built) {
@@ -1355,6 +1380,7 @@ void StoreImpl::CommitterLoop() {
       committed_ += g->done.size();
     }
     flushed_cv_.notify_all();
+    RecycleBuiltGroup(std::move(g));
     {
       std::lock_guard lock(commit_mu_);
       --built_in_flight_;
