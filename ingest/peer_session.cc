@@ -459,6 +459,9 @@ void PeerSession::OnUpdate(const EntryUpdateView& update) {
   }
   if (batch_.tables.empty() || batch_.tables.back().table != it->second) {
     batch_.tables.push_back(TableUpdates{it->second, {}});
+    // Batches of a session are alike: room for as many entries as the last one had, instead
+    // of growing by doubling (each step copies every entry and touches fresh memory).
+    if (batch_.tables.size() == 1) batch_.tables.back().entries.reserve(last_batch_entries_);
   }
   CheckLearnedEntry(update);
   AppendEntryUpdate(update, receive_unix_ms_, batch_.tables.back(),
@@ -514,6 +517,7 @@ void PeerSession::FlushBatch() {
   UpdateBatch batch = std::move(batch_);
   batch_ = UpdateBatch{};
   batch_acks_.clear();
+  last_batch_entries_ = batch.tables.empty() ? 0 : batch.tables.front().entries.size();
   batch_entries_ = 0;
   pending_restart_ = false;
   ReleaseHeld();

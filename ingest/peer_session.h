@@ -246,6 +246,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   UpdateBatch batch_;
   std::map<uint64_t, uint32_t> batch_acks_;  // sender table id -> last update id in the batch
   size_t batch_entries_ = 0;
+  size_t last_batch_entries_ = 0;  // in the first table of the last batch: the next one's room
   // Estimated bytes of the open batch and of the batches in flight, also counted in
   // context_->batch_bytes.
   uint64_t batch_bytes_ = 0;
