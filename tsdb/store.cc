@@ -1479,7 +1479,18 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
     }
     if (status.ok()) status = AddStateAndRollups(j, wb);
   } else {
+    // At most what a chunk adds to its records: a tag, its partition and its length.
+    constexpr size_t kChunkHeaderBytes = 16;
+    size_t left = 0, largest = 0;  // bytes of the chunks not in a row yet, and of the largest
+    for (const auto& records : journal_rows_) {
+      if (records.empty()) continue;
+      left += records.size() + kChunkHeaderBytes;
+      largest = std::max(largest, records.size() + kChunkHeaderBytes);
+    }
     std::string row;
+    // Each row is sized once for what it will hold (at most kJournalRowBytes and one more
+    // chunk) instead of growing by doubling: every step copied the row into fresh memory.
+    auto start_row = [&] { row.reserve(std::min(left, config::kJournalRowBytes + largest)); };
     auto finish_row = [&] {
       if (row.empty()) return;
       wb.Put(db_->cf(kMeta), format::JournalKey(next_journal_id_), row);
@@ -1487,10 +1498,15 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
           JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
       row = std::string();
     };
+    start_row();
     for (uint32_t i = 0; i < config::kJournalPartitions; ++i) {
       if (journal_rows_[i].empty()) continue;
-      if (row.size() >= config::kJournalRowBytes) finish_row();
+      if (row.size() >= config::kJournalRowBytes) {
+        finish_row();
+        start_row();
+      }
       format::AppendJournalChunk(row, i, journal_rows_[i]);
+      left -= journal_rows_[i].size() + kChunkHeaderBytes;
     }
     finish_row();
   }
