@@ -126,6 +126,7 @@ uint64_t NextConnectionId();
 class PeerSession : public std::enable_shared_from_this<PeerSession> {
  public:
   enum class Direction { kIn, kOut };
+  static std::string_view DirectionName(Direction d) { return d == Direction::kIn ? "in" : "out"; }
   // Called once on the session's strand when it ends: whether the hello succeeded, and why.
   using ClosedCallback = std::function<void(bool established, const std::string& reason)>;
 
