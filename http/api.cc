@@ -366,7 +366,7 @@ ApiReply Api::Route(const Request& request) const {
 
   std::string_view p = route->path;
   if (p.starts_with("/api/v1/quotas")) {
-    reply.response = HandleQuotas(request, p, query, hooks_.quotas);
+    reply.response = HandleQuotas(request, p, query, hooks_.quotas, options_.billing_tz);
   } else if (p == "/api/v1/health") {
     Params params(query, {});
     // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
@@ -377,7 +377,12 @@ ApiReply Api::Route(const Request& request) const {
           version, {{"status", "failing"}, {"error", {{"code", "unavailable"}, {"message", why}}}});
       reply.response.result(bhttp::status::service_unavailable);
     } else {
-      reply.response = JsonResponse(version, {{"status", "ok"}});
+      // By hand, so that "status" stays first (nlohmann orders keys): {"status":"ok", ...}
+      // is what monitors match.
+      std::string body = "{\"status\":\"ok\",\"billing_tz\":";
+      AppendJsonString(body, options_.billing_tz);
+      body += "}\n";
+      reply.response = internal::JsonTextResponse(version, std::move(body));
     }
   } else if (p == "/metrics") {
     Params params(query, {});
@@ -551,7 +556,7 @@ ApiReply Api::Route(const Request& request) const {
                           "excel_safe"});
     ExportRequest er;
     er.period = params.NonEmpty("period");
-    er.tz = params.Get("tz").value_or("UTC");
+    er.tz = params.Get("tz").value_or(options_.billing_tz);
     er.from_ms = params.OptionalTime("from");
     er.to_ms = params.OptionalTime("to");
     er.table = params.NonEmpty("table");

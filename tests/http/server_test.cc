@@ -97,7 +97,7 @@ TEST_F(ServerTest, HealthTablesKeysPeers) {
   TestServer server(store_, {}, hooks);
   uint16_t port = server.port();
   ASSERT_NE(0, port);
-  EXPECT_EQ(json({{"status", "ok"}}), GetJson(port, "/api/v1/health"));
+  EXPECT_EQ(json({{"status", "ok"}, {"billing_tz", "UTC"}}), GetJson(port, "/api/v1/health"));
 
   json tables = GetJson(port, "/api/v1/tables");
   ASSERT_EQ(1u, tables["tables"].size());
