@@ -36,11 +36,9 @@ function parseCsv(text) {
   return rows;
 }
 
+// The month before this one, in the billing zone ("YYYY-MM").
 function previousMonth() {
-  const d = new Date();
-  d.setDate(1);
-  d.setMonth(d.getMonth() - 1);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
+  return fmt.monthInput(fmt.presetRange('last-month')[0]);
 }
 
 async function exportPage(gen, params) {
@@ -191,8 +189,24 @@ function route() {
     });
 }
 
-document.getElementById('zone').textContent = `Times in ${fmt.zoneLabel()}`;
+// ---------------------------------------------------------------------------------------------
+// The header: the billing zone.
+
+// The server's billing zone (/api/v1/health, no token needed) before the first page is drawn,
+// so every month and time shown is the export's. Unreachable: UTC until the server answers.
+async function loadBillingZone() {
+  try {
+    const res = await fetch('/api/v1/health', { cache: 'no-store' });
+    const body = await res.json();
+    if (typeof body.billing_tz === 'string') fmt.setZone(body.billing_tz);
+  } catch { /* offline: the first request shows it; the zone is read again when back */ }
+  const label = document.getElementById('zone');
+  label.textContent = `Billing zone: ${fmt.zoneLabel()}`;
+  label.dataset.zone = fmt.zone;
+}
+
 window.addEventListener('hashchange', () => { delete main.dataset.ready; route(); });
-// Back from offline: the current page is drawn again from fresh answers.
-whenBackOnline(() => { delete main.dataset.ready; route(); });
+// Back from offline: the current page is drawn again from fresh answers (and the zone re-read).
+whenBackOnline(async () => { delete main.dataset.ready; await loadBillingZone(); route(); });
+await loadBillingZone();
 route();
