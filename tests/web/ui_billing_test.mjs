@@ -2,9 +2,12 @@
 // driven by headless Chromium. One case per run (--case), so each is its own ctest test:
 //   zone     one billing zone for the server: with `--billing-tz Pacific/Auckland` and a browser
 //            in Los Angeles, the header names Auckland, periods and times are Auckland's, the
-//            export page defaults to it, and the API's export without `tz` is Auckland's too.
+//            export page defaults to it, and the API's export without `tz` is Auckland's too;
+//   period   the key page's period picker (this month, last month, a day, custom) with a step
+//            that follows the period (no 1-px bars: steps too fine are not offered) and the
+//            value of the bar under the pointer, against a real HAProxy sending traffic.
 //
-// Usage: node ui_billing_test.mjs --case zone --stickmeter BIN --node-modules DIR
+// Usage: node ui_billing_test.mjs --case zone|period --stickmeter BIN --node-modules DIR
 //        --artifacts DIR
 import fs from 'node:fs';
 import path from 'node:path';
@@ -75,11 +78,108 @@ async function zoneCase() {
   log('billing zone checked');
 }
 
-const CASES = { zone: zoneCase };
+async function periodCase() {
+  const zone = 'Europe/Berlin';
+  const tmp = tempDir('period');
+  const server = await startStickmeter(args.stickmeter, tmp, ['--billing-tz', zone]);
+  const { fePort } = await startHaproxy(tmp, {
+    name: 'lb1', peersPort: server.peersPort, frontend: true,
+    tableLine: 'table quota type string len 64 size 10k expire 1h store http_req_cnt',
+  });
+  const REQUESTS = 12;
+  for (let i = 0; i < REQUESTS; i++) await httpGet(fePort, `/r/${i}`, { Host: 'acme.example' });
+  const api = async (p) => JSON.parse((await httpGet(server.httpPort, p)).body.toString());
+  const table = (await waitFor('the table', async () => (await api('/api/v1/tables')).tables[0], 15000)).name;
+  const wide = { from: Date.now() - 86400e3, to: Date.now() + 86400e3 };
+  await waitFor('the requests in the API', async () => {
+    const rows = (await api(`/api/v1/usage?${new URLSearchParams({ table, metric: 'http_req_cnt', ...wide })}`)).rows;
+    return rows.some((r) => r.key === 'acme.example' && r.total === REQUESTS);
+  }, 20000);
+  log('traffic stored');
+
+  const browser = await openBrowser(args['node-modules']);
+  const { page, problems, ready, visit } = await openPage(browser, server.base, { timezoneId: 'America/New_York' });
+  const stepState = () => page.$$eval('#key-steps button', (bs) => bs.map((b) => [b.dataset.step, b.disabled, b.getAttribute('aria-pressed')]));
+  const seriesSteps = [];
+  const onRequest = (r) => { if (r.url().includes('/api/v1/series?')) seriesSteps.push(new URL(r.url()).searchParams.get('step')); };
+  page.on('request', onRequest);
+  const base = { table, key: 'acme.example', metric: 'http_req_cnt' };
+
+  // This month: a month at 1m or 1h would be hundreds of 1-px bars; 1d is picked, finer is off.
+  await visit(`#/key?${new URLSearchParams({ ...base, range: 'month' })}`, 'key');
+  eq(await page.inputValue('#range'), 'month', 'the key page has a period picker, on this month');
+  eq(await stepState(), [['1m', true, 'false'], ['1h', true, 'false'], ['1d', false, 'true']], 'a month is drawn by day; 1m and 1h are not offered');
+  eq(seriesSteps, ['1d'], 'the series is asked at the step shown');
+  page.off('request', onRequest);
+  check(/too fine/.test(await page.getAttribute('#key-steps button[data-step="1m"]', 'title')), 'a step too fine says why');
+  eq(Number(await page.getAttribute('#key-total', 'data-value')), REQUESTS, 'this month holds the requests');
+  // An old link asking 1m for a month is drawn by day all the same.
+  await visit(`#/key?${new URLSearchParams({ ...base, range: 'month', step: '1m' })}`, 'key');
+  eq((await stepState()).find(([, , pressed]) => pressed === 'true')[0], '1d', 'a step too fine for the period gives way');
+
+  // A day: by hour; the hover tip gives the bucket's value.
+  const today = await page.evaluate(() => document.getElementById('day').value);
+  await page.selectOption('#range', 'day');
+  await page.waitForFunction(() => /range=day/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  eq([await hashParam(page, 'range'), await hashParam(page, 'day'), await hashParam(page, 'step')], ['day', today, null], 'a day in the address, no stale step');
+  check(await page.isVisible('#day'), 'the day is shown for "A day"');
+  eq(await stepState(), [['1m', true, 'false'], ['1h', false, 'true'], ['1d', false, 'false']], 'a day is drawn by hour');
+  const bar = page.locator('#key-chart rect.bar').first();
+  await bar.hover();
+  await page.waitForSelector('#chart-tip:not([hidden])', { timeout: 3000 });
+  const tip = await page.textContent('#chart-tip');
+  check(/12 requests$/.test(tip), `the tip gives the value under the pointer: ${tip}`);
+  const tipT = Number(await page.getAttribute('#chart-tip', 'data-t'));
+  eq(tipT % 3600e3, 0, 'the tip names an hour bucket');
+  check(await page.$eval('#key-chart rect.bar', (r) => r.classList.contains('hover')), 'the bar under the pointer is marked');
+  await page.mouse.move(2, 2);
+  await page.waitForSelector('#chart-tip', { state: 'hidden', timeout: 3000 });
+  await page.screenshot({ path: path.join(args.artifacts, 'ui_billing_key_day.png'), fullPage: true });
+  // Another day, typed: its period is that day of the billing zone.
+  await page.fill('#day', '2026-03-29');
+  await page.dispatchEvent('#day', 'change');
+  await page.waitForFunction(() => /day=2026-03-29/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  const period = await page.textContent('#key-period');
+  check(/03\/29\/2026, 12:00:00 AM, 03\/30\/2026, 12:00:00 AM\) Europe\/Berlin/.test(period), `the day's period in the billing zone: ${period}`);
+  eq(await page.textContent('#key-total'), '0 requests', 'nothing billed that day');
+
+  // Custom: two hours around now, by minute. The end first, so that every step is a valid range.
+  await page.selectOption('#range', 'custom');
+  await page.waitForFunction(() => /range=custom/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  const minute = (ms) => Math.floor(ms / 60e3) * 60e3;
+  const now = Date.now();
+  const setTime = async (id, ms) => {
+    const text = await page.evaluate((t) => {
+      const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Berlin', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })
+        .formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+      return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+    }, ms);
+    await page.fill(`#${id}`, text);
+    await page.dispatchEvent(`#${id}`, 'change');
+    await page.waitForFunction(([name, want]) => new URLSearchParams(location.hash.split('?')[1]).get(name) === want
+      && document.querySelector('main').dataset.ready === 'key', [id, String(minute(ms))], { timeout: 10000 });
+  };
+  await setTime('to', now + 3600e3);
+  await setTime('from', now - 3600e3);
+  eq([Number(await hashParam(page, 'from')), Number(await hashParam(page, 'to'))], [minute(now - 3600e3), minute(now + 3600e3)],
+    'the custom range, typed in the billing zone, is the instants meant');
+  eq(await stepState(), [['1m', false, 'true'], ['1h', false, 'false'], ['1d', false, 'false']], 'two hours are drawn by minute');
+  eq(Number(await page.getAttribute('#key-total', 'data-value')), REQUESTS, 'the custom range holds the requests');
+
+  // Last month: nothing yet, said so.
+  await page.selectOption('#range', 'last-month');
+  await page.waitForFunction(() => /range=last-month/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  eq(await page.textContent('#key-total'), '0 requests', 'nothing billed last month');
+  check(/No deltas/.test(await page.textContent('#key-chart')), 'an empty chart says so');
+  eq(problems, [], 'no console errors');
+  log('key page period picker, step and hover checked');
+}
+
+const CASES = { zone: zoneCase, period: periodCase };
 async function main() {
   const run = CASES[args.case];
-  if (!run) throw new Error(`unknown --case ${args.case} (zone)`);
-  for (const f of [args.stickmeter, CHROMIUM, ...(args.case === 'session' ? [] : [HAPROXY])]) {
+  if (!run) throw new Error(`unknown --case ${args.case} (zone or period)`);
+  for (const f of [args.stickmeter, CHROMIUM, HAPROXY]) {
     if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   }
   fs.mkdirSync(args.artifacts, { recursive: true });

@@ -1,4 +1,8 @@
-// Key detail: one key of a table for one metric over a range.
+// Key detail: one key of a table for one metric over a period (this month, last month, a day,
+// a custom range, in the billing zone).
+//
+// The chart's step follows the period: the finest of 1m, 1h, 1d that gives at most MAX_BARS
+// bars (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
 //
 // Counter: the billed total, its chart (sum of deltas per step) and the audit trail, checked to
 // add up to the total. Gauge: no total and no audit trail exist (the API refuses both), so the
@@ -11,11 +15,20 @@ import { barChart } from './chart.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
-  rangeParams, loading,
+  rangeParams, rangeControls, loading,
 } from './shared.js';
 
 const AUDIT_PAGE = 50;
 const SIMILAR_KEYS = 20;
+const STEP_MS = { '1m': 60e3, '1h': 3600e3, '1d': 86400e3 };
+// A chart about 900 px wide: 400 bars are 2 px or more each.
+const MAX_BARS = 400;
+
+// The steps a period of `span` ms may be drawn at, finest first; at least 1d.
+export function stepsFor(span) {
+  const fit = Object.keys(STEP_MS).filter((s) => span / STEP_MS[s] <= MAX_BARS);
+  return fit.length ? fit : ['1d'];
+}
 
 const unknownKey = (err) => err instanceof ApiError && err.status === 404 && /^key:/.test(err.detail);
 
@@ -31,15 +44,23 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const gauge = gaugeMetrics(t).includes(metric);
   const r = rangeFrom(params);
   const span = r.to - r.from;
-  const step = ['1m', '1h', '1d'].includes(params.get('step')) ? params.get('step') : span <= 6 * 3600e3 ? '1m' : span <= 3 * 86400e3 ? '1h' : '1d';
+  const allowed = stepsFor(span);
+  // An asked step too fine for the period (an old link, a period made longer) gives way.
+  const step = allowed.includes(params.get('step')) ? params.get('step') : allowed[0];
   const sort = Object.fromEntries(['sort', 'dir'].filter((k) => params.get(k)).map((k) => [k, params.get(k)]));
   const back = `#/usage?${new URLSearchParams({ table, metric, ...rangeParams(params), ...sort })}`;
 
-  const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step' },
-    ['1m', '1h', '1d'].map((s) => h('button', { type: 'button', 'aria-pressed': String(s === step),
-      onclick: () => go('key', { ...Object.fromEntries(params), step: s }) }, s)));
+  const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step', id: 'key-steps' },
+    Object.keys(STEP_MS).map((s) => h('button', {
+      type: 'button', 'aria-pressed': String(s === step), disabled: !allowed.includes(s), dataset: { step: s },
+      title: allowed.includes(s) ? undefined : `${fmt.int(Math.ceil(span / STEP_MS[s]))} bars: too fine for this period`,
+      onclick: () => go('key', { ...Object.fromEntries(params), step: s }),
+    }, s)));
   const metricSel = metricSelect('key-metric', t, metric);
   metricSel.addEventListener('change', () => go('key', { ...Object.fromEntries(params), metric: metricSel.value }));
+  // A new period drops the step, which the period then picks.
+  const keep = Object.fromEntries([...params].filter(([k]) => !['range', 'from', 'to', 'day', 'step'].includes(k)));
+  const ranges = rangeControls(params, () => go('key', { ...keep, ...ranges.value() }));
   const totalBox = h('div', { class: 'big loading', id: 'key-total' }, '…');
   const chartBox = h('div', { class: 'panel chart', id: 'key-chart' }, loading('Loading…', 'muted'));
   const auditBox = h('div', { class: 'scroll', id: 'key-audit' });
@@ -51,10 +72,10 @@ export async function keyPage(gen, params, keyQuotaBox) {
   main.replaceChildren(...[
     h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
     h('h1', {}, 'Key ', h('code', {}, key)),
-    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel)),
+    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel), ranges.nodes),
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
-      h('div', { class: 'muted small' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
+      h('div', { class: 'muted small', id: 'key-period' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
     gauge ? null : keyQuotaBox(table, key),
     h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, gauge ? 'Maximum per step' : 'Step'), stepButtons),
     h('div', { class: 'gap-top' }, chartBox),
