@@ -5,9 +5,11 @@
 //            export page defaults to it, and the API's export without `tz` is Auckland's too;
 //   period   the key page's period picker (this month, last month, a day, custom) with a step
 //            that follows the period (no 1-px bars: steps too fine are not offered) and the
-//            value of the bar under the pointer, against a real HAProxy sending traffic.
+//            value of the bar under the pointer, against a real HAProxy sending traffic;
+//   session  signing out forgets the token (the next call asks again), and the theme can be set
+//            to light, dark or the system's and is remembered.
 //
-// Usage: node ui_billing_test.mjs --case zone|period --stickmeter BIN --node-modules DIR
+// Usage: node ui_billing_test.mjs --case zone|period|session --stickmeter BIN --node-modules DIR
 //        --artifacts DIR
 import fs from 'node:fs';
 import path from 'node:path';
@@ -175,11 +177,66 @@ async function periodCase() {
   log('key page period picker, step and hover checked');
 }
 
-const CASES = { zone: zoneCase, period: periodCase };
+async function sessionCase() {
+  const tmp = tempDir('session');
+  const token = 'billing-team-token-0123456789';
+  fs.writeFileSync(path.join(tmp, 'token'), `${token}\n`);
+  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token')]);
+  const browser = await openBrowser(args['node-modules']);
+  const { page, problems, ready } = await openPage(browser, server.base, { colorScheme: 'light' });
+  const unauthorized = (p) => /status of 401/.test(p);
+
+  // Sign in, then out: the token is forgotten and asked for again.
+  await page.goto(`${server.base}/#/overview`);
+  await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
+  check(await page.isHidden('#sign-out'), 'no sign-out without a token');
+  await page.fill('#token-input', token);
+  await page.click('#token-form button[type="submit"]');
+  await ready('overview');
+  check(await page.isVisible('#sign-out'), 'sign-out offered once a token is held');
+  eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), token, 'the token is kept in this tab');
+  await page.click('#sign-out');
+  await page.waitForSelector('#token-dialog[open]', { timeout: 5000 });
+  eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), null, 'signing out forgets the token');
+  check(await page.isHidden('#sign-out'), 'no sign-out once signed out');
+  await page.reload();
+  await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
+  check(await page.isVisible('#token-input'), 'a reload after signing out asks for the token again');
+  await page.fill('#token-input', token);
+  await page.click('#token-form button[type="submit"]');
+  await ready('overview');
+  log('sign-out checked');
+
+  // The theme: light, dark or the system's, remembered.
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const LIGHT = 'rgb(246, 247, 249)';
+  const DARK = 'rgb(15, 19, 24)';
+  eq([await page.inputValue('#theme'), await background()], ['system', LIGHT], 'the system theme (light) by default');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  eq(await background(), DARK, 'the system theme follows the system to dark');
+  await page.selectOption('#theme', 'light');
+  eq([await page.getAttribute('html', 'data-theme'), await background()], ['light', LIGHT], 'light chosen over a dark system');
+  await page.selectOption('#theme', 'dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  eq([await page.getAttribute('html', 'data-theme'), await background()], ['dark', DARK], 'dark chosen over a light system');
+  await page.reload();
+  await ready('overview');
+  eq([await page.inputValue('#theme'), await background()], ['dark', DARK], 'the choice is remembered');
+  await page.screenshot({ path: path.join(args.artifacts, 'ui_billing_dark.png'), fullPage: true });
+  await page.selectOption('#theme', 'system');
+  eq([await page.getAttribute('html', 'data-theme'), await background()], [null, LIGHT], 'back to the system theme');
+  await page.reload();
+  await ready('overview');
+  eq(await page.inputValue('#theme'), 'system', 'the system theme is remembered too');
+  eq(problems.filter((p) => !unauthorized(p)), [], 'no console errors but the 401s that ask for the token');
+  log('theme checked');
+}
+
+const CASES = { zone: zoneCase, period: periodCase, session: sessionCase };
 async function main() {
   const run = CASES[args.case];
-  if (!run) throw new Error(`unknown --case ${args.case} (zone or period)`);
-  for (const f of [args.stickmeter, CHROMIUM, HAPROXY]) {
+  if (!run) throw new Error(`unknown --case ${args.case} (zone, period or session)`);
+  for (const f of [args.stickmeter, CHROMIUM, ...(args.case === 'session' ? [] : [HAPROXY])]) {
     if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   }
   fs.mkdirSync(args.artifacts, { recursive: true });

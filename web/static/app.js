@@ -2,7 +2,7 @@
 // function that renders into <main> and may register cleanups (timers, listeners), run when the
 // route changes. The overview, usage and key pages live in their own modules; shared.js holds
 // what they share (navigation, errors and the offline state, tables, ranges).
-import { request, buildUrl } from './api.js';
+import { request, buildUrl, signOut, hasToken, onTokenChange } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 import { quotasPage, keyQuotaBox } from './quotas.js';
@@ -190,7 +190,7 @@ function route() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The header: the billing zone.
+// The header: the billing zone, the theme and signing out.
 
 // The server's billing zone (/api/v1/health, no token needed) before the first page is drawn,
 // so every month and time shown is the export's. Unreachable: UTC until the server answers.
@@ -204,6 +204,36 @@ async function loadBillingZone() {
   label.textContent = `Billing zone: ${fmt.zoneLabel()}`;
   label.dataset.zone = fmt.zone;
 }
+
+// Light, dark or the system's, remembered in this browser.
+const THEME_KEY = 'stickmeter.theme';
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+const themeSel = document.getElementById('theme');
+let storedTheme = 'system';
+try { storedTheme = localStorage.getItem(THEME_KEY) || 'system'; } catch { /* storage off */ }
+themeSel.value = ['light', 'dark'].includes(storedTheme) ? storedTheme : 'system';
+applyTheme(themeSel.value);
+themeSel.addEventListener('change', () => {
+  try {
+    if (themeSel.value === 'system') localStorage.removeItem(THEME_KEY);
+    else localStorage.setItem(THEME_KEY, themeSel.value);
+  } catch { /* storage off: for this page only */ }
+  applyTheme(themeSel.value);
+});
+
+// Sign out: shown while this tab holds a token; forgets it and draws the page again, which asks
+// for a token at its first call.
+const signOutButton = document.getElementById('sign-out');
+signOutButton.hidden = !hasToken();
+onTokenChange((held) => { signOutButton.hidden = !held; });
+signOutButton.addEventListener('click', () => {
+  signOut();
+  delete main.dataset.ready;
+  route();
+});
 
 window.addEventListener('hashchange', () => { delete main.dataset.ready; route(); });
 // Back from offline: the current page is drawn again from fresh answers (and the zone re-read).
