@@ -242,13 +242,17 @@ ${frontend ? `frontend fe
 }
 
 // A new page in its own context (`contextOptions`: viewport, locale, timezoneId, colorScheme)
-// whose console errors and page errors are collected in `problems`. `ready(name)` waits for a
-// page of the UI to be drawn; `visit(hashPath, name)` loads one.
-export async function openPage(browser, base, contextOptions = {}) {
+// whose console errors and page errors are collected in `problems`, but console messages for
+// which `ignore(text)` is true (expected ones, such as refused connections while the test has
+// stopped the server). `ready(name)` waits for a page of the UI to be drawn; `visit(hashPath,
+// name)` loads one.
+export async function openPage(browser, base, contextOptions = {}, ignore = () => false) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', ...contextOptions });
   const page = await context.newPage();
   const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
+  page.on('console', (m) => {
+    if ((m.type() === 'error' || m.type() === 'warning') && !ignore(m.text())) problems.push(`console ${m.type()}: ${m.text()}`);
+  });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   const ready = (name, timeout = 10000) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout });
   const visit = async (hashPath, name) => {
