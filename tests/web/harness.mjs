@@ -208,9 +208,10 @@ export async function startStickmeter(binary, dir, extra = []) {
 
 // A HAProxy node `name` (its -L) whose peers section `section` has stickmeter at `peersPort` and
 // the table `tableLine` ("table quota type string len 64 ... store ..."). With `frontend`, an
-// HTTP frontend on a free port tracks the Host header in that table and answers 200; the node
-// is returned once it accepts connections there ({ proc, fePort }).
-export async function startHaproxy(dir, { name, peersPort, tableLine, section = 'billing', frontend = false }) {
+// HTTP frontend on a free port tracks the Host header in that table, applies `rules` (more
+// http-request lines) and answers 200; the node is returned once it accepts connections there
+// ({ proc, fePort }).
+export async function startHaproxy(dir, { name, peersPort, tableLine, section = 'billing', frontend = false, rules = [] }) {
   const localPeerPort = await freePort();
   const fePort = frontend ? await freePort() : 0;
   const cfg = path.join(dir, `${name}.cfg`);
@@ -229,7 +230,7 @@ peers ${section}
 ${frontend ? `frontend fe
     bind 127.0.0.1:${fePort}
     http-request track-sc0 req.hdr(host) table ${section}/${tableLine.split(/\s+/)[1]}
-    http-request return status 200 content-type text/plain string "ok\\n"
+${rules.map((r) => `    ${r}\n`).join('')}    http-request return status 200 content-type text/plain string "ok\\n"
 ` : ''}`);
   const proc = startProcess(`haproxy ${name}`, HAPROXY, ['-f', cfg, '-L', name, '-db']);
   if (frontend) {
