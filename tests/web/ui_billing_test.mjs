@@ -4,8 +4,9 @@
 //            in Los Angeles, the header names Auckland, periods and times are Auckland's, the
 //            export page defaults to it, and the API's export without `tz` is Auckland's too;
 //   period   the key page's period picker (this month, last month, a day, custom) with a step
-//            that follows the period (no 1-px bars: steps too fine are not offered) and the
-//            value of the bar under the pointer, against a real HAProxy sending traffic;
+//            that follows the period (no 1-px bars: steps too fine are not offered), days of
+//            the billing zone (Europe/Berlin) as bars, and the value of the bar under the
+//            pointer, against a real HAProxy sending traffic;
 //   session  signing out forgets the token (the next call asks again), and the theme can be set
 //            to light, dark or the system's and is remembered.
 //
@@ -111,8 +112,14 @@ async function periodCase() {
   await visit(`#/key?${new URLSearchParams({ ...base, range: 'month' })}`, 'key');
   eq(await page.inputValue('#range'), 'month', 'the key page has a period picker, on this month');
   eq(await stepState(), [['1m', true, 'false'], ['1h', true, 'false'], ['1d', false, 'true']], 'a month is drawn by day; 1m and 1h are not offered');
-  eq(seriesSteps, ['1d'], 'the series is asked at the step shown');
+  // The API's days are UTC days: for Berlin's days the page asks for hours and adds them up.
+  eq(seriesSteps, ['1h'], 'a day step in a billing zone other than UTC asks for hours');
   page.off('request', onRequest);
+  await page.locator('#key-chart rect.bar').first().hover();
+  await page.waitForSelector('#chart-tip:not([hidden])', { timeout: 3000 });
+  const berlin = wallNow(zone);
+  eq([Number(await page.getAttribute('#chart-tip', 'data-t')), Number(await page.getAttribute('#chart-tip', 'data-value'))],
+    [zonedMs(zone, berlin.y, berlin.m, berlin.d), REQUESTS], "a month's bar is a day of the billing zone, with its requests");
   check(/too fine/.test(await page.getAttribute('#key-steps button[data-step="1m"]', 'title')), 'a step too fine says why');
   eq(Number(await page.getAttribute('#key-total', 'data-value')), REQUESTS, 'this month holds the requests');
   // An old link asking 1m for a month is drawn by day all the same.

@@ -19,6 +19,9 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// A point may carry its bucket's `end` (a day of the billing zone, 23 to 25 hours around a DST
+// change); without it a bucket is `stepMs` long.
+//
 // Renders the bars of `points` over [from, to) into a new <svg> drawn at `width` x `height` CSS
 // pixels (so text is never stretched; re-render on resize), in a box that also holds the hover
 // tip. Empty buckets are left blank.
@@ -41,10 +44,12 @@ export function barChart({ points, stepMs, from, to, metric, gauge = false, widt
     svg.append(el('line', { class: 'axis', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
     svg.append(el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, label(v)));
   }
-  const barW = Math.max(1, ((W - L - R) * stepMs) / span - (stepMs / span > 0.01 ? 2 : 0));
+  const gap = stepMs / span > 0.01 ? 2 : 0;
+  const endOf = (p) => p.end ?? p.t + stepMs;
   const bars = [];
   for (const p of points) {
-    if (p.t + stepMs <= from || p.t >= to) continue;
+    if (endOf(p) <= from || p.t >= to) continue;
+    const barW = Math.max(1, ((W - L - R) * (endOf(p) - p.t)) / span - gap);
     const r = el('rect', { class: 'bar', x: x(p.t), y: y(p.v), width: barW, height: Math.max(0, y(0) - y(p.v)) });
     r.append(el('title', {}, `${fmt.time(p.t)}: ${value(p.v)}`));
     svg.append(r);
@@ -72,10 +77,10 @@ export function barChart({ points, stepMs, from, to, metric, gauge = false, widt
     const rect = svg.getBoundingClientRect();
     const px = ((e.clientX - rect.left) / rect.width) * W;
     const t = from + ((px - L) / (W - L - R)) * span;
-    const hit = bars.find(({ p }) => t >= p.t && t < p.t + stepMs);
+    const hit = bars.find(({ p }) => t >= p.t && t < endOf(p));
     if (!hit) { hide(); return; }
     if (marked !== hit.r) { if (marked) marked.classList.remove('hover'); marked = hit.r; marked.classList.add('hover'); }
-    tip.textContent = `${fmt.time(hit.p.t)} – ${fmt.time(hit.p.t + stepMs)}: ${value(hit.p.v)}`;
+    tip.textContent = `${fmt.time(hit.p.t)} – ${fmt.time(endOf(hit.p))}: ${value(hit.p.v)}`;
     tip.dataset.t = String(hit.p.t);
     tip.dataset.value = String(hit.p.v);
     tip.hidden = false;
