@@ -204,6 +204,7 @@ async function sessionCase() {
   eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), token, 'the token is kept in this tab');
   await page.click('#sign-out');
   await page.waitForSelector('#token-dialog[open]', { timeout: 5000 });
+  eq(await page.$$eval('#ov-cards .card', (cards) => cards.length), 0, 'what was read with the token is no longer shown');
   eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), null, 'signing out forgets the token');
   check(await page.isHidden('#sign-out'), 'no sign-out once signed out');
   await page.reload();

@@ -7,7 +7,7 @@ import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 import { quotasPage, keyQuotaBox } from './quotas.js';
 import {
-  main, nav, isCurrent, showError, go, hashParams, tables, counterMetrics, whenBackOnline, loading,
+  main, nav, isCurrent, showError, go, hashParams, tables, forgetTables, counterMetrics, whenBackOnline, loading,
 } from './shared.js';
 import { overviewPage } from './overview.js';
 import { usagePage } from './usage.js';
@@ -224,13 +224,15 @@ themeSel.addEventListener('change', () => {
   applyTheme(themeSel.value);
 });
 
-// Sign out: shown while this tab holds a token; forgets it and draws the page again, which asks
-// for a token at its first call.
+// Sign out: shown while this tab holds a token; forgets it and what was read with it, clears
+// the page and draws it again, which asks for a token at its first call.
 const signOutButton = document.getElementById('sign-out');
 signOutButton.hidden = !hasToken();
 onTokenChange((held) => { signOutButton.hidden = !held; });
 signOutButton.addEventListener('click', () => {
   signOut();
+  forgetTables();
+  main.replaceChildren(loading());
   delete main.dataset.ready;
   route();
 });

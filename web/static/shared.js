@@ -125,6 +125,8 @@ export function replaceHash(route, params) {
 // Tables and metrics.
 
 let tablesCache = null;
+// Drops what was read with a token that is gone (signing out).
+export function forgetTables() { tablesCache = null; }
 export async function tables(refresh = false) {
   if (!tablesCache || refresh) {
     const body = await getJson('/api/v1/tables');
