@@ -370,20 +370,21 @@ ApiReply Api::Route(const Request& request) const {
   } else if (p == "/api/v1/health") {
     Params params(query, {});
     // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
-    if (Status writes = store_.WriteStatus(); !writes.ok()) {
-      const std::string why =
-          "store writes fail, updates are not acknowledged: " + writes.ToString();
-      reply.response = JsonResponse(
-          version, {{"status", "failing"}, {"error", {{"code", "unavailable"}, {"message", why}}}});
-      reply.response.result(bhttp::status::service_unavailable);
-    } else {
-      // By hand, so that "status" stays first (nlohmann orders keys): {"status":"ok", ...}
-      // is what monitors match.
-      std::string body = "{\"status\":\"ok\",\"billing_tz\":";
-      AppendJsonString(body, options_.billing_tz);
-      body += "}\n";
-      reply.response = internal::JsonTextResponse(version, std::move(body));
+    // Written by hand, so that "status" comes first (nlohmann orders keys): monitors match
+    // {"status":"ok", ...}. The billing zone is there either way: the UI reads it at start.
+    const Status writes = store_.WriteStatus();
+    std::string body = writes.ok() ? "{\"status\":\"ok\"" : "{\"status\":\"failing\"";
+    body += ",\"billing_tz\":";
+    AppendJsonString(body, options_.billing_tz);
+    if (!writes.ok()) {
+      body += ",\"error\":";
+      body += DumpJson(
+          {{"code", "unavailable"},
+           {"message", "store writes fail, updates are not acknowledged: " + writes.ToString()}});
     }
+    body += "}\n";
+    reply.response = internal::JsonTextResponse(version, std::move(body));
+    if (!writes.ok()) reply.response.result(bhttp::status::service_unavailable);
   } else if (p == "/metrics") {
     Params params(query, {});
     Response res{bhttp::status::ok, version};

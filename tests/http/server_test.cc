@@ -76,6 +76,7 @@ TEST_F(ServerTest, HealthIsFailingWhileStoreWritesFail) {
   ASSERT_NE(0, port);
   json health = GetJson(port, "/api/v1/health", 503);
   EXPECT_EQ("failing", health["status"]);
+  EXPECT_EQ("UTC", health["billing_tz"]);  // the UI takes its zone from here even then
   EXPECT_EQ("unavailable", health["error"]["code"]);
   EXPECT_NE(std::string::npos,
             health["error"]["message"].get<std::string>().find("No space left on device"))
