@@ -90,12 +90,13 @@ struct RouteInfo {
   bool query;
 };
 constexpr RouteInfo kRoutes[] = {
-    {"/api/v1/health", Methods::kRead, false},        {"/api/v1/peers", Methods::kRead, false},
-    {"/api/v1/tables", Methods::kRead, true},         {"/api/v1/keys", Methods::kRead, true},
-    {"/api/v1/usage", Methods::kRead, true},          {"/api/v1/series", Methods::kRead, true},
-    {"/api/v1/audit", Methods::kRead, true},          {"/api/v1/export", Methods::kExport, true},
-    {"/api/v1/quotas", Methods::kReadWrite, true},    {"/api/v1/quotas/keys", Methods::kRead, true},
-    {"/api/v1/quotas/history", Methods::kRead, true}, {"/metrics", Methods::kRead, false},
+    {"/api/v1/health", Methods::kRead, false},     {"/api/v1/info", Methods::kRead, false},
+    {"/api/v1/peers", Methods::kRead, false},      {"/api/v1/tables", Methods::kRead, true},
+    {"/api/v1/keys", Methods::kRead, true},        {"/api/v1/usage", Methods::kRead, true},
+    {"/api/v1/series", Methods::kRead, true},      {"/api/v1/audit", Methods::kRead, true},
+    {"/api/v1/export", Methods::kExport, true},    {"/api/v1/quotas", Methods::kReadWrite, true},
+    {"/api/v1/quotas/keys", Methods::kRead, true}, {"/api/v1/quotas/history", Methods::kRead, true},
+    {"/metrics", Methods::kRead, false},
 };
 
 const RouteInfo* FindRoute(std::string_view path) {
@@ -370,21 +371,19 @@ ApiReply Api::Route(const Request& request) const {
   } else if (p == "/api/v1/health") {
     Params params(query, {});
     // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
-    // Written by hand, so that "status" comes first (nlohmann orders keys): monitors match
-    // {"status":"ok", ...}. The billing zone is there either way: the UI reads it at start.
-    const Status writes = store_.WriteStatus();
-    std::string body = writes.ok() ? "{\"status\":\"ok\"" : "{\"status\":\"failing\"";
-    body += ",\"billing_tz\":";
-    AppendJsonString(body, options_.billing_tz);
-    if (!writes.ok()) {
-      body += ",\"error\":";
-      body += DumpJson(
-          {{"code", "unavailable"},
-           {"message", "store writes fail, updates are not acknowledged: " + writes.ToString()}});
+    if (Status writes = store_.WriteStatus(); !writes.ok()) {
+      const std::string why =
+          "store writes fail, updates are not acknowledged: " + writes.ToString();
+      reply.response = JsonResponse(
+          version, {{"status", "failing"}, {"error", {{"code", "unavailable"}, {"message", why}}}});
+      reply.response.result(bhttp::status::service_unavailable);
+    } else {
+      reply.response = JsonResponse(version, {{"status", "ok"}});
     }
-    body += "}\n";
-    reply.response = internal::JsonTextResponse(version, std::move(body));
-    if (!writes.ok()) reply.response.result(bhttp::status::service_unavailable);
+  } else if (p == "/api/v1/info") {
+    Params params(query, {});
+    // Facts about the server that clients (the web UI) need: the billing zone of its months.
+    reply.response = JsonResponse(version, {{"billing_tz", options_.billing_tz}});
   } else if (p == "/metrics") {
     Params params(query, {});
     Response res{bhttp::status::ok, version};

@@ -84,7 +84,7 @@ TEST_F(LifecycleTest, ServesHealthStopsOnSignalsAndReopensItsData) {
     ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
     auto health = HttpRequest(http_port, "GET", "/api/v1/health");
     ASSERT_TRUE(health.has_value());
-    EXPECT_EQ("{\"status\":\"ok\",\"billing_tz\":\"UTC\"}\n", health->body);
+    EXPECT_EQ("{\"status\":\"ok\"}\n", health->body);
     p.Signal(sig);
     EXPECT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
     EXPECT_FALSE(HttpRequest(http_port, "GET", "/api/v1/health").has_value());
@@ -120,10 +120,10 @@ TEST_F(LifecycleTest, ExportRefusesTimesOutsideTheSupportedSpan) {
   }
 }
 
-// One billing zone for the server: `serve --billing-tz` reports it in /api/v1/health and keeps
-// it in the store, where `stickmeter export` without --tz finds it; --tz still wins. A zone that
-// does not exist stops `serve` with one line.
-TEST_F(LifecycleTest, BillingZoneReachesHealthAndTheCliExport) {
+// One billing zone for the server: `serve --billing-tz` reports it in /api/v1/info (health
+// stays {"status":"ok"}) and keeps it in the store, where `stickmeter export` without --tz finds
+// it; --tz still wins. A zone that does not exist stops `serve` with one line.
+TEST_F(LifecycleTest, BillingZoneReachesInfoAndTheCliExport) {
   const std::string data = (dir_.path() / "data").string();
   uint16_t http_port = FreePort();
   {
@@ -132,10 +132,12 @@ TEST_F(LifecycleTest, BillingZoneReachesHealthAndTheCliExport) {
                "--billing-tz", "Europe/Berlin"},
               dir_.path() / "serve.log");
     ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+    auto info = HttpRequest(http_port, "GET", "/api/v1/info");
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ("{\"billing_tz\":\"Europe/Berlin\"}\n", info->body);
     auto health = HttpRequest(http_port, "GET", "/api/v1/health");
     ASSERT_TRUE(health.has_value());
-    EXPECT_NE(std::string::npos, health->body.find("\"billing_tz\":\"Europe/Berlin\""))
-        << health->body;
+    EXPECT_EQ("{\"status\":\"ok\"}\n", health->body);
     p.Signal(SIGTERM);
     ASSERT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
   }
@@ -267,14 +269,19 @@ TEST_F(LifecycleTest, TokenFileUsesItsFirstLineOfAtLeast16Characters) {
              "--peers-listen", Loopback(FreePort()), "--token-file", token.string()},
             dir_.path() / "serve.log");
   ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
-  auto status = [&](const std::vector<std::string>& headers) {
-    auto r = HttpRequest(http_port, "GET", "/api/v1/peers", headers);
+  auto status = [&](const std::vector<std::string>& headers,
+                    const std::string& path = "/api/v1/peers") {
+    auto r = HttpRequest(http_port, "GET", path, headers);
     return r ? r->status : 0;
   };
   EXPECT_EQ(200, status({"Authorization: Bearer 0123456789abcdef"}));
   EXPECT_EQ(401, status({}));
   EXPECT_EQ(401, status({"Authorization: Bearer 0123456789abcde"}));
   EXPECT_EQ(401, status({"Authorization: Bearer second line, not part of the token"}));
+  // The server's facts (the billing zone) too; health alone needs no token.
+  EXPECT_EQ(200, status({"Authorization: Bearer 0123456789abcdef"}, "/api/v1/info"));
+  EXPECT_EQ(401, status({}, "/api/v1/info"));
+  EXPECT_EQ(200, status({}, "/api/v1/health"));
   p.Signal(SIGTERM);
   EXPECT_EQ(0, p.Wait());
 }

@@ -1,10 +1,12 @@
-// The server's billing zone (ServerOptions::billing_tz) against the real store: /api/v1/health
-// reports it, and an export that names no zone is the export in that zone, byte for byte, while
-// one that names a zone keeps it. Requests around October's edge in UTC and in Berlin (UTC+2)
-// make the two Octobers differ.
+// The server's billing zone (ServerOptions::billing_tz) against the real store: /api/v1/info
+// reports it (with the token when one is set; health stays exactly {"status":"ok"}), and an export
+// that names no zone is the export in that zone, byte for byte, while one that names a zone keeps
+// it. Requests around October's edge in UTC and in Berlin (UTC+2) make the two Octobers differ.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "http/server.h"
 #include "http/time_parse.h"
@@ -63,15 +65,19 @@ class BillingZoneTest : public testing::RealStoreTest {
   }
 };
 
-TEST_F(BillingZoneTest, HealthNamesTheZoneAndExportsWithoutOneUseIt) {
+TEST_F(BillingZoneTest, InfoNamesTheZoneAndExportsWithoutOneUseIt) {
   FeedAroundOctober();
   ServerOptions options;
   options.billing_tz = "Europe/Berlin";
   Serve(options);
 
+  auto info = Get(server_->port(), "/api/v1/info");
+  ASSERT_EQ(200u, info.status);
+  EXPECT_EQ("{\"billing_tz\":\"Europe/Berlin\"}\n", info.body);
+  EXPECT_EQ("no-store", info.Header("cache-control"));
   auto health = Get(server_->port(), "/api/v1/health");
   ASSERT_EQ(200u, health.status);
-  EXPECT_EQ("{\"status\":\"ok\",\"billing_tz\":\"Europe/Berlin\"}\n", health.body);
+  EXPECT_EQ("{\"status\":\"ok\"}\n", health.body);
 
   json implicit = Export("period=2026-10");
   EXPECT_EQ("Europe/Berlin", implicit["tz"]);
@@ -97,11 +103,42 @@ TEST_F(BillingZoneTest, HealthNamesTheZoneAndExportsWithoutOneUseIt) {
 TEST_F(BillingZoneTest, TheDefaultZoneIsUtc) {
   FeedAroundOctober();
   Serve();
-  auto health = Get(server_->port(), "/api/v1/health");
-  EXPECT_EQ("{\"status\":\"ok\",\"billing_tz\":\"UTC\"}\n", health.body);
+  EXPECT_EQ("{\"billing_tz\":\"UTC\"}\n", Get(server_->port(), "/api/v1/info").body);
+  EXPECT_EQ("{\"status\":\"ok\"}\n", Get(server_->port(), "/api/v1/health").body);
   json implicit = Export("period=2026-10");
   EXPECT_EQ("UTC", implicit["tz"]);
   EXPECT_EQ(18u, implicit["rows"][0]["total"].get<uint64_t>());
+}
+
+// With a token, /api/v1/info is like every call but health: 401 without the token (or with a
+// wrong one), the zone with it. It answers GET and HEAD only, and takes no parameters.
+TEST_F(BillingZoneTest, InfoNeedsTheTokenWhenOneIsSet) {
+  ServerOptions options;
+  options.billing_tz = "Europe/Berlin";
+  options.token = "0123456789abcdef-token";
+  Serve(options);
+  const uint16_t port = server_->port();
+
+  auto missing = Get(port, "/api/v1/info");
+  EXPECT_EQ(401u, missing.status) << missing.body;
+  EXPECT_EQ(std::string::npos, missing.body.find("Europe/Berlin")) << missing.body;
+  EXPECT_EQ("Bearer realm=\"stickmeter\"", missing.Header("www-authenticate"));
+  EXPECT_EQ(401u, Get(port, "/api/v1/info", {{"Authorization", "Bearer wrong"}}).status);
+
+  const std::map<std::string, std::string> auth = {
+      {"Authorization", "Bearer 0123456789abcdef-token"}};
+  auto info = Get(port, "/api/v1/info", auth);
+  EXPECT_EQ(200u, info.status) << info.body;
+  EXPECT_EQ("{\"billing_tz\":\"Europe/Berlin\"}\n", info.body);
+  EXPECT_EQ(400u, Get(port, "/api/v1/info?tz=UTC", auth).status);
+  auto post = Get(port, "/api/v1/info", auth, boost::beast::http::verb::post);
+  EXPECT_EQ(405u, post.status);
+  EXPECT_EQ("GET, HEAD", post.Header("allow"));
+
+  // Health needs no token, and stays exactly what monitors match.
+  auto health = Get(port, "/api/v1/health");
+  EXPECT_EQ(200u, health.status);
+  EXPECT_EQ("{\"status\":\"ok\"}\n", health.body);
 }
 
 }  // namespace
