@@ -7,8 +7,10 @@
 //            that follows the period (no 1-px bars: steps too fine are not offered), days of
 //            the billing zone (Europe/Berlin) as bars, and the value of the bar under the
 //            pointer, against a real HAProxy sending traffic;
-//   session  signing out forgets the token (the next call asks again), and the theme can be set
-//            to light, dark or the system's and is remembered.
+//   session  with a token, the billing zone (/api/v1/info) is read once the token is given and
+//            before the page is drawn; signing out forgets the token and the zone (the next call
+//            asks again), and the theme can be set to light, dark or the system's and is
+//            remembered.
 //
 // Usage: node ui_billing_test.mjs --case zone|period|session --stickmeter BIN --node-modules DIR
 //        --artifacts DIR
@@ -51,8 +53,9 @@ async function zoneCase() {
   });
   await httpGet(fePort, '/', { Host: 'acme.example' });
   await waitFor('the table', async () => JSON.parse((await httpGet(server.httpPort, '/api/v1/tables')).body.toString()).tables.length > 0, 15000);
-  const health = JSON.parse((await httpGet(server.httpPort, '/api/v1/health')).body.toString());
-  eq(health, { status: 'ok', billing_tz: zone }, 'health names the billing zone');
+  eq((await httpGet(server.httpPort, '/api/v1/health')).body.toString(), '{"status":"ok"}\n', 'health is exactly {"status":"ok"}');
+  const info = JSON.parse((await httpGet(server.httpPort, '/api/v1/info')).body.toString());
+  eq(info, { billing_tz: zone }, '/api/v1/info names the billing zone');
   const exported = JSON.parse((await httpGet(server.httpPort, '/api/v1/export?period=2026-11&format=json')).body.toString());
   eq([exported.tz, exported.period_start], [zone, '2026-11-01T00:00:00+13:00'], 'an export without tz is in the billing zone');
 
@@ -188,23 +191,35 @@ async function sessionCase() {
   const tmp = tempDir('session');
   const token = 'billing-team-token-0123456789';
   fs.writeFileSync(path.join(tmp, 'token'), `${token}\n`);
-  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token')]);
+  const zone = 'Asia/Tokyo';
+  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token'), '--billing-tz', zone]);
+  eq((await httpGet(server.httpPort, '/api/v1/info')).status, 401, '/api/v1/info needs the token');
+  eq((await httpGet(server.httpPort, '/api/v1/health')).body.toString(), '{"status":"ok"}\n', 'health needs none');
   const browser = await openBrowser(args['node-modules']);
-  const { page, problems, ready } = await openPage(browser, server.base, { colorScheme: 'light' });
+  const { page, problems, ready } = await openPage(browser, server.base, { colorScheme: 'light', timezoneId: 'Europe/London' });
   const unauthorized = (p) => /status of 401/.test(p);
+  const apiCalls = [];
+  page.on('request', (r) => { if (r.url().includes('/api/v1/')) apiCalls.push(new URL(r.url()).pathname); });
+  const ZONE_LABEL = 'Billing zone: Asia/Tokyo (GMT+9)';
 
-  // Sign in, then out: the token is forgotten and asked for again.
+  // Sign in: the zone is read with the token, before the page; then out: the token is forgotten
+  // and asked for again.
   await page.goto(`${server.base}/#/overview`);
   await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
   check(await page.isHidden('#sign-out'), 'no sign-out without a token');
+  eq(apiCalls, ['/api/v1/info'], 'the zone is the first thing asked for');
   await page.fill('#token-input', token);
   await page.click('#token-form button[type="submit"]');
   await ready('overview');
+  eq(apiCalls.slice(0, 2), ['/api/v1/info', '/api/v1/info'], 'the zone is read again with the token before the page');
+  eq([(await page.textContent('#zone')).trim(), await page.getAttribute('#zone', 'data-zone')], [ZONE_LABEL, zone],
+    'the header names the billing zone read with the token');
   check(await page.isVisible('#sign-out'), 'sign-out offered once a token is held');
   eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), token, 'the token is kept in this tab');
   await page.click('#sign-out');
   await page.waitForSelector('#token-dialog[open]', { timeout: 5000 });
   eq(await page.$$eval('#ov-cards .card', (cards) => cards.length), 0, 'what was read with the token is no longer shown');
+  eq((await page.textContent('#zone')).trim(), '', 'nor is the zone');
   eq(await page.evaluate(() => sessionStorage.getItem('stickmeter.token')), null, 'signing out forgets the token');
   check(await page.isHidden('#sign-out'), 'no sign-out once signed out');
   await page.reload();
@@ -213,6 +228,7 @@ async function sessionCase() {
   await page.fill('#token-input', token);
   await page.click('#token-form button[type="submit"]');
   await ready('overview');
+  eq((await page.textContent('#zone')).trim(), ZONE_LABEL, 'the zone is shown again once signed in');
   log('sign-out checked');
 
   // The theme: light, dark or the system's, remembered.

@@ -2,7 +2,7 @@
 // function that renders into <main> and may register cleanups (timers, listeners), run when the
 // route changes. The overview, usage and key pages live in their own modules; shared.js holds
 // what they share (navigation, errors and the offline state, tables, ranges).
-import { request, buildUrl, signOut, hasToken, onTokenChange } from './api.js';
+import { request, getJson, buildUrl, signOut, hasToken, onTokenChange } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 import { quotasPage, keyQuotaBox } from './quotas.js';
@@ -192,17 +192,18 @@ function route() {
 // ---------------------------------------------------------------------------------------------
 // The header: the billing zone, the theme and signing out.
 
-// The server's billing zone (/api/v1/health, no token needed) before the first page is drawn,
-// so every month and time shown is the export's. Unreachable: UTC until the server answers.
+// The server's billing zone (/api/v1/info) before the first page is drawn, so every month and
+// time shown is the export's. When the server needs a token this is the call that asks for it,
+// so the zone is read once the token is known. Unreachable: the offline state, and UTC until
+// the server answers (the zone is read again then); a server without /api/v1/info: UTC.
+const zoneLabel = document.getElementById('zone');
 async function loadBillingZone() {
   try {
-    const res = await fetch('/api/v1/health', { cache: 'no-store' });
-    const body = await res.json();
-    if (typeof body.billing_tz === 'string') fmt.setZone(body.billing_tz);
-  } catch { /* offline: the first request shows it; the zone is read again when back */ }
-  const label = document.getElementById('zone');
-  label.textContent = `Billing zone: ${fmt.zoneLabel()}`;
-  label.dataset.zone = fmt.zone;
+    const body = await getJson('/api/v1/info');
+    if (body && typeof body.billing_tz === 'string') fmt.setZone(body.billing_tz);
+  } catch { /* offline (shared.js shows it) or refused: keep the zone in use */ }
+  zoneLabel.textContent = `Billing zone: ${fmt.zoneLabel()}`;
+  zoneLabel.dataset.zone = fmt.zone;
 }
 
 // Light, dark or the system's, remembered in this browser.
@@ -224,21 +225,31 @@ themeSel.addEventListener('change', () => {
   applyTheme(themeSel.value);
 });
 
-// Sign out: shown while this tab holds a token; forgets it and what was read with it, clears
-// the page and draws it again, which asks for a token at its first call.
+// Sign out: shown while this tab holds a token; forgets it and what was read with it (the zone
+// too), clears the page, asks for a token to read the zone again, then draws the page.
 const signOutButton = document.getElementById('sign-out');
 signOutButton.hidden = !hasToken();
 onTokenChange((held) => { signOutButton.hidden = !held; });
-signOutButton.addEventListener('click', () => {
+signOutButton.addEventListener('click', async () => {
   signOut();
   forgetTables();
+  zoneLabel.textContent = '';
+  delete zoneLabel.dataset.zone;
   main.replaceChildren(loading());
   delete main.dataset.ready;
+  await readZone();
   route();
 });
 
-window.addEventListener('hashchange', () => { delete main.dataset.ready; route(); });
+// Pages are drawn once the zone has been read (a link followed while the token is asked for
+// waits for it too).
+let zoneRead = Promise.resolve();
+function readZone() {
+  zoneRead = loadBillingZone();
+  return zoneRead;
+}
+window.addEventListener('hashchange', async () => { delete main.dataset.ready; await zoneRead; route(); });
 // Back from offline: the current page is drawn again from fresh answers (and the zone re-read).
-whenBackOnline(async () => { delete main.dataset.ready; await loadBillingZone(); route(); });
-await loadBillingZone();
+whenBackOnline(async () => { delete main.dataset.ready; await readZone(); route(); });
+await readZone();
 route();

@@ -1,5 +1,5 @@
 // Formatting of counts, bytes and times for display, and the range presets. Times, months and
-// days are those of the server's billing zone (`billing_tz` of /api/v1/health, `serve
+// days are those of the server's billing zone (`billing_tz` of /api/v1/info, `serve
 // --billing-tz`), which the header names: the UI's "November" is the export's and the CLI's,
 // whatever zone the browser is in. setZone() is called once the server has answered.
 export let zone = 'UTC';
