@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/billing_zone.h"
 #include "common/time.h"
 #include "http/export.h"
 #include "http/time_parse.h"
@@ -55,7 +56,8 @@ int RunDecodeCommand(const DecodeConfig& config) {
 int RunExport(const ExportConfig& config) {
   http::ExportRequest request;
   request.period = config.period;
-  request.tz = config.tz;
+  // Without --tz the zone comes from the store (below); UTC meanwhile checks the period's form.
+  request.tz = config.tz.value_or("UTC");
   if (config.from) {
     auto from = http::ParseTime(*config.from);
     if (!from.ok()) return Fail("--from: " + from.status().message());
@@ -78,6 +80,12 @@ int RunExport(const ExportConfig& config) {
   }
   auto store = OpenForReading(config.data);
   if (!store.ok()) return Fail(store.status().message());
+  if (!config.tz) {
+    // The zone `serve --billing-tz` recorded: the same "November" as the API and the UI.
+    auto zone = StoredBillingZone(**store);
+    if (!zone.ok()) return Fail("data directory " + config.data + ": " + zone.status().message());
+    request.tz = *zone;
+  }
 
   std::ofstream file;
   std::ostream* out = &std::cout;

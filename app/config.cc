@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "billing/calendar.h"
 #include "sink/clickhouse_url.h"
 
 namespace stickmeter::app {
@@ -246,6 +247,18 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
        nullptr},
       StringFlag<C>("sink-clickhouse-password-file", &C::sink_clickhouse_password_file),
       StringFlag<C>("sink-clickhouse-ca", &C::sink_clickhouse_ca),
+      {"billing-tz", false, false,
+       [](C& c, const std::string& v) -> Status {
+         // Checked here, so a misspelt zone stops `serve` at once instead of failing every
+         // export that names no zone.
+         if (auto zone = billing::LocateZone(v); !zone.ok()) {
+           return Status::InvalidArgument("--billing-tz: '" + v +
+                                          "' is not an IANA time zone (like UTC or Europe/Berlin)");
+         }
+         c.billing_tz = v;
+         return Status::Ok();
+       },
+       nullptr},
       {"log-level", false, false,
        [](C& c, const std::string& v) -> Status {
          if (v != "debug" && v != "info" && v != "warn" && v != "error") {

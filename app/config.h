@@ -63,6 +63,9 @@ struct ServeConfig {
   int64_t max_queries = 4;       // queued + running HTTP queries; more get 503
   int64_t query_timeout_s = 30;  // an HTTP query not answered by then gets 504
   std::string log_level = "info";
+  // The IANA zone billing periods are in when a request names none (API, UI, quotas); checked
+  // when parsed. Kept in the store too, so `stickmeter export` without --tz uses it.
+  std::string billing_tz = "UTC";
   // The ClickHouse sink (docs/clickhouse.md): its URL (checked when parsed), empty = off; a
   // file whose first line is the password; a CA bundle for https.
   std::string sink_clickhouse;
@@ -81,7 +84,8 @@ Result<ConnectTarget> ParseConnectTarget(const std::string& text);
 struct ExportConfig {
   std::string data = "./stickmeter-data";
   std::optional<std::string> period;  // YYYY-MM
-  std::string tz = "UTC";
+  // --tz; without it the billing zone `serve` keeps in the store (--billing-tz), else UTC.
+  std::optional<std::string> tz;
   std::optional<std::string> from, to;
   std::optional<std::string> table, metric;
   std::string format = "csv";

@@ -37,6 +37,9 @@ const char* CommandHelp(const std::string& command) {
                              /api/v1/health; token = the file's first line without trailing
                              spaces, tabs or CR, at least 16 characters
   --insecure-no-auth         allow a non-loopback --http address without --token-file
+  --billing-tz AREA/CITY     IANA time zone of billing periods when a request names none: API
+                             exports and quotas, the UI's months and times, and `stickmeter
+                             export` on this data directory (kept in the store). Default: UTC
   --peers-tls-cert FILE      serve TLS on --peers-listen with this PEM certificate (and key)
   --peers-tls-key FILE       PEM key, if not in the certificate file
   --peers-tls-ca FILE        CA bundle to verify client certificates
@@ -98,7 +101,8 @@ exits 1.
 
   --data DIR          the data directory; works while `serve` runs. Default: ./stickmeter-data
   --period YYYY-MM    a calendar month in --tz
-  --tz AREA/CITY      IANA time zone of the period and of the timestamps. Default: UTC
+  --tz AREA/CITY      IANA time zone of the period and of the timestamps. Default: the
+                      zone of `serve --billing-tz` on this data directory, else UTC
   --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms,
                       from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)
   --table T           only this table

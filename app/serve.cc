@@ -17,9 +17,11 @@
 #include <tuple>
 #include <vector>
 
+#include "app/billing_zone.h"
 #include "app/commands.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/time.h"
 #include "http/server.h"
 #include "ingest/peer_service.h"
 #include "ingest/taught_tables.h"
@@ -139,6 +141,7 @@ int RunServe(const ServeConfig& config) {
   http_options.insecure_no_auth = config.insecure_no_auth;
   http_options.allowed_hosts = config.http_host;
   http_options.cors_origins = config.http_cors_origin;
+  http_options.billing_tz = config.billing_tz;
   http_options.max_connections_per_client = static_cast<size_t>(config.http_max_conns_per_client);
   http_options.query_threads = QueryThreads(config.query_threads);
   http_options.max_queries = static_cast<size_t>(config.max_queries);
@@ -191,6 +194,9 @@ int RunServe(const ServeConfig& config) {
   store_options.event_feed = sink_target.has_value();
   auto store = tsdb::Store::Open(store_options);
   if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
+  if (Status s = RememberBillingZone(**store, config.billing_tz, NowUnixMs()); !s.ok()) {
+    return Fail("data directory " + config.data + ": recording --billing-tz: " + s.message());
+  }
 
   // Teaching: the teacher observes what the store commits and fills the taught tables, which
   // every peer session sends from.

@@ -90,12 +90,13 @@ struct RouteInfo {
   bool query;
 };
 constexpr RouteInfo kRoutes[] = {
-    {"/api/v1/health", Methods::kRead, false},        {"/api/v1/peers", Methods::kRead, false},
-    {"/api/v1/tables", Methods::kRead, true},         {"/api/v1/keys", Methods::kRead, true},
-    {"/api/v1/usage", Methods::kRead, true},          {"/api/v1/series", Methods::kRead, true},
-    {"/api/v1/audit", Methods::kRead, true},          {"/api/v1/export", Methods::kExport, true},
-    {"/api/v1/quotas", Methods::kReadWrite, true},    {"/api/v1/quotas/keys", Methods::kRead, true},
-    {"/api/v1/quotas/history", Methods::kRead, true}, {"/metrics", Methods::kRead, false},
+    {"/api/v1/health", Methods::kRead, false},     {"/api/v1/info", Methods::kRead, false},
+    {"/api/v1/peers", Methods::kRead, false},      {"/api/v1/tables", Methods::kRead, true},
+    {"/api/v1/keys", Methods::kRead, true},        {"/api/v1/usage", Methods::kRead, true},
+    {"/api/v1/series", Methods::kRead, true},      {"/api/v1/audit", Methods::kRead, true},
+    {"/api/v1/export", Methods::kExport, true},    {"/api/v1/quotas", Methods::kReadWrite, true},
+    {"/api/v1/quotas/keys", Methods::kRead, true}, {"/api/v1/quotas/history", Methods::kRead, true},
+    {"/metrics", Methods::kRead, false},
 };
 
 const RouteInfo* FindRoute(std::string_view path) {
@@ -366,7 +367,7 @@ ApiReply Api::Route(const Request& request) const {
 
   std::string_view p = route->path;
   if (p.starts_with("/api/v1/quotas")) {
-    reply.response = HandleQuotas(request, p, query, hooks_.quotas);
+    reply.response = HandleQuotas(request, p, query, hooks_.quotas, options_.billing_tz);
   } else if (p == "/api/v1/health") {
     Params params(query, {});
     // A store whose writes fail acknowledges nothing: not healthy, until it has recovered.
@@ -379,6 +380,10 @@ ApiReply Api::Route(const Request& request) const {
     } else {
       reply.response = JsonResponse(version, {{"status", "ok"}});
     }
+  } else if (p == "/api/v1/info") {
+    Params params(query, {});
+    // Facts about the server that clients (the web UI) need: the billing zone of its months.
+    reply.response = JsonResponse(version, {{"billing_tz", options_.billing_tz}});
   } else if (p == "/metrics") {
     Params params(query, {});
     Response res{bhttp::status::ok, version};
@@ -551,7 +556,7 @@ ApiReply Api::Route(const Request& request) const {
                           "excel_safe"});
     ExportRequest er;
     er.period = params.NonEmpty("period");
-    er.tz = params.Get("tz").value_or("UTC");
+    er.tz = params.Get("tz").value_or(options_.billing_tz);
     er.from_ms = params.OptionalTime("from");
     er.to_ms = params.OptionalTime("to");
     er.table = params.NonEmpty("table");

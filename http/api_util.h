@@ -169,6 +169,6 @@ inline Response JsonResponse(unsigned version, const nlohmann::json& body) {
 // The /api/v1/quotas routes (http/quota_handlers.cc): `path` is the route, `quotas` null when
 // quotas are not enabled. Throws ApiError for a bad request.
 Response HandleQuotas(const Request& request, std::string_view path, std::string_view query,
-                      teach::QuotaService* quotas);
+                      teach::QuotaService* quotas, const std::string& billing_tz);
 
 }  // namespace stickmeter::http::internal

@@ -62,7 +62,7 @@ std::optional<std::string> StringField(const json& body, const std::string& name
   return value;
 }
 
-teach::Quota ParseQuota(const std::string& text) {
+teach::Quota ParseQuota(const std::string& text, const std::string& billing_tz) {
   json body;
   // A field given twice is refused, as a repeated query parameter is (the parser would keep the
   // last one silently).
@@ -93,6 +93,7 @@ teach::Quota ParseQuota(const std::string& text) {
     }
   }
   teach::Quota q;
+  q.tz = billing_tz;  // a quota that names no zone follows the server's billing zone
   auto table = StringField(body, "table", false);
   if (!table) BadRequest("table: missing");
   q.table = *table;
@@ -126,7 +127,7 @@ teach::Quota ParseQuota(const std::string& text) {
 }  // namespace
 
 Response HandleQuotas(const Request& request, std::string_view path, std::string_view query,
-                      teach::QuotaService* quotas) {
+                      teach::QuotaService* quotas, const std::string& billing_tz) {
   const unsigned version = request.version();
   const bhttp::verb method = request.method();
   const bool write = method == bhttp::verb::put || method == bhttp::verb::delete_;
@@ -140,7 +141,7 @@ Response HandleQuotas(const Request& request, std::string_view path, std::string
       throw ApiError{bhttp::status::payload_too_large, "body_too_large",
                      "body: larger than " + std::to_string(kMaxQuotaBodyBytes) + " bytes"};
     }
-    teach::Quota quota = ParseQuota(request.body());
+    teach::Quota quota = ParseQuota(request.body(), billing_tz);
     return JsonResponse(version, StatusJson(Must(quotas->Put(quota))));
   }
   if (path == "/api/v1/quotas" && method == bhttp::verb::delete_) {

@@ -77,6 +77,10 @@ struct ServerOptions {
   // always: `address`, localhost, 127.0.0.1 and [::1] (any port); these names in addition.
   // With a token every Host is accepted. See http/guards.h.
   std::vector<std::string> allowed_hosts;
+  // Default: "UTC". The billing time zone (an IANA name the caller has checked): the zone of an
+  // export's period and of a quota's calendar when the request names none, and what
+  // /api/v1/info reports, so the UI, the API and the CLI agree on what "November" means.
+  std::string billing_tz = "UTC";
 
   // Default: 1024. Open connections beyond this are answered 503 and closed.
   size_t max_connections = 1024;

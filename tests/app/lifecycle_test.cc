@@ -84,7 +84,7 @@ TEST_F(LifecycleTest, ServesHealthStopsOnSignalsAndReopensItsData) {
     ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
     auto health = HttpRequest(http_port, "GET", "/api/v1/health");
     ASSERT_TRUE(health.has_value());
-    EXPECT_EQ(0u, health->body.find("{\"status\":\"ok\"}")) << health->body;
+    EXPECT_EQ("{\"status\":\"ok\"}\n", health->body);
     p.Signal(sig);
     EXPECT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
     EXPECT_FALSE(HttpRequest(http_port, "GET", "/api/v1/health").has_value());
@@ -118,6 +118,45 @@ TEST_F(LifecycleTest, ExportRefusesTimesOutsideTheSupportedSpan) {
     EXPECT_EQ(1, std::count(err.begin(), err.end(), '\n')) << err;
     EXPECT_EQ(std::string::npos, err.find("data directory")) << err;
   }
+}
+
+// One billing zone for the server: `serve --billing-tz` reports it in /api/v1/info (health
+// stays {"status":"ok"}) and keeps it in the store, where `stickmeter export` without --tz finds
+// it; --tz still wins. A zone that does not exist stops `serve` with one line.
+TEST_F(LifecycleTest, BillingZoneReachesInfoAndTheCliExport) {
+  const std::string data = (dir_.path() / "data").string();
+  uint16_t http_port = FreePort();
+  {
+    Process p(STICKMETER_BINARY,
+              {"serve", "--data", data, "--http", Loopback(http_port), "--peers-listen", "off",
+               "--billing-tz", "Europe/Berlin"},
+              dir_.path() / "serve.log");
+    ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+    auto info = HttpRequest(http_port, "GET", "/api/v1/info");
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ("{\"billing_tz\":\"Europe/Berlin\"}\n", info->body);
+    auto health = HttpRequest(http_port, "GET", "/api/v1/health");
+    ASSERT_TRUE(health.has_value());
+    EXPECT_EQ("{\"status\":\"ok\"}\n", health->body);
+    p.Signal(SIGTERM);
+    ASSERT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
+  }
+  struct Case {
+    std::vector<std::string> tz_args;
+    std::string period_start;
+  };
+  for (const Case& c : {Case{{}, "\"period_start\":\"2026-10-01T00:00:00+02:00\""},
+                        Case{{"--tz", "UTC"}, "\"period_start\":\"2026-10-01T00:00:00Z\""}}) {
+    std::vector<std::string> args = {"export",  "--data",   data,  "--period",
+                                     "2026-10", "--format", "json"};
+    args.insert(args.end(), c.tz_args.begin(), c.tz_args.end());
+    fs::path out = dir_.path() / ("export-" + std::to_string(c.tz_args.size()) + ".json");
+    Process p(STICKMETER_BINARY, args, out);
+    ASSERT_EQ(0, p.Wait()) << ReadFile(out);
+    EXPECT_NE(std::string::npos, ReadFile(out).find(c.period_start)) << ReadFile(out);
+  }
+  ExpectStartupFailure({"--data", data, "--billing-tz", "Europe/Atlantis"}, 2,
+                       "--billing-tz: 'Europe/Atlantis' is not an IANA time zone");
 }
 
 TEST_F(LifecycleTest, VersionPrintsAndExitsZero) {
@@ -230,14 +269,19 @@ TEST_F(LifecycleTest, TokenFileUsesItsFirstLineOfAtLeast16Characters) {
              "--peers-listen", Loopback(FreePort()), "--token-file", token.string()},
             dir_.path() / "serve.log");
   ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
-  auto status = [&](const std::vector<std::string>& headers) {
-    auto r = HttpRequest(http_port, "GET", "/api/v1/peers", headers);
+  auto status = [&](const std::vector<std::string>& headers,
+                    const std::string& path = "/api/v1/peers") {
+    auto r = HttpRequest(http_port, "GET", path, headers);
     return r ? r->status : 0;
   };
   EXPECT_EQ(200, status({"Authorization: Bearer 0123456789abcdef"}));
   EXPECT_EQ(401, status({}));
   EXPECT_EQ(401, status({"Authorization: Bearer 0123456789abcde"}));
   EXPECT_EQ(401, status({"Authorization: Bearer second line, not part of the token"}));
+  // The server's facts (the billing zone) too; health alone needs no token.
+  EXPECT_EQ(200, status({"Authorization: Bearer 0123456789abcdef"}, "/api/v1/info"));
+  EXPECT_EQ(401, status({}, "/api/v1/info"));
+  EXPECT_EQ(200, status({}, "/api/v1/health"));
   p.Signal(SIGTERM);
   EXPECT_EQ(0, p.Wait());
 }

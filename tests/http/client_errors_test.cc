@@ -70,6 +70,7 @@ TEST_F(ClientErrorsTest, ClientErrorsCountUnderTheirRoute) {
   EXPECT_EQ(404u, Get(port, "/api/v1/keys?table=/nothing", auth).status);
   // 401: no token.
   EXPECT_EQ(401u, Get(port, "/api/v1/peers").status);
+  EXPECT_EQ(401u, Get(port, "/api/v1/info").status);
   // Unknown paths stay bounded: "other" under /api/, "ui" elsewhere.
   EXPECT_EQ(404u, Get(port, "/api/v1/nothing-" + std::to_string(::getpid()), auth).status);
 
@@ -82,6 +83,9 @@ TEST_F(ClientErrorsTest, ClientErrorsCountUnderTheirRoute) {
       << after;
   EXPECT_EQ(1u, RequestCount(after, "401", "/api/v1/peers") -
                     RequestCount(before, "401", "/api/v1/peers"))
+      << after;
+  EXPECT_EQ(
+      1u, RequestCount(after, "401", "/api/v1/info") - RequestCount(before, "401", "/api/v1/info"))
       << after;
   EXPECT_EQ(1u, RequestCount(after, "404", "other") - RequestCount(before, "404", "other"))
       << after;

@@ -80,6 +80,11 @@ TEST_F(ServerTest, HealthIsFailingWhileStoreWritesFail) {
   EXPECT_NE(std::string::npos,
             health["error"]["message"].get<std::string>().find("No space left on device"))
       << health.dump();
+  // Byte for byte what monitors match: no more than the status and the error.
+  EXPECT_EQ(
+      "{\"error\":{\"code\":\"unavailable\",\"message\":\"store writes fail, updates are not "
+      "acknowledged: I/O error: store commit: No space left on device\"},\"status\":\"failing\"}\n",
+      Get(port, "/api/v1/health").body);
 }
 
 TEST_F(ServerTest, HealthTablesKeysPeers) {
@@ -97,7 +102,8 @@ TEST_F(ServerTest, HealthTablesKeysPeers) {
   TestServer server(store_, {}, hooks);
   uint16_t port = server.port();
   ASSERT_NE(0, port);
-  EXPECT_EQ(json({{"status", "ok"}}), GetJson(port, "/api/v1/health"));
+  EXPECT_EQ("{\"status\":\"ok\"}\n", Get(port, "/api/v1/health").body);
+  EXPECT_EQ(json({{"billing_tz", "UTC"}}), GetJson(port, "/api/v1/info"));
 
   json tables = GetJson(port, "/api/v1/tables");
   ASSERT_EQ(1u, tables["tables"].size());

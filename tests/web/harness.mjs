@@ -1,9 +1,14 @@
 // Shared pieces of the browser tests: checks, child processes that are always cleaned up, free
-// ports, plain HTTP from node, polling, and Chromium through playwright-core.
+// ports, plain HTTP from node, polling, Chromium through playwright-core, and the start-up the
+// tests share: a run with a deadline and a report (runTest), a real stickmeter answering its
+// health (startStickmeter), a real HAProxy node peering with it (startHaproxy), and a page that
+// records console errors (openPage).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -125,4 +130,136 @@ export async function launchChromium(nodeModules) {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--no-first-run', '--disable-sync'],
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The start-up the tests share.
+
+const tempDirs = [];
+const browsers = [];
+
+// A directory under the system's temporary one, removed when the test ends.
+export function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `stickmeter-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+// Chromium, closed when the test ends.
+export async function openBrowser(nodeModules) {
+  const browser = await launchChromium(nodeModules);
+  browsers.push(browser);
+  return browser;
+}
+
+async function cleanupAll() {
+  for (const b of browsers.splice(0)) await b.close().catch(() => {});
+  for (const p of [...children].reverse()) await stopProcess(p).catch(() => {});
+  for (const d of tempDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+}
+
+// Runs `main`, failing it after `deadlineMs`; then closes the browsers, stops the processes,
+// removes the temporary directories, prints "N passed, M failed" and exits 0 or 1 (with the
+// processes' last output on failure).
+export async function runTest(name, deadlineMs, main) {
+  const deadline = setTimeout(async () => {
+    console.error(`FAIL: the ${name} test did not finish within ${deadlineMs / 1000} s`);
+    dumpLogs();
+    await cleanupAll();
+    process.exit(1);
+  }, deadlineMs);
+  try {
+    await main();
+    clearTimeout(deadline);
+    await cleanupAll();
+    console.log(`${counts.passed} passed, 0 failed`);
+    process.exit(0);
+  } catch (err) {
+    clearTimeout(deadline);
+    console.error(`FAIL: ${err.message}`);
+    dumpLogs();
+    await cleanupAll();
+    console.log(`${counts.passed} passed, 1 failed`);
+    process.exit(1);
+  }
+}
+
+// `stickmeter serve` on free loopback ports with its data in `dir`, plus `extra` flags; resolves
+// once /api/v1/health answers 200. Returns { proc, httpPort, peersPort, base, restart() }:
+// restart() starts it again on the same ports and data (after the test stopped it).
+export async function startStickmeter(binary, dir, extra = []) {
+  const httpPort = await freePort();
+  const peersPort = await freePort();
+  const argv = ['serve', '--data', path.join(dir, 'data'), '--http', `127.0.0.1:${httpPort}`,
+    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter', ...extra];
+  const start = async () => {
+    const proc = startProcess('stickmeter', binary, argv);
+    await waitFor('stickmeter to answer /api/v1/health', async () => {
+      if (proc.exited) throw new Error(`stickmeter exited early (${JSON.stringify(proc.exited)})`);
+      return (await httpGet(httpPort, '/api/v1/health')).status === 200;
+    }, 15000);
+    return proc;
+  };
+  const server = { httpPort, peersPort, base: `http://127.0.0.1:${httpPort}` };
+  server.proc = await start();
+  server.restart = async () => { server.proc = await start(); return server.proc; };
+  return server;
+}
+
+// A HAProxy node `name` (its -L) whose peers section `section` has stickmeter at `peersPort` and
+// the table `tableLine` ("table quota type string len 64 ... store ..."). With `frontend`, an
+// HTTP frontend on a free port tracks the Host header in that table, applies `rules` (more
+// http-request lines) and answers 200; the node is returned once it accepts connections there
+// ({ proc, fePort }).
+export async function startHaproxy(dir, { name, peersPort, tableLine, section = 'billing', frontend = false, rules = [] }) {
+  const localPeerPort = await freePort();
+  const fePort = frontend ? await freePort() : 0;
+  const cfg = path.join(dir, `${name}.cfg`);
+  fs.writeFileSync(cfg, `global
+    log stderr format short local0 warning
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+peers ${section}
+    bind 127.0.0.1:${localPeerPort}
+    server ${name}
+    server stickmeter 127.0.0.1:${peersPort}
+    ${tableLine}
+${frontend ? `frontend fe
+    bind 127.0.0.1:${fePort}
+    http-request track-sc0 req.hdr(host) table ${section}/${tableLine.split(/\s+/)[1]}
+${rules.map((r) => `    ${r}\n`).join('')}    http-request return status 200 content-type text/plain string "ok\\n"
+` : ''}`);
+  const proc = startProcess(`haproxy ${name}`, HAPROXY, ['-f', cfg, '-L', name, '-db']);
+  if (frontend) {
+    await waitFor(`HAProxy ${name} to accept connections`, async () => {
+      if (proc.exited) throw new Error(`haproxy exited early (${JSON.stringify(proc.exited)})`);
+      return (await httpGet(fePort, '/', { Host: 'probe.invalid' }).catch(() => null)) !== null;
+    }, 10000);
+  }
+  return { proc, fePort };
+}
+
+// A new page in its own context (`contextOptions`: viewport, locale, timezoneId, colorScheme)
+// whose console errors and page errors are collected in `problems`, but console messages for
+// which `ignore(text)` is true (expected ones, such as refused connections while the test has
+// stopped the server). `ready(name)` waits for a page of the UI to be drawn; `visit(hashPath,
+// name)` loads one.
+export async function openPage(browser, base, contextOptions = {}, ignore = () => false) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', ...contextOptions });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if ((m.type() === 'error' || m.type() === 'warning') && !ignore(m.text())) problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const ready = (name, timeout = 10000) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout });
+  const visit = async (hashPath, name) => {
+    await page.evaluate(() => { delete document.querySelector('main').dataset.ready; }).catch(() => {});
+    await page.goto(`${base}/${hashPath}`);
+    await ready(name);
+  };
+  return { context, page, problems, ready, visit };
 }

@@ -4,67 +4,25 @@
 // must list it under "Refused connections" with the reason; /api/v1/peers lists it the same way.
 //
 // Usage: node ui_refused_test.mjs --stickmeter BIN --node-modules DIR --artifacts DIR
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
-  HAPROXY, CHROMIUM, parseArgs, log, counts, check, eq, children, startProcess, stopProcess, dumpLogs, freePort,
-  httpGet, waitFor, launchChromium,
+  HAPROXY, CHROMIUM, parseArgs, log, check, eq, httpGet, waitFor, runTest, tempDir, startStickmeter,
+  startHaproxy, openBrowser, openPage,
 } from './harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
 
-const DEADLINE_MS = 80_000;
 const args = parseArgs(['stickmeter', 'node-modules', 'artifacts']);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmeter-refused-'));
-let browser = null;
-
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  for (const p of [...children].reverse()) await stopProcess(p).catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
-const deadline = setTimeout(async () => {
-  console.error(`FAIL: the refused peers test did not finish within ${DEADLINE_MS / 1000} s`);
-  dumpLogs();
-  await cleanup();
-  process.exit(1);
-}, DEADLINE_MS);
-
-// A HAProxy node named `name` whose peers section points at stickmeter's peers port.
-async function startHaproxy(name, peersPort) {
-  const localPeerPort = await freePort();
-  const cfg = path.join(tmp, `${name}.cfg`);
-  fs.writeFileSync(cfg, `global
-    log stderr format short local0 warning
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-peers billing
-    bind 127.0.0.1:${localPeerPort}
-    server ${name}
-    server stickmeter 127.0.0.1:${peersPort}
-    table quota type string len 64 size 10k expire 1h store http_req_cnt
-`);
-  return startProcess(`haproxy ${name}`, HAPROXY, ['-f', cfg, '-L', name, '-db']);
-}
 
 async function main() {
   for (const f of [args.stickmeter, HAPROXY, CHROMIUM]) if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   fs.mkdirSync(args.artifacts, { recursive: true });
-  const apiPort = await freePort();
-  const peersPort = await freePort();
-  const stickmeter = startProcess('stickmeter', args.stickmeter, ['serve', '--data', path.join(tmp, 'data'),
-    '--http', `127.0.0.1:${apiPort}`, '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter',
-    '--allow-peer', 'lb1']);
-  await waitFor('stickmeter to answer /api/v1/health', async () => {
-    if (stickmeter.exited) throw new Error(`stickmeter exited early (${JSON.stringify(stickmeter.exited)})`);
-    return (await httpGet(apiPort, '/api/v1/health')).status === 200;
-  }, 15000);
+  const tmp = tempDir('refused');
+  const { httpPort: apiPort, peersPort, base } = await startStickmeter(args.stickmeter, tmp, ['--allow-peer', 'lb1']);
   const peersApi = async () => JSON.parse((await httpGet(apiPort, '/api/v1/peers')).body.toString());
 
-  await startHaproxy('lb1', peersPort);
-  await startHaproxy('lb9', peersPort);
+  const tableLine = 'table quota type string len 64 size 10k expire 1h store http_req_cnt';
+  await startHaproxy(tmp, { name: 'lb1', peersPort, tableLine });
+  await startHaproxy(tmp, { name: 'lb9', peersPort, tableLine });
   const api = await waitFor('lb1 connected and lb9 refused', async () => {
     const p = await peersApi();
     const lb1 = p.peers.find((x) => x.name === 'lb1');
@@ -76,13 +34,9 @@ async function main() {
   eq(lb9.address, '127.0.0.1', 'the API gives the source address');
   log('lb1 connected, lb9 refused');
 
-  browser = await launchChromium(args['node-modules']);
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' })).newPage();
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`http://127.0.0.1:${apiPort}/#/overview`);
-  await page.waitForSelector('main[data-ready="overview"]', { timeout: 10000 });
+  const browser = await openBrowser(args['node-modules']);
+  const { page, problems, visit } = await openPage(browser, base);
+  await visit('#/overview', 'overview');
   await page.waitForSelector('#ov-refused tbody tr', { timeout: 8000 });
 
   eq((await page.textContent('#ov-card-peers .value')).trim(), '1 / 2', 'the refused node is not counted as connected');
@@ -100,17 +54,4 @@ async function main() {
   log('overview shows the refused node');
 }
 
-try {
-  await main();
-  clearTimeout(deadline);
-  await cleanup();
-  console.log(`${counts.passed} passed, 0 failed`);
-  process.exit(0);
-} catch (err) {
-  clearTimeout(deadline);
-  console.error(`FAIL: ${err.message}`);
-  dumpLogs();
-  await cleanup();
-  console.log(`${counts.passed} passed, 1 failed`);
-  process.exit(1);
-}
+await runTest('refused peers', 80_000, main);

@@ -7,19 +7,16 @@
 // are written to --artifacts.
 //
 // Usage: node ui_test.mjs --stickmeter BIN --source REPO --node-modules DIR --artifacts DIR
-// Bounded: everything stops after DEADLINE_MS; processes and the temp dir are always cleaned up.
-import { spawn, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+// Bounded: everything stops after 85 s; processes and the temp dir are always cleaned up.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
+import {
+  HAPROXY, CHROMIUM, parseArgs, log, counts, check, eq, stopProcess, httpGet, waitFor, sleep, runTest, tempDir,
+  startStickmeter, startHaproxy, openBrowser, openPage,
+} from './harness.mjs';
 
-import { freePort } from './harness.mjs';
-
-const DEADLINE_MS = 85_000;
-const HAPROXY = process.env.STICKMETER_HAPROXY || '/usr/sbin/haproxy';
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'web-ui-test-token-0123456789';
 // Requests sent per customer (Host header); `billable` of them hit /billable and bump gpc0.
 const CUSTOMERS = {
@@ -27,97 +24,11 @@ const CUSTOMERS = {
   'globex.example': { requests: 12, billable: 0 },
   'initech.example': { requests: 5, billable: 5 },
 };
-
-const args = {};
-for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const a of ['stickmeter', 'source', 'node-modules', 'artifacts']) {
-  if (!args[a]) { console.error(`usage: missing --${a}`); process.exit(2); }
-}
-
+const args = parseArgs(['stickmeter', 'source', 'node-modules', 'artifacts']);
 const started = Date.now();
-const log = (...m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...m);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let passed = 0;
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  passed++;
-}
-function eq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`check failed: ${what}\n  expected: ${e}\n  actual:   ${a}`);
-  passed++;
-}
 
 // ---------------------------------------------------------------------------------------------
-// Processes and cleanup.
-
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmeter-web-'));
-const children = [];
-let browser = null;
-
-function startProcess(name, cmd, argv) {
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = { name, child, output: '', exited: null };
-  const keep = (d) => { proc.output = (proc.output + d.toString()).slice(-20000); };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code, signal) => { proc.exited = { code, signal }; });
-  child.on('error', (err) => { proc.exited = { code: -1, signal: null }; keep(`spawn failed: ${err.message}\n`); });
-  children.push(proc);
-  return proc;
-}
-
-async function stopProcess(proc, ms = 5000) {
-  if (proc.exited) return proc.exited;
-  proc.child.kill('SIGTERM');
-  const until = Date.now() + ms;
-  while (!proc.exited && Date.now() < until) await sleep(50);
-  if (!proc.exited) {
-    proc.child.kill('SIGKILL');
-    while (!proc.exited) await sleep(20);
-  }
-  return proc.exited;
-}
-
-let cleaned = false;
-async function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  if (browser) await browser.close().catch(() => {});
-  for (const p of children.reverse()) await stopProcess(p).catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
-
-function dumpLogs() {
-  for (const p of children) {
-    console.error(`----- ${p.name} output (last lines) -----`);
-    console.error(p.output.split('\n').slice(-40).join('\n'));
-  }
-}
-
-const deadline = setTimeout(async () => {
-  console.error(`FAIL: the web UI test did not finish within ${DEADLINE_MS / 1000} s`);
-  dumpLogs();
-  await cleanup();
-  process.exit(1);
-}, DEADLINE_MS);
-
-
-// ---------------------------------------------------------------------------------------------
-// HTTP helpers (node side).
-
-function httpGet(port, urlPath, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, headers, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
-    req.on('error', reject);
-  });
-}
+// The API from node, with the token.
 
 let apiPort = 0;
 async function api(urlPath) {
@@ -146,81 +57,32 @@ function apiSend(method, urlPath, body) {
 }
 const q = (params) => new URLSearchParams(params).toString();
 
-async function waitFor(what, fn, ms) {
-  const until = Date.now() + ms;
-  let last = null;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) { last = err; }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
   for (const f of [args.stickmeter, HAPROXY, CHROMIUM]) {
     if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   }
-  const require = createRequire(path.join(path.resolve(args['node-modules']), 'noop.js'));
-  let chromium;
-  try {
-    ({ chromium } = require('playwright-core'));
-  } catch (err) {
-    throw new Error(`playwright-core not installed in ${args['node-modules']} (the web.npm_ci test installs it): ${err.message}`);
-  }
   fs.mkdirSync(args.artifacts, { recursive: true });
 
   // 1. stickmeter, with a token so the UI's token prompt is exercised.
-  apiPort = await freePort();
-  const peersPort = await freePort();
+  const tmp = tempDir('web');
   fs.writeFileSync(path.join(tmp, 'token'), `${TOKEN}\n`, { mode: 0o600 });
   // Quotas on the table HAProxy sends (as "/quota"), when this stickmeter has --quota.
   const serveHelp = spawnSync(args.stickmeter, ['serve', '--help'], { encoding: 'utf8', timeout: 5000 });
   const quotaArgs = /--quota\b/.test(`${serveHelp.stdout}${serveHelp.stderr}`) ? ['--quota', '/quota'] : [];
-  const stickmeter = startProcess('stickmeter', args.stickmeter, [
-    'serve', '--data', path.join(tmp, 'data'), '--http', `127.0.0.1:${apiPort}`,
-    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter', '--token-file', path.join(tmp, 'token'), ...quotaArgs]);
-  await waitFor('stickmeter to answer /api/v1/health', async () => {
-    if (stickmeter.exited) throw new Error(`stickmeter exited early (${JSON.stringify(stickmeter.exited)})`);
-    const r = await httpGet(apiPort, '/api/v1/health');
-    return r.status === 200 && JSON.parse(r.body.toString()).status === 'ok';
-  }, 15000);
+  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token'), ...quotaArgs]);
+  const stickmeter = server.proc;
+  const peersPort = server.peersPort;
+  apiPort = server.httpPort;
   log(`stickmeter up: http ${apiPort}, peers ${peersPort}`);
 
   // 2. HAProxy, pushing the `quota` table to stickmeter.
-  const fePort = await freePort();
-  const localPeerPort = await freePort();
-  const cfg = `global
-    log stderr format short local0 warning
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-
-peers tracker
-    bind 127.0.0.1:${localPeerPort}
-    server lb1
-    server stickmeter 127.0.0.1:${peersPort}
-    table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt,bytes_out_cnt
-
-frontend fe
-    bind 127.0.0.1:${fePort}
-    http-request track-sc0 req.hdr(host) table tracker/quota
-    http-request sc-inc-gpc0(0) if { path_beg /billable }
-    http-request return status 200 content-type text/plain string "ok\\n"
-`;
-  fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), cfg);
-  const haproxy = startProcess('haproxy', HAPROXY, ['-f', path.join(tmp, 'haproxy.cfg'), '-L', 'lb1', '-db']);
-  await waitFor('HAProxy to accept connections', async () => {
-    if (haproxy.exited) throw new Error(`haproxy exited early (${JSON.stringify(haproxy.exited)})`);
-    return (await httpGet(fePort, '/health', { Host: 'probe.invalid' }).catch(() => null)) !== null;
-  }, 10000);
+  const { proc: haproxy, fePort } = await startHaproxy(tmp, {
+    name: 'lb1', peersPort, section: 'tracker', frontend: true,
+    tableLine: 'table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt,bytes_out_cnt',
+    rules: ['http-request sc-inc-gpc0(0) if { path_beg /billable }'],
+  });
   // The probe above was counted too: it is a customer of its own.
   const expected = { 'probe.invalid': { http_req_cnt: 1, gpc0: 0 } };
   log(`haproxy up: frontend ${fePort}`);
@@ -259,21 +121,10 @@ frontend fe
   log('API shows the traffic');
 
   // 4. The browser.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync'],
-  });
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 }, locale: 'en-US' });
-  const page = await context.newPage();
-  const problems = [];
+  const browser = await openBrowser(args['node-modules']);
   let allow401 = true; // the token prompt's 401 shows up as a failed resource load, once
-  page.on('console', (m) => {
-    if (m.type() !== 'error' && m.type() !== 'warning') return;
-    if (allow401 && /status of 401/.test(m.text())) return;
-    problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const { page, problems, ready, visit } = await openPage(browser, `http://127.0.0.1:${apiPort}`,
+    { acceptDownloads: true }, (text) => allow401 && /status of 401/.test(text));
   const base = `http://127.0.0.1:${apiPort}`;
   const noProblems = async (where) => {
     eq(problems, [], `no console errors on ${where}`);
@@ -282,14 +133,6 @@ frontend fe
       .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
       .map((e) => e.outerHTML.slice(0, 80)));
     eq(unlabeled, [], `every control on ${where} has a label`);
-  };
-  const ready = (name) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout: 10000 });
-  // A goto that only changes the hash returns before the page's hashchange handler has run, so the
-  // previous page's ready mark is cleared first.
-  const visit = async (hashPath, name) => {
-    await page.evaluate(() => { delete document.querySelector('main').dataset.ready; });
-    await page.goto(`${base}/${hashPath}`);
-    await ready(name);
   };
   const shoot = async (name) => {
     await page.setViewportSize({ width: 1280, height: 800 });
@@ -317,7 +160,7 @@ frontend fe
   await page.press('#token-input', 'Enter');
   await page.waitForFunction(() => document.getElementById('token-dialog').open &&
     /not accepted/.test(document.getElementById('token-msg').textContent), null, { timeout: 10000 });
-  passed++;
+  counts.passed++;
   await page.fill('#token-input', TOKEN);
   await page.press('#token-input', 'Enter');
   await ready('overview');
@@ -523,24 +366,9 @@ frontend fe
 
   // Shutdown: SIGTERM must leave stickmeter with exit code 0.
   await browser.close();
-  browser = null;
   await stopProcess(haproxy);
   const exit = await stopProcess(stickmeter, 10000);
   eq(exit, { code: 0, signal: null }, 'stickmeter exits 0 on SIGTERM');
 }
 
-try {
-  await main();
-  clearTimeout(deadline);
-  await cleanup();
-  console.log(`web UI test: ${passed} checks passed; screenshots in ${args.artifacts}`);
-  console.log(`${passed} passed, 0 failed`);
-  process.exit(0);
-} catch (err) {
-  clearTimeout(deadline);
-  console.error(`FAIL: ${err.message}`);
-  dumpLogs();
-  await cleanup();
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-}
+await runTest('web UI', 85_000, main);

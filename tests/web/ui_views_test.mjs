@@ -13,77 +13,32 @@
 //
 // Usage: node ui_views_test.mjs --stickmeter BIN --node-modules DIR --artifacts DIR
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
-  HAPROXY, CHROMIUM, parseArgs, log, counts, check, eq, children, startProcess, stopProcess, dumpLogs, freePort,
-  httpGet, waitFor, launchChromium, sleep,
+  HAPROXY, CHROMIUM, parseArgs, log, check, eq, stopProcess, httpGet, waitFor, sleep, runTest, tempDir,
+  startStickmeter, startHaproxy, openBrowser, openPage,
 } from './harness.mjs';
 
-const DEADLINE_MS = 110_000;
 const CUSTOMERS = { 'acme.example': 30, 'globex.example': 12, 'initech.example': 5 };
 const args = parseArgs(['stickmeter', 'node-modules', 'artifacts']);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmeter-views-'));
-let browser = null;
-
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  for (const p of [...children].reverse()) await stopProcess(p).catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
-const deadline = setTimeout(async () => {
-  console.error(`FAIL: the views test did not finish within ${DEADLINE_MS / 1000} s`);
-  dumpLogs();
-  await cleanup();
-  process.exit(1);
-}, DEADLINE_MS);
 
 async function main() {
   for (const f of [args.stickmeter, HAPROXY, CHROMIUM]) if (!fs.existsSync(f)) throw new Error(`${f} not found`);
   fs.mkdirSync(args.artifacts, { recursive: true });
-  const apiPort = await freePort();
-  const peersPort = await freePort();
-  const serveArgs = ['serve', '--data', path.join(tmp, 'data'), '--http', `127.0.0.1:${apiPort}`,
-    '--peers-listen', `127.0.0.1:${peersPort}`, '--name', 'stickmeter'];
-  const startStickmeter = async () => {
-    const p = startProcess('stickmeter', args.stickmeter, serveArgs);
-    await waitFor('stickmeter to answer /api/v1/health', async () => {
-      if (p.exited) throw new Error(`stickmeter exited early (${JSON.stringify(p.exited)})`);
-      return (await httpGet(apiPort, '/api/v1/health')).status === 200;
-    }, 15000);
-    return p;
-  };
-  let stickmeter = await startStickmeter();
+  const tmp = tempDir('views');
+  const server = await startStickmeter(args.stickmeter, tmp);
+  const apiPort = server.httpPort;
+  let stickmeter = server.proc;
   const api = async (p) => {
     const r = await httpGet(apiPort, p);
     if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.body}`);
     return JSON.parse(r.body.toString());
   };
 
-  const fePort = await freePort();
-  const localPeerPort = await freePort();
-  fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), `global
-    log stderr format short local0 warning
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-peers tracker
-    bind 127.0.0.1:${localPeerPort}
-    server lb1
-    server stickmeter 127.0.0.1:${peersPort}
-    table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt,bytes_out_cnt,conn_cur,http_req_rate(10s)
-frontend fe
-    bind 127.0.0.1:${fePort}
-    http-request track-sc0 req.hdr(host) table tracker/quota
-    http-request return status 200 content-type text/plain string "ok\\n"
-`);
-  const haproxy = startProcess('haproxy', HAPROXY, ['-f', path.join(tmp, 'haproxy.cfg'), '-L', 'lb1', '-db']);
-  await waitFor('HAProxy to accept connections', async () => {
-    if (haproxy.exited) throw new Error(`haproxy exited early (${JSON.stringify(haproxy.exited)})`);
-    return (await httpGet(fePort, '/', { Host: 'probe.invalid' }).catch(() => null)) !== null;
-  }, 10000);
+  const { proc: haproxy, fePort } = await startHaproxy(tmp, {
+    name: 'lb1', peersPort: server.peersPort, section: 'tracker', frontend: true,
+    tableLine: 'table quota type string len 64 size 10k expire 1h store gpc0,http_req_cnt,bytes_out_cnt,conn_cur,http_req_rate(10s)',
+  });
   for (const [host, n] of Object.entries(CUSTOMERS)) {
     for (let i = 0; i < n; i++) {
       await httpGet(fePort, `/r/${i}`, { Host: host });
@@ -100,25 +55,12 @@ frontend fe
   }, 20000);
   log('stickmeter and HAProxy up, traffic stored');
 
-  browser = await launchChromium(args['node-modules']);
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' })).newPage();
-  const problems = [];
+  const browser = await openBrowser(args['node-modules']);
   let offlinePhase = false; // refused connections are logged by Chromium while the server is down
-  page.on('console', (m) => {
-    if (m.type() !== 'error' && m.type() !== 'warning') return;
-    if (offlinePhase && /ERR_CONNECTION_REFUSED|Failed to load resource/.test(m.text())) return;
-    problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const { page, problems, ready, visit } = await openPage(browser, server.base, {},
+    (text) => offlinePhase && /ERR_CONNECTION_REFUSED|Failed to load resource/.test(text));
   const requested = [];
   page.on('request', (r) => { if (r.url().includes('/api/')) requested.push(r.url()); });
-  const base = `http://127.0.0.1:${apiPort}`;
-  const ready = (name, timeout = 10000) => page.waitForSelector(`main[data-ready="${name}"]`, { timeout });
-  const visit = async (hashPath, name) => {
-    await page.evaluate(() => { delete document.querySelector('main').dataset.ready; }).catch(() => {});
-    await page.goto(`${base}/${hashPath}`);
-    await ready(name);
-  };
   const keysShown = () => page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim()));
   const hashParam = async (name) => new URLSearchParams((await page.evaluate(() => location.hash)).split('?')[1] || '').get(name);
   const bannerText = async () => ((await page.isVisible('#banner')) ? await page.textContent('#banner') : '');
@@ -225,7 +167,7 @@ frontend fe
   await page.waitForFunction((b) => document.getElementById('offline-msg').textContent !== b, before, { timeout: 5000 });
   check(await page.isVisible('#offline'), 'Retry while the server is down keeps the offline state');
   // Back: Retry recovers at once.
-  stickmeter = await startStickmeter();
+  stickmeter = await server.restart();
   const t0 = Date.now();
   await page.click('#offline-retry');
   await page.waitForSelector('#offline', { state: 'hidden', timeout: 3000 });
@@ -236,7 +178,7 @@ frontend fe
   await stopProcess(stickmeter, 10000);
   await page.evaluate(() => { location.hash = '#/overview'; });
   await page.waitForSelector('#offline:not([hidden])', { timeout: 8000 });
-  stickmeter = await startStickmeter();
+  stickmeter = await server.restart();
   await page.waitForSelector('#offline', { state: 'hidden', timeout: 8000 });
   await ready('overview');
   check((await page.textContent('#ov-card-peers .value')).trim() !== 'unknown', 'the peers indicator is known again');
@@ -245,22 +187,8 @@ frontend fe
   log('offline state and recovery checked');
 
   await browser.close();
-  browser = null;
   await stopProcess(haproxy);
   eq(await stopProcess(stickmeter, 10000), { code: 0, signal: null }, 'stickmeter exits 0 on SIGTERM');
 }
 
-try {
-  await main();
-  clearTimeout(deadline);
-  await cleanup();
-  console.log(`${counts.passed} passed, 0 failed`);
-  process.exit(0);
-} catch (err) {
-  clearTimeout(deadline);
-  console.error(`FAIL: ${err.message}`);
-  dumpLogs();
-  await cleanup();
-  console.log(`${counts.passed} passed, 1 failed`);
-  process.exit(1);
-}
+await runTest('views', 110_000, main);

@@ -1,5 +1,6 @@
 // JSON API client: adds the bearer token kept in sessionStorage and, when the API answers 401,
-// asks for a token once (shared by every request waiting at that moment) and retries.
+// asks for a token once (shared by every request waiting at that moment) and retries. signOut()
+// forgets the token, so the next call asks again (a shared screen, a token being rotated).
 const TOKEN_KEY = 'stickmeter.token';
 
 export class ApiError extends Error {
@@ -45,6 +46,7 @@ function askToken(rejected) {
       if (!value) return;
       try { sessionStorage.setItem(TOKEN_KEY, value); } catch { /* private mode: keep in memory */ }
       memoryToken = value;
+      for (const fn of tokenListeners) fn(true);
       input.value = '';
       form.removeEventListener('submit', done);
       tokenPrompt = null;
@@ -59,6 +61,18 @@ function askToken(rejected) {
 }
 
 let memoryToken = '';
+const tokenListeners = new Set();
+// Calls `fn(held)` whenever a token is entered (true) or forgotten (false).
+export function onTokenChange(fn) { tokenListeners.add(fn); }
+// True when this tab holds a token (one was asked for and entered).
+export const hasToken = () => Boolean(token() || memoryToken);
+
+// Forgets the token of this tab: the next request that needs one asks for it again.
+export function signOut() {
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* private mode: only in memory */ }
+  memoryToken = '';
+  for (const fn of tokenListeners) fn(false);
+}
 
 function headers() {
   const t = token() || memoryToken;

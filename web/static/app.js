@@ -2,12 +2,12 @@
 // function that renders into <main> and may register cleanups (timers, listeners), run when the
 // route changes. The overview, usage and key pages live in their own modules; shared.js holds
 // what they share (navigation, errors and the offline state, tables, ranges).
-import { request, buildUrl } from './api.js';
+import { request, getJson, buildUrl, signOut, hasToken, onTokenChange } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 import { quotasPage, keyQuotaBox } from './quotas.js';
 import {
-  main, nav, isCurrent, showError, go, hashParams, tables, counterMetrics, whenBackOnline, loading,
+  main, nav, isCurrent, showError, go, hashParams, tables, forgetTables, counterMetrics, whenBackOnline, loading,
 } from './shared.js';
 import { overviewPage } from './overview.js';
 import { usagePage } from './usage.js';
@@ -36,11 +36,9 @@ function parseCsv(text) {
   return rows;
 }
 
+// The month before this one, in the billing zone ("YYYY-MM").
 function previousMonth() {
-  const d = new Date();
-  d.setDate(1);
-  d.setMonth(d.getMonth() - 1);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
+  return fmt.monthInput(fmt.presetRange('last-month')[0]);
 }
 
 async function exportPage(gen, params) {
@@ -191,8 +189,67 @@ function route() {
     });
 }
 
-document.getElementById('zone').textContent = `Times in ${fmt.zoneLabel()}`;
-window.addEventListener('hashchange', () => { delete main.dataset.ready; route(); });
-// Back from offline: the current page is drawn again from fresh answers.
-whenBackOnline(() => { delete main.dataset.ready; route(); });
+// ---------------------------------------------------------------------------------------------
+// The header: the billing zone, the theme and signing out.
+
+// The server's billing zone (/api/v1/info) before the first page is drawn, so every month and
+// time shown is the export's. When the server needs a token this is the call that asks for it,
+// so the zone is read once the token is known. Unreachable: the offline state, and UTC until
+// the server answers (the zone is read again then); a server without /api/v1/info: UTC.
+const zoneLabel = document.getElementById('zone');
+async function loadBillingZone() {
+  try {
+    const body = await getJson('/api/v1/info');
+    if (body && typeof body.billing_tz === 'string') fmt.setZone(body.billing_tz);
+  } catch { /* offline (shared.js shows it) or refused: keep the zone in use */ }
+  zoneLabel.textContent = `Billing zone: ${fmt.zoneLabel()}`;
+  zoneLabel.dataset.zone = fmt.zone;
+}
+
+// Light, dark or the system's, remembered in this browser.
+const THEME_KEY = 'stickmeter.theme';
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+const themeSel = document.getElementById('theme');
+let storedTheme = 'system';
+try { storedTheme = localStorage.getItem(THEME_KEY) || 'system'; } catch { /* storage off */ }
+themeSel.value = ['light', 'dark'].includes(storedTheme) ? storedTheme : 'system';
+applyTheme(themeSel.value);
+themeSel.addEventListener('change', () => {
+  try {
+    if (themeSel.value === 'system') localStorage.removeItem(THEME_KEY);
+    else localStorage.setItem(THEME_KEY, themeSel.value);
+  } catch { /* storage off: for this page only */ }
+  applyTheme(themeSel.value);
+});
+
+// Sign out: shown while this tab holds a token; forgets it and what was read with it (the zone
+// too), clears the page, asks for a token to read the zone again, then draws the page.
+const signOutButton = document.getElementById('sign-out');
+signOutButton.hidden = !hasToken();
+onTokenChange((held) => { signOutButton.hidden = !held; });
+signOutButton.addEventListener('click', async () => {
+  signOut();
+  forgetTables();
+  zoneLabel.textContent = '';
+  delete zoneLabel.dataset.zone;
+  main.replaceChildren(loading());
+  delete main.dataset.ready;
+  await readZone();
+  route();
+});
+
+// Pages are drawn once the zone has been read (a link followed while the token is asked for
+// waits for it too).
+let zoneRead = Promise.resolve();
+function readZone() {
+  zoneRead = loadBillingZone();
+  return zoneRead;
+}
+window.addEventListener('hashchange', async () => { delete main.dataset.ready; await zoneRead; route(); });
+// Back from offline: the current page is drawn again from fresh answers (and the zone re-read).
+whenBackOnline(async () => { delete main.dataset.ready; await readZone(); route(); });
+await readZone();
 route();

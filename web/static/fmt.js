@@ -1,19 +1,71 @@
-// Formatting of counts, bytes and times for display, and the range presets. Times are shown in
-// the browser's time zone, which the header names.
-export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+// Formatting of counts, bytes and times for display, and the range presets. Times, months and
+// days are those of the server's billing zone (`billing_tz` of /api/v1/info, `serve
+// --billing-tz`), which the header names: the UI's "November" is the export's and the CLI's,
+// whatever zone the browser is in. setZone() is called once the server has answered.
+export let zone = 'UTC';
 
 const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-const dateTime = new Intl.DateTimeFormat(undefined, {
-  year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
-});
-const dateOnly = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
-const shortTime = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+let dateTime, dateOnly, shortTime, clockTime, wallParts;
+
+function buildFormatters() {
+  const timeZone = zone;
+  dateTime = new Intl.DateTimeFormat(undefined, {
+    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+  dateOnly = new Intl.DateTimeFormat(undefined, { timeZone, year: 'numeric', month: 'short', day: 'numeric' });
+  shortTime = new Intl.DateTimeFormat(undefined, { timeZone, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  clockTime = new Intl.DateTimeFormat(undefined, { timeZone, hour: '2-digit', minute: '2-digit' });
+  // Wall-clock fields in the zone, for the calendar arithmetic below.
+  wallParts = new Intl.DateTimeFormat('en-US', {
+    timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+  });
+}
+
+// Uses `name` for every time shown and every period computed; an unknown name (a browser whose
+// time zone data lacks it) falls back to UTC. Returns the zone in use.
+export function setZone(name) {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    zone = name;
+  } catch {
+    zone = 'UTC';
+  }
+  buildFormatters();
+  return zone;
+}
+buildFormatters();
 
 export function zoneLabel() {
-  const parts = new Intl.DateTimeFormat(undefined, { timeZoneName: 'shortOffset' }).formatToParts(new Date());
+  if (zone === 'UTC' || zone === 'Etc/UTC') return zone; // "UTC (GMT)" says nothing more
+  const parts = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeZoneName: 'shortOffset' }).formatToParts(new Date());
   const off = parts.find((p) => p.type === 'timeZoneName');
-  return off ? `${zone} (${off.value})` : zone;
+  return off && off.value !== zone ? `${zone} (${off.value})` : zone;
+}
+
+// The wall clock of the zone at `ms`: { y, m (0-11), d, hh, mm, ss }.
+export function wall(ms) {
+  const p = Object.fromEntries(wallParts.formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
+  return { y: p.year, m: p.month - 1, d: p.day, hh: p.hour, mm: p.minute, ss: p.second };
+}
+
+// The zone's offset from UTC at `ms`, in ms.
+function offsetAt(ms) {
+  const w = wall(ms);
+  return Date.UTC(w.y, w.m, w.d, w.hh, w.mm, w.ss) - Math.floor(ms / 1000) * 1000;
+}
+
+// Unix ms of a wall-clock time in the zone; fields may overflow (month 12 is January next year,
+// day 0 the last of the month before), as with Date.UTC. A repeated time (the hour a DST change
+// turns back) is its first occurrence; a skipped one is read with the offset before the jump, so
+// a midnight that does not exist is the instant the day begins (as the server reads it).
+const HALF_DAY_MS = 14 * 3600e3; // beyond any zone's offset
+export function zoned(y, m, d = 1, hh = 0, mm = 0) {
+  const asUtc = Date.UTC(y, m, d, hh, mm);
+  const before = offsetAt(asUtc - HALF_DAY_MS);
+  const after = offsetAt(asUtc + HALF_DAY_MS);
+  const fits = [before, after].map((o) => asUtc - o).filter((t) => offsetAt(t) === asUtc - t);
+  return fits.length ? Math.min(...fits) : asUtc - before;
 }
 
 // Exact sum of counts that may be numbers or BigInts; returns a BigInt.
@@ -68,7 +120,6 @@ export function time(ms) {
 }
 export function day(ms) { return dateOnly.format(new Date(ms)); }
 export function short(ms) { return shortTime.format(new Date(ms)); }
-const clockTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 export function clock(ms) { return clockTime.format(new Date(ms)); }
 
 export function ago(ms, now = Date.now()) {
@@ -89,30 +140,44 @@ export function duration(ms) {
   return `${decFmt.format(s / 86400)} d`;
 }
 
-// [from, to) in Unix ms for a preset, in the browser's zone.
-export function presetRange(preset, now = new Date()) {
-  const y = now.getFullYear();
-  const m = now.getMonth();
+// [from, to) in Unix ms for a preset, in the billing zone: `today`, `month` (this month),
+// `last-month`, or `day` (the calendar day `date`, "YYYY-MM-DD"; today without one).
+export function presetRange(preset, now = Date.now(), date = '') {
+  const w = wall(typeof now === 'number' ? now : now.getTime());
   switch (preset) {
-    case 'today': {
-      const start = new Date(y, m, now.getDate());
-      return [start.getTime(), new Date(y, m, now.getDate() + 1).getTime()];
+    case 'day': {
+      const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date || '');
+      const [y, mo, d] = m ? [Number(m[1]), Number(m[2]) - 1, Number(m[3])] : [w.y, w.m, w.d];
+      return [zoned(y, mo, d), zoned(y, mo, d + 1)];
     }
+    case 'today':
+      return [zoned(w.y, w.m, w.d), zoned(w.y, w.m, w.d + 1)];
     case 'last-month':
-      return [new Date(y, m - 1, 1).getTime(), new Date(y, m, 1).getTime()];
+      return [zoned(w.y, w.m - 1, 1), zoned(w.y, w.m, 1)];
     case 'month':
     default:
-      return [new Date(y, m, 1).getTime(), new Date(y, m + 1, 1).getTime()];
+      return [zoned(w.y, w.m, 1), zoned(w.y, w.m + 1, 1)];
   }
 }
 
-// Value for <input type="datetime-local"> from Unix ms, and back (local time).
+const pad = (n) => String(n).padStart(2, '0');
+// "YYYY-MM-DD" of the day `ms` falls on in the billing zone (for <input type="date">).
+export function dateInput(ms) {
+  const w = wall(ms);
+  return `${w.y}-${pad(w.m + 1)}-${pad(w.d)}`;
+}
+// "YYYY-MM" of the month `ms` falls in, in the billing zone.
+export function monthInput(ms) {
+  const w = wall(ms);
+  return `${w.y}-${pad(w.m + 1)}`;
+}
+
+// Value for <input type="datetime-local"> from Unix ms, and back: wall clock of the billing zone.
 export function toLocalInput(ms) {
-  const d = new Date(ms);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  const w = wall(ms);
+  return `${w.y}-${pad(w.m + 1)}-${pad(w.d)}T${pad(w.hh)}:${pad(w.mm)}`;
 }
 export function fromLocalInput(text) {
-  const t = new Date(text).getTime();
-  return Number.isFinite(t) ? t : null;
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(text || '');
+  return m ? zoned(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5])) : null;
 }

@@ -1,4 +1,8 @@
-// Key detail: one key of a table for one metric over a range.
+// Key detail: one key of a table for one metric over a period (this month, last month, a day,
+// a custom range, in the billing zone).
+//
+// The chart's step follows the period: the finest of 1m, 1h, 1d that gives at most MAX_BARS
+// bars (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
 //
 // Counter: the billed total, its chart (sum of deltas per step) and the audit trail, checked to
 // add up to the total. Gauge: no total and no audit trail exist (the API refuses both), so the
@@ -11,11 +15,54 @@ import { barChart } from './chart.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
-  rangeParams, loading,
+  rangeParams, rangeControls, loading,
 } from './shared.js';
 
 const AUDIT_PAGE = 50;
 const SIMILAR_KEYS = 20;
+const STEP_MS = { '1m': 60e3, '1h': 3600e3, '1d': 86400e3 };
+// A chart about 900 px wide: 400 bars are 2 px or more each.
+const MAX_BARS = 400;
+
+// The series API's 1d buckets are UTC days. In another billing zone a day step asks for hours
+// instead (minutes where the zone's days do not start on a UTC hour, as in Asia/Kathmandu) and
+// adds them up into the zone's days, so that a bar is a billing day; past what one answer may
+// hold (API_MAX_POINTS) the UTC days are drawn.
+const API_MAX_POINTS = 100000;
+function seriesPlan(step, r) {
+  if (step !== '1d' || fmt.zone === 'UTC' || fmt.zone === 'Etc/UTC') return { ask: step };
+  const w = fmt.wall(r.from);
+  const days = [];
+  for (let d = 0; ; d++) {
+    const t = fmt.zoned(w.y, w.m, w.d + d);
+    if (t >= r.to) break;
+    days.push({ t, end: fmt.zoned(w.y, w.m, w.d + d + 1) });
+  }
+  const hourly = days.every((x) => x.t % STEP_MS['1h'] === 0);
+  const ask = hourly ? '1h' : '1m';
+  if ((r.to - r.from) / STEP_MS[ask] > API_MAX_POINTS) return { ask: '1d' };
+  return { ask, days };
+}
+// Points (sorted by time) summed, or for a gauge their maximum taken, into `days`; days without
+// a point are left out, as the API leaves out empty buckets.
+function intoDays(points, days, gauge) {
+  const out = days.map((x) => ({ t: x.t, end: x.end, v: 0, n: 0 }));
+  let i = 0;
+  for (const p of points) {
+    while (i < out.length && p.t >= out[i].end) i++;
+    if (i === out.length) break;
+    if (p.t < out[i].t) continue;
+    out[i].v = gauge ? Math.max(out[i].v, p.v) : out[i].v + p.v;
+    out[i].n++;
+  }
+  return out.filter((x) => x.n).map(({ t, end, v }) => ({ t, end, v }));
+}
+
+// The steps a period of `span` ms may be drawn at, finest first; at least 1d.
+export function stepsFor(span) {
+  const fit = Object.keys(STEP_MS).filter((s) => span / STEP_MS[s] <= MAX_BARS);
+  return fit.length ? fit : ['1d'];
+}
 
 const unknownKey = (err) => err instanceof ApiError && err.status === 404 && /^key:/.test(err.detail);
 
@@ -31,15 +78,23 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const gauge = gaugeMetrics(t).includes(metric);
   const r = rangeFrom(params);
   const span = r.to - r.from;
-  const step = ['1m', '1h', '1d'].includes(params.get('step')) ? params.get('step') : span <= 6 * 3600e3 ? '1m' : span <= 3 * 86400e3 ? '1h' : '1d';
+  const allowed = stepsFor(span);
+  // An asked step too fine for the period (an old link, a period made longer) gives way.
+  const step = allowed.includes(params.get('step')) ? params.get('step') : allowed[0];
   const sort = Object.fromEntries(['sort', 'dir'].filter((k) => params.get(k)).map((k) => [k, params.get(k)]));
   const back = `#/usage?${new URLSearchParams({ table, metric, ...rangeParams(params), ...sort })}`;
 
-  const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step' },
-    ['1m', '1h', '1d'].map((s) => h('button', { type: 'button', 'aria-pressed': String(s === step),
-      onclick: () => go('key', { ...Object.fromEntries(params), step: s }) }, s)));
+  const stepButtons = h('div', { class: 'seg', role: 'group', 'aria-label': 'Chart step', id: 'key-steps' },
+    Object.keys(STEP_MS).map((s) => h('button', {
+      type: 'button', 'aria-pressed': String(s === step), disabled: !allowed.includes(s), dataset: { step: s },
+      title: allowed.includes(s) ? undefined : `${fmt.int(Math.ceil(span / STEP_MS[s]))} bars: too fine for this period`,
+      onclick: () => go('key', { ...Object.fromEntries(params), step: s }),
+    }, s)));
   const metricSel = metricSelect('key-metric', t, metric);
   metricSel.addEventListener('change', () => go('key', { ...Object.fromEntries(params), metric: metricSel.value }));
+  // A new period drops the step, which the period then picks.
+  const keep = Object.fromEntries([...params].filter(([k]) => !['range', 'from', 'to', 'day', 'step'].includes(k)));
+  const ranges = rangeControls(params, () => go('key', { ...keep, ...ranges.value() }));
   const totalBox = h('div', { class: 'big loading', id: 'key-total' }, '…');
   const chartBox = h('div', { class: 'panel chart', id: 'key-chart' }, loading('Loading…', 'muted'));
   const auditBox = h('div', { class: 'scroll', id: 'key-audit' });
@@ -51,10 +106,10 @@ export async function keyPage(gen, params, keyQuotaBox) {
   main.replaceChildren(...[
     h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
     h('h1', {}, 'Key ', h('code', {}, key)),
-    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel)),
+    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel), ranges.nodes),
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
-      h('div', { class: 'muted small' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
+      h('div', { class: 'muted small', id: 'key-period' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
     gauge ? null : keyQuotaBox(table, key),
     h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, gauge ? 'Maximum per step' : 'Step'), stepButtons),
     h('div', { class: 'gap-top' }, chartBox),
@@ -75,11 +130,13 @@ export async function keyPage(gen, params, keyQuotaBox) {
       totalBox.dataset.value = String(billed);
       totalBox.classList.remove('loading');
     });
-  const seriesP = getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step })
+  const plan = seriesPlan(step, r);
+  const seriesP = getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step: plan.ask })
     .then((s) => {
       if (!isCurrent(gen)) return;
       // The chart only needs shapes: plain numbers are fine there.
-      const points = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
+      const raw = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
+      const points = plan.days ? intoDays(raw, plan.days, s.gauge) : raw;
       if (s.gauge) {
         const peak = points.length ? Math.max(...points.map((p) => p.v)) : null;
         totalBox.textContent = peak === null ? 'no samples' : fmt.int(peak);
@@ -87,7 +144,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
         totalBox.classList.remove('loading');
       }
       const draw = () => chartBox.replaceChildren(points.length
-        ? barChart({ points, stepMs: s.step_ms || 60000, from: r.from, to: r.to, metric, gauge: s.gauge,
+        ? barChart({ points, stepMs: plan.days ? STEP_MS['1d'] : s.step_ms || 60000, from: r.from, to: r.to, metric, gauge: s.gauge,
           width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
         : h('p', { class: 'muted' }, s.gauge ? 'No samples in this range.' : 'No deltas in this range.'));
       draw();

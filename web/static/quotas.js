@@ -35,8 +35,9 @@ function disabledNote() {
 function quotaBody(f) {
   const limitText = f.limit.trim();
   const limit = /^\d+$/.test(limitText) ? BigInt(limitText).toString() : JSON.stringify(limitText);
+  // No zone typed: the server's billing zone (the API's default, and what the field starts on).
   const rest = JSON.stringify({ table: f.table.trim(), key: f.key === '' ? null : f.key, metric: f.metric.trim(),
-    period: f.period, tz: f.tz.trim() || 'UTC' });
+    period: f.period, ...(f.tz.trim() ? { tz: f.tz.trim() } : {}) });
   return `${rest.slice(0, -1)},"limit":${limit}}`;
 }
 
@@ -79,7 +80,7 @@ export async function quotasPage(ctx, params) {
     metric: h('input', { id: 'q-metric', list: 'q-metrics', required: true, placeholder: 'http_req_cnt' }),
     limit: h('input', { id: 'q-limit', inputmode: 'numeric', required: true, placeholder: '0 or more' }),
     period: h('select', { id: 'q-period' }, h('option', { value: 'month' }, 'Calendar month'), h('option', { value: 'day' }, 'Day')),
-    tz: h('input', { id: 'q-tz', list: 'q-zones', value: 'UTC' }),
+    tz: h('input', { id: 'q-tz', list: 'q-zones', value: fmt.zone }),
   };
   const formError = h('p', { class: 'small bad', id: 'q-form-error', role: 'alert' });
   const formStatus = h('span', { class: 'muted small', id: 'q-form-status', role: 'status' });

@@ -125,6 +125,8 @@ export function replaceHash(route, params) {
 // Tables and metrics.
 
 let tablesCache = null;
+// Drops what was read with a token that is gone (signing out).
+export function forgetTables() { tablesCache = null; }
 export async function tables(refresh = false) {
   if (!tablesCache || refresh) {
     const body = await getJson('/api/v1/tables');
@@ -165,7 +167,11 @@ export function metricSelect(id, t, selected) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ranges.
+// Ranges, in the billing zone (fmt.js): presets today, this month, last month, one calendar day
+// (`range=day&day=YYYY-MM-DD`) and a custom [from, to) (`range=custom&from=&to=`, Unix ms).
+
+const PRESETS = [['today', 'Today'], ['month', 'This month'], ['last-month', 'Last month'], ['day', 'A day'], ['custom', 'Custom']];
+const isDate = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text || '');
 
 export function rangeFrom(params) {
   const preset = params.get('range') || 'month';
@@ -174,44 +180,57 @@ export function rangeFrom(params) {
     const to = Number(params.get('to'));
     if (Number.isFinite(from) && Number.isFinite(to) && to > from) return { preset, from, to };
   }
-  const p = preset === 'custom' ? 'month' : preset;
+  if (preset === 'day') {
+    const day = isDate(params.get('day')) ? params.get('day') : fmt.dateInput(Date.now());
+    const [from, to] = fmt.presetRange('day', Date.now(), day);
+    return { preset, from, to, day };
+  }
+  const p = PRESETS.some(([v]) => v === preset) && preset !== 'custom' ? preset : 'month';
   const [from, to] = fmt.presetRange(p);
   return { preset: p, from, to };
 }
 
-// The range part of a page's address: the preset, and from/to for a custom range.
+// The range part of a page's address: the preset, the day of `day`, from/to of `custom`.
 export function rangeParams(params) {
   const r = rangeFrom(params);
-  return { range: params.get('range') === 'custom' ? 'custom' : r.preset, ...(params.get('range') === 'custom' ? { from: r.from, to: r.to } : {}) };
+  if (params.get('range') === 'custom') return { range: 'custom', from: r.from, to: r.to };
+  if (r.preset === 'day') return { range: 'day', day: r.day };
+  return { range: r.preset };
 }
 
 export function rangeControls(params, onChange) {
   const r = rangeFrom(params);
+  const chosen = params.get('range') === 'custom' ? 'custom' : r.preset;
   const preset = h('select', { id: 'range' },
-    [['today', 'Today'], ['month', 'This month'], ['last-month', 'Last month'], ['custom', 'Custom']]
-      .map(([v, t]) => h('option', { value: v, selected: v === (params.get('range') === 'custom' ? 'custom' : r.preset) }, t)));
+    PRESETS.map(([v, t]) => h('option', { value: v, selected: v === chosen }, t)));
+  // "A day" starts on today when the period holds it, else on the period's first day.
+  const now = Date.now();
+  const day = h('input', { id: 'day', type: 'date', value: r.day || fmt.dateInput(now >= r.from && now < r.to ? now : r.from) });
   const from = h('input', { id: 'from', type: 'datetime-local', value: fmt.toLocalInput(r.from) });
   const to = h('input', { id: 'to', type: 'datetime-local', value: fmt.toLocalInput(r.to) });
+  const dayField = field('day', 'Day', day);
   const custom = h('span', { class: 'contents' },
     field('from', 'From (inclusive)', from), field('to', 'To (exclusive)', to));
   const sync = () => {
     const isCustom = preset.value === 'custom';
     from.disabled = to.disabled = !isCustom;
+    dayField.hidden = preset.value !== 'day';
   };
   sync();
   preset.addEventListener('change', () => {
     sync();
     if (preset.value !== 'custom') {
-      const [f, t] = fmt.presetRange(preset.value);
+      const [f, t] = fmt.presetRange(preset.value, Date.now(), day.value);
       from.value = fmt.toLocalInput(f);
       to.value = fmt.toLocalInput(t);
     }
     onChange();
   });
-  for (const i of [from, to]) i.addEventListener('change', onChange);
+  for (const i of [day, from, to]) i.addEventListener('change', onChange);
   const value = () => {
+    if (preset.value === 'day') return { range: 'day', day: isDate(day.value) ? day.value : fmt.dateInput(Date.now()) };
     if (preset.value !== 'custom') return { range: preset.value };
     return { range: 'custom', from: fmt.fromLocalInput(from.value), to: fmt.fromLocalInput(to.value) };
   };
-  return { nodes: [field('range', 'Range', preset), custom], value };
+  return { nodes: [field('range', 'Period', preset), dayField, custom], value };
 }
