@@ -9,8 +9,8 @@
 //            pointer, against a real HAProxy sending traffic;
 //   session  with a token, the billing zone (/api/v1/info) is read once the token is given and
 //            before the page is drawn; signing out forgets the token and the zone (the next call
-//            asks again), and the theme can be set to light, dark or the system's and is
-//            remembered.
+//            asks again), the theme can be set to light, dark or the system's and is
+//            remembered, and a busy server's 503 with Retry-After is waited out, not shown.
 //
 // Usage: node ui_billing_test.mjs --case zone|period|session --stickmeter BIN --node-modules DIR
 //        --artifacts DIR
@@ -254,6 +254,28 @@ async function sessionCase() {
   eq(await page.inputValue('#theme'), 'system', 'the system theme is remembered too');
   eq(problems.filter((p) => !unauthorized(p)), [], 'no console errors but the 401s that ask for the token');
   log('theme checked');
+
+  // A busy server answers 503 with Retry-After while its --max-queries are all under way (other
+  // pages, other users): the page waits as asked and tries again instead of showing an error.
+  // The first two answers for the peers are the server's busy answer, the rest come from it.
+  let busy = 0;
+  await page.route('**/api/v1/peers', (route) => {
+    if (busy >= 2) return route.continue();
+    busy += 1;
+    return route.fulfill({
+      status: 503, headers: { 'Retry-After': '1', 'Content-Type': 'application/json' },
+      body: '{"error":{"code":"busy","message":"too many queries at once"}}\n',
+    });
+  });
+  problems.length = 0;
+  await page.reload();
+  await ready('overview');
+  await waitFor('the peers after two busy answers', async () =>
+    (await page.$$eval('#ov-cards .card', (cards) => cards.length)) > 0 && busy === 2, 15000);
+  check(await page.isHidden('#banner'), 'no error shown for a busy server that answered later');
+  eq(problems.filter((p) => !/status of 503/.test(p)), [], 'no console errors but the busy answers');
+  await page.unroute('**/api/v1/peers');
+  log('busy server retried');
 }
 
 const CASES = { zone: zoneCase, period: periodCase, session: sessionCase };

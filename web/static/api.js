@@ -60,6 +60,9 @@ function askToken(rejected) {
   return tokenPrompt;
 }
 
+// Attempts after a 503 "busy" answer before its error is shown.
+const MAX_BUSY_RETRIES = 5;
+
 let memoryToken = '';
 const tokenListeners = new Set();
 // Calls `fn(held)` whenever a token is entered (true) or forgotten (false).
@@ -85,6 +88,7 @@ function headers() {
 export async function request(path, params = {}, { accept, method = 'GET', body } = {}) {
   const url = buildUrl(path, params);
   let rejected = false;
+  let busyRetries = 0;
   for (;;) {
     const h = headers();
     if (accept) h.Accept = accept;
@@ -100,6 +104,14 @@ export async function request(path, params = {}, { accept, method = 'GET', body 
     if (res.status === 401) {
       await askToken(rejected || Boolean(h.Authorization));
       rejected = true;
+      continue;
+    }
+    // The server answers 503 with Retry-After while as many queries as it runs at once are
+    // under way (other pages, other users): wait as it asks, a few times, before giving up.
+    const retryAfter = Number(res.headers.get('Retry-After'));
+    if (res.status === 503 && retryAfter > 0 && busyRetries < MAX_BUSY_RETRIES) {
+      busyRetries += 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter, 5) * 1000 * (0.5 + Math.random())));
       continue;
     }
     if (!res.ok) {
