@@ -4,7 +4,8 @@
 #   scripts/setup.sh --test   also what the test suite and benchmarks drive (haproxy, chromium,
 #                             curl, wrk, clang for the fuzzer, node/npm for the browser tests,
 #                             clickhouse-server for the ClickHouse sink's tests, which start
-#                             their own server: the system service is not used), and HAProxy
+#                             their own server: the system service is not used; zookeeper and
+#                             a JRE for its fleet test, which starts its own ZooKeeper), and HAProxy
 #                             3.0 LTS from Debian 13 beside Debian 12's 2.6 (below)
 # Idempotent: when everything is present it only asks dpkg and returns in about a second.
 set -euo pipefail
@@ -13,7 +14,7 @@ packages=(g++ cmake ninja-build pkg-config librocksdb-dev libboost1.81-dev nlohm
           libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhowardhinnant-date-dev tzdata)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(haproxy curl chromium wrk openssl clang clang-format libclang-rt-14-dev procps dpkg-dev python3
-             debootstrap clickhouse-server clickhouse-client)
+             debootstrap clickhouse-server clickhouse-client zookeeper default-jre-headless)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi

@@ -2,7 +2,7 @@
 // ClickHouse table over its HTTP interface, exactly once as the table sees it.
 //
 // One thread (`sm-clickhouse`, nice 10): reads up to max_rows events after the acknowledged
-// position, INSERTs them (TabSeparated) with stable ids ("<server name>:<store id>:<sequence
+// position, INSERTs them (RowBinary) with stable ids ("<server name>:<store id>:<sequence
 // number>"), and only once ClickHouse answered 200 acknowledges the position to the store. A crash
 // between the two ships those rows again with the same ids; the table (ReplacingMergeTree
 // ordered by event_id, queried with FINAL, created if missing at start and after a failed

@@ -138,56 +138,53 @@ std::string CreateTableSql(const ClickHouseTarget& t) {
 std::string InsertSql(const ClickHouseTarget& t) {
   return "INSERT INTO " + t.database + "." + t.table +
          " (event_id, ts_ms, source, stick_table, key, metric, value, delta, reason) "
-         "FORMAT TabSeparated";
+         "FORMAT RowBinary";
 }
 
 std::string EventId(std::string_view prefix, uint64_t seq) {
   return std::string(prefix) + ":" + std::to_string(seq);
 }
 
-void AppendTsvField(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      default:
-        out += c;
-    }
+namespace {
+
+void AppendVarUInt(std::string& out, uint64_t x) {
+  while (x >= 0x80) {
+    out += static_cast<char>(0x80 | (x & 0x7f));
+    x >>= 7;
   }
+  out += static_cast<char>(x);
 }
 
+void AppendBinaryString(std::string& out, std::string_view text) {
+  AppendVarUInt(out, text.size());
+  out.append(text);
+}
+
+void AppendUInt64(std::string& out, uint64_t x) {
+  char bytes[8];
+  for (size_t i = 0; i < sizeof(bytes); ++i) bytes[i] = static_cast<char>(x >> (8 * i));
+  out.append(bytes, sizeof(bytes));
+}
+
+}  // namespace
+
 void AppendRow(std::string& out, std::string_view id_prefix, const tsdb::FeedEvent& e) {
-  AppendTsvField(out, EventId(id_prefix, e.seq));
-  out += '\t';
-  out += std::to_string(e.t_ms < 0 ? 0 : e.t_ms);
-  out += '\t';
-  AppendTsvField(out, e.source);
-  out += '\t';
-  AppendTsvField(out, e.table);
-  out += '\t';
-  AppendTsvField(out, e.key);
-  out += '\t';
-  AppendTsvField(out, e.metric);
-  out += '\t';
-  out += std::to_string(e.value);
-  out += '\t';
-  out += std::to_string(e.delta);
-  out += '\t';
-  AppendTsvField(out, e.reason);
-  out += '\n';
+  // The event id (EventId) written in place: one row per event, a million a second at peak.
+  char seq[20];
+  const auto [end, ec] = std::to_chars(seq, seq + sizeof(seq), e.seq);
+  const size_t seq_len = static_cast<size_t>(end - seq);
+  AppendVarUInt(out, id_prefix.size() + 1 + seq_len);
+  out.append(id_prefix);
+  out += ':';
+  out.append(seq, seq_len);
+  AppendUInt64(out, e.t_ms < 0 ? 0 : static_cast<uint64_t>(e.t_ms));
+  AppendBinaryString(out, e.source);
+  AppendBinaryString(out, e.table);
+  AppendBinaryString(out, e.key);
+  AppendBinaryString(out, e.metric);
+  AppendUInt64(out, e.value);
+  AppendUInt64(out, e.delta);
+  AppendBinaryString(out, e.reason);
 }
 
 std::string UrlEncode(std::string_view text) {

@@ -1,5 +1,6 @@
 // The ClickHouse sink's target and what it sends: the --sink-clickhouse URL, the table's DDL,
-// the INSERT statement and the rows (TabSeparated, escaped, so any key bytes arrive as sent).
+// the INSERT statement and the rows (RowBinary: length-prefixed strings, so any key bytes arrive
+// as sent, and little for ClickHouse to parse).
 //
 // Pure functions; thread-safe. ParseClickHouseUrl fails with InvalidArgument and a one-line
 // reason naming what is wrong (the caller adds the flag name).
@@ -36,15 +37,14 @@ std::string Describe(const ClickHouseTarget& t);
 
 // CREATE TABLE IF NOT EXISTS for the target (docs/clickhouse.md has the same text).
 std::string CreateTableSql(const ClickHouseTarget& t);
-// "INSERT INTO db.table (columns) FORMAT TabSeparated".
+// "INSERT INTO db.table (columns) FORMAT RowBinary".
 std::string InsertSql(const ClickHouseTarget& t);
 // The event's id: "<prefix>:<store sequence number>"; the sink's prefix is
 // "<server name>:<store id>" (tsdb::EventFeed::StoreId).
 std::string EventId(std::string_view prefix, uint64_t seq);
-// Appends one TabSeparated row (ending in \n) of the event.
+// Appends one RowBinary row of the event, its columns in InsertSql's order: a String is its
+// length (unsigned LEB128) and bytes, a UInt64 8 bytes little-endian.
 void AppendRow(std::string& out, std::string_view id_prefix, const tsdb::FeedEvent& e);
-// `text` escaped for a TabSeparated field (backslash, tab, newline, CR, NUL).
-void AppendTsvField(std::string& out, std::string_view text);
 // `text` as a URL query component (percent-encoded but unreserved characters).
 std::string UrlEncode(std::string_view text);
 

@@ -11,14 +11,13 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "sink/clickhouse_url.h"
+#include "tests/sink/clickhouse_server.h"
 #include "tests/support/haproxy.h"
 #include "tests/support/process.h"
 
@@ -26,116 +25,10 @@ namespace stickmeter::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using sink::UrlEncode;
-using Totals = std::map<std::string, uint64_t>;
 
-constexpr char kClickHouseServer[] = "/usr/sbin/clickhouse-server";
-constexpr char kPassword[] = "s3cret-for-tests";
 constexpr auto kConverge = std::chrono::seconds(30);
 
 std::string Loopback(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-// A ClickHouse server of its own: loopback ports, config and data under `dir`.
-class ClickHouse {
- public:
-  // `tls_cert_dir`: also serve https on https_port() with server.pem/server.key from there.
-  explicit ClickHouse(fs::path dir, const fs::path& tls_cert_dir = {})
-      : dir_(std::move(dir)), http_port_(FreePort()), https_port_(FreePort()) {
-    fs::create_directories(dir_ / "data");
-    std::string https;
-    if (!tls_cert_dir.empty()) {
-      https = "  <https_port>" + std::to_string(https_port_) +
-              "</https_port>\n  <openSSL><server><certificateFile>" +
-              (tls_cert_dir / "server.pem").string() + "</certificateFile><privateKeyFile>" +
-              (tls_cert_dir / "server.key").string() +
-              "</privateKeyFile><verificationMode>none</verificationMode>"
-              "<loadDefaultCAFile>false</loadDefaultCAFile></server></openSSL>\n";
-    }
-    WriteFile(dir_ / "config.xml",
-              "<?xml version=\"1.0\"?>\n<yandex>\n"
-              "  <logger><level>warning</level><console>1</console></logger>\n"
-              "  <listen_host>127.0.0.1</listen_host>\n"
-              "  <http_port>" +
-                  std::to_string(http_port_) + "</http_port>\n  <tcp_port>" +
-                  std::to_string(FreePort()) + "</tcp_port>\n  <path>" + (dir_ / "data").string() +
-                  "/</path>\n  <tmp_path>" + (dir_ / "tmp").string() +
-                  "/</tmp_path>\n  <user_files_path>" + (dir_ / "user_files").string() +
-                  "/</user_files_path>\n  <format_schema_path>" +
-                  (dir_ / "format_schemas").string() +
-                  "/</format_schema_path>\n"
-                  "  <users_config>" +
-                  (dir_ / "users.xml").string() + "</users_config>\n" + https +
-                  "  <default_profile>default</default_profile>\n"
-                  "  <default_database>default</default_database>\n"
-                  "  <mark_cache_size>5368709</mark_cache_size>\n"
-                  "</yandex>\n");
-    WriteFile(dir_ / "users.xml",
-              "<?xml version=\"1.0\"?>\n<yandex>\n  <profiles><default></default></profiles>\n"
-              "  <users><default><password>" +
-                  std::string(kPassword) +
-                  "</password><networks><ip>127.0.0.1</ip></networks>"
-                  "<profile>default</profile><quota>default</quota></default></users>\n"
-                  "  <quotas><default></default></quotas>\n</yandex>\n");
-  }
-
-  uint16_t port() const { return http_port_; }
-  uint16_t https_port() const { return https_port_; }
-
-  // Starts it and waits (bounded) until it answers queries.
-  void Start() {
-    process_ = std::make_unique<Process>(
-        kClickHouseServer,
-        std::vector<std::string>{"--config-file=" + (dir_ / "config.xml").string()},
-        dir_ / "clickhouse.log");
-    ASSERT_TRUE(Eventually([&] { return Query("SELECT 1") == "1\n"; }, std::chrono::seconds(30)))
-        << ReadFile(dir_ / "clickhouse.log");
-  }
-  void Kill() {
-    if (process_) {
-      process_->Signal(SIGKILL);
-      process_->Wait();
-      process_.reset();
-    }
-  }
-
-  // The answer's body, or "" on any failure.
-  std::string Query(const std::string& sql) {
-    auto r = HttpRequest(
-        http_port_, "GET",
-        "/?user=default&password=" + std::string(kPassword) + "&query=" + UrlEncode(sql));
-    if (!r || r->status != 200) return "";
-    return r->body;
-  }
-
-  // Per key, sum(delta) of http_req_cnt of /quota, deduplicated by event id (FINAL); nullopt
-  // when the query fails (the table may not exist yet).
-  // Over [from, to) in Unix ms, the billing query of docs/clickhouse.md.
-  std::optional<Totals> Billing(int64_t from = 0, int64_t to = 4102444800000) {
-    auto r = HttpRequest(
-        http_port_, "GET",
-        "/?user=default&password=" + std::string(kPassword) + "&query=" +
-            UrlEncode("SELECT key, sum(delta) FROM default.stickmeter_events FINAL WHERE "
-                      "stick_table = '/quota' AND metric = 'http_req_cnt' AND ts_ms >= " +
-                      std::to_string(from) + " AND ts_ms < " + std::to_string(to) +
-                      " GROUP BY key FORMAT TabSeparated"));
-    if (!r || r->status != 200) return std::nullopt;
-    Totals totals;
-    std::istringstream in(r->body);
-    std::string key;
-    uint64_t sum = 0;
-    while (std::getline(in, key, '\t') && in >> sum) {
-      totals[key] = sum;
-      in.ignore(1);
-    }
-    return totals;
-  }
-
- private:
-  fs::path dir_;
-  uint16_t http_port_;
-  uint16_t https_port_;
-  std::unique_ptr<Process> process_;
-};
 
 class ClickHouseSinkTest : public ::testing::Test {
  protected:
@@ -148,7 +41,7 @@ class ClickHouseSinkTest : public ::testing::Test {
     haproxy_http_ = FreePort();
     haproxy_peers_ = FreePort();
     clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse");
-    WriteFile(dir_.path() / "password", std::string(kPassword) + "\n");
+    WriteFile(dir_.path() / "password", std::string(kClickHousePassword) + "\n");
   }
 
   void TearDown() override {
@@ -229,25 +122,8 @@ class ClickHouseSinkTest : public ::testing::Test {
     }
   }
 
-  static uint64_t Sum(const Totals& totals) {
-    uint64_t n = 0;
-    for (const auto& [key, v] : totals) n += v;
-    return n;
-  }
-
   Totals Usage(int64_t from = 0, int64_t to = 4102444800000) {
-    auto r =
-        HttpRequest(http_port_, "GET",
-                    "/api/v1/usage?table=/quota&metric=http_req_cnt&from=" + std::to_string(from) +
-                        "&to=" + std::to_string(to));
-    Totals totals;
-    if (!r || r->status != 200) return totals;
-    auto doc = nlohmann::json::parse(r->body, nullptr, false);
-    if (doc.is_discarded()) return totals;
-    for (const auto& row : doc["rows"]) {
-      totals[row["key"].get<std::string>()] = row["total"].get<uint64_t>();
-    }
-    return totals;
+    return StickmeterUsage(http_port_, from, to);
   }
 
   // Waits until ClickHouse's billing totals equal stickmeter's usage (and are not empty).
@@ -275,8 +151,10 @@ class ClickHouseSinkTest : public ::testing::Test {
       return t;
     };
     for (auto [from, to] : {std::pair<int64_t, int64_t>{0, mid}, {mid, hi + 1}}) {
-      EXPECT_EQ(nonzero(Usage(from, to)),
-                nonzero(clickhouse_->Billing(from, to).value_or(Totals{})))
+      EXPECT_EQ(
+          nonzero(Usage(from, to)),
+          nonzero(
+              clickhouse_->Billing("default.stickmeter_events", "", from, to).value_or(Totals{})))
           << "[" << from << ", " << to << ")";
     }
   }
@@ -371,6 +249,12 @@ TEST_F(ClickHouseSinkTest, UnreachableAtStartIsRetriedThenShipped) {
   ExpectSameTotals();
 }
 
+ClickHouseOptions TlsOptions(const fs::path& certs) {
+  ClickHouseOptions options;
+  options.tls_cert_dir = certs;
+  return options;
+}
+
 // A CA and a server certificate for 127.0.0.1 under `dir`, made with the openssl tool.
 bool MakeCertificates(const fs::path& dir) {
   fs::create_directories(dir);
@@ -393,7 +277,7 @@ bool MakeCertificates(const fs::path& dir) {
 TEST_F(ClickHouseSinkTest, HttpsVerifiesTheServerAgainstTheGivenCa) {
   const fs::path certs = dir_.path() / "certs";
   ASSERT_TRUE(MakeCertificates(certs)) << ReadFile(certs / "openssl.log");
-  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", certs);
+  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", TlsOptions(certs));
   clickhouse_->Start();
   StartStickmeter(true, "https://127.0.0.1:" + std::to_string(clickhouse_->https_port()) + "/",
                   {"--sink-clickhouse-ca", (certs / "ca.pem").string()});
@@ -405,7 +289,7 @@ TEST_F(ClickHouseSinkTest, HttpsVerifiesTheServerAgainstTheGivenCa) {
 TEST_F(ClickHouseSinkTest, HttpsRefusesAServerItCannotVerify) {
   const fs::path certs = dir_.path() / "certs";
   ASSERT_TRUE(MakeCertificates(certs)) << ReadFile(certs / "openssl.log");
-  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", certs);
+  clickhouse_ = std::make_unique<ClickHouse>(dir_.path() / "clickhouse-tls", TlsOptions(certs));
   clickhouse_->Start();
   // The system's CAs did not sign the test CA: nothing is shipped, the failure is logged.
   StartStickmeter(true, "https://127.0.0.1:" + std::to_string(clickhouse_->https_port()) + "/");

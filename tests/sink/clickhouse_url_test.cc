@@ -1,5 +1,5 @@
 // The ClickHouse sink's URL, DDL and rows: what is accepted, what is refused with a reason, and
-// that any key bytes survive TabSeparated escaping.
+// that any key bytes survive in the RowBinary rows.
 #include "sink/clickhouse_url.h"
 
 #include <gtest/gtest.h>
@@ -52,7 +52,15 @@ TEST(ClickHouseUrlTest, RefusesWhatItCannotUse) {
   }
 }
 
-TEST(ClickHouseUrlTest, RowsEscapeEveryKeyByte) {
+// RowBinary: every String is its length (LEB128) and its bytes, every UInt64 8 bytes
+// little-endian, in the INSERT's column order.
+std::string U64(uint64_t x) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out += static_cast<char>(x >> (8 * i));
+  return out;
+}
+
+TEST(ClickHouseUrlTest, RowsCarryEveryKeyByte) {
   tsdb::FeedEvent e;
   e.seq = 42;
   e.t_ms = 1'700'000'000'123;
@@ -65,11 +73,23 @@ TEST(ClickHouseUrlTest, RowsEscapeEveryKeyByte) {
   e.reason = "increment";
   std::string row;
   AppendRow(row, "sm-eu:0123456789abcdef", e);
-  EXPECT_EQ(
-      "sm-eu:0123456789abcdef:42\t1700000000123\tlb1\t/"
-      "quota\ta\\tb\\\\c\\nd\\re\\0f\thttp_req_cnt\t10\t3\t"
-      "increment\n",
-      row);
+  EXPECT_EQ(std::string("\x19sm-eu:0123456789abcdef:42") + U64(1'700'000'000'123) + "\x03lb1" +
+                "\x06/quota" + "\x0b" + e.key + "\x0chttp_req_cnt" + U64(10) + U64(3) +
+                "\x09increment",
+            row);
+}
+
+TEST(ClickHouseUrlTest, LongStringsHaveAMultiByteLength) {
+  tsdb::FeedEvent e;
+  e.seq = 18'446'744'073'709'551'615u;  // the largest sequence number: 20 digits
+  e.t_ms = -5;                          // before 1970 cannot happen; sent as 0
+  e.key = std::string(300, 'k');
+  std::string row;
+  AppendRow(row, "p", e);
+  EXPECT_EQ(std::string("\x16p:18446744073709551615") + U64(0) + std::string(1, '\0') +
+                std::string(1, '\0') + "\xac\x02" + e.key + std::string(1, '\0') + U64(0) + U64(0) +
+                std::string(1, '\0'),
+            row);
 }
 
 TEST(ClickHouseUrlTest, Sql) {
@@ -81,6 +101,10 @@ TEST(ClickHouseUrlTest, Sql) {
       "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(toDateTime(intDiv(ts_ms, 1000))) "
       "ORDER BY event_id",
       CreateTableSql(*t));
+  EXPECT_EQ(
+      "INSERT INTO m.ev (event_id, ts_ms, source, stick_table, key, metric, value, delta, reason) "
+      "FORMAT RowBinary",
+      InsertSql(*t));
   EXPECT_EQ("INSERT%20INTO%20m.ev", UrlEncode("INSERT INTO m.ev"));
 }
 
