@@ -87,14 +87,7 @@ class ClickHouseSinkTest : public ::testing::Test {
     const fs::path dir = dir_.path() / "lb1";
     haproxy_ = std::make_unique<HaproxyNode>(
         dir, "lb1",
-        HaproxyPreamble(dir, "lb1") +
-            "peers billing\n    bind 127.0.0.1:" + std::to_string(haproxy_peers_) +
-            "\n    server lb1\n    server sm-test 127.0.0.1:" + std::to_string(peers_port_) +
-            "\n    table quota type string len 64 size 100k expire 1h store http_req_cnt\n\n"
-            "frontend fe\n    bind 127.0.0.1:" +
-            std::to_string(haproxy_http_) +
-            "\n    http-request track-sc0 req.hdr(host) table billing/quota\n"
-            "    http-request return status 200 content-type text/plain string \"ok\\n\"\n");
+        BillingNodeConfig(dir, "lb1", haproxy_peers_, "sm-test", peers_port_, haproxy_http_));
     std::string error;
     ASSERT_TRUE(haproxy_->Start(haproxy_http_, &error)) << error;
   }

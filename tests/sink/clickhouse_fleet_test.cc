@@ -166,14 +166,7 @@ class Site {
     const std::string lb = "lb-" + name_;
     haproxy_ = std::make_unique<HaproxyNode>(
         dir_ / "lb", lb,
-        HaproxyPreamble(dir_ / "lb", lb) + "peers billing\n    bind 127.0.0.1:" +
-            std::to_string(haproxy_peers_) + "\n    server " + lb + "\n    server " + name_ +
-            " 127.0.0.1:" + std::to_string(peers_port_) +
-            "\n    table quota type string len 64 size 100k expire 1h store http_req_cnt\n\n"
-            "frontend fe\n    bind 127.0.0.1:" +
-            std::to_string(haproxy_http_) +
-            "\n    http-request track-sc0 req.hdr(host) table billing/quota\n"
-            "    http-request return status 200 content-type text/plain string \"ok\\n\"\n");
+        BillingNodeConfig(dir_ / "lb", lb, haproxy_peers_, name_, peers_port_, haproxy_http_));
     std::string error;
     ASSERT_TRUE(haproxy_->Start(haproxy_http_, &error)) << error;
   }

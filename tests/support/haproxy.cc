@@ -38,6 +38,20 @@ HaproxyNode::HaproxyNode(fs::path dir, std::string name, std::string config)
 
 HaproxyNode::~HaproxyNode() { Kill(); }
 
+std::string BillingNodeConfig(const std::filesystem::path& dir, const std::string& name,
+                              uint16_t peers_port, const std::string& stickmeter_name,
+                              uint16_t stickmeter_port, uint16_t http_port) {
+  return HaproxyPreamble(dir, name) +
+         "peers billing\n    bind 127.0.0.1:" + std::to_string(peers_port) + "\n    server " +
+         name + "\n    server " + stickmeter_name +
+         " 127.0.0.1:" + std::to_string(stickmeter_port) +
+         "\n    table quota type string len 64 size 100k expire 1h store http_req_cnt\n\n"
+         "frontend fe\n    bind 127.0.0.1:" +
+         std::to_string(http_port) +
+         "\n    http-request track-sc0 req.hdr(host) table billing/quota\n"
+         "    http-request return status 200 content-type text/plain string \"ok\\n\"\n";
+}
+
 std::string HaproxyPreamble(const fs::path& dir, const std::string& name) {
   return "global\n"
          "    stats socket " +

@@ -54,6 +54,13 @@ class HaproxyNode {
 // The `global` + `defaults` sections every test config starts with (admin socket in `dir`).
 std::string HaproxyPreamble(const std::filesystem::path& dir, const std::string& name);
 
+// A whole config of a node `name` that tracks each request's Host in `billing/quota` (string
+// keys, http_req_cnt) and answers 200 on `http_port`, with `stickmeter_name` at
+// 127.0.0.1:stickmeter_port as its only other peer (own peers bind on `peers_port`).
+std::string BillingNodeConfig(const std::filesystem::path& dir, const std::string& name,
+                              uint16_t peers_port, const std::string& stickmeter_name,
+                              uint16_t stickmeter_port, uint16_t http_port);
+
 // Sends `count` GET requests for `path` with `Host: host` to 127.0.0.1:port, one connection
 // each; returns how many got a 2xx answer.
 int SendRequests(uint16_t port, const std::string& host, const std::string& path, int count);
