@@ -1,6 +1,7 @@
 #include "tsdb/db_handle.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdarg>
 #include <filesystem>
 #include <functional>
 
@@ -23,20 +25,29 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kLegacyNames[kLegacyCount] = {format::kSeriesCfV4, format::kMinuteCfV4,
-                                                format::kHourCfV4, format::kHourCfV2,
-                                                format::kDayCfV4};
-
 bool Contains(const std::vector<std::string>& have, const char* name) {
   return std::find(have.begin(), have.end(), name) != have.end();
 }
 
-// The column families every store has, whatever its version.
-bool IsStore(const std::vector<std::string>& have) {
-  return Contains(have, format::kMetaCf) && Contains(have, format::kRawCf) &&
-         Contains(have, format::kGaugeCf) &&
-         (Contains(have, format::kEntriesCf) || Contains(have, format::kSeriesCfV4));
+// Whether `have` are column families of this format, with those every store has (an open for
+// writing creates the others).
+bool HasOurFamilies(const std::vector<std::string>& have) {
+  for (const auto& name : have) {
+    if (std::find(std::begin(kCfNames), std::end(kCfNames), name) == std::end(kCfNames)) {
+      return false;
+    }
+  }
+  return Contains(have, format::kMetaCf) && Contains(have, format::kEntriesCf) &&
+         Contains(have, format::kRawCf) && Contains(have, format::kGaugeCf);
 }
+
+// Discards what RocksDB logs while OtherVersion peeks into a database that is not ours: that
+// open must leave no LOG file behind, nor rotate the store's own.
+class NoLog final : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
 
 // Whether a directory without CURRENT holds nothing but what a RocksDB create that failed
 // half-way leaves (e.g. on a full disk): then it is still free for a new store.
@@ -71,11 +82,40 @@ std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
   return nullptr;
 }
 
-Result<std::unique_ptr<DbHandle>> DbHandle::Open(const StoreOptions& options, bool read_only,
-                                                 bool* needs_upgrade) {
+Status VersionRefused(const std::string& path, uint32_t found) {
+  return Status::InvalidArgument("store " + path + " has format version " + std::to_string(found) +
+                                 "; this build reads format version " +
+                                 std::to_string(format::kFormatVersion) + " only");
+}
+
+Result<std::unique_ptr<DbHandle>> DbHandle::Open(const StoreOptions& options, bool read_only) {
   std::unique_ptr<DbHandle> handle(new DbHandle(options, read_only));
-  if (auto s = handle->OpenDb(needs_upgrade); !s.ok()) return s;
+  if (auto s = handle->OpenDb(); !s.ok()) return s;
   return handle;
+}
+
+std::optional<Status> DbHandle::OtherVersion(const std::string& path,
+                                             const std::vector<std::string>& have) {
+  if (!Contains(have, format::kMetaCf)) return std::nullopt;
+  // Read-only and the meta family alone: RocksDB opens a subset of the families only so, and
+  // that reads the record without knowing the other families' merge operators.
+  rocksdb::Options o;
+  o.info_log = std::make_shared<NoLog>();
+  o.max_open_files = -1;
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  const std::vector<rocksdb::ColumnFamilyDescriptor> meta = {
+      {format::kMetaCf, rocksdb::ColumnFamilyOptions()}};
+  if (!rocksdb::DB::OpenForReadOnly(o, path, meta, &handles, &raw).ok()) return std::nullopt;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string v;
+  const bool found = db->Get(rocksdb::ReadOptions(), handles[0], format::FormatKey(), &v).ok();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  db.reset();
+  if (!found || v.size() != 4) return std::nullopt;
+  const uint32_t version = format::GetU32BE(v.data());
+  if (version == format::kFormatVersion) return std::nullopt;
+  return VersionRefused(path, version);
 }
 
 // Whether RocksDB reported a failed write (of the WAL, a flush or a compaction) since the open.
@@ -91,25 +131,10 @@ DbHandle::DbHandle(const StoreOptions& options, bool read_only)
 
 DbHandle::~DbHandle() { (void)Close(); }
 
-Status DbHandle::DropLegacy() {
-  for (auto*& cf : legacy_cfs_) {
-    if (cf == nullptr) continue;
-    auto dropped = FromRocks(db_->DropColumnFamily(cf), "dropping the rows of an older format");
-    if (!dropped.ok()) return dropped;
-    db_->DestroyColumnFamilyHandle(cf);
-    cf = nullptr;
-  }
-  return Status::Ok();
-}
-
 Status DbHandle::Close() {
   if (db_ == nullptr) return Status::Ok();
   for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
   cfs_.clear();
-  for (auto*& h : legacy_cfs_) {
-    if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
-    h = nullptr;
-  }
   Status result;
   // A sync of a WAL whose write failed aborts the process (an assertion in RocksDB's file writer).
   if (!read_only_ && !write_failed_->seen.load()) {
@@ -145,8 +170,7 @@ rocksdb::Options DbHandle::BaseOptions() const {
   return o;
 }
 
-std::vector<rocksdb::ColumnFamilyDescriptor> DbHandle::Descriptors(
-    const std::vector<LegacyCf>& legacy) {
+std::vector<rocksdb::ColumnFamilyDescriptor> DbHandle::Descriptors() {
   auto clock = options_.clock ? options_.clock : std::function<int64_t()>(NowUnixMs);
   rocksdb::BlockBasedTableOptions bbt;
   bbt.block_cache = cache_;
@@ -202,20 +226,10 @@ std::vector<rocksdb::ColumnFamilyDescriptor> DbHandle::Descriptors(
     }
     out.emplace_back(kCfNames[i], c);
   }
-  for (const LegacyCf l : legacy) {
-    rocksdb::ColumnFamilyOptions c;
-    c.table_factory = table_factory;
-    if (l == kHourV4) {
-      c.merge_operator = std::make_shared<HourRowAddOperator>();
-    } else if (l != kSeriesV4) {
-      c.merge_operator = std::make_shared<U64AddOperator>();
-    }
-    out.emplace_back(kLegacyNames[l], c);
-  }
   return out;
 }
 
-Status DbHandle::OpenDb(bool* needs_upgrade) {
+Status DbHandle::OpenDb() {
   const std::string& path = options_.path;
   if (path.empty()) return Status::InvalidArgument("data directory: no path given");
   std::error_code ec;
@@ -227,7 +241,6 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     }
   }
   const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
-  std::vector<LegacyCf> legacy;
   if (!has_current) {
     if (read_only_) {
       return Status::NotFound(path + " holds no stickmeter store");
@@ -242,18 +255,11 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
       // CURRENT exists but does not lead to a readable manifest.
       return Status::Corruption("store " + path + " is corrupted: " + s.ToString());
     }
-    if (!IsStore(have)) {
+    if (!HasOurFamilies(have)) {
+      // A store of another format has other families; say which version it is rather than
+      // failing on them.
+      if (auto refused = OtherVersion(path, have)) return *refused;
       return Status::InvalidArgument(path + " is a RocksDB database but not a stickmeter store");
-    }
-    // The families of format v4 and older exist until an open for writing has rewritten them
-    // (Load); a reader cannot, and leaves the upgrade to Store::OpenReadOnly.
-    for (int l = 0; l < kLegacyCount; ++l) {
-      if (Contains(have, kLegacyNames[l])) legacy.push_back(static_cast<LegacyCf>(l));
-    }
-    if (read_only_ && !Contains(have, format::kEntriesCf)) {
-      *needs_upgrade = true;
-      return Status::InvalidArgument("store " + path +
-                                     " has an older format; open it for writing once to upgrade");
     }
   }
 
@@ -265,7 +271,7 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
     const std::string secondary_dir = tmpl;
     rocksdb::DB* db = nullptr;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir, Descriptors({}), &cfs_, &db);
+    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir, Descriptors(), &cfs_, &db);
     db_.reset(db);
     if (s.ok()) s = db_->TryCatchUpWithPrimary();
     // The instance only keeps its info log open there: remove the directory now so that a
@@ -274,12 +280,8 @@ Status DbHandle::OpenDb(bool* needs_upgrade) {
     fs::remove_all(secondary_dir, rm_ec);
   } else {
     rocksdb::DB* db = nullptr;
-    s = rocksdb::DB::Open(o, path, Descriptors(legacy), &cfs_, &db);
+    s = rocksdb::DB::Open(o, path, Descriptors(), &cfs_, &db);
     db_.reset(db);
-    if (s.ok()) {
-      for (size_t i = 0; i < legacy.size(); ++i) legacy_cfs_[legacy[i]] = cfs_[kCfCount + i];
-      cfs_.resize(kCfCount);
-    }
   }
   if (!s.ok()) {
     const std::string why = s.ToString();

@@ -3,18 +3,21 @@
 // retention filters).
 //
 // Thread-safety: after Open, db() and cf() may be used from any thread (RocksDB is
-// thread-safe); Close and DropLegacy need the caller to exclude every other use (StoreImpl
-// holds its close lock exclusively, or runs them before other threads start).
+// thread-safe); Close needs the caller to exclude every other use (StoreImpl holds its close
+// lock exclusively, or runs it before other threads start).
 // Ownership: owned by StoreImpl; owns the DB, the handles, the block cache and the retention
 // filters RocksDB points at, and tears them down in that order.
-// Failure: Open returns InvalidArgument/NotFound for a directory that is not a store,
-// Unavailable when another process holds it, Corruption or IoError from RocksDB.
+// Failure: Open returns InvalidArgument/NotFound for a directory that is not a store or a store
+// whose column families are not this format's (with the format version it records, when it has
+// one: see VersionRefused), Unavailable when another process holds it, Corruption or IoError from
+// RocksDB.
 #pragma once
 
 #include <rocksdb/db.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +29,6 @@ namespace stickmeter::tsdb {
 
 // Column family indexes, in the order they are opened.
 enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
-// The column families of format v4 and older, opened only to upgrade a store.
-enum LegacyCf { kSeriesV4 = 0, kMinuteV4, kHourV4, kHourV2, kDayV4, kLegacyCount };
 extern const char* const kCfNames[kCfCount];
 
 // The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
@@ -36,14 +37,16 @@ Cf RollupCf(int64_t unit_ms);
 uint32_t RowSpan(Cf cf);
 // The merge operator of a column family; null for the families written with Put only.
 std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf);
+// The one-line InvalidArgument for a store at `path` whose format record says `found`, which is
+// not format::kFormatVersion: a build reads its own format only.
+Status VersionRefused(const std::string& path, uint32_t found);
 
 class DbHandle {
  public:
   // Opens the store at options.path: for writing (creating it if the directory is empty or
-  // missing), or read-only as a RocksDB secondary instance. A store of format v4 or older
-  // opened read-only sets *needs_upgrade and fails.
-  static Result<std::unique_ptr<DbHandle>> Open(const StoreOptions& options, bool read_only,
-                                                bool* needs_upgrade);
+  // missing), or read-only as a RocksDB secondary instance. The format version itself is checked
+  // by the caller (StoreImpl::Load), once the meta family is open.
+  static Result<std::unique_ptr<DbHandle>> Open(const StoreOptions& options, bool read_only);
   ~DbHandle();  // Close() if not done.
   DbHandle(const DbHandle&) = delete;
   DbHandle& operator=(const DbHandle&) = delete;
@@ -52,22 +55,20 @@ class DbHandle {
   rocksdb::ColumnFamilyHandle* cf(int cf) const { return cfs_[cf]; }  // cf: a Cf
   // Every family of Cf, in order.
   const std::vector<rocksdb::ColumnFamilyHandle*>& cfs() const { return cfs_; }
-  // A family of format v4 or older the store still has; null when absent (read-only, or after
-  // DropLegacy).
-  rocksdb::ColumnFamilyHandle* legacy(LegacyCf cf) const { return legacy_cfs_[cf]; }
-  // Drops the families of format v4 and older, once their rows are upgraded.
-  Status DropLegacy();
   // Syncs the WAL (when writable, and no write failed since the open) and closes the DB.
   // Idempotent.
   Status Close();
 
  private:
   DbHandle(const StoreOptions& options, bool read_only);
-  Status OpenDb(bool* needs_upgrade);
+  Status OpenDb();
+  // For a RocksDB database at `path` whose column families are `have` (not this format's): the
+  // refusal naming the format version it records, if it has a format record at all.
+  static std::optional<Status> OtherVersion(const std::string& path,
+                                            const std::vector<std::string>& have);
   rocksdb::Options BaseOptions() const;
-  // The column families to open: every one of Cf, in that order, then the `legacy` ones (those
-  // of an older store opened for writing, to upgrade it).
-  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<LegacyCf>& legacy);
+  // The column families to open: every one of Cf, in that order.
+  std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors();
 
   struct WriteFailed;
 
@@ -79,7 +80,6 @@ class DbHandle {
   std::vector<std::unique_ptr<RetentionFilter>> filters_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
-  rocksdb::ColumnFamilyHandle* legacy_cfs_[kLegacyCount] = {};
 };
 
 }  // namespace stickmeter::tsdb

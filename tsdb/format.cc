@@ -179,47 +179,6 @@ std::optional<TableValue> DecodeTable(std::string_view in) {
   return t;
 }
 
-void AppendSeriesKey(std::string& out, const SeriesId& id) {
-  PutU32BE(out, id.source);
-  PutU32BE(out, id.table);
-  PutU32BE(out, id.key);
-  PutU32BE(out, id.metric);
-}
-
-std::string SeriesKey(const SeriesId& id) {
-  std::string k;
-  k.reserve(kSeriesKeySize);
-  AppendSeriesKey(k, id);
-  return k;
-}
-
-SeriesId DecodeSeriesKey(const char* p) {
-  return SeriesId{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
-}
-
-void AppendSeries(std::string& out, const SeriesValue& v) {
-  PutFixed64LE(out, v.last);
-  PutFixed64LE(out, static_cast<uint64_t>(v.last_ms));
-  PutFixed64LE(out, v.connection_id);
-  PutFixed32LE(out, v.epoch);
-}
-
-std::string EncodeSeries(const SeriesValue& v) {
-  std::string out;
-  out.reserve(kSeriesValueSize);
-  AppendSeries(out, v);
-  return out;
-}
-
-SeriesValue DecodeSeries(const char* p) {
-  SeriesValue v;
-  v.last = GetFixed64LE(p);
-  v.last_ms = static_cast<int64_t>(GetFixed64LE(p + 8));
-  v.connection_id = GetFixed64LE(p + 16);
-  v.epoch = GetFixed32LE(p + 24);
-  return v;
-}
-
 std::string JournalKey(uint64_t id) {
   std::string k(1, kTagJournal);
   PutU64BE(k, id);
@@ -391,17 +350,13 @@ void AppendJournalChunk(std::string& row, uint32_t partition, std::string_view r
 
 bool SplitJournalRow(std::string_view row, std::vector<JournalChunk>* out) {
   if (row.empty()) return false;
-  if (row[0] != kJournalChunkTag) {
-    out->push_back(JournalChunk{kUnpartitioned, row});
-    return true;
-  }
   while (!row.empty()) {
     JournalChunk c;
     uint64_t len = 0;
     if (row[0] != kJournalChunkTag) return false;
     row.remove_prefix(1);
-    if (!GetVarint32(&row, &c.partition) || c.partition == kUnpartitioned ||
-        !GetVarint(&row, &len) || len == 0 || len > row.size()) {
+    if (!GetVarint32(&row, &c.partition) || !GetVarint(&row, &len) || len == 0 ||
+        len > row.size()) {
       return false;
     }
     c.records = row.substr(0, len);
@@ -496,60 +451,6 @@ bool AppendJournal(std::string_view in, Journal* j, const JournalFilter& keep) {
   return true;
 }
 
-void EncodeJournalV4(const JournalV4& j, std::string& out) {
-  PutVarint(out, j.series.size());
-  for (const auto& [id, v] : j.series) {
-    PutVarint(out, id.source);
-    PutVarint(out, id.table);
-    PutVarint(out, id.key);
-    PutVarint(out, id.metric);
-    AppendSeries(out, v);
-  }
-  for (const auto& cells : j.cells) {
-    PutVarint(out, cells.size());
-    for (const auto& c : cells) {
-      PutVarint(out, c.table);
-      PutVarint(out, c.metric);
-      PutVarint(out, c.key);
-      PutVarint(out, c.bucket);
-      PutVarint(out, c.source);
-      PutVarint(out, c.sum);
-    }
-  }
-}
-
-bool AppendJournalV4(std::string_view in, JournalV4* j) {
-  uint64_t n = 0;
-  // Every series row takes at least 4 + kSeriesValueSize bytes: a count beyond that is garbage,
-  // not a reason to reserve memory.
-  if (!GetVarint(&in, &n) || n > in.size() / (4 + kSeriesValueSize)) return false;
-  j->series.reserve(j->series.size() + n);
-  for (uint64_t i = 0; i < n; ++i) {
-    SeriesId id;
-    if (!GetVarint32(&in, &id.source) || !GetVarint32(&in, &id.table) ||
-        !GetVarint32(&in, &id.key) || !GetVarint32(&in, &id.metric) ||
-        in.size() < kSeriesValueSize) {
-      return false;
-    }
-    j->series.emplace_back(id, DecodeSeries(in.data()));
-    in.remove_prefix(kSeriesValueSize);
-  }
-  for (auto& cells : j->cells) {
-    if (!GetVarint(&in, &n) || n > in.size() / 6) return false;
-    cells.reserve(cells.size() + n);
-    for (uint64_t i = 0; i < n; ++i) {
-      JournalCellV4 c;
-      if (!GetVarint32(&in, &c.table) || !GetVarint32(&in, &c.metric) ||
-          !GetVarint32(&in, &c.key) || !GetVarint32(&in, &c.bucket) ||
-          !GetVarint32(&in, &c.source) || !GetVarint(&in, &c.sum)) {
-        return false;
-      }
-      cells.push_back(c);
-    }
-  }
-  return in.empty();
-}
-
 void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t t_ms,
                   uint64_t seq) {
   PutU32BE(out, table_id);
@@ -563,31 +464,6 @@ std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t se
   k.reserve(kRawKeySize);
   AppendRawKey(k, table_id, key_id, t_ms, seq);
   return k;
-}
-
-std::string EncodeEvent(const EventValue& e) {
-  std::string out;
-  PutVarint(out, e.source);
-  PutVarint(out, e.metric);
-  PutVarint(out, e.value);
-  PutVarint(out, e.delta);
-  out.push_back(static_cast<char>(e.reason));
-  return out;
-}
-
-std::optional<EventValue> DecodeEvent(std::string_view in) {
-  EventValue e;
-  uint64_t source = 0, metric = 0;
-  if (!GetVarint(&in, &source) || !GetVarint(&in, &metric) || !GetVarint(&in, &e.value) ||
-      !GetVarint(&in, &e.delta) || in.size() != 1) {
-    return std::nullopt;
-  }
-  const auto r = static_cast<uint8_t>(in[0]);
-  if (r < 1 || r >= kReasonCount) return std::nullopt;
-  e.source = static_cast<uint32_t>(source);
-  e.metric = static_cast<uint32_t>(metric);
-  e.reason = static_cast<Reason>(r);
-  return e;
 }
 
 void StartEventRow(std::string& out, uint32_t source_id) {
@@ -604,10 +480,8 @@ void AppendRowEvent(std::string& out, uint32_t metric_id, uint64_t value, uint64
 }
 
 EventRowReader::EventRowReader(std::string_view row) : in_(row) {
-  if (in_.empty()) {
+  if (in_.empty() || in_[0] != '\0') {
     ok_ = false;
-  } else if (in_[0] != '\0') {
-    v1_ = true;
   } else {
     in_.remove_prefix(1);
     uint64_t source = 0;
@@ -620,16 +494,6 @@ EventRowReader::EventRowReader(std::string_view row) : in_(row) {
 
 bool EventRowReader::Next(EventValue* e) {
   if (!ok_ || in_.empty()) return false;
-  if (v1_) {
-    auto one = DecodeEvent(in_);
-    in_ = {};
-    if (!one) {
-      ok_ = false;
-      return false;
-    }
-    *e = *one;
-    return true;
-  }
   uint64_t metric = 0;
   if (!GetVarint(&in_, &metric) || metric > UINT32_MAX || !GetVarint(&in_, &e->value) ||
       !GetVarint(&in_, &e->delta) || in_.empty()) {
@@ -749,28 +613,6 @@ std::string EncodeGauge(int64_t last, int64_t max) {
   PutFixed64LE(out, static_cast<uint64_t>(last));
   PutFixed64LE(out, static_cast<uint64_t>(max));
   return out;
-}
-
-void EncodeHourRow(const HourRow& row, std::string& out) {
-  PutFixed32LE(out, row.mask);
-  for (uint32_t h = 0; h < kHoursPerRow; ++h) {
-    if ((row.mask >> h) & 1) PutVarint(out, row.sums[h]);
-  }
-}
-
-bool AddHourRow(std::string_view in, HourRow* row) {
-  if (in.size() < 4) return false;
-  const uint32_t mask = GetFixed32LE(in.data());
-  if (mask >> kHoursPerRow) return false;
-  in.remove_prefix(4);
-  for (uint32_t h = 0; h < kHoursPerRow; ++h) {
-    if (!((mask >> h) & 1)) continue;
-    uint64_t v = 0;
-    if (!GetVarint(&in, &v)) return false;
-    row->sums[h] += v;
-  }
-  row->mask |= mask;
-  return in.empty();
 }
 
 }  // namespace stickmeter::tsdb::format

@@ -2,7 +2,7 @@
 //
 // Pure functions and constants, no state; thread-safe. Anything written here is on users' disks:
 // never renumber an enum, never reuse a tag byte, and bump kFormatVersion for any change that an
-// older build could misread.
+// older build could misread (a store of any other version is refused, see kFormatVersion).
 //
 // Grammar (all integers big-endian fixed width unless marked varint; `id` = u32 big-endian):
 //
@@ -25,7 +25,7 @@
 //     source_id:id table_id:id key_id:id    -> EntryState
 //   column family "raw" (the audit trail: the entry updates with a non-zero delta, one or
 //   several of a key per row, keyed by the first):
-//     table_id:id key_id:id t_ms:u64 seq:u64  -> UpdatesRow (v6), EventRow (v2), EventValue (v1)
+//     table_id:id key_id:id t_ms:u64 seq:u64  -> UpdatesRow (several updates) or EventRow (one)
 //   column families "e1m", "e1h24", "e1d" (counter rollups of all counters of an entry,
 //   merge operator "stickmeter.sums"):
 //     table_id:id key_id:id bucket:u32 source_id:id -> Sums
@@ -33,30 +33,20 @@
 //     a UTC day of hours, keyed by the day, slot = metric_id * 24 + hour of the day
 //   column family "gauge" (gauge samples per minute, merge operator "stickmeter.gauge"):
 //     table_id:id metric_id:id key_id:id minute:u32 source_id:id -> i64 last, i64 max (fixed LE)
-//   Format v4 and older (read once, by the upgrade to v5, then dropped):
-//     "series": source_id:id table_id:id key_id:id metric_id:id -> SeriesValue
-//     "r1m", "r1d" (merge "stickmeter.u64add"): table_id:id metric_id:id key_id:id bucket:u32
-//       source_id:id -> u64 (fixed LE)
-//     "r1h24" (v3, v4; merge "stickmeter.hourrow"): same key, bucket = day -> HourRow
-//     "r1h" (v1, v2): same key, bucket = hour -> u64 (fixed LE)
 //
 //   TableValue  = varint len, key_type | varint key_size | varint expire_ms |
 //                 varint n, n x (varint len, data_type)
-//   SeriesValue = u64 last | i64 last_ms | u64 connection_id | u32 epoch  (fixed LE, 28 bytes)
 //   EntryState  = n >= 1 x (varint metric_id | varint last | varint last_ms | varint
 //                 connection_id | varint epoch), metric ids strictly ascending
 //   Sums        = n >= 1 x (varint slot | varint sum), slots strictly ascending; slot = metric_id
 //                 (minutes, days) or metric_id * 24 + hour of the day (hours)
-//   HourRow     = u32 mask (fixed LE; bit h set: hour h of the day is present, h < 24) |
-//                 one varint sum of deltas per set bit, lowest hour first
 //   EventRow    = 0x00 | varint source_id | n >= 1 x (varint metric_id | varint value |
 //                 varint delta | u8 Reason)        the i-th event's sequence number is seq + i
 //   UpdatesRow  = 0x00 0x00 | n >= 1 x (varint t_ms - key t_ms | varint seq - key seq |
 //                 varint len | EventRow)          one entry update each, seqs ascending, each
 //                 t_ms in [key t_ms, key t_ms + kRawRowSpanMs)
 //   JournalRow  = n >= 1 x (0x05 | varint partition | varint len | JournalRecords), partitions
-//                 ascending; a row of format v6 is JournalRecords alone (read as one chunk of
-//                 partition kUnpartitioned)
+//                 ascending
 //   JournalRecords = records back to back, each a tag byte then:
 //                 0x00 entry: varint source_id | varint table_id | varint key_id |
 //                      varint len | EntryState
@@ -65,15 +55,8 @@
 //                 (bucket as in the row's key: hour cells are keyed by their day)
 //                 0x04 audit row of an entry update: varint table_id | varint key_id |
 //                      varint t_ms | varint seq | varint len | EventRow
-//   JournalRowV4 = varint n, n x (varint source_id | varint table_id | varint key_id |
-//                 varint metric_id | SeriesValue) |
-//                 3 x (varint m, m x (varint table_id | varint metric_id | varint key_id |
-//                 varint bucket | varint source_id | varint sum))   bucket = t_ms / resolution
 //   FeedState   = u64 shipped_through_seq | u64 backfill_below_seq | u8 backfill_done |
 //                 backfill_after: 0 or kRawKeySize bytes (the last raw key shipped)
-//   EventValue  = varint source_id | varint metric_id | varint value | varint delta | u8 Reason
-//                 (v1: one event per row; still read. Source ids start at 1, so its first byte
-//                 is never 0x00.)
 //
 // Keys put the table (and for rollups the metric) first so that the usage of one table+metric
 // over a range is a bounded scan, and times are big-endian so that byte order is time order.
@@ -84,23 +67,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace stickmeter::tsdb::format {
 
-// Version 1: one audit row per event (EventValue). Version 2: one audit row per entry update
-// (EventRow), which a v1 build would misread; v2 still reads v1 rows. Version 3: hour rollups
-// hold a day per row ("r1h24"), so a month of hours is 31 rows, not 744; opening an older store
-// for writing moves its "r1h" rows there once, and read-only it is read as it is. Version 4: the
-// journal rows ("J"). Version 5: one state row per entry and one rollup row per entry, bucket
-// and source for all its counters (Sums), in new column families; opening an older store for
-// writing rewrites its state and rollups into them once, then drops the old ones. Version 6: an
-// audit row may hold several entry updates of its key (UpdatesRow), which a v5 build would
-// reject; v6 reads v5 stores as they are. Version 7: a journal row holds the records of many key
-// partitions, each partition's written out on its own with an "A" watermark; a v6 build would
-// apply a row's records twice after a crash in the middle of writing one out.
-inline constexpr uint32_t kFormatVersion = 7;
+// The version of the layout above, written into the "F" record of a new store. A build reads
+// exactly its own version: a store of any other one, older or newer, is refused at open, since a
+// build has no code to read or rewrite another layout.
+inline constexpr uint32_t kFormatVersion = 1;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kEntriesCf[] = "entries";
@@ -109,12 +83,6 @@ inline constexpr char kMinuteCf[] = "e1m";
 inline constexpr char kHourCf[] = "e1h24";
 inline constexpr char kDayCf[] = "e1d";
 inline constexpr char kGaugeCf[] = "gauge";
-// The column families of format v4 and older.
-inline constexpr char kSeriesCfV4[] = "series";
-inline constexpr char kMinuteCfV4[] = "r1m";
-inline constexpr char kHourCfV4[] = "r1h24";
-inline constexpr char kHourCfV2[] = "r1h";
-inline constexpr char kDayCfV4[] = "r1d";
 
 inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
@@ -192,28 +160,14 @@ struct TableValue {
 std::string EncodeTable(const TableValue& t);
 std::optional<TableValue> DecodeTable(std::string_view in);
 
-// ---- series state (v4 and older; SeriesValue is also the state of one counter in v5) ----
-struct SeriesId {
-  uint32_t source = 0, table = 0, key = 0, metric = 0;
-  bool operator==(const SeriesId&) const = default;
-};
+// ---- entry state ----
+// The delta engine's state of one counter of an entry (tsdb/delta.h).
 struct SeriesValue {
   uint64_t last = 0;
   int64_t last_ms = 0;
   uint64_t connection_id = 0;
   uint32_t epoch = 0;
 };
-inline constexpr size_t kSeriesKeySize = 16;
-inline constexpr size_t kSeriesValueSize = 28;
-std::string SeriesKey(const SeriesId& id);
-// The Append* forms write the same bytes at the end of `out` (a reused buffer: no allocation).
-void AppendSeriesKey(std::string& out, const SeriesId& id);
-void AppendSeries(std::string& out, const SeriesValue& v);
-SeriesId DecodeSeriesKey(const char* p);  // REQUIRES: kSeriesKeySize bytes
-std::string EncodeSeries(const SeriesValue& v);
-SeriesValue DecodeSeries(const char* p);  // REQUIRES: kSeriesValueSize bytes
-
-// ---- entry state (v5) ----
 struct EntryId {
   uint32_t source = 0, table = 0, key = 0;
   bool operator==(const EntryId&) const = default;
@@ -231,7 +185,7 @@ void AppendEntryState(std::string& out, const MetricState* states, size_t n);
 // metric ids not strictly ascending).
 bool DecodeEntryState(std::string_view in, std::vector<MetricState>* out);
 
-// ---- rollup sums (v5) ----
+// ---- rollup sums ----
 inline constexpr uint32_t kHoursPerRow = 24;
 inline uint32_t HourSlot(uint32_t metric_id, uint32_t hour_of_day) {
   return metric_id * kHoursPerRow + hour_of_day;
@@ -255,7 +209,7 @@ class SumsReader {
 // malformed or empty.
 bool AddSums(std::string_view a, std::string_view b, std::string* out);
 
-// Rollup keys of v5: table, key, bucket, source.
+// Rollup keys: table, key, bucket, source.
 inline constexpr size_t kEntryRollupKeySize = 16;
 inline constexpr size_t kEntryRollupBucketOffset = 8;
 void AppendEntryRollupKey(std::string& out, uint32_t table_id, uint32_t key_id, uint32_t bucket,
@@ -287,7 +241,6 @@ void AppendJournalAudit(std::string& row, uint32_t table_id, uint32_t key_id, in
 // in the same write that the partition's chunks of rows up to some id are written out:
 // AppliedKey(partition) -> u64 BE row id. Marks name the partition a chunk was written with, so
 // an open after a crash skips exactly the chunks written out, whatever partitioning it uses.
-inline constexpr uint32_t kUnpartitioned = UINT32_MAX;  // a v6 row: one chunk, no partition
 struct JournalChunk {
   uint32_t partition = 0;
   std::string_view records;  // JournalRecords, for AppendJournal
@@ -337,18 +290,6 @@ struct JournalFilter {
 };
 bool AppendJournal(std::string_view in, Journal* j, const JournalFilter& keep);
 
-// Journal rows of format v4 (one state per counter, one sum per cell), read by the upgrade.
-struct JournalCellV4 {
-  uint32_t table = 0, metric = 0, key = 0, bucket = 0, source = 0;
-  uint64_t sum = 0;
-};
-struct JournalV4 {
-  std::vector<std::pair<SeriesId, SeriesValue>> series;
-  std::vector<JournalCellV4> cells[kJournalResolutions];
-};
-void EncodeJournalV4(const JournalV4& j, std::string& out);  // appends
-bool AppendJournalV4(std::string_view in, JournalV4* j);
-
 // ---- event feed ----
 std::string OutboxKey(uint64_t first_seq);
 std::optional<uint64_t> DecodeOutboxKey(std::string_view key);  // nullopt if not one
@@ -367,6 +308,7 @@ std::optional<FeedState> DecodeFeedState(std::string_view in);
 inline constexpr size_t kRawKeySize = 24;
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
 void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
+// One event of an entry update, as an EventRow holds it.
 struct EventValue {
   uint32_t source = 0;
   uint32_t metric = 0;
@@ -374,16 +316,13 @@ struct EventValue {
   uint64_t delta = 0;
   Reason reason = Reason::kIncrement;
 };
-// The v1 layout of one event per row.
-std::string EncodeEvent(const EventValue& e);
-std::optional<EventValue> DecodeEvent(std::string_view in);
 
-// Building a v2 row: the header once, then every event of the entry update.
+// Building an EventRow: the header once, then every event of the entry update.
 void StartEventRow(std::string& out, uint32_t source_id);
 void AppendRowEvent(std::string& out, uint32_t metric_id, uint64_t value, uint64_t delta,
                     Reason reason);
 
-// Reads the events of one raw row, v1 or v2, in order (the i-th has sequence key seq + i).
+// Reads the events of one EventRow in order (the i-th has sequence key seq + i).
 // Not owning: the row's bytes must outlive the reader.
 class EventRowReader {
  public:
@@ -396,7 +335,6 @@ class EventRowReader {
  private:
   std::string_view in_;
   uint32_t source_ = 0;
-  bool v1_ = false;
   bool ok_ = true;
 };
 
@@ -412,7 +350,8 @@ struct RawEvent {
   uint64_t seq = 0;
   EventValue e;
 };
-// Reads the events of one raw row of any version, with their times and sequence numbers.
+// Reads the events of one raw row (an UpdatesRow or an EventRow), with their times and sequence
+// numbers.
 // Not owning: the key's and row's bytes must outlive the reader.
 class RawRowReader {
  public:
@@ -434,8 +373,8 @@ class RawRowReader {
   bool ok_ = true;
 };
 
-// ---- gauges, and the rollups of v4 and older ----
-// Gauge keys, and v4 rollup keys: table, metric, key, bucket, source.
+// ---- gauges ----
+// Gauge keys: table, metric, key, bucket, source.
 inline constexpr size_t kRollupKeySize = 20;
 inline constexpr size_t kRollupBucketOffset = 12;
 std::string RollupKey(uint32_t table_id, uint32_t metric_id, uint32_t key_id, uint32_t bucket,
@@ -450,8 +389,8 @@ struct RollupKeyParts {
 };
 RollupKeyParts DecodeRollupKey(const char* p);  // REQUIRES: kRollupKeySize bytes
 
-// The hours of one day of one v3/v4 rollup row: `mask` bit h says hour h is present, with
-// sums[h].
+// The hours of one day of rollup cells, as a query adds them up: `mask` bit h says hour h is
+// present, with sums[h]. In memory only.
 struct HourRow {
   uint32_t mask = 0;
   uint64_t sums[kHoursPerRow] = {};
@@ -460,10 +399,6 @@ struct HourRow {
     sums[hour_of_day] += sum;
   }
 };
-void EncodeHourRow(const HourRow& row, std::string& out);  // appends
-// Adds the row in `in` to `*row`. False, with `*row` unspecified, if `in` is malformed.
-bool AddHourRow(std::string_view in, HourRow* row);
-
 inline constexpr size_t kGaugeValueSize = 16;
 std::string EncodeGauge(int64_t last, int64_t max);
 

@@ -6,20 +6,6 @@
 
 namespace stickmeter::tsdb {
 
-bool U64AddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
-                           const rocksdb::Slice& value, std::string* new_value,
-                           rocksdb::Logger* /*logger*/) const {
-  if (value.size() != 8) return false;
-  uint64_t sum = format::GetFixed64LE(value.data());
-  if (existing != nullptr) {
-    if (existing->size() != 8) return false;
-    sum += format::GetFixed64LE(existing->data());
-  }
-  new_value->clear();
-  format::PutFixed64LE(*new_value, sum);
-  return true;
-}
-
 bool SumsAddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
                             const rocksdb::Slice& value, std::string* new_value,
                             rocksdb::Logger* /*logger*/) const {
@@ -40,20 +26,6 @@ bool SumsAddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice*
     return false;
   }
   *new_value = std::move(out);
-  return true;
-}
-
-bool HourRowAddOperator::Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
-                               const rocksdb::Slice& value, std::string* new_value,
-                               rocksdb::Logger* /*logger*/) const {
-  format::HourRow row;
-  if (!format::AddHourRow(std::string_view(value.data(), value.size()), &row)) return false;
-  if (existing != nullptr &&
-      !format::AddHourRow(std::string_view(existing->data(), existing->size()), &row)) {
-    return false;
-  }
-  new_value->clear();
-  format::EncodeHourRow(row, *new_value);
   return true;
 }
 

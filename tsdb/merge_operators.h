@@ -1,5 +1,4 @@
-// The merge operators of the rollup and gauge column families (and of the rollups of format v4
-// and older, read only to upgrade them).
+// The merge operators of the rollup and gauge column families.
 //
 // Each adds a merge operand (IN: `value`) to the existing value (IN: `existing`, null when the
 // key has none) into `new_value` (OUT), as RocksDB's AssociativeMergeOperator asks. Stateless:
@@ -14,18 +13,8 @@
 
 namespace stickmeter::tsdb {
 
-// Adds fixed 8-byte little-endian uint64 operands (the rollups of format v4 and older). A value or
-// operand of any other size is corruption and fails the read or compaction: a billing total is
-// never silently zero.
-class U64AddOperator : public rocksdb::AssociativeMergeOperator {
- public:
-  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger* logger) const override;
-  const char* Name() const override { return "stickmeter.u64add"; }
-};
-
-// Rollup rows of format v5 (format Sums): adds slot by slot. A malformed or empty value or
-// operand is corruption, as for U64AddOperator.
+// Rollup rows (format Sums): adds slot by slot. A malformed or empty value or operand is
+// corruption and fails the read or compaction: a billing total is never silently zero.
 class SumsAddOperator : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
@@ -33,16 +22,8 @@ class SumsAddOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "stickmeter.sums"; }
 };
 
-// Hour rows of format v3 and v4 (format::HourRow): adds the sums of the hours present in either. A
-// malformed value or operand is corruption, as for U64AddOperator.
-class HourRowAddOperator : public rocksdb::AssociativeMergeOperator {
- public:
-  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger* logger) const override;
-  const char* Name() const override { return "stickmeter.hourrow"; }
-};
-
 // Gauge minute samples: 16 bytes (i64 last, i64 max). Later operand's `last` wins, max is kept.
+// A value or operand of any other size is corruption, as for SumsAddOperator.
 class GaugeMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,

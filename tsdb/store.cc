@@ -55,11 +55,6 @@ using format::MetricClass;
 using format::NameKind;
 using format::Reason;
 
-// Stores of this format version and later are read as they are; older ones are upgraded.
-constexpr uint32_t kOldestVersionReadAsIs = 5;
-// Longer than any key of the state and rollup families (an upper bound for DeleteRange).
-constexpr size_t kMaxUpgradeKeySize = 32;
-
 struct EntryIdHash {
   size_t operator()(const format::EntryId& id) const {
     uint64_t a = (uint64_t{id.source} << 32) | id.table;
@@ -287,8 +282,6 @@ class StoreImpl final : public Store {
   void StopApplierAfter(int batches) { applier_batches_left_.store(batches); }
   // Read-only: the journal rows the store holds (Load), which this view does not see.
   size_t UnappliedJournalRows() const { return unapplied_journal_rows_; }
-  // Read-only: the store has an older format, which only an open for writing upgrades (OpenDb).
-  bool NeedsUpgrade() const { return needs_upgrade_; }
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
@@ -372,16 +365,6 @@ class StoreImpl final : public Store {
     std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
   };
 
-  // Opening a store of format v4 or older for writing: rewrites its state and rollups (and the
-  // journal rows of v4) into the v5 column families, then records version 5. The v5 families
-  // are emptied first, so a run cut short is simply run again.
-  Status Upgrade(uint32_t version);
-  // The state rows of `db_->legacy(kSeriesV4)`, with the newer states of v4 journal rows
-  // (`overrides`, in series order) in their place, as v5 entry rows.
-  Status UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
-                                     format::SeriesValue>& overrides);
-  // Rewrites one v4-or-older rollup family into `cf` as merge operands of v5 rows.
-  Status UpgradeRollups(LegacyCf from, Cf cf);
   void WriterLoop();
   // After a failed write (writer thread, failed_ set): once the data directory takes writes
   // again, reopens it (Reopen) and accepts updates again; else records why not (health_).
@@ -531,7 +514,6 @@ class StoreImpl final : public Store {
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
   mutable std::shared_mutex db_mu_;
   std::unique_ptr<DbHandle> db_;  // null once closed
-  bool needs_upgrade_ = false;
 
   Catalog catalog_;
 
@@ -688,7 +670,7 @@ class StoreImpl final : public Store {
 };
 
 Status StoreImpl::OpenDb() {
-  auto db = DbHandle::Open(options_, read_only_, &needs_upgrade_);
+  auto db = DbHandle::Open(options_, read_only_);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   {
@@ -721,184 +703,6 @@ Status StoreImpl::OpenDb() {
   return Status::Ok();
 }
 
-Status StoreImpl::Upgrade(uint32_t version) {
-  const auto started = std::chrono::steady_clock::now();
-  LogInfo("store", "upgrading " + options_.path + " from format v" + std::to_string(version) +
-                       " to v" + std::to_string(format::kFormatVersion));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  // A run cut short left part of the new rows: start again from empty families.
-  const std::string all_keys(kMaxUpgradeKeySize, '\xff');
-  for (Cf cf : {kEntries, kMinute, kHour, kDay}) {
-    if (auto s =
-            FromRocks(db_->db()->DeleteRange(wo, db_->cf(cf), "", all_keys), "upgrading the store");
-        !s.ok()) {
-      return s;
-    }
-  }
-  // v4 journal rows hold the newest state of their series and rollup increments not yet in
-  // the rollup families.
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
-  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, format::SeriesValue> overrides;
-  rocksdb::WriteBatch wb;
-  std::string k, v;
-  const std::string journal_prefix(1, format::kTagJournal);
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
-  for (it->Seek(journal_prefix); it->Valid() && it->key().starts_with(journal_prefix); it->Next()) {
-    format::JournalV4 j;
-    if (!format::DecodeJournalKey(std::string_view(it->key().data(), it->key().size())) ||
-        !format::AppendJournalV4(std::string_view(it->value().data(), it->value().size()), &j)) {
-      return Status::Corruption("store " + options_.path + " is corrupted: bad v4 journal row");
-    }
-    for (const auto& [id, sv] : j.series) overrides[{id.source, id.table, id.key, id.metric}] = sv;
-    for (int r = 0; r < format::kJournalResolutions; ++r) {
-      for (const auto& c : j.cells[r]) {
-        k.clear();
-        v.clear();
-        const uint32_t row_bucket = r == 1 ? c.bucket / format::kHoursPerRow : c.bucket;
-        format::AppendEntryRollupKey(k, c.table, c.key, row_bucket, c.source);
-        format::AppendSum(
-            v, r == 1 ? format::HourSlot(c.metric, c.bucket % format::kHoursPerRow) : c.metric,
-            c.sum);
-        wb.Merge(db_->cf(kMinute + r), k, v);
-      }
-    }
-    wb.Delete(db_->cf(kMeta), it->key());
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
-  it.reset();
-  if (auto s = UpgradeState(overrides); !s.ok()) return s;
-  // Version 3 recorded that every "r1h" row was in "r1h24"; before it, "r1h" holds the hours.
-  const LegacyCf hours = version < 3 ? kHourV2 : kHourV4;
-  for (auto [from, to] :
-       {std::pair{kMinuteV4, kMinute}, std::pair{hours, kHour}, std::pair{kDayV4, kDay}}) {
-    if (auto s = UpgradeRollups(from, to); !s.ok()) return s;
-  }
-  // The journal's increments, its deletion and the new version in one atomic write: a crash
-  // before it leaves the old rows to upgrade again.
-  std::string current;
-  format::PutU32BE(current, format::kFormatVersion);
-  wb.Put(db_->cf(kMeta), format::FormatKey(), current);
-  if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count();
-  LogInfo("store", "upgraded " + options_.path + " in " + std::to_string(ms) + " ms");
-  return Status::Ok();
-}
-
-Status StoreImpl::UpgradeState(const std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>,
-                                              format::SeriesValue>& overrides) {
-  rocksdb::WriteOptions wo;
-  rocksdb::WriteBatch wb;
-  std::string k, v;
-  // Series rows come in (source, table, key, metric) order, as do the overrides: merged, the
-  // series of one entry are adjacent.
-  format::EntryId entry;
-  std::vector<format::MetricState> states;
-  auto put_entry = [&]() -> Status {
-    if (states.empty()) return Status::Ok();
-    k.clear();
-    v.clear();
-    format::AppendEntryKey(k, entry);
-    format::AppendEntryState(v, states.data(), states.size());
-    wb.Put(db_->cf(kEntries), k, v);
-    states.clear();
-    if (wb.Count() < 65'536) return Status::Ok();
-    auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
-    wb.Clear();
-    return s;
-  };
-  auto add = [&](const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>& id,
-                 const format::SeriesValue& sv) -> Status {
-    const format::EntryId e{std::get<0>(id), std::get<1>(id), std::get<2>(id)};
-    if (!states.empty() && !(e == entry)) {
-      if (auto s = put_entry(); !s.ok()) return s;
-    }
-    entry = e;
-    states.push_back(format::MetricState{std::get<3>(id), sv});
-    return Status::Ok();
-  };
-  auto next_override = overrides.begin();
-  if (db_->legacy(kSeriesV4) != nullptr) {
-    rocksdb::ReadOptions ro;
-    ro.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(kSeriesV4)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != format::kSeriesKeySize ||
-          it->value().size() != format::kSeriesValueSize) {
-        return Status::Corruption("store " + options_.path + " is corrupted: bad series record");
-      }
-      const auto id = format::DecodeSeriesKey(it->key().data());
-      const auto key = std::make_tuple(id.source, id.table, id.key, id.metric);
-      for (; next_override != overrides.end() && next_override->first < key; ++next_override) {
-        if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
-      }
-      if (next_override != overrides.end() && next_override->first == key) {
-        if (auto s = add(key, next_override->second); !s.ok()) return s;
-        ++next_override;
-      } else if (auto s = add(key, format::DecodeSeries(it->value().data())); !s.ok()) {
-        return s;
-      }
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
-  }
-  for (; next_override != overrides.end(); ++next_override) {
-    if (auto s = add(next_override->first, next_override->second); !s.ok()) return s;
-  }
-  if (auto s = put_entry(); !s.ok()) return s;
-  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
-}
-
-Status StoreImpl::UpgradeRollups(LegacyCf from, Cf cf) {
-  if (db_->legacy(from) == nullptr) return Status::Ok();
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
-  rocksdb::WriteOptions wo;
-  rocksdb::WriteBatch wb;
-  std::string k, v;
-  const std::string corrupt = "store " + options_.path + " is corrupted: bad rollup record";
-  // One merge operand per old row: the counters of an entry were rows of their own, and RocksDB
-  // adds them up into the entry's row.
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->legacy(from)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != format::kRollupKeySize) return Status::Corruption(corrupt);
-    const auto parts = format::DecodeRollupKey(it->key().data());
-    const std::string_view value(it->value().data(), it->value().size());
-    v.clear();
-    uint32_t row_bucket = parts.bucket;
-    if (from == kHourV4) {
-      format::HourRow row;
-      if (!format::AddHourRow(value, &row)) return Status::Corruption(corrupt);
-      for (uint32_t h = 0; h < format::kHoursPerRow; ++h) {
-        if ((row.mask >> h) & 1)
-          format::AppendSum(v, format::HourSlot(parts.metric, h), row.sums[h]);
-      }
-      if (v.empty()) continue;
-    } else {
-      if (value.size() != 8) return Status::Corruption(corrupt);
-      const uint64_t sum = format::GetFixed64LE(value.data());
-      if (from == kHourV2) {
-        row_bucket = parts.bucket / format::kHoursPerRow;
-        format::AppendSum(v, format::HourSlot(parts.metric, parts.bucket % format::kHoursPerRow),
-                          sum);
-      } else {
-        format::AppendSum(v, parts.metric, sum);
-      }
-    }
-    k.clear();
-    format::AppendEntryRollupKey(k, parts.table, parts.key, row_bucket, parts.source);
-    wb.Merge(db_->cf(cf), k, v);
-    if (wb.Count() >= 65'536) {
-      if (auto s = FromRocks(db_->db()->Write(wo, &wb), "upgrading the store"); !s.ok()) return s;
-      wb.Clear();
-    }
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the store");
-  return FromRocks(db_->db()->Write(wo, &wb), "upgrading the store");
-}
-
 Status StoreImpl::Load() {
   const std::string corrupt = "store " + options_.path + " is corrupted";
   rocksdb::ReadOptions ro;
@@ -922,34 +726,7 @@ Status StoreImpl::Load() {
   if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
   if (v.size() != 4) return Status::Corruption(corrupt + ": bad format version record");
   const uint32_t version = format::GetU32BE(v.data());
-  if (version > format::kFormatVersion) {
-    return Status::InvalidArgument("store " + options_.path + " has format v" +
-                                   std::to_string(version) + ", newer than this build (v" +
-                                   std::to_string(format::kFormatVersion) + ")");
-  }
-  if (version >= kOldestVersionReadAsIs && version < format::kFormatVersion && !read_only_) {
-    // Its rows are read as they are; from now on it may hold rows that version cannot read.
-    std::string current;
-    format::PutU32BE(current, format::kFormatVersion);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    if (auto w = FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), current),
-                           "writing the format version");
-        !w.ok()) {
-      return w;
-    }
-  } else if (version < kOldestVersionReadAsIs) {
-    if (read_only_) {
-      needs_upgrade_ = true;
-      return Status::InvalidArgument("store " + options_.path + " has format v" +
-                                     std::to_string(version) +
-                                     "; open it for writing once to upgrade");
-    }
-    if (auto u = Upgrade(version); !u.ok()) return u;
-  }
-  // A store is at v5 or later only once every old row is in the new families: what is left of
-  // the old ones (the upgrade above, or one cut short after recording v5) goes.
-  if (auto dropped = db_->DropLegacy(); !dropped.ok()) return dropped;
+  if (version != format::kFormatVersion) return VersionRefused(options_.path, version);
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
@@ -1685,8 +1462,7 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
         return Status::Corruption("journal row " + std::to_string(pieces[i].id) + " is malformed");
       }
       const uint32_t partition = pieces[i].partition;
-      if (partition != format::kUnpartitioned &&
-          (i + 1 == end || pieces[i + 1].partition != partition)) {
+      if (i + 1 == end || pieces[i + 1].partition != partition) {
         wb.Put(db_->cf(kMeta), format::AppliedKey(partition), written_up_to);
       }
     }
@@ -1832,9 +1608,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   };
   format::Journal j;
   for (const JournalPiece& piece : pieces) {
-    if (table && key && piece.partition != only && piece.partition != format::kUnpartitioned) {
-      continue;
-    }
+    if (table && key && piece.partition != only) continue;
     if (!format::AppendJournal(piece.records, &j, keep)) {
       return Status::Corruption("journal row " + std::to_string(piece.id) + " is malformed");
     }
@@ -3164,34 +2938,26 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 }
 
 Result<std::unique_ptr<Store>> Store::OpenReadOnly(const StoreOptions& options) {
-  bool needs_upgrade = false;
   auto open = [&]() -> Result<std::unique_ptr<StoreImpl>> {
     auto store = std::make_unique<StoreImpl>(options, /*read_only=*/true);
     Status s = store->OpenDb();
     if (s.ok()) s = store->Load();
     if (!s.ok()) {
-      needs_upgrade = store->NeedsUpgrade();
       (void)store->Close();
       return s;
     }
     return store;
   };
   auto store = open();
-  if (store.ok() && (*store)->UnappliedJournalRows() == 0) {
-    return std::unique_ptr<Store>(std::move(*store));
-  }
-  if (!store.ok() && !needs_upgrade) return store.status();
+  if (!store.ok()) return store.status();
+  if ((*store)->UnappliedJournalRows() == 0) return std::unique_ptr<Store>(std::move(*store));
   // Journal rows are either in flight in a running server, which writes them out within seconds,
   // or left by an unclean stop: then nobody holds the store, and opening it for writing once
-  // writes them out (the view reads them either way). An older format is upgraded the same
-  // way, if nobody holds the store.
-  if (store.ok()) (void)(*store)->Close();
+  // writes them out (the view reads them either way).
+  (void)(*store)->Close();
   auto writer = Store::Open(options);
   if (writer.ok()) {
     if (auto s = (*writer)->Close(); !s.ok()) return s;
-  } else if (needs_upgrade) {
-    return writer.status().WithContext("store " + options.path +
-                                       " has an older format and cannot be upgraded now");
   } else if (writer.status().code() != Status::Code::kUnavailable) {
     LogWarn("store", "a reader cannot write out the journal left by an unclean stop (" +
                          writer.status().ToString() + "); its queries read the journal instead");

@@ -98,16 +98,17 @@ struct SettingChange {
 
 class Store : public ingest::UpdateSink, public QueryService {
  public:
-  // Opens (creating if missing) a store for reading and writing; a store of an older format is
-  // upgraded first (docs/storage.md). Fails with a one-line reason
+  // Opens (creating if missing) a store for reading and writing. Fails with a one-line reason
   // when the directory is not writable (IoError), holds something else than a stickmeter store
-  // (InvalidArgument), is corrupted (Corruption) or is in use by another process (Unavailable).
+  // or a store of another format version than format::kFormatVersion, older or newer
+  // (InvalidArgument, naming both versions; docs/storage.md), is corrupted (Corruption) or is in
+  // use by another process (Unavailable).
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Opens an existing store read-only, as of now, even while another process has it open
   // read-write (a RocksDB secondary instance). Submit and CompactAll then fail with Unavailable.
-  // If the store holds a journal left by an unclean stop, or has an older format, and no process
-  // has it open, it is first opened read-write once to write that journal out (so that nothing
-  // acknowledged is missing) or to upgrade it; an older store that is held fails to open.
+  // Fails as Open does, for a store of another format version too. If the store holds a journal
+  // left by an unclean stop and no process has it open, it is first opened read-write once to
+  // write that journal out (so that nothing acknowledged is missing).
   static Result<std::unique_ptr<Store>> OpenReadOnly(const StoreOptions& options);
 
   ~Store() override;

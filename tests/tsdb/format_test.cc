@@ -25,32 +25,6 @@ TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
   }
 }
 
-TEST(FormatTest, HourRowsRoundTripAndRejectMalformedOnes) {
-  HourRow row;
-  row.Add(0, 1);
-  row.Add(7, std::numeric_limits<uint64_t>::max());
-  row.Add(23, 300);
-  row.Add(7, 0);
-  std::string s;
-  EncodeHourRow(row, s);
-  HourRow got;
-  ASSERT_TRUE(AddHourRow(s, &got));
-  EXPECT_EQ(row.mask, got.mask);
-  for (uint32_t h = 0; h < kHoursPerRow; ++h) EXPECT_EQ(row.sums[h], got.sums[h]) << h;
-  // Adding a row again adds its sums.
-  ASSERT_TRUE(AddHourRow(s, &got));
-  EXPECT_EQ(600u, got.sums[23]);
-  EXPECT_EQ(row.mask, got.mask);
-  HourRow scratch;
-  EXPECT_FALSE(AddHourRow(std::string_view(s.data(), 3), &scratch));             // no mask
-  EXPECT_FALSE(AddHourRow(std::string_view(s.data(), s.size() - 1), &scratch));  // cut varint
-  EXPECT_FALSE(AddHourRow(s + "x", &scratch));                                   // trailing bytes
-  std::string hour24;
-  PutFixed32LE(hour24, uint32_t{1} << 24);
-  PutVarint(hour24, 1);
-  EXPECT_FALSE(AddHourRow(hour24, &scratch));  // a day has 24 hours
-}
-
 TEST(FormatTest, EntryStatesRoundTripAndRejectMalformedOnes) {
   const MetricState states[] = {{1, SeriesValue{uint64_t{1} << 40, -5, 77, 9}},
                                 {4, SeriesValue{0, 1'790'000'000'000, UINT64_MAX, UINT32_MAX}},
@@ -188,8 +162,7 @@ TEST(FormatTest, JournalRowsRoundTripAppendAndRejectMalformedOnes) {
   EXPECT_EQ(7u, scratch.entries.at(0).id.source);
 }
 
-// A journal row holds the records of several partitions as chunks; a v6 row (records alone) is
-// one chunk of no partition.
+// A journal row holds the records of several partitions as chunks.
 TEST(FormatTest, JournalChunksSplitBackAndRejectMalformedOnes) {
   std::string a, b;
   AppendJournalEntry(a, EntryId{1, 2, 3}, "\x01\x02\x03\x04\x05");
@@ -205,14 +178,8 @@ TEST(FormatTest, JournalChunksSplitBackAndRejectMalformedOnes) {
   EXPECT_EQ(1023u, chunks[1].partition);
   EXPECT_EQ(b, chunks[1].records);
 
-  chunks.clear();
-  const std::string v6_row = a + b;
-  ASSERT_TRUE(SplitJournalRow(v6_row, &chunks));
-  ASSERT_EQ(1u, chunks.size());
-  EXPECT_EQ(kUnpartitioned, chunks[0].partition);
-  EXPECT_EQ(v6_row, chunks[0].records);
-
   EXPECT_FALSE(SplitJournalRow("", &chunks));
+  EXPECT_FALSE(SplitJournalRow(a + b, &chunks));  // records without a chunk header
   EXPECT_FALSE(SplitJournalRow(std::string_view(row.data(), row.size() - 1), &chunks));  // cut
   EXPECT_FALSE(SplitJournalRow(row + a, &chunks));  // records after the chunks
   std::string empty_chunk("\x05\x01\x00", 3);
@@ -220,65 +187,6 @@ TEST(FormatTest, JournalChunksSplitBackAndRejectMalformedOnes) {
 
   EXPECT_EQ(std::optional<uint32_t>(1023), DecodeAppliedKey(AppliedKey(1023)));
   EXPECT_EQ(std::nullopt, DecodeAppliedKey(JournalKey(1023)));
-}
-
-TEST(FormatTest, V4JournalRowsRoundTripAppendAndRejectMalformedOnes) {
-  JournalV4 j;
-  j.series.push_back({SeriesId{1, 2, 3, 4}, SeriesValue{uint64_t{1} << 40, -5, 77, 9}});
-  j.series.push_back({SeriesId{UINT32_MAX, 0, 1, 2}, SeriesValue{0, 1'790'000'000'000, 0, 0}});
-  j.cells[0].push_back({2, 4, 3, 29'833'333, 1, 12});
-  j.cells[1].push_back({2, 4, 3, 497'222, 1, std::numeric_limits<uint64_t>::max()});
-  j.cells[2].push_back({2, 4, 3, 20'717, 1, 12});
-  std::string row;
-  EncodeJournalV4(j, row);
-
-  // Appending two rows gives the rows of both, in order: how the applier gathers many groups.
-  JournalV4 got;
-  ASSERT_TRUE(AppendJournalV4(row, &got));
-  ASSERT_TRUE(AppendJournalV4(row, &got));
-  ASSERT_EQ(4u, got.series.size());
-  for (size_t i = 0; i < 4; ++i) {
-    const auto& [id, v] = got.series[i];
-    const auto& [want_id, want_v] = j.series[i % 2];
-    EXPECT_EQ(want_id, id);
-    EXPECT_EQ(want_v.last, v.last);
-    EXPECT_EQ(want_v.last_ms, v.last_ms);
-    EXPECT_EQ(want_v.connection_id, v.connection_id);
-    EXPECT_EQ(want_v.epoch, v.epoch);
-  }
-  for (int r = 0; r < kJournalResolutions; ++r) {
-    ASSERT_EQ(2u, got.cells[r].size()) << r;
-    for (const auto& c : got.cells[r]) {
-      const auto& want = j.cells[r][0];
-      EXPECT_EQ(std::tie(want.table, want.metric, want.key, want.bucket, want.source, want.sum),
-                std::tie(c.table, c.metric, c.key, c.bucket, c.source, c.sum));
-    }
-  }
-
-  JournalV4 scratch;
-  EXPECT_FALSE(AppendJournalV4(std::string_view(row.data(), row.size() - 1), &scratch));  // cut
-  scratch = JournalV4{};
-  EXPECT_FALSE(AppendJournalV4(row + "x", &scratch));  // trailing bytes
-  scratch = JournalV4{};
-  std::string huge;
-  PutVarint(huge, uint64_t{1} << 40);  // more rows than bytes: rejected before reserving memory
-  EXPECT_FALSE(AppendJournalV4(huge, &scratch));
-  std::string wide;  // an id beyond 32 bits
-  PutVarint(wide, 1);
-  PutVarint(wide, uint64_t{1} << 32);
-  wide.append(3 + kSeriesValueSize, '\0');
-  for (int r = 0; r < kJournalResolutions; ++r) PutVarint(wide, 0);
-  scratch = JournalV4{};
-  EXPECT_FALSE(AppendJournalV4(wide, &scratch));
-  // The same bytes with a 32-bit id are a valid row: the rejection above is the id's width.
-  std::string narrow;
-  PutVarint(narrow, 1);
-  PutVarint(narrow, 7);
-  narrow.append(3 + kSeriesValueSize, '\0');
-  for (int r = 0; r < kJournalResolutions; ++r) PutVarint(narrow, 0);
-  scratch = JournalV4{};
-  EXPECT_TRUE(AppendJournalV4(narrow, &scratch));
-  EXPECT_EQ(7u, scratch.series.at(0).first.source);
 }
 
 TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
@@ -301,21 +209,12 @@ TEST(FormatTest, EventRowsHoldEveryEventOfAnEntryUpdate) {
   EXPECT_FALSE(reader.Next(&e));
   EXPECT_TRUE(reader.ok());
 
-  // A version 1 row (one event, no header) reads as one event.
-  const std::string v1_row = EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement});
-  EventRowReader v1(v1_row);
-  ASSERT_TRUE(v1.Next(&e));
-  EXPECT_EQ(5u, e.source);
-  EXPECT_EQ(2u, e.metric);
-  EXPECT_EQ(4u, e.delta);
-  EXPECT_FALSE(v1.Next(&e));
-  EXPECT_TRUE(v1.ok());
-
-  // Malformed rows: truncated, unknown reason, a header without events, source 0, empty.
+  // Malformed rows: truncated, unknown reason, a header without events, source 0, empty, and
+  // events without the 0x00 header.
   std::string unknown_reason = row;
   unknown_reason.back() = 9;
   for (const std::string& bad : {row.substr(0, row.size() - 1), unknown_reason, row.substr(0, 2),
-                                 std::string("\0\0", 2), std::string()}) {
+                                 std::string("\0\0", 2), std::string(), row.substr(1)}) {
     EventRowReader r(bad);
     while (r.Next(&e)) {
     }
@@ -337,7 +236,7 @@ std::string RenderRawRow(int64_t t_ms, uint64_t seq, const std::string& row) {
 }
 
 TEST(FormatTest, UpdatesRowsHoldSeveralEntryUpdatesOfAKey) {
-  std::string a, b, v1_row = EncodeEvent(EventValue{5, 2, 40, 4, Reason::kIncrement});
+  std::string a, b;
   StartEventRow(a, 7);
   AppendRowEvent(a, 3, 50, 5, Reason::kIncrement);
   AppendRowEvent(a, 4, 60, 6, Reason::kIncrement);
@@ -350,10 +249,9 @@ TEST(FormatTest, UpdatesRowsHoldSeveralEntryUpdatesOfAKey) {
   AppendUpdate(row, 1000, 40, 10'999, 90, a);  // the last ms of the row's span
   EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\n1000 42 8 3 7\n10999 90 7 3 5\n10999 91 7 4 6\nok",
             RenderRawRow(1000, 40, row));
-  // Rows of one entry update, v2 and v1, read the same way.
+  // A row of one entry update (an EventRow alone) reads the same way.
   EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\nok", RenderRawRow(1000, 40, a));
-  EXPECT_EQ("1000 40 5 2 4\nok", RenderRawRow(1000, 40, v1_row));
-  // An older build reading an updates row finds source 0, which it rejects.
+  // Read as a single EventRow, an updates row has source 0: rejected, never misread.
   EventRowReader old(row);
   EventValue ev;
   EXPECT_FALSE(old.Next(&ev));
@@ -377,30 +275,6 @@ TEST(FormatTest, UpdatesRowsHoldSeveralEntryUpdatesOfAKey) {
   EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\n1000 42 8 3 7\nbad",
             RenderRawRow(1000, 40, row.substr(0, row.size() - 1)));
   EXPECT_EQ("bad", RenderRawRow(1000, 40, std::string(2, '\0')));
-}
-
-TEST(FormatTest, EventAndSeriesRoundTrip) {
-  const EventValue e{7, 3, uint64_t{1} << 40, 12345, Reason::kWrap};
-  auto d = DecodeEvent(EncodeEvent(e));
-  ASSERT_TRUE(d.has_value());
-  EXPECT_EQ(7u, d->source);
-  EXPECT_EQ(3u, d->metric);
-  EXPECT_EQ(uint64_t{1} << 40, d->value);
-  EXPECT_EQ(12345u, d->delta);
-  EXPECT_EQ(Reason::kWrap, d->reason);
-  std::string bad = EncodeEvent(e);
-  bad.back() = 9;  // unknown reason
-  EXPECT_FALSE(DecodeEvent(bad).has_value());
-  EXPECT_FALSE(DecodeEvent(bad.substr(0, 3)).has_value());
-
-  const SeriesValue v{4294967295u, 1'790'000'000'123, 99, 4};
-  const std::string enc = EncodeSeries(v);
-  ASSERT_EQ(kSeriesValueSize, enc.size());
-  const SeriesValue back = DecodeSeries(enc.data());
-  EXPECT_EQ(v.last, back.last);
-  EXPECT_EQ(v.last_ms, back.last_ms);
-  EXPECT_EQ(v.connection_id, back.connection_id);
-  EXPECT_EQ(v.epoch, back.epoch);
 }
 
 TEST(FormatTest, KeysSortInTimeOrder) {

@@ -97,7 +97,7 @@ std::unique_ptr<Store> OpenJournalling(const std::string& path, int64_t apply_de
   return store;
 }
 
-// Opens a closed store's RocksDB directly, as a broken writer or an older build would, and calls
+// Opens a closed store's RocksDB directly, as a broken writer or another build would, and calls
 // `fn` with the handle of each column family by name.
 void WithRawDb(
     const std::string& path,
@@ -110,12 +110,8 @@ void WithRawDb(
     rocksdb::ColumnFamilyOptions c;
     if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf) {
       c.merge_operator = std::make_shared<SumsAddOperator>();
-    } else if (n == format::kHourCfV4) {
-      c.merge_operator = std::make_shared<HourRowAddOperator>();
     } else if (n == format::kGaugeCf) {
       c.merge_operator = std::make_shared<GaugeMergeOperator>();
-    } else {
-      c.merge_operator = std::make_shared<U64AddOperator>();
     }
     cfs.emplace_back(n, c);
   }
@@ -127,90 +123,6 @@ void WithRawDb(
   fn(db, by_name);
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   delete db;
-}
-
-// Rewrites a closed store of this build as a build of format `version` (1-4) wrote it: its
-// state one row per series in "series", its rollups one row per counter in "r1m", "r1d" and
-// "r1h24" (v3, v4) or "r1h" (v1, v2), and its format record. (v1's audit rows are left as they
-// are: ReadsVersionOneAuditRows rewrites them.)
-void RewriteAsOlderFormat(const std::string& path, uint32_t version) {
-  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyOptions u64;
-    u64.merge_operator = std::make_shared<U64AddOperator>();
-    rocksdb::ColumnFamilyOptions hour_rows;
-    hour_rows.merge_operator = std::make_shared<HourRowAddOperator>();
-    rocksdb::ColumnFamilyHandle *series = nullptr, *minutes = nullptr, *hours = nullptr,
-                                *days = nullptr;
-    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kSeriesCfV4, &series).ok());
-    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kMinuteCfV4, &minutes).ok());
-    ASSERT_TRUE(db->CreateColumnFamily(version >= 3 ? hour_rows : u64,
-                                       version >= 3 ? format::kHourCfV4 : format::kHourCfV2, &hours)
-                    .ok());
-    ASSERT_TRUE(db->CreateColumnFamily(u64, format::kDayCfV4, &days).ok());
-    rocksdb::WriteBatch wb;
-    auto each = [&](const char* name,
-                    const std::function<void(const rocksdb::Slice&, const rocksdb::Slice&)>& fn) {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf.at(name)));
-      size_t rows = 0;
-      for (it->SeekToFirst(); it->Valid(); it->Next(), ++rows) fn(it->key(), it->value());
-      ASSERT_TRUE(it->status().ok());
-      ASSERT_GT(rows, 0u) << name;
-    };
-    each(format::kEntriesCf, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-      const auto id = format::DecodeEntryKey(k.data());
-      std::vector<format::MetricState> states;
-      ASSERT_TRUE(format::DecodeEntryState(std::string_view(v.data(), v.size()), &states));
-      for (const auto& m : states) {
-        wb.Put(series, format::SeriesKey({id.source, id.table, id.key, m.metric}),
-               format::EncodeSeries(m.v));
-      }
-    });
-    auto each_cell = [&](const char* name, uint32_t span,
-                         const std::function<void(const format::EntryRollupKeyParts&, uint32_t,
-                                                  uint32_t, uint64_t)>& fn) {
-      each(name, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-        const auto parts = format::DecodeEntryRollupKey(k.data());
-        format::SumsReader sums(std::string_view(v.data(), v.size()));
-        uint32_t slot = 0;
-        uint64_t sum = 0;
-        while (sums.Next(&slot, &sum)) fn(parts, slot / span, slot % span, sum);
-        ASSERT_TRUE(sums.ok());
-      });
-    };
-    auto put_u64 = [&](rocksdb::ColumnFamilyHandle* to, const format::EntryRollupKeyParts& p,
-                       uint32_t metric, uint32_t bucket, uint64_t sum) {
-      std::string v;
-      format::PutFixed64LE(v, sum);
-      wb.Put(to, format::RollupKey(p.table, metric, p.key, bucket, p.source), v);
-    };
-    each_cell(format::kMinuteCf, 1, [&](const auto& p, uint32_t metric, uint32_t, uint64_t sum) {
-      put_u64(minutes, p, metric, p.bucket, sum);
-    });
-    each_cell(format::kDayCf, 1, [&](const auto& p, uint32_t metric, uint32_t, uint64_t sum) {
-      put_u64(days, p, metric, p.bucket, sum);
-    });
-    each_cell(format::kHourCf, format::kHoursPerRow,
-              [&](const auto& p, uint32_t metric, uint32_t hour, uint64_t sum) {
-                if (version < 3) {
-                  put_u64(hours, p, metric, p.bucket * format::kHoursPerRow + hour, sum);
-                  return;
-                }
-                format::HourRow row;
-                row.Add(hour, sum);
-                std::string v;
-                format::EncodeHourRow(row, v);
-                wb.Merge(hours, format::RollupKey(p.table, metric, p.key, p.bucket, p.source), v);
-              });
-    std::string v;
-    format::PutU32BE(v, version);
-    wb.Put(cf.at(format::kMetaCf), format::FormatKey(), v);
-    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-    for (const char* name :
-         {format::kEntriesCf, format::kMinuteCf, format::kHourCf, format::kDayCf}) {
-      ASSERT_TRUE(db->DropColumnFamily(cf.at(name)).ok());
-    }
-    for (auto* h : {series, minutes, hours, days}) db->DestroyColumnFamilyHandle(h);
-  });
 }
 
 std::set<std::string> ColumnFamilies(const std::string& path) {
@@ -384,114 +296,6 @@ TEST(StoreTest, AuditPagesResumeInsideAnEntryUpdate) {
   EXPECT_EQ(6u, only->back().delta);
 }
 
-// A store written by a version 1 build (one audit row per event) is read as it is, and its
-// format record moves to the current version when opened for writing.
-TEST(StoreTest, ReadsVersionOneAuditRowsAndUpgradesTheFormatRecord) {
-  TempDir dir;
-  auto t = Table("/quota");
-  const int64_t t0 = kT0 + 30'000;  // mid-minute: sub-minute usage reads the audit rows
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    ASSERT_TRUE(
-        SubmitSync(*store, Batch("lb1", 1, t, "k", t0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
-  }
-  // Rewrite the store as version 1 wrote it.
-  RewriteAsOlderFormat(dir.Sub("db"), 1);
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyHandle* raw = cf.at(format::kRawCf);
-    std::vector<std::pair<std::string, std::string>> rows;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      rows.emplace_back(it->key().ToString(), it->value().ToString());
-    }
-    ASSERT_EQ(1u, rows.size());  // one entry update, one row
-    rocksdb::WriteBatch wb;
-    for (const auto& [k, v] : rows) {
-      wb.Delete(raw, k);
-      format::EventRowReader reader(v);
-      format::EventValue e;
-      uint64_t seq = format::GetU64BE(k.data() + 16);
-      while (reader.Next(&e)) {
-        wb.Put(raw,
-               format::RawKey(format::GetU32BE(k.data()), format::GetU32BE(k.data() + 4),
-                              static_cast<int64_t>(format::GetU64BE(k.data() + 8)), seq++),
-               format::EncodeEvent(e));
-      }
-      ASSERT_TRUE(reader.ok());
-    }
-    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-  });
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    EXPECT_EQ(
-        "30000 lb1 gpc0 5 5 first\n"
-        "30000 lb1 http_req_cnt 7 7 first\n",
-        RenderAudit(*store, "/quota", "k"));
-    EXPECT_EQ(7u, Total(*store, "/quota", "http_req_cnt", "k", t0 - 1000, t0 + 1000));
-    // New rows in the current layout sit beside the old ones.
-    ASSERT_TRUE(
-        SubmitSync(*store, Batch("lb1", 1, t, "k", t0 + 10, {{"gpc0", 6}, {"http_req_cnt", 10}}))
-            .ok());
-    EXPECT_EQ(10u, Total(*store, "/quota", "http_req_cnt", "k", t0 - 1000, t0 + 1000));
-    EXPECT_EQ(6u, Total(*store, "/quota", "gpc0", "k"));
-  }
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-    ASSERT_EQ(4u, v.size());
-    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
-  });
-}
-
-// A version 5 store (one audit row per entry update) is read as it is, read-only too, and its
-// format record moves to the current version when opened for writing, nothing else rewritten.
-TEST(StoreTest, ReadsVersionFiveStoresAsTheyAre) {
-  TempDir dir;
-  auto t = Table("/quota");
-  const std::string want_audit =
-      "0 lb1 gpc0 5 5 first\n"
-      "0 lb1 http_req_cnt 7 7 first\n"
-      "1500 lb1 http_req_cnt 9 2 increment\n";
-  auto version = [&] {
-    uint32_t got = 0;
-    WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
-      std::string v;
-      ASSERT_TRUE(
-          db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-      ASSERT_EQ(4u, v.size());
-      got = format::GetU32BE(v.data());
-    });
-    return got;
-  };
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    ASSERT_TRUE(
-        SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}, {"http_req_cnt", 7}})).ok());
-    ASSERT_TRUE(
-        SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 1500, {{"http_req_cnt", 9}})).ok());
-  }
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    format::PutU32BE(v, 5);
-    ASSERT_TRUE(
-        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::FormatKey(), v).ok());
-  });
-  {
-    auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
-    ASSERT_OK(ro);
-    EXPECT_EQ(want_audit, RenderAudit(**ro, "/quota", "k"));
-    EXPECT_EQ(9u, Total(**ro, "/quota", "http_req_cnt", "k", kT0, kT0 + 1501));
-  }
-  EXPECT_EQ(5u, version());
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    EXPECT_EQ(want_audit, RenderAudit(*store, "/quota", "k"));
-    EXPECT_EQ(2u, Total(*store, "/quota", "http_req_cnt", "k", kT0 + 1, kT0 + 1501));
-  }
-  EXPECT_EQ(format::kFormatVersion, version());
-}
-
 // "t:v " per point of a series, or the error.
 std::string RenderSeries(Store& store, const SeriesQuery& q) {
   auto r = store.GetSeries(q);
@@ -499,143 +303,6 @@ std::string RenderSeries(Store& store, const SeriesQuery& q) {
   std::string out;
   for (const auto& p : r->points) out += std::to_string(p.t_ms) + ":" + std::to_string(p.v) + " ";
   return out;
-}
-
-// A store written by an older build (v2: one hour per row in "r1h"; v4: a day of hours per
-// row in "r1h24"; both one state row and one rollup row per counter) is upgraded once, by the
-// first open, even a read-only one when nobody holds the store, and answers every query as
-// before.
-class UpgradeTest : public ::testing::TestWithParam<uint32_t> {};
-
-TEST_P(UpgradeTest, OlderStoresAreUpgradedOnceAndAnswerAsBefore) {
-  TempDir dir;
-  auto t = Table("/quota");
-  const int64_t day0 = kT0 - kT0 % kDay;
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    uint64_t v[2][2] = {};
-    for (int i = 0; i < 60; ++i) {
-      const int src = i % 2, key = (i / 2) % 2;
-      v[src][key] += 1 + static_cast<uint64_t>(i);
-      const int64_t at = day0 + i * 4'000'000 + 1'234;  // about 2.7 days, every hour or so
-      ASSERT_TRUE(
-          SubmitSync(*store, Batch(src ? "lb2" : "lb1", 1, t, key ? "b" : "a", at,
-                                   {{"gpc0", v[src][key]}, {"http_req_cnt", 2 * v[src][key]}}))
-              .ok());
-    }
-  }
-  const int64_t from = day0 + 5 * 3'600'000 + 30 * 60'000 + 7, to = day0 + 2 * kDay + 7 * 3'600'000;
-  const SeriesQuery hours{"/quota", "gpc0", "a", day0, day0 + 3 * kDay, 3'600'000, std::nullopt};
-  const SeriesQuery lb2_hours{"/quota", "http_req_cnt", "b", from, to, 3'600'000, "lb2"};
-  const SeriesQuery minutes{"/quota", "gpc0",      "b", from, from + 6 * 3'600'000,
-                            60'000,   std::nullopt};
-  ExportQuery eq;
-  eq.from_ms = from;
-  eq.to_ms = to;
-  eq.per_source = true;
-  auto render = [&](Store& store) {
-    std::string out = RenderSeries(store, hours) + "\n" + RenderSeries(store, lb2_hours) + "\n" +
-                      RenderSeries(store, minutes) + "\n" + RenderExport(store, eq, SIZE_MAX);
-    for (const char* metric : {"gpc0", "http_req_cnt"}) {
-      auto rows = store.Usage(UsageQuery{"/quota", metric, from, to, std::nullopt, std::nullopt});
-      if (!rows.ok()) return rows.status().ToString();
-      for (const auto& r : *rows) out += r.key + "=" + std::to_string(r.total) + "\n";
-    }
-    return out;
-  };
-  std::string want;
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    want = render(*store);
-  }
-  ASSERT_NE(std::string::npos, want.find("lb2")) << want;
-  RewriteAsOlderFormat(dir.Sub("db"), GetParam());
-  const char* old_hours = GetParam() >= 3 ? format::kHourCfV4 : format::kHourCfV2;
-  ASSERT_EQ(1u, ColumnFamilies(dir.Sub("db")).count(old_hours));
-  ASSERT_EQ(0u, ColumnFamilies(dir.Sub("db")).count(format::kEntriesCf));
-  {
-    auto ro = Store::OpenReadOnly(Opts(dir.Sub("db")));
-    ASSERT_OK(ro);
-    EXPECT_EQ(want, render(**ro));
-  }
-  for (const char* name : {format::kSeriesCfV4, format::kMinuteCfV4, old_hours, format::kDayCfV4}) {
-    EXPECT_EQ(0u, ColumnFamilies(dir.Sub("db")).count(name)) << name;
-  }
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    EXPECT_EQ(want, render(*store));
-    // The state came along: the same value again counts nothing, a higher one its difference.
-    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "a", from + 1, {{"gpc0", 900}})).ok());
-    const std::string audit = RenderAudit(*store, "/quota", "a");
-    EXPECT_NE(std::string::npos, audit.find(" lb1 gpc0 900 ")) << audit;
-    EXPECT_EQ(std::string::npos, audit.find(" lb1 gpc0 900 900 ")) << audit;
-    EXPECT_NE(want, render(*store));
-    EXPECT_EQ(Total(*store, "/quota", "gpc0", "a", day0, day0 + 3 * kDay),
-              Total(*store, "/quota", "gpc0", "a", day0, from) +
-                  Total(*store, "/quota", "gpc0", "a", from, day0 + 3 * kDay));
-  }
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
-  });
-}
-
-INSTANTIATE_TEST_SUITE_P(FromVersion, UpgradeTest, ::testing::Values(2u, 4u));
-
-// A v4 store left with journal rows by an unclean stop: the upgrade takes the newest state and
-// the rollup increments they hold.
-TEST(StoreTest, UpgradeCarriesVersionFourJournalRows) {
-  TempDir dir;
-  auto t = Table("/quota");
-  const int64_t day0 = kT0 - kT0 % kDay;
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
-  }
-  RewriteAsOlderFormat(dir.Sub("db"), 4);
-  WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kSeriesCfV4)));
-    it->SeekToFirst();
-    ASSERT_TRUE(it->Valid());
-    const auto id = format::DecodeSeriesKey(it->key().data());
-    auto state = format::DecodeSeries(it->value().data());
-    ASSERT_EQ(5u, state.last);
-    // A later update to 1005 that was journalled and not yet written out.
-    state.last = 1005;
-    format::JournalV4 j;
-    j.series.push_back({id, state});
-    const int64_t at = kT0 + 1000;
-    const uint32_t buckets[3] = {static_cast<uint32_t>(at / 60'000),
-                                 static_cast<uint32_t>(at / 3'600'000),
-                                 static_cast<uint32_t>(at / kDay)};
-    for (int r = 0; r < format::kJournalResolutions; ++r) {
-      j.cells[r].push_back({id.table, id.metric, id.key, buckets[r], id.source, 1000});
-    }
-    std::string row;
-    format::EncodeJournalV4(j, row);
-    ASSERT_TRUE(
-        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::JournalKey(7), row).ok());
-  });
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    EXPECT_EQ(1005u, Total(*store, "/quota", "gpc0", "k", day0, day0 + kDay));
-    auto hours = store->GetSeries(
-        SeriesQuery{"/quota", "gpc0", "k", day0, day0 + kDay, 3'600'000, std::nullopt});
-    ASSERT_TRUE(hours.ok());
-    ASSERT_EQ(1u, hours->points.size());
-    EXPECT_EQ(1005u, hours->points[0].v);
-    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0 + 2000, {{"gpc0", 1010}})).ok());
-    EXPECT_EQ(1010u, Total(*store, "/quota", "gpc0", "k", day0, day0 + kDay));
-  }
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db->NewIterator(rocksdb::ReadOptions(), cf.at(format::kMetaCf)));
-    it->Seek("J");
-    EXPECT_TRUE(!it->Valid() || !it->key().starts_with("J")) << "v4 journal rows are gone";
-  });
 }
 
 // Random deltas over three days; every usage query over random ranges (including sub-minute
@@ -903,6 +570,92 @@ TEST(StoreTest, OpenErrorsAreClearOneLiners) {
   EXPECT_EQ(Status::Code::kUnavailable, r.status().code());
   EXPECT_NE(std::string::npos, r.status().message().find("in use by another process"));
   EXPECT_EQ(std::string::npos, r.status().message().find('\n'));
+}
+
+// The format record of the closed store at `path`, read and written with RocksDB directly.
+uint32_t StoredFormatVersion(const std::string& path) {
+  uint32_t got = 0;
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
+    ASSERT_EQ(4u, v.size());
+    got = format::GetU32BE(v.data());
+  });
+  return got;
+}
+
+void SetStoredFormatVersion(const std::string& path, uint32_t version) {
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    format::PutU32BE(v, version);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::FormatKey(), v).ok());
+  });
+}
+
+std::string VersionRefusal(const std::string& path, uint32_t version) {
+  return "store " + path + " has format version " + std::to_string(version) +
+         "; this build reads format version 1 only";
+}
+
+// A new store records format 1, the only one this build reads. A store recording any other
+// version, older or newer, is refused by both opens with one line naming both versions, and is
+// left as it was: setting the record back opens it with its data.
+TEST(StoreTest, OnlyThisBuildsFormatVersionOpens) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  auto t = Table("/quota");
+  {
+    auto store = OpenOrDie(Opts(path));
+    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+  }
+  EXPECT_EQ(1u, format::kFormatVersion);
+  EXPECT_EQ(1u, StoredFormatVersion(path));
+  for (const uint32_t version : {0u, 2u, 7u, UINT32_MAX}) {
+    SCOPED_TRACE(version);
+    SetStoredFormatVersion(path, version);
+    auto rw = Store::Open(Opts(path));
+    ASSERT_FALSE(rw.ok());
+    EXPECT_EQ(Status::Code::kInvalidArgument, rw.status().code());
+    EXPECT_EQ(VersionRefusal(path, version), rw.status().message());
+    auto ro = Store::OpenReadOnly(Opts(path));
+    ASSERT_FALSE(ro.ok());
+    EXPECT_EQ(Status::Code::kInvalidArgument, ro.status().code());
+    EXPECT_EQ(VersionRefusal(path, version), ro.status().message());
+    EXPECT_EQ(version, StoredFormatVersion(path));
+  }
+  SetStoredFormatVersion(path, 1);
+  auto store = OpenOrDie(Opts(path));
+  EXPECT_EQ(5u, Total(*store, "/quota", "gpc0", "k"));
+}
+
+// A store of another format may have other column families than this one: it is refused by the
+// version it records too, not as a foreign database nor with RocksDB's complaint about the
+// families, and neither open adds or drops a family.
+TEST(StoreTest, AStoreWithOtherColumnFamiliesIsRefusedByItsVersion) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  { OpenOrDie(Opts(path)); }
+  WithRawDb(path, [](rocksdb::DB* db, auto& cf) {
+    rocksdb::ColumnFamilyHandle* other = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "series", &other).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), other, "k", "v").ok());
+    db->DestroyColumnFamilyHandle(other);
+    ASSERT_TRUE(db->DropColumnFamily(cf.at(format::kEntriesCf)).ok());
+  });
+  SetStoredFormatVersion(path, 4);
+  const std::set<std::string> families = ColumnFamilies(path);
+  ASSERT_EQ(1u, families.count("series"));
+  auto rw = Store::Open(Opts(path));
+  ASSERT_FALSE(rw.ok());
+  EXPECT_EQ(Status::Code::kInvalidArgument, rw.status().code());
+  EXPECT_EQ(VersionRefusal(path, 4), rw.status().message());
+  auto ro = Store::OpenReadOnly(Opts(path));
+  ASSERT_FALSE(ro.ok());
+  EXPECT_EQ(VersionRefusal(path, 4), ro.status().message());
+  EXPECT_EQ(families, ColumnFamilies(path));
+  EXPECT_EQ(4u, StoredFormatVersion(path));
 }
 
 TEST(StoreTest, CorruptedCurrentAndSstAreReported) {
@@ -1274,40 +1027,17 @@ TEST(RetentionFilterTest, DropsARowOnceAllItCanHoldIsPastTheHorizon) {
   EXPECT_FALSE(expired(off, format::RawKey(1, 2, 0, 0)));
 }
 
-TEST(MergeOperatorTest, CorruptOperandIsAnErrorNotZero) {
-  U64AddOperator op;
+TEST(MergeOperatorTest, CorruptGaugeOperandIsAnErrorNotZero) {
+  GaugeMergeOperator op;
   std::string out;
-  const std::string good(8, '\1');
+  const std::string earlier = format::EncodeGauge(7, 40), later = format::EncodeGauge(5, 9);
   const rocksdb::Slice bad("abc");
   EXPECT_FALSE(op.Merge("k", nullptr, bad, &out, nullptr));
   const rocksdb::Slice bad_existing("abc");
-  EXPECT_FALSE(op.Merge("k", &bad_existing, good, &out, nullptr));
-  const rocksdb::Slice existing(good);
-  EXPECT_TRUE(op.Merge("k", &existing, good, &out, nullptr));
-  EXPECT_EQ(std::string(8, '\2'), out);
-}
-
-TEST(MergeOperatorTest, HourRowsAddHourByHour) {
-  HourRowAddOperator op;
-  std::string a, b, out;
-  format::HourRow one;
-  one.Add(3, 5);
-  format::EncodeHourRow(one, a);
-  format::HourRow two;
-  two.Add(3, 1);
-  two.Add(23, 300);
-  format::EncodeHourRow(two, b);
-  const rocksdb::Slice existing(a);
-  ASSERT_TRUE(op.Merge("k", &existing, b, &out, nullptr));
-  format::HourRow got;
-  ASSERT_TRUE(format::AddHourRow(out, &got));
-  EXPECT_EQ((1u << 3) | (1u << 23), got.mask);
-  EXPECT_EQ(6u, got.sums[3]);
-  EXPECT_EQ(300u, got.sums[23]);
-  EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice("abc"), &out, nullptr));
-  const std::string v2_value(8, '\1');  // a v2 hour value is not an hour row
-  const rocksdb::Slice v2_slice(v2_value);
-  EXPECT_FALSE(op.Merge("k", &v2_slice, b, &out, nullptr));
+  EXPECT_FALSE(op.Merge("k", &bad_existing, later, &out, nullptr));
+  const rocksdb::Slice existing(earlier);
+  ASSERT_TRUE(op.Merge("k", &existing, later, &out, nullptr));
+  EXPECT_EQ(format::EncodeGauge(5, 40), out);  // the later last, the larger max
 }
 
 TEST(MergeOperatorTest, SumsAddSlotBySlotAndRejectCorruptOperands) {
@@ -1326,9 +1056,9 @@ TEST(MergeOperatorTest, SumsAddSlotBySlotAndRejectCorruptOperands) {
   EXPECT_EQ(b, out);
   EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice("xyz"), &out, nullptr));  // cut
   EXPECT_FALSE(op.Merge("k", nullptr, rocksdb::Slice(""), &out, nullptr));
-  const std::string u64(8, '\1');  // a v4 rollup value is not a Sums value
-  const rocksdb::Slice u64_slice(u64);
-  EXPECT_FALSE(op.Merge("k", &u64_slice, b, &out, nullptr));
+  const std::string trailing = a + "\x80";  // a cut varint after a valid pair
+  const rocksdb::Slice trailing_slice(trailing);
+  EXPECT_FALSE(op.Merge("k", &trailing_slice, b, &out, nullptr));
 }
 
 TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
@@ -1463,52 +1193,6 @@ TEST(StoreTest, ApplierStoppedMidPassLeavesNothingCountedTwice) {
     EXPECT_EQ(uint64_t(kRounds) + 1, Total(*store, "/quota", "gpc0", "k0"));
   }
   EXPECT_TRUE(ReadJournal(dir.Sub("db")).rows.empty());
-}
-
-// Format v6 journal rows (one partition's records, no chunk header) left by an unclean stop of
-// a v6 build are written out by the next open, which records format v7.
-TEST(StoreTest, VersionSixJournalRowsAreWrittenOut) {
-  TempDir dir;
-  constexpr int kKeys = 200, kRounds = 2;
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    testing_internal::HoldJournal(*store);
-    JournalKeys(*store, kKeys, kRounds, [] {});
-  }
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyHandle* meta = cf.at(format::kMetaCf);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
-    rocksdb::WriteBatch wb;
-    size_t rows = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const std::string_view k(it->key().data(), it->key().size());
-      if (format::DecodeAppliedKey(k)) wb.Delete(meta, it->key());
-      if (!format::DecodeJournalKey(k)) continue;
-      std::vector<format::JournalChunk> chunks;
-      ASSERT_TRUE(format::SplitJournalRow(std::string_view(it->value().data(), it->value().size()),
-                                          &chunks));
-      std::string v6;
-      for (const auto& c : chunks) v6.append(c.records);
-      wb.Put(meta, it->key(), v6);
-      ++rows;
-    }
-    ASSERT_GT(rows, 0u);
-    std::string version;
-    format::PutU32BE(version, 6);
-    wb.Put(meta, format::FormatKey(), version);
-    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-  });
-  {
-    auto store = OpenOrDie(Opts(dir.Sub("db")));
-    ExpectEveryKeyCountedOnce(*store, kKeys, kRounds);
-  }
-  EXPECT_TRUE(ReadJournal(dir.Sub("db")).rows.empty());
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-    EXPECT_EQ(format::kFormatVersion, format::GetU32BE(v.data()));
-  });
 }
 
 // Every query over what JournalKeys wrote: all keys' usage over everything and over a range
