@@ -1,6 +1,7 @@
-// A small hand-written SVG bar chart for a series {step_ms, points:[{t, v}]}: counters as the
-// sum per step, gauges (`gauge`) as the maximum sample per step. Pointing at the chart shows the
-// bucket under the pointer (its time span and value) in a tip, and marks its bar.
+// Small hand-written SVG bar charts of series {step_ms, points:[{t, v}]}: counters as the sum per
+// step, gauges (`gauge`) as the maximum sample per step. barChart draws one series; stackedChart
+// draws several stacked (the top keys of a table). Pointing at a chart shows the bucket under
+// the pointer (its time span and value, or each layer's) in a tip, and marks its bar.
 import * as fmt from './fmt.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -21,20 +22,14 @@ function niceMax(v) {
 
 // A point may carry its bucket's `end` (a day of the billing zone, 23 to 25 hours around a DST
 // change); without it a bucket is `stepMs` long.
-//
-// Renders the bars of `points` over [from, to) into a new <svg> drawn at `width` x `height` CSS
-// pixels (so text is never stretched; re-render on resize), in a box that also holds the hover
-// tip. Empty buckets are left blank.
-export function barChart({ points, stepMs, from, to, metric, gauge = false, width = 900, height = 240 }) {
+const endOf = (p, stepMs) => p.end ?? p.t + stepMs;
+
+// The axes of a chart of [from, to) up to `top` at `width` x `height` CSS pixels (so text is
+// never stretched; re-render on resize): the <svg>, and x(t), y(v) and the bar width of a bucket.
+function frame({ from, to, stepMs, metric, top, width, height }) {
   const W = Math.max(240, Math.round(width)), H = height, L = 64, R = 12, T = 10, B = 26;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
-  const total = points.reduce((a, p) => a + p.v, 0);
-  // A gauge's samples are never summed: its label names the peak instead of a total.
-  const value = (v) => (gauge ? `${fmt.int(v)} ${metric} (max)` : fmt.amount(metric, v));
-  svg.setAttribute('aria-label', gauge
-    ? `${points.length} buckets of ${fmt.duration(stepMs)}, peak ${value(Math.max(0, ...points.map((p) => p.v)))}`
-    : `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
-  const max = niceMax(Math.max(0, ...points.map((p) => p.v)));
+  const max = niceMax(top);
   const span = Math.max(1, to - from);
   const x = (t) => L + ((t - from) / span) * (W - L - R);
   const y = (v) => T + (1 - v / max) * (H - T - B);
@@ -44,17 +39,6 @@ export function barChart({ points, stepMs, from, to, metric, gauge = false, widt
     svg.append(el('line', { class: 'axis', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
     svg.append(el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, label(v)));
   }
-  const gap = stepMs / span > 0.01 ? 2 : 0;
-  const endOf = (p) => p.end ?? p.t + stepMs;
-  const bars = [];
-  for (const p of points) {
-    if (endOf(p) <= from || p.t >= to) continue;
-    const barW = Math.max(1, ((W - L - R) * (endOf(p) - p.t)) / span - gap);
-    const r = el('rect', { class: 'bar', x: x(p.t), y: y(p.v), width: barW, height: Math.max(0, y(0) - y(p.v)) });
-    r.append(el('title', {}, `${fmt.time(p.t)}: ${value(p.v)}`));
-    svg.append(r);
-    bars.push({ p, r });
-  }
   const ticks = W < 500 ? 2 : 4;
   for (let i = 0; i <= ticks; i++) {
     const t = from + (span * i) / ticks;
@@ -62,8 +46,19 @@ export function barChart({ points, stepMs, from, to, metric, gauge = false, widt
     svg.append(el('text', { x: x(t), y: H - 8, 'text-anchor': anchor },
       span > 3 * 86400000 ? fmt.day(t) : span > 86400000 ? fmt.short(t) : fmt.clock(t)));
   }
+  const gap = stepMs / span > 0.01 ? 2 : 0;
+  const barW = (p) => Math.max(1, ((W - L - R) * (endOf(p, stepMs) - p.t)) / span - gap);
+  // The time under a pointer event's x.
+  const timeAt = (e) => {
+    const rect = svg.getBoundingClientRect();
+    return from + ((((e.clientX - rect.left) / rect.width) * W - L) / (W - L - R)) * span;
+  };
+  return { svg, x, y, barW, timeAt, inRange: (p) => endOf(p, stepMs) > from && p.t < to };
+}
 
-  // Hover: the bucket under the pointer, found from its x (thin bars are hard to hit exactly).
+// The chart in a box with its hover tip. `hit(t)` gives what is under the time t:
+// { p (the bucket), marks (elements to mark), text, value }, or null.
+function withTip(svg, hit, stepMs) {
   const box = document.createElement('div');
   box.className = 'chart-box';
   const tip = document.createElement('div');
@@ -71,23 +66,87 @@ export function barChart({ points, stepMs, from, to, metric, gauge = false, widt
   tip.id = 'chart-tip';
   tip.setAttribute('role', 'status');
   tip.hidden = true;
-  let marked = null;
-  const hide = () => { tip.hidden = true; if (marked) marked.classList.remove('hover'); marked = null; };
+  let marked = [];
+  const unmark = () => { for (const m of marked) m.classList.remove('hover'); marked = []; };
+  const hide = () => { tip.hidden = true; unmark(); };
   svg.addEventListener('pointermove', (e) => {
-    const rect = svg.getBoundingClientRect();
-    const px = ((e.clientX - rect.left) / rect.width) * W;
-    const t = from + ((px - L) / (W - L - R)) * span;
-    const hit = bars.find(({ p }) => t >= p.t && t < endOf(p));
-    if (!hit) { hide(); return; }
-    if (marked !== hit.r) { if (marked) marked.classList.remove('hover'); marked = hit.r; marked.classList.add('hover'); }
-    tip.textContent = `${fmt.time(hit.p.t)} – ${fmt.time(endOf(hit.p))}: ${value(hit.p.v)}`;
-    tip.dataset.t = String(hit.p.t);
-    tip.dataset.value = String(hit.p.v);
+    const found = hit(e);
+    if (!found) { hide(); return; }
+    if (marked[0] !== found.marks[0]) { unmark(); marked = found.marks; for (const m of marked) m.classList.add('hover'); }
+    tip.textContent = `${fmt.time(found.p.t)} – ${fmt.time(endOf(found.p, stepMs))}: ${found.text}`;
+    tip.dataset.t = String(found.p.t);
+    tip.dataset.value = String(found.value);
     tip.hidden = false;
+    const rect = svg.getBoundingClientRect();
     const left = Math.min(Math.max(0, e.clientX - rect.left + 12), Math.max(0, rect.width - tip.offsetWidth));
     tip.style.transform = `translate(${Math.round(left)}px, 0)`;
   });
   svg.addEventListener('pointerleave', hide);
   box.append(svg, tip);
   return box;
+}
+
+// Renders the bars of `points` over [from, to); empty buckets are left blank.
+export function barChart({ points, stepMs, from, to, metric, gauge = false, width = 900, height = 240 }) {
+  const total = points.reduce((a, p) => a + p.v, 0);
+  // A gauge's samples are never summed: its label names the peak instead of a total.
+  const value = (v) => (gauge ? `${fmt.int(v)} ${metric} (max)` : fmt.amount(metric, v));
+  const f = frame({ from, to, stepMs, metric, top: Math.max(0, ...points.map((p) => p.v)), width, height });
+  f.svg.setAttribute('aria-label', gauge
+    ? `${points.length} buckets of ${fmt.duration(stepMs)}, peak ${value(Math.max(0, ...points.map((p) => p.v)))}`
+    : `${points.length} buckets of ${fmt.duration(stepMs)}, total ${fmt.amount(metric, total)}`);
+  const bars = [];
+  for (const p of points) {
+    if (!f.inRange(p)) continue;
+    const r = el('rect', { class: 'bar', x: f.x(p.t), y: f.y(p.v), width: f.barW(p), height: Math.max(0, f.y(0) - f.y(p.v)) });
+    r.append(el('title', {}, `${fmt.time(p.t)}: ${value(p.v)}`));
+    f.svg.append(r);
+    bars.push({ p, r });
+  }
+  // The bucket under the pointer is found from its x (thin bars are hard to hit exactly).
+  return withTip(f.svg, (e) => {
+    const t = f.timeAt(e);
+    const b = bars.find(({ p }) => t >= p.t && t < endOf(p, stepMs));
+    return b && { p: b.p, marks: [b.r], text: value(b.p.v), value: b.p.v };
+  }, stepMs);
+}
+
+// Several counter series stacked, bottom first: `layers` = [{ label, points }] (points of one
+// step and bucketing). Layer i's bars have the class `layer-i` and `data-layer` = its label.
+export function stackedChart({ layers, stepMs, from, to, metric, width = 900, height = 240 }) {
+  const buckets = new Map(); // t -> { p: {t, end}, values: [per layer] }
+  layers.forEach((layer, i) => {
+    for (const p of layer.points) {
+      const b = buckets.get(p.t) || { p: { t: p.t, end: p.end }, values: layers.map(() => 0) };
+      b.values[i] += p.v;
+      buckets.set(p.t, b);
+    }
+  });
+  const sorted = [...buckets.values()].sort((a, b) => a.p.t - b.p.t);
+  const sumOf = (b) => b.values.reduce((a, v) => a + v, 0);
+  const f = frame({ from, to, stepMs, metric, top: Math.max(0, ...sorted.map(sumOf)), width, height });
+  f.svg.setAttribute('aria-label', `${layers.length} keys stacked in ${sorted.length} buckets of ${fmt.duration(stepMs)}`);
+  const drawn = [];
+  for (const b of sorted) {
+    if (!f.inRange(b.p)) continue;
+    let base = 0;
+    const rects = [];
+    b.values.forEach((v, i) => {
+      if (!v) return;
+      const r = el('rect', { class: `bar layer-${i}`, 'data-layer': layers[i].label, 'data-v': v, x: f.x(b.p.t), y: f.y(base + v),
+        width: f.barW(b.p), height: Math.max(0, f.y(base) - f.y(base + v)) });
+      r.append(el('title', {}, `${fmt.time(b.p.t)} ${layers[i].label}: ${fmt.amount(metric, v)}`));
+      f.svg.append(r);
+      rects.push(r);
+      base += v;
+    });
+    drawn.push({ b, rects });
+  }
+  return withTip(f.svg, (e) => {
+    const t = f.timeAt(e);
+    const d = drawn.find(({ b }) => t >= b.p.t && t < endOf(b.p, stepMs));
+    if (!d) return null;
+    const parts = d.b.values.map((v, i) => (v ? `${layers[i].label} ${fmt.amount(metric, v)}` : null)).filter(Boolean);
+    return { p: d.b.p, marks: d.rects, text: parts.join(', '), value: sumOf(d.b) };
+  }, stepMs);
 }

@@ -6,7 +6,7 @@ export let zone = 'UTC';
 
 const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-let dateTime, dateOnly, shortTime, clockTime, wallParts;
+let dateTime, dateOnly, monthYear, shortTime, clockTime, wallParts;
 
 function buildFormatters() {
   const timeZone = zone;
@@ -14,6 +14,7 @@ function buildFormatters() {
     timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
   });
   dateOnly = new Intl.DateTimeFormat(undefined, { timeZone, year: 'numeric', month: 'short', day: 'numeric' });
+  monthYear = new Intl.DateTimeFormat(undefined, { timeZone, year: 'numeric', month: 'long' });
   shortTime = new Intl.DateTimeFormat(undefined, { timeZone, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
   clockTime = new Intl.DateTimeFormat(undefined, { timeZone, hour: '2-digit', minute: '2-digit' });
   // Wall-clock fields in the zone, for the calendar arithmetic below.
@@ -112,13 +113,18 @@ export function unit(metric) {
 
 // A metric's value for display: bytes in binary units, other counters as integers with unit.
 export function amount(metric, n) {
-  return isBytes(metric) ? bytes(n) : `${int(n)} ${unit(metric)}`;
+  if (isBytes(metric)) return bytes(n);
+  const word = unit(metric);
+  // One request, one glitch: every unit word is a plural of an "s" or, for glitches, an "es".
+  const one = String(n) !== '1' ? word : word === 'glitches' ? 'glitch' : word.slice(0, -1);
+  return `${int(n)} ${one}`;
 }
 
 export function time(ms) {
   return ms ? dateTime.format(new Date(ms)) : '–';
 }
 export function day(ms) { return dateOnly.format(new Date(ms)); }
+export function monthName(ms) { return monthYear.format(new Date(ms)); }
 export function short(ms) { return shortTime.format(new Date(ms)); }
 export function clock(ms) { return clockTime.format(new Date(ms)); }
 
@@ -141,10 +147,16 @@ export function duration(ms) {
 }
 
 // [from, to) in Unix ms for a preset, in the billing zone: `today`, `month` (this month),
-// `last-month`, or `day` (the calendar day `date`, "YYYY-MM-DD"; today without one).
+// `last-month`, `day` (the calendar day `date`, "YYYY-MM-DD"; today without one) or `a-month`
+// (the month `date`, "YYYY-MM"; this month without one).
 export function presetRange(preset, now = Date.now(), date = '') {
   const w = wall(typeof now === 'number' ? now : now.getTime());
   switch (preset) {
+    case 'a-month': {
+      const m = /^(\d{4})-(\d{2})$/.exec(date || '');
+      const [y, mo] = m ? [Number(m[1]), Number(m[2]) - 1] : [w.y, w.m];
+      return [zoned(y, mo, 1), zoned(y, mo + 1, 1)];
+    }
     case 'day': {
       const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date || '');
       const [y, mo, d] = m ? [Number(m[1]), Number(m[2]) - 1, Number(m[3])] : [w.y, w.m, w.d];

@@ -1,8 +1,8 @@
 // Key detail: one key of a table for one metric over a period (this month, last month, a day,
 // a custom range, in the billing zone).
 //
-// The chart's step follows the period: the finest of 1m, 1h, 1d that gives at most MAX_BARS
-// bars (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
+// The chart's step follows the period: the finest of 1m, 1h, 1d that gives at most 400 bars
+// (series.js) (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
 //
 // Counter: the billed total, its chart (sum of deltas per step) and the audit trail, checked to
 // add up to the total. Gauge: no total and no audit trail exist (the API refuses both), so the
@@ -12,6 +12,7 @@
 import { getJson, ApiError } from './api.js';
 import * as fmt from './fmt.js';
 import { barChart } from './chart.js';
+import { STEP_MS, stepsFor, loadSeries } from './series.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
@@ -20,49 +21,6 @@ import {
 
 const AUDIT_PAGE = 50;
 const SIMILAR_KEYS = 20;
-const STEP_MS = { '1m': 60e3, '1h': 3600e3, '1d': 86400e3 };
-// A chart about 900 px wide: 400 bars are 2 px or more each.
-const MAX_BARS = 400;
-
-// The series API's 1d buckets are UTC days. In another billing zone a day step asks for hours
-// instead (minutes where the zone's days do not start on a UTC hour, as in Asia/Kathmandu) and
-// adds them up into the zone's days, so that a bar is a billing day; past what one answer may
-// hold (API_MAX_POINTS) the UTC days are drawn.
-const API_MAX_POINTS = 100000;
-function seriesPlan(step, r) {
-  if (step !== '1d' || fmt.zone === 'UTC' || fmt.zone === 'Etc/UTC') return { ask: step };
-  const w = fmt.wall(r.from);
-  const days = [];
-  for (let d = 0; ; d++) {
-    const t = fmt.zoned(w.y, w.m, w.d + d);
-    if (t >= r.to) break;
-    days.push({ t, end: fmt.zoned(w.y, w.m, w.d + d + 1) });
-  }
-  const hourly = days.every((x) => x.t % STEP_MS['1h'] === 0);
-  const ask = hourly ? '1h' : '1m';
-  if ((r.to - r.from) / STEP_MS[ask] > API_MAX_POINTS) return { ask: '1d' };
-  return { ask, days };
-}
-// Points (sorted by time) summed, or for a gauge their maximum taken, into `days`; days without
-// a point are left out, as the API leaves out empty buckets.
-function intoDays(points, days, gauge) {
-  const out = days.map((x) => ({ t: x.t, end: x.end, v: 0, n: 0 }));
-  let i = 0;
-  for (const p of points) {
-    while (i < out.length && p.t >= out[i].end) i++;
-    if (i === out.length) break;
-    if (p.t < out[i].t) continue;
-    out[i].v = gauge ? Math.max(out[i].v, p.v) : out[i].v + p.v;
-    out[i].n++;
-  }
-  return out.filter((x) => x.n).map(({ t, end, v }) => ({ t, end, v }));
-}
-
-// The steps a period of `span` ms may be drawn at, finest first; at least 1d.
-export function stepsFor(span) {
-  const fit = Object.keys(STEP_MS).filter((s) => span / STEP_MS[s] <= MAX_BARS);
-  return fit.length ? fit : ['1d'];
-}
 
 const unknownKey = (err) => err instanceof ApiError && err.status === 404 && /^key:/.test(err.detail);
 
@@ -93,7 +51,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const metricSel = metricSelect('key-metric', t, metric);
   metricSel.addEventListener('change', () => go('key', { ...Object.fromEntries(params), metric: metricSel.value }));
   // A new period drops the step, which the period then picks.
-  const keep = Object.fromEntries([...params].filter(([k]) => !['range', 'from', 'to', 'day', 'step'].includes(k)));
+  const keep = Object.fromEntries([...params].filter(([k]) => !['range', 'from', 'to', 'day', 'month', 'step'].includes(k)));
   const ranges = rangeControls(params, () => go('key', { ...keep, ...ranges.value() }));
   const totalBox = h('div', { class: 'big loading', id: 'key-total' }, '…');
   const chartBox = h('div', { class: 'panel chart', id: 'key-chart' }, loading('Loading…', 'muted'));
@@ -130,13 +88,10 @@ export async function keyPage(gen, params, keyQuotaBox) {
       totalBox.dataset.value = String(billed);
       totalBox.classList.remove('loading');
     });
-  const plan = seriesPlan(step, r);
-  const seriesP = getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step: plan.ask })
+  const seriesP = loadSeries({ table, metric, key, r, step })
     .then((s) => {
       if (!isCurrent(gen)) return;
-      // The chart only needs shapes: plain numbers are fine there.
-      const raw = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
-      const points = plan.days ? intoDays(raw, plan.days, s.gauge) : raw;
+      const { points } = s;
       if (s.gauge) {
         const peak = points.length ? Math.max(...points.map((p) => p.v)) : null;
         totalBox.textContent = peak === null ? 'no samples' : fmt.int(peak);
@@ -144,7 +99,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
         totalBox.classList.remove('loading');
       }
       const draw = () => chartBox.replaceChildren(points.length
-        ? barChart({ points, stepMs: plan.days ? STEP_MS['1d'] : s.step_ms || 60000, from: r.from, to: r.to, metric, gauge: s.gauge,
+        ? barChart({ points, stepMs: s.stepMs, from: r.from, to: r.to, metric, gauge: s.gauge,
           width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
         : h('p', { class: 'muted' }, s.gauge ? 'No samples in this range.' : 'No deltas in this range.'));
       draw();

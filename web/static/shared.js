@@ -168,10 +168,13 @@ export function metricSelect(id, t, selected) {
 
 // ---------------------------------------------------------------------------------------------
 // Ranges, in the billing zone (fmt.js): presets today, this month, last month, one calendar day
-// (`range=day&day=YYYY-MM-DD`) and a custom [from, to) (`range=custom&from=&to=`, Unix ms).
+// (`range=day&day=YYYY-MM-DD`), one calendar month (`range=a-month&month=YYYY-MM`) and a custom
+// [from, to) (`range=custom&from=&to=`, Unix ms).
 
-const PRESETS = [['today', 'Today'], ['month', 'This month'], ['last-month', 'Last month'], ['day', 'A day'], ['custom', 'Custom']];
+const PRESETS = [['today', 'Today'], ['month', 'This month'], ['last-month', 'Last month'], ['day', 'A day'],
+  ['a-month', 'A month'], ['custom', 'Custom']];
 const isDate = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text || '');
+const isMonth = (text) => /^\d{4}-\d{2}$/.test(text || '');
 
 export function rangeFrom(params) {
   const preset = params.get('range') || 'month';
@@ -185,52 +188,95 @@ export function rangeFrom(params) {
     const [from, to] = fmt.presetRange('day', Date.now(), day);
     return { preset, from, to, day };
   }
+  if (preset === 'a-month') {
+    const month = isMonth(params.get('month')) ? params.get('month') : fmt.monthInput(Date.now());
+    const [from, to] = fmt.presetRange('a-month', Date.now(), month);
+    return { preset, from, to, month };
+  }
   const p = PRESETS.some(([v]) => v === preset) && preset !== 'custom' ? preset : 'month';
   const [from, to] = fmt.presetRange(p);
   return { preset: p, from, to };
 }
 
-// The range part of a page's address: the preset, the day of `day`, from/to of `custom`.
+// The range part of a page's address: the preset, the day of `day`, the month of `a-month`,
+// from/to of `custom`.
 export function rangeParams(params) {
   const r = rangeFrom(params);
   if (params.get('range') === 'custom') return { range: 'custom', from: r.from, to: r.to };
   if (r.preset === 'day') return { range: 'day', day: r.day };
+  if (r.preset === 'a-month') return { range: 'a-month', month: r.month };
   return { range: r.preset };
 }
 
+// The range part of the address of the period `dir` periods after (1) or before (-1) the one in
+// `params`: the next or previous day, calendar month, or custom range of the same length.
+export function shiftRange(params, dir) {
+  const r = rangeFrom(params);
+  const w = fmt.wall(r.from);
+  if (r.preset === 'today' || r.preset === 'day') return { range: 'day', day: fmt.dateInput(fmt.zoned(w.y, w.m, w.d + dir)) };
+  if (r.preset === 'custom') {
+    const span = r.to - r.from;
+    return { range: 'custom', from: r.from + dir * span, to: r.to + dir * span };
+  }
+  return { range: 'a-month', month: fmt.monthInput(fmt.zoned(w.y, w.m + dir, 1)) };
+}
+
+// A short name of the period of `params` ("March 2026", "Mar 29, 2026", or its two ends).
+export function periodName(params) {
+  const r = rangeFrom(params);
+  if (['month', 'last-month', 'a-month'].includes(r.preset)) return fmt.monthName(r.from);
+  if (r.preset === 'today' || r.preset === 'day') return fmt.day(r.from);
+  return `${fmt.time(r.from)} – ${fmt.time(r.to)}`;
+}
+
+// The period picker, and buttons to the previous and next period. `onChange` is called after
+// any change; `value()` then gives the new range part of the address.
 export function rangeControls(params, onChange) {
   const r = rangeFrom(params);
   const chosen = params.get('range') === 'custom' ? 'custom' : r.preset;
   const preset = h('select', { id: 'range' },
     PRESETS.map(([v, t]) => h('option', { value: v, selected: v === chosen }, t)));
-  // "A day" starts on today when the period holds it, else on the period's first day.
+  // "A day" starts on today when the period holds it, else on the period's first day; "A month"
+  // likewise.
   const now = Date.now();
-  const day = h('input', { id: 'day', type: 'date', value: r.day || fmt.dateInput(now >= r.from && now < r.to ? now : r.from) });
+  const inPeriod = now >= r.from && now < r.to ? now : r.from;
+  const day = h('input', { id: 'day', type: 'date', value: r.day || fmt.dateInput(inPeriod) });
+  const month = h('input', { id: 'month', type: 'month', value: r.month || fmt.monthInput(inPeriod) });
   const from = h('input', { id: 'from', type: 'datetime-local', value: fmt.toLocalInput(r.from) });
   const to = h('input', { id: 'to', type: 'datetime-local', value: fmt.toLocalInput(r.to) });
   const dayField = field('day', 'Day', day);
+  const monthField = field('month', 'Month', month);
   const custom = h('span', { class: 'contents' },
     field('from', 'From (inclusive)', from), field('to', 'To (exclusive)', to));
   const sync = () => {
     const isCustom = preset.value === 'custom';
     from.disabled = to.disabled = !isCustom;
     dayField.hidden = preset.value !== 'day';
+    monthField.hidden = preset.value !== 'a-month';
   };
   sync();
+  let shifted = null;
   preset.addEventListener('change', () => {
     sync();
     if (preset.value !== 'custom') {
-      const [f, t] = fmt.presetRange(preset.value, Date.now(), day.value);
+      const [f, t] = fmt.presetRange(preset.value, Date.now(), preset.value === 'a-month' ? month.value : day.value);
       from.value = fmt.toLocalInput(f);
       to.value = fmt.toLocalInput(t);
     }
     onChange();
   });
-  for (const i of [day, from, to]) i.addEventListener('change', onChange);
+  for (const i of [day, month, from, to]) i.addEventListener('change', onChange);
+  const step = (dir) => () => { shifted = shiftRange(params, dir); onChange(); };
+  const periodNav = h('div', { class: 'field period-nav' }, h('span', { class: 'label-gap', 'aria-hidden': 'true' }, '\u00a0'),
+    h('div', { class: 'seg', role: 'group', 'aria-label': 'Period' },
+      h('button', { type: 'button', id: 'range-prev', title: 'The period before', 'aria-label': 'Previous period', onclick: step(-1) }, '◀'),
+      h('button', { type: 'button', id: 'range-next', title: 'The period after', 'aria-label': 'Next period', onclick: step(1) }, '▶')));
   const value = () => {
+    if (shifted) return shifted;
     if (preset.value === 'day') return { range: 'day', day: isDate(day.value) ? day.value : fmt.dateInput(Date.now()) };
+    if (preset.value === 'a-month') return { range: 'a-month', month: isMonth(month.value) ? month.value : fmt.monthInput(Date.now()) };
     if (preset.value !== 'custom') return { range: preset.value };
     return { range: 'custom', from: fmt.fromLocalInput(from.value), to: fmt.fromLocalInput(to.value) };
   };
-  return { nodes: [field('range', 'Period', preset), dayField, custom], value };
+  return { nodes: [field('range', 'Period', preset), dayField, monthField, custom, periodNav], value };
 }

@@ -1,16 +1,21 @@
 // Usage: totals per key for a table, counter and range; for a gauge, the table's keys (a gauge
 // has no total), each linking to its maximum per step.
 //
-// The page's state is its address: table, metric, range, filter, sort column and direction, so
-// changing the range keeps the order and a reload shows the same view. Defaults: http_req_cnt
-// (else the table's first counter), largest total first.
+// The page's state is its address: table, metric, range, filter, sort column and direction,
+// comparison, so changing the range keeps the order and a reload shows the same view. Defaults:
+// http_req_cnt (else the table's first counter), largest total first.
+//
+// Above the rows, a chart of the period stacked by the top keys (usage_chart.js); with "Compare"
+// each key's total in the previous period of the same kind (the month before, the day before,
+// the custom range just before) and the change; "Download CSV" saves the rows shown.
 import { getJson } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 import {
   main, isCurrent, showError, go, replaceHash, tables, counterMetrics, gaugeMetrics, defaultMetric,
-  metricSelect, rangeFrom, rangeParams, rangeControls, loading,
+  metricSelect, rangeFrom, rangeParams, rangeControls, shiftRange, periodName, loading,
 } from './shared.js';
+import { topKeysChart, downloadCsv } from './usage_chart.js';
 
 // Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
 const MAX_ROWS = 2000;
@@ -56,37 +61,64 @@ export async function usagePage(gen, params) {
   const address = () => ({
     table: tableSel.value, metric: tableSel.value === tname ? metricSel.value : '', ...ranges.value(), q: filter.value,
     sort: state.sort, dir: state.dir, ...(showSel.value === 'top' ? { show: 'top' } : {}),
+    ...(compareBox.checked ? { compare: '1' } : {}),
   });
+  const compare = !gauge && params.get('compare') === '1';
+  const compareBox = h('input', { id: 'compare', type: 'checkbox', checked: compare, disabled: gauge });
   const navigate = () => go('usage', address());
   const ranges = rangeControls(params, navigate);
+  compareBox.addEventListener('change', navigate);
   tableSel.addEventListener('change', navigate);
   metricSel.addEventListener('change', navigate);
   showSel.addEventListener('change', navigate);
   filter.disabled = top;
   main.append(h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() },
     field('table', 'Table', tableSel), field('metric', 'Metric', metricSel), ranges.nodes, field('show', 'Show', showSel),
-    field('filter', gauge ? 'Keys starting with' : 'Filter keys', filter)));
+    field('filter', gauge ? 'Keys starting with' : 'Filter keys', filter),
+    h('div', { class: 'field' }, h('span', { class: 'label-gap' }, 'Compare'),
+      h('label', { class: 'check', for: 'compare' }, compareBox, ' with the period before'))));
   if (!metric) {
     main.append(h('p', { class: 'muted' }, 'This table stores no counter, so there is nothing to bill.'));
     return;
   }
   if (gauge) { await gaugeKeys(gen, { params, tname, metric, filter }); return; }
   const r = rangeFrom(params);
+  const before = compare ? rangeFrom(new URLSearchParams(shiftRange(params, -1))) : null;
   const summary = h('div', { class: 'total-line', id: 'usage-summary' });
+  const chartBox = h('div', { class: 'panel chart', id: 'usage-chart' }, loading('Loading…', 'muted'));
   const holder = h('div', { class: 'scroll', id: 'usage-table' }, loading());
-  main.append(summary, holder,
-    h('p', { class: 'muted small' }, `Range [${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}. Totals are exact sums of deltas over all HAProxy nodes.`));
+  const csvButton = h('button', { type: 'button', id: 'usage-csv', disabled: true }, 'Download CSV');
+  main.append(summary, chartBox, h('div', { class: 'row-actions' }, csvButton), holder,
+    h('p', { class: 'muted small', id: 'usage-period' }, `${r.preset === 'custom' ? '' : `${periodName(params)}: `}[${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}.`
+      + (before ? ` Compared with [${fmt.time(before.from)}, ${fmt.time(before.to)}).` : '')
+      + ' Totals are exact sums of deltas over all HAProxy nodes.'));
 
   let rows;
   let page;
+  let previous = null; // key -> total in the period before (every key of it)
   try {
-    const body = await getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
-      ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) });
+    const [body, prev] = await Promise.all([
+      getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
+        ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) }),
+      before ? getJson('/api/v1/usage', { table: tname, metric, from: before.from, to: before.to }) : null]);
     rows = body.rows || [];
     page = { total: body.total_rows ?? rows.length, next: body.next_offset ?? null };
+    if (prev) previous = new Map((prev.rows || []).map((x) => [String(x.key), x.total]));
   } catch (err) { if (isCurrent(gen)) showError(err); return; }
   if (!isCurrent(gen)) return;
-  if (top) { topPage(rows, page, { params, tname, metric, offset, summary, holder }); return; }
+  // Keys billed before but not in this period are customers who stopped: listed with 0.
+  if (previous && !top) {
+    const now = new Set(rows.map((x) => String(x.key)));
+    for (const k of previous.keys()) if (!now.has(k)) rows.push({ key: k, total: 0 });
+  }
+  const prevOf = (x) => (previous ? previous.get(String(x.key)) ?? 0 : undefined);
+  topKeysChart(gen, { box: chartBox, table: tname, metric, r, rows: top && offset > 0 ? [] : rows });
+  if (top) {
+    topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous });
+    csvButton.disabled = !rows.length;
+    csvButton.onclick = () => downloadCsv({ table: tname, metric, params, rows, prevOf });
+    return;
+  }
 
   const render = () => {
     const q = state.filter.toLowerCase();
@@ -96,10 +128,13 @@ export async function usagePage(gen, params) {
     // Equal totals stay in key order whichever way the totals go.
     shown.sort((a, b) => (state.sort === 'total' ? sign * fmt.cmp(a.total, b.total) || byKey(a, b) : sign * byKey(a, b)));
     const sum = fmt.sum(shown.map((x) => x.total));
-    summary.replaceChildren(
+    summary.replaceChildren(...[
       h('div', {}, h('div', { class: 'muted small' }, q ? 'Total of shown keys' : 'Total'),
         h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
-      h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big' }, `${fmt.int(shown.length)}${q ? ` of ${fmt.int(rows.length)}` : ''}`)));
+      h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big' }, `${fmt.int(shown.length)}${q ? ` of ${fmt.int(rows.length)}` : ''}`)),
+      previous ? previousTotal(metric, sum, fmt.sum(shown.map(prevOf))) : null].filter(Boolean));
+    csvButton.disabled = !shown.length;
+    csvButton.onclick = () => downloadCsv({ table: tname, metric, params, rows: shown, prevOf });
     const th = (col, label, cls) => h('th', { class: cls, 'aria-sort': state.sort === col ? (state.dir === 'asc' ? 'ascending' : 'descending') : 'none' },
       h('button', { class: 'sort', type: 'button', onclick: () => {
         if (state.sort === col) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
@@ -109,10 +144,10 @@ export async function usagePage(gen, params) {
       } }, label));
     holder.replaceChildren(shown.length
       ? h('table', { id: 'usage-rows' },
-        h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'))),
+        h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'), previous ? compareHeads() : null)),
         h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
           h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params, { sort: state.sort, dir: state.dir }), class: 'key-link' }, String(x.key))),
-          h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total))))))
+          totalCell(metric, x.total), previous ? compareCells(metric, x.total, prevOf(x)) : null))))
       : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
     if (shown.length > MAX_ROWS) {
       holder.append(h('p', { class: 'muted small pad' },
@@ -128,25 +163,49 @@ export async function usagePage(gen, params) {
 }
 
 // One page of the top customers: ranked by the server, with links to the previous and next page.
-function topPage(rows, page, { params, tname, metric, offset, summary, holder }) {
+function topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous }) {
   const sum = fmt.sum(rows.map((x) => x.total));
-  summary.replaceChildren(
+  summary.replaceChildren(...[
     h('div', {}, h('div', { class: 'muted small' }, 'Total of this page'),
       h('div', { class: 'big', id: 'usage-total', dataset: { value: String(sum) } }, fmt.amount(metric, sum))),
     h('div', {}, h('div', { class: 'muted small' }, 'Keys'), h('div', { class: 'big', id: 'usage-keys' },
-      rows.length ? `${fmt.int(offset + 1)}–${fmt.int(offset + rows.length)} of ${fmt.int(page.total)}` : `0 of ${fmt.int(page.total)}`)));
+      rows.length ? `${fmt.int(offset + 1)}–${fmt.int(offset + rows.length)} of ${fmt.int(page.total)}` : `0 of ${fmt.int(page.total)}`)),
+    previous ? previousTotal(metric, sum, fmt.sum(rows.map(prevOf))) : null].filter(Boolean));
   const pageLink = (id, label, to) => h('a', { id, href: `#/usage?${new URLSearchParams({ ...Object.fromEntries(params), show: 'top', offset: String(to) })}` }, label);
   const pager = h('p', { class: 'pad', id: 'usage-pager' },
     offset > 0 ? pageLink('usage-prev', `← Previous ${TOP_PAGE}`, Math.max(0, offset - TOP_PAGE)) : '',
     page.next !== null ? [' ', pageLink('usage-next', `Next ${TOP_PAGE} →`, page.next)] : '');
   holder.replaceChildren(rows.length
     ? h('table', { id: 'usage-rows' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', { class: 'num' }, `Total (${fmt.unit(metric)})`), h('th', { class: 'num' }, 'Rank'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', { class: 'num' }, `Total (${fmt.unit(metric)})`), previous ? compareHeads() : null,
+        h('th', { class: 'num' }, 'Rank'))),
       h('tbody', {}, rows.map((x, i) => h('tr', {},
         h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key))),
-        h('td', { class: 'num', dataset: { value: String(x.total) }, title: `${fmt.int(x.total)} ${fmt.unit(metric)}` }, fmt.isBytes(metric) ? fmt.bytes(x.total) : fmt.int(x.total)),
+        totalCell(metric, x.total), previous ? compareCells(metric, x.total, prevOf(x)) : null,
         h('td', { class: 'num muted' }, fmt.int(offset + i + 1))))))
     : h('p', { class: 'muted pad' }, page.total ? 'No keys past this page.' : 'No usage in this range.'), pager);
+}
+
+const totalCell = (metric, total) => h('td', { class: 'num', dataset: { value: String(total) }, title: `${fmt.int(total)} ${fmt.unit(metric)}` },
+  fmt.isBytes(metric) ? fmt.bytes(total) : fmt.int(total));
+
+// The change from `before` to `now` in percent, one decimal; "new" from nothing, '' for 0 to 0.
+export function change(now, before) {
+  const [n, b] = [Number(now), Number(before)];
+  if (b === 0) return n === 0 ? '' : 'new';
+  const pct = ((n - b) / b) * 100;
+  return `${pct > 0 ? '+' : ''}${pct.toFixed(1)}%`;
+}
+
+const compareHeads = () => [h('th', { class: 'num' }, 'Period before'), h('th', { class: 'num' }, 'Change')];
+const compareCells = (metric, now, before) => [
+  h('td', { class: 'num prev', dataset: { value: String(before) } }, fmt.isBytes(metric) ? fmt.bytes(before) : fmt.int(before)),
+  h('td', { class: 'num change' }, change(now, before))];
+
+function previousTotal(metric, now, before) {
+  return h('div', {}, h('div', { class: 'muted small' }, 'Period before'),
+    h('div', { class: 'big', id: 'usage-previous', dataset: { value: String(before) } }, fmt.amount(metric, before),
+      h('span', { class: 'muted small', id: 'usage-change' }, ` ${change(now, before)}`)));
 }
 
 // A gauge has no total to rank by: list the table's keys a page at a time (the API's cursor),

@@ -1,0 +1,78 @@
+// The usage page's chart and download: the period stacked by its top keys, and the rows shown as
+// a CSV file.
+import * as fmt from './fmt.js';
+import { h } from './dom.js';
+import { stackedChart } from './chart.js';
+import { stepsFor, loadSeries } from './series.js';
+import { nav, isCurrent, showError, periodName } from './shared.js';
+
+// Keys drawn as layers: more colours than this are hard to tell apart.
+const TOP_LAYERS = 5;
+
+// Draws into `box` the period `r` at the finest step that fits (series.js), one layer per key of
+// the TOP_LAYERS largest totals among `rows`; the legend gives every layer's total and what the
+// other keys add up to. The series are asked one at a time: a chart must not take every query
+// slot of the server (--max-queries) from the other pages.
+export async function topKeysChart(gen, { box, table, metric, r, rows }) {
+  const ranked = rows.filter((x) => BigInt(x.total) > 0n).sort((a, b) => fmt.cmp(b.total, a.total)
+    || (String(a.key) < String(b.key) ? -1 : 1));
+  const topRows = ranked.slice(0, TOP_LAYERS);
+  if (!topRows.length) {
+    box.replaceChildren(h('p', { class: 'muted' }, 'No usage to chart in this period.'));
+    return;
+  }
+  const step = stepsFor(r.to - r.from)[0];
+  const layers = [];
+  let stepMs = 0;
+  try {
+    for (const x of topRows) {
+      const s = await loadSeries({ table, metric, key: String(x.key), r, step });
+      if (!isCurrent(gen)) return;
+      stepMs = s.stepMs;
+      layers.push({ label: String(x.key), points: s.points, total: x.total });
+    }
+  } catch (err) {
+    if (isCurrent(gen)) showError(err);
+    return;
+  }
+  const others = ranked.slice(TOP_LAYERS);
+  const othersTotal = fmt.sum(others.map((x) => x.total));
+  const draw = () => {
+    const chart = stackedChart({ layers, stepMs, from: r.from, to: r.to, metric,
+      width: box.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 });
+    const legend = h('ul', { class: 'legend', id: 'usage-legend' },
+      layers.map((l, i) => h('li', { dataset: { key: l.label, total: String(l.total) } },
+        h('span', { class: `swatch layer-${i}` }), `${l.label}: ${fmt.amount(metric, l.total)}`)),
+      others.length ? h('li', { class: 'muted', id: 'usage-legend-others', dataset: { total: String(othersTotal) } },
+        `${fmt.int(others.length)} other key${others.length === 1 ? '' : 's'} (not drawn): ${fmt.amount(metric, othersTotal)}`) : null);
+    box.replaceChildren(h('div', { class: 'muted small' }, `Top ${layers.length} by total, per ${fmt.duration(stepMs)}`), chart, legend);
+  };
+  draw();
+  let pending = 0;
+  const onResize = () => { cancelAnimationFrame(pending); pending = requestAnimationFrame(draw); };
+  window.addEventListener('resize', onResize);
+  nav.cleanups.push(() => window.removeEventListener('resize', onResize));
+}
+
+// A cell of the CSV: RFC 4180 quoting, and, because people open this file in a spreadsheet, the
+// Excel-safe form of the billing export (a text starting with = + - @ TAB or CR gets a leading ').
+function cell(text) {
+  let s = String(text);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+// Saves `rows` (in their order) as usage-TABLE-METRIC-PERIOD.csv: key and exact total, and with a
+// comparison (`prevOf` giving a row's previous total) the previous total too.
+export function downloadCsv({ table, metric, params, rows, prevOf }) {
+  const compare = rows.length && prevOf(rows[0]) !== undefined;
+  const lines = [['key', 'total', ...(compare ? ['previous_total'] : [])].join(',')];
+  for (const x of rows) lines.push([cell(x.key), String(x.total), ...(compare ? [String(prevOf(x))] : [])].join(','));
+  const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
+  const name = `usage-${table}-${metric}-${periodName(params)}`.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/_+$/, '');
+  const a = h('a', { href: URL.createObjectURL(blob), download: `${name}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
