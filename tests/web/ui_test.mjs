@@ -268,14 +268,6 @@ async function main() {
   const series = await apiJson(`/api/v1/series?${q({ table, metric: 'http_req_cnt', key: 'acme.example', from: rangeFrom, to: rangeTo, step: '1m' })}`);
   eq(series.points.reduce((a, p) => a + p.v, 0), 64, 'series points add up to the requests');
   eq(await page.$$eval('#key-chart rect.bar', (r) => r.length), series.points.length, 'one bar per series point');
-  let pages = 1;
-  while (await page.isVisible('#audit-more')) {
-    await page.click('#audit-more');
-    await page.waitForFunction((n) => document.querySelectorAll('#audit-rows tbody tr').length > n || document.querySelector('#audit-more').hidden,
-      await page.$$eval('#audit-rows tbody tr', (r) => r.length));
-    pages++;
-    check(pages < 50, 'audit paging ends');
-  }
   const audit = [];
   for (let next = null; ;) {
     const body = await apiJson(`/api/v1/audit?${q({ table, key: 'acme.example', metric: 'http_req_cnt', from: rangeFrom, to: rangeTo, limit: 1000, ...(next ? { after: next } : {}) })}`);
@@ -283,12 +275,38 @@ async function main() {
     if (!body.next) break;
     next = body.next;
   }
-  const auditShown = await page.$$eval('#audit-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  // The trail one server page at a time: every event once, in order, each page's sum its own.
+  const auditShown = [];
+  let pages = 0;
+  let pageSums = 0;
+  for (;;) {
+    await page.waitForSelector('#audit-rows');
+    const rows = await page.$$eval('#audit-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+    auditShown.push(...rows);
+    pageSums += Number(await page.getAttribute('#audit-sum', 'data-value'));
+    pages++;
+    check(pages < 50, 'audit paging ends');
+    if (await page.isDisabled('#audit-next')) break;
+    const label = await page.textContent('#audit-page');
+    await page.click('#audit-next');
+    await page.waitForFunction((before) => document.getElementById('audit-page').textContent !== before, label);
+  }
   eq(auditShown.length, audit.length, 'every audit event of the key is listed');
   eq(auditShown.map((r) => [r[1], digits(r[3]), digits(r[4]), r[5]]), audit.map((e) => [e.source, e.value, e.delta, e.reason]),
     'audit rows = /api/v1/audit events (source, value, delta, reason)');
-  eq(Number(await page.getAttribute('#audit-sum', 'data-value')), 64, 'sum of deltas shown = billed total');
-  check(/✓/.test(await page.textContent('#key-reconcile')), 'the page states that the deltas add up to the billed total');
+  eq(pageSums, 64, "the pages' sums of deltas add up to the billed total");
+  // Subtotals per node and per day, each adding up to the total, and saying so.
+  await page.waitForSelector('#key-nodes');
+  const footSum = (id) => page.$eval(`#${id} tfoot td[data-value]`, (td) => Number(td.dataset.value));
+  eq([await footSum('key-nodes'), await footSum('key-days')], [64, 64], 'the node and daily subtotals add up to the billed total');
+  eq(await page.$$eval('#key-nodes tbody td:first-child', (tds) => tds.map((td) => td.textContent)), ['lb1'], 'one node sent them');
+  check(/✓/.test(await page.textContent('#key-reconcile')), 'the page states that the subtotals add up to the billed total');
+  // The whole trail as CSV: the API's events, exactly.
+  const [auditFile] = await Promise.all([page.waitForEvent('download'), page.click('#audit-csv')]);
+  const auditCsv = fs.readFileSync(await auditFile.path(), 'utf8').trimEnd().split('\r\n');
+  eq(auditCsv[0], 'time_utc,t_ms,source,metric,value,delta,reason', 'the audit CSV header');
+  eq(auditCsv.slice(1), audit.map((e) => [new Date(e.t).toISOString(), e.t, e.source, e.metric, e.value, e.delta, e.reason].join(',')),
+    'the audit CSV holds every event of the period');
   log(`key page checked (${audit.length} audit events, ${pages} page(s))`);
   await noProblems('key detail');
   await shoot('key');

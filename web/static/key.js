@@ -4,8 +4,8 @@
 // The chart's step follows the period: the finest of 1m, 1h, 1d that gives at most 400 bars
 // (series.js) (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
 //
-// Counter: the billed total, its chart (sum of deltas per step) and the audit trail, checked to
-// add up to the total. Gauge: no total and no audit trail exist (the API refuses both), so the
+// Counter: the billed total, its chart (sum of deltas per step), its subtotals per HAProxy node
+// and per day, checked to add up to the total, and the audit trail (key_audit.js). Gauge: no total and no audit trail exist (the API refuses both), so the
 // page shows the maximum sample per step and the peak over the range instead. A key the table
 // has never had (the API's 404 naming the key) is said to be unknown, with the table's keys that
 // start like it, so a misspelling is never shown as a reconciled zero.
@@ -13,13 +13,13 @@ import { getJson, ApiError } from './api.js';
 import * as fmt from './fmt.js';
 import { barChart } from './chart.js';
 import { STEP_MS, stepsFor, loadSeries } from './series.js';
+import { auditSection, subtotals } from './key_audit.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
   rangeParams, rangeControls, loading,
 } from './shared.js';
 
-const AUDIT_PAGE = 50;
 const SIMILAR_KEYS = 20;
 
 const unknownKey = (err) => err instanceof ApiError && err.status === 404 && /^key:/.test(err.detail);
@@ -55,9 +55,9 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const ranges = rangeControls(params, () => go('key', { ...keep, ...ranges.value() }));
   const totalBox = h('div', { class: 'big loading', id: 'key-total' }, '…');
   const chartBox = h('div', { class: 'panel chart', id: 'key-chart' }, loading('Loading…', 'muted'));
-  const auditBox = h('div', { class: 'scroll', id: 'key-audit' });
   const reconcile = h('p', { id: 'key-reconcile', class: 'small' });
-  const more = h('button', { type: 'button', id: 'audit-more' }, 'Load more');
+  const subtotalsBox = h('div', { class: 'subtotals', id: 'key-subtotals' });
+  const audit = gauge ? null : auditSection(gen, { table, key, metric, r, params });
   const headline = gauge ? `Peak ${metric} in range (maximum sample, not billed)` : `Billed ${metric} in range`;
 
   // replaceChildren would print a null as text: the parts a gauge lacks are filtered out.
@@ -71,12 +71,15 @@ export async function keyPage(gen, params, keyQuotaBox) {
     gauge ? null : keyQuotaBox(table, key),
     h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, gauge ? 'Maximum per step' : 'Step'), stepButtons),
     h('div', { class: 'gap-top' }, chartBox),
+    gauge ? null : h('h2', {}, 'Subtotals'),
+    subtotalsBox,
+    reconcile,
     h('h2', {}, 'Audit trail'),
     gauge
       ? h('p', { class: 'muted small', id: 'key-gauge-note' }, `${metric} is a gauge: HAProxy sends its current value, which is sampled, `
         + 'never summed or billed, so it has no deltas and no audit trail. The chart shows the largest sample in each step.')
       : h('p', { class: 'muted small' }, 'Every absolute value received from HAProxy and the delta derived from it. The billed total is the sum of the deltas.'),
-    reconcile, gauge ? null : auditBox, h('div', { class: 'row-actions' }, gauge ? null : more)].filter(Boolean));
+    ...(audit ? audit.nodes : [])].filter(Boolean));
 
   let billed = null;
   let unknown = null; // the API's 404 for a key the table never had
@@ -109,68 +112,26 @@ export async function keyPage(gen, params, keyQuotaBox) {
       nav.cleanups.push(() => window.removeEventListener('resize', onResize));
     });
 
-  // The audit trail is paged with the API's cursor: each answer names the `next` page's start.
-  const events = [];
-  let next = null;
-  let complete = false;
-  const renderAudit = () => {
-    const sum = fmt.sum(events.map((e) => e.delta));
-    auditBox.replaceChildren(events.length
-      ? h('table', { id: 'audit-rows' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Source'), h('th', { class: 'hide-sm' }, 'Metric'),
-          h('th', { class: 'num' }, 'Value'), h('th', { class: 'num' }, 'Delta'), h('th', {}, 'Reason'))),
-        h('tbody', {}, events.map((e) => h('tr', {},
-          h('td', {}, fmt.time(e.t)), h('td', {}, e.source), h('td', { class: 'hide-sm' }, e.metric),
-          h('td', { class: 'num' }, fmt.int(e.value)), h('td', { class: 'num', dataset: { value: String(e.delta) } }, `+${fmt.int(e.delta)}`),
-          h('td', {}, e.reason)))),
-        h('tfoot', {}, h('tr', {}, h('td', { colspan: 2 }, `Sum of the ${fmt.int(events.length)} deltas shown`),
-          h('td', { class: 'hide-sm' }), h('td', {}),
-          h('td', { class: 'num', id: 'audit-sum', dataset: { value: String(sum) } }, fmt.int(sum)), h('td', {}))))
-      : h('p', { class: 'muted pad' }, 'No audit events in this range.'));
-    more.hidden = complete;
-    if (billed === null) reconcile.textContent = '';
-    else if (complete && sum === BigInt(billed)) {
-      reconcile.className = 'small ok';
-      reconcile.textContent = `✓ The ${fmt.int(events.length)} deltas of ${metric} add up to the billed total, ${fmt.int(billed)}.`;
-    } else if (complete) {
-      reconcile.className = 'small bad';
-      reconcile.textContent = `The deltas add up to ${fmt.int(sum)} but the billed total is ${fmt.int(billed)}.`;
-    } else {
-      reconcile.className = 'small muted';
-      reconcile.textContent = `The deltas loaded so far add up to ${fmt.int(sum)} of ${fmt.int(billed)}; load more to reconcile.`;
-    }
-  };
-  const loadMore = async () => {
-    more.disabled = true;
-    try {
-      const body = await getJson('/api/v1/audit', { table, key, metric, from: r.from, to: r.to, limit: AUDIT_PAGE, after: next });
-      if (!isCurrent(gen)) return;
-      events.push(...(body.events || []));
-      next = body.next || null;
-      complete = !next;
-    } catch (err) {
-      if (unknownKey(err)) throw err;
-      showError(err);
-    } finally {
-      more.disabled = false;
-    }
-    renderAudit();
-  };
-  more.addEventListener('click', () => loadMore().catch(showError));
-  const results = await Promise.allSettled([usageP, seriesP, gauge ? Promise.resolve() : loadMore()]);
+  const results = await Promise.allSettled([usageP, seriesP, audit ? audit.load() : Promise.resolve()]);
   if (!isCurrent(gen)) return;
   for (const res of results) {
     if (res.status !== 'rejected') continue;
     if (unknownKey(res.reason)) unknown = res.reason;
     else showError(res.reason);
   }
-  if (unknown) { await unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox, reconcile, more }); return; }
-  if (!gauge) renderAudit();
+  if (unknown) {
+    subtotalsBox.replaceChildren();
+    await unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox: audit ? audit.nodes[0] : subtotalsBox, reconcile });
+    return;
+  }
+  if (!gauge && billed !== null) {
+    await subtotals(gen, { box: subtotalsBox, reconcile, table, key, metric, r, sources: t.sources || [], billed });
+  }
 }
 
 // The key was never seen: say so where the total, chart and reconciliation would be, and list
 // the table's keys that start like it (/api/v1/keys with a prefix).
-async function unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox, reconcile, more }) {
+async function unknownKeyView(gen, { table, key, metric, params, totalBox, chartBox, auditBox, reconcile }) {
   totalBox.textContent = 'unknown key';
   totalBox.classList.remove('loading');
   totalBox.classList.add('bad');
@@ -179,7 +140,7 @@ async function unknownKeyView(gen, { table, key, metric, params, totalBox, chart
   reconcile.className = 'small bad';
   reconcile.textContent = `Unknown key: table ${table} has never had the key “${key}”, so nothing was billed for it. Check the spelling.`;
   reconcile.dataset.unknown = 'true';
-  more.hidden = true;
+  for (const b of document.querySelectorAll('#audit-prev, #audit-next, #audit-csv')) b.hidden = true;
   auditBox.replaceChildren();
   const stem = key.slice(0, Math.max(1, Math.min(3, key.length - 1)));
   let similar = [];

@@ -1,9 +1,10 @@
 // The usage page's chart and download: the period stacked by its top keys, and the rows shown as
-// a CSV file.
+// a CSV file (csv.js: Excel-safe).
 import * as fmt from './fmt.js';
 import { h } from './dom.js';
 import { stackedChart } from './chart.js';
 import { stepsFor, loadSeries } from './series.js';
+import { saveCsv } from './csv.js';
 import { nav, isCurrent, showError, periodName } from './shared.js';
 
 // Keys drawn as layers: more colours than this are hard to tell apart.
@@ -54,25 +55,11 @@ export async function topKeysChart(gen, { box, table, metric, r, rows }) {
   nav.cleanups.push(() => window.removeEventListener('resize', onResize));
 }
 
-// A cell of the CSV: RFC 4180 quoting, and, because people open this file in a spreadsheet, the
-// Excel-safe form of the billing export (a text starting with = + - @ TAB or CR gets a leading ').
-function cell(text) {
-  let s = String(text);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
 // Saves `rows` (in their order) as usage-TABLE-METRIC-PERIOD.csv: key and exact total, and with a
 // comparison (`prevOf` giving a row's previous total) the previous total too.
 export function downloadCsv({ table, metric, params, rows, prevOf }) {
   const compare = rows.length && prevOf(rows[0]) !== undefined;
-  const lines = [['key', 'total', ...(compare ? ['previous_total'] : [])].join(',')];
-  for (const x of rows) lines.push([cell(x.key), String(x.total), ...(compare ? [String(prevOf(x))] : [])].join(','));
-  const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
-  const name = `usage-${table}-${metric}-${periodName(params)}`.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/_+$/, '');
-  const a = h('a', { href: URL.createObjectURL(blob), download: `${name}.csv` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  saveCsv(`usage-${table}-${metric}-${periodName(params)}`, [
+    ['key', 'total', ...(compare ? ['previous_total'] : [])],
+    ...rows.map((x) => [x.key, String(x.total), ...(compare ? [String(prevOf(x))] : [])])]);
 }
