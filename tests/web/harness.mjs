@@ -104,6 +104,27 @@ export function httpGet(port, urlPath, headers = {}) {
   });
 }
 
+// A request with a JSON body (PUT, POST, DELETE): { status, body } with the body parsed when JSON.
+export function httpSend(port, method, urlPath, json, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const data = json === undefined ? '' : JSON.stringify(json);
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method, agent: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data), ...headers } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let body = text;
+        try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, body });
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 export async function waitFor(what, fn, ms) {
   const until = Date.now() + ms;
   let last = null;

@@ -12,7 +12,7 @@ import { saveCsv } from './csv.js';
 import { loadSeries } from './series.js';
 import { isCurrent, showError, periodName } from './shared.js';
 
-const AUDIT_PAGE = 100;
+const AUDIT_PAGE = 50;
 // Events per call when downloading the whole trail (the API's largest page).
 const DOWNLOAD_PAGE = 10000;
 
