@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,39 @@ std::vector<http::PeerInfo> ToPeerInfo(const std::vector<ingest::PeerStatus>& pe
   return out;
 }
 
+// A start that fails before serving leaves no store behind where there was none: a data
+// directory that was missing or empty when the start began is emptied again (and removed if it
+// was missing), so that a mistyped flag or a busy port does not leave a new, empty store that
+// the next start (or an export) would take for real data. Call Keep() once serving.
+class FirstStartGuard {
+ public:
+  explicit FirstStartGuard(std::filesystem::path dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    existed_ = std::filesystem::exists(dir_, ec);
+    fresh_ = !existed_ || std::filesystem::is_empty(dir_, ec);
+  }
+  ~FirstStartGuard() {
+    if (!fresh_ || kept_) return;
+    std::error_code ec;
+    if (!existed_) {
+      std::filesystem::remove_all(dir_, ec);
+      return;
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+      std::filesystem::remove_all(entry.path(), ec);
+    }
+  }
+  FirstStartGuard(const FirstStartGuard&) = delete;
+  FirstStartGuard& operator=(const FirstStartGuard&) = delete;
+  void Keep() { kept_ = true; }
+
+ private:
+  std::filesystem::path dir_;
+  bool existed_ = false;
+  bool fresh_ = false;
+  bool kept_ = false;
+};
+
 }  // namespace
 
 int RunServe(const ServeConfig& config) {
@@ -192,6 +226,8 @@ int RunServe(const ServeConfig& config) {
   store_options.hour_retention_ms = config.hour_retention_days * kDayMs;
   store_options.day_retention_ms = config.day_retention_days * kDayMs;
   store_options.event_feed = sink_target.has_value();
+  // Declared before the store: it empties a fresh directory only after the store has closed.
+  FirstStartGuard first_start(config.data);
   auto store = tsdb::Store::Open(store_options);
   if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
   if (Status s = RememberBillingZone(**store, config.billing_tz, NowUnixMs()); !s.ok()) {
@@ -264,6 +300,7 @@ int RunServe(const ServeConfig& config) {
     return Fail("--peers-listen: " + s.message());
   }
   SetLogLevel(ToLogLevel(config.log_level));
+  first_start.Keep();
   if (clickhouse) clickhouse->Start();
   MetricsRegistry::Global()
       .GetGauge("stickmeter_build_info", "Always 1; `version` is this binary's version",

@@ -223,18 +223,47 @@ TEST_F(LifecycleTest, FullDiskIsRefusedWithOneLine) {
   }
 }
 
+// A port in use stops the start with one line, and a first start leaves no store behind: the
+// directory it would have created is gone, an empty one it was given is empty again, and a
+// store that was there stays.
 TEST_F(LifecycleTest, HttpPortInUseIsRefused) {
   PortHolder busy;
-  ExpectStartupFailure({"--data", (dir_.path() / "d").string(), "--http", Loopback(busy.port()),
+  const fs::path missing = dir_.path() / "d";
+  ExpectStartupFailure({"--data", missing.string(), "--http", Loopback(busy.port()),
                         "--peers-listen", Loopback(FreePort())},
                        1, std::to_string(busy.port()));
+  EXPECT_FALSE(fs::exists(missing));
+  const fs::path empty = dir_.path() / "empty";
+  fs::create_directories(empty);
+  ExpectStartupFailure({"--data", empty.string(), "--http", Loopback(busy.port()), "--peers-listen",
+                        Loopback(FreePort())},
+                       1, std::to_string(busy.port()));
+  EXPECT_TRUE(fs::is_directory(empty));
+  EXPECT_TRUE(fs::is_empty(empty));
 }
 
 TEST_F(LifecycleTest, PeersPortInUseIsRefused) {
   PortHolder busy;
-  ExpectStartupFailure({"--data", (dir_.path() / "d").string(), "--http", Loopback(FreePort()),
-                        "--peers-listen", Loopback(busy.port())},
+  const fs::path data = dir_.path() / "d";
+  ExpectStartupFailure({"--data", data.string(), "--http", Loopback(FreePort()), "--peers-listen",
+                        Loopback(busy.port())},
                        1, std::to_string(busy.port()));
+  EXPECT_FALSE(fs::exists(data));
+  // A store that served once stays when a later start fails.
+  const uint16_t http_port = FreePort();
+  {
+    Process p(STICKMETER_BINARY,
+              {"serve", "--data", data.string(), "--http", Loopback(http_port), "--peers-listen",
+               Loopback(FreePort())},
+              dir_.path() / "serve.log");
+    ASSERT_TRUE(WaitHealthy(http_port)) << ReadFile(dir_.path() / "serve.log");
+    p.Signal(SIGTERM);
+    ASSERT_EQ(0, p.Wait()) << ReadFile(dir_.path() / "serve.log");
+  }
+  ExpectStartupFailure({"--data", data.string(), "--http", Loopback(FreePort()), "--peers-listen",
+                        Loopback(busy.port())},
+                       1, std::to_string(busy.port()));
+  EXPECT_TRUE(fs::exists(data / "CURRENT"));
 }
 
 TEST_F(LifecycleTest, PublicAddressWithoutTokenIsRefused) {
