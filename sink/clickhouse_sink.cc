@@ -205,7 +205,7 @@ void ClickHouseSink::Loop() {
       }
       pos = *p;
     }
-    auto batch = feed_.Read(*pos, options_.max_rows);
+    auto batch = feed_.Read(*pos, tsdb::FeedLimits{options_.max_rows, options_.max_bytes});
     if (!batch.ok()) {
       Failed("reading the store", batch.status());
       if (!fail_wait()) break;
@@ -274,7 +274,9 @@ void ClickHouseSink::Loop() {
     pos = batch->next;
     UpdateStats(0);
     // A full batch: more is waiting. Otherwise let the next rows gather for a poll interval.
-    if (batch->events.size() < options_.max_rows && !Sleep(options_.poll)) break;
+    const bool full =
+        batch->events.size() >= options_.max_rows || rows.size() >= options_.max_bytes;
+    if (!full && !Sleep(options_.poll)) break;
   }
 }
 

@@ -1,16 +1,16 @@
 // ClickHouseSink: ships every audit event of the store's event feed (tsdb/event_feed.h) to a
 // ClickHouse table over its HTTP interface, exactly once as the table sees it.
 //
-// One thread (`sm-clickhouse`, nice 10): reads up to max_rows events after the acknowledged
-// position, INSERTs them (RowBinary) with stable ids ("<server name>:<store id>:<sequence
-// number>"), and only once ClickHouse answered 200 acknowledges the position to the store. A crash
-// between the two ships those rows again with the same ids; the table (ReplacingMergeTree
-// ordered by event_id, queried with FINAL, created if missing at start and after a failed
-// INSERT) keeps one. It polls the feed every poll interval,
-// so an event is shipped within about poll + one INSERT of its commit. ClickHouse down or
-// failing: the loop logs (the first failure, then every 30 s while it lasts) and retries with
-// a backoff up to max_backoff; the backlog waits in the store. Nothing else waits for it: the
-// store's writer never sees the sink, and the feed's reads are RocksDB reads.
+// One thread (`sm-clickhouse`, nice 10): reads up to max_rows events (or max_bytes of them) after
+// the acknowledged position, INSERTs them (RowBinary) with stable ids ("<server name>:<store
+// id>:<sequence number>"), and only once ClickHouse answered 200 acknowledges the position to the
+// store. A crash between the two ships those rows again with the same ids; the table
+// (ReplacingMergeTree ordered by event_id, queried with FINAL, created if missing at start and
+// after a failed INSERT) keeps one. It polls the feed every poll interval, so an event is shipped
+// within about poll + one INSERT of its commit. ClickHouse down or failing: the loop logs (the
+// first failure, then every 30 s while it lasts) and retries with a backoff up to max_backoff; the
+// backlog waits in the store. Nothing else waits for it: the store's writer never sees the sink,
+// and the feed's reads are RocksDB reads.
 //
 // Metrics (/metrics): stickmeter_sink_clickhouse_backlog_events, _lag_milliseconds, _backfilling,
 // _up, _rows_total, _errors_total, _insert_seconds (docs/clickhouse.md, "What to monitor").
@@ -38,6 +38,7 @@ struct ClickHouseSinkOptions {
   std::string ca_file;                           // https: CA bundle; empty: the system's
   std::string server_name;                       // --name: the prefix of every event id
   size_t max_rows = 50'000;                      // rows per INSERT
+  size_t max_bytes = size_t{16} << 20;           // their text (keys up to 1 MiB each), about
   std::chrono::milliseconds poll{200};           // how often an idle sink reads the feed
   std::chrono::milliseconds timeout{10'000};     // each network step of one request
   std::chrono::milliseconds max_backoff{5'000};  // between retries while failing

@@ -48,6 +48,16 @@ struct FeedPosition {
   std::string backfill_after;  // last raw key done; empty: from the start
 };
 
+// How much one Read may return: about `events` events, or their text (source, table, key, metric
+// and reason, plus kFeedEventOverhead each) about `bytes`, whichever comes first. A key may be
+// up to 1 MiB, so a count alone bounds nothing. At least one event is returned when there is one;
+// a backfill audit row, which cannot be split, may add the rest of its events.
+inline constexpr size_t kFeedEventOverhead = 48;
+struct FeedLimits {
+  size_t events = 50'000;
+  size_t bytes = size_t{16} << 20;
+};
+
 struct FeedBatch {
   std::vector<FeedEvent> events;  // empty: nothing new
   FeedPosition next;              // the position after these events
@@ -69,9 +79,8 @@ class EventFeed {
   virtual Result<std::string> StoreId() = 0;
   // The position last acknowledged (persisted).
   virtual Result<FeedPosition> Position() = 0;
-  // Up to about `max_events` events after `from` (a whole audit row or outbox row may add a few
-  // more when it cannot be split).
-  virtual Result<FeedBatch> Read(const FeedPosition& from, size_t max_events) = 0;
+  // The events after `from`, as many as `limits` allow.
+  virtual Result<FeedBatch> Read(const FeedPosition& from, const FeedLimits& limits) = 0;
   // Records `pos` (returned by Read) as shipped, durably (synced), and deletes the outbox rows
   // wholly before it; with pos.outbox_from 0 it deletes none (a reader may delete less often:
   // each deletion is a range tombstone reads of the meta family step over until compacted).

@@ -120,22 +120,52 @@ Result<FeedPosition> FeedReader::Position() {
   return ToPosition(*state);
 }
 
-Result<FeedBatch> FeedReader::Read(const FeedPosition& from, size_t max_events) {
+namespace {
+
+// What an event counts against FeedLimits::bytes.
+size_t EventBytes(const FeedEvent& e) {
+  return kFeedEventOverhead + e.source.size() + e.table.size() + e.key.size() + e.metric.size() +
+         e.reason.size();
+}
+
+// Counts a batch's events and bytes against its limits.
+class Budget {
+ public:
+  explicit Budget(const FeedLimits& limits) : limits_(limits) {}
+  void Add(const FeedEvent& e) {
+    ++events_;
+    bytes_ += EventBytes(e);
+  }
+  // Whether the batch is full (it always takes its first event).
+  bool Full() const {
+    return events_ > 0 && (events_ >= limits_.events || bytes_ >= limits_.bytes);
+  }
+
+ private:
+  const FeedLimits limits_;
+  size_t events_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
+Result<FeedBatch> FeedReader::Read(const FeedPosition& from, const FeedLimits& limits) {
   FeedBatch out;
   out.next = from;
-  if (max_events == 0) max_events = 1;
   if (!from.backfill_done) {
     out.backfill = true;
-    if (Status s = ReadBackfill(from, max_events, &out); !s.ok()) return s;
+    if (Status s = ReadBackfill(from, limits, &out); !s.ok()) return s;
     // A backfill that just ended returns what it found; the outbox comes with the next read.
     return out;
   }
-  if (Status s = ReadOutbox(from, max_events, &out); !s.ok()) return s;
+  if (Status s = ReadOutbox(from, limits, &out); !s.ok()) return s;
   return out;
 }
 
-Status FeedReader::ReadBackfill(const FeedPosition& from, size_t max_events, FeedBatch* out) {
+Status FeedReader::ReadBackfill(const FeedPosition& from, const FeedLimits& limits,
+                                FeedBatch* out) {
   NameCache names(names_);
+  Budget budget(limits);
   std::unique_ptr<rocksdb::Iterator> it(
       db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kRaw)));
   if (from.backfill_after.empty()) {
@@ -156,11 +186,12 @@ Status FeedReader::ReadBackfill(const FeedPosition& from, size_t max_events, Fee
       // Newer events come from the outbox.
       if (e.seq < from.backfill_below) {
         out->events.push_back(MakeEvent(names, table, key, e.t_ms, e.seq, e.e));
+        budget.Add(out->events.back());
       }
     }
     if (!reader.ok()) return Status::Corruption("event feed: a malformed audit row");
     out->next.backfill_after.assign(k.data(), k.size());
-    if (out->events.size() >= max_events) return FromRocks(it->status(), "event feed backfill");
+    if (budget.Full()) return FromRocks(it->status(), "event feed backfill");
   }
   if (!it->status().ok()) return FromRocks(it->status(), "event feed backfill");
   out->next.backfill_done = true;
@@ -168,8 +199,9 @@ Status FeedReader::ReadBackfill(const FeedPosition& from, size_t max_events, Fee
   return Status::Ok();
 }
 
-Status FeedReader::ReadOutbox(const FeedPosition& from, size_t max_events, FeedBatch* out) {
+Status FeedReader::ReadOutbox(const FeedPosition& from, const FeedLimits& limits, FeedBatch* out) {
   NameCache names(names_);
+  Budget budget(limits);
   const std::string upper(1, static_cast<char>(format::kTagOutbox + 1));
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
@@ -193,11 +225,12 @@ Status FeedReader::ReadOutbox(const FeedPosition& from, size_t max_events, FeedB
       for (uint64_t seq = a.seq; whole && reader.Next(&e); ++seq) {
         last_seq = seq;
         if (seq <= from.shipped_through) continue;
-        if (out->events.size() >= max_events) {
+        if (budget.Full()) {
           whole = false;
           break;
         }
         out->events.push_back(MakeEvent(names, a.table, a.key, a.t_ms, seq, e));
+        budget.Add(out->events.back());
         out->next.shipped_through = seq;
       }
       if (!whole) break;
@@ -208,7 +241,7 @@ Status FeedReader::ReadOutbox(const FeedPosition& from, size_t max_events, FeedB
       break;
     }
     out->next.outbox_from = last_seq + 1;
-    if (out->events.size() >= max_events) break;
+    if (budget.Full()) break;
   }
   return FromRocks(it->status(), "event feed outbox");
 }

@@ -33,13 +33,13 @@ class FeedReader {
 
   Result<std::string> StoreId();
   Result<FeedPosition> Position();
-  Result<FeedBatch> Read(const FeedPosition& from, size_t max_events);
+  Result<FeedBatch> Read(const FeedPosition& from, const FeedLimits& limits);
   Status Ack(const FeedPosition& pos);
   Result<FeedStats> Stats();
 
  private:
-  Status ReadBackfill(const FeedPosition& from, size_t max_events, FeedBatch* out);
-  Status ReadOutbox(const FeedPosition& from, size_t max_events, FeedBatch* out);
+  Status ReadBackfill(const FeedPosition& from, const FeedLimits& limits, FeedBatch* out);
+  Status ReadOutbox(const FeedPosition& from, const FeedLimits& limits, FeedBatch* out);
 
   DbHandle* db_;
   const Names* names_;

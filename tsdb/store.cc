@@ -1947,8 +1947,8 @@ class StoreImpl::Feed final : public EventFeed {
   Result<FeedPosition> Position() override {
     return Run([](FeedReader& r) { return r.Position(); });
   }
-  Result<FeedBatch> Read(const FeedPosition& from, size_t max_events) override {
-    return Run([&](FeedReader& r) { return r.Read(from, max_events); });
+  Result<FeedBatch> Read(const FeedPosition& from, const FeedLimits& limits) override {
+    return Run([&](FeedReader& r) { return r.Read(from, limits); });
   }
   Status Ack(const FeedPosition& pos) override {
     auto done = Run([&](FeedReader& r) -> Result<bool> {

@@ -47,7 +47,7 @@ std::map<std::string, uint64_t> Drain(EventFeed& feed, size_t max, std::set<uint
   EXPECT_OK(pos);
   FeedPosition at = *pos;
   for (int rounds = 0; rounds < 10000; ++rounds) {
-    auto batch = feed.Read(at, max);
+    auto batch = feed.Read(at, FeedLimits{max});
     EXPECT_OK(batch);
     if (!batch.ok()) break;
     for (const auto& e : batch->events) {
@@ -82,10 +82,10 @@ TEST(EventFeedTest, ShipsEveryEventOnceInOrderAndKeepsTheAcknowledgedPosition) {
     auto pos = feed.Position();
     ASSERT_TRUE(pos.ok());
     // Read without acknowledging: the same events again.
-    auto first = feed.Read(*pos, 10);
+    auto first = feed.Read(*pos, FeedLimits{10});
     ASSERT_TRUE(first.ok());
     ASSERT_EQ(10u, first->events.size());
-    auto again = feed.Read(*pos, 10);
+    auto again = feed.Read(*pos, FeedLimits{10});
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(first->events[0].seq, again->events[0].seq);
     for (size_t i = 1; i < first->events.size(); ++i) {
@@ -118,6 +118,42 @@ TEST(EventFeedTest, ShipsEveryEventOnceInOrderAndKeepsTheAcknowledgedPosition) {
     EXPECT_EQ(want, totals);
     EXPECT_EQ(70u, seqs.size());
   }
+}
+
+// Keys may be up to 1 MiB: a batch stops at its byte budget as well as at its event count, but
+// always takes one event, and reading on from there loses and repeats nothing.
+TEST(EventFeedTest, ABatchIsBoundedInBytesAsWellAsInEvents) {
+  TempDir dir;
+  auto store = OpenOrDie(FeedOptions(dir.Sub("db"), true));
+  auto table = Table("/quota");
+  const std::string big(100'000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = big + std::to_string(i);
+    ASSERT_OK(SubmitSync(*store, Batch("lb1", 1, table, key, kT0 + i, {{"http_req_cnt", 1}})));
+  }
+  store->Flush();
+  EventFeed& feed = *store->event_feed();
+  auto pos = feed.Position();
+  ASSERT_OK(pos);
+  // A budget smaller than one event still moves on, one event at a time.
+  auto one = feed.Read(*pos, FeedLimits{1000, 1});
+  ASSERT_OK(one);
+  EXPECT_EQ(1u, one->events.size());
+  FeedPosition at = *pos;
+  std::vector<size_t> sizes;
+  std::set<uint64_t> seqs;
+  for (int round = 0; round < 20; ++round) {
+    // 250,000 bytes: two keys of 100,000 bytes and a third that passes the budget.
+    auto batch = feed.Read(at, FeedLimits{1000, 250'000});
+    ASSERT_OK(batch);
+    if (batch->events.empty()) break;
+    sizes.push_back(batch->events.size());
+    for (const auto& e : batch->events) EXPECT_TRUE(seqs.insert(e.seq).second) << e.seq;
+    ASSERT_OK(feed.Ack(batch->next));
+    at = batch->next;
+  }
+  EXPECT_EQ((std::vector<size_t>{3, 3, 3, 1}), sizes);
+  EXPECT_EQ(10u, seqs.size());
 }
 
 TEST(EventFeedTest, BackfillsAStoreThatHasEventsAndAgainAfterRunningWithoutIt) {
