@@ -151,6 +151,7 @@ rocksdb::Options DbHandle::BaseOptions() const {
   o.create_if_missing = !read_only_;
   o.create_missing_column_families = !read_only_;
   o.paranoid_checks = true;
+  if (options_.env != nullptr) o.env = options_.env;
   o.max_background_jobs = 2;
   o.keep_log_file_num = 5;
   o.max_total_wal_size = 256u << 20;

@@ -920,7 +920,7 @@ void StoreImpl::Recover() {
   }
   Status s = commits_before_failure_.load() == 0
                  ? Status::IoError("store: injected write failure (the disk still fails)")
-                 : ProbeWritable(options_.path);
+                 : ProbeWritable(options_.path, options_.env);
   if (s.ok()) s = Reopen();
   if (!s.ok()) return health_.RetryFailed(s);
   {

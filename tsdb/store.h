@@ -44,6 +44,10 @@
 #include "tsdb/event_feed.h"
 #include "tsdb/query.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace stickmeter::tsdb {
 
 struct StoreOptions {
@@ -86,6 +90,11 @@ struct StoreOptions {
   // The clock retention compares key times against. Tests inject a fake one.
   // Default: NowUnixMs
   std::function<int64_t()> clock;
+  // The environment RocksDB reads and writes files through. Tests pass one over a file system
+  // whose writes fail on demand (tests/support/faulty_file_system.h), as a failing disk's would.
+  // Not owned; it must outlive the store.
+  // Default: nullptr (rocksdb::Env::Default())
+  rocksdb::Env* env = nullptr;
 };
 
 // A change of a setting (Store::WriteSetting), as its history keeps it.

@@ -1,13 +1,14 @@
 #include "tsdb/write_health.h"
 
-#include <fcntl.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -83,7 +84,7 @@ std::chrono::milliseconds WriteHealth::RetryDelay() const {
   return std::chrono::milliseconds(250 << std::min(attempts_, 4));
 }
 
-Status ProbeWritable(const std::string& dir) {
+Status ProbeWritable(const std::string& dir, rocksdb::Env* env) {
   uint64_t logs = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -101,18 +102,23 @@ Status ProbeWritable(const std::string& dir) {
                            std::to_string(free_bytes >> 20) + " MiB free, the store needs " +
                            std::to_string((needed + (1u << 20) - 1) >> 20) + " MiB to reopen");
   }
+  // Through the file system the store writes with, so that a probe sees what its writes would.
+  const std::shared_ptr<rocksdb::FileSystem> files =
+      (env != nullptr ? env : rocksdb::Env::Default())->GetFileSystem();
   const std::string probe = dir + "/write-probe.tmp";
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError("cannot create " + probe + ": " + std::strerror(errno));
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  const rocksdb::IOOptions io;
+  rocksdb::IOStatus s = files->NewWritableFile(probe, rocksdb::FileOptions(), &file, nullptr);
+  if (!s.ok()) return Status::IoError("cannot create " + probe + ": " + s.ToString());
   const std::string zeros(kProbeBytes, '\0');
-  Status result;
-  if (::write(fd, zeros.data(), zeros.size()) != static_cast<ssize_t>(zeros.size()) ||
-      ::fsync(fd) != 0) {
-    result = Status::IoError("cannot write " + probe + ": " + std::strerror(errno));
-  }
-  ::close(fd);
-  ::unlink(probe.c_str());
-  return result;
+  s = file->Append(rocksdb::Slice(zeros), io, nullptr);
+  if (s.ok()) s = file->Sync(io, nullptr);
+  const rocksdb::IOStatus closed = file->Close(io, nullptr);
+  if (s.ok()) s = closed;
+  file.reset();
+  (void)files->DeleteFile(probe, io, nullptr);
+  if (!s.ok()) return Status::IoError("cannot write " + probe + ": " + s.ToString());
+  return Status::Ok();
 }
 
 }  // namespace stickmeter::tsdb

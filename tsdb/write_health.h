@@ -21,6 +21,10 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace stickmeter::tsdb {
 
 class WriteHealth {
@@ -50,7 +54,8 @@ class WriteHealth {
 };
 
 // Whether `dir` can take the writes a reopen of the store needs: free space for the write-ahead
-// logs' contents (flushed at open) and a margin, and a small synced write.
-Status ProbeWritable(const std::string& dir);
+// logs' contents (flushed at open) and a margin, and a small synced write through `env` (the
+// store's, StoreOptions::env; nullptr: RocksDB's default), where the store's own writes go.
+Status ProbeWritable(const std::string& dir, rocksdb::Env* env = nullptr);
 
 }  // namespace stickmeter::tsdb

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "tests/support/faulty_file_system.h"
 #include "tests/support/small_disk.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
-#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -21,6 +21,7 @@ namespace {
 constexpr int64_t kT0 = 1'790'000'000'000;
 constexpr int kKeys = 200;
 
+using stickmeter::testing::FaultyFileSystem;
 using stickmeter::testing::SmallDisk;
 
 // Smaller than the 35 MiB RocksDB preallocates for a write-ahead log: with no preallocation, the
@@ -173,17 +174,19 @@ TEST(DiskFullTest, ClosingAndOpeningOnAFullDiskFailWithOneLine) {
   EXPECT_EQ("", TotalsOtherThan(*store, acked));
 }
 
-// The same without a full disk, for every build (no root needed): a failed write, then the
-// failure goes away.
+// The same without a full disk, for every build (no root needed): RocksDB's file system fails
+// every write, as a failing disk would, then the failure goes away.
 TEST(DiskFullTest, AFailedWriteIsRecoveredOnceWritesSucceed) {
   testing::TempDir dir;
+  auto disk = FaultyFileSystem::Create();
   StoreOptions o;
   o.path = dir.Sub("db");
   o.sync_writes = false;
+  o.env = disk->env();
   auto store = testing::OpenOrDie(o);
   ASSERT_NE(nullptr, store);
   ASSERT_TRUE(testing::SubmitSync(*store, Round(1)).ok());
-  testing_internal::FailCommitsAfter(*store, 0);
+  disk->FailWrites();
   Status refused = testing::SubmitAcked(*store, Round(2));
   EXPECT_NE(std::string::npos, refused.message().find("injected")) << refused.ToString();
   // While the disk fails, the store stays failed and refuses updates.
@@ -194,7 +197,7 @@ TEST(DiskFullTest, AFailedWriteIsRecoveredOnceWritesSucceed) {
   EXPECT_FALSE(testing::SubmitAcked(*store, Round(3)).ok());
   EXPECT_EQ("", TotalsOtherThan(*store, 1));
 
-  testing_internal::FailCommitsAfter(*store, -1);
+  disk->Heal();
   ASSERT_TRUE(WaitUntilWriting(*store, std::chrono::seconds(30)))
       << store->WriteStatus().ToString();
   EXPECT_EQ(0, StoreFailedGauge());
