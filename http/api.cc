@@ -14,6 +14,7 @@
 #include <set>
 #include <vector>
 
+#include "common/json_writer.h"
 #include "common/time.h"
 #include "http/api_util.h"
 #include "http/json_util.h"

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_writer.h"
 #include "http/api_util.h"
-#include "http/json_util.h"
 
 namespace stickmeter::http::internal {
 
@@ -19,8 +19,7 @@ void UsageReply::AppendRow(std::string_view key, uint64_t total) {
   page_ += "{\"key\":";
   AppendJsonString(page_, key);
   page_ += ",\"total\":";
-  char digits[kMaxDecimalChars];
-  page_.append(digits, WriteDecimal(digits, total));
+  AppendDecimal(page_, total);
   page_ += '}';
   ++page_rows_;
 }
