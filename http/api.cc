@@ -14,12 +14,12 @@
 #include <set>
 #include <vector>
 
+#include "billing/time_parse.h"
 #include "common/json_writer.h"
 #include "common/time.h"
 #include "http/api_util.h"
 #include "http/json_util.h"
 #include "http/query_checks.h"
-#include "http/time_parse.h"
 #include "http/usage_reply.h"
 
 #if STICKMETER_HAVE_WEB
@@ -526,7 +526,7 @@ ApiReply Api::Route(const Request& request) const {
         auto r2 = std::from_chars(after->data() + colon + 1, after->data() + after->size(), seq);
         ok = r1.ec == std::errc() && r1.ptr == after->data() + colon && r2.ec == std::errc() &&
              r2.ptr == after->data() + after->size() && colon + 1 < after->size() &&
-             t >= kMinTimeMs && t <= kMaxTimeMs;
+             t >= billing::kMinTimeMs && t <= billing::kMaxTimeMs;
       }
       if (!ok) BadRequest("after: \"" + after->substr(0, 48) + "\" is not a cursor (t_ms:seq)");
       q.after = std::make_pair(t, seq);
@@ -555,7 +555,7 @@ ApiReply Api::Route(const Request& request) const {
   } else if (p == "/api/v1/export") {
     Params params(query, {"table", "metric", "period", "tz", "from", "to", "format", "per_source",
                           "excel_safe"});
-    ExportRequest er;
+    billing::ExportRequest er;
     er.period = params.NonEmpty("period");
     er.tz = params.Get("tz").value_or(options_.billing_tz);
     er.from_ms = params.OptionalTime("from");
@@ -577,8 +577,8 @@ ApiReply Api::Route(const Request& request) const {
     }
     er.now_ms = NowUnixMs();
     if (!er.period && !er.from_ms && !er.to_ms) BadRequest("period: missing (or give from and to)");
-    ResolvedExport resolved = Must(ResolveExport(er));
-    Status s = CheckExportFilters(store_, resolved);
+    billing::ResolvedExport resolved = Must(billing::ResolveExport(er));
+    Status s = billing::CheckExportFilters(store_, resolved);
     if (!s.ok()) Fail(s);
     Response res{bhttp::status::ok, version};
     res.set(bhttp::field::content_type, resolved.content_type());

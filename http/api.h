@@ -2,7 +2,7 @@
 //
 // Api::Handle() maps one parsed request to one response: the JSON endpoints under /api/v1,
 // /metrics, and the web UI's files. An export answers with headers only and a ResolvedExport
-// for the server to stream (http/export.h). Every parameter is validated; errors are
+// for the server to stream (billing/export.h). Every parameter is validated; errors are
 // `{"error":{"code":"...","message":"<parameter>: <why>"}}` with the status mapping documented in
 // docs/api.md. No exception escapes Handle().
 //
@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "billing/export.h"
 #include "common/metrics.h"
-#include "http/export.h"
 #include "http/guards.h"
 #include "http/server.h"
 #include "tsdb/query.h"
@@ -50,7 +50,7 @@ struct ApiReply {
   Response response;
   // When set, `response` holds the headers of a 200 whose body is this export, to be streamed
   // by the caller; the caller adds the body framing and the X-Content-SHA256 trailer.
-  std::optional<ResolvedExport> export_job;
+  std::optional<billing::ResolvedExport> export_job;
   // Bounded label for the request metrics: the route ("/api/v1/usage"), "ui" or "other".
   std::string route;
 };

@@ -15,11 +15,11 @@
 #include <string_view>
 #include <utility>
 
+#include "billing/time_parse.h"
 #include "common/status.h"
 #include "http/api.h"
 #include "http/json_util.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 
 namespace stickmeter::http::internal {
 
@@ -105,7 +105,7 @@ class Params {
   }
 
   int64_t Time(const std::string& name) const {
-    auto t = ParseTime(Required(name));
+    auto t = billing::ParseTime(Required(name));
     if (!t.ok()) BadRequest(name + ": " + t.status().message());
     return *t;
   }

@@ -1,4 +1,4 @@
-#include "http/export.h"
+#include "billing/export.h"
 
 #include <gtest/gtest.h>
 
@@ -7,17 +7,18 @@
 #include <random>
 #include <sstream>
 
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/sha256_hex.h"
 #include "tests/support/status_matchers.h"
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
-using testing::FakeEvent;
-using testing::FakeStore;
-using testing::QuotaTable;
+using http::Sha256Hex;
+using http::testing::FakeEvent;
+using http::testing::FakeStore;
+using http::testing::QuotaTable;
 
 int64_t T(std::string_view text) {
   auto r = ParseTime(text);
@@ -393,4 +394,4 @@ TEST(ExportTest, FileNames) {
 }
 
 }  // namespace
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

@@ -1,13 +1,13 @@
-#include "http/export.h"
+#include "billing/export.h"
 
 #include <openssl/evp.h>
 
 #include <memory>
 
+#include "billing/time_parse.h"
 #include "common/json_writer.h"
-#include "http/time_parse.h"
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
 // Hashes and buffers output, handing full chunks to the writer.
@@ -323,4 +323,4 @@ Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
       sha256_hex);
 }
 
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing
