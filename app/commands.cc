@@ -7,9 +7,9 @@
 #include <iostream>
 
 #include "app/billing_zone.h"
+#include "billing/export.h"
+#include "billing/time_parse.h"
 #include "common/time.h"
-#include "http/export.h"
-#include "http/time_parse.h"
 #include "ingest/decode_json.h"
 #include "tsdb/store.h"
 
@@ -54,17 +54,17 @@ int RunDecodeCommand(const DecodeConfig& config) {
 }
 
 int RunExport(const ExportConfig& config) {
-  http::ExportRequest request;
+  billing::ExportRequest request;
   request.period = config.period;
   // Without --tz the zone comes from the store (below); UTC meanwhile checks the period's form.
   request.tz = config.tz.value_or("UTC");
   if (config.from) {
-    auto from = http::ParseTime(*config.from);
+    auto from = billing::ParseTime(*config.from);
     if (!from.ok()) return Fail("--from: " + from.status().message());
     request.from_ms = *from;
   }
   if (config.to) {
-    auto to = http::ParseTime(*config.to);
+    auto to = billing::ParseTime(*config.to);
     if (!to.ok()) return Fail("--to: " + to.status().message());
     request.to_ms = *to;
   }
@@ -75,7 +75,7 @@ int RunExport(const ExportConfig& config) {
   request.excel_safe = config.excel_safe;
   request.now_ms = NowUnixMs();
   // A bad period or time is reported as such, whether or not the data directory is usable.
-  if (auto resolved = http::ResolveExport(request); !resolved.ok()) {
+  if (auto resolved = billing::ResolveExport(request); !resolved.ok()) {
     return Fail(AsFlagError(resolved.status().message()));
   }
   auto store = OpenForReading(config.data);
@@ -96,7 +96,7 @@ int RunExport(const ExportConfig& config) {
     out = &file;
   }
   std::string sha256;
-  Status s = http::WriteExport(
+  Status s = billing::WriteExport(
       **store, request, [out](std::string_view chunk) { out->write(chunk.data(), chunk.size()); },
       &sha256);
   if (!s.ok()) {

@@ -1,10 +1,11 @@
 // Request routing and the JSON handlers of docs/api.md, independent of any socket.
 //
 // Api::Handle() maps one parsed request to one response: the JSON endpoints under /api/v1,
-// /metrics, and the web UI's files. An export answers with headers only and a ResolvedExport
-// for the server to stream (http/export.h). Every parameter is validated; errors are
-// `{"error":{"code":"...","message":"<parameter>: <why>"}}` with the status mapping documented in
-// docs/api.md. No exception escapes Handle().
+// /metrics, and the web UI's files, each a row of the route table (http/routes.h) whose handler
+// returns its response or its refusal as a value. An export answers with headers only and a
+// ResolvedExport for the server to stream (billing/export.h). Every parameter is validated; errors
+// are `{"error":{"code":"...","message":"<parameter>: <why>"}}` with the status mapping documented
+// in docs/api.md, built in Handle() alone. No exception escapes Handle().
 //
 // Thread-safety: every method is const and may run concurrently on any thread (the server
 // calls Handle() on its I/O threads and, for queries, on its query threads). The store and
@@ -17,13 +18,18 @@
 #include <string>
 #include <string_view>
 
+#include "billing/export.h"
 #include "common/metrics.h"
-#include "http/export.h"
 #include "http/guards.h"
 #include "http/server.h"
 #include "tsdb/query.h"
 
 namespace stickmeter::http {
+
+namespace internal {
+template <typename T>
+class ApiResult;
+}  // namespace internal
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
@@ -50,7 +56,7 @@ struct ApiReply {
   Response response;
   // When set, `response` holds the headers of a 200 whose body is this export, to be streamed
   // by the caller; the caller adds the body framing and the X-Content-SHA256 trailer.
-  std::optional<ResolvedExport> export_job;
+  std::optional<billing::ResolvedExport> export_job;
   // Bounded label for the request metrics: the route ("/api/v1/usage"), "ui" or "other".
   std::string route;
 };
@@ -78,7 +84,9 @@ class Api {
                         std::string_view message);
 
  private:
-  ApiReply Route(const Request& request) const;
+  // The table's rules, then the route's handler; `export_job` is set by the export's.
+  internal::ApiResult<Response> Route(const Request& request,
+                                      std::optional<billing::ResolvedExport>& export_job) const;
   void Finish(const Request& request, ApiReply& reply) const;
   // False when the request must be refused 421 (see ServerOptions::allowed_hosts).
   bool HostAccepted(const Request& request) const;

@@ -18,8 +18,8 @@ std::string Quoted(const std::string& name) {
   return "\"" + (name.size() > 128 ? name.substr(0, 128) + "..." : name) + "\"";
 }
 
-[[noreturn]] void NotFound(std::string message) {
-  throw ApiError{bhttp::status::not_found, "not_found", std::move(message)};
+ApiError NotFound(std::string message) {
+  return ApiError{bhttp::status::not_found, "not_found", std::move(message)};
 }
 
 bool Contains(const std::vector<std::string>& list, const std::string& name) {
@@ -28,54 +28,64 @@ bool Contains(const std::vector<std::string>& list, const std::string& name) {
 
 }  // namespace
 
-tsdb::TableSummary FindTable(tsdb::QueryService& store, const std::string& table) {
-  for (auto& t : Must(store.Tables())) {
+ApiResult<tsdb::TableSummary> FindTable(tsdb::QueryService& store, const std::string& table) {
+  API_ASSIGN_OR_RETURN(auto tables, store.Tables());
+  for (auto& t : tables) {
     if (t.name == table) return std::move(t);
   }
-  NotFound("table: unknown table " + Quoted(table));
+  return NotFound("table: unknown table " + Quoted(table));
 }
 
-void RequireKnownKey(tsdb::QueryService& store, const std::string& table, const std::string& key) {
+ApiCheck RequireKnownKey(tsdb::QueryService& store, const std::string& table,
+                         const std::string& key) {
   // A key is the smallest string that starts with itself: when the table has it, it is the
   // first key of that prefix.
-  auto keys = Must(store.Keys(table, key, 1));
+  API_ASSIGN_OR_RETURN(auto keys, store.Keys(table, key, 1));
   if (keys.empty() || keys.front() != key) {
-    NotFound("key: unknown key " + Quoted(key) + " in table " + Quoted(table) +
-             " (never seen from any HAProxy node; check the spelling)");
+    return NotFound("key: unknown key " + Quoted(key) + " in table " + Quoted(table) +
+                    " (never seen from any HAProxy node; check the spelling)");
   }
+  return std::nullopt;
 }
 
-void RequireKnownSource(const tsdb::TableSummary& table, const std::string& source) {
-  if (Contains(table.sources, source)) return;
+ApiCheck RequireKnownSource(const tsdb::TableSummary& table, const std::string& source) {
+  if (Contains(table.sources, source)) return std::nullopt;
   std::string known;
   for (const auto& s : table.sources) known += (known.empty() ? "" : ", ") + s;
-  NotFound("source: unknown source " + Quoted(source) + " for table " + Quoted(table.name) +
-           " (its sources: " + (known.empty() ? "none yet" : known) + ")");
+  return NotFound("source: unknown source " + Quoted(source) + " for table " + Quoted(table.name) +
+                  " (its sources: " + (known.empty() ? "none yet" : known) + ")");
 }
 
-void RequireNotGauge(const tsdb::TableSummary& table, const std::string& metric,
-                     std::string_view why) {
-  if (!Contains(table.gauge_metrics, metric)) return;
-  BadRequest("metric: " + Quoted(metric) + " is a gauge; " + std::string(why));
+ApiCheck RequireNotGauge(const tsdb::TableSummary& table, const std::string& metric,
+                         std::string_view why) {
+  if (!Contains(table.gauge_metrics, metric)) return std::nullopt;
+  return BadRequest("metric: " + Quoted(metric) + " is a gauge; " + std::string(why));
 }
 
-void RequireKnownNames(tsdb::QueryService& store, const std::string& table,
-                       const std::optional<std::string>& key,
-                       const std::optional<std::string>& source) {
-  if (key) RequireKnownKey(store, table, *key);
-  if (source) RequireKnownSource(FindTable(store, table), *source);
+ApiCheck RequireKnownNames(tsdb::QueryService& store, const std::string& table,
+                           const std::optional<std::string>& key,
+                           const std::optional<std::string>& source) {
+  if (key) API_TRY(RequireKnownKey(store, table, *key));
+  if (source) {
+    API_ASSIGN_OR_RETURN(const tsdb::TableSummary summary, FindTable(store, table));
+    API_TRY(RequireKnownSource(summary, *source));
+  }
+  return std::nullopt;
 }
 
-Response HandleKeys(tsdb::QueryService& store, unsigned version, std::string_view query) {
-  Params params(query, {"table", "prefix", "limit", "after"});
-  const std::string table = params.Required("table");
+ApiResult<Response> HandleKeys(tsdb::QueryService& store, unsigned version,
+                               std::string_view query) {
+  API_ASSIGN_OR_RETURN(const Params params,
+                       Params::Parse(query, {"table", "prefix", "limit", "after"}));
+  API_ASSIGN_OR_RETURN(const std::string table, params.Required("table"));
   const std::string prefix = params.Get("prefix").value_or("");
-  const size_t limit = params.Limit(kDefaultKeysLimit, kMaxKeysLimit);
+  API_ASSIGN_OR_RETURN(const size_t limit, params.Limit(kDefaultKeysLimit, kMaxKeysLimit));
   std::optional<std::string> cursor = params.Get("after");
   // Keys may be up to the table's key size (1 MiB on the wire): they are read in batches no
   // larger in bytes than what is left of the page's budget, and the page ends once its keys
   // reach kMaxListReplyBytes, with `next` set as for a full page.
-  const size_t longest = 2 * size_t{FindTable(store, table).key_size} + kListRowOverheadBytes;
+  API_ASSIGN_OR_RETURN(const tsdb::TableSummary summary, FindTable(store, table));
+  const size_t longest = 2 * size_t{summary.key_size} + kListRowOverheadBytes;
   std::vector<std::string> keys;
   size_t bytes = 0;
   bool truncated = false;
@@ -84,8 +94,8 @@ Response HandleKeys(tsdb::QueryService& store, unsigned version, std::string_vie
     const size_t batch =
         std::clamp<size_t>(room / longest, 1, std::min<size_t>(limit - keys.size(), 4096));
     // One more than asked tells whether another page follows without a second query.
-    auto got = cursor ? Must(store.KeysAfter(table, prefix, *cursor, batch + 1))
-                      : Must(store.Keys(table, prefix, batch + 1));
+    API_ASSIGN_OR_RETURN(auto got, cursor ? store.KeysAfter(table, prefix, *cursor, batch + 1)
+                                          : store.Keys(table, prefix, batch + 1));
     const bool more = got.size() > batch;
     if (more) got.resize(batch);
     for (auto& key : got) {

@@ -6,12 +6,12 @@
 #include <mutex>
 #include <thread>
 
-#include "http/export.h"
+#include "billing/export.h"
 #include "http/server_impl.h"
 
 namespace stickmeter::http {
 
-bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
+bool Server::Impl::StartExport(const billing::ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
                                const boost::asio::ip::address& client) {
   std::lock_guard<std::mutex> lock(exports_mu);
   for (auto it = exports.begin(); it != exports.end();) {
@@ -34,7 +34,7 @@ bool Server::Impl::StartExport(const ResolvedExport& job, std::shared_ptr<Export
   tsdb::QueryService* store_ptr = &store;
   std::thread worker([store_ptr, job, pipe, finished] {
     std::string sha;
-    Status status = StreamExport(
+    Status status = billing::StreamExport(
         *store_ptr, job,
         [&pipe](std::string_view chunk) {
           std::unique_lock<std::mutex> lock(pipe->mu);

@@ -114,7 +114,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   static void RefuseConnection(boost::asio::ip::tcp::socket& socket, std::string_view canned);
   // Starts a worker for `job` of `client`; false when max_concurrent_exports are running, or
   // max_exports_per_client of that client's.
-  bool StartExport(const ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
+  bool StartExport(const billing::ResolvedExport& job, std::shared_ptr<ExportPipe> pipe,
                    const boost::asio::ip::address& client);
   void ReapExports(bool all);
 

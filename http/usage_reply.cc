@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_writer.h"
 #include "http/api_util.h"
-#include "http/json_util.h"
 
 namespace stickmeter::http::internal {
 
@@ -19,8 +19,7 @@ void UsageReply::AppendRow(std::string_view key, uint64_t total) {
   page_ += "{\"key\":";
   AppendJsonString(page_, key);
   page_ += ",\"total\":";
-  char digits[kMaxDecimalChars];
-  page_.append(digits, WriteDecimal(digits, total));
+  AppendDecimal(page_, total);
   page_ += '}';
   ++page_rows_;
 }
@@ -56,16 +55,16 @@ bool UsageReply::Add(std::string_view key, uint64_t total) {
   return true;
 }
 
-UsageReply::Parts UsageReply::Finish() {
+ApiResult<UsageReply::Parts> UsageReply::Finish() {
   Parts parts;
   parts.total_rows = seen_;
   size_t next = seen_;
   if (by_total_) {
     std::sort(best_.begin(), best_.end(), Better);
     if (offset_ >= best_.size() && offset_ < seen_) {
-      BadRequest("offset: " + std::to_string(offset_) + " is past the " +
-                 std::to_string(best_.size()) +
-                 " rows one reply can rank by total for keys this long; page with order=key");
+      return BadRequest(
+          "offset: " + std::to_string(offset_) + " is past the " + std::to_string(best_.size()) +
+          " rows one reply can rank by total for keys this long; page with order=key");
     }
     for (size_t i = offset_; i < best_.size() && i - offset_ < limit_; ++i) {
       AppendRow(best_[i].key, best_[i].total);

@@ -8,9 +8,9 @@
 //   refused, naming `offset`).
 // A page always holds at least one row when there are rows at or after `offset`.
 //
-// Thread-safety: none; one builder per request, on the thread that runs the query.
-// Failure: Finish throws internal::ApiError (400 naming `offset`) for an order=total page that
-// lies past what `max_bytes` let it rank.
+// Thread-safety: none; one builder per request, on the thread that runs the query. Failure: Finish
+// returns an ApiError (400 naming `offset`) for an order=total page that lies past what `max_bytes`
+// let it rank.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "http/api_util.h"
 
 namespace stickmeter::http::internal {
 
@@ -36,7 +38,7 @@ class UsageReply {
     std::string rows;         // a JSON array
     size_t total_rows = 0;
   };
-  Parts Finish();
+  ApiResult<Parts> Finish();
 
  private:
   struct Row {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json_writer.h"
 #include "ingest/codec.h"
 
 namespace stickmeter::ingest {
@@ -18,72 +19,16 @@ namespace {
 constexpr size_t kReadChunk = 1 << 20;
 constexpr size_t kFlushAt = 1 << 16;
 
-// Appends `s` as a JSON string. Valid UTF-8 passes through; control characters and bytes that
-// are not valid UTF-8 (keys are arbitrary bytes) are escaped as \u00XX, so the output is
-// always valid JSON and the original bytes stay recognisable.
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = p[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      // Length of a well-formed UTF-8 sequence starting here, or 0.
-      size_t len = 0;
-      if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-      } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-      } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-      }
-      bool ok = len > 0 && i + len <= n;
-      for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-      if (ok && len == 3) {
-        const unsigned char c1 = p[i + 1];
-        ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogates
-      }
-      if (ok && len == 4) {
-        const unsigned char c1 = p[i + 1];
-        ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);  // overlong, > U+10FFFF
-      }
-      if (ok) {
-        out.append(s.data() + i, len);
-        i += len;
-        continue;
-      }
-    }
-    out += "\\u00";
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-    ++i;
-  }
-  out.push_back('"');
+// Appends `s` as a JSON string (common/json_writer.h). Keys are arbitrary bytes: the ones that
+// are not valid UTF-8 come out as \u00XX, so the output is always valid JSON and the original
+// bytes stay recognisable.
+void AppendString(std::string& out, std::string_view s) {
+  AppendJsonString(out, s, InvalidUtf8::kEscapeBytes);
 }
 
-void AppendUint(std::string& out, uint64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, static_cast<size_t>(r.ptr - buf));
-}
+void AppendUint(std::string& out, uint64_t v) { AppendDecimal(out, v); }
 
-void AppendInt(std::string& out, int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, static_cast<size_t>(r.ptr - buf));
-}
+void AppendInt(std::string& out, int64_t v) { AppendDecimal(out, v); }
 
 std::string_view ControlName(ControlType t) {
   switch (t) {
@@ -126,7 +71,7 @@ class LinePrinter : public MessageHandler {
   void OnControl(ControlType type) override {
     Begin("control");
     buf_ += ",\"control\":";
-    AppendJsonString(buf_, ControlName(type));
+    AppendString(buf_, ControlName(type));
     buf_ += ",\"code\":";
     AppendUint(buf_, static_cast<uint64_t>(type));
     End();
@@ -144,9 +89,9 @@ class LinePrinter : public MessageHandler {
     buf_ += ",\"table_id\":";
     AppendUint(buf_, t.table_id);
     buf_ += ",\"table\":";
-    AppendJsonString(buf_, t.name);
+    AppendString(buf_, t.name);
     buf_ += ",\"key_type\":";
-    AppendJsonString(buf_, KeyTypeName(t.key_type));
+    AppendString(buf_, KeyTypeName(t.key_type));
     buf_ += ",\"key_len\":";
     AppendUint(buf_, t.key_type == KeyType::kString ? t.key_size - 1 : t.key_size);
     buf_ += ",\"key_size\":";
@@ -157,7 +102,7 @@ class LinePrinter : public MessageHandler {
       if (!t.Stores(static_cast<DataType>(i))) continue;
       if (!first) buf_ += ',';
       first = false;
-      AppendJsonString(buf_, DataTypeName(static_cast<DataType>(i)));
+      AppendString(buf_, DataTypeName(static_cast<DataType>(i)));
     }
     buf_ += "],\"data_bitfield\":";
     AppendUint(buf_, t.data_bitfield);
@@ -169,7 +114,7 @@ class LinePrinter : public MessageHandler {
       if (!t.Stores(type) || (t.nbelem[idx] == 0 && t.period_ms[idx] == 0)) continue;
       if (!first) buf_ += ',';
       first = false;
-      AppendJsonString(buf_, DataTypeName(type));
+      AppendString(buf_, DataTypeName(type));
       buf_ += ":{";
       bool inner_first = true;
       if (IsArray(type)) {
@@ -213,16 +158,16 @@ class LinePrinter : public MessageHandler {
   void OnEntryUpdate(const EntryUpdateView& u) override {
     Begin("update");
     buf_ += ",\"msg\":";
-    AppendJsonString(buf_, UpdateName(u.message_type));
+    AppendString(buf_, UpdateName(u.message_type));
     buf_ += ",\"table_id\":";
     AppendUint(buf_, u.table->table_id);
     buf_ += ",\"table\":";
-    AppendJsonString(buf_, u.table->name);
+    AppendString(buf_, u.table->name);
     buf_ += ",\"update_id\":";
     AppendUint(buf_, u.update_id);
     buf_ += ",\"key\":";
     key_ = FormatKey(u.table->key_type, u.key_bytes);
-    AppendJsonString(buf_, key_);
+    AppendString(buf_, key_);
     buf_ += ",\"expire_ms\":";
     if (u.expire_ms) {
       AppendUint(buf_, *u.expire_ms);
@@ -235,7 +180,7 @@ class LinePrinter : public MessageHandler {
     for (const DataValue& v : u.values) {
       if (!first) buf_ += ',';
       first = false;
-      AppendJsonString(buf_, MetricName(v.type, v.index));
+      AppendString(buf_, MetricName(v.type, v.index));
       buf_ += ':';
       switch (v.form) {
         case DataValue::Form::kUnsigned:
@@ -259,7 +204,7 @@ class LinePrinter : public MessageHandler {
           if (v.dict_id == 0) {
             buf_ += "null";
           } else {
-            AppendJsonString(buf_, v.dict_value);
+            AppendString(buf_, v.dict_value);
             dict = &v;
           }
           break;
@@ -280,7 +225,7 @@ class LinePrinter : public MessageHandler {
     buf_ += "{\"type\":\"error\",\"offset\":";
     AppendUint(buf_, offset);
     buf_ += ",\"reason\":";
-    AppendJsonString(buf_, reason);
+    AppendString(buf_, reason);
     buf_ += "}\n";
   }
   void Flush() {
@@ -358,7 +303,7 @@ class SummaryCounter : public MessageHandler {
     for (const auto& [name, count] : by_name) {
       if (!first) out += ',';
       first = false;
-      AppendJsonString(out, name);
+      AppendString(out, name);
       out += ':';
       AppendUint(out, count);
     }

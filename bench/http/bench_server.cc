@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "bench/http/bench_store.h"
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 
 int main(int argc, char** argv) {
   using namespace stickmeter;
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (fresh) {
-    Status s = http::bench::Populate(**store, 10'000, *http::ParseTime("2026-10-01T00:00:00Z"),
+    Status s = http::bench::Populate(**store, 10'000, *billing::ParseTime("2026-10-01T00:00:00Z"),
                                      31LL * 86'400'000, 86'400'000);
     if (!s.ok()) {
       std::cerr << s.ToString() << "\n";

@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "bench/http/bench_store.h"
-#include "http/export.h"
-#include "http/time_parse.h"
+#include "billing/export.h"
+#include "billing/time_parse.h"
 
 namespace stickmeter::http {
 namespace {
@@ -32,8 +32,8 @@ struct Fixture {
     options.sync_writes = false;
     store = std::move(tsdb::Store::Open(options)).value();
     // Two updates per key in October 2026 (first value, then an increment).
-    Status s = bench::Populate(*store, 100'000, *ParseTime("2026-10-10T00:00:00Z"), 2 * 86'400'000,
-                               86'400'000);
+    Status s = bench::Populate(*store, 100'000, *billing::ParseTime("2026-10-10T00:00:00Z"),
+                               2 * 86'400'000, 86'400'000);
     if (!s.ok()) std::abort();
     if (!store->CompactAll().ok()) std::abort();
   }
@@ -56,7 +56,7 @@ Fixture& GetFixture() {
 
 void BM_ExportMonth100kKeys(benchmark::State& state) {
   Fixture& f = GetFixture();
-  ExportRequest req;
+  billing::ExportRequest req;
   req.period = "2026-10";
   req.tz = "Europe/Berlin";
   req.format = state.range(0) == 0 ? "csv" : "json";
@@ -67,7 +67,7 @@ void BM_ExportMonth100kKeys(benchmark::State& state) {
     bytes = 0;
     rows = 0;
     std::string sha;
-    Status s = WriteExport(
+    Status s = billing::WriteExport(
         *f.store, req,
         [&](std::string_view chunk) {
           bytes += chunk.size();
@@ -87,7 +87,7 @@ BENCHMARK(BM_ExportMonth100kKeys)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)
 // reading totals from the cost of formatting and hashing them.
 void BM_StoreExportOnly(benchmark::State& state) {
   Fixture& f = GetFixture();
-  auto range = ResolveMonth("2026-10", *LocateZone("Europe/Berlin"));
+  auto range = billing::ResolveMonth("2026-10", *billing::LocateZone("Europe/Berlin"));
   tsdb::ExportQuery q;
   q.from_ms = range->start_ms;
   q.to_ms = range->end_ms;

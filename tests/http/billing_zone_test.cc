@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/http_client.h"
 #include "tests/http/store_fixture.h"
 #include "tsdb/store.h"
@@ -20,7 +20,7 @@ namespace {
 using nlohmann::json;
 using testing::Get;
 
-int64_t T(std::string_view text) { return *ParseTime(text); }
+int64_t T(std::string_view text) { return *billing::ParseTime(text); }
 
 class BillingZoneTest : public testing::RealStoreTest {
  protected:

@@ -12,7 +12,7 @@
 #include <set>
 #include <tuple>
 
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
 #include "teach/quota.h"
 
 namespace stickmeter::http::testing {
@@ -52,7 +52,7 @@ class FakeQuotaService : public teach::QuotaService {
     if (!table->second.contains(q.metric)) {
       return Status::InvalidArgument("metric: \"" + q.metric + "\" is not a counter of " + q.table);
     }
-    auto zone = LocateZone(q.tz);
+    auto zone = billing::LocateZone(q.tz);
     if (!zone.ok()) return zone.status().WithContext("tz");
     const teach::Quota& stored = quotas_[{q.table, q.metric, q.key}] = q;
     history_.push_back({now_ms_, "put", q});
@@ -149,7 +149,7 @@ class FakeQuotaService : public teach::QuotaService {
       }
     }
     // The current calendar period in the quota's zone.
-    const date::time_zone* zone = *LocateZone(q.tz);
+    const date::time_zone* zone = *billing::LocateZone(q.tz);
     auto local =
         date::make_zoned(
             zone, date::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(now_ms_)))

@@ -9,9 +9,9 @@
 #include <optional>
 #include <thread>
 
+#include "billing/time_parse.h"
 #include "http/guards.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
 #include "tests/http/test_server.h"
@@ -128,7 +128,8 @@ class HardeningTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_.AddTable(QuotaTable());
-    store_.Add({"/quota", "acme", "lb1", "gpc0", *ParseTime("2026-10-05T10:00:00Z"), 10, 10});
+    store_.Add(
+        {"/quota", "acme", "lb1", "gpc0", *billing::ParseTime("2026-10-05T10:00:00Z"), 10, 10});
   }
 
   // Expects a 400 whose message starts with `param`.

@@ -9,8 +9,8 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/http_client.h"
 #include "tests/http/store_fixture.h"
 #include "tests/support/status_matchers.h"
@@ -22,7 +22,7 @@ namespace {
 using nlohmann::json;
 using testing::Get;
 
-int64_t T(std::string_view text) { return *ParseTime(text); }
+int64_t T(std::string_view text) { return *billing::ParseTime(text); }
 
 class NamesTest : public testing::RealStoreTest {
  protected:

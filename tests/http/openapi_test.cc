@@ -9,8 +9,8 @@
 #include <sstream>
 #include <thread>
 
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/fake_quota_service.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
@@ -80,7 +80,7 @@ class OpenApiTest : public ::testing::Test {
     spec_ = LoadSpec();
     ASSERT_FALSE(spec_.is_discarded()) << "docs/openapi.yaml must parse";
     store_.AddTable(testing::QuotaTable());
-    int64_t t = *ParseTime("2026-10-05T10:00:00Z");
+    int64_t t = *billing::ParseTime("2026-10-05T10:00:00Z");
     store_.Add({"/quota", "acme", "lb1", "gpc0", t, 10, 10, "first"});
     store_.Add({"/quota", "acme", "lb2", "gpc0", t + 60'000, 5, 5, "first"});
     ServerOptions options;

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/gated_store.h"
 #include "tests/http/http_client.h"
@@ -58,8 +58,10 @@ class QueryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_.AddTable(QuotaTable());
-    store_.Add({"/quota", "acme", "lb1", "gpc0", *ParseTime("2026-10-05T10:00:00Z"), 10, 10});
-    store_.Add({"/quota", "beta", "lb1", "gpc0", *ParseTime("2026-10-06T10:00:00Z"), 7, 7});
+    store_.Add(
+        {"/quota", "acme", "lb1", "gpc0", *billing::ParseTime("2026-10-05T10:00:00Z"), 10, 10});
+    store_.Add(
+        {"/quota", "beta", "lb1", "gpc0", *billing::ParseTime("2026-10-06T10:00:00Z"), 7, 7});
   }
   void TearDown() override { store_.Open(); }
 

@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "billing/time_parse.h"
 #include "http/api.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/fake_quota_service.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
@@ -114,8 +114,8 @@ TEST_F(QuotaTest, PutThenGetRoundTrips) {
   EXPECT_EQ(350, put["used"]);
   EXPECT_EQ(true, put["over"]);
   EXPECT_FALSE(put.contains("over_keys"));
-  EXPECT_EQ(*ParseTime("2026-10-01T00:00:00Z"), put["period_start"]);
-  EXPECT_EQ(*ParseTime("2026-11-01T00:00:00Z"), put["period_end"]);
+  EXPECT_EQ(*billing::ParseTime("2026-10-01T00:00:00Z"), put["period_start"]);
+  EXPECT_EQ(*billing::ParseTime("2026-11-01T00:00:00Z"), put["period_end"]);
 
   json list = GetJson("/api/v1/quotas");
   EXPECT_EQ(true, list["enabled"]);
@@ -135,8 +135,8 @@ TEST_F(QuotaTest, PutThenGetRoundTrips) {
   EXPECT_EQ("day", def["period"]);
   EXPECT_EQ("Europe/Berlin", def["tz"]);
   EXPECT_EQ(1, def["over_keys"]);  // gamma (150 >= 100); acme has its own quota
-  EXPECT_EQ(*ParseTime("2026-09-30T22:00:00Z"), def["period_start"]);
-  EXPECT_EQ(*ParseTime("2026-10-01T22:00:00Z"), def["period_end"]);
+  EXPECT_EQ(*billing::ParseTime("2026-09-30T22:00:00Z"), def["period_start"]);
+  EXPECT_EQ(*billing::ParseTime("2026-10-01T22:00:00Z"), def["period_end"]);
 
   EXPECT_EQ(2u, GetJson("/api/v1/quotas?table=/q")["quotas"].size());
   EXPECT_EQ(0u, GetJson("/api/v1/quotas?table=/other")["quotas"].size());

@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "billing/export.h"
+#include "billing/time_parse.h"
 #include "http/api.h"
-#include "http/export.h"
-#include "http/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/http_client.h"
 #include "tests/http/sha256_hex.h"
@@ -26,7 +26,7 @@ using testing::QuotaTable;
 using testing::SendRaw;
 using testing::TestServer;
 
-int64_t T(std::string_view text) { return *ParseTime(text); }
+int64_t T(std::string_view text) { return *billing::ParseTime(text); }
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -491,12 +491,12 @@ TEST_F(ServerTest, ExportStreamsWithChecksumTrailer) {
   EXPECT_NE(std::string::npos, r.Header("content-disposition").find("stickmeter-2026-10.csv"));
   EXPECT_EQ(Sha256Hex(r.body), r.Header("x-content-sha256"));
   // Byte-identical to the engine the CLI uses.
-  ExportRequest req;
+  billing::ExportRequest req;
   req.period = "2026-10";
   req.tz = "Europe/Berlin";
   req.now_ms = 0;
   std::string direct, direct_sha;
-  ASSERT_TRUE(WriteExport(
+  ASSERT_TRUE(billing::WriteExport(
                   store_, req, [&](std::string_view c) { direct += c; }, &direct_sha)
                   .ok());
   EXPECT_EQ(direct, r.body);

@@ -15,9 +15,9 @@
 #include <random>
 #include <thread>
 
-#include "http/export.h"
+#include "billing/export.h"
+#include "billing/time_parse.h"
 #include "http/server.h"
-#include "http/time_parse.h"
 #include "tests/http/http_client.h"
 #include "tests/support/status_matchers.h"
 
@@ -27,7 +27,7 @@ namespace {
 using nlohmann::json;
 using testing::Get;
 
-int64_t T(std::string_view text) { return *ParseTime(text); }
+int64_t T(std::string_view text) { return *billing::ParseTime(text); }
 
 class TempDir {
  public:
@@ -205,7 +205,7 @@ TEST_F(StoreApiTest, ExportEqualsSumOfAuditEventsInEveryZone) {
   for (const Case& c : {Case{"2026-10", "UTC"}, Case{"2026-10", "Europe/Berlin"},
                         Case{"2026-11", "America/New_York"}, Case{"2026-10", "Asia/Kathmandu"}}) {
     SCOPED_TRACE(std::string(c.period) + " " + c.tz);
-    auto range = ResolveMonth(c.period, *LocateZone(c.tz));
+    auto range = billing::ResolveMonth(c.period, *billing::LocateZone(c.tz));
     ASSERT_TRUE(range.ok());
     auto r = Get(server_->port(),
                  std::string("/api/v1/export?format=json&period=") + c.period + "&tz=" + c.tz);
@@ -253,11 +253,11 @@ TEST_F(StoreApiTest, ExportEqualsSumOfAuditEventsInEveryZone) {
     EXPECT_EQ(a.body, b.body);
     EXPECT_EQ(64u, a.Header("x-content-sha256").size());
     EXPECT_EQ(a.Header("x-content-sha256"), b.Header("x-content-sha256"));
-    ExportRequest req;
+    billing::ExportRequest req;
     req.period = c.period;
     req.tz = c.tz;
     std::string direct, sha;
-    ASSERT_TRUE(WriteExport(
+    ASSERT_TRUE(billing::WriteExport(
                     *store_, req, [&](std::string_view s) { direct += s; }, &sha)
                     .ok());
     EXPECT_EQ(direct, a.body);

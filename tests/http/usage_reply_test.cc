@@ -41,12 +41,23 @@ struct Page {
   size_t total_rows;
 };
 
-Page Build(const std::vector<Row>& rows, bool by_total, size_t offset, size_t limit,
-           size_t max_bytes) {
+// The page, or the refusal Finish returned.
+ApiResult<Page> TryBuild(const std::vector<Row>& rows, bool by_total, size_t offset, size_t limit,
+                         size_t max_bytes) {
   UsageReply reply(by_total, offset, limit, max_bytes);
   for (const auto& r : rows) EXPECT_TRUE(reply.Add(r.key, r.total));
-  auto parts = reply.Finish();
+  API_ASSIGN_OR_RETURN(const UsageReply::Parts parts, reply.Finish());
   return Page{json::parse(parts.rows), json::parse(parts.next_offset), parts.total_rows};
+}
+
+Page Build(const std::vector<Row>& rows, bool by_total, size_t offset, size_t limit,
+           size_t max_bytes) {
+  auto page = TryBuild(rows, by_total, offset, limit, max_bytes);
+  if (!page.ok()) {
+    ADD_FAILURE() << "refused: " << std::move(page).error().message;
+    return Page{json(), json(), 0};
+  }
+  return std::move(page).value();
 }
 
 std::vector<Row> ByTotal(std::vector<Row> rows) {
@@ -107,7 +118,9 @@ TEST(UsageReplyTest, LongKeysEndAPageAtTheByteBudget) {
   const size_t budget = 1 << 20;
   UsageReply first(false, 0, SIZE_MAX, budget);
   for (const auto& r : rows) first.Add(r.key, r.total);
-  auto parts = first.Finish();
+  auto finished = first.Finish();
+  ASSERT_TRUE(finished.ok());
+  const UsageReply::Parts& parts = *finished;
   EXPECT_LE(parts.rows.size(), budget + (100 << 10) + 64);
   EXPECT_EQ("11", parts.next_offset);  // 11 rows of ~100 KiB pass 1 MiB
   size_t pages = 0;
@@ -131,13 +144,11 @@ TEST(UsageReplyTest, ByTotalKeepsTheBestRowsWithinTheBudgetAndRefusesDeeperPages
     EXPECT_EQ(best[i].total, p.rows[i]["total"]) << i;
   }
   // The next page (offset = kept) lies past what one reply can rank with keys this long.
-  try {
-    Build(rows, true, kept, SIZE_MAX, budget);
-    ADD_FAILURE() << "an offset past the rows ranked was answered";
-  } catch (const ApiError& e) {
-    EXPECT_EQ(400u, static_cast<unsigned>(e.status));
-    EXPECT_EQ(0u, e.message.rfind("offset: ", 0)) << e.message;
-  }
+  auto past = TryBuild(rows, true, kept, SIZE_MAX, budget);
+  ASSERT_FALSE(past.ok()) << "an offset past the rows ranked was answered";
+  const ApiError e = std::move(past).error();
+  EXPECT_EQ(400u, static_cast<unsigned>(e.status));
+  EXPECT_EQ(0u, e.message.rfind("offset: ", 0)) << e.message;
   // A small page deep in the ranking fits the budget: offset + limit rows are ranked.
   Page deep = Build(rows, true, 5, 3, budget);
   ASSERT_EQ(3u, deep.rows.size());

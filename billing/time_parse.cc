@@ -1,4 +1,4 @@
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
 
 #include <date/date.h>
 #include <date/tz.h>
@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <exception>
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
 bool ParseDigits(std::string_view text, size_t pos, size_t count, int* out) {
@@ -188,4 +188,4 @@ std::string FormatRfc3339InZone(int64_t unix_ms, const date::time_zone* zone) {
   return out;
 }
 
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

@@ -1,25 +1,24 @@
-#include "http/export.h"
+#include "billing/export.h"
 
 #include <gtest/gtest.h>
 
-#include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
-#include "http/json_util.h"
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/sha256_hex.h"
 #include "tests/support/status_matchers.h"
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
-using testing::FakeEvent;
-using testing::FakeStore;
-using testing::QuotaTable;
+using http::Sha256Hex;
+using http::testing::FakeEvent;
+using http::testing::FakeStore;
+using http::testing::QuotaTable;
 
 int64_t T(std::string_view text) {
   auto r = ParseTime(text);
@@ -394,42 +393,5 @@ TEST(ExportTest, FileNames) {
   EXPECT_EQ("stickmeter-2026-10-berm.json", ResolveExport(r)->file_name());
 }
 
-// Times and totals are written by WriteDecimal: the bytes std::to_chars writes, at every
-// length and at the edges of its 8-digit parts.
-TEST(ExportTest, DecimalsAreToCharsBytes) {
-  std::vector<uint64_t> values = {0, 1, UINT64_MAX, uint64_t{INT64_MAX} + 1, 1790812800000};
-  for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
-    for (uint64_t v : {p - 1, p, p + 1, p * 9, p * 10 - 1}) values.push_back(v);
-  }
-  std::mt19937_64 rng(3);
-  for (int i = 0; i < 10000; ++i) values.push_back(rng() >> (rng() % 64));
-  for (uint64_t v : values) {
-    char want[24], got[kMaxDecimalChars];
-    ASSERT_EQ(std::string(want, std::to_chars(want, want + sizeof want, v).ptr),
-              std::string(got, WriteDecimal(got, v)));
-    const auto s = static_cast<int64_t>(v);
-    ASSERT_EQ(std::string(want, std::to_chars(want, want + sizeof want, s).ptr),
-              std::string(got, WriteDecimal(got, s)));
-  }
-}
-
-// Keys are written by AppendJsonString; whether it takes its shortcut or not, the bytes are the
-// serializer's.
-TEST(ExportTest, JsonStringsAreTheSerializersBytes) {
-  std::vector<std::string> texts = {
-      "",         "acme",     "a b",       "a\"b", "a\\b", "10.0.0.1", "\xc3\xa9t\xc3\xa9",
-      "\xff\xfe", "\xe2\x82", "tab\there", "\x7f"};
-  for (int c = 0; c < 256; ++c) {
-    texts.push_back(std::string(1, static_cast<char>(c)));
-    texts.push_back("k" + std::string(1, static_cast<char>(c)) + "z");
-  }
-  for (const auto& text : texts) {
-    std::string out = "x";
-    AppendJsonString(out, text);
-    EXPECT_EQ("x" + DumpJson(nlohmann::json(text)), out)
-        << nlohmann::json(text).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-  }
-}
-
 }  // namespace
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

@@ -1,4 +1,5 @@
-// Parsing and formatting of the times the HTTP API and the export CLI accept.
+// Parsing and formatting of the times the HTTP API, the export and the CLI accept: part of
+// billing because a billing period is made of them.
 //
 // A time is either RFC 3339 with any UTC offset (`2026-10-01T00:00:00+02:00`,
 // `2026-10-01T00:00:00.250Z`) or an integer number of Unix milliseconds (`1790812800000`).
@@ -27,7 +28,7 @@ namespace date {
 class time_zone;
 }
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 
 // The span of times the API and the CLI accept, in Unix ms (both ends included).
 inline constexpr int64_t kMinTimeMs = 0;                  // 1970-01-01T00:00:00Z
@@ -40,9 +41,6 @@ Result<int64_t> ParseTime(std::string_view text);
 // Ok when `unix_ms` is in [kMinTimeMs, kMaxTimeMs]; otherwise InvalidArgument saying so, with
 // `text` (what the client sent) quoted.
 Status CheckTimeInRange(int64_t unix_ms, std::string_view text);
-
-// IANA zone names ("UTC", "Europe/Berlin"): billing/calendar.h.
-using billing::LocateZone;
 
 // Half-open Unix ms range [start, end) of the calendar month `yyyy_mm` ("2026-10") in `zone`:
 // from local midnight of the 1st to local midnight of the 1st of the next month. A local
@@ -57,4 +55,4 @@ Result<MonthRange> ResolveMonth(std::string_view yyyy_mm, const date::time_zone*
 // `Z`. Milliseconds are printed only when non-zero. `zone` == nullptr means UTC.
 std::string FormatRfc3339InZone(int64_t unix_ms, const date::time_zone* zone);
 
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

@@ -1,13 +1,13 @@
-#include "http/export.h"
+#include "billing/export.h"
 
 #include <openssl/evp.h>
 
 #include <memory>
 
-#include "http/json_util.h"
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
+#include "common/json_writer.h"
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
 // Hashes and buffers output, handing full chunks to the writer.
@@ -68,10 +68,8 @@ class QuotedCache {
   std::string raw_, quoted_;
 };
 
-void AppendUint(std::string& out, uint64_t v) {
-  char buf[kMaxDecimalChars];
-  out.append(buf, static_cast<size_t>(WriteDecimal(buf, v) - buf));
-}
+// A text cell of a JSON export (QuotedCache wants a function of two arguments).
+void AppendJsonText(std::string& out, std::string_view text) { AppendJsonString(out, text); }
 
 }  // namespace
 
@@ -267,17 +265,17 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
   Status status = store.Export(query, [&](const tsdb::ExportRow& row) {
     if (r.json) {
       out += first ? "\n{\"table\":" : ",\n{\"table\":";
-      out += table_cache.Get(row.table, AppendJsonString);
+      out += table_cache.Get(row.table, AppendJsonText);
       out += ",\"key\":";
       AppendJsonString(out, row.key);
       out += ",\"metric\":";
-      out += metric_cache.Get(row.metric, AppendJsonString);
+      out += metric_cache.Get(row.metric, AppendJsonText);
       if (r.per_source) {
         out += ",\"source\":";
-        out += source_cache.Get(row.source, AppendJsonString);
+        out += source_cache.Get(row.source, AppendJsonText);
       }
       out += ",\"total\":";
-      AppendUint(out, row.total);
+      AppendDecimal(out, row.total);
       out += '}';
     } else {
       out += csv_prefix;
@@ -287,7 +285,7 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
       out += ',';
       out += metric_cache.Get(row.metric, csv_text);
       out += ',';
-      AppendUint(out, row.total);
+      AppendDecimal(out, row.total);
       if (r.per_source) {
         out += ',';
         out += source_cache.Get(row.source, csv_text);
@@ -325,4 +323,4 @@ Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
       sha256_hex);
 }
 
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

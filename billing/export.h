@@ -27,7 +27,7 @@ namespace date {
 class time_zone;
 }
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 
 // Default: 64 KiB. Chunk size handed to the writer (the last chunk may be shorter).
 inline constexpr size_t kExportChunkBytes = 64 * 1024;
@@ -67,7 +67,7 @@ struct ResolvedExport {
 
 // Validates the request without touching the store. InvalidArgument naming the parameter
 // ("period: ...", "tz: ...", "from: ...", "format: ...", "excel_safe: ...") on bad input,
-// including a period or range not inside [kMinTimeMs, kMaxTimeMs] (http/time_parse.h).
+// including a period or range not inside [kMinTimeMs, kMaxTimeMs] (billing/time_parse.h).
 Result<ResolvedExport> ResolveExport(const ExportRequest& request);
 
 // Checks the table and metric filters against the store's tables: NotFound ("table: ...",
@@ -96,4 +96,4 @@ void AppendCsvField(std::string& out, std::string_view field);
 // evaluating it as a formula (CSV injection). Other fields are written as AppendCsvField does.
 void AppendExcelSafeCsvField(std::string& out, std::string_view field);
 
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing

@@ -1,9 +1,9 @@
-#include "http/time_parse.h"
+#include "billing/time_parse.h"
 
 #include <date/tz.h>
 #include <gtest/gtest.h>
 
-namespace stickmeter::http {
+namespace stickmeter::billing {
 namespace {
 
 int64_t T(std::string_view text) {
@@ -152,4 +152,4 @@ TEST(TimeParseTest, FormatsInZone) {
 }
 
 }  // namespace
-}  // namespace stickmeter::http
+}  // namespace stickmeter::billing
