@@ -54,16 +54,16 @@ bool Server::Impl::StartExport(const billing::ResolvedExport& job, std::shared_p
       pipe->done = true;
       pipe->status = status;
       pipe->sha256 = sha;
-      notify = pipe->notify;
-    }
-    if (notify) notify();
-    {
       // Drop the pipe's reference to the session even if the session gave up early, so a
       // closed connection is released now rather than when this worker is reaped.
-      std::lock_guard<std::mutex> lock(pipe->mu);
+      notify = std::move(pipe->notify);
       pipe->notify = nullptr;
     }
+    // The export's slot is free before the session can send the body's end: a client that asks
+    // for its next export as soon as it has this one's last byte is not refused as over its
+    // limit. What is left of this thread takes no lock a new export waits for.
     finished->store(true);
+    if (notify) notify();
   });
   exports.push_back(ExportWorker{std::move(worker), pipe, finished, key});
   return true;
