@@ -41,8 +41,9 @@
 #include "tsdb/feed_reader.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
-#include "tsdb/merged_iterator.h"
+#include "tsdb/journal_rows.h"
 #include "tsdb/query_plan.h"
+#include "tsdb/read_view.h"
 #include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
 #include "tsdb/write_health.h"
@@ -120,24 +121,6 @@ void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   }
   it->Seek(target);
 }
-uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
-}
-
-struct JournalRow {
-  uint64_t id;
-  // Chunks of partitions (format::SplitJournalRow). Shared: a query reads the rows not yet
-  // written out (StoreImpl::Reader) while the applier writes them.
-  std::shared_ptr<const std::string> row;
-  std::chrono::steady_clock::time_point committed;
-};
-
-// The records of one partition in one journal row, to be written out.
-struct JournalPiece {
-  uint32_t partition;
-  uint64_t id;  // of its row
-  std::string_view records;
-};
 
 // One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
 struct BuiltGroup {
@@ -303,68 +286,6 @@ class StoreImpl final : public Store {
   Result<std::vector<SettingChange>> SettingHistory(std::string_view prefix, size_t limit) override;
 
  private:
-  // A consistent read of several column families. A query that reads through one iterator only
-  // may skip the snapshot (`snapshot` false): an iterator is a consistent view by itself, and
-  // taking and releasing a snapshot locks the DB mutex twice per query.
-  //
-  // With `journal`, the reader also sees what is committed (so acknowledged) but still in
-  // journal rows the applier has not written out: AddJournal adds their audit rows and rollup
-  // cells to the iterators of those families, as the applier would write them. The rows are
-  // taken before the snapshot (which is then always taken), and a partition's chunks count
-  // only if the snapshot has no mark that they are written out: the applier writes a
-  // partition's records and its mark in one WriteBatch, and drops rows from its list only after
-  // writing them out, so every chunk counts exactly once, from the journal or from the
-  // families. (A row committed after the copy may be missed: it was acknowledged after the
-  // query began.)
-  class Reader {
-   public:
-    explicit Reader(StoreImpl* s, bool snapshot = true, bool journal = false) : s_(s) {
-      // A read-only view is as of its open: its journal rows, marks and families agree without
-      // a snapshot.
-      if (journal) {
-        std::lock_guard lock(s_->journal_mu_);
-        waiting_.reserve(s_->applying_.size() + s_->journal_.size());
-        waiting_.insert(waiting_.end(), s_->applying_.begin(), s_->applying_.end());
-        waiting_.insert(waiting_.end(), s_->journal_.begin(), s_->journal_.end());
-      }
-      if ((snapshot || !waiting_.empty()) && !s_->read_only_)
-        snapshot_ = s_->db_->db()->GetSnapshot();
-      ro_.snapshot = snapshot_;
-    }
-    ~Reader() {
-      if (snapshot_ != nullptr) s_->db_->db()->ReleaseSnapshot(snapshot_);
-    }
-    // Adds the waiting journal records of `table` (every table if nullopt), of `key` if given,
-    // that the query's `segments` read (audit events inside a raw segment, rollup cells of a
-    // segment's resolution overlapping it): a query over every key then builds only what it
-    // reads. Call before the first It of the audit and rollup families.
-    Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
-                      const std::vector<Segment>& segments);
-    rocksdb::Iterator* It(Cf cf) {
-      if (!its_[cf]) {
-        its_[cf].reset(s_->db_->db()->NewIterator(ro_, s_->db_->cf(cf)));
-        if (!journal_rows_[cf].empty()) {
-          its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal_rows_[cf]);
-        }
-      }
-      return its_[cf].get();
-    }
-    Status Check() {
-      for (auto& it : its_) {
-        if (it && !it->status().ok()) return FromRocks(it->status(), "read");
-      }
-      return Status::Ok();
-    }
-
-   private:
-    StoreImpl* s_;
-    std::vector<JournalRow> waiting_;  // committed, not written out when the reader began
-    const rocksdb::Snapshot* snapshot_ = nullptr;
-    rocksdb::ReadOptions ro_;
-    MergedIterator::Rows journal_rows_[kCfCount];  // by family, sorted by key
-    std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
-  };
-
   void WriterLoop();
   // After a failed write (writer thread, failed_ set): once the data directory takes writes
   // again, reopens it (Reopen) and accepts updates again; else records why not (health_).
@@ -381,11 +302,6 @@ class StoreImpl final : public Store {
   // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
   // not synced: the journal rows and marks stay as they were until the writes are durable).
   void ApplierLoop();
-  // Appends the chunks of `rows` to `*pieces`, in row order, but those of partitions that
-  // `applied` (partition -> row id, format::AppliedKey) says are written out already.
-  static Status CollectJournalPieces(const std::vector<JournalRow>& rows,
-                                     const std::unordered_map<uint32_t, uint64_t>& applied,
-                                     std::vector<JournalPiece>* pieces);
   // Writes `pieces` of `rows` (ascending ids) out to the audit, state and rollup families:
   // partition by partition, each in id order, at least config::kMinApplyBatchBytes of records per
   // WriteBatch. Each batch records its partitions as written out up to the last row's id; the
@@ -393,10 +309,6 @@ class StoreImpl final : public Store {
   // returns false, the rest is left as it is (tests: an applier stopped mid-pass).
   Status WriteOutJournal(const std::vector<JournalRow>& rows, std::vector<JournalPiece>& pieces,
                          const std::function<bool(size_t)>& on_batch);
-  // Adds the newest state of each entry in `j` and one merge operand per rollup row (the sum
-  // of its increments in `j`) to `wb`, in key order. Sorts `j`. Corruption if a cell's sums are
-  // malformed.
-  Status AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
   // Blocks the writer until every journal row built so far is written by the committer and
   // then by the applier: true then, false if it never will be (a failed write, or a test
   // holding the journal).
@@ -448,7 +360,7 @@ class StoreImpl final : public Store {
     return Status::Unavailable("store is closed");
   }
   // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
-  Status SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
+  Status SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                   int64_t to, std::optional<uint32_t> source,
                   const std::function<void(uint64_t)>& add);
   // Calls `visit(bucket, sum)` for the cells of `metric` in the rollup rows of one entry
@@ -456,7 +368,7 @@ class StoreImpl final : public Store {
   // of `source` only, in bucket order. A template: a month of hours is ~750 cells, and a
   // std::function call per cell showed.
   template <typename Visit>
-  Status ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t metric,
+  Status ScanSeriesRollup(ReadView& r, Cf cf, const std::string& prefix, uint32_t metric,
                           uint32_t lo_bucket, uint32_t hi_bucket, std::optional<uint32_t> source,
                           Visit&& visit);
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
@@ -470,12 +382,12 @@ class StoreImpl final : public Store {
   // One pass over the rollup rows of table+metric in `cf`, every key: each cell in one of
   // `windows` (sorted, disjoint) is added to that window's totals. One pass per family rather
   // than per segment: each pass costs a seek or more per key.
-  Status ScanRollup(Reader& r, uint32_t table, uint32_t metric, Cf cf,
+  Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
                     const std::vector<RollupWindow>& windows, std::optional<uint32_t> source);
   // Adds the cells of the rollup rows of `table` in `cf` whose bucket lies in one of `windows`
   // (sorted, disjoint [lo, hi) buckets) for the keys of `chunk`, of the exported metrics
   // (`metric_cell` by metric id, SIZE_MAX when not exported).
-  Status ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
+  Status ScanRollupWindows(ReadView& r, Cf cf, uint32_t table,
                            const std::vector<std::pair<uint32_t, uint32_t>>& windows,
                            const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                            size_t stride, ExportChunk& chunk);
@@ -486,16 +398,16 @@ class StoreImpl final : public Store {
   // time no later than this scan's first row's, so the iterator rests at or before this scan's
   // first row, which a few steps may reach faster than a seek.
   template <typename Visit>
-  Status ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
+  Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
                    const std::optional<int64_t>* last_t = nullptr, bool ahead = false);
   // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
   // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
-  Status ScanRawRanges(Reader& r, uint32_t table,
+  Status ScanRawRanges(ReadView& r, uint32_t table,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges,
                        const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                        size_t stride, ExportChunk& chunk);
   // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
-  Status ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
+  Status ForEachKey(ReadView& r, uint32_t table, std::string_view prefix,
                     const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
@@ -667,6 +579,14 @@ class StoreImpl final : public Store {
   std::shared_ptr<CollectorState> collector_;
   bool collector_added_ = false;  // OpenDb registered it (once: Recover opens again)
   WriteHealth health_;
+  // Queries reach the DB through this: the db lock shared, and the journal rows waiting.
+  ReadGate read_gate_{db_mu_, db_, read_only_, [this] { return CheckOpen(); },
+                      [this](std::vector<JournalRow>* rows) {
+                        std::lock_guard lock(journal_mu_);
+                        rows->reserve(applying_.size() + journal_.size());
+                        rows->insert(rows->end(), applying_.begin(), applying_.end());
+                        rows->insert(rows->end(), journal_.begin(), journal_.end());
+                      }};
 };
 
 Status StoreImpl::OpenDb() {
@@ -1254,7 +1174,7 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
         status = Status::Corruption("a journal row the writer built is malformed");
       }
     }
-    if (status.ok()) status = AddStateAndRollups(j, wb);
+    if (status.ok()) status = AddStateAndRollups(*db_, j, wb);
   } else {
     // At most what a chunk adds to its records: a tag, its partition and its length.
     constexpr size_t kChunkHeaderBytes = 16;
@@ -1418,24 +1338,6 @@ void StoreImpl::ApplierLoop() {
   }
 }
 
-Status StoreImpl::CollectJournalPieces(const std::vector<JournalRow>& rows,
-                                       const std::unordered_map<uint32_t, uint64_t>& applied,
-                                       std::vector<JournalPiece>* pieces) {
-  std::vector<format::JournalChunk> chunks;
-  for (const JournalRow& row : rows) {
-    chunks.clear();
-    if (!format::SplitJournalRow(*row.row, &chunks)) {
-      return Status::Corruption("journal row " + std::to_string(row.id) + " is malformed");
-    }
-    for (const auto& c : chunks) {
-      auto a = applied.find(c.partition);
-      if (a != applied.end() && row.id <= a->second) continue;
-      pieces->push_back(JournalPiece{c.partition, row.id, c.records});
-    }
-  }
-  return Status::Ok();
-}
-
 Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
                                   std::vector<JournalPiece>& pieces,
                                   const std::function<bool(size_t)>& on_batch) {
@@ -1466,7 +1368,7 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
         wb.Put(db_->cf(kMeta), format::AppliedKey(partition), written_up_to);
       }
     }
-    if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
+    if (auto s = AddStateAndRollups(*db_, j, wb); !s.ok()) return s;
     if (end == pieces.size()) {
       for (const JournalRow& row : rows) wb.Delete(db_->cf(kMeta), format::JournalKey(row.id));
     }
@@ -1483,164 +1385,6 @@ Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
     begin = end;
     if (!on_batch(bytes)) break;
   } while (begin < pieces.size());
-  return Status::Ok();
-}
-
-Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
-  std::string k, sum, next, audit_row;
-  // The updates of an entry from all the rows applied together become one audit row, or a few
-  // (one spans less than kRawRowSpanMs and up to config::kMaxAuditRowBytes): one memtable insert,
-  // and one key for each flush and compaction to carry, instead of one per entry update.
-  std::stable_sort(j.audit.begin(), j.audit.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.table, a.key) < std::tie(b.table, b.key);
-  });
-  for (size_t i = 0; i < j.audit.size();) {
-    const format::JournalAudit& first = j.audit[i];
-    size_t n = i + 1, bytes = first.row.size();
-    for (; n < j.audit.size() && bytes < config::kMaxAuditRowBytes; ++n) {
-      const format::JournalAudit& a = j.audit[n];
-      if (a.table != first.table || a.key != first.key || a.t_ms < first.t_ms ||
-          a.t_ms - first.t_ms >= format::kRawRowSpanMs || a.seq <= j.audit[n - 1].seq) {
-        break;
-      }
-      bytes += a.row.size();
-    }
-    k.clear();
-    format::AppendRawKey(k, first.table, first.key, first.t_ms, first.seq);
-    if (n == i + 1) {
-      wb.Put(db_->cf(kRaw), k, rocksdb::Slice(first.row.data(), first.row.size()));
-    } else {
-      audit_row.clear();
-      format::StartUpdatesRow(audit_row);
-      for (size_t u = i; u < n; ++u) {
-        format::AppendUpdate(audit_row, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
-                             j.audit[u].row);
-      }
-      wb.Put(db_->cf(kRaw), k, audit_row);
-    }
-    i = n;
-  }
-  // Rows go in key order: the memtable skiplist then inserts each next to the previous one
-  // instead of searching from the top. Of an entry's states, the newest (last) one is written.
-  std::stable_sort(j.entries.begin(), j.entries.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.id.source, a.id.table, a.id.key) <
-           std::tie(b.id.source, b.id.table, b.id.key);
-  });
-  for (size_t i = 0; i < j.entries.size(); ++i) {
-    if (i + 1 < j.entries.size() && j.entries[i + 1].id == j.entries[i].id) continue;
-    k.clear();
-    format::AppendEntryKey(k, j.entries[i].id);
-    wb.Put(db_->cf(kEntries), k,
-           rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
-  }
-  // The cells of one rollup row from all the rows applied together become one merge operand.
-  auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
-    return std::tie(a.table, a.key, a.bucket, a.source) <
-           std::tie(b.table, b.key, b.bucket, b.source);
-  };
-  for (int r = 0; r < format::kJournalResolutions; ++r) {
-    auto& cells = j.cells[r];
-    std::sort(cells.begin(), cells.end(), cell_order);
-    for (size_t i = 0; i < cells.size();) {
-      const format::JournalCell& c = cells[i];
-      std::string_view operand = c.sums;
-      size_t n = i + 1;
-      if (n < cells.size() && !cell_order(c, cells[n])) {
-        sum.assign(c.sums);
-        for (; n < cells.size() && !cell_order(c, cells[n]); ++n) {
-          if (!format::AddSums(sum, cells[n].sums, &next)) {
-            return Status::Corruption("a journal row holds malformed rollup sums");
-          }
-          sum.swap(next);
-        }
-        operand = sum;
-      }
-      k.clear();
-      format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
-      wb.Merge(db_->cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
-      i = n;
-    }
-  }
-  return Status::Ok();
-}
-
-Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
-                                     const std::vector<Segment>& segments) {
-  if (waiting_.empty()) return Status::Ok();
-  // The partitions written out as of the snapshot, and up to which row.
-  std::unordered_map<uint32_t, uint64_t> applied;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(s_->db_->db()->NewIterator(ro_, s_->db_->cf(kMeta)));
-    for (it->Seek(format::AppliedKey(0)); it->Valid(); it->Next()) {
-      const auto partition =
-          format::DecodeAppliedKey(std::string_view(it->key().data(), it->key().size()));
-      if (!partition) break;
-      if (it->value().size() != 8) return Status::Corruption("bad journal mark");
-      applied[*partition] = format::GetU64BE(it->value().data());
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "read");
-  }
-  std::vector<JournalPiece> pieces;
-  if (auto s = CollectJournalPieces(waiting_, applied, &pieces); !s.ok()) return s;
-  const uint32_t only = table && key ? JournalPartition(*table, *key) : 0;
-  // Only the records the query reads are kept: with every key, the journal may hold hundreds of
-  // thousands of updates, and storing what is dropped afterwards cost most of the time.
-  auto other = [&](uint32_t t, uint32_t k) { return (table && t != *table) || (key && k != *key); };
-  auto read = [&](int64_t unit_ms, int64_t lo, int64_t hi) {
-    for (const Segment& seg : segments) {
-      if (seg.unit_ms == unit_ms && lo < seg.hi && seg.lo < hi) return true;
-    }
-    return false;
-  };
-  // A cell's bucket is as in its family's keys: hour rows are keyed by their day.
-  static constexpr int64_t kRowMs[format::kJournalResolutions] = {
-      format::kMinuteMs, format::kHoursPerRow * format::kHourMs, format::kDayMs};
-  static constexpr int64_t kUnitMs[format::kJournalResolutions] = {format::kMinuteMs,
-                                                                   format::kHourMs, format::kDayMs};
-  format::JournalFilter keep;
-  keep.entries = false;  // state rows: no query reads them
-  keep.audit = [&](const format::JournalAudit& a) {
-    return !other(a.table, a.key) && read(0, a.t_ms, a.t_ms + 1);
-  };
-  keep.cell = [&](int r, const format::JournalCell& c) {
-    const int64_t start = int64_t{c.bucket} * kRowMs[r];
-    return !other(c.table, c.key) && read(kUnitMs[r], start, start + kRowMs[r]);
-  };
-  format::Journal j;
-  for (const JournalPiece& piece : pieces) {
-    if (table && key && piece.partition != only) continue;
-    if (!format::AppendJournal(piece.records, &j, keep)) {
-      return Status::Corruption("journal row " + std::to_string(piece.id) + " is malformed");
-    }
-  }
-  // The rows the applier would write, collected per family from a WriteBatch.
-  rocksdb::WriteBatch wb;
-  if (auto s = s_->AddStateAndRollups(j, wb); !s.ok()) return s;
-  struct Collect : rocksdb::WriteBatch::Handler {
-    explicit Collect(Reader* r) : r(r) {}
-    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-      return Add(cf, k, v);
-    }
-    rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& k,
-                            const rocksdb::Slice& v) override {
-      return Add(cf, k, v);
-    }
-    rocksdb::Status Add(uint32_t cf_id, const rocksdb::Slice& k, const rocksdb::Slice& v) {
-      for (int cf = kRaw; cf <= kDay; ++cf) {
-        if (r->s_->db_->cf(cf)->GetID() == cf_id) {
-          r->journal_rows_[cf].emplace_back(k.ToString(), v.ToString());
-          return rocksdb::Status::OK();
-        }
-      }
-      return rocksdb::Status::Corruption("journal records for an unexpected column family");
-    }
-    Reader* r;
-  } collect(this);
-  if (auto s = FromRocks(wb.Iterate(&collect), "reading the journal"); !s.ok()) return s;
-  for (int cf = kRaw; cf <= kDay; ++cf) {
-    if (its_[cf]) return Status::Internal("the journal was added after reading began");
-    std::sort(journal_rows_[cf].begin(), journal_rows_[cf].end());
-  }
   return Status::Ok();
 }
 
@@ -2095,7 +1839,7 @@ Status StoreImpl::CompactAll() {
 
 // ---------------------------------------------------------------- queries
 
-Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
+Status StoreImpl::SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                            int64_t to, std::optional<uint32_t> source,
                            const std::function<void(uint64_t)>& add) {
   std::vector<Segment> segments;
@@ -2120,7 +1864,7 @@ Status StoreImpl::SumRange(Reader& r, uint32_t table, uint32_t metric, uint32_t 
 }
 
 template <typename Visit>
-Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, uint32_t metric,
+Status StoreImpl::ScanSeriesRollup(ReadView& r, Cf cf, const std::string& prefix, uint32_t metric,
                                    uint32_t lo_bucket, uint32_t hi_bucket,
                                    std::optional<uint32_t> source, Visit&& visit) {
   const uint32_t span = RowSpan(cf);
@@ -2160,7 +1904,7 @@ Status StoreImpl::ScanSeriesRollup(Reader& r, Cf cf, const std::string& prefix, 
   return Status::Ok();
 }
 
-Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, Cf cf,
+Status StoreImpl::ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
                              const std::vector<RollupWindow>& windows,
                              std::optional<uint32_t> source) {
   if (windows.empty()) return Status::Ok();
@@ -2230,7 +1974,7 @@ Status StoreImpl::ScanRollup(Reader& r, uint32_t table, uint32_t metric, Cf cf,
   return r.Check();
 }
 
-Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
+Status StoreImpl::ScanRollupWindows(ReadView& r, Cf cf, uint32_t table,
                                     const std::vector<std::pair<uint32_t, uint32_t>>& windows,
                                     const std::vector<size_t>& metric_cell,
                                     const ExportSlots& slots, size_t stride, ExportChunk& chunk) {
@@ -2315,7 +2059,7 @@ Status StoreImpl::ScanRollupWindows(Reader& r, Cf cf, uint32_t table,
 }
 
 template <typename Visit>
-Status StoreImpl::ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi,
+Status StoreImpl::ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi,
                             Visit&& visit, const std::optional<int64_t>* last_t, bool ahead) {
   rocksdb::Iterator* it = r.It(kRaw);
   // A row keyed up to kRawRowSpanMs before lo may hold updates from lo on.
@@ -2345,7 +2089,7 @@ Status StoreImpl::ScanAudit(Reader& r, uint32_t table, uint32_t key, int64_t lo,
   return Status::Ok();
 }
 
-Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
+Status StoreImpl::ScanRawRanges(ReadView& r, uint32_t table,
                                 const std::vector<std::pair<int64_t, int64_t>>& ranges,
                                 const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                                 size_t stride, ExportChunk& chunk) {
@@ -2372,7 +2116,7 @@ Status StoreImpl::ScanRawRanges(Reader& r, uint32_t table,
   return r.Check();
 }
 
-Status StoreImpl::ForEachKey(Reader& r, uint32_t table, std::string_view prefix,
+Status StoreImpl::ForEachKey(ReadView& r, uint32_t table, std::string_view prefix,
                              const std::function<bool(std::string_view, uint32_t)>& fn) {
   const std::string start = format::NameKey(NameKind::kKey, format::KeyName(table, prefix));
   const size_t skip = 2 + 4;  // tag, kind, table id
@@ -2398,8 +2142,8 @@ Result<std::vector<UsageRow>> StoreImpl::Usage(const UsageQuery& q) {
 }
 
 Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
   auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
@@ -2418,7 +2162,7 @@ Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
     only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(*table, *q.key));
     if (!only_key) return Status::Ok();
   }
-  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
   // Nothing the reader sees was received after latest_received_ms_ (read after the reader): a
   // range ending later may end at the next whole minute instead, which the minute rollups
   // answer without reading each key's audit events ("this month so far" ends now).
@@ -2517,8 +2261,8 @@ Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
 }
 
 Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
   auto metric = catalog_.ResolveMetric(*table, q.table, q.metric);
@@ -2550,7 +2294,7 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
   const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
   const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
   // Gauge samples are written with their group commit, never journalled.
-  Reader r(this, /*snapshot=*/partial, /*journal=*/!out.gauge);
+  ReadView r = hold.View(/*snapshot=*/partial, /*journal=*/!out.gauge);
   std::vector<Segment> segments;  // what the steps below read
   if (full_lo < full_hi) {
     Decompose(q.from_ms, full_lo, &segments);
@@ -2633,8 +2377,8 @@ Result<Series> StoreImpl::GetSeries(const SeriesQuery& q) {
 }
 
 Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   auto table = catalog_.ResolveTable(q.table);
   if (!table.ok()) return table.status();
   if (q.key.empty()) return Status::InvalidArgument("key: required");
@@ -2662,7 +2406,7 @@ Result<std::vector<AuditEvent>> StoreImpl::Audit(const AuditQuery& q) {
   };
   std::vector<format::RawEvent> found;
   std::optional<int64_t> last_t;  // once `limit` are found: the time of the last of them
-  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(*table, *key, {Segment{0, from, q.to_ms}}); !s.ok()) return s;
   auto status = ScanAudit(
       r, *table, *key, from, q.to_ms,
@@ -2721,13 +2465,13 @@ Result<std::vector<TableSummary>> StoreImpl::Tables() {
 
 Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
                                                  const std::string& prefix, size_t limit) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   auto id = catalog_.ResolveTable(table);
   if (!id.ok()) return id.status();
   std::vector<std::string> keys;
   if (limit == 0) return keys;
-  Reader r(this);
+  ReadView r = hold.View();
   auto s = ForEachKey(r, *id, prefix, [&](std::string_view k, uint32_t) {
     keys.emplace_back(k);
     return keys.size() < limit;
@@ -2739,8 +2483,8 @@ Result<std::vector<std::string>> StoreImpl::Keys(const std::string& table,
 Result<std::vector<std::string>> StoreImpl::KeysAfter(const std::string& table,
                                                       const std::string& prefix,
                                                       const std::string& after, size_t limit) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   auto id = catalog_.ResolveTable(table);
   if (!id.ok()) return id.status();
   std::vector<std::string> keys;
@@ -2751,7 +2495,7 @@ Result<std::vector<std::string>> StoreImpl::KeysAfter(const std::string& table,
   const std::string seek =
       after > prefix ? format::NameKey(NameKind::kKey, format::KeyName(*id, after)) : bound;
   const size_t skip = 2 + 4;  // tag, kind, table id, as in ForEachKey
-  Reader r(this);
+  ReadView r = hold.View();
   rocksdb::Iterator* it = r.It(kMeta);
   for (it->Seek(seek); it->Valid() && it->key().starts_with(bound); it->Next()) {
     std::string_view k(it->key().data() + skip, it->key().size() - skip);
@@ -2764,8 +2508,8 @@ Result<std::vector<std::string>> StoreImpl::KeysAfter(const std::string& table,
 }
 
 Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const ExportRow&)>& emit) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   // (name, id, counter metrics sorted by name) per table, sorted by name.
   struct T {
@@ -2800,7 +2544,7 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
   // sub-minute edges.
   std::vector<Segment> segments;
   Decompose(q.from_ms, q.to_ms, &segments);
-  Reader r(this, /*snapshot=*/true, /*journal=*/true);
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
   if (auto s = r.AddJournal(table_id, std::nullopt, segments); !s.ok()) return s;
   // Read after the snapshot was taken, the names cover every source id it holds.
   ExportSlots slots;
@@ -2907,8 +2651,8 @@ Status StoreImpl::Export(const ExportQuery& q, const std::function<bool(const Ex
 }
 
 Result<StoreStats> StoreImpl::Stats() {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   StoreStats st;
   st.live_series = live_series_.load(std::memory_order_relaxed);
   st.tables = catalog_.TableCount();
