@@ -45,6 +45,7 @@
 #include "tsdb/query_plan.h"
 #include "tsdb/read_view.h"
 #include "tsdb/rocks_status.h"
+#include "tsdb/scans.h"
 #include "tsdb/store_testing.h"
 #include "tsdb/write_health.h"
 
@@ -110,16 +111,6 @@ struct Pending {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-// Moves `it`, which rests on the first row at or after some earlier target <= `target` (or is
-// not valid), to the first row at or after `target`: a few Next() first, as the target is often
-// a few rows on and a step on a cached block costs a fraction of a Seek.
-void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
-  for (int i = 0; i < config::kMaxSkipRows && it->Valid(); ++i) {
-    if (it->key().compare(target) >= 0) return;
-    it->Next();
-  }
-  it->Seek(target);
 }
 
 // One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
@@ -359,31 +350,9 @@ class StoreImpl final : public Store {
     }
     return Status::Unavailable("store is closed");
   }
-  // Adds the deltas of one series (all sources, or `source` only) over [from, to) per source.
-  Status SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
-                  int64_t to, std::optional<uint32_t> source,
-                  const std::function<void(uint64_t)>& add);
-  // Calls `visit(bucket, sum)` for the cells of `metric` in the rollup rows of one entry
-  // (`prefix` = table, key) with buckets in [lo_bucket, hi_bucket), summed over all sources or
-  // of `source` only, in bucket order. A template: a month of hours is ~750 cells, and a
-  // std::function call per cell showed.
-  template <typename Visit>
-  Status ScanSeriesRollup(ReadView& r, Cf cf, const std::string& prefix, uint32_t metric,
-                          uint32_t lo_bucket, uint32_t hi_bucket, std::optional<uint32_t> source,
-                          Visit&& visit);
   // Backup of a read-only view: a logical copy of every column family, consistent with what the
   // view sees (a checkpoint would mix the view's files with the writer's newer logs).
   Status CopyTo(const std::string& dir);
-  // Buckets [lo, hi) of one rollup family, and where their sums go (indexed by key id).
-  struct RollupWindow {
-    uint32_t lo, hi;
-    std::vector<uint64_t>* totals;
-  };
-  // One pass over the rollup rows of table+metric in `cf`, every key: each cell in one of
-  // `windows` (sorted, disjoint) is added to that window's totals. One pass per family rather
-  // than per segment: each pass costs a seek or more per key.
-  Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
-                    const std::vector<RollupWindow>& windows, std::optional<uint32_t> source);
   // Adds the cells of the rollup rows of `table` in `cf` whose bucket lies in one of `windows`
   // (sorted, disjoint [lo, hi) buckets) for the keys of `chunk`, of the exported metrics
   // (`metric_cell` by metric id, SIZE_MAX when not exported).
@@ -391,24 +360,12 @@ class StoreImpl final : public Store {
                            const std::vector<std::pair<uint32_t, uint32_t>>& windows,
                            const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                            size_t stride, ExportChunk& chunk);
-  // Visits the audit events of (table, key) with lo <= t < hi, a row (ordered by its first
-  // update's time and sequence number) after another; stops at the first error `visit` returns,
-  // and before the first row keyed after *last_t once that is set. `ahead`: the previous scan of
-  // this reader's audit iterator was of a smaller key of the same table, or of this key up to a
-  // time no later than this scan's first row's, so the iterator rests at or before this scan's
-  // first row, which a few steps may reach faster than a seek.
-  template <typename Visit>
-  Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi, Visit&& visit,
-                   const std::optional<int64_t>* last_t = nullptr, bool ahead = false);
   // Adds the raw events in the `ranges` ([lo, hi) ms) of the exported metrics (`metric_cell`
   // by metric id, SIZE_MAX when not exported) for the keys of `chunk`.
   Status ScanRawRanges(ReadView& r, uint32_t table,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges,
                        const std::vector<size_t>& metric_cell, const ExportSlots& slots,
                        size_t stride, ExportChunk& chunk);
-  // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`.
-  Status ForEachKey(ReadView& r, uint32_t table, std::string_view prefix,
-                    const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
   // How long the applier lets the oldest journal row wait for more (ApplierLoop), and the age
@@ -1839,141 +1796,6 @@ Status StoreImpl::CompactAll() {
 
 // ---------------------------------------------------------------- queries
 
-Status StoreImpl::SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
-                           int64_t to, std::optional<uint32_t> source,
-                           const std::function<void(uint64_t)>& add) {
-  std::vector<Segment> segments;
-  Decompose(std::max<int64_t>(from, 0), to, &segments);
-  const std::string prefix = format::EntryRollupPrefix(table, key);
-  for (const auto& seg : segments) {
-    if (seg.unit_ms == 0) {
-      const Status s = ScanAudit(r, table, key, seg.lo, seg.hi, [&](const format::RawEvent& ev) {
-        if (ev.e.metric == metric && (!source || ev.e.source == *source)) add(ev.e.delta);
-        return Status::Ok();
-      });
-      if (!s.ok()) return s;
-      continue;
-    }
-    Status s = ScanSeriesRollup(r, RollupCf(seg.unit_ms), prefix, metric,
-                                static_cast<uint32_t>(seg.lo / seg.unit_ms),
-                                static_cast<uint32_t>(seg.hi / seg.unit_ms), source,
-                                [&](uint32_t /*bucket*/, uint64_t v) { add(v); });
-    if (!s.ok()) return s;
-  }
-  return r.Check();
-}
-
-template <typename Visit>
-Status StoreImpl::ScanSeriesRollup(ReadView& r, Cf cf, const std::string& prefix, uint32_t metric,
-                                   uint32_t lo_bucket, uint32_t hi_bucket,
-                                   std::optional<uint32_t> source, Visit&& visit) {
-  const uint32_t span = RowSpan(cf);
-  rocksdb::Iterator* it = r.It(cf);
-  std::string start = prefix;
-  format::PutU32BE(start, lo_bucket / span);
-  // The rows of one bucket (one per source) are added up before its cells are visited, so
-  // that buckets come in time order once each.
-  format::HourRow row;
-  uint32_t row_bucket = 0;
-  auto visit_row = [&] {
-    const uint32_t first = row_bucket * span;
-    for (uint32_t m = row.mask; m != 0; m &= m - 1) {
-      const uint32_t b = first + static_cast<uint32_t>(std::countr_zero(m));
-      if (b >= lo_bucket && b < hi_bucket) visit(b, row.sums[b - first]);
-    }
-    row = format::HourRow{};
-  };
-  for (it->Seek(start); it->Valid(); it->Next()) {
-    // key() and value() are each a chain of virtual calls down RocksDB's iterator stack: once
-    // per row.
-    const rocksdb::Slice key = it->key();
-    if (!key.starts_with(prefix)) break;
-    if (key.size() != format::kEntryRollupKeySize) return Status::Corruption("bad rollup record");
-    const auto parts = format::DecodeEntryRollupKey(key.data());
-    if (uint64_t{parts.bucket} * span >= hi_bucket) break;
-    if (source && parts.source != *source) continue;
-    if (row.mask != 0 && parts.bucket != row_bucket) visit_row();
-    row_bucket = parts.bucket;
-    const uint32_t first = parts.bucket * span;
-    if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
-                       [&](uint32_t b, uint64_t v) { row.Add(b - first, v); })) {
-      return Status::Corruption("bad rollup record");
-    }
-  }
-  if (row.mask != 0) visit_row();
-  return Status::Ok();
-}
-
-Status StoreImpl::ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
-                             const std::vector<RollupWindow>& windows,
-                             std::optional<uint32_t> source) {
-  if (windows.empty()) return Status::Ok();
-  const uint32_t span = RowSpan(cf);
-  rocksdb::Iterator* it = r.It(cf);
-  const std::string prefix = format::EntryRollupPrefix(table);
-  auto seek = [&](uint32_t key, uint32_t bucket) {
-    std::string k = prefix;
-    format::PutU32BE(k, key);
-    format::PutU32BE(k, bucket / span);
-    it->Seek(k);
-  };
-  // To the first row at or after (key, bucket): a few steps first, as the target is often a
-  // few rows on (the next key, or a key's next window), and a step costs a fraction of a seek.
-  auto advance = [&](uint32_t key, uint32_t bucket) {
-    const uint32_t row = bucket / span;
-    for (int step = 0; step < 8; ++step) {
-      it->Next();
-      if (!it->Valid() || !it->key().starts_with(prefix) ||
-          it->key().size() != format::kEntryRollupKeySize) {
-        return;  // the loop below ends or reports the record
-      }
-      const auto at = format::DecodeEntryRollupKey(it->key().data());
-      if (at.key > key || (at.key == key && at.bucket >= row)) return;
-    }
-    seek(key, bucket);
-  };
-  seek(0, windows[0].lo);
-  uint32_t key = UINT32_MAX;
-  size_t w = 0;  // the first window of `key` not behind the current row
-  while (it->Valid() && it->key().starts_with(prefix)) {
-    if (it->key().size() != format::kEntryRollupKeySize) {
-      return Status::Corruption("bad rollup record");
-    }
-    const auto parts = format::DecodeEntryRollupKey(it->key().data());
-    if (parts.key != key) {
-      key = parts.key;
-      w = 0;
-    }
-    const uint64_t row_first = uint64_t{parts.bucket} * span;
-    while (w < windows.size() && windows[w].hi <= row_first) ++w;
-    if (w == windows.size()) {
-      if (parts.key == UINT32_MAX) break;
-      advance(parts.key + 1, windows[0].lo);
-      continue;
-    }
-    if (row_first + span <= windows[w].lo) {
-      advance(parts.key, windows[w].lo);  // a later row of the same key: always moves on
-      continue;
-    }
-    if (!source || parts.source == *source) {
-      if (!ForEachCellOf(metric, span, parts.bucket, it->value().ToStringView(),
-                         [&](uint32_t b, uint64_t v) {
-                           for (size_t i = w; i < windows.size() && windows[i].lo <= b; ++i) {
-                             if (b >= windows[i].hi) continue;
-                             std::vector<uint64_t>& totals = *windows[i].totals;
-                             if (parts.key >= totals.size()) totals.resize(parts.key + 1);
-                             totals[parts.key] += v;
-                             return;
-                           }
-                         })) {
-        return Status::Corruption("bad rollup record");
-      }
-    }
-    it->Next();
-  }
-  return r.Check();
-}
-
 Status StoreImpl::ScanRollupWindows(ReadView& r, Cf cf, uint32_t table,
                                     const std::vector<std::pair<uint32_t, uint32_t>>& windows,
                                     const std::vector<size_t>& metric_cell,
@@ -2058,37 +1880,6 @@ Status StoreImpl::ScanRollupWindows(ReadView& r, Cf cf, uint32_t table,
   return r.Check();
 }
 
-template <typename Visit>
-Status StoreImpl::ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t hi,
-                            Visit&& visit, const std::optional<int64_t>* last_t, bool ahead) {
-  rocksdb::Iterator* it = r.It(kRaw);
-  // A row keyed up to kRawRowSpanMs before lo may hold updates from lo on.
-  const std::string start =
-      format::RawKey(table, key, std::max<int64_t>(lo - format::kRawRowSpanMs + 1, 0), 0);
-  const rocksdb::Slice key_prefix(start.data(), 8);
-  if (ahead) {
-    // The iterator rests on the first row at or after an earlier target (or is not valid): a
-    // row at or after this target is then the first such row.
-    SeekAhead(it, start);
-  } else {
-    it->Seek(start);
-  }
-  for (; it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
-    if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
-    const auto row_t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
-    if (row_t >= hi || (last_t && *last_t && row_t > **last_t)) break;
-    format::RawRowReader row(std::string_view(it->key().data(), it->key().size()),
-                             std::string_view(it->value().data(), it->value().size()));
-    format::RawEvent ev;
-    while (row.Next(&ev)) {
-      if (ev.t_ms < lo || ev.t_ms >= hi) continue;
-      if (Status s = visit(ev); !s.ok()) return s;
-    }
-    if (!row.ok()) return Status::Corruption("bad audit event");
-  }
-  return Status::Ok();
-}
-
 Status StoreImpl::ScanRawRanges(ReadView& r, uint32_t table,
                                 const std::vector<std::pair<int64_t, int64_t>>& ranges,
                                 const std::vector<size_t>& metric_cell, const ExportSlots& slots,
@@ -2111,21 +1902,6 @@ Status StoreImpl::ScanRawRanges(ReadView& r, uint32_t table,
         return Status::Ok();
       });
       if (!s.ok()) return s;
-    }
-  }
-  return r.Check();
-}
-
-Status StoreImpl::ForEachKey(ReadView& r, uint32_t table, std::string_view prefix,
-                             const std::function<bool(std::string_view, uint32_t)>& fn) {
-  const std::string start = format::NameKey(NameKind::kKey, format::KeyName(table, prefix));
-  const size_t skip = 2 + 4;  // tag, kind, table id
-  rocksdb::Iterator* it = r.It(kMeta);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
-    if (it->value().size() != 4) return Status::Corruption("bad key record");
-    if (!fn(std::string_view(it->key().data() + skip, it->key().size() - skip),
-            format::GetU32BE(it->value().data()))) {
-      break;
     }
   }
   return r.Check();
