@@ -7,7 +7,6 @@
 #include <rocksdb/perf_level.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
-#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -19,7 +18,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -34,6 +32,7 @@
 #include "common/metrics.h"
 #include "common/thread_annotations.h"
 #include "common/time.h"
+#include "tsdb/backup.h"
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
 #include "tsdb/db_handle.h"
@@ -54,7 +53,6 @@
 namespace stickmeter::tsdb {
 namespace {
 
-namespace fs = std::filesystem;
 using format::MetricClass;
 using format::NameKind;
 using format::Reason;
@@ -325,9 +323,6 @@ class StoreImpl final : public Store {
     }
     return Status::Unavailable("store is closed");
   }
-  // Backup of a read-only view: a logical copy of every column family, consistent with what the
-  // view sees (a checkpoint would mix the view's files with the writer's newer logs).
-  Status CopyTo(const std::string& dir);
 
   const StoreOptions options_;
   // How long the applier lets the oldest journal row wait for more (ApplierLoop), and the age
@@ -1684,75 +1679,18 @@ Status StoreImpl::Close() {
 }
 
 Status StoreImpl::Backup(const std::string& dir) {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
-  if (read_only_) return CopyTo(dir);
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
+  if (read_only_) return CopyTo(hold.db(), dir);
   Flush();
-  rocksdb::Checkpoint* cp = nullptr;
-  auto s = rocksdb::Checkpoint::Create(db_->db(), &cp);
-  if (!s.ok()) return FromRocks(s, "backup");
-  std::unique_ptr<rocksdb::Checkpoint> owned(cp);
-  return FromRocks(owned->CreateCheckpoint(dir), "backup into " + dir);
-}
-
-Status StoreImpl::CopyTo(const std::string& dir) {
-  std::error_code ec;
-  if (fs::exists(dir, ec)) return Status::InvalidArgument("backup: " + dir + " already exists");
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  o.create_missing_column_families = true;
-  o.error_if_exists = true;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (int i = 0; i < kCfCount; ++i) {
-    rocksdb::ColumnFamilyOptions c;
-    c.compression = rocksdb::kLZ4Compression;
-    c.bottommost_compression = rocksdb::kZSTD;
-    c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
-    descriptors.emplace_back(kCfNames[i], c);
-  }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* out = nullptr;
-  auto s = rocksdb::DB::Open(o, dir, descriptors, &handles, &out);
-  if (!s.ok()) return FromRocks(s, "backup into " + dir);
-  Status result;
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
-  for (int i = 0; i < kCfCount && result.ok(); ++i) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(i)));
-    rocksdb::WriteBatch wb;
-    for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
-      wb.Put(handles[i], it->key(), it->value());
-      if (wb.Count() >= 4096) {
-        result = FromRocks(out->Write(rocksdb::WriteOptions(), &wb), "backup write");
-        wb.Clear();
-      }
-    }
-    if (result.ok()) result = FromRocks(it->status(), "backup read");
-    if (result.ok() && wb.Count() > 0) {
-      result = FromRocks(out->Write(rocksdb::WriteOptions(), &wb), "backup write");
-    }
-  }
-  if (result.ok()) result = FromRocks(out->Flush(rocksdb::FlushOptions(), handles), "backup flush");
-  for (auto* h : handles) out->DestroyColumnFamilyHandle(h);
-  auto closed = out->Close();
-  delete out;
-  if (result.ok()) result = FromRocks(closed, "backup close");
-  return result;
+  return CheckpointTo(hold.db(), dir);
 }
 
 Status StoreImpl::CompactAll() {
-  std::shared_lock lock(db_mu_);
-  if (auto s = CheckOpen(); !s.ok()) return s;
+  ReadGate::Hold hold(read_gate_);
+  if (!hold.status().ok()) return hold.status();
   if (read_only_) return Status::Unavailable("compaction needs the store open read-write");
-  rocksdb::CompactRangeOptions co;
-  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto* cf : db_->cfs()) {
-    if (auto s = FromRocks(db_->db()->CompactRange(co, cf, nullptr, nullptr), "compaction");
-        !s.ok()) {
-      return s;
-    }
-  }
-  return Status::Ok();
+  return tsdb::CompactAll(hold.db());
 }
 
 // ---------------------------------------------------------------- queries
