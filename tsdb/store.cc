@@ -437,7 +437,7 @@ class StoreImpl final : public Store {
   bool journal_failed_ = false;   // GUARDED_BY(journal_mu_)
   bool journal_held_ = false;     // GUARDED_BY(journal_mu_) tests: the applier writes nothing
   // The rows of the pass the applier is writing out (after a failure, or while held: the rows
-  // it could not write out). With journal_, every row queries read besides RocksDB (Reader).
+  // it could not write out). With journal_, every row queries read besides RocksDB (ReadView).
   std::vector<JournalRow> applying_;  // GUARDED_BY(journal_mu_)
   size_t unapplied_journal_rows_ = 0;
   // Tests force every group through the journal or past it.
