@@ -21,6 +21,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -93,6 +94,8 @@ class ReadView {
 // Copies the journal rows committed and not yet written out, in id order, into *rows.
 using JournalCopy = std::function<void(std::vector<JournalRow>* rows)>;
 
+// How queries, the export and backups reach the store's DB: the only way, so that each of them
+// holds the DB open while it reads.
 class ReadGate {
  public:
   // `db` is null while the store is closed or reopening; `mu` guards it (shared to read it).
@@ -104,8 +107,6 @@ class ReadGate {
         read_only_(read_only),
         why_closed_(std::move(why_closed)),
         copy_journal_(std::move(copy_journal)) {}
-
-  bool read_only() const { return read_only_; }
 
   // One query's hold on the DB: the lock, shared, from construction to destruction.
   class Hold {

@@ -4,9 +4,6 @@
 
 namespace stickmeter::tsdb {
 
-// Moves `it`, which rests on the first row at or after some earlier target <= `target` (or is
-// not valid), to the first row at or after `target`: a few Next() first, as the target is often
-// a few rows on and a step on a cached block costs a fraction of a Seek.
 void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   for (int i = 0; i < config::kMaxSkipRows && it->Valid(); ++i) {
     if (it->key().compare(target) >= 0) return;
