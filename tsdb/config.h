@@ -20,7 +20,7 @@ inline constexpr size_t kMaxAuditLimit = 100'000;
 // that gives at most this many points: a chart wider than that shows nothing more.
 inline constexpr int64_t kMaxSeriesPoints = 1500;
 
-// An export computes totals for a chunk of keys at a time (see StoreImpl::Export); a chunk holds
+// An export computes totals for a chunk of keys at a time (ExportScanner); a chunk holds
 // at most this many bytes of totals, key text and bookkeeping. 32 MiB fits 100,000 keys x 3
 // metrics x 8 sources in one chunk; larger exports take several chunks and memory stays flat.
 inline constexpr size_t kDefaultExportChunkBytes = 32u << 20;

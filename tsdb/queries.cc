@@ -1,0 +1,452 @@
+#include "tsdb/queries.h"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include "tsdb/config.h"
+#include "tsdb/format.h"
+#include "tsdb/query_plan.h"
+#include "tsdb/scans.h"
+
+namespace stickmeter::tsdb {
+namespace {
+
+using format::MetricClass;
+using format::NameKind;
+
+// Adds the sub-minute edges (the raw `segments`) of `metric` to `totals`, of the keys with
+// something in the edge's minutes (`edge_active`, per raw segment by key id) only.
+Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                   const std::vector<Segment>& segments,
+                   const std::vector<std::vector<uint64_t>>& edge_active,
+                   std::vector<uint64_t>& totals) {
+  // The sub-minute edges from raw events, of the keys with something in the edge's minutes
+  // only: key by key in id order, each key's edges in time order, through one iterator that
+  // moves forward, as the rows lie (a step on a cached block costs a fraction of a seek).
+  std::vector<Segment> raw;
+  for (const auto& seg : segments) {
+    if (seg.unit_ms == 0) raw.push_back(seg);
+  }
+  bool scanned = false;  // the iterator rests after an earlier scan (of prev_key up to prev_hi)
+  uint32_t prev_key = 0;
+  int64_t prev_hi = 0;
+  size_t active_ids = 0;
+  for (const auto& active : edge_active) active_ids = std::max(active_ids, active.size());
+  for (uint32_t id = 0; id < active_ids; ++id) {
+    for (size_t e = 0; e < raw.size(); ++e) {
+      if (id >= edge_active[e].size() || edge_active[e][id] == 0) continue;
+      const Segment& seg = raw[e];
+      // Ahead only when no row this scan needs lies behind the iterator: the previous scan was
+      // of a smaller key, or of this key and ended where this one's first row may start.
+      const bool ahead =
+          scanned && (prev_key < id || seg.lo - format::kRawRowSpanMs + 1 >= prev_hi);
+      auto s = ScanAudit(
+          r, table, id, seg.lo, seg.hi,
+          [&](const format::RawEvent& ev) {
+            if (ev.e.metric == metric && (!source || ev.e.source == *source)) {
+              if (id >= totals.size()) totals.resize(size_t{id} + 1);
+              totals[id] += ev.e.delta;
+            }
+            return Status::Ok();
+          },
+          nullptr, ahead);
+      if (!s.ok()) return s;
+      scanned = true;
+      prev_key = id;
+      prev_hi = seg.hi;
+    }
+  }
+  return Status::Ok();
+}
+
+// Visits the usage of every key of `table` with a non-zero total: one pass per rollup segment
+// over the table+metric prefix instead of a seek per key, then the sub-minute edges per key
+// from raw events. Key ids are dense (`ids` covers every id the view holds), so totals by id
+// fit a vector.
+Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                       const std::vector<Segment>& segments,
+                       const std::vector<Segment>& edge_minutes, size_t ids,
+                       const QueryService::UsageVisitor& visit) {
+  std::vector<uint64_t> totals(ids);
+  // Per raw segment, by key id: what the key has in the segment's minutes.
+  std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
+  std::map<int64_t, std::vector<RollupWindow>> by_unit;
+  auto add_window = [&](const Segment& seg, std::vector<uint64_t>* out) {
+    by_unit[seg.unit_ms].push_back(RollupWindow{static_cast<uint32_t>(seg.lo / seg.unit_ms),
+                                                static_cast<uint32_t>(seg.hi / seg.unit_ms), out});
+  };
+  for (const auto& seg : segments) {
+    if (seg.unit_ms != 0) add_window(seg, &totals);
+  }
+  for (size_t i = 0; i < edge_minutes.size(); ++i) add_window(edge_minutes[i], &edge_active[i]);
+  for (auto& [unit, windows] : by_unit) {
+    std::sort(windows.begin(), windows.end(),
+              [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
+    if (auto s = ScanRollup(r, table, metric, RollupCf(unit), windows, source); !s.ok()) {
+      return s;
+    }
+  }
+  if (auto s = AddRawEdges(r, table, metric, source, segments, edge_active, totals); !s.ok()) {
+    return s;
+  }
+  if (auto s = r.Check(); !s.ok()) return s;
+  return ForEachKey(r, table, "", [&](std::string_view key_text, uint32_t key_id) {
+    if (key_id >= totals.size() || totals[key_id] == 0) return true;
+    return visit(key_text, totals[key_id]);
+  });
+}
+
+// The samples of a gauge series in [from_ms, to_ms): the largest of each step (out.step_ms).
+// Gauge samples are written with their group commit, never journalled.
+Status ReadGaugePoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t key,
+                       std::optional<uint32_t> source, int64_t from_ms, int64_t to_ms,
+                       Series& out) {
+  const std::string prefix = format::RollupPrefix(table, metric, key);
+  rocksdb::Iterator* it = r.It(kGauge);
+  std::string start = prefix;
+  format::PutU32BE(start, static_cast<uint32_t>(from_ms / format::kMinuteMs));
+  const int64_t end_minute = CeilTo(to_ms, format::kMinuteMs) / format::kMinuteMs;
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    const rocksdb::Slice row = it->key();  // once per row, as in ScanSeriesRollup
+    if (!row.starts_with(prefix)) break;
+    const rocksdb::Slice value = it->value();
+    if (row.size() != format::kRollupKeySize || value.size() != format::kGaugeValueSize) {
+      return Status::Corruption("bad gauge record");
+    }
+    const auto parts = format::DecodeRollupKey(row.data());
+    if (parts.bucket >= end_minute) break;
+    if (source && parts.source != *source) continue;
+    const int64_t t = FloorTo(int64_t{parts.bucket} * format::kMinuteMs, out.step_ms);
+    const auto max = static_cast<int64_t>(format::GetFixed64LE(value.data() + 8));
+    if (!out.points.empty() && out.points.back().t_ms == t) {
+      auto& v = out.points.back().v;
+      v = static_cast<uint64_t>(std::max(static_cast<int64_t>(v), max));
+    } else {
+      out.points.push_back({t, static_cast<uint64_t>(max)});
+    }
+  }
+  return r.Check();
+}
+
+// The points of a counter series in [from_ms, to_ms): whole steps (out.step_ms) from the
+// rollup of that resolution, partial first and last steps summed from finer data.
+Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t key,
+                         std::optional<uint32_t> source, int64_t from_ms, int64_t to_ms,
+                         Series& out) {
+  const int64_t step = out.step_ms;
+  const int64_t full_lo = CeilTo(from_ms, step), full_hi = FloorTo(to_ms, step);
+  auto add_partial = [&](int64_t lo, int64_t hi) -> Status {
+    uint64_t total = 0;
+    auto s = SumRange(r, table, metric, key, lo, hi, source, [&](uint64_t d) { total += d; });
+    if (s.ok() && total > 0) out.points.push_back({FloorTo(lo, step), total});
+    return s;
+  };
+  if (full_lo >= full_hi) {
+    if (full_lo > full_hi) {
+      if (auto s = add_partial(from_ms, to_ms); !s.ok()) return s;
+    } else {
+      if (auto s = add_partial(from_ms, full_lo); !s.ok()) return s;
+      if (auto s = add_partial(full_hi, to_ms); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  if (from_ms < full_lo) {
+    if (auto s = add_partial(from_ms, full_lo); !s.ok()) return s;
+  }
+  // One allocation for a month of hours; capped, as a sparse month of minutes would reserve
+  // 44,640 points for a few.
+  out.points.reserve(out.points.size() +
+                     static_cast<size_t>(std::min<int64_t>((full_hi - full_lo) / step, 4096)) + 1);
+  Status scanned =
+      ScanSeriesRollup(r, RollupCf(step), format::EntryRollupPrefix(table, key), metric,
+                       static_cast<uint32_t>(full_lo / step), static_cast<uint32_t>(full_hi / step),
+                       source, [&](uint32_t bucket, uint64_t v) {
+                         const int64_t t = int64_t{bucket} * step;
+                         if (!out.points.empty() && out.points.back().t_ms == t) {
+                           out.points.back().v += v;
+                         } else if (v > 0) {
+                           out.points.push_back({t, v});
+                         }
+                       });
+  if (!scanned.ok()) return scanned;
+  if (auto s = r.Check(); !s.ok()) return s;
+  if (full_hi < to_ms) {
+    if (auto s = add_partial(full_hi, to_ms); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status QueryEngine::Begin(const ReadGate::Hold& hold, const std::string& table,
+                          uint32_t* id) const {
+  if (!hold.status().ok()) return hold.status();
+  auto resolved = catalog_.ResolveTable(table);
+  if (!resolved.ok()) return resolved.status();
+  *id = *resolved;
+  return Status::Ok();
+}
+
+Result<std::vector<UsageRow>> QueryEngine::Usage(const UsageQuery& q) {
+  std::vector<UsageRow> rows;
+  auto s = ForEachUsage(q, [&](std::string_view key, uint64_t total) {
+    rows.push_back(UsageRow{std::string(key), total});
+    return true;
+  });
+  if (!s.ok()) return s;
+  return rows;
+}
+
+Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageVisitor& visit) {
+  ReadGate::Hold hold(gate_);
+  uint32_t table = 0;
+  if (auto s = Begin(hold, q.table, &table); !s.ok()) return s;
+  auto metric = catalog_.ResolveMetric(table, q.table, q.metric);
+  if (!metric.ok()) return metric.status();
+  if (metric->second == MetricClass::kGauge) {
+    return Status::InvalidArgument("metric: '" + q.metric + "' is a gauge, usage sums counters");
+  }
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  std::optional<uint32_t> source;
+  if (q.source) {
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
+    if (!source) return Status::Ok();
+  }
+  std::optional<uint32_t> only_key;
+  if (q.key) {
+    only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(table, *q.key));
+    if (!only_key) return Status::Ok();
+  }
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
+  // Nothing the view sees was received after latest_received_ms_ (read after the view): a
+  // range ending later may end at the next whole minute instead, which the minute rollups
+  // answer without reading each key's audit events ("this month so far" ends now).
+  int64_t to_ms = q.to_ms;
+  if (to_ms > latest_received_ms_.load(std::memory_order_relaxed)) {
+    to_ms = CeilTo(to_ms, format::kMinuteMs);
+  }
+  std::vector<Segment> segments;
+  Decompose(q.from_ms, to_ms, &segments);
+  // The minutes around each sub-minute edge: a key with nothing in them has nothing in the edge,
+  // and its audit events need not be read.
+  std::vector<Segment> edge_minutes;
+  for (const auto& seg : segments) {
+    if (seg.unit_ms != 0) continue;
+    edge_minutes.push_back(Segment{format::kMinuteMs, FloorTo(seg.lo, format::kMinuteMs),
+                                   CeilTo(seg.hi, format::kMinuteMs)});
+  }
+  std::vector<Segment> journal_segments = segments;
+  journal_segments.insert(journal_segments.end(), edge_minutes.begin(), edge_minutes.end());
+  if (auto s = r.AddJournal(table, only_key, journal_segments); !s.ok()) return s;
+  if (only_key) {
+    uint64_t total = 0;
+    auto s = SumRange(r, table, metric->first, *only_key, q.from_ms, to_ms, source,
+                      [&](uint64_t d) { total += d; });
+    if (!s.ok()) return s;
+    if (total > 0) visit(*q.key, total);
+  } else {
+    // Key ids read after the view began cover every id it holds.
+    return UsageOfEveryKey(r, table, metric->first, source, segments, edge_minutes,
+                           catalog_.names.Count(NameKind::kKey) + 1, visit);
+  }
+  return Status::Ok();
+}
+
+Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
+  ReadGate::Hold hold(gate_);
+  uint32_t table = 0;
+  if (auto s = Begin(hold, q.table, &table); !s.ok()) return s;
+  auto metric = catalog_.ResolveMetric(table, q.table, q.metric);
+  if (!metric.ok()) return metric.status();
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  if (q.key.empty()) return Status::InvalidArgument("key: required");
+  Series out;
+  out.gauge = metric->second == MetricClass::kGauge;
+  int64_t step = q.step_ms;
+  if (step == 0) {
+    const int64_t span = q.to_ms - q.from_ms;
+    step = span / format::kMinuteMs <= config::kMaxSeriesPoints ? format::kMinuteMs
+           : span / format::kHourMs <= config::kMaxSeriesPoints ? format::kHourMs
+                                                                : format::kDayMs;
+  }
+  if (step != format::kMinuteMs && step != format::kHourMs && step != format::kDayMs) {
+    return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
+  }
+  out.step_ms = step;
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(table, q.key));
+  std::optional<uint32_t> source;
+  if (q.source) {
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
+    if (!source) return out;
+  }
+  if (!key) return out;
+  // Whole steps come from the rollup of that resolution, partial first/last steps from finer
+  // data: only then does the query read more than one iterator and need a snapshot.
+  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
+  const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
+  ReadView r = hold.View(/*snapshot=*/partial, /*journal=*/!out.gauge);
+  std::vector<Segment> segments;  // what the steps below read
+  if (full_lo < full_hi) {
+    Decompose(q.from_ms, full_lo, &segments);
+    segments.push_back({step, full_lo, full_hi});
+    Decompose(full_hi, q.to_ms, &segments);
+  } else {
+    Decompose(q.from_ms, q.to_ms, &segments);
+  }
+  if (auto s = r.AddJournal(table, *key, segments); !s.ok()) return s;
+
+  if (out.gauge) {
+    if (auto s = ReadGaugePoints(r, table, metric->first, *key, source, q.from_ms, q.to_ms, out);
+        !s.ok()) {
+      return s;
+    }
+    return out;
+  }
+  if (auto s = ReadCounterPoints(r, table, metric->first, *key, source, q.from_ms, q.to_ms, out);
+      !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+Result<std::vector<AuditEvent>> QueryEngine::Audit(const AuditQuery& q) {
+  ReadGate::Hold hold(gate_);
+  uint32_t table = 0;
+  if (auto s = Begin(hold, q.table, &table); !s.ok()) return s;
+  if (q.key.empty()) return Status::InvalidArgument("key: required");
+  if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
+  if (q.limit == 0) return Status::InvalidArgument("limit: must be at least 1");
+  std::optional<uint32_t> metric;
+  if (q.metric) {
+    auto m = catalog_.ResolveMetric(table, q.table, *q.metric);
+    if (!m.ok()) return m.status();
+    metric = m->first;
+  }
+  std::vector<AuditEvent> events;
+  auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(table, q.key));
+  if (!key) return events;
+  const size_t limit = std::min(q.limit, config::kMaxAuditLimit);
+  if (limit == 0) return events;
+  // Resume at the cursor's time and skip what the previous page returned.
+  const bool resume = q.after && q.after->first >= q.from_ms;
+  const int64_t from = resume ? q.after->first : q.from_ms;
+  // A row holds the updates of up to kRawRowSpanMs from its first, so rows may overlap in time:
+  // events are gathered until no later row (whose events are all at or after its key's time)
+  // can hold one of the first `limit`, then put in (time, sequence) order.
+  auto before = [](const format::RawEvent& a, const format::RawEvent& b) {
+    return std::tie(a.t_ms, a.seq) < std::tie(b.t_ms, b.seq);
+  };
+  std::vector<format::RawEvent> found;
+  std::optional<int64_t> last_t;  // once `limit` are found: the time of the last of them
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
+  if (auto s = r.AddJournal(table, *key, {Segment{0, from, q.to_ms}}); !s.ok()) return s;
+  auto status = ScanAudit(
+      r, table, *key, from, q.to_ms,
+      [&](const format::RawEvent& ev) {
+        if (metric && ev.e.metric != *metric) return Status::Ok();
+        if (resume && std::make_pair(ev.t_ms, ev.seq) <= *q.after) return Status::Ok();
+        if (last_t && ev.t_ms > *last_t) return Status::Ok();
+        found.push_back(ev);
+        if (found.size() == limit || found.size() == 2 * limit) {
+          std::nth_element(found.begin(), found.begin() + static_cast<ptrdiff_t>(limit - 1),
+                           found.end(), before);
+          found.resize(limit);
+          last_t = found.back().t_ms;
+        }
+        return Status::Ok();
+      },
+      &last_t);
+  if (!status.ok()) return status;
+  if (auto s = r.Check(); !s.ok()) return s;
+  std::sort(found.begin(), found.end(), before);
+  if (found.size() > limit) found.resize(limit);
+  events.reserve(found.size());
+  for (const auto& ev : found) {
+    events.push_back(AuditEvent{ev.t_ms, ev.seq,
+                                catalog_.names.Text(NameKind::kSource, ev.e.source),
+                                catalog_.names.Text(NameKind::kMetric, ev.e.metric), ev.e.value,
+                                ev.e.delta, std::string(format::ReasonName(ev.e.reason))});
+  }
+  return events;
+}
+
+Result<std::vector<TableSummary>> QueryEngine::Tables() {
+  std::vector<TableSummary> out;
+  catalog_.ForEachTable([&](uint32_t id, const TableMeta& meta) {
+    TableSummary t;
+    t.name = catalog_.names.Text(NameKind::kTable, id);
+    t.key_type = meta.info.key_type;
+    t.key_size = meta.info.key_size;
+    t.expire_ms = meta.info.expire_ms;
+    t.data_types = meta.info.data_types;
+    t.multi_source_keys = meta.multi_source_keys;
+    for (const auto& [m, cls] : meta.metrics) {
+      (cls == MetricClass::kGauge ? t.gauge_metrics : t.counter_metrics)
+          .push_back(catalog_.names.Text(NameKind::kMetric, m));
+    }
+    for (uint32_t s : meta.sources) t.sources.push_back(catalog_.names.Text(NameKind::kSource, s));
+    std::sort(t.counter_metrics.begin(), t.counter_metrics.end());
+    std::sort(t.gauge_metrics.begin(), t.gauge_metrics.end());
+    std::sort(t.sources.begin(), t.sources.end());
+    out.push_back(std::move(t));
+  });
+  std::sort(out.begin(), out.end(),
+            [](const TableSummary& a, const TableSummary& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<std::vector<std::string>> QueryEngine::Keys(const std::string& table,
+                                                   const std::string& prefix, size_t limit) {
+  ReadGate::Hold hold(gate_);
+  uint32_t id = 0;
+  if (auto s = Begin(hold, table, &id); !s.ok()) return s;
+  std::vector<std::string> keys;
+  if (limit == 0) return keys;
+  ReadView r = hold.View();
+  auto s = ForEachKey(r, id, prefix, [&](std::string_view k, uint32_t) {
+    keys.emplace_back(k);
+    return keys.size() < limit;
+  });
+  if (!s.ok()) return s;
+  return keys;
+}
+
+Result<std::vector<std::string>> QueryEngine::KeysAfter(const std::string& table,
+                                                        const std::string& prefix,
+                                                        const std::string& after, size_t limit) {
+  ReadGate::Hold hold(gate_);
+  uint32_t id = 0;
+  if (auto s = Begin(hold, table, &id); !s.ok()) return s;
+  std::vector<std::string> keys;
+  if (limit == 0) return keys;
+  // Key names sort bytewise after the table's id, so a page starts with one seek to the cursor
+  // (or to the prefix, when the cursor sorts before it) instead of a walk over earlier keys.
+  const std::string bound = format::NameKey(NameKind::kKey, format::KeyName(id, prefix));
+  const std::string seek =
+      after > prefix ? format::NameKey(NameKind::kKey, format::KeyName(id, after)) : bound;
+  const size_t skip = 2 + 4;  // tag, kind, table id, as in ForEachKey
+  ReadView r = hold.View();
+  rocksdb::Iterator* it = r.It(kMeta);
+  for (it->Seek(seek); it->Valid() && it->key().starts_with(bound); it->Next()) {
+    std::string_view k(it->key().data() + skip, it->key().size() - skip);
+    if (k <= after) continue;  // the cursor itself
+    keys.emplace_back(k);
+    if (keys.size() == limit) break;
+  }
+  if (auto s = r.Check(); !s.ok()) return s;
+  return keys;
+}
+
+Result<StoreStats> QueryEngine::Stats(StoreStats counted) {
+  ReadGate::Hold hold(gate_);
+  if (!hold.status().ok()) return hold.status();
+  counted.tables = catalog_.TableCount();
+  uint64_t sst = 0;
+  hold.db().db()->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
+  counted.disk_bytes = sst;
+  return counted;
+}
+
+}  // namespace stickmeter::tsdb

@@ -1,0 +1,61 @@
+// QueryEngine: the queries of QueryService (tsdb/query.h) but Export (tsdb/export_scan.h):
+// usage totals, series, audit events, tables, keys and the store's figures. Each holds the DB
+// open through the ReadGate, resolves the table, opens one ReadView and plans its scans
+// (tsdb/scans.h) over the segments of tsdb/query_plan.h.
+//
+// Thread-safety: every method from any thread, concurrently with each other and with the
+// writer; a query reads one consistent view (ReadView). Nothing is locked but the gate's lock,
+// shared, and the catalog's leaf locks.
+// Ownership: owned by StoreImpl; borrows the gate, the catalog and the writer's latest receive
+// time, all of which outlive it, and keeps no state between queries.
+// Failure: as QueryService says: InvalidArgument for a bad query (naming the parameter),
+// NotFound for an unknown table or metric, Unavailable while the store is closed or reopening,
+// IoError or Corruption from the store.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tsdb/catalog.h"
+#include "tsdb/query.h"
+#include "tsdb/read_view.h"
+
+namespace stickmeter::tsdb {
+
+class QueryEngine {
+ public:
+  // `latest_received_ms`: the latest receive time of anything handed to the writer, never
+  // behind the data a view can see (a range ending after it has nothing more in its last
+  // minute).
+  QueryEngine(const ReadGate& gate, const Catalog& catalog,
+              const std::atomic<int64_t>& latest_received_ms)
+      : gate_(gate), catalog_(catalog), latest_received_ms_(latest_received_ms) {}
+
+  Result<std::vector<UsageRow>> Usage(const UsageQuery& q);
+  Status ForEachUsage(const UsageQuery& q, const QueryService::UsageVisitor& visit);
+  Result<Series> GetSeries(const SeriesQuery& q);
+  Result<std::vector<AuditEvent>> Audit(const AuditQuery& q);
+  Result<std::vector<TableSummary>> Tables();
+  Result<std::vector<std::string>> Keys(const std::string& table, const std::string& prefix,
+                                        size_t limit);
+  Result<std::vector<std::string>> KeysAfter(const std::string& table, const std::string& prefix,
+                                             const std::string& after, size_t limit);
+  // `counted`: the writer's figures (live series, deltas written, updates received); adds the
+  // table count and the size on disk.
+  Result<StoreStats> Stats(StoreStats counted);
+
+ private:
+  // What a query of one table does first: checks that `hold` has the DB open and resolves the
+  // table's name to its id (*id).
+  Status Begin(const ReadGate::Hold& hold, const std::string& table, uint32_t* id) const;
+
+  const ReadGate& gate_;
+  const Catalog& catalog_;
+  const std::atomic<int64_t>& latest_received_ms_;
+};
+
+}  // namespace stickmeter::tsdb
