@@ -41,6 +41,7 @@
 #include "tsdb/feed_reader.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
+#include "tsdb/journal.h"
 #include "tsdb/merged_iterator.h"
 #include "tsdb/query_plan.h"
 #include "tsdb/rocks_status.h"
@@ -120,25 +121,6 @@ void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   }
   it->Seek(target);
 }
-uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
-}
-
-struct JournalRow {
-  uint64_t id;
-  // Chunks of partitions (format::SplitJournalRow). Shared: a query reads the rows not yet
-  // written out (StoreImpl::Reader) while the applier writes them.
-  std::shared_ptr<const std::string> row;
-  std::chrono::steady_clock::time_point committed;
-};
-
-// The records of one partition in one journal row, to be written out.
-struct JournalPiece {
-  uint32_t partition;
-  uint64_t id;  // of its row
-  std::string_view records;
-};
-
 // One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
 struct BuiltGroup {
   explicit BuiltGroup(size_t reserved_bytes) : wb(reserved_bytes) {}
@@ -181,6 +163,15 @@ class StoreImpl final : public Store {
   StoreImpl(StoreOptions options, bool read_only)
       : options_(std::move(options)),
         read_only_(read_only),
+        journal_(applier_gather_, MetricsRegistry::Global(),
+                 [this](const Status& why) {
+                   health_.Failed(why);
+                   {
+                     std::lock_guard lock(q_mu_);
+                     if (failed_.ok()) failed_ = why;
+                   }
+                   q_cv_.notify_all();  // the writer begins its attempts to recover
+                 }),
         metrics_(MetricsRegistry::Global()),
         updates_received_(metrics_.GetCounter("stickmeter_updates_received_total",
                                               "Counter and gauge values received for storage")),
@@ -192,14 +183,6 @@ class StoreImpl final : public Store {
         commit_memtable_(CommitPhase("memtable")),
         queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
                                        "Update batches waiting for the store writer")),
-        journal_backlog_(metrics_.GetGauge(
-            "stickmeter_store_journal_backlog_bytes",
-            "Committed state and rollup changes not yet written to their column families "
-            "(queries read them from the journal meanwhile)")),
-        journal_lag_(metrics_.GetGauge(
-            "stickmeter_store_journal_lag_milliseconds",
-            "Age of the oldest committed change the latest state and rollup write took: how long "
-            "changes wait in the journal")),
         multi_source_keys_(metrics_.GetCounter(
             "stickmeter_multi_source_keys_total",
             "Keys of one table seen from more than one HAProxy node (normal with one peers "
@@ -217,18 +200,9 @@ class StoreImpl final : public Store {
 
   Status OpenDb();
   Status Load();
-  void StartApplier() {
-    applier_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "sm-applier");
-      // Background work: the writer and the network threads, whose delays are what peers and
-      // queries wait on, go first when the cores are busy (Linux: nice is per thread).
-      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
-      ApplierLoop();
-    });
-  }
   void StartWriter() {
     // Named so that `top -H` and profilers tell the stages apart.
-    StartApplier();
+    journal_.Start(db_.get());
     committer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "sm-committer");
       // For the commit phase metrics; a few clock reads per commit.
@@ -275,13 +249,10 @@ class StoreImpl final : public Store {
     if (left > 0) commits_before_failure_.fetch_sub(1);
     return left == 0;
   }
-  void HoldJournal() {
-    std::lock_guard lock(journal_mu_);
-    journal_held_ = true;
-  }
-  void StopApplierAfter(int batches) { applier_batches_left_.store(batches); }
+  void HoldJournal() { journal_.Hold(); }
+  void StopApplierAfter(int batches) { journal_.StopAfter(batches); }
   // Read-only: the journal rows the store holds (Load), which this view does not see.
-  size_t UnappliedJournalRows() const { return unapplied_journal_rows_; }
+  size_t UnappliedJournalRows() const { return journal_.RecoveredRows(); }
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
@@ -321,12 +292,7 @@ class StoreImpl final : public Store {
     explicit Reader(StoreImpl* s, bool snapshot = true, bool journal = false) : s_(s) {
       // A read-only view is as of its open: its journal rows, marks and families agree without
       // a snapshot.
-      if (journal) {
-        std::lock_guard lock(s_->journal_mu_);
-        waiting_.reserve(s_->applying_.size() + s_->journal_.size());
-        waiting_.insert(waiting_.end(), s_->applying_.begin(), s_->applying_.end());
-        waiting_.insert(waiting_.end(), s_->journal_.begin(), s_->journal_.end());
-      }
+      if (journal) waiting_ = s_->journal_.Snapshot();
       if ((snapshot || !waiting_.empty()) && !s_->read_only_)
         snapshot_ = s_->db_->db()->GetSnapshot();
       ro_.snapshot = snapshot_;
@@ -377,35 +343,12 @@ class StoreImpl final : public Store {
   Status Reopen();
   // Empties what Load fills (Reopen).
   void ForgetLoadedState();
-  // The second stage of a commit: takes every journal row the writer has committed, sums their
-  // rollup cells, keeps the newest state of each series, and writes them out (WriteOutJournal;
-  // not synced: the journal rows and marks stay as they were until the writes are durable).
-  void ApplierLoop();
-  // Appends the chunks of `rows` to `*pieces`, in row order, but those of partitions that
-  // `applied` (partition -> row id, format::AppliedKey) says are written out already.
-  static Status CollectJournalPieces(const std::vector<JournalRow>& rows,
-                                     const std::unordered_map<uint32_t, uint64_t>& applied,
-                                     std::vector<JournalPiece>* pieces);
-  // Writes `pieces` of `rows` (ascending ids) out to the audit, state and rollup families:
-  // partition by partition, each in id order, at least config::kMinApplyBatchBytes of records per
-  // WriteBatch. Each batch records its partitions as written out up to the last row's id; the
-  // last one also deletes the rows. `on_batch(bytes of records)` runs after each write; if it
-  // returns false, the rest is left as it is (tests: an applier stopped mid-pass).
-  Status WriteOutJournal(const std::vector<JournalRow>& rows, std::vector<JournalPiece>& pieces,
-                         const std::function<bool(size_t)>& on_batch);
-  // Adds the newest state of each entry in `j` and one merge operand per rollup row (the sum
-  // of its increments in `j`) to `wb`, in key order. Sorts `j`. Corruption if a cell's sums are
-  // malformed.
-  Status AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb);
   // Blocks the writer until every journal row built so far is written by the committer and
   // then by the applier: true then, false if it never will be (a failed write, or a test
   // holding the journal).
   bool WaitForJournalDrained();
-  // With journal_mu_ held in `lock`: waits until the journal rows up to id `target` are written
-  // out (true), or the applier failed or is held (false). The applier does not gather meanwhile.
-  bool WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target);
   // Blocks the writer while the journal backlog is over config::kMaxJournalBacklogBytes, or older
-  // than journal_age_bound_.
+  // than its age bound (Journal::WaitForSpace); the failed status if the applier failed.
   Status WaitForJournalSpace();
   // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
   Status LoadEntry(const format::EntryId& id, std::string_view state);
@@ -499,11 +442,8 @@ class StoreImpl final : public Store {
                     const std::function<bool(std::string_view, uint32_t)>& fn);
 
   const StoreOptions options_;
-  // How long the applier lets the oldest journal row wait for more (ApplierLoop), and the age
-  // of the oldest row waiting past which the writer waits for it (WaitForJournalSpace).
+  // How long the applier lets the oldest journal row wait for more (Journal).
   const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
-  const std::chrono::milliseconds journal_age_bound_{
-      std::max(2 * applier_gather_, config::kMinJournalAgeBound)};
   const std::chrono::milliseconds repeat_window_{
       std::max(applier_gather_, config::kMinRepeatWindow)};
   const bool read_only_;
@@ -587,7 +527,7 @@ class StoreImpl final : public Store {
   std::unique_ptr<EventFeed> feed_;
   bool feed_stale_ = false;
   std::string outbox_buf_;
-  uint64_t next_journal_id_ = 1;
+  uint64_t next_journal_id_ = 1;  // writer: the id of the next journal row
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
   // the next group while the committer writes and syncs the previous one.
@@ -600,33 +540,15 @@ class StoreImpl final : public Store {
   bool commit_stop_ = false;         // GUARDED_BY(commit_mu_)
   std::thread committer_;
 
-  // Journal rows committed and not yet applied, in id order, for the applier thread.
-  std::mutex journal_mu_;
-  std::condition_variable journal_cv_;          // the applier: rows to apply, or stop
-  std::condition_variable journal_space_cv_;    // the writer: backlog under the limit
-  std::condition_variable journal_applied_cv_;  // Flush
-  std::vector<JournalRow> journal_;             // GUARDED_BY(journal_mu_)
-  size_t journal_bytes_ = 0;                    // GUARDED_BY(journal_mu_)
-  uint64_t journal_queued_ = 0;                 // GUARDED_BY(journal_mu_) the last id queued
-  int journal_waiters_ = 0;  // GUARDED_BY(journal_mu_) threads waiting for it to be written out
-  uint64_t journal_applied_ = 0;  // GUARDED_BY(journal_mu_) the last id applied
-  bool journal_stop_ = false;     // GUARDED_BY(journal_mu_)
-  bool journal_failed_ = false;   // GUARDED_BY(journal_mu_)
-  bool journal_held_ = false;     // GUARDED_BY(journal_mu_) tests: the applier writes nothing
-  // The rows of the pass the applier is writing out (after a failure, or while held: the rows
-  // it could not write out). With journal_, every row queries read besides RocksDB (Reader).
-  std::vector<JournalRow> applying_;  // GUARDED_BY(journal_mu_)
-  size_t unapplied_journal_rows_ = 0;
+  // Journal rows committed and not yet written out, and the applier thread.
+  Journal journal_;
   // Tests force every group through the journal or past it.
   std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
   // Tests: group commits still written before every later one fails; negative: no failures.
   std::atomic<int64_t> commits_before_failure_{-1};
-  // Tests: WriteBatches the applier still writes before it holds the journal; negative: no limit.
-  std::atomic<int> applier_batches_left_{-1};
   std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
   bool slow_failure_ = false;                // GUARDED_BY(commit_mu_) the next failure waits
   bool writer_handing_over_ = false;         // GUARDED_BY(commit_mu_) for the failure injection
-  std::thread applier_;
 
   // Queue.
   std::mutex q_mu_;
@@ -660,8 +582,6 @@ class StoreImpl final : public Store {
   Histogram& commit_wal_;
   Histogram& commit_memtable_;
   Gauge& queue_depth_;
-  Gauge& journal_backlog_;
-  Gauge& journal_lag_;
   Counter& multi_source_keys_;
   Counter* deltas_by_reason_[format::kReasonCount] = {};
   std::shared_ptr<CollectorState> collector_;
@@ -729,6 +649,7 @@ Status StoreImpl::Load() {
   if (version != format::kFormatVersion) return VersionRefused(options_.path, version);
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
+  std::vector<JournalRow> journal;                 // the journal rows, ascending ids
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(kMeta)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key();
@@ -762,8 +683,8 @@ Status StoreImpl::Load() {
     } else if (tag == format::kTagJournal) {
       const auto id = format::DecodeJournalKey(std::string_view(k.data(), k.size()));
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
-      journal_.push_back(JournalRow{*id, std::make_shared<const std::string>(val.ToString()),
-                                    std::chrono::steady_clock::now()});
+      journal.push_back(JournalRow{*id, std::make_shared<const std::string>(val.ToString()),
+                                   std::chrono::steady_clock::now()});
     } else if (tag == format::kTagOutbox) {
       // The event feed's outbox, a long backlog after a ClickHouse outage: nothing to load. To
       // its last row; the loop's Next() passes it.
@@ -786,48 +707,11 @@ Status StoreImpl::Load() {
     if (!loaded.ok()) return Status::Corruption(corrupt + ": " + loaded.message());
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
-  // Row ids only grow, so that no new row is taken for one a partition's mark says is written
-  // out.
-  uint64_t last_id = 0;
-  for (const auto& [partition, id] : applied) last_id = std::max(last_id, id);
-  // Journal rows left by a crash hold the newest state of their entries: it is loaded, then
-  // written out before anything newer. A reader keeps the rows it found (a read-write instance
-  // still running, or a crash) and its queries read them, as a writer's do.
-  if (!journal_.empty()) {
-    last_id = std::max(last_id, journal_.back().id);
-    if (read_only_) {
-      unapplied_journal_rows_ = journal_.size();
-    } else {
-      std::vector<JournalPiece> pieces;
-      if (auto c = CollectJournalPieces(journal_, applied, &pieces); !c.ok()) {
-        return Status::Corruption(corrupt + ": " + c.message());
-      }
-      format::Journal j;
-      for (const JournalPiece& piece : pieces) {
-        j.Clear();
-        if (!format::AppendJournal(piece.records, &j)) {
-          return Status::Corruption(corrupt + ": journal row " + std::to_string(piece.id) +
-                                    " is malformed");
-        }
-        for (const auto& e : j.entries) {
-          auto loaded = LoadEntry(e.id, e.state);
-          if (!loaded.ok()) {
-            return Status::Corruption(corrupt + ": journal row " + std::to_string(piece.id) + ": " +
-                                      loaded.message());
-          }
-        }
-      }
-      LogInfo(
-          "store",
-          "writing " + std::to_string(journal_.size()) +
-              " journal rows to the state and rollups (left by an unclean stop or a failed write)");
-      auto written = WriteOutJournal(journal_, pieces, [](size_t) { return true; });
-      if (!written.ok()) return written;
-      journal_.clear();
-    }
-  }
-  next_journal_id_ = last_id + 1;
-  journal_queued_ = journal_applied_ = last_id;
+  auto last_id = journal_.Recover(
+      db_.get(), read_only_, std::move(journal), applied, corrupt,
+      [this](const format::EntryId& id, std::string_view state) { return LoadEntry(id, state); });
+  if (!last_id.ok()) return last_id.status();
+  next_journal_id_ = *last_id + 1;
   uint64_t series = 0;
   entries_.ForEach(
       [&](const format::EntryId&, const LiveEntry& live) { series += live.metrics.size(); });
@@ -873,17 +757,7 @@ void StoreImpl::Flush() {
     const uint64_t target = submitted_;
     flushed_cv_.wait(lock, [&] { return committed_ >= target; });
   }
-  std::unique_lock lock(journal_mu_);
-  WaitForJournalApplied(lock, journal_queued_);
-}
-
-bool StoreImpl::WaitForJournalApplied(std::unique_lock<std::mutex>& lock, uint64_t target) {
-  ++journal_waiters_;
-  journal_cv_.notify_all();
-  journal_applied_cv_.wait(
-      lock, [&] { return journal_applied_ >= target || journal_failed_ || journal_held_; });
-  --journal_waiters_;
-  return journal_applied_ >= target && !journal_failed_;
+  journal_.WaitUntilWrittenOut();
 }
 
 void StoreImpl::WriterLoop() {
@@ -932,12 +806,7 @@ void StoreImpl::Recover() {
 
 Status StoreImpl::Reopen() {
   // The journal rows the applier holds are on disk: Load finds them again.
-  {
-    std::lock_guard lock(journal_mu_);
-    journal_stop_ = true;
-  }
-  journal_cv_.notify_all();
-  if (applier_.joinable()) applier_.join();
+  journal_.Stop();
   Status s;
   {
     std::unique_lock db_lock(db_mu_);
@@ -957,13 +826,7 @@ Status StoreImpl::Reopen() {
     if (s.ok()) s = OpenFeed();
     if (!s.ok()) close_db();
   }
-  {
-    std::lock_guard lock(journal_mu_);
-    journal_stop_ = false;
-  }
-  journal_applied_cv_.notify_all();
-  journal_space_cv_.notify_all();
-  StartApplier();
+  journal_.Start(db_.get());
   return s;
 }
 
@@ -984,12 +847,7 @@ void StoreImpl::ForgetLoadedState() {
   for (auto& row : journal_rows_) row.clear();
   outbox_buf_.clear();
   feed_stale_ = false;
-  std::lock_guard lock(journal_mu_);
-  journal_.clear();
-  applying_.clear();
-  journal_bytes_ = 0;
-  journal_failed_ = false;
-  journal_backlog_.Set(0);
+  journal_.Clear();
 }
 
 void StoreImpl::CommitGroup(std::deque<Pending>& group) {
@@ -1131,18 +989,7 @@ void StoreImpl::CommitterLoop() {
         q_cv_.notify_all();  // the writer begins its attempts to recover
       }
     } else if (journalled) {
-      const auto now = std::chrono::steady_clock::now();
-      {
-        std::lock_guard lock(journal_mu_);
-        for (auto& row : g->journal) {
-          row.committed = now;
-          journal_bytes_ += row.row->size();
-          journal_.push_back(std::move(row));
-        }
-        journal_queued_ = journal_.back().id;
-        journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
-      }
-      journal_cv_.notify_one();
+      journal_.Enqueue(g->journal);
     }
     commit_latency_.Observe(SecondsSince(g->start));
     if (status.ok() && observer_ != nullptr &&
@@ -1254,7 +1101,7 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
         status = Status::Corruption("a journal row the writer built is malformed");
       }
     }
-    if (status.ok()) status = AddStateAndRollups(j, wb);
+    if (status.ok()) status = AddStateAndRollups(*db_, j, wb);
   } else {
     // At most what a chunk adds to its records: a tag, its partition and its length.
     constexpr size_t kChunkHeaderBytes = 16;
@@ -1314,21 +1161,7 @@ void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
 }
 
 Status StoreImpl::WaitForJournalSpace() {
-  // At saturation the applier, which runs at a lower priority, would fall ever further behind:
-  // past the age bound the writer gives it the cores instead.
-  std::unique_lock lock(journal_mu_);
-  auto behind = [&] {
-    if (journal_failed_ || journal_held_) return false;
-    if (journal_bytes_ > config::kMaxJournalBacklogBytes) return true;
-    const auto now = std::chrono::steady_clock::now();
-    const auto oldest = !applying_.empty() ? applying_.front().committed
-                        : journal_.empty() ? now
-                                           : journal_.front().committed;
-    return now - oldest > journal_age_bound_;
-  };
-  // The age condition changes with the clock alone, so it is checked again every few ms.
-  while (behind()) journal_space_cv_.wait_for(lock, std::chrono::milliseconds(5));
-  if (!journal_failed_) return Status::Ok();
+  if (journal_.WaitForSpace()) return Status::Ok();
   std::lock_guard q_lock(q_mu_);
   return failed_;
 }
@@ -1338,230 +1171,7 @@ bool StoreImpl::WaitForJournalDrained() {
     std::unique_lock lock(commit_mu_);
     commit_space_cv_.wait(lock, [&] { return journalled_in_flight_ == 0; });
   }
-  std::unique_lock lock(journal_mu_);
-  return WaitForJournalApplied(lock, journal_queued_);
-}
-
-void StoreImpl::ApplierLoop() {
-  std::vector<JournalRow> rows;
-  for (;;) {
-    {
-      std::unique_lock lock(journal_mu_);
-      journal_cv_.wait(lock,
-                       [&] { return journal_stop_ || (!journal_.empty() && !journal_held_); });
-      if (journal_.empty() || journal_held_) break;  // stopping and drained, or held
-      // A pass writes an entry once however many groups touched it: below saturation, gathering
-      // a few more groups first saves most of the pass's memtable inserts (it would otherwise
-      // run after every group commit). Not when someone waits for the journal to be written.
-      journal_cv_.wait_until(lock, journal_.front().committed + applier_gather_, [&] {
-        return journal_stop_ || journal_held_ || journal_waiters_ > 0 ||
-               journal_bytes_ >= config::kApplierGatherBytes;
-      });
-      if (journal_held_) break;
-      rows.swap(journal_);
-      journal_.clear();
-      applying_ = rows;
-    }
-    // How long changes waited in the journal: the age of the pass's oldest row.
-    journal_lag_.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - rows.front().committed)
-                         .count());
-    // By partition, each in id order: a later state of a series overrides an earlier one.
-    size_t pass_bytes = 0, written_bytes = 0;
-    for (const JournalRow& row : rows) pass_bytes += row.row->size();
-    std::vector<JournalPiece> pieces;
-    Status status = CollectJournalPieces(rows, {}, &pieces);
-    bool held = false;
-    if (status.ok()) {
-      status = WriteOutJournal(rows, pieces, [&](size_t bytes) {
-        written_bytes += bytes;
-        {
-          std::lock_guard lock(journal_mu_);
-          journal_bytes_ -= bytes;
-          journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
-        }
-        journal_space_cv_.notify_all();
-        if (applier_batches_left_.load() < 0 || applier_batches_left_.fetch_sub(1) > 1) {
-          return true;
-        }
-        held = true;
-        return false;
-      });
-    }
-    {
-      std::lock_guard lock(journal_mu_);
-      if (!held && status.ok()) applying_.clear();
-      journal_bytes_ -= pass_bytes - written_bytes;  // the chunk headers
-      journal_backlog_.Set(static_cast<int64_t>(journal_bytes_));
-      if (journal_.empty()) journal_lag_.Set(0);
-      if (held) {
-        journal_held_ = true;
-      } else if (status.ok()) {
-        journal_applied_ = rows.back().id;
-      } else {
-        journal_failed_ = true;
-      }
-    }
-    journal_space_cv_.notify_all();
-    journal_applied_cv_.notify_all();
-    if (held) return;
-    if (!status.ok()) {
-      // The journal rows stay: reopening the store applies them (Load, from Recover).
-      health_.Failed(status);
-      {
-        std::lock_guard lock(q_mu_);
-        if (failed_.ok()) failed_ = status;
-      }
-      q_cv_.notify_all();  // the writer begins its attempts to recover
-      return;
-    }
-  }
-}
-
-Status StoreImpl::CollectJournalPieces(const std::vector<JournalRow>& rows,
-                                       const std::unordered_map<uint32_t, uint64_t>& applied,
-                                       std::vector<JournalPiece>* pieces) {
-  std::vector<format::JournalChunk> chunks;
-  for (const JournalRow& row : rows) {
-    chunks.clear();
-    if (!format::SplitJournalRow(*row.row, &chunks)) {
-      return Status::Corruption("journal row " + std::to_string(row.id) + " is malformed");
-    }
-    for (const auto& c : chunks) {
-      auto a = applied.find(c.partition);
-      if (a != applied.end() && row.id <= a->second) continue;
-      pieces->push_back(JournalPiece{c.partition, row.id, c.records});
-    }
-  }
-  return Status::Ok();
-}
-
-Status StoreImpl::WriteOutJournal(const std::vector<JournalRow>& rows,
-                                  std::vector<JournalPiece>& pieces,
-                                  const std::function<bool(size_t)>& on_batch) {
-  if (rows.empty()) return Status::Ok();
-  std::stable_sort(pieces.begin(), pieces.end(), [](const JournalPiece& a, const JournalPiece& b) {
-    return a.partition < b.partition;
-  });
-  std::string written_up_to;
-  format::PutU64BE(written_up_to, rows.back().id);
-  format::Journal j;
-  size_t begin = 0;
-  do {
-    size_t end = begin, bytes = 0;
-    while (end < pieces.size() &&
-           (end == begin || pieces[end].partition == pieces[end - 1].partition ||
-            bytes < config::kMinApplyBatchBytes)) {
-      bytes += pieces[end].records.size();
-      ++end;
-    }
-    j.Clear();
-    rocksdb::WriteBatch wb;
-    for (size_t i = begin; i < end; ++i) {
-      if (!format::AppendJournal(pieces[i].records, &j)) {
-        return Status::Corruption("journal row " + std::to_string(pieces[i].id) + " is malformed");
-      }
-      const uint32_t partition = pieces[i].partition;
-      if (i + 1 == end || pieces[i + 1].partition != partition) {
-        wb.Put(db_->cf(kMeta), format::AppliedKey(partition), written_up_to);
-      }
-    }
-    if (auto s = AddStateAndRollups(j, wb); !s.ok()) return s;
-    if (end == pieces.size()) {
-      for (const JournalRow& row : rows) wb.Delete(db_->cf(kMeta), format::JournalKey(row.id));
-    }
-    // Not synced: until the WAL holds this batch the journal rows are still there and the
-    // partitions not marked written out (the later synced commit makes both durable, in order),
-    // so a crash loses nothing.
-    rocksdb::WriteOptions wo;
-    // A priority other than the writer's keeps RocksDB from joining this batch to a commit's
-    // write group, where the commit would wait for (or do) this batch's memtable inserts.
-    // Without a rate limiter configured the priority has no other effect.
-    wo.rate_limiter_priority = rocksdb::Env::IO_USER;
-    if (auto s = FromRocks(db_->db()->Write(wo, &wb), "writing state and rollups"); !s.ok())
-      return s;
-    begin = end;
-    if (!on_batch(bytes)) break;
-  } while (begin < pieces.size());
-  return Status::Ok();
-}
-
-Status StoreImpl::AddStateAndRollups(format::Journal& j, rocksdb::WriteBatch& wb) {
-  std::string k, sum, next, audit_row;
-  // The updates of an entry from all the rows applied together become one audit row, or a few
-  // (one spans less than kRawRowSpanMs and up to config::kMaxAuditRowBytes): one memtable insert,
-  // and one key for each flush and compaction to carry, instead of one per entry update.
-  std::stable_sort(j.audit.begin(), j.audit.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.table, a.key) < std::tie(b.table, b.key);
-  });
-  for (size_t i = 0; i < j.audit.size();) {
-    const format::JournalAudit& first = j.audit[i];
-    size_t n = i + 1, bytes = first.row.size();
-    for (; n < j.audit.size() && bytes < config::kMaxAuditRowBytes; ++n) {
-      const format::JournalAudit& a = j.audit[n];
-      if (a.table != first.table || a.key != first.key || a.t_ms < first.t_ms ||
-          a.t_ms - first.t_ms >= format::kRawRowSpanMs || a.seq <= j.audit[n - 1].seq) {
-        break;
-      }
-      bytes += a.row.size();
-    }
-    k.clear();
-    format::AppendRawKey(k, first.table, first.key, first.t_ms, first.seq);
-    if (n == i + 1) {
-      wb.Put(db_->cf(kRaw), k, rocksdb::Slice(first.row.data(), first.row.size()));
-    } else {
-      audit_row.clear();
-      format::StartUpdatesRow(audit_row);
-      for (size_t u = i; u < n; ++u) {
-        format::AppendUpdate(audit_row, first.t_ms, first.seq, j.audit[u].t_ms, j.audit[u].seq,
-                             j.audit[u].row);
-      }
-      wb.Put(db_->cf(kRaw), k, audit_row);
-    }
-    i = n;
-  }
-  // Rows go in key order: the memtable skiplist then inserts each next to the previous one
-  // instead of searching from the top. Of an entry's states, the newest (last) one is written.
-  std::stable_sort(j.entries.begin(), j.entries.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.id.source, a.id.table, a.id.key) <
-           std::tie(b.id.source, b.id.table, b.id.key);
-  });
-  for (size_t i = 0; i < j.entries.size(); ++i) {
-    if (i + 1 < j.entries.size() && j.entries[i + 1].id == j.entries[i].id) continue;
-    k.clear();
-    format::AppendEntryKey(k, j.entries[i].id);
-    wb.Put(db_->cf(kEntries), k,
-           rocksdb::Slice(j.entries[i].state.data(), j.entries[i].state.size()));
-  }
-  // The cells of one rollup row from all the rows applied together become one merge operand.
-  auto cell_order = [](const format::JournalCell& a, const format::JournalCell& b) {
-    return std::tie(a.table, a.key, a.bucket, a.source) <
-           std::tie(b.table, b.key, b.bucket, b.source);
-  };
-  for (int r = 0; r < format::kJournalResolutions; ++r) {
-    auto& cells = j.cells[r];
-    std::sort(cells.begin(), cells.end(), cell_order);
-    for (size_t i = 0; i < cells.size();) {
-      const format::JournalCell& c = cells[i];
-      std::string_view operand = c.sums;
-      size_t n = i + 1;
-      if (n < cells.size() && !cell_order(c, cells[n])) {
-        sum.assign(c.sums);
-        for (; n < cells.size() && !cell_order(c, cells[n]); ++n) {
-          if (!format::AddSums(sum, cells[n].sums, &next)) {
-            return Status::Corruption("a journal row holds malformed rollup sums");
-          }
-          sum.swap(next);
-        }
-        operand = sum;
-      }
-      k.clear();
-      format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
-      wb.Merge(db_->cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
-      i = n;
-    }
-  }
-  return Status::Ok();
+  return journal_.WaitUntilWrittenOut();
 }
 
 Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
@@ -1615,7 +1225,7 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
   }
   // The rows the applier would write, collected per family from a WriteBatch.
   rocksdb::WriteBatch wb;
-  if (auto s = s_->AddStateAndRollups(j, wb); !s.ok()) return s;
+  if (auto s = AddStateAndRollups(*s_->db_, j, wb); !s.ok()) return s;
   struct Collect : rocksdb::WriteBatch::Handler {
     explicit Collect(Reader* r) : r(r) {}
     rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
@@ -2000,12 +1610,7 @@ Status StoreImpl::Close() {
   }
   commit_cv_.notify_all();
   if (committer_.joinable()) committer_.join();
-  {
-    std::lock_guard lock(journal_mu_);
-    journal_stop_ = true;
-  }
-  journal_cv_.notify_all();
-  if (applier_.joinable()) applier_.join();
+  journal_.Stop();
   flushed_cv_.notify_all();
   std::unique_lock db_lock(db_mu_);
   {
