@@ -38,6 +38,7 @@
 #include "tsdb/config.h"
 #include "tsdb/db_handle.h"
 #include "tsdb/delta.h"
+#include "tsdb/entry_table.h"
 #include "tsdb/feed_reader.h"
 #include "tsdb/format.h"
 #include "tsdb/incremental_hash_map.h"
@@ -55,13 +56,6 @@ namespace fs = std::filesystem;
 using format::MetricClass;
 using format::NameKind;
 using format::Reason;
-
-struct EntryIdHash {
-  size_t operator()(const format::EntryId& id) const {
-    uint64_t a = (uint64_t{id.source} << 32) | id.table;
-    return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ (id.key + 0x7F4A7C159E3779B9ull));
-  }
-};
 
 struct AggKey {
   uint32_t table, metric, key, bucket, source;
@@ -139,16 +133,6 @@ size_t CountValues(const ingest::UpdateBatch& b) {
   }
   return n;
 }
-
-// The in-memory state of an entry of one source: the state of each of its counter series (one
-// per metric, ascending metric id), plus where the open group keeps its changes (kClean when the
-// group has not touched it).
-struct LiveEntry {
-  static constexpr uint32_t kClean = UINT32_MAX;
-  std::vector<format::MetricState> metrics;
-  uint32_t pending = kClean;  // index into StoreImpl::pending_
-  uint32_t window = 0;        // the last repeat window (StoreImpl::window_) it was touched in
-};
 
 // What the metrics collector reads; outlives the store when the registry still holds it.
 struct CollectorState {
@@ -350,8 +334,6 @@ class StoreImpl final : public Store {
   // Blocks the writer while the journal backlog is over config::kMaxJournalBacklogBytes, or older
   // than its age bound (Journal::WaitForSpace); the failed status if the applier failed.
   Status WaitForJournalSpace();
-  // Records an entry loaded at open (from "entries" or a journal row): key_sources_, counts.
-  Status LoadEntry(const format::EntryId& id, std::string_view state);
   // Builds the group into as few WriteBatches as its size allows, each holding whole batches,
   // and hands each to the committer, which runs every done callback with the outcome of the
   // WriteBatch that held its batch.
@@ -458,13 +440,7 @@ class StoreImpl final : public Store {
   Catalog catalog_;
 
   // Writer-thread state.
-  // The maps that grow with the keys grow incrementally: rehashing every element at once held
-  // up commits for tens of ms (see tsdb/incremental_hash_map.h).
-  IncrementalHashMap<format::EntryId, LiveEntry, EntryIdHash> entries_;
-  std::unordered_map<uint32_t, uint32_t> epochs_;  // source -> restart epoch
-  IncrementalHashMap<uint64_t, uint32_t>
-      key_sources_;  // table<<32|key -> first source | kSharedBit (seen from several)
-  static constexpr uint32_t kSharedBit = 0x80000000u;
+  EntryTable entries_{catalog_};
   uint64_t next_seq_ = 1;
   // An entry the open group changed: its state row is rewritten at commit, and the deltas of
   // each of its counters in the current minute, hour and day are summed in pending_sums_ (at
@@ -563,7 +539,6 @@ class StoreImpl final : public Store {
   std::mutex close_mu_;
   bool closed_ = false;  // GUARDED_BY(close_mu_)
 
-  std::atomic<uint64_t> live_series_{0};
   std::atomic<uint64_t> stat_deltas_{0};
   std::atomic<uint64_t> stat_updates_{0};
 
@@ -676,7 +651,7 @@ Status StoreImpl::Load() {
       catalog_.LoadSource(format::GetU32BE(k.data() + 1), format::GetU32BE(k.data() + 5));
     } else if (tag == format::kTagEpoch) {
       if (k.size() != 5 || val.size() != 12) return Status::Corruption(corrupt + ": bad epoch");
-      epochs_[format::GetU32BE(k.data() + 1)] = format::GetFixed32LE(val.data());
+      entries_.LoadEpoch(format::GetU32BE(k.data() + 1), format::GetFixed32LE(val.data()));
     } else if (tag == format::kTagSeq) {
       if (val.size() != 8) return Status::Corruption(corrupt + ": bad sequence record");
       next_seq_ = format::GetU64BE(val.data());
@@ -697,40 +672,14 @@ Status StoreImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
 
-  it.reset(db_->db()->NewIterator(ro, db_->cf(kEntries)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != format::kEntryKeySize) {
-      return Status::Corruption(corrupt + ": bad entry record");
-    }
-    auto loaded = LoadEntry(format::DecodeEntryKey(it->key().data()),
-                            std::string_view(it->value().data(), it->value().size()));
-    if (!loaded.ok()) return Status::Corruption(corrupt + ": " + loaded.message());
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), corrupt);
-  auto last_id = journal_.Recover(
-      db_.get(), read_only_, std::move(journal), applied, corrupt,
-      [this](const format::EntryId& id, std::string_view state) { return LoadEntry(id, state); });
+  if (auto loaded = entries_.LoadEntries(*db_, corrupt); !loaded.ok()) return loaded;
+  auto last_id = journal_.Recover(db_.get(), read_only_, std::move(journal), applied, corrupt,
+                                  [this](const format::EntryId& id, std::string_view state) {
+                                    return entries_.LoadEntry(id, state);
+                                  });
   if (!last_id.ok()) return last_id.status();
   next_journal_id_ = *last_id + 1;
-  uint64_t series = 0;
-  entries_.ForEach(
-      [&](const format::EntryId&, const LiveEntry& live) { series += live.metrics.size(); });
-  live_series_ = series;
-  return Status::Ok();
-}
-
-Status StoreImpl::LoadEntry(const format::EntryId& id, std::string_view state) {
-  auto [it, fresh] = entries_.TryEmplace(id);
-  if (!format::DecodeEntryState(state, &it->second.metrics)) {
-    return Status::Corruption("bad entry state");
-  }
-  if (!fresh) return Status::Ok();
-  const uint64_t tk = (uint64_t{id.table} << 32) | id.key;
-  auto [ks, inserted] = key_sources_.TryEmplace(tk, id.source);
-  if (!inserted && (ks->second & ~kSharedBit) != id.source && !(ks->second & kSharedBit)) {
-    ks->second |= kSharedBit;
-    catalog_.CountMultiSourceKey(id.table);
-  }
+  entries_.CountSeries();
   return Status::Ok();
 }
 
@@ -833,8 +782,6 @@ Status StoreImpl::Reopen() {
 void StoreImpl::ForgetLoadedState() {
   catalog_.Clear();
   entries_.Clear();
-  key_sources_.Clear();
-  epochs_.clear();
   next_seq_ = 1;
   // Emptied by every BuildGroup already; cleared in case a build stopped half-way.
   pending_.clear();
@@ -1296,7 +1243,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
   };
   const uint32_t source = intern(NameKind::kSource, batch.source);
   batch_observed_ = observer_ != nullptr && batch.source_restarted;
-  uint32_t& epoch = epochs_[source];
+  uint32_t& epoch = entries_.Epoch(source);
   if (batch.source_restarted) {
     ++epoch;
     std::string v;
@@ -1379,14 +1326,11 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           continue;
         }
         if (live_entry == nullptr) {
-          auto [eit, fresh] = entries_.TryEmplace(format::EntryId{source, table, key});
+          auto [eit, fresh] = entries_.Add(format::EntryId{source, table, key});
           live_entry = eit;
           if (fresh) {
             ++new_entries_in_group_;
-            const uint64_t tk = (uint64_t{table} << 32) | key;
-            auto [ks, inserted] = key_sources_.TryEmplace(tk, source);
-            if (!inserted && (ks->second & ~kSharedBit) != source && !(ks->second & kSharedBit)) {
-              ks->second |= kSharedBit;
+            if (entries_.AddKeySource(table, key, source)) {
               multi_source_keys_.Inc();
               catalog_.CountMultiSourceKey(meta);
             }
@@ -1412,7 +1356,7 @@ void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch
           }
           states.insert(states.begin() + static_cast<ptrdiff_t>(m),
                         format::MetricState{metric, {}});
-          live_series_.fetch_add(1, std::memory_order_relaxed);
+          entries_.CountNewSeries();
         }
         const DeltaResult d = ComputeDelta(
             prev, DeltaInput{mv.value, slot.cls == MetricClass::kCounter32, t, batch.connection_id,
@@ -2515,7 +2459,7 @@ Result<StoreStats> StoreImpl::Stats() {
   std::shared_lock lock(db_mu_);
   if (auto s = CheckOpen(); !s.ok()) return s;
   StoreStats st;
-  st.live_series = live_series_.load(std::memory_order_relaxed);
+  st.live_series = entries_.live_series();
   st.tables = catalog_.TableCount();
   uint64_t sst = 0;
   db_->db()->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
