@@ -9,7 +9,6 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,10 +36,10 @@
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
 #include "tsdb/db_handle.h"
-#include "tsdb/delta.h"
 #include "tsdb/entry_table.h"
 #include "tsdb/feed_reader.h"
 #include "tsdb/format.h"
+#include "tsdb/group_builder.h"
 #include "tsdb/incremental_hash_map.h"
 #include "tsdb/journal.h"
 #include "tsdb/merged_iterator.h"
@@ -55,19 +54,6 @@ namespace {
 namespace fs = std::filesystem;
 using format::MetricClass;
 using format::NameKind;
-using format::Reason;
-
-struct AggKey {
-  uint32_t table, metric, key, bucket, source;
-  bool operator==(const AggKey&) const = default;
-};
-struct AggKeyHash {
-  size_t operator()(const AggKey& k) const {
-    uint64_t h = k.table;
-    for (uint32_t v : {k.metric, k.key, k.bucket, k.source}) h = h * 0x100000001B3ull ^ v;
-    return std::hash<uint64_t>()(h);
-  }
-};
 
 // Source slots of an export row: one slot for all sources, or one per source in name order
 // with per_source.
@@ -115,17 +101,6 @@ void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   }
   it->Seek(target);
 }
-// One WriteBatch of a group, built and waiting to be written (StoreImpl::CommitterLoop).
-struct BuiltGroup {
-  explicit BuiltGroup(size_t reserved_bytes) : wb(reserved_bytes) {}
-  rocksdb::WriteBatch wb;
-  Status status;                    // a failure building it: it is not written
-  std::vector<JournalRow> journal;  // the journal rows in wb, for the applier once written
-  std::vector<ingest::UpdateSink::DoneCallback> done;  // of the batches it holds
-  std::chrono::steady_clock::time_point start;         // when building began: the commit latency
-  CommittedGroup observed;                             // for the commit observer, once written
-};
-
 size_t CountValues(const ingest::UpdateBatch& b) {
   size_t n = 0;
   for (const auto& t : b.tables) {
@@ -157,8 +132,6 @@ class StoreImpl final : public Store {
                    q_cv_.notify_all();  // the writer begins its attempts to recover
                  }),
         metrics_(MetricsRegistry::Global()),
-        updates_received_(metrics_.GetCounter("stickmeter_updates_received_total",
-                                              "Counter and gauge values received for storage")),
         commit_latency_(metrics_.GetHistogram("stickmeter_commit_seconds",
                                               "Latency of one group commit (write + sync)")),
         commit_prepare_(CommitPhase("prepare")),
@@ -167,18 +140,8 @@ class StoreImpl final : public Store {
         commit_memtable_(CommitPhase("memtable")),
         queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
                                        "Update batches waiting for the store writer")),
-        multi_source_keys_(metrics_.GetCounter(
-            "stickmeter_multi_source_keys_total",
-            "Keys of one table seen from more than one HAProxy node (normal with one peers "
-            "section per node: the total is the sum over nodes)")),
         collector_(std::make_shared<CollectorState>()),
-        health_(metrics_) {
-    for (int r = 1; r < format::kReasonCount; ++r) {
-      deltas_by_reason_[r] = &metrics_.GetCounter(
-          "stickmeter_deltas_written_total", "Non-zero deltas committed, by counting rule",
-          {{"reason", std::string(format::ReasonName(static_cast<Reason>(r)))}});
-    }
-  }
+        health_(metrics_) {}
 
   ~StoreImpl() override { (void)Close(); }
 
@@ -220,7 +183,7 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
-  void SetJournalMode(testing_internal::JournalMode mode) { journal_mode_.store(mode); }
+  void SetJournalMode(testing_internal::JournalMode mode) { builder_.SetJournalMode(mode); }
   void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
     std::lock_guard lock(commit_mu_);
     on_failing_commit_ = std::move(on_failing);
@@ -240,14 +203,11 @@ class StoreImpl final : public Store {
   Status Close() override;
   Status CompactAll() override;
   void Flush() override;
-  void SetCommitObserver(CommitObserver* observer) override { observer_ = observer; }
-  void Recycle(CommittedGroup group) override {
-    group.deltas.clear();
-    group.entry_keys.clear();
-    MutexLock lock(&spare_mu_);
-    if (spare_deltas_.capacity() < group.deltas.capacity()) spare_deltas_.swap(group.deltas);
-    if (spare_keys_.capacity() < group.entry_keys.capacity()) spare_keys_.swap(group.entry_keys);
+  void SetCommitObserver(CommitObserver* observer) override {
+    observer_ = observer;
+    builder_.SetObserver(observer);
   }
+  void Recycle(CommittedGroup group) override { builder_.Recycle(std::move(group)); }
   EventFeed* event_feed() override { return feed_ ? feed_.get() : nullptr; }
   // At open for writing: the event feed's position (tsdb/feed_reader.h).
   Status OpenFeed();
@@ -338,9 +298,6 @@ class StoreImpl final : public Store {
   // and hands each to the committer, which runs every done callback with the outcome of the
   // WriteBatch that held its batch.
   void CommitGroup(std::deque<Pending>& group);
-  // Puts what ApplyBatch gathered (its audit rows, state rows and rollup cells, as journal rows
-  // or directly) into `built`. A failure is kept in built.status.
-  void BuildGroup(BuiltGroup& built, uint64_t seq_before);
   // Waits until the committer has room for one more group, then queues it.
   void HandOver(std::unique_ptr<BuiltGroup> built);
   // A group to build into: the one the committer last handed back (its batch buffer, of the
@@ -352,19 +309,6 @@ class StoreImpl final : public Store {
   // their done callbacks. Fail-stop: the first error is kept in failed_, and no group after it
   // is written.
   void CommitterLoop();
-  // Rows the open group will write: an estimate of its WriteBatch's size.
-  size_t GroupRows() const {
-    return raw_.size() + 4 * pending_.size() + spilled_ + gauge_agg_.size();
-  }
-  // Moves the open rollup cells of a pending entry into its journal row (a group spanning a
-  // bucket boundary, or a metric added to the entry) and zeroes them.
-  void SpillCells(uint32_t pending_index, bool all, const uint32_t* buckets);
-  // Appends the non-zero sums of resolution `r` of a pending entry (`width` metrics at `sums`,
-  // as indexed in `metrics`) as one journal cell of `bucket` (the resolution's bucket of t).
-  void AppendCell(std::string& row, const format::EntryId& id,
-                  const std::vector<format::MetricState>& metrics, const uint64_t* sums,
-                  size_t width, int r, uint32_t bucket);
-  void ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb);
   Status CheckOpen() const {
     if (db_ != nullptr) return Status::Ok();
     if (Status w = health_.status(); !w.ok()) {
@@ -426,8 +370,6 @@ class StoreImpl final : public Store {
   const StoreOptions options_;
   // How long the applier lets the oldest journal row wait for more (Journal).
   const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
-  const std::chrono::milliseconds repeat_window_{
-      std::max(applier_gather_, config::kMinRepeatWindow)};
   const bool read_only_;
   // See config::kDefaultExportChunkBytes; tests lower it to exercise chunking
   // (tsdb/store_testing.h).
@@ -441,69 +383,18 @@ class StoreImpl final : public Store {
 
   // Writer-thread state.
   EntryTable entries_{catalog_};
-  uint64_t next_seq_ = 1;
-  // An entry the open group changed: its state row is rewritten at commit, and the deltas of
-  // each of its counters in the current minute, hour and day are summed in pending_sums_ (at
-  // sums + metric index * 3 + resolution) rather than in a map per resolution, so a delta costs
-  // no hashing. When a delta falls into another bucket than the open one (a group spanning a
-  // minute boundary), the open cells go into the entry's journal row first (SpillCells).
-  struct PendingEntry {
-    std::pair<const format::EntryId, LiveEntry>* entry;
-    bool has_cells;
-    uint32_t bucket[3];
-    uint32_t sums;        // offset in pending_sums_
-    uint32_t sums_width;  // metrics the region has room for
-  };
-  std::vector<PendingEntry> pending_;
-  std::vector<uint64_t> pending_sums_;
-  // How often an entry recurs from group to group: over a window, the group touches (an entry
-  // counts once per group) per distinct entry touched. Measured by the writer for the previous
-  // window; decides whether groups go through the journal (BuildGroup).
-  uint32_t window_ = 1;
-  uint64_t window_touches_ = 0, window_entries_ = 0;
-  std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
-  double repeats_per_window_ = config::kMinJournalRepeats;
-  size_t new_entries_in_group_ = 0;  // entries the open group saw first
-  // The open group's journal rows, one per key partition (reused buffers): cells spilled while
-  // the group is gathered, then at commit each entry's state and open cells (BuildGroup).
-  std::string journal_rows_[config::kJournalPartitions];
-  size_t spilled_ = 0;  // cells in journal_rows_
-  std::unordered_map<AggKey, std::pair<int64_t, int64_t>, AggKeyHash> gauge_agg_;
-  // Audit rows of the group (one per entry update with a non-zero delta), encoded back to back
-  // in raw_bytes_ and moved into the journal rows at commit (see BuildGroup).
-  struct RawRow {
-    uint32_t table, key;
-    int64_t t_ms;
-    uint64_t seq;
-    uint32_t offset, size;
-  };
-  std::vector<RawRow> raw_;
-  std::string raw_bytes_;
-  std::string key_name_;          // reused buffer for interning key names
+  GroupBuilder builder_{options_, catalog_, entries_, MetricsRegistry::Global()};
   std::mutex settings_mu_;        // one settings write at a time (history order)
   uint64_t setting_changes_ = 0;  // GUARDED_BY(settings_mu_): orders same-ms changes
   // Set before the first Submit, then read by the writer and committer threads only.
   CommitObserver* observer_ = nullptr;
-  std::vector<CommittedDelta> observed_deltas_;  // writer: of the group being built
-  std::vector<uint32_t> observed_keys_;          // writer: CommittedGroup::entry_keys, same
-  // Emptied vectors of groups the observer is done with (Recycle), for the writer to reuse.
+  // The committer's last group, emptied, for the writer to build the next one into.
   Mutex spare_mu_;
-  std::vector<CommittedDelta> spare_deltas_ GUARDED_BY(spare_mu_);
-  std::vector<uint32_t> spare_keys_ GUARDED_BY(spare_mu_);
   std::unique_ptr<BuiltGroup> spare_built_ GUARDED_BY(spare_mu_);
-  uint32_t observed_batch_ = 0;  // writer: the index ApplyBatch's batch will have among them
-  // The latest receive time of anything handed to the writer (never behind the data a reader
-  // can see): a range ending after it has nothing more in its last minute (Usage).
-  std::atomic<int64_t> latest_received_ms_{NowUnixMs()};
-  bool batch_observed_ = false;       // writer: ApplyBatch saw an observed table
-  std::string state_buf_, sums_buf_;  // reused buffers
   // The event feed (options_.event_feed): the writer adds each group's audit records to the
-  // outbox (BuildGroup); feed_stale_: off, but a position is kept, to drop at the next commit.
+  // outbox (GroupBuilder).
   class Feed;
   std::unique_ptr<EventFeed> feed_;
-  bool feed_stale_ = false;
-  std::string outbox_buf_;
-  uint64_t next_journal_id_ = 1;  // writer: the id of the next journal row
 
   // Groups built by the writer and not yet written, for the committer thread: the writer builds
   // the next group while the committer writes and syncs the previous one.
@@ -518,8 +409,6 @@ class StoreImpl final : public Store {
 
   // Journal rows committed and not yet written out, and the applier thread.
   Journal journal_;
-  // Tests force every group through the journal or past it.
-  std::atomic<testing_internal::JournalMode> journal_mode_{testing_internal::JournalMode::kAuto};
   // Tests: group commits still written before every later one fails; negative: no failures.
   std::atomic<int64_t> commits_before_failure_{-1};
   std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
@@ -539,11 +428,7 @@ class StoreImpl final : public Store {
   std::mutex close_mu_;
   bool closed_ = false;  // GUARDED_BY(close_mu_)
 
-  std::atomic<uint64_t> stat_deltas_{0};
-  std::atomic<uint64_t> stat_updates_{0};
-
   MetricsRegistry& metrics_;
-  Counter& updates_received_;
   Histogram& commit_latency_;
   // Where a commit's time goes (docs/operations.md, Metrics): building its batch, waiting in
   // RocksDB's write queue behind other writers, the WAL write and sync, the memtable inserts.
@@ -557,8 +442,6 @@ class StoreImpl final : public Store {
   Histogram& commit_wal_;
   Histogram& commit_memtable_;
   Gauge& queue_depth_;
-  Counter& multi_source_keys_;
-  Counter* deltas_by_reason_[format::kReasonCount] = {};
   std::shared_ptr<CollectorState> collector_;
   bool collector_added_ = false;  // OpenDb registered it (once: Recover opens again)
   WriteHealth health_;
@@ -568,6 +451,7 @@ Status StoreImpl::OpenDb() {
   auto db = DbHandle::Open(options_, read_only_);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
+  builder_.Attach(db_.get());
   {
     std::lock_guard lock(collector_->mu);
     collector_->db = db_->db();
@@ -654,7 +538,7 @@ Status StoreImpl::Load() {
       entries_.LoadEpoch(format::GetU32BE(k.data() + 1), format::GetFixed32LE(val.data()));
     } else if (tag == format::kTagSeq) {
       if (val.size() != 8) return Status::Corruption(corrupt + ": bad sequence record");
-      next_seq_ = format::GetU64BE(val.data());
+      builder_.LoadSeq(format::GetU64BE(val.data()));
     } else if (tag == format::kTagJournal) {
       const auto id = format::DecodeJournalKey(std::string_view(k.data(), k.size()));
       if (!id) return Status::Corruption(corrupt + ": bad journal record");
@@ -678,7 +562,7 @@ Status StoreImpl::Load() {
                                     return entries_.LoadEntry(id, state);
                                   });
   if (!last_id.ok()) return last_id.status();
-  next_journal_id_ = *last_id + 1;
+  builder_.SetNextJournalId(*last_id + 1);
   entries_.CountSeries();
   return Status::Ok();
 }
@@ -782,18 +666,7 @@ Status StoreImpl::Reopen() {
 void StoreImpl::ForgetLoadedState() {
   catalog_.Clear();
   entries_.Clear();
-  next_seq_ = 1;
-  // Emptied by every BuildGroup already; cleared in case a build stopped half-way.
-  pending_.clear();
-  pending_sums_.clear();
-  raw_.clear();
-  raw_bytes_.clear();
-  gauge_agg_.clear();
-  spilled_ = 0;
-  new_entries_in_group_ = 0;
-  for (auto& row : journal_rows_) row.clear();
-  outbox_buf_.clear();
-  feed_stale_ = false;
+  builder_.Clear();
   journal_.Clear();
 }
 
@@ -815,30 +688,17 @@ void StoreImpl::CommitGroup(std::deque<Pending>& group) {
       // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
       // operands), so the batch buffer grows once instead of by repeated doubling.
       built = TakeBuiltGroup(std::min(values * 48, config::kMaxGroupRows * 64));
-      const uint64_t seq_before = next_seq_;
+      const uint64_t seq_before = builder_.next_seq();
       do {
-        observed_batch_ = static_cast<uint32_t>(built->observed.batches.size());
-        const size_t keys_before = observed_keys_.size();
-        ApplyBatch(group[end].batch, built->wb);
-        if (batch_observed_) {
-          built->observed.batches.push_back(std::move(group[end].batch));
-        } else {
-          observed_keys_.resize(keys_before);
-        }
+        builder_.Add(group[end].batch, *built);
         ++end;
-      } while (end < group.size() && GroupRows() < config::kMaxGroupRows);
-      // The next group is likely as large: start it with the vectors of one the observer
-      // handed back, else with as much room as this one took.
-      built->observed.deltas.swap(observed_deltas_);
-      built->observed.entry_keys.swap(observed_keys_);
-      {
-        MutexLock lock(&spare_mu_);
-        observed_deltas_.swap(spare_deltas_);
-        observed_keys_.swap(spare_keys_);
-      }
-      observed_deltas_.reserve(built->observed.deltas.size());
-      observed_keys_.reserve(built->observed.entry_keys.size());
-      BuildGroup(*built, seq_before);
+      } while (end < group.size() && builder_.GroupRows() < config::kMaxGroupRows);
+      builder_.TakeObserved(*built);
+      // The state written directly must not be overtaken by an older journal row's: the
+      // applier first writes out every one. If it cannot, the group is journalled after all.
+      bool direct = builder_.WantsDirect();
+      if (direct) direct = WaitForJournalDrained();
+      builder_.Build(*built, seq_before, direct);
     } else {
       built = std::make_unique<BuiltGroup>(0);
       built->status = status;
@@ -961,152 +821,6 @@ void StoreImpl::CommitterLoop() {
   }
 }
 
-void StoreImpl::BuildGroup(BuiltGroup& built, uint64_t seq_before) {
-  rocksdb::WriteBatch& wb = built.wb;
-  std::string k;
-  k.reserve(64);
-  // The audit rows, state rows and rollup cells go into journal rows (one per key partition): a
-  // few memtable inserts on the path to the acknowledgement instead of one per entry update,
-  // entry and resolution. The applier writes them to their column families afterwards
-  // (ApplierLoop), an entry's audit rows of all the groups it writes at once as one row.
-  // Groups that gain nothing from that write their state and rollups directly: one whose journal
-  // would not fit its memtable (its rows would reach the disk before the applier deletes them),
-  // every group while entries rarely recur from group to group (the applier saves by summing an
-  // entry over the groups it writes at once; without repeats the journal only adds its own
-  // cost, e.g. with 100k+ keys below saturation), and a group whose entries are mostly new (a
-  // fresh store's first burst: they will not recur within the applier's pass either).
-  const auto now = std::chrono::steady_clock::now();
-  if (now - window_start_ >= repeat_window_) {
-    repeats_per_window_ = window_entries_ == 0 ? config::kMinJournalRepeats
-                                               : double(window_touches_) / window_entries_;
-    window_touches_ = window_entries_ = 0;
-    ++window_;
-    window_start_ = now;
-  }
-  const size_t journal_bytes =
-      pending_.size() * (config::kJournalEntryBytes + 3 * config::kJournalCellBytes) +
-      spilled_ * config::kJournalCellBytes + raw_bytes_.size() +
-      raw_.size() * config::kJournalAuditBytes;
-  bool direct = journal_bytes > config::kMaxJournalGroupBytes ||
-                repeats_per_window_ < config::kMinJournalRepeats ||
-                2 * new_entries_in_group_ > pending_.size();
-  new_entries_in_group_ = 0;
-  switch (journal_mode_.load(std::memory_order_relaxed)) {
-    case testing_internal::JournalMode::kAlways:
-      direct = false;
-      break;
-    case testing_internal::JournalMode::kNever:
-      direct = true;
-      break;
-    case testing_internal::JournalMode::kAuto:
-      break;
-  }
-  // The state written directly must not be overtaken by an older journal row's: the applier
-  // first writes out every one. If it cannot, the group is journalled after all.
-  if (direct) direct = WaitForJournalDrained();
-  for (const auto& row : raw_) {
-    format::AppendJournalAudit(journal_rows_[JournalPartition(row.table, row.key)], row.table,
-                               row.key, row.t_ms, row.seq,
-                               std::string_view(raw_bytes_).substr(row.offset, row.size));
-    if (feed_) {
-      format::AppendJournalAudit(outbox_buf_, row.table, row.key, row.t_ms, row.seq,
-                                 std::string_view(raw_bytes_).substr(row.offset, row.size));
-    }
-  }
-  // The event feed's outbox row, in the commit's own WriteBatch (tsdb/event_feed.h).
-  if (!outbox_buf_.empty()) {
-    wb.Put(db_->cf(kMeta), format::OutboxKey(seq_before), outbox_buf_);
-    outbox_buf_.clear();
-  } else if (feed_stale_ && next_seq_ != seq_before) {
-    FeedReader::AddStop(db_.get(), wb);
-    feed_stale_ = false;
-  }
-  raw_.clear();
-  raw_bytes_.clear();
-  for (const auto& p : pending_) {
-    const format::EntryId& id = p.entry->first;
-    LiveEntry& live = p.entry->second;
-    std::string& row = journal_rows_[JournalPartition(id.table, id.key)];
-    state_buf_.clear();
-    format::AppendEntryState(state_buf_, live.metrics.data(), live.metrics.size());
-    format::AppendJournalEntry(row, id, state_buf_);
-    live.pending = LiveEntry::kClean;
-    if (!p.has_cells) continue;
-    for (int r = 0; r < format::kJournalResolutions; ++r) {
-      AppendCell(row, id, live.metrics, pending_sums_.data() + p.sums, p.sums_width, r,
-                 p.bucket[r]);
-    }
-  }
-  pending_.clear();
-  pending_sums_.clear();
-  spilled_ = 0;
-  Status status;
-  if (direct) {
-    format::Journal j;
-    for (const auto& row : journal_rows_) {
-      if (!row.empty() && !format::AppendJournal(row, &j)) {
-        status = Status::Corruption("a journal row the writer built is malformed");
-      }
-    }
-    if (status.ok()) status = AddStateAndRollups(*db_, j, wb);
-  } else {
-    // At most what a chunk adds to its records: a tag, its partition and its length.
-    constexpr size_t kChunkHeaderBytes = 16;
-    size_t left = 0, largest = 0;  // bytes of the chunks not in a row yet, and of the largest
-    for (const auto& records : journal_rows_) {
-      if (records.empty()) continue;
-      left += records.size() + kChunkHeaderBytes;
-      largest = std::max(largest, records.size() + kChunkHeaderBytes);
-    }
-    std::string row;
-    // Each row is sized once for what it will hold (at most kJournalRowBytes and one more
-    // chunk) instead of growing by doubling: every step copied the row into fresh memory.
-    auto start_row = [&] { row.reserve(std::min(left, config::kJournalRowBytes + largest)); };
-    auto finish_row = [&] {
-      if (row.empty()) return;
-      wb.Put(db_->cf(kMeta), format::JournalKey(next_journal_id_), row);
-      built.journal.push_back(
-          JournalRow{next_journal_id_++, std::make_shared<const std::string>(std::move(row)), {}});
-      row = std::string();
-    };
-    start_row();
-    for (uint32_t i = 0; i < config::kJournalPartitions; ++i) {
-      if (journal_rows_[i].empty()) continue;
-      if (row.size() >= config::kJournalRowBytes) {
-        finish_row();
-        start_row();
-      }
-      format::AppendJournalChunk(row, i, journal_rows_[i]);
-      left -= journal_rows_[i].size() + kChunkHeaderBytes;
-    }
-    finish_row();
-  }
-  for (auto& row : journal_rows_) {
-    row.clear();
-    // A burst leaves big buffers behind; they go back to the system rather than stay resident.
-    if (row.capacity() > (64u << 10)) row.shrink_to_fit();
-  }
-  auto by_key = [](const auto& a, const auto& b) {
-    return std::tie(a.first.table, a.first.metric, a.first.key, a.first.bucket, a.first.source) <
-           std::tie(b.first.table, b.first.metric, b.first.key, b.first.bucket, b.first.source);
-  };
-  std::vector<std::pair<AggKey, std::pair<int64_t, int64_t>>> gauges(gauge_agg_.begin(),
-                                                                     gauge_agg_.end());
-  gauge_agg_.clear();
-  std::sort(gauges.begin(), gauges.end(), by_key);
-  for (const auto& [cell, v] : gauges) {
-    k.clear();
-    format::AppendRollupKey(k, cell.table, cell.metric, cell.key, cell.bucket, cell.source);
-    wb.Merge(db_->cf(kGauge), k, format::EncodeGauge(v.first, v.second));
-  }
-  if (next_seq_ != seq_before) {
-    std::string seq;
-    format::PutU64BE(seq, next_seq_);
-    wb.Put(db_->cf(kMeta), format::SeqKey(), seq);
-  }
-  built.status = status;
-}
-
 Status StoreImpl::WaitForJournalSpace() {
   if (journal_.WaitForSpace()) return Status::Ok();
   std::lock_guard q_lock(q_mu_);
@@ -1199,220 +913,6 @@ Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optiona
     std::sort(journal_rows_[cf].begin(), journal_rows_[cf].end());
   }
   return Status::Ok();
-}
-
-void StoreImpl::SpillCells(uint32_t pending_index, bool all, const uint32_t* buckets) {
-  PendingEntry& p = pending_[pending_index];
-  if (!p.has_cells) return;
-  const format::EntryId& id = p.entry->first;
-  std::string& row = journal_rows_[JournalPartition(id.table, id.key)];
-  uint64_t* sums = pending_sums_.data() + p.sums;
-  for (int r = 0; r < format::kJournalResolutions; ++r) {
-    if (!all && p.bucket[r] == buckets[r]) continue;
-    AppendCell(row, id, p.entry->second.metrics, sums, p.sums_width, r, p.bucket[r]);
-    ++spilled_;
-    for (uint32_t m = 0; m < p.sums_width; ++m) sums[m * 3 + r] = 0;
-  }
-}
-
-void StoreImpl::AppendCell(std::string& row, const format::EntryId& id,
-                           const std::vector<format::MetricState>& metrics, const uint64_t* sums,
-                           size_t width, int r, uint32_t bucket) {
-  sums_buf_.clear();
-  for (size_t m = 0; m < width; ++m) {
-    const uint64_t v = sums[m * 3 + r];
-    if (v == 0) continue;
-    const uint32_t metric = metrics[m].metric;
-    format::AppendSum(sums_buf_,
-                      r == 1 ? format::HourSlot(metric, bucket % format::kHoursPerRow) : metric, v);
-  }
-  if (sums_buf_.empty()) return;
-  format::AppendJournalCell(row, r, id.table, id.key,
-                            r == 1 ? bucket / format::kHoursPerRow : bucket, id.source, sums_buf_);
-}
-
-void StoreImpl::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBatch& wb) {
-  auto intern = [&](NameKind kind, std::string_view name) {
-    auto [id, fresh] = catalog_.names.Intern(kind, name);
-    if (fresh) {
-      std::string v;
-      format::PutU32BE(v, id);
-      wb.Put(db_->cf(kMeta), format::NameKey(kind, name), v);
-    }
-    return id;
-  };
-  const uint32_t source = intern(NameKind::kSource, batch.source);
-  batch_observed_ = observer_ != nullptr && batch.source_restarted;
-  uint32_t& epoch = entries_.Epoch(source);
-  if (batch.source_restarted) {
-    ++epoch;
-    std::string v;
-    format::PutFixed32LE(v, epoch);
-    format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
-    wb.Put(db_->cf(kMeta), format::EpochKey(source), v);
-  }
-  // The metrics of a table resolved once per batch rather than once per value: a batch holds
-  // thousands of values of the same few metrics.
-  struct MetricSlot {
-    std::string_view name;
-    ingest::MetricKind kind;
-    uint32_t id;
-    MetricClass cls;
-  };
-  std::vector<MetricSlot> slots;
-  uint64_t received = 0, deltas = 0;
-  uint64_t by_reason[format::kReasonCount] = {};
-  for (const auto& tu : batch.tables) {
-    if (!tu.table) continue;
-    const ingest::TableInfo& info = *tu.table;
-    const uint32_t table = intern(NameKind::kTable, info.name);
-    TableMeta* meta = catalog_.Table(table);
-    if (catalog_.SetInfo(meta, format::TableValue{info.key_type, info.key_size, info.expire_ms,
-                                                  info.data_types})) {
-      wb.Put(db_->cf(kMeta), format::TableKey(table), format::EncodeTable(meta->info));
-    }
-    if (catalog_.AddSource(meta, source)) {
-      wb.Put(db_->cf(kMeta), format::TableSourceKey(table, source), "");
-    }
-    if (meta->observed < 0) meta->observed = observer_ != nullptr && observer_->Observes(info.name);
-    const bool observed = meta->observed > 0;
-    batch_observed_ |= observed;
-    slots.clear();
-    auto slot_of = [&](const ingest::MetricValue& mv) -> const MetricSlot& {
-      for (const auto& s : slots) {
-        if (s.kind == mv.kind && s.name == mv.metric) return s;
-      }
-      const uint32_t metric = intern(NameKind::kMetric, mv.metric);
-      const MetricClass cls = mv.kind == ingest::MetricKind::kGauge       ? MetricClass::kGauge
-                              : mv.kind == ingest::MetricKind::kCounter64 ? MetricClass::kCounter64
-                                                                          : MetricClass::kCounter32;
-      if (catalog_.SetMetric(meta, metric, cls)) {
-        wb.Put(db_->cf(kMeta), format::MetricKey(table, metric),
-               std::string(1, static_cast<char>(cls)));
-      }
-      return slots.emplace_back(MetricSlot{mv.metric, mv.kind, metric, cls});
-    };
-    for (const auto& entry : tu.entries) {
-      key_name_.clear();
-      format::PutU32BE(key_name_, table);
-      key_name_.append(entry.key);
-      const uint32_t key = intern(NameKind::kKey, key_name_);
-      if (observer_ != nullptr) observed_keys_.push_back(key);
-      const int64_t t = entry.received_ms;
-      if (t > latest_received_ms_.load(std::memory_order_relaxed)) {
-        latest_received_ms_.store(t, std::memory_order_relaxed);
-      }
-      const uint32_t buckets[3] = {
-          static_cast<uint32_t>(FloorTo(t, format::kMinuteMs) / format::kMinuteMs),
-          static_cast<uint32_t>(FloorTo(t, format::kHourMs) / format::kHourMs),
-          static_cast<uint32_t>(FloorTo(t, format::kDayMs) / format::kDayMs)};
-      // This entry update's audit row, started at its first non-zero delta.
-      const size_t row_offset = raw_bytes_.size();
-      const uint64_t row_seq = next_seq_;
-      // The entry's state, looked up at its first counter value.
-      std::pair<const format::EntryId, LiveEntry>* live_entry = nullptr;
-      for (const auto& mv : entry.values) {
-        ++received;
-        const MetricSlot& slot = slot_of(mv);
-        const uint32_t metric = slot.id;
-        if (slot.cls == MetricClass::kGauge) {
-          const auto g = static_cast<int64_t>(mv.value);
-          auto [git, fresh] =
-              gauge_agg_.try_emplace(AggKey{table, metric, key, buckets[0], source}, g, g);
-          if (!fresh) {
-            git->second.first = g;
-            git->second.second = std::max(git->second.second, g);
-          }
-          continue;
-        }
-        if (live_entry == nullptr) {
-          auto [eit, fresh] = entries_.Add(format::EntryId{source, table, key});
-          live_entry = eit;
-          if (fresh) {
-            ++new_entries_in_group_;
-            if (entries_.AddKeySource(table, key, source)) {
-              multi_source_keys_.Inc();
-              catalog_.CountMultiSourceKey(meta);
-            }
-          }
-        }
-        LiveEntry& live = live_entry->second;
-        auto& states = live.metrics;
-        size_t m = 0;
-        while (m < states.size() && states[m].metric < metric) ++m;
-        std::optional<format::SeriesValue> prev;
-        if (m < states.size() && states[m].metric == metric) {
-          prev = states[m].v;
-        } else {
-          // A series first seen: the pending sums are laid out by metric index, so the open
-          // cells go out before the index shifts, and the entry gets a wider region.
-          if (live.pending != LiveEntry::kClean) {
-            SpillCells(live.pending, /*all=*/true, buckets);
-            PendingEntry& p = pending_[live.pending];
-            p.has_cells = false;
-            p.sums = static_cast<uint32_t>(pending_sums_.size());
-            p.sums_width = static_cast<uint32_t>(states.size() + 1);
-            pending_sums_.resize(pending_sums_.size() + 3 * p.sums_width, 0);
-          }
-          states.insert(states.begin() + static_cast<ptrdiff_t>(m),
-                        format::MetricState{metric, {}});
-          entries_.CountNewSeries();
-        }
-        const DeltaResult d = ComputeDelta(
-            prev, DeltaInput{mv.value, slot.cls == MetricClass::kCounter32, t, batch.connection_id,
-                             epoch, info.expire_ms, options_.expiry_margin_ms});
-        states[m].v = d.next;
-        if (live.pending == LiveEntry::kClean) {
-          live.pending = static_cast<uint32_t>(pending_.size());
-          const auto width = static_cast<uint32_t>(states.size());
-          pending_.push_back(PendingEntry{
-              live_entry, false, {}, static_cast<uint32_t>(pending_sums_.size()), width});
-          pending_sums_.resize(pending_sums_.size() + 3 * width, 0);
-          ++window_touches_;
-          if (live.window != window_) {
-            live.window = window_;
-            ++window_entries_;
-          }
-        }
-        if (d.delta == 0) continue;
-        if (next_seq_ == row_seq) format::StartEventRow(raw_bytes_, source);
-        format::AppendRowEvent(raw_bytes_, metric, mv.value, d.delta, d.reason);
-        ++next_seq_;
-        {
-          PendingEntry& p = pending_[live.pending];
-          // A new hour or day is always a new minute too.
-          if (p.has_cells && p.bucket[0] != buckets[0]) {
-            SpillCells(live.pending, /*all=*/false, buckets);
-          }
-          p.bucket[0] = buckets[0];
-          p.bucket[1] = buckets[1];
-          p.bucket[2] = buckets[2];
-          p.has_cells = true;
-          pending_sums_[p.sums + m * 3 + 0] += d.delta;
-          pending_sums_[p.sums + m * 3 + 1] += d.delta;
-          pending_sums_[p.sums + m * 3 + 2] += d.delta;
-        }
-        ++by_reason[static_cast<int>(d.reason)];
-        ++deltas;
-        if (observed) {
-          observed_deltas_.push_back(
-              CommittedDelta{observed_batch_, static_cast<uint32_t>(&tu - batch.tables.data()),
-                             static_cast<uint32_t>(&entry - tu.entries.data()),
-                             static_cast<uint32_t>(&mv - entry.values.data()), key, d.delta});
-        }
-      }
-      if (next_seq_ != row_seq) {
-        raw_.push_back(RawRow{table, key, t, row_seq, static_cast<uint32_t>(row_offset),
-                              static_cast<uint32_t>(raw_bytes_.size() - row_offset)});
-      }
-    }
-  }
-  for (int r = 1; r < format::kReasonCount; ++r) {
-    if (by_reason[r] > 0) deltas_by_reason_[r]->Inc(by_reason[r]);
-  }
-  stat_deltas_.fetch_add(deltas, std::memory_order_relaxed);
-  updates_received_.Inc(received);
-  stat_updates_.fetch_add(received, std::memory_order_relaxed);
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
@@ -1528,12 +1028,12 @@ class StoreImpl::Feed final : public EventFeed {
 };
 
 Status StoreImpl::OpenFeed() {
-  auto kept = FeedReader::OpenFeed(db_.get(), options_.event_feed, next_seq_);
+  auto kept = FeedReader::OpenFeed(db_.get(), options_.event_feed, builder_.next_seq());
   if (!kept.ok()) return kept.status();
   if (options_.event_feed) {
     if (!feed_) feed_ = std::make_unique<Feed>(this);  // kept by a reopen (Recover)
   } else {
-    feed_stale_ = *kept;
+    builder_.SetFeedStale(*kept);
   }
   return Status::Ok();
 }
@@ -1972,7 +1472,7 @@ Status StoreImpl::ForEachUsage(const UsageQuery& q, const UsageVisitor& visit) {
   // range ending later may end at the next whole minute instead, which the minute rollups
   // answer without reading each key's audit events ("this month so far" ends now).
   int64_t to_ms = q.to_ms;
-  if (to_ms > latest_received_ms_.load(std::memory_order_relaxed)) {
+  if (to_ms > builder_.latest_received_ms()) {
     to_ms = CeilTo(to_ms, format::kMinuteMs);
   }
   std::vector<Segment> segments;
@@ -2464,8 +1964,8 @@ Result<StoreStats> StoreImpl::Stats() {
   uint64_t sst = 0;
   db_->db()->GetAggregatedIntProperty("rocksdb.live-sst-files-size", &sst);
   st.disk_bytes = sst;
-  st.deltas_written = stat_deltas_.load(std::memory_order_relaxed);
-  st.updates_received = stat_updates_.load(std::memory_order_relaxed);
+  st.deltas_written = builder_.deltas();
+  st.updates_received = builder_.updates();
   return st;
 }
 
