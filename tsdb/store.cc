@@ -1,21 +1,16 @@
 #include "tsdb/store.h"
 
-#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
-#include <rocksdb/perf_context.h>
-#include <rocksdb/perf_level.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -24,7 +19,6 @@
 #include <optional>
 #include <set>
 #include <shared_mutex>
-#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -47,6 +41,7 @@
 #include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
 #include "tsdb/write_health.h"
+#include "tsdb/write_pipeline.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -82,15 +77,6 @@ struct ExportChunk {
   std::vector<uint64_t> totals;
 };
 
-struct Pending {
-  ingest::UpdateBatch batch;
-  ingest::UpdateSink::DoneCallback done;
-  size_t values = 0;  // counter and gauge values in the batch
-};
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 // Moves `it`, which rests on the first row at or after some earlier target <= `target` (or is
 // not valid), to the first row at or after `target`: a few Next() first, as the target is often
 // a few rows on and a step on a cached block costs a fraction of a Seek.
@@ -101,14 +87,6 @@ void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   }
   it->Seek(target);
 }
-size_t CountValues(const ingest::UpdateBatch& b) {
-  size_t n = 0;
-  for (const auto& t : b.tables) {
-    for (const auto& e : t.entries) n += e.values.size();
-  }
-  return n;
-}
-
 // What the metrics collector reads; outlives the store when the registry still holds it.
 struct CollectorState {
   std::mutex mu;
@@ -123,23 +101,8 @@ class StoreImpl final : public Store {
       : options_(std::move(options)),
         read_only_(read_only),
         journal_(applier_gather_, MetricsRegistry::Global(),
-                 [this](const Status& why) {
-                   health_.Failed(why);
-                   {
-                     std::lock_guard lock(q_mu_);
-                     if (failed_.ok()) failed_ = why;
-                   }
-                   q_cv_.notify_all();  // the writer begins its attempts to recover
-                 }),
+                 [this](const Status& why) { pipeline_.Fail(why); }),
         metrics_(MetricsRegistry::Global()),
-        commit_latency_(metrics_.GetHistogram("stickmeter_commit_seconds",
-                                              "Latency of one group commit (write + sync)")),
-        commit_prepare_(CommitPhase("prepare")),
-        commit_wait_(CommitPhase("wait")),
-        commit_wal_(CommitPhase("wal")),
-        commit_memtable_(CommitPhase("memtable")),
-        queue_depth_(metrics_.GetGauge("stickmeter_store_queue_batches",
-                                       "Update batches waiting for the store writer")),
         collector_(std::make_shared<CollectorState>()),
         health_(metrics_) {}
 
@@ -148,18 +111,8 @@ class StoreImpl final : public Store {
   Status OpenDb();
   Status Load();
   void StartWriter() {
-    // Named so that `top -H` and profilers tell the stages apart.
     journal_.Start(db_.get());
-    committer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "sm-committer");
-      // For the commit phase metrics; a few clock reads per commit.
-      rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableTimeExceptForMutex);
-      CommitterLoop();
-    });
-    writer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "sm-writer");
-      WriterLoop();
-    });
+    pipeline_.Start();
   }
 
   // ---- UpdateSink ----
@@ -185,16 +138,7 @@ class StoreImpl final : public Store {
   void SetExportChunkBytes(size_t bytes) { export_chunk_bytes_.store(bytes); }
   void SetJournalMode(testing_internal::JournalMode mode) { builder_.SetJournalMode(mode); }
   void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
-    std::lock_guard lock(commit_mu_);
-    on_failing_commit_ = std::move(on_failing);
-    slow_failure_ = static_cast<bool>(on_failing_commit_);
-    commits_before_failure_.store(writes);
-  }
-  // Tests (FailCommitsAfter): whether this commit is to fail. Committer thread.
-  bool InjectedFailure() {
-    const int64_t left = commits_before_failure_.load();
-    if (left > 0) commits_before_failure_.fetch_sub(1);
-    return left == 0;
+    pipeline_.FailCommitsAfter(writes, std::move(on_failing));
   }
   void HoldJournal() { journal_.Hold(); }
   void StopApplierAfter(int batches) { journal_.StopAfter(batches); }
@@ -204,8 +148,8 @@ class StoreImpl final : public Store {
   Status CompactAll() override;
   void Flush() override;
   void SetCommitObserver(CommitObserver* observer) override {
-    observer_ = observer;
     builder_.SetObserver(observer);
+    pipeline_.SetObserver(observer);
   }
   void Recycle(CommittedGroup group) override { builder_.Recycle(std::move(group)); }
   EventFeed* event_feed() override { return feed_ ? feed_.get() : nullptr; }
@@ -275,10 +219,6 @@ class StoreImpl final : public Store {
     std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
   };
 
-  void WriterLoop();
-  // After a failed write (writer thread, failed_ set): once the data directory takes writes
-  // again, reopens it (Reopen) and accepts updates again; else records why not (health_).
-  void Recover();
   // Closes RocksDB and opens it again, loading the in-memory state from what is on disk, as a
   // restart would: the counter state the failed groups were built on is forgotten, so the
   // values peers send again are counted from what was stored. Writer thread, committer idle;
@@ -287,28 +227,6 @@ class StoreImpl final : public Store {
   Status Reopen();
   // Empties what Load fills (Reopen).
   void ForgetLoadedState();
-  // Blocks the writer until every journal row built so far is written by the committer and
-  // then by the applier: true then, false if it never will be (a failed write, or a test
-  // holding the journal).
-  bool WaitForJournalDrained();
-  // Blocks the writer while the journal backlog is over config::kMaxJournalBacklogBytes, or older
-  // than its age bound (Journal::WaitForSpace); the failed status if the applier failed.
-  Status WaitForJournalSpace();
-  // Builds the group into as few WriteBatches as its size allows, each holding whole batches,
-  // and hands each to the committer, which runs every done callback with the outcome of the
-  // WriteBatch that held its batch.
-  void CommitGroup(std::deque<Pending>& group);
-  // Waits until the committer has room for one more group, then queues it.
-  void HandOver(std::unique_ptr<BuiltGroup> built);
-  // A group to build into: the one the committer last handed back (its batch buffer, of the
-  // size groups take, already in memory), else a new one with `reserved_bytes` of room.
-  std::unique_ptr<BuiltGroup> TakeBuiltGroup(size_t reserved_bytes);
-  // The committer is done with `built`: emptied, it is kept for TakeBuiltGroup.
-  void RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built);
-  // Writes the built groups in order, then hands their journal rows to the applier and runs
-  // their done callbacks. Fail-stop: the first error is kept in failed_, and no group after it
-  // is written.
-  void CommitterLoop();
   Status CheckOpen() const {
     if (db_ != nullptr) return Status::Ok();
     if (Status w = health_.status(); !w.ok()) {
@@ -386,62 +304,24 @@ class StoreImpl final : public Store {
   GroupBuilder builder_{options_, catalog_, entries_, MetricsRegistry::Global()};
   std::mutex settings_mu_;        // one settings write at a time (history order)
   uint64_t setting_changes_ = 0;  // GUARDED_BY(settings_mu_): orders same-ms changes
-  // Set before the first Submit, then read by the writer and committer threads only.
-  CommitObserver* observer_ = nullptr;
-  // The committer's last group, emptied, for the writer to build the next one into.
-  Mutex spare_mu_;
-  std::unique_ptr<BuiltGroup> spare_built_ GUARDED_BY(spare_mu_);
   // The event feed (options_.event_feed): the writer adds each group's audit records to the
   // outbox (GroupBuilder).
   class Feed;
   std::unique_ptr<EventFeed> feed_;
 
-  // Groups built by the writer and not yet written, for the committer thread: the writer builds
-  // the next group while the committer writes and syncs the previous one.
-  std::mutex commit_mu_;
-  std::condition_variable commit_cv_;              // the committer: a group to write, or stop
-  std::condition_variable commit_space_cv_;        // the writer: a group was written
-  std::deque<std::unique_ptr<BuiltGroup>> built_;  // GUARDED_BY(commit_mu_)
-  size_t built_in_flight_ = 0;                     // GUARDED_BY(commit_mu_) queued or being written
-  size_t journalled_in_flight_ = 0;  // GUARDED_BY(commit_mu_) of those, groups with journal rows
-  bool commit_stop_ = false;         // GUARDED_BY(commit_mu_)
-  std::thread committer_;
-
   // Journal rows committed and not yet written out, and the applier thread.
   Journal journal_;
-  // Tests: group commits still written before every later one fails; negative: no failures.
-  std::atomic<int64_t> commits_before_failure_{-1};
-  std::function<void()> on_failing_commit_;  // GUARDED_BY(commit_mu_)
-  bool slow_failure_ = false;                // GUARDED_BY(commit_mu_) the next failure waits
-  bool writer_handing_over_ = false;         // GUARDED_BY(commit_mu_) for the failure injection
-
-  // Queue.
-  std::mutex q_mu_;
-  std::condition_variable q_cv_;
-  std::condition_variable flushed_cv_;
-  std::deque<Pending> queue_;  // GUARDED_BY(q_mu_)
-  bool closing_ = false;       // GUARDED_BY(q_mu_)
-  Status failed_;              // GUARDED_BY(q_mu_)
-  uint64_t submitted_ = 0;     // GUARDED_BY(q_mu_)
-  uint64_t committed_ = 0;     // GUARDED_BY(q_mu_)
-  std::thread writer_;
+  // The queue, the writer and committer threads, the failed status and recovery.
+  WritePipeline pipeline_{options_,
+                          builder_,
+                          journal_,
+                          health_,
+                          MetricsRegistry::Global(),
+                          [this] { return Reopen(); }};
   std::mutex close_mu_;
   bool closed_ = false;  // GUARDED_BY(close_mu_)
 
   MetricsRegistry& metrics_;
-  Histogram& commit_latency_;
-  // Where a commit's time goes (docs/operations.md, Metrics): building its batch, waiting in
-  // RocksDB's write queue behind other writers, the WAL write and sync, the memtable inserts.
-  Histogram& CommitPhase(const char* phase) {
-    return metrics_.GetHistogram("stickmeter_commit_phase_seconds",
-                                 "Time of one group commit spent in each phase",
-                                 {{"phase", phase}});
-  }
-  Histogram& commit_prepare_;
-  Histogram& commit_wait_;
-  Histogram& commit_wal_;
-  Histogram& commit_memtable_;
-  Gauge& queue_depth_;
   std::shared_ptr<CollectorState> collector_;
   bool collector_added_ = false;  // OpenDb registered it (once: Recover opens again)
   WriteHealth health_;
@@ -452,6 +332,7 @@ Status StoreImpl::OpenDb() {
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   builder_.Attach(db_.get());
+  pipeline_.Attach(db_.get());
   {
     std::lock_guard lock(collector_->mu);
     collector_->db = db_->db();
@@ -569,72 +450,12 @@ Status StoreImpl::Load() {
 
 Status StoreImpl::Submit(ingest::UpdateBatch batch, DoneCallback done) {
   if (read_only_) return Status::Unavailable("store is open read-only");
-  std::lock_guard lock(q_mu_);
-  if (closing_) return Status::Unavailable("store is closing");
-  if (!failed_.ok()) return failed_;
-  if (queue_.size() >= options_.max_queued_batches) {
-    return Status::Unavailable("store queue is full (" + std::to_string(queue_.size()) +
-                               " batches)");
-  }
-  const size_t values = CountValues(batch);
-  queue_.push_back(Pending{std::move(batch), std::move(done), values});
-  ++submitted_;
-  queue_depth_.Set(static_cast<int64_t>(queue_.size()));
-  q_cv_.notify_one();
-  return Status::Ok();
+  return pipeline_.Submit(std::move(batch), std::move(done));
 }
 
 void StoreImpl::Flush() {
-  {
-    std::unique_lock lock(q_mu_);
-    const uint64_t target = submitted_;
-    flushed_cv_.wait(lock, [&] { return committed_ >= target; });
-  }
+  pipeline_.WaitCommitted();
   journal_.WaitUntilWrittenOut();
-}
-
-void StoreImpl::WriterLoop() {
-  for (;;) {
-    std::deque<Pending> group;
-    {
-      std::unique_lock lock(q_mu_);
-      auto ready = [&] { return closing_ || !queue_.empty(); };
-      q_cv_.wait(lock, [&] { return ready() || !failed_.ok(); });
-      // Failed: an attempt to recover after a while, unless updates (to refuse) or Close come.
-      if (!ready() && !q_cv_.wait_for(lock, health_.RetryDelay(), ready)) {
-        lock.unlock();
-        Recover();
-        continue;
-      }
-      if (queue_.empty()) break;  // closing and drained
-      size_t values = 0;
-      while (!queue_.empty() && (group.empty() || values < config::kMaxGroupValues)) {
-        values += queue_.front().values;
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      queue_depth_.Set(static_cast<int64_t>(queue_.size()));
-    }
-    CommitGroup(group);
-  }
-}
-
-void StoreImpl::Recover() {
-  // The committer first fails what it holds; the writer builds nothing meanwhile.
-  {
-    std::unique_lock lock(commit_mu_);
-    commit_space_cv_.wait(lock, [&] { return built_in_flight_ == 0; });
-  }
-  Status s = commits_before_failure_.load() == 0
-                 ? Status::IoError("store: injected write failure (the disk still fails)")
-                 : ProbeWritable(options_.path);
-  if (s.ok()) s = Reopen();
-  if (!s.ok()) return health_.RetryFailed(s);
-  {
-    std::lock_guard lock(q_mu_);
-    failed_ = Status::Ok();
-  }
-  health_.Recovered();
 }
 
 Status StoreImpl::Reopen() {
@@ -668,171 +489,6 @@ void StoreImpl::ForgetLoadedState() {
   entries_.Clear();
   builder_.Clear();
   journal_.Clear();
-}
-
-void StoreImpl::CommitGroup(std::deque<Pending>& group) {
-  size_t next = 0;  // the first batch of the group not built yet
-  while (next < group.size()) {
-    const auto start = std::chrono::steady_clock::now();
-    Status status;
-    {
-      std::lock_guard lock(q_mu_);
-      status = failed_;
-    }
-    if (status.ok()) status = WaitForJournalSpace();
-    size_t end = next;
-    std::unique_ptr<BuiltGroup> built;
-    if (status.ok()) {
-      size_t values = 0;
-      for (size_t i = next; i < group.size(); ++i) values += group[i].values;
-      // Roughly what a value costs in the batch (its share of an audit row, state row and rollup
-      // operands), so the batch buffer grows once instead of by repeated doubling.
-      built = TakeBuiltGroup(std::min(values * 48, config::kMaxGroupRows * 64));
-      const uint64_t seq_before = builder_.next_seq();
-      do {
-        builder_.Add(group[end].batch, *built);
-        ++end;
-      } while (end < group.size() && builder_.GroupRows() < config::kMaxGroupRows);
-      builder_.TakeObserved(*built);
-      // The state written directly must not be overtaken by an older journal row's: the
-      // applier first writes out every one. If it cannot, the group is journalled after all.
-      bool direct = builder_.WantsDirect();
-      if (direct) direct = WaitForJournalDrained();
-      builder_.Build(*built, seq_before, direct);
-    } else {
-      built = std::make_unique<BuiltGroup>(0);
-      built->status = status;
-      end = group.size();
-    }
-    built->start = start;
-    commit_prepare_.Observe(SecondsSince(start));
-    for (; next < end; ++next) built->done.push_back(std::move(group[next].done));
-    HandOver(std::move(built));
-  }
-}
-
-std::unique_ptr<BuiltGroup> StoreImpl::TakeBuiltGroup(size_t reserved_bytes) {
-  {
-    MutexLock lock(&spare_mu_);
-    if (spare_built_) return std::move(spare_built_);
-  }
-  return std::make_unique<BuiltGroup>(reserved_bytes);
-}
-
-void StoreImpl::RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built) {
-  // A fresh multi-MiB batch buffer per group cost the writer a page fault per 4 KiB it wrote.
-  built->wb.Clear();  // keeps its buffer
-  built->status = Status::Ok();
-  built->journal.clear();
-  built->done.clear();
-  built->observed = CommittedGroup{};
-  MutexLock lock(&spare_mu_);
-  if (!spare_built_) spare_built_ = std::move(built);
-}
-
-void StoreImpl::HandOver(std::unique_ptr<BuiltGroup> built) {
-  {
-    std::unique_lock lock(commit_mu_);
-    writer_handing_over_ = true;
-    commit_cv_.notify_all();
-    // One group written while the next is built: a deeper queue would only add latency.
-    commit_space_cv_.wait(lock, [&] { return built_in_flight_ == 0; });
-    writer_handing_over_ = false;
-    ++built_in_flight_;
-    if (!built->journal.empty()) ++journalled_in_flight_;
-    built_.push_back(std::move(built));
-  }
-  commit_cv_.notify_one();
-}
-
-void StoreImpl::CommitterLoop() {
-  for (;;) {
-    std::unique_ptr<BuiltGroup> g;
-    {
-      std::unique_lock lock(commit_mu_);
-      commit_cv_.wait(lock, [&] { return commit_stop_ || !built_.empty(); });
-      if (built_.empty()) break;  // stopping and drained
-      g = std::move(built_.front());
-      built_.pop_front();
-    }
-    const bool journalled = !g->journal.empty();  // its rows are moved to the applier below
-    Status status = g->status;
-    bool failed_before = false;
-    if (status.ok()) {
-      std::lock_guard lock(q_mu_);
-      // In-memory state was built on top of the failed group's: nothing after it is written.
-      failed_before = !failed_.ok();
-      if (failed_before) status = failed_;
-    }
-    if (status.ok() && g->wb.Count() > 0 && InjectedFailure()) {
-      status = Status::IoError("store commit: injected write failure");
-      // The first failing write is slow: it fails once the writer has built the next group on
-      // its state.
-      std::unique_lock lock(commit_mu_);
-      if (std::exchange(slow_failure_, false)) {
-        if (on_failing_commit_) on_failing_commit_();
-        commit_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return writer_handing_over_; });
-      }
-    }
-    if (status.ok() && g->wb.Count() > 0) {
-      rocksdb::WriteOptions wo;
-      wo.sync = options_.sync_writes;
-      rocksdb::PerfContext* perf = rocksdb::get_perf_context();
-      perf->Reset();
-      status = FromRocks(db_->db()->Write(wo, &g->wb), "store commit");
-      commit_wait_.Observe(double(perf->write_thread_wait_nanos) / 1e9);
-      commit_wal_.Observe(double(perf->write_wal_time) / 1e9);
-      commit_memtable_.Observe(double(perf->write_memtable_time) / 1e9);
-    }
-    if (!status.ok()) {
-      if (!failed_before) {
-        // In-memory state is now ahead of disk: nothing is accepted until the writer has loaded
-        // it again from disk (Recover).
-        health_.Failed(status);
-        {
-          std::lock_guard lock(q_mu_);
-          if (failed_.ok()) failed_ = status;
-        }
-        q_cv_.notify_all();  // the writer begins its attempts to recover
-      }
-    } else if (journalled) {
-      journal_.Enqueue(g->journal);
-    }
-    commit_latency_.Observe(SecondsSince(g->start));
-    if (status.ok() && observer_ != nullptr &&
-        (!g->observed.deltas.empty() || !g->observed.batches.empty())) {
-      observer_->OnCommitted(std::move(g->observed));
-    }
-    for (auto& done : g->done) {
-      if (done) done(status);
-    }
-    {
-      std::lock_guard lock(q_mu_);
-      committed_ += g->done.size();
-    }
-    flushed_cv_.notify_all();
-    RecycleBuiltGroup(std::move(g));
-    {
-      std::lock_guard lock(commit_mu_);
-      --built_in_flight_;
-      if (journalled) --journalled_in_flight_;
-    }
-    commit_space_cv_.notify_all();
-  }
-}
-
-Status StoreImpl::WaitForJournalSpace() {
-  if (journal_.WaitForSpace()) return Status::Ok();
-  std::lock_guard q_lock(q_mu_);
-  return failed_;
-}
-
-bool StoreImpl::WaitForJournalDrained() {
-  {
-    std::unique_lock lock(commit_mu_);
-    commit_space_cv_.wait(lock, [&] { return journalled_in_flight_ == 0; });
-  }
-  return journal_.WaitUntilWrittenOut();
 }
 
 Status StoreImpl::Reader::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
@@ -1042,20 +698,8 @@ Status StoreImpl::Close() {
   std::lock_guard close_lock(close_mu_);
   if (closed_) return Status::Ok();
   closed_ = true;
-  {
-    std::lock_guard lock(q_mu_);
-    closing_ = true;
-  }
-  q_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  {
-    std::lock_guard lock(commit_mu_);
-    commit_stop_ = true;
-  }
-  commit_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
+  pipeline_.Stop();
   journal_.Stop();
-  flushed_cv_.notify_all();
   std::unique_lock db_lock(db_mu_);
   {
     std::lock_guard lock(collector_->mu);
