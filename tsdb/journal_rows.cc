@@ -7,10 +7,6 @@
 
 namespace stickmeter::tsdb {
 
-uint32_t JournalPartition(uint32_t table, uint32_t key) {
-  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
-}
-
 Status CollectJournalPieces(const std::vector<JournalRow>& rows,
                             const std::unordered_map<uint32_t, uint64_t>& applied,
                             std::vector<JournalPiece>* pieces) {

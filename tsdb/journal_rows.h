@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tsdb/config.h"
 #include "tsdb/db_handle.h"
 #include "tsdb/format.h"
 
@@ -41,8 +42,11 @@ struct JournalPiece {
 };
 
 // The partition of an entry's records: keys in runs of config::kJournalKeysPerRun, so the
-// records of neighbouring keys land in one partition and are written out together.
-uint32_t JournalPartition(uint32_t table, uint32_t key);
+// records of neighbouring keys land in one partition and are written out together. Inline: the
+// writer calls it for every audit row and changed entry of a group.
+inline uint32_t JournalPartition(uint32_t table, uint32_t key) {
+  return (table * 0x9E3779B1u + key / config::kJournalKeysPerRun) % config::kJournalPartitions;
+}
 
 // Appends the chunks of `rows` to `*pieces`, in row order, but those of partitions that
 // `applied` (partition -> row id, format::AppliedKey) says are written out already.

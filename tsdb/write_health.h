@@ -2,7 +2,7 @@
 // log, and when the store tries again after they failed.
 //
 // A failed write (a full disk, a failed sync) puts the store in a failed state: it acknowledges
-// nothing until it has reopened its data directory by itself (StoreImpl::Recover), because its
+// nothing until it has reopened its data directory by itself (WritePipeline::Recover), because its
 // in-memory counter state is then ahead of the disk. This class keeps that state for others to
 // read: the reason (status()), the gauge stickmeter_store_failed (0/1, present from the start)
 // and the counter stickmeter_store_write_errors_total; it logs the first failure of an episode,
