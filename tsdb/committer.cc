@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "tsdb/rocks_status.h"
+#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -26,6 +27,7 @@ Histogram& CommitPhase(MetricsRegistry& metrics, const char* phase) {
 Committer::Committer(const StoreOptions& options, Journal& journal, MetricsRegistry& metrics,
                      Hooks hooks)
     : sync_writes_(options.sync_writes),
+      test_hooks_(options.test_hooks),
       journal_(journal),
       hooks_(std::move(hooks)),
       commit_latency_(metrics.GetHistogram("stickmeter_commit_seconds",
@@ -53,19 +55,6 @@ void Committer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Committer::FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
-  MutexLock lock(&mu_);
-  on_failing_commit_ = std::move(on_failing);
-  slow_failure_ = static_cast<bool>(on_failing_commit_);
-  commits_before_failure_.store(writes);
-}
-
-bool Committer::InjectedFailure() {
-  const int64_t left = commits_before_failure_.load();
-  if (left > 0) commits_before_failure_.fetch_sub(1);
-  return left == 0;
-}
-
 std::unique_ptr<BuiltGroup> Committer::TakeBuiltGroup(size_t reserved_bytes) {
   {
     MutexLock lock(&spare_mu_);
@@ -86,13 +75,11 @@ void Committer::RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built) {
 }
 
 void Committer::HandOver(std::unique_ptr<BuiltGroup> built) {
+  if (test_hooks_ != nullptr && test_hooks_->handing_over) test_hooks_->handing_over();
   {
     MutexLock lock(&mu_);
-    writer_handing_over_ = true;
-    cv_.SignalAll();
     // One group written while the next is built: a deeper queue would only add latency.
     while (in_flight_ != 0) space_cv_.Wait(&mu_);
-    writer_handing_over_ = false;
     ++in_flight_;
     if (!built->journal.empty()) ++journalled_in_flight_;
     built_.push_back(std::move(built));
@@ -111,18 +98,6 @@ void Committer::WaitJournalled() {
 }
 
 Status Committer::Write(BuiltGroup& g, Status status) {
-  if (status.ok() && g.wb.Count() > 0 && InjectedFailure()) {
-    status = Status::IoError("store commit: injected write failure");
-    // The first failing write is slow: it fails once the writer has built the next group on
-    // its state.
-    MutexLock lock(&mu_);
-    if (std::exchange(slow_failure_, false)) {
-      if (on_failing_commit_) on_failing_commit_();
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (!writer_handing_over_ && cv_.WaitUntil(&mu_, deadline)) {
-      }
-    }
-  }
   if (status.ok() && g.wb.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = sync_writes_;

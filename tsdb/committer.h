@@ -10,7 +10,7 @@
 // recovered: the in-memory state the later groups were built on is ahead of the disk.
 //
 // Thread-safety: HandOver, TakeBuiltGroup, WaitIdle and WaitJournalled from the writer thread;
-// FailCommitsAfter from any thread; Attach, SetObserver, Start and Stop while no group is in
+// Attach, SetObserver, Start and Stop while no group is in
 // flight (open, reopen, close). The hooks run on the committer thread with no lock held.
 // Ownership: owned by the WritePipeline; owns the groups handed over until they are written,
 // one emptied group for the writer to reuse, its lock, condition variables and thread, and the
@@ -77,22 +77,15 @@ class Committer {
   // so that its rows are with the journal.
   void WaitJournalled() EXCLUDES(mu_);
 
-  // Tests (tsdb/store_testing.h, FailCommitsAfter): lets `writes` more group commits be
-  // written, then fails every later one; negative: no failures.
-  void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) EXCLUDES(mu_);
-  // Tests: whether the injected failure is on (a recovery then fails too).
-  bool InjectingFailures() const { return commits_before_failure_.load() == 0; }
-
  private:
   void CommitterLoop() EXCLUDES(mu_);
   // Writes `g` unless `status` is already a failure; returns the outcome.
   Status Write(BuiltGroup& g, Status status) EXCLUDES(mu_);
-  // Tests (FailCommitsAfter): whether this commit is to fail.
-  bool InjectedFailure();
   // Done with `built`: emptied, it is kept for TakeBuiltGroup.
   void RecycleBuiltGroup(std::unique_ptr<BuiltGroup> built) EXCLUDES(spare_mu_);
 
   const bool sync_writes_;
+  const testing_internal::StoreTestHooks* const test_hooks_;  // tests only; null otherwise
   Journal& journal_;
   const Hooks hooks_;
   DbHandle* db_ = nullptr;
@@ -105,11 +98,6 @@ class Committer {
   size_t in_flight_ GUARDED_BY(mu_) = 0;             // queued or being written
   size_t journalled_in_flight_ GUARDED_BY(mu_) = 0;  // of those, groups with journal rows
   bool stop_ GUARDED_BY(mu_) = false;
-  // Tests: group commits still written before every later one fails; negative: no failures.
-  std::atomic<int64_t> commits_before_failure_{-1};
-  std::function<void()> on_failing_commit_ GUARDED_BY(mu_);
-  bool slow_failure_ GUARDED_BY(mu_) = false;         // the next failure waits
-  bool writer_handing_over_ GUARDED_BY(mu_) = false;  // for the failure injection
   std::thread thread_;
 
   // The last group written, emptied, for the writer to build the next one into.

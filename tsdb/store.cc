@@ -99,9 +99,6 @@ class StoreImpl final : public Store {
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { exports_.SetChunkBytes(bytes); }
   void SetJournalMode(testing_internal::JournalMode mode) { builder_.SetJournalMode(mode); }
-  void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
-    pipeline_.FailCommitsAfter(writes, std::move(on_failing));
-  }
   void HoldJournal() { journal_.Hold(); }
   void StopApplierAfter(int batches) { journal_.StopAfter(batches); }
   // Read-only: the journal rows the store holds (Load), which this view does not see.
@@ -599,11 +596,6 @@ void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store
 
 void testing_internal::StopApplierAfter(Store& store, int batches) {
   static_cast<StoreImpl&>(store).StopApplierAfter(batches);
-}
-
-void testing_internal::FailCommitsAfter(Store& store, int64_t writes,
-                                        std::function<void()> on_failing) {
-  static_cast<StoreImpl&>(store).FailCommitsAfter(writes, std::move(on_failing));
 }
 
 void testing_internal::SetJournalMode(Store& store, JournalMode mode) {

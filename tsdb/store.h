@@ -49,6 +49,9 @@ class Env;
 }
 
 namespace stickmeter::tsdb {
+namespace testing_internal {
+struct StoreTestHooks;
+}
 
 struct StoreOptions {
   // Data directory; created if missing.
@@ -95,6 +98,9 @@ struct StoreOptions {
   // Not owned; it must outlive the store.
   // Default: nullptr (rocksdb::Env::Default())
   rocksdb::Env* env = nullptr;
+  // Named points of the store's threads where a test acts (tsdb/store_testing.h). Not owned.
+  // Default: nullptr (none)
+  const testing_internal::StoreTestHooks* test_hooks = nullptr;
 };
 
 // A change of a setting (Store::WriteSetting), as its history keeps it.

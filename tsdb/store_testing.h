@@ -32,12 +32,14 @@ void StopApplierAfter(Store& store, int batches);
 enum class JournalMode { kAuto, kAlways, kNever };
 void SetJournalMode(Store& store, JournalMode mode);
 
-// Lets `writes` more group commits be written, then fails every later one as a failing disk
-// would (an I/O error naming the injection), without writing it, and the store's attempts to
-// recover fail too, until FailCommitsAfter(store, -1) ends the failure. With `on_failing`, the
-// first failing write is slow: it calls `on_failing` (on the committer thread, as it begins)
-// and fails only once the writer has built the next group on top of its state (or after 5 s).
-// `store` must come from Store::Open.
-void FailCommitsAfter(Store& store, int64_t writes, std::function<void()> on_failing = {});
+// Named points of the store's threads where a test may act (StoreOptions::test_hooks). Each runs
+// on the store's thread at that point, with no store lock held, and must not call the store.
+// Failures themselves come from the file system (StoreOptions::env over
+// tests/support/faulty_file_system.h), as a failing disk's would.
+struct StoreTestHooks {
+  // The writer has built a group and is about to hand it to the committer (which may still be
+  // writing the one before).
+  std::function<void()> handing_over;
+};
 
 }  // namespace stickmeter::tsdb::testing_internal

@@ -147,9 +147,7 @@ void WritePipeline::WriterLoop() {
 void WritePipeline::Recover() {
   // The committer first fails what it holds; the writer builds nothing meanwhile.
   committer_.WaitIdle();
-  Status s = committer_.InjectingFailures()
-                 ? Status::IoError("store: injected write failure (the disk still fails)")
-                 : ProbeWritable(options_path_, env_);
+  Status s = ProbeWritable(options_path_, env_);
   if (s.ok()) s = reopen_();
   if (!s.ok()) return health_.RetryFailed(s);
   {

@@ -65,11 +65,6 @@ class WritePipeline {
   // Ok, or why writes fail.
   Status failed() EXCLUDES(mu_);
 
-  // Tests (tsdb/store_testing.h).
-  void FailCommitsAfter(int64_t writes, std::function<void()> on_failing) {
-    committer_.FailCommitsAfter(writes, std::move(on_failing));
-  }
-
  private:
   // A submitted batch.
   struct Pending {

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "tests/support/faulty_file_system.h"
 #include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
 #include "tsdb/format.h"
@@ -1503,10 +1504,21 @@ class FailedCommitTest : public ::testing::TestWithParam<testing_internal::Journ
 
 // A failed write stops the store: that group and the one the writer built on top of its state
 // meanwhile are both reported failed and neither is written, so what was acknowledged is exactly
-// what is stored, and a reopen continues from there.
+// what is stored, and a reopen continues from there. The disk fails under RocksDB (a faulty file
+// system); the write of group B is held failing until the writer hands group C, built on B's
+// state, to the committer.
 TEST_P(FailedCommitTest, NothingAfterAFailedWriteIsWrittenAndAcknowledgedIsStored) {
   testing::TempDir dir;
+  auto disk = stickmeter::testing::FaultyFileSystem::Create();
+  std::promise<void> c_handed;
+  std::atomic<int> hand_overs_armed{-1};  // counts hand-overs once the disk fails
+  testing_internal::StoreTestHooks hooks;
+  hooks.handing_over = [&] {
+    if (hand_overs_armed.load() >= 0 && hand_overs_armed.fetch_add(1) == 1) c_handed.set_value();
+  };
   StoreOptions o = Opts(dir.Sub("db"));
+  o.env = disk->env();
+  o.test_hooks = &hooks;
   auto store = testing::OpenOrDie(o);
   testing_internal::SetJournalMode(*store, GetParam());
   auto t = testing::Table("/quota");
@@ -1514,37 +1526,48 @@ TEST_P(FailedCommitTest, NothingAfterAFailedWriteIsWrittenAndAcknowledgedIsStore
     return testing::SubmitSync(*store,
                                testing::Batch("lb1", 1, t, key, kT0 + at, {{"gpc0", value}}));
   };
-  ASSERT_TRUE(submit_sync("k", 0, 10).ok());
+  ASSERT_OK(submit_sync("k", 0, 10));
+  ASSERT_OK(submit_sync("k", 1, 11));
+  // Nothing else writes: the applier has written out what it had.
+  store->Flush();
   std::promise<void> failing;
-  testing_internal::FailCommitsAfter(*store, 1, [&failing] { failing.set_value(); });
-  ASSERT_TRUE(submit_sync("k", 1, 11).ok());
+  auto c_built = c_handed.get_future();
+  hand_overs_armed.store(0);
+  disk->FailWrites([&] {
+    failing.set_value();
+    // B's write fails only once C is built on B's state (or after 5 s).
+    c_built.wait_for(std::chrono::seconds(5));
+  });
 
   std::promise<Status> b_done, c_done;
-  ASSERT_TRUE(store
-                  ->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 2, {{"gpc0", 12}}),
-                           [&b_done](Status st) { b_done.set_value(st); })
-                  .ok());
-  // B's write is failing; C is now built on B's state (k at 12) and waits for the committer.
+  ASSERT_OK(store->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 2, {{"gpc0", 12}}),
+                          [&b_done](Status st) { b_done.set_value(st); }));
+  // B's write is failing; C is now built on B's state (k at 12) and handed to the committer.
   failing.get_future().wait();
-  ASSERT_TRUE(store
-                  ->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 3, {{"gpc0", 13}}),
-                           [&c_done](Status st) { c_done.set_value(st); })
-                  .ok());
+  ASSERT_OK(store->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 3, {{"gpc0", 13}}),
+                          [&c_done](Status st) { c_done.set_value(st); }));
   for (auto* done : {&b_done, &c_done}) {
     Status st = done->get_future().get();
-    EXPECT_EQ(Status::Code::kIoError, st.code());
+    EXPECT_EQ(Status::Code::kIoError, st.code()) << st.ToString();
     EXPECT_NE(std::string::npos, st.message().find("injected")) << st.ToString();
   }
   Status after =
       store->Submit(testing::Batch("lb1", 1, t, "k", kT0 + 4, {{"gpc0", 14}}), [](Status) {});
   EXPECT_NE(std::string::npos, after.message().find("injected")) << after.ToString();
-  // Closing needs no write of the failed groups: it succeeds, and the reopen starts from disk.
-  EXPECT_TRUE(store->Close().ok());
+  // The disk works again: the store reopens by itself, from what is on disk.
+  disk->Heal();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!store->WriteStatus().ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_OK(store->WriteStatus());
+  EXPECT_EQ(11u, Total(*store, "/quota", "gpc0", "k"));
+  EXPECT_OK(store->Close());
 
   store = testing::OpenOrDie(o);
   EXPECT_EQ(11u, Total(*store, "/quota", "gpc0", "k"));
   // HAProxy sends the unacknowledged values again, or newer ones: counted from 11.
-  ASSERT_TRUE(submit_sync("k", 5, 16).ok());
+  ASSERT_OK(submit_sync("k", 5, 16));
   EXPECT_EQ(16u, Total(*store, "/quota", "gpc0", "k"));
 }
 
