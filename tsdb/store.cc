@@ -14,7 +14,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -51,10 +50,10 @@ using format::NameKind;
 
 // What the metrics collector reads; outlives the store when the registry still holds it.
 struct CollectorState {
-  std::mutex mu;
-  rocksdb::DB* db = nullptr;  // GUARDED_BY(mu), null once closed
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-  std::vector<std::string> names;  // of cfs
+  Mutex mu;
+  rocksdb::DB* db GUARDED_BY(mu) = nullptr;  // null once closed
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs GUARDED_BY(mu);
+  std::vector<std::string> names GUARDED_BY(mu);  // of cfs
 };
 
 class StoreImpl final : public Store {
@@ -143,7 +142,7 @@ class StoreImpl final : public Store {
   const bool read_only_;
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
-  mutable std::shared_mutex db_mu_;
+  mutable SharedMutex db_mu_;
   std::unique_ptr<DbHandle> db_;  // null once closed
 
   Catalog catalog_;
@@ -151,8 +150,8 @@ class StoreImpl final : public Store {
   // Writer-thread state.
   EntryTable entries_{catalog_};
   GroupBuilder builder_{options_, catalog_, entries_, MetricsRegistry::Global()};
-  std::mutex settings_mu_;        // one settings write at a time (history order)
-  uint64_t setting_changes_ = 0;  // GUARDED_BY(settings_mu_): orders same-ms changes
+  Mutex settings_mu_;  // one settings write at a time (history order)
+  uint64_t setting_changes_ GUARDED_BY(settings_mu_) = 0;  // orders same-ms changes
   // The event feed (options_.event_feed): the writer adds each group's audit records to the
   // outbox (GroupBuilder).
   class Feed;
@@ -167,8 +166,8 @@ class StoreImpl final : public Store {
                           health_,
                           MetricsRegistry::Global(),
                           [this] { return Reopen(); }};
-  std::mutex close_mu_;
-  bool closed_ = false;  // GUARDED_BY(close_mu_)
+  Mutex close_mu_;
+  bool closed_ GUARDED_BY(close_mu_) = false;
 
   MetricsRegistry& metrics_;
   std::shared_ptr<CollectorState> collector_;
@@ -188,7 +187,7 @@ Status StoreImpl::OpenDb() {
   builder_.Attach(db_.get());
   pipeline_.Attach(db_.get());
   {
-    std::lock_guard lock(collector_->mu);
+    MutexLock lock(&collector_->mu);
     collector_->db = db_->db();
     collector_->cfs = db_->cfs();
     collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
@@ -198,7 +197,7 @@ Status StoreImpl::OpenDb() {
   metrics_.AddCollector([weak](std::string& out) {
     auto state = weak.lock();
     if (!state) return;
-    std::lock_guard lock(state->mu);
+    MutexLock lock(&state->mu);
     if (state->db == nullptr) return;
     out += "# HELP stickmeter_store_live_sst_bytes Size of the live SST files per column family\n";
     out += "# TYPE stickmeter_store_live_sst_bytes gauge\n";
@@ -317,10 +316,10 @@ Status StoreImpl::Reopen() {
   journal_.Stop();
   Status s;
   {
-    std::unique_lock db_lock(db_mu_);
+    WriterLock db_lock(&db_mu_);
     auto close_db = [&] {
       {
-        std::lock_guard lock(collector_->mu);
+        MutexLock lock(&collector_->mu);
         collector_->db = nullptr;
         collector_->cfs.clear();
       }
@@ -346,7 +345,7 @@ void StoreImpl::ForgetLoadedState() {
 }
 Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
     std::string_view prefix) {
-  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
   const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
   std::vector<std::pair<std::string, std::string>> out;
@@ -362,9 +361,9 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
 Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::string> value,
                                int64_t t_ms) {
   if (read_only_) return Status::Unavailable("store is open read-only");
-  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
-  std::lock_guard lock(settings_mu_);
+  MutexLock lock(&settings_mu_);
   const std::string key = std::string(1, format::kTagSetting) + name;
   std::string old;
   if (!value) {
@@ -394,7 +393,7 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
 
 Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
                                                              size_t limit) {
-  std::shared_lock db_lock(db_mu_);  // Reopen replaces db_
+  ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
   const std::string start(1, format::kTagSettingHistory);
   std::deque<SettingChange> out;
@@ -447,7 +446,7 @@ class StoreImpl::Feed final : public EventFeed {
  private:
   template <typename Fn>
   auto Run(Fn&& fn) -> decltype(fn(std::declval<FeedReader&>())) {
-    std::shared_lock lock(s_->db_mu_);
+    ReaderLock lock(&s_->db_mu_);
     if (Status st = s_->CheckOpen(); !st.ok()) return st;
     FeedReader reader(s_->db_.get(), &s_->catalog_.names);
     return fn(reader);
@@ -468,14 +467,14 @@ Status StoreImpl::OpenFeed() {
 }
 
 Status StoreImpl::Close() {
-  std::lock_guard close_lock(close_mu_);
+  MutexLock close_lock(&close_mu_);
   if (closed_) return Status::Ok();
   closed_ = true;
   pipeline_.Stop();
   journal_.Stop();
-  std::unique_lock db_lock(db_mu_);
+  WriterLock db_lock(&db_mu_);
   {
-    std::lock_guard lock(collector_->mu);
+    MutexLock lock(&collector_->mu);
     collector_->db = nullptr;
     collector_->cfs.clear();
   }
