@@ -38,6 +38,7 @@
 #include "tsdb/read_view.h"
 #include "tsdb/rocks_status.h"
 #include "tsdb/scans.h"
+#include "tsdb/store_metrics.h"
 #include "tsdb/store_testing.h"
 #include "tsdb/write_health.h"
 #include "tsdb/write_pipeline.h"
@@ -48,14 +49,6 @@ namespace {
 using format::MetricClass;
 using format::NameKind;
 
-// What the metrics collector reads; outlives the store when the registry still holds it.
-struct CollectorState {
-  Mutex mu;
-  rocksdb::DB* db GUARDED_BY(mu) = nullptr;  // null once closed
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs GUARDED_BY(mu);
-  std::vector<std::string> names GUARDED_BY(mu);  // of cfs
-};
-
 class StoreImpl final : public Store {
  public:
   StoreImpl(StoreOptions options, bool read_only)
@@ -64,7 +57,7 @@ class StoreImpl final : public Store {
         journal_(applier_gather_, MetricsRegistry::Global(),
                  [this](const Status& why) { pipeline_.Fail(why); }),
         metrics_(MetricsRegistry::Global()),
-        collector_(std::make_shared<CollectorState>()),
+        size_metrics_(metrics_),
         health_(metrics_) {}
 
   ~StoreImpl() override { (void)Close(); }
@@ -170,8 +163,7 @@ class StoreImpl final : public Store {
   bool closed_ GUARDED_BY(close_mu_) = false;
 
   MetricsRegistry& metrics_;
-  std::shared_ptr<CollectorState> collector_;
-  bool collector_added_ = false;  // OpenDb registered it (once: Recover opens again)
+  StoreSizeMetrics size_metrics_;
   WriteHealth health_;
   // Queries reach the DB through this: the db lock shared, and the journal rows waiting.
   ReadGate read_gate_{db_mu_, db_, read_only_, [this] { return CheckOpen(); },
@@ -186,33 +178,7 @@ Status StoreImpl::OpenDb() {
   db_ = std::move(*db);
   builder_.Attach(db_.get());
   pipeline_.Attach(db_.get());
-  {
-    MutexLock lock(&collector_->mu);
-    collector_->db = db_->db();
-    collector_->cfs = db_->cfs();
-    collector_->names.assign(std::begin(kCfNames), std::end(kCfNames));
-  }
-  if (std::exchange(collector_added_, true)) return Status::Ok();
-  std::weak_ptr<CollectorState> weak = collector_;
-  metrics_.AddCollector([weak](std::string& out) {
-    auto state = weak.lock();
-    if (!state) return;
-    MutexLock lock(&state->mu);
-    if (state->db == nullptr) return;
-    out += "# HELP stickmeter_store_live_sst_bytes Size of the live SST files per column family\n";
-    out += "# TYPE stickmeter_store_live_sst_bytes gauge\n";
-    for (size_t i = 0; i < state->cfs.size(); ++i) {
-      uint64_t v = 0;
-      state->db->GetIntProperty(state->cfs[i], "rocksdb.live-sst-files-size", &v);
-      out += "stickmeter_store_live_sst_bytes{cf=\"" + std::string(state->names[i]) + "\"} " +
-             std::to_string(v) + "\n";
-    }
-    uint64_t mem = 0;
-    state->db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
-    out += "# HELP stickmeter_store_memtable_bytes Size of the RocksDB memtables\n";
-    out += "# TYPE stickmeter_store_memtable_bytes gauge\n";
-    out += "stickmeter_store_memtable_bytes " + std::to_string(mem) + "\n";
-  });
+  size_metrics_.Attach(*db_);
   return Status::Ok();
 }
 
@@ -318,11 +284,7 @@ Status StoreImpl::Reopen() {
   {
     WriterLock db_lock(&db_mu_);
     auto close_db = [&] {
-      {
-        MutexLock lock(&collector_->mu);
-        collector_->db = nullptr;
-        collector_->cfs.clear();
-      }
+      size_metrics_.Detach();
       if (db_ != nullptr) (void)db_->Close();  // fails after a failed write; nothing to keep
       db_.reset();
     };
@@ -473,11 +435,7 @@ Status StoreImpl::Close() {
   pipeline_.Stop();
   journal_.Stop();
   WriterLock db_lock(&db_mu_);
-  {
-    MutexLock lock(&collector_->mu);
-    collector_->db = nullptr;
-    collector_->cfs.clear();
-  }
+  size_metrics_.Detach();
   Status result;
   if (db_ != nullptr) {
     result = db_->Close();
