@@ -40,8 +40,13 @@ void WriteSeriesJson(const tsdb::Series& series, std::string& body) {
   char* out = begin;
   out = Put(out, "{\"step_ms\":");
   out = WriteDecimal(out, series.step_ms);
-  out = series.gauge ? Put(out, ",\"gauge\":true,\"points\":[")
-                     : Put(out, ",\"gauge\":false,\"points\":[");
+  if (!series.gauge) {
+    out = Put(out, ",\"gauge\":false,\"points\":[");
+  } else if (series.agg == tsdb::GaugeAgg::kLast) {
+    out = Put(out, ",\"gauge\":true,\"agg\":\"last\",\"points\":[");
+  } else {
+    out = Put(out, ",\"gauge\":true,\"agg\":\"max\",\"points\":[");
+  }
   bool first = true;
   for (const auto& pt : series.points) {
     out = first ? Put(out, "{\"t\":") : Put(out, ",{\"t\":");
@@ -184,7 +189,7 @@ ApiResult<Response> Usage(const RouteContext& ctx) {
 ApiResult<Response> Series(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(
       const Params params,
-      Params::Parse(ctx.query, {"table", "metric", "key", "from", "to", "step", "source"}));
+      Params::Parse(ctx.query, {"table", "metric", "key", "from", "to", "step", "source", "agg"}));
   tsdb::SeriesQuery q;
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
   API_ASSIGN_OR_RETURN(q.metric, params.Required("metric"));
@@ -212,6 +217,15 @@ ApiResult<Response> Series(const RouteContext& ctx) {
     }
   }
   API_ASSIGN_OR_RETURN(q.source, params.NonEmpty("source"));
+  if (auto agg = params.Get("agg")) {
+    if (*agg == "max") {
+      q.gauge_agg = tsdb::GaugeAgg::kMax;
+    } else if (*agg == "last") {
+      q.gauge_agg = tsdb::GaugeAgg::kLast;
+    } else {
+      return BadRequest("agg: \"" + agg->substr(0, 32) + "\" is not max or last");
+    }
+  }
   API_TRY(RequireKnownNames(ctx.store, q.table, q.key, q.source));
   API_ASSIGN_OR_RETURN(const tsdb::Series series, ctx.store.GetSeries(q));
   Response res{bhttp::status::ok, ctx.request.version()};

@@ -5,8 +5,10 @@
 #include <tuple>
 #include <utility>
 
+#include "common/time.h"
 #include "tsdb/config.h"
 #include "tsdb/format.h"
+#include "tsdb/gauge_points.h"
 #include "tsdb/query_plan.h"
 #include "tsdb/scans.h"
 
@@ -96,38 +98,6 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
     if (key_id >= totals.size() || totals[key_id] == 0) return true;
     return visit(key_text, totals[key_id]);
   });
-}
-
-// The samples of a gauge series in [from_ms, to_ms): the largest of each step (out.step_ms).
-// Gauge samples are written with their group commit, never journalled.
-Status ReadGaugePoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t key,
-                       std::optional<uint32_t> source, int64_t from_ms, int64_t to_ms,
-                       Series& out) {
-  const std::string prefix = format::RollupPrefix(table, metric, key);
-  rocksdb::Iterator* it = r.It(kGauge);
-  std::string start = prefix;
-  format::PutU32BE(start, static_cast<uint32_t>(from_ms / format::kMinuteMs));
-  const int64_t end_minute = CeilTo(to_ms, format::kMinuteMs) / format::kMinuteMs;
-  for (it->Seek(start); it->Valid(); it->Next()) {
-    const rocksdb::Slice row = it->key();  // once per row, as in ScanSeriesRollup
-    if (!row.starts_with(prefix)) break;
-    const rocksdb::Slice value = it->value();
-    if (row.size() != format::kRollupKeySize || value.size() != format::kGaugeValueSize) {
-      return Status::Corruption("bad gauge record");
-    }
-    const auto parts = format::DecodeRollupKey(row.data());
-    if (parts.bucket >= end_minute) break;
-    if (source && parts.source != *source) continue;
-    const int64_t t = FloorTo(int64_t{parts.bucket} * format::kMinuteMs, out.step_ms);
-    const auto max = static_cast<int64_t>(format::GetFixed64LE(value.data() + 8));
-    if (!out.points.empty() && out.points.back().t_ms == t) {
-      auto& v = out.points.back().v;
-      v = static_cast<uint64_t>(std::max(static_cast<int64_t>(v), max));
-    } else {
-      out.points.push_back({t, static_cast<uint64_t>(max)});
-    }
-  }
-  return r.Check();
 }
 
 // The points of a counter series in [from_ms, to_ms): whole steps (out.step_ms) from the
@@ -264,6 +234,11 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
   if (q.key.empty()) return Status::InvalidArgument("key: required");
   Series out;
   out.gauge = metric->second == MetricClass::kGauge;
+  if (q.gauge_agg && !out.gauge) {
+    return Status::InvalidArgument("agg: '" + q.metric +
+                                   "' is a counter, whose steps are sums; max and last are for "
+                                   "gauges");
+  }
   int64_t step = q.step_ms;
   if (step == 0) {
     const int64_t span = q.to_ms - q.from_ms;
@@ -298,10 +273,16 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
   if (auto s = r.AddJournal(table, *key, segments); !s.ok()) return s;
 
   if (out.gauge) {
-    if (auto s = ReadGaugePoints(r, table, metric->first, *key, source, q.from_ms, q.to_ms, out);
-        !s.ok()) {
-      return s;
-    }
+    GaugeRead read{.table = table,
+                   .metric = metric->first,
+                   .key = *key,
+                   .source = source,
+                   .from_ms = q.from_ms,
+                   .to_ms = q.to_ms,
+                   .carry_until_ms = std::max(NowUnixMs(), latest_received_ms_.load()),
+                   .agg = q.gauge_agg.value_or(GaugeAgg::kMax)};
+    out.agg = read.agg;
+    if (auto s = ReadGaugePoints(r, read, out); !s.ok()) return s;
     return out;
   }
   if (auto s = ReadCounterPoints(r, table, metric->first, *key, source, q.from_ms, q.to_ms, out);

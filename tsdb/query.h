@@ -33,6 +33,12 @@ struct UsageRow {
   uint64_t total = 0;
 };
 
+// How a gauge's samples become a step's value (counters are always summed).
+enum class GaugeAgg : uint8_t {
+  kMax,   // the largest sample in the step
+  kLast,  // the sum over sources of each one's last value at the step's end
+};
+
 struct SeriesQuery {
   std::string table;
   std::string metric;
@@ -41,11 +47,13 @@ struct SeriesQuery {
   int64_t to_ms = 0;
   int64_t step_ms = 0;  // 60000, 3600000, 86400000, or 0 for auto
   std::optional<std::string> source;
+  std::optional<GaugeAgg> gauge_agg =
+      std::nullopt;  // gauges only (InvalidArgument "agg: ..." for a counter)
 };
 
 struct SeriesPoint {
   int64_t t_ms = 0;  // start of the step
-  // Counters: the sum of deltas in the step. Gauges: the maximum sample in the step (as int64
+  // Counters: the sum of deltas in the step. Gauges: as SeriesQuery::gauge_agg says (as int64
   // bits).
   uint64_t v = 0;
 };
@@ -53,6 +61,7 @@ struct SeriesPoint {
 struct Series {
   int64_t step_ms = 0;
   bool gauge = false;
+  GaugeAgg agg = GaugeAgg::kMax;    // gauges only
   std::vector<SeriesPoint> points;  // ascending, steps with nothing stored are omitted
 };
 
