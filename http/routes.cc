@@ -193,8 +193,10 @@ ApiResult<Response> Series(const RouteContext& ctx) {
   tsdb::SeriesQuery q;
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
   API_ASSIGN_OR_RETURN(q.metric, params.Required("metric"));
-  q.key = params.Get("key").value_or("");
-  if (!params.Get("key")) return BadRequest("key: missing");
+  // Without a key: every key of the table summed (tsdb::QueryService::GetSeries).
+  const std::optional<std::string> key = params.Get("key");
+  if (key && key->empty()) return BadRequest("key: empty; leave it out for the whole table");
+  q.key = key.value_or("");
   API_ASSIGN_OR_RETURN(std::tie(q.from_ms, q.to_ms), params.Range());
   std::string step = params.Get("step").value_or("auto");
   if (step == "1m") {
@@ -226,7 +228,7 @@ ApiResult<Response> Series(const RouteContext& ctx) {
       return BadRequest("agg: \"" + agg->substr(0, 32) + "\" is not max or last");
     }
   }
-  API_TRY(RequireKnownNames(ctx.store, q.table, q.key, q.source));
+  API_TRY(RequireKnownNames(ctx.store, q.table, key, q.source));
   API_ASSIGN_OR_RETURN(const tsdb::Series series, ctx.store.GetSeries(q));
   Response res{bhttp::status::ok, ctx.request.version()};
   res.set(bhttp::field::content_type, kJsonType);

@@ -148,6 +148,43 @@ Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t 
   return Status::Ok();
 }
 
+// The points of the sum of every key's counter over `segments` (whole minutes, hours and days):
+// one pass per rollup family over the table, summed per bucket, then per step (out.step_ms).
+Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
+                              std::optional<uint32_t> source, const std::vector<Segment>& segments,
+                              Series& out) {
+  std::vector<std::vector<uint64_t>> sums(segments.size());
+  std::map<int64_t, std::vector<RollupWindow>> by_unit;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const Segment& seg = segments[i];
+    const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
+    const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
+    sums[i].resize(hi - lo);
+    by_unit[seg.unit_ms].push_back(RollupWindow{lo, hi, nullptr, &sums[i]});
+  }
+  for (auto& [unit, windows] : by_unit) {
+    std::sort(windows.begin(), windows.end(),
+              [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
+    if (auto s = ScanRollup(r, table, metric, RollupCf(unit), windows, source); !s.ok()) {
+      return s;
+    }
+  }
+  // Segments come in time order, so the steps do too.
+  for (size_t i = 0; i < segments.size(); ++i) {
+    for (size_t b = 0; b < sums[i].size(); ++b) {
+      if (sums[i][b] == 0) continue;
+      const int64_t t =
+          FloorTo(segments[i].lo + static_cast<int64_t>(b) * segments[i].unit_ms, out.step_ms);
+      if (!out.points.empty() && out.points.back().t_ms == t) {
+        out.points.back().v += sums[i][b];
+      } else {
+        out.points.push_back({t, sums[i][b]});
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status QueryEngine::Begin(const ReadGate::Hold& hold, const std::string& table,
@@ -231,7 +268,6 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
   auto metric = catalog_.ResolveMetric(table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
-  if (q.key.empty()) return Status::InvalidArgument("key: required");
   Series out;
   out.gauge = metric->second == MetricClass::kGauge;
   if (q.gauge_agg && !out.gauge) {
@@ -250,6 +286,7 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
     return Status::InvalidArgument("step: must be 1m, 1h, 1d or auto");
   }
   out.step_ms = step;
+  if (q.key.empty()) return TableSeries(hold, table, metric->first, q, std::move(out));
   auto key = catalog_.names.Find(NameKind::kKey, format::KeyName(table, q.key));
   std::optional<uint32_t> source;
   if (q.source) {
@@ -289,6 +326,38 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
       !s.ok()) {
     return s;
   }
+  return out;
+}
+
+Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t table, uint32_t metric,
+                                        const SeriesQuery& q, Series out) {
+  if (out.gauge) {
+    return Status::InvalidArgument("key: required for a gauge ('" + q.metric +
+                                   "'), whose samples are never summed over keys");
+  }
+  if (q.from_ms % format::kMinuteMs != 0 || q.to_ms % format::kMinuteMs != 0) {
+    return Status::InvalidArgument(std::string(q.from_ms % format::kMinuteMs != 0 ? "from" : "to") +
+                                   ": a table's series (no key) needs whole minutes");
+  }
+  std::optional<uint32_t> source;
+  if (q.source) {
+    source = catalog_.names.Find(NameKind::kSource, *q.source);
+    if (!source) return out;
+  }
+  const int64_t step = out.step_ms;
+  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
+  std::vector<Segment> segments;
+  if (full_lo < full_hi) {
+    Decompose(q.from_ms, full_lo, &segments);
+    segments.push_back({step, full_lo, full_hi});
+    Decompose(full_hi, q.to_ms, &segments);
+  } else {
+    Decompose(q.from_ms, q.to_ms, &segments);
+  }
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
+  if (auto s = r.AddJournal(table, std::nullopt, segments); !s.ok()) return s;
+  if (auto s = ReadTableCounterPoints(r, table, metric, source, segments, out); !s.ok()) return s;
+  if (auto s = r.Check(); !s.ok()) return s;
   return out;
 }
 

@@ -42,7 +42,7 @@ enum class GaugeAgg : uint8_t {
 struct SeriesQuery {
   std::string table;
   std::string metric;
-  std::string key;
+  std::string key;  // empty: every key of the table (counters only)
   int64_t from_ms = 0;
   int64_t to_ms = 0;
   int64_t step_ms = 0;  // 60000, 3600000, 86400000, or 0 for auto
@@ -142,6 +142,9 @@ class QueryService {
     }
     return Status::Ok();
   }
+  // One key's series; with `key` empty, the sum of every key of the table (counters only, and
+  // `from`/`to` on whole minutes: InvalidArgument "key: ..." for a gauge, "from: ..."/"to: ..."
+  // otherwise).
   virtual Result<Series> GetSeries(const SeriesQuery& query) = 0;
   // Events in ascending (t_ms, seq) order, at most `limit`.
   virtual Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) = 0;

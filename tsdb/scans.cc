@@ -91,6 +91,10 @@ Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
                          [&](uint32_t b, uint64_t v) {
                            for (size_t i = w; i < windows.size() && windows[i].lo <= b; ++i) {
                              if (b >= windows[i].hi) continue;
+                             if (windows[i].per_bucket) {
+                               (*windows[i].per_bucket)[b - windows[i].lo] += v;
+                               return;
+                             }
                              std::vector<uint64_t>& totals = *windows[i].totals;
                              if (parts.key >= totals.size()) totals.resize(parts.key + 1);
                              totals[parts.key] += v;

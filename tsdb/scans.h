@@ -38,14 +38,17 @@ Status SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int6
                 int64_t to, std::optional<uint32_t> source,
                 const std::function<void(uint64_t)>& add);
 
-// Buckets [lo, hi) of one rollup family, and where their sums go (indexed by key id).
+// Buckets [lo, hi) of one rollup family, and where their sums go: per key (`totals`, indexed by
+// key id), or, with `per_bucket` set, per bucket over every key (indexed by bucket - lo, sized
+// hi - lo by the caller).
 struct RollupWindow {
   uint32_t lo, hi;
   std::vector<uint64_t>* totals;
+  std::vector<uint64_t>* per_bucket = nullptr;
 };
 // One pass over the rollup rows of table+metric in `cf`, every key: each cell in one of
-// `windows` (sorted, disjoint) is added to that window's totals. One pass per family rather
-// than per segment: each pass costs a seek or more per key.
+// `windows` (sorted, disjoint) is added to that window's totals (or per-bucket sums). One pass per
+// family rather than per segment: each pass costs a seek or more per key.
 Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
                   const std::vector<RollupWindow>& windows, std::optional<uint32_t> source);
 

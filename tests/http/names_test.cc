@@ -135,8 +135,25 @@ TEST_F(NamesTest, GaugesHaveSeriesOfMaximaButNoAuditOrUsage) {
       json::parse("[{\"t\":" + std::to_string(T("2026-10-05T10:00:00Z")) +
                   ",\"v\":5},{\"t\":" + std::to_string(T("2026-10-05T11:00:00Z")) + ",\"v\":1}]"),
       series["points"]);
+  EXPECT_EQ("max", series["agg"]);
   json tables = GetJson("/api/v1/tables");
   EXPECT_EQ(json({"conn_cur"}), tables["tables"][0]["gauge_metrics"]);
+}
+
+TEST_F(NamesTest, AGaugesLastValuePerStepIsCarriedForward) {
+  const std::string hours = "/api/v1/series?table=/quota&key=acme&step=1h&from=" +
+                            std::to_string(T("2026-10-05T10:00:00Z")) +
+                            "&to=" + std::to_string(T("2026-10-05T13:00:00Z"));
+  json series = GetJson(hours + "&metric=conn_cur&agg=last");
+  EXPECT_EQ("last", series["agg"]);
+  // 2 then 5 in the first hour (5 is its last), 1 in the second, still 1 in the third.
+  EXPECT_EQ(
+      json::parse("[{\"t\":" + std::to_string(T("2026-10-05T10:00:00Z")) +
+                  ",\"v\":5},{\"t\":" + std::to_string(T("2026-10-05T11:00:00Z")) +
+                  ",\"v\":1},{\"t\":" + std::to_string(T("2026-10-05T12:00:00Z")) + ",\"v\":1}]"),
+      series["points"]);
+  ExpectError(hours + "&metric=conn_cur&agg=avg", 400, "agg:", {"\"avg\"", "max or last"});
+  ExpectError(hours + "&metric=http_req_cnt&agg=last", 400, "agg:", {"counter"});
 }
 
 TEST_F(NamesTest, KeysPageWithTheNextCursor) {
