@@ -148,15 +148,26 @@ Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t 
   return Status::Ok();
 }
 
-// The points of the sum of every key's counter over `segments` (whole minutes, hours and days):
-// one pass per rollup family over the table, summed per bucket, then per step (out.step_ms).
+// The points of the sum of every key's counter over `segments`: one pass per rollup family over
+// the table, summed per bucket, then per step (out.step_ms); a sub-minute edge (inside one
+// minute, so in one step) from the audit events of the keys with something in its minute, as usage
+// reads it. `ids` covers every key id the view holds.
 Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
                               std::optional<uint32_t> source, const std::vector<Segment>& segments,
-                              Series& out) {
-  std::vector<std::vector<uint64_t>> sums(segments.size());
+                              size_t ids, Series& out) {
+  std::vector<std::vector<uint64_t>> sums(segments.size());  // per bucket of a rollup segment
+  std::vector<std::vector<uint64_t>> edge_active(segments.size());  // per key, of a raw one
   std::map<int64_t, std::vector<RollupWindow>> by_unit;
   for (size_t i = 0; i < segments.size(); ++i) {
     const Segment& seg = segments[i];
+    if (seg.unit_ms == 0) {
+      edge_active[i].resize(ids);
+      by_unit[format::kMinuteMs].push_back(RollupWindow{
+          static_cast<uint32_t>(FloorTo(seg.lo, format::kMinuteMs) / format::kMinuteMs),
+          static_cast<uint32_t>(CeilTo(seg.hi, format::kMinuteMs) / format::kMinuteMs),
+          &edge_active[i]});
+      continue;
+    }
     const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
     const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
     sums[i].resize(hi - lo);
@@ -169,17 +180,30 @@ Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
       return s;
     }
   }
-  // Segments come in time order, so the steps do too.
+  auto add = [&](int64_t at, uint64_t v) {  // segments come in time order, so steps do too
+    if (v == 0) return;
+    const int64_t t = FloorTo(at, out.step_ms);
+    if (!out.points.empty() && out.points.back().t_ms == t) {
+      out.points.back().v += v;
+    } else {
+      out.points.push_back({t, v});
+    }
+  };
   for (size_t i = 0; i < segments.size(); ++i) {
-    for (size_t b = 0; b < sums[i].size(); ++b) {
-      if (sums[i][b] == 0) continue;
-      const int64_t t =
-          FloorTo(segments[i].lo + static_cast<int64_t>(b) * segments[i].unit_ms, out.step_ms);
-      if (!out.points.empty() && out.points.back().t_ms == t) {
-        out.points.back().v += sums[i][b];
-      } else {
-        out.points.push_back({t, sums[i][b]});
+    const Segment& seg = segments[i];
+    if (seg.unit_ms == 0) {
+      std::vector<uint64_t> totals;
+      if (auto s = AddRawEdges(r, table, metric, source, {seg}, {edge_active[i]}, totals);
+          !s.ok()) {
+        return s;
       }
+      uint64_t sum = 0;
+      for (uint64_t v : totals) sum += v;
+      add(seg.lo, sum);
+      continue;
+    }
+    for (size_t b = 0; b < sums[i].size(); ++b) {
+      add(seg.lo + static_cast<int64_t>(b) * seg.unit_ms, sums[i][b]);
     }
   }
   return Status::Ok();
@@ -335,10 +359,6 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
     return Status::InvalidArgument("key: required for a gauge ('" + q.metric +
                                    "'), whose samples are never summed over keys");
   }
-  if (q.from_ms % format::kMinuteMs != 0 || q.to_ms % format::kMinuteMs != 0) {
-    return Status::InvalidArgument(std::string(q.from_ms % format::kMinuteMs != 0 ? "from" : "to") +
-                                   ": a table's series (no key) needs whole minutes");
-  }
   std::optional<uint32_t> source;
   if (q.source) {
     source = catalog_.names.Find(NameKind::kSource, *q.source);
@@ -354,9 +374,33 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
   } else {
     Decompose(q.from_ms, q.to_ms, &segments);
   }
+  // A raw segment is a ragged end inside one minute, but for a range with no whole minute,
+  // which may cross one: split there, so that each lies in one step.
+  std::vector<Segment> split;
+  for (const auto& seg : segments) {
+    const int64_t minute_end = FloorTo(seg.lo, format::kMinuteMs) + format::kMinuteMs;
+    if (seg.unit_ms == 0 && seg.hi > minute_end) {
+      split.push_back({0, seg.lo, minute_end});
+      split.push_back({0, minute_end, seg.hi});
+    } else {
+      split.push_back(seg);
+    }
+  }
+  segments.swap(split);
   ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
-  if (auto s = r.AddJournal(table, std::nullopt, segments); !s.ok()) return s;
-  if (auto s = ReadTableCounterPoints(r, table, metric, source, segments, out); !s.ok()) return s;
+  std::vector<Segment> journal_segments = segments;  // and the minutes around each raw edge
+  for (const auto& seg : segments) {
+    if (seg.unit_ms != 0) continue;
+    journal_segments.push_back(Segment{format::kMinuteMs, FloorTo(seg.lo, format::kMinuteMs),
+                                       CeilTo(seg.hi, format::kMinuteMs)});
+  }
+  if (auto s = r.AddJournal(table, std::nullopt, journal_segments); !s.ok()) return s;
+  // Key ids read after the view began cover every id it holds.
+  if (auto s = ReadTableCounterPoints(r, table, metric, source, segments,
+                                      catalog_.names.Count(NameKind::kKey) + 1, out);
+      !s.ok()) {
+    return s;
+  }
   if (auto s = r.Check(); !s.ok()) return s;
   return out;
 }

@@ -52,7 +52,7 @@ class QueryEngine {
   // What a query of one table does first: checks that `hold` has the DB open and resolves the
   // table's name to its id (*id).
   Status Begin(const ReadGate::Hold& hold, const std::string& table, uint32_t* id) const;
-  // GetSeries without a key: every key of the table summed (counters, whole minutes only).
+  // GetSeries without a key: every key of the table summed (counters only).
   Result<Series> TableSeries(const ReadGate::Hold& hold, uint32_t table, uint32_t metric,
                              const SeriesQuery& q, Series out);
 

@@ -142,9 +142,8 @@ class QueryService {
     }
     return Status::Ok();
   }
-  // One key's series; with `key` empty, the sum of every key of the table (counters only, and
-  // `from`/`to` on whole minutes: InvalidArgument "key: ..." for a gauge, "from: ..."/"to: ..."
-  // otherwise).
+  // One key's series; with `key` empty, the sum of every key of the table (counters only:
+  // InvalidArgument "key: ..." for a gauge).
   virtual Result<Series> GetSeries(const SeriesQuery& query) = 0;
   // Events in ascending (t_ms, seq) order, at most `limit`.
   virtual Result<std::vector<AuditEvent>> Audit(const AuditQuery& query) = 0;

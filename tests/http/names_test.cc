@@ -156,6 +156,20 @@ TEST_F(NamesTest, AGaugesLastValuePerStepIsCarriedForward) {
   ExpectError(hours + "&metric=http_req_cnt&agg=last", 400, "agg:", {"counter"});
 }
 
+TEST_F(NamesTest, ASeriesWithoutAKeyIsTheWholeTables) {
+  json series = GetJson("/api/v1/series?table=/quota&metric=http_req_cnt&step=1d" + kRange);
+  EXPECT_EQ(false, series["gauge"]);
+  // acme 10 on the 5th, beta 4 on the 6th, k00..k24 1 each on the 7th.
+  EXPECT_EQ(
+      json::parse("[{\"t\":" + std::to_string(T("2026-10-05T00:00:00Z")) +
+                  ",\"v\":10},{\"t\":" + std::to_string(T("2026-10-06T00:00:00Z")) +
+                  ",\"v\":4},{\"t\":" + std::to_string(T("2026-10-07T00:00:00Z")) + ",\"v\":25}]"),
+      series["points"]);
+  ExpectError("/api/v1/series?table=/quota&metric=http_req_cnt&key=" + kRange, 400,
+              "key:", {"leave it out"});
+  ExpectError("/api/v1/series?table=/quota&metric=conn_cur" + kRange, 400, "key:", {"gauge"});
+}
+
 TEST_F(NamesTest, KeysPageWithTheNextCursor) {
   std::vector<std::string> all;
   std::string target = "/api/v1/keys?table=/quota&limit=10";
