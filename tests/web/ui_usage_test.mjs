@@ -107,6 +107,14 @@ async function main() {
   }
   eq(Number(await page.getAttribute('#usage-legend-others', 'data-total')), sum(Object.fromEntries(ranked.slice(5))),
     'the legend says what the other keys add up to');
+  // The other keys are one grey layer on top (the table's series less the top keys'): the bars
+  // are the whole table.
+  eq(await page.getAttribute('#usage-legend-others', 'data-drawn'), 'true', 'the other keys are drawn');
+  const othersLabel = `${ranked.length - 5} other keys`;
+  const othersDrawn = await page.$$eval(`#usage-chart rect[data-layer="${othersLabel}"]`, (rs) => rs.reduce((a, r) => a + Number(r.dataset.v), 0));
+  eq(othersDrawn, sum(Object.fromEntries(ranked.slice(5))), 'the other keys\' layer adds up to their total');
+  const allDrawn = await page.$$eval('#usage-chart rect.bar', (rs) => rs.reduce((a, r) => a + Number(r.dataset.v), 0));
+  eq(allDrawn, sum(totals), 'the chart\'s bars add up to the whole table');
   await page.locator('#usage-chart rect.bar').first().hover();
   await page.waitForSelector('#chart-tip:not([hidden])', { timeout: 3000 });
   check(/acme\.example/.test(await page.textContent('#chart-tip')), 'the tip names the layers under the pointer');

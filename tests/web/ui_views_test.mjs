@@ -120,6 +120,18 @@ async function main() {
   eq(requested.filter((u) => /\/api\/v1\/(usage|audit)\?/.test(u)), [], 'no usage or audit call for a gauge');
   eq(await bannerText(), '', 'no API error on the gauge key page');
   await page.screenshot({ path: path.join(args.artifacts, 'views-gauge-key.png'), fullPage: true });
+  // The same gauge as its last value per step: each node's value at the step's end, summed.
+  await page.click('#key-agg button[data-agg="last"]');
+  await page.waitForFunction(() => /agg=last/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
+  await page.waitForSelector('#key-total:not(.loading)');
+  const lastSeries = await api(`/api/v1/series?${new URLSearchParams({ table, metric: 'http_req_rate', key: 'acme.example', from: await page.evaluate(() => new Date(new Date().setHours(0, 0, 0, 0)).getTime()), to: await page.evaluate(() => new Date(new Date().setHours(24, 0, 0, 0)).getTime()), step: '1h', agg: 'last' })}`);
+  eq(lastSeries.agg, 'last', 'the series API names the last value per step');
+  check(lastSeries.points.length >= series.points.length, `every step from the first sample has a last value: ${JSON.stringify(lastSeries.points)}`);
+  check(/Latest http_req_rate/.test(await page.textContent('#key-total-label')), 'the key page shows the latest value');
+  eq(Number(await page.getAttribute('#key-total', 'data-value')), lastSeries.points[lastSeries.points.length - 1].v, 'the latest value is the last step\'s');
+  eq(await page.$$eval('#key-chart rect.bar', (r) => r.length), lastSeries.points.length, 'one bar per step\'s last value');
+  eq(await page.getAttribute('#key-agg button[data-agg="last"]', 'aria-pressed'), 'true', 'the Last button is pressed');
+  eq(await bannerText(), '', 'no API error for the last value per step');
   log('gauges checked');
 
   // A misspelt key: "unknown key", keys that start like it, never a green check.

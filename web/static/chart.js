@@ -87,10 +87,10 @@ function withTip(svg, hit, stepMs) {
 }
 
 // Renders the bars of `points` over [from, to); empty buckets are left blank.
-export function barChart({ points, stepMs, from, to, metric, gauge = false, width = 900, height = 240 }) {
+export function barChart({ points, stepMs, from, to, metric, gauge = false, agg = 'max', width = 900, height = 240 }) {
   const total = points.reduce((a, p) => a + p.v, 0);
-  // A gauge's samples are never summed: its label names the peak instead of a total.
-  const value = (v) => (gauge ? `${fmt.int(v)} ${metric} (max)` : fmt.amount(metric, v));
+  // A gauge's samples are never summed: its label names the peak (or the last value) instead.
+  const value = (v) => (gauge ? `${fmt.int(v)} ${metric} (${agg})` : fmt.amount(metric, v));
   const f = frame({ from, to, stepMs, metric, top: Math.max(0, ...points.map((p) => p.v)), width, height });
   f.svg.setAttribute('aria-label', gauge
     ? `${points.length} buckets of ${fmt.duration(stepMs)}, peak ${value(Math.max(0, ...points.map((p) => p.v)))}`

@@ -5,8 +5,10 @@
 // (series.js) (a month at 1m would draw 1-px slivers); finer steps are not offered for it.
 //
 // Counter: the billed total, its chart (sum of deltas per step), its subtotals per HAProxy node
-// and per day, checked to add up to the total, and the audit trail (key_audit.js). Gauge: no total and no audit trail exist (the API refuses both), so the
-// page shows the maximum sample per step and the peak over the range instead. A key the table
+// and per day, checked to add up to the total, and the audit trail (key_audit.js). Gauge: no
+// total and no audit trail exist (the API refuses both), so the page shows per step either the
+// largest sample and the peak over the range, or the last value (each node's, summed) and the
+// latest one. A key the table
 // has never had (the API's 404 naming the key) is said to be unknown, with the table's keys that
 // start like it, so a misspelling is never shown as a reconciled zero.
 import { getJson, ApiError } from './api.js';
@@ -34,6 +36,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const t = tbls.find((x) => x.name === table);
   const metric = params.get('metric') || defaultMetric(t);
   const gauge = gaugeMetrics(t).includes(metric);
+  const agg = gauge && params.get('agg') === 'last' ? 'last' : 'max';
   const r = rangeFrom(params);
   const span = r.to - r.from;
   const allowed = stepsFor(span);
@@ -48,6 +51,12 @@ export async function keyPage(gen, params, keyQuotaBox) {
       title: allowed.includes(s) ? undefined : `${fmt.int(Math.ceil(span / STEP_MS[s]))} bars: too fine for this period`,
       onclick: () => go('key', { ...Object.fromEntries(params), step: s }),
     }, s)));
+  const aggButtons = gauge ? h('div', { class: 'seg', role: 'group', 'aria-label': 'Value per step', id: 'key-agg' },
+    [['max', 'Maximum'], ['last', 'Last']].map(([a, label]) => h('button', {
+      type: 'button', 'aria-pressed': String(a === agg), dataset: { agg: a },
+      title: a === 'max' ? 'The largest sample of any node in each step' : 'Each node’s last value at the end of each step, summed over nodes',
+      onclick: () => go('key', { ...Object.fromEntries(params), agg: a }),
+    }, label))) : null;
   const metricSel = metricSelect('key-metric', t, metric);
   metricSel.addEventListener('change', () => go('key', { ...Object.fromEntries(params), metric: metricSel.value }));
   // A new period drops the step, which the period then picks.
@@ -58,7 +67,8 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const reconcile = h('p', { id: 'key-reconcile', class: 'small' });
   const subtotalsBox = h('div', { class: 'subtotals', id: 'key-subtotals' });
   const audit = gauge ? null : auditSection(gen, { table, key, metric, r, params });
-  const headline = gauge ? `Peak ${metric} in range (maximum sample, not billed)` : `Billed ${metric} in range`;
+  const headline = !gauge ? `Billed ${metric} in range`
+    : agg === 'last' ? `Latest ${metric} in range (summed over nodes, not billed)` : `Peak ${metric} in range (maximum sample, not billed)`;
 
   // replaceChildren would print a null as text: the parts a gauge lacks are filtered out.
   main.replaceChildren(...[
@@ -69,7 +79,8 @@ export async function keyPage(gen, params, keyQuotaBox) {
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
       h('div', { class: 'muted small', id: 'key-period' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
     gauge ? null : keyQuotaBox(table, key),
-    h('div', { class: 'row-actions' }, h('span', { class: 'muted small' }, gauge ? 'Maximum per step' : 'Step'), stepButtons),
+    h('div', { class: 'row-actions' }, ...[h('span', { class: 'muted small' }, 'Step'), stepButtons,
+      gauge ? h('span', { class: 'muted small' }, 'Value') : null, aggButtons].filter(Boolean)),
     h('div', { class: 'gap-top' }, chartBox),
     gauge ? null : h('h2', {}, 'Subtotals'),
     subtotalsBox,
@@ -77,7 +88,8 @@ export async function keyPage(gen, params, keyQuotaBox) {
     h('h2', {}, 'Audit trail'),
     gauge
       ? h('p', { class: 'muted small', id: 'key-gauge-note' }, `${metric} is a gauge: HAProxy sends its current value, which is sampled, `
-        + 'never summed or billed, so it has no deltas and no audit trail. The chart shows the largest sample in each step.')
+        + 'never summed or billed, so it has no deltas and no audit trail. “Maximum” charts the largest sample of any node in each step; '
+        + '“Last” charts each node’s last value at the end of each step (carried forward until the node sends another), summed over nodes.')
       : h('p', { class: 'muted small' }, 'Every absolute value received from HAProxy and the delta derived from it. The billed total is the sum of the deltas.'),
     ...(audit ? audit.nodes : [])].filter(Boolean));
 
@@ -91,18 +103,18 @@ export async function keyPage(gen, params, keyQuotaBox) {
       totalBox.dataset.value = String(billed);
       totalBox.classList.remove('loading');
     });
-  const seriesP = loadSeries({ table, metric, key, r, step })
+  const seriesP = loadSeries({ table, metric, key, r, step, agg: gauge ? agg : undefined })
     .then((s) => {
       if (!isCurrent(gen)) return;
       const { points } = s;
       if (s.gauge) {
-        const peak = points.length ? Math.max(...points.map((p) => p.v)) : null;
+        const peak = !points.length ? null : agg === 'last' ? points[points.length - 1].v : Math.max(...points.map((p) => p.v));
         totalBox.textContent = peak === null ? 'no samples' : fmt.int(peak);
         totalBox.dataset.value = peak === null ? '' : String(peak);
         totalBox.classList.remove('loading');
       }
       const draw = () => chartBox.replaceChildren(points.length
-        ? barChart({ points, stepMs: s.stepMs, from: r.from, to: r.to, metric, gauge: s.gauge,
+        ? barChart({ points, stepMs: s.stepMs, from: r.from, to: r.to, metric, gauge: s.gauge, agg: s.agg,
           width: chartBox.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 })
         : h('p', { class: 'muted' }, s.gauge ? 'No samples in this range.' : 'No deltas in this range.'));
       draw();

@@ -33,30 +33,36 @@ export function seriesPlan(step, r) {
   return { ask, days };
 }
 
-// Points (sorted by time) summed, or for a gauge their maximum taken, into `days`; days without
-// a point are left out, as the API leaves out empty buckets.
-function intoDays(points, days, gauge) {
+// Points (sorted by time) summed, or for a gauge their maximum or their last taken, into `days`;
+// days without a point are left out, as the API leaves out empty buckets.
+function intoDays(points, days, gauge, agg) {
   const out = days.map((x) => ({ t: x.t, end: x.end, v: 0, n: 0 }));
   let i = 0;
   for (const p of points) {
     while (i < out.length && p.t >= out[i].end) i++;
     if (i === out.length) break;
     if (p.t < out[i].t) continue;
-    out[i].v = gauge ? Math.max(out[i].v, p.v) : out[i].v + p.v;
+    if (!gauge) out[i].v += p.v;
+    else if (agg === 'last') out[i].v = p.v;
+    else out[i].v = out[i].n ? Math.max(out[i].v, p.v) : p.v;
     out[i].n++;
   }
   return out.filter((x) => x.n).map(({ t, end, v }) => ({ t, end, v }));
 }
 
-// One key's series over the range `r` at `step` (a key of STEP_MS), as chart points:
-// { gauge, stepMs, points: [{t, v, end?}] }. The chart only needs shapes: plain numbers are fine.
-export async function loadSeries({ table, metric, key, r, step }) {
+// One key's series (without `key`, the whole table's) over the range `r` at `step` (a key of
+// STEP_MS), as chart points:
+// { gauge, agg, stepMs, points: [{t, v, end?}] }. `agg` ('max' or 'last') is asked of a gauge
+// only. The chart only needs shapes: plain numbers are fine.
+export async function loadSeries({ table, metric, key, r, step, agg }) {
   const plan = seriesPlan(step, r);
-  const s = await getJson('/api/v1/series', { table, metric, key, from: r.from, to: r.to, step: plan.ask });
+  const s = await getJson('/api/v1/series', { table, metric, ...(key === undefined ? {} : { key }), from: r.from, to: r.to, step: plan.ask, ...(agg ? { agg } : {}) });
   const raw = (s.points || []).map((p) => ({ t: Number(p.t), v: Number(p.v) }));
+  const gauge = Boolean(s.gauge);
   return {
-    gauge: Boolean(s.gauge),
+    gauge,
+    agg: gauge ? s.agg || 'max' : undefined,
     stepMs: plan.days ? STEP_MS['1d'] : s.step_ms || 60000,
-    points: plan.days ? intoDays(raw, plan.days, s.gauge) : raw,
+    points: plan.days ? intoDays(raw, plan.days, gauge, s.agg) : raw,
   };
 }

@@ -11,9 +11,10 @@ import { nav, isCurrent, showError, periodName } from './shared.js';
 const TOP_LAYERS = 5;
 
 // Draws into `box` the period `r` at the finest step that fits (series.js), one layer per key of
-// the TOP_LAYERS largest totals among `rows`; the legend gives every layer's total and what the
-// other keys add up to. The series are asked one at a time: a chart must not take every query
-// slot of the server (--max-queries) from the other pages.
+// the TOP_LAYERS largest totals among `rows`, and on top the other keys as one grey layer: the
+// table's series (the series API without a key) less the top keys', so the bars are the whole
+// table. The legend gives every layer's total. The series are asked one at a time: a chart must
+// not take every query slot of the server (--max-queries) from the other pages.
 export async function topKeysChart(gen, { box, table, metric, r, rows }) {
   const ranked = rows.filter((x) => BigInt(x.total) > 0n).sort((a, b) => fmt.cmp(b.total, a.total)
     || (String(a.key) < String(b.key) ? -1 : 1));
@@ -38,15 +39,34 @@ export async function topKeysChart(gen, { box, table, metric, r, rows }) {
   }
   const others = ranked.slice(TOP_LAYERS);
   const othersTotal = fmt.sum(others.map((x) => x.total));
+  let othersDrawn = false;
+  if (others.length) {
+    try {
+      const whole = await loadSeries({ table, metric, r, step });
+      if (!isCurrent(gen)) return;
+      const top = new Map();
+      for (const l of layers) for (const p of l.points) top.set(p.t, (top.get(p.t) || 0) + p.v);
+      const points = whole.points.map((p) => ({ ...p, v: p.v - (top.get(p.t) || 0) })).filter((p) => p.v > 0);
+      layers.push({ label: `${others.length} other keys`, points, total: othersTotal, others: true });
+      othersDrawn = true;
+    } catch (err) {
+      if (isCurrent(gen)) showError(err);
+      return;
+    }
+  }
   const draw = () => {
     const chart = stackedChart({ layers, stepMs, from: r.from, to: r.to, metric,
       width: box.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 });
+    const keyLayers = layers.filter((l) => !l.others);
+    const othersName = `${fmt.int(others.length)} other key${others.length === 1 ? '' : 's'}`;
     const legend = h('ul', { class: 'legend', id: 'usage-legend' },
-      layers.map((l, i) => h('li', { dataset: { key: l.label, total: String(l.total) } },
+      keyLayers.map((l, i) => h('li', { dataset: { key: l.label, total: String(l.total) } },
         h('span', { class: `swatch layer-${i}` }), `${l.label}: ${fmt.amount(metric, l.total)}`)),
-      others.length ? h('li', { class: 'muted', id: 'usage-legend-others', dataset: { total: String(othersTotal) } },
-        `${fmt.int(others.length)} other key${others.length === 1 ? '' : 's'} (not drawn): ${fmt.amount(metric, othersTotal)}`) : null);
-    box.replaceChildren(h('div', { class: 'muted small' }, `Top ${layers.length} by total, per ${fmt.duration(stepMs)}`), chart, legend);
+      others.length ? h('li', { class: 'muted', id: 'usage-legend-others', dataset: { total: String(othersTotal), drawn: String(othersDrawn) } },
+        othersDrawn ? h('span', { class: `swatch layer-${layers.length - 1}` }) : null,
+        `${othersName}${othersDrawn ? '' : ' (not drawn)'}: ${fmt.amount(metric, othersTotal)}`) : null);
+    box.replaceChildren(h('div', { class: 'muted small' },
+      `Top ${keyLayers.length} by total${othersDrawn ? ' and the other keys' : ''}, per ${fmt.duration(stepMs)}`), chart, legend);
   };
   draw();
   let pending = 0;
