@@ -148,10 +148,19 @@ ApiResult<Response> Keys(const RouteContext& ctx) {
   return HandleKeys(ctx.store, ctx.request.version(), ctx.query);
 }
 
+// `agg=max|last`: how a gauge's samples become a value (usage and series).
+ApiResult<std::optional<tsdb::GaugeAgg>> ParseGaugeAgg(const Params& params) {
+  const std::optional<std::string> agg = params.Get("agg");
+  if (!agg) return std::optional<tsdb::GaugeAgg>{};
+  if (*agg == "max") return std::optional<tsdb::GaugeAgg>{tsdb::GaugeAgg::kMax};
+  if (*agg == "last") return std::optional<tsdb::GaugeAgg>{tsdb::GaugeAgg::kLast};
+  return BadRequest("agg: \"" + agg->substr(0, 32) + "\" is not max or last");
+}
+
 ApiResult<Response> Usage(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(const Params params,
                        Params::Parse(ctx.query, {"table", "metric", "from", "to", "key", "source",
-                                                 "order", "limit", "offset"}));
+                                                 "order", "limit", "offset", "agg"}));
   tsdb::UsageQuery q;
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
   API_ASSIGN_OR_RETURN(q.metric, params.Required("metric"));
@@ -167,6 +176,7 @@ ApiResult<Response> Usage(const RouteContext& ctx) {
     API_ASSIGN_OR_RETURN(limit, params.Limit(0, kMaxUsageLimit));
   }
   API_ASSIGN_OR_RETURN(const size_t offset, params.Count("offset"));
+  API_ASSIGN_OR_RETURN(q.gauge_agg, ParseGaugeAgg(params));
   API_TRY(RequireKnownNames(ctx.store, q.table, q.key, q.source));
   // Rows are visited, not collected: the reply holds one page (or the best rows by total),
   // bounded in bytes whatever the number and length of the keys.
@@ -175,7 +185,10 @@ ApiResult<Response> Usage(const RouteContext& ctx) {
       q, [&](std::string_view key, uint64_t total) { return page.Add(key, total); }));
   API_ASSIGN_OR_RETURN(const UsageReply::Parts parts, page.Finish());
   // The fields in the order the JSON serializer writes objects (by name), as other replies.
-  std::string body = "{\"from_ms\":" + std::to_string(q.from_ms) + ",\"metric\":";
+  std::string body = "{";
+  if (q.gauge_agg)
+    body += q.gauge_agg == tsdb::GaugeAgg::kLast ? "\"agg\":\"last\"," : "\"agg\":\"max\",";
+  body += "\"from_ms\":" + std::to_string(q.from_ms) + ",\"metric\":";
   AppendJsonString(body, q.metric);
   body += ",\"next_offset\":" + parts.next_offset + ",\"rows\":";
   body += parts.rows;
@@ -219,15 +232,7 @@ ApiResult<Response> Series(const RouteContext& ctx) {
     }
   }
   API_ASSIGN_OR_RETURN(q.source, params.NonEmpty("source"));
-  if (auto agg = params.Get("agg")) {
-    if (*agg == "max") {
-      q.gauge_agg = tsdb::GaugeAgg::kMax;
-    } else if (*agg == "last") {
-      q.gauge_agg = tsdb::GaugeAgg::kLast;
-    } else {
-      return BadRequest("agg: \"" + agg->substr(0, 32) + "\" is not max or last");
-    }
-  }
+  API_ASSIGN_OR_RETURN(q.gauge_agg, ParseGaugeAgg(params));
   API_TRY(RequireKnownNames(ctx.store, q.table, key, q.source));
   API_ASSIGN_OR_RETURN(const tsdb::Series series, ctx.store.GetSeries(q));
   Response res{bhttp::status::ok, ctx.request.version()};

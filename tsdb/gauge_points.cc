@@ -99,4 +99,50 @@ Status ReadGaugePoints(ReadView& r, const GaugeRead& q, Series& out) {
   return Status::Ok();
 }
 
+Status ReadGaugeOfEveryKey(ReadView& r, const GaugeRead& q, std::optional<uint32_t> only_key,
+                           std::vector<std::optional<int64_t>>& by_id) {
+  const std::string table_prefix = format::RollupPrefix(q.table, q.metric);
+  const auto from_minute = static_cast<uint32_t>(q.from_ms / format::kMinuteMs);
+  const auto end_minute =
+      static_cast<uint32_t>(CeilTo(q.to_ms, format::kMinuteMs) / format::kMinuteMs);
+  rocksdb::Iterator* it = r.It(kGauge);
+  auto seek = [&](uint32_t key, uint32_t minute) {
+    std::string k = table_prefix;
+    format::PutU32BE(k, key);
+    format::PutU32BE(k, minute);
+    it->Seek(k);
+  };
+  seek(only_key.value_or(0), 0);
+  while (it->Valid() && it->key().starts_with(table_prefix)) {
+    GaugeCell cell;
+    if (auto s = DecodeCell(it, &cell); !s.ok()) return s;
+    const uint32_t key = cell.parts.key;
+    if (only_key && key != *only_key) break;
+    const std::string key_prefix = format::RollupPrefix(q.table, q.metric, key);
+    std::optional<int64_t> value;
+    if (q.agg == GaugeAgg::kMax) {
+      for (seek(key, from_minute); it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
+        if (auto s = DecodeCell(it, &cell); !s.ok()) return s;
+        if (cell.parts.bucket >= end_minute) break;
+        if (q.source && cell.parts.source != *q.source) continue;
+        value = std::max(value.value_or(cell.max), cell.max);
+      }
+    } else {
+      std::map<uint32_t, int64_t> values;
+      if (auto s = LookBack(r, q, key_prefix, end_minute, values); !s.ok()) return s;
+      if (!values.empty()) {
+        value = 0;
+        for (const auto& [source, v] : values) *value += std::max<int64_t>(v, 0);
+      }
+    }
+    if (value) {
+      if (key >= by_id.size()) by_id.resize(size_t{key} + 1);
+      by_id[key] = value;
+    }
+    if (key == UINT32_MAX || only_key) break;
+    seek(key + 1, 0);
+  }
+  return r.Check();
+}
+
 }  // namespace stickmeter::tsdb

@@ -236,8 +236,15 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   if (auto s = Begin(hold, q.table, &table); !s.ok()) return s;
   auto metric = catalog_.ResolveMetric(table, q.table, q.metric);
   if (!metric.ok()) return metric.status();
-  if (metric->second == MetricClass::kGauge) {
-    return Status::InvalidArgument("metric: '" + q.metric + "' is a gauge, usage sums counters");
+  const bool gauge = metric->second == MetricClass::kGauge;
+  if (gauge && !q.gauge_agg) {
+    return Status::InvalidArgument("metric: '" + q.metric +
+                                   "' is a gauge, usage sums counters (ask a gauge's max or last)");
+  }
+  if (!gauge && q.gauge_agg) {
+    return Status::InvalidArgument("agg: '" + q.metric +
+                                   "' is a counter, whose usage is a sum; max and last are for "
+                                   "gauges");
   }
   if (auto s = CheckRange(q.from_ms, q.to_ms); !s.ok()) return s;
   std::optional<uint32_t> source;
@@ -249,6 +256,16 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   if (q.key) {
     only_key = catalog_.names.Find(NameKind::kKey, format::KeyName(table, *q.key));
     if (!only_key) return Status::Ok();
+  }
+  if (gauge) {
+    return GaugeOfEveryKey(hold,
+                           GaugeRead{.table = table,
+                                     .metric = metric->first,
+                                     .source = source,
+                                     .from_ms = q.from_ms,
+                                     .to_ms = q.to_ms,
+                                     .agg = *q.gauge_agg},
+                           only_key, visit);
   }
   ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
   // Nothing the view sees was received after latest_received_ms_ (read after the view): a
@@ -351,6 +368,18 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
     return s;
   }
   return out;
+}
+
+Status QueryEngine::GaugeOfEveryKey(const ReadGate::Hold& hold, const GaugeRead& read,
+                                    std::optional<uint32_t> only_key,
+                                    const QueryService::UsageVisitor& visit) {
+  ReadView r = hold.View(/*snapshot=*/true, /*journal=*/false);  // gauges are never journalled
+  std::vector<std::optional<int64_t>> by_id;
+  if (auto s = ReadGaugeOfEveryKey(r, read, only_key, by_id); !s.ok()) return s;
+  return ForEachKey(r, read.table, "", [&](std::string_view key_text, uint32_t key_id) {
+    if (key_id >= by_id.size() || !by_id[key_id]) return true;
+    return visit(key_text, static_cast<uint64_t>(std::max<int64_t>(*by_id[key_id], 0)));
+  });
 }
 
 Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t table, uint32_t metric,

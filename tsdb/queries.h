@@ -16,11 +16,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "tsdb/catalog.h"
+#include "tsdb/gauge_points.h"
 #include "tsdb/query.h"
 #include "tsdb/read_view.h"
 
@@ -52,6 +54,9 @@ class QueryEngine {
   // What a query of one table does first: checks that `hold` has the DB open and resolves the
   // table's name to its id (*id).
   Status Begin(const ReadGate::Hold& hold, const std::string& table, uint32_t* id) const;
+  // ForEachUsage of a gauge: each key's value over the range as `read` says.
+  Status GaugeOfEveryKey(const ReadGate::Hold& hold, const GaugeRead& read,
+                         std::optional<uint32_t> only_key, const QueryService::UsageVisitor& visit);
   // GetSeries without a key: every key of the table summed (counters only).
   Result<Series> TableSeries(const ReadGate::Hold& hold, uint32_t table, uint32_t metric,
                              const SeriesQuery& q, Series out);

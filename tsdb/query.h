@@ -19,24 +19,29 @@
 
 namespace stickmeter::tsdb {
 
+// How a gauge's samples become a step's (or a range's) value; counters are always summed.
+enum class GaugeAgg : uint8_t {
+  kMax,   // the largest sample in the step
+  kLast,  // the sum over sources of each one's last value at the step's end
+};
+
 struct UsageQuery {
   std::string table;
-  std::string metric;  // a counter metric ("gpc0", "gpc.1", "bytes_out_cnt", ...)
+  std::string metric;  // a counter metric ("gpc0", "gpc.1", "bytes_out_cnt", ...), or a gauge
+                       // with gauge_agg
   int64_t from_ms = 0;
   int64_t to_ms = 0;
   std::optional<std::string> key;     // only this key
   std::optional<std::string> source;  // only this HAProxy node
+  // A gauge's value over the range instead of a total: its largest sample, or the sum over
+  // sources of each one's last value at `to` (negative values count as 0). Required for a gauge
+  // (InvalidArgument "metric: ..." without it), refused for a counter ("agg: ...").
+  std::optional<GaugeAgg> gauge_agg = std::nullopt;
 };
 
 struct UsageRow {
   std::string key;
   uint64_t total = 0;
-};
-
-// How a gauge's samples become a step's value (counters are always summed).
-enum class GaugeAgg : uint8_t {
-  kMax,   // the largest sample in the step
-  kLast,  // the sum over sources of each one's last value at the step's end
 };
 
 struct SeriesQuery {

@@ -127,7 +127,8 @@ TEST_F(NamesTest, UnknownSourceIsNotFound) {
 TEST_F(NamesTest, GaugesHaveSeriesOfMaximaButNoAuditOrUsage) {
   ExpectError("/api/v1/audit?table=/quota&key=acme&metric=conn_cur" + kRange, 400,
               "metric:", {"\"conn_cur\" is a gauge", "counters"});
-  ExpectError("/api/v1/usage?table=/quota&metric=conn_cur" + kRange, 400, "metric:", {"gauge"});
+  ExpectError("/api/v1/usage?table=/quota&metric=conn_cur" + kRange, 400,
+              "metric:", {"gauge", "max or last"});
   json series = GetJson("/api/v1/series?table=/quota&metric=conn_cur&key=acme&step=1h" + kRange);
   EXPECT_EQ(true, series["gauge"]);
   EXPECT_EQ(3600000, series["step_ms"]);
@@ -154,6 +155,28 @@ TEST_F(NamesTest, AGaugesLastValuePerStepIsCarriedForward) {
       series["points"]);
   ExpectError(hours + "&metric=conn_cur&agg=avg", 400, "agg:", {"\"avg\"", "max or last"});
   ExpectError(hours + "&metric=http_req_cnt&agg=last", 400, "agg:", {"counter"});
+}
+
+TEST_F(NamesTest, AGaugesUsageIsItsPeakOrItsLastValuePerKey) {
+  const std::string usage = "/api/v1/usage?table=/quota&metric=conn_cur";
+  json peak = GetJson(usage + "&agg=max&order=total" + kRange);
+  EXPECT_EQ("max", peak["agg"]);
+  ASSERT_EQ(27u, peak["rows"].size());  // every key with a sample, 0 included
+  EXPECT_EQ(json::parse(R"({"key":"acme","total":5})"), peak["rows"][0]);
+  EXPECT_EQ(json::parse(R"({"key":"beta","total":1})"), peak["rows"][1]);
+  EXPECT_EQ(json::parse(R"({"key":"k00","total":0})"), peak["rows"][2]);
+  // The last value at `to`: 1 at the month's end, 5 at 10:30 on the 5th.
+  EXPECT_EQ(json::parse(R"([{"key":"acme","total":1}])"),
+            GetJson(usage + "&agg=last&key=acme" + kRange)["rows"]);
+  EXPECT_EQ(
+      json::parse(R"([{"key":"acme","total":5}])"),
+      GetJson(usage +
+              "&agg=last&key=acme&from=2026-10-05T10:25:00Z&to=2026-10-05T10:30:00Z")["rows"]);
+  // No sample of beta from lb1.
+  EXPECT_EQ(json::array(), GetJson(usage + "&agg=max&key=beta&source=lb1" + kRange)["rows"]);
+  ExpectError(usage + "&agg=sum" + kRange, 400, "agg:", {"max or last"});
+  ExpectError("/api/v1/usage?table=/quota&metric=http_req_cnt&agg=max" + kRange, 400,
+              "agg:", {"counter"});
 }
 
 TEST_F(NamesTest, ASeriesWithoutAKeyIsTheWholeTables) {

@@ -102,8 +102,20 @@ async function main() {
   await page.selectOption('#metric', 'http_req_rate');
   await page.waitForFunction(() => /metric=http_req_rate/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
   check(/is a gauge/.test(await page.textContent('#gauge-note')), 'the usage page says the metric is a gauge');
-  const apiKeys = (await api(`/api/v1/keys?${new URLSearchParams({ table })}`)).keys;
-  eq(await keysShown(), apiKeys, 'a gauge lists the table keys from /api/v1/keys');
+  // Each key's peak and latest value in the period, as the usage API gives them for a gauge.
+  const today = {
+    from: await page.evaluate(() => new Date(new Date().setHours(0, 0, 0, 0)).getTime()),
+    to: await page.evaluate(() => new Date(new Date().setHours(24, 0, 0, 0)).getTime()),
+  };
+  const gaugeUsage = async (agg) => (await api(`/api/v1/usage?${new URLSearchParams({ table, metric: 'http_req_rate', ...today, agg, order: 'total' })}`)).rows;
+  const [peaks, latest] = [await gaugeUsage('max'), await gaugeUsage('last')];
+  check(peaks.length > 0 && peaks[0].total > 0, `keys had a request rate: ${JSON.stringify(peaks)}`);
+  await page.waitForSelector('#usage-rows td.peak');
+  const gaugeRows = await page.$$eval('#usage-rows tbody tr', (trs) => trs.map((tr) => [tr.querySelector('a.key-link').textContent,
+    Number(tr.querySelector('td.peak').dataset.value), Number(tr.querySelector('td.latest').dataset.value)]));
+  eq(gaugeRows.map(([k, p]) => [k, p]), peaks.map((x) => [x.key, x.total]), 'a gauge lists each key\'s peak, largest first');
+  const latestOf = Object.fromEntries(latest.map((x) => [x.key, x.total]));
+  eq(gaugeRows.map(([k, , l]) => [k, l]), gaugeRows.map(([k]) => [k, latestOf[k] ?? 0]), 'and each key\'s latest value');
   eq(await bannerText(), '', 'no API error for a gauge on the usage page');
   requested.length = 0;
   await page.click('#usage-rows a.key-link:text-is("acme.example")');

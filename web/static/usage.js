@@ -1,5 +1,5 @@
-// Usage: totals per key for a table, counter and range; for a gauge, the table's keys (a gauge
-// has no total), each linking to its maximum per step.
+// Usage: totals per key for a table, counter and range; for a gauge (which has no total), each
+// key's peak and latest value in the range, each linking to its maximum or last value per step.
 //
 // The page's state is its address: table, metric, range, filter, sort column and direction,
 // comparison, so changing the range keeps the order and a reload shows the same view. Defaults:
@@ -21,8 +21,6 @@ import { topKeysChart, downloadCsv } from './usage_chart.js';
 const MAX_ROWS = 2000;
 // Keys per page of the "top customers" view (the server ranks them: order=total&limit&offset).
 const TOP_PAGE = 100;
-// Keys per page of a gauge's key list (/api/v1/keys with its `next` cursor).
-const KEYS_PAGE = 100;
 
 // The key's page keeps the usage page's range, and its sort for the way back.
 const keyLink = (tname, key, metric, params, sort = {}) =>
@@ -50,7 +48,7 @@ export async function usagePage(gen, params) {
 
   const tableSel = h('select', { id: 'table' }, tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
   const metricSel = metricSelect('metric', table, metric);
-  const filter = h('input', { id: 'filter', type: 'search', placeholder: gauge ? 'key starts with…' : 'key contains…', value: state.filter });
+  const filter = h('input', { id: 'filter', type: 'search', placeholder: 'key contains…', value: state.filter });
   // "top": the server ranks the keys and sends one page of TOP_PAGE; "all": every key, sorted
   // and filtered here.
   const top = !gauge && params.get('show') === 'top';
@@ -74,14 +72,14 @@ export async function usagePage(gen, params) {
   filter.disabled = top;
   main.append(h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() },
     field('table', 'Table', tableSel), field('metric', 'Metric', metricSel), ranges.nodes, field('show', 'Show', showSel),
-    field('filter', gauge ? 'Keys starting with' : 'Filter keys', filter),
+    field('filter', 'Filter keys', filter),
     h('div', { class: 'field' }, h('span', { class: 'label-gap' }, 'Compare'),
       h('label', { class: 'check', for: 'compare' }, compareBox, ' with the period before'))));
   if (!metric) {
     main.append(h('p', { class: 'muted' }, 'This table stores no counter, so there is nothing to bill.'));
     return;
   }
-  if (gauge) { await gaugeKeys(gen, { params, tname, metric, filter }); return; }
+  if (gauge) { await gaugeValues(gen, { params, tname, metric, filter }); return; }
   const r = rangeFrom(params);
   const before = compare ? rangeFrom(new URLSearchParams(shiftRange(params, -1))) : null;
   const summary = h('div', { class: 'total-line', id: 'usage-summary' });
@@ -208,32 +206,53 @@ function previousTotal(metric, now, before) {
       h('span', { class: 'muted small', id: 'usage-change' }, ` ${change(now, before)}`)));
 }
 
-// A gauge has no total to rank by: list the table's keys a page at a time (the API's cursor),
-// each linking to the key's maximum per step.
-async function gaugeKeys(gen, { params, tname, metric, filter }) {
+// A gauge has no total: each key's peak (its largest sample in the period) and its latest value
+// (at the period's end, each node's last value summed) from /api/v1/usage with agg=max and
+// agg=last, in the period. A key links to its chart of either per step.
+async function gaugeValues(gen, { params, tname, metric, filter }) {
+  const r = rangeFrom(params);
   const holder = h('div', { class: 'scroll', id: 'gauge-keys' }, loading());
-  const more = h('button', { type: 'button', id: 'keys-more', hidden: true }, `Next ${KEYS_PAGE} keys`);
   main.append(
     h('p', { class: 'small', id: 'gauge-note' }, `${metric} is a gauge: a sampled value (such as connections open now or a request rate), `
-      + 'not a count, so it has no total and is never billed. Open a key to see its maximum per step.'),
-    holder, h('div', { class: 'row-actions' }, more));
-  const keys = [];
-  let next = null;
-  const load = async () => {
-    more.disabled = true;
-    try {
-      const body = await getJson('/api/v1/keys', { table: tname, prefix: filter.value, limit: KEYS_PAGE, after: next });
-      if (!isCurrent(gen)) return;
-      keys.push(...(body.keys || []));
-      next = body.next ?? null;
-    } catch (err) { if (isCurrent(gen)) showError(err); return; } finally { more.disabled = false; }
-    more.hidden = next === null;
-    holder.replaceChildren(keys.length
-      ? h('table', { id: 'usage-rows' }, h('thead', {}, h('tr', {}, h('th', {}, 'Key'))),
-        h('tbody', {}, keys.map((k) => h('tr', {}, h('td', {}, h('a', { href: keyLink(tname, String(k), metric, params), class: 'key-link' }, String(k)))))))
-      : h('p', { class: 'muted pad' }, filter.value ? 'No key starts with this text.' : 'This table has no keys yet.'));
+      + 'not a count, so it has no total and is never billed. Peak: the largest sample of any HAProxy node in the period. '
+      + 'Latest: each node’s last value at the period’s end (or now), summed over the nodes. Open a key for either per step.'),
+    holder,
+    h('p', { class: 'muted small', id: 'usage-period' }, `${r.preset === 'custom' ? '' : `${periodName(params)}: `}[${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}.`));
+  let rows;
+  try {
+    const range = { table: tname, metric, from: r.from, to: r.to };
+    const [peak, last] = await Promise.all([getJson('/api/v1/usage', { ...range, agg: 'max' }), getJson('/api/v1/usage', { ...range, agg: 'last' })]);
+    const latest = new Map((last.rows || []).map((x) => [String(x.key), x.total]));
+    rows = (peak.rows || []).map((x) => ({ key: String(x.key), max: x.total, last: latest.get(String(x.key)) ?? 0 }));
+  } catch (err) { if (isCurrent(gen)) showError(err); return; }
+  if (!isCurrent(gen)) return;
+  const state = { sort: 'max', dir: 'desc' };
+  const render = () => {
+    const q = filter.value.toLowerCase();
+    const shown = rows.filter((x) => x.key.toLowerCase().includes(q));
+    const sign = state.dir === 'asc' ? 1 : -1;
+    const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+    // Equal values stay in key order whichever way the values go.
+    shown.sort((a, b) => (state.sort === 'key' ? sign * byKey(a, b) : sign * fmt.cmp(a[state.sort], b[state.sort]) || byKey(a, b)));
+    const th = (col, label, cls) => h('th', { class: cls, 'aria-sort': state.sort === col ? (state.dir === 'asc' ? 'ascending' : 'descending') : 'none' },
+      h('button', { class: 'sort', type: 'button', dataset: { col }, onclick: () => {
+        if (state.sort === col) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
+        else { state.sort = col; state.dir = col === 'key' ? 'asc' : 'desc'; }
+        render();
+      } }, label));
+    const link = (key, agg) => `${keyLink(tname, key, metric, params)}&agg=${agg}`;
+    holder.replaceChildren(shown.length
+      ? h('table', { id: 'usage-rows' },
+        h('thead', {}, h('tr', {}, th('key', 'Key'), th('max', 'Peak', 'num'), th('last', 'Latest', 'num'))),
+        h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
+          h('td', {}, h('a', { href: link(x.key, 'max'), class: 'key-link' }, x.key)),
+          h('td', { class: 'num peak', dataset: { value: String(x.max) } }, h('a', { href: link(x.key, 'max') }, fmt.int(x.max))),
+          h('td', { class: 'num latest', dataset: { value: String(x.last) } }, h('a', { href: link(x.key, 'last') }, fmt.int(x.last)))))))
+      : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No samples in this range.'));
+    if (shown.length > MAX_ROWS) {
+      holder.append(h('p', { class: 'muted small pad' }, `Showing ${fmt.int(MAX_ROWS)} of ${fmt.int(shown.length)} keys. Filter to narrow the list.`));
+    }
   };
-  more.addEventListener('click', load);
-  filter.addEventListener('change', () => go('usage', { ...Object.fromEntries(params), q: filter.value }));
-  await load();
+  filter.addEventListener('input', render);
+  render();
 }
