@@ -220,8 +220,14 @@ Result<Coverage> CoverageBook::Query(const CoverageQuery& q) const {
   out.to_ms = q.to_ms;
   const int64_t end = std::min(q.to_ms, std::max(q.from_ms, q.now_ms));  // the past part
   if (q.to_ms > q.now_ms) out.future_from_ms = std::max(q.from_ms, q.now_ms);
-  std::vector<CoverageGap> all_gaps;  // of every source, for the union
-  bool any_connected = false;
+  // Under the lock only what the range needs is copied (the writer takes the lock per batch):
+  // each source's sessions that reach into the range and its resyncs in it.
+  struct Copy {
+    SourceCoverage s;
+    std::vector<std::pair<int64_t, int64_t>> sessions;
+    std::vector<int64_t> resyncs;
+  };
+  std::vector<Copy> copies;
   {
     MutexLock lock(&mu_);
     if (q.source && records_.find(*q.source) == records_.end()) {
@@ -235,42 +241,53 @@ Result<Coverage> CoverageBook::Query(const CoverageQuery& q) const {
     }
     for (const auto& [name, r] : records_) {
       if (q.source && name != *q.source) continue;
-      SourceCoverage s;
-      s.source = name;
-      s.first_seen_ms = r.first_seen;
-      s.connected = r.open_from.has_value();
-      std::vector<std::pair<int64_t, int64_t>> sessions(r.closed.begin(), r.closed.end());
-      if (r.open_from) sessions.emplace_back(*r.open_from, std::max(*r.open_from, q.now_ms));
-      bool connected_in_range = false;
-      for (const auto& [from, to] : sessions) {
-        if (from < end && to > q.from_ms && from < to) connected_in_range = true;
+      Copy c;
+      c.s.source = name;
+      c.s.first_seen_ms = r.first_seen;
+      c.s.connected = r.open_from.has_value();
+      auto first =
+          std::lower_bound(r.closed.begin(), r.closed.end(), q.from_ms,
+                           [](const auto& session, int64_t t) { return session.second <= t; });
+      for (auto it = first; it != r.closed.end() && it->first < end; ++it)
+        c.sessions.push_back(*it);
+      if (r.open_from) c.sessions.emplace_back(*r.open_from, std::max(*r.open_from, q.now_ms));
+      for (auto it = std::lower_bound(r.resyncs.begin(), r.resyncs.end(), q.from_ms);
+           it != r.resyncs.end() && *it < q.to_ms; ++it) {
+        c.resyncs.push_back(*it);
       }
-      std::vector<CoverageGap> gaps;
-      Complement(sessions, std::max(q.from_ms, r.first_seen), end, &gaps);
-      s.gap_count = gaps.size();
-      for (const auto& g : gaps) {
-        s.gap_ms += g.to_ms - g.from_ms;
-        all_gaps.push_back(g);
-        if (s.gaps.size() < kMaxCoverageGapsReported) s.gaps.push_back(g);
-      }
-      for (int64_t t : r.resyncs) {
-        if (t < q.from_ms || t >= q.to_ms) continue;
-        ++s.resync_count;
-        if (s.resyncs.size() < kMaxCoverageGapsReported) s.resyncs.push_back(t);
-      }
-      if (!connected_in_range) {
-        s.status = CoverageStatus::kNone;
-      } else if (gaps.empty() && r.first_seen <= q.from_ms && out.future_from_ms == 0) {
-        s.status = CoverageStatus::kComplete;
-      } else {
-        s.status = CoverageStatus::kPartial;
-      }
-      any_connected |= connected_in_range;
-      if (out.first_seen_ms == 0 || r.first_seen < out.first_seen_ms) {
-        out.first_seen_ms = r.first_seen;
-      }
-      out.sources.push_back(std::move(s));
+      copies.push_back(std::move(c));
     }
+  }
+  std::vector<CoverageGap> all_gaps;  // of every source, for the union
+  bool any_connected = false;
+  for (auto& [s, sessions, resyncs] : copies) {
+    bool connected_in_range = false;
+    for (const auto& [from, to] : sessions) {
+      if (from < end && to > q.from_ms && from < to) connected_in_range = true;
+    }
+    std::vector<CoverageGap> gaps;
+    Complement(sessions, std::max(q.from_ms, s.first_seen_ms), end, &gaps);
+    s.gap_count = gaps.size();
+    for (const auto& g : gaps) {
+      s.gap_ms += g.to_ms - g.from_ms;
+      all_gaps.push_back(g);
+      if (s.gaps.size() < kMaxCoverageGapsReported) s.gaps.push_back(g);
+    }
+    s.resync_count = resyncs.size();
+    if (resyncs.size() > kMaxCoverageGapsReported) resyncs.resize(kMaxCoverageGapsReported);
+    s.resyncs = std::move(resyncs);
+    if (!connected_in_range) {
+      s.status = CoverageStatus::kNone;
+    } else if (gaps.empty() && s.first_seen_ms <= q.from_ms && out.future_from_ms == 0) {
+      s.status = CoverageStatus::kComplete;
+    } else {
+      s.status = CoverageStatus::kPartial;
+    }
+    any_connected |= connected_in_range;
+    if (out.first_seen_ms == 0 || s.first_seen_ms < out.first_seen_ms) {
+      out.first_seen_ms = s.first_seen_ms;
+    }
+    out.sources.push_back(std::move(s));
   }
   // Covered: from the first source seen on, while no source seen so far was disconnected.
   if (out.first_seen_ms != 0) {
