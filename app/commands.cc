@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "app/billing_zone.h"
+#include "billing/coverage.h"
 #include "billing/export.h"
 #include "billing/time_parse.h"
 #include "common/time.h"
@@ -113,6 +114,15 @@ int RunExport(const ExportConfig& config) {
       std::ofstream digest(config.out + ".sha256");
       digest << sha256 << "  " << std::filesystem::path(config.out).filename().string() << "\n";
       if (!digest) return Fail("cannot write '" + config.out + ".sha256'");
+    }
+  }
+  // A period the store has no complete data for: one line on stderr, so that zero rows are
+  // not read as zero usage. The output's bytes stay those of the request.
+  if (auto resolved = billing::ResolveExport(request); resolved.ok()) {
+    if (auto c =
+            billing::ExportCoverage(**store, resolved->from_ms, resolved->to_ms, request.now_ms)) {
+      const std::string why = billing::CoverageSummary(*c);
+      if (!why.empty()) std::fprintf(stderr, "stickmeter: warning: %s\n", why.c_str());
     }
   }
   return 0;

@@ -114,7 +114,9 @@ exits 1.
                       Without it the CSV holds the names exactly as stored
   --out FILE          write here instead of standard output
   --sha256            also write FILE.sha256 (sha256sum format)
-The same request always produces the same bytes, identical to GET /api/v1/export.
+The same request always produces the same bytes, identical to GET /api/v1/export. When
+stickmeter was not receiving from every HAProxy node over the whole period, one line on stderr
+says so (`stickmeter: warning: no data: ...` or `partly covered: ...`); the output is the same.
 )";
   }
   if (command == "backup") {

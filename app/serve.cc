@@ -272,6 +272,8 @@ int RunServe(const ServeConfig& config) {
   peer_options.connect_tls = ToTls(config.connect_tls);
   peer_options.resync_interval_ms = config.resync_interval_s * 1000;
   peer_options.taught = &taught;
+  // The store records when each source was connected (data completeness).
+  peer_options.sources = store->get();
   for (const auto& [source, dest] : teach_options.aggregate) {
     peer_options.raw_rate_tables.push_back(source);
   }

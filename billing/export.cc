@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "billing/coverage.h"
 #include "billing/time_parse.h"
 #include "common/json_writer.h"
 
@@ -238,6 +239,10 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
     out += r.per_source ? "true" : "false";
     out += ",\"partial\":";
     out += r.partial ? "true" : "false";
+    if (r.coverage) {
+      out += ",\"coverage\":";
+      AppendCoverageJson(out, *r.coverage);
+    }
     out += ",\"rows\":[";
   } else {
     out += "period_start,period_end,table,key,metric,total";
@@ -314,6 +319,9 @@ Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
   if (!resolved.ok()) return resolved.status();
   Status s = CheckExportFilters(store, *resolved);
   if (!s.ok()) return s;
+  if (resolved->json) {
+    resolved->coverage = ExportCoverage(store, resolved->from_ms, resolved->to_ms, request.now_ms);
+  }
   return StreamExport(
       store, *resolved,
       [&write](std::string_view chunk) {

@@ -54,6 +54,9 @@ struct ResolvedExport {
   std::string period_start;  // RFC 3339 in the zone, e.g. 2026-10-01T00:00:00+02:00
   std::string period_end;
   bool partial = false;  // to_ms > now_ms: the totals can still grow
+  // Data completeness of the range (billing/coverage.h), set by WriteExport and the HTTP
+  // export; JSON output only (a `coverage` member), never the CSV bytes.
+  std::optional<tsdb::Coverage> coverage;
   std::optional<std::string> table, metric;
   bool json = false;
   bool per_source = false;

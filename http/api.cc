@@ -157,7 +157,7 @@ void Api::Finish(const Request& request, ApiReply& reply) const {
   if (const std::string_view origin = CorsOrigin(request); !origin.empty()) {
     res.set(bhttp::field::access_control_allow_origin, origin);
     res.set(bhttp::field::access_control_expose_headers,
-            "X-Stickmeter-Partial, X-Content-SHA256, Content-Disposition");
+            "X-Stickmeter-Partial, X-Stickmeter-Coverage, X-Content-SHA256, Content-Disposition");
   }
   // The answer depends on the Origin when only some are allowed: caches must keep them apart.
   const auto& origins = options_.cors_origins;

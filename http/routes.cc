@@ -1,6 +1,6 @@
 // The route table (routes.h) and the handlers of the read endpoints: health, info, peers, metrics,
-// tables, keys, usage, series, audit and export. The quota handlers are in quota_handlers.cc, the
-// UI's files in static_files.cc.
+// tables, keys, usage, series, audit, coverage and export. The quota handlers are in
+// quota_handlers.cc, the UI's files in static_files.cc.
 #include "http/routes.h"
 
 #include <charconv>
@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "billing/coverage.h"
 #include "billing/time_parse.h"
 #include "common/json_writer.h"
 #include "common/metrics.h"
@@ -296,6 +297,34 @@ ApiResult<Response> Audit(const RouteContext& ctx) {
   return JsonResponse(ctx.request.version(), {{"events", std::move(list)}, {"next", next}});
 }
 
+// Data completeness over a range, or a billing period as the export takes it (billing/coverage.h
+// writes the object).
+ApiResult<Response> CoverageOf(const RouteContext& ctx) {
+  API_ASSIGN_OR_RETURN(const Params params,
+                       Params::Parse(ctx.query, {"from", "to", "period", "tz", "source"}));
+  tsdb::CoverageQuery q;
+  if (params.Get("period")) {
+    billing::ExportRequest er;
+    API_ASSIGN_OR_RETURN(er.period, params.NonEmpty("period"));
+    er.tz = params.Get("tz").value_or(ctx.options.billing_tz);
+    API_ASSIGN_OR_RETURN(er.from_ms, params.OptionalTime("from"));
+    API_ASSIGN_OR_RETURN(er.to_ms, params.OptionalTime("to"));
+    API_ASSIGN_OR_RETURN(const billing::ResolvedExport period, billing::ResolveExport(er));
+    q.from_ms = period.from_ms;
+    q.to_ms = period.to_ms;
+  } else {
+    if (params.Get("tz")) return BadRequest("tz: applies to period only");
+    API_ASSIGN_OR_RETURN(std::tie(q.from_ms, q.to_ms), params.Range());
+  }
+  API_ASSIGN_OR_RETURN(q.source, params.NonEmpty("source"));
+  q.now_ms = NowUnixMs();
+  API_ASSIGN_OR_RETURN(const tsdb::Coverage coverage, ctx.store.GetCoverage(q));
+  std::string body;
+  billing::AppendCoverageJson(body, coverage);
+  body += '\n';
+  return JsonTextResponse(ctx.request.version(), std::move(body));
+}
+
 // The headers of the export; its body is streamed by the server (http/server_export.cc).
 ApiResult<Response> Export(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(const Params params,
@@ -327,12 +356,17 @@ ApiResult<Response> Export(const RouteContext& ctx) {
   }
   API_ASSIGN_OR_RETURN(billing::ResolvedExport resolved, billing::ResolveExport(er));
   API_TRY(billing::CheckExportFilters(ctx.store, resolved));
+  resolved.coverage =
+      billing::ExportCoverage(ctx.store, resolved.from_ms, resolved.to_ms, er.now_ms);
   Response res{bhttp::status::ok, ctx.request.version()};
   res.set(bhttp::field::content_type, resolved.content_type());
   res.set(bhttp::field::content_disposition,
           "attachment; filename=\"" + resolved.file_name() + "\"");
   res.set(bhttp::field::cache_control, "no-store");
   res.set("X-Stickmeter-Partial", resolved.partial ? "true" : "false");
+  if (resolved.coverage) {
+    res.set("X-Stickmeter-Coverage", tsdb::CoverageStatusName(resolved.coverage->status));
+  }
   ctx.export_job = std::move(resolved);
   return res;
 }
@@ -350,6 +384,7 @@ constexpr Route kRoutes[] = {
     {"/api/v1/series", false, Methods::kRead, true, false, "/api/v1/series", Series},
     {"/api/v1/audit", false, Methods::kRead, true, false, "/api/v1/audit", Audit},
     {"/api/v1/export", false, Methods::kExport, true, false, "/api/v1/export", Export},
+    {"/api/v1/coverage", false, Methods::kRead, true, false, "/api/v1/coverage", CoverageOf},
     {"/api/v1/quotas", false, Methods::kReadWrite, true, false, "/api/v1/quotas", HandleQuotas},
     {"/api/v1/quotas/keys", false, Methods::kRead, true, false, "/api/v1/quotas/keys",
      HandleQuotaKeys},

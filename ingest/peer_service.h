@@ -129,6 +129,9 @@ struct PeerServiceOptions {
   // Tables whose frequency counters are handed to the sink as sent, too (EntryUpdate::rates).
   // Default: none.
   std::vector<std::string> raw_rate_tables;
+  // Told when a session owns its source and when it ends (data completeness). Must outlive the
+  // service. Default: null.
+  SourceObserver* sources = nullptr;
 };
 
 // One row of /api/v1/peers.

@@ -269,6 +269,9 @@ void PeerSession::OnEstablished() {
     Send("200\n");
   }
   PeerMetrics::Get().connected.Add(1);
+  if (context_->options.sources != nullptr) {
+    context_->options.sources->SourceConnected(peer_name_, connection_id_, NowUnixMs());
+  }
   updates_counter_ = &PeerMetrics::UpdatesReceived(context_->registry.MetricLabel(peer_name_));
   LogInfo(kLog, Describe() + ": connected" + (stream_.is_tls() ? " (TLS)" : ""));
   last_receive_mono_ = MonotonicMs();
@@ -503,6 +506,9 @@ void PeerSession::DoClose(std::string reason, const std::string& error_label) {
     PeerMetrics::Get().connected.Add(-1);
     context_->registry.Disconnected(std::string(DirectionName(direction_)), peer_name_,
                                     connection_id_, reason);
+    if (context_->options.sources != nullptr) {
+      context_->options.sources->SourceDisconnected(peer_name_, connection_id_, NowUnixMs());
+    }
     if (log) {
       LogInfo(kLog, EscapeForLog(Describe() + ": disconnected" + what + ": " + reason) + summary);
     }

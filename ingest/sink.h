@@ -97,4 +97,17 @@ class UpdateSink {
   virtual Status Submit(UpdateBatch batch, DoneCallback done) = 0;
 };
 
+// Told when a source's session is established (its hello done, it owns the source) and when
+// that session ends, so that storage can record when it had data from each source (data
+// completeness, docs/api.md "Coverage"). Called from the peer service's threads, in the order
+// the events happened for one connection; a newer connection of a source may report its start
+// before the older one its end. Must not block: no disk write on the caller's thread.
+class SourceObserver {
+ public:
+  virtual ~SourceObserver() = default;
+  virtual void SourceConnected(const std::string& source, uint64_t connection_id, int64_t t_ms) = 0;
+  virtual void SourceDisconnected(const std::string& source, uint64_t connection_id,
+                                  int64_t t_ms) = 0;
+};
+
 }  // namespace stickmeter::ingest

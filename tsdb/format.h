@@ -21,6 +21,10 @@
 //     "P"                                   -> FeedState     where the event feed stands
 //     "U"                                   -> 16 hex digits  the store's random id, made when the
 //         event feed is first turned on and never changed: event ids use it
+//     "V" source:bytes                      -> CoverageRecord  when the source was connected
+//         (tsdb/coverage.h, which holds its encoding and bounds)
+//     "W" source:bytes                      -> u64 last seen ms  an update of the source last
+//         received (to within a minute); closes a session an unclean stop left open
 //   column family "entries" (delta-engine state, one row per entry of a source):
 //     source_id:id table_id:id key_id:id    -> EntryState
 //   column family "raw" (the audit trail: the entry updates with a non-zero delta, one or
@@ -107,6 +111,10 @@ inline constexpr char kTagSettingHistory = 'H';
 inline constexpr char kTagOutbox = 'O';
 inline constexpr char kTagFeedState = 'P';
 inline constexpr char kTagStoreId = 'U';
+// Data completeness per source (tsdb/coverage.h). An older build ignores both: a store it wrote
+// to reads as not covered for that time.
+inline constexpr char kTagCoverage = 'V';
+inline constexpr char kTagCoverageSeen = 'W';
 
 // Kinds of interned names. Never renumber.
 enum class NameKind : uint8_t { kSource = 1, kTable = 2, kMetric = 3, kKey = 4 };

@@ -51,6 +51,8 @@ void GroupBuilder::Clear() {
 }
 
 void GroupBuilder::Add(ingest::UpdateBatch& batch, BuiltGroup& built) {
+  // A batch of no source only wakes the writer for the coverage rows (Build writes them).
+  if (batch.source.empty() && batch.tables.empty() && !batch.source_restarted) return;
   observed_batch_ = static_cast<uint32_t>(built.observed.batches.size());
   const size_t keys_before = observed_keys_.size();
   ApplyBatch(batch, built.wb);
@@ -203,6 +205,7 @@ void GroupBuilder::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBa
     format::PutFixed32LE(v, epoch);
     format::PutFixed64LE(v, static_cast<uint64_t>(batch.restart_ms));
     wb.Put(db_->cf(kMeta), format::EpochKey(source), v);
+    if (coverage_ != nullptr) coverage_->Resync(batch.source, batch.restart_ms);
   }
   uint64_t received = 0, deltas = 0;
   uint64_t by_reason[format::kReasonCount] = {};
@@ -309,9 +312,15 @@ void GroupBuilder::ApplyBatch(const ingest::UpdateBatch& batch, rocksdb::WriteBa
   stat_deltas_.fetch_add(deltas, std::memory_order_relaxed);
   updates_received_.Inc(received);
   stat_updates_.fetch_add(received, std::memory_order_relaxed);
+  // Once per batch, not per value: the source's last seen time (entries arrive in order).
+  if (coverage_ != nullptr && !batch.tables.empty() && !batch.tables.back().entries.empty()) {
+    coverage_->Alive(batch.source, batch.tables.back().entries.back().received_ms);
+  }
 }
 
 bool GroupBuilder::WantsDirect() {
+  // Nothing to write but catalog and coverage rows: never wait for the journal to drain.
+  if (pending_.empty() && raw_.empty() && spilled_ == 0) return false;
   // The audit rows, state rows and rollup cells go into journal rows (one per key partition): a
   // few memtable inserts on the path to the acknowledgement instead of one per entry update,
   // entry and resolution. The applier writes them to their column families afterwards
@@ -367,6 +376,7 @@ void GroupBuilder::Build(BuiltGroup& built, uint64_t seq_before, bool direct) {
     if (row.capacity() > (64u << 10)) row.shrink_to_fit();
   }
   AddGauges(wb);
+  if (coverage_ != nullptr && coverage_->dirty()) coverage_->AddDirty(wb, db_->cf(kMeta));
   if (next_seq_ != seq_before) {
     std::string seq;
     format::PutU64BE(seq, next_seq_);

@@ -38,6 +38,7 @@
 #include "tsdb/catalog.h"
 #include "tsdb/commit_observer.h"
 #include "tsdb/config.h"
+#include "tsdb/coverage.h"
 #include "tsdb/db_handle.h"
 #include "tsdb/entry_table.h"
 #include "tsdb/format.h"
@@ -78,6 +79,9 @@ class GroupBuilder {
   void Clear();
   // Set before the first batch (Store::SetCommitObserver).
   void SetObserver(CommitObserver* observer) { observer_ = observer; }
+  // The coverage record (StoreImpl's): each group writes its changed rows, each batch tells it
+  // its source's last update and restart. Set at construction of the store.
+  void SetCoverage(CoverageBook* coverage) { coverage_ = coverage; }
 
   // ---- Writer ----
   uint64_t next_seq() const { return next_seq_; }
@@ -201,6 +205,7 @@ class GroupBuilder {
   EntryTable& entries_;
   DbHandle* db_ = nullptr;
   CommitObserver* observer_ = nullptr;
+  CoverageBook* coverage_ = nullptr;
 
   uint64_t next_seq_ = 1;
   uint64_t next_journal_id_ = 1;

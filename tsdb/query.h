@@ -129,6 +129,70 @@ struct StoreStats {
   uint64_t updates_received = 0;
 };
 
+// Data completeness: for a range, from when stickmeter had data from each source (HAProxy node,
+// by peer name) and when it did not (docs/api.md, "Coverage"). A source is covered while a
+// session of it is established; "no usage" and "no data" differ by this, not by the totals.
+struct CoverageQuery {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  std::optional<std::string> source;  // only this source (NotFound when it has no record)
+  int64_t now_ms = 0;                 // the part of the range from now on is not covered yet
+};
+
+enum class CoverageStatus : uint8_t {
+  kComplete,  // every known source connected over the whole range, all of it in the past
+  kPartial,   // covered in part: a gap, a source not yet seen, or the range runs past now
+  kNone,      // no source connected at any instant of the range
+};
+inline std::string_view CoverageStatusName(CoverageStatus s) {
+  switch (s) {
+    case CoverageStatus::kComplete:
+      return "complete";
+    case CoverageStatus::kPartial:
+      return "partial";
+    case CoverageStatus::kNone:
+      break;
+  }
+  return "none";
+}
+
+struct CoverageGap {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+};
+
+struct SourceCoverage {
+  std::string source;
+  int64_t first_seen_ms = 0;  // its first session's start
+  bool connected = false;     // a session is open now
+  CoverageStatus status = CoverageStatus::kNone;
+  // Within [max(from, first_seen), min(to, now)): when it was not connected, ascending. A gap
+  // cut by the range's edges is cut too. At most kMaxCoverageGapsReported; gap_count and gap_ms
+  // count them all.
+  std::vector<CoverageGap> gaps;
+  uint64_t gap_count = 0;
+  int64_t gap_ms = 0;
+  // Full resyncs the node asked for (its process restarted and holds no counts) in the range,
+  // ascending; at most kMaxCoverageGapsReported, resync_count counts them all.
+  std::vector<int64_t> resyncs;
+  uint64_t resync_count = 0;
+};
+
+struct Coverage {
+  CoverageStatus status = CoverageStatus::kNone;
+  int64_t from_ms = 0, to_ms = 0;
+  // The earliest first_seen of any source (of the one asked for), 0 = none: before it nobody
+  // was receiving (or the store kept no record yet).
+  int64_t first_seen_ms = 0;
+  // Where the range runs past now: the instant from which it is not covered yet; 0 = it does
+  // not.
+  int64_t future_from_ms = 0;
+  // Milliseconds of the range during which every source seen so far was connected.
+  int64_t covered_ms = 0;
+  std::vector<SourceCoverage> sources;  // by name
+};
+inline constexpr size_t kMaxCoverageGapsReported = 100;
+
 class QueryService {
  public:
   virtual ~QueryService() = default;
@@ -176,6 +240,13 @@ class QueryService {
   virtual Status Export(const ExportQuery& query,
                         const std::function<bool(const ExportRow&)>& emit) = 0;
   virtual Result<StoreStats> Stats() = 0;
+  // Data completeness over [from, to) (see Coverage). InvalidArgument for from >= to, NotFound
+  // ("source: ...") for a source without a record. This fallback, for stores that keep no
+  // record (test fakes), says Unavailable.
+  virtual Result<Coverage> GetCoverage(const CoverageQuery& query) {
+    (void)query;
+    return Status::Unavailable("coverage is not recorded by this store");
+  }
   // Ok while updates are stored and acknowledged; else why not (a full disk, a failed sync),
   // until the store has recovered by itself. Cheap, never waits for the store.
   virtual Status WriteStatus() { return Status::Ok(); }

@@ -25,6 +25,7 @@
 #include "tsdb/backup.h"
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
+#include "tsdb/coverage.h"
 #include "tsdb/db_handle.h"
 #include "tsdb/entry_table.h"
 #include "tsdb/export_scan.h"
@@ -58,7 +59,9 @@ class StoreImpl final : public Store {
                  [this](const Status& why) { pipeline_.Fail(why); }),
         metrics_(MetricsRegistry::Global()),
         size_metrics_(metrics_),
-        health_(metrics_) {}
+        health_(metrics_) {
+    builder_.SetCoverage(&coverage_);
+  }
 
   ~StoreImpl() override { (void)Close(); }
 
@@ -73,6 +76,24 @@ class StoreImpl final : public Store {
   Status Submit(ingest::UpdateBatch batch, DoneCallback done) override;
   Status WriteStatus() override { return health_.status(); }
 
+  // ---- SourceObserver (coverage) ----
+  void SourceConnected(const std::string& source, uint64_t connection_id, int64_t t_ms) override {
+    if (read_only_) return;
+    coverage_.Connected(source, connection_id, t_ms);
+    WakeWriter();
+  }
+  void SourceDisconnected(const std::string& source, uint64_t connection_id,
+                          int64_t t_ms) override {
+    if (read_only_) return;
+    coverage_.Disconnected(source, connection_id, t_ms);
+    WakeWriter();
+  }
+  // An empty batch: the writer's next group writes the coverage rows. Refused (queue full, a
+  // failed store): they stay to write, with a later group.
+  void WakeWriter() {
+    (void)pipeline_.Submit(ingest::UpdateBatch{}, [](Status) {});
+  }
+
   // ---- QueryService ----
   Result<std::vector<UsageRow>> Usage(const UsageQuery& query) override;
   Status ForEachUsage(const UsageQuery& query, const UsageVisitor& visit) override;
@@ -86,6 +107,10 @@ class StoreImpl final : public Store {
   Status Export(const ExportQuery& query,
                 const std::function<bool(const ExportRow&)>& emit) override;
   Result<StoreStats> Stats() override;
+  Result<Coverage> GetCoverage(const CoverageQuery& query) override {
+    if (query.from_ms >= query.to_ms) return Status::InvalidArgument("to: must be after from");
+    return coverage_.Query(query);
+  }
 
   // ---- Store ----
   Status Backup(const std::string& dir) override;
@@ -133,12 +158,15 @@ class StoreImpl final : public Store {
   // How long the applier lets the oldest journal row wait for more (Journal).
   const std::chrono::milliseconds applier_gather_{options_.apply_delay_ms};
   const bool read_only_;
+  bool coverage_loaded_ = false;  // by the first Load; a reopen keeps what memory holds
 
   // Queries hold this shared; Close holds it exclusively while tearing the DB down.
   mutable SharedMutex db_mu_;
   std::unique_ptr<DbHandle> db_;  // null once closed
 
   Catalog catalog_;
+  // When each source was connected (written by the writer's groups).
+  CoverageBook coverage_;
 
   // Writer-thread state.
   EntryTable entries_{catalog_};
@@ -248,6 +276,11 @@ Status StoreImpl::Load() {
       // The event feed's outbox, a long backlog after a ClickHouse outage: nothing to load. To
       // its last row; the loop's Next() passes it.
       it->SeekForPrev(format::OutboxKey(UINT64_MAX));
+    } else if (tag == format::kTagCoverage || tag == format::kTagCoverageSeen) {
+      if (!coverage_loaded_ && !coverage_.LoadRow(std::string_view(k.data(), k.size()),
+                                                  std::string_view(val.data(), val.size()))) {
+        return Status::Corruption(corrupt + ": bad coverage record");
+      }
     } else if (tag == format::kTagApplied) {
       const auto partition = format::DecodeAppliedKey(std::string_view(k.data(), k.size()));
       if (!partition || val.size() != 8) return Status::Corruption(corrupt + ": bad journal mark");
@@ -255,6 +288,13 @@ Status StoreImpl::Load() {
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), corrupt);
+  // A reopen keeps the record in memory, ahead of the disk, and writes all of it again.
+  if (coverage_loaded_) {
+    coverage_.MarkAllDirty();
+  } else {
+    coverage_.FinishLoad(read_only_);
+    coverage_loaded_ = true;
+  }
 
   if (auto loaded = entries_.LoadEntries(*db_, corrupt); !loaded.ok()) return loaded;
   auto last_id = journal_.Recover(db_.get(), read_only_, std::move(journal), applied, corrupt,
@@ -432,6 +472,11 @@ Status StoreImpl::Close() {
   MutexLock close_lock(&close_mu_);
   if (closed_) return Status::Ok();
   closed_ = true;
+  if (!read_only_) {
+    // A stop is a gap of every source connected: recorded with the last group.
+    coverage_.CloseAll(options_.clock ? options_.clock() : NowUnixMs());
+    WakeWriter();
+  }
   pipeline_.Stop();
   journal_.Stop();
   WriterLock db_lock(&db_mu_);

@@ -111,7 +111,9 @@ struct SettingChange {
   bool deleted = false;
 };
 
-class Store : public ingest::UpdateSink, public QueryService {
+// As an ingest::SourceObserver it records when each source was connected (tsdb/coverage.h):
+// the events change memory only and wake the writer, whose next group commit writes them.
+class Store : public ingest::UpdateSink, public ingest::SourceObserver, public QueryService {
  public:
   // Opens (creating if missing) a store for reading and writing. Fails with a one-line reason
   // when the directory is not writable (IoError), holds something else than a stickmeter store

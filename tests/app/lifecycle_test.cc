@@ -122,7 +122,8 @@ TEST_F(LifecycleTest, ExportRefusesTimesOutsideTheSupportedSpan) {
 
 // One billing zone for the server: `serve --billing-tz` reports it in /api/v1/info (health
 // stays {"status":"ok"}) and keeps it in the store, where `stickmeter export` without --tz finds
-// it; --tz still wins. A zone that does not exist stops `serve` with one line.
+// it; --tz still wins. The export warns that the period has no data (no node ever connected). A
+// zone that does not exist stops `serve` with one line.
 TEST_F(LifecycleTest, BillingZoneReachesInfoAndTheCliExport) {
   const std::string data = (dir_.path() / "data").string();
   uint16_t http_port = FreePort();
@@ -154,6 +155,11 @@ TEST_F(LifecycleTest, BillingZoneReachesInfoAndTheCliExport) {
     Process p(STICKMETER_BINARY, args, out);
     ASSERT_EQ(0, p.Wait()) << ReadFile(out);
     EXPECT_NE(std::string::npos, ReadFile(out).find(c.period_start)) << ReadFile(out);
+    // No HAProxy node ever connected: zero rows are no data, not no usage (stderr, one line).
+    EXPECT_NE(std::string::npos,
+              ReadFile(out).find("\nstickmeter: warning: no data: stickmeter has not received "
+                                 "from any node yet\n"))
+        << ReadFile(out);
   }
   ExpectStartupFailure({"--data", data, "--billing-tz", "Europe/Atlantis"}, 2,
                        "--billing-tz: 'Europe/Atlantis' is not an IANA time zone");

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,12 @@ using Totals = std::map<std::string, uint64_t>;  // key -> total
 constexpr auto kConvergeTimeout = std::chrono::seconds(60);
 
 std::string Loopback(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // One HAProxy node of the cluster: its peers section names itself and stickmeter.
 struct NodePorts {
@@ -371,6 +378,7 @@ TEST_F(ClusterTest, HostileClientsOnThePeersPortDoNotDisturbARealStream) {
 }
 
 TEST_F(ClusterTest, CutConnectionsAreReestablishedWithoutLossOrDoubleCount) {
+  const int64_t start_ms = UnixMs();
   StartStickmeter();
   TcpProxy network(stickmeter_peers_port_);
   AddNode("lb1", "1h", network.port());
@@ -383,6 +391,18 @@ TEST_F(ClusterTest, CutConnectionsAreReestablishedWithoutLossOrDoubleCount) {
   }
   ExpectExactTotals();
   EXPECT_GE(network.accepted(), 2) << "HAProxy never reconnected";
+  // Each cut is a gap in lb1's coverage (docs/api.md, Coverage): the counts of the gap came with
+  // HAProxy's push after the reconnect. Before lb1 first connected nobody was receiving.
+  auto r = HttpRequest(stickmeter_http_port_, "GET",
+                       "/api/v1/coverage?source=lb1&from=" + std::to_string(start_ms) +
+                           "&to=" + std::to_string(UnixMs()));
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+  auto coverage = nlohmann::json::parse(r->body);
+  EXPECT_EQ("partial", coverage["status"]) << r->body;
+  const auto& lb1 = coverage["sources"][0];
+  EXPECT_LE(start_ms, lb1["first_seen_ms"].get<int64_t>()) << r->body;
+  EXPECT_GE(lb1["gap_count"].get<int>(), 1) << r->body;
+  EXPECT_TRUE(lb1["connected"].get<bool>()) << r->body;
 }
 
 // Reads a field of /proc/PID/status in kB (VmRSS, ...).

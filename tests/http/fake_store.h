@@ -143,6 +143,41 @@ class FakeStore : public tsdb::QueryService {
   }
 
   Result<tsdb::StoreStats> Stats() override { return tsdb::StoreStats{}; }
+  // Coverage as if every source of the events was connected from its first event on, always.
+  Result<tsdb::Coverage> GetCoverage(const tsdb::CoverageQuery& q) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fail_.ok()) return fail_;
+    std::map<std::string, int64_t> first;
+    for (const auto& e : events_) {
+      auto [it, fresh] = first.try_emplace(e.source, e.t_ms);
+      if (!fresh) it->second = std::min(it->second, e.t_ms);
+    }
+    if (q.source && first.count(*q.source) == 0) {
+      return Status::NotFound("source: unknown source \"" + *q.source + "\"");
+    }
+    tsdb::Coverage c;
+    c.from_ms = q.from_ms;
+    c.to_ms = q.to_ms;
+    const auto status_from = [&](int64_t since) {
+      if (since >= q.to_ms) return tsdb::CoverageStatus::kNone;
+      return since <= q.from_ms ? tsdb::CoverageStatus::kComplete : tsdb::CoverageStatus::kPartial;
+    };
+    for (const auto& [source, since] : first) {
+      if (q.source && source != *q.source) continue;
+      tsdb::SourceCoverage s;
+      s.source = source;
+      s.first_seen_ms = since;
+      s.connected = true;
+      s.status = status_from(since);
+      if (c.first_seen_ms == 0 || since < c.first_seen_ms) c.first_seen_ms = since;
+      c.sources.push_back(std::move(s));
+    }
+    c.status = c.first_seen_ms == 0 ? tsdb::CoverageStatus::kNone : status_from(c.first_seen_ms);
+    if (c.status != tsdb::CoverageStatus::kNone) {
+      c.covered_ms = q.to_ms - std::max(q.from_ms, c.first_seen_ms);
+    }
+    return c;
+  }
 
  private:
   bool HasTable(const std::string& name) const {

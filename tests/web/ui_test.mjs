@@ -340,7 +340,13 @@ async function main() {
   const jsonBody = (await api(jsonPath)).body;
   const [jsonDownload] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#x-json')]);
   const jsonDownloaded = fs.readFileSync(await jsonDownload.path());
-  check(Buffer.compare(jsonDownloaded, jsonBody) === 0, `downloaded JSON (${jsonDownloaded.length} bytes) = GET ${jsonPath} (${jsonBody.length} bytes)`);
+  // This month is still running: its coverage runs up to the moment of each request, the one
+  // part of the two bodies that may differ.
+  const withoutNow = (buf) => {
+    const o = JSON.parse(buf.toString());
+    return JSON.stringify({ ...o, coverage: o.coverage.status });
+  };
+  check(withoutNow(jsonDownloaded) === withoutNow(jsonBody), `downloaded JSON (${jsonDownloaded.length} bytes) = GET ${jsonPath} (${jsonBody.length} bytes)`);
   await noProblems('billing export');
   await shoot('export');
   log('export checked');

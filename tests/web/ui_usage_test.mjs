@@ -6,7 +6,9 @@
 //     or by a calendar month, in the address, with the month's name and field;
 //   - "Download CSV" saves exactly the rows shown, in their order, Excel-safe;
 //   - the chart stacks the top five keys, each layer adding up to the key's total (the
-//     series API's own figure), and the legend names what the other keys add up to.
+//     series API's own figure), and the legend names what the other keys add up to;
+//   - a period before the first data says "No data" on the usage, key and export pages, and one
+//     lb1 was connected for throughout says so quietly.
 //
 // Usage: node ui_usage_test.mjs --stickmeter BIN --node-modules DIR --artifacts DIR
 import fs from 'node:fs';
@@ -135,8 +137,50 @@ async function main() {
   await page.click('#range-next');
   await readyAfter(`new URLSearchParams(location.hash.split('?')[1]).get('month') === '${thisMonth}'`);
   eq(await page.getAttribute('#usage-total', 'data-value'), String(sum(await usage(...wide))), 'this month again, with every request');
+  await coverageNotices(page, visit, api, table);
   eq(problems, [], 'no console errors');
   log('usage page checked');
+}
+
+// The data completeness notice: a period before stickmeter first received from lb1 says "No
+// data" (not just no usage) on the usage, key and export pages; a period lb1 was connected for
+// throughout says so quietly.
+async function coverageNotices(page, visit, api, table) {
+  const first = (await api('/api/v1/coverage', { from: Date.now() - 86400e3, to: Date.now() })).first_seen_ms;
+  check(first > 0, `lb1 was first seen: ${first}`);
+  const notice = async (id) => {
+    const el = await page.waitForSelector(`#${id}[data-coverage]`, { timeout: 10000 });
+    return [await el.getAttribute('data-coverage'), await el.getAttribute('class'), (await el.textContent()).trim()];
+  };
+  const old = { from: String(first - 2 * 86400e3), to: String(first - 86400e3) };
+  await visit(`#/usage?${new URLSearchParams({ table, metric: 'http_req_cnt', range: 'custom', ...old })}`, 'usage');
+  const [status, cls, text] = await notice('usage-coverage');
+  eq([status, cls], ['none', 'coverage warn'], 'usage before the first data: the no-data notice');
+  check(text.startsWith('No data: stickmeter was not receiving from any node before'), `it says why: ${text}`);
+  check(await page.isVisible('#usage-coverage details'), 'with a details list');
+  await page.click('#usage-coverage summary');
+  check((await page.textContent('#usage-coverage li[data-source="lb1"]')).includes('first seen'), 'naming lb1 and when it was first seen');
+  check((await page.textContent('#usage-table')).includes('No usage in this range.'), 'and no rows');
+  check((await page.textContent('#usage-coverage li[data-source="lb1"]')).includes('no session in this period'), 'which had no session in it');
+  await page.screenshot({ path: path.join(args.artifacts, 'ui_coverage_none.png'), fullPage: true });
+  // Dark and on a phone: the notice keeps its warning colours and fits the screen.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.setViewportSize({ width: 390, height: 800 });
+  eq(await page.$eval('#usage-coverage', (e) => [getComputedStyle(e).backgroundColor, e.scrollWidth <= e.clientWidth]),
+    ['rgb(46, 38, 7)', true], 'the notice in dark mode on a phone');
+  await page.screenshot({ path: path.join(args.artifacts, 'ui_coverage_none_dark_phone.png'), fullPage: true });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await visit(`#/key?${new URLSearchParams({ table, key: 'acme.example', metric: 'http_req_cnt', range: 'custom', ...old })}`, 'key');
+  eq((await notice('key-coverage'))[0], 'none', 'the key page says the same');
+  await visit(`#/export?${new URLSearchParams({ table, metric: 'http_req_cnt', mode: 'range', ...old })}`, 'export');
+  eq((await notice('x-coverage'))[0], 'none', 'and the export page');
+
+  // Since lb1 connected, up to a moment ago: complete, one quiet line.
+  const covered = { from: String(first + 1), to: String(Date.now() - 10) };
+  await visit(`#/usage?${new URLSearchParams({ table, metric: 'http_req_cnt', range: 'custom', ...covered })}`, 'usage');
+  eq(await notice('usage-coverage'), ['complete', 'coverage quiet', '✓ All nodes connected for the whole period.'],
+    'a period lb1 was connected for throughout');
 }
 
 await runTest('usage', 100_000, main);

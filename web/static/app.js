@@ -12,6 +12,7 @@ import {
 import { overviewPage } from './overview.js';
 import { usagePage } from './usage.js';
 import { keyPage } from './key.js';
+import { coverageNotice } from './coverage.js';
 
 // ---------------------------------------------------------------------------------------------
 // Billing export: preview and download of period totals.
@@ -127,6 +128,7 @@ async function exportPage(gen, params) {
     text = await res.text();
   } catch (err) { if (isCurrent(gen)) showError(err); return; }
   if (!isCurrent(gen)) return;
+  preview.before(coverageNotice(gen, { id: 'x-coverage', period: q.period, tz: q.tz, from: q.from, to: q.to }));
   const [header = [], ...rows] = parseCsv(text).filter((r) => r.length > 1 || r[0]);
   const totalCol = header.indexOf('total');
   const metricCol = header.indexOf('metric');

@@ -16,6 +16,7 @@ import * as fmt from './fmt.js';
 import { barChart } from './chart.js';
 import { STEP_MS, stepsFor, loadSeries } from './series.js';
 import { auditSection, subtotals } from './key_audit.js';
+import { coverageNotice } from './coverage.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
@@ -78,6 +79,7 @@ export async function keyPage(gen, params, keyQuotaBox) {
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
       h('div', { class: 'muted small', id: 'key-period' }, `${table} · [${fmt.time(r.from)}, ${fmt.time(r.to)}) ${fmt.zone}`)),
+    coverageNotice(gen, { id: 'key-coverage', from: r.from, to: r.to }),
     gauge ? null : keyQuotaBox(table, key),
     h('div', { class: 'row-actions' }, ...[h('span', { class: 'muted small' }, 'Step'), stepButtons,
       gauge ? h('span', { class: 'muted small' }, 'Value') : null, aggButtons].filter(Boolean)),

@@ -16,6 +16,7 @@ import {
   metricSelect, rangeFrom, rangeParams, rangeControls, shiftRange, periodName, loading,
 } from './shared.js';
 import { topKeysChart, downloadCsv } from './usage_chart.js';
+import { coverageNotice } from './coverage.js';
 
 // Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
 const MAX_ROWS = 2000;
@@ -86,7 +87,7 @@ export async function usagePage(gen, params) {
   const chartBox = h('div', { class: 'panel chart', id: 'usage-chart' }, loading('Loading…', 'muted'));
   const holder = h('div', { class: 'scroll', id: 'usage-table' }, loading());
   const csvButton = h('button', { type: 'button', id: 'usage-csv', disabled: true }, 'Download CSV');
-  main.append(summary, chartBox, h('div', { class: 'row-actions' }, csvButton), holder,
+  main.append(coverageNotice(gen, { id: 'usage-coverage', from: r.from, to: r.to }), summary, chartBox, h('div', { class: 'row-actions' }, csvButton), holder,
     h('p', { class: 'muted small', id: 'usage-period' }, `${r.preset === 'custom' ? '' : `${periodName(params)}: `}[${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}.`
       + (before ? ` Compared with [${fmt.time(before.from)}, ${fmt.time(before.to)}).` : '')
       + ' Totals are exact sums of deltas over all HAProxy nodes.'));
