@@ -1,10 +1,7 @@
 #include "http/query_pool.h"
 
-#include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include "common/log.h"
+#include "common/thread_setup.h"
 
 namespace stickmeter::http {
 
@@ -52,9 +49,8 @@ void QueryPool::Shutdown() {
 }
 
 void QueryPool::Loop(int nice) {
-  pthread_setname_np(pthread_self(), "sm-query");
   // Queries are what may wait when the cores are busy; peers' ACKs and heartbeats may not.
-  if (nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+  if (!SetUpThisThread("sm-query", nice)) {
     LogWarn("http", "query threads: cannot lower the priority (setpriority failed)");
   }
   for (;;) {

@@ -1,9 +1,6 @@
 #include "sink/clickhouse_sink.h"
 
 #include <openssl/evp.h>
-#include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <optional>
@@ -12,6 +9,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread_setup.h"
 #include "common/time.h"
 #include "sink/http_client.h"
 
@@ -82,9 +80,8 @@ ClickHouseSink::~ClickHouseSink() { Stop(); }
 
 void ClickHouseSink::Start() {
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "sm-clickhouse");
     // Background work: the writer, the peers and the queries go first when the cores are busy.
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+    SetUpThisThread("sm-clickhouse", 10);
     Loop();
   });
 }

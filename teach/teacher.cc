@@ -1,13 +1,12 @@
 // Implementation of teacher.h: the teacher's thread, and the quota API.
 #include "teach/teacher.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/thread_setup.h"
 #include "common/time.h"
 
 namespace stickmeter::teach {
@@ -201,7 +200,7 @@ Status Teacher::Start() {
   }
   taught_.Publish();
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "sm-teacher");
+    SetUpThisThread("sm-teacher");
     Loop();
   });
   return Status::Ok();

@@ -1,12 +1,12 @@
 #include "tsdb/committer.h"
 
-#include <pthread.h>
 #include <rocksdb/perf_context.h>
 #include <rocksdb/perf_level.h>
 
 #include <chrono>
 #include <utility>
 
+#include "common/thread_setup.h"
 #include "tsdb/rocks_status.h"
 #include "tsdb/store_testing.h"
 
@@ -38,8 +38,7 @@ Committer::Committer(const StoreOptions& options, Journal& journal, MetricsRegis
 
 void Committer::Start() {
   thread_ = std::thread([this] {
-    // Named so that `top -H` and profilers tell the stages apart.
-    pthread_setname_np(pthread_self(), "sm-committer");
+    SetUpThisThread("sm-committer");
     // For the commit phase metrics; a few clock reads per commit.
     rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableTimeExceptForMutex);
     CommitterLoop();

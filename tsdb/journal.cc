@@ -1,14 +1,11 @@
 #include "tsdb/journal.h"
 
-#include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <tuple>
 #include <utility>
 
 #include "common/log.h"
+#include "common/thread_setup.h"
 #include "tsdb/rocks_status.h"
 
 namespace stickmeter::tsdb {
@@ -88,11 +85,9 @@ void Journal::Start(DbHandle* db) {
   space_cv_.SignalAll();
   db_ = db;
   applier_ = std::thread([this] {
-    // Named so that `top -H` and profilers tell the stages apart.
-    pthread_setname_np(pthread_self(), "sm-applier");
     // Background work: the writer and the network threads, whose delays are what peers and
-    // queries wait on, go first when the cores are busy (Linux: nice is per thread).
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+    // queries wait on, go first when the cores are busy.
+    SetUpThisThread("sm-applier", 10);
     ApplierLoop();
   });
 }

@@ -1,13 +1,12 @@
 #include "tsdb/write_pipeline.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "common/thread_setup.h"
 #include "tsdb/config.h"
 
 namespace stickmeter::tsdb {
@@ -54,8 +53,7 @@ WritePipeline::WritePipeline(const StoreOptions& options, GroupBuilder& builder,
 void WritePipeline::Start() {
   committer_.Start();
   writer_ = std::thread([this] {
-    // Named so that `top -H` and profilers tell the stages apart.
-    pthread_setname_np(pthread_self(), "sm-writer");
+    SetUpThisThread("sm-writer");
     WriterLoop();
   });
 }
