@@ -14,6 +14,7 @@ import * as fmt from './fmt.js';
 import { barChart } from './chart.js';
 import { STEP_MS, stepsFor, loadSeries } from './series.js';
 import { auditSection, subtotals } from './key_audit.js';
+import { keyNames } from './names.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
@@ -60,10 +61,13 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const audit = gauge ? null : auditSection(gen, { table, key, metric, r, params });
   const headline = gauge ? `Peak ${metric} in range (maximum sample, not billed)` : `Billed ${metric} in range`;
 
+  // The key's display name (--key-names), when it has one, once the names are read.
+  const nameBox = h('span', { class: 'key-name muted', id: 'key-name' });
+  keyNames(table).then((names) => { if (isCurrent(gen)) nameBox.textContent = names.get(key) || ''; });
   // replaceChildren would print a null as text: the parts a gauge lacks are filtered out.
   main.replaceChildren(...[
     h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
-    h('h1', {}, 'Key ', h('code', {}, key)),
+    h('h1', {}, 'Key ', h('code', {}, key), ' ', nameBox),
     h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel), ranges.nodes),
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),
