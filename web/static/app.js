@@ -156,7 +156,7 @@ async function exportPage(gen, params) {
     h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('x-layout', 'Layout', layoutSel), field('x-table', 'Table', tableSel), field('x-metric', 'Metric', metricSel), field('x-mode', 'Period', modeSel), monthFields, rangeFields,
       h('div', { class: 'field', hidden: !invoice }, h('label', { for: 'x-unit' }, 'Bytes in'), unitSel),
       h('div', { class: 'field' }, h('span', { class: 'label-gap' }, 'Options'),
-        h('label', { class: 'check', for: 'x-per-source' }, perSourceBox, invoice ? ' a column per HAProxy node' : ' a row per HAProxy node'),
+        h('label', { class: 'check', for: 'x-per-source' }, perSourceBox, invoice ? ' A column per HAProxy node' : ' A row per HAProxy node'),
         h('label', { class: 'check', for: 'x-excel' }, excelBox, ' Excel-safe CSV download'))),
     h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'primary', id: 'x-csv', onclick: () => download('csv') }, 'Download CSV'),
