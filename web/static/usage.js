@@ -7,7 +7,8 @@
 //
 // Above the rows, a chart of the period stacked by the top keys (usage_chart.js); with "Compare"
 // each key's total in the previous period of the same kind (the month before, the day before,
-// the custom range just before) and the change; "Download CSV" saves the rows shown.
+// the custom range just before) and the change; "Download CSV" saves the rows shown. A key's
+// display name (serve --key-names, names.js) follows it, and the filter matches it too.
 import { getJson } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
