@@ -201,8 +201,10 @@ async function exportPage(gen, params) {
       }, i === totalCol && fmt.exact(c) !== null ? fmt.int(fmt.exact(c)) : c))))),
       h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {},
         header.slice(0, leading).map(() => h('td', { class: 'hide-sm' })),
-        h('td', { colspan: header.length - leading - 1 }, `Total ${m}`),
-        h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s))))))
+        h('td', { colspan: totalCol - leading }, `Total ${m}`),
+        h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s)),
+        // With a row per node, the source column follows the total.
+        header.slice(totalCol + 1).map(() => h('td'))))))
     : h('p', { class: 'muted pad' }, 'No usage in this period.'));
   if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
   if (rows.length > 500) preview.append(h('p', { class: 'muted small pad' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));
