@@ -36,11 +36,12 @@ Result<std::unique_ptr<tsdb::Store>> OpenForReading(const std::string& data) {
 // The export engine names its parameters as the HTTP API spells them ("period: ..."); on the
 // command line the same reason names the flag ("--period: ...").
 std::string AsFlagError(const std::string& message) {
-  for (const char* name : {"period", "tz", "from", "to", "table", "metric", "format"}) {
+  for (const char* name : {"period", "tz", "from", "to", "table", "metric", "format", "layout"}) {
     const std::string prefix = std::string(name) + ":";
     if (message.rfind(prefix, 0) == 0) return "--" + message;
   }
   if (message.rfind("excel_safe:", 0) == 0) return "--excel-safe:" + message.substr(11);
+  if (message.rfind("bytes_unit:", 0) == 0) return "--bytes-unit:" + message.substr(11);
   return message;
 }
 
@@ -74,10 +75,18 @@ int RunExport(const ExportConfig& config) {
   request.format = config.format;
   request.per_source = config.per_source;
   request.excel_safe = config.excel_safe;
+  request.layout = config.layout;
+  request.bytes_unit = config.bytes_unit;
   request.now_ms = NowUnixMs();
   // A bad period or time is reported as such, whether or not the data directory is usable.
   if (auto resolved = billing::ResolveExport(request); !resolved.ok()) {
     return Fail(AsFlagError(resolved.status().message()));
+  }
+  if (!config.key_names.empty()) {
+    if (config.layout != "invoice") return Fail("--key-names: applies to --layout invoice only");
+    auto names = billing::KeyNames::Load(config.key_names);
+    if (!names.ok()) return Fail("--key-names: " + names.status().message());
+    request.names = *names;
   }
   auto store = OpenForReading(config.data);
   if (!store.ok()) return Fail(store.status().message());

@@ -247,6 +247,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
        nullptr},
       StringFlag<C>("sink-clickhouse-password-file", &C::sink_clickhouse_password_file),
       StringFlag<C>("sink-clickhouse-ca", &C::sink_clickhouse_ca),
+      StringFlag<C>("key-names", &C::key_names),
       {"billing-tz", false, false,
        [](C& c, const std::string& v) -> Status {
          // Checked here, so a misspelt zone stops `serve` at once instead of failing every
@@ -471,6 +472,17 @@ Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args) {
       BoolFlag<C>("per-source", &C::per_source),
       BoolFlag<C>("excel-safe", &C::excel_safe),
       BoolFlag<C>("sha256", &C::write_sha256),
+      {"layout", false, false,
+       [](C& c, const std::string& v) -> Status {
+         if (v != "rows" && v != "invoice") {
+           return Status::InvalidArgument("--layout: expected rows or invoice, got '" + v + "'");
+         }
+         c.layout = v;
+         return Status::Ok();
+       },
+       nullptr},
+      StringFlag<C>("bytes-unit", &C::bytes_unit),
+      StringFlag<C>("key-names", &C::key_names),
   };
   ExportConfig config;
   Status s = ApplyArgs(flags, args, config, nullptr);

@@ -66,6 +66,8 @@ struct ServeConfig {
   // The IANA zone billing periods are in when a request names none (API, UI, quotas); checked
   // when parsed. Kept in the store too, so `stickmeter export` without --tz uses it.
   std::string billing_tz = "UTC";
+  // --key-names: display names of keys (billing/key_names.h), read at start; empty = none.
+  std::string key_names;
   // The ClickHouse sink (docs/clickhouse.md): its URL (checked when parsed), empty = off; a
   // file whose first line is the password; a CA bundle for https.
   std::string sink_clickhouse;
@@ -91,8 +93,11 @@ struct ExportConfig {
   std::string format = "csv";
   std::string out;  // empty = stdout
   bool per_source = false;
-  bool excel_safe = false;    // CSV: quote text cells a spreadsheet would run as formulas
-  bool write_sha256 = false;  // also write <out>.sha256
+  bool excel_safe = false;      // CSV: quote text cells a spreadsheet would run as formulas
+  bool write_sha256 = false;    // also write <out>.sha256
+  std::string layout = "rows";  // rows | invoice
+  std::optional<std::string> bytes_unit;  // invoice: B, kB, ..., TiB
+  std::string key_names;                  // invoice: display names file; empty = none
 };
 Result<ExportConfig> ParseExportArgs(const std::vector<std::string>& args);
 

@@ -40,6 +40,9 @@ const char* CommandHelp(const std::string& command) {
   --billing-tz AREA/CITY     IANA time zone of billing periods when a request names none: API
                              exports and quotas, the UI's months and times, and `stickmeter
                              export` on this data directory (kept in the store). Default: UTC
+  --key-names FILE           display names of keys: a CSV file with the header table,key,name
+                             (at most 64 MiB), read at start; shown by the invoice export's name
+                             column, GET /api/v1/names and the UI. Default: none
   --peers-tls-cert FILE      serve TLS on --peers-listen with this PEM certificate (and key)
   --peers-tls-key FILE       PEM key, if not in the certificate file
   --peers-tls-ca FILE        CA bundle to verify client certificates
@@ -106,9 +109,18 @@ exits 1.
   --from T --to T     an explicit half-open range instead of --period (RFC 3339 or Unix ms,
                       from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)
   --table T           only this table
-  --metric M          only this counter metric (all counters by default)
+  --metric M          only this counter metric (all counters by default); with --layout
+                      invoice a comma-separated list, in column order
   --format csv|json   Default: csv
-  --per-source        one row per HAProxy node as well (adds a `source` column)
+  --layout rows|invoice
+                      rows: one row per key and metric. invoice: one row per key of --table
+                      (required), one column per metric. Default: rows
+  --per-source        one row per HAProxy node as well (adds a `source` column); with
+                      --layout invoice, a column per node after each metric's total
+  --bytes-unit U      invoice: bytes_in_cnt and bytes_out_cnt in B, kB, MB, GB, TB, KiB, MiB,
+                      GiB or TiB, with 6 decimals rounded half up. Default: B
+  --key-names FILE    invoice: add a name column from this CSV file (table,key,name), as
+                      `serve --key-names`
   --excel-safe        CSV for spreadsheets: a table, key, metric or source name starting with
                       =, +, -, @, TAB or CR gets a leading ' so it is not run as a formula.
                       Without it the CSV holds the names exactly as stored

@@ -20,6 +20,7 @@
 
 #include "app/billing_zone.h"
 #include "app/commands.h"
+#include "billing/key_names.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -184,6 +185,11 @@ int RunServe(const ServeConfig& config) {
     auto token = ReadToken(config.token_file);
     if (!token.ok()) return Fail(token.status().message());
     http_options.token = *token;
+  }
+  if (!config.key_names.empty()) {
+    auto names = billing::KeyNames::Load(config.key_names);
+    if (!names.ok()) return Fail("--key-names: " + names.status().message());
+    http_options.key_names = *names;
   }
   if (config.connect_tls && config.connect_tls->verify && config.connect_tls->ca.empty()) {
     return Fail("--connect-tls-verify needs --connect-tls-ca");

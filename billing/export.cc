@@ -1,54 +1,12 @@
 #include "billing/export.h"
 
-#include <openssl/evp.h>
-
-#include <memory>
-
 #include "billing/coverage.h"
+#include "billing/export_internal.h"
 #include "billing/time_parse.h"
 #include "common/json_writer.h"
 
 namespace stickmeter::billing {
 namespace {
-
-// Hashes and buffers output, handing full chunks to the writer.
-class ChunkedSink {
- public:
-  explicit ChunkedSink(const std::function<bool(std::string_view)>& write)
-      : write_(write), md_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-    EVP_DigestInit_ex(md_.get(), EVP_sha256(), nullptr);
-    buffer_.reserve(kExportChunkBytes + 1024);
-  }
-
-  std::string& buffer() { return buffer_; }
-
-  // Flushes when the buffer is full (or always with `force`). False when the reader gave up.
-  bool Flush(bool force) {
-    if (buffer_.empty() || (!force && buffer_.size() < kExportChunkBytes)) return true;
-    EVP_DigestUpdate(md_.get(), buffer_.data(), buffer_.size());
-    bool go_on = write_(buffer_);
-    buffer_.clear();
-    return go_on;
-  }
-
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(md_.get(), digest, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned int i = 0; i < len; ++i) {
-      hex += kHex[digest[i] >> 4];
-      hex += kHex[digest[i] & 15];
-    }
-    return hex;
-  }
-
- private:
-  const std::function<bool(std::string_view)>& write_;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md_;
-  std::string buffer_;
-};
 
 // Caches the quoted form of a repeated string (table and metric names repeat row after row).
 class QuotedCache {
@@ -93,6 +51,7 @@ std::string ResolvedExport::file_name() const {
       if (safe) name += c;
     }
   }
+  if (invoice) name += "-invoice";
   name += json ? ".json" : ".csv";
   return name;
 }
@@ -171,6 +130,7 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
   r.table = request.table;
   r.metric = request.metric;
   r.per_source = request.per_source;
+  if (Status s = internal::ResolveLayout(request, r); !s.ok()) return s;
   r.period_start = FormatRfc3339InZone(r.from_ms, r.zone);
   r.period_end = FormatRfc3339InZone(r.to_ms, r.zone);
   r.partial = r.to_ms > request.now_ms;
@@ -178,6 +138,7 @@ Result<ResolvedExport> ResolveExport(const ExportRequest& request) {
 }
 
 Status CheckExportFilters(tsdb::QueryService& store, const ResolvedExport& resolved) {
+  if (resolved.invoice) return internal::CheckInvoiceFilters(store, resolved);
   if (!resolved.table && !resolved.metric) return Status::Ok();
   auto tables = store.Tables();
   if (!tables.ok()) return tables.status();
@@ -206,7 +167,8 @@ Status CheckExportFilters(tsdb::QueryService& store, const ResolvedExport& resol
 
 Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
                     const std::function<bool(std::string_view)>& write, std::string* sha256_hex) {
-  ChunkedSink sink(write);
+  if (r.invoice) return internal::StreamInvoice(store, r, write, sha256_hex);
+  internal::ChunkedSink sink(write);
   std::string& out = sink.buffer();
   std::string csv_prefix;  // "period_start,period_end," shared by every CSV row
   if (r.json) {

@@ -16,10 +16,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "billing/key_names.h"
+#include "billing/units.h"
 #include "common/status.h"
 #include "tsdb/query.h"
 
@@ -43,6 +47,13 @@ struct ExportRequest {
   // AppendExcelSafeCsvField). Default false: the bytes are exactly the stored names and keys.
   bool excel_safe = false;
   int64_t now_ms = 0;  // only decides `partial`
+  // "rows" (default: one row per key and metric) or "invoice" (one row per key, one column per
+  // metric; needs `table`, and `metric` may list several, comma-separated). docs/exports.md.
+  std::string layout = "rows";
+  // Invoice only: the unit of the byte counters' columns (billing/units.h); unset = B.
+  std::optional<std::string> bytes_unit;
+  // Invoice only: display names; when set the invoice has a `name` column. Null: none.
+  std::shared_ptr<const KeyNames> names;
 };
 
 struct ResolvedExport {
@@ -61,15 +72,22 @@ struct ResolvedExport {
   bool json = false;
   bool per_source = false;
   bool excel_safe = false;
+  // The invoice layout: its metrics in column order (empty = every counter of the table, by
+  // name), the byte counters' unit and the names (null: no name column).
+  bool invoice = false;
+  std::vector<std::string> metrics;
+  ByteUnit bytes_unit;
+  std::shared_ptr<const KeyNames> names;
 
   // The MIME type of the body ("text/csv; charset=utf-8" or "application/json").
   std::string_view content_type() const;
-  // A download file name such as "stickmeter-2026-10-quota.csv".
+  // A download file name such as "stickmeter-2026-10-quota.csv" (…-quota-invoice.csv).
   std::string file_name() const;
 };
 
 // Validates the request without touching the store. InvalidArgument naming the parameter
-// ("period: ...", "tz: ...", "from: ...", "format: ...", "excel_safe: ...") on bad input,
+// ("period: ...", "tz: ...", "from: ...", "format: ...", "excel_safe: ...", "layout: ...",
+// "table: ...", "metric: ...", "bytes_unit: ...") on bad input,
 // including a period or range not inside [kMinTimeMs, kMaxTimeMs] (billing/time_parse.h).
 Result<ResolvedExport> ResolveExport(const ExportRequest& request);
 

@@ -327,9 +327,10 @@ ApiResult<Response> CoverageOf(const RouteContext& ctx) {
 
 // The headers of the export; its body is streamed by the server (http/server_export.cc).
 ApiResult<Response> Export(const RouteContext& ctx) {
-  API_ASSIGN_OR_RETURN(const Params params,
-                       Params::Parse(ctx.query, {"table", "metric", "period", "tz", "from", "to",
-                                                 "format", "per_source", "excel_safe"}));
+  API_ASSIGN_OR_RETURN(
+      const Params params,
+      Params::Parse(ctx.query, {"table", "metric", "period", "tz", "from", "to", "format",
+                                "per_source", "excel_safe", "layout", "bytes_unit"}));
   billing::ExportRequest er;
   API_ASSIGN_OR_RETURN(er.period, params.NonEmpty("period"));
   er.tz = params.Get("tz").value_or(ctx.options.billing_tz);
@@ -350,6 +351,9 @@ ApiResult<Response> Export(const RouteContext& ctx) {
     }
     er.excel_safe = *excel == "true" || *excel == "1";
   }
+  er.layout = params.Get("layout").value_or("rows");
+  er.bytes_unit = params.Get("bytes_unit");
+  er.names = ctx.options.key_names;
   er.now_ms = NowUnixMs();
   if (!er.period && !er.from_ms && !er.to_ms) {
     return BadRequest("period: missing (or give from and to)");
@@ -385,6 +389,8 @@ constexpr Route kRoutes[] = {
     {"/api/v1/audit", false, Methods::kRead, true, false, "/api/v1/audit", Audit},
     {"/api/v1/export", false, Methods::kExport, true, false, "/api/v1/export", Export},
     {"/api/v1/coverage", false, Methods::kRead, true, false, "/api/v1/coverage", CoverageOf},
+    // Not the store's, but a page can be megabytes of JSON: built on the query pool.
+    {"/api/v1/names", false, Methods::kRead, true, false, "/api/v1/names", HandleNames},
     {"/api/v1/quotas", false, Methods::kReadWrite, true, false, "/api/v1/quotas", HandleQuotas},
     {"/api/v1/quotas/keys", false, Methods::kRead, true, false, "/api/v1/quotas/keys",
      HandleQuotaKeys},

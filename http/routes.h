@@ -62,4 +62,7 @@ ApiResult<Response> HandleQuotas(const RouteContext& ctx);
 ApiResult<Response> HandleQuotaKeys(const RouteContext& ctx);
 ApiResult<Response> HandleQuotaHistory(const RouteContext& ctx);
 
+// GET /api/v1/names (http/names_handler.cc).
+ApiResult<Response> HandleNames(const RouteContext& ctx);
+
 }  // namespace stickmeter::http::internal

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/key_names.h"
 #include "common/status.h"
 #include "teach/quota.h"
 #include "tsdb/query.h"
@@ -81,6 +82,9 @@ struct ServerOptions {
   // export's period and of a quota's calendar when the request names none, and what
   // /api/v1/info reports, so the UI, the API and the CLI agree on what "November" means.
   std::string billing_tz = "UTC";
+  // Default: none. Display names of keys (--key-names, billing/key_names.h): GET /api/v1/names
+  // lists them and the invoice export has a `name` column. Immutable once the server runs.
+  std::shared_ptr<const billing::KeyNames> key_names;
 
   // Default: 1024. Open connections beyond this are answered 503 and closed.
   size_t max_connections = 1024;

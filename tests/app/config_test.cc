@@ -278,6 +278,30 @@ TEST(ExportConfigTest, PeriodOrRange) {
   EXPECT_EQ(0u, json.status().message().find("--excel-safe:")) << json.status().message();
 }
 
+TEST(ExportConfigTest, InvoiceFlags) {
+  auto invoice = ParseExportArgs({"--period", "2026-10", "--table", "/web", "--layout", "invoice",
+                                  "--bytes-unit", "GiB", "--key-names", "names.csv"});
+  ASSERT_OK(invoice);
+  EXPECT_EQ("invoice", invoice->layout);
+  EXPECT_EQ("GiB", invoice->bytes_unit.value_or(""));
+  EXPECT_EQ("names.csv", invoice->key_names);
+  auto rows = ParseExportArgs({"--period", "2026-10"});
+  ASSERT_OK(rows);
+  EXPECT_EQ("rows", rows->layout);
+  EXPECT_FALSE(rows->bytes_unit.has_value());
+  auto bad = ParseExportArgs({"--period", "2026-10", "--layout", "pivot"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ("--layout: expected rows or invoice, got 'pivot'", bad.status().message());
+}
+
+TEST(ServeConfigTest, KeyNamesFlagAndConfigKey) {
+  auto flag = ParseServeArgs({"--key-names", "/etc/stickmeter/names.csv"});
+  ASSERT_OK(flag);
+  EXPECT_EQ("/etc/stickmeter/names.csv", flag->key_names);
+  EXPECT_EQ("", ParseServeArgs({})->key_names);
+  EXPECT_FALSE(ParseServeArgs({"--key-names", ""}).ok());
+}
+
 TEST(DecodeConfigTest, FileOrStdin) {
   auto plain = ParseDecodeArgs({});
   ASSERT_TRUE(plain.ok());

@@ -180,6 +180,26 @@ TEST_F(LifecycleTest, BadFlagIsAOneLineUsageError) {
                        "--config: cannot read");
 }
 
+// A bad display-names file stops `serve` and `export` at start with one line naming the file and
+// the line of the bad record.
+TEST_F(LifecycleTest, BadKeyNamesFileIsAOneLineError) {
+  const fs::path names = dir_.path() / "names.csv";
+  WriteFile(names, "table,key,name\n/web,acme,Acme\n/web,beta\n");
+  ExpectStartupFailure(
+      {"--data", (dir_.path() / "data").string(), "--http", Loopback(FreePort()), "--peers-listen",
+       "off", "--key-names", names.string()},
+      1, "--key-names: " + names.string() + ":3: expected 3 fields (table,key,name), got 2");
+  fs::path log = dir_.path() / "export.log";
+  Process p(STICKMETER_BINARY,
+            {"export", "--data", (dir_.path() / "data").string(), "--period", "2026-10", "--table",
+             "/web", "--layout", "invoice", "--key-names", names.string()},
+            log);
+  EXPECT_EQ(1, p.Wait());
+  std::string err = ReadFile(log);
+  EXPECT_NE(std::string::npos, err.find(names.string() + ":3: expected 3 fields")) << err;
+  EXPECT_EQ(1, std::count(err.begin(), err.end(), '\n')) << err;
+}
+
 TEST_F(LifecycleTest, UnusableDataDirectoryIsRefused) {
   WriteFile(dir_.path() / "a-file", "not a directory");
   ExpectStartupFailure({"--data", (dir_.path() / "a-file" / "data").string(), "--http",

@@ -3,7 +3,9 @@
 // requests per customer, and headless Chromium (the system's, through playwright-core) driving
 // every page. Checks that pages load without console errors, that the totals shown equal the
 // API's and the requests sent, that the audit trail adds up to the billed total, and that the CSV
-// download equals the export endpoint's bytes. Screenshots of each page at laptop and phone width
+// download equals the export endpoint's bytes, and that the invoice layout downloaded from the UI
+// equals the API's and `stickmeter export`'s bytes, with the display names of --key-names, which
+// the usage rows and the key page show too. Screenshots of each page at laptop and phone width
 // are written to --artifacts.
 //
 // Usage: node ui_test.mjs --stickmeter BIN --source REPO --node-modules DIR --artifacts DIR
@@ -56,6 +58,20 @@ function apiSend(method, urlPath, body) {
   });
 }
 const q = (params) => new URLSearchParams(params).toString();
+// The cells of one CSV line (RFC 4180 quotes; no line breaks inside cells here).
+function parseCsvLine(line) {
+  const cells = [];
+  let cell = '', quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false; else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { cells.push(cell); cell = ''; } else cell += c;
+  }
+  cells.push(cell);
+  return cells;
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -71,7 +87,10 @@ async function main() {
   // Quotas on the table HAProxy sends (as "/quota"), when this stickmeter has --quota.
   const serveHelp = spawnSync(args.stickmeter, ['serve', '--help'], { encoding: 'utf8', timeout: 5000 });
   const quotaArgs = /--quota\b/.test(`${serveHelp.stdout}${serveHelp.stderr}`) ? ['--quota', '/quota'] : [];
-  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token'), ...quotaArgs]);
+  // Display names of two customers (one a formula, kept as text in Excel-safe downloads).
+  const namesFile = path.join(tmp, 'names.csv');
+  fs.writeFileSync(namesFile, 'table,key,name\r\n/quota,acme.example,"Acme, Inc."\r\n/quota,initech.example,=Initech\r\n');
+  const server = await startStickmeter(args.stickmeter, tmp, ['--token-file', path.join(tmp, 'token'), '--key-names', namesFile, ...quotaArgs]);
   const stickmeter = server.proc;
   const peersPort = server.peersPort;
   apiPort = server.httpPort;
@@ -218,20 +237,24 @@ async function main() {
   log(`usage page, cold load: ${JSON.stringify(timing)}`);
   const apiRows = await usage('http_req_cnt');
   const shown = await page.$$eval('#usage-rows tbody tr', (trs) => trs.map((tr) => ({
-    key: tr.cells[0].textContent.trim(), text: tr.cells[1].textContent.trim(), value: Number(tr.cells[1].dataset.value),
+    key: tr.cells[0].querySelector('a').textContent.trim(), name: tr.cells[0].querySelector('.key-name')?.textContent ?? null, text: tr.cells[1].textContent.trim(), value: Number(tr.cells[1].dataset.value),
   })));
   eq(shown.map((r) => [r.key, r.value]), apiRows.map((r) => [r.key, r.total]), 'usage rows shown = /api/v1/usage rows');
   eq(shown.map((r) => digits(r.text)), apiRows.map((r) => r.total), 'usage totals as displayed = API totals');
   check(shown.some((r) => r.key === 'acme.example' && r.text === '64'), 'acme.example shows 64 requests');
+  eq(shown.filter((r) => r.name).map((r) => [r.key, r.name]), [['acme.example', 'Acme, Inc.'], ['initech.example', '=Initech']],
+    'the usage rows show the display names of --key-names');
   const apiSum = apiRows.reduce((a, r) => a + r.total, 0);
   eq(digits(await page.textContent('#usage-total')), apiSum, 'usage grand total = sum of API totals');
   // Sort by total (descending first) and filter.
   await page.click('#usage-rows thead th:nth-child(2) button');
-  const sortedKeys = await page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim()));
+  const sortedKeys = await page.$$eval('#usage-rows tbody tr td:first-child a.key-link', (tds) => tds.map((t) => t.textContent.trim()));
   eq(sortedKeys, [...apiRows].sort((a, b) => b.total - a.total || a.key.localeCompare(b.key)).map((r) => r.key), 'sorted by total, descending');
   await page.fill('#filter', 'glob');
-  eq(await page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim())), ['globex.example'], 'filter keeps matching keys');
+  eq(await page.$$eval('#usage-rows tbody tr td:first-child a.key-link', (tds) => tds.map((t) => t.textContent.trim())), ['globex.example'], 'filter keeps matching keys');
   eq(digits(await page.textContent('#usage-total')), 12, 'filtered total');
+  await page.fill('#filter', 'inc.');
+  eq(await page.$$eval('#usage-rows tbody tr td:first-child a.key-link', (tds) => tds.map((t) => t.textContent.trim())), ['acme.example'], 'the filter finds a key by its name');
   await page.fill('#filter', '');
   await noProblems('usage');
   await shoot('usage');
@@ -241,7 +264,7 @@ async function main() {
   await noProblems('usage (today)');
   // Top customers: the server's ranking (order=total), one page at a time.
   const ranked = (await apiJson(`/api/v1/usage?${q({ table, metric: 'http_req_cnt', from: rangeFrom, to: rangeTo, order: 'total', limit: 100 })}`)).rows;
-  const keysShown = () => page.$$eval('#usage-rows tbody tr td:first-child', (tds) => tds.map((t) => t.textContent.trim()));
+  const keysShown = () => page.$$eval('#usage-rows tbody tr td:first-child a.key-link', (tds) => tds.map((t) => t.textContent.trim()));
   await visit(`#/usage?${q({ table, metric: 'http_req_cnt', range: 'custom', from: rangeFrom, to: rangeTo })}`, 'usage');
   await page.selectOption('#show', 'top');
   await page.waitForFunction(() => /show=top/.test(location.hash) && document.querySelector('main').dataset.ready === 'usage');
@@ -263,6 +286,8 @@ async function main() {
   await ready('key');
   eq(Number(await page.getAttribute('#key-total', 'data-value')), 64, 'key page billed total');
   eq(digits(await page.textContent('#key-total')), 64, 'key page billed total as displayed');
+  await page.waitForFunction(() => document.getElementById('key-name').textContent === 'Acme, Inc.', null, { timeout: 5000 });
+  counts.passed++;
   await page.click('button[aria-pressed]:text-is("1m")');
   await page.waitForFunction(() => /step=1m/.test(location.hash) && document.querySelector('main').dataset.ready === 'key');
   const series = await apiJson(`/api/v1/series?${q({ table, metric: 'http_req_cnt', key: 'acme.example', from: rangeFrom, to: rangeTo, step: '1m' })}`);
@@ -363,6 +388,44 @@ async function main() {
   const rangeRows = await page.$$eval('#x-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].slice(2).map((td) => td.dataset.value ?? td.textContent.trim()).join(',')));
   eq(rangeRows, csvLines.slice(1).map((l) => l.split(',').slice(2).join(',')), 'from/to preview has the same keys and totals as the month');
   await noProblems('billing export (from/to)');
+
+  // The invoice layout: a row per customer, a column per metric and per node, bytes in kB and
+  // the display names; the download equals the API's bytes and `stickmeter export`'s.
+  const invoiceQuery = { table, period, tz: 'UTC', layout: 'invoice', per_source: 'true', bytes_unit: 'kB' };
+  await visit(`#/export?${q({ ...invoiceQuery, mode: 'month' })}`, 'export');
+  eq([await page.inputValue('#x-layout'), await page.inputValue('#x-unit'), await page.isChecked('#x-per-source'), await page.isChecked('#x-excel')],
+    ['invoice', 'kB', true, true], 'the export page shows the invoice options of its address');
+  const invoiceCsv = (await api(`/api/v1/export?${q({ ...invoiceQuery, format: 'csv' })}`)).body.toString();
+  const invoiceLines = invoiceCsv.trim().split('\r\n');
+  eq(invoiceLines[0], 'period_start,period_end,table,key,name,bytes_out_cnt_kB,bytes_out_cnt_kB@lb1,gpc0,gpc0@lb1,http_req_cnt,http_req_cnt@lb1',
+    'the invoice header: name, then each metric and its node');
+  const invoicePreview = await page.$$eval('#x-rows tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.dataset.value ?? td.textContent.trim())));
+  eq(invoicePreview, invoiceLines.slice(1).map((l) => parseCsvLine(l)), 'invoice preview rows = the API invoice rows');
+  const acmeRow = invoicePreview.find((r) => r[3] === 'acme.example');
+  eq([acmeRow?.[4], acmeRow?.[9]], ['Acme, Inc.', '64'], 'acme.example is named and has its 64 requests');
+  check(/^\d+\.\d{6}$/.test(acmeRow?.[5] ?? ''), `bytes in kB with 6 decimals: ${acmeRow?.[5]}`);
+  const safeInvoicePath = `/api/v1/export?${q({ ...invoiceQuery, format: 'csv', excel_safe: '1' })}`;
+  const safeInvoice = (await api(safeInvoicePath)).body;
+  check(safeInvoice.toString().includes(',initech.example,\'=Initech,'), 'the Excel-safe invoice keeps a formula-like name as text');
+  const [invoiceDownload] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#x-csv')]);
+  const invoiceDownloaded = fs.readFileSync(await invoiceDownload.path());
+  check(Buffer.compare(invoiceDownloaded, safeInvoice) === 0,
+    `downloaded invoice (${invoiceDownloaded.length} bytes, ${invoiceDownload.suggestedFilename()}) = GET ${safeInvoicePath} (${safeInvoice.length} bytes)`);
+  eq(invoiceDownload.suggestedFilename(), `stickmeter-${period}-quota-invoice.csv`, 'the invoice file name');
+  // The same request through the CLI, on the data directory the server is using.
+  const cli = spawnSync(args.stickmeter, ['export', '--data', path.join(tmp, 'data'), '--period', period, '--tz', 'UTC',
+    '--table', table, '--layout', 'invoice', '--per-source', '--bytes-unit', 'kB', '--key-names', namesFile, '--excel-safe'],
+  { timeout: 15000, maxBuffer: 16 << 20 });
+  eq(cli.status, 0, `stickmeter export --layout invoice exits 0: ${cli.stderr}`);
+  check(Buffer.compare(cli.stdout, safeInvoice) === 0, `stickmeter export --layout invoice (${cli.stdout.length} bytes) = the API's and the UI's bytes`);
+  // Without Excel-safe, the download is the exact bytes.
+  await page.uncheck('#x-excel');
+  await page.waitForFunction(() => /excel=0/.test(location.hash) && document.querySelector('main').dataset.ready === 'export');
+  const [exactDownload] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#x-csv')]);
+  check(fs.readFileSync(await exactDownload.path()).toString() === invoiceCsv, 'unticked Excel-safe, the invoice download is the exact CSV');
+  await noProblems('billing export (invoice)');
+  await shoot('export-invoice');
+  log('invoice export checked');
 
   // Quotas: a quota put through the API is listed, over, on the Quotas page and on the key's page.
   // Without --quota (a stickmeter that lacks it) the page says quotas are not enabled.

@@ -15,7 +15,40 @@ import { keyPage } from './key.js';
 import { coverageNotice } from './coverage.js';
 
 // ---------------------------------------------------------------------------------------------
-// Billing export: preview and download of period totals.
+// Billing export: preview and download of period totals, in the rows layout (one row per key
+// and metric) or the invoice layout (one row per key of one table, a column per metric).
+
+const BYTE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+// Exact sum of a column of the invoice ("15", "1.500000"), as text: integers as BigInt, decimals
+// scaled by their fixed number of decimals, so no float ever rounds a billed amount.
+function sumColumn(cells) {
+  const decimals = Math.max(0, ...cells.map((c) => (c.includes('.') ? c.length - c.indexOf('.') - 1 : 0)));
+  let sum = 0n;
+  for (const c of cells) {
+    const [i, f = ''] = c.split('.');
+    if (!/^\d+$/.test(i) || !/^\d*$/.test(f)) return '';
+    sum += BigInt(i + f.padEnd(decimals, '0'));
+  }
+  if (!decimals) return fmt.int(sum);
+  const text = sum.toString().padStart(decimals + 1, '0');
+  return `${fmt.int(BigInt(text.slice(0, -decimals)))}.${text.slice(-decimals)}`;
+}
+
+// The invoice preview: key (and name) then the value columns, with their sums in the footer.
+function invoiceTable(header, rows) {
+  const keyCol = header.indexOf('key');
+  const first = header[keyCol + 1] === 'name' ? keyCol + 2 : keyCol + 1;
+  const cls = (i) => (i >= first ? 'num' : i < keyCol ? 'hide-sm' : '');
+  const shown = (c, i) => (i >= first && /^\d+$/.test(c) ? fmt.int(BigInt(c)) : c);
+  return h('table', { id: 'x-rows', class: 'invoice' },
+    h('thead', {}, h('tr', {}, header.map((c, i) => h('th', { class: cls(i) }, c)))),
+    h('tbody', {}, rows.slice(0, 500).map((r) => h('tr', {}, r.map((c, i) => h('td', {
+      class: cls(i), dataset: i >= first ? { value: c } : undefined }, shown(c, i)))))),
+    h('tfoot', {}, h('tr', {}, header.map((c, i) => (i < keyCol ? h('td', { class: 'hide-sm' })
+      : i === keyCol ? h('td', {}, 'Total') : i < first ? h('td')
+        : h('td', { class: 'num', dataset: { column: c } }, sumColumn(rows.map((r) => r[i] || '0'))))))));
+}
 
 function parseCsv(text) {
   const rows = [];
@@ -48,7 +81,9 @@ async function exportPage(gen, params) {
   if (!isCurrent(gen)) return;
   main.replaceChildren(h('h1', {}, 'Billing export'));
   if (!tbls.length) { main.append(h('p', { class: 'muted' }, 'No stick table has been announced yet.')); return; }
-  const tname = tbls.some((t) => t.name === params.get('table')) ? params.get('table') : '';
+  const invoice = params.get('layout') === 'invoice';
+  // An invoice is of one table: the first one until another is chosen.
+  const tname = tbls.some((t) => t.name === params.get('table')) ? params.get('table') : invoice ? tbls[0].name : '';
   const metrics = [...new Set((tname ? tbls.filter((t) => t.name === tname) : tbls).flatMap(counterMetrics))].sort();
   const mname = metrics.includes(params.get('metric')) ? params.get('metric') : '';
   const mode = params.get('mode') === 'range' ? 'range' : 'month';
@@ -57,10 +92,18 @@ async function exportPage(gen, params) {
   const tz = params.get('tz') || fmt.zone;
   if (!zones.includes(tz)) zones.unshift(tz);
 
-  const tableSel = h('select', { id: 'x-table' }, h('option', { value: '' }, 'All tables'),
+  const tableSel = h('select', { id: 'x-table' }, invoice ? null : h('option', { value: '' }, 'All tables'),
     tbls.map((t) => h('option', { value: t.name, selected: t.name === tname }, t.name)));
   const metricSel = h('select', { id: 'x-metric' }, h('option', { value: '' }, 'All counters'),
     metrics.map((m) => h('option', { value: m, selected: m === mname }, m)));
+  const layoutSel = h('select', { id: 'x-layout' },
+    h('option', { value: 'rows', selected: !invoice }, 'A row per key and metric'),
+    h('option', { value: 'invoice', selected: invoice }, 'Invoice: a row per key'));
+  const perSourceBox = h('input', { id: 'x-per-source', type: 'checkbox', checked: params.get('per_source') === 'true' });
+  const unit = BYTE_UNITS.includes(params.get('bytes_unit')) ? params.get('bytes_unit') : 'B';
+  const unitSel = h('select', { id: 'x-unit' }, BYTE_UNITS.map((u) => h('option', { value: u, selected: u === unit }, u)));
+  // Downloads are for spreadsheets: Excel-safe unless unticked (the address keeps excel=0).
+  const excelBox = h('input', { id: 'x-excel', type: 'checkbox', checked: params.get('excel') !== '0' });
   const modeSel = h('select', { id: 'x-mode' }, h('option', { value: 'month', selected: mode === 'month' }, 'Calendar month'),
     h('option', { value: 'range', selected: mode === 'range' }, 'From / to'));
   const month = h('input', { id: 'x-period', type: 'month', value: params.get('period') || previousMonth(), required: true });
@@ -72,15 +115,17 @@ async function exportPage(gen, params) {
   const rangeFields = [field('x-from', `From (${fmt.zone})`, from), field('x-to', `To, exclusive (${fmt.zone})`, to)];
   const query = () => {
     const q = { table: tableSel.value, metric: metricSel.value };
+    if (layoutSel.value === 'invoice') Object.assign(q, { layout: 'invoice', ...(unitSel.value !== 'B' ? { bytes_unit: unitSel.value } : {}) });
+    if (perSourceBox.checked) q.per_source = 'true';
     if (modeSel.value === 'month') Object.assign(q, { period: month.value, tz: zoneSel.value });
     else Object.assign(q, { from: fmt.fromLocalInput(from.value), to: fmt.fromLocalInput(to.value) });
     return q;
   };
   const navigate = () => {
     const q = query();
-    go('export', { ...q, mode: modeSel.value });
+    go('export', { ...q, mode: modeSel.value, ...(excelBox.checked ? {} : { excel: '0' }) });
   };
-  for (const c of [tableSel, metricSel, modeSel, month, zoneSel, from, to]) c.addEventListener('change', navigate);
+  for (const c of [tableSel, metricSel, layoutSel, perSourceBox, unitSel, excelBox, modeSel, month, zoneSel, from, to]) c.addEventListener('change', navigate);
   for (const f of mode === 'month' ? rangeFields : monthFields) f.hidden = true;
 
   const preview = h('div', { class: 'scroll', id: 'x-preview' }, loading('Loading preview…'));
@@ -90,7 +135,7 @@ async function exportPage(gen, params) {
     try {
       // Downloads are for spreadsheets: names that look like formulas are kept as text. The
       // preview and the script URL below use the exact bytes.
-      const res = await request('/api/v1/export', { ...query(), format, ...(format === 'csv' ? { excel_safe: '1' } : {}) });
+      const res = await request('/api/v1/export', { ...query(), format, ...(format === 'csv' && excelBox.checked ? { excel_safe: '1' } : {}) });
       const blob = await res.blob();
       // The server names the file (Content-Disposition); fall back to a name of our own.
       const cd = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
@@ -109,7 +154,11 @@ async function exportPage(gen, params) {
   };
   const q = query();
   main.append(
-    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('x-table', 'Table', tableSel), field('x-metric', 'Metric', metricSel), field('x-mode', 'Period', modeSel), monthFields, rangeFields),
+    h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('x-layout', 'Layout', layoutSel), field('x-table', 'Table', tableSel), field('x-metric', 'Metric', metricSel), field('x-mode', 'Period', modeSel), monthFields, rangeFields,
+      h('div', { class: 'field', hidden: !invoice }, h('label', { for: 'x-unit' }, 'Bytes in'), unitSel),
+      h('div', { class: 'field' }, h('span', { class: 'label-gap' }, 'Options'),
+        h('label', { class: 'check', for: 'x-per-source' }, perSourceBox, invoice ? ' A column per HAProxy node' : ' A row per HAProxy node'),
+        h('label', { class: 'check', for: 'x-excel' }, excelBox, ' Excel-safe CSV download'))),
     h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'primary', id: 'x-csv', onclick: () => download('csv') }, 'Download CSV'),
       h('button', { type: 'button', id: 'x-json', onclick: () => download('json') }, 'Download JSON'), status),
@@ -130,6 +179,12 @@ async function exportPage(gen, params) {
   if (!isCurrent(gen)) return;
   preview.before(coverageNotice(gen, { id: 'x-coverage', period: q.period, tz: q.tz, from: q.from, to: q.to }));
   const [header = [], ...rows] = parseCsv(text).filter((r) => r.length > 1 || r[0]);
+  if (invoice) {
+    preview.replaceChildren(rows.length ? invoiceTable(header, rows) : h('p', { class: 'muted pad' }, 'No usage in this period.'));
+    if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
+    if (rows.length > 500) preview.append(h('p', { class: 'muted small pad' }, `Showing 500 of ${fmt.int(rows.length)} keys; the download has them all.`));
+    return;
+  }
   const totalCol = header.indexOf('total');
   const metricCol = header.indexOf('metric');
   const sums = new Map();
@@ -148,8 +203,10 @@ async function exportPage(gen, params) {
       }, i === totalCol && fmt.exact(c) !== null ? fmt.int(fmt.exact(c)) : c))))),
       h('tfoot', {}, [...sums].map(([m, s]) => h('tr', {},
         header.slice(0, leading).map(() => h('td', { class: 'hide-sm' })),
-        h('td', { colspan: header.length - leading - 1 }, `Total ${m}`),
-        h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s))))))
+        h('td', { colspan: totalCol - leading }, `Total ${m}`),
+        h('td', { class: 'num', title: fmt.isBytes(m) ? fmt.bytes(s) : undefined }, fmt.int(s)),
+        // With a row per node, the source column follows the total.
+        header.slice(totalCol + 1).map(() => h('td'))))))
     : h('p', { class: 'muted pad' }, 'No usage in this period.'));
   if (partial) preview.before(h('p', { class: 'small bad', id: 'x-partial' }, 'This period is not over yet: the totals are partial and will grow.'));
   if (rows.length > 500) preview.append(h('p', { class: 'muted small pad' }, `Showing 500 of ${fmt.int(rows.length)} rows; the download has them all.`));

@@ -17,6 +17,7 @@ import { barChart } from './chart.js';
 import { STEP_MS, stepsFor, loadSeries } from './series.js';
 import { auditSection, subtotals } from './key_audit.js';
 import { coverageNotice } from './coverage.js';
+import { keyNames } from './names.js';
 import { h, field } from './dom.js';
 import {
   main, nav, isCurrent, showError, go, tables, gaugeMetrics, defaultMetric, metricSelect, rangeFrom,
@@ -71,10 +72,13 @@ export async function keyPage(gen, params, keyQuotaBox) {
   const headline = !gauge ? `Billed ${metric} in range`
     : agg === 'last' ? `Latest ${metric} in range (summed over nodes, not billed)` : `Peak ${metric} in range (maximum sample, not billed)`;
 
+  // The key's display name (--key-names), when it has one, once the names are read.
+  const nameBox = h('span', { class: 'key-name muted', id: 'key-name' });
+  keyNames(table).then((names) => { if (isCurrent(gen)) nameBox.textContent = names.get(key) || ''; });
   // replaceChildren would print a null as text: the parts a gauge lacks are filtered out.
   main.replaceChildren(...[
     h('p', { class: 'small' }, h('a', { href: back }, '← Usage of ', table)),
-    h('h1', {}, 'Key ', h('code', {}, key)),
+    h('h1', {}, 'Key ', h('code', {}, key), ' ', nameBox),
     h('form', { class: 'controls', onsubmit: (e) => e.preventDefault() }, field('key-metric', 'Metric', metricSel), ranges.nodes),
     h('div', { class: 'total-line' },
       h('div', {}, h('div', { class: 'muted small', id: 'key-total-label' }, headline), totalBox),

@@ -7,7 +7,8 @@
 //
 // Above the rows, a chart of the period stacked by the top keys (usage_chart.js); with "Compare"
 // each key's total in the previous period of the same kind (the month before, the day before,
-// the custom range just before) and the change; "Download CSV" saves the rows shown.
+// the custom range just before) and the change; "Download CSV" saves the rows shown. A key's
+// display name (serve --key-names, names.js) follows it, and the filter matches it too.
 import { getJson } from './api.js';
 import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
@@ -17,6 +18,7 @@ import {
 } from './shared.js';
 import { topKeysChart, downloadCsv } from './usage_chart.js';
 import { coverageNotice } from './coverage.js';
+import { keyNames, nameLabel } from './names.js';
 
 // Rows drawn at once: a table of 100,000 keys would make the page sluggish on a phone.
 const MAX_ROWS = 2000;
@@ -95,11 +97,14 @@ export async function usagePage(gen, params) {
   let rows;
   let page;
   let previous = null; // key -> total in the period before (every key of it)
+  let names; // key -> display name (--key-names)
   try {
-    const [body, prev] = await Promise.all([
+    const [body, prev, named] = await Promise.all([
       getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
         ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) }),
-      before ? getJson('/api/v1/usage', { table: tname, metric, from: before.from, to: before.to }) : null]);
+      before ? getJson('/api/v1/usage', { table: tname, metric, from: before.from, to: before.to }) : null,
+      keyNames(tname)]);
+    names = named;
     rows = body.rows || [];
     page = { total: body.total_rows ?? rows.length, next: body.next_offset ?? null };
     if (prev) previous = new Map((prev.rows || []).map((x) => [String(x.key), x.total]));
@@ -113,7 +118,7 @@ export async function usagePage(gen, params) {
   const prevOf = (x) => (previous ? previous.get(String(x.key)) ?? 0 : undefined);
   topKeysChart(gen, { box: chartBox, table: tname, metric, r, rows: top && offset > 0 ? [] : rows });
   if (top) {
-    topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous });
+    topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous, names });
     csvButton.disabled = !rows.length;
     csvButton.onclick = () => downloadCsv({ table: tname, metric, params, rows, prevOf });
     return;
@@ -121,7 +126,8 @@ export async function usagePage(gen, params) {
 
   const render = () => {
     const q = state.filter.toLowerCase();
-    const shown = rows.filter((x) => String(x.key).toLowerCase().includes(q));
+    // The filter finds a key by its display name too.
+    const shown = rows.filter((x) => String(x.key).toLowerCase().includes(q) || (names.get(String(x.key)) || '').toLowerCase().includes(q));
     const sign = state.dir === 'asc' ? 1 : -1;
     const byKey = (a, b) => (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0);
     // Equal totals stay in key order whichever way the totals go.
@@ -145,7 +151,7 @@ export async function usagePage(gen, params) {
       ? h('table', { id: 'usage-rows' },
         h('thead', {}, h('tr', {}, th('key', 'Key'), th('total', `Total (${fmt.unit(metric)})`, 'num'), previous ? compareHeads() : null)),
         h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
-          h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params, { sort: state.sort, dir: state.dir }), class: 'key-link' }, String(x.key))),
+          h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params, { sort: state.sort, dir: state.dir }), class: 'key-link' }, String(x.key)), nameLabel(names, x.key)),
           totalCell(metric, x.total), previous ? compareCells(metric, x.total, prevOf(x)) : null))))
       : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No usage in this range.'));
     if (shown.length > MAX_ROWS) {
@@ -162,7 +168,7 @@ export async function usagePage(gen, params) {
 }
 
 // One page of the top customers: ranked by the server, with links to the previous and next page.
-function topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous }) {
+function topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous, names }) {
   const sum = fmt.sum(rows.map((x) => x.total));
   summary.replaceChildren(...[
     h('div', {}, h('div', { class: 'muted small' }, 'Total of this page'),
@@ -179,7 +185,7 @@ function topPage(rows, page, { params, tname, metric, offset, summary, holder, p
       h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', { class: 'num' }, `Total (${fmt.unit(metric)})`), previous ? compareHeads() : null,
         h('th', { class: 'num' }, 'Rank'))),
       h('tbody', {}, rows.map((x, i) => h('tr', {},
-        h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key))),
+        h('td', {}, h('a', { href: keyLink(tname, String(x.key), metric, params), class: 'key-link' }, String(x.key)), nameLabel(names, x.key)),
         totalCell(metric, x.total), previous ? compareCells(metric, x.total, prevOf(x)) : null,
         h('td', { class: 'num muted' }, fmt.int(offset + i + 1))))))
     : h('p', { class: 'muted pad' }, page.total ? 'No keys past this page.' : 'No usage in this range.'), pager);
@@ -217,12 +223,15 @@ async function gaugeValues(gen, { params, tname, metric, filter }) {
     h('p', { class: 'small', id: 'gauge-note' }, `${metric} is a gauge: a sampled value (such as connections open now or a request rate), `
       + 'not a count, so it has no total and is never billed. Peak: the largest sample of any HAProxy node in the period. '
       + 'Latest: each node’s last value at the period’s end (or now), summed over the nodes. Open a key for either per step.'),
-    holder,
+    coverageNotice(gen, { id: 'usage-coverage', from: r.from, to: r.to }), holder,
     h('p', { class: 'muted small', id: 'usage-period' }, `${r.preset === 'custom' ? '' : `${periodName(params)}: `}[${fmt.time(r.from)}, ${fmt.time(r.to)}) in ${fmt.zone}.`));
   let rows;
+  let names;
   try {
     const range = { table: tname, metric, from: r.from, to: r.to };
-    const [peak, last] = await Promise.all([getJson('/api/v1/usage', { ...range, agg: 'max' }), getJson('/api/v1/usage', { ...range, agg: 'last' })]);
+    let peak;
+    let last;
+    [peak, last, names] = await Promise.all([getJson('/api/v1/usage', { ...range, agg: 'max' }), getJson('/api/v1/usage', { ...range, agg: 'last' }), keyNames(tname)]);
     const latest = new Map((last.rows || []).map((x) => [String(x.key), x.total]));
     rows = (peak.rows || []).map((x) => ({ key: String(x.key), max: x.total, last: latest.get(String(x.key)) ?? 0 }));
   } catch (err) { if (isCurrent(gen)) showError(err); return; }
@@ -230,7 +239,7 @@ async function gaugeValues(gen, { params, tname, metric, filter }) {
   const state = { sort: 'max', dir: 'desc' };
   const render = () => {
     const q = filter.value.toLowerCase();
-    const shown = rows.filter((x) => x.key.toLowerCase().includes(q));
+    const shown = rows.filter((x) => x.key.toLowerCase().includes(q) || (names.get(x.key) || '').toLowerCase().includes(q));
     const sign = state.dir === 'asc' ? 1 : -1;
     const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
     // Equal values stay in key order whichever way the values go.
@@ -246,7 +255,7 @@ async function gaugeValues(gen, { params, tname, metric, filter }) {
       ? h('table', { id: 'usage-rows' },
         h('thead', {}, h('tr', {}, th('key', 'Key'), th('max', 'Peak', 'num'), th('last', 'Latest', 'num'))),
         h('tbody', {}, shown.slice(0, MAX_ROWS).map((x) => h('tr', {},
-          h('td', {}, h('a', { href: link(x.key, 'max'), class: 'key-link' }, x.key)),
+          h('td', {}, h('a', { href: link(x.key, 'max'), class: 'key-link' }, x.key), nameLabel(names, x.key)),
           h('td', { class: 'num peak', dataset: { value: String(x.max) } }, h('a', { href: link(x.key, 'max') }, fmt.int(x.max))),
           h('td', { class: 'num latest', dataset: { value: String(x.last) } }, h('a', { href: link(x.key, 'last') }, fmt.int(x.last)))))))
       : h('p', { class: 'muted pad' }, rows.length ? 'No key matches the filter.' : 'No samples in this range.'));
