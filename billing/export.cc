@@ -172,39 +172,12 @@ Status StreamExport(tsdb::QueryService& store, const ResolvedExport& r,
   std::string& out = sink.buffer();
   std::string csv_prefix;  // "period_start,period_end," shared by every CSV row
   if (r.json) {
-    out += "{\"period\":";
-    if (r.period) {
-      AppendJsonString(out, *r.period);
-    } else {
-      out += "null";
-    }
-    out += ",\"tz\":";
-    AppendJsonString(out, r.tz);
-    out += ",\"period_start\":";
-    AppendJsonString(out, r.period_start);
-    out += ",\"period_end\":";
-    AppendJsonString(out, r.period_end);
-    out += ",\"from_ms\":" + std::to_string(r.from_ms) + ",\"to_ms\":" + std::to_string(r.to_ms);
+    internal::AppendJsonPeriod(out, r);
     out += ",\"table\":";
-    if (r.table) {
-      AppendJsonString(out, *r.table);
-    } else {
-      out += "null";
-    }
+    internal::AppendJsonOrNull(out, r.table);
     out += ",\"metric\":";
-    if (r.metric) {
-      AppendJsonString(out, *r.metric);
-    } else {
-      out += "null";
-    }
-    out += ",\"per_source\":";
-    out += r.per_source ? "true" : "false";
-    out += ",\"partial\":";
-    out += r.partial ? "true" : "false";
-    if (r.coverage) {
-      out += ",\"coverage\":";
-      AppendCoverageJson(out, *r.coverage);
-    }
+    internal::AppendJsonOrNull(out, r.metric);
+    internal::AppendJsonFlags(out, r);
     out += ",\"rows\":[";
   } else {
     out += "period_start,period_end,table,key,metric,total";
@@ -293,4 +266,38 @@ Status WriteExport(tsdb::QueryService& store, const ExportRequest& request,
       sha256_hex);
 }
 
+namespace internal {
+
+void AppendJsonOrNull(std::string& out, const std::optional<std::string>& text) {
+  if (text) {
+    AppendJsonString(out, *text);
+  } else {
+    out += "null";
+  }
+}
+
+void AppendJsonPeriod(std::string& out, const ResolvedExport& r) {
+  out += "{\"period\":";
+  AppendJsonOrNull(out, r.period);
+  out += ",\"tz\":";
+  AppendJsonString(out, r.tz);
+  out += ",\"period_start\":";
+  AppendJsonString(out, r.period_start);
+  out += ",\"period_end\":";
+  AppendJsonString(out, r.period_end);
+  out += ",\"from_ms\":" + std::to_string(r.from_ms) + ",\"to_ms\":" + std::to_string(r.to_ms);
+}
+
+void AppendJsonFlags(std::string& out, const ResolvedExport& r) {
+  out += ",\"per_source\":";
+  out += r.per_source ? "true" : "false";
+  out += ",\"partial\":";
+  out += r.partial ? "true" : "false";
+  if (r.coverage) {
+    out += ",\"coverage\":";
+    AppendCoverageJson(out, *r.coverage);
+  }
+}
+
+}  // namespace internal
 }  // namespace stickmeter::billing

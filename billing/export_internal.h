@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,13 @@ class ChunkedSink {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md_;
   std::string buffer_;
 };
+
+// The JSON output's opening fields, which both layouts share: `{"period":...` through `to_ms`.
+void AppendJsonPeriod(std::string& out, const ResolvedExport& r);
+// Its `per_source`, `partial` and (when known) `coverage` fields, before the layout's rows.
+void AppendJsonFlags(std::string& out, const ResolvedExport& r);
+// `text` as a JSON string, or null.
+void AppendJsonOrNull(std::string& out, const std::optional<std::string>& text);
 
 // ResolveExport's part for `layout`, `bytes_unit`, `names` and, with the invoice layout, the
 // `table` and `metric` list: InvalidArgument naming the parameter.

@@ -8,7 +8,6 @@
 #include <map>
 #include <set>
 
-#include "billing/coverage.h"
 #include "billing/export_internal.h"
 #include "common/json_writer.h"
 
@@ -54,14 +53,6 @@ Columns ColumnsOf(const ResolvedExport& r, const tsdb::TableSummary& table) {
     for (const auto& s : c.sources) c.names.push_back(base + "@" + s);
   }
   return c;
-}
-
-void AppendJsonOrNull(std::string& out, const std::optional<std::string>& text) {
-  if (text) {
-    AppendJsonString(out, *text);
-  } else {
-    out += "null";
-  }
 }
 
 }  // namespace
@@ -139,15 +130,7 @@ Status StreamInvoice(tsdb::QueryService& store, const ResolvedExport& r,
       r.excel_safe ? AppendExcelSafeCsvField : AppendCsvField;
   std::string csv_prefix;  // "period_start,period_end,table," shared by every CSV row
   if (r.json) {
-    out += "{\"period\":";
-    AppendJsonOrNull(out, r.period);
-    out += ",\"tz\":";
-    AppendJsonString(out, r.tz);
-    out += ",\"period_start\":";
-    AppendJsonString(out, r.period_start);
-    out += ",\"period_end\":";
-    AppendJsonString(out, r.period_end);
-    out += ",\"from_ms\":" + std::to_string(r.from_ms) + ",\"to_ms\":" + std::to_string(r.to_ms);
+    AppendJsonPeriod(out, r);
     out += ",\"table\":";
     AppendJsonString(out, *r.table);
     // `metric` as in the rows layout: the filter as given (a list here), or null.
@@ -161,14 +144,7 @@ Status StreamInvoice(tsdb::QueryService& store, const ResolvedExport& r,
     }
     out += ",\"layout\":\"invoice\",\"bytes_unit\":";
     AppendJsonString(out, r.bytes_unit.name);
-    out += ",\"per_source\":";
-    out += r.per_source ? "true" : "false";
-    out += ",\"partial\":";
-    out += r.partial ? "true" : "false";
-    if (r.coverage) {
-      out += ",\"coverage\":";
-      AppendCoverageJson(out, *r.coverage);
-    }
+    AppendJsonFlags(out, r);
     out += ",\"columns\":[";
     for (size_t i = 0; i < cols.names.size(); ++i) {
       if (i > 0) out += ',';

@@ -100,6 +100,21 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
   });
 }
 
+// What a series at `step` reads: its whole steps from the rollup of that resolution, the
+// partial first and last steps decomposed into finer data.
+std::vector<Segment> StepSegments(int64_t from_ms, int64_t to_ms, int64_t step) {
+  const int64_t full_lo = CeilTo(from_ms, step), full_hi = FloorTo(to_ms, step);
+  std::vector<Segment> segments;
+  if (full_lo < full_hi) {
+    Decompose(from_ms, full_lo, &segments);
+    segments.push_back({step, full_lo, full_hi});
+    Decompose(full_hi, to_ms, &segments);
+  } else {
+    Decompose(from_ms, to_ms, &segments);
+  }
+  return segments;
+}
+
 // The points of a counter series in [from_ms, to_ms): whole steps (out.step_ms) from the
 // rollup of that resolution, partial first and last steps summed from finer data.
 Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t key,
@@ -340,14 +355,7 @@ Result<Series> QueryEngine::GetSeries(const SeriesQuery& q) {
   const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
   const bool partial = !out.gauge && (q.from_ms != full_lo || q.to_ms != full_hi);
   ReadView r = hold.View(/*snapshot=*/partial, /*journal=*/!out.gauge);
-  std::vector<Segment> segments;  // what the steps below read
-  if (full_lo < full_hi) {
-    Decompose(q.from_ms, full_lo, &segments);
-    segments.push_back({step, full_lo, full_hi});
-    Decompose(full_hi, q.to_ms, &segments);
-  } else {
-    Decompose(q.from_ms, q.to_ms, &segments);
-  }
+  const std::vector<Segment> segments = StepSegments(q.from_ms, q.to_ms, step);
   if (auto s = r.AddJournal(table, *key, segments); !s.ok()) return s;
 
   if (out.gauge) {
@@ -393,16 +401,7 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
     source = catalog_.names.Find(NameKind::kSource, *q.source);
     if (!source) return out;
   }
-  const int64_t step = out.step_ms;
-  const int64_t full_lo = CeilTo(q.from_ms, step), full_hi = FloorTo(q.to_ms, step);
-  std::vector<Segment> segments;
-  if (full_lo < full_hi) {
-    Decompose(q.from_ms, full_lo, &segments);
-    segments.push_back({step, full_lo, full_hi});
-    Decompose(full_hi, q.to_ms, &segments);
-  } else {
-    Decompose(q.from_ms, q.to_ms, &segments);
-  }
+  std::vector<Segment> segments = StepSegments(q.from_ms, q.to_ms, out.step_ms);
   // A raw segment is a ragged end inside one minute, but for a range with no whole minute,
   // which may cross one: split there, so that each lies in one step.
   std::vector<Segment> split;

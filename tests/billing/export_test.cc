@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "billing/time_parse.h"
+#include "tests/billing/run_export.h"
 #include "tests/http/fake_store.h"
 #include "tests/http/sha256_hex.h"
 #include "tests/support/status_matchers.h"
@@ -19,32 +20,13 @@ using http::Sha256Hex;
 using http::testing::FakeEvent;
 using http::testing::FakeStore;
 using http::testing::QuotaTable;
+using testing::Output;
+using testing::RunExport;
 
 int64_t T(std::string_view text) {
   auto r = ParseTime(text);
   EXPECT_TRUE(r.ok()) << text;
   return r.ok() ? *r : 0;
-}
-
-struct Output {
-  Status status;
-  std::string body;
-  std::string sha;
-  size_t chunks = 0;
-  size_t max_chunk = 0;
-};
-
-Output RunExport(FakeStore& store, const ExportRequest& req) {
-  Output out;
-  out.status = WriteExport(
-      store, req,
-      [&](std::string_view chunk) {
-        out.body += chunk;
-        ++out.chunks;
-        out.max_chunk = std::max(out.max_chunk, chunk.size());
-      },
-      &out.sha);
-  return out;
 }
 
 ExportRequest Month(std::string period, std::string tz = "UTC") {

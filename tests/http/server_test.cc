@@ -239,7 +239,7 @@ TEST_F(ServerTest, BadInputNamesTheParameter) {
   const std::string series = "/api/v1/series?table=/quota&metric=gpc0&key=acme&from=0&to=";
   ExpectError(port, series + "86400000&step=5m", 400, "step:");
   ExpectError(port, series + "31536000000&step=1m", 400, "step:");
-  ExpectError(port, "/api/v1/series?table=/quota&metric=gpc0&from=0&to=1", 400, "key:");
+  ExpectError(port, "/api/v1/series?table=/quota&metric=gpc0&key=&from=0&to=1", 400, "key:");
   ExpectError(port, "/api/v1/keys?table=/quota&limit=0", 400, "limit:");
   ExpectError(port, "/api/v1/keys?table=/quota&limit=abc", 400, "limit:");
   ExpectError(port, "/api/v1/keys?table=/quota&limit=100001", 400, "limit:");
