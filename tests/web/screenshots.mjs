@@ -55,7 +55,8 @@ async function main() {
     overview: ['#/overview', 'overview'],
     usage: [`#/usage?${month}&compare=1`, 'usage'],
     key: [`#/key?${new URLSearchParams({ table, key: 'acme.example', metric: 'http_req_cnt', range: 'today' })}`, 'key'],
-    export: ['#/export', 'export'],
+    // The invoice layout of this month, a column per node, bytes in kB.
+    export: [`#/export?${new URLSearchParams({ layout: 'invoice', table, period: new Date().toISOString().slice(0, 7), per_source: 'true', bytes_unit: 'kB' })}`, 'export'],
     quotas: ['#/quotas', 'quotas'],
   };
   const browser = await openBrowser(args['node-modules']);
