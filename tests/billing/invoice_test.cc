@@ -98,7 +98,9 @@ TEST(InvoiceTest, EveryCellEqualsTheRowsLayout) {
     Output rows = RunExport(store, rows_req);
     ASSERT_OK(rows.status);
     std::map<std::string, uint64_t> expected;  // "key column" -> total
-    for (const auto& row : nlohmann::json::parse(rows.body)["rows"]) {
+    // Parsed into a local: a range-for over a part of a temporary reads freed memory.
+    const nlohmann::json rows_doc = nlohmann::json::parse(rows.body);
+    for (const auto& row : rows_doc["rows"]) {
       std::string column = row["metric"].get<std::string>();
       if (per_source) column += "@" + row["source"].get<std::string>();
       expected[row["key"].get<std::string>() + " " + column] = row["total"].get<uint64_t>();
@@ -109,7 +111,8 @@ TEST(InvoiceTest, EveryCellEqualsTheRowsLayout) {
     Output out = RunExport(store, inv);
     ASSERT_OK(out.status);
     std::map<std::string, uint64_t> cells, totals;
-    for (const auto& row : nlohmann::json::parse(out.body)["rows"]) {
+    const nlohmann::json out_doc = nlohmann::json::parse(out.body);
+    for (const auto& row : out_doc["rows"]) {
       for (const auto& [column, value] : row["values"].items()) {
         const std::string key = row["key"].get<std::string>();
         if (value.get<uint64_t>() == 0) continue;
