@@ -37,18 +37,8 @@ class CoverageApiTest : public testing::RealStoreTest {
     info->key_type = "string";
     info->key_size = 65;
     info->data_types = {"http_req_cnt"};
-    ingest::UpdateBatch batch;
-    batch.source = "lb1";
-    batch.connection_id = 2;
-    ingest::TableUpdates tu;
-    tu.table = info;
-    ingest::EntryUpdate e;
-    e.key = "acme";
-    e.received_ms = At(-30);
-    e.values.push_back({"http_req_cnt", ingest::MetricKind::kCounter32, 5});
-    tu.entries.push_back(std::move(e));
-    batch.tables.push_back(std::move(tu));
-    Commit(std::move(batch));
+    CommitEntry("lb1", 2, info, "acme", At(-30),
+                {{"http_req_cnt", ingest::MetricKind::kCounter32, 5}});
     Serve();
   }
   int64_t At(int minutes) const { return now_ + minutes * kMin; }

@@ -54,20 +54,10 @@ class InvoiceApiTest : public testing::RealStoreTest {
       info->data_types = {"http_req_cnt", "bytes_out_cnt", "conn_cur"};
       return info;
     }();
-    ingest::UpdateBatch batch;
-    batch.source = source;
-    batch.connection_id = source == "lb1" ? 1 : 2;
-    ingest::TableUpdates tu;
-    tu.table = table;
-    ingest::EntryUpdate e;
-    e.key = key;
-    e.received_ms = t;
-    e.values.push_back({"http_req_cnt", ingest::MetricKind::kCounter32, requests});
-    e.values.push_back({"bytes_out_cnt", ingest::MetricKind::kCounter64, bytes});
-    e.values.push_back({"conn_cur", ingest::MetricKind::kGauge, 1});
-    tu.entries.push_back(std::move(e));
-    batch.tables.push_back(std::move(tu));
-    Commit(std::move(batch));
+    CommitEntry(source, source == "lb1" ? 1 : 2, table, key, t,
+                {{"http_req_cnt", ingest::MetricKind::kCounter32, requests},
+                 {"bytes_out_cnt", ingest::MetricKind::kCounter64, bytes},
+                 {"conn_cur", ingest::MetricKind::kGauge, 1}});
   }
 
   // The error's code and message, or the body when it is none.

@@ -10,6 +10,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/server.h"
 #include "tests/http/test_server.h"
@@ -31,6 +32,24 @@ class RealStoreTest : public ::testing::Test {
     ASSERT_OK(store);
     store_ = std::move(store).value();
   }
+  // Commits one update of one entry of `table` from `source` on `connection`.
+  void CommitEntry(const std::string& source, uint64_t connection,
+                   std::shared_ptr<const ingest::TableInfo> table, const std::string& key,
+                   int64_t t_ms, std::vector<ingest::MetricValue> values) {
+    ingest::UpdateBatch batch;
+    batch.source = source;
+    batch.connection_id = connection;
+    ingest::TableUpdates tu;
+    tu.table = std::move(table);
+    ingest::EntryUpdate e;
+    e.key = key;
+    e.received_ms = t_ms;
+    e.values = std::move(values);
+    tu.entries.push_back(std::move(e));
+    batch.tables.push_back(std::move(tu));
+    Commit(std::move(batch));
+  }
+
   // Submits `batch` and waits for its durable commit.
   void Commit(ingest::UpdateBatch batch) {
     std::promise<Status> done;
