@@ -29,6 +29,13 @@ inline constexpr size_t kDefaultExportChunkBytes = 32u << 20;
 // cached block costs a small fraction of a Seek; a key with years of rows costs one Seek plus
 // this many Next() calls.
 inline constexpr int kMaxSkipRows = 16;
+// Usage over every key of a table with at least this many key ids is shared out between up to
+// kMaxScanThreads threads (no more than the cores), each reading interleaved blocks of
+// kScanBlockKeys ids through its own iterators: RocksDB iteration, ~100 ns a row, is the cost,
+// and one thread per core divides it. The query's own thread is one of them.
+inline constexpr uint32_t kMinKeysToShare = 50'000;
+inline constexpr uint32_t kMaxScanThreads = 4;
+inline constexpr uint32_t kScanBlockKeys = 4096;
 
 // ---- Retention ----
 

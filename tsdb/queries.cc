@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <map>
+#include <system_error>
+#include <thread>
 #include <tuple>
 #include <utility>
 
+#include "common/thread_setup.h"
 #include "common/time.h"
 #include "tsdb/config.h"
 #include "tsdb/format.h"
@@ -23,7 +26,7 @@ using format::NameKind;
 Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                    const std::vector<Segment>& segments,
                    const std::vector<std::vector<uint64_t>>& edge_active,
-                   std::vector<uint64_t>& totals) {
+                   std::vector<uint64_t>& totals, const KeyStripe& stripe = {}) {
   // The sub-minute edges from raw events, of the keys with something in the edge's minutes
   // only: key by key in id order, each key's edges in time order, through one iterator that
   // moves forward, as the rows lie (a step on a cached block costs a fraction of a seek).
@@ -36,7 +39,11 @@ Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<u
   int64_t prev_hi = 0;
   size_t active_ids = 0;
   for (const auto& active : edge_active) active_ids = std::max(active_ids, active.size());
-  for (uint32_t id = 0; id < active_ids; ++id) {
+  for (uint32_t id = stripe.NextFrom(0); id < active_ids; ++id) {
+    if (!stripe.Contains(id)) {
+      id = stripe.NextFrom(id);
+      if (id >= active_ids) break;
+    }
     for (size_t e = 0; e < raw.size(); ++e) {
       if (id >= edge_active[e].size() || edge_active[e][id] == 0) continue;
       const Segment& seg = raw[e];
@@ -48,7 +55,12 @@ Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<u
           r, table, id, seg.lo, seg.hi,
           [&](const format::RawEvent& ev) {
             if (ev.e.metric == metric && (!source || ev.e.source == *source)) {
-              if (id >= totals.size()) totals.resize(size_t{id} + 1);
+              if (id >= totals.size()) {
+                if (stripe.count > 1) {
+                  return Status::Corruption("audit row of a key id the catalog does not hold");
+                }
+                totals.resize(size_t{id} + 1);
+              }
               totals[id] += ev.e.delta;
             }
             return Status::Ok();
@@ -66,11 +78,13 @@ Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<u
 // Visits the usage of every key of `table` with a non-zero total: one pass per rollup segment
 // over the table+metric prefix instead of a seek per key, then the sub-minute edges per key
 // from raw events. Key ids are dense (`ids` covers every id the view holds), so totals by id
-// fit a vector.
+// fit a vector. With `threads` > 1 the keys are shared out in stripes, each read by a thread of
+// its own through a fork of `r` (the query's thread reads the first); the stripes write to the
+// same vectors, at different ids.
 Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                        const std::vector<Segment>& segments,
-                       const std::vector<Segment>& edge_minutes, size_t ids,
-                       const QueryService::UsageVisitor& visit) {
+                       const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,
+                       uint32_t block_keys, const QueryService::UsageVisitor& visit) {
   std::vector<uint64_t> totals(ids);
   // Per raw segment, by key id: what the key has in the segment's minutes.
   std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
@@ -86,14 +100,43 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
   for (auto& [unit, windows] : by_unit) {
     std::sort(windows.begin(), windows.end(),
               [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
-    if (auto s = ScanRollup(r, table, metric, RollupCf(unit), windows, source); !s.ok()) {
+  }
+  auto scan = [&](ReadView& view, const KeyStripe& stripe) -> Status {
+    for (const auto& [unit, windows] : by_unit) {
+      if (auto s = ScanRollup(view, table, metric, RollupCf(unit), windows, source, stripe);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (auto s = AddRawEdges(view, table, metric, source, segments, edge_active, totals, stripe);
+        !s.ok()) {
       return s;
     }
+    return view.Check();
+  };
+  if (threads <= 1) {
+    if (auto s = scan(r, KeyStripe{}); !s.ok()) return s;
+  } else {
+    std::vector<Status> done(threads, Status::Ok());
+    std::vector<std::thread> helpers;
+    std::vector<uint32_t> here = {0};  // the stripes this thread reads
+    for (uint32_t i = 1; i < threads; ++i) {
+      try {
+        helpers.emplace_back([&, i, view = r.Fork()] {
+          // Named for top -H; the priority is the query thread's, which this one inherits.
+          SetUpThisThread("sm-query-scan");
+          done[i] = scan(*view, KeyStripe{i, threads, block_keys});
+        });
+      } catch (const std::system_error&) {
+        here.push_back(i);  // no thread to be had: read the stripe here, after the first
+      }
+    }
+    for (uint32_t i : here) done[i] = scan(r, KeyStripe{i, threads, block_keys});
+    for (auto& helper : helpers) helper.join();
+    for (const Status& s : done) {
+      if (!s.ok()) return s;
+    }
   }
-  if (auto s = AddRawEdges(r, table, metric, source, segments, edge_active, totals); !s.ok()) {
-    return s;
-  }
-  if (auto s = r.Check(); !s.ok()) return s;
   return ForEachKey(r, table, "", [&](std::string_view key_text, uint32_t key_id) {
     if (key_id >= totals.size() || totals[key_id] == 0) return true;
     return visit(key_text, totals[key_id]);
@@ -226,6 +269,12 @@ Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
 
 }  // namespace
 
+QueryEngine::ScanSharing QueryEngine::DefaultScanSharing() {
+  ScanSharing sharing;
+  sharing.threads = std::clamp(std::thread::hardware_concurrency(), 1u, config::kMaxScanThreads);
+  return sharing;
+}
+
 Status QueryEngine::Begin(const ReadGate::Hold& hold, const std::string& table,
                           uint32_t* id) const {
   if (!hold.status().ok()) return hold.status();
@@ -285,7 +334,9 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   ReadView r = hold.View(/*snapshot=*/true, /*journal=*/true);
   // Nothing the view sees was received after latest_received_ms_ (read after the view): a
   // range ending later may end at the next whole minute instead, which the minute rollups
-  // answer without reading each key's audit events ("this month so far" ends now).
+  // answer without reading each key's audit events ("this month so far" ends now). Not at the
+  // next whole day, though it would be as exact: today's day and hour rows hold a merge operand
+  // per pass of the applier until compacted, and reading them cost 2-3x the minutes'.
   int64_t to_ms = q.to_ms;
   if (to_ms > latest_received_ms_.load(std::memory_order_relaxed)) {
     to_ms = CeilTo(to_ms, format::kMinuteMs);
@@ -311,8 +362,9 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
     if (total > 0) visit(*q.key, total);
   } else {
     // Key ids read after the view began cover every id it holds.
-    return UsageOfEveryKey(r, table, metric->first, source, segments, edge_minutes,
-                           catalog_.names.Count(NameKind::kKey) + 1, visit);
+    const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
+    return UsageOfEveryKey(r, table, metric->first, source, segments, edge_minutes, ids,
+                           ids >= scan_.min_keys ? scan_.threads : 1, scan_.block_keys, visit);
   }
   return Status::Ok();
 }

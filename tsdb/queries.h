@@ -22,6 +22,7 @@
 
 #include "common/status.h"
 #include "tsdb/catalog.h"
+#include "tsdb/config.h"
 #include "tsdb/gauge_points.h"
 #include "tsdb/query.h"
 #include "tsdb/read_view.h"
@@ -36,6 +37,17 @@ class QueryEngine {
   QueryEngine(const ReadGate& gate, const Catalog& catalog,
               const std::atomic<int64_t>& latest_received_ms)
       : gate_(gate), catalog_(catalog), latest_received_ms_(latest_received_ms) {}
+
+  // How usage over every key is shared out between threads (tsdb/config.h: kMinKeysToShare).
+  struct ScanSharing {
+    uint32_t threads = 1;  // the query's own included
+    uint32_t min_keys = config::kMinKeysToShare;
+    uint32_t block_keys = config::kScanBlockKeys;
+  };
+  // The default: a thread per core, up to config::kMaxScanThreads. Tests set others before
+  // querying (testing_internal::SetScanSharing).
+  static ScanSharing DefaultScanSharing();
+  void SetScanSharing(const ScanSharing& sharing) { scan_ = sharing; }
 
   Result<std::vector<UsageRow>> Usage(const UsageQuery& q);
   Status ForEachUsage(const UsageQuery& q, const QueryService::UsageVisitor& visit);
@@ -64,6 +76,7 @@ class QueryEngine {
   const ReadGate& gate_;
   const Catalog& catalog_;
   const std::atomic<int64_t>& latest_received_ms_;
+  ScanSharing scan_ = DefaultScanSharing();
 };
 
 }  // namespace stickmeter::tsdb

@@ -13,8 +13,17 @@ ReadView::ReadView(const DbHandle& db, bool read_only, std::vector<JournalRow> w
   ro_.snapshot = snapshot_;
 }
 
+ReadView::ReadView(ForkOf fork)
+    : db_(fork.parent->db_), parent_(fork.parent), snapshot_(fork.parent->snapshot_) {
+  ro_.snapshot = snapshot_;
+}
+
 ReadView::~ReadView() {
-  if (snapshot_ != nullptr) db_.db()->ReleaseSnapshot(snapshot_);
+  if (snapshot_ != nullptr && parent_ == nullptr) db_.db()->ReleaseSnapshot(snapshot_);
+}
+
+std::unique_ptr<ReadView> ReadView::Fork() const {
+  return std::unique_ptr<ReadView>(new ReadView(ForkOf{this}));
 }
 
 Status ReadView::ReadAppliedMarks(std::unordered_map<uint32_t, uint64_t>* applied) {
@@ -31,6 +40,7 @@ Status ReadView::ReadAppliedMarks(std::unordered_map<uint32_t, uint64_t>* applie
 
 Status ReadView::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
                             const std::vector<Segment>& segments) {
+  if (parent_ != nullptr) return Status::Internal("a fork reads its parent's journal rows");
   if (waiting_.empty()) return Status::Ok();
   std::unordered_map<uint32_t, uint64_t> applied;
   if (auto s = ReadAppliedMarks(&applied); !s.ok()) return s;

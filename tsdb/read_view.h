@@ -3,13 +3,16 @@
 // holding it open for as long as they read.
 //
 // Thread-safety: a ReadView belongs to the one query thread that opened it, as its iterators
-// do. A ReadGate is shared by every query thread: a Hold takes the store's DB lock shared, so
-// Close and the reopen after a failed write (which take it exclusively) wait for the queries
-// holding it, and a query never sees the DB change under it.
+// do; a fork (ReadView::Fork) to the thread it is handed to, which reads the parent's snapshot
+// and journal rows, neither changing once forked. A ReadGate is shared by every query thread: a
+// Hold takes the store's DB lock shared, so Close and the reopen after a failed write (which
+// take it exclusively) wait for the queries holding it, and a query never sees the DB change
+// under it.
 // Ownership: the gate borrows the lock, the DB pointer and the two callbacks from the store,
 // which outlives it. A view borrows the DbHandle (kept open by its Hold) and owns its snapshot,
 // iterators, its copy of the waiting journal rows (their bytes shared with the applier) and the
-// family rows built from them.
+// family rows built from them; a fork owns only its iterators and borrows the rest from its
+// parent.
 // Failure: a Hold's status is Unavailable while the store is closed or reopening; the view's
 // reads report RocksDB errors through Check (IoError), a malformed journal row as Corruption.
 #pragma once
@@ -61,12 +64,17 @@ class ReadView {
   // reads. Call before the first It of the audit and rollup families.
   Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
                     const std::vector<Segment>& segments);
+  // A view of the same snapshot and journal rows as this one, for another thread: an every-key
+  // scan shared out between threads reads one consistent state. Call after AddJournal, if at
+  // all; this view must outlive the fork, and the fork may not AddJournal.
+  std::unique_ptr<ReadView> Fork() const;
   // The view's iterator of `cf`, made at the first call.
   rocksdb::Iterator* It(Cf cf) {
     if (!its_[cf]) {
       its_[cf].reset(db_.db()->NewIterator(ro_, db_.cf(cf)));
-      if (!journal_rows_[cf].empty()) {
-        its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal_rows_[cf]);
+      const MergedIterator::Rows& journal = (parent_ ? parent_ : this)->journal_rows_[cf];
+      if (!journal.empty()) {
+        its_[cf] = std::make_unique<MergedIterator>(std::move(its_[cf]), &journal);
       }
     }
     return its_[cf].get();
@@ -83,8 +91,14 @@ class ReadView {
   // The partitions written out as of the snapshot, and up to which row (*applied).
   Status ReadAppliedMarks(std::unordered_map<uint32_t, uint64_t>* applied);
 
+  struct ForkOf {
+    const ReadView* parent;
+  };
+  ReadView(ForkOf fork);
+
   const DbHandle& db_;
-  std::vector<JournalRow> waiting_;  // committed, not written out when the view began
+  const ReadView* parent_ = nullptr;  // a fork's: whose snapshot and journal rows it reads
+  std::vector<JournalRow> waiting_;   // committed, not written out when the view began
   const rocksdb::Snapshot* snapshot_ = nullptr;
   rocksdb::ReadOptions ro_;
   MergedIterator::Rows journal_rows_[kCfCount];  // by family, sorted by key

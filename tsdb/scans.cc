@@ -12,6 +12,15 @@ void SeekAhead(rocksdb::Iterator* it, const rocksdb::Slice& target) {
   it->Seek(target);
 }
 
+uint32_t KeyStripe::NextFrom(uint32_t key) const {
+  if (Contains(key)) return key;
+  const uint64_t at = key / block;
+  // The next block of this stripe after block `at`.
+  const uint64_t next = at - at % count + index + (at % count < index ? 0 : count);
+  const uint64_t first = next * block;
+  return first > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(first);
+}
+
 Status SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int64_t from,
                 int64_t to, std::optional<uint32_t> source,
                 const std::function<void(uint64_t)>& add) {
@@ -37,8 +46,11 @@ Status SumRange(ReadView& r, uint32_t table, uint32_t metric, uint32_t key, int6
 }
 
 Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
-                  const std::vector<RollupWindow>& windows, std::optional<uint32_t> source) {
+                  const std::vector<RollupWindow>& windows, std::optional<uint32_t> source,
+                  const KeyStripe& stripe) {
   if (windows.empty()) return Status::Ok();
+  const uint32_t first_key = stripe.NextFrom(0);
+  if (first_key == UINT32_MAX) return Status::Ok();
   const uint32_t span = RowSpan(cf);
   rocksdb::Iterator* it = r.It(cf);
   const std::string prefix = format::EntryRollupPrefix(table);
@@ -63,14 +75,21 @@ Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
     }
     seek(key, bucket);
   };
-  seek(0, windows[0].lo);
+  seek(first_key, windows[0].lo);
   uint32_t key = UINT32_MAX;
-  size_t w = 0;  // the first window of `key` not behind the current row
+  bool beyond = false;  // a key id past the totals, with other threads writing to them
+  size_t w = 0;         // the first window of `key` not behind the current row
   while (it->Valid() && it->key().starts_with(prefix)) {
     if (it->key().size() != format::kEntryRollupKeySize) {
       return Status::Corruption("bad rollup record");
     }
     const auto parts = format::DecodeEntryRollupKey(it->key().data());
+    if (!stripe.Contains(parts.key)) {
+      const uint32_t next = stripe.NextFrom(parts.key);
+      if (next == UINT32_MAX) break;
+      seek(next, windows[0].lo);
+      continue;
+    }
     if (parts.key != key) {
       key = parts.key;
       w = 0;
@@ -96,13 +115,20 @@ Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
                                return;
                              }
                              std::vector<uint64_t>& totals = *windows[i].totals;
-                             if (parts.key >= totals.size()) totals.resize(parts.key + 1);
+                             if (parts.key >= totals.size()) {
+                               if (stripe.count > 1) {
+                                 beyond = true;
+                                 return;
+                               }
+                               totals.resize(parts.key + 1);
+                             }
                              totals[parts.key] += v;
                              return;
                            }
                          })) {
         return Status::Corruption("bad rollup record");
       }
+      if (beyond) return Status::Corruption("rollup row of a key id the catalog does not hold");
     }
     it->Next();
   }

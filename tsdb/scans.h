@@ -46,11 +46,28 @@ struct RollupWindow {
   std::vector<uint64_t>* totals;
   std::vector<uint64_t>* per_bucket = nullptr;
 };
-// One pass over the rollup rows of table+metric in `cf`, every key: each cell in one of
-// `windows` (sorted, disjoint) is added to that window's totals (or per-bucket sums). One pass per
-// family rather than per segment: each pass costs a seek or more per key.
+// The key ids one thread of an every-key scan reads: blocks of `block` consecutive ids, every
+// `count`-th block from block `index` on. Blocks rather than one range each: a table's ids need
+// not be spread evenly (ids are numbered across tables as keys are first seen), and interleaved
+// blocks share them out evenly whatever their spread, for a seek per block. The default is every
+// key.
+struct KeyStripe {
+  uint32_t index = 0;
+  uint32_t count = 1;
+  uint32_t block = 4096;
+  bool Contains(uint32_t key) const { return count == 1 || (key / block) % count == index; }
+  // The first id at or after `key` in the stripe; UINT32_MAX when there is none.
+  uint32_t NextFrom(uint32_t key) const;
+};
+
+// One pass over the rollup rows of table+metric in `cf`, every key of `stripe`: each cell in one
+// of `windows` (sorted, disjoint) is added to that window's totals (or per-bucket sums). One pass
+// per family rather than per segment: each pass costs a seek or more per key. With more than one
+// stripe, the totals must be sized for every key id the view holds (threads scanning other
+// stripes write to the same vectors, at other ids): a larger id is Corruption.
 Status ScanRollup(ReadView& r, uint32_t table, uint32_t metric, Cf cf,
-                  const std::vector<RollupWindow>& windows, std::optional<uint32_t> source);
+                  const std::vector<RollupWindow>& windows, std::optional<uint32_t> source,
+                  const KeyStripe& stripe = {});
 
 // Calls `fn(key_text, key_id)` for the keys of a table in text order, starting at `prefix`,
 // until it returns false.

@@ -115,6 +115,7 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { exports_.SetChunkBytes(bytes); }
+  void SetScanSharing(const QueryEngine::ScanSharing& sharing) { queries_.SetScanSharing(sharing); }
   void SetJournalMode(testing_internal::JournalMode mode) { builder_.SetJournalMode(mode); }
   void HoldJournal() { journal_.Hold(); }
   void StopApplierAfter(int batches) { journal_.StopAfter(batches); }
@@ -592,6 +593,12 @@ Store::~Store() = default;
 
 void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
   static_cast<StoreImpl&>(store).SetExportChunkBytes(bytes);
+}
+
+void testing_internal::SetScanSharing(Store& store, uint32_t threads, uint32_t block_keys,
+                                      uint32_t min_keys) {
+  static_cast<StoreImpl&>(store).SetScanSharing(
+      QueryEngine::ScanSharing{.threads = threads, .min_keys = min_keys, .block_keys = block_keys});
 }
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }

@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "tsdb/config.h"
 #include "tsdb/store.h"
+#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb {
 namespace {
@@ -214,10 +216,13 @@ BENCHMARK(BM_Usage100kKeysOneMonth)->Unit(benchmark::kMillisecond)->Iterations(5
 // Modes: 0 whole days; 1 both edges inside minutes in which every key has an update (each key's
 // audit events are read at both edges: the worst case); 2 both edges inside minutes without
 // updates, the end after the latest update (a "so far" range: rollups only).
+// Threads: 1, or 2 (the keys shared out between the query's thread and one more, as on a 2-core
+// machine by default). Timed in real time: the query's thread waits for the other.
 void BM_UsageEveryKey(benchmark::State& state) {
   const int keys = static_cast<int>(state.range(0));
   const int shape = static_cast<int>(state.range(1));
   const int mode = static_cast<int>(state.range(2));
+  const auto threads = static_cast<uint32_t>(state.range(3));
   constexpr int kDays = 8;
   constexpr int64_t kBurst = kT0 + 10 * kDay + 3 * 3'600'000;  // day 10, 03:00
   static std::map<std::pair<int, int>, std::pair<std::unique_ptr<TempDir>, std::unique_ptr<Store>>>
@@ -251,18 +256,21 @@ void BM_UsageEveryKey(benchmark::State& state) {
     q.from_ms = kT0 + 17'000;
     q.to_ms = last + 120'000 + 17'000;
   }
+  testing_internal::SetScanSharing(*store, threads, config::kScanBlockKeys,
+                                   config::kMinKeysToShare);
   for (auto _ : state) {
     auto rows = store->Usage(q);
     if (!rows.ok() || rows->size() != size_t(keys)) state.SkipWithError("wrong usage");
   }
-  if (mode == 2) {  // its last use: closed before the process's static objects go
+  if (mode == 2 && threads == 2) {  // its last use: closed before the process's static objects go
     store.reset();
     dir.reset();
   }
 }
 BENCHMARK(BM_UsageEveryKey)
-    ->ArgsProduct({{10'000, 200'000, 1'000'000}, {0, 1}, {0, 1, 2}})
-    ->ArgNames({"keys", "shape", "mode"})
+    ->ArgsProduct({{10'000, 200'000, 1'000'000}, {0, 1}, {0, 1, 2}, {1, 2}})
+    ->ArgNames({"keys", "shape", "mode", "threads"})
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
 

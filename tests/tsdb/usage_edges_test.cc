@@ -1,7 +1,8 @@
 // Usage over every key with sub-minute edges: the store reads a key's audit events only where
 // the minute rollups say the key has some, and a range that ends after the latest update ends at
 // the next whole minute instead. Both must give the exact sums of the raw events, committed
-// through the journal or directly, for every key and for one key.
+// through the journal or directly, for every key and for one key, read by one thread or shared
+// out between three (stripes of two key ids each, so that every stripe holds several keys).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -18,15 +19,24 @@
 namespace stickmeter::tsdb::testing {
 namespace {
 
-class UsageEdgesTest : public ::testing::TestWithParam<testing_internal::JournalMode> {
+struct Way {
+  testing_internal::JournalMode commit;
+  uint32_t scan_threads;
+};
+
+class UsageEdgesTest : public ::testing::TestWithParam<Way> {
  protected:
-  // An empty store (without fsync) committing the way the parameter says.
+  // An empty store (without fsync) committing and reading the way the parameter says.
   std::unique_ptr<Store> OpenStore() {
     StoreOptions options;
     options.path = dir_.Sub("db");
     options.sync_writes = false;
     auto store = OpenOrDie(options);
-    if (store) testing_internal::SetJournalMode(*store, GetParam());
+    if (store) {
+      testing_internal::SetJournalMode(*store, GetParam().commit);
+      testing_internal::SetScanSharing(*store, GetParam().scan_threads, /*block_keys=*/2,
+                                       /*min_keys=*/0);
+    }
     return store;
   }
   TempDir dir_;
@@ -137,12 +147,16 @@ TEST_P(UsageEdgesTest, RowsAcrossAMinuteEndCountAtBothEdges) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CommitWay, UsageEdgesTest,
-                         ::testing::Values(testing_internal::JournalMode::kAlways,
-                                           testing_internal::JournalMode::kNever),
+                         ::testing::Values(Way{testing_internal::JournalMode::kAlways, 1},
+                                           Way{testing_internal::JournalMode::kNever, 1},
+                                           Way{testing_internal::JournalMode::kAlways, 3},
+                                           Way{testing_internal::JournalMode::kNever, 3}),
                          [](const auto& info) {
-                           return info.param == testing_internal::JournalMode::kAlways
-                                      ? "Journalled"
-                                      : "Direct";
+                           return std::string(info.param.commit ==
+                                                      testing_internal::JournalMode::kAlways
+                                                  ? "Journalled"
+                                                  : "Direct") +
+                                  (info.param.scan_threads > 1 ? "SharedOut" : "OneThread");
                          });
 
 }  // namespace
