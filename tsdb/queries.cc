@@ -2,272 +2,22 @@
 
 #include <algorithm>
 #include <map>
-#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
 
-#include "common/thread_setup.h"
 #include "common/time.h"
 #include "tsdb/config.h"
+#include "tsdb/counter_points.h"
+#include "tsdb/every_key.h"
 #include "tsdb/format.h"
 #include "tsdb/gauge_points.h"
 #include "tsdb/query_plan.h"
 #include "tsdb/scans.h"
 
 namespace stickmeter::tsdb {
-namespace {
-
 using format::MetricClass;
 using format::NameKind;
-
-// Adds the sub-minute edges (the raw `segments`) of `metric` to `totals`, of the keys with
-// something in the edge's minutes (`edge_active`, per raw segment by key id) only.
-Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
-                   const std::vector<Segment>& segments,
-                   const std::vector<std::vector<uint64_t>>& edge_active,
-                   std::vector<uint64_t>& totals, const KeyStripe& stripe = {}) {
-  // The sub-minute edges from raw events, of the keys with something in the edge's minutes
-  // only: key by key in id order, each key's edges in time order, through one iterator that
-  // moves forward, as the rows lie (a step on a cached block costs a fraction of a seek).
-  std::vector<Segment> raw;
-  for (const auto& seg : segments) {
-    if (seg.unit_ms == 0) raw.push_back(seg);
-  }
-  bool scanned = false;  // the iterator rests after an earlier scan (of prev_key up to prev_hi)
-  uint32_t prev_key = 0;
-  int64_t prev_hi = 0;
-  size_t active_ids = 0;
-  for (const auto& active : edge_active) active_ids = std::max(active_ids, active.size());
-  for (uint32_t id = stripe.NextFrom(0); id < active_ids; ++id) {
-    if (!stripe.Contains(id)) {
-      id = stripe.NextFrom(id);
-      if (id >= active_ids) break;
-    }
-    for (size_t e = 0; e < raw.size(); ++e) {
-      if (id >= edge_active[e].size() || edge_active[e][id] == 0) continue;
-      const Segment& seg = raw[e];
-      // Ahead only when no row this scan needs lies behind the iterator: the previous scan was
-      // of a smaller key, or of this key and ended where this one's first row may start.
-      const bool ahead =
-          scanned && (prev_key < id || seg.lo - format::kRawRowSpanMs + 1 >= prev_hi);
-      auto s = ScanAudit(
-          r, table, id, seg.lo, seg.hi,
-          [&](const format::RawEvent& ev) {
-            if (ev.e.metric == metric && (!source || ev.e.source == *source)) {
-              if (id >= totals.size()) {
-                if (stripe.count > 1) {
-                  return Status::Corruption("audit row of a key id the catalog does not hold");
-                }
-                totals.resize(size_t{id} + 1);
-              }
-              totals[id] += ev.e.delta;
-            }
-            return Status::Ok();
-          },
-          nullptr, ahead);
-      if (!s.ok()) return s;
-      scanned = true;
-      prev_key = id;
-      prev_hi = seg.hi;
-    }
-  }
-  return Status::Ok();
-}
-
-// Visits the usage of every key of `table` with a non-zero total: one pass per rollup segment
-// over the table+metric prefix instead of a seek per key, then the sub-minute edges per key
-// from raw events. Key ids are dense (`ids` covers every id the view holds), so totals by id
-// fit a vector. With `threads` > 1 the keys are shared out in stripes, each read by a thread of
-// its own through a fork of `r` (the query's thread reads the first); the stripes write to the
-// same vectors, at different ids.
-Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
-                       const std::vector<Segment>& segments,
-                       const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,
-                       uint32_t block_keys, const QueryService::UsageVisitor& visit) {
-  std::vector<uint64_t> totals(ids);
-  // Per raw segment, by key id: what the key has in the segment's minutes.
-  std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
-  std::map<int64_t, std::vector<RollupWindow>> by_unit;
-  auto add_window = [&](const Segment& seg, std::vector<uint64_t>* out) {
-    by_unit[seg.unit_ms].push_back(RollupWindow{static_cast<uint32_t>(seg.lo / seg.unit_ms),
-                                                static_cast<uint32_t>(seg.hi / seg.unit_ms), out});
-  };
-  for (const auto& seg : segments) {
-    if (seg.unit_ms != 0) add_window(seg, &totals);
-  }
-  for (size_t i = 0; i < edge_minutes.size(); ++i) add_window(edge_minutes[i], &edge_active[i]);
-  for (auto& [unit, windows] : by_unit) {
-    std::sort(windows.begin(), windows.end(),
-              [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
-  }
-  auto scan = [&](ReadView& view, const KeyStripe& stripe) -> Status {
-    for (const auto& [unit, windows] : by_unit) {
-      if (auto s = ScanRollup(view, table, metric, RollupCf(unit), windows, source, stripe);
-          !s.ok()) {
-        return s;
-      }
-    }
-    if (auto s = AddRawEdges(view, table, metric, source, segments, edge_active, totals, stripe);
-        !s.ok()) {
-      return s;
-    }
-    return view.Check();
-  };
-  if (threads <= 1) {
-    if (auto s = scan(r, KeyStripe{}); !s.ok()) return s;
-  } else {
-    std::vector<Status> done(threads, Status::Ok());
-    std::vector<std::thread> helpers;
-    std::vector<uint32_t> here = {0};  // the stripes this thread reads
-    for (uint32_t i = 1; i < threads; ++i) {
-      try {
-        helpers.emplace_back([&, i, view = r.Fork()] {
-          // Named for top -H; the priority is the query thread's, which this one inherits.
-          SetUpThisThread("sm-query-scan");
-          done[i] = scan(*view, KeyStripe{i, threads, block_keys});
-        });
-      } catch (const std::system_error&) {
-        here.push_back(i);  // no thread to be had: read the stripe here, after the first
-      }
-    }
-    for (uint32_t i : here) done[i] = scan(r, KeyStripe{i, threads, block_keys});
-    for (auto& helper : helpers) helper.join();
-    for (const Status& s : done) {
-      if (!s.ok()) return s;
-    }
-  }
-  return ForEachKey(r, table, "", [&](std::string_view key_text, uint32_t key_id) {
-    if (key_id >= totals.size() || totals[key_id] == 0) return true;
-    return visit(key_text, totals[key_id]);
-  });
-}
-
-// What a series at `step` reads: its whole steps from the rollup of that resolution, the
-// partial first and last steps decomposed into finer data.
-std::vector<Segment> StepSegments(int64_t from_ms, int64_t to_ms, int64_t step) {
-  const int64_t full_lo = CeilTo(from_ms, step), full_hi = FloorTo(to_ms, step);
-  std::vector<Segment> segments;
-  if (full_lo < full_hi) {
-    Decompose(from_ms, full_lo, &segments);
-    segments.push_back({step, full_lo, full_hi});
-    Decompose(full_hi, to_ms, &segments);
-  } else {
-    Decompose(from_ms, to_ms, &segments);
-  }
-  return segments;
-}
-
-// The points of a counter series in [from_ms, to_ms): whole steps (out.step_ms) from the
-// rollup of that resolution, partial first and last steps summed from finer data.
-Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t key,
-                         std::optional<uint32_t> source, int64_t from_ms, int64_t to_ms,
-                         Series& out) {
-  const int64_t step = out.step_ms;
-  const int64_t full_lo = CeilTo(from_ms, step), full_hi = FloorTo(to_ms, step);
-  auto add_partial = [&](int64_t lo, int64_t hi) -> Status {
-    uint64_t total = 0;
-    auto s = SumRange(r, table, metric, key, lo, hi, source, [&](uint64_t d) { total += d; });
-    if (s.ok() && total > 0) out.points.push_back({FloorTo(lo, step), total});
-    return s;
-  };
-  if (full_lo >= full_hi) {
-    if (full_lo > full_hi) {
-      if (auto s = add_partial(from_ms, to_ms); !s.ok()) return s;
-    } else {
-      if (auto s = add_partial(from_ms, full_lo); !s.ok()) return s;
-      if (auto s = add_partial(full_hi, to_ms); !s.ok()) return s;
-    }
-    return Status::Ok();
-  }
-  if (from_ms < full_lo) {
-    if (auto s = add_partial(from_ms, full_lo); !s.ok()) return s;
-  }
-  // One allocation for a month of hours; capped, as a sparse month of minutes would reserve
-  // 44,640 points for a few.
-  out.points.reserve(out.points.size() +
-                     static_cast<size_t>(std::min<int64_t>((full_hi - full_lo) / step, 4096)) + 1);
-  Status scanned =
-      ScanSeriesRollup(r, RollupCf(step), format::EntryRollupPrefix(table, key), metric,
-                       static_cast<uint32_t>(full_lo / step), static_cast<uint32_t>(full_hi / step),
-                       source, [&](uint32_t bucket, uint64_t v) {
-                         const int64_t t = int64_t{bucket} * step;
-                         if (!out.points.empty() && out.points.back().t_ms == t) {
-                           out.points.back().v += v;
-                         } else if (v > 0) {
-                           out.points.push_back({t, v});
-                         }
-                       });
-  if (!scanned.ok()) return scanned;
-  if (auto s = r.Check(); !s.ok()) return s;
-  if (full_hi < to_ms) {
-    if (auto s = add_partial(full_hi, to_ms); !s.ok()) return s;
-  }
-  return Status::Ok();
-}
-
-// The points of the sum of every key's counter over `segments`: one pass per rollup family over
-// the table, summed per bucket, then per step (out.step_ms); a sub-minute edge (inside one
-// minute, so in one step) from the audit events of the keys with something in its minute, as usage
-// reads it. `ids` covers every key id the view holds.
-Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
-                              std::optional<uint32_t> source, const std::vector<Segment>& segments,
-                              size_t ids, Series& out) {
-  std::vector<std::vector<uint64_t>> sums(segments.size());  // per bucket of a rollup segment
-  std::vector<std::vector<uint64_t>> edge_active(segments.size());  // per key, of a raw one
-  std::map<int64_t, std::vector<RollupWindow>> by_unit;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const Segment& seg = segments[i];
-    if (seg.unit_ms == 0) {
-      edge_active[i].resize(ids);
-      by_unit[format::kMinuteMs].push_back(RollupWindow{
-          static_cast<uint32_t>(FloorTo(seg.lo, format::kMinuteMs) / format::kMinuteMs),
-          static_cast<uint32_t>(CeilTo(seg.hi, format::kMinuteMs) / format::kMinuteMs),
-          &edge_active[i]});
-      continue;
-    }
-    const auto lo = static_cast<uint32_t>(seg.lo / seg.unit_ms);
-    const auto hi = static_cast<uint32_t>(seg.hi / seg.unit_ms);
-    sums[i].resize(hi - lo);
-    by_unit[seg.unit_ms].push_back(RollupWindow{lo, hi, nullptr, &sums[i]});
-  }
-  for (auto& [unit, windows] : by_unit) {
-    std::sort(windows.begin(), windows.end(),
-              [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
-    if (auto s = ScanRollup(r, table, metric, RollupCf(unit), windows, source); !s.ok()) {
-      return s;
-    }
-  }
-  auto add = [&](int64_t at, uint64_t v) {  // segments come in time order, so steps do too
-    if (v == 0) return;
-    const int64_t t = FloorTo(at, out.step_ms);
-    if (!out.points.empty() && out.points.back().t_ms == t) {
-      out.points.back().v += v;
-    } else {
-      out.points.push_back({t, v});
-    }
-  };
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const Segment& seg = segments[i];
-    if (seg.unit_ms == 0) {
-      std::vector<uint64_t> totals;
-      if (auto s = AddRawEdges(r, table, metric, source, {seg}, {edge_active[i]}, totals);
-          !s.ok()) {
-        return s;
-      }
-      uint64_t sum = 0;
-      for (uint64_t v : totals) sum += v;
-      add(seg.lo, sum);
-      continue;
-    }
-    for (size_t b = 0; b < sums[i].size(); ++b) {
-      add(seg.lo + static_cast<int64_t>(b) * seg.unit_ms, sums[i][b]);
-    }
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 QueryEngine::ScanSharing QueryEngine::DefaultScanSharing() {
   ScanSharing sharing;
@@ -476,8 +226,10 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
   }
   if (auto s = r.AddJournal(table, std::nullopt, journal_segments); !s.ok()) return s;
   // Key ids read after the view began cover every id it holds.
-  if (auto s = ReadTableCounterPoints(r, table, metric, source, segments,
-                                      catalog_.names.Count(NameKind::kKey) + 1, out);
+  const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
+  if (auto s =
+          ReadTableCounterPoints(r, table, metric, source, segments, ids,
+                                 ids >= scan_.min_keys ? scan_.threads : 1, scan_.block_keys, out);
       !s.ok()) {
     return s;
   }

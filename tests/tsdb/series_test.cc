@@ -97,7 +97,7 @@ TEST_F(GaugeSeriesTest, ACounterHasNoMaxOrLast) {
   EXPECT_EQ(0u, s.status().message().find("agg: ")) << s.status().ToString();
 }
 
-class TableSeriesTest : public ::testing::TestWithParam<testing_internal::JournalMode> {};
+class TableSeriesTest : public ::testing::TestWithParam<StoreWay> {};
 
 TEST_P(TableSeriesTest, EqualsEveryKeysSeriesAddedUp) {
   TempDir dir;
@@ -106,7 +106,7 @@ TEST_P(TableSeriesTest, EqualsEveryKeysSeriesAddedUp) {
   options.sync_writes = false;
   auto store = OpenOrDie(options);
   ASSERT_NE(nullptr, store);
-  testing_internal::SetJournalMode(*store, GetParam());
+  GetParam().ApplyTo(*store);
   auto table = Table("/t");
   std::mt19937_64 rng(7);
   const int64_t now = NowUnixMs();
@@ -173,6 +173,7 @@ TEST_P(TableSeriesTest, NeedsACounterAndReadsSubMinuteEdges) {
   options.sync_writes = false;
   auto store = OpenOrDie(options);
   ASSERT_NE(nullptr, store);
+  GetParam().ApplyTo(*store);
   auto table = Table("/t");
   const int64_t t = NowUnixMs() / kHour * kHour - kHour;
   ASSERT_OK(SubmitSync(*store,
@@ -199,9 +200,8 @@ TEST_P(TableSeriesTest, NeedsACounterAndReadsSubMinuteEdges) {
   EXPECT_EQ(5u, whole->points[0].v);
 }
 
-INSTANTIATE_TEST_SUITE_P(Commit, TableSeriesTest,
-                         ::testing::Values(testing_internal::JournalMode::kAlways,
-                                           testing_internal::JournalMode::kNever));
+INSTANTIATE_TEST_SUITE_P(Way, TableSeriesTest, ::testing::ValuesIn(StoreWay::All()),
+                         StoreWay::Name);
 
 }  // namespace
 }  // namespace stickmeter::tsdb::testing

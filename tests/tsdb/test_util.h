@@ -13,6 +13,7 @@
 
 #include "ingest/sink.h"
 #include "tsdb/store.h"
+#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb::testing {
 
@@ -95,5 +96,29 @@ inline std::unique_ptr<Store> OpenOrDie(const StoreOptions& o) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : nullptr;
 }
+
+// How a store under test commits (through the journal or directly) and reads every key (on one
+// thread, or shared out between three in stripes of two key ids, so that a few keys fill each).
+struct StoreWay {
+  testing_internal::JournalMode commit;
+  uint32_t scan_threads;
+
+  void ApplyTo(Store& store) const {
+    testing_internal::SetJournalMode(store, commit);
+    testing_internal::SetScanSharing(store, scan_threads, /*block_keys=*/2, /*min_keys=*/0);
+  }
+  static std::vector<StoreWay> All() {
+    using testing_internal::JournalMode;
+    return {{JournalMode::kAlways, 1},
+            {JournalMode::kNever, 1},
+            {JournalMode::kAlways, 3},
+            {JournalMode::kNever, 3}};
+  }
+  static std::string Name(const ::testing::TestParamInfo<StoreWay>& info) {
+    return std::string(info.param.commit == testing_internal::JournalMode::kAlways ? "Journalled"
+                                                                                   : "Direct") +
+           (info.param.scan_threads > 1 ? "SharedOut" : "OneThread");
+  }
+};
 
 }  // namespace stickmeter::tsdb::testing

@@ -13,18 +13,13 @@
 #include "common/time.h"
 #include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
+#include "tsdb/scans.h"
 #include "tsdb/store.h"
-#include "tsdb/store_testing.h"
 
 namespace stickmeter::tsdb::testing {
 namespace {
 
-struct Way {
-  testing_internal::JournalMode commit;
-  uint32_t scan_threads;
-};
-
-class UsageEdgesTest : public ::testing::TestWithParam<Way> {
+class UsageEdgesTest : public ::testing::TestWithParam<StoreWay> {
  protected:
   // An empty store (without fsync) committing and reading the way the parameter says.
   std::unique_ptr<Store> OpenStore() {
@@ -32,11 +27,7 @@ class UsageEdgesTest : public ::testing::TestWithParam<Way> {
     options.path = dir_.Sub("db");
     options.sync_writes = false;
     auto store = OpenOrDie(options);
-    if (store) {
-      testing_internal::SetJournalMode(*store, GetParam().commit);
-      testing_internal::SetScanSharing(*store, GetParam().scan_threads, /*block_keys=*/2,
-                                       /*min_keys=*/0);
-    }
+    if (store) GetParam().ApplyTo(*store);
     return store;
   }
   TempDir dir_;
@@ -146,18 +137,28 @@ TEST_P(UsageEdgesTest, RowsAcrossAMinuteEndCountAtBothEdges) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(CommitWay, UsageEdgesTest,
-                         ::testing::Values(Way{testing_internal::JournalMode::kAlways, 1},
-                                           Way{testing_internal::JournalMode::kNever, 1},
-                                           Way{testing_internal::JournalMode::kAlways, 3},
-                                           Way{testing_internal::JournalMode::kNever, 3}),
-                         [](const auto& info) {
-                           return std::string(info.param.commit ==
-                                                      testing_internal::JournalMode::kAlways
-                                                  ? "Journalled"
-                                                  : "Direct") +
-                                  (info.param.scan_threads > 1 ? "SharedOut" : "OneThread");
-                         });
+// The stripes of a shared-out scan cover every key id once, and each finds its next id.
+TEST(KeyStripeTest, StripesShareEveryIdOutOnce) {
+  for (uint32_t count : {1u, 2u, 3u, 4u}) {
+    for (uint32_t block : {1u, 2u, 64u}) {
+      for (uint32_t id = 0; id < 3 * count * block + 5; ++id) {
+        int holders = 0;
+        for (uint32_t index = 0; index < count; ++index) {
+          const KeyStripe stripe{index, count, block};
+          if (stripe.Contains(id)) ++holders;
+          uint32_t next = id;
+          while (!stripe.Contains(next)) ++next;
+          ASSERT_EQ(next, stripe.NextFrom(id)) << index << "/" << count << " block " << block;
+        }
+        ASSERT_EQ(1, holders) << id << " in " << count << " stripes of " << block;
+      }
+    }
+  }
+  EXPECT_EQ(UINT32_MAX, (KeyStripe{0, 2, 4096}.NextFrom(UINT32_MAX - 10)));
+}
+
+INSTANTIATE_TEST_SUITE_P(CommitWay, UsageEdgesTest, ::testing::ValuesIn(StoreWay::All()),
+                         StoreWay::Name);
 
 }  // namespace
 }  // namespace stickmeter::tsdb::testing

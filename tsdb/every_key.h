@@ -1,0 +1,53 @@
+// Reads over every key of a table, shared out between threads: the usage of every key, the
+// sub-minute edges that it and a table's series read from the audit trail, and the way both
+// share their keys out (stripes of key ids, KeyStripe in tsdb/scans.h).
+//
+// Thread-safety: each function reads through the views it is given. ForEachStripe starts a
+// thread per stripe but the first, each with a fork of the caller's view (tsdb/read_view.h), and
+// joins them all before it returns; the threads write to vectors the caller owns, each at the key
+// ids of its own stripe.
+// Ownership: borrows the views and the caller's vectors; keeps no state.
+// Failure: the first failure of any stripe (Corruption for a malformed row, or for a key id
+// beyond the vectors while shared out; IoError from RocksDB). A thread that cannot be started is
+// no failure: the calling thread reads its stripe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "common/status.h"
+#include "tsdb/query.h"
+#include "tsdb/query_plan.h"
+#include "tsdb/read_view.h"
+#include "tsdb/scans.h"
+
+namespace stickmeter::tsdb {
+
+// Adds the sub-minute edges (the raw `segments`) of `metric` to `totals`, of the keys with
+// something in the edge's minutes (`edge_active`, per raw segment by key id) only.
+Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                   const std::vector<Segment>& segments,
+                   const std::vector<std::vector<uint64_t>>& edge_active,
+                   std::vector<uint64_t>& totals, const KeyStripe& stripe = {});
+
+// Runs `scan` over every key, in `threads` stripes of interleaved blocks of `block_keys` ids:
+// the first on this thread through `r`, each other on a thread of its own (named, at this
+// thread's priority, which it inherits) through a fork of `r`, or here after the first when no
+// thread can be had. With one thread, one stripe of every key. Returns the first failure.
+Status ForEachStripe(ReadView& r, uint32_t threads, uint32_t block_keys,
+                     const std::function<Status(ReadView&, const KeyStripe&)>& scan);
+
+// Visits the usage of every key of `table` with a non-zero total: one pass per rollup segment
+// over the table+metric prefix instead of a seek per key, then the sub-minute edges per key
+// from raw events. Key ids are dense (`ids` covers every id the view holds), so totals by id
+// fit a vector. With `threads` > 1 the keys are shared out in stripes (ForEachStripe), which
+// write to the same vectors, at different ids.
+Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                       const std::vector<Segment>& segments,
+                       const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,
+                       uint32_t block_keys, const QueryService::UsageVisitor& visit);
+
+}  // namespace stickmeter::tsdb
