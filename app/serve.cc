@@ -232,6 +232,8 @@ int RunServe(const ServeConfig& config) {
   store_options.hour_retention_ms = config.hour_retention_days * kDayMs;
   store_options.day_retention_ms = config.day_retention_days * kDayMs;
   store_options.event_feed = sink_target.has_value();
+  // An every-key query shares its keys out between the query threads no other one uses.
+  store_options.scan_threads = http_options.query_threads;
   // Declared before the store: it empties a fresh directory only after the store has closed.
   FirstStartGuard first_start(config.data);
   auto store = tsdb::Store::Open(store_options);

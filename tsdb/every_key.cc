@@ -11,6 +11,16 @@
 
 namespace stickmeter::tsdb {
 
+ScanBudget::Hold::Hold(ScanBudget& budget, uint32_t wanted) : budget_(budget) {
+  uint32_t busy = budget_.busy_.fetch_add(1) + 1;  // this query's own thread
+  while (count_ < wanted && busy < budget_.limit_) {
+    if (budget_.busy_.compare_exchange_weak(busy, busy + 1)) {
+      ++count_;
+      ++busy;
+    }
+  }
+}
+
 Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                    const std::vector<Segment>& segments,
                    const std::vector<std::vector<uint64_t>>& edge_active,

@@ -2,7 +2,8 @@
 // sub-minute edges that it and a table's series read from the audit trail, and the way both
 // share their keys out (stripes of key ids, KeyStripe in tsdb/scans.h).
 //
-// Thread-safety: each function reads through the views it is given. ForEachStripe starts a
+// Thread-safety: a ScanBudget is shared by every query thread (atomic). Each function reads
+// through the views it is given. ForEachStripe starts a
 // thread per stripe but the first, each with a fork of the caller's view (tsdb/read_view.h), and
 // joins them all before it returns; the threads write to vectors the caller owns, each at the key
 // ids of its own stripe.
@@ -12,6 +13,8 @@
 // no failure: the calling thread reads its stripe.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -25,6 +28,35 @@
 #include "tsdb/scans.h"
 
 namespace stickmeter::tsdb {
+
+// The threads that read every-key queries at once, bounded: each query counts its own thread
+// and takes more only while fewer than the limit are busy, so that queries together never use
+// more threads than the limit (StoreOptions::scan_threads), however many run.
+class ScanBudget {
+ public:
+  explicit ScanBudget(uint32_t limit) : limit_(std::max<uint32_t>(limit, 1)) {}
+  // Before any query (tests).
+  void SetLimit(uint32_t limit) { limit_ = std::max<uint32_t>(limit, 1); }
+
+  // One query's threads: its own, counted whatever the budget, and up to `wanted` - 1 more while
+  // it lasts; given back at destruction.
+  class Hold {
+   public:
+    Hold(ScanBudget& budget, uint32_t wanted);
+    ~Hold() { budget_.busy_.fetch_sub(count_); }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    uint32_t count() const { return count_; }
+
+   private:
+    ScanBudget& budget_;
+    uint32_t count_ = 1;
+  };
+
+ private:
+  uint32_t limit_;
+  std::atomic<uint32_t> busy_{0};
+};
 
 // Adds the sub-minute edges (the raw `segments`) of `metric` to `totals`, of the keys with
 // something in the edge's minutes (`edge_active`, per raw segment by key id) only.

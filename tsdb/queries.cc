@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -18,12 +17,6 @@
 namespace stickmeter::tsdb {
 using format::MetricClass;
 using format::NameKind;
-
-QueryEngine::ScanSharing QueryEngine::DefaultScanSharing() {
-  ScanSharing sharing;
-  sharing.threads = std::clamp(std::thread::hardware_concurrency(), 1u, config::kMaxScanThreads);
-  return sharing;
-}
 
 Status QueryEngine::Begin(const ReadGate::Hold& hold, const std::string& table,
                           uint32_t* id) const {
@@ -113,8 +106,9 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   } else {
     // Key ids read after the view began cover every id it holds.
     const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
+    ScanBudget::Hold threads(scan_budget_, ids >= scan_.min_keys ? config::kMaxScanThreads : 1);
     return UsageOfEveryKey(r, table, metric->first, source, segments, edge_minutes, ids,
-                           ids >= scan_.min_keys ? scan_.threads : 1, scan_.block_keys, visit);
+                           threads.count(), scan_.block_keys, visit);
   }
   return Status::Ok();
 }
@@ -227,9 +221,9 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
   if (auto s = r.AddJournal(table, std::nullopt, journal_segments); !s.ok()) return s;
   // Key ids read after the view began cover every id it holds.
   const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
-  if (auto s =
-          ReadTableCounterPoints(r, table, metric, source, segments, ids,
-                                 ids >= scan_.min_keys ? scan_.threads : 1, scan_.block_keys, out);
+  ScanBudget::Hold threads(scan_budget_, ids >= scan_.min_keys ? config::kMaxScanThreads : 1);
+  if (auto s = ReadTableCounterPoints(r, table, metric, source, segments, ids, threads.count(),
+                                      scan_.block_keys, out);
       !s.ok()) {
     return s;
   }

@@ -13,6 +13,7 @@
 // IoError or Corruption from the store.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include "common/status.h"
 #include "tsdb/catalog.h"
 #include "tsdb/config.h"
+#include "tsdb/every_key.h"
 #include "tsdb/gauge_points.h"
 #include "tsdb/query.h"
 #include "tsdb/read_view.h"
@@ -34,20 +36,26 @@ class QueryEngine {
   // `latest_received_ms`: the latest receive time of anything handed to the writer, never
   // behind the data a view can see (a range ending after it has nothing more in its last
   // minute).
+  // `scan_threads`: StoreOptions::scan_threads.
   QueryEngine(const ReadGate& gate, const Catalog& catalog,
-              const std::atomic<int64_t>& latest_received_ms)
-      : gate_(gate), catalog_(catalog), latest_received_ms_(latest_received_ms) {}
+              const std::atomic<int64_t>& latest_received_ms, size_t scan_threads)
+      : gate_(gate),
+        catalog_(catalog),
+        latest_received_ms_(latest_received_ms),
+        scan_budget_(
+            static_cast<uint32_t>(std::clamp<size_t>(scan_threads, 1, config::kMaxScanThreads))) {}
 
-  // How usage over every key is shared out between threads (tsdb/config.h: kMinKeysToShare).
+  // How usage over every key is shared out between threads (tsdb/config.h: kMinKeysToShare);
+  // the threads come from the budget. Tests set others before querying
+  // (testing_internal::SetScanSharing).
   struct ScanSharing {
-    uint32_t threads = 1;  // the query's own included
     uint32_t min_keys = config::kMinKeysToShare;
     uint32_t block_keys = config::kScanBlockKeys;
   };
-  // The default: a thread per core, up to config::kMaxScanThreads. Tests set others before
-  // querying (testing_internal::SetScanSharing).
-  static ScanSharing DefaultScanSharing();
-  void SetScanSharing(const ScanSharing& sharing) { scan_ = sharing; }
+  void SetScanSharing(const ScanSharing& sharing, uint32_t threads) {
+    scan_ = sharing;
+    scan_budget_.SetLimit(threads);
+  }
 
   Result<std::vector<UsageRow>> Usage(const UsageQuery& q);
   Status ForEachUsage(const UsageQuery& q, const QueryService::UsageVisitor& visit);
@@ -76,7 +84,8 @@ class QueryEngine {
   const ReadGate& gate_;
   const Catalog& catalog_;
   const std::atomic<int64_t>& latest_received_ms_;
-  ScanSharing scan_ = DefaultScanSharing();
+  ScanSharing scan_;
+  ScanBudget scan_budget_;
 };
 
 }  // namespace stickmeter::tsdb

@@ -115,7 +115,9 @@ class StoreImpl final : public Store {
   // ---- Store ----
   Status Backup(const std::string& dir) override;
   void SetExportChunkBytes(size_t bytes) { exports_.SetChunkBytes(bytes); }
-  void SetScanSharing(const QueryEngine::ScanSharing& sharing) { queries_.SetScanSharing(sharing); }
+  void SetScanSharing(const QueryEngine::ScanSharing& sharing, uint32_t threads) {
+    queries_.SetScanSharing(sharing, threads);
+  }
   void SetJournalMode(testing_internal::JournalMode mode) { builder_.SetJournalMode(mode); }
   void HoldJournal() { journal_.Hold(); }
   void StopApplierAfter(int batches) { journal_.StopAfter(batches); }
@@ -197,7 +199,7 @@ class StoreImpl final : public Store {
   // Queries reach the DB through this: the db lock shared, and the journal rows waiting.
   ReadGate read_gate_{db_mu_, db_, read_only_, [this] { return CheckOpen(); },
                       [this](std::vector<JournalRow>* rows) { *rows = journal_.Snapshot(); }};
-  QueryEngine queries_{read_gate_, catalog_, builder_.latest_received()};
+  QueryEngine queries_{read_gate_, catalog_, builder_.latest_received(), options_.scan_threads};
   ExportScanner exports_{read_gate_, catalog_};
 };
 
@@ -598,7 +600,7 @@ void testing_internal::SetExportChunkBytes(Store& store, size_t bytes) {
 void testing_internal::SetScanSharing(Store& store, uint32_t threads, uint32_t block_keys,
                                       uint32_t min_keys) {
   static_cast<StoreImpl&>(store).SetScanSharing(
-      QueryEngine::ScanSharing{.threads = threads, .min_keys = min_keys, .block_keys = block_keys});
+      QueryEngine::ScanSharing{.min_keys = min_keys, .block_keys = block_keys}, threads);
 }
 
 void testing_internal::HoldJournal(Store& store) { static_cast<StoreImpl&>(store).HoldJournal(); }

@@ -85,6 +85,11 @@ struct StoreOptions {
   // RocksDB block cache for queries.
   // Default: 64 MiB
   size_t block_cache_bytes = 64u << 20;
+  // At most this many threads read the queries over every key of a table at once, each query's
+  // own included: a query shares its keys out between the ones no other such query uses (up to
+  // config::kMaxScanThreads). `serve` passes --query-threads, which leaves a core to the peers.
+  // Default: 1
+  size_t scan_threads = 1;
   // Keep the event feed (tsdb/event_feed.h): each commit also writes its audit events to an
   // outbox that Store::event_feed() reads. Off: a feed position left by an earlier run is
   // dropped with the first commit of events, so that turning it on again backfills.

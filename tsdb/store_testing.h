@@ -14,10 +14,11 @@ namespace stickmeter::tsdb::testing_internal {
 // must come from Store::Open or Store::OpenReadOnly; call it before querying.
 void SetExportChunkBytes(Store& store, size_t bytes);
 
-// How usage over every key is shared out between threads: `threads` stripes (the query's own
-// thread included) of interleaved blocks of `block_keys` key ids, once the store holds at least
-// `min_keys` key ids. Lets a test share out a few keys between several threads. `store` must come
-// from Store::Open or Store::OpenReadOnly; call it before querying.
+// How usage over every key is shared out between threads: up to `threads` (the query's own
+// included; StoreOptions::scan_threads), each reading interleaved blocks of `block_keys` key ids,
+// once the store holds at least `min_keys` key ids. Lets a test share out a few keys between
+// several threads. `store` must come from Store::Open or Store::OpenReadOnly; call it before
+// querying.
 void SetScanSharing(Store& store, uint32_t threads, uint32_t block_keys, uint32_t min_keys);
 
 // Stops the store's applier for good: committed groups stay journal rows, as an unclean stop in

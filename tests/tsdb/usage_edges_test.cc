@@ -13,6 +13,7 @@
 #include "common/time.h"
 #include "tests/support/status_matchers.h"
 #include "tests/tsdb/test_util.h"
+#include "tsdb/every_key.h"
 #include "tsdb/scans.h"
 #include "tsdb/store.h"
 
@@ -155,6 +156,25 @@ TEST(KeyStripeTest, StripesShareEveryIdOutOnce) {
     }
   }
   EXPECT_EQ(UINT32_MAX, (KeyStripe{0, 2, 4096}.NextFrom(UINT32_MAX - 10)));
+}
+
+// Queries over every key together use at most the budget's threads, each at least its own.
+TEST(ScanBudgetTest, QueriesShareTheThreadsOut) {
+  ScanBudget budget(3);
+  {
+    ScanBudget::Hold first(budget, 4);
+    EXPECT_EQ(3u, first.count());
+    ScanBudget::Hold second(budget, 4);
+    EXPECT_EQ(1u, second.count());  // its own thread, past the budget
+    {
+      ScanBudget::Hold third(budget, 1);
+      EXPECT_EQ(1u, third.count());
+    }
+  }
+  ScanBudget::Hold after(budget, 2);  // all given back
+  EXPECT_EQ(2u, after.count());
+  ScanBudget::Hold rest(budget, 4);
+  EXPECT_EQ(1u, rest.count());
 }
 
 INSTANTIATE_TEST_SUITE_P(CommitWay, UsageEdgesTest, ::testing::ValuesIn(StoreWay::All()),
