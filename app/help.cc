@@ -69,8 +69,10 @@ const char* CommandHelp(const std::string& command) {
   --day-retention-days N     keep 1-day rollups N days. Default: 0 (forever)
   --threads N                I/O threads (peers and HTTP). Default: 2
   --query-threads N          threads that run the API's store queries, at a lower priority
-                             than the I/O threads, so queries never hold up the peers. Default:
-                             0 = one fewer than the cores, at least 1 (leaves a core to the peers)
+                             than the I/O threads, so queries never hold up the peers; a query
+                             over every key of a large table shares its keys out between those
+                             no other such query uses. Default: 0 = one fewer than the cores, at
+                             least 1 (leaves a core to the peers)
   --max-queries N            API queries queued or running at once; more are answered 503 with
                              Retry-After: 1. Default: 4
   --query-timeout SECONDS    answer 504 to an API query not done by then (the query itself
