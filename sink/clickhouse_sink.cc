@@ -269,10 +269,12 @@ void ClickHouseSink::Loop() {
     if (batch->backfill && batch->next.backfill_done)
       LogInfo("sink", "backfill to ClickHouse done");
     pos = batch->next;
-    UpdateStats(0);
-    // A full batch: more is waiting. Otherwise let the next rows gather for a poll interval.
+    // A full batch: more is waiting, right behind its last event, whose age the lag shows until
+    // the next read (0 would say caught up while seconds behind). Otherwise let the next rows
+    // gather for a poll interval.
     const bool full =
         batch->events.size() >= options_.max_rows || rows.size() >= options_.max_bytes;
+    UpdateStats(full && !batch->backfill ? batch->events.back().t_ms : 0);
     if (!full && !Sleep(options_.poll)) break;
   }
 }
