@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -39,6 +38,7 @@
 #include "tsdb/read_view.h"
 #include "tsdb/rocks_status.h"
 #include "tsdb/scans.h"
+#include "tsdb/setting_rows.h"
 #include "tsdb/store_metrics.h"
 #include "tsdb/store_testing.h"
 #include "tsdb/write_health.h"
@@ -352,15 +352,7 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::Settings(
     std::string_view prefix) {
   ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
-  const std::string start = std::string(1, format::kTagSetting) + std::string(prefix);
-  std::vector<std::pair<std::string, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
-    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "read settings");
-  return out;
+  return ReadSettings(*db_, prefix);
 }
 
 Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::string> value,
@@ -369,58 +361,18 @@ Status StoreImpl::WriteSetting(const std::string& name, std::optional<std::strin
   ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
   MutexLock lock(&settings_mu_);
-  const std::string key = std::string(1, format::kTagSetting) + name;
-  std::string old;
-  if (!value) {
-    rocksdb::Status got = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMeta), key, &old);
-    if (got.IsNotFound()) return Status::NotFound("no such setting");
-    if (!got.ok()) return FromRocks(got, "read setting");
-  }
-  std::string history_key(1, format::kTagSettingHistory);
-  format::PutU64BE(history_key, static_cast<uint64_t>(t_ms));
-  format::PutU64BE(history_key, ++setting_changes_);
-  std::string change;
-  format::PutU32BE(change, static_cast<uint32_t>(name.size()));
-  change += name;
-  change += value ? '\0' : '\1';
-  change += value ? *value : old;
-  rocksdb::WriteBatch wb;
-  if (value) {
-    wb.Put(db_->cf(kMeta), key, *value);
-  } else {
-    wb.Delete(db_->cf(kMeta), key);
-  }
-  wb.Put(db_->cf(kMeta), history_key, change);
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_writes;
-  return FromRocks(db_->db()->Write(wo, &wb), "write setting");
+  return WriteSettingRows(*db_, SettingWrite{.name = name,
+                                             .value = std::move(value),
+                                             .t_ms = t_ms,
+                                             .order = ++setting_changes_,
+                                             .sync = options_.sync_writes});
 }
 
 Result<std::vector<SettingChange>> StoreImpl::SettingHistory(std::string_view prefix,
                                                              size_t limit) {
   ReaderLock db_lock(&db_mu_);  // Reopen replaces db_
   if (auto s = CheckOpen(); !s.ok()) return s;
-  const std::string start(1, format::kTagSettingHistory);
-  std::deque<SettingChange> out;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(kMeta)));
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
-    const rocksdb::Slice k = it->key(), v = it->value();
-    if (k.size() != 17 || v.size() < 5) return Status::Corruption("bad setting history record");
-    const uint32_t n = format::GetU32BE(v.data());
-    if (v.size() < 5 + size_t{n}) return Status::Corruption("bad setting history record");
-    std::string name(v.data() + 4, n);
-    if (!std::string_view(name).starts_with(prefix)) continue;
-    SettingChange c;
-    c.t_ms = static_cast<int64_t>(format::GetU64BE(k.data() + 1));
-    c.name = std::move(name);
-    c.deleted = v[4 + n] != 0;
-    c.value.assign(v.data() + 5 + n, v.size() - 5 - n);
-    out.push_back(std::move(c));
-    if (out.size() > limit) out.pop_front();
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "read setting history");
-  return std::vector<SettingChange>(out.begin(), out.end());
+  return ReadSettingHistory(*db_, prefix, limit);
 }
 
 // The event feed of a store: FeedReader under the store's db lock, so that Close waits for a
