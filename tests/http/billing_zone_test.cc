@@ -36,18 +36,8 @@ class BillingZoneTest : public testing::RealStoreTest {
       info->data_types = {"http_req_cnt"};
       return info;
     }();
-    ingest::UpdateBatch batch;
-    batch.source = "lb1";
-    batch.connection_id = 1;
-    ingest::TableUpdates tu;
-    tu.table = table;
-    ingest::EntryUpdate e;
-    e.key = key;
-    e.received_ms = t;
-    e.values.push_back({"http_req_cnt", ingest::MetricKind::kCounter32, requests});
-    tu.entries.push_back(std::move(e));
-    batch.tables.push_back(std::move(tu));
-    Commit(std::move(batch));
+    CommitEntry("lb1", 1, table, key, t,
+                {{"http_req_cnt", ingest::MetricKind::kCounter32, requests}});
   }
 
   // 5 requests in Berlin's October only (Sep 30 23:00 UTC), 7 in both, 11 in UTC's October only

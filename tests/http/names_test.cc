@@ -53,19 +53,9 @@ class NamesTest : public testing::RealStoreTest {
       info->data_types = {"http_req_cnt", "conn_cur"};
       return info;
     }();
-    ingest::UpdateBatch batch;
-    batch.source = source;
-    batch.connection_id = source == "lb1" ? 1 : 2;
-    ingest::TableUpdates tu;
-    tu.table = table;
-    ingest::EntryUpdate e;
-    e.key = key;
-    e.received_ms = t;
-    e.values.push_back({"http_req_cnt", ingest::MetricKind::kCounter32, requests});
-    e.values.push_back({"conn_cur", ingest::MetricKind::kGauge, connections});
-    tu.entries.push_back(std::move(e));
-    batch.tables.push_back(std::move(tu));
-    Commit(std::move(batch));
+    CommitEntry(source, source == "lb1" ? 1 : 2, table, key, t,
+                {{"http_req_cnt", ingest::MetricKind::kCounter32, requests},
+                 {"conn_cur", ingest::MetricKind::kGauge, connections}});
   }
 
   json GetJson(const std::string& target, unsigned want = 200) {
