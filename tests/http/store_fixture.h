@@ -15,6 +15,7 @@
 #include "http/server.h"
 #include "tests/http/test_server.h"
 #include "tests/support/status_matchers.h"
+#include "tests/tsdb/test_util.h"
 #include "tsdb/store.h"
 
 namespace stickmeter::http::testing {
@@ -36,17 +37,9 @@ class RealStoreTest : public ::testing::Test {
   void CommitEntry(const std::string& source, uint64_t connection,
                    std::shared_ptr<const ingest::TableInfo> table, const std::string& key,
                    int64_t t_ms, std::vector<ingest::MetricValue> values) {
-    ingest::UpdateBatch batch;
-    batch.source = source;
-    batch.connection_id = connection;
-    ingest::TableUpdates tu;
-    tu.table = std::move(table);
-    ingest::EntryUpdate e;
-    e.key = key;
-    e.received_ms = t_ms;
-    e.values = std::move(values);
-    tu.entries.push_back(std::move(e));
-    batch.tables.push_back(std::move(tu));
+    ingest::UpdateBatch batch =
+        tsdb::testing::Batch(source, connection, std::move(table), key, t_ms, {});
+    batch.tables[0].entries[0].values = std::move(values);
     Commit(std::move(batch));
   }
 
