@@ -29,10 +29,11 @@ inline constexpr size_t kDefaultExportChunkBytes = 32u << 20;
 // cached block costs a small fraction of a Seek; a key with years of rows costs one Seek plus
 // this many Next() calls.
 inline constexpr int kMaxSkipRows = 16;
-// Usage over every key of a table with at least this many key ids is shared out between up to
-// kMaxScanThreads threads (no more than the cores), each reading interleaved blocks of
+// Usage and the series of every key of a table with at least this many key ids are shared out
+// between up to kMaxScanThreads threads (the query's own included, and together with the other
+// every-key queries no more than StoreOptions::scan_threads), each reading interleaved blocks of
 // kScanBlockKeys ids through its own iterators: RocksDB iteration, ~100 ns a row, is the cost,
-// and one thread per core divides it. The query's own thread is one of them.
+// and each thread on a core of its own divides it.
 inline constexpr uint32_t kMinKeysToShare = 50'000;
 inline constexpr uint32_t kMaxScanThreads = 4;
 inline constexpr uint32_t kScanBlockKeys = 4096;

@@ -106,7 +106,7 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   } else {
     // Key ids read after the view began cover every id it holds.
     const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
-    ScanBudget::Hold threads(scan_budget_, ids >= scan_.min_keys ? config::kMaxScanThreads : 1);
+    const ScanBudget::Hold threads = ScanThreads(ids);
     return UsageOfEveryKey(r, table, metric->first, source, segments, edge_minutes, ids,
                            threads.count(), scan_.block_keys, visit);
   }
@@ -221,7 +221,7 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
   if (auto s = r.AddJournal(table, std::nullopt, journal_segments); !s.ok()) return s;
   // Key ids read after the view began cover every id it holds.
   const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
-  ScanBudget::Hold threads(scan_budget_, ids >= scan_.min_keys ? config::kMaxScanThreads : 1);
+  const ScanBudget::Hold threads = ScanThreads(ids);
   if (auto s = ReadTableCounterPoints(r, table, metric, source, segments, ids, threads.count(),
                                       scan_.block_keys, out);
       !s.ok()) {

@@ -77,6 +77,10 @@ class QueryEngine {
   // ForEachUsage of a gauge: each key's value over the range as `read` says.
   Status GaugeOfEveryKey(const ReadGate::Hold& hold, const GaugeRead& read,
                          std::optional<uint32_t> only_key, const QueryService::UsageVisitor& visit);
+  // The threads an every-key query over `ids` key ids may read with, from the budget.
+  ScanBudget::Hold ScanThreads(size_t ids) {
+    return ScanBudget::Hold(scan_budget_, ids >= scan_.min_keys ? config::kMaxScanThreads : 1);
+  }
   // GetSeries without a key: every key of the table summed (counters only).
   Result<Series> TableSeries(const ReadGate::Hold& hold, uint32_t table, uint32_t metric,
                              const SeriesQuery& q, Series out);

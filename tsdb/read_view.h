@@ -94,7 +94,7 @@ class ReadView {
   struct ForkOf {
     const ReadView* parent;
   };
-  ReadView(ForkOf fork);
+  explicit ReadView(ForkOf fork);
 
   const DbHandle& db_;
   const ReadView* parent_ = nullptr;  // a fork's: whose snapshot and journal rows it reads
