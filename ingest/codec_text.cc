@@ -1,6 +1,7 @@
 // The text side of the peers protocol codec declared in codec.h: keys as text (parsing and
 // formatting each key type, as the API and the CLI show them), names of key and data types, and
-// the handshake's hello and status lines. The binary messages are in codec.cc.
+// the handshake's hello and status lines. The binary messages are decoded
+// in codec.cc and encoded in codec_encode.cc.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -9,8 +10,11 @@
 #include <string>
 
 #include "ingest/codec.h"
+#include "ingest/data_types.h"
 
 namespace stickmeter::ingest {
+
+using internal::kTypes;
 
 // ---- Keys. ----
 
@@ -240,6 +244,49 @@ Result<Hello> ParseHello(std::string_view line1, std::string_view line2, std::st
   std::string_view after = line3.substr(space + 1);
   hello.sender_pid = std::string(after.substr(0, after.find(' ')));
   return hello;
+}
+
+// ---- Names. ----
+
+std::string_view DataTypeName(DataType type) {
+  auto i = static_cast<size_t>(type);
+  return i < kTypes.size() ? kTypes[i].name : std::string_view("unknown");
+}
+
+std::string_view KeyTypeName(KeyType type) {
+  switch (type) {
+    case KeyType::kSignedInt:
+      return "integer";
+    case KeyType::kIpv4:
+      return "ipv4";
+    case KeyType::kIpv6:
+      return "ipv6";
+    case KeyType::kString:
+      return "string";
+    case KeyType::kBinary:
+      return "binary";
+  }
+  return "unknown";
+}
+
+std::string_view MetricName(DataType type, uint32_t index) {
+  struct ArrayNames {
+    std::array<std::array<std::string, kMaxArrayElements>, kDataTypeCount> names;
+    ArrayNames() {
+      for (size_t t = 0; t < kTypes.size(); ++t) {
+        if (!kTypes[t].is_array) continue;
+        for (uint32_t i = 0; i < kMaxArrayElements; ++i) {
+          names[t][i] = std::string(kTypes[t].name) + "." + std::to_string(i);
+        }
+      }
+    }
+  };
+  static const ArrayNames kArrayNames;  // built once, thread-safe (magic static)
+  auto t = static_cast<size_t>(type);
+  if (t >= kTypes.size()) return "unknown";
+  if (!kTypes[t].is_array) return kTypes[t].name;
+  if (index >= kMaxArrayElements) return "unknown";
+  return kArrayNames.names[t][index];
 }
 
 }  // namespace stickmeter::ingest
