@@ -1,8 +1,9 @@
 // The persisted format of a stickmeter store: every key layout and value encoding, in one place.
 //
-// Pure functions and constants, no state; thread-safe. Anything written here is on users' disks:
-// never renumber an enum, never reuse a tag byte, and bump kFormatVersion for any change that an
-// older build could misread (a store of any other version is refused, see kFormatVersion).
+// Pure functions and constants, no state; thread-safe (format.cc; the journal rows in
+// format_journal.cc). Anything written here is on users' disks: never renumber an enum, never
+// reuse a tag byte, and bump kFormatVersion for any change that an older build could misread (a
+// store of any other version is refused, see kFormatVersion).
 //
 // Grammar (all integers big-endian fixed width unless marked varint; `id` = u32 big-endian):
 //
@@ -146,6 +147,8 @@ uint32_t GetFixed32LE(const char* p);
 uint64_t GetFixed64LE(const char* p);
 // Reads a varint at `*in`, advancing it. False on truncation or overflow.
 bool GetVarint(std::string_view* in, uint64_t* v);
+// The same for a varint that must fit an id or a bucket (u32): false above UINT32_MAX too.
+bool GetVarint32(std::string_view* in, uint32_t* v);
 
 // ---- meta keys ----
 std::string FormatKey();
