@@ -129,6 +129,17 @@ void ClickHouseSink::Succeeded() {
   }
 }
 
+namespace internal {
+bool BatchIsFull(const tsdb::FeedBatch& batch, size_t row_bytes,
+                 const ClickHouseSinkOptions& options) {
+  return batch.events.size() >= options.max_rows || row_bytes >= options.max_bytes;
+}
+
+int64_t LagFromAfterInsert(const tsdb::FeedBatch& batch, bool full) {
+  return full && !batch.backfill && !batch.events.empty() ? batch.events.back().t_ms : 0;
+}
+}  // namespace internal
+
 void ClickHouseSink::UpdateStats(int64_t oldest_pending_ms) {
   auto stats = feed_.Stats();
   if (stats.ok()) {
@@ -269,12 +280,10 @@ void ClickHouseSink::Loop() {
     if (batch->backfill && batch->next.backfill_done)
       LogInfo("sink", "backfill to ClickHouse done");
     pos = batch->next;
-    // A full batch: more is waiting, right behind its last event, whose age the lag shows until
-    // the next read (0 would say caught up while seconds behind). Otherwise let the next rows
+    // A full batch: more is waiting, right behind it; go on at once. Otherwise let the next rows
     // gather for a poll interval.
-    const bool full =
-        batch->events.size() >= options_.max_rows || rows.size() >= options_.max_bytes;
-    UpdateStats(full && !batch->backfill ? batch->events.back().t_ms : 0);
+    const bool full = internal::BatchIsFull(*batch, rows.size(), options_);
+    UpdateStats(internal::LagFromAfterInsert(*batch, full));
     if (!full && !Sleep(options_.poll)) break;
   }
 }

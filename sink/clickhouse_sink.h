@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <thread>
 
@@ -45,6 +46,18 @@ struct ClickHouseSinkOptions {
   std::chrono::milliseconds log_every{30'000};   // repeated failures are logged this often
   std::chrono::milliseconds trim_every{30'000};  // shipped outbox rows are deleted this often
 };
+
+namespace internal {
+// Whether `batch` (whose rows took `row_bytes`) filled a whole INSERT: then more waits right
+// behind it, and the sink goes on at once rather than after a poll interval.
+bool BatchIsFull(const tsdb::FeedBatch& batch, size_t row_bytes,
+                 const ClickHouseSinkOptions& options);
+// The commit time (Unix ms) of the event whose age the lag metric shows once ClickHouse confirmed
+// `batch`: its last event's when the batch was full (0 would say caught up while seconds
+// behind); 0 otherwise (caught up), and for a backfill batch (old by design: the backfilling
+// metric says it instead).
+int64_t LagFromAfterInsert(const tsdb::FeedBatch& batch, bool full);
+}  // namespace internal
 
 class ClickHouseSink {
  public:
