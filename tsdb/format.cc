@@ -1,5 +1,6 @@
 #include "tsdb/format.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -75,15 +76,17 @@ uint64_t GetFixed64LE(const char* p) {
   return v;
 }
 
-bool GetVarint(std::string_view* in, uint64_t* v) {
+bool GetLongVarint(std::string_view* in, uint64_t* v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(in->data());
+  const size_t n = std::min<size_t>(in->size(), 10);
   uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<unsigned char>(in->front());
-    in->remove_prefix(1);
-    if (shift == 63 && byte > 1) return false;
-    result |= uint64_t{byte & 0x7fu} << shift;
-    if ((byte & 0x80) == 0) {
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned byte = p[i];
+    if (i == 9 && byte > 1) return false;  // past 64 bits
+    result |= uint64_t{byte & 0x7fu} << (7 * i);
+    if (byte < 0x80) {
       *v = result;
+      in->remove_prefix(i + 1);
       return true;
     }
   }

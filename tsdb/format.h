@@ -145,8 +145,19 @@ uint32_t GetU32BE(const char* p);
 uint64_t GetU64BE(const char* p);
 uint32_t GetFixed32LE(const char* p);
 uint64_t GetFixed64LE(const char* p);
-// Reads a varint at `*in`, advancing it. False on truncation or overflow.
-bool GetVarint(std::string_view* in, uint64_t* v);
+// Reads a varint of two bytes or more (GetVarint's slower path).
+bool GetLongVarint(std::string_view* in, uint64_t* v);
+// Reads a varint at `*in`, advancing it. False on truncation or overflow (then `*in` is left
+// as it was). Inline with a one-byte fast path: scans of the audit trail decode several varints
+// per event, most of them below 128.
+inline bool GetVarint(std::string_view* in, uint64_t* v) {
+  if (!in->empty() && static_cast<unsigned char>(in->front()) < 0x80) {
+    *v = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    return true;
+  }
+  return GetLongVarint(in, v);
+}
 // The same for a varint that must fit an id or a bucket (u32): false above UINT32_MAX too.
 bool GetVarint32(std::string_view* in, uint32_t* v);
 

@@ -9,8 +9,9 @@ namespace stickmeter::tsdb::format {
 namespace {
 
 TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{127}, uint64_t{128}, uint64_t{1} << 32,
-                     std::numeric_limits<uint64_t>::max()}) {
+  for (uint64_t v :
+       {uint64_t{0}, uint64_t{1}, uint64_t{127}, uint64_t{128}, uint64_t{16383}, uint64_t{16384},
+        uint64_t{1} << 32, uint64_t{1} << 63, std::numeric_limits<uint64_t>::max()}) {
     std::string s;
     PutVarint(s, v);
     std::string_view in(s);
@@ -23,6 +24,29 @@ TEST(FormatTest, VarintRoundTripsAndRejectsTruncation) {
       EXPECT_FALSE(GetVarint(&cut, &got));
     }
   }
+}
+
+TEST(FormatTest, VarintRejectsMoreThan64BitsAndLeavesItsInput) {
+  std::string past(9, '\x80');
+  past.push_back('\x02');  // a 64th bit and a 65th
+  std::string_view in(past);
+  uint64_t got = 7;
+  EXPECT_FALSE(GetVarint(&in, &got));
+  EXPECT_EQ(past.size(), in.size());
+  EXPECT_EQ(7u, got);
+  const std::string endless(11, '\xff');
+  in = endless;
+  EXPECT_FALSE(GetVarint(&in, &got));
+  // Two in a row: each read leaves the next one's first byte.
+  std::string two;
+  PutVarint(two, 300);
+  PutVarint(two, 5);
+  in = two;
+  ASSERT_TRUE(GetVarint(&in, &got));
+  EXPECT_EQ(300u, got);
+  ASSERT_TRUE(GetVarint(&in, &got));
+  EXPECT_EQ(5u, got);
+  EXPECT_TRUE(in.empty());
 }
 
 TEST(FormatTest, EntryStatesRoundTripAndRejectMalformedOnes) {
