@@ -411,7 +411,7 @@ RawRowReader::RawRowReader(std::string_view key, std::string_view row)
       key_seq_(GetU64BE(key.data() + 16)),
       t_ms_(key_t_ms_),
       seq_(key_seq_) {
-  if (row.size() >= 2 && row[0] == '\0' && row[1] == '\0') {
+  if (!HoldsOneUpdate(row)) {
     multi_ = true;
     updates_ = row.substr(2);
     ok_ = NextUpdate();

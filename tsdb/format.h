@@ -367,6 +367,11 @@ inline constexpr int64_t kRawRowSpanMs = 10'000;
 void StartUpdatesRow(std::string& out);
 void AppendUpdate(std::string& out, int64_t key_t_ms, uint64_t key_seq, int64_t t_ms, uint64_t seq,
                   std::string_view event_row);
+// Whether a raw row is an EventRow (one entry update, at its key's time) rather than an
+// UpdatesRow. Does not validate the row.
+inline bool HoldsOneUpdate(std::string_view row) {
+  return !(row.size() >= 2 && row[0] == '\0' && row[1] == '\0');
+}
 struct RawEvent {
   int64_t t_ms = 0;
   uint64_t seq = 0;

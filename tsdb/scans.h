@@ -145,6 +145,8 @@ Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t 
     if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
     const auto row_t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
     if (row_t >= hi || (last_t && *last_t && row_t > **last_t)) break;
+    // A row of one update keyed before lo holds nothing from lo on: not decoded.
+    if (row_t < lo && format::HoldsOneUpdate(it->value().ToStringView())) continue;
     format::RawRowReader row(std::string_view(it->key().data(), it->key().size()),
                              std::string_view(it->value().data(), it->value().size()));
     format::RawEvent ev;
