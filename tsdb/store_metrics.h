@@ -1,6 +1,9 @@
-// StoreSizeMetrics: the store's size in /metrics, read from RocksDB when the metrics are scraped:
-// the live SST bytes of each column family (stickmeter_store_live_sst_bytes{cf}) and the
-// memtables' bytes (stickmeter_store_memtable_bytes). Nothing is written while the store runs.
+// StoreSizeMetrics: the store's size and compaction state in /metrics, read from RocksDB when the
+// metrics are scraped: the live SST bytes and level-0 files of each column family
+// (stickmeter_store_live_sst_bytes{cf}, stickmeter_store_level0_files{cf}), the bytes compactions
+// still have to rewrite and the compactions running (stickmeter_store_pending_compaction_bytes,
+// stickmeter_store_running_compactions), and the memtables' bytes
+// (stickmeter_store_memtable_bytes). Nothing is written while the store runs.
 //
 // Thread-safety: Attach and Detach from the thread that opens and closes the DB; the scrape runs
 // on the thread serving /metrics, against the DB attached then (none while detached).

@@ -91,6 +91,13 @@ def main():
             if e2e_lib.metric_sum(metrics, "stickmeter_store_journal_backlog_bytes") == 0:
                 break
             time.sleep(0.5)
+        # ... and RocksDB's compactions of it finish, so that every run times the same layout.
+        while time.time() < deadline:
+            metrics = e2e_lib.http_get(f"http://{sm.http}/metrics")
+            if (e2e_lib.metric_sum(metrics, "stickmeter_store_running_compactions") == 0 and
+                    e2e_lib.metric_sum(metrics, "stickmeter_store_pending_compaction_bytes") == 0):
+                break
+            time.sleep(0.5)
         time.sleep(5)
         now_ms = int(time.time() * 1000)
         month = now_ms - now_ms % 86_400_000 - 30 * 86_400_000

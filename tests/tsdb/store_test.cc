@@ -8,6 +8,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -1600,8 +1602,25 @@ TEST(StoreTest, MetricsAreExported) {
   for (const char* name :
        {"stickmeter_updates_received_total", "stickmeter_commit_seconds_bucket",
         "stickmeter_store_queue_batches", "stickmeter_store_live_sst_bytes{cf=\"raw\"}",
-        "stickmeter_multi_source_keys_total"}) {
+        "stickmeter_store_level0_files{cf=\"e1m\"}", "stickmeter_store_pending_compaction_bytes",
+        "stickmeter_store_running_compactions", "stickmeter_multi_source_keys_total"}) {
     EXPECT_NE(std::string::npos, text.find(name)) << name;
+  }
+  // Read from RocksDB at scrape time: a line per column family, and the compactions' totals,
+  // each a count.
+  for (const char* cf : {format::kMetaCf, format::kEntriesCf, format::kRawCf, format::kMinuteCf,
+                         format::kHourCf, format::kDayCf, format::kGaugeCf}) {
+    const std::string line = "stickmeter_store_level0_files{cf=\"" + std::string(cf) + "\"} ";
+    const size_t at = text.find(line);
+    ASSERT_NE(std::string::npos, at) << line;
+    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(text[at + line.size()]))) << line;
+  }
+  for (const char* line :  // the sample's line, not its # HELP line
+       {"\nstickmeter_store_pending_compaction_bytes ",
+        "\nstickmeter_store_running_compactions "}) {
+    const size_t at = text.find(line);
+    ASSERT_NE(std::string::npos, at) << line;
+    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(text[at + std::strlen(line)]))) << line;
   }
 }
 
