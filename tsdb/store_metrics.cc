@@ -4,6 +4,7 @@
 
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/thread_annotations.h"
@@ -16,6 +17,34 @@ struct StoreSizeMetrics::State {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs GUARDED_BY(mu);
 };
 
+namespace {
+
+void AppendHeader(std::string& out, std::string_view name, std::string_view help) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" gauge\n");
+}
+
+// A gauge with a sample per column family, each read from the family's RocksDB `property`.
+void AppendPerFamily(std::string& out, rocksdb::DB* db,
+                     const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, std::string_view name,
+                     std::string_view help, const char* property) {
+  AppendHeader(out, name, help);
+  for (size_t i = 0; i < cfs.size(); ++i) {
+    uint64_t v = 0;
+    db->GetIntProperty(cfs[i], property, &v);
+    out.append(name).append("{cf=\"").append(kCfNames[i]).append("\"} ");
+    out.append(std::to_string(v)).append("\n");
+  }
+}
+
+// A gauge of the whole store.
+void AppendStoreWide(std::string& out, std::string_view name, std::string_view help, uint64_t v) {
+  AppendHeader(out, name, help);
+  out.append(name).append(" ").append(std::to_string(v)).append("\n");
+}
+
+}  // namespace
+
 StoreSizeMetrics::StoreSizeMetrics(MetricsRegistry& metrics) : state_(std::make_shared<State>()) {
   std::weak_ptr<State> weak = state_;
   metrics.AddCollector([weak](std::string& out) {
@@ -23,40 +52,24 @@ StoreSizeMetrics::StoreSizeMetrics(MetricsRegistry& metrics) : state_(std::make_
     if (!state) return;
     MutexLock lock(&state->mu);
     if (state->db == nullptr) return;
-    out += "# HELP stickmeter_store_live_sst_bytes Size of the live SST files per column family\n";
-    out += "# TYPE stickmeter_store_live_sst_bytes gauge\n";
-    for (size_t i = 0; i < state->cfs.size(); ++i) {
-      uint64_t v = 0;
-      state->db->GetIntProperty(state->cfs[i], "rocksdb.live-sst-files-size", &v);
-      out += "stickmeter_store_live_sst_bytes{cf=\"" + std::string(kCfNames[i]) + "\"} " +
-             std::to_string(v) + "\n";
-    }
+    rocksdb::DB* db = state->db;
+    AppendPerFamily(out, db, state->cfs, "stickmeter_store_live_sst_bytes",
+                    "Size of the live SST files per column family", "rocksdb.live-sst-files-size");
     // RocksDB slows, then stops, writes when level 0 holds too many files or compactions fall
     // too far behind: both show here before they show in the commit latency.
-    out += "# HELP stickmeter_store_level0_files SST files in level 0 per column family\n";
-    out += "# TYPE stickmeter_store_level0_files gauge\n";
-    for (size_t i = 0; i < state->cfs.size(); ++i) {
-      uint64_t v = 0;
-      state->db->GetIntProperty(state->cfs[i], "rocksdb.num-files-at-level0", &v);
-      out += "stickmeter_store_level0_files{cf=\"" + std::string(kCfNames[i]) + "\"} " +
-             std::to_string(v) + "\n";
-    }
-    uint64_t pending = 0, running = 0;
-    state->db->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &pending);
-    state->db->GetIntProperty("rocksdb.num-running-compactions", &running);
-    out +=
-        "# HELP stickmeter_store_pending_compaction_bytes Bytes RocksDB estimates its "
-        "compactions still have to rewrite\n";
-    out += "# TYPE stickmeter_store_pending_compaction_bytes gauge\n";
-    out += "stickmeter_store_pending_compaction_bytes " + std::to_string(pending) + "\n";
-    out += "# HELP stickmeter_store_running_compactions Compactions running now\n";
-    out += "# TYPE stickmeter_store_running_compactions gauge\n";
-    out += "stickmeter_store_running_compactions " + std::to_string(running) + "\n";
-    uint64_t mem = 0;
-    state->db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
-    out += "# HELP stickmeter_store_memtable_bytes Size of the RocksDB memtables\n";
-    out += "# TYPE stickmeter_store_memtable_bytes gauge\n";
-    out += "stickmeter_store_memtable_bytes " + std::to_string(mem) + "\n";
+    AppendPerFamily(out, db, state->cfs, "stickmeter_store_level0_files",
+                    "SST files in level 0 per column family", "rocksdb.num-files-at-level0");
+    // Kept per family, summed; the running compactions are the whole database's.
+    uint64_t pending = 0, running = 0, memtables = 0;
+    db->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &pending);
+    db->GetIntProperty("rocksdb.num-running-compactions", &running);
+    db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &memtables);
+    AppendStoreWide(out, "stickmeter_store_pending_compaction_bytes",
+                    "Bytes RocksDB estimates its compactions still have to rewrite", pending);
+    AppendStoreWide(out, "stickmeter_store_running_compactions", "Compactions running now",
+                    running);
+    AppendStoreWide(out, "stickmeter_store_memtable_bytes", "Size of the RocksDB memtables",
+                    memtables);
   });
 }
 
