@@ -2,9 +2,11 @@
 
 #include <rocksdb/db.h>
 
+#include <charconv>
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "common/thread_annotations.h"
@@ -24,14 +26,25 @@ void AppendHeader(std::string& out, std::string_view name, std::string_view help
   out.append("# TYPE ").append(name).append(" gauge\n");
 }
 
+// A family's RocksDB `property` as a number, 0 if RocksDB has no such value. Some properties
+// are numbers only as text ("rocksdb.num-files-at-level<N>"): GetIntProperty knows only those
+// it keeps as integers, and fails on the others.
+uint64_t ReadCount(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const char* property) {
+  uint64_t v = 0;
+  if (db->GetIntProperty(cf, property, &v)) return v;
+  std::string text;
+  if (!db->GetProperty(cf, property, &text)) return 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() ? v : 0;
+}
+
 // A gauge with a sample per column family, each read from the family's RocksDB `property`.
 void AppendPerFamily(std::string& out, rocksdb::DB* db,
                      const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, std::string_view name,
                      std::string_view help, const char* property) {
   AppendHeader(out, name, help);
   for (size_t i = 0; i < cfs.size(); ++i) {
-    uint64_t v = 0;
-    db->GetIntProperty(cfs[i], property, &v);
+    const uint64_t v = ReadCount(db, cfs[i], property);
     out.append(name).append("{cf=\"").append(kCfNames[i]).append("\"} ");
     out.append(std::to_string(v)).append("\n");
   }
