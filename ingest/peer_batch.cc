@@ -87,7 +87,8 @@ void PeerSession::CheckLearnedEntry(const EntryUpdateView& update) {
       .GetCounter("stickmeter_shared_key_warnings_total",
                   "Tables whose full resync carried entries the node learned from other HAProxy "
                   "nodes: a shared peers section, whose totals cannot be summed exactly",
-                  {{"peer", peer_name_}, {"table", table}})
+                  {{"peer", context_->registry.MetricLabel(peer_name_)},
+                   {"table", context_->registry.TableLabel(table)}})
       .Inc();
   std::string warning = "table " + table +
                         " carries entries learned from other HAProxy nodes: this node shares its "

@@ -58,6 +58,14 @@ std::string PeerRegistry::MetricLabel(const std::string& name) {
   return name;
 }
 
+std::string PeerRegistry::TableLabel(const std::string& table) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (table_labels_.count(table)) return table;
+  if (table_labels_.size() >= kMaxTableLabels) return "_other";
+  table_labels_.insert(table);
+  return table;
+}
+
 void PeerRegistry::EvictUnknownRows() {
   size_t unknown = 0;
   auto oldest = rows_.end();

@@ -54,6 +54,10 @@ class PeerRegistry {
   static constexpr size_t kMaxUnknownNames = 256;
   // The `peer` label of metric series for `name`.
   std::string MetricLabel(const std::string& name);
+  // The `table` label of metric series for a table named `table` by a peer: distinct names are
+  // kept up to kMaxTableLabels, later ones share "_other" (a peer names its tables itself).
+  static constexpr size_t kMaxTableLabels = 256;
+  std::string TableLabel(const std::string& table);
 
   struct Connection {
     // An incoming session was refused: the live session of that name is not silent.
@@ -123,7 +127,8 @@ class PeerRegistry {
   };
   std::map<std::string, KnownGauges> known_gauges_;  // GUARDED_BY(mutex_)
   bool revoked_ = false;                             // GUARDED_BY(mutex_)
-  std::set<std::string> labelled_;  // unknown names with their own series; GUARDED_BY(mutex_)
+  std::set<std::string> labelled_;      // unknown names with their own series; GUARDED_BY(mutex_)
+  std::set<std::string> table_labels_;  // tables with their own series; GUARDED_BY(mutex_)
 };
 
 }  // namespace stickmeter::ingest

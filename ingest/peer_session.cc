@@ -34,6 +34,9 @@ constexpr size_t kInitialBufferBytes = 16384;
 constexpr size_t kMaxPendingWriteBytes = 1 << 20;
 // Class + type bytes and up to 10 varint length bytes ahead of a payload.
 constexpr size_t kMessageHeaderBytes = 12;
+// How long a closing connection waits for the peer to read our last message (an error, a
+// refusal): one that does not read would otherwise keep its socket and admission slot forever.
+constexpr int64_t kLastMessageTimeoutMs = 5'000;
 
 std::chrono::milliseconds Ms(int64_t ms) { return std::chrono::milliseconds(ms); }
 
@@ -388,8 +391,19 @@ void PeerSession::OnControl(ControlType type) {
   switch (type) {
     case ControlType::kResyncRequest:
       // The peer's process holds no counts (a fresh start): everything of this source counts
-      // from 0 again. Updates already decoded in this pass happened before, so they go first.
-      FlushBatch();
+      // from 0 again. Updates already decoded in this pass happened before, so they go first,
+      // in a batch of their own. HAProxy asks once, as its new process connects, before it
+      // pushes anything; a peer that alternates updates and requests while the sink holds
+      // max_inflight_batches of ours would make a batch of every pair past that bound.
+      if (batch_entries_ > 0) {
+        if (inflight_ >= context_->options.max_inflight_batches) {
+          return ProtocolError("resync_flood",
+                               "a resync request after updates, with all the batches this "
+                               "connection may have in the store still there");
+        }
+        FlushBatch();
+      }
+      // Requests in a row make one restart: the open batch carries it.
       pending_restart_ = true;
       pending_restart_ms_ = receive_unix_ms_;
       if (!teach_cursors_.empty()) {
@@ -430,7 +444,15 @@ void PeerSession::CloseAfterSending(std::string bytes, std::string label, std::s
   phase_ = Phase::kDraining;
   drain_label_ = std::move(label);
   drain_reason_ = std::move(reason);
-  if (!write_in_flight_) DoClose(drain_reason_, drain_label_);
+  if (!write_in_flight_) return DoClose(drain_reason_, drain_label_);
+  // Replaces the handshake deadline, if still armed: the connection closes either way.
+  deadline_.expires_after(Ms(kLastMessageTimeoutMs));
+  deadline_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->phase_ != Phase::kDraining) return;
+    self->DoClose(self->drain_reason_ + " (and the peer did not read our last message in " +
+                      std::to_string(kLastMessageTimeoutMs) + " ms)",
+                  self->drain_label_);
+  });
 }
 
 void PeerSession::Send(std::string bytes) {

@@ -224,7 +224,7 @@ class PeerSession : public std::enable_shared_from_this<PeerSession> {
   std::string claimed_name_;
   ClosedCallback on_closed_;
   const uint64_t connection_id_;
-  boost::asio::steady_timer deadline_;  // handshake deadline
+  boost::asio::steady_timer deadline_;  // handshake deadline, then the last message's
   boost::asio::steady_timer ticker_;    // heartbeats and idle checks
 
   Phase phase_ = Phase::kTls;

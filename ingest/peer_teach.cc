@@ -2,6 +2,7 @@
 // reads and acknowledges (see PeerServiceOptions::taught).
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <optional>
 
 #include "common/time.h"
 #include "ingest/peer_session.h"
@@ -109,7 +110,9 @@ void PeerSession::PumpTeach() {
 void PeerSession::OnAck(uint64_t table_id, uint32_t update_id) {
   if (table_id == 0 || table_id > teach_cursors_.size()) return;
   const size_t i = static_cast<size_t>(table_id - 1);
-  const uint64_t acked = TaughtTables::Unwrap(teach_cursors_[i].sent, update_id);
+  const std::optional<uint64_t> unwrapped = TaughtTables::Unwrap(teach_cursors_[i].sent, update_id);
+  if (!unwrapped) return;  // nothing sent on this cursor has that id: nothing to account for
+  const uint64_t acked = *unwrapped;
   auto& unacked = teach_unacked_[i];
   uint64_t count = 0;
   while (!unacked.empty() && unacked.front() <= acked) {

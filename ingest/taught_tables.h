@@ -121,9 +121,14 @@ class TaughtTables {
   // True when table `index` has changes after `cursor.sent`, up to sequence number `upto`.
   bool Behind(size_t index, const Cursor& cursor, uint64_t upto = UINT64_MAX) const;
   // The full sequence number of a 32-bit update id a peer acknowledged, given the last number
-  // sent to that peer on that table.
-  static uint64_t Unwrap(uint64_t last_sent, uint32_t acked_id) {
-    return last_sent - static_cast<uint32_t>(static_cast<uint32_t>(last_sent) - acked_id);
+  // sent to that peer on that table: the latest number up to `last_sent` with those low 32
+  // bits. Nullopt when there is none, i.e. the peer acknowledged a number never sent on this
+  // cursor (a hostile peer, or the ACK of an update sent before a resync request restarted the
+  // cursor): taking it would move the cursor past everything there is to send.
+  static std::optional<uint64_t> Unwrap(uint64_t last_sent, uint32_t acked_id) {
+    const uint32_t behind = static_cast<uint32_t>(last_sent) - acked_id;
+    if (behind > last_sent) return std::nullopt;
+    return last_sent - behind;
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -604,6 +605,19 @@ TEST(TaughtTablesTest, UnwrapRecoversTheSequenceAcrossTheWrap) {
     ASSERT_EQ(acked, TaughtTables::Unwrap(last, static_cast<uint32_t>(acked)))
         << "last=" << last << " back=" << back;
   }
+}
+
+// An id never sent on the cursor (ahead of the last number sent, while fewer than 2^32 were
+// sent) is no acknowledgement: it once wrapped to ~2^64, and the cursor, kept per peer across
+// connections, then sent nothing more.
+TEST(TaughtTablesTest, UnwrapRefusesAnIdNeverSent) {
+  constexpr uint64_t k32 = uint64_t{1} << 32;
+  EXPECT_EQ(std::nullopt, TaughtTables::Unwrap(0, 1));
+  EXPECT_EQ(std::nullopt, TaughtTables::Unwrap(5, 6));
+  EXPECT_EQ(std::nullopt, TaughtTables::Unwrap(5, 0xffffffffu));
+  EXPECT_EQ(std::nullopt, TaughtTables::Unwrap(k32 - 2, 0xffffffffu));
+  EXPECT_EQ(std::optional<uint64_t>(0), TaughtTables::Unwrap(0, 0));
+  EXPECT_EQ(std::optional<uint64_t>(k32 - 1), TaughtTables::Unwrap(2 * k32 - 2, 0xffffffffu));
 }
 
 // ---- ParseKey, the inverse of FormatKey. ----

@@ -181,6 +181,16 @@ TEST(PeerHostileTest, MetricSeriesOfUnknownNamesAreBounded) {
   EXPECT_EQ("x3", registry.MetricLabel("x3"));
 }
 
+// Table names come from the peer too: the series they label are bounded the same way.
+TEST(PeerHostileTest, MetricSeriesOfTableNamesAreBounded) {
+  ingest::PeerRegistry registry;
+  std::set<std::string> labels;
+  for (int i = 0; i < 1000; ++i) labels.insert(registry.TableLabel("/t" + std::to_string(i)));
+  EXPECT_EQ(ingest::PeerRegistry::kMaxTableLabels + 1, labels.size());  // + "_other"
+  EXPECT_TRUE(labels.count("_other"));
+  EXPECT_EQ("/t3", registry.TableLabel("/t3"));  // a table with a series keeps it
+}
+
 // M2: connections that never finish their hello cannot take every slot.
 TEST(PeerHostileTest, HandshakingConnectionsAreCappedApartFromEstablishedOnes) {
   IoThreads threads;
@@ -227,6 +237,91 @@ TEST(PeerHostileTest, ConnectionsPerSourceAddressAreCapped) {
         return d.Hello("stickmeter", "lb2") == "200";
       },
       3s));
+}
+
+// A connection closing after a protocol error first lets the peer read the error message, but
+// not forever: one that never reads kept its socket, and its address's connection slot, until
+// the service stopped.
+TEST(PeerHostileTest, AConnectionThatNeverReadsItsErrorStillCloses) {
+  IoThreads threads;
+  FakeSink sink;
+  auto options = TestOptions();
+  options.max_connections_per_address = 1;
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  // Each "resync finished" is answered by a 2-byte confirmation. How much of that output the
+  // sockets' buffers take depends on the kernel: a first connection that never reads finds it
+  // out, by flooding until it is closed as a slow reader (1 MiB of output waiting past them).
+  const std::string chunk = [] {
+    std::string out;
+    for (int i = 0; i < 32 * 1024; ++i) out += ControlMessage(ingest::ControlType::kResyncFinished);
+    return out;
+  }();
+  size_t flooded = 0;
+  {
+    RawConn probe;
+    ASSERT_TRUE(probe.Connect(service->listen_port(), /*receive_buffer_bytes=*/4096));
+    ASSERT_EQ("200", probe.Hello("stickmeter", "lb1"));
+    while (flooded < (size_t{64} << 20) && probe.Send(chunk)) {
+      flooded += chunk.size();
+      std::this_thread::sleep_for(2ms);  // the service reads (and answers) as it goes
+    }
+    ASSERT_LT(flooded, size_t{64} << 20) << "never closed as a slow reader";
+  }
+  // The same again, half a MiB short of that: the last message waits behind full buffers.
+  ASSERT_GT(flooded, size_t{1} << 20);
+  std::string flood;
+  while (flood.size() + chunk.size() + (size_t{1} << 19) <= flooded) flood += chunk;
+  RawConn c;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return c.Connect(service->listen_port(), 4096) && c.Hello("stickmeter", "lb1") == "200";
+      },
+      5s));
+  ASSERT_TRUE(c.Send(flood));
+  ASSERT_TRUE(c.Send(std::string("\xff\x00\x00\x00", 4)));  // a reserved class: malformed
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        RawConn next;
+        if (!next.Connect(service->listen_port())) return false;
+        return next.Hello("stickmeter", "lb2") == "200";
+      },
+      15s))
+      << "the closing connection still holds the address's only slot";
+  service->Stop();
+}
+
+// HAProxy asks for a resync once, as its new process connects. Requests in a row make one
+// restart; one after updates while the store holds max_inflight_batches of the connection is
+// refused: it would need a batch of its own, and a peer alternating updates and requests made
+// a batch of every pair, filling the store's queue that every peer shares.
+TEST(PeerHostileTest, ResyncRequestsCannotMultiplyBatches) {
+  IoThreads threads;
+  FakeSink sink;
+  sink.set_mode(FakeSink::Mode::kHold);
+  auto options = TestOptions();
+  options.max_inflight_batches = 1;
+  auto service = std::make_unique<PeerService>(threads.io(), options, sink);
+  ASSERT_TRUE(service->Start().ok());
+  RawConn c;
+  ASSERT_TRUE(c.Connect(service->listen_port()));
+  ASSERT_EQ("200", c.Hello("stickmeter", "lb1"));
+  std::string requests = DefineMessage();
+  for (int i = 0; i < 1000; ++i) requests += ControlMessage(ingest::ControlType::kResyncRequest);
+  ASSERT_TRUE(c.Send(requests));
+  ASSERT_TRUE(WaitFor([&] { return sink.submitted() >= 1; }, 3s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(1u, sink.submitted()) << "a thousand requests in a row are one restart";
+  std::string pairs;
+  for (uint32_t i = 1; i <= 1000; ++i) {
+    pairs += UpdateMessage(i, "k" + std::to_string(i), i, i);
+    pairs += ControlMessage(ingest::ControlType::kResyncRequest);
+  }
+  c.Send(pairs);  // may fail part way: the service closes the connection
+  EXPECT_TRUE(c.WaitClosed(3s));
+  EXPECT_LE(sink.submitted(), 2u);
+  sink.Release();
+  service->Stop();
 }
 
 // Low: what a client sends never reaches the log raw, and a client failing in a loop cannot

@@ -250,9 +250,12 @@ void RawConn::Close() {
   fd_ = -1;
 }
 
-bool RawConn::Connect(uint16_t port) {
+bool RawConn::Connect(uint16_t port, int receive_buffer_bytes) {
   Close();
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer_bytes > 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -127,7 +127,9 @@ class RawConn {
   RawConn(RawConn&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   RawConn& operator=(RawConn&&) = delete;
 
-  bool Connect(uint16_t port);
+  // With `receive_buffer_bytes`, the socket's receive buffer is that small (SO_RCVBUF, before
+  // the connect, which sets the window the other side may fill).
+  bool Connect(uint16_t port, int receive_buffer_bytes = 0);
   bool ok() const { return fd_ >= 0; }
   bool Send(const std::string& bytes);
   // Reads until a '\n' (returned without it); nullopt on timeout or close.
