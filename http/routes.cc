@@ -158,6 +158,14 @@ ApiResult<std::optional<tsdb::GaugeAgg>> ParseGaugeAgg(const Params& params) {
   return BadRequest("agg: \"" + agg->substr(0, 32) + "\" is not max or last");
 }
 
+// `key` of usage and series: absent for every key of the table. Empty is refused rather than
+// looked up as a key, which would answer 404 for what is a malformed request.
+ApiResult<std::optional<std::string>> OptionalKey(const Params& params) {
+  std::optional<std::string> key = params.Get("key");
+  if (key && key->empty()) return BadRequest("key: empty; leave it out for the whole table");
+  return key;
+}
+
 ApiResult<Response> Usage(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(const Params params,
                        Params::Parse(ctx.query, {"table", "metric", "from", "to", "key", "source",
@@ -166,7 +174,7 @@ ApiResult<Response> Usage(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
   API_ASSIGN_OR_RETURN(q.metric, params.Required("metric"));
   API_ASSIGN_OR_RETURN(std::tie(q.from_ms, q.to_ms), params.Range());
-  q.key = params.Get("key");
+  API_ASSIGN_OR_RETURN(q.key, OptionalKey(params));
   API_ASSIGN_OR_RETURN(q.source, params.NonEmpty("source"));
   std::string order = params.Get("order").value_or("key");
   if (order != "key" && order != "total") {
@@ -208,8 +216,7 @@ ApiResult<Response> Series(const RouteContext& ctx) {
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
   API_ASSIGN_OR_RETURN(q.metric, params.Required("metric"));
   // Without a key: every key of the table summed (tsdb::QueryService::GetSeries).
-  const std::optional<std::string> key = params.Get("key");
-  if (key && key->empty()) return BadRequest("key: empty; leave it out for the whole table");
+  API_ASSIGN_OR_RETURN(const std::optional<std::string> key, OptionalKey(params));
   q.key = key.value_or("");
   API_ASSIGN_OR_RETURN(std::tie(q.from_ms, q.to_ms), params.Range());
   std::string step = params.Get("step").value_or("auto");
@@ -265,8 +272,8 @@ ApiResult<Response> Audit(const RouteContext& ctx) {
                                                                       "limit", "metric", "after"}));
   tsdb::AuditQuery q;
   API_ASSIGN_OR_RETURN(q.table, params.Required("table"));
-  if (!params.Get("key")) return BadRequest("key: missing");
-  q.key = *params.Get("key");
+  // Required, like table: an audit trail is one key's.
+  API_ASSIGN_OR_RETURN(q.key, params.Required("key"));
   API_ASSIGN_OR_RETURN(std::tie(q.from_ms, q.to_ms), params.Range());
   API_ASSIGN_OR_RETURN(q.limit, params.Limit(kDefaultAuditLimit, kMaxAuditLimit));
   API_ASSIGN_OR_RETURN(q.metric, params.NonEmpty("metric"));

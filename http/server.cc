@@ -32,6 +32,17 @@ namespace {
 
 constexpr std::string_view kComponent = "http";
 
+// Room in the read buffer beyond a request's head and body, for chunk-size lines, the trailer
+// and the start of a pipelined request.
+constexpr size_t kReadBufferSlack = 4 * 1024;
+
+// The most a connection's read buffer may hold. The parser bounds the head and the body's
+// data, but not a chunked body's chunk-size line (its extensions) nor its trailer: without this
+// bound, a client sending such a line without end would grow the buffer until the deadline.
+size_t ReadBufferLimit(const ServerOptions& options) {
+  return options.max_header_bytes + options.max_body_bytes + kReadBufferSlack;
+}
+
 }  // namespace
 
 // One HTTP connection. Lives as long as an operation on it is pending (each handler holds a
@@ -43,7 +54,9 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)),
         server_(std::move(server)),
         client_(client),
-        query_timer_(stream_.get_executor()) {}
+        query_timer_(stream_.get_executor()) {
+    buffer_.max_size(ReadBufferLimit(server_->options));
+  }
 
   ~Session() {
     CancelExport();
@@ -129,6 +142,13 @@ class Session : public std::enable_shared_from_this<Session> {
         status = bhttp::status::payload_too_large;
         code = "body_too_large";
         message = "body: larger than " + std::to_string(server_->options.max_body_bytes) + " bytes";
+      } else if (ec == bhttp::error::buffer_overflow) {
+        // The head fits its own limit first, so this is a chunk-size line or trailer that
+        // filled the read buffer.
+        status = bhttp::status::payload_too_large;
+        code = "body_too_large";
+        message = "body: a chunk-size line or trailer longer than " +
+                  std::to_string(ReadBufferLimit(server_->options)) + " bytes";
       }
       return RefuseMalformed(status, code, message);
     }

@@ -17,6 +17,36 @@ bool IsIdentifier(std::string_view s) {
   return true;
 }
 
+// A character a URL's user part may hold as it is (RFC 3986 userinfo: unreserved and
+// sub-delims; ':' would start a password); any other is percent-encoded.
+bool IsUserChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// `text` for an error message: control bytes as \xNN, so the message stays one line.
+std::string Shown(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 bool IsHostChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_';
@@ -25,6 +55,41 @@ bool IsHostChar(char c) {
 Status Bad(const std::string& why) {
   return Status::InvalidArgument(why +
                                  " (expected http[s]://[USER@]HOST[:PORT]/?database=DB&table=T)");
+}
+
+// The user part of the URL, percent-decoded. The name is sent base64-encoded in the
+// Authorization header and never put into SQL, so ClickHouse's own rules apply (names such as
+// svc-stickmeter or first.last), with two exceptions: a ':' would be read as the start of the
+// password, and control characters are refused as they are never meant.
+Result<std::string> ParseUser(std::string_view raw) {
+  std::string user;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    if (c == '%') {
+      const int hi = i + 2 < raw.size() ? HexValue(raw[i + 1]) : -1;
+      const int lo = i + 2 < raw.size() ? HexValue(raw[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return Bad("bad %-escape in the user name '" + Shown(raw) + "'");
+      user += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (IsUserChar(c)) {
+      user += c;
+    } else {
+      return Bad("bad user name '" + Shown(raw) +
+                 "' (percent-encode characters other than letters, digits and -._~!$&'()*+,;=)");
+    }
+  }
+  if (user.empty()) return Bad("empty user name before @");
+  if (user.size() > 128) return Bad("user name longer than 128 bytes");
+  if (user.find(':') != std::string::npos) {
+    return Bad("a ':' in the user name '" + Shown(user) +
+               "' cannot be sent (HTTP Basic authentication ends the name there)");
+  }
+  for (unsigned char c : user) {
+    if (c < 0x20 || c == 0x7f) {
+      return Bad("a control character in the user name '" + Shown(user) + "'");
+    }
+  }
+  return user;
 }
 
 }  // namespace
@@ -49,8 +114,9 @@ Result<ClickHouseTarget> ParseClickHouseUrl(std::string_view url) {
     if (user.find(':') != std::string_view::npos) {
       return Bad("a password in the URL is not accepted; use --sink-clickhouse-password-file");
     }
-    if (!IsIdentifier(user)) return Bad("bad user name '" + std::string(user) + "'");
-    t.user = std::string(user);
+    auto decoded = ParseUser(user);
+    if (!decoded.ok()) return decoded.status();
+    t.user = std::move(*decoded);
     authority = authority.substr(at + 1);
   }
   std::string_view port_text;
@@ -98,6 +164,7 @@ Result<ClickHouseTarget> ParseClickHouseUrl(std::string_view url) {
   }
   if (tail.starts_with("?")) {
     std::string_view query = tail.substr(1);
+    bool seen_database = false, seen_table = false;
     while (!query.empty()) {
       const size_t amp = query.find('&');
       std::string_view pair = query.substr(0, amp);
@@ -109,6 +176,10 @@ Result<ClickHouseTarget> ParseClickHouseUrl(std::string_view url) {
       if (name != "database" && name != "table") {
         return Bad("unknown parameter '" + std::string(name) + "' (known: database, table)");
       }
+      // As the HTTP API does: of two values, neither is more likely the one meant.
+      bool& seen = name == "database" ? seen_database : seen_table;
+      if (seen) return Bad("'" + std::string(name) + "' is given more than once");
+      seen = true;
       if (!IsIdentifier(value)) {
         return Bad("bad " + std::string(name) + " name '" + std::string(value) +
                    "' (letters, digits and _)");

@@ -28,8 +28,9 @@ struct ClickHouseTarget {
 };
 
 // http[s]://[USER@]HOST[:PORT][/][?database=DB&table=T]. The port defaults to 8123 (http) and
-// 8443 (https); database and table names are [A-Za-z_][A-Za-z0-9_]*. A password in the URL is
-// refused (it would show in `ps` and in logs): use the password file.
+// 8443 (https); database and table names are [A-Za-z_][A-Za-z0-9_]*, each given at most once.
+// The user name is percent-decoded and may hold any character but ':' and control characters.
+// A password in the URL is refused (it would show in `ps` and in logs): use the password file.
 Result<ClickHouseTarget> ParseClickHouseUrl(std::string_view url);
 
 // "http://host:port/database.table", for logs (no credentials).

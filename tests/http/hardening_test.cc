@@ -109,6 +109,61 @@ RawResult SendRawFrom(const std::string& source, uint16_t port, const std::strin
   return out;
 }
 
+// What a client that never ends its request line got: how much of it the server took, and
+// what it answered.
+struct EndlessResult {
+  size_t written = 0;  // bytes the socket accepted, `head` included
+  bool closed = false;
+  std::string data;
+};
+
+// Sends `head`, then 'x' after 'x' (never a CRLF) in 64 KiB writes until `cap` bytes are out,
+// the server closes the connection, or the deadline passes.
+EndlessResult SendEndless(uint16_t port, const std::string& head, size_t cap,
+                          std::chrono::milliseconds deadline = 5s) {
+  net::io_context io;
+  tcp::socket socket(io);
+  EndlessResult out;
+  boost::system::error_code ec;
+  // A small send buffer, so what the kernels hold once the server stops reading stays far below
+  // `cap` and `written` is close to what the server took.
+  socket.open(tcp::v4(), ec);
+  if (!ec) socket.set_option(net::socket_base::send_buffer_size(64 * 1024), ec);
+  if (!ec) socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) {
+    ADD_FAILURE() << "connect: " << ec.message();
+    return out;
+  }
+  const std::string filler(64 * 1024, 'x');
+  std::function<void()> write_more = [&] {
+    if (out.closed || out.written >= cap) return;
+    auto bytes = out.written == 0 ? net::buffer(head) : net::buffer(filler);
+    net::async_write(socket, bytes, [&](boost::system::error_code ec, size_t n) {
+      out.written += n;
+      if (ec) {
+        out.closed = true;  // reset: the server closed without reading the rest
+        return;
+      }
+      write_more();
+    });
+  };
+  std::string buf(65536, '\0');
+  std::function<void()> read_more = [&] {
+    socket.async_read_some(net::buffer(buf), [&](boost::system::error_code ec, size_t n) {
+      out.data.append(buf.data(), n);
+      if (ec) {
+        out.closed = true;
+        return;
+      }
+      read_more();
+    });
+  };
+  write_more();
+  read_more();
+  io.run_for(deadline);
+  return out;
+}
+
 std::string Request(const std::string& target, std::optional<std::string> host,
                     const std::string& extra = "") {
   std::string r = "GET " + target + " HTTP/1.1\r\n";
@@ -383,6 +438,42 @@ TEST_F(HardeningTest, TransferEncodingIsStrict) {
     ASSERT_TRUE(reply);
     EXPECT_EQ(200u, reply->status) << coding << ": " << raw.data;
   }
+}
+
+// The parser leaves a chunk-size line (its extensions) and the trailer unbounded; the read
+// buffer bounds them, so a request that never ends either line is refused once the buffer is
+// full (84 KiB here) rather than read into memory until the deadline.
+TEST_F(HardeningTest, EndlessChunkLinesAreRefused) {
+  ServerOptions options;
+  options.read_timeout_ms = 60'000;  // well past the test's own deadline
+  TestServer server(store_, options);
+  const std::string head =
+      "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  constexpr size_t kCap = 4 * 1024 * 1024;
+  for (std::string start : {"1;", "1;name=", "0\r\n", "0\r\nX-Trailer: "}) {
+    SCOPED_TRACE(start);
+    auto raw = SendEndless(server.port(), head + start, kCap);
+    EXPECT_TRUE(raw.closed) << "still reading after " << raw.written << " bytes";
+    EXPECT_LT(raw.written, kCap);
+    // The answer may be lost to the reset the close causes; when it arrives, it is a 413.
+    if (!raw.data.empty()) {
+      auto reply = ParseFirst(raw.data);
+      ASSERT_TRUE(reply);
+      EXPECT_EQ(413u, reply->status) << raw.data;
+      EXPECT_EQ("body_too_large", json::parse(reply->body)["error"]["code"]) << reply->body;
+    }
+  }
+  // A chunked body of many chunks, longer on the wire than the buffer, with extensions and a
+  // trailer, is still fine.
+  std::string body;
+  for (int i = 0; i < 6000; ++i) body += "a;ext=" + std::to_string(i) + "\r\n0123456789\r\n";
+  auto raw = SendRaw(server.port(),
+                     head.substr(0, head.size() - 2) + "Connection: close\r\n\r\n" + body +
+                         "0\r\nX-Trailer: " + std::string(2000, 't') + "\r\n\r\n",
+                     5s);
+  auto reply = ParseFirst(raw.data);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(200u, reply->status) << raw.data;
 }
 
 // One address may hold max_connections_per_client connections; slow requests from it neither

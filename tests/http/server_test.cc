@@ -266,6 +266,20 @@ TEST_F(ServerTest, BadInputNamesTheParameter) {
   ExpectError(port, "/api/v1/tables", 500, "store:");
 }
 
+// An empty key is a malformed request, the same on every endpoint that takes one: 400 naming
+// `key`, never a 404 for the key "".
+TEST_F(ServerTest, EmptyKeyIsABadParameter) {
+  TestServer server(store_, {});
+  uint16_t port = server.port();
+  ExpectError(port, "/api/v1/usage?table=/quota&metric=gpc0&key=&from=0&to=1", 400, "key: empty");
+  ExpectError(port, "/api/v1/series?table=/quota&metric=gpc0&key=&from=0&to=1", 400, "key: empty");
+  ExpectError(port, "/api/v1/audit?table=/quota&key=&from=0&to=1", 400, "key: empty");
+  ExpectError(port, "/api/v1/audit?table=/quota&from=0&to=1", 400, "key: missing");
+  // Left out, usage and series cover every key.
+  EXPECT_EQ(200u, Get(port, "/api/v1/usage?table=/quota&metric=gpc0&from=0&to=1").status);
+  EXPECT_EQ(200u, Get(port, "/api/v1/series?table=/quota&metric=gpc0&from=0&to=1").status);
+}
+
 TEST_F(ServerTest, OversizedAndMalformedRequests) {
   ServerOptions options;
   options.max_target_bytes = 4096;

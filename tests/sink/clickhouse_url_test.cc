@@ -52,6 +52,51 @@ TEST(ClickHouseUrlTest, RefusesWhatItCannotUse) {
   }
 }
 
+// ClickHouse user names are not identifiers: the name only travels in the Authorization header,
+// so anything Basic authentication can carry is accepted, percent-decoded.
+TEST(ClickHouseUrlTest, UserNamesAsClickHouseAllowsThem) {
+  for (auto [url, user] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"http://svc-stickmeter@ch", "svc-stickmeter"},
+           {"http://first.last@ch", "first.last"},
+           {"http://a~b_c-1@ch:9000/?table=t", "a~b_c-1"},
+           {"http://9lives@ch", "9lives"},
+           {"http://billing%40corp@ch", "billing@corp"},
+           {"http://caf%C3%A9@ch", "caf\xc3\xa9"},
+           {"http://a%20b@ch", "a b"}}) {
+    auto t = ParseClickHouseUrl(url);
+    ASSERT_OK(t);
+    EXPECT_EQ(user, t->user) << url;
+    EXPECT_EQ("ch", t->host) << url;
+  }
+  for (const char* bad :
+       {"http://@ch", "http://a%3Ab@ch", "http://a%0Ab@ch", "http://a%7fb@ch", "http://a%zzb@ch",
+        "http://a%4@ch", "http://a b@ch", "http://a@b@ch", "http://a\nb@ch", "http://a\"b@ch"}) {
+    auto t = ParseClickHouseUrl(bad);
+    EXPECT_FALSE(t.ok()) << bad;
+    if (!t.ok()) {
+      EXPECT_EQ(Status::Code::kInvalidArgument, t.status().code());
+      EXPECT_NE(std::string::npos, t.status().message().find("user name")) << t.status().message();
+      EXPECT_EQ(std::string::npos, t.status().message().find('\n')) << t.status().message();
+    }
+  }
+}
+
+// As in the HTTP API, a parameter given twice is refused rather than the last one taken.
+TEST(ClickHouseUrlTest, RepeatedParametersAreRefused) {
+  for (auto [url, name] : std::initializer_list<std::pair<const char*, std::string>>{
+           {"http://ch/?table=a&table=b", "'table'"},
+           {"http://ch/?table=a&table=a", "'table'"},
+           {"http://ch/?database=a&table=t&database=b", "'database'"}}) {
+    auto t = ParseClickHouseUrl(url);
+    ASSERT_FALSE(t.ok()) << url;
+    EXPECT_EQ(Status::Code::kInvalidArgument, t.status().code());
+    EXPECT_EQ(0u, t.status().message().find(name + " is given more than once"))
+        << t.status().message();
+    EXPECT_EQ(std::string::npos, t.status().message().find('\n'));
+  }
+  ASSERT_OK(ParseClickHouseUrl("http://ch/?database=a&table=b"));
+}
+
 // RowBinary: every String is its length (LEB128) and its bytes, every UInt64 8 bytes
 // little-endian, in the INSERT's column order.
 std::string U64(uint64_t x) {
