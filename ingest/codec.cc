@@ -346,7 +346,18 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
     }
   }
 
+  uint64_t values = 0;
+  for (int t = 0; t < kDataTypeCount; ++t) {
+    if ((known >> t) & 1) {
+      values += kTypes[static_cast<size_t>(t)].is_array ? def.nbelem[static_cast<size_t>(t)] : 1;
+    }
+  }
   TableState* state = FindTable(id);
+  const uint64_t replaced = state == nullptr ? 0 : state->values.size();
+  if (defined_values_ - replaced + values > limits_.max_defined_values) {
+    return Malformed("DEFINE", "more than " + std::to_string(limits_.max_defined_values) +
+                                   " stored values in the tables defined on one connection");
+  }
   if (state == nullptr) {
     if (tables_.size() >= limits_.max_tables) {
       return Malformed("DEFINE", "more than " + std::to_string(limits_.max_tables) +
@@ -360,6 +371,7 @@ Status Decoder::DecodeDefine(std::span<const uint8_t> payload, MessageHandler& h
   // its INCUPDATEs continue from the previous id.
   state->def = std::move(def);
   state->values.clear();
+  defined_values_ = defined_values_ - replaced + values;
   for (int t = 0; t < kDataTypeCount; ++t) {
     if (!((known >> t) & 1)) continue;
     const TypeInfo& info = kTypes[static_cast<size_t>(t)];

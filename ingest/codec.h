@@ -188,6 +188,11 @@ struct DecoderLimits {
   // the slot copies the value into its batch, so this bounds the amplification of a few wire
   // bytes into memory. Default: 1024.
   uint64_t max_dictionary_value = 1024;
+  // Stored values (a scalar data type counts 1, an array its size) over every table defined on
+  // one connection; a DEFINE past it is a protocol error. The decoder keeps ~100 bytes per value
+  // and a DEFINE of ~40 bytes can declare 300 of them: this bounds what definitions hold.
+  // HAProxy's tables store a few types each. Default: 16384.
+  uint64_t max_defined_values = 16384;
 };
 
 struct FeedResult {
@@ -245,6 +250,7 @@ class Decoder {
   DecoderLimits limits_;
   // By sender table id; unique_ptr for stable addresses. At most limits_.max_tables entries.
   std::unordered_map<uint64_t, std::unique_ptr<TableState>> tables_;
+  uint64_t defined_values_ = 0;    // the values of every table in tables_
   TableState* current_ = nullptr;  // the table of the last DEFINE or SWITCH
   uint64_t current_id_ = 0;        // the id of the last DEFINE or SWITCH (for error messages)
   bool has_current_id_ = false;

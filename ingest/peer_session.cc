@@ -432,6 +432,8 @@ void PeerSession::OnControl(ControlType type) {
 }
 
 void PeerSession::OnDefine(const TableDefinition& table) {
+  // The id may now name another table: classified afresh (taught, raw rates).
+  taught_ids_.erase(table.table_id);
   tables_[table.table_id] = MakeTableInfo(table);
   IsTaughtTable(table);
 }

@@ -44,6 +44,39 @@ TEST(DecoderLimitsTest, TablesPerConnectionAreCapped) {
   EXPECT_NE(over.error.find("more than 64 tables"), std::string::npos) << over.error;
 }
 
+// A DEFINE of ~40 bytes can declare three arrays of 100 values, each of which the decoder keeps
+// (~100 bytes apiece): the values of all tables of a connection are bounded too, not only their
+// number.
+TEST(DecoderLimitsTest, StoredValuesOverAllTablesAreCapped) {
+  auto arrays = [](uint64_t id) {
+    TableDefinition t = Table(id, "/arrays" + std::to_string(id),
+                              (uint64_t{1} << static_cast<int>(DataType::kGpt)) |
+                                  (uint64_t{1} << static_cast<int>(DataType::kGpc)) |
+                                  (uint64_t{1} << static_cast<int>(DataType::kGpcRate)));
+    for (DataType d : {DataType::kGpt, DataType::kGpc, DataType::kGpcRate}) {
+      t.nbelem[static_cast<size_t>(d)] = 100;
+    }
+    t.period_ms[static_cast<size_t>(DataType::kGpcRate)] = 1000;
+    return t;
+  };
+  DecoderLimits limits;
+  limits.max_defined_values = 900;
+  std::string s = Define(arrays(1)) + Define(arrays(2)) + Define(arrays(3));  // 900 values
+  // Redefining a table replaces its values rather than adding to them.
+  s += Define(arrays(2));
+  auto ok = FeedWhole(Bytes(s), limits);
+  ASSERT_TRUE(ok.ok) << ok.error;
+  auto over = FeedWhole(Bytes(s + Define(Table(4, "/one-more", 1u << 2))), limits);
+  EXPECT_FALSE(over.ok);
+  EXPECT_NE(over.error.find("more than 900 stored values"), std::string::npos) << over.error;
+  // The default: a flood of such tables stops at 16,384 values, long before 1024 tables.
+  std::string flood;
+  for (uint64_t id = 1; id <= 1024; ++id) flood += Define(arrays(id));
+  auto out = FeedWhole(Bytes(flood));
+  EXPECT_FALSE(out.ok);
+  EXPECT_NE(out.error.find("more than 16384 stored values"), std::string::npos) << out.error;
+}
+
 TEST(DecoderLimitsTest, DefaultCapClosesAFloodOfDefines) {
   // The reproduction: 160,000 DEFINEs of distinct ids. With the default cap the decoder stops at
   // table 1025, long before the flood costs anything.

@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "ingest/peer_session.h"
+#include "ingest/taught_tables.h"
 #include "tests/peers/peer_test_util.h"
 #include "tests/support/status_matchers.h"
 
@@ -339,6 +340,31 @@ TEST(PeerServiceTest, RequestResyncAllAsksConnectedPeers) {
   h.service->RequestResyncAll();
   c.ReadMessages(3s, [](const Received& r) { return r.Has(ControlType::kResyncRequest); });
   EXPECT_TRUE(c.received.Has(ControlType::kResyncRequest));
+}
+
+// A table id redefined under another name is classified afresh: what a peer sends for a taught
+// table is not stored (stickmeter is its source), what it sends for the table that took the id
+// over is. The session once kept the first answer for the id.
+TEST(PeerServiceTest, ATableIdRedefinedAsAnotherTableIsClassifiedAfresh) {
+  ingest::TaughtTables taught({"/taught"});
+  PeerServiceOptions options = TestOptions();
+  options.taught = &taught;
+  Harness h(options);
+  RawConn c;
+  ASSERT_TRUE(c.Connect(h.port()));
+  ASSERT_EQ("200", c.Hello("stickmeter", "lb1"));
+  ingest::TableDefinition as_taught = TestTable();
+  as_taught.name = "/taught";
+  std::string s;
+  ingest::AppendTableDefine(s, as_taught);
+  s += UpdateMessage(1, "a", 1, 1);
+  s += DefineMessage();  // id 1 is "/t" from here on
+  s += UpdateMessage(2, "b", 2, 2);
+  ASSERT_TRUE(c.Send(s));
+  ASSERT_TRUE(WaitFor([&] { return h.sink.Count("/t", "b") == 1; }, 3s))
+      << "the update of /t was dropped as one of a taught table";
+  EXPECT_EQ(0u, h.sink.Count("/taught"));
+  EXPECT_EQ(0u, h.sink.Count("/t", "a"));
 }
 
 TEST(PeerServiceTest, ReservedClassGetsProtocolErrorAndClose) {
