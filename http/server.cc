@@ -291,6 +291,14 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().close(ec);
   }
 
+  // Ends the connection with a reset rather than in order: an HTTP/1.0 client, whose body ends
+  // where the connection does, then sees an error instead of a whole-looking body.
+  void Abort() {
+    beast::error_code ec;
+    stream_.socket().set_option(net::socket_base::linger(true, 0), ec);
+    stream_.socket().close(ec);
+  }
+
   // --- Streaming an export ------------------------------------------------------------------
 
   void StartExport(ApiReply reply, unsigned version, bool close) {
@@ -386,9 +394,10 @@ class Session : public std::enable_shared_from_this<Session> {
     export_work_.reset();
     if (!status.ok()) {
       // Headers are out already: cut the body short so the client sees an incomplete transfer
-      // rather than a truncated file that looks whole.
+      // rather than a truncated file that looks whole (a chunked body lacks its last chunk; an
+      // unchunked one ends in a reset).
       LogWarn(kComponent, "export failed mid-stream: " + status.ToString());
-      return Close();
+      return Abort();
     }
     if (export_raw_) return Close();
     trailer_.clear();

@@ -44,6 +44,12 @@ class FakeStore : public tsdb::QueryService {
   int export_calls() const { return export_calls_; }
   // Makes Export sleep this long before each row, so tests can act while an export runs.
   void SlowExport(std::chrono::microseconds per_row) { export_row_delay_us_ = per_row.count(); }
+  // Makes Export fail with `s` after emitting `rows` rows, as a store failing mid-stream would.
+  void FailExportAfter(size_t rows, Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    export_fail_after_ = rows;
+    export_fail_ = std::move(s);
+  }
 
   Result<std::vector<tsdb::UsageRow>> Usage(const tsdb::UsageQuery& q) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -131,8 +137,14 @@ class FakeStore : public tsdb::QueryService {
         totals[{e.table, e.key, e.metric, q.per_source ? e.source : ""}] += e.delta;
       }
     }
+    size_t emitted = 0;
     for (auto& [k, v] : totals) {
       if (v == 0) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!export_fail_.ok() && emitted == export_fail_after_) return export_fail_;
+      }
+      ++emitted;
       if (int64_t us = export_row_delay_us_.load(); us > 0) {
         std::this_thread::sleep_for(std::chrono::microseconds(us));
       }
@@ -216,6 +228,8 @@ class FakeStore : public tsdb::QueryService {
   std::vector<FakeEvent> events_;
   bool sorted_ = false;
   Status fail_;
+  size_t export_fail_after_ = 0;
+  Status export_fail_;
   int export_calls_ = 0;
   std::atomic<int64_t> export_row_delay_us_{0};
 };

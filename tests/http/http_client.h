@@ -93,6 +93,7 @@ inline ClientResponse Get(uint16_t port, const std::string& target,
 struct RawResult {
   std::string data;
   bool closed = false;
+  bool reset = false;  // closed by a reset, not in order
   std::chrono::milliseconds elapsed{0};
 };
 inline RawResult SendRaw(uint16_t port, const std::string& bytes,
@@ -111,6 +112,7 @@ inline RawResult SendRaw(uint16_t port, const std::string& bytes,
       out.data.append(buf.data(), n);
       if (ec) {
         out.closed = true;
+        out.reset = ec == net::error::connection_reset;
         return;
       }
       read_more();

@@ -645,6 +645,28 @@ TEST_F(ServerTest, StopFinishesInFlightAndClosesIdle) {
 namespace stickmeter::http {
 namespace {
 
+// An HTTP/1.0 client reads an export's body until the connection closes, with no final chunk
+// or trailer to tell a whole body from a cut one: a store failing mid-stream resets the
+// connection instead of closing it in order.
+TEST_F(ServerTest, AnExportFailingMidStreamResetsAnHttp10Connection) {
+  for (int i = 0; i < 20000; ++i) {
+    store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
+  }
+  TestServer server(store_, ServerOptions{});
+  const std::string request =
+      "GET /api/v1/export?period=2026-10 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  auto whole = SendRaw(server.port(), request);
+  ASSERT_TRUE(whole.closed);
+  EXPECT_FALSE(whole.reset);
+  EXPECT_NE(std::string::npos, whole.data.find("/quota,k9999,gpc0,1"));
+  store_.FailExportAfter(15000, Status::IoError("disk gone"));
+  auto cut = SendRaw(server.port(), request);
+  ASSERT_TRUE(cut.closed);
+  EXPECT_TRUE(cut.reset) << "a cut export ended like a whole one";
+  EXPECT_EQ(0u, cut.data.rfind("HTTP/1.", 0));
+  EXPECT_LT(cut.data.size(), whole.data.size());
+}
+
 TEST_F(ServerTest, AbandonedExportStopsAndFreesItsSlot) {
   for (int i = 0; i < 2000; ++i) {
     store_.Add({"/quota", "k" + std::to_string(i), "lb1", "gpc0", T("2026-10-07T00:00:00Z"), 1, 1});
