@@ -2,6 +2,7 @@
 #include "ingest/taught_tables.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "common/time.h"
 
@@ -125,6 +126,24 @@ void TaughtTables::TouchAll(int64_t origin_ms) {
     }
   }
   Publish();
+}
+
+void TaughtTables::Erase(std::string_view table, const std::vector<std::string>& keys) {
+  const auto index = IndexOf(table);
+  if (!index || keys.empty()) return;
+  std::lock_guard lock(mu_);
+  Table& t = tables_[*index];
+  std::vector<decltype(t.entries)::iterator> found;
+  std::unordered_set<const Entry*> gone;
+  for (const std::string& key : keys) {
+    auto it = t.entries.find(key);
+    if (it == t.entries.end() || !gone.insert(&it->second).second) continue;
+    found.push_back(it);
+  }
+  if (found.empty()) return;
+  // The log's records point into the entries: theirs go first.
+  std::erase_if(t.log, [&](const LogRecord& r) { return gone.count(r.entry) > 0; });
+  for (auto it : found) t.entries.erase(it);
 }
 
 uint64_t TaughtTables::AddListener(std::function<void()> listener) {

@@ -81,6 +81,10 @@ class TaughtTables {
   void Publish();
   // Sets again every entry of every table (a refresh before the nodes' own expire ends them).
   void TouchAll(int64_t origin_ms);
+  // Forgets entries of `table` (`keys` as for Set): no refresh sends them again and no peer
+  // that has not had them gets them; what the nodes hold ends with its own expire. The
+  // producer must drop its EntryRefs of those keys.
+  void Erase(std::string_view table, const std::vector<std::string>& keys);
 
   // ---- Session side. ----
 

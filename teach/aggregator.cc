@@ -141,9 +141,10 @@ void Aggregator::RestartSource(std::string_view source_name) {
   }
 }
 
-void Aggregator::Expire(int64_t now_ms) {
+void Aggregator::Expire(int64_t now_ms, ingest::TaughtTables& out) {
   if (!def_ || def_->expire_ms == 0) return;
   const auto expire = static_cast<int64_t>(def_->expire_ms);
+  std::vector<std::string> forgotten;
   for (auto it = keys_.begin(); it != keys_.end();) {
     KeyState& k = it->second;
     const size_t before = k.sources.size();
@@ -152,6 +153,7 @@ void Aggregator::Expire(int64_t now_ms) {
       // Every node's entry is gone: so is the taught one (it was taught with that expire). A
       // key still waiting to be taught stays until it is (its node is in dirty_).
       by_id_.Set(k.id, nullptr);
+      forgotten.push_back(std::move(k.wire_key));
       it = keys_.erase(it);
       continue;
     }
@@ -162,6 +164,7 @@ void Aggregator::Expire(int64_t now_ms) {
     }
     ++it;
   }
+  out.Erase(taught_, forgotten);
 }
 
 void Aggregator::Teach(const std::string& key, KeyState& k, int64_t now_ms) {

@@ -50,8 +50,10 @@ class Aggregator {
   }
   // The node's process restarted: its contributions end.
   void RestartSource(std::string_view source);
-  // Ends the contributions whose entries expired by `now_ms`.
-  void Expire(int64_t now_ms);
+  // Ends the contributions whose entries expired by `now_ms`. A key left with none is forgotten,
+  // and so is its entry in `out` (taught with the same expire, it has ended on the nodes too):
+  // refreshes would otherwise send it again, and the taught table keep every key ever seen.
+  void Expire(int64_t now_ms, ingest::TaughtTables& out);
   // Teaches every key changed since the last call, and every key whose rates changed slope by
   // `now_ms`. Returns the number of keys taught.
   size_t Flush(int64_t now_ms, ingest::TaughtTables& out);

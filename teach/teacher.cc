@@ -299,7 +299,7 @@ int64_t NextWindowMs(const TeacherOptions& options, size_t taught) {
 
 size_t Teacher::FlushAll(int64_t now_ms) {
   if (now_ms - last_expire_ms_ >= kExpireScanMs) {
-    for (Aggregator& a : aggregators_) a.Expire(now_ms);
+    for (Aggregator& a : aggregators_) a.Expire(now_ms, taught_);
     last_expire_ms_ = now_ms;
   }
   size_t taught = 0;

@@ -201,9 +201,9 @@ TEST_F(AggregatorTest, ExpiredContributionsEndAndAKeyWithNoneIsForgotten) {
   Pull();
 
   // lb1's entries expire 10 s after their update.
-  agg_.Expire(t0 + 6'999);
+  agg_.Expire(t0 + 6'999, taught_);
   EXPECT_EQ(0u, agg_.Flush(t0 + 6'999, taught_));
-  agg_.Expire(t0 + 7'000);
+  agg_.Expire(t0 + 7'000, taught_);
   EXPECT_EQ(1u, agg_.keys());  // "gone" had only lb1: forgotten, not taught as zero
   EXPECT_EQ(1u, agg_.Flush(t0 + 7'000, taught_));
   Decoded d = Pull();
@@ -215,10 +215,18 @@ TEST_F(AggregatorTest, ExpiredContributionsEndAndAKeyWithNoneIsForgotten) {
   // The taught entry lives as long as lb2's: until t0 + 9 s.
   EXPECT_EQ(std::optional<uint32_t>(2'000), d.updates[0].expire_ms);
 
-  agg_.Expire(t0 + 9'000);
+  agg_.Expire(t0 + 9'000, taught_);
   EXPECT_EQ(0u, agg_.keys());
   EXPECT_EQ(0u, agg_.Flush(t0 + 9'000, taught_));
   EXPECT_TRUE(Pull().updates.empty());
+  // Forgotten in the taught table too: a refresh sends nothing, and a node connecting now is
+  // taught nothing of them.
+  taught_.TouchAll(0);
+  EXPECT_TRUE(Pull().updates.empty());
+  FakePeer fresh;
+  Decoded all = fresh.Pull(taught_, 0);
+  ASSERT_TRUE(all.ok) << all.error;
+  EXPECT_TRUE(all.updates.empty());
 
   // It may come back.
   Apply("lb2", "k", t0 + 9'500, Node{0, 1, 0, 1});
@@ -246,7 +254,7 @@ TEST_F(AggregatorTest, KeysAreTheSameWithOrWithoutTheirIds) {
 TEST_F(AggregatorTest, TableWithoutExpireIsTaughtWithoutExpire) {
   const int64_t now = NowUnixMs();
   Apply("lb1", "k", now - 100'000, Node{0, 1, 0, 1}, Info(0));
-  agg_.Expire(now + 1'000'000);
+  agg_.Expire(now + 1'000'000, taught_);
   EXPECT_EQ(1u, agg_.keys());
   EXPECT_EQ(1u, agg_.Flush(now, taught_));
   Decoded d = Pull();
