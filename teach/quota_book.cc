@@ -50,8 +50,10 @@ size_t QuotaBook::TrackerFor(const Quota& q, const date::time_zone* zone, int64_
     }
   }
   *fresh = true;
+  // The base holds what was received up to and including `now_ms`: a delta of that very
+  // millisecond may have been committed, and passed the book, before this tracker existed.
   trackers_.push_back(
-      Tracker{q.metric, q.period, q.tz, zone, PeriodAt(q.period, zone, now_ms), now_ms, false});
+      Tracker{q.metric, q.period, q.tz, zone, PeriodAt(q.period, zone, now_ms), now_ms + 1, false});
   return trackers_.size() - 1;
 }
 
@@ -90,7 +92,8 @@ std::optional<QuotaBook::BaseRequest> QuotaBook::Put(const Quota& quota,
   }
   if (!fresh) return std::nullopt;
   const Tracker& t = trackers_[tracker];
-  return BaseRequest{tracker, t.metric, t.range.start_ms, t.cut_ms};
+  return BaseRequest{tracker, t.metric, t.range.start_ms, t.cut_ms,
+                     PeriodAt(t.period, t.zone, t.range.start_ms - 1).start_ms};
 }
 
 bool QuotaBook::Delete(const std::string& metric, const std::optional<std::string>& key) {
@@ -108,9 +111,12 @@ bool QuotaBook::Delete(const std::string& metric, const std::optional<std::strin
 
 void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows) {
   for (const auto& [key, total] : rows) {
-    KeyBook& book = KeyOf(key).second;
+    auto& entry = KeyOf(key);
+    KeyBook& book = entry.second;
     if (book.used.size() <= tracker) book.used.resize(tracker + 1);
     book.used[tracker] += total;
+    // A key given at 0 (one of the period before) is taught too: its flag there is lifted.
+    if (total == 0) MarkDirty(entry, 0);
   }
   trackers_[tracker].ready = true;
   MarkTracker(tracker);

@@ -41,16 +41,20 @@ class QuotaBook {
   bool has_layout() const { return def_.has_value(); }
 
   // A usage tracker waiting for its base: `metric` over [start, cut) of its current period.
+  // `previous_from_ms` starts the period before: the keys with usage there were taught flags
+  // that a stop of stickmeter across the boundary left standing on the nodes.
   struct BaseRequest {
     size_t tracker;
     std::string metric;
     int64_t from_ms, cut_ms;
+    int64_t previous_from_ms;
   };
   // Adds or replaces a quota (already validated). Returns a tracker that needs its base, if the
   // quota's (metric, period, zone) is new.
   std::optional<BaseRequest> Put(const Quota& quota, const date::time_zone* zone, int64_t now_ms);
   bool Delete(const std::string& metric, const std::optional<std::string>& key);
-  // The base usage of a tracker (rows of the store's usage query over [from, cut)).
+  // The base usage of a tracker (rows of the store's usage query over [from, cut)); rows at 0
+  // are keys to teach all the same (those with usage in the period before).
   void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows);
 
   // A committed delta of the source table; `key_id` is the store's id of the key (0: unknown).

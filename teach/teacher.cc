@@ -19,6 +19,8 @@ constexpr std::string_view kQuotaPrefix = "quota/";
 constexpr int64_t kIdleWakeMs = 50;
 // How often contributions of expired entries are looked for.
 constexpr int64_t kExpireScanMs = 1000;
+// How soon a usage read that failed is tried again.
+constexpr int64_t kRetryLoadMs = 1000;
 // How long a Put of a new metric, period or zone waits for its usage to be read.
 constexpr auto kBaseWait = std::chrono::seconds(10);
 
@@ -193,7 +195,7 @@ Status Teacher::Start() {
       }
     }
   }
-  LoadBases();
+  if (Status s = LoadBases(); !s.ok()) return s;
   {
     std::lock_guard lock(mu_);
     FlushAll(NowUnixMs());
@@ -215,37 +217,69 @@ void Teacher::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Teacher::LoadBases() {
+Status Teacher::LoadBases() {
   std::vector<BaseLoad> loads;
   {
     std::lock_guard lock(mu_);
+    if (base_loads_.empty() || NowUnixMs() < retry_loads_at_ms_) return Status::Ok();
     loads.swap(base_loads_);
   }
-  if (loads.empty()) return;
   // Everything received before each cut is committed once Flush returns, so the usage read
   // below holds it; what commits later (received at or after the cut) the observer adds.
   store_.Flush();
-  for (const BaseLoad& load : loads) {
+  // Rows of `metric` over [from, to) of the book's source table; a table not seen yet has none.
+  auto read = [&](const BaseLoad& load, int64_t from_ms, int64_t to_ms,
+                  std::vector<std::pair<std::string, uint64_t>>& rows, bool zero) -> Status {
+    if (to_ms <= from_ms) return Status::Ok();
     tsdb::UsageQuery q;
-    q.table = books_[load.book].source_table();
+    {
+      std::lock_guard lock(mu_);
+      q.table = books_[load.book].source_table();
+    }
     q.metric = load.request.metric;
-    q.from_ms = load.request.from_ms;
-    q.to_ms = load.request.cut_ms;
+    q.from_ms = from_ms;
+    q.to_ms = to_ms;
+    auto usage = store_.Usage(q);
+    if (!usage.ok()) {
+      if (usage.status().code() == Status::Code::kNotFound) return Status::Ok();
+      return usage.status().WithContext("reading the usage of " + q.table + " " + q.metric +
+                                        " for its quotas");
+    }
+    for (const auto& row : *usage) rows.emplace_back(row.key, zero ? 0 : row.total);
+    return Status::Ok();
+  };
+  Status failed = Status::Ok();
+  std::vector<BaseLoad> retry;
+  for (const BaseLoad& load : loads) {
     std::vector<std::pair<std::string, uint64_t>> rows;
-    if (q.to_ms > q.from_ms) {
-      auto usage = store_.Usage(q);
-      if (!usage.ok() && usage.status().code() != Status::Code::kNotFound) {
-        LogError(kLog, "reading the usage of " + q.table + " " + q.metric +
-                           " for its quotas: " + usage.status().ToString());
-      } else if (usage.ok()) {
-        for (const auto& row : *usage) rows.emplace_back(row.key, row.total);
-      }
+    // The keys with usage in the period before, at 0: a node keeps the flag it was taught then
+    // until the entry expires, and a refused customer adds no usage that would teach it again.
+    Status s = read(load, load.request.previous_from_ms, load.request.from_ms, rows, true);
+    if (s.ok()) s = read(load, load.request.from_ms, load.request.cut_ms, rows, false);
+    if (!s.ok()) {
+      // Not a base of 0, which would lift every flag for the rest of the period: the tracker
+      // stays without one (its keys untaught) and the read is tried again.
+      if (failed.ok()) failed = s;
+      retry.push_back(load);
+      continue;
     }
     std::lock_guard lock(mu_);
     books_[load.book].SetBase(load.request.tracker, rows);
     ++bases_loaded_;
   }
+  {
+    std::lock_guard lock(mu_);
+    if (!retry.empty()) {
+      base_loads_.insert(base_loads_.begin(), retry.begin(), retry.end());
+      retry_loads_at_ms_ = NowUnixMs() + kRetryLoadMs;
+      if (!loads_failing_) LogError(kLog, failed.message() + " (tried again every second)");
+    } else if (loads_failing_) {
+      LogInfo(kLog, "usage for quotas read again");
+    }
+    loads_failing_ = !retry.empty();
+  }
   base_cv_.notify_all();
+  return failed;
 }
 
 void Teacher::Apply(const tsdb::CommittedGroup& group) {
@@ -334,7 +368,7 @@ void Teacher::Loop() {
       wake_ = false;
       groups.swap(inbox_);
     }
-    LoadBases();
+    (void)LoadBases();  // a failure is logged, and tried again
     const int64_t now = NowUnixMs();
     bool taught = false;  // something for the sessions to send
     {
@@ -395,7 +429,13 @@ Result<QuotaStatus> Teacher::Put(const Quota& quota) {
   }
   std::unique_lock lock(mu_);
   QuotaBook* book = BookFor(quota.table);
-  if (auto base = book->Put(quota, zone, NowUnixMs())) {
+  // A new tracker's base holds what was received up to its put's millisecond, the commits
+  // applied later the rest. A delta of that very millisecond may have been applied before the
+  // tracker existed, so the put waits for the next millisecond: a delta received from then on
+  // is applied after the tracker exists (applying one needs mu_, held here).
+  const int64_t now = NowUnixMs();
+  while (NowUnixMs() <= now) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  if (auto base = book->Put(quota, zone, now)) {
     base_loads_.push_back({static_cast<size_t>(book - books_.data()), *base});
     const uint64_t ticket = bases_loaded_ + base_loads_.size();
     {

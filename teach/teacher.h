@@ -99,8 +99,10 @@ class Teacher final : public tsdb::CommitObserver, public QuotaService {
   void Loop();
   void Apply(const tsdb::CommittedGroup& group);  // REQUIRES: mu_
   size_t FlushAll(int64_t now_ms);                // entries taught; REQUIRES: mu_
-  void LoadBases();                               // EXCLUDES: mu_
-  QuotaBook* BookFor(const std::string& table);   // REQUIRES: mu_
+  // Reads the usage the queued base loads wait for; a load whose read fails stays queued and is
+  // tried again (not before kRetryLoadMs). Returns the first failure.
+  Status LoadBases();                                                 // EXCLUDES: mu_
+  QuotaBook* BookFor(const std::string& table);                       // REQUIRES: mu_
   Status Validate(const Quota& quota, const date::time_zone** zone);  // REQUIRES: mu_
   void DefineFromCatalog();
 
@@ -116,6 +118,8 @@ class Teacher final : public tsdb::CommitObserver, public QuotaService {
   std::vector<QuotaBook> books_;         // GUARDED_BY(mu_)
   std::vector<BaseLoad> base_loads_;     // GUARDED_BY(mu_)
   uint64_t bases_loaded_ = 0;            // GUARDED_BY(mu_)
+  int64_t retry_loads_at_ms_ = 0;        // GUARDED_BY(mu_)
+  bool loads_failing_ = false;           // GUARDED_BY(mu_)
   int64_t last_expire_ms_ = 0;           // GUARDED_BY(mu_)
 
   // Committed groups waiting for the thread.

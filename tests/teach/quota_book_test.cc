@@ -110,7 +110,7 @@ TEST_F(QuotaBookTest, UsageFromBaseAndDeltas) {
   ASSERT_TRUE(base.has_value());
   EXPECT_EQ("http_req_cnt", base->metric);
   EXPECT_EQ(kJune, base->from_ms);
-  EXPECT_EQ(kT, base->cut_ms);
+  EXPECT_EQ(kT + 1, base->cut_ms);  // what was received in the put's millisecond is in the base
   // Not taught before its base is known.
   EXPECT_TRUE(FlushAndCollect(kT).empty());
   book_.SetBase(base->tracker, {{"a", 3}, {"b", 9}});
@@ -130,6 +130,7 @@ TEST_F(QuotaBookTest, UsageFromBaseAndDeltas) {
 
   // Deltas before the cut are in the base: ignored.
   book_.Apply("a", "http_req_cnt", 50, kT - 1);
+  book_.Apply("a", "http_req_cnt", 50, kT);
   size_t n = 0;
   flags = FlushAndCollect(kT + 5'000, &n);
   EXPECT_EQ(0u, n);

@@ -101,13 +101,15 @@ class TeacherTest : public ::testing::Test {
     taught_.reset();
   }
 
-  // Submits one entry of `table` from `source` and waits for its commit.
+  // Submits one entry of `table` from `source`, received at `t_ms` (now by default), and waits
+  // for its commit.
   void Submit(std::shared_ptr<const ingest::TableInfo> table, const std::string& source,
-              const std::string& key, uint64_t gpc0, uint64_t reqs) {
+              const std::string& key, uint64_t gpc0, uint64_t reqs, int64_t t_ms = 0) {
     uint64_t& conn = conn_id_[source];
     if (conn == 0) conn = ++next_conn_;
-    Status s = SubmitSync(*store_, Batch(source, conn, std::move(table), key, NowUnixMs(),
-                                         {{"gpc0", gpc0}, {"http_req_cnt", reqs}}));
+    Status s = SubmitSync(*store_,
+                          Batch(source, conn, std::move(table), key, t_ms == 0 ? NowUnixMs() : t_ms,
+                                {{"gpc0", gpc0}, {"http_req_cnt", reqs}}));
     ASSERT_OK(s);
   }
 
@@ -190,6 +192,24 @@ TEST_F(TeacherTest, TaughtNamesAndPairs) {
   TeacherOptions loop = options_;
   loop.quota.push_back({"/q.quota", "/x"});
   EXPECT_FALSE(CheckTeachPairs(loop).ok());
+}
+
+// Stopped across a period boundary: a key over its quota in the period before, with no usage in
+// this one, is taught its flag lifted as stickmeter starts. The nodes would keep the old flag
+// until their entry expired, and a refused customer makes no usage that would teach it again.
+TEST_F(TeacherTest, FlagsOfThePeriodBeforeAreLiftedAtStart) {
+  Open();
+  Quota daily = MakeQuota(std::nullopt, 10);
+  daily.period = Period::kDay;
+  ASSERT_OK(teacher_->Put(daily));
+  const int64_t yesterday = NowUnixMs() - 86'400'000;
+  Submit(QTable(), "lb1", "refused", 0, 50, yesterday);
+  Submit(QTable(), "lb1", "both", 0, 50, yesterday);
+  Submit(QTable(), "lb1", "both", 0, 53);  // 3 today
+  Close();
+  Open();
+  ASSERT_TRUE(WaitForFlags("refused", {0, 0}));
+  ASSERT_TRUE(WaitForFlags("both", {0, 3}));
 }
 
 TEST_F(TeacherTest, QuotasFollowCommittedUsageAndSurviveAReopen) {
