@@ -14,9 +14,9 @@ using ingest::DataValue;
 Aggregator::Aggregator(std::string source_table, std::string taught_table)
     : source_(std::move(source_table)), taught_(std::move(taught_table)) {}
 
-bool Aggregator::BuildLayout(const ingest::TableInfo& table) {
+std::optional<Aggregator::Built> Aggregator::Build(const ingest::TableInfo& table) const {
   const auto key_type = ingest::KeyTypeByName(table.key_type);
-  if (!key_type) return false;
+  if (!key_type) return std::nullopt;
   ingest::TableDefinition def;
   def.name = taught_;
   def.key_type = *key_type;
@@ -43,25 +43,49 @@ bool Aggregator::BuildLayout(const ingest::TableInfo& table) {
                            static_cast<uint32_t>(period)});
     }
   }
-  if (def_ && def_->key_type == def.key_type && def_->key_size == def.key_size &&
-      def_->expire_ms == def.expire_ms && def_->data_bitfield == def.data_bitfield &&
-      def_->nbelem == def.nbelem && def_->period_ms == def.period_ms) {
-    return false;
+  return Built{std::move(def), std::move(slots)};
+}
+
+namespace {
+
+bool SameLayout(const ingest::TableDefinition& a, const ingest::TableDefinition& b) {
+  return a.key_type == b.key_type && a.key_size == b.key_size && a.expire_ms == b.expire_ms &&
+         a.data_bitfield == b.data_bitfield && a.nbelem == b.nbelem && a.period_ms == b.period_ms;
+}
+
+}  // namespace
+
+std::optional<ingest::TableDefinition> Aggregator::Layout(
+    const std::shared_ptr<const ingest::TableInfo>& table, int64_t now_ms) {
+  if (!table) return std::nullopt;
+  if (table == layout_of_) {
+    layout_seen_ms_ = now_ms;
+    return std::nullopt;
   }
-  def_ = def;
-  slots_ = std::move(slots);
+  if (table != other_of_) {
+    auto built = Build(*table);
+    if (!built) return std::nullopt;
+    if (def_ && SameLayout(built->def, *def_)) {
+      layout_of_ = table;
+      layout_seen_ms_ = now_ms;
+      return std::nullopt;
+    }
+    other_of_ = table;
+    other_ = std::move(built);
+  }
+  // Flipping to and fro as nodes declaring either layout push would start the aggregate over
+  // each time, leaving only the latest node's share.
+  if (def_ && now_ms - layout_seen_ms_ < kLayoutSwitchMs) return std::nullopt;
+  def_ = std::move(other_->def);
+  slots_ = std::move(other_->slots);
+  other_.reset();
+  other_of_.reset();
+  layout_of_ = table;
+  layout_seen_ms_ = now_ms;
   keys_.clear();  // values were laid out for the old definition
   by_id_.Clear();
   dirty_.clear();
-  return true;
-}
-
-std::optional<ingest::TableDefinition> Aggregator::Layout(
-    const std::shared_ptr<const ingest::TableInfo>& table) {
-  if (table == layout_of_) return std::nullopt;
-  layout_of_ = table;
-  if (table && BuildLayout(*table)) return def_;
-  return std::nullopt;
+  return def_;
 }
 
 size_t Aggregator::SlotOf(std::string_view metric) const {

@@ -34,11 +34,16 @@ class Aggregator {
   const std::string& source_table() const { return source_; }
   const std::string& taught_table() const { return taught_; }
 
-  // The layout of the source table that the next updates have (call once per table update of
-  // a batch; a TableInfo seen last time costs a pointer compare). Returns the taught table's
-  // definition when it is new or changed (to pass to TaughtTables::Define).
+  // The layout of the source table that the next updates have, as a node declared it at
+  // `now_ms` (call once per table update of a batch; a TableInfo seen last time costs a pointer
+  // compare). Returns the taught table's definition when it is new or changed (to pass to
+  // TaughtTables::Define). Nodes may declare the table differently (a rolling change of their
+  // configuration): updates of any layout add up, by metric name, in the current one, and
+  // another is adopted (the aggregate starting over) only once no node has declared the
+  // current one for kLayoutSwitchMs.
+  static constexpr int64_t kLayoutSwitchMs = 10'000;
   std::optional<ingest::TableDefinition> Layout(
-      const std::shared_ptr<const ingest::TableInfo>& table);
+      const std::shared_ptr<const ingest::TableInfo>& table, int64_t now_ms);
   // A small number standing for node `source` (numbered as first seen; never reused): resolve
   // it once per batch, then apply the batch's entries by it.
   uint32_t SourceId(std::string_view source);
@@ -85,14 +90,23 @@ class Aggregator {
     ingest::TaughtTables::EntryRef taught;
   };
 
-  bool BuildLayout(const ingest::TableInfo& table);
+  struct Built {
+    ingest::TableDefinition def;
+    std::vector<Slot> slots;
+  };
+  // The taught definition and slots for a layout of the source table; nullopt for a key type
+  // it cannot teach.
+  std::optional<Built> Build(const ingest::TableInfo& table) const;
   // The slot of a metric, or slots_.size(). Slots are few: a scan beats hashing the name.
   size_t SlotOf(std::string_view metric) const;
   // Stages the key's taught values (staged_).
   void Teach(const std::string& key, KeyState& k, int64_t now_ms);
 
   const std::string source_, taught_;
-  std::shared_ptr<const ingest::TableInfo> layout_of_;  // what def_ was built from, last
+  std::shared_ptr<const ingest::TableInfo> layout_of_;  // a TableInfo of def_'s layout, last
+  int64_t layout_seen_ms_ = 0;                          // when a node last declared it
+  std::shared_ptr<const ingest::TableInfo> other_of_;   // of another layout, last
+  std::optional<Built> other_;                          // built from other_of_
   std::optional<ingest::TableDefinition> def_;
   std::vector<Slot> slots_;
   std::vector<std::string> source_names_;  // by SourceId

@@ -296,7 +296,7 @@ void Teacher::Apply(const tsdb::CommittedGroup& group) {
       if (next_key > group.entry_keys.size()) return;  // not from the store: nothing to trust
       for (Aggregator& a : aggregators_) {
         if (a.source_table() != info.name) continue;
-        if (auto def = a.Layout(tu.table)) taught_.Define(*def);
+        if (auto def = a.Layout(tu.table, NowUnixMs())) taught_.Define(*def);
         const uint32_t source = a.SourceId(batch.source);
         for (size_t e = 0; e < tu.entries.size(); ++e) {
           a.Apply(source, tu.entries[e], group.entry_keys[first_key + e]);

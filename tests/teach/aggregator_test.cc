@@ -73,7 +73,7 @@ class AggregatorTest : public ::testing::Test {
 
   void Apply(const std::string& source, const std::string& key, int64_t t, const Node& n,
              const ingest::TableInfo& info = Info()) {
-    if (auto def = agg_.Layout(std::make_shared<const ingest::TableInfo>(info))) {
+    if (auto def = agg_.Layout(std::make_shared<const ingest::TableInfo>(info), t)) {
       ASSERT_TRUE(taught_.Define(*def));
       ++defines_;
     }
@@ -263,6 +263,8 @@ TEST_F(AggregatorTest, TableWithoutExpireIsTaughtWithoutExpire) {
   EXPECT_FALSE(d.updates[0].expire_ms.has_value());
 }
 
+// A layout no node declares any longer gives way to the new one (a node changing its table alone,
+// or the last of a rolling change): the taught table is redefined and the aggregate starts over.
 TEST_F(AggregatorTest, NewSourceLayoutRedefinesAndStartsOver) {
   const int64_t now = NowUnixMs();
   Apply("lb1", "k", now, Node{0, 10, 1, 10});
@@ -270,9 +272,10 @@ TEST_F(AggregatorTest, NewSourceLayoutRedefinesAndStartsOver) {
   narrower.data_types = {"gpc0"};
   narrower.periods_ms = {0};
   narrower.array_sizes = {0};
-  Apply("lb2", "k", now, Node{0, 20, 1, 20}, narrower);
+  const int64_t later = now + Aggregator::kLayoutSwitchMs;
+  Apply("lb2", "k", later, Node{0, 20, 1, 20}, narrower);
   EXPECT_EQ(2, defines_);
-  EXPECT_EQ(1u, agg_.Flush(now, taught_));
+  EXPECT_EQ(1u, agg_.Flush(later, taught_));
   Decoded d = Pull();
   ASSERT_EQ(1u, d.defines.size());
   EXPECT_EQ(uint64_t{1} << 2, d.defines[0].data_bitfield);
@@ -280,6 +283,26 @@ TEST_F(AggregatorTest, NewSourceLayoutRedefinesAndStartsOver) {
   // Values laid out for the old layout are gone: only lb2's gpc0.
   EXPECT_EQ(20u, d.updates[0].U(DataType::kGpc0));
   EXPECT_EQ(1u, d.updates[0].values.size());
+}
+
+// Nodes that declare the table differently (here its expire, as during a rolling change of
+// their configuration) add up in the current layout, by metric name: flipping the layout with
+// every batch started the aggregate over each time, and taught every node every entry again.
+TEST_F(AggregatorTest, NodesDeclaringTheTableDifferentlyStillAddUp) {
+  const int64_t now = NowUnixMs();
+  for (int round = 0; round < 5; ++round) {
+    Apply("lb1", "k", now + round, Node{0, 10u + round, 1, 10});
+    Apply("lb2", "k", now + round, Node{0, 20u + round, 2, 20}, Info(2 * kExpire));
+  }
+  EXPECT_EQ(1, defines_);
+  EXPECT_EQ(1u, agg_.Flush(now + 5, taught_));
+  Decoded d = Pull();
+  ASSERT_EQ(1u, d.defines.size());
+  EXPECT_EQ(kExpire, d.defines[0].expire_ms);
+  ASSERT_EQ(1u, d.updates.size());
+  EXPECT_EQ(14u + 24u, d.updates[0].U(DataType::kGpc0));
+  EXPECT_EQ(3u, d.updates[0].U(DataType::kConnCur));
+  EXPECT_EQ(30u, d.updates[0].U(DataType::kHttpReqCnt));
 }
 
 }  // namespace
