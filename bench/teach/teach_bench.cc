@@ -42,7 +42,7 @@ void BM_TeachWindow(benchmark::State& state) {
   Aggregator aggregator("/loadgen", "/loadgen.aggregate");
   QuotaBook book("/loadgen", "/loadgen.quota");
   const auto table = LoadgenTable();
-  if (auto def = aggregator.Layout(table)) taught.Define(*def);
+  if (auto def = aggregator.Layout(table, kStartMs)) taught.Define(*def);
   if (auto def = book.SetLayout(table->key_type, table->key_size, table->expire_ms)) {
     taught.Define(*def);
   }
