@@ -49,6 +49,15 @@ size_t Utf8Length(const unsigned char* p, size_t n, size_t* consumed) {
 
 }  // namespace
 
+size_t JsonStringBoundBytes(std::string_view text) {
+  size_t bytes = 2;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    bytes += c < 0x20 ? 6 : c == '"' || c == '\\' ? 2 : c >= 0x80 ? 3 : 1;
+  }
+  return bytes;
+}
+
 void AppendJsonString(std::string& out, std::string_view text, InvalidUtf8 invalid) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();

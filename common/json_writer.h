@@ -36,6 +36,11 @@ enum class InvalidUtf8 {
 void AppendJsonString(std::string& out, std::string_view text,
                       InvalidUtf8 invalid = InvalidUtf8::kReplace);
 
+// A bound on the bytes AppendJsonString writes for `text` with InvalidUtf8::kReplace, quotes
+// included, for budgets of replies: a control byte counts 6 (\u00xx), '"' and '\\' 2, a byte
+// above 0x7f 3 (what a U+FFFD takes; valid UTF-8 takes one byte per byte).
+size_t JsonStringBoundBytes(std::string_view text);
+
 // The most digits WriteDecimal writes (a '-' and 19 digits, or 20 digits).
 inline constexpr size_t kMaxDecimalChars = 20;
 

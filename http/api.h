@@ -46,9 +46,10 @@ inline constexpr size_t kDefaultQuotaHistoryLimit = 100;
 inline constexpr size_t kMaxQuotaBodyBytes = 16 * 1024;  // PUT /api/v1/quotas
 inline constexpr int64_t kMaxSeriesPoints = 100'000;     // (to - from) / step
 inline constexpr size_t kMaxUsageLimit = 100'000;        // usage?limit= (default: every row)
-// What one page of keys (usage, keys) holds, counting each key's bytes and
-// kListRowOverheadBytes: keys may be up to 1 MiB, so a page ends early past it (with the cursor
-// or offset of the next page), and a reply's memory is bounded in bytes, not only in rows.
+// What one page of keys (usage, keys) holds, counting each key's bytes as JSON
+// (JsonStringBoundBytes: a control byte takes six) and kListRowOverheadBytes: keys may be up to 1
+// MiB, so a page ends early past it (with the cursor or offset of the next page), and a reply's
+// memory is bounded in bytes, not only in rows.
 inline constexpr size_t kMaxListReplyBytes = 8u << 20;
 inline constexpr size_t kListRowOverheadBytes = 48;
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "common/json_writer.h"
 #include "http/api_util.h"
 
 namespace stickmeter::http::internal {
@@ -85,7 +86,8 @@ ApiResult<Response> HandleKeys(tsdb::QueryService& store, unsigned version,
   // larger in bytes than what is left of the page's budget, and the page ends once its keys
   // reach kMaxListReplyBytes, with `next` set as for a full page.
   API_ASSIGN_OR_RETURN(const tsdb::TableSummary summary, FindTable(store, table));
-  const size_t longest = 2 * size_t{summary.key_size} + kListRowOverheadBytes;
+  // As JSON, a key of key_size bytes takes at most 6 bytes a byte (\u00xx) and its quotes.
+  const size_t longest = 6 * size_t{summary.key_size} + 2 + kListRowOverheadBytes;
   std::vector<std::string> keys;
   size_t bytes = 0;
   bool truncated = false;
@@ -103,7 +105,7 @@ ApiResult<Response> HandleKeys(tsdb::QueryService& store, unsigned version,
         truncated = true;
         break;
       }
-      bytes += key.size() + kListRowOverheadBytes;
+      bytes += JsonStringBoundBytes(key) + kListRowOverheadBytes;
       keys.push_back(std::move(key));
     }
     if (truncated || !more) break;

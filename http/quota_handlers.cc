@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 
+#include "common/json_writer.h"
 #include "http/api_util.h"
 #include "http/routes.h"
 
@@ -188,7 +189,7 @@ ApiResult<Response> HandleQuotaKeys(const RouteContext& ctx) {
         truncated = true;
         break;
       }
-      bytes += k.key.size() + k.table.size() + kListRowOverheadBytes;
+      bytes += JsonStringBoundBytes(k.key) + JsonStringBoundBytes(k.table) + kListRowOverheadBytes;
       keys.push_back({{"table", k.table},
                       {"key", k.key},
                       {"metric", k.metric},

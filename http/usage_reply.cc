@@ -39,16 +39,16 @@ bool UsageReply::Add(std::string_view key, uint64_t total) {
       return true;  // not better than the worst row kept
     }
     std::pop_heap(best_.begin(), best_.end(), worse_first);
-    best_bytes_ -= best_.back().key.size() + kListRowOverheadBytes;
+    best_bytes_ -= JsonStringBoundBytes(best_.back().key) + kListRowOverheadBytes;
     best_.pop_back();
   }
   best_.push_back(Row{total, std::string(key)});
-  best_bytes_ += key.size() + kListRowOverheadBytes;
+  best_bytes_ += JsonStringBoundBytes(key) + kListRowOverheadBytes;
   std::push_heap(best_.begin(), best_.end(), worse_first);
   // Over the budget: the worst rows go, and no more than what is left is ever kept.
   while (best_bytes_ > max_bytes_ && best_.size() > 1) {
     std::pop_heap(best_.begin(), best_.end(), worse_first);
-    best_bytes_ -= best_.back().key.size() + kListRowOverheadBytes;
+    best_bytes_ -= JsonStringBoundBytes(best_.back().key) + kListRowOverheadBytes;
     best_.pop_back();
     keep_ = best_.size();
   }

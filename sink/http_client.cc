@@ -145,7 +145,11 @@ struct HttpClient::Impl {
       if (Status s = Connect(); !s.ok()) return s;
     }
     bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
-    req.set(bhttp::field::host, options.host);
+    // RFC 9110: an IPv6 literal in brackets, and the port (a proxy in front of ClickHouse may
+    // route by it).
+    const bool ipv6 = options.host.find(':') != std::string::npos;
+    req.set(bhttp::field::host,
+            (ipv6 ? "[" + options.host + "]" : options.host) + ":" + std::to_string(options.port));
     req.set(bhttp::field::user_agent, "stickmeter");
     req.set(bhttp::field::content_type, "text/plain; charset=utf-8");
     for (const auto& [name, value] : options.headers) req.set(name, value);

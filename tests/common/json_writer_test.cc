@@ -127,6 +127,20 @@ TEST(JsonWriterTest, SameBytesAsTheSerializer) {
   }
 }
 
+// Reply budgets count keys by this bound: never below what is written, exact for ASCII.
+TEST(JsonWriterTest, StringBoundIsNeverBelowTheBytesWritten) {
+  EXPECT_EQ(Quote("acme").size(), JsonStringBoundBytes("acme"));
+  EXPECT_EQ(Quote(std::string("a\x01\"\\\n", 5)).size(),
+            JsonStringBoundBytes(std::string("a\x01\"\\\n", 5)) - 4);  // \n is 2, bound 6
+  EXPECT_EQ(2u + 6 * 1000, JsonStringBoundBytes(std::string(1000, '\x02')));
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::string text(rng() % 24, '\0');
+    for (char& c : text) c = static_cast<char>(rng());
+    ASSERT_LE(Quote(text).size(), JsonStringBoundBytes(text)) << Hex(text);
+  }
+}
+
 // At every length and at the edges of WriteDecimal's 8-digit parts.
 TEST(JsonWriterTest, DecimalsAreToCharsBytes) {
   std::vector<uint64_t> values = {0, 1, UINT64_MAX, uint64_t{INT64_MAX} + 1, 1790812800000};
