@@ -107,6 +107,9 @@ void Journal::Clear() {
   applying_.clear();
   bytes_ = 0;
   failed_ = false;
+  // The rows are on disk, for the next Load: none waits here to be written out. A flush while
+  // the reopen fails would otherwise wait for them until one succeeds.
+  applied_ = queued_;
   backlog_.Set(0);
 }
 
