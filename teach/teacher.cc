@@ -417,6 +417,7 @@ Status Teacher::Validate(const Quota& q, const date::time_zone** zone) {
 }
 
 Result<QuotaStatus> Teacher::Put(const Quota& quota) {
+  std::lock_guard change(change_mu_);
   const date::time_zone* zone = nullptr;
   {
     std::lock_guard lock(mu_);
@@ -456,6 +457,7 @@ Result<QuotaStatus> Teacher::Put(const Quota& quota) {
 
 Status Teacher::Delete(const std::string& table, const std::string& metric,
                        const std::optional<std::string>& key) {
+  std::lock_guard change(change_mu_);
   {
     std::lock_guard lock(mu_);
     QuotaBook* book = BookFor(table);

@@ -10,8 +10,9 @@
 // history.
 //
 // Threads: OnCommitted() only queues (committer thread); one thread, "sm-teacher", applies and
-// teaches; the QuotaService methods may be called from any thread (a Put of a new metric,
-// period or zone waits for that usage to be read from the store, up to 10 s).
+// teaches; the QuotaService methods may be called from any thread, and puts and deletes take
+// effect one at a time (a Put of a new metric, period or zone waits for that usage to be read
+// from the store, up to 10 s).
 // Ownership: borrows the store and the taught tables, which must outlive Stop().
 // Failure: Start() fails with the store's error when quotas or usage cannot be read, or with
 // InvalidArgument for a stored quota that no longer parses.
@@ -111,6 +112,9 @@ class Teacher final : public tsdb::CommitObserver, public QuotaService {
   ingest::TaughtTables& taught_;
   Gauge& over_keys_;
 
+  // Quota changes one at a time, from the setting written to the book updated: two at once
+  // could leave the store with one quota and the book with the other. Taken before mu_.
+  std::mutex change_mu_;
   // Books and aggregators, and the base loads they wait for.
   std::mutex mu_;
   std::condition_variable base_cv_;
