@@ -109,8 +109,11 @@ bool QuotaBook::Delete(const std::string& metric, const std::optional<std::strin
   return true;
 }
 
-void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows) {
-  for (const auto& [key, total] : rows) {
+void QuotaBook::SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows,
+                        std::optional<int64_t> period_from_ms) {
+  const bool rolled = period_from_ms && *period_from_ms != trackers_[tracker].range.start_ms;
+  for (const auto& [key, read] : rows) {
+    const uint64_t total = rolled ? 0 : read;
     auto& entry = KeyOf(key);
     KeyBook& book = entry.second;
     if (book.used.size() <= tracker) book.used.resize(tracker + 1);

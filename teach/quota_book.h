@@ -54,8 +54,11 @@ class QuotaBook {
   std::optional<BaseRequest> Put(const Quota& quota, const date::time_zone* zone, int64_t now_ms);
   bool Delete(const std::string& metric, const std::optional<std::string>& key);
   // The base usage of a tracker (rows of the store's usage query over [from, cut)); rows at 0
-  // are keys to teach all the same (those with usage in the period before).
-  void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows);
+  // are keys to teach all the same (those with usage in the period before). With
+  // `period_from_ms` (the request's from_ms), rows of a period the tracker has rolled past
+  // since (a put just before a boundary) count as 0: that usage is not the new period's.
+  void SetBase(size_t tracker, const std::vector<std::pair<std::string, uint64_t>>& rows,
+               std::optional<int64_t> period_from_ms = std::nullopt);
 
   // A committed delta of the source table; `key_id` is the store's id of the key (0: unknown).
   void Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms,

@@ -264,7 +264,7 @@ Status Teacher::LoadBases() {
       continue;
     }
     std::lock_guard lock(mu_);
-    books_[load.book].SetBase(load.request.tracker, rows);
+    books_[load.book].SetBase(load.request.tracker, rows, load.request.from_ms);
     ++bases_loaded_;
   }
   {

@@ -235,6 +235,20 @@ TEST_F(QuotaBookTest, DeltaOfTheNextPeriodRollsOver) {
   EXPECT_TRUE(FlushAndCollect(kJuly + 20).empty());
 }
 
+// A quota put just before a boundary: its base (June's usage) arrives after July's first delta
+// rolled the tracker over. June's usage is not July's.
+TEST_F(QuotaBookTest, ABaseOfAPeriodRolledPastCountsNothing) {
+  auto base = book_.Put(MakeQuota(std::nullopt, 10), utc_, kJuly - 5);
+  ASSERT_TRUE(base.has_value());
+  book_.Apply("b", "http_req_cnt", 2, kJuly + 5);
+  book_.Roll(kJuly + 5);
+  book_.SetBase(base->tracker, {{"a", 12}, {"b", 4}}, base->from_ms);
+  auto flags = FlushAndCollect(kJuly + 10);
+  EXPECT_EQ((Flags{0, 0}), flags["a"]);
+  EXPECT_EQ((Flags{0, 2}), flags["b"]);
+  EXPECT_EQ(0u, book_.over_keys());
+}
+
 TEST_F(QuotaBookTest, PeriodEndRollsOverWithoutDeltas) {
   auto base = book_.Put(MakeQuota(std::string("a"), 10), utc_, kT);
   ASSERT_TRUE(base.has_value());
