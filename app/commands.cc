@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <system_error>
 
 #include "app/billing_zone.h"
 #include "billing/coverage.h"
@@ -23,8 +24,10 @@ int Fail(const std::string& reason) {
 }
 
 Result<std::unique_ptr<tsdb::Store>> OpenForReading(const std::string& data) {
-  if (!std::filesystem::exists(data)) {
-    return Status::NotFound("data directory " + data + " does not exist");
+  std::error_code ec;
+  if (!std::filesystem::exists(data, ec)) {
+    return Status::NotFound("data directory " + data +
+                            (ec ? ": " + ec.message() : std::string(" does not exist")));
   }
   tsdb::StoreOptions options;
   options.path = data;
@@ -110,7 +113,8 @@ int RunExport(const ExportConfig& config) {
       **store, request, [out](std::string_view chunk) { out->write(chunk.data(), chunk.size()); },
       &sha256);
   if (!s.ok()) {
-    if (!config.out.empty()) std::filesystem::remove(partial_path);
+    std::error_code ignored;
+    if (!config.out.empty()) std::filesystem::remove(partial_path, ignored);
     return Fail(AsFlagError(s.message()));
   }
   out->flush();
@@ -118,7 +122,13 @@ int RunExport(const ExportConfig& config) {
   if (!config.out.empty()) {
     file.close();
     // Rename last, so a reader never sees half an export under the final name.
-    std::filesystem::rename(partial_path, config.out);
+    std::error_code ec;
+    std::filesystem::rename(partial_path, config.out, ec);
+    if (ec) {
+      std::error_code ignored;
+      std::filesystem::remove(partial_path, ignored);
+      return Fail("--out: cannot write '" + config.out + "': " + ec.message());
+    }
     if (config.write_sha256) {
       std::ofstream digest(config.out + ".sha256");
       digest << sha256 << "  " << std::filesystem::path(config.out).filename().string() << "\n";
@@ -140,8 +150,10 @@ int RunExport(const ExportConfig& config) {
 int RunBackup(const BackupConfig& config) {
   auto store = OpenForReading(config.data);
   if (!store.ok()) return Fail(store.status().message());
-  if (std::filesystem::exists(config.target)) {
-    return Fail("backup target " + config.target + " already exists");
+  std::error_code ec;
+  if (std::filesystem::exists(config.target, ec) || ec) {
+    return Fail("backup target " + config.target +
+                (ec ? ": " + ec.message() : std::string(" already exists")));
   }
   if (Status s = (*store)->Backup(config.target); !s.ok()) return Fail("backup: " + s.message());
   std::printf("backup written to %s\n", config.target.c_str());

@@ -14,6 +14,9 @@
 namespace stickmeter::app {
 namespace {
 
+// The largest --config file read.
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
 // One flag: how it is spelled on the command line and in the config file, and how its value is
 // applied. Boolean flags take no value on the command line ("--insecure-no-auth") but accept
 // true/false in the file and as --flag=true|false.
@@ -109,6 +112,8 @@ FlagSpec<ServeConfig> TlsVerifyFlag(std::string name,
           [flag, field](ServeConfig& c, const std::string& v) -> Status {
             auto b = ParseBool(flag, v);
             if (!b.ok()) return b.status();
+            // Not verifying is the default, and no reason to use TLS at all.
+            if (!*b && !(c.*field)) return Status::Ok();
             if (!(c.*field)) c.*field = TlsConfig{};
             (c.*field)->verify = *b;
             return Status::Ok();
@@ -214,6 +219,7 @@ std::vector<FlagSpec<ServeConfig>> ServeFlags() {
        [](C& c, const std::string& v) -> Status {
          auto b = ParseBool("peers-tls-verify-name", v);
          if (!b.ok()) return b.status();
+         if (!*b && !c.peers_tls) return Status::Ok();
          if (!c.peers_tls) c.peers_tls = TlsConfig{};
          c.peers_tls->verify_name = *b;
          if (*b) c.peers_tls->verify = true;  // the name is checked on a verified certificate
@@ -295,9 +301,18 @@ const FlagSpec<Config>* FindFlag(const std::vector<FlagSpec<Config>>& flags,
 template <typename Config>
 Status ApplyConfigFile(const std::vector<FlagSpec<Config>>& flags, const std::string& path,
                        Config& config) {
-  std::ifstream in(path);
+  if (path.empty()) return Status::InvalidArgument("--config needs a value");
+  std::ifstream in(path, std::ios::binary);
   if (!in) return Status::InvalidArgument("--config: cannot read '" + path + "'");
-  nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  // A configuration is a few KiB; whatever is larger (or endless, like a pipe) is not one.
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigFileBytes) {
+    return Status::InvalidArgument("--config: '" + path + "' is larger than " +
+                                   std::to_string(kMaxConfigFileBytes >> 20) + " MiB");
+  }
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     return Status::InvalidArgument("--config: '" + path + "' is not a JSON object");
   }
@@ -319,7 +334,7 @@ Status ApplyConfigFile(const std::vector<FlagSpec<Config>>& flags, const std::st
       std::string text;
       if (item.is_string()) {
         text = item.get<std::string>();
-      } else if (item.is_boolean()) {
+      } else if (item.is_boolean() && spec->boolean) {
         text = item.get<bool>() ? "true" : "false";
       } else if (item.is_number_integer()) {
         text = item.dump();
@@ -358,6 +373,7 @@ Status ApplyArgs(const std::vector<FlagSpec<Config>>& flags, const std::vector<s
     }
     if (name == "config" && accepts_config) {
       if (!value && ++i < args.size()) value = args[i];
+      if (!value || value->empty()) return Status::InvalidArgument("--config needs a value");
       continue;  // read before the other flags
     }
     const FlagSpec<Config>* spec = FindFlag(flags, name);

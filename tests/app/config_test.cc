@@ -72,6 +72,8 @@ TEST(ServeConfigTest, BadFlagsNameThemselves) {
       {{"--apply-delay-ms", "-1"},
        "--apply-delay-ms: expected an integer from 0 to 600000, got '-1'"},
       {{"--data"}, "--data needs a value"},
+      {{"--data", "x", "--config"}, "--config needs a value"},
+      {{"--config="}, "--config needs a value"},
       {{"--name", ""}, "--name: must not be empty"},
       {{"--http-host", "evil host"}, "--http-host: expected a host name"},
       {{"--http-host", "a/b"}, "--http-host: expected a host name"},
@@ -229,6 +231,25 @@ TEST_F(ConfigFileTest, PeersTlsVerifyNameImpliesVerify) {
   EXPECT_FALSE(plain->peers_tls->verify_name);
 }
 
+// Not verifying is the default: saying so turns no TLS on (it once made every --connect dial
+// TLS without a certificate).
+TEST_F(ConfigFileTest, TlsVerifyFalseAloneLeavesTlsOff) {
+  auto flags = ParseServeArgs(
+      {"--connect-tls-verify=false", "--peers-tls-verify=false", "--peers-tls-verify-name=false"});
+  ASSERT_OK(flags);
+  EXPECT_FALSE(flags->connect_tls.has_value());
+  EXPECT_FALSE(flags->peers_tls.has_value());
+  Write(R"({"connect_tls_verify": false, "peers_tls_verify": false})");
+  auto file = ParseServeArgs({"--config", path_.string()});
+  ASSERT_OK(file);
+  EXPECT_FALSE(file->connect_tls.has_value());
+  EXPECT_FALSE(file->peers_tls.has_value());
+  auto on = ParseServeArgs({"--connect-tls-ca", "ca.pem", "--connect-tls-verify=false"});
+  ASSERT_OK(on);
+  ASSERT_TRUE(on->connect_tls.has_value());
+  EXPECT_FALSE(on->connect_tls->verify);
+}
+
 TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
   Write(R"({"dta": "/x"})");
   auto unknown = ParseServeArgs({"--config", path_.string()});
@@ -244,6 +265,16 @@ TEST_F(ConfigFileTest, BadFilesGiveOneLineReasons) {
   auto wrong = ParseServeArgs({"--config", path_.string()});
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(std::string::npos, wrong.status().message().find("key 'threads'"));
+
+  Write(R"({"data": true})");  // a text key: true is not a directory name
+  auto boolean = ParseServeArgs({"--config", path_.string()});
+  ASSERT_FALSE(boolean.ok());
+  EXPECT_NE(std::string::npos, boolean.status().message().find("key 'data'"));
+
+  Write("{\"name\": \"" + std::string(2 << 20, 'x') + "\"}");
+  auto huge = ParseServeArgs({"--config", path_.string()});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(std::string::npos, huge.status().message().find("larger than 1 MiB"));
 
   auto missing = ParseServeArgs({"--config", "/nonexistent/stickmeter.json"});
   ASSERT_FALSE(missing.ok());

@@ -214,6 +214,20 @@ TEST_F(ClusterTest, ThreeNodesFiveHundredKeysTotalsEqualRequestsSent) {
                       dir_.path() / "export2.log");
   ASSERT_EQ(0, from_backup.Wait()) << ReadFile(dir_.path() / "export2.log");
   EXPECT_EQ(api->body, ReadFile(backup_csv));
+
+  // An --out that cannot take the file (a directory is there) is one line, not an abort, and
+  // leaves no .partial behind.
+  const fs::path taken = dir_.path() / "taken";
+  fs::create_directory(taken);
+  Process refused(STICKMETER_BINARY,
+                  {"export", "--data", backup.string(), "--from", "0", "--to", "4102444800000",
+                   "--out", taken.string()},
+                  dir_.path() / "export3.log");
+  EXPECT_EQ(1, refused.Wait());
+  const std::string said = ReadFile(dir_.path() / "export3.log");
+  EXPECT_EQ(0u, said.find("stickmeter: --out: cannot write")) << said;
+  EXPECT_EQ(1, std::count(said.begin(), said.end(), '\n')) << said;
+  EXPECT_FALSE(fs::exists(taken.string() + ".partial"));
 }
 
 TEST_F(ClusterTest, SoftReloadInTheMiddleOfTrafficLosesNothing) {
