@@ -25,6 +25,24 @@ const MAX_ROWS = 2000;
 // Keys per page of the "top customers" view (the server ranks them: order=total&limit&offset).
 const TOP_PAGE = 100;
 
+// Every row of a usage query: a reply ends once its keys reach 8 MiB, with `next_offset` where
+// the next page starts, so pages are read until none follows. A key seen on an earlier page is
+// not listed again (a key first seen meanwhile shifts the rows after it by one).
+async function everyUsageRow(query) {
+  const rows = [];
+  const seen = new Set();
+  for (let offset = 0; ;) {
+    const body = await getJson('/api/v1/usage', { ...query, ...(offset ? { offset } : {}) });
+    for (const row of body.rows || []) {
+      if (seen.has(String(row.key))) continue;
+      seen.add(String(row.key));
+      rows.push(row);
+    }
+    if (body.next_offset == null) return { rows, total_rows: body.total_rows ?? rows.length };
+    offset = body.next_offset;
+  }
+}
+
 // The key's page keeps the usage page's range, and its sort for the way back.
 const keyLink = (tname, key, metric, params, sort = {}) =>
   `#/key?${new URLSearchParams({ table: tname, key, metric, ...rangeParams(params), ...sort })}`;
@@ -100,9 +118,9 @@ export async function usagePage(gen, params) {
   let names; // key -> display name (--key-names)
   try {
     const [body, prev, named] = await Promise.all([
-      getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to,
-        ...(top ? { order: 'total', limit: TOP_PAGE, offset } : {}) }),
-      before ? getJson('/api/v1/usage', { table: tname, metric, from: before.from, to: before.to }) : null,
+      top ? getJson('/api/v1/usage', { table: tname, metric, from: r.from, to: r.to, order: 'total', limit: TOP_PAGE, offset })
+        : everyUsageRow({ table: tname, metric, from: r.from, to: r.to }),
+      before ? everyUsageRow({ table: tname, metric, from: before.from, to: before.to }) : null,
       keyNames(tname)]);
     names = named;
     rows = body.rows || [];
