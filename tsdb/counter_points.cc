@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 #include <utility>
 
 #include "tsdb/every_key.h"
@@ -115,8 +116,9 @@ Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
     }
     for (size_t i = 0; i < segments.size(); ++i) {
       if (segments[i].unit_ms != 0) continue;
-      if (auto s = AddRawEdges(view, table, metric, source, {segments[i]}, {edge_active[i]},
-                               edge_totals[i], stripe);
+      // The segment's own edge_active, not a copy: other stripes write theirs into it.
+      if (auto s = AddRawEdges(view, table, metric, source, {segments[i]},
+                               std::span(&edge_active[i], 1), edge_totals[i], stripe);
           !s.ok()) {
         return s;
       }

@@ -23,7 +23,7 @@ ScanBudget::Hold::Hold(ScanBudget& budget, uint32_t wanted) : budget_(budget) {
 
 Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                    const std::vector<Segment>& segments,
-                   const std::vector<std::vector<uint64_t>>& edge_active,
+                   std::span<const std::vector<uint64_t>> edge_active,
                    std::vector<uint64_t>& totals, const KeyStripe& stripe) {
   // The sub-minute edges from raw events, of the keys with something in the edge's minutes
   // only: key by key in id order, each key's edges in time order, through one iterator that

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "common/status.h"
@@ -59,10 +60,11 @@ class ScanBudget {
 };
 
 // Adds the sub-minute edges (the raw `segments`) of `metric` to `totals`, of the keys with
-// something in the edge's minutes (`edge_active`, per raw segment by key id) only.
+// something in the edge's minutes (`edge_active`, per raw segment by key id) only. Reads
+// `edge_active` at the ids of `stripe` only: other stripes may be writing theirs meanwhile.
 Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                    const std::vector<Segment>& segments,
-                   const std::vector<std::vector<uint64_t>>& edge_active,
+                   std::span<const std::vector<uint64_t>> edge_active,
                    std::vector<uint64_t>& totals, const KeyStripe& stripe = {});
 
 // Runs `scan` over every key, in `threads` stripes of interleaved blocks of `block_keys` ids:
