@@ -146,6 +146,20 @@ async function main() {
   check(/acme\.example/.test(await page.textContent('#chart-tip')), 'the tip names the layers under the pointer');
   await page.screenshot({ path: path.join(args.artifacts, 'ui_usage.png'), fullPage: true });
 
+  // Top by total, whose page holds fewer keys than the period has (here six of them): the
+  // legend's other keys are still every key but the top five, with their whole total.
+  const topPage = (url) => url.pathname === '/api/v1/usage' && url.searchParams.get('order') === 'total';
+  await page.route(topPage, async (route) => {
+    const whole = await route.fetch();
+    const body = JSON.parse(await whole.text());
+    await route.fulfill({ response: whole, json: { ...body, rows: body.rows.slice(0, 6), next_offset: 6 } });
+  });
+  await visit(`#/usage?${new URLSearchParams({ ...period, from: String(T - 3600e3), compare: '', show: 'top' })}`, 'usage');
+  await page.waitForSelector('#usage-legend-others', { timeout: 10000 });
+  eq([Number(await page.getAttribute('#usage-legend-others', 'data-total')), (await page.textContent('#usage-legend-others')).split(':')[0]],
+    [sum(Object.fromEntries(ranked.slice(5))), othersLabel], 'top view: the other keys are every key but the top five');
+  await page.unroute(topPage);
+
   // Months: the previous button goes to the month before, by name; next comes back.
   await visit(`#/usage?${new URLSearchParams({ table, metric: 'http_req_cnt', range: 'month' })}`, 'usage');
   const thisMonth = new Date().toISOString().slice(0, 7);

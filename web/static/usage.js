@@ -134,7 +134,8 @@ export async function usagePage(gen, params) {
     for (const k of previous.keys()) if (!now.has(k)) rows.push({ key: k, total: 0 });
   }
   const prevOf = (x) => (previous ? previous.get(String(x.key)) ?? 0 : undefined);
-  topKeysChart(gen, { box: chartBox, table: tname, metric, r, rows: top && offset > 0 ? [] : rows });
+  topKeysChart(gen, { box: chartBox, table: tname, metric, r, rows: top && offset > 0 ? [] : rows,
+    keyCount: top ? Number(page.total) : undefined });
   if (top) {
     topPage(rows, page, { params, tname, metric, offset, summary, holder, prevOf, previous, names });
     csvButton.disabled = !rows.length;

@@ -15,7 +15,9 @@ const TOP_LAYERS = 5;
 // table's series (the series API without a key) less the top keys', so the bars are the whole
 // table. The legend gives every layer's total. The series are asked one at a time: a chart must
 // not take every query slot of the server (--max-queries) from the other pages.
-export async function topKeysChart(gen, { box, table, metric, r, rows }) {
+// `keyCount`: the keys with usage in the period when `rows` holds only some of them (a page of
+// the top keys); the other keys' layer is then every key but the top ones, as the bars are.
+export async function topKeysChart(gen, { box, table, metric, r, rows, keyCount }) {
   const ranked = rows.filter((x) => BigInt(x.total) > 0n).sort((a, b) => fmt.cmp(b.total, a.total)
     || (String(a.key) < String(b.key) ? -1 : 1));
   const topRows = ranked.slice(0, TOP_LAYERS);
@@ -38,16 +40,20 @@ export async function topKeysChart(gen, { box, table, metric, r, rows }) {
     return;
   }
   const others = ranked.slice(TOP_LAYERS);
-  const othersTotal = fmt.sum(others.map((x) => x.total));
+  const partial = keyCount !== undefined && keyCount > ranked.length;
+  const otherCount = partial ? keyCount - topRows.length : others.length;
+  let othersTotal = fmt.sum(others.map((x) => x.total));
   let othersDrawn = false;
-  if (others.length) {
+  if (otherCount) {
     try {
       const whole = await loadSeries({ table, metric, r, step });
       if (!isCurrent(gen)) return;
       const top = new Map();
       for (const l of layers) for (const p of l.points) top.set(p.t, (top.get(p.t) || 0) + p.v);
       const points = whole.points.map((p) => ({ ...p, v: p.v - (top.get(p.t) || 0) })).filter((p) => p.v > 0);
-      layers.push({ label: `${others.length} other keys`, points, total: othersTotal, others: true });
+      // Only some keys in `rows`: the others' total is the table's less the top keys'.
+      if (partial) othersTotal = fmt.sum(whole.points.map((p) => p.v)) - fmt.sum(topRows.map((x) => x.total));
+      layers.push({ label: `${otherCount} other keys`, points, total: othersTotal, others: true });
       othersDrawn = true;
     } catch (err) {
       if (isCurrent(gen)) showError(err);
@@ -58,11 +64,11 @@ export async function topKeysChart(gen, { box, table, metric, r, rows }) {
     const chart = stackedChart({ layers, stepMs, from: r.from, to: r.to, metric,
       width: box.clientWidth - 28, height: window.innerWidth < 640 ? 200 : 240 });
     const keyLayers = layers.filter((l) => !l.others);
-    const othersName = `${fmt.int(others.length)} other key${others.length === 1 ? '' : 's'}`;
+    const othersName = `${fmt.int(otherCount)} other key${otherCount === 1 ? '' : 's'}`;
     const legend = h('ul', { class: 'legend', id: 'usage-legend' },
       keyLayers.map((l, i) => h('li', { dataset: { key: l.label, total: String(l.total) } },
         h('span', { class: `swatch layer-${i}` }), `${l.label}: ${fmt.amount(metric, l.total)}`)),
-      others.length ? h('li', { class: 'muted', id: 'usage-legend-others', dataset: { total: String(othersTotal), drawn: String(othersDrawn) } },
+      otherCount ? h('li', { class: 'muted', id: 'usage-legend-others', dataset: { total: String(othersTotal), drawn: String(othersDrawn) } },
         othersDrawn ? h('span', { class: `swatch layer-${layers.length - 1}` }) : null,
         `${othersName}${othersDrawn ? '' : ' (not drawn)'}: ${fmt.amount(metric, othersTotal)}`) : null);
     box.replaceChildren(h('div', { class: 'muted small' },
