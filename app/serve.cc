@@ -135,7 +135,10 @@ std::vector<http::PeerInfo> ToPeerInfo(const std::vector<ingest::PeerStatus>& pe
 // A start that fails before serving leaves no store behind where there was none: a data
 // directory that was missing or empty when the start began is emptied again (and removed if it
 // was missing), so that a mistyped flag or a busy port does not leave a new, empty store that
-// the next start (or an export) would take for real data. Call Keep() once serving.
+// the next start (or an export) would take for real data. Call Opened() once this process has
+// opened the store there, Keep() once serving. A start whose open failed removes nothing: the
+// store may be another process's (two starts on an empty directory at once; the second finds
+// RocksDB's lock taken).
 class FirstStartGuard {
  public:
   explicit FirstStartGuard(std::filesystem::path dir) : dir_(std::move(dir)) {
@@ -144,7 +147,7 @@ class FirstStartGuard {
     fresh_ = !existed_ || std::filesystem::is_empty(dir_, ec);
   }
   ~FirstStartGuard() {
-    if (!fresh_ || kept_) return;
+    if (!fresh_ || !opened_ || kept_) return;
     std::error_code ec;
     if (!existed_) {
       std::filesystem::remove_all(dir_, ec);
@@ -156,12 +159,14 @@ class FirstStartGuard {
   }
   FirstStartGuard(const FirstStartGuard&) = delete;
   FirstStartGuard& operator=(const FirstStartGuard&) = delete;
+  void Opened() { opened_ = true; }
   void Keep() { kept_ = true; }
 
  private:
   std::filesystem::path dir_;
   bool existed_ = false;
   bool fresh_ = false;
+  bool opened_ = false;
   bool kept_ = false;
 };
 
@@ -238,6 +243,7 @@ int RunServe(const ServeConfig& config) {
   FirstStartGuard first_start(config.data);
   auto store = tsdb::Store::Open(store_options);
   if (!store.ok()) return Fail("data directory " + config.data + ": " + store.status().message());
+  first_start.Opened();
   if (Status s = RememberBillingZone(**store, config.billing_tz, NowUnixMs()); !s.ok()) {
     return Fail("data directory " + config.data + ": recording --billing-tz: " + s.message());
   }
