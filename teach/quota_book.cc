@@ -67,6 +67,7 @@ QuotaBook::KeyMap::value_type& QuotaBook::KeyOf(std::string_view key, uint32_t k
   if (KeyMap::value_type* known = by_id_.Find(key_id)) return *known;
   KeyMap::value_type& found = KeyOf(key);
   by_id_.Set(key_id, &found);
+  found.second.id = key_id;
   return found;
 }
 
@@ -132,7 +133,9 @@ void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t de
     Tracker& t = trackers_[i];
     if (t.metric != metric) continue;
     if (t_ms >= t.range.end_ms) {
-      // The first delta of a later period: what was used belongs to the one that ended.
+      // The first delta of a later period: what was used belongs to the one that ended. (The
+      // key of `it`, if found already, was just marked dirty: it is not forgotten.)
+      ForgetIdleKeys();
       t.range = PeriodAt(t.period, t.zone, t_ms);
       t.cut_ms = std::min(t.cut_ms, t.range.start_ms);
       MarkTracker(i);
@@ -151,13 +154,34 @@ void QuotaBook::Apply(std::string_view key, std::string_view metric, uint64_t de
 }
 
 void QuotaBook::Roll(int64_t now_ms) {
+  bool idle_checked = false;
   for (size_t i = 0; i < trackers_.size(); ++i) {
     Tracker& t = trackers_[i];
     if (now_ms < t.range.end_ms) continue;
+    if (!idle_checked) ForgetIdleKeys();
+    idle_checked = true;
     MarkTracker(i);
     ClearTracker(i);
     t.range = PeriodAt(t.period, t.zone, now_ms);
     t.cut_ms = std::min(t.cut_ms, t.range.start_ms);
+  }
+}
+
+void QuotaBook::ForgetIdleKeys() {
+  const Standing lifted;
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    KeyBook& book = it->second;
+    const bool idle =
+        !book.dirty && book.was_taught && book.taught == lifted &&
+        std::all_of(book.used.begin(), book.used.end(), [](uint64_t u) { return u == 0; }) &&
+        !own_.count(it->first);
+    if (!idle) {
+      ++it;
+      continue;
+    }
+    if (book.id != 0) by_id_.Set(book.id, nullptr);
+    if (!book.wire_key.empty()) forgotten_.push_back(std::move(book.wire_key));
+    it = keys_.erase(it);
   }
 }
 
@@ -216,6 +240,8 @@ QuotaBook::Standing QuotaBook::StandingOf(const std::string& key, const KeyBook&
 
 size_t QuotaBook::Flush(int64_t now_ms, ingest::TaughtTables& out) {
   Roll(now_ms);
+  out.Erase(taught_, forgotten_);
+  forgotten_.clear();
   if (!def_) return 0;
   size_t taught = 0;
   for (auto [key, book] : dirty_) {

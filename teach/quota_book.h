@@ -63,7 +63,10 @@ class QuotaBook {
   // A committed delta of the source table; `key_id` is the store's id of the key (0: unknown).
   void Apply(std::string_view key, std::string_view metric, uint64_t delta, int64_t t_ms,
              uint32_t key_id = 0);
-  // Rolls trackers whose period ended by `now_ms` over.
+  // Rolls trackers whose period ended by `now_ms` over. A key that had no usage in the period
+  // that ended, nor a quota of its own, and was taught its flag lifted is forgotten then (and
+  // its taught entry at the next Flush): the book and the taught table keep the keys of the
+  // last two periods, not every key ever seen, and refreshes do not send idle keys for ever.
   void Roll(int64_t now_ms);
   // Teaches every key whose flag or usage changed. Returns the number of keys taught.
   size_t Flush(int64_t now_ms, ingest::TaughtTables& out);
@@ -102,6 +105,7 @@ class QuotaBook {
     int64_t origin_ms = 0;  // its earliest change not taught yet
     std::string wire_key;   // once parsed (empty: not yet, or it does not parse)
     ingest::TaughtTables::EntryRef taught_entry;
+    uint32_t id = 0;  // the store's id of the key, once known (in by_id_)
   };
   struct KeyHash {
     using is_transparent = void;
@@ -124,6 +128,8 @@ class QuotaBook {
   uint64_t Used(const Entry& e, const std::string& key) const;
   QuotaStatus StatusOf(const Entry& e) const;
   void MarkAll();
+  // Forgets the keys idle since the last roll (see Roll), their wire keys into forgotten_.
+  void ForgetIdleKeys();
   void MarkTracker(size_t tracker);
   void ClearTracker(size_t tracker);
 
@@ -132,11 +138,13 @@ class QuotaBook {
   std::map<std::string, Entry> defaults_;                    // metric -> quota
   std::map<std::string, std::map<std::string, Entry>> own_;  // key -> metric -> quota
   std::vector<Tracker> trackers_;
-  // Nodes of an unordered_map stay put, and keys are never erased: dirty_ points into it.
+  // Nodes of an unordered_map stay put, and a key in dirty_ is never erased: dirty_ points
+  // into it.
   KeyMap keys_;
   KeyIdIndex<KeyMap::value_type> by_id_;  // into keys_
   std::vector<std::pair<const std::string*, KeyBook*>> dirty_;
   std::vector<ingest::TaughtTables::Change> staged_;  // by Flush, for one SetMany
+  std::vector<std::string> forgotten_;                // wire keys, for Flush's Erase
   uint64_t over_keys_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -247,6 +248,37 @@ TEST_F(QuotaBookTest, ABaseOfAPeriodRolledPastCountsNothing) {
   EXPECT_EQ((Flags{0, 0}), flags["a"]);
   EXPECT_EQ((Flags{0, 2}), flags["b"]);
   EXPECT_EQ(0u, book_.over_keys());
+}
+
+// A key idle for a whole period (no usage, no quota of its own, its flag lifted) is forgotten:
+// neither refreshed nor taught to a node that connects later. Keys with usage or a quota of
+// their own stay.
+TEST_F(QuotaBookTest, KeysIdleForAWholePeriodAreForgotten) {
+  auto base = book_.Put(MakeQuota(std::nullopt, 10), utc_, kT);
+  ASSERT_TRUE(base.has_value());
+  book_.Put(MakeQuota(std::string("own"), 100), utc_, kT);
+  book_.SetBase(base->tracker, {{"a", 12}, {"b", 4}, {"own", 1}});
+  EXPECT_EQ((Flags{1, 12}), FlushAndCollect(kT)["a"]);
+  // July: June's flags are lifted; b alone has usage in July.
+  book_.Apply("b", "http_req_cnt", 2, kJuly + 5);
+  auto flags = FlushAndCollect(kJuly + 10);
+  EXPECT_EQ((Flags{0, 0}), flags["a"]);
+  EXPECT_EQ((Flags{0, 2}), flags["b"]);
+  EXPECT_EQ((Flags{0, 0}), flags["own"]);
+  // August: a was idle all July (b was not; own has its own quota).
+  constexpr int64_t kAugust = 1'785'542'400'000;  // 2026-08-01T00:00Z
+  FlushAndCollect(kAugust + 10);
+  FakePeer fresh;
+  const Decoded all = fresh.Pull(taught_, 0);
+  ASSERT_TRUE(all.ok) << all.error;
+  std::set<std::string> taught;
+  for (const auto& u : all.updates) taught.insert(u.key);
+  EXPECT_EQ((std::set<std::string>{"b", "own"}), taught);
+  auto keys = book_.Keys();
+  EXPECT_TRUE(std::none_of(keys.begin(), keys.end(), [](const auto& k) { return k.key == "a"; }));
+  // a may come back.
+  book_.Apply("a", "http_req_cnt", 11, kAugust + 20);
+  EXPECT_EQ((Flags{1, 11}), FlushAndCollect(kAugust + 30)["a"]);
 }
 
 TEST_F(QuotaBookTest, PeriodEndRollsOverWithoutDeltas) {
