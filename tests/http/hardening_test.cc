@@ -78,6 +78,23 @@ std::optional<WireReply> ParseFirst(const std::string& data) {
   return reply;
 }
 
+// Reads what the server sends into `data` until it closes the connection (then sets `closed`),
+// for as long as the socket's io_context runs. `buf` and the callback must outlive that run.
+void ReadUntilClosed(tcp::socket& socket, std::string& buf, std::string& data, bool& closed,
+                     std::function<void()>& read_more) {
+  read_more = [&] {
+    socket.async_read_some(net::buffer(buf), [&](boost::system::error_code ec, size_t n) {
+      data.append(buf.data(), n);
+      if (ec) {
+        closed = true;
+        return;
+      }
+      read_more();
+    });
+  };
+  read_more();
+}
+
 // Like SendRaw, from the local address `source` (any 127.x.y.z is loopback on Linux).
 RawResult SendRawFrom(const std::string& source, uint16_t port, const std::string& bytes,
                       std::chrono::milliseconds deadline = 5s) {
@@ -94,17 +111,8 @@ RawResult SendRawFrom(const std::string& source, uint16_t port, const std::strin
   }
   if (!bytes.empty()) net::write(socket, net::buffer(bytes), ec);
   std::string buf(65536, '\0');
-  std::function<void()> read_more = [&] {
-    socket.async_read_some(net::buffer(buf), [&](boost::system::error_code ec, size_t n) {
-      out.data.append(buf.data(), n);
-      if (ec) {
-        out.closed = true;
-        return;
-      }
-      read_more();
-    });
-  };
-  read_more();
+  std::function<void()> read_more;
+  ReadUntilClosed(socket, buf, out.data, out.closed, read_more);
   io.run_for(deadline);
   return out;
 }
@@ -148,18 +156,9 @@ EndlessResult SendEndless(uint16_t port, const std::string& head, size_t cap,
     });
   };
   std::string buf(65536, '\0');
-  std::function<void()> read_more = [&] {
-    socket.async_read_some(net::buffer(buf), [&](boost::system::error_code ec, size_t n) {
-      out.data.append(buf.data(), n);
-      if (ec) {
-        out.closed = true;
-        return;
-      }
-      read_more();
-    });
-  };
+  std::function<void()> read_more;
   write_more();
-  read_more();
+  ReadUntilClosed(socket, buf, out.data, out.closed, read_more);
   io.run_for(deadline);
   return out;
 }
