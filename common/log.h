@@ -4,6 +4,7 @@
 // mutex, so lines from different threads never interleave. Thread-safe.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace stickmeter {
@@ -23,5 +24,9 @@ inline void LogWarn(std::string_view component, std::string_view text) {
 inline void LogError(std::string_view component, std::string_view text) {
   Log(LogLevel::kError, component, text);
 }
+
+// `text` with control bytes, backslashes and bytes >= 0x7f as \xNN: what an outsider sent, safe
+// to put in one log line or a one-line error.
+std::string EscapeForLog(std::string_view text);
 
 }  // namespace stickmeter

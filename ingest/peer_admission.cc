@@ -15,23 +15,6 @@ bool ValidPeerName(std::string_view name) {
   return true;
 }
 
-std::string EscapeForLog(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c >= 0x7f || c == '\\') {
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  return out;
-}
-
 std::string PeerAdmission::Admit(const std::string& ip) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (open_ >= limits_.max_connections) {

@@ -20,9 +20,6 @@ inline constexpr size_t kMaxPeerNameBytes = 64;
 // ".-_:" (HAProxy's invalid_char() rule for peer names).
 bool ValidPeerName(std::string_view name);
 
-// `text` with control bytes, backslashes and bytes >= 0x7f as \xNN: safe to put in one log line.
-std::string EscapeForLog(std::string_view text);
-
 // Counts incoming connections by state and source address (IP, without port).
 class PeerAdmission {
  public:

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "common/log.h"
 #include "ingest/peer_admission.h"
 
 namespace stickmeter::ingest {

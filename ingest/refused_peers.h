@@ -5,7 +5,7 @@
 // Bounded: at most kMaxRefusedPeers entries, one per (name, source IP); a refusal of a pair
 // already listed updates it (count, time, reason), a new pair past the bound evicts the pair
 // whose last refusal is the oldest. Names and reasons come from the other side, so they are stored
-// escaped (peer_admission.h EscapeForLog) and truncated: a hostile client can neither grow the set
+// escaped (common/log.h EscapeForLog) and truncated: a hostile client can neither grow the set
 // nor put raw bytes into the API's answers.
 //
 // Thread-safe.

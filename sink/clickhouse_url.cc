@@ -1,7 +1,11 @@
 #include "sink/clickhouse_url.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
+#include <system_error>
+
+#include "common/log.h"
 
 namespace stickmeter::sink {
 namespace {
@@ -24,29 +28,6 @@ bool IsUserChar(char c) {
          std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// `text` for an error message: control bytes as \xNN, so the message stays one line.
-std::string Shown(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 bool IsHostChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_';
@@ -66,27 +47,30 @@ Result<std::string> ParseUser(std::string_view raw) {
   for (size_t i = 0; i < raw.size(); ++i) {
     const char c = raw[i];
     if (c == '%') {
-      const int hi = i + 2 < raw.size() ? HexValue(raw[i + 1]) : -1;
-      const int lo = i + 2 < raw.size() ? HexValue(raw[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return Bad("bad %-escape in the user name '" + Shown(raw) + "'");
-      user += static_cast<char>(hi * 16 + lo);
+      unsigned byte = 0;
+      const char* end = raw.data() + std::min(raw.size(), i + 3);
+      const auto [at, ec] = std::from_chars(raw.data() + i + 1, end, byte, 16);
+      if (ec != std::errc() || at != raw.data() + i + 3) {
+        return Bad("bad %-escape in the user name '" + EscapeForLog(raw) + "'");
+      }
+      user += static_cast<char>(byte);
       i += 2;
     } else if (IsUserChar(c)) {
       user += c;
     } else {
-      return Bad("bad user name '" + Shown(raw) +
+      return Bad("bad user name '" + EscapeForLog(raw) +
                  "' (percent-encode characters other than letters, digits and -._~!$&'()*+,;=)");
     }
   }
   if (user.empty()) return Bad("empty user name before @");
   if (user.size() > 128) return Bad("user name longer than 128 bytes");
   if (user.find(':') != std::string::npos) {
-    return Bad("a ':' in the user name '" + Shown(user) +
+    return Bad("a ':' in the user name '" + EscapeForLog(user) +
                "' cannot be sent (HTTP Basic authentication ends the name there)");
   }
   for (unsigned char c : user) {
     if (c < 0x20 || c == 0x7f) {
-      return Bad("a control character in the user name '" + Shown(user) + "'");
+      return Bad("a control character in the user name '" + EscapeForLog(user) + "'");
     }
   }
   return user;

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "common/log.h"
 #include "common/metrics.h"
 #include "ingest/peer_admission.h"
 #include "ingest/peer_registry.h"
@@ -351,8 +352,8 @@ TEST(PeerHostileTest, ResyncRequestsCannotMultiplyBatches) {
 // Low: what a client sends never reaches the log raw, and a client failing in a loop cannot
 // flood it.
 TEST(PeerHostileTest, LogTextIsEscaped) {
-  EXPECT_EQ("lb1 ok", ingest::EscapeForLog("lb1 ok"));
-  EXPECT_EQ("a\\x0ab\\x1b[2Jc\\x5c\\xff", ingest::EscapeForLog("a\nb\x1b[2Jc\\\xff"));
+  EXPECT_EQ("lb1 ok", EscapeForLog("lb1 ok"));
+  EXPECT_EQ("a\\x0ab\\x1b[2Jc\\x5c\\xff", EscapeForLog("a\nb\x1b[2Jc\\\xff"));
 }
 
 TEST(PeerHostileTest, LogLinesArePerReasonRateLimited) {
