@@ -44,6 +44,9 @@ Status CopyTo(const DbHandle& db, const std::string& dir) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   for (int i = 0; i < kCfCount && result.ok(); ++i) {
+    // A store of format version 1 open read-only has no every-key families: the copy records
+    // version 1 too, and is upgraded at its first open for writing.
+    if (db.cf(i) == nullptr) continue;
     std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.cf(i)));
     rocksdb::WriteBatch wb;
     for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
@@ -70,6 +73,7 @@ Status CompactAll(const DbHandle& db) {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (auto* cf : db.cfs()) {
+    if (cf == nullptr) continue;
     if (auto s = FromRocks(db.db()->CompactRange(co, cf, nullptr, nullptr), "compaction");
         !s.ok()) {
       return s;

@@ -66,9 +66,10 @@ bool OnlyAnUnfinishedCreate(const std::string& path) {
 
 }  // namespace
 
-const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf, format::kRawCf,
-                                        format::kMinuteCf, format::kHourCf,    format::kDayCf,
-                                        format::kGaugeCf};
+const char* const kCfNames[kCfCount] = {format::kMetaCf,   format::kEntriesCf,   format::kRawCf,
+                                        format::kMinuteCf, format::kHourCf,      format::kDayCf,
+                                        format::kGaugeCf,  format::kKeyMinuteCf, format::kKeyHourCf,
+                                        format::kKeyDayCf};
 
 Cf RollupCf(int64_t unit_ms) {
   return unit_ms == format::kMinuteMs ? kMinute : unit_ms == format::kHourMs ? kHour : kDay;
@@ -77,7 +78,9 @@ Cf RollupCf(int64_t unit_ms) {
 uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
 
 std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
-  if (cf >= kMinute && cf <= kDay) return std::make_shared<SumsAddOperator>();
+  if ((cf >= kMinute && cf <= kDay) || (cf >= kKeyMinute && cf <= kKeyDay)) {
+    return std::make_shared<SumsAddOperator>();
+  }
   if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
   return nullptr;
 }
@@ -85,7 +88,8 @@ std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
 Status VersionRefused(const std::string& path, uint32_t found) {
   return Status::InvalidArgument("store " + path + " has format version " + std::to_string(found) +
                                  "; this build reads format version " +
-                                 std::to_string(format::kFormatVersion) + " only");
+                                 std::to_string(format::kFormatVersion) + " and upgrades " +
+                                 std::to_string(format::kFirstUpgradableVersion) + " to it");
 }
 
 Result<std::unique_ptr<DbHandle>> DbHandle::Open(const StoreOptions& options, bool read_only) {
@@ -114,7 +118,9 @@ std::optional<Status> DbHandle::OtherVersion(const std::string& path,
   db.reset();
   if (!found || v.size() != 4) return std::nullopt;
   const uint32_t version = format::GetU32BE(v.data());
-  if (version == format::kFormatVersion) return std::nullopt;
+  if (version >= format::kFirstUpgradableVersion && version <= format::kFormatVersion) {
+    return std::nullopt;
+  }
   return VersionRefused(path, version);
 }
 
@@ -133,7 +139,9 @@ DbHandle::~DbHandle() { (void)Close(); }
 
 Status DbHandle::Close() {
   if (db_ == nullptr) return Status::Ok();
-  for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+  for (auto* h : cfs_) {
+    if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+  }
   cfs_.clear();
   Status result;
   // A sync of a WAL whose write failed aborts the process (an assertion in RocksDB's file writer).
@@ -204,24 +212,30 @@ std::vector<rocksdb::ColumnFamilyDescriptor> DbHandle::Descriptors() {
       // full ingest (see docs/performance.md). Queries read the audit trail by key prefix only.
       c.level0_file_num_compaction_trigger = 8;
     }
-    // The unit of the bucket in the key: hour rows are keyed by their day.
-    const int64_t unit = i == kMinute || i == kGauge ? format::kMinuteMs
-                         : i == kHour                ? format::kHourMs * format::kHoursPerRow
-                         : i == kDay                 ? format::kDayMs
-                                                     : 0;
-    const int64_t retention = i == kRaw                     ? options_.raw_retention_ms
-                              : i == kMinute || i == kGauge ? options_.minute_retention_ms
-                              : i == kHour                  ? options_.hour_retention_ms
-                              : i == kDay                   ? options_.day_retention_ms
-                                                            : 0;
+    // The unit of the bucket in the key: hour rows are keyed by their day. Every-key hour rows
+    // are keyed by their hour, and kept as long as the day of hours they repeat (group 24).
+    const bool minutes = i == kMinute || i == kGauge || i == kKeyMinute;
+    const bool hours = i == kHour || i == kKeyHour;
+    const bool days = i == kDay || i == kKeyDay;
+    const int64_t unit = minutes      ? format::kMinuteMs
+                         : i == kHour ? format::kHourMs * format::kHoursPerRow
+                         : hours      ? format::kHourMs
+                         : days       ? format::kDayMs
+                                      : 0;
+    const int64_t retention = i == kRaw ? options_.raw_retention_ms
+                              : minutes ? options_.minute_retention_ms
+                              : hours   ? options_.hour_retention_ms
+                              : days    ? options_.day_retention_ms
+                                        : 0;
     c.merge_operator = MergeOperatorFor(static_cast<Cf>(i));
     if (i >= kRaw && retention > 0) {
-      filters_.push_back(
-          std::make_unique<RetentionFilter>(std::string("stickmeter.retention.") + kCfNames[i],
-                                            i == kRaw     ? 8
-                                            : i == kGauge ? format::kRollupBucketOffset
-                                                          : format::kEntryRollupBucketOffset,
-                                            unit, retention, clock));
+      const size_t offset = i == kRaw         ? 8
+                            : i == kGauge     ? format::kRollupBucketOffset
+                            : i >= kKeyMinute ? format::kKeySumsBucketOffset
+                                              : format::kEntryRollupBucketOffset;
+      filters_.push_back(std::make_unique<RetentionFilter>(
+          std::string("stickmeter.retention.") + kCfNames[i], offset, unit, retention, clock,
+          i == kKeyHour ? format::kHoursPerRow : 1));
       c.compaction_filter = filters_.back().get();
       c.periodic_compaction_seconds = config::kPeriodicCompactionSeconds;
     }
@@ -249,8 +263,9 @@ Status DbHandle::OpenDb() {
     if (fs::exists(path, ec) && !OnlyAnUnfinishedCreate(path)) {
       return Status::InvalidArgument(path + " is not a stickmeter store (it holds other files)");
     }
-  } else {
-    std::vector<std::string> have;
+  }
+  std::vector<std::string> have;
+  if (has_current) {
     auto s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &have);
     if (!s.ok()) {
       // CURRENT exists but does not lead to a readable manifest.
@@ -272,8 +287,22 @@ Status DbHandle::OpenDb() {
     if (::mkdtemp(tmpl) == nullptr) return Status::IoError("cannot create a temporary directory");
     const std::string secondary_dir = tmpl;
     rocksdb::DB* db = nullptr;
-    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir, Descriptors(), &cfs_, &db);
+    // The families the store has: a store of format version 1 lacks the every-key ones.
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    std::vector<int> opened;  // the Cf of each descriptor
+    auto all = Descriptors();
+    for (int i = 0; i < kCfCount; ++i) {
+      if (!Contains(have, kCfNames[i])) continue;
+      descriptors.push_back(all[i]);
+      opened.push_back(i);
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    s = rocksdb::DB::OpenAsSecondary(o, path, secondary_dir, descriptors, &handles, &db);
     db_.reset(db);
+    if (s.ok()) {
+      cfs_.assign(kCfCount, nullptr);
+      for (size_t i = 0; i < handles.size(); ++i) cfs_[opened[i]] = handles[i];
+    }
     if (s.ok()) s = db_->TryCatchUpWithPrimary();
     // The instance only keeps its info log open there: remove the directory now so that a
     // killed reader leaves nothing behind.
@@ -287,7 +316,9 @@ Status DbHandle::OpenDb() {
   if (!s.ok()) {
     const std::string why = s.ToString();
     if (db_ != nullptr) {
-      for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+      for (auto* h : cfs_) {
+        if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+      }
       cfs_.clear();
       db_.reset();
     }

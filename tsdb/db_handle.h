@@ -28,11 +28,25 @@
 namespace stickmeter::tsdb {
 
 // Column family indexes, in the order they are opened.
-enum Cf { kMeta = 0, kEntries, kRaw, kMinute, kHour, kDay, kGauge, kCfCount };
+enum Cf {
+  kMeta = 0,
+  kEntries,
+  kRaw,
+  kMinute,
+  kHour,
+  kDay,
+  kGauge,
+  kKeyMinute,  // the every-key rollups (format version 2): absent from a read-only open of a
+  kKeyHour,    // store of version 1
+  kKeyDay,
+  kCfCount
+};
 extern const char* const kCfNames[kCfCount];
 
 // The rollup column family of a resolution (kMinuteMs, kHourMs or kDayMs).
 Cf RollupCf(int64_t unit_ms);
+// The every-key rollup column family of a rollup family (kMinute, kHour or kDay).
+inline Cf KeyRollupCf(Cf rollup) { return static_cast<Cf>(rollup - kMinute + kKeyMinute); }
 // Buckets per row of a rollup column family: a day of hours, else 1.
 uint32_t RowSpan(Cf cf);
 // The merge operator of a column family; null for the families written with Put only.
@@ -52,8 +66,14 @@ class DbHandle {
   DbHandle& operator=(const DbHandle&) = delete;
 
   rocksdb::DB* db() const { return db_.get(); }
-  rocksdb::ColumnFamilyHandle* cf(int cf) const { return cfs_[cf]; }  // cf: a Cf
-  // Every family of Cf, in order.
+  // cf: a Cf. Null only for the every-key families of a read-only open of a version 1 store.
+  rocksdb::ColumnFamilyHandle* cf(int cf) const { return cfs_[cf]; }
+  // Whether queries may read the every-key families: they exist and hold every rollup cell
+  // (the store's format version is 2). Set by the store once it has read or upgraded the
+  // version, before any query; false until then.
+  bool key_rollups_ready() const { return key_rollups_ready_; }
+  void set_key_rollups_ready(bool ready) { key_rollups_ready_ = ready && cfs_[kKeyDay] != nullptr; }
+  // Every family of Cf, in order (null where cf() is).
   const std::vector<rocksdb::ColumnFamilyHandle*>& cfs() const { return cfs_; }
   // Syncs the WAL (when writable, and no write failed since the open) and closes the DB.
   // Idempotent.
@@ -80,6 +100,7 @@ class DbHandle {
   std::vector<std::unique_ptr<RetentionFilter>> filters_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  bool key_rollups_ready_ = false;
 };
 
 }  // namespace stickmeter::tsdb

@@ -97,13 +97,51 @@ Status ForEachStripe(ReadView& r, uint32_t threads, uint32_t block_keys,
   return Status::Ok();
 }
 
-Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
-                       const std::vector<Segment>& segments,
-                       const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,
-                       uint32_t block_keys, const QueryService::UsageVisitor& visit) {
-  std::vector<uint64_t> totals(ids);
-  // Per raw segment, by key id: what the key has in the segment's minutes.
-  std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
+namespace {
+
+// Every key's totals (and what each has in the edges' minutes) from the every-key rollups: the
+// rows of the range's buckets only, by time first, so that what the keys have outside the range
+// is never read. The sub-minute edges are shared out between threads as with the rollups by key.
+Status TotalsByTime(ReadView& r, uint32_t table, uint32_t metric,
+                    const std::vector<Segment>& segments, const std::vector<Segment>& edge_minutes,
+                    uint32_t threads, uint32_t block_keys, std::vector<uint64_t>& totals,
+                    std::vector<std::vector<uint64_t>>& edge_active) {
+  auto add = [&](const Segment& seg, std::vector<uint64_t>& out) {
+    return ScanKeyRollups(r, KeyRollupCf(RollupCf(seg.unit_ms)), table, metric,
+                          static_cast<uint32_t>(seg.lo / seg.unit_ms),
+                          static_cast<uint32_t>(seg.hi / seg.unit_ms),
+                          [&](uint32_t key, uint32_t /*bucket*/, uint64_t sum) {
+                            if (key >= out.size()) out.resize(size_t{key} + 1);
+                            out[key] += sum;
+                          });
+  };
+  for (const auto& seg : segments) {
+    if (seg.unit_ms == 0) continue;
+    if (auto s = add(seg, totals); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < edge_minutes.size(); ++i) {
+    if (auto s = add(edge_minutes[i], edge_active[i]); !s.ok()) return s;
+    // Keys added since the caller counted the ids: the edges' threads may add to them.
+    if (edge_active[i].size() > totals.size()) totals.resize(edge_active[i].size());
+  }
+  if (edge_minutes.empty()) return Status::Ok();
+  return ForEachStripe(r, threads, block_keys, [&](ReadView& view, const KeyStripe& stripe) {
+    if (auto s =
+            AddRawEdges(view, table, metric, std::nullopt, segments, edge_active, totals, stripe);
+        !s.ok()) {
+      return s;
+    }
+    return view.Check();
+  });
+}
+
+// The same from the rollups by key (a query of one source, or a store of format version 1 open
+// read-only): one pass per family over every key, with all of the range's windows of that
+// family at once, shared out between threads by key.
+Status TotalsByKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                   const std::vector<Segment>& segments, const std::vector<Segment>& edge_minutes,
+                   uint32_t threads, uint32_t block_keys, std::vector<uint64_t>& totals,
+                   std::vector<std::vector<uint64_t>>& edge_active) {
   std::map<int64_t, std::vector<RollupWindow>> by_unit;
   auto add_window = [&](const Segment& seg, std::vector<uint64_t>* out) {
     by_unit[seg.unit_ms].push_back(RollupWindow{static_cast<uint32_t>(seg.lo / seg.unit_ms),
@@ -117,7 +155,7 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
     std::sort(windows.begin(), windows.end(),
               [](const RollupWindow& a, const RollupWindow& b) { return a.lo < b.lo; });
   }
-  auto scan = [&](ReadView& view, const KeyStripe& stripe) -> Status {
+  return ForEachStripe(r, threads, block_keys, [&](ReadView& view, const KeyStripe& stripe) {
     for (const auto& [unit, windows] : by_unit) {
       if (auto s = ScanRollup(view, table, metric, RollupCf(unit), windows, source, stripe);
           !s.ok()) {
@@ -129,8 +167,24 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
       return s;
     }
     return view.Check();
-  };
-  if (auto s = ForEachStripe(r, threads, block_keys, scan); !s.ok()) return s;
+  });
+}
+
+}  // namespace
+
+Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
+                       const std::vector<Segment>& segments,
+                       const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,
+                       uint32_t block_keys, const QueryService::UsageVisitor& visit) {
+  std::vector<uint64_t> totals(ids);
+  // Per raw segment, by key id: what the key has in the segment's minutes.
+  std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
+  const Status read = !source && r.HasKeyRollups()
+                          ? TotalsByTime(r, table, metric, segments, edge_minutes, threads,
+                                         block_keys, totals, edge_active)
+                          : TotalsByKey(r, table, metric, source, segments, edge_minutes, threads,
+                                        block_keys, totals, edge_active);
+  if (!read.ok()) return read;
   return ForEachKey(r, table, "", [&](std::string_view key_text, uint32_t key_id) {
     if (key_id >= totals.size() || totals[key_id] == 0) return true;
     return visit(key_text, totals[key_id]);

@@ -318,6 +318,18 @@ void AppendEntryRollupKey(std::string& out, uint32_t table_id, uint32_t key_id, 
   PutU32BE(out, source_id);
 }
 
+void AppendKeySumsKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t bucket,
+                      uint32_t block) {
+  PutU32BE(out, table_id);
+  PutU32BE(out, metric_id);
+  PutU32BE(out, bucket);
+  PutU32BE(out, block);
+}
+
+KeySumsKeyParts DecodeKeySumsKey(const char* p) {
+  return KeySumsKeyParts{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
+}
+
 EntryRollupKeyParts DecodeEntryRollupKey(const char* p) {
   return EntryRollupKeyParts{GetU32BE(p), GetU32BE(p + 4), GetU32BE(p + 8), GetU32BE(p + 12)};
 }

@@ -36,6 +36,12 @@
 //     table_id:id key_id:id bucket:u32 source_id:id -> Sums
 //     bucket = t_ms / resolution (minutes or days since the Unix epoch, UTC); "e1h24" rows hold
 //     a UTC day of hours, keyed by the day, slot = metric_id * 24 + hour of the day
+//   column families "k1m", "k1h", "k1d" (the counter rollups again, by time first: every key's
+//   sum of one metric over all sources, for queries over every key; merge operator
+//   "stickmeter.sums"; derived from the cells above as they are written, format version 2):
+//     table_id:id metric_id:id bucket:u32 block:u32 -> Sums
+//     bucket = t_ms / resolution (minutes, hours or days since the Unix epoch, UTC); block =
+//     key_id / kKeysPerBlock; slot = key_id % kKeysPerBlock
 //   column family "gauge" (gauge samples per minute, merge operator "stickmeter.gauge"):
 //     table_id:id metric_id:id key_id:id minute:u32 source_id:id -> i64 last, i64 max (fixed LE)
 //
@@ -79,7 +85,10 @@ namespace stickmeter::tsdb::format {
 // The version of the layout above, written into the "F" record of a new store. A build reads
 // exactly its own version: a store of any other one, older or newer, is refused at open, since a
 // build has no code to read or rewrite another layout.
-inline constexpr uint32_t kFormatVersion = 1;
+// Version 2 added the "k1m", "k1h" and "k1d" families; a store of version 1 is upgraded at its
+// first open for writing (tsdb/key_index.h), and read as it is by a read-only open.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFirstUpgradableVersion = 1;
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kEntriesCf[] = "entries";
@@ -88,6 +97,9 @@ inline constexpr char kMinuteCf[] = "e1m";
 inline constexpr char kHourCf[] = "e1h24";
 inline constexpr char kDayCf[] = "e1d";
 inline constexpr char kGaugeCf[] = "gauge";
+inline constexpr char kKeyMinuteCf[] = "k1m";
+inline constexpr char kKeyHourCf[] = "k1h";
+inline constexpr char kKeyDayCf[] = "k1d";
 
 inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
@@ -243,6 +255,17 @@ EntryRollupKeyParts DecodeEntryRollupKey(const char* p);  // REQUIRES: kEntryRol
 // Prefix up to and including the table id (4 bytes) or the key id (8 bytes).
 std::string EntryRollupPrefix(uint32_t table_id);
 std::string EntryRollupPrefix(uint32_t table_id, uint32_t key_id);
+
+// Every-key rollup keys ("k1m", "k1h", "k1d"): table, metric, bucket, block of key ids.
+inline constexpr uint32_t kKeysPerBlock = 1024;
+inline constexpr size_t kKeySumsKeySize = 16;
+inline constexpr size_t kKeySumsBucketOffset = 8;
+void AppendKeySumsKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t bucket,
+                      uint32_t block);
+struct KeySumsKeyParts {
+  uint32_t table = 0, metric = 0, bucket = 0, block = 0;
+};
+KeySumsKeyParts DecodeKeySumsKey(const char* p);  // REQUIRES: kKeySumsKeySize bytes
 
 // ---- journal ----
 std::string JournalKey(uint64_t id);

@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "tsdb/config.h"
+#include "tsdb/key_rollups.h"
 
 namespace stickmeter::tsdb {
 
@@ -99,6 +100,7 @@ Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::Write
       wb.Merge(db.cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
       i = n;
     }
+    if (auto s = AddKeyRollups(db, r, cells, wb); !s.ok()) return s;
   }
   return Status::Ok();
 }

@@ -55,8 +55,9 @@ Status CollectJournalPieces(const std::vector<JournalRow>& rows,
                             std::vector<JournalPiece>* pieces);
 
 // Adds the newest state of each entry in `j` and one merge operand per rollup row (the sum of
-// its increments in `j`) to `wb`, in key order, for the families of `db`. Sorts `j`. Corruption
-// if a cell's sums are malformed.
+// its increments in `j`) to `wb`, in key order, for the families of `db`, and the every-key
+// rollups' operands of those cells (tsdb/key_rollups.h). Sorts `j`. Corruption if a cell's sums
+// are malformed.
 Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::WriteBatch& wb);
 
 }  // namespace stickmeter::tsdb

@@ -90,8 +90,8 @@ Status ReadView::AddJournal(std::optional<uint32_t> table, std::optional<uint32_
       return Add(cf, k, v);
     }
     rocksdb::Status Add(uint32_t cf_id, const rocksdb::Slice& k, const rocksdb::Slice& v) {
-      for (int cf = kRaw; cf <= kDay; ++cf) {
-        if (r->db_.cf(cf)->GetID() == cf_id) {
+      for (int cf = kRaw; cf < kCfCount; ++cf) {
+        if (r->db_.cf(cf) != nullptr && r->db_.cf(cf)->GetID() == cf_id) {
           r->journal_rows_[cf].emplace_back(k.ToString(), v.ToString());
           return rocksdb::Status::OK();
         }
@@ -101,7 +101,7 @@ Status ReadView::AddJournal(std::optional<uint32_t> table, std::optional<uint32_
     ReadView* r;
   } collect(this);
   if (auto s = FromRocks(wb.Iterate(&collect), "reading the journal"); !s.ok()) return s;
-  for (int cf = kRaw; cf <= kDay; ++cf) {
+  for (int cf = kRaw; cf < kCfCount; ++cf) {
     if (its_[cf]) return Status::Internal("the journal was added after reading began");
     std::sort(journal_rows_[cf].begin(), journal_rows_[cf].end());
   }

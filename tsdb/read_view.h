@@ -68,6 +68,8 @@ class ReadView {
   // scan shared out between threads reads one consistent state. Call after AddJournal, if at
   // all; this view must outlive the fork, and the fork may not AddJournal.
   std::unique_ptr<ReadView> Fork() const;
+  // Whether the every-key rollup families may be read (DbHandle::key_rollups_ready).
+  bool HasKeyRollups() const { return db_.key_rollups_ready(); }
   // The view's iterator of `cf`, made at the first call.
   rocksdb::Iterator* It(Cf cf) {
     if (!its_[cf]) {

@@ -7,12 +7,14 @@
 namespace stickmeter::tsdb {
 
 RetentionFilter::RetentionFilter(std::string name, size_t offset, int64_t unit_ms,
-                                 int64_t retention_ms, std::function<int64_t()> clock)
+                                 int64_t retention_ms, std::function<int64_t()> clock,
+                                 uint32_t group)
     : name_(std::move(name)),
       offset_(offset),
       unit_ms_(unit_ms),
       retention_ms_(retention_ms),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      group_(group == 0 ? 1 : group) {}
 
 bool RetentionFilter::Expired(const rocksdb::Slice& key) const {
   if (retention_ms_ <= 0) return false;
@@ -24,8 +26,9 @@ bool RetentionFilter::Expired(const rocksdb::Slice& key) const {
     t = static_cast<int64_t>(format::GetU64BE(key.data() + offset_)) + format::kRawRowSpanMs - 1;
   } else {
     if (key.size() < offset_ + 4) return false;
-    // A bucket is dropped only when all of it is older than the horizon.
-    t = (int64_t{format::GetU32BE(key.data() + offset_)} + 1) * unit_ms_;
+    // A bucket is dropped only when all of its group is older than the horizon.
+    const int64_t group = format::GetU32BE(key.data() + offset_) / group_;
+    t = (group + 1) * group_ * unit_ms_;
   }
   return t <= clock_() - retention_ms_;
 }

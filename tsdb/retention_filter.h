@@ -18,9 +18,10 @@ namespace stickmeter::tsdb {
 class RetentionFilter : public rocksdb::CompactionFilter {
  public:
   // The time is a u64 ms at `offset` (audit rows, which reach format::kRawRowSpanMs past it)
-  // when `unit_ms` is 0, else a u32 bucket at `offset` in units of `unit_ms`.
+  // when `unit_ms` is 0, else a u32 bucket at `offset` in units of `unit_ms`, kept until every
+  // bucket of its `group` (buckets / group) is older than the horizon.
   RetentionFilter(std::string name, size_t offset, int64_t unit_ms, int64_t retention_ms,
-                  std::function<int64_t()> clock);
+                  std::function<int64_t()> clock, uint32_t group = 1);
   bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,
               std::string* new_value, bool* value_changed) const override;
   bool FilterMergeOperand(int level, const rocksdb::Slice& key,
@@ -34,6 +35,7 @@ class RetentionFilter : public rocksdb::CompactionFilter {
   int64_t unit_ms_;
   int64_t retention_ms_;
   std::function<int64_t()> clock_;
+  uint32_t group_;
 };
 
 }  // namespace stickmeter::tsdb

@@ -119,6 +119,40 @@ Status ScanSeriesRollup(ReadView& r, Cf cf, const std::string& prefix, uint32_t 
   return Status::Ok();
 }
 
+// Calls `visit(key_id, bucket, sum)` for the every-key rollup cells of `metric` of `table` in
+// buckets [lo_bucket, hi_bucket) of `cf` (kKeyMinute, kKeyHour or kKeyDay; buckets in its
+// unit): bucket by bucket, key ids ascending within a row. A key's cells of one bucket may come
+// twice (a row and a journal row not yet written out): the visitor adds them up. A template, as
+// it runs per key and bucket.
+template <typename Visit>
+Status ScanKeyRollups(ReadView& r, Cf cf, uint32_t table, uint32_t metric, uint32_t lo_bucket,
+                      uint32_t hi_bucket, Visit&& visit) {
+  if (lo_bucket >= hi_bucket) return Status::Ok();
+  rocksdb::Iterator* it = r.It(cf);
+  std::string start;
+  format::AppendKeySumsKey(start, table, metric, lo_bucket, 0);
+  const rocksdb::Slice prefix(start.data(), format::kKeySumsBucketOffset);
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix)) break;
+    if (key.size() != format::kKeySumsKeySize) return Status::Corruption("bad every-key rollup");
+    const auto parts = format::DecodeKeySumsKey(key.data());
+    if (parts.bucket >= hi_bucket) break;
+    const uint64_t first = uint64_t{parts.block} * format::kKeysPerBlock;
+    format::SumsReader sums(it->value().ToStringView());
+    uint32_t slot = 0;
+    uint64_t sum = 0;
+    bool any = false;
+    while (sums.Next(&slot, &sum)) {
+      if (slot >= format::kKeysPerBlock) return Status::Corruption("bad every-key rollup");
+      any = true;
+      visit(static_cast<uint32_t>(first + slot), parts.bucket, sum);
+    }
+    if (!sums.ok() || !any) return Status::Corruption("bad every-key rollup");
+  }
+  return r.Check();
+}
+
 // Visits the audit events of (table, key) with lo <= t < hi, a row (ordered by its first
 // update's time and sequence number) after another; stops at the first error `visit` returns,
 // and before the first row keyed after *last_t once that is set. `ahead`: the previous scan of

@@ -33,6 +33,7 @@
 #include "tsdb/group_builder.h"
 #include "tsdb/incremental_hash_map.h"
 #include "tsdb/journal.h"
+#include "tsdb/key_rollups.h"
 #include "tsdb/queries.h"
 #include "tsdb/query_plan.h"
 #include "tsdb/read_view.h"
@@ -230,13 +231,23 @@ Status StoreImpl::Load() {
     format::PutU32BE(version, format::kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
+    db_->set_key_rollups_ready(true);
     return FromRocks(db_->db()->Put(wo, db_->cf(kMeta), format::FormatKey(), version),
                      "writing the format version");
   }
   if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
   if (v.size() != 4) return Status::Corruption(corrupt + ": bad format version record");
-  const uint32_t version = format::GetU32BE(v.data());
-  if (version != format::kFormatVersion) return VersionRefused(options_.path, version);
+  uint32_t version = format::GetU32BE(v.data());
+  if (version < format::kFirstUpgradableVersion || version > format::kFormatVersion) {
+    return VersionRefused(options_.path, version);
+  }
+  // Before the journal is recovered: what it still holds gets its every-key rows as it is
+  // written out, and the rest come from the rollup families as they are now.
+  if (version == 1 && !read_only_) {
+    if (auto upgraded = UpgradeToKeyRollups(*db_); !upgraded.ok()) return upgraded;
+    version = 2;
+  }
+  db_->set_key_rollups_ready(version == 2);
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
   std::vector<JournalRow> journal;                 // the journal rows, ascending ids

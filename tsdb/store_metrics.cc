@@ -44,6 +44,7 @@ void AppendPerFamily(std::string& out, rocksdb::DB* db,
                      std::string_view help, const char* property) {
   AppendHeader(out, name, help);
   for (size_t i = 0; i < cfs.size(); ++i) {
+    if (cfs[i] == nullptr) continue;  // not in a store of format version 1 open read-only
     const uint64_t v = ReadCount(db, cfs[i], property);
     out.append(name).append("{cf=\"").append(kCfNames[i]).append("\"} ");
     out.append(std::to_string(v)).append("\n");

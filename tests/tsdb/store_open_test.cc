@@ -22,20 +22,17 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::Batch;
+using testing::ColumnFamilies;
 using testing::kT0;
 using testing::OpenOrDie;
 using testing::Opts;
+using testing::SetStoredFormatVersion;
+using testing::StoredFormatVersion;
 using testing::SubmitSync;
 using testing::Table;
 using testing::TempDir;
 using testing::Total;
 using testing::WithRawDb;
-
-std::set<std::string> ColumnFamilies(const std::string& path) {
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-  return std::set<std::string>(names.begin(), names.end());
-}
 
 TEST(StoreTest, OpenErrorsAreClearOneLiners) {
   TempDir dir;
@@ -74,36 +71,15 @@ TEST(StoreTest, OpenErrorsAreClearOneLiners) {
   EXPECT_EQ(std::string::npos, r.status().message().find('\n'));
 }
 
-// The format record of the closed store at `path`, read and written with RocksDB directly.
-uint32_t StoredFormatVersion(const std::string& path) {
-  uint32_t got = 0;
-  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
-    ASSERT_EQ(4u, v.size());
-    got = format::GetU32BE(v.data());
-  });
-  return got;
-}
-
-void SetStoredFormatVersion(const std::string& path, uint32_t version) {
-  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
-    std::string v;
-    format::PutU32BE(v, version);
-    ASSERT_TRUE(
-        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::FormatKey(), v).ok());
-  });
-}
-
 std::string VersionRefusal(const std::string& path, uint32_t version) {
   return "store " + path + " has format version " + std::to_string(version) +
-         "; this build reads format version 1 only";
+         "; this build reads format version 2 and upgrades 1 to it";
 }
 
-// A new store records format 1, the only one this build reads. A store recording any other
-// version, older or newer, is refused by both opens with one line naming both versions, and is
-// left as it was: setting the record back opens it with its data.
+// A new store records format 2, the one this build reads (it upgrades version 1: see
+// key_rollups_test.cc). A store recording any other version, older or newer, is refused by both
+// opens with one line naming the versions, and is left as it was: setting the record back opens
+// it with its data.
 TEST(StoreTest, OnlyThisBuildsFormatVersionOpens) {
   TempDir dir;
   const std::string path = dir.Sub("db");
@@ -112,9 +88,9 @@ TEST(StoreTest, OnlyThisBuildsFormatVersionOpens) {
     auto store = OpenOrDie(Opts(path));
     ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
   }
-  EXPECT_EQ(1u, format::kFormatVersion);
-  EXPECT_EQ(1u, StoredFormatVersion(path));
-  for (const uint32_t version : {0u, 2u, 7u, UINT32_MAX}) {
+  EXPECT_EQ(2u, format::kFormatVersion);
+  EXPECT_EQ(2u, StoredFormatVersion(path));
+  for (const uint32_t version : {0u, 3u, 7u, UINT32_MAX}) {
     SCOPED_TRACE(version);
     SetStoredFormatVersion(path, version);
     auto rw = Store::Open(Opts(path));
@@ -127,7 +103,7 @@ TEST(StoreTest, OnlyThisBuildsFormatVersionOpens) {
     EXPECT_EQ(VersionRefusal(path, version), ro.status().message());
     EXPECT_EQ(version, StoredFormatVersion(path));
   }
-  SetStoredFormatVersion(path, 1);
+  SetStoredFormatVersion(path, 2);
   auto store = OpenOrDie(Opts(path));
   EXPECT_EQ(5u, Total(*store, "/quota", "gpc0", "k"));
 }

@@ -775,27 +775,32 @@ TEST(MergeOperatorTest, SumsAddSlotBySlotAndRejectCorruptOperands) {
   EXPECT_FALSE(op.Merge("k", &trailing_slice, b, &out, nullptr));
 }
 
+// A garbage operand in a day rollup row, as a broken writer would leave: the query reading that
+// row fails (one key's usage reads the rollups by key, every key's those by time).
 TEST(StoreTest, CorruptRollupValueFailsTheQuery) {
-  TempDir dir;
-  auto t = Table("/quota");
-  {
+  for (const bool every_key : {false, true}) {
+    SCOPED_TRACE(every_key ? "every key" : "one key");
+    TempDir dir;
+    auto t = Table("/quota");
+    {
+      auto store = OpenOrDie(Opts(dir.Sub("db")));
+      ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+    }
+    WithRawDb(dir.Sub("db"), [&](rocksdb::DB* db, auto& cf) {
+      rocksdb::ColumnFamilyHandle* day = cf.at(every_key ? format::kKeyDayCf : format::kDayCf);
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), day));
+      it->SeekToFirst();
+      ASSERT_TRUE(it->Valid());
+      ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), day, it->key(), "xyz").ok());
+    });
     auto store = OpenOrDie(Opts(dir.Sub("db")));
-    ASSERT_TRUE(SubmitSync(*store, Batch("lb1", 1, t, "k", kT0, {{"gpc0", 5}})).ok());
+    const int64_t day0 = kT0 - kT0 % kDay;
+    const std::optional<std::string> key =
+        every_key ? std::nullopt : std::optional<std::string>("k");
+    auto r = store->Usage(UsageQuery{"/quota", "gpc0", day0, day0 + kDay, key, std::nullopt});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
   }
-  // Inject a garbage operand into the day rollup as a broken writer would.
-  WithRawDb(dir.Sub("db"), [](rocksdb::DB* db, auto& cf) {
-    rocksdb::ColumnFamilyHandle* day = cf.at(format::kDayCf);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), day));
-    it->SeekToFirst();
-    ASSERT_TRUE(it->Valid());
-    ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), day, it->key(), "xyz").ok());
-  });
-  auto store = OpenOrDie(Opts(dir.Sub("db")));
-  const int64_t day0 = kT0 - kT0 % kDay;
-  auto r =
-      store->Usage(UsageQuery{"/quota", "gpc0", day0, day0 + kDay, std::nullopt, std::nullopt});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(Status::Code::kCorruption, r.status().code()) << r.status().ToString();
 }
 
 TEST(StoreTest, MetricsAreExported) {

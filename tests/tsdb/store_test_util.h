@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -84,7 +85,8 @@ inline void WithRawDb(
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) {
     rocksdb::ColumnFamilyOptions c;
-    if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf) {
+    if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf ||
+        n == format::kKeyMinuteCf || n == format::kKeyHourCf || n == format::kKeyDayCf) {
       c.merge_operator = std::make_shared<SumsAddOperator>();
     } else if (n == format::kGaugeCf) {
       c.merge_operator = std::make_shared<GaugeMergeOperator>();
@@ -99,6 +101,34 @@ inline void WithRawDb(
   fn(db, by_name);
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   delete db;
+}
+
+inline std::set<std::string> ColumnFamilies(const std::string& path) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  return std::set<std::string>(names.begin(), names.end());
+}
+
+// The format record of the closed store at `path`, read and written with RocksDB directly.
+inline uint32_t StoredFormatVersion(const std::string& path) {
+  uint32_t got = 0;
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cf.at(format::kMetaCf), format::FormatKey(), &v).ok());
+    ASSERT_EQ(4u, v.size());
+    got = format::GetU32BE(v.data());
+  });
+  return got;
+}
+
+inline void SetStoredFormatVersion(const std::string& path, uint32_t version) {
+  WithRawDb(path, [&](rocksdb::DB* db, auto& cf) {
+    std::string v;
+    format::PutU32BE(v, version);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), cf.at(format::kMetaCf), format::FormatKey(), v).ok());
+  });
 }
 
 // Both ways a group commits its state and rollups, named for the test list.
