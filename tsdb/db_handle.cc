@@ -78,9 +78,8 @@ Cf RollupCf(int64_t unit_ms) {
 uint32_t RowSpan(Cf cf) { return cf == kHour ? format::kHoursPerRow : 1; }
 
 std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf) {
-  if ((cf >= kMinute && cf <= kDay) || (cf >= kKeyMinute && cf <= kKeyDay)) {
-    return std::make_shared<SumsAddOperator>();
-  }
+  if (cf >= kMinute && cf <= kDay) return std::make_shared<SumsAddOperator>();
+  if (cf >= kKeyMinute && cf <= kKeyDay) return std::make_shared<KeySumsMergeOperator>();
   if (cf == kGauge) return std::make_shared<GaugeMergeOperator>();
   return nullptr;
 }

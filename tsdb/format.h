@@ -38,7 +38,7 @@
 //     a UTC day of hours, keyed by the day, slot = metric_id * 24 + hour of the day
 //   column families "k1m", "k1h", "k1d" (the counter rollups again, by time first: every key's
 //   sum of one metric over all sources, for queries over every key; merge operator
-//   "stickmeter.sums"; derived from the cells above as they are written, format version 2):
+//   "stickmeter.keysums"; derived from the cells above as they are written, format version 2):
 //     table_id:id metric_id:id bucket:u32 block:u32 -> Sums
 //     bucket = t_ms / resolution (minutes, hours or days since the Unix epoch, UTC); block =
 //     key_id / kKeysPerBlock; slot = key_id % kKeysPerBlock

@@ -9,6 +9,7 @@
 
 #include <rocksdb/merge_operator.h>
 
+#include <deque>
 #include <string>
 
 namespace stickmeter::tsdb {
@@ -20,6 +21,20 @@ class SumsAddOperator : public rocksdb::AssociativeMergeOperator {
   bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
              std::string* new_value, rocksdb::Logger* logger) const override;
   const char* Name() const override { return "stickmeter.sums"; }
+};
+
+// Every-key rollup rows (format Sums whose slots are key ids within a block, all below
+// format::kKeysPerBlock): adds per slot, all operands at once. A row gets an operand per group
+// commit or applier pass of each block of keys, so a busy minute's row can hold hundreds before
+// a flush or compaction merges them; added one by one (as SumsAddOperator does) a read would
+// rewrite the growing row once per operand, here it adds every operand's cells into one array
+// of the block's slots. Malformed values, empty ones and slots past the block are corruption.
+class KeySumsMergeOperator : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override;
+  bool PartialMergeMulti(const rocksdb::Slice& key, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "stickmeter.keysums"; }
 };
 
 // Gauge minute samples: 16 bytes (i64 last, i64 max). Later operand's `last` wins, max is kept.

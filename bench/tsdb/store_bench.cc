@@ -2,6 +2,7 @@
 // event, memory per live series. Each builds its own store in a temporary directory.
 //   tsdb_bench --benchmark_filter=... (see docs/performance.md, section Storage)
 #include <benchmark/benchmark.h>
+#include <rocksdb/db.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -18,6 +19,8 @@
 
 #include "common/metrics.h"
 #include "tsdb/config.h"
+#include "tsdb/format.h"
+#include "tsdb/merge_operators.h"
 #include "tsdb/store.h"
 #include "tsdb/store_testing.h"
 
@@ -273,6 +276,83 @@ BENCHMARK(BM_UsageEveryKey)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+// Makes the closed store at `path` one of format version 1, as a build before the every-key
+// rollups left it: without their column families, version 1 recorded.
+void MakeFormat1(const std::string& path) {
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok()) std::abort();
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions c;
+    if (n == format::kGaugeCf) {
+      c.merge_operator = std::make_shared<GaugeMergeOperator>();
+    } else if (n == format::kKeyMinuteCf || n == format::kKeyHourCf || n == format::kKeyDayCf) {
+      c.merge_operator = std::make_shared<KeySumsMergeOperator>();
+    } else if (n != format::kMetaCf && n != format::kEntriesCf && n != format::kRawCf) {
+      c.merge_operator = std::make_shared<SumsAddOperator>();
+    }
+    cfs.emplace_back(n, c);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  if (!rocksdb::DB::Open(rocksdb::Options(), path, cfs, &handles, &db).ok()) std::abort();
+  std::string version;
+  format::PutU32BE(version, 1);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == format::kKeyMinuteCf || names[i] == format::kKeyHourCf ||
+        names[i] == format::kKeyDayCf) {
+      if (!db->DropColumnFamily(handles[i]).ok()) std::abort();
+    } else if (names[i] == format::kMetaCf) {
+      if (!db->Put(rocksdb::WriteOptions(), handles[i], format::FormatKey(), version).ok()) {
+        std::abort();
+      }
+    }
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
+// The upgrade from format 1 (building the every-key rollups from the rollups by key) that the
+// first open for writing makes: keys x 8 days, one update a day of 3 counters, compacted, so
+// keys x 24 rollup rows. Timed: Store::Open of the format 1 store.
+void BM_UpgradeFromFormat1(benchmark::State& state) {
+  const int keys = static_cast<int>(state.range(0));
+  TempDir dir;
+  StoreOptions o;
+  o.path = dir.path();
+  o.sync_writes = false;
+  {
+    auto store = std::move(Store::Open(o)).value();
+    for (int k = 0; k < keys; k += 10'000) {
+      for (int d = 0; d < 8; ++d) {
+        auto batches =
+            Rounds(std::min(10'000, keys - k), d, 1, kT0 + 3'600'000, kDay, /*gpc_only=*/false, k);
+        SubmitAll(*store, batches);
+      }
+    }
+    store->Flush();
+    (void)store->CompactAll();
+  }
+  for (auto _ : state) {
+    state.PauseTiming();
+    MakeFormat1(o.path);
+    state.ResumeTiming();
+    auto store = Store::Open(o);
+    if (!store.ok()) state.SkipWithError("open failed");
+    state.PauseTiming();
+    store = Status::Internal("closed");
+    state.ResumeTiming();
+  }
+  state.counters["rollup_rows_per_s"] =
+      benchmark::Counter(static_cast<double>(keys) * 24 * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_UpgradeFromFormat1)
+    ->Arg(200'000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2)
+    ->UseRealTime();
 
 // Bytes on disk per audit event after a full compaction: ~1.2 M events.
 void BM_BytesPerAuditEvent(benchmark::State& state) {

@@ -737,6 +737,21 @@ TEST(RetentionFilterTest, DropsARowOnceAllItCanHoldIsPastTheHorizon) {
   };
   EXPECT_TRUE(expired(minutes, minute_row(horizon - format::kMinuteMs)));
   EXPECT_FALSE(expired(minutes, minute_row(horizon - 1)));
+  // Every-key hour rows go with their day, as the rollups by key keep a day of hours per row.
+  // With the horizon at noon of `day`, the hours of its morning are past it, but not their day.
+  const int64_t day = kT0 - kT0 % kDay;
+  const int64_t noon = day + kDay / 2 + retention;
+  RetentionFilter hours(
+      "k1h", format::kKeySumsBucketOffset, format::kHourMs, retention, [&] { return noon; },
+      format::kHoursPerRow);
+  auto hour_row = [](int64_t t) {
+    std::string k;
+    format::AppendKeySumsKey(k, 1, 2, static_cast<uint32_t>(t / format::kHourMs), 0);
+    return k;
+  };
+  EXPECT_TRUE(expired(hours, hour_row(day - format::kHourMs)));  // the day before
+  EXPECT_FALSE(expired(hours, hour_row(day)));                   // 00:00, past the horizon
+  EXPECT_FALSE(expired(hours, hour_row(day + 23 * format::kHourMs)));
   RetentionFilter off("raw", 8, 0, 0, [&] { return now; });
   EXPECT_FALSE(expired(off, format::RawKey(1, 2, 0, 0)));
 }
@@ -773,6 +788,50 @@ TEST(MergeOperatorTest, SumsAddSlotBySlotAndRejectCorruptOperands) {
   const std::string trailing = a + "\x80";  // a cut varint after a valid pair
   const rocksdb::Slice trailing_slice(trailing);
   EXPECT_FALSE(op.Merge("k", &trailing_slice, b, &out, nullptr));
+}
+
+// Every-key rows: all operands added at once, per key slot, in slot order; a slot past the
+// block, an empty or malformed value is an error.
+TEST(MergeOperatorTest, KeySumsAddEveryOperandPerSlot) {
+  KeySumsMergeOperator op;
+  auto Input = [](const rocksdb::Slice* existing, const std::vector<rocksdb::Slice>& operands) {
+    return rocksdb::MergeOperator::MergeOperationInput("k", existing, operands, nullptr);
+  };
+  std::string base, a, b;
+  format::AppendSum(base, 3, 10);
+  format::AppendSum(base, format::kKeysPerBlock - 1, 1);
+  format::AppendSum(a, 0, 7);
+  format::AppendSum(a, 3, 5);
+  format::AppendSum(b, 3, 1);
+  format::AppendSum(b, 700, 2);
+  const rocksdb::Slice existing(base);
+  std::vector<rocksdb::Slice> operands = {a, b};
+  std::string merged;
+  rocksdb::Slice existing_operand;
+  rocksdb::MergeOperator::MergeOperationOutput out(merged, existing_operand);
+  ASSERT_TRUE(op.FullMergeV2(Input(&existing, operands), &out));
+  std::string want;
+  format::AppendSum(want, 0, 7);
+  format::AppendSum(want, 3, 16);
+  format::AppendSum(want, 700, 2);
+  format::AppendSum(want, format::kKeysPerBlock - 1, 1);
+  EXPECT_EQ(want, merged);
+  std::string partial;
+  ASSERT_TRUE(op.PartialMergeMulti("k", {a, b}, &partial, nullptr));
+  std::string want_partial;
+  format::AppendSum(want_partial, 0, 7);
+  format::AppendSum(want_partial, 3, 6);
+  format::AppendSum(want_partial, 700, 2);
+  EXPECT_EQ(want_partial, partial);
+  std::string past;
+  format::AppendSum(past, format::kKeysPerBlock, 1);
+  for (const std::string& bad : {past, std::string(), std::string("\x80")}) {
+    std::vector<rocksdb::Slice> with_bad = {a, bad};
+    EXPECT_FALSE(op.FullMergeV2(Input(&existing, with_bad), &out));
+    EXPECT_FALSE(op.PartialMergeMulti("k", {bad, b}, &partial, nullptr));
+  }
+  const rocksdb::Slice bad_existing(past);
+  EXPECT_FALSE(op.FullMergeV2(Input(&bad_existing, operands), &out));
 }
 
 // A garbage operand in a day rollup row, as a broken writer would leave: the query reading that

@@ -85,9 +85,10 @@ inline void WithRawDb(
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) {
     rocksdb::ColumnFamilyOptions c;
-    if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf ||
-        n == format::kKeyMinuteCf || n == format::kKeyHourCf || n == format::kKeyDayCf) {
+    if (n == format::kMinuteCf || n == format::kHourCf || n == format::kDayCf) {
       c.merge_operator = std::make_shared<SumsAddOperator>();
+    } else if (n == format::kKeyMinuteCf || n == format::kKeyHourCf || n == format::kKeyDayCf) {
+      c.merge_operator = std::make_shared<KeySumsMergeOperator>();
     } else if (n == format::kGaugeCf) {
       c.merge_operator = std::make_shared<GaugeMergeOperator>();
     }
