@@ -355,6 +355,17 @@ void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t 
   PutU64BE(out, seq);
 }
 
+void EncodeRawKey(RawKeyBytes& out, uint32_t table_id, uint32_t key_id, int64_t t_ms,
+                  uint64_t seq) {
+  static_assert(std::tuple_size_v<RawKeyBytes> == kRawKeySize);
+  const uint64_t parts[2] = {uint64_t{table_id} << 32 | key_id, static_cast<uint64_t>(t_ms)};
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>(parts[0] >> (56 - 8 * i));
+    out[8 + i] = static_cast<char>(parts[1] >> (56 - 8 * i));
+    out[16 + i] = static_cast<char>(seq >> (56 - 8 * i));
+  }
+}
+
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq) {
   std::string k;
   k.reserve(kRawKeySize);

@@ -73,6 +73,7 @@
 // over a range is a bounded scan, and times are big-endian so that byte order is time order.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -352,6 +353,10 @@ std::optional<FeedState> DecodeFeedState(std::string_view in);
 // ---- raw events ----
 inline constexpr size_t kRawKeySize = 24;
 std::string RawKey(uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
+// The same into a caller's buffer: a scan over every key makes one per key, and a std::string
+// of 24 bytes is an allocation each.
+using RawKeyBytes = std::array<char, 24>;
+void EncodeRawKey(RawKeyBytes& out, uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
 void AppendRawKey(std::string& out, uint32_t table_id, uint32_t key_id, int64_t t_ms, uint64_t seq);
 // One event of an entry update, as an EventRow holds it.
 struct EventValue {

@@ -165,8 +165,10 @@ Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t 
                  const std::optional<int64_t>* last_t = nullptr, bool ahead = false) {
   rocksdb::Iterator* it = r.It(kRaw);
   // A row keyed up to kRawRowSpanMs before lo may hold updates from lo on.
-  const std::string start =
-      format::RawKey(table, key, std::max<int64_t>(lo - format::kRawRowSpanMs + 1, 0), 0);
+  format::RawKeyBytes start_bytes;
+  format::EncodeRawKey(start_bytes, table, key,
+                       std::max<int64_t>(lo - format::kRawRowSpanMs + 1, 0), 0);
+  const rocksdb::Slice start(start_bytes.data(), start_bytes.size());
   const rocksdb::Slice key_prefix(start.data(), 8);
   if (ahead) {
     // The iterator rests on the first row at or after an earlier target (or is not valid): a
@@ -175,14 +177,18 @@ Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t 
   } else {
     it->Seek(start);
   }
-  for (; it->Valid() && it->key().starts_with(key_prefix); it->Next()) {
-    if (it->key().size() != format::kRawKeySize) return Status::Corruption("bad audit key");
-    const auto row_t = static_cast<int64_t>(format::GetU64BE(it->key().data() + 8));
+  for (; it->Valid(); it->Next()) {
+    // key() is a chain of virtual calls down RocksDB's iterator stack: once per row.
+    const rocksdb::Slice row_key = it->key();
+    if (!row_key.starts_with(key_prefix)) break;
+    if (row_key.size() != format::kRawKeySize) return Status::Corruption("bad audit key");
+    const auto row_t = static_cast<int64_t>(format::GetU64BE(row_key.data() + 8));
     if (row_t >= hi || (last_t && *last_t && row_t > **last_t)) break;
+    const rocksdb::Slice value = it->value();
     // A row of one update keyed before lo holds nothing from lo on: not decoded.
-    if (row_t < lo && format::HoldsOneUpdate(it->value().ToStringView())) continue;
-    format::RawRowReader row(std::string_view(it->key().data(), it->key().size()),
-                             std::string_view(it->value().data(), it->value().size()));
+    if (row_t < lo && format::HoldsOneUpdate(value.ToStringView())) continue;
+    format::RawRowReader row(std::string_view(row_key.data(), row_key.size()),
+                             std::string_view(value.data(), value.size()));
     format::RawEvent ev;
     while (row.Next(&ev)) {
       if (ev.t_ms < lo || ev.t_ms >= hi) continue;
