@@ -93,7 +93,7 @@ Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
   }
   // Of every source, the rollups by time first give the rollup segments' sums and the edges'
   // minutes in a few rows each; the threads then read the sub-minute edges only.
-  const bool by_time = !source && r.HasKeyRollups();
+  const bool by_time = r.ReadsByTime();
   for (size_t i = 0; by_time && i < segments.size(); ++i) {
     const Segment& seg = segments[i];
     const int64_t unit = seg.unit_ms == 0 ? format::kMinuteMs : seg.unit_ms;

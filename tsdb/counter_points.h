@@ -34,7 +34,9 @@ Status ReadCounterPoints(ReadView& r, uint32_t table, uint32_t metric, uint32_t 
 // the table, summed per bucket, then per step (out.step_ms); a sub-minute edge (inside one
 // minute, so in one step) from the audit events of the keys with something in its minute, as usage
 // reads it. `ids` covers every key id the view holds. Shared out as usage of every key is, each
-// stripe summing its buckets apart.
+// stripe summing its buckets apart. When the view reads the every-key rollups
+// (ReadView::ReadsByTime), the rollup segments and the edges' minutes come from their rows of the
+// range's buckets instead, and only the edges are shared out.
 Status ReadTableCounterPoints(ReadView& r, uint32_t table, uint32_t metric,
                               std::optional<uint32_t> source, const std::vector<Segment>& segments,
                               size_t ids, uint32_t threads, uint32_t block_keys, Series& out);

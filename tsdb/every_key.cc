@@ -179,7 +179,10 @@ Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::option
   std::vector<uint64_t> totals(ids);
   // Per raw segment, by key id: what the key has in the segment's minutes.
   std::vector<std::vector<uint64_t>> edge_active(edge_minutes.size(), std::vector<uint64_t>(ids));
-  const Status read = !source && r.HasKeyRollups()
+  if (source && r.ReadsByTime()) {
+    return Status::Internal("the every-key rollups hold no source apart");
+  }
+  const Status read = r.ReadsByTime()
                           ? TotalsByTime(r, table, metric, segments, edge_minutes, threads,
                                          block_keys, totals, edge_active)
                           : TotalsByKey(r, table, metric, source, segments, edge_minutes, threads,

@@ -74,11 +74,12 @@ Status AddRawEdges(ReadView& r, uint32_t table, uint32_t metric, std::optional<u
 Status ForEachStripe(ReadView& r, uint32_t threads, uint32_t block_keys,
                      const std::function<Status(ReadView&, const KeyStripe&)>& scan);
 
-// Visits the usage of every key of `table` with a non-zero total: one pass per rollup segment
-// over the table+metric prefix instead of a seek per key, then the sub-minute edges per key
-// from raw events. Key ids are dense (`ids` covers every id the view holds), so totals by id
-// fit a vector. With `threads` > 1 the keys are shared out in stripes (ForEachStripe), which
-// write to the same vectors, at different ids.
+// Visits the usage of every key of `table` with a non-zero total: from the every-key rollups of
+// the segments' buckets when the view reads them (ReadView::ReadsByTime; never with `source`),
+// else in one pass per rollup family over the table+metric prefix instead of a seek per key;
+// then the sub-minute edges per key from raw events. Key ids are dense (`ids` covers every id the
+// view holds), so totals by id fit a vector. With `threads` > 1 the keys are shared out in stripes
+// (ForEachStripe), which write to the same vectors, at different ids.
 Status UsageOfEveryKey(ReadView& r, uint32_t table, uint32_t metric, std::optional<uint32_t> source,
                        const std::vector<Segment>& segments,
                        const std::vector<Segment>& edge_minutes, size_t ids, uint32_t threads,

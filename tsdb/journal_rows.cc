@@ -26,7 +26,10 @@ Status CollectJournalPieces(const std::vector<JournalRow>& rows,
   return Status::Ok();
 }
 
-Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::WriteBatch& wb) {
+Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::WriteBatch& wb,
+                          RollupKinds rollups) {
+  const bool by_key = rollups != RollupKinds::kByTime;
+  const bool by_time = rollups != RollupKinds::kByKey;
   std::string k, sum, next, audit_row;
   // The updates of an entry from all the rows applied together become one audit row, or a few
   // (one spans less than kRawRowSpanMs and up to config::kMaxAuditRowBytes): one memtable insert,
@@ -81,7 +84,7 @@ Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::Write
   for (int r = 0; r < format::kJournalResolutions; ++r) {
     auto& cells = j.cells[r];
     std::sort(cells.begin(), cells.end(), cell_order);
-    for (size_t i = 0; i < cells.size();) {
+    for (size_t i = 0; by_key && i < cells.size();) {
       const format::JournalCell& c = cells[i];
       std::string_view operand = c.sums;
       size_t n = i + 1;
@@ -100,6 +103,7 @@ Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::Write
       wb.Merge(db.cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
       i = n;
     }
+    if (!by_time) continue;
     if (auto s = AddKeyRollups(db, r, cells, wb); !s.ok()) return s;
   }
   return Status::Ok();

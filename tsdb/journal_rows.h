@@ -58,6 +58,10 @@ Status CollectJournalPieces(const std::vector<JournalRow>& rows,
 // its increments in `j`) to `wb`, in key order, for the families of `db`, and the every-key
 // rollups' operands of those cells (tsdb/key_rollups.h). Sorts `j`. Corruption if a cell's sums
 // are malformed.
-Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::WriteBatch& wb);
+// `rollups`: which of the two kinds of rollup rows to add (a query's view of the journal needs
+// only those it reads; the applier writes both).
+enum class RollupKinds { kByKey = 1, kByTime = 2, kBoth = 3 };
+Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::WriteBatch& wb,
+                          RollupKinds rollups = RollupKinds::kBoth);
 
 }  // namespace stickmeter::tsdb

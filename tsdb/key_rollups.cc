@@ -29,19 +29,36 @@ Status AddKeyRollups(const DbHandle& db, int resolution,
   rocksdb::ColumnFamilyHandle* cf = db.cf(kKeyMinute + resolution);
   if (cf == nullptr) return Status::Ok();
   std::vector<KeyCell> run;
-  std::string key, value;
+  std::string key, value, merged, next;
   // Key by key, in runs of one block of key ids: each run's cells sorted by metric and bucket
   // give its rows, a merge operand each.
   for (size_t i = 0; i < cells.size();) {
     const uint32_t table = cells[i].table;
     const uint32_t block = cells[i].key / format::kKeysPerBlock;
     run.clear();
-    for (; i < cells.size() && cells[i].table == table &&
-           cells[i].key / format::kKeysPerBlock == block;
-         ++i) {
+    while (i < cells.size() && cells[i].table == table &&
+           cells[i].key / format::kKeysPerBlock == block) {
       const format::JournalCell& c = cells[i];
+      // The key's cells of this bucket from every source and group, added up first: a journal
+      // of seconds holds a cell per group the key was in, and the run is sorted after.
+      std::string_view cell_sums = c.sums;
+      size_t n = i + 1;
+      if (n < cells.size() && cells[n].table == c.table && cells[n].key == c.key &&
+          cells[n].bucket == c.bucket) {
+        merged.assign(c.sums);
+        for (; n < cells.size() && cells[n].table == c.table && cells[n].key == c.key &&
+               cells[n].bucket == c.bucket;
+             ++n) {
+          if (!format::AddSums(merged, cells[n].sums, &next)) {
+            return Status::Corruption("a rollup cell holds malformed sums");
+          }
+          merged.swap(next);
+        }
+        cell_sums = merged;
+      }
+      i = n;
       const uint32_t slot = c.key % format::kKeysPerBlock;
-      format::SumsReader sums(c.sums);
+      format::SumsReader sums(cell_sums);
       uint32_t s = 0;
       uint64_t v = 0;
       bool any = false;

@@ -96,7 +96,9 @@ Status QueryEngine::ForEachUsage(const UsageQuery& q, const QueryService::UsageV
   }
   std::vector<Segment> journal_segments = segments;
   journal_segments.insert(journal_segments.end(), edge_minutes.begin(), edge_minutes.end());
-  if (auto s = r.AddJournal(table, only_key, journal_segments); !s.ok()) return s;
+  // Every key of every source: the rollups by time first, where the store has them.
+  const RollupKinds rollups = !only_key && !source ? RollupKinds::kByTime : RollupKinds::kByKey;
+  if (auto s = r.AddJournal(table, only_key, journal_segments, rollups); !s.ok()) return s;
   if (only_key) {
     uint64_t total = 0;
     auto s = SumRange(r, table, metric->first, *only_key, q.from_ms, to_ms, source,
@@ -218,7 +220,8 @@ Result<Series> QueryEngine::TableSeries(const ReadGate::Hold& hold, uint32_t tab
     journal_segments.push_back(Segment{format::kMinuteMs, FloorTo(seg.lo, format::kMinuteMs),
                                        CeilTo(seg.hi, format::kMinuteMs)});
   }
-  if (auto s = r.AddJournal(table, std::nullopt, journal_segments); !s.ok()) return s;
+  const RollupKinds rollups = !source ? RollupKinds::kByTime : RollupKinds::kByKey;
+  if (auto s = r.AddJournal(table, std::nullopt, journal_segments, rollups); !s.ok()) return s;
   // Key ids read after the view began cover every id it holds.
   const size_t ids = catalog_.names.Count(NameKind::kKey) + 1;
   const ScanBudget::Hold threads = ScanThreads(ids);

@@ -39,8 +39,11 @@ Status ReadView::ReadAppliedMarks(std::unordered_map<uint32_t, uint64_t>* applie
 }
 
 Status ReadView::AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
-                            const std::vector<Segment>& segments) {
+                            const std::vector<Segment>& segments, RollupKinds rollups) {
   if (parent_ != nullptr) return Status::Internal("a fork reads its parent's journal rows");
+  if (rollups == RollupKinds::kBoth) return Status::Internal("a query reads one kind of rollup");
+  if (rollups == RollupKinds::kByTime && !db_.key_rollups_ready()) rollups = RollupKinds::kByKey;
+  by_time_ = rollups == RollupKinds::kByTime;
   if (waiting_.empty()) return Status::Ok();
   std::unordered_map<uint32_t, uint64_t> applied;
   if (auto s = ReadAppliedMarks(&applied); !s.ok()) return s;
@@ -79,7 +82,7 @@ Status ReadView::AddJournal(std::optional<uint32_t> table, std::optional<uint32_
   }
   // The rows the applier would write, collected per family from a WriteBatch.
   rocksdb::WriteBatch wb;
-  if (auto s = AddStateAndRollups(db_, j, wb); !s.ok()) return s;
+  if (auto s = AddStateAndRollups(db_, j, wb, rollups); !s.ok()) return s;
   struct Collect : rocksdb::WriteBatch::Handler {
     explicit Collect(ReadView* r) : r(r) {}
     rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {

@@ -62,14 +62,19 @@ class ReadView {
   // that the query's `segments` read (audit events inside a raw segment, rollup cells of a
   // segment's resolution overlapping it): a query over every key then builds only what it
   // reads. Call before the first It of the audit and rollup families.
+  // `rollups`: which kind of rollup rows the query reads, by key or by time (the every-key
+  // rollups; kByKey whenever the store has none): the view builds only those, and
+  // ReadsByTime() says which. Call it even if the view has no journal rows.
   Status AddJournal(std::optional<uint32_t> table, std::optional<uint32_t> key,
-                    const std::vector<Segment>& segments);
+                    const std::vector<Segment>& segments,
+                    RollupKinds rollups = RollupKinds::kByKey);
   // A view of the same snapshot and journal rows as this one, for another thread: an every-key
   // scan shared out between threads reads one consistent state. Call after AddJournal, if at
   // all; this view must outlive the fork, and the fork may not AddJournal.
   std::unique_ptr<ReadView> Fork() const;
-  // Whether the every-key rollup families may be read (DbHandle::key_rollups_ready).
-  bool HasKeyRollups() const { return db_.key_rollups_ready(); }
+  // Whether the query reads the every-key rollups: AddJournal was asked for them (and the store
+  // has them). A fork answers as its parent.
+  bool ReadsByTime() const { return (parent_ ? parent_ : this)->by_time_; }
   // The view's iterator of `cf`, made at the first call.
   rocksdb::Iterator* It(Cf cf) {
     if (!its_[cf]) {
@@ -103,6 +108,7 @@ class ReadView {
   std::vector<JournalRow> waiting_;   // committed, not written out when the view began
   const rocksdb::Snapshot* snapshot_ = nullptr;
   rocksdb::ReadOptions ro_;
+  bool by_time_ = false;                         // AddJournal's kByTime, if the store has them
   MergedIterator::Rows journal_rows_[kCfCount];  // by family, sorted by key
   std::unique_ptr<rocksdb::Iterator> its_[kCfCount];
 };
