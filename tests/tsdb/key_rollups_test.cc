@@ -151,6 +151,12 @@ TEST_P(KeyRollupsTest, EveryKeyUsageEqualsTheUpdatesOfAllSourcesAndOfEach) {
 INSTANTIATE_TEST_SUITE_P(Ways, KeyRollupsTest, ::testing::ValuesIn(StoreWay::All()),
                          StoreWay::Name);
 
+// A new store at `path` holding `updates`, closed (every change written out).
+void WriteClosedStore(const std::string& path, const std::vector<Update>& updates) {
+  auto store = OpenOrDie(Opts(path));
+  Load(*store, updates);
+}
+
 // Makes the closed store at `path` what a build of format version 1 left: no every-key
 // families, version 1 recorded.
 void MakeVersion1(const std::string& path) {
@@ -168,10 +174,7 @@ TEST(KeyRollupsUpgradeTest, AVersion1StoreIsReadAsItIsByAReadOnlyOpen) {
   TempDir dir;
   const std::string path = dir.Sub("db");
   const auto updates = Updates();
-  {
-    auto store = OpenOrDie(Opts(path));
-    Load(*store, updates);
-  }
+  WriteClosedStore(path, updates);
   EXPECT_EQ(2u, StoredFormatVersion(path));
   EXPECT_EQ(1u, ColumnFamilies(path).count(format::kKeyMinuteCf));
   MakeVersion1(path);
@@ -223,10 +226,7 @@ TEST(KeyRollupsUpgradeTest, AnUpgradeCutShortIsStartedOver) {
   TempDir dir;
   const std::string path = dir.Sub("db");
   const auto updates = Updates();
-  {
-    auto store = OpenOrDie(Opts(path));
-    Load(*store, updates);
-  }
+  WriteClosedStore(path, updates);
   // The families keep their rows (as an upgrade cut short after writing some), at version 1.
   SetStoredFormatVersion(path, 1);
   {
