@@ -478,6 +478,24 @@ bool RawRowReader::Next(RawEvent* e) {
   return true;
 }
 
+bool RawRowReader::NextIn(int64_t lo, int64_t hi, RawEvent* e) {
+  if (!ok_) return false;
+  // An update's events share its time: one outside the range is passed over whole.
+  while (t_ms_ < lo || t_ms_ >= hi || !update_->Next(&e->e)) {
+    if (!update_->ok() || !multi_ || updates_.empty()) {
+      ok_ = update_->ok();
+      return false;
+    }
+    if (!NextUpdate()) {
+      ok_ = false;
+      return false;
+    }
+  }
+  e->t_ms = t_ms_;
+  e->seq = seq_++;
+  return true;
+}
+
 void AppendRollupKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t key_id,
                      uint32_t bucket, uint32_t source_id) {
   PutU32BE(out, table_id);

@@ -414,6 +414,9 @@ class RawRowReader {
   RawRowReader(std::string_view key, std::string_view row);
   // The next event into `*e`; false at the end of the row or on a malformed one (see ok()).
   bool Next(RawEvent* e);
+  // The next event at a time in [lo, hi): the events of updates outside it are passed over
+  // without being decoded (a scan of a range's edges reads rows that reach past them).
+  bool NextIn(int64_t lo, int64_t hi, RawEvent* e);
   bool ok() const { return ok_; }
 
  private:

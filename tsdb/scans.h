@@ -190,8 +190,7 @@ Status ScanAudit(ReadView& r, uint32_t table, uint32_t key, int64_t lo, int64_t 
     format::RawRowReader row(std::string_view(row_key.data(), row_key.size()),
                              std::string_view(value.data(), value.size()));
     format::RawEvent ev;
-    while (row.Next(&ev)) {
-      if (ev.t_ms < lo || ev.t_ms >= hi) continue;
+    while (row.NextIn(lo, hi, &ev)) {
       if (Status s = visit(ev); !s.ok()) return s;
     }
     if (!row.ok()) return Status::Corruption("bad audit event");

@@ -275,6 +275,23 @@ TEST(FormatTest, UpdatesRowsHoldSeveralEntryUpdatesOfAKey) {
             RenderRawRow(1000, 40, row));
   // A row of one entry update (an EventRow alone) reads the same way.
   EXPECT_EQ("1000 40 7 3 5\n1000 41 7 4 6\nok", RenderRawRow(1000, 40, a));
+  // NextIn: the events of the updates inside [lo, hi) only, with their own sequence numbers.
+  auto render_in = [](const std::string& r, int64_t lo, int64_t hi) {
+    const std::string key = RawKey(1, 2, 1000, 40);
+    RawRowReader reader(key, r);
+    RawEvent e;
+    std::string out;
+    while (reader.NextIn(lo, hi, &e)) {
+      out += std::to_string(e.t_ms) + " " + std::to_string(e.seq) + " " +
+             std::to_string(e.e.delta) + "\n";
+    }
+    return out + (reader.ok() ? "ok" : "bad");
+  };
+  EXPECT_EQ("10999 90 5\n10999 91 6\nok", render_in(row, 1001, 20'000));
+  EXPECT_EQ("1000 40 5\n1000 41 6\n1000 42 7\nok", render_in(row, 0, 10'999));
+  EXPECT_EQ("ok", render_in(row, 2000, 10'000));
+  EXPECT_EQ("ok", render_in(a, 1001, 2000));  // one update, outside: nothing decoded
+  EXPECT_EQ("1000 40 5\n1000 41 6\nok", render_in(a, 1000, 1001));
   // Read as a single EventRow, an updates row has source 0: rejected, never misread.
   EventRowReader old(row);
   EventValue ev;
