@@ -3,7 +3,8 @@
 // Pure functions and constants, no state; thread-safe (format.cc; the journal rows in
 // format_journal.cc). Anything written here is on users' disks: never renumber an enum, never
 // reuse a tag byte, and bump kFormatVersion for any change that an older build could misread (a
-// store of any other version is refused, see kFormatVersion).
+// store of any other version is refused, but those a build knows how to upgrade: see
+// kFormatVersion).
 //
 // Grammar (all integers big-endian fixed width unless marked varint; `id` = u32 big-endian):
 //
@@ -83,11 +84,11 @@
 
 namespace stickmeter::tsdb::format {
 
-// The version of the layout above, written into the "F" record of a new store. A build reads
-// exactly its own version: a store of any other one, older or newer, is refused at open, since a
-// build has no code to read or rewrite another layout.
-// Version 2 added the "k1m", "k1h" and "k1d" families; a store of version 1 is upgraded at its
-// first open for writing (tsdb/key_index.h), and read as it is by a read-only open.
+// The version of the layout above, written into the "F" record of a new store. A build reads its
+// own version and upgrades those from kFirstUpgradableVersion on; a store of any other version,
+// older or newer, is refused at open, since the build has no code to read or rewrite its layout.
+// Version 2 added the "k1m", "k1h" and "k1d" families: a store of version 1 is upgraded at its
+// first open for writing (tsdb/key_rollups.h), and read as it is by a read-only open.
 inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kFirstUpgradableVersion = 1;
 
