@@ -157,17 +157,6 @@ void WriteClosedStore(const std::string& path, const std::vector<Update>& update
   Load(*store, updates);
 }
 
-// Makes the closed store at `path` what a build of format version 1 left: no every-key
-// families, version 1 recorded.
-void MakeVersion1(const std::string& path) {
-  WithRawDb(path, [](rocksdb::DB* db, auto& cf) {
-    for (const char* name : {format::kKeyMinuteCf, format::kKeyHourCf, format::kKeyDayCf}) {
-      ASSERT_TRUE(db->DropColumnFamily(cf.at(name)).ok()) << name;
-    }
-  });
-  SetStoredFormatVersion(path, 1);
-}
-
 // A read-only open (of a store nobody left journal rows in) cannot upgrade: it reads the rollups
 // by key, and writes nothing.
 TEST(KeyRollupsUpgradeTest, AVersion1StoreIsReadAsItIsByAReadOnlyOpen) {
@@ -177,7 +166,7 @@ TEST(KeyRollupsUpgradeTest, AVersion1StoreIsReadAsItIsByAReadOnlyOpen) {
   WriteClosedStore(path, updates);
   EXPECT_EQ(2u, StoredFormatVersion(path));
   EXPECT_EQ(1u, ColumnFamilies(path).count(format::kKeyMinuteCf));
-  MakeVersion1(path);
+  MakeFormat1Store(path);
   ASSERT_EQ(0u, ColumnFamilies(path).count(format::kKeyMinuteCf));
   {
     auto ro = Store::OpenReadOnly(Opts(path));
@@ -204,7 +193,7 @@ TEST(KeyRollupsUpgradeTest, AVersion1StoreIsUpgradedByItsFirstOpenForWriting) {
     testing_internal::StopApplierAfter(*store, 1);
     Load(*store, {updates.begin() + half, updates.end()});
   }
-  MakeVersion1(path);
+  MakeFormat1Store(path);
   {
     auto store = OpenOrDie(Opts(path));
     ExpectUsageOfUpdates(*store, updates);

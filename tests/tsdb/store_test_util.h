@@ -132,6 +132,17 @@ inline void SetStoredFormatVersion(const std::string& path, uint32_t version) {
   });
 }
 
+// Makes the closed store at `path` what a build of format version 1 left: no every-key
+// families, version 1 recorded.
+inline void MakeFormat1Store(const std::string& path) {
+  WithRawDb(path, [](rocksdb::DB* db, auto& cf) {
+    for (const char* name : {format::kKeyMinuteCf, format::kKeyHourCf, format::kKeyDayCf}) {
+      ASSERT_TRUE(db->DropColumnFamily(cf.at(name)).ok()) << name;
+    }
+  });
+  SetStoredFormatVersion(path, 1);
+}
+
 // Both ways a group commits its state and rollups, named for the test list.
 inline const auto kCommitWays = ::testing::Values(testing_internal::JournalMode::kAlways,
                                                   testing_internal::JournalMode::kNever);
