@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace stickmeter::tsdb::format {
 
@@ -462,20 +463,7 @@ bool RawRowReader::NextUpdate() {
 }
 
 bool RawRowReader::Next(RawEvent* e) {
-  if (!ok_) return false;
-  while (!update_->Next(&e->e)) {
-    if (!update_->ok() || !multi_ || updates_.empty()) {
-      ok_ = update_->ok();
-      return false;
-    }
-    if (!NextUpdate()) {
-      ok_ = false;
-      return false;
-    }
-  }
-  e->t_ms = t_ms_;
-  e->seq = seq_++;
-  return true;
+  return NextIn(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), e);
 }
 
 bool RawRowReader::NextIn(int64_t lo, int64_t hi, RawEvent* e) {
