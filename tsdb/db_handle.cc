@@ -117,9 +117,7 @@ std::optional<Status> DbHandle::OtherVersion(const std::string& path,
   db.reset();
   if (!found || v.size() != 4) return std::nullopt;
   const uint32_t version = format::GetU32BE(v.data());
-  if (version >= format::kFirstUpgradableVersion && version <= format::kFormatVersion) {
-    return std::nullopt;
-  }
+  if (format::ReadableVersion(version)) return std::nullopt;
   return VersionRefused(path, version);
 }
 

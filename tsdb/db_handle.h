@@ -52,7 +52,7 @@ uint32_t RowSpan(Cf cf);
 // The merge operator of a column family; null for the families written with Put only.
 std::shared_ptr<rocksdb::MergeOperator> MergeOperatorFor(Cf cf);
 // The one-line InvalidArgument for a store at `path` whose format record says `found`, which is
-// not format::kFormatVersion: a build reads its own format only.
+// not a version this build reads or upgrades (format::ReadableVersion).
 Status VersionRefused(const std::string& path, uint32_t found);
 
 class DbHandle {

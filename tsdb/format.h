@@ -91,6 +91,12 @@ namespace stickmeter::tsdb::format {
 // first open for writing (tsdb/key_rollups.h), and read as it is by a read-only open.
 inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kFirstUpgradableVersion = 1;
+// The version whose stores have the every-key rollups.
+inline constexpr uint32_t kKeyRollupsVersion = 2;
+// Whether a build reads (or upgrades) a store recording `version`.
+inline bool ReadableVersion(uint32_t version) {
+  return version >= kFirstUpgradableVersion && version <= kFormatVersion;
+}
 
 inline constexpr char kMetaCf[] = "default";
 inline constexpr char kEntriesCf[] = "entries";
@@ -309,6 +315,26 @@ struct JournalCell {
   uint32_t table = 0, key = 0, bucket = 0, source = 0;
   std::string_view sums;
 };
+// The sums of cells[i] and of the cells right after it that `same(cells[i], cell)` says belong
+// with it, added up: a view of cells[i].sums alone, or of `*scratch` (`*next` is scratch too).
+// Sets `*end` past the last cell added. nullopt if sums are malformed.
+template <typename Same>
+std::optional<std::string_view> AddUpCells(const std::vector<JournalCell>& cells, size_t i,
+                                           Same&& same, std::string* scratch, std::string* next,
+                                           size_t* end) {
+  size_t n = i + 1;
+  std::string_view sums = cells[i].sums;
+  if (n < cells.size() && same(cells[i], cells[n])) {
+    scratch->assign(sums);
+    for (; n < cells.size() && same(cells[i], cells[n]); ++n) {
+      if (!AddSums(*scratch, cells[n].sums, next)) return std::nullopt;
+      scratch->swap(*next);
+    }
+    sums = *scratch;
+  }
+  *end = n;
+  return sums;
+}
 struct JournalAudit {
   uint32_t table = 0, key = 0;
   int64_t t_ms = 0;

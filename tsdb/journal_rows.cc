@@ -86,21 +86,14 @@ Status AddStateAndRollups(const DbHandle& db, format::Journal& j, rocksdb::Write
     std::sort(cells.begin(), cells.end(), cell_order);
     for (size_t i = 0; by_key && i < cells.size();) {
       const format::JournalCell& c = cells[i];
-      std::string_view operand = c.sums;
-      size_t n = i + 1;
-      if (n < cells.size() && !cell_order(c, cells[n])) {
-        sum.assign(c.sums);
-        for (; n < cells.size() && !cell_order(c, cells[n]); ++n) {
-          if (!format::AddSums(sum, cells[n].sums, &next)) {
-            return Status::Corruption("a journal row holds malformed rollup sums");
-          }
-          sum.swap(next);
-        }
-        operand = sum;
-      }
+      size_t n = 0;
+      const auto operand = format::AddUpCells(
+          cells, i, [&](const auto& a, const auto& b) { return !cell_order(a, b); }, &sum, &next,
+          &n);
+      if (!operand) return Status::Corruption("a journal row holds malformed rollup sums");
       k.clear();
       format::AppendEntryRollupKey(k, c.table, c.key, c.bucket, c.source);
-      wb.Merge(db.cf(kMinute + r), k, rocksdb::Slice(operand.data(), operand.size()));
+      wb.Merge(db.cf(kMinute + r), k, rocksdb::Slice(operand->data(), operand->size()));
       i = n;
     }
     if (!by_time) continue;

@@ -41,24 +41,15 @@ Status AddKeyRollups(const DbHandle& db, int resolution,
       const format::JournalCell& c = cells[i];
       // The key's cells of this bucket from every source and group, added up first: a journal
       // of seconds holds a cell per group the key was in, and the run is sorted after.
-      std::string_view cell_sums = c.sums;
-      size_t n = i + 1;
-      if (n < cells.size() && cells[n].table == c.table && cells[n].key == c.key &&
-          cells[n].bucket == c.bucket) {
-        merged.assign(c.sums);
-        for (; n < cells.size() && cells[n].table == c.table && cells[n].key == c.key &&
-               cells[n].bucket == c.bucket;
-             ++n) {
-          if (!format::AddSums(merged, cells[n].sums, &next)) {
-            return Status::Corruption("a rollup cell holds malformed sums");
-          }
-          merged.swap(next);
-        }
-        cell_sums = merged;
-      }
-      i = n;
+      const auto cell_sums = format::AddUpCells(
+          cells, i,
+          [](const auto& a, const auto& b) {
+            return a.table == b.table && a.key == b.key && a.bucket == b.bucket;
+          },
+          &merged, &next, &i);
+      if (!cell_sums) return Status::Corruption("a rollup cell holds malformed sums");
       const uint32_t slot = c.key % format::kKeysPerBlock;
-      format::SumsReader sums(cell_sums);
+      format::SumsReader sums(*cell_sums);
       uint32_t s = 0;
       uint64_t v = 0;
       bool any = false;
@@ -153,7 +144,7 @@ Status UpgradeToKeyRollups(const DbHandle& db) {
   }
   // The version in a synced write: it makes the rows before it durable too (one WAL).
   std::string version;
-  format::PutU32BE(version, 2);
+  format::PutU32BE(version, format::kKeyRollupsVersion);
   if (auto s = FromRocks(db.db()->Put(synced, db.cf(kMeta), format::FormatKey(), version),
                          "upgrading the store");
       !s.ok()) {

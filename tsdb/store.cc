@@ -238,16 +238,14 @@ Status StoreImpl::Load() {
   if (!s.ok()) return FromRocks(s, corrupt).WithContext("");
   if (v.size() != 4) return Status::Corruption(corrupt + ": bad format version record");
   uint32_t version = format::GetU32BE(v.data());
-  if (version < format::kFirstUpgradableVersion || version > format::kFormatVersion) {
-    return VersionRefused(options_.path, version);
-  }
+  if (!format::ReadableVersion(version)) return VersionRefused(options_.path, version);
   // Before the journal is recovered: what it still holds gets its every-key rows as it is
   // written out, and the rest come from the rollup families as they are now.
-  if (version == 1 && !read_only_) {
+  if (version < format::kKeyRollupsVersion && !read_only_) {
     if (auto upgraded = UpgradeToKeyRollups(*db_); !upgraded.ok()) return upgraded;
-    version = 2;
+    version = format::kKeyRollupsVersion;
   }
-  db_->set_key_rollups_ready(version == 2);
+  db_->set_key_rollups_ready(version >= format::kKeyRollupsVersion);
 
   std::unordered_map<uint32_t, uint64_t> applied;  // partition -> written out up to this row id
   std::vector<JournalRow> journal;                 // the journal rows, ascending ids

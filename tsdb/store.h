@@ -122,9 +122,10 @@ class Store : public ingest::UpdateSink, public ingest::SourceObserver, public Q
  public:
   // Opens (creating if missing) a store for reading and writing. Fails with a one-line reason
   // when the directory is not writable (IoError), holds something else than a stickmeter store
-  // or a store of another format version than format::kFormatVersion, older or newer
-  // (InvalidArgument, naming both versions; docs/storage.md), is corrupted (Corruption) or is in
-  // use by another process (Unavailable).
+  // or a store of a format version this build neither reads nor upgrades, older or newer
+  // (InvalidArgument, naming the versions; docs/storage.md), is corrupted (Corruption) or is in
+  // use by another process (Unavailable). A store of an older version it knows is upgraded
+  // first (tsdb/key_rollups.h).
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Opens an existing store read-only, as of now, even while another process has it open
   // read-write (a RocksDB secondary instance). Submit and CompactAll then fail with Unavailable.
