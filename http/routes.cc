@@ -192,15 +192,18 @@ ApiResult<Response> Usage(const RouteContext& ctx) {
   UsageReply page(order == "total", offset, limit, kMaxListReplyBytes);
   API_TRY(ctx.store.ForEachUsage(
       q, [&](std::string_view key, uint64_t total) { return page.Add(key, total); }));
-  API_ASSIGN_OR_RETURN(const UsageReply::Parts parts, page.Finish());
+  API_ASSIGN_OR_RETURN(UsageReply::Parts parts, page.Finish());
   // The fields in the order the JSON serializer writes objects (by name), as other replies.
-  std::string body = "{";
+  std::string head = "{";
   if (q.gauge_agg)
-    body += q.gauge_agg == tsdb::GaugeAgg::kLast ? "\"agg\":\"last\"," : "\"agg\":\"max\",";
-  body += "\"from_ms\":" + std::to_string(q.from_ms) + ",\"metric\":";
-  AppendJsonString(body, q.metric);
-  body += ",\"next_offset\":" + parts.next_offset + ",\"rows\":";
-  body += parts.rows;
+    head += q.gauge_agg == tsdb::GaugeAgg::kLast ? "\"agg\":\"last\"," : "\"agg\":\"max\",";
+  head += "\"from_ms\":" + std::to_string(q.from_ms) + ",\"metric\":";
+  AppendJsonString(head, q.metric);
+  head += ",\"next_offset\":" + parts.next_offset + ",\"rows\":";
+  // The rows are the bulk (megabytes over every key of a large table): the body is built
+  // around them rather than copied from them.
+  std::string body = std::move(parts.rows);
+  body.insert(0, head);
   body += ",\"table\":";
   AppendJsonString(body, q.table);
   body += ",\"to_ms\":" + std::to_string(q.to_ms) +

@@ -12,7 +12,9 @@ UsageReply::UsageReply(bool order_by_total, size_t offset, size_t limit, size_t 
       offset_(offset),
       limit_(limit),
       max_bytes_(max_bytes),
-      keep_(limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit) {}
+      keep_(limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit) {
+  page_ = "[";
+}
 
 void UsageReply::AppendRow(std::string_view key, uint64_t total) {
   if (page_rows_ > 0) page_ += ',';
@@ -29,7 +31,7 @@ bool UsageReply::Add(std::string_view key, uint64_t total) {
   if (!by_total_) {
     if (index < offset_ || page_full_) return true;
     AppendRow(key, total);
-    page_full_ = page_rows_ == limit_ || page_.size() >= max_bytes_;
+    page_full_ = page_rows_ == limit_ || page_.size() - 1 >= max_bytes_;
     return true;
   }
   auto worse_first = [](const Row& a, const Row& b) { return Better(a, b); };
@@ -73,7 +75,8 @@ ApiResult<UsageReply::Parts> UsageReply::Finish() {
   } else {
     next = std::min(offset_, seen_) + page_rows_;
   }
-  parts.rows = "[" + page_ + "]";
+  page_ += ']';
+  parts.rows = std::move(page_);  // a page over every key of a large table is megabytes
   parts.next_offset = next < seen_ ? std::to_string(next) : "null";
   return parts;
 }

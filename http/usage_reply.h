@@ -38,6 +38,7 @@ class UsageReply {
     std::string rows;         // a JSON array
     size_t total_rows = 0;
   };
+  // Call once: the rows move into the result.
   ApiResult<Parts> Finish();
 
  private:
@@ -53,7 +54,7 @@ class UsageReply {
   const bool by_total_;
   const size_t offset_, limit_, max_bytes_;
   size_t seen_ = 0;
-  // order=key: the page so far, as JSON rows without the brackets.
+  // The page so far, as a JSON array without its closing bracket (order=total: from Finish).
   std::string page_;
   size_t page_rows_ = 0;
   bool page_full_ = false;

@@ -83,6 +83,7 @@ Status ForEachStripe(ReadView& r, uint32_t threads, uint32_t block_keys,
     try {
       helpers.emplace_back([&, i, view = r.Fork()] {
         SetUpThisThread("sm-query-scan");
+        const QuietPerfCounters quiet;
         done[i] = scan(*view, KeyStripe{i, threads, block_keys});
       });
     } catch (const std::system_error&) {

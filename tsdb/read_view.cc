@@ -9,6 +9,7 @@ namespace stickmeter::tsdb {
 ReadView::ReadView(const DbHandle& db, bool read_only, std::vector<JournalRow> waiting,
                    bool snapshot)
     : db_(db), waiting_(std::move(waiting)) {
+  quiet_.emplace();
   if ((snapshot || !waiting_.empty()) && !read_only) snapshot_ = db_.db()->GetSnapshot();
   ro_.snapshot = snapshot_;
 }
