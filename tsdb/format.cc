@@ -77,23 +77,6 @@ uint64_t GetFixed64LE(const char* p) {
   return v;
 }
 
-bool GetLongVarint(std::string_view* in, uint64_t* v) {
-  const auto* p = reinterpret_cast<const unsigned char*>(in->data());
-  const size_t n = std::min<size_t>(in->size(), 10);
-  uint64_t result = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned byte = p[i];
-    if (i == 9 && byte > 1) return false;  // past 64 bits
-    result |= uint64_t{byte & 0x7fu} << (7 * i);
-    if (byte < 0x80) {
-      *v = result;
-      in->remove_prefix(i + 1);
-      return true;
-    }
-  }
-  return false;
-}
-
 bool GetVarint32(std::string_view* in, uint32_t* v) {
   uint64_t x = 0;
   if (!GetVarint(in, &x) || x > UINT32_MAX) return false;
@@ -400,26 +383,6 @@ EventRowReader::EventRowReader(std::string_view row) : in_(row) {
   }
 }
 
-bool EventRowReader::Next(EventValue* e) {
-  if (!ok_ || in_.empty()) return false;
-  uint64_t metric = 0;
-  if (!GetVarint(&in_, &metric) || metric > UINT32_MAX || !GetVarint(&in_, &e->value) ||
-      !GetVarint(&in_, &e->delta) || in_.empty()) {
-    ok_ = false;
-    return false;
-  }
-  const auto r = static_cast<uint8_t>(in_[0]);
-  in_.remove_prefix(1);
-  if (r < 1 || r >= kReasonCount) {
-    ok_ = false;
-    return false;
-  }
-  e->source = source_;
-  e->metric = static_cast<uint32_t>(metric);
-  e->reason = static_cast<Reason>(r);
-  return true;
-}
-
 void StartUpdatesRow(std::string& out) { out.append(2, '\0'); }
 
 void AppendUpdate(std::string& out, int64_t key_t_ms, uint64_t key_seq, int64_t t_ms, uint64_t seq,
@@ -464,24 +427,6 @@ bool RawRowReader::NextUpdate() {
 
 bool RawRowReader::Next(RawEvent* e) {
   return NextIn(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), e);
-}
-
-bool RawRowReader::NextIn(int64_t lo, int64_t hi, RawEvent* e) {
-  if (!ok_) return false;
-  // An update's events share its time: one outside the range is passed over whole.
-  while (t_ms_ < lo || t_ms_ >= hi || !update_->Next(&e->e)) {
-    if (!update_->ok() || !multi_ || updates_.empty()) {
-      ok_ = update_->ok();
-      return false;
-    }
-    if (!NextUpdate()) {
-      ok_ = false;
-      return false;
-    }
-  }
-  e->t_ms = t_ms_;
-  e->seq = seq_++;
-  return true;
 }
 
 void AppendRollupKey(std::string& out, uint32_t table_id, uint32_t metric_id, uint32_t key_id,

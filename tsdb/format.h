@@ -165,8 +165,24 @@ uint32_t GetU32BE(const char* p);
 uint64_t GetU64BE(const char* p);
 uint32_t GetFixed32LE(const char* p);
 uint64_t GetFixed64LE(const char* p);
-// Reads a varint of two bytes or more (GetVarint's slower path).
-bool GetLongVarint(std::string_view* in, uint64_t* v);
+// Reads a varint of two bytes or more (GetVarint's slower path). Inline too: an audit event's
+// counter value is one, and a call per event showed in scans of the audit trail.
+inline bool GetLongVarint(std::string_view* in, uint64_t* v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(in->data());
+  const size_t n = in->size() < 10 ? in->size() : 10;
+  uint64_t result = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned byte = p[i];
+    if (i == 9 && byte > 1) return false;  // past 64 bits
+    result |= uint64_t{byte & 0x7fu} << (7 * i);
+    if (byte < 0x80) {
+      *v = result;
+      in->remove_prefix(i + 1);
+      return true;
+    }
+  }
+  return false;
+}
 // Reads a varint at `*in`, advancing it. False on truncation or overflow (then `*in` is left
 // as it was). Inline with a one-byte fast path: scans of the audit trail decode several varints
 // per event, most of them below 128.
@@ -405,6 +421,7 @@ class EventRowReader {
  public:
   explicit EventRowReader(std::string_view row);
   // The next event into `*e`; false at the end of the row or on a malformed one (see ok()).
+  // Inline, as RawRowReader::NextIn: a scan of the audit trail calls them once per event.
   bool Next(EventValue* e);
   // False once the row turned out malformed.
   bool ok() const { return ok_; }
@@ -457,6 +474,44 @@ class RawRowReader {
   uint64_t seq_ = 0;  // of the next event
   bool ok_ = true;
 };
+
+inline bool EventRowReader::Next(EventValue* e) {
+  if (!ok_ || in_.empty()) return false;
+  uint64_t metric = 0;
+  if (!GetVarint(&in_, &metric) || metric > UINT32_MAX || !GetVarint(&in_, &e->value) ||
+      !GetVarint(&in_, &e->delta) || in_.empty()) {
+    ok_ = false;
+    return false;
+  }
+  const auto r = static_cast<uint8_t>(in_[0]);
+  in_.remove_prefix(1);
+  if (r < 1 || r >= kReasonCount) {
+    ok_ = false;
+    return false;
+  }
+  e->source = source_;
+  e->metric = static_cast<uint32_t>(metric);
+  e->reason = static_cast<Reason>(r);
+  return true;
+}
+
+inline bool RawRowReader::NextIn(int64_t lo, int64_t hi, RawEvent* e) {
+  if (!ok_) return false;
+  // An update's events share its time: one outside the range is passed over whole.
+  while (t_ms_ < lo || t_ms_ >= hi || !update_->Next(&e->e)) {
+    if (!update_->ok() || !multi_ || updates_.empty()) {
+      ok_ = update_->ok();
+      return false;
+    }
+    if (!NextUpdate()) {
+      ok_ = false;
+      return false;
+    }
+  }
+  e->t_ms = t_ms_;
+  e->seq = seq_++;
+  return true;
+}
 
 // ---- gauges ----
 // Gauge keys: table, metric, key, bucket, source.
