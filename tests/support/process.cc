@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,16 +37,40 @@ TempDir::~TempDir() {
   if (std::getenv("STICKMETER_KEEP_TEST_DIRS") == nullptr) fs::remove_all(path_, ec);
 }
 
+namespace {
+
+// Claims `port` for this process's life against the other test processes of this machine (ctest
+// runs several at once, each picking at random): an exclusive lock on a file named after it,
+// never released. False if another process holds it. A lock, not the file's existence, so that
+// a crashed process's claims lapse with it.
+bool ClaimAcrossProcesses(uint16_t port) {
+  const fs::path dir = fs::temp_directory_path() / "stickmeter-test-ports";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string path = (dir / std::to_string(port)).string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no claims possible here: the bind check below still applies
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  return true;  // fd stays open: the claim lasts until the process exits
+}
+
+}  // namespace
+
 uint16_t FreePort() {
   static std::mutex mu;
   static std::mt19937 random{std::random_device{}()};
-  // Never the same port twice in one process: a port handed out may not be bound yet.
+  // Never the same port twice in one process: a port handed out may not be bound yet. Nor one
+  // another test process handed out (ClaimAcrossProcesses), for the same reason.
   static std::set<uint16_t> handed_out;
   std::lock_guard lock(mu);
   std::uniform_int_distribution<int> pick(20000, 32767);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const auto port = static_cast<uint16_t>(pick(random));
     if (!handed_out.insert(port).second) continue;
+    if (!ClaimAcrossProcesses(port)) continue;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) break;
     sockaddr_in addr{};

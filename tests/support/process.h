@@ -31,7 +31,9 @@ class TempDir {
 // Returns a loopback TCP port that was free a moment ago, chosen at random below the kernel's
 // ephemeral range (20000-32767): a port the kernel handed out for bind(0) is also what it hands
 // to the next outgoing connection, and tests running side by side connect a lot, so such a
-// port was often taken again before the server under test could listen on it.
+// port was often taken again before the server under test could listen on it. Never the same
+// port twice on one machine while the process that got it runs (a lock file per port in the
+// temporary directory), as a port handed out may not be bound yet.
 uint16_t FreePort();
 
 // A child process with stdout and stderr appended to `log_path`. Killed (SIGKILL) on destruction
