@@ -175,14 +175,15 @@ ApiResult<Response> HandleQuotas(const RouteContext& ctx) {
 
 ApiResult<Response> HandleQuotaKeys(const RouteContext& ctx) {
   teach::QuotaService* const quotas = ctx.hooks.quotas;
-  API_ASSIGN_OR_RETURN(const Params params, Params::Parse(ctx.query, {"table", "limit"}));
+  API_ASSIGN_OR_RETURN(const Params params, Params::Parse(ctx.query, {"table", "key", "limit"}));
   API_ASSIGN_OR_RETURN(const auto table, params.NonEmpty("table"));
+  API_ASSIGN_OR_RETURN(const auto key, params.NonEmpty("key"));
   API_ASSIGN_OR_RETURN(const size_t limit,
                        params.Limit(kDefaultQuotaKeysLimit, kMaxQuotaKeysLimit));
   json keys = json::array();
   bool truncated = false;
   if (quotas != nullptr) {
-    API_ASSIGN_OR_RETURN(const auto standings, quotas->Keys(table, limit));
+    API_ASSIGN_OR_RETURN(const auto standings, quotas->Keys(table, key, limit));
     size_t bytes = 0;  // the reply ends once its keys reach the budget of a page of keys
     for (const auto& k : standings) {
       if (bytes >= kMaxListReplyBytes) {

@@ -72,9 +72,10 @@ class QuotaService {
   // defaults of its table.
   virtual Result<std::vector<QuotaStatus>> List(const std::optional<std::string>& table,
                                                 const std::optional<std::string>& key) = 0;
-  // Keys governed by a quota in `table` (every taught table if nullopt), over quota first, then
-  // by usage relative to the limit, at most `limit` rows.
+  // Keys governed by a quota in `table` (every taught table if nullopt), `key` only if given,
+  // over quota first, then by usage relative to the limit, at most `limit` rows.
   virtual Result<std::vector<KeyQuotaStatus>> Keys(const std::optional<std::string>& table,
+                                                   const std::optional<std::string>& key,
                                                    size_t limit) = 0;
   // Changes of quotas, oldest first, the last `limit` of them.
   virtual Result<std::vector<QuotaChange>> History(const std::optional<std::string>& table,

@@ -496,14 +496,16 @@ Result<std::vector<QuotaStatus>> Teacher::List(const std::optional<std::string>&
 }
 
 Result<std::vector<KeyQuotaStatus>> Teacher::Keys(const std::optional<std::string>& table,
+                                                  const std::optional<std::string>& key,
                                                   size_t limit) {
   std::vector<KeyQuotaStatus> out;
   {
     std::lock_guard lock(mu_);
     for (const QuotaBook& b : books_) {
       if (table && b.source_table() != *table) continue;
-      auto rows = b.Keys();
-      out.insert(out.end(), rows.begin(), rows.end());
+      for (KeyQuotaStatus& row : b.Keys()) {
+        if (!key || row.key == *key) out.push_back(std::move(row));
+      }
     }
   }
   // Over quota first, then nearest to the limit, then by key.

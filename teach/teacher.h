@@ -88,6 +88,7 @@ class Teacher final : public tsdb::CommitObserver, public QuotaService {
   Result<std::vector<QuotaStatus>> List(const std::optional<std::string>& table,
                                         const std::optional<std::string>& key) override;
   Result<std::vector<KeyQuotaStatus>> Keys(const std::optional<std::string>& table,
+                                           const std::optional<std::string>& key,
                                            size_t limit) override;
   Result<std::vector<QuotaChange>> History(const std::optional<std::string>& table,
                                            size_t limit) override;

@@ -87,13 +87,14 @@ class FakeQuotaService : public teach::QuotaService {
   }
 
   Result<std::vector<teach::KeyQuotaStatus>> Keys(const std::optional<std::string>& table,
+                                                  const std::optional<std::string>& only_key,
                                                   size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!fail_.ok()) return fail_;
     std::vector<teach::KeyQuotaStatus> out;
     for (const auto& [id, used] : used_) {
       const auto& [t, key, metric] = id;
-      if (table && t != *table) continue;
+      if ((table && t != *table) || (only_key && key != *only_key)) continue;
       const teach::Quota* q = Governing(t, key, metric);
       if (q == nullptr) continue;
       out.push_back({t, key, metric, q->limit, used, used >= q->limit, !q->key});

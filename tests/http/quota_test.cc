@@ -171,6 +171,12 @@ TEST_F(QuotaTest, KeysAndHistory) {
   EXPECT_EQ("beta", keys["keys"][2]["key"]);
   EXPECT_EQ(false, keys["keys"][2]["over"]);
   EXPECT_EQ(1u, GetJson("/api/v1/quotas/keys?limit=1")["keys"].size());
+  // One key, wherever it ranks: beta comes last of the three, and alone with key=beta.
+  json beta = GetJson("/api/v1/quotas/keys?table=/q&key=beta&limit=1");
+  ASSERT_EQ(1u, beta["keys"].size()) << beta;
+  EXPECT_EQ("beta", beta["keys"][0]["key"]);
+  EXPECT_EQ(0u, GetJson("/api/v1/quotas/keys?key=nobody")["keys"].size());
+  ExpectError(Get(server_->port(), "/api/v1/quotas/keys?table=/q&key="), "key");
   ExpectError(Get(server_->port(), "/api/v1/quotas/keys?limit=10001"), "limit");
   ExpectError(Get(server_->port(), "/api/v1/quotas/keys?limit=0"), "limit");
   ExpectError(Get(server_->port(), "/api/v1/quotas/keys?table="), "table");

@@ -243,7 +243,7 @@ TEST_F(TeacherTest, QuotasFollowCommittedUsageAndSurviveAReopen) {
   ASSERT_EQ(1u, list->size());
   EXPECT_EQ(1u, (*list)[0].over_keys);
   EXPECT_TRUE((*list)[0].over);
-  auto keys = teacher_->Keys(std::nullopt, 10);
+  auto keys = teacher_->Keys(std::nullopt, std::nullopt, 10);
   ASSERT_TRUE(keys.ok());
   ASSERT_EQ(2u, keys->size());
   EXPECT_EQ("k1", (*keys)[0].key);  // over quota first
@@ -252,8 +252,16 @@ TEST_F(TeacherTest, QuotasFollowCommittedUsageAndSurviveAReopen) {
   EXPECT_TRUE((*keys)[0].is_default);
   EXPECT_EQ("k2", (*keys)[1].key);
   EXPECT_EQ(3u, (*keys)[1].used);
-  ASSERT_TRUE(teacher_->Keys(std::nullopt, 1).ok());
-  EXPECT_EQ(1u, teacher_->Keys(std::nullopt, 1)->size());
+  ASSERT_TRUE(teacher_->Keys(std::nullopt, std::nullopt, 1).ok());
+  EXPECT_EQ(1u, teacher_->Keys(std::nullopt, std::nullopt, 1)->size());
+  // One key: its rows only, wherever it ranks.
+  auto k2 = teacher_->Keys(std::string("/q"), std::string("k2"), 1);
+  ASSERT_TRUE(k2.ok());
+  ASSERT_EQ(1u, k2->size());
+  EXPECT_EQ("k2", (*k2)[0].key);
+  EXPECT_EQ(3u, (*k2)[0].used);
+  EXPECT_TRUE(teacher_->Keys(std::string("/q"), std::string("k9"), 10)->empty());
+  EXPECT_TRUE(teacher_->Keys(std::string("/other"), std::string("k2"), 10)->empty());
 
   // A quota of a new metric once data exists: its usage is read from the store.
   auto own = teacher_->Put(MakeQuota(std::string("k1"), 100, "gpc0"));

@@ -1,7 +1,9 @@
 // The HTTP server with the web UI over an in-memory store and quota service, for the quota page's
 // browser test (quota_ui_test.mjs): the table /quota with three keys whose usage this month and
 // today is known (acme 350, gamma 150, beta 10 requests), taught for quotas of http_req_cnt and
-// gpc0. Prints "port N" once listening; stops on SIGTERM or SIGINT.
+// gpc0; and the table /many, taught for http_req_cnt, whose 1,100 keys m0000..m1099 used 1,100
+// down to 1 requests (more keys than the quota page lists). Prints "port N" once listening; stops
+// on SIGTERM or SIGINT.
 //
 // Usage: quota_ui_server [--token TOKEN]
 #include <boost/asio/io_context.hpp>
@@ -32,6 +34,15 @@ int main(int argc, char** argv) {
     store.Add({"/quota", key, "lb1", "http_req_cnt", now - 1000, static_cast<uint64_t>(used),
                static_cast<uint64_t>(used), "first"});
     quotas.SetUsed("/quota", key, "http_req_cnt", used);
+  }
+  tsdb::TableSummary many = http::testing::QuotaTable();
+  many.name = "/many";
+  store.AddTable(many);
+  quotas.Teach("/many", {"http_req_cnt"});
+  for (int i = 0; i < 1100; ++i) {
+    char key[8];
+    std::snprintf(key, sizeof key, "m%04d", i);
+    quotas.SetUsed("/many", key, "http_req_cnt", static_cast<uint64_t>(1100 - i));
   }
   http::ServerHooks hooks;
   hooks.quotas = &quotas;

@@ -5,6 +5,8 @@ import * as fmt from './fmt.js';
 import { h, field } from './dom.js';
 
 const KEYS_SHOWN = 200;
+// The keys asked for: the most used, or with the key filter that key's rows wherever it ranks.
+const KEYS_FETCHED = 1000;
 
 const ratio = (used, limit) => (BigInt(limit) === 0n ? Infinity : Number(used) / Number(limit));
 
@@ -50,7 +52,7 @@ export async function quotasPage(ctx, params) {
   try {
     [list, keys, tbls] = await Promise.all([
       getJson('/api/v1/quotas', { table, key: table ? key : '' }),
-      getJson('/api/v1/quotas/keys', { table, limit: 1000 }),
+      getJson('/api/v1/quotas/keys', { table, key: table ? key : '', limit: KEYS_FETCHED }),
       ctx.tables().catch(() => []),
     ]);
   } catch (err) { if (isCurrent()) showError(err); return; }
@@ -153,8 +155,10 @@ export async function quotasPage(ctx, params) {
     form, h('div', { class: 'row-actions' }, formStatus), formError);
 
   // The keys against their quotas, over first.
-  const rows = (keys.keys || []).filter((k) => !key || !table || String(k.key) === key)
+  const rows = (keys.keys || []).slice()
     .sort((a, b) => (b.over - a.over) || ratio(b.used, b.limit) - ratio(a.used, a.limit));
+  // The API's page held every key it could (fewer than asked) or stopped at the limit.
+  const more = rows.length >= KEYS_FETCHED || keys.truncated;
   const keyLink = (k) => `#/key?${new URLSearchParams({ table: k.table, key: k.key, metric: k.metric })}`;
   main.append(h('h2', {}, 'Keys'),
     h('div', { class: 'scroll', id: 'q-keys' }, rows.length
@@ -166,7 +170,8 @@ export async function quotasPage(ctx, params) {
         h('td', { class: 'num' }, fmt.int(k.limit), k.default ? ' ' : '', k.default ? h('span', { class: 'tag', title: "the table's default" }, 'default') : null),
         h('td', { class: 'nowrap' }, usageBar(k.used, k.limit, `${k.key}: ${fmt.int(k.used)} of ${fmt.int(k.limit)}`))))))
       : h('p', { class: 'muted pad' }, 'No key is governed by a quota yet.')),
-    rows.length > KEYS_SHOWN ? h('p', { class: 'muted small' }, `Showing ${KEYS_SHOWN} of ${fmt.int(rows.length)} keys, the most used first.`) : '');
+    rows.length > KEYS_SHOWN || more ? h('p', { class: 'muted small', id: 'q-keys-more' },
+      `Showing ${fmt.int(Math.min(rows.length, KEYS_SHOWN))} of ${fmt.int(rows.length)}${more ? ' or more' : ''} keys, the most used first${more ? '; filter by table and key to find one' : ''}.`) : '');
 }
 
 // The quota standing of one key, for its page: each quota that governs it (its own, else the
