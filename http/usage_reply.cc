@@ -12,9 +12,7 @@ UsageReply::UsageReply(bool order_by_total, size_t offset, size_t limit, size_t 
       offset_(offset),
       limit_(limit),
       max_bytes_(max_bytes),
-      keep_(limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit) {
-  page_ = "[";
-}
+      keep_(limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit) {}
 
 void UsageReply::AppendRow(std::string_view key, uint64_t total) {
   if (page_rows_ > 0) page_ += ',';

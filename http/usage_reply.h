@@ -55,7 +55,7 @@ class UsageReply {
   const size_t offset_, limit_, max_bytes_;
   size_t seen_ = 0;
   // The page so far, as a JSON array without its closing bracket (order=total: from Finish).
-  std::string page_;
+  std::string page_ = "[";
   size_t page_rows_ = 0;
   bool page_full_ = false;
   // order=total: a heap whose front is the worst row kept, and the bytes its rows count for.

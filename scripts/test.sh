@@ -2,7 +2,8 @@
 # One command from a fresh clone to a passing test suite: installs what is missing, checks the
 # formatting, builds with warnings as errors, runs every ctest test (unit, integration against
 # real HAProxy, e2e, the browser tests) against Debian 12's HAProxy 2.6, runs the integration
-# and end-to-end tests again against HAProxy 3.0 LTS, checks the storage engine's lock
+# and end-to-end tests again against HAProxy 3.0 LTS, builds the server as scripts/run.sh does
+# (Release) with warnings as errors, checks the storage engine's lock
 # annotations with clang's -Wthread-safety, then builds again with ASan+UBSan and runs the unit
 # tests under them.
 #   SANITIZE=0 scripts/test.sh   skips the sanitizer pass
@@ -32,6 +33,13 @@ echo "test: integration and e2e tests with $("$haproxy30" -v | head -n 1)"
 (cd build/test && STICKMETER_HAPROXY="$haproxy30" \
   ctest --output-on-failure -j "$jobs" --timeout 600 -L 'integration|e2e')
 stage "tests with HAProxy 3.0"
+
+# The server as scripts/run.sh builds it (Release: -O3, where GCC warns of things -O2 does not
+# see), with warnings as errors.
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTICKMETER_WERROR=ON \
+  -DSTICKMETER_BUILD_TESTS=OFF -DSTICKMETER_BUILD_BENCH=OFF >/dev/null
+cmake --build build/release -j "$jobs" --target stickmeter
+stage "release build"
 
 # Lock rules as checked annotations (common/thread_annotations.h): the annotated components
 # build with clang and -Wthread-safety -Werror.
