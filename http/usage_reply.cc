@@ -29,7 +29,7 @@ bool UsageReply::Add(std::string_view key, uint64_t total) {
   if (!by_total_) {
     if (index < offset_ || page_full_) return true;
     AppendRow(key, total);
-    page_full_ = page_rows_ == limit_ || page_.size() - 1 >= max_bytes_;
+    page_full_ = page_rows_ == limit_ || page_.size() > max_bytes_;
     return true;
   }
   auto worse_first = [](const Row& a, const Row& b) { return Better(a, b); };

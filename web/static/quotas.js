@@ -154,10 +154,9 @@ export async function quotasPage(ctx, params) {
     h('p', { class: 'muted small' }, 'A quota with an empty key is the table default: it governs every key without a quota of its own for that metric. A key is over quota once its usage in the period reaches the limit.'),
     form, h('div', { class: 'row-actions' }, formStatus), formError);
 
-  // The keys against their quotas, over first.
-  const rows = (keys.keys || []).slice()
-    .sort((a, b) => (b.over - a.over) || ratio(b.used, b.limit) - ratio(a.used, a.limit));
-  // The API's page held every key it could (fewer than asked) or stopped at the limit.
+  // The keys against their quotas, over first, as the API orders them. There may be more than it
+  // gave: it stopped at the limit asked for, or at its byte budget (truncated).
+  const rows = keys.keys || [];
   const more = rows.length >= KEYS_FETCHED || keys.truncated;
   const keyLink = (k) => `#/key?${new URLSearchParams({ table: k.table, key: k.key, metric: k.metric })}`;
   main.append(h('h2', {}, 'Keys'),
